@@ -1,0 +1,133 @@
+# zkfs — plain GNU Makefile, dependencies found with pkg-config.
+#
+#   make            build build/zkfs, build/zkfs-sim and the test programs
+#   make check      install missing packages, then run every test suite
+#   make run        install missing packages, build, mount a standalone replica
+#   make sim        run a few hundred simulator seeds
+#   make SAN=asan   the same targets built with ASan+UBSan into build-asan/
+#   make SAN=tsan   ... with TSan into build-tsan/
+#
+# The consensus core (replica/zab*.c, replica/common.c) is compiled against
+# "poison" copies of the libuv, LMDB and FUSE headers that stop the build with
+# #error, so an include of any of them from the core cannot slip in.
+
+CC      ?= gcc
+SAN     ?=
+PKGS    := fuse3 libuv lmdb libzstd zlib libsodium
+ifeq ($(SAN),)
+B       := build
+SANFLAGS :=
+else ifeq ($(SAN),asan)
+B       := build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),tsan)
+B       := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else
+$(error SAN must be empty, asan or tsan)
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+OPT     ?= -O2 -g
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) $(OPT) \
+               $(SANFLAGS) -Iinclude -MMD -MP
+# Deferred (=) so that `make check` can install packages before pkg-config runs.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LIBS   = $(shell pkg-config --libs check)
+
+CORE_SRCS    := replica/common.c $(sort $(wildcard replica/zab*.c))
+RUNTIME_SRCS := $(filter-out $(CORE_SRCS),$(sort $(wildcard replica/*.c)))
+STORE_SRCS   := $(sort $(wildcard store/*.c))
+FS_SRCS      := $(filter-out fs/main.c,$(sort $(wildcard fs/*.c)))
+SIM_SRCS     := $(filter-out test/sim/main.c,$(sort $(wildcard test/sim/*.c)))
+UNIT_SRCS    := $(sort $(wildcard test/unit/test_*.c))
+BENCH_SRCS   := $(sort $(wildcard bench/*.c))
+
+CORE_OBJS    := $(CORE_SRCS:%.c=$(B)/obj/%.o)
+LIB_OBJS     := $(CORE_OBJS) $(RUNTIME_SRCS:%.c=$(B)/obj/%.o) \
+                $(STORE_SRCS:%.c=$(B)/obj/%.o) $(FS_SRCS:%.c=$(B)/obj/%.o)
+SIM_OBJS     := $(SIM_SRCS:%.c=$(B)/obj/%.o)
+UNIT_OBJS    := $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/test/unit/main.o
+UNIT_NAMES   := $(patsubst test/unit/test_%.c,%,$(UNIT_SRCS))
+BENCH_BINS   := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+
+POISON_HDRS  := lmdb.h uv.h fuse.h fuse_lowlevel.h fuse3/fuse.h fuse3/fuse_lowlevel.h
+POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
+
+.PHONY: all check run sim deps deps-tests unit integration bench clean
+all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS)
+
+deps:
+	@scripts/deps.sh
+deps-tests:
+	@scripts/deps.sh --tests
+
+check: deps-tests
+	@scripts/check.sh
+
+run: deps
+	@$(MAKE) --no-print-directory $(B)/zkfs
+	$(B)/zkfs mount
+
+sim: $(B)/zkfs-sim
+	$(B)/zkfs-sim --seed 1 --seeds 300
+
+unit: $(B)/zkfs-unit
+	$(B)/zkfs-unit
+
+bench: all
+	bench/run.sh
+
+# --- objects ---------------------------------------------------------------
+
+$(POISON):
+	@mkdir -p $(dir $@)
+	@printf '#error "the consensus core must not include %s (see Makefile)"\n' $(notdir $@) > $@
+
+$(CORE_OBJS): $(B)/obj/%.o: %.c | $(POISON)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -I$(B)/poison -I$(B)/poison/fuse3 -c $< -o $@
+
+$(filter-out $(CORE_OBJS),$(LIB_OBJS)) $(SIM_OBJS) $(B)/obj/test/sim/main.o \
+$(B)/obj/fs/main.o: $(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/obj/test/unit/%.o: test/unit/%.c $(B)/suites.inc
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -I$(B) -c $< -o $@
+
+$(B)/suites.inc: $(UNIT_SRCS) Makefile
+	@mkdir -p $(dir $@)
+	@printf 'ZK_SUITE(%s)\n' $(UNIT_NAMES) > $@.tmp && mv $@.tmp $@
+
+# --- programs --------------------------------------------------------------
+
+$(B)/libzk.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libzkcore.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/zkfs: $(B)/obj/fs/main.o $(B)/libzk.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/libzkcore.a
+	$(CC) $(SANFLAGS) -o $@ $^ -lm
+
+$(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(B)/libzk.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
+
+$(B)/bench/%: bench/%.c $(B)/libzk.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(B)/libzk.a $(PKG_LIBS) -lm
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

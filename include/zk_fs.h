@@ -1,0 +1,26 @@
+/*
+ * zk_fs.h — the FUSE side: mounts the znode tree and serves it until it is
+ * unmounted or told to stop.
+ */
+#ifndef ZK_FS_H
+#define ZK_FS_H
+
+struct zk_fs_opts {
+    const char *mountpoint;     /* absolute path, an existing directory */
+    const char *data_dir;       /* absolute path, an existing directory */
+    const char *fuse_opts;      /* extra -o options, or NULL */
+    int foreground;             /* log to stderr instead of syslog */
+    int debug;                  /* FUSE debug output */
+    int ready_fd;               /* >= 0: write one byte here once the mount
+                                   serves requests, then close it */
+    unsigned session_timeout_ms;
+};
+
+/* Opens the store in data_dir, starts the replica, mounts, and runs the
+ * event loop until the filesystem is unmounted (zkfs umount, fusermount3
+ * -u) or SIGINT/SIGTERM; then closes this replica's session, unmounts and
+ * closes everything. Returns a process exit status: 0 after a clean stop,
+ * 1 when set-up failed (the reason is logged). Main thread only. */
+int zk_fs_run(const struct zk_fs_opts *opts);
+
+#endif /* ZK_FS_H */

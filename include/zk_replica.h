@@ -1,0 +1,91 @@
+/*
+ * zk_replica.h — the write path's middle: what fs/ hands a change to and
+ * hears back from. propose -> commit -> apply.
+ *
+ * Today the only implementation is the standalone one-replica ensemble
+ * (replica/standalone.c): a commit thread takes every proposal waiting,
+ * assigns zxids, appends them to the log and applies them in one LMDB
+ * transaction, fsyncs once for the whole batch (group commit), then reports
+ * back on the libuv loop. The ensemble (Zab core + network runtime) will
+ * provide the same functions, so fs/ does not change when it arrives.
+ *
+ * Threads: every function here and every callback runs on the loop thread.
+ */
+#ifndef ZK_REPLICA_H
+#define ZK_REPLICA_H
+
+#include <stdint.h>
+#include <uv.h>
+#include "zk_store.h"
+#include "zk_txn.h"
+
+#define ZK_BATCH_MAX        256   /* proposals committed by one fsync     */
+#define ZK_PENDING_MAX      4096  /* proposals waiting; more: -EAGAIN      */
+
+struct zk_replica;
+
+/* Called once per applied transaction, for every transaction whatever its
+ * origin (this mount, another replica, session expiry), in zxid order and
+ * BEFORE the done callback of the proposal it belongs to. res is valid only
+ * during the call. fs/ uses it to invalidate kernel caches. */
+typedef void (*zk_replica_applied_cb)(void *arg,
+                                      const struct zk_apply_result *res);
+
+/* Answer to one proposal. err 0: committed and applied here, and res->err
+ * says whether the transaction's ops succeeded. err < 0: not committed, not
+ * applied (-ENOSPC disk full, -EIO, -EAGAIN queue full, ZK_ENOTREADY no
+ * quorum, -ESHUTDOWN replica stopping); res is NULL. res is valid only
+ * during the call. */
+typedef void (*zk_replica_done_cb)(void *arg, int err,
+                                   const struct zk_apply_result *res);
+
+struct zk_replica_opts {
+    uv_loop_t *loop;
+    struct zk_store *store;
+    zk_replica_applied_cb applied;
+    void *applied_arg;
+    const char *owner;            /* "host:pid" recorded with the session */
+    uint32_t session_timeout_ms;
+};
+
+/* Starts the standalone replica: closes every session left in the store by
+ * an earlier run (deleting their ephemerals), opens this run's session, and
+ * starts the commit thread. Blocks until those transactions are durable.
+ * *out written only on success. Errors: from the store, -ENOMEM. */
+int zk_replica_start(const struct zk_replica_opts *opts,
+                     struct zk_replica **out);
+
+/* Proposes txn (time_ms 0 means "now"). Encodes it before returning, so
+ * txn and its strings may be freed as soon as this returns. cb is called
+ * exactly once, later, never from inside this call. Returns 0, or -EINVAL
+ * (zk_txn_encode refused it), -EAGAIN (ZK_PENDING_MAX waiting),
+ * -ESHUTDOWN; then cb is not called. */
+int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
+                       zk_replica_done_cb cb, void *arg);
+
+/* Read barrier: cb(arg, 0, NULL) once every transaction committed anywhere
+ * before this call has been applied here (standalone: every earlier local
+ * proposal). Same error rules as zk_replica_propose. */
+int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg);
+
+/* This replica's session id (ephemeral owner of what it creates). */
+uint64_t zk_replica_session(const struct zk_replica *r);
+
+struct zk_replica_status {
+    const char *role;             /* "standalone", "leader", ... */
+    uint32_t my_id, leader_id;
+    uint64_t epoch, last_zxid;
+    int stale;                    /* cut off from the quorum */
+    uint64_t pending;             /* proposals not yet answered */
+    uint64_t batches, fsyncs;     /* group commit counters */
+};
+void zk_replica_status(const struct zk_replica *r,
+                       struct zk_replica_status *out);
+
+/* Stops the replica: with close_session != 0, first commits the close of
+ * this run's session (its ephemerals are deleted). Answers every proposal
+ * still waiting with -ESHUTDOWN, joins the commit thread, frees r. Blocks;
+ * the store stays open (the caller closes it). */
+void zk_replica_stop(struct zk_replica *r, int close_session);
+
+#endif /* ZK_REPLICA_H */

@@ -1,0 +1,191 @@
+/*
+ * zk_store.h — the durable state of one replica, in LMDB: the znode tree,
+ * the transaction log and persistent metadata (format, epochs, last applied
+ * zxid, next inode number, this replica's session), plus sessions.
+ *
+ * Threads: any number of readers (zk_store_getattr and friends) on any
+ * threads, concurrently with one writer thread that owns the single open
+ * zk_store_batch. Readers never wait for the writer (LMDB MVCC) and see only
+ * committed batches.
+ *
+ * Only this module sees MDB_* codes: every function returns 0, a negative
+ * errno (-ENOSPC when the disk or map is full, -EIO) or a ZK_E* code
+ * (ZK_EFOREIGN, ZK_ECORRUPT).
+ *
+ * Apply rules (zk_store_batch_apply): all ops of a transaction succeed or
+ * none has any effect; the first failing op's error is the transaction's
+ * result and is itself deterministic (every replica computes the same), so
+ * a failed transaction still consumes its zxid and is recorded as applied.
+ * Inode numbers come from a persistent counter advanced at apply time, so
+ * they are the same on every replica. The root "/" is inode ZK_INO_ROOT.
+ */
+#ifndef ZK_STORE_H
+#define ZK_STORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "zk_txn.h"
+
+#define ZK_INO_ROOT          1
+#define ZK_INO_FIRST_NODE    16   /* first inode a created znode gets; 2..15 reserved */
+#define ZK_STORE_FORMAT      1    /* on-disk format version */
+#define ZK_LOG_KEEP          100000 /* log entries kept behind the last applied */
+
+struct zk_store;
+struct zk_store_batch;
+
+enum zk_kind { ZK_KIND_FILE = 1, ZK_KIND_DIR = 2 };
+
+/* ZooKeeper's stat plus what the filesystem needs. Times are ms since the
+ * epoch, taken from the transactions that made the change. */
+struct zk_stat {
+    uint64_t ino, parent;
+    uint32_t kind;              /* enum zk_kind */
+    uint32_t mode;              /* permission bits only (07777) */
+    uint32_t uid, gid;
+    uint64_t czxid, mzxid, pzxid;
+    uint64_t ctime_ms;          /* ZooKeeper ctime: creation */
+    uint64_t mtime_ms;          /* ZooKeeper mtime: last data change */
+    uint64_t chtime_ms;         /* last change of any kind (data, attrs,
+                                   children, rename): POSIX st_ctime */
+    uint64_t cmtime_ms;         /* last data or children change: POSIX st_mtime */
+    int32_t version, cversion, aversion;
+    uint64_t ephemeral_owner;   /* session id, 0 if persistent */
+    uint32_t data_length, num_children;
+    uint32_t children_flags;    /* ZK_CHILDREN_* (directories) */
+};
+
+/* One change an applied transaction made, for kernel cache invalidation
+ * and inotify echoes. name/name2 are NUL-terminated. */
+enum zk_change_kind {
+    ZK_CHANGE_CREATE = 1,  /* ino created as parent/name               */
+    ZK_CHANGE_DELETE,      /* ino removed from parent/name             */
+    ZK_CHANGE_DATA,        /* ino's data changed                       */
+    ZK_CHANGE_ATTR,        /* ino's mode/uid/gid/children flags changed */
+    ZK_CHANGE_RENAME       /* ino moved parent/name -> parent2/name2;
+                              replaced_ino (0 if none) was the target  */
+};
+struct zk_change {
+    uint8_t kind;
+    uint32_t node_kind;    /* enum zk_kind of ino */
+    uint64_t ino, parent, parent2, replaced_ino;
+    char name[ZK_NAME_MAX + 1];
+    char name2[ZK_NAME_MAX + 1];
+};
+
+struct zk_op_result {
+    int err;               /* 0 or this op's error (see zk_store_batch_apply) */
+    uint64_t ino;          /* node the op acted on (created, deleted, ...) */
+    char path[ZK_PATH_MAX];/* ZK_OP_CREATE: the created path (sequential
+                              suffix included); others: the op's path */
+};
+
+struct zk_apply_result {
+    int err;               /* 0, or the first failing op's error */
+    uint32_t failed_op;    /* index of that op when err != 0 */
+    uint64_t zxid;
+    uint32_t nops;
+    struct zk_op_result *ops;      /* nops entries */
+    uint32_t nchanges;
+    struct zk_change *changes;     /* nchanges entries, in the order made */
+};
+
+void zk_apply_result_free(struct zk_apply_result *res);
+
+/* Opens (and with create != 0, initializes if empty) the store in directory
+ * dir, which must exist. Refuses a directory holding something that is not a
+ * zkfs store (ZK_EFOREIGN, with the reason logged), a store of another
+ * format version (ZK_EFOREIGN), or one whose metadata fails its checks
+ * (ZK_ECORRUPT). Takes an exclusive lock on the directory: -EBUSY if another
+ * process has it open. *out is written only on success. */
+int zk_store_open(const char *dir, int create, struct zk_store **out);
+
+/* Closes the store. No batch may be open and no reader may be inside a
+ * call. s must not be used again. */
+void zk_store_close(struct zk_store *s);
+
+/* --- reads: any thread, never blocked by the writer -------------------- */
+
+int zk_store_getattr(struct zk_store *s, uint64_t ino, struct zk_stat *out);
+/* -ENOENT if parent has no child name; -ENOTDIR if parent is a file. */
+int zk_store_lookup(struct zk_store *s, uint64_t parent, const char *name,
+                    struct zk_stat *out);
+/* Resolves an absolute path ("/" is the root). */
+int zk_store_resolve(struct zk_store *s, const char *path, struct zk_stat *out);
+/* Writes ino's absolute path into buf (NUL-terminated). -ERANGE if short. */
+int zk_store_path(struct zk_store *s, uint64_t ino, char *buf, size_t size);
+/* Copies ino's data into a new malloc'd buffer (*data may be NULL when
+ * *len is 0); the caller frees it. *stat_out (may be NULL) gets the stat of
+ * the same committed version, so data and version always match. */
+int zk_store_read(struct zk_store *s, uint64_t ino, uint8_t **data,
+                  size_t *len, struct zk_stat *stat_out);
+/* The ephemeral holder description stored at creation ("host:pid"), or
+ * -ENODATA for a persistent znode. */
+int zk_store_owner(struct zk_store *s, uint64_t ino, char *buf, size_t size);
+/* Calls cb for each child of dir in name order, from one consistent
+ * version; stops early when cb returns non-zero (that value is returned). */
+typedef int (*zk_store_list_cb)(void *arg, const char *name,
+                                const struct zk_stat *st);
+int zk_store_list(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
+                  void *arg);
+
+struct zk_store_info {
+    uint64_t last_applied_zxid;
+    uint64_t accepted_epoch, current_epoch;
+    uint64_t next_ino;
+    uint64_t znodes;        /* number of znodes including the root */
+    uint64_t sessions;      /* open sessions */
+    uint64_t data_bytes;    /* bytes of znode data */
+    uint64_t log_first_zxid, log_last_zxid; /* 0,0 when the log is empty */
+    uint64_t file_bytes;    /* size of the LMDB file */
+};
+int zk_store_info(struct zk_store *s, struct zk_store_info *out);
+
+/* Reads metadata value key (a short ASCII name) into *val; -ENOENT if unset. */
+int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val);
+
+/* Log entry at zxid into a new malloc'd buffer; -ENOENT if absent. */
+int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
+                     size_t *len);
+/* Calls cb for each log entry with zxid > after, in zxid order; stops when
+ * cb returns non-zero (returned). buf is valid only during the call. */
+typedef int (*zk_store_log_cb)(void *arg, uint64_t zxid, const uint8_t *buf,
+                               size_t len);
+int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
+                      void *arg);
+
+/* Sessions open in the store, for expiry after a restart. */
+typedef int (*zk_store_session_cb)(void *arg, uint64_t session,
+                                   uint32_t timeout_ms, const char *owner);
+int zk_store_sessions(struct zk_store *s, zk_store_session_cb cb, void *arg);
+
+/* --- writes: one writer thread, one batch at a time -------------------- */
+
+/* Starts a write batch (one LMDB write transaction). */
+int zk_store_batch_begin(struct zk_store *s, struct zk_store_batch **out);
+/* Appends payload to the log at zxid (must exceed every logged zxid). */
+int zk_store_batch_log(struct zk_store_batch *b, uint64_t zxid,
+                       const uint8_t *payload, size_t len);
+/* Removes log entries with zxid > after (Zab TRUNC); entries at or below the
+ * last applied zxid cannot be removed (-EINVAL). */
+int zk_store_batch_log_truncate(struct zk_store_batch *b, uint64_t after);
+/* Decodes payload and applies it as the transaction at zxid (which must
+ * exceed the last applied zxid, else -EINVAL), recording zxid as the last
+ * applied in the same LMDB transaction. On return 0, *res (malloc'd; free
+ * with zk_apply_result_free) says whether the txn's ops succeeded: per-op
+ * errors are -ENOENT, -EEXIST, -ENOTEMPTY, -ENOTDIR, -EISDIR, -EINVAL,
+ * ZK_EBADVERSION, -EFBIG, -EPERM (reserved name). A non-zero return
+ * (-ENOSPC, -EIO, ZK_ECORRUPT payload) means the batch must be aborted.
+ * Trims the log to ZK_LOG_KEEP entries behind zxid. */
+int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
+                         const uint8_t *payload, size_t len,
+                         struct zk_apply_result **res);
+int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
+                            uint64_t val);
+/* Makes the batch durable (fsync) and visible to readers, and frees b
+ * whatever the outcome. -ENOSPC when the disk is full: nothing of the batch
+ * is kept. */
+int zk_store_batch_commit(struct zk_store_batch *b);
+void zk_store_batch_abort(struct zk_store_batch *b);
+
+#endif /* ZK_STORE_H */
