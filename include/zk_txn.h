@@ -93,7 +93,7 @@ struct zk_txn {
     struct zk_op *ops;
 };
 
-/* Encodes txn into a new malloc'd buffer; *out/*out_len are written only on
+/* Encodes txn into a new malloc'd buffer; *out and *out_len are written only on
  * success and the caller frees *out. Errors: -EINVAL (nops 0 or over
  * ZK_TXN_OPS_MAX, unknown type, data over ZK_DATA_MAX, path over
  * ZK_PATH_MAX), -ENOMEM. Any thread. */
