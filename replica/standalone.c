@@ -1,0 +1,477 @@
+/*
+ * standalone.c — the one-replica ensemble: propose -> commit -> apply with
+ * group commit.
+ *
+ * Proposals arrive on the libuv loop thread already encoded (zk_txn_encode)
+ * and wait in a bounded queue. One commit thread takes everything waiting
+ * (at most ZK_BATCH_MAX), gives each a zxid, and in ONE LMDB write
+ * transaction appends each to the log and applies it; the LMDB commit is
+ * the batch's single fsync. A one-replica quorum is "persisted locally", so
+ * a logged entry is committed at once, and logging and applying can share
+ * that transaction: a crash leaves either the whole batch (log and tree) or
+ * none of it. Answers go back to the loop through a uv_async_t, in zxid
+ * order: the `applied` callback for every transaction, then its proposer's
+ * done callback.
+ *
+ * Readers never wait for any of this: they read the store (LMDB MVCC).
+ *
+ * zxids: epoch << 32 | counter. Every start takes a new epoch (persisted as
+ * accepted and current epoch before any write), so a zxid is never reused,
+ * and the counter's overflow moves to the next epoch.
+ */
+#include "zk_replica.h"
+#include "zk_common.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COUNTER_MAX 0xffffffffu   /* zxid counter overflow forces an epoch */
+#define STANDALONE_ID 1           /* server id of the one replica          */
+
+/* One proposal or read barrier (payload NULL) on its way through. */
+struct prop {
+    struct prop *next;
+    uint8_t *payload;
+    size_t len;
+    zk_replica_done_cb cb;
+    void *arg;
+    int err;                      /* set by the commit thread */
+    struct zk_apply_result *res;  /* set by the commit thread */
+};
+
+struct queue {
+    struct prop *head, *tail;
+    size_t count;
+};
+
+struct zk_replica {
+    uv_loop_t *loop;
+    struct zk_store *store;
+    zk_replica_applied_cb applied;
+    void *applied_arg;
+    uint64_t session;
+    uint64_t epoch;               /* commit thread */
+    uint64_t last_zxid;           /* commit thread writes, atomics */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct queue in;              /* waiting for the commit thread (mu) */
+    struct queue out;             /* done, waiting for the loop (mu) */
+    int stopping;                 /* mu */
+    uv_async_t async;
+    uint64_t pending;             /* loop thread */
+    uint64_t batches, fsyncs;     /* atomics */
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static void queue_push(struct queue *q, struct prop *p)
+{
+    p->next = NULL;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+    q->count++;
+}
+
+/* Detaches at most max entries from the front of q. */
+static struct prop *queue_take(struct queue *q, size_t max)
+{
+    struct prop *first = q->head, *last = NULL, *p = q->head;
+    size_t n = 0;
+
+    while (p && n < max) {
+        last = p;
+        p = p->next;
+        n++;
+    }
+    if (!last)
+        return NULL;
+    q->head = p;
+    if (!p)
+        q->tail = NULL;
+    q->count -= n;
+    last->next = NULL;
+    return first;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void prop_free(struct prop *p)
+{
+    zk_apply_result_free(p->res);
+    free(p->payload);
+    free(p);
+}
+
+/* Next zxid; moves to a new epoch when the counter is exhausted. Returns
+ * 1 when the epoch changed (the caller persists it in the same batch). */
+static int next_zxid(struct zk_replica *r, uint64_t *zxid)
+{
+    uint64_t counter = r->last_zxid >> 32 == r->epoch
+                           ? (r->last_zxid & COUNTER_MAX) : 0;
+    int new_epoch = 0;
+
+    if (counter == COUNTER_MAX) {
+        r->epoch++;
+        counter = 0;
+        new_epoch = 1;
+    }
+    *zxid = r->epoch << 32 | (counter + 1);
+    return new_epoch;
+}
+
+/* ------------------------------------------------------------------ */
+/* commit thread                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Logs and applies one proposal inside batch b. */
+static int batch_one(struct zk_replica *r, struct zk_store_batch *b,
+                     struct prop *p)
+{
+    uint64_t zxid;
+    int rc;
+
+    if (next_zxid(r, &zxid)) {
+        rc = zk_store_batch_meta_set(b, "accepted_epoch", r->epoch);
+        if (rc == 0)
+            rc = zk_store_batch_meta_set(b, "current_epoch", r->epoch);
+        if (rc)
+            return rc;
+    }
+    rc = zk_store_batch_log(b, zxid, p->payload, p->len);
+    if (rc == 0)
+        rc = zk_store_batch_apply(b, zxid, p->payload, p->len, &p->res);
+    if (rc == 0)
+        __atomic_store_n(&r->last_zxid, zxid, __ATOMIC_RELEASE);
+    return rc;
+}
+
+/* Commits a list of proposals with one fsync. On failure every proposal in
+ * the list gets the error and the replica's zxid/epoch go back to where the
+ * batch started (nothing of it is in the store). */
+static void commit_batch(struct zk_replica *r, struct prop *list)
+{
+    uint64_t zxid0 = r->last_zxid, epoch0 = r->epoch;
+    struct zk_store_batch *b = NULL;
+    int writes = 0, rc;
+
+    for (struct prop *p = list; p; p = p->next)
+        writes += p->payload != NULL;
+    if (writes == 0)
+        return;                   /* only read barriers */
+    rc = zk_store_batch_begin(r->store, &b);
+    for (struct prop *p = list; p && rc == 0; p = p->next)
+        if (p->payload)
+            rc = batch_one(r, b, p);
+    if (rc == 0) {
+        rc = zk_store_batch_commit(b);
+        __atomic_add_fetch(&r->fsyncs, 1, __ATOMIC_RELAXED);
+    } else if (b) {
+        zk_store_batch_abort(b);
+    }
+    __atomic_add_fetch(&r->batches, 1, __ATOMIC_RELAXED);
+    if (rc == 0)
+        return;
+    zk_log(ZK_LOG_WARN, "commit of %d transactions failed: %s", writes,
+           zk_strerror(rc));
+    __atomic_store_n(&r->last_zxid, zxid0, __ATOMIC_RELEASE);
+    r->epoch = epoch0;
+    for (struct prop *p = list; p; p = p->next) {
+        if (!p->payload)
+            continue;
+        p->err = rc;
+        zk_apply_result_free(p->res);
+        p->res = NULL;
+    }
+}
+
+static void *commit_main(void *arg)
+{
+    struct zk_replica *r = arg;
+
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        while (!r->in.head && !r->stopping)
+            pthread_cond_wait(&r->cv, &r->mu);
+        struct prop *list = queue_take(&r->in, ZK_BATCH_MAX);
+        pthread_mutex_unlock(&r->mu);
+        if (!list)
+            break;                /* stopping and drained */
+        commit_batch(r, list);
+        pthread_mutex_lock(&r->mu);
+        while (list) {
+            struct prop *next = list->next;
+            queue_push(&r->out, list);
+            list = next;
+        }
+        pthread_mutex_unlock(&r->mu);
+        uv_async_send(&r->async);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* loop side                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Answers every finished proposal, in zxid order. */
+static void deliver(struct zk_replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    struct prop *list = queue_take(&r->out, SIZE_MAX);
+    pthread_mutex_unlock(&r->mu);
+
+    while (list) {
+        struct prop *p = list;
+        list = p->next;
+        if (p->err == 0 && p->res && r->applied)
+            r->applied(r->applied_arg, p->res);
+        r->pending--;
+        if (p->cb)
+            p->cb(p->arg, p->err, p->res);
+        prop_free(p);
+    }
+}
+
+static void on_async(uv_async_t *h)
+{
+    deliver(h->data);
+}
+
+static int enqueue(struct zk_replica *r, uint8_t *payload, size_t len,
+                   zk_replica_done_cb cb, void *arg)
+{
+    struct prop *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->payload = payload;
+    p->len = len;
+    p->cb = cb;
+    p->arg = arg;
+    pthread_mutex_lock(&r->mu);
+    int rc = r->stopping ? -ESHUTDOWN
+             : r->in.count >= ZK_PENDING_MAX ? -EAGAIN : 0;
+    if (rc == 0) {
+        queue_push(&r->in, p);
+        pthread_cond_signal(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    r->pending++;
+    return 0;
+}
+
+int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
+                       zk_replica_done_cb cb, void *arg)
+{
+    struct zk_txn stamped = *txn;
+    uint8_t *buf;
+    size_t len;
+
+    if (stamped.time_ms == 0)
+        stamped.time_ms = now_ms();
+    int rc = zk_txn_encode(&stamped, &buf, &len);
+    if (rc)
+        return rc;
+    rc = enqueue(r, buf, len, cb, arg);
+    if (rc)
+        free(buf);
+    return rc;
+}
+
+int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg)
+{
+    /* Standalone: everything committed was proposed here, and the queue is
+     * FIFO, so a barrier behind every earlier proposal suffices. */
+    return enqueue(r, NULL, 0, cb, arg);
+}
+
+uint64_t zk_replica_session(const struct zk_replica *r)
+{
+    return r->session;
+}
+
+void zk_replica_status(const struct zk_replica *r,
+                       struct zk_replica_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->role = "standalone";
+    out->my_id = STANDALONE_ID;
+    out->leader_id = STANDALONE_ID;
+    out->last_zxid = __atomic_load_n(&r->last_zxid, __ATOMIC_ACQUIRE);
+    out->epoch = out->last_zxid >> 32;
+    out->pending = r->pending;
+    out->batches = __atomic_load_n(&r->batches, __ATOMIC_RELAXED);
+    out->fsyncs = __atomic_load_n(&r->fsyncs, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* start and stop                                                      */
+/* ------------------------------------------------------------------ */
+
+struct old_sessions {
+    uint64_t ids[64];
+    size_t n;
+};
+
+static int collect_session(void *arg, uint64_t session, uint32_t timeout_ms,
+                           const char *owner)
+{
+    struct old_sessions *o = arg;
+    (void)timeout_ms;
+    zk_log(ZK_LOG_INFO, "closing session 0x%016llx of an earlier run (%s)",
+           (unsigned long long)session, owner ? owner : "?");
+    o->ids[o->n++] = session;
+    return o->n == ZK_ARRAY_LEN(o->ids);   /* a full array: another round */
+}
+
+/* Proposes and commits one session transaction synchronously (start-up,
+ * before the commit thread runs). */
+static int session_txn(struct zk_replica *r, uint8_t type, uint64_t session,
+                       uint32_t timeout_ms, const char *owner)
+{
+    struct zk_op op = {
+        .type = type, .version = -1, .session = session,
+        .timeout_ms = timeout_ms, .owner = owner,
+        .owner_len = owner ? (uint32_t)strlen(owner) : 0,
+    };
+    struct zk_txn txn = {.time_ms = now_ms(), .nops = 1, .ops = &op};
+    struct prop p = {0};
+    int rc = zk_txn_encode(&txn, &p.payload, &p.len);
+
+    if (rc)
+        return rc;
+    commit_batch(r, &p);
+    rc = p.err;
+    if (rc == 0 && p.res && p.res->err)
+        rc = p.res->err;
+    zk_apply_result_free(p.res);
+    free(p.payload);
+    return rc;
+}
+
+/* Takes a new epoch, closes earlier runs' sessions, opens this one's. */
+static int start_sessions(struct zk_replica *r, const char *owner,
+                          uint32_t timeout_ms)
+{
+    struct zk_store_info info;
+    struct old_sessions old;
+    int rc = zk_store_info(r->store, &info);
+
+    if (rc)
+        return rc;
+    r->last_zxid = info.last_applied_zxid;
+    r->epoch = info.current_epoch > info.accepted_epoch
+                   ? info.current_epoch : info.accepted_epoch;
+    if ((r->last_zxid >> 32) > r->epoch)
+        r->epoch = r->last_zxid >> 32;
+    r->epoch++;
+    r->session = (uint64_t)STANDALONE_ID << 56 |
+                 (r->epoch & 0xffffffffffffull) << 8;
+    /* The epoch is durably taken before this run writes anything. */
+    struct zk_store_batch *b = NULL;
+    rc = zk_store_batch_begin(r->store, &b);
+    if (rc == 0 && (rc = zk_store_batch_meta_set(b, "accepted_epoch",
+                                                 r->epoch)) == 0 &&
+        (rc = zk_store_batch_meta_set(b, "current_epoch", r->epoch)) == 0)
+        rc = zk_store_batch_commit(b);
+    else if (b)
+        zk_store_batch_abort(b);
+    if (rc)
+        return rc;
+    do {
+        old.n = 0;
+        rc = zk_store_sessions(r->store, collect_session, &old);
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < old.n && rc >= 0; i++)
+            rc = session_txn(r, ZK_OP_SESSION_CLOSE, old.ids[i], 0, NULL);
+        if (rc < 0)
+            return rc;
+    } while (old.n == ZK_ARRAY_LEN(old.ids));
+    return session_txn(r, ZK_OP_SESSION_OPEN, r->session, timeout_ms, owner);
+}
+
+int zk_replica_start(const struct zk_replica_opts *opts,
+                     struct zk_replica **out)
+{
+    struct zk_replica *r = calloc(1, sizeof(*r));
+    int rc;
+
+    if (!r)
+        return -ENOMEM;
+    r->loop = opts->loop;
+    r->store = opts->store;
+    r->applied = opts->applied;
+    r->applied_arg = opts->applied_arg;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    rc = start_sessions(r, opts->owner, opts->session_timeout_ms);
+    if (rc)
+        goto fail;
+    rc = uv_async_init(r->loop, &r->async, on_async);
+    if (rc)
+        goto fail;
+    r->async.data = r;
+    rc = -pthread_create(&r->thread, NULL, commit_main, r);
+    if (rc) {
+        uv_close((uv_handle_t *)&r->async, NULL);
+        goto fail;
+    }
+    r->thread_started = 1;
+    zk_log(ZK_LOG_INFO, "standalone replica: epoch %llu, zxid 0x%llx, "
+           "session 0x%016llx", (unsigned long long)r->epoch,
+           (unsigned long long)r->last_zxid, (unsigned long long)r->session);
+    *out = r;
+    return 0;
+fail:
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+    return rc;
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void zk_replica_stop(struct zk_replica *r, int close_session)
+{
+    if (close_session) {
+        struct zk_op op = {.type = ZK_OP_SESSION_CLOSE, .version = -1,
+                           .session = r->session};
+        struct zk_txn txn = {.nops = 1, .ops = &op};
+        int rc = zk_replica_propose(r, &txn, NULL, NULL);
+        if (rc)
+            zk_log(ZK_LOG_WARN, "could not close session: %s",
+                   zk_strerror(rc));
+    }
+    pthread_mutex_lock(&r->mu);
+    r->stopping = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    deliver(r);                   /* the commit thread drained the queue */
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    /* r is freed once the loop has closed the async handle. */
+    uv_close((uv_handle_t *)&r->async, on_async_closed);
+}
