@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# bench/run.sh — zkfs side by side with the FUSE floor and tmpfs.
+#
+# Mounts each target in a private temporary directory — a standalone zkfs
+# (build/zkfs mount -f, by pid, data on the temporary directory's disk), the
+# trivial in-memory FUSE filesystem build/bench/floorfs (by pid) and a tmpfs
+# — then runs every workload of build/bench/fsbench with 1 process and with
+# 8, R times (round-robin over the targets so that machine noise hits all of
+# them alike), and prints a table of MEDIANS: workload x procs -> ops/s,
+# p50 and p99 latency (µs) per target; for "list" the ms per listing of
+# 10,000 entries. Raw lines are kept in the --raw file if given.
+#
+# Usage (as root: FUSE and tmpfs mounts):
+#   bench/run.sh [--runs R] [--targets "zkfs floor tmpfs"] [--procs "1 8"]
+#                [--workloads "create set get stat list delete ephemeral lock"]
+#                [--quick] [--raw FILE] [--no-build]
+# Targets: zkfs, floor, floor-noxattr (floorfs --no-xattr: the configuration
+# of FUSE-FACTS.md's table), tmpfs. --quick divides the op counts by 4.
+#
+# Benchmarks print figures; they never pass or fail and are not part of
+# `make check`. Every mount and process is cleaned up on exit (trap), by
+# pid, with bounded waits.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+B=${B:-build}
+RUNS=3
+TARGETS="zkfs floor tmpfs"
+PROCS="1 8"
+WORKLOADS="create set get stat list delete ephemeral lock"
+QUICK=0
+RAW=""
+BUILD=1
+CAP_S=60            # fsbench's own time cap per run
+MOUNT_WAIT_S=20     # how long a mount may take to appear
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) RUNS=$2; shift 2 ;;
+        --targets) TARGETS=$2; shift 2 ;;
+        --procs) PROCS=$2; shift 2 ;;
+        --workloads) WORKLOADS=$2; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --raw) RAW=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$BUILD" = 1 ]; then
+    # The whole tree first; if some other part does not build right now,
+    # the bench tools alone still can.
+    make -s all >/dev/null 2>&1 ||
+        make -s "$B/bench/fsbench" "$B/bench/floorfs" ||
+        { echo "run.sh: cannot build the bench tools" >&2; exit 1; }
+fi
+FSBENCH=$B/bench/fsbench
+FLOORFS=$B/bench/floorfs
+ZKFS=$B/zkfs
+for f in "$FSBENCH" "$FLOORFS"; do
+    [ -x "$f" ] || { echo "run.sh: $f is missing (run make)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/zkfs-bench.XXXXXX)
+declare -A PID=()       # target -> daemon pid
+declare -A MNT=()       # target -> mountpoint
+
+is_mounted() {          # is_mounted PATH: listed in /proc/self/mountinfo?
+    awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
+
+wait_gone() {           # wait_gone PID SECONDS: bounded wait for an exit
+    local pid=$1 n=$(( $2 * 20 ))
+    while [ "$n" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.05; n=$((n - 1))
+    done
+    ! kill -0 "$pid" 2>/dev/null
+}
+
+stop_target() {
+    local t=$1 m=${MNT[$1]:-} pid=${PID[$1]:-}
+    [ -n "$m" ] || return 0
+    if is_mounted "$m"; then
+        case "$t" in
+            zkfs) timeout 15 "$ZKFS" umount "$m" >/dev/null 2>&1 || true ;;
+            tmpfs) umount "$m" 2>/dev/null || umount -l "$m" || true ;;
+        esac
+        is_mounted "$m" && { timeout 10 fusermount3 -u "$m" 2>/dev/null ||
+                             umount -l "$m" 2>/dev/null || true; }
+    fi
+    if [ -n "$pid" ]; then
+        wait_gone "$pid" 10 || { kill -TERM "$pid" 2>/dev/null || true; }
+        wait_gone "$pid" 5 || { kill -KILL "$pid" 2>/dev/null || true; }
+        wait "$pid" 2>/dev/null || true
+    fi
+    unset "PID[$t]" "MNT[$t]"
+}
+
+cleanup() {
+    local t
+    for t in "${!MNT[@]}"; do stop_target "$t"; done
+    # Only once nothing is mounted below it; never cross into a mount.
+    if ! awk -v w="$WORK/" 'index($5, w) == 1 { f = 1 } END { exit !f }' \
+            /proc/self/mountinfo; then
+        rm -rf --one-file-system "$WORK"
+    else
+        echo "run.sh: leaving $WORK (something is still mounted there)" >&2
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_target T: mounts target T at $WORK/mnt-T; returns 1 (with a
+# message) when it cannot, so the run goes on without it.
+start_target() {
+    local t=$1 m=$WORK/mnt-$1 n
+    mkdir -p "$m"
+    case "$t" in
+        zkfs)
+            [ -x "$ZKFS" ] || { echo "run.sh: $ZKFS not built; skipping zkfs" >&2; return 1; }
+            mkdir -p "$WORK/zkdata"
+            "$ZKFS" mount -f --data "$WORK/zkdata" "$m" >"$WORK/zkfs.log" 2>&1 &
+            PID[$t]=$! ;;
+        floor)
+            "$FLOORFS" "$m" >"$WORK/floor.log" 2>&1 &
+            PID[$t]=$! ;;
+        floor-noxattr)
+            "$FLOORFS" --no-xattr "$m" >"$WORK/floor-noxattr.log" 2>&1 &
+            PID[$t]=$! ;;
+        tmpfs)
+            mount -t tmpfs -o size=2g,mode=0755 zkfs-bench "$m" ||
+                { echo "run.sh: cannot mount tmpfs; skipping it" >&2; return 1; } ;;
+        *) echo "run.sh: unknown target '$t'" >&2; return 1 ;;
+    esac
+    MNT[$t]=$m
+    n=$((MOUNT_WAIT_S * 20))
+    until is_mounted "$m"; do
+        if [ -n "${PID[$t]:-}" ] && ! kill -0 "${PID[$t]}" 2>/dev/null; then
+            echo "run.sh: $t exited before mounting:" >&2
+            tail -n 5 "$WORK/$t.log" >&2 || true
+            stop_target "$t"; return 1
+        fi
+        n=$((n - 1))
+        [ "$n" -gt 0 ] || { echo "run.sh: $t did not mount in ${MOUNT_WAIT_S}s" >&2
+                            stop_target "$t"; return 1; }
+        sleep 0.05
+    done
+}
+
+# Per-process op counts: each run takes well under a second on the floor
+# and a few seconds on a slow target; fsbench's time cap bounds the rest.
+ops_for() {
+    local n
+    case "$1" in
+        create|set|delete|ephemeral) n=2000 ;;
+        get) n=5000 ;;
+        stat) n=200000 ;;
+        lock) n=20000 ;;
+        list) n=20 ;;
+        *) n=1000 ;;
+    esac
+    [ "$QUICK" = 1 ] && n=$(( n / 4 > 5 ? n / 4 : 5 ))
+    echo "$n"
+}
+
+ACTIVE=()
+for t in $TARGETS; do
+    if start_target "$t"; then ACTIVE+=("$t"); fi
+done
+[ ${#ACTIVE[@]} -gt 0 ] || { echo "run.sh: no target mounted" >&2; exit 1; }
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs;" \
+     "targets: ${ACTIVE[*]}; runs: $RUNS" >&2
+
+RESULTS=$WORK/results
+: >"$RESULTS"
+for r in $(seq 1 "$RUNS"); do
+    for w in $WORKLOADS; do
+        for p in $PROCS; do
+            for t in "${ACTIVE[@]}"; do
+                line=$(timeout $((CAP_S * 3 + 30)) "$FSBENCH" \
+                       --dir "${MNT[$t]}" --workload "$w" --procs "$p" \
+                       --ops "$(ops_for "$w")" --time-cap "$CAP_S" \
+                       --keep-list 2>"$WORK/err") || true
+                if [ -s "$WORK/err" ]; then
+                    sed "s/^/run.sh: $t: /" "$WORK/err" | head -n 3 >&2
+                fi
+                [ -n "$line" ] || line="workload=$w procs=$p failed=1"
+                echo "run=$r target=$t $line" | tee -a "$RESULTS" >&2
+            done
+        done
+    done
+done
+[ -z "$RAW" ] || cp "$RESULTS" "$RAW"
+
+# Medians per (workload, procs, target), each column on its own.
+# (mawk has no asort: a small insertion sort does.)
+awk -v targets="${ACTIVE[*]}" -v workloads="$WORKLOADS" -v procs="$PROCS" '
+function kv(key,   i, a) {
+    for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == key) return a[2] }
+    return ""
+}
+function median(list,   n, v, i, j, x) {
+    n = split(list, v, " ")
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++) {
+        x = v[i] + 0
+        for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]
+        v[j + 1] = x
+    }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function fmt_rate(x) {
+    if (x == "") return "-"
+    if (x >= 10000) return sprintf("%.0fk", x / 1000)
+    if (x >= 1000) return sprintf("%.1fk", x / 1000)
+    return sprintf("%.0f", x)
+}
+function fmt_us(x) { return x == "" ? "-" : (x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x)) }
+{
+    if (kv("failed") != "") next
+    k = kv("workload") SUBSEP kv("procs") SUBSEP kv("target")
+    rate[k] = rate[k] " " kv("ops_per_s")
+    p50[k] = p50[k] " " kv("p50_us")
+    p99[k] = p99[k] " " kv("p99_us")
+    if (kv("ms_per_list") != "") ml[k] = ml[k] " " kv("ms_per_list")
+    if (kv("errors") + 0 > 0) err[k] = 1
+}
+END {
+    nt = split(targets, T, " "); nw = split(workloads, W, " "); np = split(procs, P, " ")
+    printf "| workload | procs |"
+    for (i = 1; i <= nt; i++) printf " %s ops/s | p50 µs | p99 µs |", T[i]
+    printf "\n|---|---|"
+    for (i = 1; i <= nt; i++) printf "---|---|---|"
+    printf "\n"
+    for (a = 1; a <= nw; a++) for (b = 1; b <= np; b++) {
+        printf "| %s | %s |", W[a], P[b]
+        for (i = 1; i <= nt; i++) {
+            k = W[a] SUBSEP P[b] SUBSEP T[i]
+            if (W[a] == "list" && (k in ml))
+                s = sprintf("%.2f ms", median(ml[k]))
+            else
+                s = fmt_rate(median(rate[k]))
+            if (k in err) s = s " (!)"
+            printf " %s | %s | %s |", s, fmt_us(median(p50[k])), fmt_us(median(p99[k]))
+        }
+        printf "\n"
+    }
+    print ""
+    print "list: median ms per full listing of 10,000 entries instead of ops/s."
+    print "(!): some run had errors (fsbench stopped that process at its first error; see stderr)."
+}' "$RESULTS"
