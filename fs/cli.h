@@ -1,0 +1,92 @@
+/*
+ * cli.h — private to the `zkfs` command (fs/main.c, fs/cli.c): the client
+ * side of the control-file protocol (include/zk_ctl.h), finding the zkfs
+ * mount a path lies in, and the subcommands other than `mount`.
+ *
+ * Every zk__cli_* command takes the arguments after the command name
+ * (argv[0] is the command name itself) and returns the process exit status:
+ * 0 success, 1 runtime error (already reported on stderr as
+ * "zkfs CMD: PATH: reason"), 2 usage error ("zkfs CMD: reason" plus a hint).
+ * Nothing here is thread-safe; it runs on the command's only thread.
+ */
+#ifndef ZK_CLI_H
+#define ZK_CLI_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "zk_txn.h"
+
+#ifndef ZK_VERSION
+#define ZK_VERSION "0.1.0"
+#endif
+
+#define ZK_CLI_UMOUNT_WAIT_MS 10000 /* how long `zkfs umount` waits */
+#define ZK_CLI_POLL_MS        20    /* mountinfo polling interval   */
+
+/* One response of the daemon: "<code>\t<message>\n" then body. */
+struct zk_ctl_resp {
+    int code;        /* 0 or a negative errno */
+    char *msg;       /* NUL-terminated, no newline; never NULL */
+    char *body;      /* NUL-terminated (body_len bytes before the NUL) */
+    size_t body_len;
+    char *buf_;      /* owns msg and body */
+};
+
+/* A filesystem path resolved to its mount and znode path. */
+struct zk_cli_target {
+    char mnt[PATH_MAX];      /* absolute mountpoint, no trailing '/' */
+    char znode[ZK_PATH_MAX]; /* "/"-rooted znode path */
+};
+
+/* Opens MNT/.zkfs for read and write with O_CLOEXEC. Returns the fd or a
+ * negative errno (-ENOTCONN for a dead daemon). */
+int zk__ctl_open(const char *mnt);
+
+/* One exchange on fd: writes the request (length prefix, hdr which must end
+ * in '\n', then payload of len bytes) and reads the response until EOF.
+ * *out is written only on success and then owns memory freed with
+ * zk__ctl_resp_free. Returns 0 (even when the daemon answered an error:
+ * see out->code) or a negative errno when the exchange itself failed
+ * (-EMSGSIZE: request over ZK_CTL_REQ_MAX or response over
+ * ZK_CTL_RESP_MAX, -EPROTO: malformed response). */
+int zk__ctl_call(int fd, const char *hdr, const void *payload, size_t len,
+                 struct zk_ctl_resp *out);
+void zk__ctl_resp_free(struct zk_ctl_resp *r);
+
+/* Finds the mount of type fuse.zkfs holding path (a filesystem path,
+ * relative to the current directory or absolute, that may name something
+ * not yet existing) and the znode path it names. *out written only on
+ * success. Errors: -ENOENT/-ENOTCONN/... from resolving the path,
+ * -EXDEV when the path is not inside a zkfs mount, -ENAMETOOLONG. */
+int zk__cli_resolve(const char *path, struct zk_cli_target *out);
+
+/* Whether abs (an absolute, canonical path) is a mountpoint according to
+ * /proc/self/mountinfo. If fstype is not NULL, it receives the type
+ * (size bytes). Returns 1, 0, or a negative errno. */
+int zk__mount_lookup(const char *abs, char *fstype, size_t size);
+
+/* Prints "zkfs CMD: reason" and "Try 'zkfs CMD --help'." on stderr and
+ * returns 2. */
+int zk__cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "zkfs CMD: what: reason" on stderr and returns 1. err is a
+ * negative errno; msg (may be NULL or empty) overrides strerror. */
+int zk__cli_fail(const char *cmd, const char *what, int err, const char *msg);
+
+/* The subcommands. */
+int zk__cli_umount(int argc, char **argv);
+int zk__cli_status(int argc, char **argv);
+int zk__cli_create(int argc, char **argv);
+int zk__cli_set(int argc, char **argv);
+int zk__cli_rm(int argc, char **argv);
+int zk__cli_stat(int argc, char **argv);
+int zk__cli_sync(int argc, char **argv);
+int zk__cli_txn(int argc, char **argv);
+
+/* Usage texts, for `zkfs help CMD` and `zkfs CMD --help`. Returns NULL for
+ * an unknown command. */
+const char *zk__cli_usage(const char *cmd);
+
+#endif /* ZK_CLI_H */
