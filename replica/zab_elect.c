@@ -1,0 +1,190 @@
+/*
+ * zab_elect.c — leader election in the style of ZooKeeper's Fast Leader
+ * Election. A LOOKING voter proposes the best candidate it knows, ordered
+ * by (current epoch, last zxid, server id); a higher election round resets
+ * everyone's votes; a replica decides once a quorum of voters in its round
+ * back its candidate and one more tick has passed without a better vote
+ * (FLE's finalize wait). Replicas that already follow or lead answer a
+ * LOOKING peer with their leader, so late joiners and observers go
+ * straight to the established leader.
+ *
+ * Election only affects liveness: safety comes from discovery, where the
+ * leader needs a quorum to accept a fresh epoch and steps down if any of
+ * them has a more recent history (zab_leader.c).
+ */
+#include "zab_int.h"
+
+struct vote {
+    uint32_t leader;
+    uint64_t epoch, zxid;
+};
+
+static int better(const struct vote *a, const struct vote *b)
+{
+    if (a->epoch != b->epoch)
+        return a->epoch > b->epoch;
+    if (a->zxid != b->zxid)
+        return a->zxid > b->zxid;
+    return a->leader > b->leader;
+}
+
+static struct vote own_vote(const struct zk_zab *z)
+{
+    struct vote v = { z->cfg.id, z->hard.current_epoch, zk__last_zxid(z) };
+    return v;
+}
+
+static struct vote cur_vote(const struct zk_zab *z)
+{
+    struct vote v = { z->vote_leader, z->vote_epoch, z->vote_zxid };
+    return v;
+}
+
+static void set_vote(struct zk_zab *z, const struct vote *v)
+{
+    z->vote_leader = v->leader;
+    z->vote_epoch = v->epoch;
+    z->vote_zxid = v->zxid;
+    z->look_tick = z->tick;     /* restart the finalize wait */
+}
+
+/* Sends this replica's notification: its vote while LOOKING, otherwise
+ * its role and the leader it follows. */
+void zk__elect_announce(struct zk_zab *z, uint32_t to)
+{
+    struct zk_zab_msg *m = zk__msg(z, ZK_ZAB_MSG_VOTE, to);
+    m->state = z->role;
+    m->epoch = z->round;
+    if (z->role == ZK_ZAB_LOOKING) {
+        m->leader = z->vote_leader;
+        m->aux = z->vote_epoch;
+        m->zxid = z->vote_zxid;
+    } else {
+        m->leader = z->role == ZK_ZAB_LEADING ? z->cfg.id : z->leader;
+        m->zxid2 = z->role == ZK_ZAB_LEADING ? z->lepoch : z->fepoch;
+        m->aux = z->hard.current_epoch;
+        m->zxid = zk__last_zxid(z);
+    }
+}
+
+static void broadcast(struct zk_zab *z)
+{
+    for (uint32_t i = 0; i < z->cfg.n_members; i++)
+        if (i != z->self)
+            zk__elect_announce(z, z->peers[i].id);
+}
+
+void zk__elect_start(struct zk_zab *z)
+{
+    z->n_elections++;
+    z->round++;
+    z->leader = 0;
+    z->fepoch = 0;
+    if (z->observer) {
+        struct vote none = { 0, 0, 0 };
+        set_vote(z, &none);
+    } else {
+        struct vote v = own_vote(z);
+        set_vote(z, &v);
+    }
+    broadcast(z);
+}
+
+static int vote_eq(const struct zk__peer *p, const struct vote *v)
+{
+    return p->vote_leader == v->leader && p->vote_epoch == v->epoch &&
+           p->vote_zxid == v->zxid;
+}
+
+/* FLE's decision: a quorum of voters in this round back our candidate. */
+static int have_quorum(const struct zk_zab *z)
+{
+    struct vote v = cur_vote(z);
+    uint32_t n = 1;
+    for (uint32_t i = 0; i < z->cfg.n_members; i++) {
+        const struct zk__peer *p = &z->peers[i];
+        if (i == z->self || p->observer || !p->vote_round_valid)
+            continue;
+        if (p->vote_round == z->round && vote_eq(p, &v))
+            n++;
+    }
+    return n >= z->quorum;
+}
+
+void zk__elect_tick(struct zk_zab *z)
+{
+    if (!z->observer && z->tick > z->look_tick && have_quorum(z)) {
+        uint32_t l = z->vote_leader;
+        zk__trace(z, "elected %u in round %llu", l,
+                  (unsigned long long)z->round);
+        zk__become(z, l == z->cfg.id ? ZK_ZAB_LEADING : ZK_ZAB_FOLLOWING, l);
+        return;
+    }
+    broadcast(z);
+}
+
+/* A report from a replica that is not LOOKING: follow its leader if the
+ * leader itself says it leads, or a quorum of voters name it. */
+static void recv_report(struct zk_zab *z, struct zk__peer *p,
+                        const struct zk_zab_msg *m)
+{
+    p->rep_state = m->state;
+    p->rep_leader = m->leader;
+    p->rep_epoch = m->zxid2;
+    p->rep_tick = z->tick;
+    enum zk_zab_role me = z->observer ? ZK_ZAB_OBSERVING : ZK_ZAB_FOLLOWING;
+    if (m->state == ZK_ZAB_LEADING && m->leader == m->from) {
+        zk__become(z, me, m->from);
+        return;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < z->cfg.n_members; i++) {
+        const struct zk__peer *q = &z->peers[i];
+        if (q->observer || i == z->self || q->rep_leader != m->leader ||
+            q->rep_epoch != m->zxid2 || q->rep_state == ZK_ZAB_LOOKING ||
+            z->tick - q->rep_tick > z->cfg.sync_limit_ticks)
+            continue;
+        n++;
+    }
+    if (n >= z->quorum && m->leader != z->cfg.id)
+        zk__become(z, me, m->leader);
+}
+
+void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    struct zk__peer *p = &z->peers[zk__member_index(z, m->from)];
+    if (z->role != ZK_ZAB_LOOKING) {
+        if (m->state == ZK_ZAB_LOOKING)
+            zk__elect_announce(z, m->from);
+        return;
+    }
+    if (m->state != ZK_ZAB_LOOKING) {
+        recv_report(z, p, m);
+        return;
+    }
+    if (p->observer || z->observer)
+        return;
+    struct vote theirs = { m->leader, m->aux, m->zxid };
+    if (m->epoch > z->round) {
+        z->round = m->epoch;
+        for (uint32_t i = 0; i < z->cfg.n_members; i++)
+            z->peers[i].vote_round_valid = 0;
+        struct vote mine = own_vote(z);
+        set_vote(z, better(&theirs, &mine) ? &theirs : &mine);
+        broadcast(z);
+    } else if (m->epoch == z->round) {
+        struct vote mine = cur_vote(z);
+        if (better(&theirs, &mine)) {
+            set_vote(z, &theirs);
+            broadcast(z);
+        }
+    } else {
+        zk__elect_announce(z, m->from);
+        return;
+    }
+    p->vote_round_valid = 1;
+    p->vote_round = m->epoch;
+    p->vote_leader = theirs.leader;
+    p->vote_epoch = theirs.epoch;
+    p->vote_zxid = theirs.zxid;
+}

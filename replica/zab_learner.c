@@ -1,0 +1,256 @@
+/*
+ * zab_learner.c — a follower's or observer's side of Zab.
+ *
+ * Discovery: FOLLOWERINFO (accepted epoch) goes to the chosen leader until
+ * LEADERINFO(e') arrives; e' is accepted (persisted before ACKEPOCH
+ * leaves) unless it is older than an epoch already accepted, in which case
+ * the learner goes back to election. ACKEPOCH reports (current epoch, last
+ * zxid, applied zxid) and is marked "counted" only for a fresh acceptance,
+ * as in ZooKeeper.
+ * Synchronisation: DIFF / TRUNC / SNAP, entries, then NEWLEADER: the
+ * learner's currentEpoch becomes e' (durable before its ACK leaves).
+ * Broadcast: PROPOSE is logged and acknowledged in the same Ready (so the
+ * ACK leaves after the entries are durable); COMMIT, PING and INFORM move
+ * the commit point; entries are applied once committed and durable here.
+ * The leader's stream is sequenced: a duplicate is ignored, a gap (lost or
+ * reordered message) makes the learner reconnect with a new link.
+ */
+#include "zab_int.h"
+
+static void send_followerinfo(struct zk_zab *z)
+{
+    struct zk_zab_msg *m = zk__msg(z, ZK_ZAB_MSG_FOLLOWERINFO, z->leader);
+    m->link = z->link;
+    m->aux = z->hard.accepted_epoch;
+    if (z->observer)
+        m->flags = ZK_ZAB_MF_OBSERVER;
+}
+
+static void send_ack(struct zk_zab *z, uint64_t zxid)
+{
+    struct zk_zab_msg *m = zk__msg(z, ZK_ZAB_MSG_ACK, z->leader);
+    m->epoch = z->fepoch;
+    m->link = z->link;
+    m->zxid = zxid;
+    m->aux = z->my_sid;
+    if (z->fstage == ZK__F_ACTIVE)
+        m->flags = ZK_ZAB_MF_SYNCED;
+}
+
+void zk__learn_start(struct zk_zab *z)
+{
+    z->fstage = ZK__F_CONNECT;
+    z->link = zk__rand(z) | 1;
+    z->expect_seq = 0;
+    z->fepoch = 0;
+    z->heard_tick = z->stage_tick = z->tick;
+    z->commit = z->applied;
+    send_followerinfo(z);
+}
+
+static void lost(struct zk_zab *z, const char *why)
+{
+    zk__trace(z, "leaving leader %u: %s", z->leader, why);
+    zk__become(z, ZK_ZAB_LOOKING, 0);
+}
+
+/* A gap or an unexpected message: start over on a new link. */
+static void reconnect(struct zk_zab *z, const char *why)
+{
+    zk__trace(z, "reconnecting to %u: %s", z->leader, why);
+    uint64_t stage_tick = z->stage_tick;
+    zk__learn_start(z);
+    z->stage_tick = stage_tick;   /* initLimit still bounds the attempt */
+}
+
+void zk__learn_tick(struct zk_zab *z)
+{
+    if (z->tick - z->heard_tick > z->cfg.sync_limit_ticks) {
+        lost(z, "leader silent for syncLimit");
+        return;
+    }
+    if (z->fstage != ZK__F_ACTIVE &&
+        z->tick - z->stage_tick > z->cfg.init_limit_ticks) {
+        lost(z, "not synced within initLimit");
+        return;
+    }
+    if (z->fstage == ZK__F_CONNECT)
+        send_followerinfo(z);
+    else
+        send_ack(z, z->persisted);
+}
+
+/* ---------------------------------------------------------------------- */
+/* discovery and sync                                                     */
+/* ---------------------------------------------------------------------- */
+
+static void send_ackepoch(struct zk_zab *z, int counted)
+{
+    struct zk_zab_msg *m = zk__msg(z, ZK_ZAB_MSG_ACKEPOCH, z->leader);
+    m->epoch = z->fepoch;
+    m->link = z->link;
+    m->aux = z->hard.current_epoch;
+    m->zxid = zk__last_zxid(z);
+    m->zxid2 = z->applied;
+    if (counted)
+        m->flags = ZK_ZAB_MF_COUNTED;
+}
+
+static void recv_leaderinfo(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    uint64_t e = m->epoch;
+    int counted = 0;
+    if (e < z->hard.current_epoch ||
+        (!z->observer && e < z->hard.accepted_epoch)) {
+        lost(z, "leader's epoch is older than one accepted");
+        return;
+    }
+    if (e > z->hard.accepted_epoch) {
+        zk__set_hard(z, e, z->hard.current_epoch);
+        z->acc_leader = z->leader;
+        counted = 1;
+    } else if (e == z->hard.accepted_epoch && z->acc_leader == z->leader) {
+        counted = 1;
+    }
+    z->fepoch = e;
+    z->fstage = ZK__F_SYNC;
+    send_ackepoch(z, counted && !z->observer);
+}
+
+static int recv_entries(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct zk_zab_entry *e = &m->entries[i];
+        if (e->zxid <= zk__last_zxid(z))
+            return -1;
+        zk__log_append(z, zk__ent_new(e));
+    }
+    return 0;
+}
+
+static void recv_sync(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    switch (m->type) {
+    case ZK_ZAB_MSG_DIFF:
+        if (m->zxid != zk__last_zxid(z))
+            reconnect(z, "DIFF from a zxid we do not end at");
+        break;
+    case ZK_ZAB_MSG_TRUNC:
+        if (m->zxid > zk__last_zxid(z) || m->zxid < z->log.base)
+            reconnect(z, "TRUNC outside our log");
+        else
+            zk__log_truncate(z, m->zxid);
+        break;
+    case ZK_ZAB_MSG_SNAP:
+        if (m->n_sessions != z->cfg.n_members || m->zxid < z->applied) {
+            reconnect(z, "unusable SNAP");
+            break;
+        }
+        zk__log_reset(z, m->zxid, m->from);
+        memcpy(z->sessions, m->sessions, sizeof(z->sessions));
+        break;
+    case ZK_ZAB_MSG_PROPOSE:
+        if (recv_entries(z, m))
+            reconnect(z, "sync entries out of order");
+        break;
+    case ZK_ZAB_MSG_NEWLEADER:
+        if (m->zxid != zk__last_zxid(z)) {
+            reconnect(z, "NEWLEADER does not match our log");
+            break;
+        }
+        zk__set_hard(z, z->hard.accepted_epoch > z->fepoch ?
+                     z->hard.accepted_epoch : z->fepoch, z->fepoch);
+        z->fstage = ZK__F_ACTIVE;
+        z->sync_last = m->zxid;
+        zk__trace(z, "synced with %u in epoch %llu at %016llx", z->leader,
+                  (unsigned long long)z->fepoch, (unsigned long long)m->zxid);
+        send_ack(z, m->zxid);
+        break;
+    case ZK_ZAB_MSG_PING:
+        break;
+    default:
+        reconnect(z, "unexpected message during sync");
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* broadcast                                                              */
+/* ---------------------------------------------------------------------- */
+
+static void learn_commit(struct zk_zab *z, uint64_t zxid)
+{
+    if (zxid > z->commit)
+        z->commit = zxid;
+}
+
+static void recv_active(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    switch (m->type) {
+    case ZK_ZAB_MSG_PROPOSE:
+        if (recv_entries(z, m)) {
+            reconnect(z, "PROPOSE out of order");
+            break;
+        }
+        if (!z->observer)
+            send_ack(z, zk__last_zxid(z));
+        break;
+    case ZK_ZAB_MSG_INFORM:
+        if (recv_entries(z, m)) {
+            reconnect(z, "INFORM out of order");
+            break;
+        }
+        learn_commit(z, zk__last_zxid(z));
+        break;
+    case ZK_ZAB_MSG_COMMIT:
+    case ZK_ZAB_MSG_PING:
+        learn_commit(z, m->zxid);
+        break;
+    default:
+        reconnect(z, "unexpected message while active");
+        break;
+    }
+}
+
+void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    if (m->from != z->leader || m->link != z->link ||
+        m->type == ZK_ZAB_MSG_FOLLOWERINFO || m->type == ZK_ZAB_MSG_ACK ||
+        m->type == ZK_ZAB_MSG_ACKEPOCH || m->type == ZK_ZAB_MSG_REQUEST)
+        return;
+    if (m->seq < z->expect_seq)
+        return;                                   /* duplicate */
+    if (m->seq > z->expect_seq) {
+        reconnect(z, "gap in the leader's stream");
+        return;
+    }
+    z->expect_seq++;
+    z->heard_tick = z->tick;
+    if (z->fstage == ZK__F_CONNECT) {
+        if (m->type == ZK_ZAB_MSG_LEADERINFO)
+            recv_leaderinfo(z, m);
+        else
+            reconnect(z, "expected LEADERINFO");
+        return;
+    }
+    if (m->epoch != z->fepoch) {
+        reconnect(z, "message from another epoch");
+        return;
+    }
+    if (z->fstage == ZK__F_SYNC)
+        recv_sync(z, m);
+    else
+        recv_active(z, m);
+}
+
+int zk__learn_forward(struct zk_zab *z, const struct zk_zab_entry *e)
+{
+    if (z->fstage != ZK__F_ACTIVE)
+        return ZK_ENOTREADY;
+    struct zk__ent *x = zk__ent_new(e);
+    struct zk_zab_msg *m = zk__msg(z, ZK_ZAB_MSG_REQUEST, z->leader);
+    m->epoch = z->fepoch;
+    zk__msg_entries(z, m, &x, 1);
+    zk__ent_unref(x);
+    return 0;
+}
