@@ -1,0 +1,600 @@
+/*
+ * ctl.c — the daemon side of the control file (protocol in zk_ctl.h):
+ * ZK_CTL_NAME at the root, reachable by lookup only, opened with direct
+ * I/O. Each open file description gathers one request from its writes,
+ * runs it with the identity of the process that completed it, and keeps
+ * the response for its reads; a read that comes before the response is
+ * held and answered when the response is ready.
+ *
+ * Requests that change the tree become proposals like the syscalls', with
+ * the same permission rules (checked here as the kernel's
+ * default_permissions would, since the kernel only checked access to the
+ * control file itself). Ephemerals created through a description (flag
+ * "e", or any file in an "ephemeral" directory) are held by it and
+ * deleted when it is released.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CTL_FIELDS_MAX  4
+#define CTL_BODY_MAX    ZK_CTL_RESP_MAX
+
+struct ctl {
+    struct zk_fs *fs;
+    uint8_t *req;
+    size_t req_len, req_cap;
+    int busy;                   /* a request runs; no response yet */
+    char *resp;
+    size_t resp_len, resp_off;
+    int resp_ready;
+    fuse_req_t held;            /* a read waiting for the response */
+    size_t held_size;
+    struct zk__fs_cred cred;    /* who sent the running request */
+    uint64_t held_inos[ZK__FS_CTL_HELD_MAX];
+    int nheld;
+    int released;
+    int umount;
+};
+
+/* ------------------------------------------------------------------------ */
+/* responses                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void ctl_free(struct ctl *c)
+{
+    free(c->req);
+    free(c->resp);
+    free(c);
+}
+
+static void serve_read(struct ctl *c, fuse_req_t req, size_t size)
+{
+    size_t left = c->resp_len - c->resp_off;
+    size_t n = left < size ? left : size;
+    fuse_reply_buf(req, c->resp + c->resp_off, n);
+    c->resp_off += n;
+}
+
+/* Sets the response ("code\tmsg\n" + body) and answers a held read. A
+ * description released meanwhile is freed instead. */
+static void ctl_respond(struct ctl *c, int code, const char *msg,
+                        const char *body, size_t blen)
+{
+    code = zk_err_to_errno(code);
+    if (!msg)
+        msg = code ? zk_strerror(code) : "ok";
+    if (blen > CTL_BODY_MAX)
+        blen = CTL_BODY_MAX;
+    c->busy = 0;
+    c->req_len = 0;
+    if (c->released) {
+        ctl_free(c);
+        return;
+    }
+    free(c->resp);
+    size_t cap = strlen(msg) + 32 + blen;
+    c->resp = malloc(cap);
+    c->resp_off = c->resp_len = 0;
+    if (c->resp) {
+        int n = snprintf(c->resp, cap, "%d\t%s\n", code, msg);
+        memcpy(c->resp + n, body, blen);
+        c->resp_len = (size_t)n + blen;
+    }
+    c->resp_ready = 1;
+    if (c->held) {
+        fuse_req_t r = c->held;
+        c->held = NULL;
+        serve_read(c, r, c->held_size);
+    }
+}
+
+static void ctl_respondf(struct ctl *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void ctl_respondf(struct ctl *c, int code, const char *fmt, ...)
+{
+    char body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    ctl_respond(c, code, NULL, body, (size_t)n < sizeof(body) ? (size_t)n
+                                                              : sizeof(body) - 1);
+}
+
+static size_t stat_body(const struct zk_stat *st, char *buf, size_t size)
+{
+    size_t pos = 0;
+    char v[32];
+    for (size_t i = 0; i < zk__fs_zkstat_nkeys && pos < size; i++) {
+        zk__fs_zkstat_value(st, zk__fs_zkstat_keys[i], v, sizeof(v));
+        pos += (size_t)snprintf(buf + pos, size - pos, "%s=%s\n",
+                                zk__fs_zkstat_keys[i], v);
+    }
+    if (pos < size)
+        pos += (size_t)snprintf(buf + pos, size - pos, "ino=%" PRIu64
+                                "\nkind=%s\n", st->ino,
+                                st->kind == ZK_KIND_DIR ? "dir" : "file");
+    return pos < size ? pos : size - 1;
+}
+
+static void respond_stat(struct ctl *c, uint64_t ino)
+{
+    struct zk_stat st;
+    char body[1024];
+    int rc = zk_store_getattr(c->fs->store, ino, &st);
+    if (rc) {
+        ctl_respond(c, rc, NULL, "", 0);
+        return;
+    }
+    ctl_respond(c, 0, NULL, body, stat_body(&st, body, sizeof(body)));
+}
+
+/* Holds an ephemeral this description created; past the limit it is
+ * released at once. */
+static void hold(struct ctl *c, uint64_t ino)
+{
+    struct zk_stat st;
+    if (zk_store_getattr(c->fs->store, ino, &st) != 0 || !st.ephemeral_owner)
+        return;
+    if (c->nheld < ZK__FS_CTL_HELD_MAX)
+        c->held_inos[c->nheld++] = ino;
+    else
+        zk__fs_release_holder(c->fs, ino);
+}
+
+/* ------------------------------------------------------------------------ */
+/* helpers for requests                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Splits an absolute path into its parent (into buf) and last name. */
+static const char *split_parent(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return slash + 1;
+}
+
+/* Checks path and that c may create or remove its last component: write
+ * and search permission on an existing parent directory. A parent that
+ * does not exist (yet, in a txn) is left to the store. */
+static int may_change_entry(struct ctl *c, const char *path, int must_exist)
+{
+    char parent[ZK_PATH_MAX];
+    struct zk_stat pst;
+    int rc = zk_path_check(path, strlen(path));
+    if (rc)
+        return rc;
+    if (strcmp(path, "/") == 0)
+        return -EPERM;
+    const char *name = split_parent(path, parent, sizeof(parent));
+    if (strcmp(parent, "/") == 0 && strcmp(name, ZK_CTL_NAME) == 0)
+        return -EPERM;
+    rc = zk_store_resolve(c->fs->store, parent, &pst);
+    if (rc == -ENOENT && !must_exist)
+        return 0;
+    if (rc == 0 && pst.kind != ZK_KIND_DIR)
+        rc = -ENOTDIR;
+    return rc ? rc : zk__fs_may(&c->cred, &pst, 2 | 1);
+}
+
+/* Checks that c may write node path (if it exists). */
+static int may_write_node(struct ctl *c, const char *path, int must_exist)
+{
+    struct zk_stat st;
+    int rc = zk_path_check(path, strlen(path));
+    if (rc == 0)
+        rc = zk_store_resolve(c->fs->store, path, &st);
+    if (rc == -ENOENT && !must_exist)
+        return 0;
+    return rc ? rc : zk__fs_may(&c->cred, &st, 2);
+}
+
+static int parse_version(const char *s, int32_t *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < -1 || v > INT32_MAX)
+        return -EINVAL;
+    *out = (int32_t)v;
+    return 0;
+}
+
+static void fill_create(struct ctl *c, struct zk_op *op, const char *owner)
+{
+    op->mode = (op->flags & ZK_CREATE_DIR) ? 0755 : 0644;
+    op->uid = c->cred.uid;
+    op->gid = c->cred.gid;
+    op->session = zk_replica_session(c->fs->replica);
+    op->owner = owner;
+    op->owner_len = (uint32_t)strlen(owner);
+}
+
+/* ------------------------------------------------------------------------ */
+/* requests                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void create_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct ctl *c = arg;
+    int rc = zk__fs_result_err(err, res);
+    if (rc) {
+        ctl_respond(c, rc, NULL, "", 0);
+        return;
+    }
+    if (!c->released)
+        hold(c, res->ops[0].ino);
+    else
+        zk__fs_release_holder(c->fs, res->ops[0].ino);
+    ctl_respondf(c, 0, "%s\n", res->ops[0].path);
+}
+
+static int parse_create_flags(const char *s, uint32_t *out)
+{
+    uint32_t f = 0;
+    if (strcmp(s, "-") != 0)
+        for (; *s; s++) {
+            if (*s == 'e') f |= ZK_CREATE_EPHEMERAL;
+            else if (*s == 's') f |= ZK_CREATE_SEQUENTIAL;
+            else if (*s == 'd') f |= ZK_CREATE_DIR;
+            else return -EINVAL;
+        }
+    if ((f & ZK_CREATE_EPHEMERAL) && (f & ZK_CREATE_DIR))
+        return -EINVAL;         /* ephemerals have no children */
+    *out = f;
+    return 0;
+}
+
+static int req_create(struct ctl *c, char **f, const uint8_t *data,
+                      size_t len)
+{
+    char owner[ZK_OWNER_MAX];
+    struct zk_op op = {.type = ZK_OP_CREATE, .version = -1};
+    int rc = parse_create_flags(f[1], &op.flags);
+    if (rc == 0 && len > ZK_DATA_MAX)
+        rc = -EFBIG;
+    if (rc == 0)
+        rc = may_change_entry(c, f[2], 1);
+    if (rc)
+        return rc;
+    zk__fs_caller_owner(c->fs, c->cred.pid, owner, sizeof(owner));
+    fill_create(c, &op, owner);
+    op.path = f[2];
+    op.path_len = (uint32_t)strlen(f[2]);
+    op.data = data;
+    op.data_len = (uint32_t)len;
+    return zk__fs_propose1(c->fs, &op, create_done, c);
+}
+
+static void stat_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct ctl *c = arg;
+    int rc = zk__fs_result_err(err, res);
+    if (rc)
+        ctl_respond(c, rc, NULL, "", 0);
+    else
+        respond_stat(c, res->ops[0].ino);
+}
+
+static void plain_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    ctl_respond(arg, zk__fs_result_err(err, res), NULL, "", 0);
+}
+
+static int req_set_rm(struct ctl *c, char **f, const uint8_t *data,
+                      size_t len, int is_rm)
+{
+    struct zk_op op = {.type = is_rm ? ZK_OP_DELETE : ZK_OP_SET_DATA};
+    int rc = parse_version(f[1], &op.version);
+    if (rc == 0 && len > ZK_DATA_MAX)
+        rc = -EFBIG;
+    if (rc == 0)
+        rc = is_rm ? may_change_entry(c, f[2], 1) : may_write_node(c, f[2], 1);
+    if (rc)
+        return rc;
+    op.path = f[2];
+    op.path_len = (uint32_t)strlen(f[2]);
+    if (!is_rm) {
+        op.data = data;
+        op.data_len = (uint32_t)len;
+    }
+    return zk__fs_propose1(c->fs, &op, is_rm ? plain_done : stat_done, c);
+}
+
+static int req_stat(struct ctl *c, char **f)
+{
+    struct zk_stat st;
+    int rc = zk_path_check(f[1], strlen(f[1]));
+    if (rc == 0)
+        rc = zk_store_resolve(c->fs->store, f[1], &st);
+    if (rc)
+        return rc;
+    respond_stat(c, st.ino);
+    return 0;
+}
+
+static void sync_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    (void)res;
+    ctl_respond(arg, err, NULL, "", 0);
+}
+
+static int req_sync(struct ctl *c)
+{
+    if (c->fs->stopping)
+        return -ESHUTDOWN;
+    return zk_replica_sync(c->fs->replica, sync_done, c);
+}
+
+static void txn_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct ctl *c = arg;
+    if (err || !res) {
+        ctl_respond(c, err, NULL, "", 0);
+        return;
+    }
+    size_t cap = (size_t)res->nops * (ZK_PATH_MAX + 16) + 1, pos = 0;
+    char *body = malloc(cap);
+    if (!body) {
+        ctl_respond(c, -ENOMEM, NULL, "", 0);
+        return;
+    }
+    for (uint32_t i = 0; i < res->nops; i++) {
+        int e = zk_err_to_errno(res->ops[i].err);
+        pos += (size_t)snprintf(body + pos, cap - pos, "%d\t%s\n", e,
+                                res->ops[i].path);
+        if (res->err == 0 && !c->released)
+            hold(c, res->ops[i].ino);
+    }
+    ctl_respond(c, zk__fs_result_err(0, res), NULL, body, pos);
+    free(body);
+}
+
+/* Checks and completes one op of a txn from the client. */
+static int txn_op(struct ctl *c, struct zk_op *op, const char *owner)
+{
+    switch (op->type) {
+    case ZK_OP_CREATE:
+        op->flags &= ZK_CREATE_DIR | ZK_CREATE_EPHEMERAL | ZK_CREATE_SEQUENTIAL;
+        fill_create(c, op, owner);
+        return may_change_entry(c, op->path, 0);
+    case ZK_OP_DELETE:
+        return may_change_entry(c, op->path, 0);
+    case ZK_OP_SET_DATA:
+        return may_write_node(c, op->path, 0);
+    case ZK_OP_CHECK:
+        return zk_path_check(op->path, strlen(op->path));
+    default:
+        return -EINVAL;
+    }
+}
+
+static int req_txn(struct ctl *c, const uint8_t *data, size_t len)
+{
+    char owner[ZK_OWNER_MAX];
+    struct zk_txn *txn;
+    int rc = zk_txn_decode(data, len, &txn);
+    if (rc)
+        return rc == ZK_ECORRUPT || rc == ZK_ETRUNCATED ? -EINVAL : rc;
+    zk__fs_caller_owner(c->fs, c->cred.pid, owner, sizeof(owner));
+    for (uint32_t i = 0; i < txn->nops && rc == 0; i++) {
+        txn->ops[i].ino = 0;
+        rc = txn_op(c, &txn->ops[i], owner);
+    }
+    txn->time_ms = 0;
+    if (rc == 0)
+        rc = c->fs->stopping ? -ESHUTDOWN
+                             : zk_replica_propose(c->fs->replica, txn,
+                                                  txn_done, c);
+    zk_txn_free(txn);
+    return rc;
+}
+
+/* Appends s to a JSON body as a quoted string. */
+static size_t json_str(char *buf, size_t pos, size_t size, const char *s)
+{
+    pos += (size_t)snprintf(buf + pos, size - pos, "\"");
+    for (; *s && pos + 8 < size; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            pos += (size_t)snprintf(buf + pos, size - pos, "\\%c", ch);
+        else if (ch < 0x20)
+            pos += (size_t)snprintf(buf + pos, size - pos, "\\u%04x", ch);
+        else
+            buf[pos++] = (char)ch;
+    }
+    pos += (size_t)snprintf(buf + pos, size - pos, "\"");
+    return pos;
+}
+
+static int req_status(struct ctl *c)
+{
+    struct zk_replica_status rs;
+    struct zk_store_info si;
+    char body[8192];
+    int rc = zk_store_info(c->fs->store, &si);
+    if (rc)
+        return rc;
+    zk_replica_status(c->fs->replica, &rs);
+    size_t pos = (size_t)snprintf(body, sizeof(body),
+        "{\"role\":\"%s\",\"my_id\":%u,\"leader_id\":%u,\"epoch\":%" PRIu64
+        ",\"zxid\":%" PRIu64 ",\"zxid_hex\":\"0x%016" PRIx64 "\",\"znodes\":%"
+        PRIu64 ",\"sessions\":%" PRIu64 ",\"data_bytes\":%" PRIu64
+        ",\"pending\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"fsyncs\":%"
+        PRIu64 ",\"stale\":%s,\"mountpoint\":", rs.role, rs.my_id,
+        rs.leader_id, rs.epoch, rs.last_zxid, rs.last_zxid, si.znodes,
+        si.sessions, si.data_bytes, rs.pending, rs.batches, rs.fsyncs,
+        rs.stale ? "true" : "false");
+    pos = json_str(body, pos, sizeof(body), c->fs->opts->mountpoint);
+    pos += (size_t)snprintf(body + pos, sizeof(body) - pos, ",\"data_dir\":");
+    pos = json_str(body, pos, sizeof(body), c->fs->opts->data_dir);
+    pos += (size_t)snprintf(body + pos, sizeof(body) - pos, "}\n");
+    ctl_respond(c, 0, NULL, body, pos < sizeof(body) ? pos : sizeof(body) - 1);
+    return 0;
+}
+
+/* umount: closes this replica's session now (its ephemerals go on every
+ * replica), answers, and stops once the client has closed the file. */
+static int req_umount(struct ctl *c)
+{
+    if (c->cred.uid != 0 && c->cred.uid != c->fs->uid)
+        return -EPERM;
+    struct zk_op op = {.type = ZK_OP_SESSION_CLOSE, .version = -1,
+                       .session = zk_replica_session(c->fs->replica)};
+    c->umount = 1;
+    return zk__fs_propose1(c->fs, &op, plain_done, c);
+}
+
+/* Runs the gathered request. Every path ends in exactly one ctl_respond,
+ * now or from a done callback. */
+static void ctl_dispatch(struct ctl *c)
+{
+    uint32_t n = zk_get_be32(c->req);
+    char *hdr = (char *)c->req + 4;
+    char *nl = memchr(hdr, '\n', n);
+    char *f[CTL_FIELDS_MAX] = {0};
+    int nf = 0, rc;
+
+    c->busy = 1;
+    if (!nl) {
+        ctl_respond(c, -EINVAL, "no header line", "", 0);
+        return;
+    }
+    *nl = '\0';
+    const uint8_t *pl = (const uint8_t *)nl + 1;
+    size_t plen = n - (size_t)(pl - (const uint8_t *)hdr);
+    char *save = NULL;
+    for (char *t = strtok_r(hdr, "\t", &save); t && nf < CTL_FIELDS_MAX;
+         t = strtok_r(NULL, "\t", &save))
+        f[nf++] = t;
+    const char *op = nf ? f[0] : "";
+    if (!strcmp(op, "create") && nf == 3) rc = req_create(c, f, pl, plen);
+    else if (!strcmp(op, "set") && nf == 3) rc = req_set_rm(c, f, pl, plen, 0);
+    else if (!strcmp(op, "rm") && nf == 3) rc = req_set_rm(c, f, pl, plen, 1);
+    else if (!strcmp(op, "stat") && nf == 2) rc = req_stat(c, f);
+    else if (!strcmp(op, "sync") && nf >= 1) rc = req_sync(c);
+    else if (!strcmp(op, "txn")) rc = req_txn(c, pl, plen);
+    else if (!strcmp(op, "status")) rc = req_status(c);
+    else if (!strcmp(op, "umount")) rc = req_umount(c);
+    else rc = -EINVAL;
+    if (rc)
+        ctl_respond(c, rc, NULL, "", 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* FUSE side                                                                 */
+/* ------------------------------------------------------------------------ */
+
+void zk__fs_ctl_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+    struct ctl *c = calloc(1, sizeof(*c));
+    if (!c) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    c->fs = fuse_req_userdata(req);
+    fi->fh = (uintptr_t)c;
+    fi->direct_io = 1;
+    fi->nonseekable = 1;
+    fi->keep_cache = 0;
+    if (fuse_reply_open(req, fi) != 0)
+        ctl_free(c);
+}
+
+/* Gathers request bytes; dispatches once the announced length arrived. */
+void zk__fs_ctl_write(fuse_req_t req, const char *buf, size_t size,
+                      struct fuse_file_info *fi)
+{
+    struct ctl *c = (struct ctl *)(uintptr_t)fi->fh;
+    if (c->busy) {
+        fuse_reply_err(req, EBUSY);
+        return;
+    }
+    c->resp_ready = 0;          /* a new request drops the old response */
+    if (c->req_len + size > 4 + (size_t)ZK_CTL_REQ_MAX) {
+        c->req_len = 0;
+        fuse_reply_err(req, EMSGSIZE);
+        return;
+    }
+    if (c->req_len + size > c->req_cap) {
+        size_t cap = c->req_len + size > 4096 ? c->req_len + size : 4096;
+        uint8_t *p = realloc(c->req, cap);
+        if (!p) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        c->req = p;
+        c->req_cap = cap;
+    }
+    memcpy(c->req + c->req_len, buf, size);
+    c->req_len += size;
+    uint32_t n = c->req_len >= 4 ? zk_get_be32(c->req) : 0;
+    if (c->req_len >= 4 && (n == 0 || n > ZK_CTL_REQ_MAX ||
+                            c->req_len > 4 + (size_t)n)) {
+        c->req_len = 0;
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    int complete = c->req_len >= 4 && c->req_len == 4 + (size_t)n;
+    if (complete)
+        zk__fs_cred_from_req(req, &c->cred);
+    fuse_reply_write(req, size);
+    if (complete)
+        ctl_dispatch(c);
+}
+
+/* A held read whose caller got a signal: answered EINTR at once (the
+ * response stays for the next read), or the caller could not even be
+ * killed. */
+static void on_read_interrupt(fuse_req_t req, void *data)
+{
+    struct ctl *c = data;
+    if (c->held == req) {
+        c->held = NULL;
+        fuse_reply_err(req, EINTR);
+    }
+}
+
+void zk__fs_ctl_read(fuse_req_t req, size_t size, struct fuse_file_info *fi)
+{
+    struct ctl *c = (struct ctl *)(uintptr_t)fi->fh;
+    if (c->resp_ready)
+        serve_read(c, req, size);
+    else if (c->busy && !c->held) {
+        c->held = req;
+        c->held_size = size;
+        fuse_req_interrupt_func(req, on_read_interrupt, c);
+    } else if (c->busy)
+        fuse_reply_err(req, EBUSY);
+    else
+        fuse_reply_buf(req, NULL, 0);
+}
+
+/* Last close: releases the ephemerals this description holds; after a
+ * umount request, stops the daemon. A request still running frees the
+ * description when it answers. */
+void zk__fs_ctl_release(fuse_req_t req, struct fuse_file_info *fi)
+{
+    struct ctl *c = (struct ctl *)(uintptr_t)fi->fh;
+    struct zk_fs *fs = c->fs;
+    for (int i = 0; i < c->nheld; i++)
+        zk__fs_release_holder(fs, c->held_inos[i]);
+    c->nheld = 0;
+    if (c->umount)
+        zk__fs_stop(fs);
+    if (c->busy)
+        c->released = 1;
+    else
+        ctl_free(c);
+    fuse_reply_err(req, 0);
+}

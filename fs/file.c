@@ -1,0 +1,589 @@
+/*
+ * file.c — file contents: open, read, write, flush/fsync (the commit),
+ * release, setattr, and ephemeral holders.
+ *
+ * An open file owns a buffer (struct zk__fs_fh). Reads are served from the
+ * version loaded at the first read or write, so a reader never sees a torn
+ * value; writes change only the buffer. flush (every close) and fsync
+ * commit a dirty buffer as ONE transaction — ZK_OP_SET_DATA of the whole
+ * content, or ZK_OP_APPEND of the bytes an O_APPEND descriptor added (the
+ * leader appends them atomically) — naming the node by its inode, so a node
+ * renamed or replaced meanwhile is not clobbered, and answer with the
+ * commit's errno. A write past ZK_DATA_MAX fails with EFBIG and poisons the
+ * descriptor: its flushes fail with EFBIG and commit nothing.
+ *
+ * The descriptor that created an ephemeral is its holder: when it is
+ * released (last close of the open file description, or its process died)
+ * the ephemeral is deleted through the echo thread (echo.c).
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------------ */
+/* file handles                                                              */
+/* ------------------------------------------------------------------------ */
+
+struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
+{
+    struct zk__fs_fh *fh = calloc(1, sizeof(*fh));
+    if (!fh)
+        return NULL;
+    fh->ino = ino;
+    fh->oflags = oflags;
+    int acc = oflags & O_ACCMODE;
+    if (acc != O_RDONLY && (oflags & O_APPEND)) {
+        fh->append = 1;
+        fh->loaded = 1;            /* holds only bytes not yet appended */
+    } else if (acc != O_RDONLY && (oflags & O_TRUNC)) {
+        fh->loaded = 1;            /* empty; committed even if unwritten */
+        fh->trunc = 1;
+    }
+    return fh;
+}
+
+static void fh_free(struct zk__fs_fh *fh)
+{
+    free(fh->data);
+    free(fh);
+}
+
+/* The size fstat should report for fh: its unsaved buffer's, or (size_t)-1
+ * for "what the store says". */
+size_t zk__fs_fh_size(const struct zk__fs_fh *fh)
+{
+    if ((fh->dirty || fh->trunc) && fh->loaded && !fh->append &&
+        !fh->poisoned)
+        return fh->len;
+    return (size_t)-1;
+}
+
+static int fh_load(struct zk_fs *fs, struct zk__fs_fh *fh)
+{
+    uint8_t *data;
+    size_t len;
+    if (fh->loaded)
+        return 0;
+    int rc = zk_store_read(fs->store, fh->ino, &data, &len, NULL);
+    if (rc)
+        return rc;
+    free(fh->data);
+    fh->data = data;
+    fh->len = fh->cap = len;
+    fh->loaded = 1;
+    return 0;
+}
+
+/* Makes room for need bytes (need <= ZK_DATA_MAX). */
+static int fh_reserve(struct zk__fs_fh *fh, size_t need)
+{
+    if (need <= fh->cap)
+        return 0;
+    size_t cap = fh->cap ? fh->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    if (cap > ZK_DATA_MAX)
+        cap = ZK_DATA_MAX;
+    uint8_t *p = realloc(fh->data, cap);
+    if (!p)
+        return -ENOMEM;
+    fh->data = p;
+    fh->cap = cap;
+    return 0;
+}
+
+/* Sets the buffer's length, zero-filling growth (truncate). */
+static int fh_resize(struct zk__fs_fh *fh, size_t len)
+{
+    int rc = fh_reserve(fh, len);
+    if (rc)
+        return rc;
+    if (len > fh->len)
+        memset(fh->data + fh->len, 0, len - fh->len);
+    fh->len = len;
+    fh->dirty = 1;
+    fh->wgen++;
+    return 0;
+}
+
+/* Replies to CREATE (or an O_CREAT open of an existing node) with an entry
+ * and a new open file. created: the node was just made by this request, so
+ * it is empty and, if ephemeral, this descriptor holds it. */
+void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
+                         const struct zk_stat *st, struct fuse_file_info *fi,
+                         double entry_timeout, int created)
+{
+    struct zk__fs_fh *fh = zk__fs_fh_new(st->ino, fi->flags);
+    if (!fh) {
+        fuse_reply_err(req, ENOMEM);
+        if (created && st->ephemeral_owner)
+            zk__fs_release_holder(fs, st->ino);
+        return;
+    }
+    if (created) {
+        fh->loaded = 1;
+        fh->trunc = 0;             /* a new node is empty already */
+        fh->holder = st->ephemeral_owner != 0;
+    }
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    e.ino = st->ino;
+    e.generation = 1;
+    e.entry_timeout = entry_timeout;
+    e.attr_timeout = ZK__FS_TIMEOUT_S;
+    zk__fs_fill_attr(fs, st, &e.attr);
+    fi->fh = (uintptr_t)fh;
+    fi->keep_cache = 1;
+    fi->direct_io = 0;
+    if (fuse_reply_create(req, &e, fi) == 0) {
+        zk__fs_inomap_add(&fs->inomap, st->ino, 1);
+        return;
+    }
+    /* The creator is gone (interrupted): no RELEASE will come. */
+    if (fh->holder)
+        zk__fs_release_holder(fs, st->ino);
+    fh_free(fh);
+}
+
+void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk_stat st;
+
+    if (ino == ZK_CTL_INO) {
+        zk__fs_ctl_open(req, fi);
+        return;
+    }
+    int rc = zk_store_getattr(fs->store, ino, &st);
+    if (rc == 0 && st.kind == ZK_KIND_DIR)
+        rc = -EISDIR;
+    if (rc) {
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    struct zk__fs_fh *fh = zk__fs_fh_new(ino, fi->flags);
+    if (!fh) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    fi->fh = (uintptr_t)fh;
+    fi->keep_cache = 1;
+    if (fuse_reply_open(req, fi) != 0)
+        fh_free(fh);
+}
+
+/* ------------------------------------------------------------------------ */
+/* read and write                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void reply_slice(fuse_req_t req, const uint8_t *data, size_t len,
+                        size_t size, off_t off)
+{
+    if (off < 0 || (size_t)off >= len) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    size_t n = len - (size_t)off < size ? len - (size_t)off : size;
+    fuse_reply_buf(req, (const char *)data + off, n);
+}
+
+void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                 struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    if (ino == ZK_CTL_INO) {
+        zk__fs_ctl_read(req, size, fi);
+        return;
+    }
+    struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    if (fh->append) {
+        /* The buffer holds only pending appends: read the store. */
+        uint8_t *data;
+        size_t len;
+        int rc = zk_store_read(fs->store, ino, &data, &len, NULL);
+        if (rc) {
+            zk__fs_reply_errno(req, rc);
+            return;
+        }
+        reply_slice(req, data, len, size, off);
+        free(data);
+        return;
+    }
+    int rc = fh_load(fs, fh);
+    if (rc) {
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    reply_slice(req, fh->data, fh->len, size, off);
+}
+
+void zk__fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+                  size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    if (ino == ZK_CTL_INO) {
+        zk__fs_ctl_write(req, buf, size, fi);
+        return;
+    }
+    struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    int rc = fh->poisoned ? -EFBIG : fh_load(fs, fh);
+    size_t at = fh->append ? fh->len : (size_t)off;
+    if (rc == 0 && (off < 0 || at > ZK_DATA_MAX || size > ZK_DATA_MAX - at)) {
+        fh->poisoned = 1;   /* nothing of this open file gets committed */
+        rc = -EFBIG;
+    }
+    if (rc == 0)
+        rc = fh_reserve(fh, at + size);
+    if (rc) {
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    if (at > fh->len)
+        memset(fh->data + fh->len, 0, at - fh->len);
+    memcpy(fh->data + at, buf, size);
+    if (at + size > fh->len)
+        fh->len = at + size;
+    fh->dirty = 1;
+    fh->wgen++;
+    fuse_reply_write(req, size);
+}
+
+/* ------------------------------------------------------------------------ */
+/* commit: flush, fsync, release                                             */
+/* ------------------------------------------------------------------------ */
+
+struct commit {
+    struct zk_fs *fs;
+    fuse_req_t req;            /* NULL: nobody waits (release) */
+    struct zk__fs_fh *fh;
+    uint64_t wgen;
+    size_t len;
+    int paused;                /* requests are paused until it is done */
+};
+
+static void fh_unref(struct zk__fs_fh *fh)
+{
+    fh->inflight--;
+    if (fh->released && fh->inflight == 0)
+        fh_free(fh);
+}
+
+static void commit_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct commit *c = arg;
+    struct zk__fs_fh *fh = c->fh;
+    int rc = zk__fs_result_err(err, res);
+
+    if (rc == 0 && fh->append) {
+        /* Keep only what was appended after this commit's snapshot. */
+        memmove(fh->data, fh->data + c->len, fh->len - c->len);
+        fh->len -= c->len;
+        fh->dirty = fh->len > 0;
+    } else if (rc == 0) {
+        fh->trunc = 0;
+        if (fh->wgen == c->wgen)
+            fh->dirty = 0;
+    }
+    if (rc)   /* the page cache may hold what was not committed */
+        zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
+    if (c->req)
+        zk__fs_reply_errno(c->req, rc);
+    if (c->paused)
+        zk__fs_resume(c->fs);
+    fh_unref(fh);
+    free(c);
+}
+
+/* Proposes fh's buffer if dirty (or, with all != 0, if only truncated)
+ * and answers req with the outcome. req NULL (release): nobody waits, so
+ * new requests are paused until the commit is applied. Errors are replied
+ * here. */
+static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
+                      int all)
+{
+    char path[ZK_PATH_MAX];
+    int rc = 0;
+
+    if (!fh->poisoned && !fh->dirty && !(all && fh->trunc))
+        goto reply;                 /* nothing to commit */
+    if (req)
+        fh->flushed_wgen = fh->wgen + 1;
+    if (fh->poisoned)
+        rc = -EFBIG;
+    if (rc == 0)
+        rc = zk_store_path(fs->store, fh->ino, path, sizeof(path));
+    struct commit *c = rc ? NULL : calloc(1, sizeof(*c));
+    if (!c) {
+        rc = rc ? rc : -ENOMEM;
+        goto reply;
+    }
+    *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
+                         .len = fh->len, .paused = req == NULL};
+    struct zk_op op = {
+        .type = fh->append ? ZK_OP_APPEND : ZK_OP_SET_DATA, .version = -1,
+        .ino = fh->ino, .path = path, .path_len = (uint32_t)strlen(path),
+        .data = fh->data, .data_len = (uint32_t)fh->len,
+    };
+    fh->inflight++;
+    rc = zk__fs_propose1(fs, &op, commit_done, c);
+    if (rc == 0) {
+        if (c->paused)
+            zk__fs_pause(fs);
+        return;
+    }
+    fh->inflight--;
+    free(c);
+reply:
+    if (req)
+        zk__fs_reply_errno(req, rc);
+}
+
+/* flush (every close): commits what was written. A truncation alone
+ * (O_TRUNC, no write yet) waits for the release or an fsync: the shell's
+ * `echo x > f` closes the descriptor it opened once before writing (after
+ * dup2), and committing there would publish an empty intermediate value. */
+void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    if (ino == ZK_CTL_INO) {
+        fuse_reply_err(req, 0);
+        return;
+    }
+    commit_fh(fs, req, (struct zk__fs_fh *)(uintptr_t)fi->fh, 0);
+}
+
+void zk__fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                  struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    (void)datasync;
+    if (ino == ZK_CTL_INO) {
+        fuse_reply_err(req, 0);
+        return;
+    }
+    commit_fh(fs, req, (struct zk__fs_fh *)(uintptr_t)fi->fh, 1);
+}
+
+/* Deletes ino as a released ephemeral: through the mount by the echo
+ * thread (local watchers see IN_DELETE), or directly when that thread is
+ * not running. */
+void zk__fs_release_holder(struct zk_fs *fs, uint64_t ino)
+{
+    char path[ZK_PATH_MAX];
+    if (zk_store_path(fs->store, ino, path, sizeof(path)) != 0)
+        return;                 /* already gone */
+    if (fs->stopping || !fs->echo.started)
+        zk__fs_delete_ino(fs, ino);
+    else
+        zk__fs_echo_push(fs, ZK__ECHO_UNLINK, ino, 0, path);
+}
+
+static void delete_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    uint64_t ino = (uint64_t)(uintptr_t)arg;
+    int rc = zk__fs_result_err(err, res);
+    if (rc && rc != -ENOENT)
+        zk_log(ZK_LOG_WARN, "deleting released ephemeral %llu: %s",
+               (unsigned long long)ino, zk_strerror(rc));
+}
+
+/* Proposes the delete of ino wherever it is now (nothing if it is gone). */
+void zk__fs_delete_ino(struct zk_fs *fs, uint64_t ino)
+{
+    char path[ZK_PATH_MAX];
+    if (zk_store_path(fs->store, ino, path, sizeof(path)) != 0)
+        return;
+    struct zk_op op = {
+        .type = ZK_OP_DELETE, .version = -1, .ino = ino,
+        .path = path, .path_len = (uint32_t)strlen(path),
+    };
+    int rc = zk__fs_propose1(fs, &op, delete_done, (void *)(uintptr_t)ino);
+    if (rc)
+        zk_log(ZK_LOG_WARN, "cannot delete released ephemeral %llu: %s",
+               (unsigned long long)ino, zk_strerror(rc));
+}
+
+void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
+                    struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    if (ino == ZK_CTL_INO) {
+        zk__fs_ctl_release(req, fi);
+        return;
+    }
+    struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    /* A truncation alone, and changes no FLUSH has seen (page writeback
+     * after close), are saved; a flush that failed is not retried behind
+     * the caller's back. */
+    if (!fh->poisoned && (fh->trunc || fh->dirty) &&
+        fh->flushed_wgen != fh->wgen + 1)
+        commit_fh(fs, NULL, fh, 1);
+    if (fh->holder)
+        zk__fs_release_holder(fs, fh->ino);
+    fh->released = 1;
+    if (fh->inflight == 0)
+        fh_free(fh);
+    fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* setattr                                                                   */
+/* ------------------------------------------------------------------------ */
+
+struct setattr_req {
+    struct zk_fs *fs;
+    fuse_req_t req;
+    uint64_t ino;
+    struct zk__fs_fh *fh;
+};
+
+static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                       const struct zk__fs_fh *fh)
+{
+    struct zk_stat st;
+    struct stat attr;
+    int rc = zk_store_getattr(fs->store, ino, &st);
+    if (rc) {
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    zk__fs_fill_attr(fs, &st, &attr);
+    size_t sz = fh ? zk__fs_fh_size(fh) : (size_t)-1;
+    if (sz != (size_t)-1) {
+        attr.st_size = (off_t)sz;
+        attr.st_blocks = ((blkcnt_t)sz + 511) / 512;
+    }
+    fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
+}
+
+static void setattr_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct setattr_req *sr = arg;
+    int rc = zk__fs_result_err(err, res);
+    if (rc)
+        zk__fs_reply_errno(sr->req, rc);
+    else
+        reply_attr(sr->fs, sr->req, sr->ino, sr->fh);
+    if (sr->fh)
+        fh_unref(sr->fh);
+    free(sr);
+}
+
+/* truncate without an open file: the new content as a SET_DATA op. The
+ * caller frees *buf after proposing. */
+static int truncate_op(struct zk_fs *fs, uint64_t ino, size_t size,
+                       uint8_t **buf, struct zk_op *op)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = size ? zk_store_read(fs->store, ino, &data, &len, NULL) : 0;
+    if (rc)
+        return rc;
+    if (size) {
+        uint8_t *p = realloc(data, size);
+        if (!p) {
+            free(data);
+            return -ENOMEM;
+        }
+        data = p;
+        if (size > len)
+            memset(data + len, 0, size - len);
+    }
+    op->type = ZK_OP_SET_DATA;
+    op->version = -1;
+    op->ino = ino;
+    op->data = data;
+    op->data_len = (uint32_t)size;
+    *buf = data;
+    return 0;
+}
+
+/* Builds the ops of a setattr into ops[] (at most 2); a truncate through an
+ * open file changes only its buffer. Returns the number of ops or an
+ * error. */
+static int setattr_ops(struct zk_fs *fs, uint64_t ino, const struct stat *a,
+                       int to_set, struct zk__fs_fh *fh, struct zk_op *ops,
+                       uint8_t **buf)
+{
+    int n = 0, rc;
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        if (a->st_size < 0 || a->st_size > ZK_DATA_MAX)
+            return -EFBIG;
+        if (fh && !fh->append) {
+            rc = fh_load(fs, fh);
+            if (rc == 0)
+                rc = fh_resize(fh, (size_t)a->st_size);
+            if (rc)
+                return rc;
+        } else {
+            rc = truncate_op(fs, ino, (size_t)a->st_size, buf, &ops[n]);
+            if (rc)
+                return rc;
+            n++;
+        }
+    }
+    unsigned mask = 0;
+    if (to_set & FUSE_SET_ATTR_MODE) mask |= ZK_ATTR_MODE;
+    if (to_set & FUSE_SET_ATTR_UID) mask |= ZK_ATTR_UID;
+    if (to_set & FUSE_SET_ATTR_GID) mask |= ZK_ATTR_GID;
+    if (mask) {
+        ops[n] = (struct zk_op){.type = ZK_OP_SET_ATTR, .version = -1,
+                                .ino = ino, .attr_mask = mask,
+                                .mode = a->st_mode & 07777,
+                                .uid = a->st_uid, .gid = a->st_gid};
+        n++;
+    }
+    return n;
+}
+
+/* setattr: size, mode, uid, gid become one transaction; atime/mtime are
+ * accepted and ignored (times come from transactions). */
+void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                    int to_set, struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk__fs_fh *fh = NULL;
+    struct zk_op ops[2];
+    char path[ZK_PATH_MAX];
+    uint8_t *buf = NULL;
+
+    if (ino == ZK_CTL_INO) {
+        struct stat a;
+        zk__fs_ctl_attr(fs, &a);
+        fuse_reply_attr(req, &a, ZK__FS_TIMEOUT_S);
+        return;
+    }
+    if (fi && fi->fh)
+        fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    int rc = zk_store_path(fs->store, ino, path, sizeof(path));
+    int n = rc ? rc : setattr_ops(fs, ino, attr, to_set, fh, ops, &buf);
+    if (n <= 0) {
+        if (n < 0)
+            zk__fs_reply_errno(req, n);
+        else
+            reply_attr(fs, req, ino, fh);
+        return;
+    }
+    struct setattr_req *sr = calloc(1, sizeof(*sr));
+    for (int i = 0; i < n; i++) {
+        ops[i].path = path;
+        ops[i].path_len = (uint32_t)strlen(path);
+    }
+    struct zk_txn txn = {.nops = (uint32_t)n, .ops = ops};
+    rc = !sr ? -ENOMEM : fs->stopping ? -ESHUTDOWN : 0;
+    if (rc == 0) {
+        *sr = (struct setattr_req){.fs = fs, .req = req, .ino = ino, .fh = fh};
+        rc = zk_replica_propose(fs->replica, &txn, setattr_done, sr);
+    }
+    free(buf);
+    if (rc == 0) {
+        if (fh)
+            fh->inflight++;
+        return;
+    }
+    free(sr);
+    zk__fs_reply_errno(req, rc);
+}

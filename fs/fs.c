@@ -1,0 +1,417 @@
+/*
+ * fs.c — zk_fs_run: opens the store, starts the replica, mounts, and runs
+ * the one libuv loop that serves FUSE requests and hears the replica's
+ * answers; then takes everything down in reverse order.
+ *
+ * The /dev/fuse descriptor is non-blocking and polled by the loop: on
+ * readable, up to ZK__FS_RECV_BATCH requests are received and processed,
+ * until -EAGAIN. Every FUSE handler and every zk_replica callback therefore
+ * runs on this one thread, and nothing here ever blocks on the mount (the
+ * echo thread, echo.c, is the only one that touches it). Stopping: SIGINT,
+ * SIGTERM, `zkfs umount` (ctl.c) or an external unmount (-ENODEV) end the
+ * loop; then the replica closes this run's session (ephemerals go), the
+ * mount is removed and the store closed.
+ *
+ * Also here: the map of inode lookup counts, which tells which inodes the
+ * kernel knows and so which invalidations are worth sending.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* inode lookup counts                                                       */
+/* ------------------------------------------------------------------------ */
+
+#define INOMAP_MIN_CAP 1024
+
+static size_t ino_home(uint64_t ino, size_t cap)
+{
+    return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+}
+
+static size_t ino_find(const struct zk__fs_inomap *m, uint64_t ino)
+{
+    size_t i = ino_home(ino, m->cap);
+    while (m->slots[i].ino != 0 && m->slots[i].ino != ino)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+/* Returns how many lookups of ino the kernel holds (0: unknown to it). */
+uint64_t zk__fs_inomap_get(const struct zk__fs_inomap *m, uint64_t ino)
+{
+    if (m->cap == 0)
+        return 0;
+    return m->slots[ino_find(m, ino)].nlookup;
+}
+
+static int inomap_grow(struct zk__fs_inomap *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : INOMAP_MIN_CAP;
+    struct zk__fs_ino_slot *old = m->slots;
+    size_t old_cap = m->cap;
+
+    m->slots = calloc(cap, sizeof(*m->slots));
+    if (!m->slots) {
+        m->slots = old;
+        return -ENOMEM;
+    }
+    m->cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].ino)
+            m->slots[ino_find(m, old[i].ino)] = old[i];
+    free(old);
+    return 0;
+}
+
+/* Counts n more kernel lookups of ino (a LOOKUP/CREATE/MKDIR/READDIRPLUS
+ * reply). Returns 0 or -ENOMEM (the count is then lost: only an
+ * invalidation is skipped later, nothing breaks). */
+int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
+{
+    if ((m->len + 1) * 4 > m->cap * 3) {
+        int rc = inomap_grow(m);
+        if (rc)
+            return rc;
+    }
+    size_t i = ino_find(m, ino);
+    if (m->slots[i].ino == 0) {
+        m->slots[i].ino = ino;
+        m->slots[i].nlookup = 0;
+        m->len++;
+    }
+    m->slots[i].nlookup += n;
+    return 0;
+}
+
+/* FORGET: drops n lookups; the slot is freed (backward-shift deletion of
+ * linear probing) when none remain. */
+void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
+{
+    if (m->cap == 0)
+        return;
+    size_t i = ino_find(m, ino);
+    if (m->slots[i].ino == 0)
+        return;
+    if (m->slots[i].nlookup > n) {
+        m->slots[i].nlookup -= n;
+        return;
+    }
+    size_t mask = m->cap - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (m->slots[j].ino == 0)
+            break;
+        size_t k = ino_home(m->slots[j].ino, m->cap);
+        /* Move j into the hole at i unless its home lies in (i, j]. */
+        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i].ino = 0;
+    m->slots[i].nlookup = 0;
+    m->len--;
+}
+
+void zk__fs_inomap_free(struct zk__fs_inomap *m)
+{
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------------ */
+/* the loop                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Ends the loop; zk_fs_run then takes everything down. The loop goes on
+ * serving requests until the echo thread has left, because the thread may
+ * be inside a syscall on the mount that only the loop can answer. Loop
+ * thread. */
+void zk__fs_stop(struct zk_fs *fs)
+{
+    if (fs->stopping)
+        return;
+    fs->stopping = 1;
+    zk_log(ZK_LOG_INFO, "stopping: unmounting %s", fs->opts->mountpoint);
+    if (!zk__fs_echo_stop(fs))
+        uv_stop(&fs->loop);
+}
+
+/* The kernel ended the connection (unmounted or aborted). */
+static void fuse_gone(struct zk_fs *fs)
+{
+    fs->gone = 1;
+    if (fs->poll_init)
+        uv_poll_stop(&fs->poll);
+    zk__fs_stop(fs);
+}
+
+static void on_fuse_readable(uv_poll_t *h, int status, int events);
+
+/* Stops reading requests until the matching zk__fs_resume: a commit the
+ * kernel no longer waits for (made at RELEASE) must be applied before any
+ * later request of the same process is served, or it could read the old
+ * value. Nests. Loop thread. */
+void zk__fs_pause(struct zk_fs *fs)
+{
+    if (fs->paused++ == 0 && fs->poll_init && !fs->gone)
+        uv_poll_stop(&fs->poll);
+}
+
+void zk__fs_resume(struct zk_fs *fs)
+{
+    ZK_ASSERT(fs->paused > 0);
+    if (--fs->paused == 0 && fs->poll_init && !fs->gone)
+        uv_poll_start(&fs->poll, UV_READABLE, on_fuse_readable);
+}
+
+static void on_fuse_readable(uv_poll_t *h, int status, int events)
+{
+    struct zk_fs *fs = h->data;
+    (void)events;
+
+    if (status < 0) {
+        /* POLLERR (reported as UV_EBADF): the mount is gone. */
+        zk_log(status == UV_EBADF ? ZK_LOG_INFO : ZK_LOG_ERROR,
+               "/dev/fuse: %s: connection ended",
+               status == UV_EBADF ? "unmounted" : uv_strerror(status));
+        fuse_gone(fs);
+        return;
+    }
+    for (int i = 0; i < ZK__FS_RECV_BATCH && !fs->paused; i++) {
+        int rc = fuse_session_receive_buf(fs->se, &fs->fbuf);
+        if (rc == -EAGAIN)
+            return;
+        if (rc == -EINTR)
+            continue;
+        if (rc <= 0 || fuse_session_exited(fs->se)) {
+            if (rc < 0 && rc != -ENODEV)
+                zk_log(ZK_LOG_ERROR, "reading /dev/fuse: %s", strerror(-rc));
+            fuse_gone(fs);
+            return;
+        }
+        fuse_session_process_buf(fs->se, &fs->fbuf);
+        if (fuse_session_exited(fs->se)) {
+            fuse_gone(fs);
+            return;
+        }
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    zk_log(ZK_LOG_INFO, "signal %d", signum);
+    zk__fs_stop(h->data);
+}
+
+/* libfuse's messages go to zk_log. */
+static void fuse_log_to_zk(enum fuse_log_level level, const char *fmt,
+                           va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    if (n && msg[n - 1] == '\n')
+        msg[n - 1] = '\0';
+    enum zk_log_level l = level <= FUSE_LOG_ERR ? ZK_LOG_ERROR
+                          : level <= FUSE_LOG_WARNING ? ZK_LOG_WARN
+                          : level <= FUSE_LOG_INFO ? ZK_LOG_INFO
+                                                   : ZK_LOG_DEBUG;
+    zk_log(l, "fuse: %s", msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* set-up and take-down                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* allow_other needs root, or user_allow_other in /etc/fuse.conf. */
+static int may_allow_other(void)
+{
+    if (geteuid() == 0)
+        return 1;
+    FILE *f = fopen("/etc/fuse.conf", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    int ok = 0;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "user_allow_other", 16) == 0)
+            ok = 1;
+    fclose(f);
+    return ok;
+}
+
+static int session_open(struct zk_fs *fs)
+{
+    const struct zk_fs_opts *o = fs->opts;
+    char mopts[256];
+    snprintf(mopts, sizeof(mopts), "default_permissions,fsname=zkfs,"
+             "subtype=zkfs%s", may_allow_other() ? ",allow_other" : "");
+    char *argv[8];
+    int argc = 0;
+    argv[argc++] = "zkfs";
+    argv[argc++] = "-o";
+    argv[argc++] = mopts;
+    if (o->fuse_opts && *o->fuse_opts) {
+        argv[argc++] = "-o";
+        argv[argc++] = (char *)o->fuse_opts;
+    }
+    if (o->debug)
+        argv[argc++] = "-d";
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+
+    fs->se = fuse_session_new(&args, &zk__fs_ops, sizeof(zk__fs_ops), fs);
+    fuse_opt_free_args(&args);
+    if (!fs->se) {
+        zk_log(ZK_LOG_ERROR, "cannot create the FUSE session (options?)");
+        return -EINVAL;
+    }
+    if (fuse_session_mount(fs->se, o->mountpoint) != 0) {
+        zk_log(ZK_LOG_ERROR, "cannot mount on %s", o->mountpoint);
+        return -EIO;
+    }
+    fs->mounted = 1;
+    int fd = fuse_session_fd(fs->se);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+static int loop_handles(struct zk_fs *fs)
+{
+    int rc = uv_poll_init(&fs->loop, &fs->poll, fuse_session_fd(fs->se));
+    if (rc)
+        return rc;
+    fs->poll_init = 1;
+    fs->poll.data = fs;
+    rc = uv_poll_start(&fs->poll, UV_READABLE, on_fuse_readable);
+    if (rc)
+        return rc;
+    uv_signal_init(&fs->loop, &fs->sigint);
+    uv_signal_init(&fs->loop, &fs->sigterm);
+    fs->signals_init = 1;
+    fs->sigint.data = fs->sigterm.data = fs;
+    rc = uv_signal_start(&fs->sigint, on_signal, SIGINT);
+    if (rc == 0)
+        rc = uv_signal_start(&fs->sigterm, on_signal, SIGTERM);
+    return rc;
+}
+
+static int start_replica(struct zk_fs *fs)
+{
+    struct zk_replica_opts ro = {
+        .loop = &fs->loop,
+        .store = fs->store,
+        .applied = zk__fs_echo_applied,
+        .applied_arg = fs,
+        .owner = fs->owner,
+        .session_timeout_ms = fs->opts->session_timeout_ms,
+    };
+    int rc = zk_replica_start(&ro, &fs->replica);
+    if (rc)
+        zk_log(ZK_LOG_ERROR, "cannot start the replica: %s", zk_strerror(rc));
+    return rc;
+}
+
+static int setup(struct zk_fs *fs)
+{
+    int rc = uv_loop_init(&fs->loop);
+    if (rc)
+        return rc;
+    fs->loop_init = 1;
+    rc = zk_store_open(fs->opts->data_dir, 1, &fs->store);
+    if (rc) {
+        zk_log(ZK_LOG_ERROR, "cannot open the store in %s: %s",
+               fs->opts->data_dir, zk_strerror(rc));
+        return rc;
+    }
+    rc = start_replica(fs);
+    if (rc == 0)
+        rc = zk__fs_echo_start(fs);
+    if (rc == 0)
+        rc = session_open(fs);
+    if (rc == 0)
+        rc = loop_handles(fs);
+    return rc;
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Closes this run's session, unmounts, stops the echo thread and closes
+ * the store. Idempotent pieces: each checks what setup got to. */
+static void teardown(struct zk_fs *fs)
+{
+    if (fs->replica)
+        zk_replica_stop(fs->replica, 1);
+    fs->replica = NULL;
+    if (fs->poll_init)
+        uv_close((uv_handle_t *)&fs->poll, close_cb);
+    if (fs->signals_init) {
+        uv_close((uv_handle_t *)&fs->sigint, close_cb);
+        uv_close((uv_handle_t *)&fs->sigterm, close_cb);
+    }
+    if (fs->se) {
+        if (fs->mounted)
+            fuse_session_unmount(fs->se);
+        /* Closing /dev/fuse aborts whatever the echo thread still waits
+         * for on the mount, so it can be joined afterwards. */
+        fuse_session_destroy(fs->se);
+        fs->se = NULL;
+    }
+    zk__fs_echo_join(fs);
+    if (fs->loop_init) {
+        uv_run(&fs->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&fs->loop) != 0)
+            zk_log(ZK_LOG_WARN, "libuv loop still had handles at exit");
+    }
+    if (fs->store)
+        zk_store_close(fs->store);
+    fs->store = NULL;
+    free(fs->fbuf.mem);
+    zk__fs_inomap_free(&fs->inomap);
+}
+
+int zk_fs_run(const struct zk_fs_opts *opts)
+{
+    struct zk_fs *fs = calloc(1, sizeof(*fs));
+    if (!fs)
+        return 1;
+    fs->opts = opts;
+    fs->ready_fd = opts->ready_fd;
+    fs->uid = geteuid();
+    fs->gid = getegid();
+    if (gethostname(fs->host, sizeof(fs->host)) != 0)
+        snprintf(fs->host, sizeof(fs->host), "localhost");
+    fs->host[sizeof(fs->host) - 1] = '\0';
+    snprintf(fs->owner, sizeof(fs->owner), "%s:%ld", fs->host,
+             (long)getpid());
+    fuse_set_log_func(fuse_log_to_zk);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = setup(fs);
+    if (rc == 0) {
+        zk_log(ZK_LOG_INFO, "mounted %s (data %s)", opts->mountpoint,
+               opts->data_dir);
+        uv_run(&fs->loop, UV_RUN_DEFAULT);
+    } else {
+        zk_log(ZK_LOG_ERROR, "set-up failed: %s", zk_strerror(rc));
+    }
+    teardown(fs);
+    if (fs->ready_fd >= 0)
+        close(fs->ready_fd);
+    free(fs);
+    return rc == 0 ? 0 : 1;
+}

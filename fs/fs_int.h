@@ -1,0 +1,246 @@
+/*
+ * fs_int.h — private to fs/: the daemon's state (struct zk_fs), the file,
+ * directory and control-file handles, the inode lookup-count map and the
+ * echo thread's queue, plus the helpers the op files share.
+ *
+ * Threads: everything here belongs to the loop thread (the one running
+ * zk_fs_run's libuv loop, where FUSE requests are processed and zk_replica
+ * callbacks arrive), except struct zk__fs_echo, which is shared with the
+ * echo thread under its mutex, and the two atomics in it. Only fs/ includes
+ * FUSE headers.
+ */
+#ifndef ZK_FS_INT_H
+#define ZK_FS_INT_H
+
+#define FUSE_USE_VERSION 34
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "zk_common.h"
+#include "zk_ctl.h"
+#include "zk_fs.h"
+#include "zk_replica.h"
+#include "zk_store.h"
+#include "zk_txn.h"
+
+/* Kernel cache lifetimes: long, because every commit invalidates exactly
+ * what it changed (see echo.c). */
+#define ZK__FS_TIMEOUT_S        86400.0
+/* FUSE requests processed per wake-up of the loop before other handles
+ * (replica answers, signals) get their turn. */
+#define ZK__FS_RECV_BATCH       64
+/* Invalidations and holder deletions waiting for the echo thread. Past it
+ * invalidations are dropped (and counted, logged): the only unbounded
+ * alternative would be to block the loop, which can deadlock the kernel. */
+#define ZK__FS_ECHO_QUEUE_MAX   (1u << 20)
+/* Ephemerals one control-file description may hold. */
+#define ZK__FS_CTL_HELD_MAX     64
+/* Supplementary groups looked at for a control-file permission check. */
+#define ZK__FS_GROUPS_MAX       64
+
+/* --- inode lookup counts (what the kernel knows) ----------------------- */
+
+struct zk__fs_ino_slot {
+    uint64_t ino;          /* 0: free slot */
+    uint64_t nlookup;
+};
+
+struct zk__fs_inomap {
+    struct zk__fs_ino_slot *slots;
+    size_t cap;            /* power of two */
+    size_t len;
+};
+
+/* --- echo thread -------------------------------------------------------- */
+
+enum zk__fs_echo_kind {
+    ZK__ECHO_INVAL_INODE = 1,  /* notify_inval_inode(ino)                  */
+    ZK__ECHO_INVAL_ENTRY,      /* notify_inval_entry(parent, name)         */
+    ZK__ECHO_DELETE,           /* notify_delete(parent, ino, name)         */
+    ZK__ECHO_UNLINK            /* unlink(mountpoint + name) for holder ino */
+};
+
+struct zk__fs_echo_item {
+    struct zk__fs_echo_item *next;
+    uint8_t kind;
+    uint64_t ino, parent;
+    char name[];               /* a name, or a znode path for UNLINK */
+};
+
+struct zk__fs_echo {
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct zk__fs_echo_item *head, *tail;
+    size_t len;
+    int quit;
+    uint64_t dropped;
+    /* The echo thread's id (what fuse_req_ctx()->pid says for its
+     * syscalls) and the inode its current unlink is meant to delete. */
+    _Atomic int tid;
+    _Atomic uint64_t unlink_ino;
+    /* Deletions the echo thread could not do through the mount, handed
+     * back to the loop (which proposes them directly). */
+    struct zk__fs_echo_item *back_head;
+    uv_async_t back_async;
+    int back_async_init;
+};
+
+/* --- the daemon --------------------------------------------------------- */
+
+struct zk_fs {
+    const struct zk_fs_opts *opts;
+    uv_loop_t loop;
+    int loop_init;
+    uv_poll_t poll;
+    int poll_init;
+    uv_signal_t sigint, sigterm;
+    int signals_init;
+    struct fuse_session *se;
+    int mounted;
+    struct fuse_buf fbuf;
+    struct zk_store *store;
+    struct zk_replica *replica;
+    char host[128];
+    char owner[ZK_OWNER_MAX];  /* this daemon, "host:pid" */
+    uid_t uid;
+    gid_t gid;
+    int ready_fd;
+    int stopping;
+    int gone;                  /* the kernel ended the connection */
+    int paused;                /* > 0: no new requests are read */
+    struct zk__fs_inomap inomap;
+    struct zk__fs_echo echo;
+};
+
+/* What a permission check needs about the requester. */
+struct zk__fs_cred {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;                 /* the calling thread's id */
+    int ngroups;
+    gid_t groups[ZK__FS_GROUPS_MAX];
+};
+
+/* An open regular file. data/len is the write buffer: the whole content
+ * for a normal descriptor (loaded lazily from the store), only the bytes
+ * not yet committed for an O_APPEND one. */
+struct zk__fs_fh {
+    uint64_t ino;
+    int oflags;
+    uint8_t *data;
+    size_t len, cap;
+    uint64_t wgen;             /* bumped by every change of the buffer */
+    uint64_t flushed_wgen;     /* wgen at the last flush/fsync (+1) */
+    unsigned loaded : 1, dirty : 1, poisoned : 1, append : 1, holder : 1,
+        released : 1,
+        trunc : 1;             /* opened O_TRUNC, truncation not committed */
+    int inflight;              /* commits not yet answered */
+};
+
+/* An open directory: the child list as it was at opendir. */
+struct zk__fs_dirent {
+    char *name;
+    struct zk_stat st;
+};
+struct zk__fs_dh {
+    struct zk_stat self;
+    uint64_t parent_ino;
+    size_t n, cap;
+    struct zk__fs_dirent *ents;
+};
+
+/* --- fs.c ---------------------------------------------------------------- */
+
+void zk__fs_stop(struct zk_fs *fs);
+void zk__fs_pause(struct zk_fs *fs);
+void zk__fs_resume(struct zk_fs *fs);
+uint64_t zk__fs_inomap_get(const struct zk__fs_inomap *m, uint64_t ino);
+int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n);
+void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n);
+void zk__fs_inomap_free(struct zk__fs_inomap *m);
+
+/* --- util.c -------------------------------------------------------------- */
+
+void zk__fs_fill_attr(const struct zk_fs *fs, const struct zk_stat *st,
+                      struct stat *out);
+void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out);
+int zk__fs_reply_entry(struct zk_fs *fs, fuse_req_t req,
+                       const struct zk_stat *st, double entry_timeout);
+int zk__fs_child_path(struct zk_fs *fs, uint64_t parent, const char *name,
+                      char *buf, size_t size);
+int zk__fs_check_new_name(uint64_t parent, const char *name);
+int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
+                    zk_replica_done_cb cb, void *arg);
+int zk__fs_result_err(int err, const struct zk_apply_result *res);
+void zk__fs_reply_errno(fuse_req_t req, int err);
+void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
+                         size_t size);
+void zk__fs_cred_from_req(fuse_req_t req, struct zk__fs_cred *out);
+int zk__fs_may(const struct zk__fs_cred *c, const struct zk_stat *st,
+               int mask);
+int zk__fs_zkstat_value(const struct zk_stat *st, const char *key,
+                        char *buf, size_t size);
+extern const char *const zk__fs_zkstat_keys[];
+extern const size_t zk__fs_zkstat_nkeys;
+
+/* --- ops.c / file.c / xattr.c / ctl.c --------------------------------- */
+
+extern const struct fuse_lowlevel_ops zk__fs_ops;
+
+void zk__fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
+                    struct fuse_file_info *fi);
+void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                    int to_set, struct fuse_file_info *fi);
+void zk__fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                   mode_t mode, struct fuse_file_info *fi);
+void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                 struct fuse_file_info *fi);
+void zk__fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+                  size_t size, off_t off, struct fuse_file_info *fi);
+void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void zk__fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                  struct fuse_file_info *fi);
+void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
+                    struct fuse_file_info *fi);
+struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags);
+void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
+                         const struct zk_stat *st, struct fuse_file_info *fi,
+                         double entry_timeout, int created);
+size_t zk__fs_fh_size(const struct zk__fs_fh *fh);
+void zk__fs_release_holder(struct zk_fs *fs, uint64_t ino);
+void zk__fs_delete_ino(struct zk_fs *fs, uint64_t ino);
+
+void zk__fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                     size_t size);
+void zk__fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void zk__fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                     const char *value, size_t size, int flags);
+void zk__fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+void zk__fs_ctl_open(fuse_req_t req, struct fuse_file_info *fi);
+void zk__fs_ctl_read(fuse_req_t req, size_t size, struct fuse_file_info *fi);
+void zk__fs_ctl_write(fuse_req_t req, const char *buf, size_t size,
+                      struct fuse_file_info *fi);
+void zk__fs_ctl_release(fuse_req_t req, struct fuse_file_info *fi);
+
+/* --- echo.c -------------------------------------------------------------- */
+
+int zk__fs_echo_start(struct zk_fs *fs);
+int zk__fs_echo_stop(struct zk_fs *fs);
+void zk__fs_echo_join(struct zk_fs *fs);
+void zk__fs_echo_push(struct zk_fs *fs, enum zk__fs_echo_kind kind,
+                      uint64_t ino, uint64_t parent, const char *name);
+void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res);
+int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
+
+#endif /* ZK_FS_INT_H */
