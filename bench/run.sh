@@ -8,11 +8,13 @@
 # 8, R times (round-robin over the targets so that machine noise hits all of
 # them alike), and prints a table of MEDIANS: workload x procs -> ops/s,
 # p50 and p99 latency (µs) per target; for "list" the ms per listing of
-# 10,000 entries. Raw lines are kept in the --raw file if given.
+# 10,000 entries; for "watch" (build/bench/watchlat, one writer, one
+# watcher, same mount) the delay from a change to its IN_CLOSE_WRITE event.
+# Raw lines are kept in the --raw file if given.
 #
 # Usage (as root: FUSE and tmpfs mounts):
 #   bench/run.sh [--runs R] [--targets "zkfs floor tmpfs"] [--procs "1 8"]
-#                [--workloads "create set get stat list delete ephemeral lock"]
+#                [--workloads "create set get stat list delete ephemeral lock watch"]
 #                [--quick] [--raw FILE] [--no-build]
 # Targets: zkfs, floor, floor-noxattr (floorfs --no-xattr: the configuration
 # of FUSE-FACTS.md's table), tmpfs. --quick divides the op counts by 4.
@@ -27,7 +29,7 @@ B=${B:-build}
 RUNS=3
 TARGETS="zkfs floor tmpfs"
 PROCS="1 8"
-WORKLOADS="create set get stat list delete ephemeral lock"
+WORKLOADS="create set get stat list delete ephemeral lock watch"
 QUICK=0
 RAW=""
 BUILD=1
@@ -52,11 +54,12 @@ if [ "$BUILD" = 1 ]; then
     # The whole tree first; if some other part does not build right now,
     # the bench tools alone still can.
     make -s all >/dev/null 2>&1 ||
-        make -s "$B/bench/fsbench" "$B/bench/floorfs" ||
+        make -s "$B/bench/fsbench" "$B/bench/floorfs" "$B/bench/watchlat" ||
         { echo "run.sh: cannot build the bench tools" >&2; exit 1; }
 fi
 FSBENCH=$B/bench/fsbench
 FLOORFS=$B/bench/floorfs
+WATCHLAT=$B/bench/watchlat
 ZKFS=$B/zkfs
 for f in "$FSBENCH" "$FLOORFS"; do
     [ -x "$f" ] || { echo "run.sh: $f is missing (run make)" >&2; exit 1; }
@@ -158,6 +161,7 @@ ops_for() {
         stat) n=200000 ;;
         lock) n=20000 ;;
         list) n=20 ;;
+        watch) n=1000 ;;
         *) n=1000 ;;
     esac
     [ "$QUICK" = 1 ] && n=$(( n / 4 > 5 ? n / 4 : 5 ))
@@ -178,10 +182,19 @@ for r in $(seq 1 "$RUNS"); do
     for w in $WORKLOADS; do
         for p in $PROCS; do
             for t in "${ACTIVE[@]}"; do
+                if [ "$w" = watch ]; then
+                    # One writer and one watcher: run it once, as "1 proc".
+                    [ "$p" = "${PROCS%% *}" ] || continue
+                    line=$(timeout $((CAP_S + 30)) "$WATCHLAT" \
+                           --write-dir "${MNT[$t]}" --ops "$(ops_for watch)" \
+                           2>"$WORK/err" |
+                           sed 's/^watchlat /workload=watch procs=1 /; s/ lost=/ errors=/') || true
+                else
                 line=$(timeout $((CAP_S * 3 + 30)) "$FSBENCH" \
                        --dir "${MNT[$t]}" --workload "$w" --procs "$p" \
                        --ops "$(ops_for "$w")" --time-cap "$CAP_S" \
                        --keep-list 2>"$WORK/err") || true
+                fi
                 if [ -s "$WORK/err" ]; then
                     sed "s/^/run.sh: $t: /" "$WORK/err" | head -n 3 >&2
                 fi
@@ -234,6 +247,9 @@ END {
     for (i = 1; i <= nt; i++) printf "---|---|---|"
     printf "\n"
     for (a = 1; a <= nw; a++) for (b = 1; b <= np; b++) {
+        any = 0
+        for (i = 1; i <= nt; i++) if ((W[a] SUBSEP P[b] SUBSEP T[i]) in p50) any = 1
+        if (!any) continue
         printf "| %s | %s |", W[a], P[b]
         for (i = 1; i <= nt; i++) {
             k = W[a] SUBSEP P[b] SUBSEP T[i]
@@ -248,5 +264,6 @@ END {
     }
     print ""
     print "list: median ms per full listing of 10,000 entries instead of ops/s."
+    print "watch: change (open O_TRUNC+write+close) to IN_CLOSE_WRITE at a watcher on the same mount; (!) = events lost."
     print "(!): some run had errors (fsbench stopped that process at its first error; see stderr)."
 }' "$RESULTS"
