@@ -528,23 +528,28 @@ static int request(const char *cmd, const char *path, const char *fmt,
 
 /* ======================== create ======================================== */
 
+/* Blocks the signals hold() waits for. */
+static void hold_signals(sigset_t *set, sigset_t *old)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, set, old);
+}
+
 /* Runs cmdv while holding the control fd (and so the ephemeral node),
  * forwarding SIGINT/SIGTERM/SIGHUP to it; or, with cmdv NULL, waits for
- * one of those signals. Returns the exit status. */
-static int hold(int fd, char **cmdv)
+ * one of those signals. Returns the exit status. hold_signals() must have
+ * run before the node was created, so that an early signal is not lost. */
+static int hold(int fd, char **cmdv, const sigset_t *set, const sigset_t *old)
 {
-    sigset_t set, old;
     int sig, status;
 
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, &old);
     if (cmdv == NULL) {
         do
-            sig = sigwaitinfo(&set, NULL);
+            sig = sigwaitinfo(set, NULL);
         while (sig == SIGCHLD || (sig < 0 && errno == EINTR));
         close(fd);
         return 0;
@@ -554,13 +559,13 @@ static int hold(int fd, char **cmdv)
     if (pid < 0)
         return zk__cli_fail("create", cmdv[0], -errno, NULL);
     if (pid == 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
+        sigprocmask(SIG_SETMASK, old, NULL);
         execvp(cmdv[0], cmdv);
         fprintf(stderr, "zkfs create: %s: %s\n", cmdv[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
     for (;;) {
-        sig = sigwaitinfo(&set, NULL);
+        sig = sigwaitinfo(set, NULL);
         if (sig > 0 && sig != SIGCHLD)
             kill(pid, sig);
         if (waitpid(pid, &status, WNOHANG) == pid)
@@ -627,6 +632,11 @@ int zk__cli_create(int argc, char **argv)
                                    "'--' needs a command" :
                                    "'-- CMD' needs -e");
     const char *path = argv[optind];
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigemptyset(&old);
+    if (strchr(flags, 'e') != NULL)
+        hold_signals(&set, &old);
     int err = get_data(nargs == 2 ? argv[optind + 1] : "", &data, &len);
     if (err < 0) {
         free(data);
@@ -647,7 +657,7 @@ int zk__cli_create(int argc, char **argv)
         close(fd);
         return 0;
     }
-    return hold(fd, cmdv);
+    return hold(fd, cmdv, &set, &old);
 }
 
 /* ======================== set, rm, sync ================================= */

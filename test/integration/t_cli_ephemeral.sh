@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `zkfs create -e PATH [DATA] [-- CMD]`: the node lives while the command
+# holds it; killing zkfs (even with SIGKILL) releases it; CMD's exit status
+# is passed on; SIGTERM is forwarded to CMD.
+. "$(dirname "$0")/lib.sh"
+
+M=$ZK_TMP/mnt
+zk_start "$ZK_TMP/data" "$M"
+
+log "create -e ... -- sleep 30, then kill -9 zkfs"
+zk_bg "$ZKFS" create -e "$M/lock" data -- sleep 30 >"$ZK_TMP/out"
+zpid=$ZK_BG
+wait_for test -s "$ZK_TMP/out" || fail "create -e printed nothing"
+assert_eq "$M/lock" "$(cat "$ZK_TMP/out")" "printed path"
+assert_eq data "$(cat "$M/lock")" "content"
+[ "$(xattr "$M/lock" user.zk.ephemeralOwner)" != 0 ] || fail "not ephemeral"
+wait_for pgrep -P "$zpid" sleep >/dev/null || fail "CMD did not start"
+child=$(pgrep -P "$zpid" sleep)
+ZK_PIDS+=("$child")
+kill -9 "$zpid"
+wait_for -t 30 not test -e "$M/lock" || fail "lock survived kill -9 of zkfs"
+kill -9 "$child"
+
+log "CMD's exit status; CMD sees the node; it goes when CMD ends"
+assert_rc 3 "$ZKFS" create -e "$M/e2" -- sh -c 'test -e "$1" && exit 3' _ "$M/e2"
+wait_for -t 30 not test -e "$M/e2" || fail "e2 survived CMD"
+
+log "SIGTERM is forwarded to CMD"
+zk_bg "$ZKFS" create -e "$M/e3" -- sleep 30 >/dev/null
+zpid=$ZK_BG
+wait_for pgrep -P "$zpid" sleep >/dev/null || fail "CMD did not start"
+kill -TERM "$zpid"
+rc=0
+wait "$zpid" || rc=$?
+assert_eq 143 "$rc" "exit status after SIGTERM (CMD killed by SIGTERM)"
+wait_for -t 30 not test -e "$M/e3" || fail "e3 survived"
+
+log "without CMD: held until SIGTERM, then exit 0"
+zk_bg "$ZKFS" create -e "$M/e4" x >"$ZK_TMP/out4"
+zpid=$ZK_BG
+wait_for test -s "$ZK_TMP/out4" || fail "create -e printed nothing"
+[ -e "$M/e4" ] || fail "e4 missing while held"
+kill -TERM "$zpid"
+rc=0
+wait "$zpid" || rc=$?
+assert_eq 0 "$rc" "exit status after SIGTERM without CMD"
+wait_for -t 30 not test -e "$M/e4" || fail "e4 survived"
+
+zk_stop "$M"

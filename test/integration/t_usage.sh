@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The zkfs command without a mount: --help and help exit 0 with the usage on
+# stdout; wrong usage exits 2 with "zkfs CMD: reason" and a hint on stderr;
+# paths outside any zkfs mount are a runtime error (exit 1).
+. "$(dirname "$0")/lib.sh"
+
+log "--help, help, --version"
+for c in mount umount status create set rm stat sync txn; do
+    assert_rc 0 "$ZKFS" "$c" --help
+    assert_match "^Usage: zkfs $c" "$ZK_OUT" "$c --help"
+    assert_rc 0 "$ZKFS" help "$c"
+done
+assert_rc 0 "$ZKFS" help
+assert_rc 0 "$ZKFS" --version
+assert_match '^zkfs [0-9]' "$ZK_OUT" "--version"
+
+log "usage errors exit 2 with 'zkfs CMD: reason' and a hint"
+usage() {
+    assert_rc 2 "$ZKFS" "$@"
+    assert_match "^zkfs $1: " "$(head -n 1 <<<"$ZK_ERR")" "first stderr line of: $*"
+    assert_match "^Try 'zkfs $1 --help'" "$(sed -n 2p <<<"$ZK_ERR")" "hint of: $*"
+}
+usage create
+usage create -q /x
+usage set /x
+usage set -v abc /x d
+usage rm
+usage rm -v -5 /x
+usage stat
+usage stat a b
+usage sync
+usage status
+usage umount
+usage mount -c /etc/zoo.cfg
+assert_match "not supported yet" "$ZK_ERR" "mount -c"
+usage mount --id 1
+usage create -e /x --
+usage create /x -- true
+assert_rc 2 "$ZKFS" nosuchcommand
+assert_rc 2 "$ZKFS"
+
+log "runtime errors outside a mount exit 1"
+assert_rc 1 "$ZKFS" create "$ZK_TMP/x" data
+assert_eq "zkfs create: $ZK_TMP/x: not inside a zkfs mount" "$ZK_ERR" "message"
+assert_rc 1 "$ZKFS" stat "$ZK_TMP"
+assert_rc 1 "$ZKFS" umount "$ZK_TMP"
+assert_match "not mounted" "$ZK_ERR" "umount of a directory that is not mounted"
+assert_rc 1 "$ZKFS" txn "$ZK_TMP" <<<"create /a"
+log "a malformed txn is refused before any mount is looked for"
+assert_rc 2 "$ZKFS" txn <<<"bogus /a"
+assert_match "^zkfs txn: line 1: " "$ZK_ERR" "line number"
+assert_rc 2 "$ZKFS" txn <<<"set -v x /a b"
+assert_rc 2 "$ZKFS" txn <<<"rm /a trailing"
