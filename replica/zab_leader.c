@@ -23,6 +23,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
+static void check_info(struct zk_zab *z);
+static void check_ackepoch(struct zk_zab *z);
+
 static struct zk__peer *peer_of(struct zk_zab *z, uint32_t id)
 {
     int i = zk__member_index(z, id);
@@ -58,6 +61,7 @@ void zk__lead_start(struct zk_zab *z)
     z->lepoch = 0;
     memset(z->close_sent, 0, sizeof(z->close_sent));
     z->dirty = 1;
+    check_info(z);                /* a lone voter is its own quorum */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -70,7 +74,6 @@ static void send_leaderinfo(struct zk_zab *z, struct zk__peer *p)
     p->ps = ZK__P_EPOCH;
 }
 
-static void check_ackepoch(struct zk_zab *z);
 
 /* Phase 1: a quorum of FOLLOWERINFO fixes the new epoch. */
 static void check_info(struct zk_zab *z)
@@ -144,6 +147,8 @@ static void recv_followerinfo(struct zk_zab *z, struct zk__peer *p,
         return;
     if (p->ps != ZK__P_NONE && p->link == m->link)
         return;                                   /* duplicate */
+    zk__trace(z, "learner %u connects, accepted epoch %llu", p->id,
+              (unsigned long long)m->aux);
     if (z->lphase != ZK__L_INFO && m->aux > z->lepoch && !p->observer) {
         /* It accepted a newer epoch from a failed leader: it can never
          * follow us, so let a new election pick an epoch above it. */

@@ -1,0 +1,463 @@
+/*
+ * sim.c — the simulator's engine: an event heap ordered by (simulated
+ * time, insertion number), the replicas with their simulated disks and
+ * model state machines, the network, and the invariant checks.
+ *
+ * Determinism: one splitmix64 stream drives every choice; events with
+ * equal times run in insertion order; nothing depends on pointer values
+ * or hash iteration order. Each replica's disk holds its hard state, its
+ * log and its model state machine (applied zxid, hash chain of applied
+ * transactions, session table); a crash keeps only what a completed Ready
+ * wrote. Every message is encoded and decoded with zk_zab_msg_*, so the
+ * codec runs under every seed.
+ *
+ * Checked after every step (sim_check): at most one established leader
+ * per epoch; every apply extends the one global committed history (same
+ * transaction at each zxid, same hash chain, nothing skipped, nothing
+ * applied twice, no write committed twice); an applied entry was on the
+ * replica's disk; a snapshot matches the history at its zxid and never
+ * moves a replica back; a TRUNC never removes an applied entry; hard
+ * state never goes back; the core keeps applied <= persisted <= last.
+ */
+#include "sim_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+/* ====================================================================== */
+/* randomness, logging, failure                                           */
+/* ====================================================================== */
+
+uint64_t sim_rand(struct sim *s)
+{
+    uint64_t x = (s->rng += 0x9e3779b97f4a7c15ull);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t sim_range(struct sim *s, uint64_t lo, uint64_t hi)
+{
+    return lo + sim_rand(s) % (hi - lo + 1);
+}
+
+uint64_t sim_mix(uint64_t a, uint64_t b)
+{
+    uint64_t x = a ^ (b + 0x9e3779b97f4a7c15ull + (a << 6) + (a >> 2));
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void sim_log(struct sim *s, uint32_t id, const char *fmt, ...)
+{
+    if (!s->o.verbose)
+        return;
+    char line[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(s->o.out, "%8llu.%03llu ms r%u sim: %s\n",
+            (unsigned long long)(s->now / 1000),
+            (unsigned long long)(s->now % 1000), id, line);
+}
+
+static void core_trace(void *arg, uint32_t id, uint64_t tick, const char *line)
+{
+    struct sim *s = arg;
+    fprintf(s->o.out, "%8llu.%03llu ms r%u t%llu: %s\n",
+            (unsigned long long)(s->now / 1000),
+            (unsigned long long)(s->now % 1000), id,
+            (unsigned long long)tick, line);
+}
+
+void sim_fail(struct sim *s, uint32_t id, const char *fmt, ...)
+{
+    if (s->failed)
+        return;
+    s->failed = 1;
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(s->failure, sizeof(s->failure),
+             "invariant broken at %llu.%03llu ms, step %llu, replica %u: %s",
+             (unsigned long long)(s->now / 1000),
+             (unsigned long long)(s->now % 1000),
+             (unsigned long long)s->steps, id, what);
+}
+
+const char *sim_failure(const struct sim *s)
+{
+    return s->failed ? s->failure : NULL;
+}
+
+uint64_t sim_now(const struct sim *s) { return s->now; }
+uint64_t sim_steps(const struct sim *s) { return s->steps; }
+
+/* ====================================================================== */
+/* event heap                                                             */
+/* ====================================================================== */
+
+static int ev_less(const struct sim_ev *a, const struct sim_ev *b)
+{
+    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+void sim_push(struct sim *s, uint64_t t, uint32_t kind, uint32_t r,
+              struct sim_pkt *pkt)
+{
+    if (s->nev == s->capev) {
+        s->capev = s->capev ? s->capev * 2 : 1024;
+        s->ev = realloc(s->ev, s->capev * sizeof(*s->ev));
+        ZK_ASSERT(s->ev != NULL);
+    }
+    struct sim_ev e = { t, s->evseq++, kind, r, 0, pkt };
+    if (r < s->n)
+        e.life = s->rep[r].life;
+    size_t i = s->nev++;
+    while (i > 0 && ev_less(&e, &s->ev[(i - 1) / 2])) {
+        s->ev[i] = s->ev[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->ev[i] = e;
+}
+
+static struct sim_ev pop(struct sim *s)
+{
+    struct sim_ev top = s->ev[0], last = s->ev[--s->nev];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->nev)
+            break;
+        if (c + 1 < s->nev && ev_less(&s->ev[c + 1], &s->ev[c]))
+            c++;
+        if (!ev_less(&s->ev[c], &last))
+            break;
+        s->ev[i] = s->ev[c];
+        i = c;
+    }
+    if (s->nev)
+        s->ev[i] = last;
+    return top;
+}
+
+/* ====================================================================== */
+/* creation                                                               */
+/* ====================================================================== */
+
+struct sim *sim_create(const struct sim_opts *o)
+{
+    uint32_t n = o->voters + o->observers;
+    if (n == 0 || n > SIM_REPLICAS_MAX || o->voters == 0)
+        return NULL;
+    struct sim *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->o = *o;
+    if (!s->o.out)
+        s->o.out = stdout;
+    s->rng = sim_mix(o->seed, 0x5eed);
+    s->n = n;
+    s->delay_min_us = 100;
+    s->delay_max_us = 1000;
+    for (uint32_t i = 0; i < n; i++) {
+        struct sim_replica *r = &s->rep[i];
+        r->id = i + 1;
+        r->observer = i >= o->voters;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        sim_replica_start(s, i);
+    return s;
+}
+
+void sim_destroy(struct sim *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct sim_replica *r = &s->rep[i];
+        zk_zab_destroy(r->core);
+        for (size_t k = 0; k < r->nlog; k++)
+            free(r->log[k].data);
+        free(r->log);
+        free(r->pend);
+    }
+    for (size_t i = 0; i < s->nev; i++)
+        sim_pkt_free(s->ev[i].pkt);
+    free(s->ev);
+    free(s->hist);
+    free(s->epochs);
+    free(s->writes.v);
+    free(s);
+}
+
+/* Builds the core of replica i from its disk. */
+void sim_replica_start(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    struct zk_zab_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.id = r->id;
+    cfg.n_members = s->n;
+    for (uint32_t k = 0; k < s->n; k++) {
+        cfg.members[k].id = k + 1;
+        cfg.members[k].observer = s->rep[k].observer;
+    }
+    cfg.init_limit_ticks = SIM_INIT_LIMIT;
+    cfg.sync_limit_ticks = SIM_SYNC_LIMIT;
+    cfg.session_timeout_ticks = SIM_SESSION_TIMEOUT;
+    cfg.incarnation = ++r->incarnation;
+    cfg.counter_max = s->o.counter_max;
+    cfg.seed = sim_mix(s->o.seed, (uint64_t)r->id << 32 | r->incarnation);
+    if (s->o.verbose) {
+        cfg.trace = core_trace;
+        cfg.trace_arg = s;
+    }
+    struct zk_zab_restore st;
+    memset(&st, 0, sizeof(st));
+    st.hard = r->hard;
+    st.applied_zxid = r->model.applied;
+    memcpy(st.sessions, r->model.sessions, sizeof(st.sessions));
+    struct zk_zab_entry *ents = calloc(r->nlog + 1, sizeof(*ents));
+    ZK_ASSERT(ents != NULL);
+    for (size_t k = 0; k < r->nlog; k++) {
+        const struct sim_ent *e = &r->log[k];
+        if (e->zxid <= r->model.applied)
+            continue;
+        struct zk_zab_entry *v = &ents[st.n_entries++];
+        v->zxid = e->zxid; v->req_id = e->req_id; v->origin = e->origin;
+        v->type = e->type; v->len = e->len; v->data = e->data;
+    }
+    st.entries = ents;
+    int rc = zk_zab_create(&cfg, &st, &r->core);
+    free(ents);
+    ZK_ASSERT(rc == 0);
+    r->alive = 1;
+    r->busy = 0;
+    r->nsnap = 0;
+    r->life++;
+    sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged",
+            r->incarnation, (unsigned long long)r->model.applied,
+            (size_t)st.n_entries);
+    sim_push(s, s->now + sim_range(s, 1, SIM_TICK_US), SIM_EV_TICK, i, NULL);
+}
+
+/* ====================================================================== */
+/* crash and restart                                                      */
+/* ====================================================================== */
+
+void sim_crash(struct sim *s, uint32_t id)
+{
+    struct sim_replica *r = &s->rep[id - 1];
+    if (!r->alive)
+        return;
+    sim_log(s, id, "crash (unpersisted Ready lost: %s)", r->busy ? "yes" : "no");
+    zk_zab_destroy(r->core);
+    r->core = NULL;
+    r->alive = 0;
+    r->busy = 0;
+    r->life++;
+    r->fail_next = 0;
+}
+
+void sim_restart(struct sim *s, uint32_t id)
+{
+    if (!s->rep[id - 1].alive)
+        sim_replica_start(s, id - 1);
+}
+
+void sim_disk_fail_next(struct sim *s, uint32_t id)
+{
+    s->rep[id - 1].fail_next = 1;
+}
+
+int sim_alive(const struct sim *s, uint32_t id)
+{
+    return s->rep[id - 1].alive;
+}
+
+void sim_status(const struct sim *s, uint32_t id, struct zk_zab_status *st)
+{
+    const struct sim_replica *r = &s->rep[id - 1];
+    if (r->alive) {
+        zk_zab_status(r->core, st);
+    } else {
+        memset(st, 0, sizeof(*st));
+        st->role = ZK_ZAB_LOOKING;
+    }
+}
+
+uint32_t sim_leader(const struct sim *s)
+{
+    uint32_t best = 0;
+    uint64_t best_epoch = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct zk_zab_status st;
+        sim_status(s, i + 1, &st);
+        if (st.role == ZK_ZAB_LEADING && st.established &&
+            st.epoch > best_epoch) {
+            best = i + 1;
+            best_epoch = st.epoch;
+        }
+    }
+    return best;
+}
+
+uint64_t sim_applied(const struct sim *s, uint32_t id)
+{
+    return s->rep[id - 1].model.applied;
+}
+
+uint64_t sim_chain(const struct sim *s, uint32_t id)
+{
+    return s->rep[id - 1].model.chain;
+}
+
+uint64_t sim_model_session(const struct sim *s, uint32_t id, uint32_t owner)
+{
+    return s->rep[id - 1].model.sessions[owner - 1];
+}
+
+uint64_t sim_closes(const struct sim *s, uint32_t id)
+{
+    return s->rep[id - 1].model.closes;
+}
+
+uint64_t sim_history_len(const struct sim *s)
+{
+    return s->nhist;
+}
+
+uint64_t sim_acked(const struct sim *s, uint32_t id)
+{
+    return s->rep[id - 1].acked;
+}
+
+/* ====================================================================== */
+/* invariants after every step                                            */
+/* ====================================================================== */
+
+static void check_leaders(struct sim *s)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct zk_zab_status st;
+        if (!s->rep[i].alive)
+            continue;
+        zk_zab_status(s->rep[i].core, &st);
+        if (!(st.applied_zxid <= st.persisted_zxid &&
+              st.persisted_zxid <= st.last_zxid))
+            sim_fail(s, i + 1, "core order applied %llx persisted %llx last %llx",
+                     (unsigned long long)st.applied_zxid,
+                     (unsigned long long)st.persisted_zxid,
+                     (unsigned long long)st.last_zxid);
+        if (st.role != ZK_ZAB_LEADING || !st.established)
+            continue;
+        size_t k;
+        for (k = 0; k < s->nepochs; k++)
+            if (s->epochs[k].epoch == st.epoch)
+                break;
+        if (k == s->nepochs) {
+            if (s->nepochs == s->capepochs) {
+                s->capepochs = s->capepochs ? 2 * s->capepochs : 64;
+                s->epochs = realloc(s->epochs,
+                                    s->capepochs * sizeof(*s->epochs));
+                ZK_ASSERT(s->epochs != NULL);
+            }
+            s->epochs[s->nepochs].epoch = st.epoch;
+            s->epochs[s->nepochs++].leader = i + 1;
+            sim_log(s, i + 1, "established leader of epoch %llu",
+                    (unsigned long long)st.epoch);
+        } else if (s->epochs[k].leader != i + 1) {
+            sim_fail(s, i + 1, "two leaders in epoch %llu: %u and %u",
+                     (unsigned long long)st.epoch, s->epochs[k].leader, i + 1);
+        }
+    }
+}
+
+void sim_check(struct sim *s)
+{
+    check_leaders(s);
+}
+
+/* ====================================================================== */
+/* the main loop                                                          */
+/* ====================================================================== */
+
+static void step(struct sim *s)
+{
+    struct sim_ev e = pop(s);
+    s->now = e.t;
+    s->steps++;
+    if (e.kind == SIM_EV_MSG) {
+        sim_deliver(s, e.pkt);
+        return;
+    }
+    if (e.r < s->n && e.kind != SIM_EV_RESTART && e.kind != SIM_EV_CLIENT &&
+        e.life != s->rep[e.r].life)
+        return;                                /* the replica restarted */
+    switch (e.kind) {
+    case SIM_EV_TICK: sim_on_tick(s, e.r); break;
+    case SIM_EV_DISK: sim_on_disk(s, e.r); break;
+    case SIM_EV_CLIENT: sim_on_client(s, e.r); break;
+    case SIM_EV_RESTART: sim_restart(s, e.r + 1); break;
+    case SIM_EV_FAULT: sim_on_fault(s); break;
+    default: ZK_ASSERT(0);
+    }
+}
+
+int sim_run_until(struct sim *s, uint64_t until_us)
+{
+    while (!s->failed && s->nev && s->ev[0].t <= until_us) {
+        step(s);
+        sim_check(s);
+    }
+    if (!s->failed && s->now < until_us)
+        s->now = until_us;
+    return s->failed ? -1 : 0;
+}
+
+int sim_run_while_not(struct sim *s, uint64_t max_us,
+                      int (*pred)(struct sim *, void *), void *arg)
+{
+    uint64_t end = s->now + max_us;
+    while (!s->failed) {
+        if (pred(s, arg))
+            return 1;
+        if (!s->nev || s->ev[0].t > end)
+            break;
+        step(s);
+        sim_check(s);
+    }
+    return s->failed ? -1 : 0;
+}
+
+int sim_run_steps(struct sim *s, uint64_t n)
+{
+    for (uint64_t i = 0; i < n && !s->failed && s->nev; i++) {
+        step(s);
+        sim_check(s);
+    }
+    return s->failed ? -1 : 0;
+}
+
+int sim_pred_leader(struct sim *s, void *unused)
+{
+    (void)unused;
+    return sim_leader(s) != 0;
+}
+
+/* Every replica alive, idle, and at the end of the committed history. */
+int sim_pred_converged(struct sim *s, void *unused)
+{
+    (void)unused;
+    uint64_t last = s->nhist ? s->hist[s->nhist - 1].zxid : 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (!s->rep[i].alive || s->rep[i].model.applied != last)
+            return 0;
+    return sim_leader(s) != 0;
+}

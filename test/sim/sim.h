@@ -1,0 +1,97 @@
+/*
+ * sim.h — the deterministic simulator of a zkfs ensemble: N replicas of
+ * the real consensus core in one process, simulated time (microseconds),
+ * a seeded network (delay, loss, duplication, reordering, partitions),
+ * crashes that lose whatever was not persisted, slow and failing disks,
+ * and clients that keep writing. Invariants are checked after every step;
+ * the first broken one is kept in sim_failure().
+ *
+ * Used by build/zkfs-sim (test/sim/main.c) for seeded random runs and the
+ * benchmark, and by the Check scenarios in test/unit/test_zab*.c, which
+ * script faults by hand. Everything here is prefixed sim_ so that it links
+ * into the unit runner.
+ */
+#ifndef ZK_SIM_H
+#define ZK_SIM_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "zk_zab.h"
+
+#define SIM_TICK_US        10000u    /* one core tick = 10 ms simulated  */
+#define SIM_REPLICAS_MAX   ZK_ZAB_MEMBERS_MAX
+
+struct sim_opts {
+    uint64_t seed;
+    uint32_t voters, observers;
+    int verbose;              /* trace every core line and sim event     */
+    int faults;               /* random faults and client load           */
+    int clients;              /* random client writes                    */
+    uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
+    FILE *out;                /* trace destination (default stdout)      */
+};
+
+struct sim;
+
+/* Creates an ensemble (ids 1..voters+observers, observers last) with no
+ * event run yet. Returns NULL on allocation failure. */
+struct sim *sim_create(const struct sim_opts *o);
+void sim_destroy(struct sim *s);
+
+/* Processes events up to simulated time `until_us` (absolute). Returns 0,
+ * or -1 once an invariant broke (see sim_failure). */
+int sim_run_until(struct sim *s, uint64_t until_us);
+
+/* Processes events until pred(s, arg) holds (checked after every step)
+ * or max_us of simulated time passed. Returns 1 if pred held, 0 on
+ * timeout, -1 on a broken invariant. */
+int sim_run_while_not(struct sim *s, uint64_t max_us,
+                      int (*pred)(struct sim *, void *), void *arg);
+
+/* The full seeded random run used by zkfs-sim: `steps` events with
+ * faults, then a quiet tail that checks liveness and convergence.
+ * Returns 0 if every invariant held. */
+int sim_random_run(struct sim *s, uint64_t steps);
+
+/* Benchmark: commits `n` transactions with no faults; returns the count
+ * committed (the caller measures CPU time). */
+uint64_t sim_bench(struct sim *s, uint64_t n);
+
+const char *sim_failure(const struct sim *s);
+uint64_t sim_now(const struct sim *s);
+uint64_t sim_steps(const struct sim *s);
+
+/* Scripted faults. Ids are member ids (1-based). */
+void sim_crash(struct sim *s, uint32_t id);
+void sim_restart(struct sim *s, uint32_t id);
+void sim_block(struct sim *s, uint32_t from, uint32_t to, int blocked);
+void sim_isolate(struct sim *s, uint32_t id);   /* both directions       */
+void sim_heal(struct sim *s);
+void sim_disk_fail_next(struct sim *s, uint32_t id);
+
+/* Submits a write on replica id; returns the core's result. */
+int sim_write(struct sim *s, uint32_t id);
+/* Writes submitted on id that were acknowledged (committed + applied). */
+uint64_t sim_acked(const struct sim *s, uint32_t id);
+
+int sim_alive(const struct sim *s, uint32_t id);
+void sim_status(const struct sim *s, uint32_t id, struct zk_zab_status *st);
+/* The established leader with the highest epoch among live replicas, or
+ * 0. */
+uint32_t sim_leader(const struct sim *s);
+/* The model state machine of replica id: applied zxid and hash chain. */
+uint64_t sim_applied(const struct sim *s, uint32_t id);
+uint64_t sim_chain(const struct sim *s, uint32_t id);
+/* The session table of replica id's model state machine. */
+uint64_t sim_model_session(const struct sim *s, uint32_t id, uint32_t owner);
+/* Number of session-close transactions applied by replica id. */
+uint64_t sim_closes(const struct sim *s, uint32_t id);
+/* Transactions in the global committed history. */
+uint64_t sim_history_len(const struct sim *s);
+
+/* Predicates for sim_run_while_not. */
+int sim_pred_leader(struct sim *s, void *unused);
+int sim_pred_converged(struct sim *s, void *unused);
+
+#endif /* ZK_SIM_H */

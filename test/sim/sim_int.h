@@ -1,0 +1,144 @@
+/*
+ * sim_int.h — the simulator's private structures, shared by sim.c (engine
+ * and invariants), sim_node.c (disks, state machines, network, clients)
+ * and sim_run.c (fault schedule, random runs, benchmark).
+ */
+#ifndef ZK_SIM_INT_H
+#define ZK_SIM_INT_H
+
+#include "sim.h"
+#include "zk_common.h"
+
+#include <string.h>
+
+/* Core timing, in ticks (SIM_TICK_US each). */
+#define SIM_INIT_LIMIT       20
+#define SIM_SYNC_LIMIT       10
+#define SIM_SESSION_TIMEOUT  40
+
+#define SIM_PENDING_MAX      8192   /* client writes awaiting their commit */
+#define SIM_SNAPS_MAX        4      /* received snapshots kept per replica */
+#define SIM_DISK_LOG_KEEP    2048   /* applied entries kept on a sim disk  */
+
+enum {
+    SIM_EV_TICK = 1, SIM_EV_MSG, SIM_EV_DISK, SIM_EV_CLIENT, SIM_EV_RESTART,
+    SIM_EV_FAULT,
+};
+
+struct sim_model {
+    uint64_t applied;
+    uint64_t chain;
+    uint64_t count;
+    uint64_t closes;
+    uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
+};
+
+struct sim_ent {
+    uint64_t zxid, req_id;
+    uint32_t origin, type, len;
+    uint8_t *data;
+};
+
+struct sim_pkt {
+    uint32_t from, to;       /* replica indexes */
+    uint8_t *buf;
+    size_t len;
+    int has_snap;
+    struct sim_model snap;
+};
+
+struct sim_ev {
+    uint64_t t, seq;
+    uint32_t kind, r, life;
+    struct sim_pkt *pkt;
+};
+
+struct sim_pend {
+    uint64_t req_id;
+    uint64_t submit_us;
+    int acked;
+};
+
+struct sim_replica {
+    uint32_t id;
+    int observer;
+    struct zk_zab *core;
+    int alive, busy;
+    uint32_t life;              /* bumps at crash/start: stale events   */
+    uint32_t incarnation;       /* persisted                             */
+    /* disk */
+    struct zk_zab_hard_state hard;
+    struct sim_ent *log;
+    size_t nlog, caplog;
+    struct sim_model model;
+    /* snapshots received with SNAP messages, newest last */
+    struct sim_model snaps[SIM_SNAPS_MAX];
+    uint32_t nsnap;
+    struct zk_zab_ready rd;
+    int fail_next;
+    uint64_t slow_until;
+    /* client */
+    struct sim_pend *pend;
+    size_t npend, cappend, headpend;
+    uint64_t wseq, acked, tail_acked;
+};
+
+struct sim_hist {
+    uint64_t zxid, ph, chain;
+};
+
+struct sim_set {                /* open addressing set of uint64 (!= 0) */
+    uint64_t *v;
+    size_t n, cap;
+};
+
+struct sim {
+    struct sim_opts o;
+    uint64_t rng;
+    uint64_t now, steps;
+    struct sim_ev *ev;
+    size_t nev, capev;
+    uint64_t evseq;
+    uint32_t n;
+    struct sim_replica rep[SIM_REPLICAS_MAX];
+    uint8_t blocked[SIM_REPLICAS_MAX][SIM_REPLICAS_MAX];
+    uint64_t link_last[SIM_REPLICAS_MAX][SIM_REPLICAS_MAX];
+    struct sim_hist *hist;
+    size_t nhist, caphist;
+    struct { uint64_t epoch; uint32_t leader; } *epochs;
+    size_t nepochs, capepochs;
+    struct sim_set writes;      /* payload hashes of committed writes    */
+    /* network and fault knobs */
+    uint32_t drop_pm, dup_pm, slow_pm; /* per mille                     */
+    uint64_t delay_min_us, delay_max_us;
+    int faults_on, clients_on;
+    uint64_t tail_start;
+    int failed;
+    char failure[512];
+};
+
+uint64_t sim_rand(struct sim *s);
+uint64_t sim_range(struct sim *s, uint64_t lo, uint64_t hi);
+uint64_t sim_mix(uint64_t a, uint64_t b);
+void sim_log(struct sim *s, uint32_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sim_fail(struct sim *s, uint32_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sim_push(struct sim *s, uint64_t t, uint32_t kind, uint32_t r,
+              struct sim_pkt *pkt);
+void sim_check(struct sim *s);
+void sim_replica_start(struct sim *s, uint32_t i);
+int sim_run_steps(struct sim *s, uint64_t n);
+
+/* sim_node.c */
+void sim_pkt_free(struct sim_pkt *p);
+void sim_deliver(struct sim *s, struct sim_pkt *p);
+void sim_on_tick(struct sim *s, uint32_t i);
+void sim_on_disk(struct sim *s, uint32_t i);
+void sim_on_client(struct sim *s, uint32_t i);
+void sim_pump(struct sim *s, uint32_t i);
+
+/* sim_run.c */
+void sim_on_fault(struct sim *s);
+
+#endif /* ZK_SIM_INT_H */

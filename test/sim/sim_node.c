@@ -1,0 +1,461 @@
+/*
+ * sim_node.c — what the embedder does for each simulated replica: takes
+ * the core's Ready, "writes" it to the simulated disk (after a normal,
+ * slow or failing fsync), applies commits to the model state machine,
+ * hands messages to the network, then calls zk_zab_advance(). Also the
+ * network (loss, duplication, delay that reorders, blocked links) and the
+ * clients that submit writes and see them acknowledged.
+ *
+ * Every apply is checked against the global committed history here (see
+ * the invariants listed in sim.c).
+ */
+#include "sim_int.h"
+
+#include <stdlib.h>
+
+/* ====================================================================== */
+/* the global committed history and the model state machine               */
+/* ====================================================================== */
+
+static uint64_t payload_hash(const struct zk_zab_entry *e)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t i = 0; i < e->len; i++)
+        h = (h ^ e->data[i]) * 0x100000001b3ull;
+    h = sim_mix(h, (uint64_t)e->type << 40 | (uint64_t)e->origin << 32);
+    return sim_mix(h, e->req_id) | 1;
+}
+
+static int set_add(struct sim_set *set, uint64_t x)
+{
+    if (set->n * 2 >= set->cap) {
+        struct sim_set big = { calloc(set->cap ? set->cap * 2 : 1024,
+                                      sizeof(uint64_t)), 0,
+                               set->cap ? set->cap * 2 : 1024 };
+        ZK_ASSERT(big.v != NULL);
+        for (size_t i = 0; i < set->cap; i++)
+            if (set->v[i])
+                set_add(&big, set->v[i]);
+        free(set->v);
+        *set = big;
+    }
+    size_t i = x & (set->cap - 1);
+    while (set->v[i]) {
+        if (set->v[i] == x)
+            return 0;
+        i = (i + 1) & (set->cap - 1);
+    }
+    set->v[i] = x;
+    set->n++;
+    return 1;
+}
+
+static long hist_find(const struct sim *s, uint64_t zxid)
+{
+    size_t lo = 0, hi = s->nhist;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->hist[mid].zxid < zxid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nhist && s->hist[lo].zxid == zxid ? (long)lo : -1;
+}
+
+/* Checks that replica r applying e extends the global history. */
+static void hist_apply(struct sim *s, struct sim_replica *r,
+                       const struct zk_zab_entry *e, uint64_t ph,
+                       uint64_t chain)
+{
+    long k = hist_find(s, e->zxid);
+    if (k >= 0) {
+        if (s->hist[k].ph != ph)
+            sim_fail(s, r->id, "different transaction applied at %016llx",
+                     (unsigned long long)e->zxid);
+        else if (s->hist[k].chain != chain)
+            sim_fail(s, r->id, "history diverged before %016llx",
+                     (unsigned long long)e->zxid);
+        return;
+    }
+    uint64_t last_chain = s->nhist ? s->hist[s->nhist - 1].chain : 0;
+    uint64_t last = s->nhist ? s->hist[s->nhist - 1].zxid : 0;
+    if (e->zxid < last || r->model.chain != last_chain) {
+        sim_fail(s, r->id, "applied %016llx, not in the committed history "
+                 "(fork or lost commit; history ends at %016llx)",
+                 (unsigned long long)e->zxid, (unsigned long long)last);
+        return;
+    }
+    if (s->nhist == s->caphist) {
+        s->caphist = s->caphist ? 2 * s->caphist : 1024;
+        s->hist = realloc(s->hist, s->caphist * sizeof(*s->hist));
+        ZK_ASSERT(s->hist != NULL);
+    }
+    s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain };
+    if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, ph))
+        sim_fail(s, r->id, "write committed twice (again at %016llx)",
+                 (unsigned long long)e->zxid);
+}
+
+static void model_sessions(struct sim_model *m, const struct zk_zab_entry *e)
+{
+    if (e->type == ZK_ZAB_ENTRY_WRITE || e->len != 8)
+        return;
+    uint64_t sid = zk_get_be64(e->data);
+    if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN) {
+        if (e->origin >= 1 && e->origin <= ZK_ZAB_MEMBERS_MAX)
+            m->sessions[e->origin - 1] = sid;
+        return;
+    }
+    uint32_t owner = ZK_ZAB_SESSION_OWNER(sid);
+    m->closes++;
+    if (owner >= 1 && owner <= ZK_ZAB_MEMBERS_MAX &&
+        m->sessions[owner - 1] == sid)
+        m->sessions[owner - 1] = 0;
+}
+
+static long disk_find(const struct sim_replica *r, uint64_t zxid)
+{
+    size_t lo = 0, hi = r->nlog;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->log[mid].zxid < zxid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->nlog && r->log[lo].zxid == zxid ? (long)lo : -1;
+}
+
+static void client_ack(struct sim *s, struct sim_replica *r, uint64_t req)
+{
+    size_t lo = r->headpend, hi = r->npend;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->pend[mid].req_id < req)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo >= r->npend || r->pend[lo].req_id != req || r->pend[lo].acked)
+        return;
+    r->pend[lo].acked = 1;
+    r->acked++;
+    if (s->tail_start && r->pend[lo].submit_us >= s->tail_start)
+        r->tail_acked++;
+    while (r->headpend < r->npend && r->pend[r->headpend].acked)
+        r->headpend++;
+}
+
+static void apply(struct sim *s, struct sim_replica *r,
+                  const struct zk_zab_entry *e)
+{
+    if (e->zxid <= r->model.applied) {
+        sim_fail(s, r->id, "applied %016llx again (already at %016llx)",
+                 (unsigned long long)e->zxid,
+                 (unsigned long long)r->model.applied);
+        return;
+    }
+    if (disk_find(r, e->zxid) < 0)
+        sim_fail(s, r->id, "applied %016llx before it was on disk",
+                 (unsigned long long)e->zxid);
+    uint64_t ph = payload_hash(e);
+    uint64_t chain = sim_mix(r->model.chain, sim_mix(e->zxid, ph));
+    hist_apply(s, r, e, ph, chain);
+    r->model.chain = chain;
+    r->model.applied = e->zxid;
+    r->model.count++;
+    model_sessions(&r->model, e);
+    if (e->origin == r->id && e->type == ZK_ZAB_ENTRY_WRITE)
+        client_ack(s, r, e->req_id);
+}
+
+/* ====================================================================== */
+/* the disk                                                               */
+/* ====================================================================== */
+
+static void install(struct sim *s, struct sim_replica *r, uint64_t zxid)
+{
+    const struct sim_model *m = NULL;
+    for (uint32_t k = r->nsnap; k-- > 0;)
+        if (r->snaps[k].applied == zxid) {
+            m = &r->snaps[k];
+            break;
+        }
+    if (!m) {
+        sim_fail(s, r->id, "INSTALL %016llx without a matching snapshot",
+                 (unsigned long long)zxid);
+        return;
+    }
+    if (zxid < r->model.applied)
+        sim_fail(s, r->id, "snapshot %016llx would move back from %016llx",
+                 (unsigned long long)zxid,
+                 (unsigned long long)r->model.applied);
+    long k = hist_find(s, zxid);
+    uint64_t chain = k >= 0 ? s->hist[k].chain : 0;
+    if ((zxid && k < 0) || chain != m->chain)
+        sim_fail(s, r->id, "snapshot %016llx is not the committed state",
+                 (unsigned long long)zxid);
+    r->model = *m;
+    for (size_t i = 0; i < r->nlog; i++)
+        free(r->log[i].data);
+    r->nlog = 0;
+}
+
+static void truncate_log(struct sim *s, struct sim_replica *r, uint64_t zxid)
+{
+    if (zxid < r->model.applied)
+        sim_fail(s, r->id, "TRUNC to %016llx below applied %016llx",
+                 (unsigned long long)zxid,
+                 (unsigned long long)r->model.applied);
+    while (r->nlog && r->log[r->nlog - 1].zxid > zxid)
+        free(r->log[--r->nlog].data);
+}
+
+static void append(struct sim *s, struct sim_replica *r,
+                   const struct zk_zab_entry *e)
+{
+    uint64_t last = r->nlog ? r->log[r->nlog - 1].zxid : 0;
+    if (e->zxid <= last || e->zxid <= r->model.applied)
+        sim_fail(s, r->id, "append %016llx after %016llx",
+                 (unsigned long long)e->zxid, (unsigned long long)last);
+    if (r->nlog == r->caplog) {
+        r->caplog = r->caplog ? 2 * r->caplog : 256;
+        r->log = realloc(r->log, r->caplog * sizeof(*r->log));
+        ZK_ASSERT(r->log != NULL);
+    }
+    struct sim_ent *x = &r->log[r->nlog++];
+    x->zxid = e->zxid; x->req_id = e->req_id; x->origin = e->origin;
+    x->type = e->type; x->len = e->len;
+    x->data = malloc(e->len ? e->len : 1);
+    ZK_ASSERT(x->data != NULL);
+    memcpy(x->data, e->data, e->len);
+}
+
+static void compact(struct sim_replica *r)
+{
+    if (r->nlog < 2 * SIM_DISK_LOG_KEEP)
+        return;
+    size_t drop = 0;
+    while (drop < r->nlog - SIM_DISK_LOG_KEEP &&
+           r->log[drop].zxid <= r->model.applied)
+        free(r->log[drop++].data);
+    memmove(r->log, r->log + drop, (r->nlog - drop) * sizeof(*r->log));
+    r->nlog -= drop;
+}
+
+static void persist(struct sim *s, struct sim_replica *r)
+{
+    const struct zk_zab_ready *rd = &r->rd;
+    for (size_t i = 0; i < rd->n_ops && !s->failed; i++) {
+        const struct zk_zab_op *op = &rd->ops[i];
+        if (op->kind == ZK_ZAB_OP_INSTALL)
+            install(s, r, op->zxid);
+        else if (op->kind == ZK_ZAB_OP_TRUNCATE)
+            truncate_log(s, r, op->zxid);
+        else
+            append(s, r, op->entry);
+    }
+    if (rd->has_hard_state) {
+        if (rd->hard_state.accepted_epoch < r->hard.accepted_epoch ||
+            rd->hard_state.current_epoch < r->hard.current_epoch ||
+            rd->hard_state.current_epoch > rd->hard_state.accepted_epoch)
+            sim_fail(s, r->id, "hard state went back or is inconsistent");
+        r->hard = rd->hard_state;
+    }
+}
+
+/* ====================================================================== */
+/* the network                                                            */
+/* ====================================================================== */
+
+void sim_pkt_free(struct sim_pkt *p)
+{
+    if (p) {
+        free(p->buf);
+        free(p);
+    }
+}
+
+/* Delivery time of a message on link a->b. Links are FIFO like the TCP
+ * connections Zab runs on, except for a message picked to be reordered:
+ * it is delayed past later ones (and duplicates are never ordered). */
+static uint64_t net_time(struct sim *s, uint32_t a, uint32_t b, int fifo)
+{
+    uint64_t t = s->now + sim_range(s, s->delay_min_us, s->delay_max_us);
+    if (s->faults_on && sim_range(s, 0, 999) < s->slow_pm)
+        return t + sim_range(s, 1000, 30000);
+    if (!fifo)
+        return t;
+    if (t < s->link_last[a][b])
+        t = s->link_last[a][b];
+    s->link_last[a][b] = t;
+    return t;
+}
+
+static void send_msg(struct sim *s, struct sim_replica *r,
+                     const struct zk_zab_msg *m)
+{
+    uint32_t to = m->to - 1;
+    struct sim_pkt *p = calloc(1, sizeof(*p));
+    ZK_ASSERT(p != NULL);
+    p->from = r->id - 1;
+    p->to = to;
+    p->len = zk_zab_msg_encoded_size(m);
+    p->buf = malloc(p->len);
+    ZK_ASSERT(p->buf != NULL);
+    size_t len;
+    int rc = zk_zab_msg_encode(m, p->buf, p->len, &len);
+    ZK_ASSERT(rc == 0 && len == p->len);
+    if (m->type == ZK_ZAB_MSG_SNAP) {
+        if (r->model.applied != m->zxid)
+            sim_fail(s, r->id, "SNAP at %016llx but state is at %016llx",
+                     (unsigned long long)m->zxid,
+                     (unsigned long long)r->model.applied);
+        p->has_snap = 1;
+        p->snap = r->model;
+    }
+    if (s->blocked[p->from][to] ||
+        (s->faults_on && sim_range(s, 0, 999) < s->drop_pm)) {
+        sim_pkt_free(p);
+        return;
+    }
+    if (s->faults_on && sim_range(s, 0, 999) < s->dup_pm) {
+        struct sim_pkt *q = malloc(sizeof(*q));
+        ZK_ASSERT(q != NULL);
+        *q = *p;
+        q->buf = malloc(p->len);
+        ZK_ASSERT(q->buf != NULL);
+        memcpy(q->buf, p->buf, p->len);
+        sim_push(s, net_time(s, q->from, q->to, 0), SIM_EV_MSG,
+                 SIM_REPLICAS_MAX, q);
+    }
+    sim_push(s, net_time(s, p->from, to, 1), SIM_EV_MSG, SIM_REPLICAS_MAX, p);
+}
+
+void sim_deliver(struct sim *s, struct sim_pkt *p)
+{
+    struct sim_replica *r = &s->rep[p->to];
+    if (!r->alive || s->blocked[p->from][p->to]) {
+        sim_pkt_free(p);
+        return;
+    }
+    static struct zk_zab_entry ents[ZK_ZAB_MSG_ENTRIES_MAX];
+    struct zk_zab_msg m;
+    int rc = zk_zab_msg_decode(p->buf, p->len, &m, ents, ZK_ZAB_MSG_ENTRIES_MAX);
+    if (rc) {
+        sim_fail(s, r->id, "decode failed: %s", zk_strerror(rc));
+        sim_pkt_free(p);
+        return;
+    }
+    if (p->has_snap) {
+        if (r->nsnap == SIM_SNAPS_MAX) {
+            memmove(r->snaps, r->snaps + 1,
+                    (SIM_SNAPS_MAX - 1) * sizeof(r->snaps[0]));
+            r->nsnap--;
+        }
+        r->snaps[r->nsnap++] = p->snap;
+    }
+    uint32_t to = p->to;
+    zk_zab_step(r->core, &m);
+    sim_pkt_free(p);
+    sim_pump(s, to);
+}
+
+/* ====================================================================== */
+/* Ready / Advance                                                        */
+/* ====================================================================== */
+
+void sim_pump(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    if (!r->alive || r->busy || !zk_zab_has_ready(r->core))
+        return;
+    zk_zab_ready(r->core, &r->rd);
+    r->busy = 1;
+    uint64_t d = sim_range(s, 20, 200);
+    if (s->now < r->slow_until)
+        d = sim_range(s, 5000, 50000);
+    sim_push(s, s->now + d, SIM_EV_DISK, i, NULL);
+}
+
+void sim_on_disk(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    if (!r->alive || !r->busy)
+        return;
+    if (r->fail_next) {
+        sim_log(s, r->id, "disk write failed: fail-stop");
+        sim_crash(s, r->id);
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
+                 NULL);
+        return;
+    }
+    persist(s, r);
+    for (size_t k = 0; k < r->rd.n_commits && !s->failed; k++)
+        apply(s, r, &r->rd.commits[k]);
+    for (size_t k = 0; k < r->rd.n_msgs; k++)
+        send_msg(s, r, &r->rd.msgs[k]);
+    compact(r);
+    zk_zab_advance(r->core);
+    r->busy = 0;
+    sim_pump(s, i);
+}
+
+void sim_on_tick(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    if (!r->alive)
+        return;
+    zk_zab_tick(r->core);
+    sim_pump(s, i);
+    sim_push(s, s->now + SIM_TICK_US, SIM_EV_TICK, i, NULL);
+}
+
+/* ====================================================================== */
+/* clients                                                                */
+/* ====================================================================== */
+
+int sim_write(struct sim *s, uint32_t id)
+{
+    struct sim_replica *r = &s->rep[id - 1];
+    if (!r->alive)
+        return ZK_ENOTREADY;
+    uint8_t buf[96];
+    uint32_t len = (uint32_t)sim_range(s, 16, sizeof(buf));
+    r->wseq++;
+    zk_put_be32(buf, r->id);
+    zk_put_be64(buf + 4, r->wseq);
+    zk_put_be32(buf + 12, r->incarnation);
+    for (uint32_t k = 16; k < len; k++)
+        buf[k] = (uint8_t)sim_rand(s);
+    uint64_t req;
+    int rc = zk_zab_propose(r->core, buf, len, &req);
+    if (rc)
+        return rc;
+    if (r->npend - r->headpend >= SIM_PENDING_MAX)
+        r->headpend++;                      /* the client gave up on it */
+    if (r->npend == r->cappend) {
+        if (r->headpend > r->cappend / 2) {
+            memmove(r->pend, r->pend + r->headpend,
+                    (r->npend - r->headpend) * sizeof(*r->pend));
+            r->npend -= r->headpend;
+            r->headpend = 0;
+        } else {
+            r->cappend = r->cappend ? 2 * r->cappend : 256;
+            r->pend = realloc(r->pend, r->cappend * sizeof(*r->pend));
+            ZK_ASSERT(r->pend != NULL);
+        }
+    }
+    r->pend[r->npend++] = (struct sim_pend){ req, s->now, 0 };
+    sim_pump(s, id - 1);
+    return 0;
+}
+
+void sim_on_client(struct sim *s, uint32_t i)
+{
+    if (!s->clients_on)
+        return;
+    sim_write(s, i + 1);
+    sim_push(s, s->now + sim_range(s, 2000, 10000), SIM_EV_CLIENT, i, NULL);
+}
