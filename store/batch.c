@@ -1,0 +1,293 @@
+/*
+ * batch.c — the write side of the store: one LMDB write transaction per
+ * batch, log appends and truncation, applying transactions with their
+ * zxid recorded in the same LMDB transaction, and the log/session readers.
+ *
+ * What it keeps true: a batch either commits whole (fsync'd by LMDB before
+ * mdb_txn_commit returns) or leaves nothing; last_applied only grows; log
+ * entries at or below last_applied are never truncated, and the log is
+ * trimmed from the front by at most ZK__LOG_TRIM_MAX entries per apply.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Readers of the log and sessions                                     */
+/* ------------------------------------------------------------------ */
+
+static int txn_ro(struct zk_store *s, MDB_txn **t)
+{
+    return zk__mdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, t),
+                       "read txn begin");
+}
+
+int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
+                     size_t *len)
+{
+    MDB_txn *t;
+    uint8_t kb[8];
+    int rc = txn_ro(s, &t);
+    if (rc != 0)
+        return rc;
+    zk_put_be64(kb, zxid);
+    MDB_val k = {8, kb}, v;
+    rc = mdb_get(t, s->log, &k, &v);
+    if (rc == 0) {
+        uint8_t *copy = malloc(v.mv_size ? v.mv_size : 1);
+        if (copy == NULL) {
+            rc = -ENOMEM;
+        } else {
+            memcpy(copy, v.mv_data, v.mv_size);
+            *buf = copy;
+            *len = v.mv_size;
+        }
+    } else {
+        rc = rc == MDB_NOTFOUND ? -ENOENT : zk__mdb_err(rc, "log get");
+    }
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
+                      void *arg)
+{
+    MDB_txn *t;
+    MDB_cursor *c;
+    int rc = txn_ro(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_open(t, s->log, &c);
+    if (rc != 0) {
+        mdb_txn_abort(t);
+        return zk__mdb_err(rc, "cursor open");
+    }
+    if (after == UINT64_MAX)
+        goto done;
+    uint8_t kb[8];
+    zk_put_be64(kb, after + 1);
+    MDB_val k = {8, kb}, v;
+    int op = MDB_SET_RANGE;
+    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 8) {
+            rc = ZK_ECORRUPT;
+            goto done;
+        }
+        rc = cb(arg, zk_get_be64(k.mv_data), v.mv_data, v.mv_size);
+        if (rc != 0)
+            goto done;   /* the callback's value, returned as is */
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log scan");
+done:
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int zk_store_sessions(struct zk_store *s, zk_store_session_cb cb, void *arg)
+{
+    MDB_txn *t;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = txn_ro(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_open(t, s->sessions, &c);
+    if (rc != 0) {
+        mdb_txn_abort(t);
+        return zk__mdb_err(rc, "cursor open");
+    }
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+        char owner[ZK_OWNER_MAX + 1];
+        op = MDB_NEXT;
+        if (k.mv_size != 8 || v.mv_size < 4 || v.mv_size > 4 + ZK_OWNER_MAX) {
+            rc = ZK_ECORRUPT;
+            goto done;
+        }
+        memcpy(owner, (const uint8_t *)v.mv_data + 4, v.mv_size - 4);
+        owner[v.mv_size - 4] = '\0';
+        rc = cb(arg, zk_get_be64(k.mv_data), zk_get_be32(v.mv_data), owner);
+        if (rc != 0)
+            goto done;   /* the callback's value, returned as is */
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "session scan");
+done:
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Batches                                                             */
+/* ------------------------------------------------------------------ */
+
+int zk_store_batch_begin(struct zk_store *s, struct zk_store_batch **out)
+{
+    struct zk_store_batch *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return -ENOMEM;
+    b->s = s;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+    if (rc != 0) {
+        free(b);
+        return zk__mdb_err(rc, "write txn begin");
+    }
+    rc = zk__meta_get(s, b->txn, ZK__META_LAST_APPLIED, &b->last_applied);
+    if (rc != 0) {
+        zk_store_batch_abort(b);
+        return rc == -ENOENT ? ZK_ECORRUPT : rc;
+    }
+    *out = b;
+    return 0;
+}
+
+int zk_store_batch_log(struct zk_store_batch *b, uint64_t zxid,
+                       const uint8_t *payload, size_t len)
+{
+    uint8_t kb[8];
+    zk_put_be64(kb, zxid);
+    MDB_val k = {8, kb}, v = {len, (void *)payload};
+    int rc = mdb_put(b->txn, b->s->log, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST)
+        return -EINVAL;   /* not above every logged zxid */
+    return zk__mdb_err(rc, "log put");
+}
+
+int zk_store_batch_log_truncate(struct zk_store_batch *b, uint64_t after)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    if (after < b->last_applied)
+        return -EINVAL;
+    int rc = mdb_cursor_open(b->txn, b->s->log, &c);
+    if (rc != 0)
+        return zk__mdb_err(rc, "cursor open");
+    while ((rc = mdb_cursor_get(c, &k, &v, MDB_LAST)) == 0) {
+        if (k.mv_size != 8 || zk_get_be64(k.mv_data) <= after)
+            break;
+        rc = mdb_cursor_del(c, 0);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log truncate");
+}
+
+/* Deletes the oldest log entries while more than log_keep are kept, never
+ * one at or above zxid, at most ZK__LOG_TRIM_MAX of them. */
+static int log_trim(struct zk_store_batch *b, uint64_t zxid)
+{
+    MDB_stat st;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_stat(b->txn, b->s->log, &st);
+    if (rc != 0)
+        return zk__mdb_err(rc, "log stat");
+    if (st.ms_entries <= b->s->log_keep)
+        return 0;
+    size_t n = st.ms_entries - b->s->log_keep;
+    if (n > ZK__LOG_TRIM_MAX)
+        n = ZK__LOG_TRIM_MAX;
+    rc = mdb_cursor_open(b->txn, b->s->log, &c);
+    if (rc != 0)
+        return zk__mdb_err(rc, "cursor open");
+    for (size_t i = 0; i < n; i++) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (rc != 0 || k.mv_size != 8 || zk_get_be64(k.mv_data) >= zxid)
+            break;
+        rc = mdb_cursor_del(c, 0);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log trim");
+}
+
+static struct zk_apply_result *result_new(uint64_t zxid, uint32_t nops)
+{
+    struct zk_apply_result *res = calloc(1, sizeof(*res));
+    if (res == NULL)
+        return NULL;
+    res->zxid = zxid;
+    res->nops = nops;
+    res->ops = calloc(nops, sizeof(*res->ops));
+    if (res->ops == NULL) {
+        free(res);
+        return NULL;
+    }
+    return res;
+}
+
+void zk_apply_result_free(struct zk_apply_result *res)
+{
+    if (res == NULL)
+        return;
+    free(res->ops);
+    free(res->changes);
+    free(res);
+}
+
+int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
+                         const uint8_t *payload, size_t len,
+                         struct zk_apply_result **out)
+{
+    struct zk_store *s = b->s;
+    struct zk_txn *txn = NULL;
+    struct zk_apply_result *res = NULL;
+    if (zxid <= b->last_applied)
+        return -EINVAL;
+    int rc = zk_txn_decode(payload, len, &txn);
+    if (rc != 0) {
+        zk_log(ZK_LOG_ERROR, "store: transaction at zxid %#llx does not "
+               "decode: %s", (unsigned long long)zxid, zk_strerror(rc));
+        return rc == -ENOMEM ? rc : ZK_ECORRUPT;
+    }
+    res = result_new(zxid, txn->nops);
+    if (res == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = zk__apply_txn(s, b->txn, zxid, txn, res);
+    if (rc == 0)
+        rc = zk__meta_put(s, b->txn, ZK__META_LAST_APPLIED, zxid);
+    if (rc == 0)
+        rc = log_trim(b, zxid);
+    if (rc != 0)
+        goto fail;
+    b->last_applied = zxid;
+    zk_txn_free(txn);
+    *out = res;
+    return 0;
+fail:
+    zk_apply_result_free(res);
+    zk_txn_free(txn);
+    return rc;
+}
+
+int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
+                            uint64_t val)
+{
+    if (key == NULL || *key == '\0' || strlen(key) > 64 ||
+        zk__meta_reserved(key))
+        return -EINVAL;
+    return zk__meta_put(b->s, b->txn, key, val);
+}
+
+int zk_store_batch_commit(struct zk_store_batch *b)
+{
+    int rc = mdb_txn_commit(b->txn);
+    free(b);
+    return zk__mdb_err(rc, "commit");
+}
+
+void zk_store_batch_abort(struct zk_store_batch *b)
+{
+    if (b == NULL)
+        return;
+    mdb_txn_abort(b->txn);
+    free(b);
+}

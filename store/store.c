@@ -1,0 +1,681 @@
+/*
+ * store.c — opening, checking and closing a zkfs store, and its readers.
+ *
+ * Layout: DIR/zkfs.mdb is one LMDB environment opened with MDB_NOSUBDIR
+ * (LMDB adds DIR/zkfs.mdb-lock), DIR/LOCK carries an flock(2) that keeps a
+ * second daemon out. Opening checks only O(1) things (format record,
+ * counters, root node), so restart time does not depend on tree size.
+ *
+ * Readers run on any thread (MDB_NOTLS): each call takes an idle read-only
+ * transaction from a small pool (mdb_txn_renew), reads one consistent
+ * version and gives it back (mdb_txn_reset).
+ */
+#include "store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STORE_FILE "zkfs.mdb"
+#define LOCK_FILE  "LOCK"
+#define STORE_MAXDBS 16
+
+static const char *const reserved_meta[] = {
+    ZK__META_FORMAT, ZK__META_LAST_APPLIED, ZK__META_NEXT_INO,
+    ZK__META_ZNODES, ZK__META_SESSIONS, ZK__META_DATA_BYTES,
+};
+
+/* ------------------------------------------------------------------ */
+/* Read transactions                                                   */
+/* ------------------------------------------------------------------ */
+
+static int rd_begin(struct zk_store *s, MDB_txn **out)
+{
+    MDB_txn *t = NULL;
+    int rc;
+    pthread_mutex_lock(&s->pool_mu);
+    if (s->npool > 0)
+        t = s->pool[--s->npool];
+    pthread_mutex_unlock(&s->pool_mu);
+    if (t != NULL) {
+        rc = mdb_txn_renew(t);
+        if (rc != 0)
+            mdb_txn_abort(t);
+    } else {
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+    }
+    if (rc != 0)
+        return zk__mdb_err(rc, "read txn begin");
+    *out = t;
+    return 0;
+}
+
+static void rd_end(struct zk_store *s, MDB_txn *t)
+{
+    mdb_txn_reset(t);
+    pthread_mutex_lock(&s->pool_mu);
+    if (s->npool < ZK__READER_POOL_MAX) {
+        s->pool[s->npool++] = t;
+        t = NULL;
+    }
+    pthread_mutex_unlock(&s->pool_mu);
+    if (t != NULL)
+        mdb_txn_abort(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Open: directory check, lock, environment, format                    */
+/* ------------------------------------------------------------------ */
+
+static int allowed_name(const char *name)
+{
+    return strcmp(name, LOCK_FILE) == 0 || strcmp(name, "myid") == 0 ||
+           strcmp(name, "lost+found") == 0 ||
+           strncmp(name, "zkfs", 4) == 0;
+}
+
+/* Looks at dir's entries: *exists says whether zkfs.mdb is there. A
+ * directory without it must hold nothing but names zkfs may own. */
+static int check_dir(const char *dir, int create, int *exists)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        int err = errno;
+        zk_log(ZK_LOG_ERROR, "store: cannot open data directory %s: %s", dir,
+               strerror(err));
+        return -err;
+    }
+    char foreign[NAME_MAX + 1] = "";
+    struct dirent *e;
+    *exists = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (strcmp(e->d_name, STORE_FILE) == 0)
+            *exists = 1;
+        else if (!allowed_name(e->d_name) && foreign[0] == '\0')
+            snprintf(foreign, sizeof(foreign), "%s", e->d_name);
+    }
+    closedir(d);
+    if (*exists)
+        return 0;
+    if (foreign[0] != '\0') {
+        zk_log(ZK_LOG_ERROR, "store: %s is not a zkfs data directory: it "
+               "holds '%s' but no %s; refusing to use it", dir, foreign,
+               STORE_FILE);
+        return ZK_EFOREIGN;
+    }
+    if (!create) {
+        zk_log(ZK_LOG_ERROR, "store: no zkfs store in %s", dir);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static int lock_dir(const char *dir, int *fd_out)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, LOCK_FILE) >=
+        (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int err = errno;
+        zk_log(ZK_LOG_ERROR, "store: cannot open %s: %s", path, strerror(err));
+        return -err;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        close(fd);
+        if (err == EWOULDBLOCK) {
+            zk_log(ZK_LOG_ERROR, "store: %s is in use by another process",
+                   dir);
+            return -EBUSY;
+        }
+        return -err;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return dflt;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || x == 0) {
+        zk_log(ZK_LOG_WARN, "store: ignoring %s=%s (not a positive number)",
+               name, v);
+        return dflt;
+    }
+    return x;
+}
+
+static int env_open(struct zk_store *s, const char *dir)
+{
+    char path[PATH_MAX];
+    uint64_t dflt = sizeof(size_t) >= 8 ? (UINT64_C(64) << 30)
+                                        : (UINT64_C(1) << 30);
+    uint64_t map = env_u64("ZKFS_MAP_SIZE_BYTES", dflt);
+    if (snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE) >=
+        (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int rc = mdb_env_create(&s->env);
+    if (rc != 0)
+        return zk__mdb_err(rc, "env create");
+    mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+    mdb_env_set_maxreaders(s->env, ZK__MAXREADERS);
+    rc = mdb_env_set_mapsize(s->env, (size_t)map);
+    if (rc == 0)
+        rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0600);
+    if (rc == 0)
+        return 0;
+    mdb_env_close(s->env);
+    s->env = NULL;
+    if (rc == MDB_INVALID) {
+        zk_log(ZK_LOG_ERROR, "store: %s is not a valid LMDB file (corrupt); "
+               "refusing to start", path);
+        return ZK_ECORRUPT;
+    }
+    if (rc == MDB_VERSION_MISMATCH) {
+        zk_log(ZK_LOG_ERROR, "store: %s was written by an incompatible LMDB "
+               "version; refusing to start", path);
+        return ZK_EFOREIGN;
+    }
+    return zk__mdb_err(rc, path);
+}
+
+static int dbis_open(struct zk_store *s, MDB_txn *txn, unsigned flags)
+{
+    static const char *const names[] = {"nodes", "data", "dirents", "log",
+                                        "sessions", "ephemerals"};
+    MDB_dbi *dbis[] = {&s->nodes, &s->data, &s->dirents, &s->log,
+                       &s->sessions, &s->ephem};
+    for (size_t i = 0; i < ZK_ARRAY_LEN(names); i++) {
+        int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            zk_log(ZK_LOG_ERROR, "store: table '%s' is missing; refusing "
+                   "to start", names[i]);
+            return ZK_ECORRUPT;
+        }
+        if (rc != 0)
+            return zk__mdb_err(rc, "dbi open");
+    }
+    return 0;
+}
+
+/* Writes a new store: format record, zero counters, the root directory. */
+static int format_init(struct zk_store *s, MDB_txn *txn)
+{
+    int rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
+    if (rc != 0)
+        return zk__mdb_err(rc, "meta create");
+    rc = dbis_open(s, txn, MDB_CREATE);
+    if (rc != 0)
+        return rc;
+    uint8_t fmt[8] = {'z', 'k', 'f', 's'};
+    zk_put_be32(fmt + 4, ZK_STORE_FORMAT);
+    MDB_val k = {strlen(ZK__META_FORMAT), (void *)ZK__META_FORMAT};
+    MDB_val v = {8, fmt};
+    rc = zk__mdb_err(mdb_put(txn, s->meta, &k, &v, 0), "format put");
+    struct zk__counters c = {ZK_INO_FIRST_NODE, 1, 0, 0};
+    if (rc == 0)
+        rc = zk__counters_put(s, txn, &c);
+    if (rc == 0)
+        rc = zk__meta_put(s, txn, ZK__META_LAST_APPLIED, 0);
+    struct zk__node root;
+    memset(&root, 0, sizeof(root));
+    root.st.ino = ZK_INO_ROOT;
+    root.st.kind = ZK_KIND_DIR;
+    root.st.mode = 0755;
+    if (rc == 0)
+        rc = zk__node_put(s, txn, &root);
+    return rc;
+}
+
+static int format_check(struct zk_store *s, MDB_txn *txn, const char *dir)
+{
+    MDB_val k = {strlen(ZK__META_FORMAT), (void *)ZK__META_FORMAT}, v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 8)) {
+        zk_log(ZK_LOG_ERROR, "store: %s: format record is %s; refusing to "
+               "start", dir, rc ? "missing" : "garbled");
+        return ZK_ECORRUPT;
+    }
+    if (rc != 0)
+        return zk__mdb_err(rc, "format get");
+    const uint8_t *f = v.mv_data;
+    if (memcmp(f, "zkfs", 4) != 0) {
+        zk_log(ZK_LOG_ERROR, "store: %s: format magic is not 'zkfs'; not a "
+               "zkfs store", dir);
+        return ZK_EFOREIGN;
+    }
+    if (zk_get_be32(f + 4) != ZK_STORE_FORMAT) {
+        zk_log(ZK_LOG_ERROR, "store: %s: store format %u, this zkfs reads "
+               "only format %d; refusing to start", dir, zk_get_be32(f + 4),
+               ZK_STORE_FORMAT);
+        return ZK_EFOREIGN;
+    }
+    rc = dbis_open(s, txn, 0);
+    struct zk__counters c;
+    uint64_t last;
+    if (rc == 0)
+        rc = zk__counters_get(s, txn, &c);
+    if (rc == 0)
+        rc = zk__meta_get(s, txn, ZK__META_LAST_APPLIED, &last);
+    if (rc == -ENOENT || (rc == 0 && c.next_ino < ZK_INO_FIRST_NODE)) {
+        zk_log(ZK_LOG_ERROR, "store: %s: metadata counters are missing or "
+               "invalid; refusing to start", dir);
+        return ZK_ECORRUPT;
+    }
+    struct zk__node root;
+    if (rc == 0)
+        rc = zk__node_get(s, txn, ZK_INO_ROOT, &root);
+    if (rc == -ENOENT || (rc == 0 && root.st.kind != ZK_KIND_DIR)) {
+        zk_log(ZK_LOG_ERROR, "store: %s: root node missing or not a "
+               "directory; refusing to start", dir);
+        return ZK_ECORRUPT;
+    }
+    return rc;
+}
+
+/* Opens every table, initializing an empty environment when allowed. */
+static int format_open(struct zk_store *s, const char *dir, int create)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return zk__mdb_err(rc, "open txn");
+    rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
+    if (rc == MDB_NOTFOUND) {
+        MDB_dbi main_dbi;
+        MDB_stat st;
+        rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+        if (rc == 0)
+            rc = mdb_stat(txn, main_dbi, &st);
+        if (rc != 0) {
+            rc = zk__mdb_err(rc, "main dbi");
+        } else if (st.ms_entries != 0) {
+            zk_log(ZK_LOG_ERROR, "store: %s/%s is an LMDB file without zkfs "
+                   "tables; refusing to use it", dir, STORE_FILE);
+            rc = ZK_EFOREIGN;
+        } else if (!create) {
+            zk_log(ZK_LOG_ERROR, "store: %s/%s was never initialized", dir,
+                   STORE_FILE);
+            rc = ZK_ECORRUPT;
+        } else {
+            rc = format_init(s, txn);
+        }
+    } else if (rc == MDB_INCOMPATIBLE) {
+        zk_log(ZK_LOG_ERROR, "store: %s/%s: 'meta' is not a table; not a "
+               "zkfs store", dir, STORE_FILE);
+        rc = ZK_EFOREIGN;
+    } else if (rc != 0) {
+        rc = zk__mdb_err(rc, "meta open");
+    } else {
+        rc = format_check(s, txn, dir);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return zk__mdb_err(mdb_txn_commit(txn), "open commit");
+}
+
+int zk_store_open(const char *dir, int create, struct zk_store **out)
+{
+    int exists, rc = check_dir(dir, create, &exists);
+    if (rc != 0)
+        return rc;
+    struct zk_store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->lock_fd = -1;
+    s->log_keep = env_u64("ZKFS_LOG_KEEP", ZK_LOG_KEEP);
+    pthread_mutex_init(&s->pool_mu, NULL);
+    rc = lock_dir(dir, &s->lock_fd);
+    if (rc != 0)
+        goto fail;
+    rc = env_open(s, dir);
+    if (rc != 0)
+        goto fail;
+    rc = format_open(s, dir, create);
+    if (rc != 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    zk_store_close(s);
+    return rc;
+}
+
+void zk_store_close(struct zk_store *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->npool; i++)
+        mdb_txn_abort(s->pool[i]);
+    if (s->env != NULL)
+        mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    pthread_mutex_destroy(&s->pool_mu);
+    free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reads                                                               */
+/* ------------------------------------------------------------------ */
+
+int zk_store_getattr(struct zk_store *s, uint64_t ino, struct zk_stat *out)
+{
+    MDB_txn *t;
+    struct zk__node n;
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = zk__node_get(s, t, ino, &n);
+    rd_end(s, t);
+    if (rc == 0)
+        *out = n.st;
+    return rc;
+}
+
+static int lookup_txn(struct zk_store *s, MDB_txn *t, uint64_t parent,
+                      const char *name, struct zk__node *n)
+{
+    size_t len = strlen(name);
+    uint64_t ino;
+    if (len > ZK_NAME_MAX)
+        return -ENAMETOOLONG;
+    int rc = zk__dirent_get(s, t, parent, name, len, &ino);
+    if (rc == -ENOENT) {
+        rc = zk__node_get(s, t, parent, n);
+        if (rc == 0)
+            rc = n->st.kind == ZK_KIND_FILE ? -ENOTDIR : -ENOENT;
+        return rc;
+    }
+    if (rc != 0)
+        return rc;
+    return zk__node_get(s, t, ino, n);
+}
+
+int zk_store_lookup(struct zk_store *s, uint64_t parent, const char *name,
+                    struct zk_stat *out)
+{
+    MDB_txn *t;
+    struct zk__node n;
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = lookup_txn(s, t, parent, name, &n);
+    rd_end(s, t);
+    if (rc == 0)
+        *out = n.st;
+    return rc;
+}
+
+int zk_store_resolve(struct zk_store *s, const char *path,
+                     struct zk_stat *out)
+{
+    MDB_txn *t;
+    struct zk__node n;
+    size_t len = strlen(path);
+    int rc = zk_path_check(path, len);
+    if (rc != 0)
+        return rc;
+    rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = zk__resolve(s, t, path, len, &n);
+    rd_end(s, t);
+    if (rc == 0)
+        *out = n.st;
+    return rc;
+}
+
+int zk_store_path(struct zk_store *s, uint64_t ino, char *buf, size_t size)
+{
+    MDB_txn *t;
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = zk__path(s, t, ino, buf, size);
+    rd_end(s, t);
+    return rc;
+}
+
+static int read_txn(struct zk_store *s, MDB_txn *t, uint64_t ino,
+                    uint8_t **data, size_t *len, struct zk__node *n)
+{
+    int rc = zk__node_get(s, t, ino, n);
+    if (rc != 0)
+        return rc;
+    uint8_t kb[8];
+    zk_put_be64(kb, ino);
+    MDB_val k = {8, kb}, v = {0, NULL};
+    rc = mdb_get(t, s->data, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return zk__mdb_err(rc, "data get");
+    if (v.mv_size != n->st.data_length) {
+        zk_log(ZK_LOG_ERROR, "store: data of inode %llu has %zu bytes, its "
+               "stat says %u", (unsigned long long)ino, v.mv_size,
+               n->st.data_length);
+        return ZK_ECORRUPT;
+    }
+    uint8_t *copy = NULL;
+    if (v.mv_size > 0) {
+        copy = malloc(v.mv_size);
+        if (copy == NULL)
+            return -ENOMEM;
+        memcpy(copy, v.mv_data, v.mv_size);
+    }
+    *data = copy;
+    *len = v.mv_size;
+    return 0;
+}
+
+int zk_store_read(struct zk_store *s, uint64_t ino, uint8_t **data,
+                  size_t *len, struct zk_stat *stat_out)
+{
+    MDB_txn *t;
+    struct zk__node n;
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = read_txn(s, t, ino, data, len, &n);
+    rd_end(s, t);
+    if (rc == 0 && stat_out != NULL)
+        *stat_out = n.st;
+    return rc;
+}
+
+static int owner_txn(struct zk_store *s, MDB_txn *t, uint64_t ino, char *buf,
+                     size_t size)
+{
+    struct zk__node n;
+    int rc = zk__node_get(s, t, ino, &n);
+    if (rc != 0)
+        return rc;
+    if (n.st.ephemeral_owner == 0)
+        return -ENODATA;
+    uint8_t kb[16];
+    zk_put_be64(kb, n.st.ephemeral_owner);
+    zk_put_be64(kb + 8, ino);
+    MDB_val k = {16, kb}, v;
+    rc = mdb_get(t, s->ephem, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        zk_log(ZK_LOG_ERROR, "store: ephemeral inode %llu has no owner row",
+               (unsigned long long)ino);
+        return ZK_ECORRUPT;
+    }
+    if (rc != 0)
+        return zk__mdb_err(rc, "owner get");
+    if (v.mv_size + 1 > size)
+        return -ERANGE;
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size] = '\0';
+    return 0;
+}
+
+int zk_store_owner(struct zk_store *s, uint64_t ino, char *buf, size_t size)
+{
+    MDB_txn *t;
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = owner_txn(s, t, ino, buf, size);
+    rd_end(s, t);
+    return rc;
+}
+
+static int list_txn(struct zk_store *s, MDB_txn *t, uint64_t dir,
+                    zk_store_list_cb cb, void *arg)
+{
+    struct zk__node n;
+    int rc = zk__node_get(s, t, dir, &n);
+    if (rc != 0)
+        return rc;
+    if (n.st.kind != ZK_KIND_DIR)
+        return -ENOTDIR;
+    MDB_cursor *c;
+    rc = mdb_cursor_open(t, s->dirents, &c);
+    if (rc != 0)
+        return zk__mdb_err(rc, "cursor open");
+    uint8_t kb[8];
+    zk_put_be64(kb, dir);
+    MDB_val k = {8, kb}, v;
+    int op = MDB_SET_RANGE;
+    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size < 9 || k.mv_size > 8 + ZK_NAME_MAX ||
+            zk_get_be64(k.mv_data) != dir)
+            break;
+        if (v.mv_size != 8) {
+            rc = ZK_ECORRUPT;
+            goto done;
+        }
+        char name[ZK_NAME_MAX + 1];
+        memcpy(name, (const uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        name[k.mv_size - 8] = '\0';
+        rc = zk__node_get(s, t, zk_get_be64(v.mv_data), &n);
+        if (rc == 0)
+            rc = cb(arg, name, &n.st);
+        if (rc != 0)
+            goto done;   /* an error, or the callback's value as is */
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "list");
+done:
+    mdb_cursor_close(c);
+    return rc;
+}
+
+int zk_store_list(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
+                  void *arg)
+{
+    MDB_txn *t;
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = list_txn(s, t, dir, cb, arg);
+    rd_end(s, t);
+    return rc;
+}
+
+static int log_bounds(struct zk_store *s, MDB_txn *t, uint64_t *first,
+                      uint64_t *last)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    *first = *last = 0;
+    int rc = mdb_cursor_open(t, s->log, &c);
+    if (rc != 0)
+        return zk__mdb_err(rc, "cursor open");
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    if (rc == 0 && k.mv_size == 8)
+        *first = zk_get_be64(k.mv_data);
+    if (rc == 0)
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+        *last = zk_get_be64(k.mv_data);
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log bounds");
+}
+
+static int info_txn(struct zk_store *s, MDB_txn *t, struct zk_store_info *o)
+{
+    struct zk__counters c;
+    int rc = zk__counters_get(s, t, &c);
+    if (rc == 0)
+        rc = zk__meta_get(s, t, ZK__META_LAST_APPLIED, &o->last_applied_zxid);
+    if (rc != 0)
+        return rc;
+    o->next_ino = c.next_ino;
+    o->znodes = c.znodes;
+    o->sessions = c.sessions;
+    o->data_bytes = c.data_bytes;
+    rc = zk__meta_get(s, t, "accepted_epoch", &o->accepted_epoch);
+    if (rc == -ENOENT)
+        rc = 0;
+    if (rc == 0)
+        rc = zk__meta_get(s, t, "current_epoch", &o->current_epoch);
+    if (rc == -ENOENT)
+        rc = 0;
+    if (rc == 0)
+        rc = log_bounds(s, t, &o->log_first_zxid, &o->log_last_zxid);
+    return rc;
+}
+
+int zk_store_info(struct zk_store *s, struct zk_store_info *out)
+{
+    struct zk_store_info o;
+    MDB_txn *t;
+    memset(&o, 0, sizeof(o));
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = info_txn(s, t, &o);
+    rd_end(s, t);
+    if (rc != 0)
+        return rc;
+    int fd;
+    struct stat sb;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &sb) == 0)
+        o.file_bytes = (uint64_t)sb.st_size;
+    *out = o;
+    return 0;
+}
+
+int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val)
+{
+    MDB_txn *t;
+    uint64_t v;
+    if (key == NULL || *key == '\0' || strlen(key) > 64)
+        return -EINVAL;
+    int rc = rd_begin(s, &t);
+    if (rc != 0)
+        return rc;
+    rc = zk__meta_get(s, t, key, &v);
+    rd_end(s, t);
+    if (rc == 0)
+        *val = v;
+    return rc;
+}
+
+int zk__meta_reserved(const char *key)
+{
+    for (size_t i = 0; i < ZK_ARRAY_LEN(reserved_meta); i++)
+        if (strcmp(key, reserved_meta[i]) == 0)
+            return 1;
+    return 0;
+}

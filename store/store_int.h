@@ -1,0 +1,101 @@
+/*
+ * store_int.h — what the files of store/ share and nobody else sees: the
+ * store and batch structures, the on-disk record layouts (docs/formats.md)
+ * and the helpers that map LMDB's codes to zkfs errors.
+ *
+ * Record layouts (all integers big-endian):
+ *   nodes    key u64 ino -> node record (zk__node_encode), name at the end
+ *   data     key u64 ino -> raw bytes (absent when the data is empty)
+ *   dirents  key u64 parent | name bytes -> u64 child ino
+ *   log      key u64 zxid -> encoded transaction, as logged
+ *   sessions key u64 session -> u32 timeout_ms | owner bytes
+ *   ephem    key u64 session | u64 ino -> owner bytes ("host:pid")
+ *   meta     key ASCII name -> u64 (the format record: "zkfs" | u32 format)
+ */
+#ifndef ZK_STORE_INT_H
+#define ZK_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "zk_common.h"
+#include "zk_store.h"
+
+#define ZK__READER_POOL_MAX  64        /* idle read txns kept for reuse */
+#define ZK__MAXREADERS       510       /* LMDB reader slots             */
+#define ZK__LOG_TRIM_MAX     16        /* log entries deleted per apply */
+#define ZK__DEPTH_MAX        (ZK_PATH_MAX / 2) /* deepest possible tree */
+#define ZK__NODE_FIXED_SIZE  114       /* node record without its name  */
+
+#define ZK__META_FORMAT       "zkfs.format"
+#define ZK__META_LAST_APPLIED "last_applied"
+#define ZK__META_NEXT_INO     "next_ino"
+#define ZK__META_ZNODES       "znodes"
+#define ZK__META_SESSIONS     "sessions"
+#define ZK__META_DATA_BYTES   "data_bytes"
+
+struct zk_store {
+    MDB_env *env;
+    MDB_dbi meta, nodes, data, dirents, log, sessions, ephem;
+    int lock_fd;
+    uint64_t log_keep;               /* ZK_LOG_KEEP or ZKFS_LOG_KEEP */
+    pthread_mutex_t pool_mu;
+    int npool;
+    MDB_txn *pool[ZK__READER_POOL_MAX];
+};
+
+struct zk_store_batch {
+    struct zk_store *s;
+    MDB_txn *txn;
+    uint64_t last_applied;
+};
+
+/* A znode as stored: its stat (ino from the key) and its name. */
+struct zk__node {
+    struct zk_stat st;
+    uint32_t name_len;
+    char name[ZK_NAME_MAX + 1];
+};
+
+/* The counters kept in meta and updated by every apply. */
+struct zk__counters {
+    uint64_t next_ino, znodes, sessions, data_bytes;
+};
+
+/* Maps an LMDB or system code to a zkfs error, logging what failed. */
+int zk__mdb_err(int rc, const char *what);
+
+/* True for errors that abort a batch rather than fail one op. */
+int zk__is_fatal(int err);
+
+size_t zk__node_encode(const struct zk__node *n, uint8_t *buf);
+int zk__node_get(struct zk_store *s, MDB_txn *txn, uint64_t ino,
+                 struct zk__node *out);
+int zk__node_put(struct zk_store *s, MDB_txn *txn, const struct zk__node *n);
+int zk__dirent_get(struct zk_store *s, MDB_txn *txn, uint64_t parent,
+                   const char *name, size_t len, uint64_t *ino);
+/* Resolves path[0..len) (already checked with zk_path_check). */
+int zk__resolve(struct zk_store *s, MDB_txn *txn, const char *path,
+                size_t len, struct zk__node *out);
+int zk__path(struct zk_store *s, MDB_txn *txn, uint64_t ino, char *buf,
+             size_t size);
+
+int zk__meta_get(struct zk_store *s, MDB_txn *txn, const char *key,
+                 uint64_t *val);
+int zk__meta_put(struct zk_store *s, MDB_txn *txn, const char *key,
+                 uint64_t val);
+int zk__counters_get(struct zk_store *s, MDB_txn *txn,
+                     struct zk__counters *c);
+int zk__counters_put(struct zk_store *s, MDB_txn *txn,
+                     const struct zk__counters *c);
+
+/* True for the meta keys the store maintains itself (batch_meta_set
+ * refuses them). */
+int zk__meta_reserved(const char *key);
+
+/* Applies every op of txn inside the (nested) write transaction wtxn. */
+int zk__apply_txn(struct zk_store *s, MDB_txn *wtxn, uint64_t zxid,
+                  const struct zk_txn *txn, struct zk_apply_result *res);
+
+#endif /* ZK_STORE_INT_H */
