@@ -3,75 +3,191 @@
  * the mount outside of request replies.
  *
  * For every applied transaction (zk_replica's `applied` callback, on the
- * loop thread) the loop queues, in zxid order, the kernel cache
- * invalidations the changes call for — only for inodes the kernel holds
- * (lookup count > 0). The echo thread sends them with
- * fuse_lowlevel_notify_*. It also deletes released ephemerals with a real
- * unlink() through the mountpoint, so local inotify watchers see IN_DELETE;
- * the UNLINK handler recognizes those requests by the thread id (see
- * zk__fs_is_echo) and deletes by the held inode, so a node that replaced
- * the ephemeral under the same name survives. An unlink that fails is
- * handed back to the loop, which proposes the delete directly.
+ * loop thread) the loop stages, in zxid order, the kernel cache
+ * invalidations its changes call for — only for inodes the kernel holds
+ * (lookup count > 0) — and, for changes no local syscall made (control
+ * file requests, other replicas, session expiry), a replay: the echo
+ * thread makes the matching syscall through the mountpoint (mknod, unlink,
+ * rename, ftruncate, utimensat), which is the only way to make inotify
+ * report a change (FUSE-FACTS.md). The handlers of those syscalls know the
+ * echo thread by its thread id and answer from the item it acts out
+ * (zk__fs_echo_cur) without proposing anything. The done callback of every
+ * proposal a syscall made takes its transaction's replays back
+ * (zk__fs_echo_local); what is left is handed to the thread once per loop
+ * iteration (a uv_check handle).
+ *
+ * The thread also deletes released ephemerals with a real unlink() through
+ * the mountpoint, so local watchers see IN_DELETE; the UNLINK handler then
+ * deletes the held inode, so a node that replaced the ephemeral under the
+ * same name survives. An unlink that fails is handed back to the loop,
+ * which proposes the delete directly.
  *
  * Why a thread: a notification or a syscall on the mount made from the
- * loop thread deadlocks as soon as the kernel needs a reply the loop would
- * have to send (FUSE-FACTS.md). The echo thread only ever waits on its own
- * queue and on the kernel, never answers a request, and the loop never
- * waits for it — except at shutdown, where the loop keeps serving requests
- * until the echo thread has left (zk__fs_stop).
+ * loop thread deadlocks as soon as the kernel needs a reply only the loop
+ * can send. The echo thread only waits on its own queue and on the kernel,
+ * never answers a request, and the loop never waits for it — except at
+ * shutdown, where the loop keeps serving requests until it has left.
  */
 #include "fs_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
-/* queue                                                                     */
+/* items and the stage                                                       */
 /* ------------------------------------------------------------------------ */
 
-static struct zk__fs_echo_item *item_new(uint8_t kind, uint64_t ino,
-                                         uint64_t parent, const char *name)
+static struct zk__fs_echo_item *item_new(uint8_t kind, const char *name,
+                                         const char *name2, const char *path,
+                                         const char *path2)
 {
-    size_t n = name ? strlen(name) : 0;
-    struct zk__fs_echo_item *it = malloc(sizeof(*it) + n + 1);
+    const char *s[4] = {name ? name : "", name2 ? name2 : "",
+                        path ? path : "", path2 ? path2 : ""};
+    size_t n[4], total = 0;
+    for (int i = 0; i < 4; i++)
+        total += (n[i] = strlen(s[i])) + 1;
+    struct zk__fs_echo_item *it = calloc(1, sizeof(*it) + total);
     if (!it)
         return NULL;
-    it->next = NULL;
     it->kind = kind;
-    it->ino = ino;
-    it->parent = parent;
-    memcpy(it->name, name ? name : "", n + 1);
+    char *p = it->buf;
+    const char **dst[4] = {&it->name, &it->name2, &it->path, &it->path2};
+    for (int i = 0; i < 4; i++) {
+        memcpy(p, s[i], n[i] + 1);
+        *dst[i] = p;
+        p += n[i] + 1;
+    }
     return it;
 }
 
-/* Queues one piece of work for the echo thread. Dropped (counted, logged)
- * when the thread is stopping or ZK__FS_ECHO_QUEUE_MAX items wait. Loop
- * thread. */
-void zk__fs_echo_push(struct zk_fs *fs, enum zk__fs_echo_kind kind,
-                      uint64_t ino, uint64_t parent, const char *name)
+static void stage(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
     struct zk__fs_echo *e = &fs->echo;
-    if (!e->started)
+    if (!it)
         return;
-    struct zk__fs_echo_item *it = item_new((uint8_t)kind, ino, parent, name);
-    pthread_mutex_lock(&e->mu);
-    if (!it || e->quit || e->len >= ZK__FS_ECHO_QUEUE_MAX) {
-        e->dropped++;
-        if (!e->quit && (e->dropped & (e->dropped - 1)) == 0)
-            zk_log(ZK_LOG_WARN, "echo queue full: %llu invalidations "
-                   "dropped", (unsigned long long)e->dropped);
-        pthread_mutex_unlock(&e->mu);
+    if (!e->started || fs->stopping) {
         free(it);
         return;
     }
-    if (e->tail)
-        e->tail->next = it;
+    if (e->stage_tail)
+        e->stage_tail->next = it;
     else
-        e->head = it;
-    e->tail = it;
-    e->len++;
+        e->stage_head = it;
+    e->stage_tail = it;
+    e->stage_len++;
+}
+
+/* Queues one invalidation or holder deletion for the echo thread (after
+ * this loop iteration). Loop thread. */
+void zk__fs_echo_push(struct zk_fs *fs, enum zk__fs_echo_kind kind,
+                      uint64_t ino, uint64_t parent, const char *name)
+{
+    int is_path = kind == ZK__ECHO_UNLINK;
+    struct zk__fs_echo_item *it = item_new((uint8_t)kind,
+                                           is_path ? NULL : name, NULL,
+                                           is_path ? name : NULL, NULL);
+    if (it) {
+        it->ino = ino;
+        it->parent = parent;
+    }
+    stage(fs, it);
+}
+
+static void free_list(struct zk__fs_echo_item *it)
+{
+    while (it) {
+        struct zk__fs_echo_item *next = it->next;
+        free(it);
+        it = next;
+    }
+}
+
+/* Takes back the replays of a transaction a local syscall made: the
+ * syscall itself told inotify. Called from the done callbacks of syscall
+ * proposals, before the stage is handed over. Loop thread. */
+void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res)
+{
+    struct zk__fs_echo *e = &fs->echo;
+    struct zk__fs_echo_item **pp = &e->stage_head, *prev = NULL;
+    if (!res)
+        return;
+    while (*pp) {
+        struct zk__fs_echo_item *it = *pp;
+        if (it->zxid == res->zxid && it->kind >= ZK__ECHO_R_CREATE) {
+            *pp = it->next;
+            e->stage_len--;
+            free(it);
+            continue;
+        }
+        prev = it;
+        pp = &it->next;
+    }
+    e->stage_tail = prev;
+}
+
+/* Drops invalidations that only stand in for a replay that stayed (the
+ * replay does them itself if its syscall fails). An "alt" item follows the
+ * replay of its transaction. */
+static void drop_alts(struct zk__fs_echo_item **head, size_t *len)
+{
+    uint64_t replayed = 0;
+    struct zk__fs_echo_item **pp = head;
+    while (*pp) {
+        struct zk__fs_echo_item *it = *pp;
+        if (it->kind >= ZK__ECHO_R_CREATE)
+            replayed = it->zxid;
+        if (it->zxid && it->zxid == replayed && it->kind < ZK__ECHO_R_CREATE &&
+            it->kind != ZK__ECHO_INVAL_INODE) {
+            *pp = it->next;
+            (*len)--;
+            free(it);
+            continue;
+        }
+        pp = &it->next;
+    }
+}
+
+/* Hands the stage to the thread, once per loop iteration. Past
+ * ZK__FS_ECHO_QUEUE_MAX waiting items the stage is dropped (counted,
+ * logged) rather than blocking the loop. */
+static void on_check(uv_check_t *h)
+{
+    struct zk_fs *fs = h->data;
+    struct zk__fs_echo *e = &fs->echo;
+    struct zk__fs_echo_item *list = e->stage_head, *tail = NULL;
+    size_t n = e->stage_len;
+    if (!list)
+        return;
+    e->stage_head = e->stage_tail = NULL;
+    e->stage_len = 0;
+    drop_alts(&list, &n);
+    for (tail = list; tail && tail->next; tail = tail->next)
+        ;
+    pthread_mutex_lock(&e->mu);
+    if (e->quit || e->len + n > ZK__FS_ECHO_QUEUE_MAX) {
+        uint64_t before = e->dropped;
+        e->dropped += e->quit ? 0 : n;
+        if (!e->quit && (before >> 10) != (e->dropped >> 10))
+            zk_log(ZK_LOG_WARN, "echo queue full: %llu items dropped",
+                   (unsigned long long)e->dropped);
+        pthread_mutex_unlock(&e->mu);
+        free_list(list);
+        return;
+    }
+    if (!tail) {
+        pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    if (e->tail)
+        e->tail->next = list;
+    else
+        e->head = list;
+    e->tail = tail;
+    e->len += n;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
 }
@@ -91,68 +207,182 @@ static void inval_inode(struct zk_fs *fs, uint64_t ino)
         zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, ino, 0, NULL);
 }
 
-/* A name that went away (or now names another inode). */
+/* A name that went away (or now names another inode); zxid marks it as
+ * the stand-in of that transaction's replay. */
 static void inval_name(struct zk_fs *fs, uint64_t parent, const char *name,
-                       uint64_t child)
+                       uint64_t child, uint64_t zxid)
 {
+    struct zk__fs_echo_item *it;
     if (!known(fs, parent))
         return;
     if (child && known(fs, child))
-        zk__fs_echo_push(fs, ZK__ECHO_DELETE, child, parent, name);
+        it = item_new(ZK__ECHO_DELETE, name, NULL, NULL, NULL);
     else
-        zk__fs_echo_push(fs, ZK__ECHO_INVAL_ENTRY, 0, parent, name);
+        it = item_new(ZK__ECHO_INVAL_ENTRY, name, NULL, NULL, NULL);
+    if (it) {
+        it->ino = child;
+        it->parent = parent;
+        it->zxid = zxid;
+    }
+    stage(fs, it);
 }
 
-static void change_work(struct zk_fs *fs, const struct zk_change *c)
+/* Stages the replay of change c (taken back if a local syscall made it).
+ * Only where the kernel holds the parent: nobody can watch it otherwise. */
+static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
+                   const struct zk_change *c)
+{
+    char path[ZK_PATH_MAX], path2[ZK_PATH_MAX];
+    uint64_t parent = kind == ZK__ECHO_R_DATA || kind == ZK__ECHO_R_ATTR
+                          ? 0 : c->parent;
+    if (parent && !known(fs, parent))
+        return;
+    if (!parent && !known(fs, c->ino))
+        return;
+    int rc = parent ? zk__fs_child_path(fs, parent, c->name, path,
+                                        sizeof(path))
+                    : zk_store_path(fs->store, c->ino, path, sizeof(path));
+    if (rc)
+        return;
+    path2[0] = '\0';
+    if (kind == ZK__ECHO_R_RENAME &&
+        zk__fs_child_path(fs, c->parent2, c->name2, path2, sizeof(path2)))
+        return;
+    struct zk__fs_echo_item *it = item_new(kind, c->name, c->name2, path,
+                                           path2);
+    if (it) {
+        it->zxid = zxid;
+        it->node_kind = c->node_kind;
+        it->ino = c->ino;
+        it->parent = c->parent;
+        it->parent2 = c->parent2;
+        it->replaced = c->replaced_ino;
+    }
+    stage(fs, it);
+}
+
+static void change_work(struct zk_fs *fs, uint64_t zxid,
+                        const struct zk_change *c)
 {
     switch (c->kind) {
     case ZK_CHANGE_CREATE:
         /* No negative dentries are cached (ENOENT lookups carry no
          * timeout), so only the parent's attributes and listing change. */
         inval_inode(fs, c->parent);
+        replay(fs, zxid, ZK__ECHO_R_CREATE, c);
         break;
     case ZK_CHANGE_DELETE:
-        inval_name(fs, c->parent, c->name, c->ino);
         inval_inode(fs, c->parent);
+        replay(fs, zxid, ZK__ECHO_R_DELETE, c);
+        inval_name(fs, c->parent, c->name, c->ino, zxid);
         break;
     case ZK_CHANGE_DATA:
+        inval_inode(fs, c->ino);
+        replay(fs, zxid, ZK__ECHO_R_DATA, c);
+        break;
     case ZK_CHANGE_ATTR:
         inval_inode(fs, c->ino);
+        replay(fs, zxid, ZK__ECHO_R_ATTR, c);
         break;
     case ZK_CHANGE_RENAME:
-        if (known(fs, c->parent))
-            zk__fs_echo_push(fs, ZK__ECHO_INVAL_ENTRY, 0, c->parent,
-                             c->name);
-        inval_name(fs, c->parent2, c->name2, c->replaced_ino);
         inval_inode(fs, c->parent);
         if (c->parent2 != c->parent)
             inval_inode(fs, c->parent2);
         inval_inode(fs, c->ino);
+        replay(fs, zxid, ZK__ECHO_R_RENAME, c);
+        inval_name(fs, c->parent, c->name, 0, zxid);
+        inval_name(fs, c->parent2, c->name2, c->replaced_ino, zxid);
         break;
     default:
         break;
     }
 }
 
-/* zk_replica's applied callback: queues the invalidations every change of
- * res calls for, in order. Loop thread. */
+/* zk_replica's applied callback: stages the work every change of res
+ * calls for, in order. Loop thread. */
 void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res)
 {
     struct zk_fs *fs = arg;
     for (uint32_t i = 0; i < res->nchanges; i++)
-        change_work(fs, &res->changes[i]);
+        change_work(fs, res->zxid, &res->changes[i]);
 }
 
 /* ------------------------------------------------------------------------ */
-/* the thread                                                                */
+/* the handlers' side                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Whether req was made by the echo thread (its unlink of a holder). */
+/* The item the echo thread acts out, if req comes from it; else NULL. */
+struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req)
+{
+    int tid = atomic_load(&fs->echo.tid);
+    if (tid <= 0 || fuse_req_ctx(req)->pid != (pid_t)tid)
+        return NULL;
+    return atomic_load(&fs->echo.cur);
+}
+
+/* Whether req was made by the echo thread. */
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req)
 {
     int tid = atomic_load(&fs->echo.tid);
     return tid > 0 && fuse_req_ctx(req)->pid == (pid_t)tid;
 }
+
+/* An entry for an inode the store no longer has under that name: enough
+ * for the kernel to carry out the replayed unlink or rename. */
+static void reply_ghost(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                        uint32_t kind)
+{
+    struct zk_stat st;
+    if (zk_store_getattr(fs->store, ino, &st) != 0) {
+        memset(&st, 0, sizeof(st));
+        st.ino = ino;
+        st.kind = kind;
+        st.mode = 0;
+    }
+    zk__fs_reply_entry_t(fs, req, &st, 0.0, 0.0);
+}
+
+/* LOOKUP during a replay: the names a replayed syscall needs are answered
+ * as they were before the change (a created name is still free, a removed
+ * or moved-away one still there). Returns 1 when it replied. */
+int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
+                       const char *name)
+{
+    struct zk__fs_echo_item *it = zk__fs_echo_cur(fs, req);
+    if (!it)
+        return 0;
+    int old = parent == it->parent && strcmp(name, it->name) == 0;
+    int new = parent == it->parent2 && strcmp(name, it->name2) == 0;
+    switch (it->kind) {
+    case ZK__ECHO_R_CREATE:
+        if (!old)
+            return 0;
+        fuse_reply_err(req, ENOENT);
+        return 1;
+    case ZK__ECHO_R_DELETE:
+        if (!old)
+            return 0;
+        reply_ghost(fs, req, it->ino, it->node_kind);
+        return 1;
+    case ZK__ECHO_R_RENAME:
+        if (old) {
+            reply_ghost(fs, req, it->ino, it->node_kind);
+        } else if (new && it->replaced) {
+            reply_ghost(fs, req, it->replaced, it->node_kind);
+        } else if (new) {
+            fuse_reply_err(req, ENOENT);
+        } else {
+            return 0;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* the thread                                                                */
+/* ------------------------------------------------------------------------ */
 
 static void give_back(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
@@ -163,16 +393,20 @@ static void give_back(struct zk_fs *fs, struct zk__fs_echo_item *it)
     uv_async_send(&fs->echo.back_async);
 }
 
+static void mnt_path(struct zk_fs *fs, const char *zpath, char *buf,
+                     size_t size)
+{
+    snprintf(buf, size, "%s%s", fs->opts->mountpoint, zpath);
+}
+
 /* Deletes a released ephemeral through the mount. Returns 1 when it is
  * handed back to the loop (it then owns it). */
 static int do_unlink(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
     char path[ZK_PATH_MAX + 1024];
-    snprintf(path, sizeof(path), "%s%s", fs->opts->mountpoint, it->name);
-    atomic_store(&fs->echo.unlink_ino, it->ino);
+    mnt_path(fs, it->path, path, sizeof(path));
     int rc = unlink(path);
     int err = errno;
-    atomic_store(&fs->echo.unlink_ino, 0);
     if (rc == 0)
         return 0;
     zk_log(ZK_LOG_DEBUG, "echo unlink %s: %s; proposing directly", path,
@@ -181,9 +415,56 @@ static int do_unlink(struct zk_fs *fs, struct zk__fs_echo_item *it)
     return 1;
 }
 
+/* Acts out a replay; when its syscall fails, falls back to the plain
+ * invalidations it stood in for. */
+static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
+{
+    char p[ZK_PATH_MAX + 1024], p2[ZK_PATH_MAX + 1024];
+    int is_dir = it->node_kind == ZK_KIND_DIR, rc = 0, fd;
+    mnt_path(fs, it->path, p, sizeof(p));
+    mnt_path(fs, it->path2, p2, sizeof(p2));
+    switch (it->kind) {
+    case ZK__ECHO_R_CREATE:
+        fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
+                                         strlen(it->name));
+        rc = is_dir ? mkdir(p, 0) : mknod(p, S_IFREG, 0);
+        break;
+    case ZK__ECHO_R_DELETE:
+        rc = is_dir ? rmdir(p) : unlink(p);
+        if (rc)
+            fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
+                                             strlen(it->name));
+        break;
+    case ZK__ECHO_R_DATA:
+        fd = open(p, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0) {
+            struct stat st;
+            if (fstat(fd, &st) == 0)
+                rc = ftruncate(fd, st.st_size);
+            close(fd);
+        }
+        break;
+    case ZK__ECHO_R_ATTR:
+        rc = utimensat(AT_FDCWD, p, NULL, AT_SYMLINK_NOFOLLOW);
+        break;
+    case ZK__ECHO_R_RENAME:
+        fuse_lowlevel_notify_inval_entry(fs->se, it->parent2, it->name2,
+                                         strlen(it->name2));
+        rc = rename(p, p2);
+        if (rc)
+            fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
+                                             strlen(it->name));
+        break;
+    default:
+        break;
+    }
+    (void)rc;
+}
+
 static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
     int rc = 0;
+    atomic_store(&fs->echo.cur, it);
     switch (it->kind) {
     case ZK__ECHO_INVAL_INODE:
         rc = fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
@@ -197,12 +478,16 @@ static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
                                          it->name, strlen(it->name));
         break;
     case ZK__ECHO_UNLINK:
-        if (do_unlink(fs, it))
+        if (do_unlink(fs, it)) {
+            atomic_store(&fs->echo.cur, NULL);
             return;
+        }
         break;
     default:
+        do_replay(fs, it);
         break;
     }
+    atomic_store(&fs->echo.cur, NULL);
     if (rc && rc != -ENOENT && rc != -ENOTDIR)
         zk_log(ZK_LOG_DEBUG, "echo notify %d ino %llu: %s", it->kind,
                (unsigned long long)it->ino, strerror(-rc));
@@ -232,7 +517,7 @@ static void *echo_main(void *arg)
     }
     pthread_mutex_unlock(&e->mu);
     atomic_store(&e->tid, -1);
-    uv_async_send(&e->back_async);   /* tells zk__fs_stop we are gone */
+    uv_async_send(&e->back_async);   /* tells the loop we are gone */
     return NULL;
 }
 
@@ -266,7 +551,16 @@ int zk__fs_echo_start(struct zk_fs *fs)
         return rc;
     e->back_async_init = 1;
     e->back_async.data = fs;
+    rc = uv_check_init(&fs->loop, &e->check);
+    if (rc)
+        return rc;
+    e->check_init = 1;
+    e->check.data = fs;
+    rc = uv_check_start(&e->check, on_check);
+    if (rc)
+        return rc;
     atomic_store(&e->tid, 0);
+    atomic_store(&e->cur, NULL);
     rc = pthread_create(&e->thread, NULL, echo_main, fs);
     if (rc)
         return -rc;
@@ -289,15 +583,6 @@ int zk__fs_echo_stop(struct zk_fs *fs)
     return atomic_load(&e->tid) >= 0;
 }
 
-static void free_list(struct zk__fs_echo_item *it)
-{
-    while (it) {
-        struct zk__fs_echo_item *next = it->next;
-        free(it);
-        it = next;
-    }
-}
-
 /* Joins the thread and frees what is left. Loop thread, at take-down. */
 void zk__fs_echo_join(struct zk_fs *fs)
 {
@@ -311,6 +596,13 @@ void zk__fs_echo_join(struct zk_fs *fs)
         e->head = e->tail = e->back_head = NULL;
         pthread_cond_destroy(&e->cv);
         pthread_mutex_destroy(&e->mu);
+    }
+    free_list(e->stage_head);
+    e->stage_head = e->stage_tail = NULL;
+    e->stage_len = 0;
+    if (e->check_init) {
+        uv_close((uv_handle_t *)&e->check, NULL);
+        e->check_init = 0;
     }
     if (e->back_async_init) {
         uv_close((uv_handle_t *)&e->back_async, NULL);

@@ -164,11 +164,13 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         zk__fs_reply_errno(req, rc);
         return;
     }
-    struct zk__fs_fh *fh = zk__fs_fh_new(ino, fi->flags);
+    int echo = zk__fs_is_echo(fs, req);
+    struct zk__fs_fh *fh = zk__fs_fh_new(ino, echo ? O_RDONLY : fi->flags);
     if (!fh) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    fh->echo = echo;            /* a replay's open: never commits */
     fi->fh = (uintptr_t)fh;
     fi->keep_cache = 1;
     if (fuse_reply_open(req, fi) != 0)
@@ -277,6 +279,7 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     struct zk__fs_fh *fh = c->fh;
     int rc = zk__fs_result_err(err, res);
 
+    zk__fs_echo_local(c->fs, res);
     if (rc == 0 && fh->append) {
         /* Keep only what was appended after this commit's snapshot. */
         memmove(fh->data, fh->data + c->len, fh->len - c->len);
@@ -463,6 +466,7 @@ static void setattr_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct setattr_req *sr = arg;
     int rc = zk__fs_result_err(err, res);
+    zk__fs_echo_local(sr->fs, res);
     if (rc)
         zk__fs_reply_errno(sr->req, rc);
     else
@@ -558,6 +562,10 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     }
     if (fi && fi->fh)
         fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    if (fh && fh->echo) {
+        reply_attr(fs, req, ino, NULL);   /* a replayed ftruncate */
+        return;
+    }
     int rc = zk_store_path(fs->store, ino, path, sizeof(path));
     int n = rc ? rc : setattr_ops(fs, ino, attr, to_set, fh, ops, &buf);
     if (n <= 0) {

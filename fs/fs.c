@@ -386,6 +386,8 @@ static void teardown(struct zk_fs *fs)
 
 int zk_fs_run(const struct zk_fs_opts *opts)
 {
+    /* Before any thread: a daemon logs to syslog, -f to stderr. */
+    zk_log_setup(opts->debug ? ZK_LOG_DEBUG : ZK_LOG_INFO, !opts->foreground);
     struct zk_fs *fs = calloc(1, sizeof(*fs));
     if (!fs)
         return 1;
@@ -408,6 +410,11 @@ int zk_fs_run(const struct zk_fs_opts *opts)
         uv_run(&fs->loop, UV_RUN_DEFAULT);
     } else {
         zk_log(ZK_LOG_ERROR, "set-up failed: %s", zk_strerror(rc));
+        /* A daemon logs to syslog, but whoever started it is still
+         * waiting on our stderr: tell them why too. */
+        if (!opts->foreground)
+            fprintf(stderr, "zkfs: cannot mount %s (data %s): %s\n",
+                    opts->mountpoint, opts->data_dir, zk_strerror(rc));
     }
     teardown(fs);
     if (fs->ready_fd >= 0)

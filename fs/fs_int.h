@@ -63,14 +63,25 @@ enum zk__fs_echo_kind {
     ZK__ECHO_INVAL_INODE = 1,  /* notify_inval_inode(ino)                  */
     ZK__ECHO_INVAL_ENTRY,      /* notify_inval_entry(parent, name)         */
     ZK__ECHO_DELETE,           /* notify_delete(parent, ino, name)         */
-    ZK__ECHO_UNLINK            /* unlink(mountpoint + name) for holder ino */
+    ZK__ECHO_UNLINK,           /* unlink(path) of the held ephemeral ino   */
+    /* Replays of changes no local syscall made (control file, other
+     * replicas, session expiry), so that inotify reports them: */
+    ZK__ECHO_R_CREATE,         /* mknod/mkdir(path)                        */
+    ZK__ECHO_R_DELETE,         /* unlink/rmdir(path) of ino                */
+    ZK__ECHO_R_DATA,           /* open(path), ftruncate to its size, close */
+    ZK__ECHO_R_ATTR,           /* utimensat(path)                          */
+    ZK__ECHO_R_RENAME          /* rename(path, path2) of ino               */
 };
 
 struct zk__fs_echo_item {
     struct zk__fs_echo_item *next;
     uint8_t kind;
-    uint64_t ino, parent;
-    char name[];               /* a name, or a znode path for UNLINK */
+    uint32_t node_kind;        /* enum zk_kind of ino (replays)            */
+    uint64_t zxid;             /* replays: their transaction; else 0       */
+    uint64_t ino, parent, parent2, replaced;
+    const char *name, *name2;  /* point into buf                           */
+    const char *path, *path2;  /* znode paths (mountpoint prepended later) */
+    char buf[];
 };
 
 struct zk__fs_echo {
@@ -83,9 +94,17 @@ struct zk__fs_echo {
     int quit;
     uint64_t dropped;
     /* The echo thread's id (what fuse_req_ctx()->pid says for its
-     * syscalls) and the inode its current unlink is meant to delete. */
+     * syscalls) and the item its current syscall acts out (read by the
+     * handlers of that syscall's requests; valid while it runs). */
     _Atomic int tid;
-    _Atomic uint64_t unlink_ino;
+    struct zk__fs_echo_item *_Atomic cur;
+    /* Loop side: work staged during one loop iteration, handed to the
+     * thread after it (so a local syscall's commit can take back the
+     * replay of its own change first). */
+    struct zk__fs_echo_item *stage_head, *stage_tail;
+    size_t stage_len;
+    uv_check_t check;
+    int check_init;
     /* Deletions the echo thread could not do through the mount, handed
      * back to the loop (which proposes them directly). */
     struct zk__fs_echo_item *back_head;
@@ -141,7 +160,8 @@ struct zk__fs_fh {
     uint64_t flushed_wgen;     /* wgen at the last flush/fsync (+1) */
     unsigned loaded : 1, dirty : 1, poisoned : 1, append : 1, holder : 1,
         released : 1,
-        trunc : 1;             /* opened O_TRUNC, truncation not committed */
+        trunc : 1,             /* opened O_TRUNC, truncation not committed */
+        echo : 1;              /* opened by an echo replay: no data */
     int inflight;              /* commits not yet answered */
 };
 
@@ -174,6 +194,9 @@ void zk__fs_fill_attr(const struct zk_fs *fs, const struct zk_stat *st,
 void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out);
 int zk__fs_reply_entry(struct zk_fs *fs, fuse_req_t req,
                        const struct zk_stat *st, double entry_timeout);
+int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,
+                         const struct zk_stat *st, double entry_timeout,
+                         double attr_timeout);
 int zk__fs_child_path(struct zk_fs *fs, uint64_t parent, const char *name,
                       char *buf, size_t size);
 int zk__fs_check_new_name(uint64_t parent, const char *name);
@@ -241,6 +264,10 @@ void zk__fs_echo_join(struct zk_fs *fs);
 void zk__fs_echo_push(struct zk_fs *fs, enum zk__fs_echo_kind kind,
                       uint64_t ino, uint64_t parent, const char *name);
 void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res);
+void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
+struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
+int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
+                       const char *name);
 
 #endif /* ZK_FS_INT_H */

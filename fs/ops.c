@@ -70,6 +70,8 @@ void zk__fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, ENAMETOOLONG);
         return;
     }
+    if (zk__fs_echo_lookup(fs, req, parent, name))
+        return;
     int rc = zk_store_lookup(fs->store, parent, name, &st);
     if (rc) {
         zk__fs_reply_errno(req, rc);
@@ -295,6 +297,7 @@ struct nsreq {
 static void simple_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct nsreq *nr = arg;
+    zk__fs_echo_local(nr->fs, res);
     zk__fs_reply_errno(nr->req, zk__fs_result_err(err, res));
     free(nr);
 }
@@ -339,6 +342,7 @@ static void create_done(void *arg, int err, const struct zk_apply_result *res)
     struct zk_stat st;
     int rc = zk__fs_result_err(err, res);
 
+    zk__fs_echo_local(fs, res);
     if (rc == -EEXIST && nr->has_fi && !(nr->fi.flags & O_EXCL)) {
         create_open_existing(nr);
         goto out;
@@ -363,6 +367,26 @@ out:
     free(nr);
 }
 
+/* mknod/mkdir replayed by the echo thread: the node exists already (or
+ * is gone again: then a stand-in, so the watcher still sees it come). */
+static int echo_create(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
+                       const char *name)
+{
+    struct zk__fs_echo_item *ec = zk__fs_echo_cur(fs, req);
+    struct zk_stat st;
+    if (!ec || ec->kind != ZK__ECHO_R_CREATE)
+        return 0;
+    if (zk_store_lookup(fs->store, parent, name, &st) == 0) {
+        zk__fs_reply_entry(fs, req, &st, ZK__FS_TIMEOUT_S);
+        return 1;
+    }
+    memset(&st, 0, sizeof(st));
+    st.ino = ec->ino;
+    st.kind = ec->node_kind;
+    zk__fs_reply_entry_t(fs, req, &st, 0.0, 0.0);
+    return 1;
+}
+
 /* mknod (regular files only), mkdir and create: ZK_OP_CREATE with the
  * caller's uid/gid and (already umask-ed) mode. The parent's children kind
  * decides at apply time whether the node is ephemeral or sequential; the
@@ -375,6 +399,8 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     char path[ZK_PATH_MAX], owner[ZK_OWNER_MAX];
     struct zk_stat pst;
 
+    if (!fi && echo_create(fs, req, parent, name))
+        return;
     int rc = zk__fs_check_new_name(parent, name);
     if (rc == 0)
         rc = zk_store_getattr(fs->store, parent, &pst);
@@ -438,8 +464,13 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct zk_fs *fs = fuse_req_userdata(req);
     char path[ZK_PATH_MAX];
     struct zk_stat st;
+    struct zk__fs_echo_item *ec = zk__fs_echo_cur(fs, req);
     int rc = 0;
 
+    if (ec && ec->kind == ZK__ECHO_R_DELETE) {
+        fuse_reply_err(req, 0);     /* a replay: the node is gone already */
+        return;
+    }
     if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)
         rc = -EPERM;
     else if (strlen(name) > ZK_NAME_MAX)
@@ -455,9 +486,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
         zk__fs_reply_errno(req, rc ? rc : -ENOMEM);
         return;
     }
-    uint64_t ino = st.ino;
-    if (zk__fs_is_echo(fs, req))
-        ino = atomic_load(&fs->echo.unlink_ino);
+    uint64_t ino = ec && ec->kind == ZK__ECHO_UNLINK ? ec->ino : st.ino;
     struct zk_op op = {
         .type = ZK_OP_DELETE, .version = -1, .ino = ino,
         .path = path, .path_len = (uint32_t)strlen(path),
@@ -484,8 +513,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct zk_fs *fs = fuse_req_userdata(req);
     char path[ZK_PATH_MAX], path2[ZK_PATH_MAX];
     struct zk_stat st;
+    struct zk__fs_echo_item *ec = zk__fs_echo_cur(fs, req);
     int rc = 0;
 
+    if (ec && ec->kind == ZK__ECHO_R_RENAME) {
+        fuse_reply_err(req, 0);     /* a replay: the move is done already */
+        return;
+    }
     if (flags & ~(unsigned)RENAME_NOREPLACE)
         rc = -EINVAL;
     else if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)

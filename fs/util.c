@@ -56,12 +56,21 @@ void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out)
 int zk__fs_reply_entry(struct zk_fs *fs, fuse_req_t req,
                        const struct zk_stat *st, double entry_timeout)
 {
+    return zk__fs_reply_entry_t(fs, req, st, entry_timeout,
+                                ZK__FS_TIMEOUT_S);
+}
+
+/* The same with an attribute timeout. */
+int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,
+                         const struct zk_stat *st, double entry_timeout,
+                         double attr_timeout)
+{
     struct fuse_entry_param e;
     memset(&e, 0, sizeof(e));
     e.ino = st->ino;
     e.generation = 1;
     e.entry_timeout = entry_timeout;
-    e.attr_timeout = ZK__FS_TIMEOUT_S;
+    e.attr_timeout = attr_timeout;
     zk__fs_fill_attr(fs, st, &e.attr);
     int rc = fuse_reply_entry(req, &e);
     if (rc == 0)

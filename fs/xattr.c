@@ -164,12 +164,14 @@ void zk__fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 }
 
 struct xreq {
+    struct zk_fs *fs;
     fuse_req_t req;
 };
 
 static void xattr_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct xreq *x = arg;
+    zk__fs_echo_local(x->fs, res);
     zk__fs_reply_errno(x->req, zk__fs_result_err(err, res));
     free(x);
 }
@@ -226,6 +228,7 @@ static void set_or_remove(fuse_req_t req, fuse_ino_t ino, const char *name,
     if (rc == 0) {
         op.path = path;
         op.path_len = (uint32_t)strlen(path);
+        x->fs = fs;
         x->req = req;
         rc = zk__fs_propose1(fs, &op, xattr_done, x);
     }
