@@ -84,7 +84,7 @@ static struct zk_op mk_data(uint8_t type, const char *path, const char *d)
     return o;
 }
 
-__attribute__((unused)) static struct zk_op mk_rename(const char *from, const char *to)
+static struct zk_op mk_rename(const char *from, const char *to)
 {
     struct zk_op o = mk(ZK_OP_RENAME, from);
     o.path2 = to;
@@ -469,6 +469,436 @@ START_TEST(set_data_rules)
 }
 END_TEST
 
+
+START_TEST(append_and_efbig)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "ab"), 0);
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_APPEND, "/f", "cd")), 0);
+    assert_data(&f, "/f", "abcd");
+    struct zk_stat st = stat_of(&f, "/f");
+    ck_assert_int_eq(st.version, 1);
+    ck_assert_uint_eq(st.mzxid, f.zxid);
+    /* Fill to exactly ZK_DATA_MAX, then one byte more fails. */
+    char *big = malloc(ZK_DATA_MAX + 1);
+    memset(big, 'z', ZK_DATA_MAX - 4);
+    big[ZK_DATA_MAX - 4] = '\0';
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_APPEND, "/f", big)), 0);
+    st = stat_of(&f, "/f");
+    ck_assert_uint_eq(st.data_length, ZK_DATA_MAX);
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_APPEND, "/f", "!")), -EFBIG);
+    st = stat_of(&f, "/f");
+    ck_assert_uint_eq(st.data_length, ZK_DATA_MAX);
+    ck_assert_int_eq(st.version, 2);
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_APPEND, "/none", "!")),
+                     -ENOENT);
+    struct zk_store_info info;
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.data_bytes, ZK_DATA_MAX);
+    /* An APPEND to an empty file. */
+    ck_assert_int_eq(mkfile(&f, "/e", ""), 0);
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_APPEND, "/e", "x")), 0);
+    assert_data(&f, "/e", "x");
+    free(big);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(set_attr_and_check)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "x"), 0);
+    struct zk_op o = mk(ZK_OP_SET_ATTR, "/f");
+    o.attr_mask = ZK_ATTR_MODE;
+    o.mode = 0600;
+    o.uid = 55;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    struct zk_stat st = stat_of(&f, "/f");
+    ck_assert_uint_eq(st.mode, 0600);
+    ck_assert_uint_eq(st.uid, 0);          /* not in the mask */
+    ck_assert_int_eq(st.aversion, 1);
+    ck_assert_int_eq(st.version, 0);
+    ck_assert_uint_eq(st.chtime_ms, f.time_ms);
+    o.attr_mask = ZK_ATTR_UID | ZK_ATTR_GID;
+    o.gid = 66;
+    o.version = 0;                         /* checked against aversion */
+    ck_assert_int_eq(apply1(&f, o), ZK_EBADVERSION);
+    o.version = 1;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    st = stat_of(&f, "/f");
+    ck_assert_uint_eq(st.uid, 55);
+    ck_assert_uint_eq(st.gid, 66);
+    ck_assert_int_eq(st.aversion, 2);
+    o = mk(ZK_OP_CHECK, "/f");
+    o.version = 0;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    o.version = 1;
+    ck_assert_int_eq(apply1(&f, o), ZK_EBADVERSION);
+    ck_assert_int_eq(apply1(&f, mk(ZK_OP_CHECK, "/g")), -ENOENT);
+    o = mk(ZK_OP_SET_ATTR, "/");
+    o.attr_mask = ZK_ATTR_MODE | ZK_ATTR_UID;
+    o.mode = 0777;
+    o.uid = 1000;
+    ck_assert_int_eq(apply1(&f, o), 0);    /* the daemon may chmod "/" */
+    st = stat_of(&f, "/");
+    ck_assert_uint_eq(st.mode, 0777);
+    ck_assert_uint_eq(st.uid, 1000);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(set_children_and_sequential)
+{
+    struct fx f;
+    struct zk_apply_result *res;
+    fx_open(&f);
+    ck_assert_int_eq(mkdir_op(&f, "/q"), 0);
+    ck_assert_int_eq(mkfile(&f, "/f", ""), 0);
+    struct zk_op o = mk(ZK_OP_SET_CHILDREN, "/f");
+    o.flags = ZK_CHILDREN_SEQUENTIAL;
+    ck_assert_int_eq(apply1(&f, o), -ENOTDIR);
+    o = mk(ZK_OP_SET_CHILDREN, "/q");
+    o.flags = 4;
+    ck_assert_int_eq(apply1(&f, o), -EINVAL);
+    o.flags = ZK_CHILDREN_SEQUENTIAL;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    ck_assert_uint_eq(stat_of(&f, "/q").children_flags,
+                      ZK_CHILDREN_SEQUENTIAL);
+    struct zk_op c = mk_data(ZK_OP_CREATE, "/q/item-", "x");
+    res = apply_n(&f, &c, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_str_eq(res->ops[0].path, "/q/item-0000000000");
+    ck_assert_uint_eq(res->ops[0].ino, ino_of(&f, "/q/item-0000000000"));
+    ck_assert_uint_eq(res->nchanges, 1);
+    ck_assert_uint_eq(res->changes[0].kind, ZK_CHANGE_CREATE);
+    ck_assert_str_eq(res->changes[0].name, "item-0000000000");
+    ck_assert_uint_eq(res->changes[0].parent, ino_of(&f, "/q"));
+    zk_apply_result_free(res);
+    ck_assert_int_eq(apply1(&f, mk(ZK_OP_DELETE, "/q/item-0000000000")), 0);
+    res = apply_n(&f, &c, 1);
+    ck_assert_str_eq(res->ops[0].path, "/q/item-0000000002");
+    zk_apply_result_free(res);
+    /* Sequential by flag in a plain directory. */
+    c = mk(ZK_OP_CREATE, "/lock-");
+    c.flags = ZK_CREATE_SEQUENTIAL;
+    int32_t cv = stat_of(&f, "/").cversion;
+    res = apply_n(&f, &c, 1);
+    char want[64];
+    snprintf(want, sizeof(want), "/lock-%010d", cv);
+    ck_assert_str_eq(res->ops[0].path, want);
+    zk_apply_result_free(res);
+    ck_assert(exists(&f, want));
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(multi_rolls_back)
+{
+    struct fx f;
+    struct zk_store_info before, after;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/keep", "k"), 0);
+    ck_assert_int_eq(zk_store_info(f.s, &before), 0);
+    struct zk_op ops[4];
+    ops[0] = mk(ZK_OP_CREATE, "/a");
+    ops[0].flags = ZK_CREATE_DIR;
+    ops[1] = mk_data(ZK_OP_CREATE, "/a/b", "bb");
+    ops[2] = mk_data(ZK_OP_SET_DATA, "/keep", "changed");
+    ops[3] = mk(ZK_OP_CHECK, "/keep");
+    ops[3].version = 7;
+    struct zk_apply_result *res = apply_n(&f, ops, 4);
+    ck_assert_int_eq(res->err, ZK_EBADVERSION);
+    ck_assert_uint_eq(res->failed_op, 3);
+    ck_assert_int_eq(res->ops[0].err, 0);
+    ck_assert_int_eq(res->ops[3].err, ZK_EBADVERSION);
+    ck_assert_uint_eq(res->nchanges, 0);
+    zk_apply_result_free(res);
+    ck_assert(!exists(&f, "/a"));
+    assert_data(&f, "/keep", "k");
+    ck_assert_int_eq(stat_of(&f, "/keep").version, 0);
+    ck_assert_int_eq(zk_store_info(f.s, &after), 0);
+    ck_assert_uint_eq(after.next_ino, before.next_ino);
+    ck_assert_uint_eq(after.znodes, before.znodes);
+    ck_assert_uint_eq(after.data_bytes, before.data_bytes);
+    ck_assert_uint_eq(after.last_applied_zxid, f.zxid);  /* zxid consumed */
+    /* Failing in the middle: later ops report -ECANCELED. */
+    ops[3].version = 0;
+    ops[1] = mk(ZK_OP_DELETE, "/nope");
+    res = apply_n(&f, ops, 4);
+    ck_assert_int_eq(res->err, -ENOENT);
+    ck_assert_uint_eq(res->failed_op, 1);
+    ck_assert_int_eq(res->ops[2].err, -ECANCELED);
+    zk_apply_result_free(res);
+    ck_assert(!exists(&f, "/a"));
+    /* The same multi succeeding: every op's effect, in order. */
+    ops[1] = mk_data(ZK_OP_CREATE, "/a/b", "bb");
+    ops[3].version = 1;
+    res = apply_n(&f, ops, 4);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->nchanges, 3);
+    zk_apply_result_free(res);
+    assert_data(&f, "/a/b", "bb");
+    assert_data(&f, "/keep", "changed");
+    fx_close(&f);
+}
+END_TEST
+
+static struct zk_op mk_session(uint8_t type, uint64_t session)
+{
+    struct zk_op o = mk(type, NULL);
+    o.session = session;
+    o.timeout_ms = 4000;
+    o.owner = "hostA";
+    o.owner_len = 5;
+    return o;
+}
+
+static struct zk_op mk_ephemeral(const char *path, uint64_t session,
+                                 const char *owner)
+{
+    struct zk_op o = mk(ZK_OP_CREATE, path);
+    o.flags = ZK_CREATE_EPHEMERAL;
+    o.session = session;
+    o.owner = owner;
+    o.owner_len = (uint32_t)strlen(owner);
+    return o;
+}
+
+struct sess_acc {
+    int n;
+    uint64_t ids[8];
+};
+
+static int session_cb(void *arg, uint64_t session, uint32_t timeout_ms,
+                      const char *owner)
+{
+    struct sess_acc *acc = arg;
+    ck_assert_uint_eq(timeout_ms, 4000);
+    ck_assert_str_eq(owner, "hostA");
+    acc->ids[acc->n++] = session;
+    return 0;
+}
+
+START_TEST(ephemerals_and_sessions)
+{
+    struct fx f;
+    char owner[64];
+    struct zk_store_info info;
+    struct sess_acc acc = {0, {0}};
+    fx_open(&f);
+    ck_assert_int_eq(apply1(&f, mk_session(ZK_OP_SESSION_OPEN, 5)), 0);
+    ck_assert_int_eq(apply1(&f, mk_session(ZK_OP_SESSION_OPEN, 6)), 0);
+    ck_assert_int_eq(apply1(&f, mk_session(ZK_OP_SESSION_OPEN, 0)), -EINVAL);
+    ck_assert_int_eq(apply1(&f, mk_ephemeral("/e1", 5, "hostA:42")), 0);
+    ck_assert_int_eq(apply1(&f, mk_ephemeral("/other", 6, "hostB:1")), 0);
+    struct zk_stat st = stat_of(&f, "/e1");
+    ck_assert_uint_eq(st.ephemeral_owner, 5);
+    ck_assert_int_eq(zk_store_owner(f.s, st.ino, owner, sizeof(owner)), 0);
+    ck_assert_str_eq(owner, "hostA:42");
+    ck_assert_int_eq(zk_store_owner(f.s, st.ino, owner, 4), -ERANGE);
+    ck_assert_int_eq(zk_store_owner(f.s, ZK_INO_ROOT, owner, 64), -ENODATA);
+    ck_assert_int_eq(mkfile(&f, "/e1/x", ""), -ENOTDIR);
+    /* An "ephemeral" directory: files in it are ephemeral, dirs not. */
+    ck_assert_int_eq(mkdir_op(&f, "/ed"), 0);
+    struct zk_op o = mk(ZK_OP_SET_CHILDREN, "/ed");
+    o.flags = ZK_CHILDREN_EPHEMERAL;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    ck_assert_int_eq(mkfile(&f, "/ed/nosession", ""), -EINVAL);
+    o = mk_ephemeral("/ed/x", 5, "hostA:43");
+    o.flags = 0;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    ck_assert_uint_eq(stat_of(&f, "/ed/x").ephemeral_owner, 5);
+    ck_assert_int_eq(mkdir_op(&f, "/ed/sub"), 0);
+    ck_assert_uint_eq(stat_of(&f, "/ed/sub").ephemeral_owner, 0);
+    /* An ephemeral directory has no children. */
+    o = mk_ephemeral("/edir", 5, "hostA:44");
+    o.flags |= ZK_CREATE_DIR;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    ck_assert_int_eq(mkdir_op(&f, "/edir/sub"), -EPERM);
+    ck_assert_int_eq(mkfile(&f, "/edir/f", ""), -EPERM);
+    ck_assert_int_eq(zk_store_sessions(f.s, session_cb, &acc), 0);
+    ck_assert_int_eq(acc.n, 2);
+    ck_assert_uint_eq(acc.ids[0], 5);
+    ck_assert_uint_eq(acc.ids[1], 6);
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.sessions, 2);
+    uint64_t znodes = info.znodes;
+    int32_t cv = stat_of(&f, "/ed").cversion;
+    /* Closing session 5 deletes its three ephemerals, nothing else. */
+    struct zk_op c = mk_session(ZK_OP_SESSION_CLOSE, 5);
+    struct zk_apply_result *res = apply_n(&f, &c, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->nchanges, 3);
+    for (uint32_t i = 0; i < res->nchanges; i++)
+        ck_assert_uint_eq(res->changes[i].kind, ZK_CHANGE_DELETE);
+    zk_apply_result_free(res);
+    ck_assert(!exists(&f, "/e1"));
+    ck_assert(!exists(&f, "/ed/x"));
+    ck_assert(!exists(&f, "/edir"));
+    ck_assert(exists(&f, "/ed/sub"));
+    ck_assert(exists(&f, "/other"));
+    ck_assert_int_eq(stat_of(&f, "/ed").cversion, cv + 1);
+    ck_assert_uint_eq(stat_of(&f, "/ed").pzxid, f.zxid);
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.sessions, 1);
+    ck_assert_uint_eq(info.znodes, znodes - 3);
+    /* Unknown session: success, nothing done; and it survives reopen. */
+    c = mk_session(ZK_OP_SESSION_CLOSE, 5);
+    res = apply_n(&f, &c, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->nchanges, 0);
+    zk_apply_result_free(res);
+    fx_reopen(&f);
+    memset(&acc, 0, sizeof(acc));
+    ck_assert_int_eq(zk_store_sessions(f.s, session_cb, &acc), 0);
+    ck_assert_int_eq(acc.n, 1);
+    ck_assert_uint_eq(acc.ids[0], 6);
+    ck_assert_uint_eq(stat_of(&f, "/other").ephemeral_owner, 6);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(rename_basic)
+{
+    struct fx f;
+    struct zk_apply_result *res;
+    fx_open(&f);
+    ck_assert_int_eq(mkdir_op(&f, "/a"), 0);
+    ck_assert_int_eq(mkdir_op(&f, "/b"), 0);
+    ck_assert_int_eq(mkfile(&f, "/a/f", "data"), 0);
+    uint64_t ino = ino_of(&f, "/a/f");
+    struct zk_stat a0 = stat_of(&f, "/a"), b0 = stat_of(&f, "/b");
+    struct zk_op o = mk_rename("/a/f", "/b/g");
+    res = apply_n(&f, &o, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->nchanges, 1);
+    struct zk_change *ch = &res->changes[0];
+    ck_assert_uint_eq(ch->kind, ZK_CHANGE_RENAME);
+    ck_assert_uint_eq(ch->ino, ino);
+    ck_assert_uint_eq(ch->parent, a0.ino);
+    ck_assert_str_eq(ch->name, "f");
+    ck_assert_uint_eq(ch->parent2, b0.ino);
+    ck_assert_str_eq(ch->name2, "g");
+    ck_assert_uint_eq(ch->replaced_ino, 0);
+    zk_apply_result_free(res);
+    ck_assert(!exists(&f, "/a/f"));
+    ck_assert_uint_eq(ino_of(&f, "/b/g"), ino);
+    assert_data(&f, "/b/g", "data");
+    struct zk_stat a1 = stat_of(&f, "/a"), b1 = stat_of(&f, "/b");
+    ck_assert_uint_eq(a1.num_children, 0);
+    ck_assert_uint_eq(b1.num_children, 1);
+    ck_assert_int_eq(a1.cversion, a0.cversion + 1);
+    ck_assert_int_eq(b1.cversion, b0.cversion + 1);
+    ck_assert_uint_eq(a1.pzxid, f.zxid);
+    ck_assert_uint_eq(b1.pzxid, f.zxid);
+    struct zk_stat g = stat_of(&f, "/b/g");
+    ck_assert_uint_eq(g.parent, b0.ino);
+    ck_assert_int_eq(g.version, 0);            /* data untouched */
+    ck_assert_uint_eq(g.chtime_ms, f.time_ms);
+    /* A directory with its subtree; inodes stable across reopen. */
+    ck_assert_int_eq(mkfile(&f, "/a/x", "1"), 0);
+    uint64_t x = ino_of(&f, "/a/x"), a = ino_of(&f, "/a");
+    ck_assert_int_eq(apply1(&f, mk_rename("/a", "/b/a2")), 0);
+    fx_reopen(&f);
+    ck_assert_uint_eq(ino_of(&f, "/b/a2/x"), x);
+    ck_assert_uint_eq(ino_of(&f, "/b/a2"), a);
+    ck_assert_uint_eq(ino_of(&f, "/b/g"), ino);
+    char buf[64];
+    ck_assert_int_eq(zk_store_path(f.s, x, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(buf, "/b/a2/x");
+    /* Same path: a no-op success. */
+    ck_assert_int_eq(apply1(&f, mk_rename("/b/g", "/b/g")), 0);
+    ck_assert_uint_eq(ino_of(&f, "/b/g"), ino);
+    /* Within one directory. */
+    int32_t cv = stat_of(&f, "/b").cversion;
+    ck_assert_int_eq(apply1(&f, mk_rename("/b/g", "/b/h")), 0);
+    ck_assert_uint_eq(stat_of(&f, "/b").num_children, 2);
+    ck_assert_int_eq(stat_of(&f, "/b").cversion, cv + 1);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(rename_errors)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkdir_op(&f, "/d"), 0);
+    ck_assert_int_eq(mkdir_op(&f, "/d/sub"), 0);
+    ck_assert_int_eq(mkdir_op(&f, "/full"), 0);
+    ck_assert_int_eq(mkfile(&f, "/full/x", ""), 0);
+    ck_assert_int_eq(mkdir_op(&f, "/empty"), 0);
+    ck_assert_int_eq(mkfile(&f, "/f", "f"), 0);
+    ck_assert_int_eq(mkfile(&f, "/g", "g"), 0);
+    ck_assert_int_eq(apply1(&f, mk_rename("/nope", "/x")), -ENOENT);
+    ck_assert_int_eq(apply1(&f, mk_rename("/f", "/nope/x")), -ENOENT);
+    ck_assert_int_eq(apply1(&f, mk_rename("/f", "/g/x")), -ENOTDIR);
+    ck_assert_int_eq(apply1(&f, mk_rename("/d", "/d/sub/d")), -EINVAL);
+    ck_assert_int_eq(apply1(&f, mk_rename("/d", "/d/d")), -EINVAL);
+    ck_assert_int_eq(apply1(&f, mk_rename("/f", "/d")), -EISDIR);
+    ck_assert_int_eq(apply1(&f, mk_rename("/d", "/f")), -ENOTDIR);
+    ck_assert_int_eq(apply1(&f, mk_rename("/d", "/full")), -ENOTEMPTY);
+    ck_assert_int_eq(apply1(&f, mk_rename("/f", "/zookeeper")), -EPERM);
+    ck_assert_int_eq(apply1(&f, mk_rename("/f", "/.zkfs")), -EPERM);
+    ck_assert_int_eq(apply1(&f, mk_rename("/", "/x")), -EBUSY);
+    ck_assert_int_eq(apply1(&f, mk_rename("/f", "/")), -EBUSY);
+    ck_assert_int_eq(apply1(&f, mk_rename("/f", "bad")), -EINVAL);
+    struct zk_op o = mk_rename("/f", "/g");
+    o.flags = ZK_RENAME_NOREPLACE;
+    ck_assert_int_eq(apply1(&f, o), -EEXIST);
+    o = mk_rename("/f", "/h");
+    o.ino = 12345;
+    ck_assert_int_eq(apply1(&f, o), -ENOENT);
+    assert_data(&f, "/f", "f");
+    assert_data(&f, "/g", "g");
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(rename_replaces)
+{
+    struct fx f;
+    struct zk_store_info i0, i1;
+    fx_open(&f);
+    ck_assert_int_eq(apply1(&f, mk_session(ZK_OP_SESSION_OPEN, 9)), 0);
+    ck_assert_int_eq(mkfile(&f, "/tmp1", "new"), 0);
+    ck_assert_int_eq(apply1(&f, mk_ephemeral("/cfg", 9, "h:1")), 0);
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/cfg", "old!")), 0);
+    uint64_t src = ino_of(&f, "/tmp1"), dst = ino_of(&f, "/cfg");
+    ck_assert_int_eq(zk_store_info(f.s, &i0), 0);
+    struct zk_op o = mk_rename("/tmp1", "/cfg");
+    struct zk_apply_result *res = apply_n(&f, &o, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->changes[0].replaced_ino, dst);
+    zk_apply_result_free(res);
+    ck_assert_uint_eq(ino_of(&f, "/cfg"), src);
+    assert_data(&f, "/cfg", "new");
+    ck_assert_uint_eq(stat_of(&f, "/cfg").ephemeral_owner, 0);
+    ck_assert_uint_eq(stat_of(&f, "/").num_children, 1);
+    struct zk_stat st;
+    ck_assert_int_eq(zk_store_getattr(f.s, dst, &st), -ENOENT);
+    ck_assert_int_eq(zk_store_info(f.s, &i1), 0);
+    ck_assert_uint_eq(i1.znodes, i0.znodes - 1);
+    ck_assert_uint_eq(i1.data_bytes, i0.data_bytes - 4);
+    /* The replaced ephemeral's row is gone: closing its session deletes
+     * nothing. */
+    struct zk_op c = mk_session(ZK_OP_SESSION_CLOSE, 9);
+    res = apply_n(&f, &c, 1);
+    ck_assert_uint_eq(res->nchanges, 0);
+    zk_apply_result_free(res);
+    ck_assert(exists(&f, "/cfg"));
+    /* Directory over an empty directory. */
+    ck_assert_int_eq(mkdir_op(&f, "/d1"), 0);
+    ck_assert_int_eq(mkfile(&f, "/d1/x", ""), 0);
+    ck_assert_int_eq(mkdir_op(&f, "/d2"), 0);
+    ck_assert_int_eq(apply1(&f, mk_rename("/d1", "/d2")), 0);
+    ck_assert(exists(&f, "/d2/x"));
+    ck_assert(!exists(&f, "/d1"));
+    fx_close(&f);
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -485,6 +915,14 @@ Suite *store_suite(void)
     tcase_add_test(tc, create_stat_fields);
     tcase_add_test(tc, delete_rules);
     tcase_add_test(tc, set_data_rules);
+    tcase_add_test(tc, append_and_efbig);
+    tcase_add_test(tc, set_attr_and_check);
+    tcase_add_test(tc, set_children_and_sequential);
+    tcase_add_test(tc, multi_rolls_back);
+    tcase_add_test(tc, ephemerals_and_sessions);
+    tcase_add_test(tc, rename_basic);
+    tcase_add_test(tc, rename_errors);
+    tcase_add_test(tc, rename_replaces);
     suite_add_tcase(s, tc);
     return s;
 }
