@@ -265,5 +265,5 @@ END {
     print ""
     print "list: median ms per full listing of 10,000 entries instead of ops/s."
     print "watch: change (open O_TRUNC+write+close) to IN_CLOSE_WRITE at a watcher on the same mount; (!) = events lost."
-    print "(!): some run had errors (fsbench stopped that process at its first error; see stderr)."
+    for (k in err) { print "(!): some run had errors (fsbench stopped that process at its first error; see stderr)."; break }
 }' "$RESULTS"
