@@ -49,7 +49,8 @@ struct zk__peer {
     uint64_t rep_epoch, rep_tick;
     /* leader side */
     enum zk__pstate ps;
-    uint64_t link, seq_next;
+    uint64_t flink;                     /* learner's FOLLOWERINFO link  */
+    uint64_t link, seq_next;            /* our id for this connection   */
     uint64_t acc_epoch;                 /* from FOLLOWERINFO            */
     int counted;                        /* ACKEPOCH counted             */
     uint64_t cur_epoch, last_zxid, applied_zxid; /* from ACKEPOCH       */

@@ -70,7 +70,7 @@ void zk__lead_start(struct zk_zab *z)
 
 static void send_leaderinfo(struct zk_zab *z, struct zk__peer *p)
 {
-    lmsg(z, p, ZK_ZAB_MSG_LEADERINFO);
+    lmsg(z, p, ZK_ZAB_MSG_LEADERINFO)->zxid2 = p->flink;
     p->ps = ZK__P_EPOCH;
 }
 
@@ -145,7 +145,7 @@ static void recv_followerinfo(struct zk_zab *z, struct zk__peer *p,
 {
     if (!!(m->flags & ZK_ZAB_MF_OBSERVER) != !!p->observer)
         return;
-    if (p->ps != ZK__P_NONE && p->link == m->link)
+    if (p->ps != ZK__P_NONE && p->flink == m->link)
         return;                                   /* duplicate */
     zk__trace(z, "learner %u connects, accepted epoch %llu", p->id,
               (unsigned long long)m->aux);
@@ -164,7 +164,8 @@ static void recv_followerinfo(struct zk_zab *z, struct zk__peer *p,
     p->sess_heard_tick = sheard;
     p->last_req = lreq;
     p->ps = ZK__P_INFO;
-    p->link = m->link;
+    p->flink = m->link;
+    p->link = zk__rand(z) | 1;    /* never equal to an earlier session's */
     p->acc_epoch = m->aux;
     p->heard_tick = z->tick;
     if (z->lphase == ZK__L_INFO)

@@ -214,10 +214,21 @@ static void recv_active(struct zk_zab *z, const struct zk_zab_msg *m)
 
 void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m)
 {
-    if (m->from != z->leader || m->link != z->link ||
-        m->type == ZK_ZAB_MSG_FOLLOWERINFO || m->type == ZK_ZAB_MSG_ACK ||
-        m->type == ZK_ZAB_MSG_ACKEPOCH || m->type == ZK_ZAB_MSG_REQUEST)
+    if (m->from != z->leader || m->type == ZK_ZAB_MSG_FOLLOWERINFO ||
+        m->type == ZK_ZAB_MSG_ACK || m->type == ZK_ZAB_MSG_ACKEPOCH ||
+        m->type == ZK_ZAB_MSG_REQUEST)
         return;
+    if (z->fstage == ZK__F_CONNECT) {
+        /* The leader names the connection: our proposal comes back in
+         * zxid2, its own id in link. A stale FOLLOWERINFO can thus never
+         * splice a new stream onto ours. */
+        if (m->type != ZK_ZAB_MSG_LEADERINFO || m->zxid2 != z->link ||
+            m->seq != 0)
+            return;
+        z->link = m->link;
+    } else if (m->link != z->link) {
+        return;
+    }
     if (m->seq < z->expect_seq)
         return;                                   /* duplicate */
     if (m->seq > z->expect_seq) {
@@ -227,10 +238,7 @@ void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m)
     z->expect_seq++;
     z->heard_tick = z->tick;
     if (z->fstage == ZK__F_CONNECT) {
-        if (m->type == ZK_ZAB_MSG_LEADERINFO)
-            recv_leaderinfo(z, m);
-        else
-            reconnect(z, "expected LEADERINFO");
+        recv_leaderinfo(z, m);
         return;
     }
     if (m->epoch != z->fepoch) {

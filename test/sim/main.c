@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SIM_DEFAULT_STEPS 20000
+#define SIM_DEFAULT_STEPS 100000
 
 struct args {
     uint64_t seed, seeds, steps, txns;
@@ -63,6 +63,7 @@ static int parse(int argc, char **argv, struct args *a)
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-v")) { a->verbose = 1; continue; }
+        if (!strcmp(k, "-vv")) { a->verbose = 2; continue; }
         if (!strcmp(k, "--bench")) { a->bench = 1; continue; }
         if (i + 1 >= argc)
             return -1;

@@ -161,6 +161,9 @@ static void apply(struct sim *s, struct sim_replica *r,
                  (unsigned long long)e->zxid);
     uint64_t ph = payload_hash(e);
     uint64_t chain = sim_mix(r->model.chain, sim_mix(e->zxid, ph));
+    sim_log(s, r->id, "apply %016llx type %u origin %u hash %016llx",
+            (unsigned long long)e->zxid, e->type, e->origin,
+            (unsigned long long)ph);
     hist_apply(s, r, e, ph, chain);
     r->model.chain = chain;
     r->model.applied = e->zxid;
@@ -249,6 +252,8 @@ static void persist(struct sim *s, struct sim_replica *r)
     const struct zk_zab_ready *rd = &r->rd;
     for (size_t i = 0; i < rd->n_ops && !s->failed; i++) {
         const struct zk_zab_op *op = &rd->ops[i];
+        sim_log(s, r->id, "disk op %u %016llx", op->kind,
+                (unsigned long long)op->zxid);
         if (op->kind == ZK_ZAB_OP_INSTALL)
             install(s, r, op->zxid);
         else if (op->kind == ZK_ZAB_OP_TRUNCATE)
@@ -357,6 +362,12 @@ void sim_deliver(struct sim *s, struct sim_pkt *p)
         r->snaps[r->nsnap++] = p->snap;
     }
     uint32_t to = p->to;
+    if (s->o.verbose > 1)
+        sim_log(s, r->id, "recv %s from r%u link %llx seq %llu epoch %llu "
+                "zxid %016llx n %u", zk_zab_msg_name(m.type), m.from,
+                (unsigned long long)m.link, (unsigned long long)m.seq,
+                (unsigned long long)m.epoch, (unsigned long long)m.zxid,
+                m.n_entries);
     zk_zab_step(r->core, &m);
     sim_pkt_free(p);
     sim_pump(s, to);
