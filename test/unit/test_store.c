@@ -899,6 +899,318 @@ START_TEST(rename_replaces)
 }
 END_TEST
 
+/* Encodes a one-op create of path for log and apply tests. */
+static void enc_create(const char *path, uint8_t **buf, size_t *len)
+{
+    struct zk_op o = mk(ZK_OP_CREATE, path);
+    struct zk_txn txn = {1, 1, &o};
+    ck_assert_int_eq(zk_txn_encode(&txn, buf, len), 0);
+}
+
+struct log_acc {
+    int n;
+    uint64_t zxids[16];
+    int stop_at;
+};
+
+static int log_cb(void *arg, uint64_t zxid, const uint8_t *buf, size_t len)
+{
+    struct log_acc *acc = arg;
+    ck_assert_int_eq(zk_txn_verify(buf, len), 0);
+    acc->zxids[acc->n++] = zxid;
+    return acc->n == acc->stop_at ? 7 : 0;
+}
+
+START_TEST(log_append_scan_truncate)
+{
+    struct fx f;
+    struct zk_store_batch *b;
+    struct zk_apply_result *res;
+    uint8_t *buf, *got;
+    size_t len, glen;
+    fx_open(&f);
+    enc_create("/x", &buf, &len);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    for (uint64_t z = 10; z <= 15; z++)
+        ck_assert_int_eq(zk_store_batch_log(b, z, buf, len), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, 15, buf, len), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_log(b, 3, buf, len), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_apply(b, 10, buf, len, &res), 0);
+    zk_apply_result_free(res);
+    ck_assert_int_eq(zk_store_batch_apply(b, 10, buf, len, &res), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_apply(b, 9, buf, len, &res), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_commit(b), 0);
+    ck_assert_int_eq(zk_store_log_get(f.s, 12, &got, &glen), 0);
+    ck_assert_uint_eq(glen, len);
+    ck_assert(memcmp(got, buf, len) == 0);
+    free(got);
+    ck_assert_int_eq(zk_store_log_get(f.s, 16, &got, &glen), -ENOENT);
+    struct log_acc acc;
+    memset(&acc, 0, sizeof(acc));
+    ck_assert_int_eq(zk_store_log_scan(f.s, 12, log_cb, &acc), 0);
+    ck_assert_int_eq(acc.n, 3);
+    ck_assert_uint_eq(acc.zxids[0], 13);
+    ck_assert_uint_eq(acc.zxids[2], 15);
+    memset(&acc, 0, sizeof(acc));
+    acc.stop_at = 2;
+    ck_assert_int_eq(zk_store_log_scan(f.s, 0, log_cb, &acc), 7);
+    ck_assert_int_eq(acc.n, 2);
+    /* TRUNC: nothing at or below last_applied (10) may go. */
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_log_truncate(b, 9), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_log_truncate(b, 12), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, 13, buf, len), 0);  /* reusable */
+    ck_assert_int_eq(zk_store_batch_commit(b), 0);
+    struct zk_store_info info;
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.log_first_zxid, 10);
+    ck_assert_uint_eq(info.log_last_zxid, 13);
+    ck_assert_uint_eq(info.last_applied_zxid, 10);
+    free(buf);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(log_trim_keeps_recent)
+{
+    struct fx f;
+    struct zk_store_batch *b;
+    struct zk_apply_result *res;
+    uint8_t *buf;
+    size_t len;
+    char path[32];
+    setenv("ZKFS_LOG_KEEP", "5", 1);
+    fx_open(&f);
+    for (uint64_t z = 1; z <= 40; z++) {
+        snprintf(path, sizeof(path), "/n%llu", (unsigned long long)z);
+        enc_create(path, &buf, &len);
+        ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+        ck_assert_int_eq(zk_store_batch_log(b, z, buf, len), 0);
+        ck_assert_int_eq(zk_store_batch_apply(b, z, buf, len, &res), 0);
+        ck_assert_int_eq(res->err, 0);
+        zk_apply_result_free(res);
+        ck_assert_int_eq(zk_store_batch_commit(b), 0);
+        free(buf);
+    }
+    struct zk_store_info info;
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.log_last_zxid, 40);
+    ck_assert_uint_eq(info.log_first_zxid, 36);
+    ck_assert_uint_eq(info.znodes, 41);
+    unsetenv("ZKFS_LOG_KEEP");
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(abort_leaves_nothing)
+{
+    struct fx f;
+    struct zk_store_batch *b;
+    struct zk_apply_result *res;
+    struct zk_store_info i0, i1;
+    uint8_t *buf;
+    size_t len;
+    fx_open(&f);
+    ck_assert_int_eq(zk_store_info(f.s, &i0), 0);
+    enc_create("/gone", &buf, &len);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, 5, buf, len), 0);
+    ck_assert_int_eq(zk_store_batch_apply(b, 5, buf, len, &res), 0);
+    ck_assert_int_eq(res->err, 0);
+    zk_apply_result_free(res);
+    ck_assert_int_eq(zk_store_batch_meta_set(b, "current_epoch", 3), 0);
+    /* Readers do not see the open batch. */
+    ck_assert(!exists(&f, "/gone"));
+    zk_store_batch_abort(b);
+    ck_assert(!exists(&f, "/gone"));
+    ck_assert_int_eq(zk_store_info(f.s, &i1), 0);
+    ck_assert_uint_eq(i1.last_applied_zxid, i0.last_applied_zxid);
+    ck_assert_uint_eq(i1.next_ino, i0.next_ino);
+    ck_assert_uint_eq(i1.log_last_zxid, 0);
+    uint64_t v;
+    ck_assert_int_eq(zk_store_meta_get(f.s, "current_epoch", &v), -ENOENT);
+    /* A payload that does not decode: the batch must be aborted. */
+    buf[len - 1] ^= 1;
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_apply(b, 6, buf, len, &res),
+                     ZK_ECORRUPT);
+    zk_store_batch_abort(b);
+    free(buf);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(meta_values)
+{
+    struct fx f;
+    struct zk_store_batch *b;
+    uint64_t v;
+    fx_open(&f);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_meta_set(b, "accepted_epoch", 7), 0);
+    ck_assert_int_eq(zk_store_batch_meta_set(b, "current_epoch", 6), 0);
+    ck_assert_int_eq(zk_store_batch_meta_set(b, "last_applied", 6), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_meta_set(b, "next_ino", 6), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_meta_set(b, "", 6), -EINVAL);
+    ck_assert_int_eq(zk_store_batch_commit(b), 0);
+    fx_reopen(&f);
+    ck_assert_int_eq(zk_store_meta_get(f.s, "accepted_epoch", &v), 0);
+    ck_assert_uint_eq(v, 7);
+    ck_assert_int_eq(zk_store_meta_get(f.s, "nope", &v), -ENOENT);
+    struct zk_store_info info;
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.accepted_epoch, 7);
+    ck_assert_uint_eq(info.current_epoch, 6);
+    fx_close(&f);
+}
+END_TEST
+
+/* Opens the closed store with LMDB directly and edits meta. */
+static void meta_edit(struct fx *f, const char *key, const void *val,
+                      size_t len)
+{
+    char path[128];
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    snprintf(path, sizeof(path), "%s/zkfs.mdb", f->dir);
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    ck_assert_int_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
+    ck_assert_int_eq(mdb_dbi_open(t, "meta", 0, &dbi), 0);
+    MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)val};
+    if (val == NULL)
+        ck_assert_int_eq(mdb_del(t, dbi, &k, NULL), 0);
+    else
+        ck_assert_int_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+static int reopen_rc(struct fx *f)
+{
+    struct zk_store *s;
+    int rc = zk_store_open(f->dir, 1, &s);
+    if (rc == 0)
+        zk_store_close(s);
+    return rc;
+}
+
+START_TEST(bad_format_refused)
+{
+    struct fx f;
+    fx_open(&f);
+    zk_store_close(f.s);
+    f.s = NULL;
+    uint8_t fmt[8] = {'z', 'k', 'f', 's', 0, 0, 0, 2};
+    meta_edit(&f, "zkfs.format", fmt, 8);
+    ck_assert_int_eq(reopen_rc(&f), ZK_EFOREIGN);
+    memcpy(fmt, "abcd\0\0\0\1", 8);
+    meta_edit(&f, "zkfs.format", fmt, 8);
+    ck_assert_int_eq(reopen_rc(&f), ZK_EFOREIGN);
+    meta_edit(&f, "zkfs.format", fmt, 3);
+    ck_assert_int_eq(reopen_rc(&f), ZK_ECORRUPT);
+    meta_edit(&f, "zkfs.format", NULL, 0);
+    ck_assert_int_eq(reopen_rc(&f), ZK_ECORRUPT);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(corrupt_meta_refused)
+{
+    struct fx f;
+    fx_open(&f);
+    zk_store_close(f.s);
+    f.s = NULL;
+    meta_edit(&f, "next_ino", "xyz", 3);
+    ck_assert_int_eq(reopen_rc(&f), ZK_ECORRUPT);
+    meta_edit(&f, "next_ino", NULL, 0);
+    ck_assert_int_eq(reopen_rc(&f), ZK_ECORRUPT);
+    uint8_t v[8] = {0, 0, 0, 0, 0, 0, 0, 16};
+    meta_edit(&f, "next_ino", v, 8);
+    ck_assert_int_eq(reopen_rc(&f), 0);
+    meta_edit(&f, "last_applied", NULL, 0);
+    ck_assert_int_eq(reopen_rc(&f), ZK_ECORRUPT);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(foreign_lmdb_refused)
+{
+    struct fx f;
+    char path[128];
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    fx_mkdir(&f);
+    snprintf(path, sizeof(path), "%s/zkfs.mdb", f.dir);
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &t), 0);
+    ck_assert_int_eq(mdb_dbi_open(t, NULL, 0, &dbi), 0);
+    MDB_val k = {3, "key"}, v = {5, "value"};
+    ck_assert_int_eq(mdb_put(t, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    ck_assert_int_eq(zk_store_open(f.dir, 1, &f.s), ZK_EFOREIGN);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(map_full_is_enospc)
+{
+    struct fx f;
+    struct zk_store_batch *b;
+    struct zk_apply_result *res;
+    char path[32];
+    setenv("ZKFS_MAP_SIZE_BYTES", "2097152", 1);
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/keep", "safe"), 0);
+    uint64_t last = f.zxid;
+    char *big = malloc(256 * 1024 + 1);
+    memset(big, 'b', 256 * 1024);
+    big[256 * 1024] = '\0';
+    int rc = 0, i;
+    for (i = 0; i < 64 && rc == 0; i++) {
+        snprintf(path, sizeof(path), "/big%d", i);
+        struct zk_op o = mk_data(ZK_OP_CREATE, path, big);
+        struct zk_txn txn = {1, 1, &o};
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(zk_txn_encode(&txn, &buf, &len), 0);
+        ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+        rc = zk_store_batch_log(b, f.zxid + 1, buf, len);
+        if (rc == 0)
+            rc = zk_store_batch_apply(b, f.zxid + 1, buf, len, &res);
+        if (rc == 0) {
+            zk_apply_result_free(res);
+            rc = zk_store_batch_commit(b);
+            if (rc == 0)
+                last = ++f.zxid;
+        } else {
+            zk_store_batch_abort(b);
+        }
+        free(buf);
+    }
+    ck_assert_int_eq(rc, -ENOSPC);
+    ck_assert_int_gt(i, 1);
+    fx_reopen(&f);
+    assert_data(&f, "/keep", "safe");
+    struct zk_store_info info;
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, last);
+    ck_assert_uint_eq(info.znodes, 2 + (uint64_t)(i - 1)); /* i-1 fitted */
+    /* Deleting makes room again. */
+    ck_assert_int_eq(apply1(&f, mk(ZK_OP_DELETE, "/big0")), 0);
+    ck_assert_int_eq(mkfile(&f, "/after", "ok"), 0);
+    assert_data(&f, "/after", "ok");
+    unsetenv("ZKFS_MAP_SIZE_BYTES");
+    free(big);
+    fx_close(&f);
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -923,6 +1235,14 @@ Suite *store_suite(void)
     tcase_add_test(tc, rename_basic);
     tcase_add_test(tc, rename_errors);
     tcase_add_test(tc, rename_replaces);
+    tcase_add_test(tc, log_append_scan_truncate);
+    tcase_add_test(tc, log_trim_keeps_recent);
+    tcase_add_test(tc, abort_leaves_nothing);
+    tcase_add_test(tc, meta_values);
+    tcase_add_test(tc, bad_format_refused);
+    tcase_add_test(tc, corrupt_meta_refused);
+    tcase_add_test(tc, foreign_lmdb_refused);
+    tcase_add_test(tc, map_full_is_enospc);
     suite_add_tcase(s, tc);
     return s;
 }
