@@ -96,13 +96,17 @@ $(B)/obj/fs/main.o: $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# Every test file sees the prototypes of all suite constructors.
 $(B)/obj/test/unit/%.o: test/unit/%.c $(B)/suites.inc
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -I$(B) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -I$(B) \
+	    -include $(B)/suites_proto.h -c $< -o $@
 
 $(B)/suites.inc: $(UNIT_SRCS) Makefile
 	@mkdir -p $(dir $@)
 	@printf 'ZK_SUITE(%s)\n' $(UNIT_NAMES) > $@.tmp && mv $@.tmp $@
+	@{ echo '#include <check.h>'; \
+	   printf 'Suite *%s_suite(void);\n' $(UNIT_NAMES); } > $(B)/suites_proto.h
 
 # --- programs --------------------------------------------------------------
 
