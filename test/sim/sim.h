@@ -49,6 +49,9 @@ int sim_run_until(struct sim *s, uint64_t until_us);
 int sim_run_while_not(struct sim *s, uint64_t max_us,
                       int (*pred)(struct sim *, void *), void *arg);
 
+/* Processes n events. Returns 0, or -1 on a broken invariant. */
+int sim_run_steps(struct sim *s, uint64_t n);
+
 /* The full seeded random run used by zkfs-sim: `steps` events with
  * faults, then a quiet tail that checks liveness and convergence.
  * Returns 0 if every invariant held. */

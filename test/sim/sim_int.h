@@ -128,7 +128,6 @@ void sim_push(struct sim *s, uint64_t t, uint32_t kind, uint32_t r,
               struct sim_pkt *pkt);
 void sim_check(struct sim *s);
 void sim_replica_start(struct sim *s, uint32_t i);
-int sim_run_steps(struct sim *s, uint64_t n);
 
 /* sim_node.c */
 void sim_pkt_free(struct sim_pkt *p);

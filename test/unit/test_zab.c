@@ -1,0 +1,388 @@
+/*
+ * test_zab.c — scripted scenarios for the consensus core, run in the
+ * deterministic simulator (test/sim) with random faults off: every fault
+ * is placed by hand and the simulated outcome (who leads, in which epoch,
+ * how a learner was synchronised, what committed and by when) is asserted.
+ * The simulator's invariants are checked after every step as well.
+ */
+#include <check.h>
+#include <stdlib.h>
+
+#include "../sim/sim.h"
+
+#define SEC 1000000ull
+#define MS  1000ull
+
+static struct sim *mk(uint32_t voters, uint32_t observers, uint64_t seed)
+{
+    struct sim_opts o = { .seed = seed, .voters = voters,
+                          .observers = observers };
+    struct sim *s = sim_create(&o);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static void ok(struct sim *s)
+{
+    ck_assert_msg(sim_failure(s) == NULL, "%s", sim_failure(s));
+}
+
+static uint32_t wait_leader(struct sim *s, uint64_t max_us)
+{
+    ck_assert_int_eq(sim_run_while_not(s, max_us, sim_pred_leader, NULL), 1);
+    return sim_leader(s);
+}
+
+static int leader_is(struct sim *s, void *arg)
+{
+    return sim_leader(s) == *(uint32_t *)arg;
+}
+
+static void wait_leader_is(struct sim *s, uint32_t id, uint64_t max_us)
+{
+    ck_assert_int_eq(sim_run_while_not(s, max_us, leader_is, &id), 1);
+}
+
+static int converged(struct sim *s, void *arg)
+{
+    (void)arg;
+    return sim_pred_converged(s, NULL);
+}
+
+/* Submits n writes on id (retrying while not ready) and waits until all
+ * are acknowledged. Returns the simulated time it took. */
+static uint64_t write_n(struct sim *s, uint32_t id, uint32_t n, uint64_t max_us)
+{
+    uint64_t t0 = sim_now(s), want = sim_acked(s, id) + n;
+    for (uint32_t k = 0; k < n;) {
+        if (sim_write(s, id) == 0)
+            k++;
+        else
+            ck_assert_int_eq(sim_run_until(s, sim_now(s) + 10 * MS), 0);
+        ck_assert_uint_lt(sim_now(s) - t0, max_us);
+    }
+    while (sim_acked(s, id) < want) {
+        ck_assert_int_eq(sim_run_until(s, sim_now(s) + MS), 0);
+        ck_assert_msg(sim_now(s) - t0 < max_us, "writes on r%u not acked", id);
+    }
+    return sim_now(s) - t0;
+}
+
+static void wait_converged(struct sim *s, uint64_t max_us)
+{
+    ck_assert_int_eq(sim_run_while_not(s, max_us, converged, NULL), 1);
+}
+
+static uint32_t role(struct sim *s, uint32_t id)
+{
+    struct zk_zab_status st;
+    sim_status(s, id, &st);
+    return st.role;
+}
+
+/* ---------------------------------------------------------------------- */
+
+START_TEST(first_election)
+{
+    struct sim *s = mk(3, 0, 1);
+    /* Equal (epoch, zxid): the highest id wins, in the first epoch. */
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    struct zk_zab_status st;
+    sim_status(s, 3, &st);
+    ck_assert_uint_eq(st.epoch, 1);
+    ck_assert_uint_lt(sim_now(s), 100 * MS);
+    write_n(s, 1, 10, SEC);
+    wait_converged(s, SEC);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(election_after_leader_crash)
+{
+    struct sim *s = mk(3, 0, 2);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    write_n(s, 1, 20, SEC);
+    wait_converged(s, SEC);
+    uint64_t t0 = sim_now(s);
+    sim_crash(s, 3);
+    /* Followers notice within syncLimit (10 ticks), elect 2 (same
+     * history, higher id) in a new epoch. */
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 2);
+    uint64_t took = sim_now(s) - t0;
+    ck_assert_uint_ge(took, 100 * MS);
+    ck_assert_uint_lt(took, 300 * MS);
+    struct zk_zab_status st;
+    sim_status(s, 2, &st);
+    ck_assert_uint_eq(st.epoch, 2);
+    write_n(s, 1, 20, SEC);
+    sim_restart(s, 3);
+    wait_converged(s, 2 * SEC);
+    ck_assert_uint_eq(role(s, 3), ZK_ZAB_FOLLOWING);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(far_behind_follower_gets_snap)
+{
+    struct sim *s = mk(3, 0, 3);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    write_n(s, 3, 10, SEC);
+    wait_converged(s, SEC);
+    sim_crash(s, 1);
+    /* More than ZK_ZAB_LOG_KEEP entries: the leader's log no longer
+     * reaches back to r1's last zxid. */
+    write_n(s, 3, ZK_ZAB_LOG_KEEP + 500, 20 * SEC);
+    struct zk_zab_status before;
+    sim_status(s, 3, &before);
+    sim_restart(s, 1);
+    wait_converged(s, 2 * SEC);
+    struct zk_zab_status after;
+    sim_status(s, 3, &after);
+    ck_assert_uint_eq(after.n_snap, before.n_snap + 1);
+    ck_assert_uint_eq(sim_chain(s, 1), sim_chain(s, 3));
+    write_n(s, 1, 5, SEC);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(uncommitted_entries_truncated)
+{
+    struct sim *s = mk(3, 0, 4);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    write_n(s, 1, 10, SEC);
+    wait_converged(s, SEC);
+    uint64_t acked3 = sim_acked(s, 3);
+    /* The leader is cut off and logs writes nobody else sees. */
+    sim_isolate(s, 3);
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(sim_write(s, 3), 0);
+    struct zk_zab_status st;
+    ck_assert_int_eq(sim_run_until(s, sim_now(s) + 50 * MS), 0);
+    sim_status(s, 3, &st);
+    ck_assert_uint_gt(st.last_zxid, sim_applied(s, 1));
+    /* 1 and 2 elect 2 in epoch 2 and commit more. */
+    wait_leader_is(s, 2, 2 * SEC);
+    write_n(s, 1, 10, SEC);
+    struct zk_zab_status lead;
+    sim_status(s, 2, &lead);
+    sim_heal(s);
+    wait_converged(s, 2 * SEC);
+    struct zk_zab_status after;
+    sim_status(s, 2, &after);
+    ck_assert_uint_eq(after.n_trunc, lead.n_trunc + 1);
+    ck_assert_uint_eq(sim_acked(s, 3), acked3);   /* never committed */
+    ck_assert_uint_eq(sim_chain(s, 3), sim_chain(s, 2));
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(minority_cannot_commit)
+{
+    struct sim *s = mk(5, 0, 5);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 5);
+    write_n(s, 1, 5, SEC);
+    wait_converged(s, SEC);
+    for (uint32_t a = 1; a <= 2; a++)
+        for (uint32_t b = 3; b <= 5; b++) {
+            sim_block(s, a, b, 1);
+            sim_block(s, b, a, 1);
+        }
+    uint64_t a1 = sim_acked(s, 1), a2 = sim_acked(s, 2);
+    for (int t = 0; t < 100; t++) {
+        sim_write(s, 1);
+        sim_write(s, 2);
+        ck_assert_int_eq(sim_run_until(s, sim_now(s) + 20 * MS), 0);
+    }
+    ck_assert_uint_eq(sim_acked(s, 1), a1);
+    ck_assert_uint_eq(sim_acked(s, 2), a2);
+    ck_assert_uint_ne(role(s, 1), ZK_ZAB_LEADING);
+    ck_assert_uint_ne(role(s, 2), ZK_ZAB_LEADING);
+    write_n(s, 4, 10, SEC);                        /* majority goes on */
+    sim_heal(s);
+    wait_converged(s, 3 * SEC);
+    write_n(s, 1, 5, SEC);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(isolated_leader_steps_down)
+{
+    struct sim *s = mk(5, 0, 6);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 5);
+    write_n(s, 2, 5, SEC);
+    wait_converged(s, SEC);
+    uint64_t acked5 = sim_acked(s, 5);
+    /* {4,5} against {1,2,3}: the leader is in the minority. */
+    for (uint32_t a = 4; a <= 5; a++)
+        for (uint32_t b = 1; b <= 3; b++) {
+            sim_block(s, a, b, 1);
+            sim_block(s, b, a, 1);
+        }
+    uint64_t t0 = sim_now(s);
+    for (int k = 0; k < 3; k++)
+        sim_write(s, 5);
+    while (role(s, 5) == ZK_ZAB_LEADING) {
+        ck_assert_int_eq(sim_run_until(s, sim_now(s) + MS), 0);
+        ck_assert_uint_lt(sim_now(s) - t0, 200 * MS);  /* syncLimit+1 */
+    }
+    ck_assert_uint_ge(sim_now(s) - t0, 100 * MS);
+    wait_leader_is(s, 3, 2 * SEC);
+    struct zk_zab_status st;
+    sim_status(s, 3, &st);
+    ck_assert_uint_eq(st.epoch, 2);
+    write_n(s, 1, 5, SEC);
+    sim_heal(s);
+    wait_converged(s, 3 * SEC);
+    ck_assert_uint_eq(sim_acked(s, 5), acked5);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(observers_catch_up)
+{
+    struct sim *s = mk(3, 2, 7);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    wait_converged(s, SEC);
+    ck_assert_uint_eq(role(s, 4), ZK_ZAB_OBSERVING);
+    sim_crash(s, 4);
+    write_n(s, 5, 50, 2 * SEC);                  /* observers can write */
+    write_n(s, 1, 50, 2 * SEC);
+    sim_restart(s, 4);
+    wait_converged(s, 2 * SEC);
+    ck_assert_uint_eq(sim_chain(s, 4), sim_chain(s, 3));
+    /* Observers do not vote: losing both changes nothing. */
+    sim_crash(s, 4);
+    sim_crash(s, 5);
+    write_n(s, 2, 10, SEC);
+    ck_assert_uint_eq(sim_leader(s), 3);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(session_expires_and_closes)
+{
+    struct sim *s = mk(3, 0, 8);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    wait_converged(s, SEC);
+    ck_assert_int_eq(sim_run_until(s, sim_now(s) + 100 * MS), 0);
+    struct zk_zab_status st1;
+    sim_status(s, 1, &st1);
+    ck_assert_int_eq(st1.session_open, 1);
+    ck_assert_uint_eq(sim_model_session(s, 3, 1), st1.session);
+    uint64_t closes = sim_closes(s, 3);
+    sim_isolate(s, 1);
+    /* sessionTimeout is 40 ticks: the leader proposes the close. */
+    ck_assert_int_eq(sim_run_until(s, sim_now(s) + 600 * MS), 0);
+    ck_assert_uint_eq(sim_closes(s, 3), closes + 1);
+    ck_assert_uint_eq(sim_model_session(s, 3, 1), 0);
+    ck_assert_uint_eq(sim_model_session(s, 2, 1), 0);
+    sim_heal(s);
+    wait_converged(s, 2 * SEC);
+    ck_assert_int_eq(sim_run_until(s, sim_now(s) + 200 * MS), 0);
+    struct zk_zab_status again;
+    sim_status(s, 1, &again);
+    ck_assert_int_eq(again.session_open, 1);
+    ck_assert_uint_ne(again.session, st1.session);
+    ck_assert_uint_eq(sim_model_session(s, 2, 1), again.session);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+/* Crash the future leader (or a follower) after k steps, for k covering
+ * election, discovery, sync and broadcast, including in the middle of an
+ * unpersisted Ready; it must come back and everything converge. */
+START_TEST(restart_in_every_phase)
+{
+    for (uint64_t k = 1; k < 1500; k += 23) {
+        struct sim *s = mk(3, 1, 100 + k);
+        uint32_t victim = (uint32_t)(k % 4) + 1;
+        ck_assert_int_eq(sim_run_steps(s, k), 0);
+        sim_write(s, 1);
+        ck_assert_int_eq(sim_run_steps(s, k / 2), 0);
+        sim_crash(s, victim);
+        ck_assert_int_eq(sim_run_until(s, sim_now(s) + 50 * MS), 0);
+        sim_restart(s, victim);
+        wait_leader(s, 3 * SEC);
+        write_n(s, victim, 3, 3 * SEC);
+        wait_converged(s, 3 * SEC);
+        ok(s);
+        sim_destroy(s);
+    }
+}
+END_TEST
+
+START_TEST(counter_overflow_forces_new_epoch)
+{
+    struct sim_opts o = { .seed = 9, .voters = 3, .counter_max = 20 };
+    struct sim *s = sim_create(&o);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    /* Written on the leader: a forwarded write may be lost when the
+     * leader steps down for a new epoch, one logged there is not. */
+    uint64_t t0 = sim_now(s);
+    for (int k = 0; k < 60;) {
+        uint32_t l = wait_leader(s, 2 * SEC);
+        if (sim_write(s, l) == 0)
+            k++;
+        ck_assert_int_eq(sim_run_until(s, sim_now(s) + 5 * MS), 0);
+    }
+    wait_converged(s, 2 * SEC);
+    uint64_t acked = 0;
+    for (uint32_t id = 1; id <= 3; id++)
+        acked += sim_acked(s, id);
+    ck_assert_uint_eq(acked, 60);
+    struct zk_zab_status st;
+    sim_status(s, sim_leader(s), &st);
+    ck_assert_uint_ge(st.epoch, 4);
+    ck_assert_uint_le(ZK_ZAB_COUNTER(st.last_zxid), 20);
+    ck_assert_uint_lt(sim_now(s) - t0, 5 * SEC);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(replay_is_deterministic)
+{
+    uint64_t chain[2], len[2];
+    for (int i = 0; i < 2; i++) {
+        struct sim_opts o = { .seed = 4242, .voters = 5, .observers = 1,
+                              .faults = 1, .clients = 1 };
+        struct sim *s = sim_create(&o);
+        ck_assert_int_eq(sim_random_run(s, 30000), 0);
+        chain[i] = sim_chain(s, 1);
+        len[i] = sim_history_len(s);
+        sim_destroy(s);
+    }
+    ck_assert_uint_eq(chain[0], chain[1]);
+    ck_assert_uint_eq(len[0], len[1]);
+    ck_assert_uint_gt(len[0], 100);
+}
+END_TEST
+
+Suite *zab_suite(void);
+Suite *zab_suite(void)
+{
+    Suite *su = suite_create("zab");
+    TCase *tc = tcase_create("scenarios");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, first_election);
+    tcase_add_test(tc, election_after_leader_crash);
+    tcase_add_test(tc, far_behind_follower_gets_snap);
+    tcase_add_test(tc, uncommitted_entries_truncated);
+    tcase_add_test(tc, minority_cannot_commit);
+    tcase_add_test(tc, isolated_leader_steps_down);
+    tcase_add_test(tc, observers_catch_up);
+    tcase_add_test(tc, session_expires_and_closes);
+    tcase_add_test(tc, restart_in_every_phase);
+    tcase_add_test(tc, counter_overflow_forces_new_epoch);
+    tcase_add_test(tc, replay_is_deterministic);
+    suite_add_tcase(su, tc);
+    return su;
+}
