@@ -74,7 +74,10 @@ struct zk_change {
 };
 
 struct zk_op_result {
-    int err;               /* 0 or this op's error (see zk_store_batch_apply) */
+    int err;               /* 0 or this op's error (see zk_store_batch_apply).
+                              In a failed txn: ops before the failing one
+                              say 0 (rolled back), the failing op its error,
+                              later ops -ECANCELED (not run). */
     uint64_t ino;          /* node the op acted on (created, deleted, ...) */
     char path[ZK_PATH_MAX];/* ZK_OP_CREATE: the created path (sequential
                               suffix included); others: the op's path */
@@ -98,6 +101,19 @@ void zk_apply_result_free(struct zk_apply_result *res);
  * format version (ZK_EFOREIGN), or one whose metadata fails its checks
  * (ZK_ECORRUPT). Takes an exclusive lock on the directory: -EBUSY if another
  * process has it open. *out is written only on success. */
+/*
+ * Files in dir: zkfs.mdb (the LMDB environment, MDB_NOSUBDIR), zkfs.mdb-lock
+ * (LMDB's reader table) and LOCK (the flock). A directory without zkfs.mdb
+ * may hold only "myid", "LOCK", "lost+found" and names starting with "zkfs"
+ * to be initialized; anything else is ZK_EFOREIGN. With create == 0 and no
+ * zkfs.mdb: -ENOENT. See docs/formats.md for the layout.
+ *
+ * Environment variables read here (mainly for tests):
+ *   ZKFS_MAP_SIZE_BYTES  LMDB map size (default 64 GiB on 64-bit, 1 GiB on
+ *                        32-bit; sparse, so it costs no disk). A full map
+ *                        makes writes fail with -ENOSPC.
+ *   ZKFS_LOG_KEEP        log entries kept behind the last applied zxid
+ *                        (default ZK_LOG_KEEP). */
 int zk_store_open(const char *dir, int create, struct zk_store **out);
 
 /* Closes the store. No batch may be open and no reader may be inside a
@@ -174,12 +190,18 @@ int zk_store_batch_log_truncate(struct zk_store_batch *b, uint64_t after);
  * applied in the same LMDB transaction. On return 0, *res (malloc'd; free
  * with zk_apply_result_free) says whether the txn's ops succeeded: per-op
  * errors are -ENOENT, -EEXIST, -ENOTEMPTY, -ENOTDIR, -EISDIR, -EINVAL,
- * ZK_EBADVERSION, -EFBIG, -EPERM (reserved name). A non-zero return
+ * ZK_EBADVERSION, -EFBIG, -EPERM (reserved name; a child of an ephemeral
+ * node), -EBUSY (delete or rename of "/", rename onto "/"), -ENAMETOOLONG
+ * (a path or sequential name too long). A non-zero return
  * (-ENOSPC, -EIO, ZK_ECORRUPT payload) means the batch must be aborted.
  * Trims the log to ZK_LOG_KEEP entries behind zxid. */
 int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
                          const uint8_t *payload, size_t len,
                          struct zk_apply_result **res);
+/* Sets metadata value key (1..64 ASCII bytes), e.g. "accepted_epoch",
+ * "current_epoch" (zk_store_info reports those two). The keys the store
+ * maintains itself ("zkfs.format", "last_applied", "next_ino", "znodes",
+ * "sessions", "data_bytes") are refused with -EINVAL. */
 int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
                             uint64_t val);
 /* Makes the batch durable (fsync) and visible to readers, and frees b
