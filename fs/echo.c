@@ -160,6 +160,11 @@ static void on_check(uv_check_t *h)
     struct zk__fs_echo *e = &fs->echo;
     struct zk__fs_echo_item *list = e->stage_head, *tail = NULL;
     size_t n = e->stage_len;
+    pthread_mutex_lock(&e->mu);
+    struct zk__fs_echo_item *done = e->done;
+    e->done = NULL;
+    pthread_mutex_unlock(&e->mu);
+    free_list(done);
     if (!list)
         return;
     e->stage_head = e->stage_tail = NULL;
@@ -491,7 +496,10 @@ static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
     if (rc && rc != -ENOENT && rc != -ENOTDIR)
         zk_log(ZK_LOG_DEBUG, "echo notify %d ino %llu: %s", it->kind,
                (unsigned long long)it->ino, strerror(-rc));
-    free(it);
+    pthread_mutex_lock(&fs->echo.mu);
+    it->next = fs->echo.done;
+    fs->echo.done = it;
+    pthread_mutex_unlock(&fs->echo.mu);
 }
 
 static void *echo_main(void *arg)
@@ -593,7 +601,8 @@ void zk__fs_echo_join(struct zk_fs *fs)
         e->started = 0;
         free_list(e->head);
         free_list(e->back_head);
-        e->head = e->tail = e->back_head = NULL;
+        free_list(e->done);
+        e->head = e->tail = e->back_head = e->done = NULL;
         pthread_cond_destroy(&e->cv);
         pthread_mutex_destroy(&e->mu);
     }

@@ -91,6 +91,9 @@ struct zk__fs_echo {
     pthread_cond_t cv;
     struct zk__fs_echo_item *head, *tail;
     size_t len;
+    /* Items the thread has acted out, freed by the loop (whose handlers
+     * may have read them while answering the thread's syscalls). */
+    struct zk__fs_echo_item *done;
     int quit;
     uint64_t dropped;
     /* The echo thread's id (what fuse_req_ctx()->pid says for its
