@@ -61,7 +61,11 @@ void zk__elect_announce(struct zk_zab *z, uint32_t to)
         m->zxid = z->vote_zxid;
     } else {
         m->leader = z->role == ZK_ZAB_LEADING ? z->cfg.id : z->leader;
-        m->zxid2 = z->role == ZK_ZAB_LEADING ? z->lepoch : z->fepoch;
+        /* A learner reports its epoch only once synced, so that learners
+         * stuck connecting to a replica that is not leading cannot pull
+         * others after it. */
+        m->zxid2 = z->role == ZK_ZAB_LEADING ? z->lepoch :
+                   z->fstage == ZK__F_ACTIVE ? z->fepoch : 0;
         m->aux = z->hard.current_epoch;
         m->zxid = zk__last_zxid(z);
     }
@@ -141,7 +145,8 @@ static void recv_report(struct zk_zab *z, struct zk__peer *p,
     for (uint32_t i = 0; i < z->cfg.n_members; i++) {
         const struct zk__peer *q = &z->peers[i];
         if (q->observer || i == z->self || q->rep_leader != m->leader ||
-            q->rep_epoch != m->zxid2 || q->rep_state == ZK_ZAB_LOOKING ||
+            !m->zxid2 || q->rep_epoch != m->zxid2 ||
+            q->rep_state == ZK_ZAB_LOOKING ||
             z->tick - q->rep_tick > z->cfg.sync_limit_ticks)
             continue;
         n++;
