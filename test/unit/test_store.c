@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1211,6 +1212,61 @@ START_TEST(map_full_is_enospc)
 }
 END_TEST
 
+#define RACE_WRITES  200   /* batches the writer commits */
+#define RACE_READERS 4     /* reader threads */
+
+struct race {
+    struct zk_store *s;
+    uint64_t ino;
+    int stop;
+    int reads;
+};
+
+/* Reads /f until told to stop: data and version must always match. */
+static void *race_reader(void *arg)
+{
+    struct race *r = arg;
+    int32_t last = -1;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        uint8_t *d;
+        size_t len;
+        struct zk_stat st;
+        char want[32];
+        ZK_ASSERT(zk_store_read(r->s, r->ino, &d, &len, &st) == 0);
+        snprintf(want, sizeof(want), "v%d", st.version);
+        ZK_ASSERT(len == strlen(want) && memcmp(d, want, len) == 0);
+        ZK_ASSERT(st.version >= last);   /* never back in time */
+        last = st.version;
+        free(d);
+        ZK_ASSERT(zk_store_getattr(r->s, ZK_INO_ROOT, &st) == 0);
+        __atomic_add_fetch(&r->reads, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+START_TEST(readers_see_whole_commits)
+{
+    struct fx f;
+    pthread_t th[RACE_READERS];
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "v0"), 0);
+    struct race r = {f.s, ino_of(&f, "/f"), 0, 0};
+    for (int i = 0; i < RACE_READERS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race_reader, &r), 0);
+    for (int v = 1; v <= RACE_WRITES; v++) {
+        char data[32];
+        snprintf(data, sizeof(data), "v%d", v);
+        ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/f", data)), 0);
+    }
+    __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < RACE_READERS; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_int_gt(r.reads, 0);
+    assert_data(&f, "/f", "v200");
+    fx_close(&f);
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -1243,6 +1299,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, corrupt_meta_refused);
     tcase_add_test(tc, foreign_lmdb_refused);
     tcase_add_test(tc, map_full_is_enospc);
+    tcase_add_test(tc, readers_see_whole_commits);
     suite_add_tcase(s, tc);
     return s;
 }
