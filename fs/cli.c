@@ -137,7 +137,8 @@ static const char *err_text(int err)
 
 int zk__cli_fail(const char *cmd, const char *what, int err, const char *msg)
 {
-    if (msg == NULL || msg[0] == '\0')
+    /* The daemon names a version conflict by its errno (ESTALE). */
+    if (msg == NULL || msg[0] == '\0' || err == -ESTALE)
         msg = err_text(err);
     fprintf(stderr, "zkfs %s: %s: %s\n", cmd, what, msg);
     return 1;
@@ -1221,10 +1222,11 @@ static void txn_fill(struct txn_op *ops, uint32_t n)
     }
 }
 
-/* Prints one line per op from the response body ("<errno>\t<path>") and
- * returns the index of the first failed op, or -1. */
+/* Prints one line per op from the response body ("<errno>\t<path>"):
+ * "ok", the op's error, or, when another op refused the transaction,
+ * "not applied". Returns the index of the first failed op, or -1. */
 static int txn_report(const struct txn_op *ops, uint32_t n, const char *mnt,
-                      char *body, int *first_err)
+                      char *body, int refused, int *first_err)
 {
     char *p = body, *line;
     int failed = -1;
@@ -1240,14 +1242,24 @@ static int txn_report(const struct txn_op *ops, uint32_t n, const char *mnt,
         }
         if (err > 0)
             err = -err;
-        printf("%s %s%s: %s\n", ops[i].name, strcmp(mnt, "/") ? mnt : "",
-               path, err ? err_text(err) : "ok");
         if (err && failed < 0) {
             failed = (int)i;
             *first_err = err;
         }
+        printf("%s %s%s: %s\n", ops[i].name, strcmp(mnt, "/") ? mnt : "",
+               path, err ? err_text(err) :
+               refused ? "not applied (the transaction was refused)" : "ok");
     }
     return failed;
+}
+
+/* Whether any "<errno>\t<path>" line of body has a non-zero errno. */
+static int body_has_error(const char *body)
+{
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (strtol(p, NULL, 10) != 0)
+            return 1;
+    return 0;
 }
 
 /* Encodes the ops, sends them as one "txn" request and reports. */
@@ -1278,7 +1290,8 @@ static int txn_send(struct txn_op *ops, uint32_t n, const char *mnt)
         close(fd);
     if (err < 0)
         return zk__cli_fail("txn", mnt, err, NULL);
-    int failed = txn_report(ops, n, mnt, resp.body, &first_err);
+    int refused = resp.code != 0 || body_has_error(resp.body);
+    int failed = txn_report(ops, n, mnt, resp.body, refused, &first_err);
     fflush(stdout);
     if (resp.code == 0 && failed < 0) {
         zk__ctl_resp_free(&resp);

@@ -34,7 +34,11 @@ PY
 wl=$ZK_TMP/writes
 zk_bg python3 "$ZK_TMP/writer.py" "$M/w" "$wl"
 writer=$ZK_BG
-acks() { grep -c '^ack' "$wl" 2>/dev/null || true; }
+acks() {
+    local n
+    n=$(grep -c '^ack' "$wl" 2>/dev/null) || true
+    echo "${n:-0}"
+}
 enough() { [ "$(acks)" -ge 300 ]; }
 wait_for -t 60 enough || fail "the writer got only $(acks) acks"
 zk_kill9 "$M"
