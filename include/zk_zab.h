@@ -269,6 +269,12 @@ struct zk_zab_status {
     uint64_t session;          /* own session id (0: none yet)            */
     int session_open;          /* own session open in the applied state   */
     uint64_t tick;
+    uint64_t contact_tick;     /* last tick this replica knew it was part
+                                  of a quorum (learner: last message from
+                                  its leader; leader: last tick it had a
+                                  quorum). For the runtime's session lease:
+                                  own ephemerals are lost once
+                                  tick - contact_tick nears the timeout. */
     uint64_t n_diff, n_trunc, n_snap; /* syncs sent as leader, by mode   */
     uint64_t n_elections;      /* times this replica went LOOKING         */
 };
