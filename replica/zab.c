@@ -589,12 +589,7 @@ void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st)
     st->session = z->my_sid;
     st->session_open = z->sessions[z->self] == z->my_sid;
     st->tick = z->tick;
-    if (z->role == ZK_ZAB_LEADING)
-        st->contact_tick = z->lphase == ZK__L_BCAST ? z->tick : z->phase_tick;
-    else if (z->role != ZK_ZAB_LOOKING)
-        st->contact_tick = z->heard_tick;
-    else
-        st->contact_tick = z->look_tick;
+    st->contact_tick = z->contact_tick;
     st->n_diff = z->n_diff;
     st->n_trunc = z->n_trunc;
     st->n_snap = z->n_snap;

@@ -101,6 +101,7 @@ struct zk_zab {
     struct zk__log log;
     uint64_t persisted, applied, commit; /* commit: known committed      */
     uint64_t trunc_gen;
+    uint64_t contact_tick;     /* last tick known part of a quorum     */
 
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
     uint64_t my_sid;

@@ -494,5 +494,6 @@ void zk__lead_tick(struct zk_zab *z)
         step_down(z, "lost the quorum");
         return;
     }
+    z->contact_tick = z->tick;
     expire_sessions(z);
 }

@@ -237,6 +237,8 @@ void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m)
     }
     z->expect_seq++;
     z->heard_tick = z->tick;
+    if (z->fstage == ZK__F_ACTIVE)
+        z->contact_tick = z->tick;
     if (z->fstage == ZK__F_CONNECT) {
         recv_leaderinfo(z, m);
         return;
