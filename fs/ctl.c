@@ -136,14 +136,14 @@ static void respond_stat(struct ctl *c, uint64_t ino)
     ctl_respond(c, 0, NULL, body, stat_body(&st, body, sizeof(body)));
 }
 
-/* Holds an ephemeral this description created; past the limit it is
- * released at once. */
+/* Holds an ephemeral this description created; past the limit, or when
+ * the description is already released, it is released at once. */
 static void hold(struct ctl *c, uint64_t ino)
 {
     struct zk_stat st;
     if (zk_store_getattr(c->fs->store, ino, &st) != 0 || !st.ephemeral_owner)
         return;
-    if (c->nheld < ZK__FS_CTL_HELD_MAX)
+    if (!c->released && c->nheld < ZK__FS_CTL_HELD_MAX)
         c->held_inos[c->nheld++] = ino;
     else
         zk__fs_release_holder(c->fs, ino);
@@ -232,10 +232,7 @@ static void create_done(void *arg, int err, const struct zk_apply_result *res)
         ctl_respond(c, rc, NULL, "", 0);
         return;
     }
-    if (!c->released)
-        hold(c, res->ops[0].ino);
-    else
-        zk__fs_release_holder(c->fs, res->ops[0].ino);
+    hold(c, res->ops[0].ino);
     ctl_respondf(c, 0, "%s\n", res->ops[0].path);
 }
 
@@ -353,7 +350,7 @@ static void txn_done(void *arg, int err, const struct zk_apply_result *res)
         int e = zk_err_to_errno(res->ops[i].err);
         pos += (size_t)snprintf(body + pos, cap - pos, "%d\t%s\n", e,
                                 res->ops[i].path);
-        if (res->err == 0 && !c->released)
+        if (res->err == 0)
             hold(c, res->ops[i].ino);
     }
     ctl_respond(c, zk__fs_result_err(0, res), NULL, body, pos);

@@ -395,6 +395,7 @@ int zk_fs_run(const struct zk_fs_opts *opts)
     fs->ready_fd = opts->ready_fd;
     fs->uid = geteuid();
     fs->gid = getegid();
+    clock_gettime(CLOCK_REALTIME, &fs->started);
     if (gethostname(fs->host, sizeof(fs->host)) != 0)
         snprintf(fs->host, sizeof(fs->host), "localhost");
     fs->host[sizeof(fs->host) - 1] = '\0';

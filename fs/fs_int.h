@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <uv.h>
 
 #include "zk_common.h"
@@ -134,6 +135,7 @@ struct zk_fs {
     char owner[ZK_OWNER_MAX];  /* this daemon, "host:pid" */
     uid_t uid;
     gid_t gid;
+    struct timespec started;   /* the control file's times */
     int ready_fd;
     int stopping;
     int gone;                  /* the kernel ended the connection */

@@ -49,6 +49,7 @@ void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out)
     out->st_uid = fs->uid;
     out->st_gid = fs->gid;
     out->st_blksize = 4096;
+    out->st_atim = out->st_mtim = out->st_ctim = fs->started;
 }
 
 /* Replies an entry for st and counts the lookup the kernel now holds.
