@@ -210,4 +210,37 @@ int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
 int zk_store_batch_commit(struct zk_store_batch *b);
 void zk_store_batch_abort(struct zk_store_batch *b);
 
+/* --- snapshots (Zab SNAP); added after the first interface ------------ */
+
+/* Streams a snapshot of the committed state: tree, data, sessions,
+ * ephemeral owners and the store's counters (not the log, not meta keys set
+ * with zk_store_batch_meta_set such as the epochs), all from one committed
+ * version, exactly the state at *zxid_out (written on success). cb gets the
+ * raw stream (docs/formats.md) in chunks of up to 64 KiB, valid only during
+ * the call; the caller may compress them (zstd). A non-zero return of cb
+ * stops the stream and is returned. Any thread; does not block the writer.
+ * Errors: -ENOMEM, -EIO, ZK_ECORRUPT. */
+typedef int (*zk_store_snap_cb)(void *arg, const uint8_t *buf, size_t len);
+int zk_store_snapshot(struct zk_store *s, zk_store_snap_cb cb, void *arg,
+                      uint64_t *zxid_out);
+
+/* Zab INSTALL inside batch b: empties the tree, data, sessions, counters
+ * and the log at once, then refills them from the stream fed with
+ * zk_store_install_feed (any chunking). Readers see the old state until
+ * the batch commits. *out is written only on success. */
+struct zk_store_install;
+int zk_store_batch_install_begin(struct zk_store_batch *b,
+                                 struct zk_store_install **out);
+/* ZK_ECORRUPT or ZK_EFOREIGN (other store format) on a malformed stream,
+ * -ENOSPC/-EIO/-ENOMEM: then call zk_store_install_abort and abort b. */
+int zk_store_install_feed(struct zk_store_install *in, const uint8_t *buf,
+                          size_t len);
+/* Checks the stream is complete (ZK_ETRUNCATED if not), its checksum and
+ * the installed state (root, counters); frees in. On 0 the batch's last
+ * applied zxid is the snapshot's (*zxid_out, may be NULL): commit b to make
+ * it durable, and later applies need zxids above it. Otherwise abort b. */
+int zk_store_install_finish(struct zk_store_install *in, uint64_t *zxid_out);
+/* Frees in; the batch must then be aborted. */
+void zk_store_install_abort(struct zk_store_install *in);
+
 #endif /* ZK_STORE_H */

@@ -1267,6 +1267,204 @@ START_TEST(readers_see_whole_commits)
 }
 END_TEST
 
+struct membuf {
+    uint8_t *p;
+    size_t len, cap;
+    int calls;
+};
+
+static int mem_cb(void *arg, const uint8_t *buf, size_t len)
+{
+    struct membuf *m = arg;
+    if (m->len + len > m->cap) {
+        m->cap = (m->len + len) * 2;
+        m->p = realloc(m->p, m->cap);
+        ck_assert_ptr_nonnull(m->p);
+    }
+    memcpy(m->p + m->len, buf, len);
+    m->len += len;
+    m->calls++;
+    return 0;
+}
+
+static void assert_same_stat(const struct zk_stat *a, const struct zk_stat *b)
+{
+    ck_assert_uint_eq(a->ino, b->ino);
+    ck_assert_uint_eq(a->parent, b->parent);
+    ck_assert_uint_eq(a->kind, b->kind);
+    ck_assert_uint_eq(a->mode, b->mode);
+    ck_assert_uint_eq(a->czxid, b->czxid);
+    ck_assert_uint_eq(a->mzxid, b->mzxid);
+    ck_assert_uint_eq(a->pzxid, b->pzxid);
+    ck_assert_uint_eq(a->cmtime_ms, b->cmtime_ms);
+    ck_assert_int_eq(a->version, b->version);
+    ck_assert_int_eq(a->cversion, b->cversion);
+    ck_assert_int_eq(a->aversion, b->aversion);
+    ck_assert_uint_eq(a->ephemeral_owner, b->ephemeral_owner);
+    ck_assert_uint_eq(a->data_length, b->data_length);
+    ck_assert_uint_eq(a->num_children, b->num_children);
+    ck_assert_uint_eq(a->children_flags, b->children_flags);
+}
+
+struct cmp_ctx {
+    struct zk_store *self, *other;
+    int nodes;
+};
+
+/* Checks that other holds the same child, data and subtree. */
+static int cmp_cb(void *arg, const char *name, const struct zk_stat *st)
+{
+    struct cmp_ctx *c = arg;
+    struct zk_stat o;
+    uint8_t *d1, *d2;
+    size_t l1, l2;
+    ck_assert_int_eq(zk_store_lookup(c->other, st->parent, name, &o), 0);
+    assert_same_stat(st, &o);
+    ck_assert_int_eq(zk_store_read(c->self, st->ino, &d1, &l1, NULL), 0);
+    ck_assert_int_eq(zk_store_read(c->other, st->ino, &d2, &l2, NULL), 0);
+    ck_assert_uint_eq(l1, l2);
+    if (l1)
+        ck_assert(memcmp(d1, d2, l1) == 0);
+    free(d1);
+    free(d2);
+    c->nodes++;
+    if (st->kind == ZK_KIND_DIR)
+        ck_assert_int_eq(zk_store_list(c->self, st->ino, cmp_cb, c), 0);
+    return 0;
+}
+
+static void build_sample_tree(struct fx *f)
+{
+    char *big = malloc(200 * 1024 + 1);
+    memset(big, 'q', 200 * 1024);
+    big[200 * 1024] = '\0';
+    ck_assert_int_eq(apply1(f, mk_session(ZK_OP_SESSION_OPEN, 77)), 0);
+    ck_assert_int_eq(mkdir_op(f, "/cfg"), 0);
+    ck_assert_int_eq(mkfile(f, "/cfg/a", "alpha"), 0);
+    ck_assert_int_eq(mkfile(f, "/cfg/big", big), 0);
+    ck_assert_int_eq(mkdir_op(f, "/cfg/sub"), 0);
+    ck_assert_int_eq(mkfile(f, "/cfg/sub/x", ""), 0);
+    ck_assert_int_eq(apply1(f, mk_data(ZK_OP_SET_DATA, "/cfg/a", "beta")), 0);
+    ck_assert_int_eq(apply1(f, mk_ephemeral("/lock", 77, "h:9")), 0);
+    ck_assert_int_eq(apply1(f, mk(ZK_OP_DELETE, "/cfg/sub/x")), 0);
+    free(big);
+}
+
+START_TEST(snapshot_install_roundtrip)
+{
+    struct fx a, b;
+    struct membuf m = {NULL, 0, 0, 0};
+    struct zk_store_batch *bt;
+    struct zk_store_install *in;
+    uint64_t zxid, got;
+    fx_open(&a);
+    build_sample_tree(&a);
+    ck_assert_int_eq(zk_store_snapshot(a.s, mem_cb, &m, &zxid), 0);
+    ck_assert_uint_eq(zxid, a.zxid);
+    ck_assert_int_gt(m.calls, 1);
+    /* The follower has its own, different history and epochs. */
+    fx_open(&b);
+    ck_assert_int_eq(mkfile(&b, "/stale", "old"), 0);
+    ck_assert_int_eq(zk_store_batch_begin(b.s, &bt), 0);
+    ck_assert_int_eq(zk_store_batch_meta_set(bt, "accepted_epoch", 4), 0);
+    ck_assert_int_eq(zk_store_batch_install_begin(bt, &in), 0);
+    size_t off = 0, step = 1;
+    while (off < m.len) {
+        size_t n = m.len - off < step ? m.len - off : step;
+        ck_assert_int_eq(zk_store_install_feed(in, m.p + off, n), 0);
+        off += n;
+        step = step * 3 + 1;
+    }
+    ck_assert(exists(&b, "/stale"));     /* readers: old state until commit */
+    ck_assert_int_eq(zk_store_install_finish(in, &got), 0);
+    ck_assert_uint_eq(got, zxid);
+    ck_assert_int_eq(zk_store_batch_commit(bt), 0);
+    fx_reopen(&b);
+    ck_assert(!exists(&b, "/stale"));
+    struct zk_store_info ia, ib;
+    ck_assert_int_eq(zk_store_info(a.s, &ia), 0);
+    ck_assert_int_eq(zk_store_info(b.s, &ib), 0);
+    ck_assert_uint_eq(ib.last_applied_zxid, zxid);
+    ck_assert_uint_eq(ib.znodes, ia.znodes);
+    ck_assert_uint_eq(ib.sessions, ia.sessions);
+    ck_assert_uint_eq(ib.data_bytes, ia.data_bytes);
+    ck_assert_uint_eq(ib.next_ino, ia.next_ino);
+    ck_assert_uint_eq(ib.log_last_zxid, 0);
+    ck_assert_uint_eq(ib.accepted_epoch, 4);
+    struct cmp_ctx c = {a.s, b.s, 0};
+    ck_assert_int_eq(zk_store_list(a.s, ZK_INO_ROOT, cmp_cb, &c), 0);
+    ck_assert_int_eq(c.nodes, (int)ia.znodes - 1);
+    assert_data(&b, "/cfg/a", "beta");
+    char owner[32];
+    ck_assert_int_eq(zk_store_owner(b.s, ino_of(&b, "/lock"), owner, 32), 0);
+    ck_assert_str_eq(owner, "h:9");
+    /* Writing goes on above the snapshot's zxid; sessions work. */
+    b.zxid = zxid;
+    ck_assert_int_eq(mkfile(&b, "/cfg/new", "n"), 0);
+    ck_assert_uint_eq(ino_of(&b, "/cfg/new"), ia.next_ino);
+    struct zk_op cl = mk_session(ZK_OP_SESSION_CLOSE, 77);
+    struct zk_apply_result *res = apply_n(&b, &cl, 1);
+    ck_assert_uint_eq(res->nchanges, 1);
+    zk_apply_result_free(res);
+    ck_assert(!exists(&b, "/lock"));
+    free(m.p);
+    fx_close(&a);
+    fx_close(&b);
+}
+END_TEST
+
+/* Installs stream into f's store; returns the first error. */
+static int install_stream(struct fx *f, const uint8_t *p, size_t len)
+{
+    struct zk_store_batch *bt;
+    struct zk_store_install *in;
+    ck_assert_int_eq(zk_store_batch_begin(f->s, &bt), 0);
+    ck_assert_int_eq(zk_store_batch_install_begin(bt, &in), 0);
+    int rc = zk_store_install_feed(in, p, len);
+    if (rc == 0)
+        rc = zk_store_install_finish(in, NULL);
+    else
+        zk_store_install_abort(in);
+    if (rc == 0)
+        ck_assert_int_eq(zk_store_batch_commit(bt), 0);
+    else
+        zk_store_batch_abort(bt);
+    return rc;
+}
+
+START_TEST(snapshot_bad_stream_rejected)
+{
+    struct fx a, b;
+    struct membuf m = {NULL, 0, 0, 0};
+    fx_open(&a);
+    build_sample_tree(&a);
+    ck_assert_int_eq(zk_store_snapshot(a.s, mem_cb, &m, NULL), 0);
+    fx_open(&b);
+    ck_assert_int_eq(mkfile(&b, "/mine", "keep"), 0);
+    /* Truncated anywhere, or one byte changed anywhere: refused. */
+    for (size_t cut = 0; cut < m.len; cut += 1 + cut / 3) {
+        int rc = install_stream(&b, m.p, cut);
+        ck_assert_msg(rc == ZK_ETRUNCATED || rc == ZK_ECORRUPT,
+                      "cut %zu: %d", cut, rc);
+    }
+    for (size_t pos = 0; pos < m.len; pos += 1 + pos / 2) {
+        m.p[pos] ^= 0x20;
+        int rc = install_stream(&b, m.p, m.len);
+        ck_assert_msg(rc == ZK_ECORRUPT || rc == ZK_EFOREIGN ||
+                      rc == ZK_ETRUNCATED, "pos %zu: %d", pos, rc);
+        m.p[pos] ^= 0x20;
+    }
+    assert_data(&b, "/mine", "keep");
+    ck_assert(!exists(&b, "/cfg"));
+    ck_assert_int_eq(install_stream(&b, m.p, m.len), 0);
+    ck_assert(exists(&b, "/cfg/big"));
+    ck_assert(!exists(&b, "/mine"));
+    free(m.p);
+    fx_close(&a);
+    fx_close(&b);
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -1300,6 +1498,8 @@ Suite *store_suite(void)
     tcase_add_test(tc, foreign_lmdb_refused);
     tcase_add_test(tc, map_full_is_enospc);
     tcase_add_test(tc, readers_see_whole_commits);
+    tcase_add_test(tc, snapshot_install_roundtrip);
+    tcase_add_test(tc, snapshot_bad_stream_rejected);
     suite_add_tcase(s, tc);
     return s;
 }
