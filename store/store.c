@@ -195,6 +195,27 @@ static int env_open(struct zk_store *s, const char *dir)
     return zk__mdb_err(rc, path);
 }
 
+/* A file shorter than the pages its meta page claims would fault (SIGBUS)
+ * on the first read of a missing page: refuse it up front. O(1). */
+static int env_check_size(struct zk_store *s, const char *dir)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    int fd;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0 ||
+        mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &sb) != 0)
+        return -EIO;
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)sb.st_size < need) {
+        zk_log(ZK_LOG_ERROR, "store: %s/%s is truncated (%lld bytes, its "
+               "metadata needs %llu); refusing to start", dir, STORE_FILE,
+               (long long)sb.st_size, (unsigned long long)need);
+        return ZK_ECORRUPT;
+    }
+    return 0;
+}
+
 static int dbis_open(struct zk_store *s, MDB_txn *txn, unsigned flags)
 {
     static const char *const names[] = {"nodes", "data", "dirents", "log",
@@ -347,6 +368,8 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
     if (rc != 0)
         goto fail;
     rc = env_open(s, dir);
+    if (rc == 0)
+        rc = env_check_size(s, dir);
     if (rc != 0)
         goto fail;
     rc = format_open(s, dir, create);

@@ -1465,6 +1465,36 @@ START_TEST(snapshot_bad_stream_rejected)
 }
 END_TEST
 
+START_TEST(damaged_file_refused)
+{
+    struct fx f;
+    char path[128];
+    fx_open(&f);
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "/n%d", i);
+        ck_assert_int_eq(mkfile(&f, name, "some data to grow the file"), 0);
+    }
+    zk_store_close(f.s);
+    f.s = NULL;
+    snprintf(path, sizeof(path), "%s/zkfs.mdb", f.dir);
+    /* Cut short: refused before any page past the end is touched. */
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    off_t size = lseek(fd, 0, SEEK_END);
+    ck_assert_int_eq(ftruncate(fd, size / 2), 0);
+    ck_assert_int_eq(reopen_rc(&f), ZK_ECORRUPT);
+    /* Both meta pages overwritten: not an LMDB file any more. */
+    char junk[8192];
+    memset(junk, 0x5a, sizeof(junk));
+    ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+    close(fd);
+    int rc = reopen_rc(&f);
+    ck_assert_msg(rc == ZK_ECORRUPT || rc == ZK_EFOREIGN, "%d", rc);
+    fx_close(&f);
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -1496,6 +1526,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, bad_format_refused);
     tcase_add_test(tc, corrupt_meta_refused);
     tcase_add_test(tc, foreign_lmdb_refused);
+    tcase_add_test(tc, damaged_file_refused);
     tcase_add_test(tc, map_full_is_enospc);
     tcase_add_test(tc, readers_see_whole_commits);
     tcase_add_test(tc, snapshot_install_roundtrip);
