@@ -47,8 +47,19 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
 
 static void fh_free(struct zk__fs_fh *fh)
 {
+    if (fh->fs)
+        zk__fs_inomap_set_writer(&fh->fs->inomap, fh->ino, NULL, fh);
     free(fh->data);
     free(fh);
+}
+
+/* fh now holds the latest unsaved change of its node. */
+static void fh_changed(struct zk__fs_fh *fh)
+{
+    fh->dirty = 1;
+    fh->wgen++;
+    if (fh->fs && !fh->append)
+        zk__fs_inomap_set_writer(&fh->fs->inomap, fh->ino, fh, NULL);
 }
 
 /* The size fstat should report for fh: its unsaved buffer's, or (size_t)-1
@@ -104,8 +115,7 @@ static int fh_resize(struct zk__fs_fh *fh, size_t len)
     if (len > fh->len)
         memset(fh->data + fh->len, 0, len - fh->len);
     fh->len = len;
-    fh->dirty = 1;
-    fh->wgen++;
+    fh_changed(fh);
     return 0;
 }
 
@@ -123,6 +133,8 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
             zk__fs_release_holder(fs, st->ino);
         return;
     }
+    fh->st = *st;
+    fh->fs = fs;
     if (created) {
         fh->loaded = 1;
         fh->trunc = 0;             /* a new node is empty already */
@@ -171,6 +183,10 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     fh->echo = echo;            /* a replay's open: never commits */
+    fh->st = st;
+    fh->fs = fs;
+    if (fh->trunc)              /* this kernel sees the file empty now */
+        zk__fs_inomap_set_writer(&fs->inomap, ino, fh, NULL);
     fi->fh = (uintptr_t)fh;
     fi->keep_cache = 1;
     if (fuse_reply_open(req, fi) != 0)
@@ -248,8 +264,7 @@ void zk__fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
     memcpy(fh->data + at, buf, size);
     if (at + size > fh->len)
         fh->len = at + size;
-    fh->dirty = 1;
-    fh->wgen++;
+    fh_changed(fh);
     fuse_reply_write(req, size);
 }
 
@@ -287,8 +302,10 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
         fh->dirty = fh->len > 0;
     } else if (rc == 0) {
         fh->trunc = 0;
-        if (fh->wgen == c->wgen)
+        if (fh->wgen == c->wgen) {
             fh->dirty = 0;
+            zk__fs_inomap_set_writer(&c->fs->inomap, fh->ino, NULL, fh);
+        }
     }
     if (rc)   /* the page cache may hold what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);

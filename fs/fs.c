@@ -85,6 +85,7 @@ int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
     if (m->slots[i].ino == 0) {
         m->slots[i].ino = ino;
         m->slots[i].nlookup = 0;
+        m->slots[i].writer = NULL;
         m->len++;
     }
     m->slots[i].nlookup += n;
@@ -119,7 +120,30 @@ void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
     }
     m->slots[i].ino = 0;
     m->slots[i].nlookup = 0;
+    m->slots[i].writer = NULL;
     m->len--;
+}
+
+/* The open file whose unsaved writes set ino's size as this kernel sees
+ * it (NULL: the store's). */
+struct zk__fs_fh *zk__fs_inomap_writer(const struct zk__fs_inomap *m,
+                                       uint64_t ino)
+{
+    if (m->cap == 0)
+        return NULL;
+    return m->slots[ino_find(m, ino)].writer;
+}
+
+/* Sets ino's writer to fh if it is old now (old NULL: whatever it is).
+ * Only for inodes the kernel holds: an open file always is one. */
+void zk__fs_inomap_set_writer(struct zk__fs_inomap *m, uint64_t ino,
+                              struct zk__fs_fh *fh, struct zk__fs_fh *old)
+{
+    if (m->cap == 0)
+        return;
+    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    if (sl->ino == ino && (!old || sl->writer == old))
+        sl->writer = fh;
 }
 
 void zk__fs_inomap_free(struct zk__fs_inomap *m)

@@ -47,9 +47,11 @@
 
 /* --- inode lookup counts (what the kernel knows) ----------------------- */
 
+struct zk__fs_fh;
 struct zk__fs_ino_slot {
     uint64_t ino;          /* 0: free slot */
     uint64_t nlookup;
+    struct zk__fs_fh *writer;  /* open file with the latest unsaved write */
 };
 
 struct zk__fs_inomap {
@@ -157,7 +159,9 @@ struct zk__fs_cred {
  * for a normal descriptor (loaded lazily from the store), only the bytes
  * not yet committed for an O_APPEND one. */
 struct zk__fs_fh {
+    struct zk_fs *fs;
     uint64_t ino;
+    struct zk_stat st;         /* at open: fstat after a delete uses it */
     int oflags;
     uint8_t *data;
     size_t len, cap;
@@ -190,6 +194,10 @@ void zk__fs_resume(struct zk_fs *fs);
 uint64_t zk__fs_inomap_get(const struct zk__fs_inomap *m, uint64_t ino);
 int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n);
 void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n);
+struct zk__fs_fh *zk__fs_inomap_writer(const struct zk__fs_inomap *m,
+                                       uint64_t ino);
+void zk__fs_inomap_set_writer(struct zk__fs_inomap *m, uint64_t ino,
+                              struct zk__fs_fh *fh, struct zk__fs_fh *old);
 void zk__fs_inomap_free(struct zk__fs_inomap *m);
 
 /* --- util.c -------------------------------------------------------------- */

@@ -109,14 +109,25 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
         fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
         return;
     }
+    struct zk__fs_fh *fh = fi && fi->fh ? (struct zk__fs_fh *)(uintptr_t)fi->fh
+                                         : NULL;
     int rc = zk_store_getattr(fs->store, ino, &st);
+    int gone = rc == -ENOENT && fh;
+    if (gone) {
+        st = fh->st;            /* fstat of an open file that was deleted */
+        rc = 0;
+    }
     if (rc) {
         zk__fs_reply_errno(req, rc);
         return;
     }
     zk__fs_fill_attr(fs, &st, &attr);
-    if (fi && fi->fh && st.kind == ZK_KIND_FILE) {
-        size_t sz = zk__fs_fh_size((struct zk__fs_fh *)(uintptr_t)fi->fh);
+    if (gone)
+        attr.st_nlink = 0;
+    if (!fh)
+        fh = zk__fs_inomap_writer(&fs->inomap, ino);
+    if (fh && st.kind == ZK_KIND_FILE) {
+        size_t sz = zk__fs_fh_size(fh);
         if (sz != (size_t)-1) {
             attr.st_size = (off_t)sz;
             attr.st_blocks = ((blkcnt_t)sz + 511) / 512;
