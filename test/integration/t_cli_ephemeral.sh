@@ -14,6 +14,8 @@ wait_for test -s "$ZK_TMP/out" || fail "create -e printed nothing"
 assert_eq "$M/lock" "$(cat "$ZK_TMP/out")" "printed path"
 assert_eq data "$(cat "$M/lock")" "content"
 [ "$(xattr "$M/lock" user.zk.ephemeralOwner)" != 0 ] || fail "not ephemeral"
+assert_match "(^|[^0-9])$zpid([^0-9]|\$)" "$(xattr "$M/lock" user.zkfs.owner)" \
+    "user.zkfs.owner names the zkfs process"
 wait_for pgrep -P "$zpid" sleep >/dev/null || fail "CMD did not start"
 child=$(pgrep -P "$zpid" sleep)
 ZK_PIDS+=("$child")

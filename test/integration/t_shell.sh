@@ -46,6 +46,20 @@ assert_eq hello "$(cat "$M/f")" "content after the refused exclusive create"
 bash -c 'set -C; echo new >"$1"' _ "$M/fresh"
 assert_eq new "$(cat "$M/fresh")" "exclusive create of a new file"
 
+log "set -C race: exactly one of 8 concurrent creators wins"
+pids=()
+for i in $(seq 1 8); do
+    bash -c 'set -C; echo "$2" >"$1"' _ "$M/race" "$i" 2>/dev/null &
+    pids+=($!)
+done
+ZK_PIDS+=("${pids[@]}")
+wins=0
+for p in "${pids[@]}"; do
+    if wait "$p"; then wins=$((wins + 1)); fi
+done
+assert_eq 1 "$wins" "winners of the exclusive create"
+assert_match '^[1-8]$' "$(cat "$M/race")" "the winner's content"
+
 log ">> appends; : > truncates"
 echo a >"$M/l"
 echo b >>"$M/l"
