@@ -1021,6 +1021,11 @@ int zk__cli_umount(int argc, char **argv)
     if (found <= 0)
         return zk__cli_fail("umount", arg, found < 0 ? found : -EINVAL,
                             found < 0 ? NULL : "not mounted");
+    if (strcmp(fstype, "fuse.zkfs") != 0 && strcmp(fstype, "fuse") != 0) {
+        fprintf(stderr, "zkfs umount: %s: not a zkfs mount (%s)\n", arg,
+                fstype);
+        return 1;
+    }
     int err = umount_ctl(mnt);
     if (err == 1)
         return 1;
