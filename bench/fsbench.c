@@ -18,7 +18,9 @@
  *   ephemeral  open(O_CREAT|O_EXCL) + close in a directory whose xattr
  *              user.zkfs.children is "ephemeral" (zkfs deletes the file at
  *              the last close); where that xattr cannot be set (not zkfs)
- *              it degenerates to create + close + unlink, and says so
+ *              it degenerates to create + close + unlink, and says so.
+ *              On zkfs the run then waits (bounded) until the files are
+ *              gone and reports how long after the last close that was
  *   lock       flock(LOCK_EX) + flock(LOCK_UN) on one shared file
  *
  * P processes (fork) each do N ops after a common start barrier (a pipe
@@ -566,6 +568,22 @@ static int await_ready(int fd, int n, uint64_t deadline_ns)
     return got;
 }
 
+/* After an ephemeral run on zkfs the files go by themselves at the last
+ * close, possibly after close() returned. Waits (bounded by the time cap)
+ * until they are gone, so that the next run does not compete with the
+ * deletions, and says how long that took. Returns the number left. */
+static long drain_ephemerals(const struct run *r, double *secs)
+{
+    uint64_t t0 = now_ns(), deadline = t0 + r->cap_ns;
+    long left = count_entries(r->ephdir);
+    while (left > 0 && now_ns() < deadline) {
+        poll(NULL, 0, 10);
+        left = count_entries(r->ephdir);
+    }
+    *secs = (double)(now_ns() - t0) / 1e9;
+    return left;
+}
+
 static void report(const struct run *r, struct shared *sh)
 {
     const struct opts *o = r->o;
@@ -598,27 +616,17 @@ static void report(const struct run *r, struct shared *sh)
         printf(" ms_per_list=%.2f entries=%ld", p50 / 1e3, o->entries);
     if (o->w == W_EPHEMERAL && !r->eph_native)
         printf(" note=not-zkfs:ephemeral-degenerates-to-create+unlink");
+    if (o->w == W_EPHEMERAL && r->eph_native) {
+        double drain_s;
+        long left = drain_ephemerals(r, &drain_s);
+        printf(" ephemerals_gone_after_s=%.3f", drain_s);
+        if (left != 0)
+            printf(" ephemerals_left=%ld", left);
+    }
     if (capped)
         printf(" note=time-cap:stopped-early");
     printf("\n");
     fflush(stdout);
-}
-
-/* After an ephemeral run on zkfs the files should go by themselves at the
- * last close; say how many are left, bounded wait. */
-static void check_ephemeral_left(const struct run *r)
-{
-    if (r->o->w != W_EPHEMERAL || !r->eph_native)
-        return;
-    long left = -1;
-    for (int i = 0; i < 100; i++) {      /* up to ~1 s */
-        left = count_entries(r->ephdir);
-        if (left == 0)
-            return;
-        poll(NULL, 0, 10);
-    }
-    fprintf(stderr, "fsbench: note: %ld ephemeral file(s) still present "
-            "1 s after their last close\n", left);
 }
 
 static int run_bench(struct run *r)
@@ -669,7 +677,6 @@ static int run_bench(struct run *r)
         return 1;
     }
     report(r, &sh);
-    check_ephemeral_left(r);
     return 0;
 }
 

@@ -151,12 +151,15 @@ start_target() {
     done
 }
 
-# Per-process op counts: each run takes well under a second on the floor
-# and a few seconds on a slow target; fsbench's time cap bounds the rest.
+# Per-process op counts (ops_for WORKLOAD TARGET): each run takes well
+# under a second on the floor and some seconds on zkfs, whose writes wait
+# for fsync (so it gets fewer of them: rates are rates); fsbench's time cap
+# bounds the rest.
 ops_for() {
     local n
     case "$1" in
-        create|set|delete|ephemeral) n=2000 ;;
+        create|set|delete|ephemeral)
+            if [ "${2:-}" = zkfs ]; then n=500; else n=2000; fi ;;
         get) n=5000 ;;
         stat) n=200000 ;;
         lock) n=20000 ;;
@@ -168,13 +171,26 @@ ops_for() {
     echo "$n"
 }
 
+# Context for the figures: the machine's load and what an fdatasync costs
+# on the disk that holds zkfs's data (zkfs's writes wait for it).
+context() {
+    local t0 t1 n=200
+    t0=$(date +%s%N)
+    dd if=/dev/zero of="$WORK/fsync-probe" bs=4k count=$n oflag=dsync 2>/dev/null || true
+    t1=$(date +%s%N)
+    rm -f "$WORK/fsync-probe"
+    echo "# $1: load average $(cut -d' ' -f1-3 /proc/loadavg);" \
+         "4 KiB write+fdatasync on $WORK's disk: $(( (t1 - t0) / n / 1000 )) µs mean"
+}
+
 ACTIVE=()
 for t in $TARGETS; do
     if start_target "$t"; then ACTIVE+=("$t"); fi
 done
 [ ${#ACTIVE[@]} -gt 0 ] || { echo "run.sh: no target mounted" >&2; exit 1; }
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs;" \
-     "targets: ${ACTIVE[*]}; runs: $RUNS" >&2
+     "targets: ${ACTIVE[*]}; runs: $RUNS" | tee "$WORK/context"
+context before | tee -a "$WORK/context"
 
 RESULTS=$WORK/results
 : >"$RESULTS"
@@ -192,7 +208,7 @@ for r in $(seq 1 "$RUNS"); do
                 else
                 line=$(timeout $((CAP_S * 3 + 30)) "$FSBENCH" \
                        --dir "${MNT[$t]}" --workload "$w" --procs "$p" \
-                       --ops "$(ops_for "$w")" --time-cap "$CAP_S" \
+                       --ops "$(ops_for "$w" "$t")" --time-cap "$CAP_S" \
                        --keep-list 2>"$WORK/err") || true
                 fi
                 if [ -s "$WORK/err" ]; then
@@ -204,7 +220,8 @@ for r in $(seq 1 "$RUNS"); do
         done
     done
 done
-[ -z "$RAW" ] || cp "$RESULTS" "$RAW"
+context after | tee -a "$WORK/context"
+[ -z "$RAW" ] || cat "$WORK/context" "$RESULTS" >"$RAW"
 
 # Medians per (workload, procs, target), each column on its own.
 # (mawk has no asort: a small insertion sort does.)
@@ -231,7 +248,7 @@ function fmt_rate(x) {
 }
 function fmt_us(x) { return x == "" ? "-" : (x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x)) }
 {
-    if (kv("failed") != "") next
+    if (kv("failed") != "" || $1 ~ /^#/) next
     k = kv("workload") SUBSEP kv("procs") SUBSEP kv("target")
     rate[k] = rate[k] " " kv("ops_per_s")
     p50[k] = p50[k] " " kv("p50_us")
