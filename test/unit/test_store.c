@@ -682,12 +682,55 @@ static int session_cb(void *arg, uint64_t session, uint32_t timeout_ms,
     return 0;
 }
 
+/* Lists sessions 5 and 6, closes 5 and checks what went. */
+static void session_close_checks(struct fx *f)
+{
+    struct zk_store_info info;
+    struct sess_acc acc = {0, {0}};
+    ck_assert_int_eq(zk_store_sessions(f->s, session_cb, &acc), 0);
+    ck_assert_int_eq(acc.n, 2);
+    ck_assert_uint_eq(acc.ids[0], 5);
+    ck_assert_uint_eq(acc.ids[1], 6);
+    ck_assert_int_eq(zk_store_info(f->s, &info), 0);
+    ck_assert_uint_eq(info.sessions, 2);
+    uint64_t znodes = info.znodes;
+    int32_t cv = stat_of(f, "/ed").cversion;
+    /* Closing session 5 deletes its three ephemerals, nothing else. */
+    struct zk_op c = mk_session(ZK_OP_SESSION_CLOSE, 5);
+    struct zk_apply_result *res = apply_n(f, &c, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->nchanges, 3);
+    for (uint32_t i = 0; i < res->nchanges; i++)
+        ck_assert_uint_eq(res->changes[i].kind, ZK_CHANGE_DELETE);
+    zk_apply_result_free(res);
+    ck_assert(!exists(f, "/e1"));
+    ck_assert(!exists(f, "/ed/x"));
+    ck_assert(!exists(f, "/edir"));
+    ck_assert(exists(f, "/ed/sub"));
+    ck_assert(exists(f, "/other"));
+    ck_assert_int_eq(stat_of(f, "/ed").cversion, cv + 1);
+    ck_assert_uint_eq(stat_of(f, "/ed").pzxid, f->zxid);
+    ck_assert_int_eq(zk_store_info(f->s, &info), 0);
+    ck_assert_uint_eq(info.sessions, 1);
+    ck_assert_uint_eq(info.znodes, znodes - 3);
+    /* Unknown session: success, nothing done; and it survives reopen. */
+    c = mk_session(ZK_OP_SESSION_CLOSE, 5);
+    res = apply_n(f, &c, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->nchanges, 0);
+    zk_apply_result_free(res);
+    fx_reopen(f);
+    memset(&acc, 0, sizeof(acc));
+    ck_assert_int_eq(zk_store_sessions(f->s, session_cb, &acc), 0);
+    ck_assert_int_eq(acc.n, 1);
+    ck_assert_uint_eq(acc.ids[0], 6);
+    ck_assert_uint_eq(stat_of(f, "/other").ephemeral_owner, 6);
+}
+
 START_TEST(ephemerals_and_sessions)
 {
     struct fx f;
     char owner[64];
-    struct zk_store_info info;
-    struct sess_acc acc = {0, {0}};
     fx_open(&f);
     ck_assert_int_eq(apply1(&f, mk_session(ZK_OP_SESSION_OPEN, 5)), 0);
     ck_assert_int_eq(apply1(&f, mk_session(ZK_OP_SESSION_OPEN, 6)), 0);
@@ -719,44 +762,7 @@ START_TEST(ephemerals_and_sessions)
     ck_assert_int_eq(apply1(&f, o), 0);
     ck_assert_int_eq(mkdir_op(&f, "/edir/sub"), -EPERM);
     ck_assert_int_eq(mkfile(&f, "/edir/f", ""), -EPERM);
-    ck_assert_int_eq(zk_store_sessions(f.s, session_cb, &acc), 0);
-    ck_assert_int_eq(acc.n, 2);
-    ck_assert_uint_eq(acc.ids[0], 5);
-    ck_assert_uint_eq(acc.ids[1], 6);
-    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
-    ck_assert_uint_eq(info.sessions, 2);
-    uint64_t znodes = info.znodes;
-    int32_t cv = stat_of(&f, "/ed").cversion;
-    /* Closing session 5 deletes its three ephemerals, nothing else. */
-    struct zk_op c = mk_session(ZK_OP_SESSION_CLOSE, 5);
-    struct zk_apply_result *res = apply_n(&f, &c, 1);
-    ck_assert_int_eq(res->err, 0);
-    ck_assert_uint_eq(res->nchanges, 3);
-    for (uint32_t i = 0; i < res->nchanges; i++)
-        ck_assert_uint_eq(res->changes[i].kind, ZK_CHANGE_DELETE);
-    zk_apply_result_free(res);
-    ck_assert(!exists(&f, "/e1"));
-    ck_assert(!exists(&f, "/ed/x"));
-    ck_assert(!exists(&f, "/edir"));
-    ck_assert(exists(&f, "/ed/sub"));
-    ck_assert(exists(&f, "/other"));
-    ck_assert_int_eq(stat_of(&f, "/ed").cversion, cv + 1);
-    ck_assert_uint_eq(stat_of(&f, "/ed").pzxid, f.zxid);
-    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
-    ck_assert_uint_eq(info.sessions, 1);
-    ck_assert_uint_eq(info.znodes, znodes - 3);
-    /* Unknown session: success, nothing done; and it survives reopen. */
-    c = mk_session(ZK_OP_SESSION_CLOSE, 5);
-    res = apply_n(&f, &c, 1);
-    ck_assert_int_eq(res->err, 0);
-    ck_assert_uint_eq(res->nchanges, 0);
-    zk_apply_result_free(res);
-    fx_reopen(&f);
-    memset(&acc, 0, sizeof(acc));
-    ck_assert_int_eq(zk_store_sessions(f.s, session_cb, &acc), 0);
-    ck_assert_int_eq(acc.n, 1);
-    ck_assert_uint_eq(acc.ids[0], 6);
-    ck_assert_uint_eq(stat_of(&f, "/other").ephemeral_owner, 6);
+    session_close_checks(&f);
     fx_close(&f);
 }
 END_TEST
@@ -1495,6 +1501,74 @@ START_TEST(damaged_file_refused)
 }
 END_TEST
 
+START_TEST(long_names)
+{
+    struct fx f;
+    char path[ZK_PATH_MAX + 16];
+    fx_open(&f);
+    path[0] = '/';
+    memset(path + 1, 'n', ZK_NAME_MAX);
+    path[1 + ZK_NAME_MAX] = '\0';
+    ck_assert_int_eq(mkfile(&f, path, ""), 0);
+    char got[ZK_PATH_MAX];
+    ck_assert_int_eq(zk_store_path(f.s, ino_of(&f, path), got, sizeof(got)),
+                     0);
+    ck_assert_str_eq(got, path);
+    path[1 + ZK_NAME_MAX] = 'n';
+    path[2 + ZK_NAME_MAX] = '\0';
+    ck_assert_int_eq(mkfile(&f, path, ""), -ENAMETOOLONG);
+    /* A sequential suffix that would overflow the name. */
+    path[ZK_NAME_MAX - 5] = '\0';
+    struct zk_op o = mk(ZK_OP_CREATE, path);
+    o.flags = ZK_CREATE_SEQUENTIAL;
+    ck_assert_int_eq(apply1(&f, o), -ENAMETOOLONG);
+    /* Deep paths up to the limit; zk_store_path reports -ERANGE. */
+    size_t len = 0;
+    char *p = path;
+    while (len + 101 < ZK_PATH_MAX) {
+        p[len] = '/';
+        memset(p + len + 1, 'd', 99);
+        len += 100;
+        p[len] = '\0';
+        ck_assert_int_eq(mkdir_op(&f, path), 0);
+    }
+    ck_assert_int_eq(zk_store_path(f.s, ino_of(&f, path), got, sizeof(got)),
+                     0);
+    ck_assert_str_eq(got, path);
+    ck_assert_int_eq(zk_store_path(f.s, ino_of(&f, path), got, len), -ERANGE);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(rename_ephemeral)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(apply1(&f, mk_session(ZK_OP_SESSION_OPEN, 3)), 0);
+    ck_assert_int_eq(apply1(&f, mk_ephemeral("/e", 3, "h:1")), 0);
+    ck_assert_int_eq(mkdir_op(&f, "/d"), 0);
+    uint64_t ino = ino_of(&f, "/e");
+    ck_assert_int_eq(apply1(&f, mk_rename("/e", "/d/e2")), 0);
+    ck_assert_uint_eq(stat_of(&f, "/d/e2").ephemeral_owner, 3);
+    ck_assert_uint_eq(ino_of(&f, "/d/e2"), ino);
+    /* Nothing may move under an ephemeral node either. */
+    struct zk_op o = mk_ephemeral("/ed", 3, "h:1");
+    o.flags |= ZK_CREATE_DIR;
+    ck_assert_int_eq(apply1(&f, o), 0);
+    ck_assert_int_eq(mkfile(&f, "/x", ""), 0);
+    ck_assert_int_eq(apply1(&f, mk_rename("/x", "/ed/x")), -EPERM);
+    struct zk_op c = mk_session(ZK_OP_SESSION_CLOSE, 3);
+    struct zk_apply_result *res = apply_n(&f, &c, 1);
+    ck_assert_uint_eq(res->nchanges, 2);
+    ck_assert_uint_eq(res->changes[0].kind, ZK_CHANGE_DELETE);
+    zk_apply_result_free(res);
+    ck_assert(!exists(&f, "/d/e2"));
+    ck_assert(!exists(&f, "/ed"));
+    ck_assert_uint_eq(stat_of(&f, "/d").num_children, 0);
+    fx_close(&f);
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -1519,6 +1593,8 @@ Suite *store_suite(void)
     tcase_add_test(tc, rename_basic);
     tcase_add_test(tc, rename_errors);
     tcase_add_test(tc, rename_replaces);
+    tcase_add_test(tc, rename_ephemeral);
+    tcase_add_test(tc, long_names);
     tcase_add_test(tc, log_append_scan_truncate);
     tcase_add_test(tc, log_trim_keeps_recent);
     tcase_add_test(tc, abort_leaves_nothing);
