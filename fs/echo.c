@@ -233,20 +233,19 @@ static void inval_name(struct zk_fs *fs, uint64_t parent, const char *name,
 }
 
 /* Stages the replay of change c (taken back if a local syscall made it).
- * Only where the kernel holds the parent: nobody can watch it otherwise. */
+ * Only where the kernel holds the parent or the node (a node created by
+ * an earlier replay is held by then): nobody can watch anything else. */
 static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
                    const struct zk_change *c)
 {
     char path[ZK_PATH_MAX], path2[ZK_PATH_MAX];
-    uint64_t parent = kind == ZK__ECHO_R_DATA || kind == ZK__ECHO_R_ATTR
-                          ? 0 : c->parent;
-    if (parent && !known(fs, parent))
+    int by_ino = kind == ZK__ECHO_R_DATA || kind == ZK__ECHO_R_ATTR;
+    if (!known(fs, c->parent) && !(by_ino && known(fs, c->ino)) &&
+        !(kind == ZK__ECHO_R_RENAME && known(fs, c->parent2)))
         return;
-    if (!parent && !known(fs, c->ino))
-        return;
-    int rc = parent ? zk__fs_child_path(fs, parent, c->name, path,
-                                        sizeof(path))
-                    : zk_store_path(fs->store, c->ino, path, sizeof(path));
+    int rc = by_ino ? zk_store_path(fs->store, c->ino, path, sizeof(path))
+                    : zk__fs_child_path(fs, c->parent, c->name, path,
+                                        sizeof(path));
     if (rc)
         return;
     path2[0] = '\0';
@@ -282,8 +281,11 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
         inval_name(fs, c->parent, c->name, c->ino, zxid);
         break;
     case ZK_CHANGE_DATA:
+        /* A directory's data (user.zkfs.data) cannot be opened for
+         * writing: its change shows as IN_ATTRIB. */
         inval_inode(fs, c->ino);
-        replay(fs, zxid, ZK__ECHO_R_DATA, c);
+        replay(fs, zxid, c->node_kind == ZK_KIND_DIR ? ZK__ECHO_R_ATTR
+                                                     : ZK__ECHO_R_DATA, c);
         break;
     case ZK_CHANGE_ATTR:
         inval_inode(fs, c->ino);
