@@ -100,7 +100,9 @@ static const struct usage usages[] = {
      "  check -v VERSION PATH\n"
      "PATH is a path inside the mount or a znode path (\"/a/b\"); DATA is the\n"
      "rest of the line. Prints one line per operation. Exit status 0 when the\n"
-     "transaction committed, 1 when it was refused, 2 for malformed input.\n"},
+     "transaction committed, 1 when it was refused, 2 for malformed input.\n"
+     "An ephemeral node (-e) created here is held by this command, so it\n"
+     "goes again when the command ends.\n"},
     {"help", "Usage: zkfs help [COMMAND]\n"},
 };
 

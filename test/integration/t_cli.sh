@@ -37,6 +37,18 @@ assert_eq v2 "$(cat "$M/a")" "after set -v 1"
 assert_rc 1 "$ZKFS" set "$M/missing" x
 assert_match "No such file" "$ZK_ERR" "set of a missing node"
 
+log "DATA over 1 MiB is refused (EFBIG)"
+head -c 1048577 /dev/zero >"$ZK_TMP/big"
+assert_rc 1 "$ZKFS" create "$M/big" - <"$ZK_TMP/big"
+assert_match "File too large" "$ZK_ERR" "create of 1 MiB + 1"
+[ ! -e "$M/big" ] || fail "create of 1 MiB + 1 made a node"
+assert_rc 1 "$ZKFS" set "$M/a" - <"$ZK_TMP/big"
+assert_match "File too large" "$ZK_ERR" "set of 1 MiB + 1"
+assert_eq v2 "$(cat "$M/a")" "content after the refused set"
+head -c 1048576 /dev/urandom >"$ZK_TMP/1m"
+assert_rc 0 "$ZKFS" create "$M/onemeg" - <"$ZK_TMP/1m"
+cmp "$ZK_TMP/1m" "$M/onemeg" || fail "1 MiB through zkfs create"
+
 log "stat"
 assert_rc 0 "$ZKFS" stat "$M/a"
 printf '%s\n' "$ZK_OUT"
