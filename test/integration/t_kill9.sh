@@ -10,20 +10,23 @@ M=$ZK_TMP/mnt
 zk_start "$D" "$M"
 mkdir "$M/w"
 
-# The writer: for i = 1, 2, ... writes "i" to w/k(i mod 20), logging
-# "try K I" before and "ack K I" after close() returned 0. Stops at the
-# first error (the daemon is gone).
+# Two writers: for i = 1, 2, ... one writes "i" to w/k(i mod 20), the
+# other creates w/n(i) holding "i"; each logs "try K I" before and
+# "ack K I" after close() returned 0, and stops at the first error (the
+# daemon is gone).
 cat >"$ZK_TMP/writer.py" <<'PY'
 import os, sys
-d, logpath = sys.argv[1], sys.argv[2]
+d, logpath, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(logpath, "a", buffering=1) as log:
     i = 0
     while True:
         i += 1
-        k = i % 20
+        # "set": overwrite one of 20 keys; "new": create a new file each time.
+        k = i % 20 if mode == "set" else i
+        name = "%s/%s%d" % (d, "k" if mode == "set" else "n", k)
         log.write("try %d %d\n" % (k, i))
         try:
-            fd = os.open("%s/k%d" % (d, k), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.write(fd, b"%d" % i)
             os.close(fd)
         except OSError as e:
@@ -32,8 +35,11 @@ with open(logpath, "a", buffering=1) as log:
         log.write("ack %d %d\n" % (k, i))
 PY
 wl=$ZK_TMP/writes
-zk_bg python3 "$ZK_TMP/writer.py" "$M/w" "$wl"
+nl=$ZK_TMP/creates
+zk_bg python3 "$ZK_TMP/writer.py" "$M/w" "$wl" set
 writer=$ZK_BG
+zk_bg python3 "$ZK_TMP/writer.py" "$M/w" "$nl" new
+creator=$ZK_BG
 acks() {
     local n
     n=$(grep -c '^ack' "$wl" 2>/dev/null) || true
@@ -42,8 +48,10 @@ acks() {
 enough() { [ "$(acks)" -ge 300 ]; }
 wait_for -t 60 enough || fail "the writer got only $(acks) acks"
 zk_kill9 "$M"
-wait_for -t 30 zk_pid_gone "$writer" || kill -9 "$writer"
-wait "$writer" || true
+for p in "$writer" "$creator"; do
+    wait_for -t 30 zk_pid_gone "$p" || kill -9 "$p"
+    wait "$p" || true
+done
 log "$(acks) acknowledged writes; last lines of the writer's log:"
 tail -n 3 "$wl"
 
@@ -60,4 +68,14 @@ for k in $(seq 0 19); do
     checked=$((checked + 1))
 done
 assert_eq 20 "$checked" "keys checked"
+
+log "every acknowledged create is there"
+n=0
+while read -r _ k i; do
+    got=$(cat "$M/w/n$k") || fail "n$k is gone (its create was acknowledged)"
+    assert_eq "$i" "$got" "content of n$k"
+    n=$((n + 1))
+done < <(grep '^ack' "$nl")
+log "$n acknowledged creates checked"
+[ "$n" -gt 0 ] || fail "no create was acknowledged"
 zk_stop "$M"
