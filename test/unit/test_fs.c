@@ -1,0 +1,143 @@
+/*
+ * test_fs.c — the pieces of fs/ that need no mount: the lookup-count map
+ * (against a plain array, through growth and backward-shift deletion),
+ * the default_permissions emulation used by the control file, the
+ * ZooKeeper stat formatting behind user.zk.* and `zkfs stat`, and the
+ * checks on names about to be created. Mounting is covered by
+ * test/integration.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../fs/fs_int.h"
+
+#define MAP_INOS   50000
+#define MAP_STEPS  400000
+
+START_TEST(inomap_matches_reference)
+{
+    struct zk__fs_inomap m = {0};
+    uint64_t *ref = calloc(MAP_INOS, sizeof(*ref));
+    uint64_t seed = 12345;
+    ck_assert_ptr_nonnull(ref);
+    for (int i = 0; i < MAP_STEPS; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t ino = ZK_INO_FIRST_NODE + (seed >> 33) % MAP_INOS;
+        uint64_t n = (seed >> 20) % 3;
+        uint64_t *r = &ref[ino - ZK_INO_FIRST_NODE];
+        if ((seed >> 10) & 1) {
+            ck_assert_int_eq(zk__fs_inomap_add(&m, ino, n + 1), 0);
+            *r += n + 1;
+        } else {
+            zk__fs_inomap_sub(&m, ino, n);
+            *r = *r > n ? *r - n : 0;
+        }
+    }
+    size_t live = 0;
+    for (uint64_t i = 0; i < MAP_INOS; i++) {
+        ck_assert_uint_eq(zk__fs_inomap_get(&m, i + ZK_INO_FIRST_NODE),
+                          ref[i]);
+        live += ref[i] != 0;
+    }
+    ck_assert_uint_eq(m.len, live);
+    zk__fs_inomap_free(&m);
+    free(ref);
+}
+END_TEST
+
+START_TEST(inomap_writer)
+{
+    struct zk__fs_inomap m = {0};
+    struct zk__fs_fh *a = (struct zk__fs_fh *)0x10, *b = (struct zk__fs_fh *)0x20;
+    zk__fs_inomap_set_writer(&m, 99, a, NULL);      /* empty map: no-op */
+    ck_assert_ptr_null(zk__fs_inomap_writer(&m, 99));
+    zk__fs_inomap_add(&m, 99, 1);
+    zk__fs_inomap_set_writer(&m, 99, a, NULL);
+    ck_assert_ptr_eq(zk__fs_inomap_writer(&m, 99), a);
+    zk__fs_inomap_set_writer(&m, 99, NULL, b);      /* not b's: kept */
+    ck_assert_ptr_eq(zk__fs_inomap_writer(&m, 99), a);
+    zk__fs_inomap_set_writer(&m, 99, NULL, a);
+    ck_assert_ptr_null(zk__fs_inomap_writer(&m, 99));
+    zk__fs_inomap_set_writer(&m, 100, a, NULL);     /* unknown inode */
+    ck_assert_ptr_null(zk__fs_inomap_writer(&m, 100));
+    zk__fs_inomap_free(&m);
+}
+END_TEST
+
+START_TEST(permissions_like_the_kernel)
+{
+    struct zk_stat st = {.kind = ZK_KIND_FILE, .mode = 0640, .uid = 10,
+                         .gid = 20};
+    struct zk__fs_cred owner = {.uid = 10, .gid = 99};
+    struct zk__fs_cred member = {.uid = 11, .gid = 98, .ngroups = 1,
+                                 .groups = {20}};
+    struct zk__fs_cred other = {.uid = 12, .gid = 97};
+    struct zk__fs_cred root = {.uid = 0, .gid = 0};
+
+    ck_assert_int_eq(zk__fs_may(&owner, &st, 4 | 2), 0);
+    ck_assert_int_eq(zk__fs_may(&owner, &st, 1), -EACCES);
+    ck_assert_int_eq(zk__fs_may(&member, &st, 4), 0);
+    ck_assert_int_eq(zk__fs_may(&member, &st, 2), -EACCES);
+    ck_assert_int_eq(zk__fs_may(&other, &st, 4), -EACCES);
+    ck_assert_int_eq(zk__fs_may(&root, &st, 4 | 2), 0);
+    ck_assert_int_eq(zk__fs_may(&root, &st, 1), -EACCES);  /* no x bit */
+    st.kind = ZK_KIND_DIR;
+    ck_assert_int_eq(zk__fs_may(&root, &st, 2 | 1), 0);
+}
+END_TEST
+
+START_TEST(zk_stat_values)
+{
+    struct zk_stat st = {.czxid = 0x100000002ull, .version = 7,
+                         .cversion = -1, .ephemeral_owner = 0,
+                         .data_length = 5};
+    char buf[32];
+    ck_assert_int_eq(zk__fs_zkstat_value(&st, "czxid", buf, sizeof(buf)), 10);
+    ck_assert_str_eq(buf, "4294967298");
+    zk__fs_zkstat_value(&st, "version", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "7");
+    zk__fs_zkstat_value(&st, "cversion", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "-1");
+    zk__fs_zkstat_value(&st, "ephemeralOwner", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "0");
+    ck_assert_int_eq(zk__fs_zkstat_value(&st, "nope", buf, sizeof(buf)),
+                     -ENODATA);
+    for (size_t i = 0; i < zk__fs_zkstat_nkeys; i++)
+        ck_assert_int_gt(zk__fs_zkstat_value(&st, zk__fs_zkstat_keys[i], buf,
+                                             sizeof(buf)), 0);
+}
+END_TEST
+
+START_TEST(new_names)
+{
+    char longname[ZK_NAME_MAX + 2];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    ck_assert_int_eq(zk__fs_check_new_name(ZK_INO_ROOT, "ok"), 0);
+    ck_assert_int_eq(zk__fs_check_new_name(ZK_INO_ROOT, longname),
+                     -ENAMETOOLONG);
+    longname[ZK_NAME_MAX] = '\0';
+    ck_assert_int_eq(zk__fs_check_new_name(ZK_INO_ROOT, longname), 0);
+    ck_assert_int_eq(zk__fs_check_new_name(ZK_INO_ROOT, ZK_CTL_NAME), -EPERM);
+    ck_assert_int_eq(zk__fs_check_new_name(ZK_INO_FIRST_NODE, ZK_CTL_NAME), 0);
+    ck_assert_int_eq(zk__fs_check_new_name(ZK_INO_ROOT, "a\nb"), -EINVAL);
+}
+END_TEST
+
+Suite *fs_suite(void);
+Suite *fs_suite(void)
+{
+    Suite *s = suite_create("fs");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, inomap_matches_reference);
+    tcase_add_test(tc, inomap_writer);
+    tcase_add_test(tc, permissions_like_the_kernel);
+    tcase_add_test(tc, zk_stat_values);
+    tcase_add_test(tc, new_names);
+    suite_add_tcase(s, tc);
+    return s;
+}
