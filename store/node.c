@@ -79,7 +79,7 @@ static int node_decode(const uint8_t *buf, size_t len, uint64_t ino,
     uint32_t v[3];
     if (len < ZK__NODE_FIXED_SIZE)
         return ZK_ECORRUPT;
-    memset(n, 0, sizeof(*n));
+    memset(st, 0, sizeof(*st));   /* the name is copied below */
     st->ino = ino;
     p = get64(p, &st->parent);
     p = get32(p, &st->kind); p = get32(p, &st->mode);
