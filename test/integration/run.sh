@@ -61,6 +61,14 @@ sweep_mounts() {
 if [ ! -x "$ZKFS" ]; then
     echo "run.sh: no zkfs binary at $ZKFS (make build/zkfs)" >&2
 fi
+missing=()
+for tool in fusermount3 getfattr setfattr inotifywait flock pgrep dd \
+    sha256sum awk timeout mkfifo; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "run.sh: missing tools: ${missing[*]} (scripts/deps.sh --tests)" >&2
+fi
 
 for t in "${tests[@]}"; do
     tmp=$(mktemp -d /tmp/zkfs-it."$t".XXXXXX)
