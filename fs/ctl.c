@@ -60,8 +60,28 @@ static void serve_read(struct ctl *c, fuse_req_t req, size_t size)
     c->resp_off += n;
 }
 
-/* Sets the response ("code\tmsg\n" + body) and answers a held read. A
- * description released meanwhile is freed instead. */
+/* Makes the response readable (answering a held read), once the echo
+ * thread has invalidated what the request changed: the client's next read
+ * through the mount must see it. A description released meanwhile is
+ * freed instead. */
+static void ctl_publish(void *arg)
+{
+    struct ctl *c = arg;
+    c->busy = 0;
+    c->req_len = 0;
+    if (c->released) {
+        ctl_free(c);
+        return;
+    }
+    c->resp_ready = 1;
+    if (c->held) {
+        fuse_req_t r = c->held;
+        c->held = NULL;
+        serve_read(c, r, c->held_size);
+    }
+}
+
+/* Sets the response ("code\tmsg\n" + body); ctl_publish shows it. */
 static void ctl_respond(struct ctl *c, int code, const char *msg,
                         const char *body, size_t blen)
 {
@@ -70,12 +90,6 @@ static void ctl_respond(struct ctl *c, int code, const char *msg,
         msg = code ? zk_strerror(code) : "ok";
     if (blen > CTL_BODY_MAX)
         blen = CTL_BODY_MAX;
-    c->busy = 0;
-    c->req_len = 0;
-    if (c->released) {
-        ctl_free(c);
-        return;
-    }
     free(c->resp);
     size_t cap = strlen(msg) + 32 + blen;
     c->resp = malloc(cap);
@@ -85,12 +99,7 @@ static void ctl_respond(struct ctl *c, int code, const char *msg,
         memcpy(c->resp + n, body, blen);
         c->resp_len = (size_t)n + blen;
     }
-    c->resp_ready = 1;
-    if (c->held) {
-        fuse_req_t r = c->held;
-        c->held = NULL;
-        serve_read(c, r, c->held_size);
-    }
+    zk__fs_echo_barrier(c->fs, ctl_publish, c);
 }
 
 static void ctl_respondf(struct ctl *c, int code, const char *fmt, ...)

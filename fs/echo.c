@@ -106,6 +106,38 @@ static void free_list(struct zk__fs_echo_item *it)
     }
 }
 
+/* Frees work that will not be done; barriers still call back (a reply
+ * waits on each). Loop thread, while the session exists. */
+static void discard(struct zk__fs_echo_item *it)
+{
+    while (it) {
+        struct zk__fs_echo_item *next = it->next;
+        if (it->kind == ZK__ECHO_BARRIER)
+            it->cb(it->cb_arg);
+        free(it);
+        it = next;
+    }
+}
+
+/* Calls cb(arg) on the loop once the echo thread has done everything
+ * staged before (now, when it is not running). A reply to a change that
+ * no syscall of the caller made itself (control file requests, appends)
+ * goes through here, so that the caller's next read finds the kernel's
+ * caches already invalidated. Loop thread. */
+void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
+{
+    struct zk__fs_echo_item *it = NULL;
+    if (fs->echo.started && !fs->stopping)
+        it = item_new(ZK__ECHO_BARRIER, NULL, NULL, NULL, NULL);
+    if (!it) {
+        cb(arg);
+        return;
+    }
+    it->cb = cb;
+    it->cb_arg = arg;
+    stage(fs, it);
+}
+
 /* Takes back the replays of a transaction a local syscall made: the
  * syscall itself told inotify. Called from the done callbacks of syscall
  * proposals, before the stage is handed over. Loop thread. */
@@ -180,7 +212,7 @@ static void on_check(uv_check_t *h)
             zk_log(ZK_LOG_WARN, "echo queue full: %llu items dropped",
                    (unsigned long long)e->dropped);
         pthread_mutex_unlock(&e->mu);
-        free_list(list);
+        discard(list);
         return;
     }
     if (!tail) {
@@ -391,13 +423,19 @@ int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
 /* the thread                                                                */
 /* ------------------------------------------------------------------------ */
 
+/* Hands an item back to the loop (in order). */
 static void give_back(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
-    pthread_mutex_lock(&fs->echo.mu);
-    it->next = fs->echo.back_head;
-    fs->echo.back_head = it;
-    pthread_mutex_unlock(&fs->echo.mu);
-    uv_async_send(&fs->echo.back_async);
+    struct zk__fs_echo *e = &fs->echo;
+    it->next = NULL;
+    pthread_mutex_lock(&e->mu);
+    if (e->back_tail)
+        e->back_tail->next = it;
+    else
+        e->back_head = it;
+    e->back_tail = it;
+    pthread_mutex_unlock(&e->mu);
+    uv_async_send(&e->back_async);
 }
 
 static void mnt_path(struct zk_fs *fs, const char *zpath, char *buf,
@@ -490,6 +528,10 @@ static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
             return;
         }
         break;
+    case ZK__ECHO_BARRIER:
+        atomic_store(&fs->echo.cur, NULL);
+        give_back(fs, it);
+        return;
     default:
         do_replay(fs, it);
         break;
@@ -536,17 +578,28 @@ static void *echo_main(void *arg)
 static void on_back(uv_async_t *h)
 {
     struct zk_fs *fs = h->data;
-    pthread_mutex_lock(&fs->echo.mu);
-    struct zk__fs_echo_item *list = fs->echo.back_head;
-    fs->echo.back_head = NULL;
-    pthread_mutex_unlock(&fs->echo.mu);
+    struct zk__fs_echo *e = &fs->echo;
+    int gone = atomic_load(&e->tid) < 0;
+    pthread_mutex_lock(&e->mu);
+    struct zk__fs_echo_item *list = e->back_head, *left = NULL;
+    e->back_head = e->back_tail = NULL;
+    if (gone) {                 /* what the thread left undone */
+        left = e->head;
+        e->head = e->tail = NULL;
+        e->len = 0;
+    }
+    pthread_mutex_unlock(&e->mu);
     while (list) {
         struct zk__fs_echo_item *it = list;
         list = it->next;
-        zk__fs_delete_ino(fs, it->ino);
+        if (it->kind == ZK__ECHO_BARRIER)
+            it->cb(it->cb_arg);
+        else
+            zk__fs_delete_ino(fs, it->ino);
         free(it);
     }
-    if (fs->stopping && atomic_load(&fs->echo.tid) < 0)
+    discard(left);
+    if (fs->stopping && gone)
         uv_stop(&fs->loop);
 }
 
@@ -604,7 +657,7 @@ void zk__fs_echo_join(struct zk_fs *fs)
         free_list(e->head);
         free_list(e->back_head);
         free_list(e->done);
-        e->head = e->tail = e->back_head = e->done = NULL;
+        e->head = e->tail = e->back_head = e->back_tail = e->done = NULL;
         pthread_cond_destroy(&e->cv);
         pthread_mutex_destroy(&e->mu);
     }

@@ -288,6 +288,34 @@ static void fh_unref(struct zk__fs_fh *fh)
         fh_free(fh);
 }
 
+struct late_reply {
+    fuse_req_t req;
+    int err;
+};
+
+static void late_reply(void *arg)
+{
+    struct late_reply *l = arg;
+    zk__fs_reply_errno(l->req, l->err);
+    free(l);
+}
+
+/* Answers a commit. An append lands where the leader puts it, not where
+ * this kernel's page cache wrote it: the answer waits until the echo
+ * thread has invalidated the file, so the writer's next read is right. */
+static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc,
+                         int append)
+{
+    struct late_reply *l = append && rc == 0 ? malloc(sizeof(*l)) : NULL;
+    if (!l) {
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    l->req = req;
+    l->err = rc;
+    zk__fs_echo_barrier(fs, late_reply, l);
+}
+
 static void commit_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct commit *c = arg;
@@ -310,7 +338,7 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     if (rc)   /* the page cache may hold what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
     if (c->req)
-        zk__fs_reply_errno(c->req, rc);
+        reply_commit(c->fs, c->req, rc, fh->append);
     if (c->paused)
         zk__fs_resume(c->fs);
     fh_unref(fh);

@@ -73,7 +73,8 @@ enum zk__fs_echo_kind {
     ZK__ECHO_R_DELETE,         /* unlink/rmdir(path) of ino                */
     ZK__ECHO_R_DATA,           /* open(path), ftruncate to its size, close */
     ZK__ECHO_R_ATTR,           /* utimensat(path)                          */
-    ZK__ECHO_R_RENAME          /* rename(path, path2) of ino               */
+    ZK__ECHO_R_RENAME,         /* rename(path, path2) of ino               */
+    ZK__ECHO_BARRIER           /* back to the loop: cb(cb_arg)             */
 };
 
 struct zk__fs_echo_item {
@@ -82,6 +83,8 @@ struct zk__fs_echo_item {
     uint32_t node_kind;        /* enum zk_kind of ino (replays)            */
     uint64_t zxid;             /* replays: their transaction; else 0       */
     uint64_t ino, parent, parent2, replaced;
+    void (*cb)(void *);        /* BARRIER                                  */
+    void *cb_arg;
     const char *name, *name2;  /* point into buf                           */
     const char *path, *path2;  /* znode paths (mountpoint prepended later) */
     char buf[];
@@ -113,7 +116,7 @@ struct zk__fs_echo {
     int check_init;
     /* Deletions the echo thread could not do through the mount, handed
      * back to the loop (which proposes them directly). */
-    struct zk__fs_echo_item *back_head;
+    struct zk__fs_echo_item *back_head, *back_tail;
     uv_async_t back_async;
     int back_async_init;
 };
@@ -280,6 +283,7 @@ void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
+void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
 int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
                        const char *name);
 
