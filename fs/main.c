@@ -18,7 +18,8 @@
  *
  * The relay thread exists because the daemon must drop the caller's stderr
  * once it is ready: otherwise `out=$(zkfs mount 2>&1)` would wait for the
- * daemon's exit.
+ * daemon's exit. With -f the same thread prints the "mounted at" line once
+ * the mount is ready, so it never appears for a mount that failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -186,10 +187,21 @@ static int check_mountpoint(const char *arg, const char *mnt)
 
 /* ======================== mount: running ================================ */
 
-struct relay { int in_fd, out_fd; };
+/* What the relay thread does once the mount is ready: with out_fd >= 0
+ * (background), drop stderr and pass the byte on; otherwise (-f) print
+ * the mount lines. */
+struct relay {
+    int in_fd, out_fd;
+    const char *mnt, *data;
+};
 
-/* Waits for zk_fs_run's ready byte; then detaches the daemon from the
- * caller's stderr and tells the waiting parent. */
+static void print_mounted(const char *data, const char *mnt)
+{
+    printf("zkfs: data directory %s\nzkfs: mounted at %s\n", data, mnt);
+    fflush(stdout);
+}
+
+/* Waits for zk_fs_run's ready byte, then does what struct relay says. */
 static void *relay_ready(void *arg)
 {
     struct relay *r = arg;
@@ -200,6 +212,10 @@ static void *relay_ready(void *arg)
         n = read(r->in_fd, &b, 1);
     while (n < 0 && errno == EINTR);
     close(r->in_fd);
+    if (n == 1 && r->out_fd < 0) {
+        print_mounted(r->data, r->mnt);
+        return NULL;
+    }
     if (n == 1) {
         int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (null >= 0) {
@@ -245,14 +261,33 @@ static void daemon_child(struct zk_fs_opts *o, int out_fd)
     dup2(null, STDIN_FILENO);
     dup2(null, STDOUT_FILENO);
     close(null);
-    r.in_fd = inner[0];
-    r.out_fd = out_fd;
+    r = (struct relay){inner[0], out_fd, o->mountpoint, o->data_dir};
     if (start_relay(&r) < 0) {
         perror("zkfs mount: thread");
         _exit(1);
     }
     o->ready_fd = inner[1];
     _exit(zk_fs_run(o));
+}
+
+/* -f: serves in this process; the lines are printed once the mount is
+ * ready (by the relay thread). */
+static int run_foreground(struct zk_fs_opts *o)
+{
+    static struct relay r;
+    int p[2];
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return zk__cli_fail("mount", "pipe", -errno, NULL);
+    r = (struct relay){p[0], -1, o->mountpoint, o->data_dir};
+    if (start_relay(&r) < 0) {
+        close(p[0]);
+        close(p[1]);
+        print_mounted(o->data_dir, o->mountpoint);
+    } else {
+        o->ready_fd = p[1];
+    }
+    return zk_fs_run(o);
 }
 
 /* Forks the daemon and waits until its mount is ready. */
@@ -317,13 +352,10 @@ static int cmd_mount(int argc, char **argv)
         .fuse_opts = a.fuse_opts[0] ? a.fuse_opts : NULL,
         .foreground = a.foreground, .debug = a.debug, .ready_fd = -1,
         .session_timeout_ms = SESSION_TIMEOUT_MS};
-    if (a.foreground) {
-        printf("zkfs: data directory %s\nzkfs: mounted at %s\n", data, mnt);
-        fflush(stdout);
-        return zk_fs_run(&o);
-    }
+    if (a.foreground)
+        return run_foreground(&o);
     if ((status = run_background(&o)) == 0)
-        printf("zkfs: data directory %s\nzkfs: mounted at %s\n", data, mnt);
+        print_mounted(data, mnt);
     return status;
 }
 
