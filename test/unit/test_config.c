@@ -627,7 +627,7 @@ Suite *config_suite(void)
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, minimal_defaults);
     tcase_add_test(tc, full_file);
     tcase_add_test(tc, quorum_sizes);
