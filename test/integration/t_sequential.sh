@@ -36,4 +36,32 @@ mkdir "$M/plain"
 out=$("$ZKFS" create -s "$M/plain/x-" a)
 assert_match "^$M/plain/x-[0-9]{10}$" "$out" "sequential create in a plain dir"
 
+log "ephemeral,sequential: election-style holders"
+mkdir "$M/el"
+setfattr -n user.zkfs.children -v ephemeral,sequential "$M/el"
+assert_eq ephemeral,sequential "$(xattr "$M/el" user.zkfs.children)" "children kind"
+holder() {   # holder N: creates el/n-, writes its name to $ZK_TMP/name.N, holds
+    exec 9>"$M/el/n-"
+    getfattr --only-values -n user.zkfs.name "/proc/self/fd/9" >"$ZK_TMP/name.$1.tmp"
+    mv "$ZK_TMP/name.$1.tmp" "$ZK_TMP/name.$1"
+    exec sleep 600
+}
+zk_bg holder 1
+h1=$ZK_BG
+wait_for test -e "$ZK_TMP/name.1" || fail "holder 1 did not start"
+zk_bg holder 2
+h2=$ZK_BG
+wait_for test -e "$ZK_TMP/name.2" || fail "holder 2 did not start"
+n1=$(cat "$ZK_TMP/name.1")
+n2=$(cat "$ZK_TMP/name.2")
+log "holders: $n1 $n2"
+assert_match '^/el/n-[0-9]{10}$' "$n1" "user.zkfs.name of the open file"
+[ "$n1" \< "$n2" ] || fail "the second name does not sort after the first"
+assert_eq "${n1#/el/} ${n2#/el/}" "$(ls "$M/el" | paste -sd' ')" "ls el"
+kill -9 "$h1"
+wait_for -t 30 not test -e "$M$n1" || fail "$n1 survived its holder"
+assert_eq "${n2#/el/}" "$(ls "$M/el")" "the second holder is now the lowest"
+kill -9 "$h2"
+wait_for -t 30 not test -e "$M$n2" || fail "$n2 survived its holder"
+
 zk_stop "$M"
