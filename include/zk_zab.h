@@ -6,8 +6,9 @@
  *
  * Events go in (zk_zab_step for a received message, zk_zab_tick for one
  * tick of logical time, zk_zab_propose for a local write, zk_zab_advance
- * for "everything in the last Ready is persisted / installed"); actions come out in a struct zk_zab_ready, in
- * the style of etcd raft's Ready/Advance:
+ * for "everything in the last Ready is persisted / installed"); actions
+ * come out in a struct zk_zab_ready, in the style of etcd raft's
+ * Ready/Advance:
  *
  *   while (zk_zab_has_ready(z)) {
  *       struct zk_zab_ready rd;
@@ -45,6 +46,8 @@
 
 #define ZK_ZAB_MEMBERS_MAX      16        /* voters + observers           */
 #define ZK_ZAB_MSG_ENTRIES_MAX  256       /* entries in one message batch */
+#define ZK_ZAB_MSG_BATCH_BYTES  (4u << 20) /* payload bytes a batch stops at
+                                             (one entry may exceed it)   */
 #define ZK_ZAB_PAYLOAD_MAX      ((1u << 20) + 65536) /* bytes of one entry */
 #define ZK_ZAB_LOG_KEEP         1024      /* applied entries kept for DIFF */
 #define ZK_ZAB_PENDING_MAX      8192      /* uncommitted entries at leader */
@@ -225,7 +228,9 @@ int zk_zab_propose(struct zk_zab *z, const uint8_t *data, uint32_t len,
 enum zk_zab_op_kind {
     ZK_ZAB_OP_INSTALL = 1,  /* replace state machine and log by the
                                snapshot at zxid received with the SNAP
-                               message from `from`; the log becomes empty */
+                               message from `from` (the op is in the first
+                               Ready taken after that message was
+                               stepped); the log becomes empty           */
     ZK_ZAB_OP_TRUNCATE = 2, /* remove logged entries with zxid > zxid    */
     ZK_ZAB_OP_APPEND = 3,   /* append *entry                             */
 };

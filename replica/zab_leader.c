@@ -200,10 +200,14 @@ static void send_entries(struct zk_zab *z, struct zk__peer *p, uint8_t type,
     size_t pos;
     zk__log_find(&z->log, from, &pos);
     while (pos < z->log.n && z->log.v[pos]->e.zxid <= to) {
-        size_t n = 0;
+        size_t n = 0, bytes = 0;
         while (pos + n < z->log.n && n < ZK_ZAB_MSG_ENTRIES_MAX &&
-               z->log.v[pos + n]->e.zxid <= to)
+               z->log.v[pos + n]->e.zxid <= to &&
+               (n == 0 || bytes + z->log.v[pos + n]->e.len <=
+                              ZK_ZAB_MSG_BATCH_BYTES)) {
+            bytes += z->log.v[pos + n]->e.len;
             n++;
+        }
         struct zk_zab_msg *m = lmsg(z, p, type);
         zk__msg_entries(z, m, &z->log.v[pos], n);
         pos += n;

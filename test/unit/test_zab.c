@@ -6,7 +6,11 @@
  * The simulator's invariants are checked after every step as well.
  */
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "zk_common.h"
 
 #include "../sim/sim.h"
 
@@ -366,6 +370,66 @@ START_TEST(replay_is_deterministic)
 }
 END_TEST
 
+/* The API's error paths, on a bare core. */
+START_TEST(api_errors)
+{
+    struct zk_zab_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.id = 1;
+    cfg.n_members = 2;
+    cfg.members[0].id = 1;
+    cfg.members[1].id = 2;
+    cfg.init_limit_ticks = cfg.sync_limit_ticks = 5;
+    cfg.session_timeout_ticks = 10;
+    struct zk_zab *z = NULL;
+    struct zk_zab_config bad = cfg;
+    bad.id = 3;                                       /* not a member */
+    ck_assert_int_eq(zk_zab_create(&bad, NULL, &z), -EINVAL);
+    bad = cfg;
+    bad.members[1].id = 1;                            /* duplicate id */
+    ck_assert_int_eq(zk_zab_create(&bad, NULL, &z), -EINVAL);
+    bad = cfg;
+    bad.sync_limit_ticks = 0;
+    ck_assert_int_eq(zk_zab_create(&bad, NULL, &z), -EINVAL);
+    ck_assert_ptr_null(z);
+    uint8_t p[2] = { 1, 2 };
+    struct zk_zab_entry e[2] = { { 5, 0, 1, ZK_ZAB_ENTRY_WRITE, 2, p },
+                                 { 4, 0, 1, ZK_ZAB_ENTRY_WRITE, 2, p } };
+    struct zk_zab_restore st;
+    memset(&st, 0, sizeof(st));
+    st.entries = e;
+    st.n_entries = 2;                                 /* unordered   */
+    ck_assert_int_eq(zk_zab_create(&cfg, &st, &z), -EINVAL);
+    st.n_entries = 1;
+    ck_assert_int_eq(zk_zab_create(&cfg, &st, &z), 0);
+    struct zk_zab_status s1;
+    zk_zab_status(z, &s1);
+    ck_assert_uint_eq(s1.role, ZK_ZAB_LOOKING);
+    ck_assert_uint_eq(s1.last_zxid, 5);
+    ck_assert_uint_eq(s1.persisted_zxid, 5);
+    uint64_t req;
+    ck_assert_int_eq(zk_zab_propose(z, p, 2, &req), ZK_ENOTREADY);
+    ck_assert_int_eq(zk_zab_propose(z, p, ZK_ZAB_PAYLOAD_MAX + 1, &req),
+                     -EMSGSIZE);
+    struct zk_zab_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = ZK_ZAB_MSG_PING;
+    m.from = 2;
+    m.to = 2;
+    ck_assert_int_eq(zk_zab_step(z, &m), -EINVAL);    /* not for us  */
+    /* The first Ready carries election votes to the peer. */
+    ck_assert_int_eq(zk_zab_has_ready(z), 1);
+    struct zk_zab_ready rd;
+    zk_zab_ready(z, &rd);
+    ck_assert_uint_ge(rd.n_msgs, 1);
+    ck_assert_uint_eq(rd.msgs[0].type, ZK_ZAB_MSG_VOTE);
+    ck_assert_uint_eq(rd.msgs[0].to, 2);
+    ck_assert_int_eq(zk_zab_has_ready(z), 0);         /* outstanding */
+    zk_zab_advance(z);
+    zk_zab_destroy(z);
+}
+END_TEST
+
 Suite *zab_suite(void);
 Suite *zab_suite(void)
 {
@@ -384,5 +448,8 @@ Suite *zab_suite(void)
     tcase_add_test(tc, counter_overflow_forces_new_epoch);
     tcase_add_test(tc, replay_is_deterministic);
     suite_add_tcase(su, tc);
+    TCase *api = tcase_create("api");
+    tcase_add_test(api, api_errors);
+    suite_add_tcase(su, api);
     return su;
 }
