@@ -8,7 +8,10 @@
 D=$ZK_TMP/data
 M=$ZK_TMP/mnt
 zk_start "$D" "$M"
-mkdir "$M/w"
+mkdir "$M/w" "$M/eph"
+setfattr -n user.zkfs.children -v ephemeral "$M/eph"
+zk_bg bash -c 'exec 9>"$1/held"; touch "$2"; exec sleep 600' _ "$M/eph" "$ZK_TMP/held"
+wait_for test -e "$ZK_TMP/held" || fail "the ephemeral holder did not start"
 
 # Two writers: for i = 1, 2, ... one writes "i" to w/k(i mod 20), the
 # other creates w/n(i) holding "i"; each logs "try K I" before and
@@ -61,6 +64,9 @@ for k in $(seq 0 19); do
     checked=$((checked + 1))
 done
 assert_eq 20 "$checked" "keys checked"
+
+log "the ephemeral of the killed daemon's session is gone"
+assert_eq "" "$(ls "$M/eph")" "eph after kill -9 and restart"
 
 log "every acknowledged create is there"
 n=0
