@@ -118,6 +118,16 @@ struct run {
     uint64_t cap_ns;
 };
 
+/* Set by SIGINT/SIGTERM in the parent: stop the workers (by pid), clean
+ * up, report nothing. The one global: a signal handler needs it. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 /* ------------------------------------------------------------------------
  * Small helpers
  * --------------------------------------------------------------------- */
@@ -475,6 +485,8 @@ static int setup_list(struct run *r)
         return errno;
     char path[4096 + NAME_LEN];
     for (long i = 0; i < o->entries; i++) {
+        if (stop_requested)
+            return EINTR;
         if (now_ns() > r->setup_deadline_ns)
             return ETIMEDOUT;
         fmt_path(path, sizeof path, "%s/entry-%06ld", r->listdir, i);
@@ -531,9 +543,10 @@ static void reap(pid_t *pids, int n, uint64_t deadline_ns)
         }
         if (left == 0)
             break;
-        if (now_ns() > deadline_ns) {
-            fprintf(stderr, "fsbench: %d process(es) still running after "
-                    "the cap; killing them\n", left);
+        if (now_ns() > deadline_ns || stop_requested) {
+            if (!stop_requested)
+                fprintf(stderr, "fsbench: %d process(es) still running "
+                        "after the cap; killing them\n", left);
             for (int i = 0; i < n; i++)
                 if (pids[i] > 0)
                     kill(pids[i], SIGKILL);
@@ -552,7 +565,7 @@ static int await_ready(int fd, int n, uint64_t deadline_ns)
 {
     int got = 0;
     char buf[PROCS_MAX];
-    while (got < n) {
+    while (got < n && !stop_requested) {
         uint64_t now = now_ns();
         if (now > deadline_ns)
             break;
@@ -655,6 +668,8 @@ static int run_bench(struct run *r)
         if (pids[p] < 0)
             die("fork");
         if (pids[p] == 0) {
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
             close(ready[0]);
             close(start[1]);
             worker(r, &sh, p, ready[1], start[0]);
@@ -671,6 +686,10 @@ static int run_bench(struct run *r)
     close(ready[0]);
     reap(pids, o->procs,
          r->t0_ns + r->cap_ns + (uint64_t)GRACE_S * 1000000000u);
+    if (stop_requested) {
+        fprintf(stderr, "fsbench: stopped by a signal\n");
+        return 130;
+    }
     if (got < o->procs) {
         fprintf(stderr, "fsbench: only %d of %d processes finished set-up\n",
                 got, o->procs);
@@ -769,6 +788,11 @@ int main(int argc, char **argv)
         r.payload[i] = (char)('a' + (int)(i % 26));
     if (o.size_bytes > 0)
         r.payload[o.size_bytes - 1] = '\n';
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     /* Set-up gets the same cap as the run. */
     r.cap_ns = (uint64_t)(o.time_cap_s * 1e9);
     r.setup_deadline_ns = now_ns() + r.cap_ns;

@@ -35,6 +35,7 @@ RAW=""
 BUILD=1
 CAP_S=60            # fsbench's own time cap per run
 MOUNT_WAIT_S=20     # how long a mount may take to appear
+FILES=250           # files per process that set/get/stat cycle over
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -102,6 +103,10 @@ stop_target() {
 
 cleanup() {
     local t
+    if [ -n "${BGPID:-}" ]; then
+        kill "$BGPID" 2>/dev/null || true
+        wait "$BGPID" 2>/dev/null || true
+    fi
     for t in "${!MNT[@]}"; do stop_target "$t"; done
     # Only once nothing is mounted below it; never cross into a mount.
     if ! awk -v w="$WORK/" 'index($5, w) == 1 { f = 1 } END { exit !f }' \
@@ -192,6 +197,18 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs;" \
      "targets: ${ACTIVE[*]}; runs: $RUNS" | tee "$WORK/context"
 context before | tee -a "$WORK/context"
 
+# run_bg SECONDS CMD...: runs CMD in the background and waits for it, so
+# that INT/TERM reach the trap at once (bash defers traps while a
+# foreground command runs); its output goes to $WORK/out and $WORK/err.
+BGPID=""
+run_bg() {
+    local secs=$1; shift
+    timeout "$secs" "$@" >"$WORK/out" 2>"$WORK/err" &
+    BGPID=$!
+    wait "$BGPID" || true
+    BGPID=""
+}
+
 RESULTS=$WORK/results
 : >"$RESULTS"
 for r in $(seq 1 "$RUNS"); do
@@ -201,15 +218,15 @@ for r in $(seq 1 "$RUNS"); do
                 if [ "$w" = watch ]; then
                     # One writer and one watcher: run it once, as "1 proc".
                     [ "$p" = "${PROCS%% *}" ] || continue
-                    line=$(timeout $((CAP_S + 30)) "$WATCHLAT" \
-                           --write-dir "${MNT[$t]}" --ops "$(ops_for watch)" \
-                           2>"$WORK/err" |
-                           sed 's/^watchlat /workload=watch procs=1 /; s/ lost=/ errors=/') || true
+                    run_bg $((CAP_S + 30)) "$WATCHLAT" --write-dir "${MNT[$t]}" \
+                        --ops "$(ops_for watch)"
+                    line=$(sed 's/^watchlat /workload=watch procs=1 /; s/ lost=/ errors=/' \
+                           "$WORK/out")
                 else
-                line=$(timeout $((CAP_S * 3 + 30)) "$FSBENCH" \
-                       --dir "${MNT[$t]}" --workload "$w" --procs "$p" \
-                       --ops "$(ops_for "$w" "$t")" --time-cap "$CAP_S" \
-                       --keep-list 2>"$WORK/err") || true
+                    run_bg $((CAP_S * 3 + 30)) "$FSBENCH" --dir "${MNT[$t]}" \
+                        --workload "$w" --procs "$p" --ops "$(ops_for "$w" "$t")" \
+                        --files "$FILES" --time-cap "$CAP_S" --keep-list
+                    line=$(cat "$WORK/out")
                 fi
                 if [ -s "$WORK/err" ]; then
                     sed "s/^/run.sh: $t: /" "$WORK/err" | head -n 3 >&2
