@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "zk_common.h"
+#include "zk_config.h"
 #include "zk_frame.h"
 
 #define FUZZ_ROUNDS   3000    /* random inputs per fuzz test       */
@@ -697,6 +698,117 @@ START_TEST(documented_layout)
 }
 END_TEST
 
+/* K(a->b) recomputed from the two HELLOs, as documented. */
+static void key_ab(const struct hs *h, uint8_t *k)
+{
+    uint8_t ids[16];
+    zk_put_be64(ids, zk_get_be64(h->hello_a + 12));
+    zk_put_be64(ids + 8, zk_get_be64(h->hello_b + 12));
+    const uint8_t *parts[] = {(const uint8_t *)"zkfs-key-v1", ids,
+                              h->hello_a + 28, h->hello_b + 28};
+    size_t lens[] = {11, 16, 32, 32};
+    hmac(secret, sizeof(secret) - 1, parts, lens, 4, k);
+}
+
+/* A frame with a valid tag under key k. */
+static void craft(uint8_t *f, uint8_t type, uint64_t sender, uint64_t seq,
+                  const uint8_t *payload, uint32_t len, const uint8_t *k)
+{
+    zk_put_be32(f, ZK_FRAME_MAGIC);
+    f[4] = ZK_FRAME_VERSION;
+    f[5] = type;
+    f[6] = f[7] = 0;
+    zk_put_be32(f + 8, len);
+    zk_put_be64(f + 12, sender);
+    zk_put_be64(f + 20, seq);
+    memcpy(f + 28, payload, len);
+    crypto_auth_hmacsha256(f + 28 + len, f, 28 + len, k);
+}
+
+START_TEST(authentic_but_wrong)
+{
+    /* Frames whose tags verify (the test knows the keys) but whose
+     * content breaks the protocol: the checks behind the tag. */
+    struct zk_frame_conn *a, *b;
+    struct hs h;
+    uint8_t k[32], f[HS_MAX], other[32];
+
+    pair_with(&a, &b, &h);
+    key_ab(&h, k);
+    zk_frame_conn_free(b);
+    /* AUTH echoing another nonce than B's. */
+    b = conn(secret, 2, 0);
+    uint8_t hb[HS_MAX];
+    size_t nhb;
+    ck_assert_int_eq(zk_frame_conn_hello(b, hb, HS_MAX, &nhb), 0);
+    memcpy(h.hello_b, hb, nhb);         /* B's new nonce, new keys */
+    key_ab(&h, k);
+    expect_event(b, h.hello_a, h.hello_a_len, ZK_FRAME_EV_HELLO, NULL);
+    memset(other, 7, sizeof(other));
+    craft(f, ZK_FRAME_AUTH, 1, 1, other, 32, k);
+    ck_assert_int_eq(feed_error(b, f, zk_frame_size(32)), -EACCES);
+    ck_assert_ptr_nonnull(strstr(zk_frame_conn_why(b), "another nonce"));
+    zk_frame_conn_free(b);
+    /* The right AUTH, then DATA claiming another sender, or skipping. */
+    for (int i = 0; i < 3; i++) {
+        b = conn(secret, 2, 0);
+        ck_assert_int_eq(zk_frame_conn_hello(b, hb, HS_MAX, &nhb), 0);
+        memcpy(h.hello_b, hb, nhb);
+        key_ab(&h, k);
+        expect_event(b, h.hello_a, h.hello_a_len, ZK_FRAME_EV_HELLO, NULL);
+        craft(f, ZK_FRAME_AUTH, 1, 1, hb + 28, 32, k);
+        expect_event(b, f, zk_frame_size(32), ZK_FRAME_EV_READY, NULL);
+        craft(f, ZK_FRAME_DATA, i == 0 ? 3 : 1, i == 1 ? 7 : 2,
+              (const uint8_t *)"x", 1, k);
+        int want = i == 0 ? ZK_ECORRUPT : i == 1 ? ZK_FRAME_EREPLAY
+                                                 : ZK_FRAME_EV_DATA;
+        if (want == ZK_FRAME_EV_DATA)
+            expect_event(b, f, zk_frame_size(1), want, NULL);
+        else
+            ck_assert_int_eq(feed_error(b, f, zk_frame_size(1)), want);
+        zk_frame_conn_free(b);
+    }
+    /* A HELLO (authentic: made with K_hello) carrying B's own nonce. */
+    uint8_t k_hello[32], payload[40];
+    const uint8_t *label[] = {(const uint8_t *)"zkfs-hello-v1"};
+    size_t label_len[] = {13};
+    hmac(secret, sizeof(secret) - 1, label, label_len, 1, k_hello);
+    b = conn(secret, 2, 0);
+    ck_assert_int_eq(zk_frame_conn_hello(b, hb, HS_MAX, &nhb), 0);
+    memcpy(payload, hb + 28, 40);
+    craft(f, ZK_FRAME_HELLO, 1, 0, payload, 40, k_hello);
+    ck_assert_int_eq(feed_error(b, f, zk_frame_size(40)), -EACCES);
+    ck_assert_ptr_nonnull(strstr(zk_frame_conn_why(b), "echoes our nonce"));
+    zk_frame_conn_free(b);
+    zk_frame_conn_free(a);
+}
+END_TEST
+
+START_TEST(long_secrets)
+{
+    /* Secrets longer than an HMAC block are hashed first; one differing
+     * only in the last byte is still refused. */
+    uint8_t s1[ZK_CONFIG_SECRET_MAX], s2[ZK_CONFIG_SECRET_MAX];
+    struct zk_frame_conn *a = NULL, *b = NULL;
+    uint8_t ha[HS_MAX];
+    size_t n;
+
+    ck_assert_int_eq(ZK_FRAME_SECRET_MIN, ZK_CONFIG_SECRET_MIN);
+    memset(s1, 's', sizeof(s1));
+    memcpy(s2, s1, sizeof(s2));
+    s2[sizeof(s2) - 1] ^= 1;
+    ck_assert_int_eq(zk_frame_conn_new(s1, sizeof(s1), 1, 2, &a), 0);
+    ck_assert_int_eq(zk_frame_conn_new(s2, sizeof(s2), 2, 0, &b), 0);
+    ck_assert_int_eq(zk_frame_conn_hello(a, ha, HS_MAX, &n), 0);
+    ck_assert_int_eq(feed_error(b, ha, n), -EACCES);
+    zk_frame_conn_free(b);
+    ck_assert_int_eq(zk_frame_conn_new(s1, sizeof(s1), 2, 0, &b), 0);
+    expect_event(b, ha, n, ZK_FRAME_EV_HELLO, NULL);
+    zk_frame_conn_free(a);
+    zk_frame_conn_free(b);
+}
+END_TEST
+
 /* ---- garbage ----------------------------------------------------------- */
 
 START_TEST(fuzz_random_garbage)
@@ -801,6 +913,8 @@ Suite *frame_suite(void)
     tcase_add_test(tc, replay_from_old_connection);
     tcase_add_test(tc, oversized_refused);
     tcase_add_test(tc, documented_layout);
+    tcase_add_test(tc, authentic_but_wrong);
+    tcase_add_test(tc, long_secrets);
     tcase_add_test(tc, fuzz_random_garbage);
     tcase_add_test(tc, fuzz_mutated_stream);
     suite_add_tcase(s, tc);
