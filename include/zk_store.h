@@ -201,7 +201,7 @@ int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
 /* Sets metadata value key (1..64 ASCII bytes), e.g. "accepted_epoch",
  * "current_epoch" (zk_store_info reports those two). The keys the store
  * maintains itself ("zkfs.format", "last_applied", "next_ino", "znodes",
- * "sessions", "data_bytes") are refused with -EINVAL. */
+ * "sessions", "data_bytes", "commit_txn") are refused with -EINVAL. */
 int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
                             uint64_t val);
 /* Makes the batch durable (fsync) and visible to readers, and frees b

@@ -18,18 +18,12 @@
 /* Readers of the log and sessions                                     */
 /* ------------------------------------------------------------------ */
 
-static int txn_ro(struct zk_store *s, MDB_txn **t)
-{
-    return zk__mdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, t),
-                       "read txn begin");
-}
-
 int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
                      size_t *len)
 {
     MDB_txn *t;
     uint8_t kb[8];
-    int rc = txn_ro(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     zk_put_be64(kb, zxid);
@@ -47,7 +41,7 @@ int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
     } else {
         rc = rc == MDB_NOTFOUND ? -ENOENT : zk__mdb_err(rc, "log get");
     }
-    mdb_txn_abort(t);
+    zk__rd_end(s, t);
     return rc;
 }
 
@@ -56,12 +50,12 @@ int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
 {
     MDB_txn *t;
     MDB_cursor *c;
-    int rc = txn_ro(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = mdb_cursor_open(t, s->log, &c);
     if (rc != 0) {
-        mdb_txn_abort(t);
+        zk__rd_end(s, t);
         return zk__mdb_err(rc, "cursor open");
     }
     if (after == UINT64_MAX)
@@ -83,7 +77,7 @@ int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
     rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log scan");
 done:
     mdb_cursor_close(c);
-    mdb_txn_abort(t);
+    zk__rd_end(s, t);
     return rc;
 }
 
@@ -92,12 +86,12 @@ int zk_store_sessions(struct zk_store *s, zk_store_session_cb cb, void *arg)
     MDB_txn *t;
     MDB_cursor *c;
     MDB_val k, v;
-    int rc = txn_ro(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = mdb_cursor_open(t, s->sessions, &c);
     if (rc != 0) {
-        mdb_txn_abort(t);
+        zk__rd_end(s, t);
         return zk__mdb_err(rc, "cursor open");
     }
     int op = MDB_FIRST;
@@ -117,7 +111,7 @@ int zk_store_sessions(struct zk_store *s, zk_store_session_cb cb, void *arg)
     rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "session scan");
 done:
     mdb_cursor_close(c);
-    mdb_txn_abort(t);
+    zk__rd_end(s, t);
     return rc;
 }
 
@@ -279,7 +273,14 @@ int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
 
 int zk_store_batch_commit(struct zk_store_batch *b)
 {
-    int rc = mdb_txn_commit(b->txn);
+    /* Readers check this against their txn id (zk__rd_begin). */
+    int rc = zk__meta_put(b->s, b->txn, ZK__META_COMMIT_TXN,
+                          mdb_txn_id(b->txn));
+    if (rc != 0) {
+        zk_store_batch_abort(b);
+        return rc;
+    }
+    rc = mdb_txn_commit(b->txn);
     free(b);
     return zk__mdb_err(rc, "commit");
 }

@@ -161,15 +161,15 @@ int zk_store_snapshot(struct zk_store *s, zk_store_snap_cb cb, void *arg,
         return -ENOMEM;
     w->cb = cb;
     w->arg = arg;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0) {
         free(w);
-        return zk__mdb_err(rc, "snapshot txn");
+        return rc;
     }
     rc = zk__meta_get(s, t, ZK__META_LAST_APPLIED, &zxid);
     if (rc == 0)
         rc = w_all(s, t, w, zxid);
-    mdb_txn_abort(t);
+    zk__rd_end(s, t);
     free(w);
     if (rc == 0 && zxid_out != NULL)
         *zxid_out = zxid;

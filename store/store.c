@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define STORE_FILE "zkfs.mdb"
@@ -30,13 +31,15 @@
 static const char *const reserved_meta[] = {
     ZK__META_FORMAT, ZK__META_LAST_APPLIED, ZK__META_NEXT_INO,
     ZK__META_ZNODES, ZK__META_SESSIONS, ZK__META_DATA_BYTES,
+    ZK__META_COMMIT_TXN,
 };
 
 /* ------------------------------------------------------------------ */
 /* Read transactions                                                   */
 /* ------------------------------------------------------------------ */
 
-static int rd_begin(struct zk_store *s, MDB_txn **out)
+/* Takes an idle read txn from the pool (or makes one) and renews it. */
+static int rd_get(struct zk_store *s, MDB_txn **out)
 {
     MDB_txn *t = NULL;
     int rc;
@@ -57,7 +60,42 @@ static int rd_begin(struct zk_store *s, MDB_txn **out)
     return 0;
 }
 
-static void rd_end(struct zk_store *s, MDB_txn *t)
+/* True when t shows the version its LMDB txn id names. LMDB 0.9 lets a
+ * reader that was descheduled between reading the current txn id and
+ * copying that txn's meta page copy a NEWER meta page written into the same
+ * slot by a later commit that is not yet published; its next read may then
+ * see the published, older, version: reads would go back in time. Every
+ * commit records its own txn id in meta, so such a read is recognized. */
+static int rd_consistent(struct zk_store *s, MDB_txn *t)
+{
+    MDB_val k = {strlen(ZK__META_COMMIT_TXN), (void *)ZK__META_COMMIT_TXN}, v;
+    if (mdb_get(t, s->meta, &k, &v) != 0 || v.mv_size != 8)
+        return 1;   /* not recorded yet: nothing to compare */
+    return zk_get_be64(v.mv_data) == (uint64_t)mdb_txn_id(t);
+}
+
+int zk__rd_begin(struct zk_store *s, MDB_txn **out)
+{
+    MDB_txn *t = NULL;
+    int rc = rd_get(s, &t);
+    /* A retry reads the published txn id again: its meta page is whole. */
+    for (int i = 0; rc == 0 && i < ZK__READ_RETRY_MAX; i++) {
+        if (rd_consistent(s, t))
+            break;
+        mdb_txn_reset(t);
+        sched_yield();
+        rc = mdb_txn_renew(t);
+        if (rc != 0) {
+            mdb_txn_abort(t);
+            return zk__mdb_err(rc, "read txn renew");
+        }
+    }
+    if (rc == 0)
+        *out = t;
+    return rc;
+}
+
+void zk__rd_end(struct zk_store *s, MDB_txn *t)
 {
     mdb_txn_reset(t);
     pthread_mutex_lock(&s->pool_mu);
@@ -346,6 +384,8 @@ static int format_open(struct zk_store *s, const char *dir, int create)
     } else {
         rc = format_check(s, txn, dir);
     }
+    if (rc == 0)
+        rc = zk__meta_put(s, txn, ZK__META_COMMIT_TXN, mdb_txn_id(txn));
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -404,11 +444,11 @@ int zk_store_getattr(struct zk_store *s, uint64_t ino, struct zk_stat *out)
 {
     MDB_txn *t;
     struct zk__node n;
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__node_get(s, t, ino, &n);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     if (rc == 0)
         *out = n.st;
     return rc;
@@ -438,11 +478,11 @@ int zk_store_lookup(struct zk_store *s, uint64_t parent, const char *name,
 {
     MDB_txn *t;
     struct zk__node n;
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = lookup_txn(s, t, parent, name, &n);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     if (rc == 0)
         *out = n.st;
     return rc;
@@ -457,11 +497,11 @@ int zk_store_resolve(struct zk_store *s, const char *path,
     int rc = zk_path_check(path, len);
     if (rc != 0)
         return rc;
-    rc = rd_begin(s, &t);
+    rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__resolve(s, t, path, len, &n);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     if (rc == 0)
         *out = n.st;
     return rc;
@@ -470,11 +510,11 @@ int zk_store_resolve(struct zk_store *s, const char *path,
 int zk_store_path(struct zk_store *s, uint64_t ino, char *buf, size_t size)
 {
     MDB_txn *t;
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__path(s, t, ino, buf, size);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     return rc;
 }
 
@@ -513,11 +553,11 @@ int zk_store_read(struct zk_store *s, uint64_t ino, uint8_t **data,
 {
     MDB_txn *t;
     struct zk__node n;
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = read_txn(s, t, ino, data, len, &n);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     if (rc == 0 && stat_out != NULL)
         *stat_out = n.st;
     return rc;
@@ -554,11 +594,11 @@ static int owner_txn(struct zk_store *s, MDB_txn *t, uint64_t ino, char *buf,
 int zk_store_owner(struct zk_store *s, uint64_t ino, char *buf, size_t size)
 {
     MDB_txn *t;
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = owner_txn(s, t, ino, buf, size);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     return rc;
 }
 
@@ -607,11 +647,11 @@ int zk_store_list(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
                   void *arg)
 {
     MDB_txn *t;
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = list_txn(s, t, dir, cb, arg);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     return rc;
 }
 
@@ -664,11 +704,11 @@ int zk_store_info(struct zk_store *s, struct zk_store_info *out)
     struct zk_store_info o;
     MDB_txn *t;
     memset(&o, 0, sizeof(o));
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = info_txn(s, t, &o);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     if (rc != 0)
         return rc;
     int fd;
@@ -685,11 +725,11 @@ int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val)
     uint64_t v;
     if (key == NULL || *key == '\0' || strlen(key) > 64)
         return -EINVAL;
-    int rc = rd_begin(s, &t);
+    int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__meta_get(s, t, key, &v);
-    rd_end(s, t);
+    zk__rd_end(s, t);
     if (rc == 0)
         *val = v;
     return rc;

@@ -34,6 +34,8 @@
 #define ZK__META_ZNODES       "znodes"
 #define ZK__META_SESSIONS     "sessions"
 #define ZK__META_DATA_BYTES   "data_bytes"
+#define ZK__META_COMMIT_TXN   "commit_txn"  /* LMDB txn id of the last commit */
+#define ZK__READ_RETRY_MAX    64            /* read txn restarts (see rd_begin) */
 
 struct zk_store {
     MDB_env *env;
@@ -89,6 +91,11 @@ int zk__counters_get(struct zk_store *s, MDB_txn *txn,
                      struct zk__counters *c);
 int zk__counters_put(struct zk_store *s, MDB_txn *txn,
                      const struct zk__counters *c);
+
+/* Read transactions from the store's pool (any thread); every reader of
+ * the store goes through these. */
+int zk__rd_begin(struct zk_store *s, MDB_txn **out);
+void zk__rd_end(struct zk_store *s, MDB_txn *t);
 
 /* True for the meta keys the store maintains itself (batch_meta_set
  * refuses them). */

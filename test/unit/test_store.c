@@ -1569,6 +1569,135 @@ START_TEST(rename_ephemeral)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Random operations against the store's invariants                    */
+/* ------------------------------------------------------------------ */
+
+#define RANDOM_TXNS   1500   /* random transactions applied */
+#define RANDOM_CHECK  100    /* invariants checked every so many */
+
+static uint64_t rnd_state = 88172645463325252ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (uint32_t)(rnd_state % n);
+}
+
+struct walk {
+    struct fx *f;
+    uint64_t nodes, bytes;
+    uint32_t children;
+};
+
+static int walk_cb(void *arg, const char *name, const struct zk_stat *st);
+
+/* Walks dir: every child resolves back to itself, counts add up. */
+static void walk_dir(struct walk *w, const struct zk_stat *dir)
+{
+    struct walk sub = {w->f, 0, 0, 0};
+    ck_assert_int_eq(zk_store_list(w->f->s, dir->ino, walk_cb, &sub), 0);
+    ck_assert_uint_eq(sub.children, dir->num_children);
+    w->nodes += sub.nodes;
+    w->bytes += sub.bytes;
+}
+
+static int walk_cb(void *arg, const char *name, const struct zk_stat *st)
+{
+    struct walk *w = arg;
+    char path[ZK_PATH_MAX];
+    struct zk_stat again;
+    ck_assert_int_eq(zk_store_path(w->f->s, st->ino, path, sizeof(path)), 0);
+    ck_assert_int_eq(zk_store_resolve(w->f->s, path, &again), 0);
+    ck_assert_uint_eq(again.ino, st->ino);
+    ck_assert_str_eq(strrchr(path, '/') + 1, name);
+    w->children++;
+    w->nodes++;
+    w->bytes += st->data_length;
+    if (st->kind == ZK_KIND_DIR)
+        walk_dir(w, st);
+    else
+        ck_assert_uint_eq(st->num_children, 0);
+    return 0;
+}
+
+static void check_invariants(struct fx *f)
+{
+    struct zk_store_info info;
+    struct walk w = {f, 1, 0, 0};
+    struct zk_stat root;
+    ck_assert_int_eq(zk_store_getattr(f->s, ZK_INO_ROOT, &root), 0);
+    walk_dir(&w, &root);
+    ck_assert_int_eq(zk_store_info(f->s, &info), 0);
+    ck_assert_uint_eq(info.znodes, w.nodes);
+    ck_assert_uint_eq(info.data_bytes, w.bytes);
+    ck_assert_uint_eq(info.last_applied_zxid, f->zxid);
+}
+
+static const char *const rnd_paths[] = {
+    "/a", "/b", "/c", "/a/a", "/a/b", "/b/a", "/b/c", "/a/a/b", "/a/b/c",
+    "/c/a", "/b/a/c",
+};
+static const char rnd_data[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+static struct zk_op random_op(void)
+{
+    const char *p = rnd_paths[rnd(ZK_ARRAY_LEN(rnd_paths))];
+    struct zk_op o = mk(ZK_OP_CREATE, p);
+    switch (rnd(8)) {
+    case 0: o.flags = ZK_CREATE_DIR; break;
+    case 1: o.type = ZK_OP_DELETE; break;
+    case 2: o.type = ZK_OP_SET_DATA; break;
+    case 3: o.type = ZK_OP_APPEND; break;
+    case 4:
+        o.type = ZK_OP_RENAME;
+        o.path2 = rnd_paths[rnd(ZK_ARRAY_LEN(rnd_paths))];
+        o.path2_len = (uint32_t)strlen(o.path2);
+        break;
+    case 5:
+        o.flags = ZK_CREATE_EPHEMERAL;
+        o.session = 1 + rnd(3);
+        o.owner = "r:1";
+        o.owner_len = 3;
+        break;
+    case 6:
+        o = mk_session(rnd(2) ? ZK_OP_SESSION_CLOSE : ZK_OP_SESSION_OPEN,
+                       1 + rnd(3));
+        break;
+    default: break;   /* a plain file create */
+    }
+    if (o.type != ZK_OP_DELETE && o.type != ZK_OP_RENAME) {
+        o.data = (const uint8_t *)rnd_data;
+        o.data_len = rnd(sizeof(rnd_data));
+    }
+    return o;
+}
+
+START_TEST(random_ops_keep_invariants)
+{
+    struct fx f;
+    struct zk_op ops[3];
+    int ok = 0;
+    fx_open(&f);
+    for (int i = 1; i <= RANDOM_TXNS; i++) {
+        uint32_t n = 1 + rnd(3);
+        for (uint32_t k = 0; k < n; k++)
+            ops[k] = random_op();
+        struct zk_apply_result *res = apply_n(&f, ops, n);
+        ok += res->err == 0;
+        zk_apply_result_free(res);
+        if (i % RANDOM_CHECK == 0)
+            check_invariants(&f);
+    }
+    ck_assert_int_gt(ok, RANDOM_TXNS / 10);
+    fx_reopen(&f);
+    check_invariants(&f);
+    fx_close(&f);
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -1605,6 +1734,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, damaged_file_refused);
     tcase_add_test(tc, map_full_is_enospc);
     tcase_add_test(tc, readers_see_whole_commits);
+    tcase_add_test(tc, random_ops_keep_invariants);
     tcase_add_test(tc, snapshot_install_roundtrip);
     tcase_add_test(tc, snapshot_bad_stream_rejected);
     suite_add_tcase(s, tc);
