@@ -142,7 +142,7 @@ int zk_frame_conn_auth(struct zk_frame_conn *c, uint8_t *buf, size_t cap,
  * stops after the first complete frame. Returns an enum zk_frame_event
  * (>= 0) and the number of bytes used in *consumed (all of them for
  * ZK_FRAME_EV_NONE); call again with the rest. For ZK_FRAME_EV_DATA, *out
- * is filled. Partial input is never an error: the bytes are kept (at most
+ * (which must not be NULL) is filled. Partial input is never an error: the bytes are kept (at most
  * one frame) until the rest arrives.
  *
  * Errors (the connection is then dead, and every later call returns the

@@ -206,7 +206,7 @@ static int take_frame(struct zk_frame_conn *c, struct zk_frame *out)
                         "(wrong secret?)");
         if (c->type == ZK_FRAME_AUTH)
             return fail(c, -EACCES, "peer AUTH does not verify (wrong "
-                        "secret?)");
+                        "secret, or replayed from another connection?)");
         return fail(c, ZK_ECORRUPT, "frame tag does not verify");
     }
     if (c->seq != c->recv_seq)
