@@ -478,8 +478,9 @@ static int parse_version(const char *s, int32_t *out)
     return 0;
 }
 
-/* DATA as given, or standard input for "-". *buf is malloc'd when read
- * from stdin (then *owned = 1). -EFBIG past ZK_DATA_MAX. */
+/* DATA as given, or standard input for "-", into a new malloc'd *buf
+ * (the caller frees it; it may be set even on error). -EFBIG past
+ * ZK_DATA_MAX. */
 static int get_data(const char *arg, char **buf, size_t *len)
 {
     if (strcmp(arg, "-") != 0) {
@@ -494,7 +495,8 @@ static int get_data(const char *arg, char **buf, size_t *len)
 }
 
 /* Resolves path, opens its mount's control file and sends one request
- * whose header is fmt (which gets the znode path as its %s). On success
+ * whose header is fmt formatted with arg and then the znode path (fmt may
+ * use neither, one or both %s). On success
  * returns 0 with *resp filled (code 0) and, if fd_out is not NULL, the
  * still-open control fd. Otherwise reports and returns the exit status. */
 static int request(const char *cmd, const char *path, const char *fmt,
