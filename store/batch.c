@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 /* ------------------------------------------------------------------ */
 /* Readers of the log and sessions                                     */
@@ -271,6 +272,21 @@ int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
     return zk__meta_put(b->s, b->txn, key, val);
 }
 
+/* Maps a commit's error. LMDB reports a short write (the file system took
+ * part of a page write, then was full) as EIO ("short write, filesystem
+ * full?"); when the file system is indeed (nearly) full that is ENOSPC for
+ * the writer, not an I/O error. */
+static int commit_err(struct zk_store *s, int rc)
+{
+    struct statvfs sv;
+    int fd;
+    if (rc == EIO && mdb_env_get_fd(s->env, &fd) == 0 &&
+        fstatvfs(fd, &sv) == 0 &&
+        (uint64_t)sv.f_bavail * sv.f_frsize < ZK__ENOSPC_SLACK_BYTES)
+        rc = ENOSPC;
+    return zk__mdb_err(rc, "commit");
+}
+
 int zk_store_batch_commit(struct zk_store_batch *b)
 {
     /* Readers check this against their txn id (zk__rd_begin). */
@@ -280,9 +296,10 @@ int zk_store_batch_commit(struct zk_store_batch *b)
         zk_store_batch_abort(b);
         return rc;
     }
+    struct zk_store *s = b->s;
     rc = mdb_txn_commit(b->txn);
     free(b);
-    return zk__mdb_err(rc, "commit");
+    return commit_err(s, rc);
 }
 
 void zk_store_batch_abort(struct zk_store_batch *b)

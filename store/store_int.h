@@ -36,6 +36,8 @@
 #define ZK__META_DATA_BYTES   "data_bytes"
 #define ZK__META_COMMIT_TXN   "commit_txn"  /* LMDB txn id of the last commit */
 #define ZK__READ_RETRY_MAX    64            /* read txn restarts (see rd_begin) */
+/* A commit failing with EIO while less than this is free is a full disk. */
+#define ZK__ENOSPC_SLACK_BYTES (4u * 1024 * 1024)
 
 struct zk_store {
     MDB_env *env;
