@@ -25,6 +25,7 @@
 #define CTL_BODY_MAX    ZK_CTL_RESP_MAX
 
 struct ctl {
+    struct zk__fs_handle hd;
     struct zk_fs *fs;
     uint8_t *req;
     size_t req_len, req_cap;
@@ -47,9 +48,15 @@ struct ctl {
 
 static void ctl_free(struct ctl *c)
 {
+    zk__fs_handle_del(&c->hd);
     free(c->req);
     free(c->resp);
     free(c);
+}
+
+static void ctl_destroy(struct zk__fs_handle *h)
+{
+    ctl_free((struct ctl *)h);
 }
 
 static void serve_read(struct ctl *c, fuse_req_t req, size_t size)
@@ -515,6 +522,8 @@ void zk__fs_ctl_open(fuse_req_t req, struct fuse_file_info *fi)
     fi->keep_cache = 0;
     if (fuse_reply_open(req, fi) != 0)
         ctl_free(c);
+    else
+        zk__fs_handle_add(c->fs, &c->hd, ctl_destroy);
 }
 
 /* Gathers request bytes; dispatches once the announced length arrived. */

@@ -2,10 +2,10 @@
  * file.c — file contents: open, read, write, flush/fsync (the commit),
  * release, setattr, and ephemeral holders.
  *
- * An open file owns a buffer (struct zk__fs_fh). Reads are served from the
- * version loaded at the first read or write, so a reader never sees a torn
- * value; writes change only the buffer. flush (every close) and fsync
- * commit a dirty buffer as ONE transaction — ZK_OP_SET_DATA of the whole
+ * An open file owns a buffer (struct zk__fs_fh) loaded at open and uses
+ * direct I/O: every read is served from that one version, so a reader
+ * never sees a torn value, and writes change only the buffer. flush
+ * (every close) and fsync commit a dirty buffer as ONE transaction — ZK_OP_SET_DATA of the whole
  * content, or ZK_OP_APPEND of the bytes an O_APPEND descriptor added (the
  * leader appends them atomically) — naming the node by its inode, so a node
  * renamed or replaced meanwhile is not clobbered, and answer with the
@@ -47,29 +47,21 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
 
 static void fh_free(struct zk__fs_fh *fh)
 {
-    if (fh->fs)
-        zk__fs_inomap_set_writer(&fh->fs->inomap, fh->ino, NULL, fh);
+    zk__fs_handle_del(&fh->hd);
     free(fh->data);
     free(fh);
 }
 
-/* fh now holds the latest unsaved change of its node. */
+static void fh_destroy(struct zk__fs_handle *h)
+{
+    fh_free((struct zk__fs_fh *)h);
+}
+
+/* fh's buffer changed. */
 static void fh_changed(struct zk__fs_fh *fh)
 {
     fh->dirty = 1;
     fh->wgen++;
-    if (fh->fs && !fh->append)
-        zk__fs_inomap_set_writer(&fh->fs->inomap, fh->ino, fh, NULL);
-}
-
-/* The size fstat should report for fh: its unsaved buffer's, or (size_t)-1
- * for "what the store says". */
-size_t zk__fs_fh_size(const struct zk__fs_fh *fh)
-{
-    if ((fh->dirty || fh->trunc) && fh->loaded && !fh->append &&
-        !fh->poisoned)
-        return fh->len;
-    return (size_t)-1;
 }
 
 static int fh_load(struct zk_fs *fs, struct zk__fs_fh *fh)
@@ -134,7 +126,6 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
         return;
     }
     fh->st = *st;
-    fh->fs = fs;
     if (created) {
         fh->loaded = 1;
         fh->trunc = 0;             /* a new node is empty already */
@@ -148,10 +139,12 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
     e.attr_timeout = ZK__FS_TIMEOUT_S;
     zk__fs_fill_attr(fs, st, &e.attr);
     fi->fh = (uintptr_t)fh;
-    fi->keep_cache = 1;
-    fi->direct_io = 0;
+    fi->keep_cache = 0;
+    fi->direct_io = 1;          /* see zk__fs_open */
     if (fuse_reply_create(req, &e, fi) == 0) {
         zk__fs_inomap_add(&fs->inomap, st->ino, 1);
+        zk__fs_inomap_open(&fs->inomap, st);
+        zk__fs_handle_add(fs, &fh->hd, fh_destroy);
         return;
     }
     /* The creator is gone (interrupted): no RELEASE will come. */
@@ -169,7 +162,7 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         zk__fs_ctl_open(req, fi);
         return;
     }
-    int rc = zk_store_getattr(fs->store, ino, &st);
+    int rc = zk__fs_stale(zk_store_getattr(fs->store, ino, &st));
     if (rc == 0 && st.kind == ZK_KIND_DIR)
         rc = -EISDIR;
     if (rc) {
@@ -184,13 +177,27 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fh->echo = echo;            /* a replay's open: never commits */
     fh->st = st;
-    fh->fs = fs;
-    if (fh->trunc)              /* this kernel sees the file empty now */
-        zk__fs_inomap_set_writer(&fs->inomap, ino, fh, NULL);
-    fi->fh = (uintptr_t)fh;
-    fi->keep_cache = 1;
-    if (fuse_reply_open(req, fi) != 0)
+    /* The version this open file reads (and overwrites parts of): taken
+     * now, so a read still works after the node is replaced or deleted. */
+    rc = echo || fh->append ? 0 : zk__fs_stale(fh_load(fs, fh));
+    if (rc) {
         fh_free(fh);
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    fi->fh = (uintptr_t)fh;
+    /* Direct I/O: every read is answered from this snapshot, never from a
+     * page cache shared with other descriptors (which would mix versions
+     * and see uncommitted writes; docs/filesystem.md, "Reads"). Pages a
+     * MAP_PRIVATE mapping cached from an older version are dropped. */
+    fi->keep_cache = 0;
+    fi->direct_io = !echo;
+    if (fuse_reply_open(req, fi) != 0) {
+        fh_free(fh);
+        return;
+    }
+    zk__fs_inomap_open(&fs->inomap, &st);
+    zk__fs_handle_add(fs, &fh->hd, fh_destroy);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -300,13 +307,13 @@ static void late_reply(void *arg)
     free(l);
 }
 
-/* Answers a commit. An append lands where the leader puts it, not where
- * this kernel's page cache wrote it: the answer waits until the echo
- * thread has invalidated the file, so the writer's next read is right. */
-static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc,
-                         int append)
+/* Answers a commit once the echo thread has invalidated the file: an
+ * append lands where the leader puts it, not where this kernel's page
+ * cache wrote it, and the times are the transaction's; whoever reads
+ * after the close() returns must not get the cached version. */
+static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc)
 {
-    struct late_reply *l = append && rc == 0 ? malloc(sizeof(*l)) : NULL;
+    struct late_reply *l = rc == 0 ? malloc(sizeof(*l)) : NULL;
     if (!l) {
         zk__fs_reply_errno(req, rc);
         return;
@@ -330,15 +337,13 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
         fh->dirty = fh->len > 0;
     } else if (rc == 0) {
         fh->trunc = 0;
-        if (fh->wgen == c->wgen) {
+        if (fh->wgen == c->wgen)
             fh->dirty = 0;
-            zk__fs_inomap_set_writer(&c->fs->inomap, fh->ino, NULL, fh);
-        }
     }
     if (rc)   /* the page cache may hold what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
     if (c->req)
-        reply_commit(c->fs, c->req, rc, fh->append);
+        reply_commit(c->fs, c->req, rc);
     if (c->paused)
         zk__fs_resume(c->fs);
     fh_unref(fh);
@@ -463,6 +468,7 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    zk__fs_inomap_close(&fs->inomap, fh->ino);
     /* A truncation alone, and changes no FLUSH has seen (page writeback
      * after close), are saved; a flush that failed is not retried behind
      * the caller's back. */
@@ -488,8 +494,7 @@ struct setattr_req {
     struct zk__fs_fh *fh;
 };
 
-static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
-                       const struct zk__fs_fh *fh)
+static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino)
 {
     struct zk_stat st;
     struct stat attr;
@@ -499,11 +504,6 @@ static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
         return;
     }
     zk__fs_fill_attr(fs, &st, &attr);
-    size_t sz = fh ? zk__fs_fh_size(fh) : (size_t)-1;
-    if (sz != (size_t)-1) {
-        attr.st_size = (off_t)sz;
-        attr.st_blocks = ((blkcnt_t)sz + 511) / 512;
-    }
     fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
 }
 
@@ -515,7 +515,7 @@ static void setattr_done(void *arg, int err, const struct zk_apply_result *res)
     if (rc)
         zk__fs_reply_errno(sr->req, rc);
     else
-        reply_attr(sr->fs, sr->req, sr->ino, sr->fh);
+        reply_attr(sr->fs, sr->req, sr->ino);
     if (sr->fh)
         fh_unref(sr->fh);
     free(sr);
@@ -608,7 +608,7 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (fi && fi->fh)
         fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     if (fh && fh->echo) {
-        reply_attr(fs, req, ino, NULL);   /* a replayed ftruncate */
+        reply_attr(fs, req, ino);   /* a replayed ftruncate */
         return;
     }
     int rc = zk_store_path(fs->store, ino, path, sizeof(path));
@@ -617,7 +617,7 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         if (n < 0)
             zk__fs_reply_errno(req, n);
         else
-            reply_attr(fs, req, ino, fh);
+            reply_attr(fs, req, ino);
         return;
     }
     struct setattr_req *sr = calloc(1, sizeof(*sr));

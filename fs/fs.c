@@ -83,9 +83,8 @@ int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
     }
     size_t i = ino_find(m, ino);
     if (m->slots[i].ino == 0) {
+        memset(&m->slots[i], 0, sizeof(m->slots[i]));
         m->slots[i].ino = ino;
-        m->slots[i].nlookup = 0;
-        m->slots[i].writer = NULL;
         m->len++;
     }
     m->slots[i].nlookup += n;
@@ -105,6 +104,7 @@ void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
         m->slots[i].nlookup -= n;
         return;
     }
+    free(m->slots[i].st);           /* (only if still open: a bug) */
     size_t mask = m->cap - 1, j = i;
     for (;;) {
         j = (j + 1) & mask;
@@ -118,38 +118,93 @@ void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
             i = j;
         }
     }
-    m->slots[i].ino = 0;
-    m->slots[i].nlookup = 0;
-    m->slots[i].writer = NULL;
+    memset(&m->slots[i], 0, sizeof(m->slots[i]));
     m->len--;
 }
 
-/* The open file whose unsaved writes set ino's size as this kernel sees
- * it (NULL: the store's). */
-struct zk__fs_fh *zk__fs_inomap_writer(const struct zk__fs_inomap *m,
-                                       uint64_t ino)
+/* An open file of st->ino: its stat is kept, so that fstat still works
+ * after the node was deleted or replaced (the kernel's GETATTR carries no
+ * file handle). The kernel holds a lookup of every open inode, so its
+ * slot exists. */
+void zk__fs_inomap_open(struct zk__fs_inomap *m, const struct zk_stat *st)
 {
     if (m->cap == 0)
-        return NULL;
-    return m->slots[ino_find(m, ino)].writer;
+        return;
+    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, st->ino)];
+    if (sl->ino != st->ino)
+        return;
+    if (!sl->st && !(sl->st = malloc(sizeof(*sl->st))))
+        return;
+    *sl->st = *st;
+    sl->nopen++;
 }
 
-/* Sets ino's writer to fh if it is old now (old NULL: whatever it is).
- * Only for inodes the kernel holds: an open file always is one. */
-void zk__fs_inomap_set_writer(struct zk__fs_inomap *m, uint64_t ino,
-                              struct zk__fs_fh *fh, struct zk__fs_fh *old)
+/* The release of an open file of ino. */
+void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino)
 {
     if (m->cap == 0)
         return;
     struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
-    if (sl->ino == ino && (!old || sl->writer == old))
-        sl->writer = fh;
+    if (sl->ino != ino || sl->nopen == 0)
+        return;
+    if (--sl->nopen == 0) {
+        free(sl->st);
+        sl->st = NULL;
+    }
+}
+
+/* The stat kept for an open file of ino, or NULL. */
+const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
+                                              uint64_t ino)
+{
+    if (m->cap == 0)
+        return NULL;
+    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    return sl->ino == ino ? sl->st : NULL;
 }
 
 void zk__fs_inomap_free(struct zk__fs_inomap *m)
 {
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slots[i].st);
     free(m->slots);
     memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------------ */
+/* handles                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Lists h (opened and answered) with its destructor. */
+void zk__fs_handle_add(struct zk_fs *fs, struct zk__fs_handle *h,
+                       void (*destroy)(struct zk__fs_handle *h))
+{
+    h->destroy = destroy;
+    h->next = fs->handles.next;
+    h->prev = &fs->handles;
+    fs->handles.next->prev = h;
+    fs->handles.next = h;
+}
+
+/* Takes h off the list (harmless if it never was on it, once zeroed or
+ * pointing to itself). */
+void zk__fs_handle_del(struct zk__fs_handle *h)
+{
+    if (!h->next || h->next == h)
+        return;
+    h->prev->next = h->next;
+    h->next->prev = h->prev;
+    h->prev = h->next = h;
+}
+
+/* Frees what the kernel never released. */
+static void handles_free(struct zk_fs *fs)
+{
+    while (fs->handles.next != &fs->handles) {
+        struct zk__fs_handle *h = fs->handles.next;
+        zk__fs_handle_del(h);
+        h->destroy(h);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -381,6 +436,7 @@ static void teardown(struct zk_fs *fs)
     if (fs->replica)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
+    handles_free(fs);
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
     if (fs->signals_init) {
@@ -416,6 +472,7 @@ int zk_fs_run(const struct zk_fs_opts *opts)
     if (!fs)
         return 1;
     fs->opts = opts;
+    fs->handles.prev = fs->handles.next = &fs->handles;
     fs->ready_fd = opts->ready_fd;
     fs->uid = geteuid();
     fs->gid = getegid();

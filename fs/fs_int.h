@@ -47,11 +47,11 @@
 
 /* --- inode lookup counts (what the kernel knows) ----------------------- */
 
-struct zk__fs_fh;
 struct zk__fs_ino_slot {
     uint64_t ino;          /* 0: free slot */
     uint64_t nlookup;
-    struct zk__fs_fh *writer;  /* open file with the latest unsaved write */
+    uint32_t nopen;        /* open files of it                       */
+    struct zk_stat *st;    /* its stat at the latest open (nopen > 0) */
 };
 
 struct zk__fs_inomap {
@@ -121,6 +121,17 @@ struct zk__fs_echo {
     int back_async_init;
 };
 
+/* --- handles ------------------------------------------------------------- */
+
+/* Every open file, directory and control-file description is on the
+ * daemon's list from its open reply until it is freed, so that those the
+ * kernel never releases (still open when the mount goes) are freed at
+ * take-down. First member of each handle. */
+struct zk__fs_handle {
+    struct zk__fs_handle *prev, *next;     /* circular; self: not listed */
+    void (*destroy)(struct zk__fs_handle *h);
+};
+
 /* --- the daemon --------------------------------------------------------- */
 
 struct zk_fs {
@@ -147,6 +158,7 @@ struct zk_fs {
     int paused;                /* > 0: no new requests are read */
     struct zk__fs_inomap inomap;
     struct zk__fs_echo echo;
+    struct zk__fs_handle handles;  /* list head */
 };
 
 /* What a permission check needs about the requester. */
@@ -162,7 +174,7 @@ struct zk__fs_cred {
  * for a normal descriptor (loaded lazily from the store), only the bytes
  * not yet committed for an O_APPEND one. */
 struct zk__fs_fh {
-    struct zk_fs *fs;
+    struct zk__fs_handle hd;
     uint64_t ino;
     struct zk_stat st;         /* at open: fstat after a delete uses it */
     int oflags;
@@ -183,6 +195,7 @@ struct zk__fs_dirent {
     struct zk_stat st;
 };
 struct zk__fs_dh {
+    struct zk__fs_handle hd;
     struct zk_stat self;
     uint64_t parent_ino;
     size_t n, cap;
@@ -192,16 +205,19 @@ struct zk__fs_dh {
 /* --- fs.c ---------------------------------------------------------------- */
 
 void zk__fs_stop(struct zk_fs *fs);
+void zk__fs_handle_add(struct zk_fs *fs, struct zk__fs_handle *h,
+                       void (*destroy)(struct zk__fs_handle *h));
+void zk__fs_handle_del(struct zk__fs_handle *h);
 void zk__fs_pause(struct zk_fs *fs);
 void zk__fs_resume(struct zk_fs *fs);
 uint64_t zk__fs_inomap_get(const struct zk__fs_inomap *m, uint64_t ino);
 int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n);
 void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n);
-struct zk__fs_fh *zk__fs_inomap_writer(const struct zk__fs_inomap *m,
-                                       uint64_t ino);
-void zk__fs_inomap_set_writer(struct zk__fs_inomap *m, uint64_t ino,
-                              struct zk__fs_fh *fh, struct zk__fs_fh *old);
 void zk__fs_inomap_free(struct zk__fs_inomap *m);
+void zk__fs_inomap_open(struct zk__fs_inomap *m, const struct zk_stat *st);
+void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino);
+const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
+                                              uint64_t ino);
 
 /* --- util.c -------------------------------------------------------------- */
 
@@ -220,6 +236,7 @@ int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
                     zk_replica_done_cb cb, void *arg);
 int zk__fs_result_err(int err, const struct zk_apply_result *res);
 void zk__fs_reply_errno(fuse_req_t req, int err);
+int zk__fs_stale(int err);
 void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
                          size_t size);
 void zk__fs_cred_from_req(fuse_req_t req, struct zk__fs_cred *out);
@@ -255,7 +272,6 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags);
 void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
                          const struct zk_stat *st, struct fuse_file_info *fi,
                          double entry_timeout, int created);
-size_t zk__fs_fh_size(const struct zk__fs_fh *fh);
 void zk__fs_release_holder(struct zk_fs *fs, uint64_t ino);
 void zk__fs_delete_ino(struct zk_fs *fs, uint64_t ino);
 

@@ -73,6 +73,8 @@ void zk__fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (zk__fs_echo_lookup(fs, req, parent, name))
         return;
     int rc = zk_store_lookup(fs->store, parent, name, &st);
+    if (rc == -ENOENT && zk_store_getattr(fs->store, parent, &st) == -ENOENT)
+        rc = -ESTALE;           /* the directory itself went away */
     if (rc) {
         zk__fs_reply_errno(req, rc);
         return;
@@ -96,7 +98,9 @@ static void op_forget_multi(fuse_req_t req, size_t count,
     fuse_reply_none(req);
 }
 
-/* With a file handle (fstat), an open file's unsaved size is reported. */
+/* Attributes are the committed ones, also for a file with unsaved writes
+ * (the kernel has one size per inode, and a reader must get the size of
+ * the version it reads). */
 void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
                     struct fuse_file_info *fi)
 {
@@ -112,27 +116,23 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     struct zk__fs_fh *fh = fi && fi->fh ? (struct zk__fs_fh *)(uintptr_t)fi->fh
                                          : NULL;
     int rc = zk_store_getattr(fs->store, ino, &st);
-    int gone = rc == -ENOENT && fh;
+    const struct zk_stat *kept = rc == -ENOENT
+                                     ? zk__fs_inomap_open_stat(&fs->inomap, ino)
+                                     : NULL;
+    if (rc == -ENOENT && fh)
+        kept = &fh->st;
+    int gone = kept != NULL;
     if (gone) {
-        st = fh->st;            /* fstat of an open file that was deleted */
+        st = *kept;             /* fstat of an open file that was deleted */
         rc = 0;
     }
     if (rc) {
-        zk__fs_reply_errno(req, rc);
+        zk__fs_reply_errno(req, zk__fs_stale(rc));
         return;
     }
     zk__fs_fill_attr(fs, &st, &attr);
     if (gone)
         attr.st_nlink = 0;
-    if (!fh)
-        fh = zk__fs_inomap_writer(&fs->inomap, ino);
-    if (fh && st.kind == ZK_KIND_FILE) {
-        size_t sz = zk__fs_fh_size(fh);
-        if (sz != (size_t)-1) {
-            attr.st_size = (off_t)sz;
-            attr.st_blocks = ((blkcnt_t)sz + 511) / 512;
-        }
-    }
     fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
 }
 
@@ -158,10 +158,16 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void dh_free(struct zk__fs_dh *dh)
 {
+    zk__fs_handle_del(&dh->hd);
     for (size_t i = 0; i < dh->n; i++)
         free(dh->ents[i].name);
     free(dh->ents);
     free(dh);
+}
+
+static void dh_destroy(struct zk__fs_handle *h)
+{
+    dh_free((struct zk__fs_dh *)h);
 }
 
 static int dh_add(void *arg, const char *name, const struct zk_stat *st)
@@ -195,7 +201,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int rc = zk_store_getattr(fs->store, ino, &dh->self);
+    int rc = zk__fs_stale(zk_store_getattr(fs->store, ino, &dh->self));
     if (rc == 0 && dh->self.kind != ZK_KIND_DIR)
         rc = -ENOTDIR;
     if (rc == 0)
@@ -210,6 +216,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     fi->keep_cache = 0;
     if (fuse_reply_open(req, fi) != 0)
         dh_free(dh);
+    else
+        zk__fs_handle_add(fs, &dh->hd, dh_destroy);
 }
 
 /* Adds entry i (0 ".", 1 "..", then the children) to buf; returns the

@@ -129,6 +129,14 @@ int zk__fs_result_err(int err, const struct zk_apply_result *res)
     return zk_err_to_errno(err);
 }
 
+/* The error for an inode the kernel named that the store no longer has:
+ * ESTALE, so that the VFS looks the path up again (once) instead of
+ * failing an open or stat that raced with a rename or delete. */
+int zk__fs_stale(int err)
+{
+    return err == -ENOENT ? -ESTALE : err;
+}
+
 /* Replies a (negative or positive) errno or project code. */
 void zk__fs_reply_errno(fuse_req_t req, int err)
 {

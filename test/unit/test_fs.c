@@ -48,25 +48,6 @@ START_TEST(inomap_matches_reference)
 }
 END_TEST
 
-START_TEST(inomap_writer)
-{
-    struct zk__fs_inomap m = {0};
-    struct zk__fs_fh *a = (struct zk__fs_fh *)0x10, *b = (struct zk__fs_fh *)0x20;
-    zk__fs_inomap_set_writer(&m, 99, a, NULL);      /* empty map: no-op */
-    ck_assert_ptr_null(zk__fs_inomap_writer(&m, 99));
-    zk__fs_inomap_add(&m, 99, 1);
-    zk__fs_inomap_set_writer(&m, 99, a, NULL);
-    ck_assert_ptr_eq(zk__fs_inomap_writer(&m, 99), a);
-    zk__fs_inomap_set_writer(&m, 99, NULL, b);      /* not b's: kept */
-    ck_assert_ptr_eq(zk__fs_inomap_writer(&m, 99), a);
-    zk__fs_inomap_set_writer(&m, 99, NULL, a);
-    ck_assert_ptr_null(zk__fs_inomap_writer(&m, 99));
-    zk__fs_inomap_set_writer(&m, 100, a, NULL);     /* unknown inode */
-    ck_assert_ptr_null(zk__fs_inomap_writer(&m, 100));
-    zk__fs_inomap_free(&m);
-}
-END_TEST
-
 START_TEST(permissions_like_the_kernel)
 {
     struct zk_stat st = {.kind = ZK_KIND_FILE, .mode = 0640, .uid = 10,
@@ -134,7 +115,6 @@ Suite *fs_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, inomap_matches_reference);
-    tcase_add_test(tc, inomap_writer);
     tcase_add_test(tc, permissions_like_the_kernel);
     tcase_add_test(tc, zk_stat_values);
     tcase_add_test(tc, new_names);
