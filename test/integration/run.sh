@@ -23,8 +23,6 @@ export ZKFS
 
 # Known gaps: test name -> why it is not in the default run (BUGS.md).
 declare -A SKIP=(
-    [t_full_disk]="disk full reaches the writer as EIO, not ENOSPC (BUGS.md #1)"
-    [t_atomic]="readers see unfinished writes; rename-over gives ENOENT (BUGS.md #2, #3)"
 )
 
 passed=0
