@@ -31,6 +31,21 @@ out2=$("$ZKFS" create -s "$M/q/n-")
 n2=${out2##*-}
 [ $((10#$n2)) -gt $((10#$n1)) ] || fail "suffix did not increase: $n1 -> $n2"
 
+log "10 concurrent zkfs create -s get 10 distinct names"
+mkdir "$M/par"
+pids=()
+for i in $(seq 1 10); do
+    "$ZKFS" create -s "$M/par/p-" "$i" >"$ZK_TMP/par.$i" &
+    pids+=($!)
+done
+ZK_PIDS+=("${pids[@]}")
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent create -s failed"; done
+assert_eq 10 "$(cat "$ZK_TMP"/par.* | sort -u | wc -l)" "distinct printed paths"
+assert_eq 10 "$(ls "$M/par" | wc -l)" "children of par"
+for i in $(seq 1 10); do
+    assert_eq "$i" "$(cat "$(cat "$ZK_TMP/par.$i")")" "content behind path $i"
+done
+
 log "create -s in a plain directory"
 mkdir "$M/plain"
 out=$("$ZKFS" create -s "$M/plain/x-" a)
