@@ -340,7 +340,7 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
         if (fh->wgen == c->wgen)
             fh->dirty = 0;
     }
-    if (rc)   /* the page cache may hold what was not committed */
+    if (rc)   /* the kernel's size may count what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
     if (c->req)
         reply_commit(c->fs, c->req, rc);

@@ -171,8 +171,8 @@ struct zk__fs_cred {
 };
 
 /* An open regular file. data/len is the write buffer: the whole content
- * for a normal descriptor (loaded lazily from the store), only the bytes
- * not yet committed for an O_APPEND one. */
+ * for a normal descriptor (loaded from the store at open: the one version
+ * its reads see), only the bytes not yet committed for an O_APPEND one. */
 struct zk__fs_fh {
     struct zk__fs_handle hd;
     uint64_t ino;
