@@ -55,6 +55,7 @@ WORK=$(mktemp -d /tmp/zkfs-restart.XXXXXX)
 M=$WORK/mnt
 mkdir -p "$M"
 DAEMON=""           # pid of the running daemon, if any
+MOUNTED_NS=0
 
 is_mounted() {
     awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo
@@ -65,13 +66,16 @@ now_ns() { date +%s%N; }
 # The daemon serving $M: the process whose command line is
 # "... zkfs mount ... $M" (the temporary path is unique to this run).
 find_daemon() {
-    local d pid
+    local d a args has_mount has_m
     for d in /proc/[0-9]*; do
-        pid=${d#/proc/}
-        [ -r "$d/cmdline" ] || continue
-        if tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qxF "$M" &&
-           tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qx mount; then
-            echo "$pid"; return 0
+        mapfile -d '' -t args <"$d/cmdline" 2>/dev/null || continue
+        has_mount=0 has_m=0
+        for a in "${args[@]}"; do
+            [ "$a" = mount ] && has_mount=1
+            [ "$a" = "$M" ] && has_m=1
+        done
+        if [ "$has_mount" = 1 ] && [ "$has_m" = 1 ] && [ "${d#/proc/}" != "$$" ]; then
+            echo "${d#/proc/}"; return 0
         fi
     done
     return 1
@@ -115,12 +119,15 @@ mem_kib() {
     awk -v f="$1:" '$1 == f { print $2 }' "/proc/$DAEMON/status" 2>/dev/null || echo 0
 }
 
-mount_zkfs() {      # mount_zkfs DATA: daemonized mount, sets DAEMON
+# mount_zkfs DATA: daemonized mount, sets DAEMON and MOUNTED_NS (when
+# `zkfs mount` returned: finding the daemon's pid afterwards is not timed).
+mount_zkfs() {
     timeout "$WAIT_S" "$ZKFS" mount --data "$1" "$M" >"$WORK/mount.log" 2>&1 || {
         echo "restart.sh: zkfs mount failed:" >&2
         tail -n 5 "$WORK/mount.log" >&2
         return 1
     }
+    MOUNTED_NS=$(now_ns)
     DAEMON=$(find_daemon) || DAEMON=""
     is_mounted "$M" || { echo "restart.sh: mount returned but nothing is mounted" >&2
                          return 1; }
@@ -170,7 +177,7 @@ one_run() {         # one_run DATA -> "mount_ms rss0 rss1 rss2 hwm umount_ms"
     [ "$COLD" = 1 ] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
     t0=$(now_ns)
     mount_zkfs "$1" || return 1
-    t1=$(now_ns)
+    t1=$MOUNTED_NS
     r0=$(mem_kib VmRSS)
     ls -f "$M" >/dev/null
     r1=$(mem_kib VmRSS)
