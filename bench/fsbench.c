@@ -23,6 +23,11 @@
  *              gone and reports how long after the last close that was
  *   lock       flock(LOCK_EX) + flock(LOCK_UN) on one shared file
  *
+ * All processes work in one shared directory (as clients of one znode
+ * do), or with --private-dirs each in its own subdirectory: the kernel
+ * serializes creates and unlinks within one directory (the parent's inode
+ * lock), which decides whether concurrent writers can share a commit.
+ *
  * P processes (fork) each do N ops after a common start barrier (a pipe
  * whose write end the parent closes). Every op's latency is taken with
  * CLOCK_MONOTONIC into an array preallocated before the barrier (shared
@@ -88,6 +93,7 @@ struct opts {
     long entries;            /* entries of the listed directory          */
     double time_cap_s;
     int keep_list;           /* keep the list fixture for the next run   */
+    int private_dirs;        /* each process works in its own directory  */
 };
 
 /* Per-process results, in shared memory. */
@@ -203,19 +209,34 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
-/* Counts the entries of dir other than "." and "..", or -1. */
-static long count_entries(const char *dir)
+/* Counts the entries of dir other than "." and "..", or -1; with deep,
+ * a subdirectory counts as the entries in it (one level). */
+static long count_entries_at(const char *dir, int deep)
 {
     DIR *d = opendir(dir);
     if (d == NULL)
         return -1;
     long n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+    char path[4096 + NAME_LEN * 4];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (deep && e->d_type == DT_DIR) {
+            fmt_path(path, sizeof path, "%s/%s", dir, e->d_name);
+            long k = count_entries_at(path, 0);
+            n += k > 0 ? k : 0;
+        } else {
             n++;
+        }
+    }
     closedir(d);
     return n;
+}
+
+static long count_entries(const char *dir)
+{
+    return count_entries_at(dir, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -420,6 +441,22 @@ static void worker(struct run *r, struct shared *sh, int proc, int ready_fd,
 
     if (buf == NULL)
         _exit(1);
+    if (o->private_dirs) {
+        /* r is this process's own copy (fork): point it at p<N>/. */
+        char dir[sizeof r->base];
+        fmt_path(dir, sizeof dir, "%s/p%d", r->base, proc);
+        if (mkdir(dir, 0755) < 0)
+            _exit(1);
+        memcpy(r->base, dir, sizeof dir);
+        if (o->w == W_EPHEMERAL) {
+            static const char v[] = "ephemeral";
+            fmt_path(dir, sizeof dir, "%s/p%d", r->ephdir, proc);
+            if (mkdir(dir, 0755) < 0 || (r->eph_native &&
+                setxattr(dir, "user.zkfs.children", v, sizeof v - 1, 0) < 0))
+                _exit(1);
+            memcpy(r->ephdir, dir, sizeof dir);
+        }
+    }
     long nfiles = files_needed(o);
     if (setup_files(r, proc, nfiles) != 0)
         _exit(1);
@@ -588,10 +625,10 @@ static int await_ready(int fd, int n, uint64_t deadline_ns)
 static long drain_ephemerals(const struct run *r, double *secs)
 {
     uint64_t t0 = now_ns(), deadline = t0 + r->cap_ns;
-    long left = count_entries(r->ephdir);
+    long left = count_entries_at(r->ephdir, 1);
     while (left > 0 && now_ns() < deadline) {
         poll(NULL, 0, 10);
-        left = count_entries(r->ephdir);
+        left = count_entries_at(r->ephdir, 1);
     }
     *secs = (double)(now_ns() - t0) / 1e9;
     return left;
@@ -625,6 +662,8 @@ static void report(const struct run *r, struct shared *sh)
            "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f errors=%" PRIu64,
            workload_names[o->w], o->procs, total, secs,
            secs > 0 ? (double)total / secs : 0.0, p50, p99, errors);
+    if (o->private_dirs)
+        printf(" dirs=private");
     if (o->w == W_LIST)
         printf(" ms_per_list=%.2f entries=%ld", p50 / 1e3, o->entries);
     if (o->w == W_EPHEMERAL && !r->eph_native)
@@ -704,7 +743,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: fsbench --dir D [--procs P] [--ops N] [--workload W]\n"
         "               [--size BYTES] [--files F] [--entries E]\n"
-        "               [--time-cap SECONDS] [--keep-list]\n"
+        "               [--time-cap SECONDS] [--keep-list] [--private-dirs]\n"
         "workloads: create set get stat list delete ephemeral lock\n"
         "defaults: --procs 1 --ops 2000 --workload create --size 16\n"
         "          --files 1000 --entries 10000 --time-cap 60\n");
@@ -735,11 +774,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
         { "entries", required_argument, NULL, 'e' },
         { "time-cap", required_argument, NULL, 't' },
         { "keep-list", no_argument, NULL, 'k' },
+        { "private-dirs", no_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int c, found;
-    while ((c = getopt_long(argc, argv, "d:p:n:w:s:f:e:t:kh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:p:n:w:s:f:e:t:kPh", lo, NULL)) != -1) {
         switch (c) {
         case 'd': o->dir = optarg; break;
         case 'p': o->procs = (int)parse_long(optarg, 1, PROCS_MAX, "procs"); break;
@@ -749,6 +789,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case 'e': o->entries = parse_long(optarg, 1, ENTRIES_MAX, "entries"); break;
         case 't': o->time_cap_s = (double)parse_long(optarg, 1, 86400, "time-cap"); break;
         case 'k': o->keep_list = 1; break;
+        case 'P': o->private_dirs = 1; break;
         case 'w':
             found = 0;
             for (size_t i = 0; i < sizeof workload_names / sizeof *workload_names; i++)

@@ -15,9 +15,11 @@
 # Usage (as root: FUSE and tmpfs mounts):
 #   bench/run.sh [--runs R] [--targets "zkfs floor tmpfs"] [--procs "1 8"]
 #                [--workloads "create set get stat list delete ephemeral lock watch"]
-#                [--quick] [--raw FILE] [--no-build]
+#                [--quick] [--raw FILE] [--no-build] [--private-dirs]
 # Targets: zkfs, floor, floor-noxattr (floorfs --no-xattr: the configuration
 # of FUSE-FACTS.md's table), tmpfs. --quick divides the op counts by 4.
+# --private-dirs gives each fsbench process its own directory (by default
+# they share one, and the kernel serializes creates/unlinks in it).
 #
 # Benchmarks print figures; they never pass or fail and are not part of
 # `make check`. Every mount and process is cleaned up on exit (trap), by
@@ -33,6 +35,7 @@ WORKLOADS="create set get stat list delete ephemeral lock watch"
 QUICK=0
 RAW=""
 BUILD=1
+PRIVATE=()          # --private-dirs: each fsbench process in its own directory
 CAP_S=60            # fsbench's own time cap per run
 MOUNT_WAIT_S=20     # how long a mount may take to appear
 FILES=250           # files per process that set/get/stat cycle over
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1; shift ;;
         --raw) RAW=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --private-dirs) PRIVATE=(--private-dirs); shift ;;
         -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
@@ -225,7 +229,7 @@ for r in $(seq 1 "$RUNS"); do
                 else
                     run_bg $((CAP_S * 3 + 30)) "$FSBENCH" --dir "${MNT[$t]}" \
                         --workload "$w" --procs "$p" --ops "$(ops_for "$w" "$t")" \
-                        --files "$FILES" --time-cap "$CAP_S" --keep-list
+                        --files "$FILES" --time-cap "$CAP_S" --keep-list "${PRIVATE[@]}"
                     line=$(cat "$WORK/out")
                 fi
                 if [ -s "$WORK/err" ]; then
