@@ -55,6 +55,27 @@ struct zk_replica_opts {
 int zk_replica_start(const struct zk_replica_opts *opts,
                      struct zk_replica **out);
 
+struct zk_config;
+
+/* Starts one replica of an ensemble (replica/ensemble.c): the Zab core
+ * driven from opts->loop, TCP to the other servers of cfg (authenticated
+ * frames with cfg->secret), persistence in opts->store on a worker thread.
+ * cfg is copied (wipe yours when you like); opts->owner and
+ * opts->session_timeout_ms are ignored (cfg->session_timeout_ms is used;
+ * the core opens this replica's session once it has joined a leader).
+ * Every other zk_replica_* function works on the result as documented
+ * above, with these differences: proposals wait (at most (initLimit +
+ * syncLimit) ticks) while there is no established leader and then fail
+ * with ZK_ENOTREADY; zk_replica_sync commits a no-op transaction through
+ * the leader; zk_replica_stop does not wait for the close of the session
+ * (the leader expires it after sessionTimeout). Resolves host names with
+ * getaddrinfo (blocking, once). *out written only on success. Errors:
+ * -EINVAL (cfg without this server, names that do not resolve), from the
+ * store, from libuv as a negative errno (-EADDRINUSE), -ENOMEM. */
+int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
+                              const struct zk_config *cfg,
+                              struct zk_replica **out);
+
 /* Proposes txn (time_ms 0 means "now"). Encodes it before returning, so
  * txn and its strings may be freed as soon as this returns. cb is called
  * exactly once, later, never from inside this call. Returns 0, or -EINVAL

@@ -18,9 +18,14 @@
  * zxids: epoch << 32 | counter. Every start takes a new epoch (persisted as
  * accepted and current epoch before any write), so a zxid is never reused,
  * and the counter's overflow moves to the next epoch.
+ *
+ * The same struct zk_replica also stands for an ensemble replica: then
+ * `ens` is set and every public function below hands over to
+ * replica/ensemble.c (ensemble_int.h); nothing else in it is used.
  */
 #include "zk_replica.h"
 #include "zk_common.h"
+#include "ensemble_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -48,6 +53,7 @@ struct queue {
 };
 
 struct zk_replica {
+    struct zk__ens *ens;          /* non-NULL: an ensemble replica */
     uv_loop_t *loop;
     struct zk_store *store;
     zk_replica_applied_cb applied;
@@ -285,6 +291,8 @@ int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
     uint8_t *buf;
     size_t len;
 
+    if (r->ens)
+        return zk__ens_propose(r->ens, txn, cb, arg);
     if (stamped.time_ms == 0)
         stamped.time_ms = now_ms();
     int rc = zk_txn_encode(&stamped, &buf, &len);
@@ -298,6 +306,8 @@ int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
 
 int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg)
 {
+    if (r->ens)
+        return zk__ens_sync(r->ens, cb, arg);
     /* Standalone: everything committed was proposed here, and the queue is
      * FIFO, so a barrier behind every earlier proposal suffices. */
     return enqueue(r, NULL, 0, cb, arg);
@@ -305,12 +315,16 @@ int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg)
 
 uint64_t zk_replica_session(const struct zk_replica *r)
 {
-    return r->session;
+    return r->ens ? zk__ens_session(r->ens) : r->session;
 }
 
 void zk_replica_status(const struct zk_replica *r,
                        struct zk_replica_status *out)
 {
+    if (r->ens) {
+        zk__ens_status(r->ens, out);
+        return;
+    }
     memset(out, 0, sizeof(*out));
     out->role = "standalone";
     out->my_id = STANDALONE_ID;
@@ -453,8 +467,21 @@ static void on_async_closed(uv_handle_t *h)
     free(h->data);
 }
 
+struct zk_replica *zk__replica_wrap_ensemble(struct zk__ens *e)
+{
+    struct zk_replica *r = calloc(1, sizeof(*r));
+    if (r)
+        r->ens = e;
+    return r;
+}
+
 void zk_replica_stop(struct zk_replica *r, int close_session)
 {
+    if (r->ens) {
+        zk__ens_stop(r->ens, close_session);
+        free(r);
+        return;
+    }
     if (close_session) {
         struct zk_op op = {.type = ZK_OP_SESSION_CLOSE, .version = -1,
                            .session = r->session};

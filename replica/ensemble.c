@@ -1,0 +1,1347 @@
+/*
+ * ensemble.c — the libuv runtime that drives the Zab core (zk_zab.h) for
+ * one replica of an ensemble: TCP to the other servers in authenticated
+ * frames (zk_frame.h), the core's ticks from a uv_timer, and its
+ * Ready/Advance loop with persistence on a worker thread.
+ *
+ * What it keeps true:
+ *  - At most one Ready is outstanding. Its ops (log appends, truncations),
+ *    hard state and commits go to the store in ONE batch (one LMDB
+ *    transaction, one fsync) on the worker thread; only when that batch is
+ *    durable does the loop thread call the applied callback for each
+ *    commit (zxid order), then the proposers' done callbacks, then send the
+ *    Ready's messages, then zk_zab_advance(). A failed batch is fail-stop:
+ *    the core is never advanced again and every write fails (-EIO) until
+ *    the replica is restarted from disk.
+ *  - Log entries are stored in an envelope (type, origin, request id,
+ *    payload) so that a restart can hand the core its logged-but-unapplied
+ *    entries. WRITE payloads are zk_txn encodings; the core's SESSION_OPEN
+ *    and SESSION_CLOSE entries are turned into zk_txn session ops here,
+ *    with a session table kept exactly like the core's (an OPEN from member
+ *    m also closes m's previous session).
+ *  - Each pair of servers has one TCP connection, dialled by the higher id
+ *    (reconnect with exponential backoff); a newer authenticated
+ *    connection from a peer replaces the older one. Messages to a peer
+ *    without a connection are dropped: the core copes with loss.
+ *  - Every queue is bounded: proposals (ZK_PENDING_MAX), bytes queued on a
+ *    connection (ENS_SENDQ_BYTES_MAX, then the connection is dropped),
+ *    unauthenticated inbound connections (ENS_INBOUND_MAX).
+ *
+ * Not done yet (see docs/ensemble.md): SNAP streaming (a SNAP message is
+ * dropped with a warning and an INSTALL op fails the batch), splitting a
+ * message larger than one frame (refused with a warning), restarting the
+ * core after a failed batch, waiting for the session close at stop.
+ *
+ * Threads: everything runs on the loop thread except worker_main(), which
+ * only touches the store, the outstanding Ready (stable until advance) and
+ * the fields marked (worker).
+ */
+#include "ensemble_int.h"
+#include "zk_common.h"
+#include "zk_config.h"
+#include "zk_frame.h"
+#include "zk_zab.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define ENS_BACKOFF_MIN_MS    50          /* first reconnect delay          */
+#define ENS_BACKOFF_MAX_MS    2000        /* reconnect delay cap            */
+#define ENS_SENDQ_BYTES_MAX   (64u << 20) /* unsent bytes on a connection   */
+#define ENS_INBOUND_MAX       64          /* connections not yet a peer's   */
+#define ENS_READ_BYTES        65536       /* one read's buffer              */
+#define ENS_PUMP_ROUNDS_MAX   64          /* message-only Readies per event */
+#define ENS_PROP_WAIT_MIN_MS  1000        /* least wait for a proposal      */
+#define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg    */
+#define ENS_ENV_MAGIC         0xE5        /* log envelope: first byte       */
+#define ENS_ENV_VERSION       1
+#define ENS_ENV_HDR           18          /* magic ver type origin req_id   */
+#define ENS_OWNER_MAX         32          /* "server.N" session owner       */
+
+/* A proposal or read barrier waiting for its commit. */
+struct prop {
+    struct prop *prev, *next;
+    uint8_t *payload;             /* until submitted                       */
+    size_t len;
+    int submitted, is_sync, err;  /* err: answer at the next tick          */
+    uint64_t req_id;              /* core request id once submitted        */
+    uint64_t deadline_ms;         /* uv_now() after which: ZK_ENOTREADY    */
+    zk_replica_done_cb cb;
+    void *arg;
+};
+
+struct conn;
+
+struct peer {
+    uint32_t id;
+    int dial;                     /* we dial it (its id is lower)          */
+    struct sockaddr_storage addr;
+    struct conn *conn;            /* authenticated connection or NULL      */
+    struct conn *dialing;         /* outbound attempt in progress          */
+    uv_timer_t timer;             /* reconnect                             */
+    uint32_t backoff_ms;
+    struct zk__ens *e;
+};
+
+struct conn {
+    struct conn *next;
+    struct zk__ens *e;
+    struct peer *peer;            /* dialled, or known after its HELLO     */
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    struct zk_frame_conn *fc;
+    int outbound, ready, closing;
+    size_t queued_bytes;
+    uint8_t rbuf[ENS_READ_BYTES];
+};
+
+struct wreq {
+    uv_write_t req;
+    struct conn *c;
+    size_t len;
+    uint8_t buf[];
+};
+
+struct zk__ens {
+    uv_loop_t *loop;
+    struct zk_store *store;
+    zk_replica_applied_cb applied;
+    void *applied_arg;
+    struct zk_zab *z;
+    uint32_t my_id, tick_ms, sync_limit, session_timeout_ms;
+    uint64_t prop_wait_ms;
+    size_t secret_len;
+    uint8_t secret[ZK_CONFIG_SECRET_MAX];
+    uint32_t n_members;
+    uint32_t member_ids[ZK_ZAB_MEMBERS_MAX];
+    uint32_t n_peers;
+    struct peer peers[ZK_ZAB_MEMBERS_MAX];
+    struct sockaddr_storage listen_addr;
+    uv_tcp_t listener;
+    uv_timer_t tick;
+    uv_async_t async;
+    int n_handles;                /* open handles; e freed at 0 if stopping */
+    int stopping, failed;
+    struct conn *conns;
+    uint32_t n_inbound;           /* inbound connections without a peer    */
+    struct prop *head, *tail;
+    size_t n_props;
+    uint64_t applied_zxid;        /* loop: last commit delivered           */
+    uint64_t batches, fsyncs;     /* atomics                               */
+    struct zk_zab_entry rx_entries[ZK_ZAB_MSG_ENTRIES_MAX];
+    /* The outstanding Ready and the worker's hand-off (mu). */
+    struct zk_zab_ready rd;
+    int rd_out;                   /* loop: a Ready is outstanding          */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int job, job_done, job_err, worker_stop;   /* mu */
+    struct zk_apply_result **results;          /* one per commit (worker) */
+    size_t results_cap;
+    uint64_t w_applied;           /* worker: store's last applied zxid     */
+    uint64_t w_time_ms;           /* worker: time of the last WRITE        */
+    uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* worker, like the core's  */
+};
+
+static void pump(struct zk__ens *e);
+static void conn_close(struct conn *c, const char *why);
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static int member_index(const struct zk__ens *e, uint32_t id)
+{
+    for (uint32_t i = 0; i < e->n_members; i++)
+        if (e->member_ids[i] == id)
+            return (int)i;
+    return -1;
+}
+
+static struct peer *peer_by_id(struct zk__ens *e, uint32_t id)
+{
+    for (uint32_t i = 0; i < e->n_peers; i++)
+        if (e->peers[i].id == id)
+            return &e->peers[i];
+    return NULL;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Envelope of a logged entry: magic, version, type u32, origin u32,
+ * req_id u64 (big-endian), then the payload. Returns a malloc'd buffer. */
+static uint8_t *env_encode(const struct zk_zab_entry *en, size_t *len_out)
+{
+    uint8_t *b = malloc(ENS_ENV_HDR + (size_t)en->len);
+    if (!b)
+        return NULL;
+    b[0] = ENS_ENV_MAGIC;
+    b[1] = ENS_ENV_VERSION;
+    zk_put_be32(b + 2, en->type);
+    zk_put_be32(b + 6, en->origin);
+    zk_put_be64(b + 10, en->req_id);
+    if (en->len)
+        memcpy(b + ENS_ENV_HDR, en->data, en->len);
+    *len_out = ENS_ENV_HDR + (size_t)en->len;
+    return b;
+}
+
+/* Decodes an envelope; en->data points into buf. */
+static int env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
+                      struct zk_zab_entry *en)
+{
+    if (len < ENS_ENV_HDR || buf[0] != ENS_ENV_MAGIC ||
+        buf[1] != ENS_ENV_VERSION || len - ENS_ENV_HDR > ZK_ZAB_PAYLOAD_MAX)
+        return ZK_ECORRUPT;
+    en->zxid = zxid;
+    en->type = zk_get_be32(buf + 2);
+    en->origin = zk_get_be32(buf + 6);
+    en->req_id = zk_get_be64(buf + 10);
+    en->len = (uint32_t)(len - ENS_ENV_HDR);
+    en->data = buf + ENS_ENV_HDR;
+    return 0;
+}
+
+static void trace_fn(void *arg, uint32_t id, uint64_t tick, const char *line)
+{
+    (void)arg;
+    zk_log(ZK_LOG_DEBUG, "zab %u t%llu: %s", id, (unsigned long long)tick,
+           line);
+}
+
+/* Called from every handle's close callback. */
+static void handle_closed(struct zk__ens *e)
+{
+    if (--e->n_handles > 0 || !e->stopping)
+        return;
+    free(e->results);
+    memset(e->secret, 0, sizeof(e->secret));
+    __asm__ __volatile__("" : : "r"(e->secret) : "memory");
+    free(e);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+/* ------------------------------------------------------------------ */
+/* worker thread: one Ready -> one store batch                          */
+/* ------------------------------------------------------------------ */
+
+/* Applies a core session entry as a zk_txn: OPEN from member m closes m's
+ * previous session and opens the new one; CLOSE closes the session (a
+ * no-op in the store if it is not open). Deterministic: same table, same
+ * time (the last WRITE's) on every replica. */
+static int apply_session(struct zk__ens *e, struct zk_store_batch *b,
+                         const struct zk_zab_entry *en,
+                         struct zk_apply_result **res)
+{
+    struct zk_op ops[2];
+    char owner[ENS_OWNER_MAX];
+    uint32_t n = 0;
+    uint8_t *buf;
+    size_t len;
+
+    if (en->len != 8)
+        return ZK_ECORRUPT;
+    uint64_t sid = zk_get_be64(en->data);
+    int idx = member_index(e, ZK_ZAB_SESSION_OWNER(sid));
+    memset(ops, 0, sizeof(ops));
+    if (en->type == ZK_ZAB_ENTRY_SESSION_OPEN && idx >= 0 &&
+        e->sessions[idx] && e->sessions[idx] != sid)
+        ops[n++] = (struct zk_op){.type = ZK_OP_SESSION_CLOSE,
+                                  .version = -1,
+                                  .session = e->sessions[idx]};
+    ops[n] = (struct zk_op){.type = en->type == ZK_ZAB_ENTRY_SESSION_OPEN
+                                        ? ZK_OP_SESSION_OPEN
+                                        : ZK_OP_SESSION_CLOSE,
+                            .version = -1, .session = sid};
+    if (en->type == ZK_ZAB_ENTRY_SESSION_OPEN) {
+        snprintf(owner, sizeof(owner), "server.%u",
+                 ZK_ZAB_SESSION_OWNER(sid));
+        ops[n].owner = owner;
+        ops[n].owner_len = (uint32_t)strlen(owner);
+        ops[n].timeout_ms = e->session_timeout_ms;
+    }
+    n++;
+    struct zk_txn txn = {.time_ms = e->w_time_ms, .nops = n, .ops = ops};
+    int rc = zk_txn_encode(&txn, &buf, &len);
+    if (rc)
+        return rc;
+    rc = zk_store_batch_apply(b, en->zxid, buf, len, res);
+    free(buf);
+    if (rc == 0 && idx >= 0) {
+        if (en->type == ZK_ZAB_ENTRY_SESSION_OPEN)
+            e->sessions[idx] = sid;
+        else if (e->sessions[idx] == sid)
+            e->sessions[idx] = 0;
+    }
+    return rc;
+}
+
+/* Applies one committed entry; *res stays NULL for an entry at or below
+ * what the store has already applied (skipped with a warning). */
+static int apply_entry(struct zk__ens *e, struct zk_store_batch *b,
+                       const struct zk_zab_entry *en,
+                       struct zk_apply_result **res)
+{
+    int rc;
+
+    *res = NULL;
+    if (en->zxid <= e->w_applied) {
+        zk_log(ZK_LOG_WARN, "ensemble: commit 0x%llx already applied",
+               (unsigned long long)en->zxid);
+        return 0;
+    }
+    if (en->type == ZK_ZAB_ENTRY_WRITE) {
+        if (en->len >= ZK_TXN_HDR_SIZE + 8 &&
+            zk_txn_verify(en->data, en->len) == 0)
+            e->w_time_ms = zk_get_be64(en->data + ZK_TXN_HDR_SIZE);
+        rc = zk_store_batch_apply(b, en->zxid, en->data, en->len, res);
+    } else {
+        rc = apply_session(e, b, en, res);
+    }
+    if (rc == 0)
+        e->w_applied = en->zxid;
+    return rc;
+}
+
+/* The ops and hard state of the outstanding Ready. */
+static int batch_ops(struct zk__ens *e, struct zk_store_batch *b)
+{
+    const struct zk_zab_ready *rd = &e->rd;
+    int rc = 0;
+
+    for (size_t i = 0; i < rd->n_ops && rc == 0; i++) {
+        const struct zk_zab_op *op = &rd->ops[i];
+        uint8_t *buf;
+        size_t len;
+        switch (op->kind) {
+        case ZK_ZAB_OP_APPEND:
+            buf = env_encode(op->entry, &len);
+            rc = buf ? zk_store_batch_log(b, op->entry->zxid, buf, len)
+                     : -ENOMEM;
+            free(buf);
+            break;
+        case ZK_ZAB_OP_TRUNCATE:
+            rc = zk_store_batch_log_truncate(b, op->zxid);
+            break;
+        default:
+            zk_log(ZK_LOG_ERROR, "ensemble: snapshot install (SNAP from "
+                   "%u) is not implemented", op->from);
+            rc = -ENOTSUP;
+        }
+    }
+    if (rc == 0 && rd->has_hard_state) {
+        rc = zk_store_batch_meta_set(b, "accepted_epoch",
+                                     rd->hard_state.accepted_epoch);
+        if (rc == 0)
+            rc = zk_store_batch_meta_set(b, "current_epoch",
+                                         rd->hard_state.current_epoch);
+    }
+    return rc;
+}
+
+/* Writes the outstanding Ready durably. On failure nothing of it is kept
+ * and the results are freed. */
+static int job_run(struct zk__ens *e)
+{
+    const struct zk_zab_ready *rd = &e->rd;
+    struct zk_store_batch *b = NULL;
+    uint64_t applied0 = e->w_applied, time0 = e->w_time_ms;
+    uint64_t sessions0[ZK_ZAB_MEMBERS_MAX];
+    int rc = 0;
+
+    memcpy(sessions0, e->sessions, sizeof(sessions0));
+    if (rd->n_commits > e->results_cap) {
+        void *p = realloc(e->results, rd->n_commits * sizeof(*e->results));
+        if (!p)
+            return -ENOMEM;
+        e->results = p;
+        e->results_cap = rd->n_commits;
+    }
+    if (rd->n_commits)
+        memset(e->results, 0, rd->n_commits * sizeof(*e->results));
+    rc = zk_store_batch_begin(e->store, &b);
+    if (rc == 0)
+        rc = batch_ops(e, b);
+    for (size_t i = 0; i < rd->n_commits && rc == 0; i++)
+        rc = apply_entry(e, b, &rd->commits[i], &e->results[i]);
+    if (rc == 0) {
+        rc = zk_store_batch_commit(b);
+        __atomic_add_fetch(&e->fsyncs, 1, __ATOMIC_RELAXED);
+    } else if (b) {
+        zk_store_batch_abort(b);
+    }
+    __atomic_add_fetch(&e->batches, 1, __ATOMIC_RELAXED);
+    if (rc == 0)
+        return 0;
+    for (size_t i = 0; i < rd->n_commits; i++) {
+        zk_apply_result_free(e->results[i]);
+        e->results[i] = NULL;
+    }
+    e->w_applied = applied0;
+    e->w_time_ms = time0;
+    memcpy(e->sessions, sessions0, sizeof(sessions0));
+    return rc;
+}
+
+static void *worker_main(void *arg)
+{
+    struct zk__ens *e = arg;
+
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->job && !e->worker_stop)
+            pthread_cond_wait(&e->cv, &e->mu);
+        if (!e->job)
+            break;
+        pthread_mutex_unlock(&e->mu);
+        int rc = job_run(e);
+        pthread_mutex_lock(&e->mu);
+        e->job = 0;
+        e->job_done = 1;
+        e->job_err = rc;
+        uv_async_send(&e->async);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* loop side: proposals, Ready hand-off, delivery                       */
+/* ------------------------------------------------------------------ */
+
+static void prop_unlink(struct zk__ens *e, struct prop *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        e->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        e->tail = p->prev;
+    e->n_props--;
+}
+
+/* Unlinks p, answers it and frees it. */
+static void prop_answer(struct zk__ens *e, struct prop *p, int err,
+                        const struct zk_apply_result *res)
+{
+    prop_unlink(e, p);
+    if (p->cb)
+        p->cb(p->arg, err, p->is_sync ? NULL : res);
+    free(p->payload);
+    free(p);
+}
+
+/* Hands waiting proposals to the core, in order; stops at the first the
+ * core cannot take yet (no established leader, its queue full). */
+static void submit_props(struct zk__ens *e)
+{
+    for (struct prop *p = e->head; p; p = p->next) {
+        if (p->submitted || p->err)
+            continue;
+        int rc = zk_zab_propose(e->z, p->payload, (uint32_t)p->len,
+                                &p->req_id);
+        if (rc == ZK_ENOTREADY || rc == -EAGAIN)
+            return;
+        if (rc) {
+            p->err = rc;           /* answered at the next tick */
+            continue;
+        }
+        p->submitted = 1;
+        free(p->payload);
+        p->payload = NULL;
+    }
+}
+
+/* Answers every proposal that failed or waited too long (ZK_ENOTREADY: a
+ * forwarded write may have been lost with its leader; it may still commit
+ * later, like a ZooKeeper request after a connection loss). */
+static void expire_props(struct zk__ens *e, int all_err)
+{
+    uint64_t now = uv_now(e->loop);
+    struct prop *p = e->head, *next;
+
+    for (; p; p = next) {
+        next = p->next;
+        if (all_err)
+            prop_answer(e, p, all_err, NULL);
+        else if (p->err)
+            prop_answer(e, p, p->err, NULL);
+        else if (now >= p->deadline_ms)
+            prop_answer(e, p, ZK_ENOTREADY, NULL);
+    }
+}
+
+static struct prop *prop_find(struct zk__ens *e, uint64_t req_id)
+{
+    for (struct prop *p = e->head; p; p = p->next)
+        if (p->submitted && p->req_id == req_id)
+            return p;
+    return NULL;
+}
+
+/* Applied callbacks and done callbacks for the durable Ready's commits. */
+static void deliver_commits(struct zk__ens *e)
+{
+    for (size_t i = 0; i < e->rd.n_commits; i++) {
+        const struct zk_zab_entry *en = &e->rd.commits[i];
+        struct zk_apply_result *res = e->results[i];
+        e->results[i] = NULL;
+        if (!res)
+            continue;
+        e->applied_zxid = en->zxid;
+        if (e->applied)
+            e->applied(e->applied_arg, res);
+        if (en->origin == e->my_id && en->type == ZK_ZAB_ENTRY_WRITE) {
+            struct prop *p = prop_find(e, en->req_id);
+            if (p)
+                prop_answer(e, p, 0, res);
+        }
+        zk_apply_result_free(res);
+    }
+}
+
+static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m);
+
+/* The outstanding Ready is durable: deliver, send, advance. */
+static void finish_ready(struct zk__ens *e)
+{
+    deliver_commits(e);
+    if (e->stopping)
+        return;
+    for (size_t i = 0; i < e->rd.n_msgs; i++)
+        send_msg(e, &e->rd.msgs[i]);
+    zk_zab_advance(e->z);
+    e->rd_out = 0;
+}
+
+static void fail_stop(struct zk__ens *e, int err)
+{
+    zk_log(ZK_LOG_ERROR, "ensemble: writing to the store failed (%s); this "
+           "replica stops taking part until it is restarted",
+           zk_strerror(err));
+    e->failed = err;
+    expire_props(e, -EIO);
+}
+
+static void on_async(uv_async_t *h)
+{
+    struct zk__ens *e = h->data;
+
+    pthread_mutex_lock(&e->mu);
+    int done = e->job_done, err = e->job_err;
+    e->job_done = 0;
+    pthread_mutex_unlock(&e->mu);
+    if (!done || e->stopping)
+        return;
+    if (err) {
+        fail_stop(e, err);
+        return;
+    }
+    finish_ready(e);
+    pump(e);
+}
+
+/* Takes Readies from the core: message-only ones are sent at once (there
+ * is nothing to make durable), others go to the worker. */
+static void pump(struct zk__ens *e)
+{
+    for (int round = 0; round < ENS_PUMP_ROUNDS_MAX; round++) {
+        if (e->failed || e->stopping || e->rd_out)
+            return;
+        submit_props(e);
+        if (!zk_zab_has_ready(e->z))
+            return;
+        zk_zab_ready(e->z, &e->rd);
+        e->rd_out = 1;
+        if (e->rd.n_ops || e->rd.n_commits || e->rd.has_hard_state) {
+            pthread_mutex_lock(&e->mu);
+            e->job = 1;
+            pthread_cond_signal(&e->cv);
+            pthread_mutex_unlock(&e->mu);
+            return;
+        }
+        finish_ready(e);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct zk__ens *e = t->data;
+
+    if (e->failed) {
+        expire_props(e, -EIO);
+        return;
+    }
+    zk_zab_tick(e->z);
+    expire_props(e, 0);
+    pump(e);
+}
+
+static int enqueue(struct zk__ens *e, uint8_t *payload, size_t len,
+                   int is_sync, zk_replica_done_cb cb, void *arg)
+{
+    if (e->stopping)
+        return -ESHUTDOWN;
+    if (e->n_props >= ZK_PENDING_MAX)
+        return -EAGAIN;
+    struct prop *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->payload = payload;
+    p->len = len;
+    p->is_sync = is_sync;
+    p->cb = cb;
+    p->arg = arg;
+    p->deadline_ms = uv_now(e->loop) + e->prop_wait_ms;
+    p->prev = e->tail;
+    if (e->tail)
+        e->tail->next = p;
+    else
+        e->head = p;
+    e->tail = p;
+    e->n_props++;
+    if (e->failed)
+        p->err = -EIO;            /* answered at the next tick */
+    pump(e);
+    return 0;
+}
+
+int zk__ens_propose(struct zk__ens *e, const struct zk_txn *txn,
+                    zk_replica_done_cb cb, void *arg)
+{
+    struct zk_txn stamped = *txn;
+    uint8_t *buf;
+    size_t len;
+
+    if (stamped.time_ms == 0)
+        stamped.time_ms = wall_ms();
+    int rc = zk_txn_encode(&stamped, &buf, &len);
+    if (rc)
+        return rc;
+    rc = enqueue(e, buf, len, 0, cb, arg);
+    if (rc)
+        free(buf);
+    return rc;
+}
+
+/* A read barrier is a no-op transaction (check "/" at any version) through
+ * the leader: once it is applied here, so is everything committed before
+ * the leader ordered it. */
+int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg)
+{
+    struct zk_op op = {.type = ZK_OP_CHECK, .version = -1, .path = "/",
+                       .path_len = 1};
+    struct zk_txn txn = {.time_ms = wall_ms(), .nops = 1, .ops = &op};
+    uint8_t *buf;
+    size_t len;
+    int rc = zk_txn_encode(&txn, &buf, &len);
+
+    if (rc)
+        return rc;
+    rc = enqueue(e, buf, len, 1, cb, arg);
+    if (rc)
+        free(buf);
+    return rc;
+}
+
+uint64_t zk__ens_session(const struct zk__ens *e)
+{
+    struct zk_zab_status st;
+
+    if (!e->z)
+        return 0;
+    zk_zab_status(e->z, &st);
+    return st.session_open ? st.session : 0;
+}
+
+void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
+{
+    static const char *const names[] = {"looking", "follower", "leader",
+                                        "observer"};
+    struct zk_zab_status st;
+
+    memset(out, 0, sizeof(*out));
+    out->my_id = e->my_id;
+    out->last_zxid = e->applied_zxid;
+    out->pending = e->n_props;
+    out->batches = __atomic_load_n(&e->batches, __ATOMIC_RELAXED);
+    out->fsyncs = __atomic_load_n(&e->fsyncs, __ATOMIC_RELAXED);
+    out->stale = 1;
+    out->role = "stopped";
+    if (!e->z)
+        return;
+    zk_zab_status(e->z, &st);
+    out->role = (unsigned)st.role < ZK_ARRAY_LEN(names) ? names[st.role]
+                                                       : "?";
+    out->leader_id = st.leader;
+    out->epoch = st.epoch;
+    out->stale = e->failed || !st.established ||
+                 st.role == ZK_ZAB_LOOKING ||
+                 st.tick - st.contact_tick > e->sync_limit;
+}
+
+/* ------------------------------------------------------------------ */
+/* network: connections, handshake, frames                              */
+/* ------------------------------------------------------------------ */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct conn *c = w->c;
+
+    c->queued_bytes -= w->len;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED)
+        conn_close(c, uv_strerror(status));
+}
+
+/* Queues w (its buffer filled) on c. */
+static void conn_write(struct conn *c, struct wreq *w)
+{
+    uv_buf_t buf = uv_buf_init((char *)w->buf, (unsigned)w->len);
+
+    w->c = c;
+    c->queued_bytes += w->len;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc) {
+        c->queued_bytes -= w->len;
+        free(w);
+        conn_close(c, uv_strerror(rc));
+    }
+}
+
+/* Sends our HELLO (first) or AUTH. */
+static void conn_send_handshake(struct conn *c, int auth)
+{
+    size_t cap = zk_frame_size(auth ? ZK_FRAME_AUTH_LEN : ZK_FRAME_HELLO_LEN);
+    struct wreq *w = malloc(sizeof(*w) + cap);
+    int rc;
+
+    if (!w) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    rc = auth ? zk_frame_conn_auth(c->fc, w->buf, cap, &w->len)
+              : zk_frame_conn_hello(c->fc, w->buf, cap, &w->len);
+    if (rc) {
+        free(w);
+        conn_close(c, zk_strerror(rc));
+        return;
+    }
+    conn_write(c, w);
+}
+
+/* Encodes m into one DATA frame for its peer; drops it if there is no
+ * authenticated connection (the core treats that as loss). */
+static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m)
+{
+    struct peer *p = peer_by_id(e, m->to);
+    struct conn *c = p ? p->conn : NULL;
+    size_t len = zk_zab_msg_encoded_size(m), n;
+
+    if (m->type == ZK_ZAB_MSG_SNAP) {
+        zk_log(ZK_LOG_WARN, "ensemble: server %u needs a snapshot; SNAP "
+               "streaming is not implemented, message dropped", m->to);
+        return;
+    }
+    if (!c || !c->ready || c->closing)
+        return;
+    if (len > ZK_FRAME_PAYLOAD_MAX) {
+        zk_log(ZK_LOG_WARN, "ensemble: %s to %u is %zu bytes, over one "
+               "frame; dropped", zk_zab_msg_name(m->type), m->to, len);
+        return;
+    }
+    if (c->queued_bytes + len > ENS_SENDQ_BYTES_MAX) {
+        conn_close(c, "send queue full");
+        return;
+    }
+    struct wreq *w = malloc(sizeof(*w) + zk_frame_size((uint32_t)len));
+    if (!w) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    uint8_t *payload = w->buf + ZK_FRAME_HEADER_SIZE;
+    int rc = zk_zab_msg_encode(m, payload, len, &n);
+    if (rc == 0)
+        rc = zk_frame_conn_seal(c->fc, ENS_FRAME_ZAB, payload, (uint32_t)n,
+                                w->buf, payload + n);
+    if (rc) {
+        free(w);
+        zk_log(ZK_LOG_WARN, "ensemble: cannot send %s to %u: %s",
+               zk_zab_msg_name(m->type), m->to, zk_strerror(rc));
+        if (rc != -EINVAL)
+            conn_close(c, zk_strerror(rc));
+        return;
+    }
+    w->len = zk_frame_size((uint32_t)n);
+    conn_write(c, w);
+}
+
+static void on_reconnect_timer(uv_timer_t *t);
+
+static void peer_schedule(struct peer *p)
+{
+    if (p->e->stopping || p->conn || p->dialing)
+        return;
+    uv_timer_start(&p->timer, on_reconnect_timer, p->backoff_ms, 0);
+    p->backoff_ms = p->backoff_ms * 2 > ENS_BACKOFF_MAX_MS
+                        ? ENS_BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data, **pp;
+    struct zk__ens *e = c->e;
+
+    for (pp = &e->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    zk_frame_conn_free(c->fc);
+    free(c);
+    handle_closed(e);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+    struct peer *p = c->peer;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (!c->e->stopping && p)
+        zk_log(*zk_frame_conn_why(c->fc) ? ZK_LOG_WARN : ZK_LOG_INFO,
+               "ensemble: connection %s server %u closed: %s",
+               c->outbound ? "to" : "from", p->id, why);
+    else if (!c->e->stopping)
+        zk_log(ZK_LOG_WARN, "ensemble: unidentified connection refused: %s",
+               why);
+    if (!c->outbound && !c->ready)
+        c->e->n_inbound--;
+    if (p && p->conn == c)
+        p->conn = NULL;
+    if (p && p->dialing == c)
+        p->dialing = NULL;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    if (p && p->dial)
+        peer_schedule(p);
+}
+
+/* The peer's HELLO verified: check who it is, then send our AUTH. */
+static void on_hello(struct conn *c)
+{
+    uint32_t id = (uint32_t)zk_frame_conn_peer(c->fc);
+    struct peer *p = peer_by_id(c->e, id);
+
+    if (!c->outbound) {
+        if (!p || p->dial) {
+            conn_close(c, "HELLO from a server that should not dial us");
+            return;
+        }
+        c->peer = p;
+    }
+    conn_send_handshake(c, 1);
+}
+
+/* Both AUTHs done: c becomes its peer's connection. */
+static void on_ready(struct conn *c)
+{
+    struct peer *p = c->peer;
+
+    if (!zk_frame_conn_ready(c->fc)) {
+        conn_close(c, "handshake out of order");
+        return;
+    }
+    if (!c->outbound)
+        c->e->n_inbound--;
+    c->ready = 1;
+    if (p->dialing == c)
+        p->dialing = NULL;
+    if (p->conn && p->conn != c)
+        conn_close(p->conn, "replaced by a newer connection");
+    p->conn = c;
+    p->backoff_ms = ENS_BACKOFF_MIN_MS;
+    zk_log(ZK_LOG_INFO, "ensemble: server %u connected (%s)", p->id,
+           c->outbound ? "dialled" : "accepted");
+}
+
+static void on_data(struct conn *c, const struct zk_frame *f)
+{
+    struct zk__ens *e = c->e;
+    struct zk_zab_msg m;
+    int rc = f->flags == ENS_FRAME_ZAB
+                 ? zk_zab_msg_decode(f->payload, f->len, &m, e->rx_entries,
+                                     ZK_ARRAY_LEN(e->rx_entries))
+                 : ZK_ECORRUPT;
+
+    if (rc == 0 && (m.from != c->peer->id || m.to != e->my_id))
+        rc = ZK_ECORRUPT;
+    if (rc) {
+        conn_close(c, "malformed message");
+        return;
+    }
+    zk_zab_step(e->z, &m);
+}
+
+static void conn_feed(struct conn *c, const uint8_t *buf, size_t n)
+{
+    size_t off = 0, used;
+    struct zk_frame f;
+
+    while (off < n && !c->closing) {
+        int ev = zk_frame_conn_feed(c->fc, buf + off, n - off, &used, &f);
+        if (ev < 0) {
+            conn_close(c, zk_frame_conn_why(c->fc));
+            return;
+        }
+        off += used;
+        if (ev == ZK_FRAME_EV_HELLO)
+            on_hello(c);
+        else if (ev == ZK_FRAME_EV_READY)
+            on_ready(c);
+        else if (ev == ZK_FRAME_EV_DATA)
+            on_data(c, &f);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    (void)hint;
+    *buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "closed by peer"
+                                      : uv_strerror((int)nread));
+        return;
+    }
+    conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+    pump(c->e);
+}
+
+/* A new connection object with its TCP handle initialised. */
+static struct conn *conn_new(struct zk__ens *e, struct peer *p)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    if (zk_frame_conn_new(e->secret, e->secret_len, e->my_id,
+                          p ? p->id : 0, &c->fc) ||
+        uv_tcp_init(e->loop, &c->tcp)) {
+        zk_frame_conn_free(c->fc);
+        free(c);
+        return NULL;
+    }
+    c->e = e;
+    c->peer = p;
+    c->outbound = p != NULL;
+    c->tcp.data = c;
+    c->creq.data = c;
+    c->next = e->conns;
+    e->conns = c;
+    e->n_handles++;
+    return c;
+}
+
+/* Sends HELLO and starts reading. */
+static void conn_start(struct conn *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    conn_send_handshake(c, 0);
+    if (c->closing)
+        return;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc)
+        conn_close(c, uv_strerror(rc));
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct conn *c = req->data;
+
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c, uv_strerror(status));
+        return;
+    }
+    conn_start(c);
+}
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    struct peer *p = t->data;
+    struct zk__ens *e = p->e;
+
+    if (e->stopping || p->conn || p->dialing)
+        return;
+    struct conn *c = conn_new(e, p);
+    if (!c) {
+        peer_schedule(p);
+        return;
+    }
+    p->dialing = c;
+    int rc = uv_tcp_connect(&c->creq, &c->tcp,
+                            (const struct sockaddr *)&p->addr, on_connect);
+    if (rc)
+        conn_close(c, uv_strerror(rc));
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct zk__ens *e = server->data;
+
+    if (status < 0 || e->stopping)
+        return;
+    struct conn *c = conn_new(e, NULL);
+    if (!c)
+        return;
+    e->n_inbound++;
+    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0 && e->n_inbound > ENS_INBOUND_MAX)
+        rc = -EMFILE;
+    if (rc) {
+        conn_close(c, rc == -EMFILE ? "too many unauthenticated connections"
+                                    : uv_strerror(rc));
+        return;
+    }
+    conn_start(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* start and stop                                                      */
+/* ------------------------------------------------------------------ */
+
+/* host:port -> address (IP literals directly, names by getaddrinfo). */
+static int resolve(const struct zk_config_server *s,
+                   struct sockaddr_storage *out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char port[8];
+
+    memset(out, 0, sizeof(*out));
+    if (uv_ip4_addr(s->host, s->port, (struct sockaddr_in *)out) == 0 ||
+        uv_ip6_addr(s->host, s->port, (struct sockaddr_in6 *)out) == 0)
+        return 0;
+    snprintf(port, sizeof(port), "%u", s->port);
+    if (getaddrinfo(s->host, port, &hints, &ai) != 0 || !ai) {
+        zk_log(ZK_LOG_ERROR, "ensemble: cannot resolve server.%u host %s",
+               s->id, s->host);
+        return -EINVAL;
+    }
+    memcpy(out, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static int collect_session(void *arg, uint64_t session, uint32_t timeout_ms,
+                           const char *owner)
+{
+    struct zk__ens *e = arg;
+    int idx = member_index(e, ZK_ZAB_SESSION_OWNER(session));
+    (void)timeout_ms;
+    (void)owner;
+    if (idx >= 0 && session > e->sessions[idx])
+        e->sessions[idx] = session;
+    return 0;
+}
+
+struct restore_buf {
+    struct zk_zab_entry *v;
+    uint8_t **bufs;
+    size_t n, cap;
+    int err;
+};
+
+static int collect_entry(void *arg, uint64_t zxid, const uint8_t *buf,
+                         size_t len)
+{
+    struct restore_buf *rb = arg;
+
+    if (rb->n == rb->cap) {
+        size_t cap = rb->cap ? rb->cap * 2 : 64;
+        void *v = realloc(rb->v, cap * sizeof(*rb->v));
+        if (v)
+            rb->v = v;
+        void *b = v ? realloc(rb->bufs, cap * sizeof(*rb->bufs)) : NULL;
+        if (!b)
+            return rb->err = -ENOMEM;
+        rb->bufs = b;
+        rb->cap = cap;
+    }
+    rb->bufs[rb->n] = malloc(len ? len : 1);
+    if (!rb->bufs[rb->n])
+        return rb->err = -ENOMEM;
+    memcpy(rb->bufs[rb->n], buf, len);
+    rb->err = env_decode(zxid, rb->bufs[rb->n], len, &rb->v[rb->n]);
+    rb->n++;
+    return rb->err;
+}
+
+static void restore_buf_free(struct restore_buf *rb)
+{
+    for (size_t i = 0; i < rb->n; i++)
+        free(rb->bufs[i]);
+    free(rb->bufs);
+    free(rb->v);
+}
+
+/* Persists a new incarnation (it must grow at every start). */
+static int bump_incarnation(struct zk__ens *e, uint32_t *inc)
+{
+    uint64_t v = 0;
+    struct zk_store_batch *b = NULL;
+    int rc = zk_store_meta_get(e->store, "incarnation", &v);
+
+    if (rc && rc != -ENOENT)
+        return rc;
+    rc = zk_store_batch_begin(e->store, &b);
+    if (rc == 0 && (rc = zk_store_batch_meta_set(b, "incarnation", v + 1)))
+        zk_store_batch_abort(b);
+    else if (rc == 0)
+        rc = zk_store_batch_commit(b);
+    if (rc == 0)
+        *inc = (uint32_t)(v + 1);
+    return rc;
+}
+
+/* Builds the core from cfg and what the store holds. */
+static int core_create(struct zk__ens *e, const struct zk_config *cfg)
+{
+    struct zk_zab_config zc = {0};
+    struct zk_zab_restore st = {0};
+    struct zk_store_info info;
+    struct restore_buf rb = {0};
+    int rc = zk_store_info(e->store, &info);
+
+    zc.id = cfg->my_id;
+    zc.n_members = cfg->n_servers;
+    for (uint32_t i = 0; i < cfg->n_servers; i++) {
+        zc.members[i].id = cfg->servers[i].id;
+        zc.members[i].observer = cfg->servers[i].observer;
+    }
+    zc.init_limit_ticks = cfg->init_limit_ticks;
+    zc.sync_limit_ticks = cfg->sync_limit_ticks;
+    zc.session_timeout_ticks = (cfg->session_timeout_ms + cfg->tick_time_ms
+                                - 1) / cfg->tick_time_ms;
+    zc.trace = trace_fn;
+    if (rc == 0 && getrandom(&zc.seed, sizeof(zc.seed), 0) !=
+                       (ssize_t)sizeof(zc.seed))
+        rc = -errno;
+    if (rc == 0)
+        rc = bump_incarnation(e, &zc.incarnation);
+    if (rc == 0)
+        rc = zk_store_sessions(e->store, collect_session, e);
+    if (rc == 0) {
+        rc = zk_store_log_scan(e->store, info.last_applied_zxid,
+                               collect_entry, &rb);
+        rc = rb.err ? rb.err : rc;
+    }
+    if (rc == 0) {
+        st.hard.accepted_epoch = info.accepted_epoch;
+        st.hard.current_epoch = info.current_epoch;
+        st.applied_zxid = info.last_applied_zxid;
+        memcpy(st.sessions, e->sessions, sizeof(st.sessions));
+        st.entries = rb.v;
+        st.n_entries = rb.n;
+        e->w_applied = e->applied_zxid = info.last_applied_zxid;
+        rc = zk_zab_create(&zc, &st, &e->z);
+    }
+    restore_buf_free(&rb);
+    return rc;
+}
+
+/* Listener, tick timer, async, peers' timers; first dials. */
+static int handles_start(struct zk__ens *e)
+{
+    int rc = uv_tcp_init(e->loop, &e->listener);
+
+    if (rc)
+        return rc;
+    e->n_handles++;
+    e->listener.data = e;
+    rc = uv_tcp_bind(&e->listener, (const struct sockaddr *)&e->listen_addr,
+                     0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&e->listener, SOMAXCONN, on_connection);
+    if (rc)
+        return rc;
+    uv_timer_init(e->loop, &e->tick);
+    e->n_handles++;
+    e->tick.data = e;
+    rc = uv_async_init(e->loop, &e->async, on_async);
+    if (rc)
+        return rc;
+    e->n_handles++;
+    e->async.data = e;
+    for (uint32_t i = 0; i < e->n_peers; i++) {
+        struct peer *p = &e->peers[i];
+        uv_timer_init(e->loop, &p->timer);
+        e->n_handles++;
+        p->timer.data = p;
+        if (p->dial)
+            uv_timer_start(&p->timer, on_reconnect_timer, 0, 0);
+    }
+    return uv_timer_start(&e->tick, on_tick, e->tick_ms, e->tick_ms);
+}
+
+/* Copies cfg into e and resolves every server's address. */
+static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
+{
+    const struct zk_config_server *me = zk_config_server(cfg, cfg->my_id);
+    int rc;
+
+    if (!me || cfg->tick_time_ms == 0 || cfg->n_servers >
+        ZK_ZAB_MEMBERS_MAX || cfg->secret_len > sizeof(e->secret))
+        return -EINVAL;
+    e->my_id = cfg->my_id;
+    e->tick_ms = cfg->tick_time_ms;
+    e->sync_limit = cfg->sync_limit_ticks;
+    e->session_timeout_ms = cfg->session_timeout_ms;
+    e->prop_wait_ms = (uint64_t)(cfg->init_limit_ticks +
+                                 cfg->sync_limit_ticks) * cfg->tick_time_ms;
+    if (e->prop_wait_ms < ENS_PROP_WAIT_MIN_MS)
+        e->prop_wait_ms = ENS_PROP_WAIT_MIN_MS;
+    memcpy(e->secret, cfg->secret, cfg->secret_len);
+    e->secret_len = cfg->secret_len;
+    if ((rc = resolve(me, &e->listen_addr)))
+        return rc;
+    for (uint32_t i = 0; i < cfg->n_servers; i++) {
+        const struct zk_config_server *s = &cfg->servers[i];
+        e->member_ids[e->n_members++] = s->id;
+        if (s->id == cfg->my_id)
+            continue;
+        struct peer *p = &e->peers[e->n_peers++];
+        p->id = s->id;
+        p->e = e;
+        p->dial = s->id < cfg->my_id;
+        p->backoff_ms = ENS_BACKOFF_MIN_MS;
+        if ((rc = resolve(s, &p->addr)))
+            return rc;
+    }
+    return 0;
+}
+
+/* Closes every handle; e is freed by the last close callback. */
+static void handles_close(struct zk__ens *e)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&e->listener,
+                         (uv_handle_t *)&e->tick, (uv_handle_t *)&e->async};
+
+    for (size_t i = 0; i < ZK_ARRAY_LEN(hs); i++)
+        if (hs[i]->loop && !uv_is_closing(hs[i])) {
+            hs[i]->data = e;
+            uv_close(hs[i], on_handle_closed);
+        }
+    for (uint32_t i = 0; i < e->n_peers; i++) {
+        uv_handle_t *h = (uv_handle_t *)&e->peers[i].timer;
+        if (h->loop && !uv_is_closing(h)) {
+            h->data = e;
+            uv_close(h, on_handle_closed);
+        }
+    }
+    for (struct conn *c = e->conns; c; c = c->next)
+        conn_close(c, "stopping");
+}
+
+static void ens_free_now(struct zk__ens *e)
+{
+    if (e->z)
+        zk_zab_destroy(e->z);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+    e->stopping = 1;
+    if (e->n_handles == 0) {
+        e->n_handles = 1;
+        handle_closed(e);
+    } else {
+        handles_close(e);
+    }
+}
+
+int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
+                              const struct zk_config *cfg,
+                              struct zk_replica **out)
+{
+    struct zk__ens *e = calloc(1, sizeof(*e));
+    struct zk_replica *r = NULL;
+    int rc;
+
+    if (!e)
+        return -ENOMEM;
+    e->loop = opts->loop;
+    e->store = opts->store;
+    e->applied = opts->applied;
+    e->applied_arg = opts->applied_arg;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    rc = ens_configure(e, cfg);
+    if (rc == 0)
+        rc = core_create(e, cfg);
+    if (rc == 0)
+        rc = handles_start(e);
+    if (rc == 0 && !(r = zk__replica_wrap_ensemble(e)))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = -pthread_create(&e->thread, NULL, worker_main, e);
+    if (rc)
+        goto fail;
+    e->thread_started = 1;
+    zk_log(ZK_LOG_INFO, "ensemble replica %u: %u servers, tick %u ms, "
+           "applied 0x%llx", e->my_id, cfg->n_servers, e->tick_ms,
+           (unsigned long long)e->applied_zxid);
+    *out = r;
+    return 0;
+fail:
+    zk_log(ZK_LOG_ERROR, "ensemble replica %u: cannot start: %s",
+           cfg->my_id, zk_strerror(rc));
+    free(r);
+    ens_free_now(e);
+    return rc;
+}
+
+void zk__ens_stop(struct zk__ens *e, int close_session)
+{
+    if (close_session)
+        zk_log(ZK_LOG_INFO, "ensemble replica %u: leaving; the leader "
+               "expires its session after the session timeout", e->my_id);
+    e->stopping = 1;
+    pthread_mutex_lock(&e->mu);
+    e->worker_stop = 1;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->thread, NULL);
+    for (size_t i = 0; e->rd_out && i < e->rd.n_commits &&
+                    i < e->results_cap; i++) {
+        zk_apply_result_free(e->results[i]);
+        e->results[i] = NULL;
+    }
+    expire_props(e, -ESHUTDOWN);
+    ens_free_now(e);
+}

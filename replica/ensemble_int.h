@@ -1,0 +1,33 @@
+/*
+ * ensemble_int.h — what replica/standalone.c (which owns struct
+ * zk_replica and its public functions) needs from the ensemble runtime
+ * (replica/ensemble.c) to dispatch to it. A struct zk_replica is either a
+ * standalone replica or a thin shell around a struct zk__ens.
+ *
+ * Threads: every function here runs on the loop thread.
+ */
+#ifndef ZK_ENSEMBLE_INT_H
+#define ZK_ENSEMBLE_INT_H
+
+#include "zk_replica.h"
+
+struct zk__ens;
+
+/* Wraps e in a new struct zk_replica (standalone.c). NULL: no memory. */
+struct zk_replica *zk__replica_wrap_ensemble(struct zk__ens *e);
+
+/* The ensemble's implementations of the public zk_replica_* functions;
+ * same contracts as in zk_replica.h. */
+int zk__ens_propose(struct zk__ens *e, const struct zk_txn *txn,
+                    zk_replica_done_cb cb, void *arg);
+int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg);
+uint64_t zk__ens_session(const struct zk__ens *e);
+void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out);
+
+/* Stops the runtime: answers what waits with -ESHUTDOWN, joins the
+ * persistence thread, destroys the core and starts closing every handle;
+ * e is freed by the loop once the last handle has closed (run the loop
+ * until it has no active handles). */
+void zk__ens_stop(struct zk__ens *e, int close_session);
+
+#endif /* ZK_ENSEMBLE_INT_H */

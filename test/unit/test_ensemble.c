@@ -1,0 +1,337 @@
+/*
+ * test_ensemble.c — the ensemble runtime (replica/ensemble.c) for real:
+ * three replicas in this process on one libuv loop, TCP on 127.0.0.1 with
+ * ports the kernel picked free, authenticated frames, an LMDB store each.
+ * A leader is elected, a write proposed on a follower is committed and
+ * applied on every store, and a replica with the wrong secret is refused
+ * (it never joins, never applies anything). Every wait is bounded by loop
+ * iterations and by time; at the end every handle is closed
+ * (uv_loop_close succeeds).
+ */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "zk_common.h"
+#include "zk_config.h"
+#include "zk_replica.h"
+#include "zk_store.h"
+
+#define N_NODES         3
+#define TICK_MS         50        /* fast ticks: elections in ~200 ms;
+                                     syncLimit 10: 500 ms of silence, which
+                                     a slow fsync on a loaded CI host (the
+                                     leader sends nothing while its disk
+                                     write is pending) must not reach     */
+#define WAIT_MS         15000     /* bound of every wait                  */
+#define WAIT_ROUNDS     1000000   /* bound of loop iterations per wait    */
+#define QUIET_MS        600       /* time the refused replica is watched  */
+#define RETRIES_MAX     5         /* ZK_ENOTREADY answers retried (a leader
+                                     change under load loses forwarded
+                                     writes; clients retry)               */
+
+struct node {
+    char dir[64];
+    struct zk_store *store;
+    struct zk_replica *r;
+    int applied;
+};
+
+struct env {
+    uv_loop_t loop;
+    struct node n[N_NODES];
+    uint16_t ports[N_NODES];
+};
+
+struct answer {
+    int done, err, txn_err;
+};
+
+static void on_applied(void *arg, const struct zk_apply_result *res)
+{
+    struct node *n = arg;
+    ck_assert_uint_gt(res->zxid, 0);
+    n->applied++;
+}
+
+static void on_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct answer *a = arg;
+    a->done = 1;
+    a->err = err;
+    a->txn_err = res ? res->err : 0;
+}
+
+/* Ports the kernel hands out for port 0, all bound at once (distinct). */
+static void pick_ports(uint16_t *ports)
+{
+    int fds[N_NODES];
+    for (int i = 0; i < N_NODES; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_ge(fds[i], 0);
+        ck_assert_int_eq(bind(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+        ck_assert_int_eq(getsockname(fds[i], (struct sockaddr *)&a, &len),
+                         0);
+        ports[i] = ntohs(a.sin_port);
+    }
+    for (int i = 0; i < N_NODES; i++)
+        close(fds[i]);
+}
+
+static void make_config(const struct env *e, uint32_t id, const char *secret,
+                        struct zk_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->my_id = id;
+    c->tick_time_ms = TICK_MS;
+    c->init_limit_ticks = 20;
+    c->sync_limit_ticks = 10;
+    c->session_timeout_ms = 10 * TICK_MS;
+    c->n_servers = c->n_voters = N_NODES;
+    c->quorum = N_NODES / 2 + 1;
+    for (uint32_t i = 0; i < N_NODES; i++) {
+        c->servers[i].id = i + 1;
+        c->servers[i].port = e->ports[i];
+        strcpy(c->servers[i].host, "127.0.0.1");
+    }
+    c->secret_len = strlen(secret);
+    memcpy(c->secret, secret, c->secret_len);
+}
+
+/* Starts node i (id i + 1); retries with new ports if one was taken. */
+static void env_start(struct env *e, const char *const secrets[N_NODES])
+{
+    memset(e, 0, sizeof(*e));
+    if (getenv("ZKFS_TEST_DEBUG"))        /* the cores' traces, for failures */
+        zk_log_setup(ZK_LOG_DEBUG, 0);
+    setenv("ZKFS_MAP_SIZE_BYTES", "67108864", 1);
+    ck_assert_int_eq(uv_loop_init(&e->loop), 0);
+    pick_ports(e->ports);
+    for (int i = 0; i < N_NODES; i++) {
+        struct node *n = &e->n[i];
+        struct zk_config cfg;
+        struct zk_replica_opts o = {.loop = &e->loop, .applied = on_applied,
+                                    .applied_arg = n};
+        snprintf(n->dir, sizeof(n->dir), "/tmp/zk-ens-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(n->dir));
+        ck_assert_int_eq(zk_store_open(n->dir, 1, &n->store), 0);
+        o.store = n->store;
+        make_config(e, (uint32_t)i + 1, secrets[i], &cfg);
+        ck_assert_int_eq(zk_replica_start_ensemble(&o, &cfg, &n->r), 0);
+        zk_config_wipe(&cfg);
+    }
+}
+
+static void env_stop(struct env *e)
+{
+    char cmd[128];
+    for (int i = 0; i < N_NODES; i++)
+        zk_replica_stop(e->n[i].r, 1);
+    /* Every handle closes within a bounded number of iterations. */
+    int rounds = 0;
+    while (uv_run(&e->loop, UV_RUN_NOWAIT) && rounds < WAIT_ROUNDS)
+        rounds++;
+    ck_assert_int_lt(rounds, WAIT_ROUNDS);
+    ck_assert_int_eq(uv_loop_close(&e->loop), 0);
+    for (int i = 0; i < N_NODES; i++) {
+        zk_store_close(e->n[i].store);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", e->n[i].dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+
+typedef int (*cond_fn)(struct env *e, void *arg);
+
+/* Runs the loop until cond holds; bounded by WAIT_MS and WAIT_ROUNDS. */
+static int run_until(struct env *e, cond_fn cond, void *arg)
+{
+    uv_update_time(&e->loop);
+    uint64_t end = uv_now(&e->loop) + WAIT_MS;
+    for (int round = 0; round < WAIT_ROUNDS; round++) {
+        if (cond(e, arg))
+            return 1;
+        if (uv_now(&e->loop) > end)
+            break;
+        uv_run(&e->loop, UV_RUN_ONCE);
+    }
+    return cond(e, arg);
+}
+
+/* Nodes in mask agree on one leader among them; none is stale. */
+static int settled(struct env *e, void *arg)
+{
+    unsigned mask = *(unsigned *)arg;
+    uint32_t leader = 0;
+    for (int i = 0; i < N_NODES; i++) {
+        struct zk_replica_status st;
+        if (!(mask & 1u << i))
+            continue;
+        zk_replica_status(e->n[i].r, &st);
+        if (st.stale || st.leader_id == 0 ||
+            (leader && st.leader_id != leader))
+            return 0;
+        leader = st.leader_id;
+    }
+    return leader != 0 && (mask & 1u << (leader - 1));
+}
+
+static int answered(struct env *e, void *arg)
+{
+    (void)e;
+    return ((struct answer *)arg)->done;
+}
+
+struct resolve_arg {
+    const char *path;
+    unsigned mask;
+};
+
+static int resolved_on_all(struct env *e, void *arg)
+{
+    struct resolve_arg *ra = arg;
+    struct zk_stat st;
+    for (int i = 0; i < N_NODES; i++)
+        if ((ra->mask & 1u << i) &&
+            zk_store_resolve(e->n[i].store, ra->path, &st) != 0)
+            return 0;
+    return 1;
+}
+
+static int time_passed(struct env *e, void *arg)
+{
+    return uv_now(&e->loop) >= *(uint64_t *)arg;
+}
+
+static int leader_of(struct env *e)
+{
+    struct zk_replica_status st;
+    zk_replica_status(e->n[0].r, &st);
+    return (int)st.leader_id;
+}
+
+static void propose_create(struct env *e, int i, const char *path,
+                           struct answer *a)
+{
+    struct zk_op op = {
+        .type = ZK_OP_CREATE, .version = -1, .mode = 0644,
+        .path = path, .path_len = (uint32_t)strlen(path),
+        .data = (const uint8_t *)"v", .data_len = 1,
+    };
+    struct zk_txn txn = {.nops = 1, .ops = &op};
+    ck_assert_int_eq(zk_replica_propose(e->n[i].r, &txn, on_done, a), 0);
+}
+
+/* Creates path through node i and waits for the answer, retrying what
+ * was lost with a leader (then the first attempt may have committed:
+ * -EEXIST on a retry counts as success). */
+static void create_committed(struct env *e, int i, const char *path)
+{
+    for (int attempt = 0; attempt <= RETRIES_MAX; attempt++) {
+        struct answer a = {0};
+        propose_create(e, i, path, &a);
+        ck_assert_msg(run_until(e, answered, &a), "write not answered");
+        if (a.err == ZK_ENOTREADY)
+            continue;
+        ck_assert_int_eq(a.err, 0);
+        ck_assert(a.txn_err == 0 || (attempt > 0 && a.txn_err == -EEXIST));
+        return;
+    }
+    ck_abort_msg("write kept failing with ZK_ENOTREADY");
+}
+
+/* A read barrier through node i, retried like create_committed. */
+static void sync_done(struct env *e, int i)
+{
+    for (int attempt = 0; attempt <= RETRIES_MAX; attempt++) {
+        struct answer a = {0};
+        ck_assert_int_eq(zk_replica_sync(e->n[i].r, on_done, &a), 0);
+        ck_assert_msg(run_until(e, answered, &a), "sync not answered");
+        if (a.err == ZK_ENOTREADY)
+            continue;
+        ck_assert_int_eq(a.err, 0);
+        return;
+    }
+    ck_abort_msg("sync kept failing with ZK_ENOTREADY");
+}
+
+static const char *const good[N_NODES] = {
+    "0123456789abcdef-shared", "0123456789abcdef-shared",
+    "0123456789abcdef-shared"};
+
+START_TEST(elects_and_replicates)
+{
+    struct env e;
+    unsigned all = 7;
+
+    env_start(&e, good);
+    ck_assert_msg(run_until(&e, settled, &all), "no leader elected");
+    int leader = leader_of(&e);
+    int follower = leader == 1 ? 1 : 0;          /* index of a follower */
+    struct zk_replica_status st;
+    zk_replica_status(e.n[leader - 1].r, &st);
+    ck_assert_str_eq(st.role, "leader");
+    zk_replica_status(e.n[follower].r, &st);
+    ck_assert_str_eq(st.role, "follower");
+
+    create_committed(&e, follower, "/from-follower");
+    struct zk_stat zs;
+    ck_assert_int_eq(zk_store_resolve(e.n[follower].store, "/from-follower",
+                                      &zs), 0);
+    struct resolve_arg ra = {"/from-follower", all};
+    ck_assert_msg(run_until(&e, resolved_on_all, &ra), "not on every store");
+
+    sync_done(&e, follower);
+    zk_replica_status(e.n[follower].r, &st);
+    ck_assert_uint_ge(st.last_zxid, zs.czxid);
+    ck_assert_uint_ge(st.fsyncs, 1);
+    ck_assert_int_gt(e.n[follower].applied, 0);
+    env_stop(&e);
+}
+END_TEST
+
+START_TEST(wrong_secret_is_refused)
+{
+    static const char *const secrets[N_NODES] = {
+        "0123456789abcdef-shared", "0123456789abcdef-shared",
+        "0123456789abcdef-WRONG!"};
+    struct env e;
+    unsigned two = 3;
+
+    env_start(&e, secrets);
+    ck_assert_msg(run_until(&e, settled, &two), "1 and 2 did not settle");
+    create_committed(&e, 0, "/without-3");
+    struct resolve_arg ra = {"/without-3", two};
+    ck_assert_msg(run_until(&e, resolved_on_all, &ra), "not on 1 and 2");
+
+    uint64_t until = uv_now(&e.loop) + QUIET_MS;
+    run_until(&e, time_passed, &until);
+    struct zk_replica_status st;
+    struct zk_stat zs;
+    zk_replica_status(e.n[2].r, &st);
+    ck_assert_int_eq(st.stale, 1);
+    ck_assert_str_eq(st.role, "looking");
+    ck_assert_int_eq(zk_store_resolve(e.n[2].store, "/without-3", &zs),
+                     -ENOENT);
+    ck_assert_int_eq(e.n[2].applied, 0);
+    env_stop(&e);
+}
+END_TEST
+
+Suite *ensemble_suite(void)
+{
+    Suite *s = suite_create("ensemble");
+    TCase *tc = tcase_create("loopback");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, elects_and_replicates);
+    tcase_add_test(tc, wrong_secret_is_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
