@@ -69,7 +69,8 @@ struct zk_config;
  * with ZK_ENOTREADY; zk_replica_sync commits a no-op transaction through
  * the leader; zk_replica_stop does not wait for the close of the session
  * (the leader expires it after sessionTimeout). Resolves host names with
- * getaddrinfo (blocking, once). *out written only on success. Errors:
+ * getaddrinfo (blocking, once). Ignores SIGPIPE process-wide (a closed
+ * peer is an error on its connection). *out written only on success. Errors:
  * -EINVAL (cfg without this server, names that do not resolve), from the
  * store, from libuv as a negative errno (-EADDRINUSE), -ENOMEM. */
 int zk_replica_start_ensemble(const struct zk_replica_opts *opts,

@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1295,6 +1296,9 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
 
     if (!e)
         return -ENOMEM;
+    /* A write to a peer that just closed must be an EPIPE error on that
+     * connection, not the death of the process (fs/ does the same). */
+    signal(SIGPIPE, SIG_IGN);
     e->loop = opts->loop;
     e->store = opts->store;
     e->applied = opts->applied;

@@ -106,7 +106,31 @@ static void make_config(const struct env *e, uint32_t id, const char *secret,
     memcpy(c->secret, secret, c->secret_len);
 }
 
-/* Starts node i (id i + 1); retries with new ports if one was taken. */
+/* Opens node i's store (its directory exists) and starts it as id i + 1. */
+static void node_start(struct env *e, int i, const char *secret)
+{
+    struct node *n = &e->n[i];
+    struct zk_config cfg;
+    struct zk_replica_opts o = {.loop = &e->loop, .applied = on_applied,
+                                .applied_arg = n};
+    ck_assert_int_eq(zk_store_open(n->dir, 1, &n->store), 0);
+    o.store = n->store;
+    make_config(e, (uint32_t)i + 1, secret, &cfg);
+    ck_assert_int_eq(zk_replica_start_ensemble(&o, &cfg, &n->r), 0);
+    zk_config_wipe(&cfg);
+}
+
+/* Stops node i; its handles finish closing while the loop runs on. The
+ * store can be closed at once: stop joined the persistence thread. */
+static void node_stop(struct env *e, int i)
+{
+    zk_replica_stop(e->n[i].r, 1);
+    zk_store_close(e->n[i].store);
+    e->n[i].r = NULL;
+    e->n[i].store = NULL;
+}
+
+/* Starts nodes 1..N_NODES with ports the kernel just handed out. */
 static void env_start(struct env *e, const char *const secrets[N_NODES])
 {
     memset(e, 0, sizeof(*e));
@@ -116,17 +140,9 @@ static void env_start(struct env *e, const char *const secrets[N_NODES])
     ck_assert_int_eq(uv_loop_init(&e->loop), 0);
     pick_ports(e->ports);
     for (int i = 0; i < N_NODES; i++) {
-        struct node *n = &e->n[i];
-        struct zk_config cfg;
-        struct zk_replica_opts o = {.loop = &e->loop, .applied = on_applied,
-                                    .applied_arg = n};
-        snprintf(n->dir, sizeof(n->dir), "/tmp/zk-ens-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(n->dir));
-        ck_assert_int_eq(zk_store_open(n->dir, 1, &n->store), 0);
-        o.store = n->store;
-        make_config(e, (uint32_t)i + 1, secrets[i], &cfg);
-        ck_assert_int_eq(zk_replica_start_ensemble(&o, &cfg, &n->r), 0);
-        zk_config_wipe(&cfg);
+        snprintf(e->n[i].dir, sizeof(e->n[i].dir), "/tmp/zk-ens-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(e->n[i].dir));
+        node_start(e, i, secrets[i]);
     }
 }
 
@@ -134,7 +150,8 @@ static void env_stop(struct env *e)
 {
     char cmd[128];
     for (int i = 0; i < N_NODES; i++)
-        zk_replica_stop(e->n[i].r, 1);
+        if (e->n[i].r)
+            zk_replica_stop(e->n[i].r, 1);
     /* Every handle closes within a bounded number of iterations. */
     int rounds = 0;
     while (uv_run(&e->loop, UV_RUN_NOWAIT) && rounds < WAIT_ROUNDS)
@@ -142,7 +159,8 @@ static void env_stop(struct env *e)
     ck_assert_int_lt(rounds, WAIT_ROUNDS);
     ck_assert_int_eq(uv_loop_close(&e->loop), 0);
     for (int i = 0; i < N_NODES; i++) {
-        zk_store_close(e->n[i].store);
+        if (e->n[i].store)
+            zk_store_close(e->n[i].store);
         snprintf(cmd, sizeof(cmd), "rm -rf %s", e->n[i].dir);
         ck_assert_int_eq(system(cmd), 0);
     }
@@ -325,6 +343,39 @@ START_TEST(wrong_secret_is_refused)
 }
 END_TEST
 
+/* The leader stops: the other two elect a new one and commit; the old
+ * leader restarts from its store (new incarnation, logged entries handed
+ * back to the core) and catches up. */
+START_TEST(failover_and_restart)
+{
+    struct env e;
+    unsigned all = 7;
+    struct zk_stat zs;
+
+    env_start(&e, good);
+    ck_assert_msg(run_until(&e, settled, &all), "no leader elected");
+    create_committed(&e, 0, "/before");
+    int old = leader_of(&e) - 1;
+    node_stop(&e, old);
+    unsigned rest = all & ~(1u << old);
+    ck_assert_msg(run_until(&e, settled, &rest), "no new leader");
+    int other = old == 0 ? 1 : 0;
+    create_committed(&e, other, "/after");
+    struct resolve_arg ra = {"/after", rest};
+    ck_assert_msg(run_until(&e, resolved_on_all, &ra), "not on survivors");
+
+    node_start(&e, old, good[old]);
+    ck_assert_msg(run_until(&e, settled, &all), "restarted node not back");
+    ra.mask = all;
+    ck_assert_msg(run_until(&e, resolved_on_all, &ra), "no catch-up");
+    ck_assert_int_eq(zk_store_resolve(e.n[old].store, "/before", &zs), 0);
+    create_committed(&e, old, "/again");
+    ra.path = "/again";
+    ck_assert_msg(run_until(&e, resolved_on_all, &ra), "not everywhere");
+    env_stop(&e);
+}
+END_TEST
+
 Suite *ensemble_suite(void)
 {
     Suite *s = suite_create("ensemble");
@@ -332,6 +383,7 @@ Suite *ensemble_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, elects_and_replicates);
     tcase_add_test(tc, wrong_secret_is_refused);
+    tcase_add_test(tc, failover_and_restart);
     suite_add_tcase(s, tc);
     return s;
 }
