@@ -27,10 +27,13 @@
  *    connection (ENS_SENDQ_BYTES_MAX, then the connection is dropped),
  *    unauthenticated inbound connections (ENS_INBOUND_MAX).
  *
+ * A message larger than one frame is sent as fragments (DATA flags
+ * ENS_FRAME_ZAB_MORE, then ENS_FRAME_ZAB) and reassembled, bounded by
+ * ENS_MSG_BYTES_MAX.
+ *
  * Not done yet (see docs/ensemble.md): SNAP streaming (a SNAP message is
- * dropped with a warning and an INSTALL op fails the batch), splitting a
- * message larger than one frame (refused with a warning), restarting the
- * core after a failed batch, waiting for the session close at stop.
+ * dropped with a warning and an INSTALL op fails the batch), restarting
+ * the core after a failed batch, waiting for the session close at stop.
  *
  * Threads: everything runs on the loop thread except worker_main(), which
  * only touches the store, the outstanding Ready (stable until advance) and
@@ -59,7 +62,11 @@
 #define ENS_READ_BYTES        65536       /* one read's buffer              */
 #define ENS_PUMP_ROUNDS_MAX   64          /* message-only Readies per event */
 #define ENS_PROP_WAIT_MIN_MS  1000        /* least wait for a proposal      */
-#define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg    */
+#define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg,
+                                             or its last fragment          */
+#define ENS_FRAME_ZAB_MORE    2           /* a fragment; more follow       */
+#define ENS_MSG_BYTES_MAX     (ZK_ZAB_MSG_BATCH_BYTES + \
+                               2 * ZK_ZAB_PAYLOAD_MAX) /* one encoded msg */
 #define ENS_ENV_MAGIC         0xE5        /* log envelope: first byte       */
 #define ENS_ENV_VERSION       1
 #define ENS_ENV_HDR           18          /* magic ver type origin req_id   */
@@ -99,6 +106,8 @@ struct conn {
     struct zk_frame_conn *fc;
     int outbound, ready, closing;
     size_t queued_bytes;
+    uint8_t *frag;                /* fragments of a message so far        */
+    size_t frag_len, frag_cap;
     uint8_t rbuf[ENS_READ_BYTES];
 };
 
@@ -750,13 +759,60 @@ static void conn_send_handshake(struct conn *c, int auth)
     conn_write(c, w);
 }
 
-/* Encodes m into one DATA frame for its peer; drops it if there is no
- * authenticated connection (the core treats that as loss). */
+/* Queues buf[0..len) as one DATA frame with flags. */
+static int send_frame(struct conn *c, uint16_t flags, const uint8_t *buf,
+                      size_t len)
+{
+    struct wreq *w = malloc(sizeof(*w) + zk_frame_size((uint32_t)len));
+    if (!w)
+        return -ENOMEM;
+    uint8_t *payload = w->buf + ZK_FRAME_HEADER_SIZE;
+    memcpy(payload, buf, len);
+    int rc = zk_frame_conn_seal(c->fc, flags, payload, (uint32_t)len,
+                                w->buf, payload + len);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    w->len = zk_frame_size((uint32_t)len);
+    conn_write(c, w);
+    return 0;
+}
+
+/* Encodes m and sends it as one DATA frame, or as fragments of at most
+ * ZK_FRAME_PAYLOAD_MAX bytes (flags ENS_FRAME_ZAB_MORE, the last one
+ * ENS_FRAME_ZAB) when it is larger (a PROPOSE batch can pass 4 MiB). */
+static int send_encoded(struct conn *c, const struct zk_zab_msg *m,
+                        size_t len)
+{
+    uint8_t *buf = malloc(len);
+    size_t n, off = 0;
+    int rc = buf ? zk_zab_msg_encode(m, buf, len, &n) : -ENOMEM;
+
+    if (rc == 0 && n > ZK_FRAME_PAYLOAD_MAX)
+        zk_log(ZK_LOG_DEBUG, "ensemble: %s to %u (%zu bytes) in fragments",
+               zk_zab_msg_name(m->type), m->to, n);
+    while (rc == 0 && !c->closing) {
+        size_t chunk = n - off > ZK_FRAME_PAYLOAD_MAX ? ZK_FRAME_PAYLOAD_MAX
+                                                      : n - off;
+        int last = off + chunk == n;
+        rc = send_frame(c, last ? ENS_FRAME_ZAB : ENS_FRAME_ZAB_MORE,
+                        buf + off, chunk);
+        off += chunk;
+        if (last)
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Sends m to its peer; drops it if there is no authenticated connection
+ * (the core treats that as loss). */
 static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m)
 {
     struct peer *p = peer_by_id(e, m->to);
     struct conn *c = p ? p->conn : NULL;
-    size_t len = zk_zab_msg_encoded_size(m), n;
+    size_t len = zk_zab_msg_encoded_size(m);
 
     if (m->type == ZK_ZAB_MSG_SNAP) {
         zk_log(ZK_LOG_WARN, "ensemble: server %u needs a snapshot; SNAP "
@@ -765,35 +821,22 @@ static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m)
     }
     if (!c || !c->ready || c->closing)
         return;
-    if (len > ZK_FRAME_PAYLOAD_MAX) {
-        zk_log(ZK_LOG_WARN, "ensemble: %s to %u is %zu bytes, over one "
-               "frame; dropped", zk_zab_msg_name(m->type), m->to, len);
+    if (len > ENS_MSG_BYTES_MAX) {
+        zk_log(ZK_LOG_WARN, "ensemble: %s to %u is %zu bytes; dropped",
+               zk_zab_msg_name(m->type), m->to, len);
         return;
     }
     if (c->queued_bytes + len > ENS_SENDQ_BYTES_MAX) {
         conn_close(c, "send queue full");
         return;
     }
-    struct wreq *w = malloc(sizeof(*w) + zk_frame_size((uint32_t)len));
-    if (!w) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    uint8_t *payload = w->buf + ZK_FRAME_HEADER_SIZE;
-    int rc = zk_zab_msg_encode(m, payload, len, &n);
-    if (rc == 0)
-        rc = zk_frame_conn_seal(c->fc, ENS_FRAME_ZAB, payload, (uint32_t)n,
-                                w->buf, payload + n);
+    int rc = send_encoded(c, m, len);
     if (rc) {
-        free(w);
         zk_log(ZK_LOG_WARN, "ensemble: cannot send %s to %u: %s",
                zk_zab_msg_name(m->type), m->to, zk_strerror(rc));
         if (rc != -EINVAL)
             conn_close(c, zk_strerror(rc));
-        return;
     }
-    w->len = zk_frame_size((uint32_t)n);
-    conn_write(c, w);
 }
 
 static void on_reconnect_timer(uv_timer_t *t);
@@ -818,6 +861,7 @@ static void on_conn_closed(uv_handle_t *h)
             break;
         }
     zk_frame_conn_free(c->fc);
+    free(c->frag);
     free(c);
     handle_closed(e);
 }
@@ -885,15 +929,45 @@ static void on_ready(struct conn *c)
            c->outbound ? "dialled" : "accepted");
 }
 
+/* Keeps a fragment (ENS_FRAME_ZAB_MORE) until the last one arrives. */
+static int frag_add(struct conn *c, const struct zk_frame *f)
+{
+    if (c->frag_len + f->len > ENS_MSG_BYTES_MAX)
+        return -EMSGSIZE;
+    if (c->frag_len + f->len > c->frag_cap) {
+        size_t cap = c->frag_len + f->len;
+        void *p = realloc(c->frag, cap);
+        if (!p)
+            return -ENOMEM;
+        c->frag = p;
+        c->frag_cap = cap;
+    }
+    memcpy(c->frag + c->frag_len, f->payload, f->len);
+    c->frag_len += f->len;
+    return 0;
+}
+
 static void on_data(struct conn *c, const struct zk_frame *f)
 {
     struct zk__ens *e = c->e;
+    const uint8_t *buf = f->payload;
+    size_t len = f->len;
     struct zk_zab_msg m;
-    int rc = f->flags == ENS_FRAME_ZAB
-                 ? zk_zab_msg_decode(f->payload, f->len, &m, e->rx_entries,
-                                     ZK_ARRAY_LEN(e->rx_entries))
-                 : ZK_ECORRUPT;
+    int rc = 0;
 
+    if (f->flags == ENS_FRAME_ZAB_MORE ||
+        (f->flags == ENS_FRAME_ZAB && c->frag_len)) {
+        rc = frag_add(c, f);
+        if (rc == 0 && f->flags == ENS_FRAME_ZAB_MORE)
+            return;
+        buf = c->frag;
+        len = c->frag_len;
+    } else if (f->flags != ENS_FRAME_ZAB) {
+        rc = ZK_ECORRUPT;
+    }
+    if (rc == 0)
+        rc = zk_zab_msg_decode(buf, len, &m, e->rx_entries,
+                               ZK_ARRAY_LEN(e->rx_entries));
     if (rc == 0 && (m.from != c->peer->id || m.to != e->my_id))
         rc = ZK_ECORRUPT;
     if (rc) {
@@ -901,6 +975,12 @@ static void on_data(struct conn *c, const struct zk_frame *f)
         return;
     }
     zk_zab_step(e->z, &m);
+    c->frag_len = 0;
+    if (c->frag_cap > ZK_FRAME_BUF_KEEP) {
+        free(c->frag);
+        c->frag = NULL;
+        c->frag_cap = 0;
+    }
 }
 
 static void conn_feed(struct conn *c, const uint8_t *buf, size_t n)
