@@ -31,9 +31,14 @@
  * ENS_FRAME_ZAB_MORE, then ENS_FRAME_ZAB) and reassembled, bounded by
  * ENS_MSG_BYTES_MAX.
  *
- * Not done yet (see docs/ensemble.md): SNAP streaming (a SNAP message is
- * dropped with a warning and an INSTALL op fails the batch), restarting
- * the core after a failed batch, waiting for the session close at stop.
+ * SNAP: the leader streams zk_store_snapshot() after the SNAP message
+ * (DATA flags ENS_FRAME_SNAP, then ENS_FRAME_SNAP_END); the learner holds
+ * the SNAP until the stream has ended, then steps it, and installs the
+ * snapshot in the batch of the INSTALL op that follows.
+ *
+ * Not done yet (see docs/ensemble.md): flow control and zstd for
+ * snapshots, restarting the core after a failed batch, waiting for the
+ * session close at stop.
  *
  * Threads: everything runs on the loop thread except worker_main(), which
  * only touches the store, the outstanding Ready (stable until advance) and
@@ -65,6 +70,9 @@
 #define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg,
                                              or its last fragment          */
 #define ENS_FRAME_ZAB_MORE    2           /* a fragment; more follow       */
+#define ENS_FRAME_SNAP        3           /* a chunk of a snapshot stream  */
+#define ENS_FRAME_SNAP_END    4           /* end of it: u64 zxid           */
+#define ENS_SNAP_BYTES_MAX    (1ull << 32) /* snapshot held in memory      */
 #define ENS_MSG_BYTES_MAX     (ZK_ZAB_MSG_BATCH_BYTES + \
                                2 * ZK_ZAB_PAYLOAD_MAX) /* one encoded msg */
 #define ENS_ENV_MAGIC         0xE5        /* log envelope: first byte       */
@@ -82,6 +90,14 @@ struct prop {
     uint64_t deadline_ms;         /* uv_now() after which: ZK_ENOTREADY    */
     zk_replica_done_cb cb;
     void *arg;
+};
+
+/* A snapshot stream received after a SNAP message, in memory. */
+struct snap {
+    uint8_t *buf;
+    size_t len, cap;
+    uint64_t zxid;
+    uint64_t sessions[ZK_ZAB_MEMBERS_MAX];  /* the SNAP's session table */
 };
 
 struct conn;
@@ -107,6 +123,8 @@ struct conn {
     int outbound, ready, closing;
     size_t queued_bytes;
     uint8_t *frag;                /* fragments of a message so far        */
+    struct snap *snap;            /* stream after a SNAP, until its end    */
+    struct zk_zab_msg snap_msg;   /* that SNAP, stepped at the end         */
     size_t frag_len, frag_cap;
     uint8_t rbuf[ENS_READ_BYTES];
 };
@@ -158,10 +176,19 @@ struct zk__ens {
     uint64_t w_applied;           /* worker: store's last applied zxid     */
     uint64_t w_time_ms;           /* worker: time of the last WRITE        */
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* worker, like the core's  */
+    struct snap *snap_pending;    /* loop: complete, its SNAP stepped      */
+    struct snap *job_snap;        /* the Ready's INSTALL reads it (worker) */
 };
 
 static void pump(struct zk__ens *e);
 static void conn_close(struct conn *c, const char *why);
+
+static void snap_free(struct snap *sn)
+{
+    if (sn)
+        free(sn->buf);
+    free(sn);
+}
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -329,6 +356,41 @@ static int apply_entry(struct zk__ens *e, struct zk_store_batch *b,
     return rc;
 }
 
+/* Zab INSTALL: replaces tree and log by the snapshot handed over with
+ * this Ready (job_snap), inside batch b. */
+static int install_snap(struct zk__ens *e, struct zk_store_batch *b,
+                        const struct zk_zab_op *op)
+{
+    struct snap *sn = e->job_snap;
+    struct zk_store_install *in = NULL;
+    uint64_t zxid = 0;
+
+    if (!sn || sn->zxid != op->zxid) {
+        zk_log(ZK_LOG_ERROR, "ensemble: INSTALL at 0x%llx without its "
+               "snapshot", (unsigned long long)op->zxid);
+        return ZK_ECORRUPT;
+    }
+    int rc = zk_store_batch_install_begin(b, &in);
+    if (rc)
+        return rc;
+    rc = zk_store_install_feed(in, sn->buf, sn->len);
+    if (rc) {
+        zk_store_install_abort(in);
+        return rc;
+    }
+    rc = zk_store_install_finish(in, &zxid);
+    if (rc == 0 && zxid != op->zxid)
+        rc = ZK_ECORRUPT;
+    if (rc)
+        return rc;
+    zk_log(ZK_LOG_INFO, "ensemble: installed a snapshot of %zu bytes at "
+           "0x%llx from server %u", sn->len, (unsigned long long)zxid,
+           op->from);
+    e->w_applied = zxid;
+    memcpy(e->sessions, sn->sessions, sizeof(e->sessions));
+    return 0;
+}
+
 /* The ops and hard state of the outstanding Ready. */
 static int batch_ops(struct zk__ens *e, struct zk_store_batch *b)
 {
@@ -349,10 +411,11 @@ static int batch_ops(struct zk__ens *e, struct zk_store_batch *b)
         case ZK_ZAB_OP_TRUNCATE:
             rc = zk_store_batch_log_truncate(b, op->zxid);
             break;
+        case ZK_ZAB_OP_INSTALL:
+            rc = install_snap(e, b, op);
+            break;
         default:
-            zk_log(ZK_LOG_ERROR, "ensemble: snapshot install (SNAP from "
-                   "%u) is not implemented", op->from);
-            rc = -ENOTSUP;
+            rc = ZK_ECORRUPT;
         }
     }
     if (rc == 0 && rd->has_hard_state) {
@@ -533,6 +596,11 @@ static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m);
 /* The outstanding Ready is durable: deliver, send, advance. */
 static void finish_ready(struct zk__ens *e)
 {
+    for (size_t i = 0; i < e->rd.n_ops; i++)
+        if (e->rd.ops[i].kind == ZK_ZAB_OP_INSTALL)
+            e->applied_zxid = e->rd.ops[i].zxid;
+    snap_free(e->job_snap);
+    e->job_snap = NULL;
     deliver_commits(e);
     if (e->stopping)
         return;
@@ -581,6 +649,11 @@ static void pump(struct zk__ens *e)
             return;
         zk_zab_ready(e->z, &e->rd);
         e->rd_out = 1;
+        for (size_t i = 0; i < e->rd.n_ops; i++)
+            if (e->rd.ops[i].kind == ZK_ZAB_OP_INSTALL && !e->job_snap) {
+                e->job_snap = e->snap_pending;
+                e->snap_pending = NULL;
+            }
         if (e->rd.n_ops || e->rd.n_commits || e->rd.has_hard_state) {
             pthread_mutex_lock(&e->mu);
             e->job = 1;
@@ -806,6 +879,54 @@ static int send_encoded(struct conn *c, const struct zk_zab_msg *m,
     return rc;
 }
 
+struct snap_send {
+    struct conn *c;
+    size_t bytes;
+};
+
+static int snap_chunk(void *arg, const uint8_t *buf, size_t len)
+{
+    struct snap_send *ss = arg;
+    if (ss->c->closing)
+        return -ECONNRESET;
+    ss->bytes += len;
+    return send_frame(ss->c, ENS_FRAME_SNAP, buf, len);
+}
+
+/* SNAP: the message, then the store's snapshot, then its end (u64 zxid).
+ * While a Ready is out the worker is idle, so the store holds exactly the
+ * state the core named (m->zxid); anything else is refused. Runs on the
+ * loop thread and queues the whole stream: no flow control and no zstd
+ * yet (docs/ensemble.md). */
+static void send_snap(struct zk__ens *e, struct conn *c,
+                      const struct zk_zab_msg *m, size_t len)
+{
+    struct snap_send ss = {c, 0};
+    uint64_t zxid = 0;
+    uint8_t end[8];
+    int rc = send_encoded(c, m, len);
+
+    if (rc == 0)
+        rc = zk_store_snapshot(e->store, snap_chunk, &ss, &zxid);
+    if (rc == 0 && zxid != m->zxid)
+        rc = ZK_ECORRUPT;
+    if (rc == 0) {
+        zk_put_be64(end, zxid);
+        rc = send_frame(c, ENS_FRAME_SNAP_END, end, sizeof(end));
+    }
+    if (rc) {
+        zk_log(ZK_LOG_WARN, "ensemble: snapshot for server %u at 0x%llx "
+               "(store at 0x%llx) not sent: %s", m->to,
+               (unsigned long long)m->zxid, (unsigned long long)zxid,
+               zk_strerror(rc));
+        conn_close(c, "snapshot not sent");
+        return;
+    }
+    zk_log(ZK_LOG_INFO, "ensemble: sending a snapshot of %zu bytes at "
+           "0x%llx to server %u", ss.bytes, (unsigned long long)zxid,
+           m->to);
+}
+
 /* Sends m to its peer; drops it if there is no authenticated connection
  * (the core treats that as loss). */
 static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m)
@@ -814,13 +935,12 @@ static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m)
     struct conn *c = p ? p->conn : NULL;
     size_t len = zk_zab_msg_encoded_size(m);
 
-    if (m->type == ZK_ZAB_MSG_SNAP) {
-        zk_log(ZK_LOG_WARN, "ensemble: server %u needs a snapshot; SNAP "
-               "streaming is not implemented, message dropped", m->to);
-        return;
-    }
     if (!c || !c->ready || c->closing)
         return;
+    if (m->type == ZK_ZAB_MSG_SNAP) {
+        send_snap(e, c, m, len);
+        return;
+    }
     if (len > ENS_MSG_BYTES_MAX) {
         zk_log(ZK_LOG_WARN, "ensemble: %s to %u is %zu bytes; dropped",
                zk_zab_msg_name(m->type), m->to, len);
@@ -861,6 +981,7 @@ static void on_conn_closed(uv_handle_t *h)
             break;
         }
     zk_frame_conn_free(c->fc);
+    snap_free(c->snap);
     free(c->frag);
     free(c);
     handle_closed(e);
@@ -947,6 +1068,69 @@ static int frag_add(struct conn *c, const struct zk_frame *f)
     return 0;
 }
 
+/* A SNAP message is held until its snapshot stream has arrived, then
+ * stepped: the INSTALL op it leads to finds the snapshot complete. */
+static int snap_hold(struct conn *c, const struct zk_zab_msg *m)
+{
+    snap_free(c->snap);
+    c->snap = calloc(1, sizeof(*c->snap));
+    if (!c->snap || m->n_sessions > ZK_ZAB_MEMBERS_MAX)
+        return -ENOMEM;
+    c->snap->zxid = m->zxid;
+    for (uint32_t i = 0; i < m->n_sessions; i++)
+        c->snap->sessions[i] = m->sessions[i];
+    c->snap_msg = *m;
+    c->snap_msg.n_entries = 0;
+    c->snap_msg.entries = NULL;
+    return 0;
+}
+
+static int snap_add(struct snap *sn, const uint8_t *buf, size_t len)
+{
+    if (sn->len + len > ENS_SNAP_BYTES_MAX)
+        return -EMSGSIZE;
+    if (sn->len + len > sn->cap) {
+        size_t cap = sn->cap ? sn->cap : 65536;
+        while (cap < sn->len + len)
+            cap *= 2;
+        void *p = realloc(sn->buf, cap);
+        if (!p)
+            return -ENOMEM;
+        sn->buf = p;
+        sn->cap = cap;
+    }
+    memcpy(sn->buf + sn->len, buf, len);
+    sn->len += len;
+    return 0;
+}
+
+static void on_snap_frame(struct conn *c, const struct zk_frame *f)
+{
+    struct zk__ens *e = c->e;
+    struct snap *sn = c->snap;
+
+    if (!sn) {
+        conn_close(c, "snapshot data without SNAP");
+        return;
+    }
+    if (f->flags == ENS_FRAME_SNAP) {
+        if (snap_add(sn, f->payload, f->len))
+            conn_close(c, "snapshot too large");
+        return;
+    }
+    if (f->len != 8 || zk_get_be64(f->payload) != sn->zxid) {
+        conn_close(c, "bad end of snapshot");
+        return;
+    }
+    zk_log(ZK_LOG_INFO, "ensemble: received a snapshot of %zu bytes at "
+           "0x%llx from server %u", sn->len, (unsigned long long)sn->zxid,
+           c->peer->id);
+    snap_free(e->snap_pending);
+    e->snap_pending = sn;
+    c->snap = NULL;
+    zk_zab_step(e->z, &c->snap_msg);
+}
+
 static void on_data(struct conn *c, const struct zk_frame *f)
 {
     struct zk__ens *e = c->e;
@@ -955,6 +1139,10 @@ static void on_data(struct conn *c, const struct zk_frame *f)
     struct zk_zab_msg m;
     int rc = 0;
 
+    if (f->flags == ENS_FRAME_SNAP || f->flags == ENS_FRAME_SNAP_END) {
+        on_snap_frame(c, f);
+        return;
+    }
     if (f->flags == ENS_FRAME_ZAB_MORE ||
         (f->flags == ENS_FRAME_ZAB && c->frag_len)) {
         rc = frag_add(c, f);
@@ -970,11 +1158,14 @@ static void on_data(struct conn *c, const struct zk_frame *f)
                                ZK_ARRAY_LEN(e->rx_entries));
     if (rc == 0 && (m.from != c->peer->id || m.to != e->my_id))
         rc = ZK_ECORRUPT;
+    if (rc == 0 && m.type == ZK_ZAB_MSG_SNAP)
+        rc = snap_hold(c, &m);
+    else if (rc == 0)
+        zk_zab_step(e->z, &m);
     if (rc) {
         conn_close(c, "malformed message");
         return;
     }
-    zk_zab_step(e->z, &m);
     c->frag_len = 0;
     if (c->frag_cap > ZK_FRAME_BUF_KEEP) {
         free(c->frag);
@@ -1426,6 +1617,9 @@ void zk__ens_stop(struct zk__ens *e, int close_session)
         zk_apply_result_free(e->results[i]);
         e->results[i] = NULL;
     }
+    snap_free(e->job_snap);
+    snap_free(e->snap_pending);
+    e->job_snap = e->snap_pending = NULL;
     expire_props(e, -ESHUTDOWN);
     ens_free_now(e);
 }
