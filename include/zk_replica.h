@@ -70,7 +70,9 @@ struct zk_config;
  * the leader; zk_replica_stop does not wait for the close of the session
  * (the leader expires it after sessionTimeout). Resolves host names with
  * getaddrinfo (blocking, once). Ignores SIGPIPE process-wide (a closed
- * peer is an error on its connection). *out written only on success. Errors:
+ * peer is an error on its connection). *out written only on success; on
+ * an error, run the loop once more so that handles already opened close
+ * (their memory is freed in their close callbacks). Errors:
  * -EINVAL (cfg without this server, names that do not resolve), from the
  * store, from libuv as a negative errno (-EADDRINUSE), -ENOMEM. */
 int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
