@@ -210,13 +210,6 @@ static struct peer *peer_by_id(struct zk__ens *e, uint32_t id)
     return NULL;
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Envelope of a logged entry: magic, version, type u32, origin u32,
  * req_id u64 (big-endian), then the payload. Returns a malloc'd buffer. */
 static uint8_t *env_encode(const struct zk_zab_entry *en, size_t *len_out)
@@ -707,22 +700,10 @@ static int enqueue(struct zk__ens *e, uint8_t *payload, size_t len,
     return 0;
 }
 
-int zk__ens_propose(struct zk__ens *e, const struct zk_txn *txn,
+int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,
                     zk_replica_done_cb cb, void *arg)
 {
-    struct zk_txn stamped = *txn;
-    uint8_t *buf;
-    size_t len;
-
-    if (stamped.time_ms == 0)
-        stamped.time_ms = wall_ms();
-    int rc = zk_txn_encode(&stamped, &buf, &len);
-    if (rc)
-        return rc;
-    rc = enqueue(e, buf, len, 0, cb, arg);
-    if (rc)
-        free(buf);
-    return rc;
+    return enqueue(e, buf, len, 0, cb, arg);
 }
 
 /* A read barrier is a no-op transaction (check "/" at any version) through
@@ -732,10 +713,10 @@ int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg)
 {
     struct zk_op op = {.type = ZK_OP_CHECK, .version = -1, .path = "/",
                        .path_len = 1};
-    struct zk_txn txn = {.time_ms = wall_ms(), .nops = 1, .ops = &op};
+    struct zk_txn txn = {.nops = 1, .ops = &op};
     uint8_t *buf;
     size_t len;
-    int rc = zk_txn_encode(&txn, &buf, &len);
+    int rc = zk__replica_encode(&txn, &buf, &len);
 
     if (rc)
         return rc;

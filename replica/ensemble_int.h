@@ -16,9 +16,17 @@ struct zk__ens;
 /* Wraps e in a new struct zk_replica (standalone.c). NULL: no memory. */
 struct zk_replica *zk__replica_wrap_ensemble(struct zk__ens *e);
 
+/* Stamps txn (time_ms 0 means "now", wall clock) and encodes it into a
+ * new malloc'd buffer: the one place a proposal's bytes are made, for both
+ * kinds of replica (standalone.c). Errors as zk_txn_encode. */
+int zk__replica_encode(const struct zk_txn *txn, uint8_t **out,
+                       size_t *out_len);
+
 /* The ensemble's implementations of the public zk_replica_* functions;
- * same contracts as in zk_replica.h. */
-int zk__ens_propose(struct zk__ens *e, const struct zk_txn *txn,
+ * same contracts as in zk_replica.h, except that zk__ens_propose takes an
+ * encoded proposal (zk__replica_encode) and owns buf only when it returns
+ * 0. */
+int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,
                     zk_replica_done_cb cb, void *arg);
 int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg);
 uint64_t zk__ens_session(const struct zk__ens *e);

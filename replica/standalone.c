@@ -284,21 +284,27 @@ static int enqueue(struct zk_replica *r, uint8_t *payload, size_t len,
     return 0;
 }
 
+int zk__replica_encode(const struct zk_txn *txn, uint8_t **out,
+                       size_t *out_len)
+{
+    struct zk_txn stamped = *txn;
+
+    if (stamped.time_ms == 0)
+        stamped.time_ms = now_ms();
+    return zk_txn_encode(&stamped, out, out_len);
+}
+
 int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
                        zk_replica_done_cb cb, void *arg)
 {
-    struct zk_txn stamped = *txn;
     uint8_t *buf;
     size_t len;
+    int rc = zk__replica_encode(txn, &buf, &len);
 
-    if (r->ens)
-        return zk__ens_propose(r->ens, txn, cb, arg);
-    if (stamped.time_ms == 0)
-        stamped.time_ms = now_ms();
-    int rc = zk_txn_encode(&stamped, &buf, &len);
     if (rc)
         return rc;
-    rc = enqueue(r, buf, len, cb, arg);
+    rc = r->ens ? zk__ens_propose(r->ens, buf, len, cb, arg)
+                : enqueue(r, buf, len, cb, arg);
     if (rc)
         free(buf);
     return rc;
