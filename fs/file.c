@@ -132,12 +132,7 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
         fh->holder = st->ephemeral_owner != 0;
     }
     struct fuse_entry_param e;
-    memset(&e, 0, sizeof(e));
-    e.ino = st->ino;
-    e.generation = 1;
-    e.entry_timeout = entry_timeout;
-    e.attr_timeout = ZK__FS_TIMEOUT_S;
-    zk__fs_fill_attr(fs, st, &e.attr);
+    zk__fs_entry_param(fs, st, entry_timeout, ZK__FS_TIMEOUT_S, &e);
     fi->fh = (uintptr_t)fh;
     fi->keep_cache = 0;
     fi->direct_io = 1;          /* see zk__fs_open */

@@ -224,6 +224,10 @@ const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
 void zk__fs_fill_attr(const struct zk_fs *fs, const struct zk_stat *st,
                       struct stat *out);
 void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out);
+/* Fills the entry FUSE replies for st (LOOKUP, MKDIR, CREATE, ...). */
+void zk__fs_entry_param(const struct zk_fs *fs, const struct zk_stat *st,
+                        double entry_timeout, double attr_timeout,
+                        struct fuse_entry_param *e);
 int zk__fs_reply_entry(struct zk_fs *fs, fuse_req_t req,
                        const struct zk_stat *st, double entry_timeout);
 int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,

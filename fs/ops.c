@@ -235,10 +235,8 @@ static size_t dir_entry(struct zk_fs *fs, fuse_req_t req, struct zk__fs_dh *dh,
     } else {
         const struct zk__fs_dirent *d = &dh->ents[i - 2];
         name = d->name;
-        zk__fs_fill_attr(fs, &d->st, &e.attr);
-        e.ino = d->st.ino;
-        e.generation = 1;
-        e.entry_timeout = e.attr_timeout = ZK__FS_TIMEOUT_S;
+        zk__fs_entry_param(fs, &d->st, ZK__FS_TIMEOUT_S, ZK__FS_TIMEOUT_S,
+                           &e);
     }
     if (!plus)
         return fuse_add_direntry(req, buf, left, name, &e.attr,

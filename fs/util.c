@@ -62,17 +62,24 @@ int zk__fs_reply_entry(struct zk_fs *fs, fuse_req_t req,
 }
 
 /* The same with an attribute timeout. */
+void zk__fs_entry_param(const struct zk_fs *fs, const struct zk_stat *st,
+                        double entry_timeout, double attr_timeout,
+                        struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = st->ino;
+    e->generation = 1;
+    e->entry_timeout = entry_timeout;
+    e->attr_timeout = attr_timeout;
+    zk__fs_fill_attr(fs, st, &e->attr);
+}
+
 int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,
                          const struct zk_stat *st, double entry_timeout,
                          double attr_timeout)
 {
     struct fuse_entry_param e;
-    memset(&e, 0, sizeof(e));
-    e.ino = st->ino;
-    e.generation = 1;
-    e.entry_timeout = entry_timeout;
-    e.attr_timeout = attr_timeout;
-    zk__fs_fill_attr(fs, st, &e.attr);
+    zk__fs_entry_param(fs, st, entry_timeout, attr_timeout, &e);
     int rc = fuse_reply_entry(req, &e);
     if (rc == 0)
         zk__fs_inomap_add(&fs->inomap, st->ino, 1);
