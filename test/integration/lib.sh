@@ -175,6 +175,36 @@ zk_tmpfs() {
     ZK_TMPFS+=("$1")
 }
 
+# zk_fill_until_full MOUNT MAX: writes 100 kB random files MOUNT/f1, f2, ...
+# until one fails, which must fail with ENOSPC; at most MAX files. Sets
+# ZK_FULL (the number of the write that failed, empty if none did) and
+# ZK_SUMS (file name -> sha256 of every file that was written).
+zk_fill_until_full() {
+    local i err
+    declare -gA ZK_SUMS=()
+    # shellcheck disable=SC2034  # read by the test that sourced this file
+    ZK_FULL=
+    for i in $(seq 1 "$2"); do
+        head -c 102400 /dev/urandom >"$ZK_TMP/blob"
+        if ! err=$(cp "$ZK_TMP/blob" "$1/f$i" 2>&1); then
+            # shellcheck disable=SC2034
+            ZK_FULL=$i
+            log "write $i failed: $err"
+            assert_match "No space left on device" "$err" "the writer's error"
+            return 0
+        fi
+        ZK_SUMS[f$i]=$(sha256sum <"$ZK_TMP/blob")
+    done
+}
+
+# zk_check_sums MOUNT LABEL: every file in ZK_SUMS still has its content.
+zk_check_sums() {
+    local f
+    for f in "${!ZK_SUMS[@]}"; do
+        assert_eq "${ZK_SUMS[$f]}" "$(sha256sum <"$1/$f")" "$f ($2)"
+    done
+}
+
 # The EXIT trap: kill every pid, lazily unmount every mount left.
 zk__cleanup() {
     local rc=$? p m

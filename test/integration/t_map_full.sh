@@ -7,25 +7,21 @@ M=$ZK_TMP/mnt
 export ZKFS_MAP_SIZE_BYTES=$((4 * 1024 * 1024))
 zk_start "$ZK_TMP/data" "$M"
 
-declare -A sums=()
-full=
-for i in $(seq 1 100); do
-    head -c 102400 /dev/urandom >"$ZK_TMP/blob"
-    if ! err=$(cp "$ZK_TMP/blob" "$M/f$i" 2>&1); then
-        full=$i
-        log "write $i failed: $err"
-        assert_match "No space left on device" "$err" "the writer's error"
-        break
-    fi
-    sums[f$i]=$(sha256sum <"$ZK_TMP/blob")
+zk_fill_until_full "$M" 100
+[ -n "$ZK_FULL" ] || fail "100 x 100 kB fitted in a 4 MiB map"
+zk_check_sums "$M" "while the map is full"
+
+# Deleting frees pages for reuse: a write that did not fit now does.
+for f in "${!ZK_SUMS[@]}"; do
+    rm "$M/$f"
+    unset "ZK_SUMS[$f]"
+    [ ${#ZK_SUMS[@]} -gt 2 ] || break
 done
-[ -n "$full" ] || fail "100 x 100 kB fitted in a 4 MiB map"
-for f in "${!sums[@]}"; do
-    assert_eq "${sums[$f]}" "$(sha256sum <"$M/$f")" "$f"
-done
+head -c 102400 /dev/urandom >"$ZK_TMP/blob"
+cp "$ZK_TMP/blob" "$M/again" || fail "no room after deleting"
+ZK_SUMS[again]=$(sha256sum <"$ZK_TMP/blob")
+
 zk_stop "$M"
 zk_start "$ZK_TMP/data" "$M"
-for f in "${!sums[@]}"; do
-    assert_eq "${sums[$f]}" "$(sha256sum <"$M/$f")" "$f after remount"
-done
+zk_check_sums "$M" "after remount"
 zk_stop "$M"
