@@ -282,6 +282,8 @@ static int req_create(struct ctl *c, char **f, const uint8_t *data,
         return rc;
     zk__fs_caller_owner(c->fs, c->cred.pid, owner, sizeof(owner));
     fill_create(c, &op, owner);
+    if ((op.flags & ZK_CREATE_EPHEMERAL) && op.session == 0)
+        return ZK_ENOTREADY;    /* no session: no quorum yet */
     op.path = f[2];
     op.path_len = (uint32_t)strlen(f[2]);
     op.data = data;

@@ -16,6 +16,7 @@
  * kernel knows and so which invalidations are worth sending.
  */
 #include "fs_int.h"
+#include "zk_config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -396,10 +397,46 @@ static int start_replica(struct zk_fs *fs)
         .owner = fs->owner,
         .session_timeout_ms = fs->opts->session_timeout_ms,
     };
-    int rc = zk_replica_start(&ro, &fs->replica);
+    int rc = fs->opts->config
+                 ? zk_replica_start_ensemble(&ro, fs->opts->config,
+                                             &fs->replica)
+                 : zk_replica_start(&ro, &fs->replica);
+    if (rc && fs->opts->config)
+        uv_run(&fs->loop, UV_RUN_NOWAIT);  /* close what it had opened */
     if (rc)
         zk_log(ZK_LOG_ERROR, "cannot start the replica: %s", zk_strerror(rc));
     return rc;
+}
+
+/* An ensemble member mounts once it holds its session (so that the first
+ * ephemeral create works), or after SESSION_WAIT_MS without one: then it
+ * has no quorum, serves reads and fails writes until it finds one. */
+#define SESSION_WAIT_MS 5000
+
+static void session_poll(uv_timer_t *t)
+{
+    struct zk_fs *fs = t->data;
+    uint64_t now = uv_now(&fs->loop);
+
+    if (zk_replica_session(fs->replica) != 0 || now >= fs->session_deadline)
+        uv_timer_stop(t);
+}
+
+static void wait_session(struct zk_fs *fs)
+{
+    uv_timer_t t;
+
+    uv_timer_init(&fs->loop, &t);
+    t.data = fs;
+    fs->session_deadline = uv_now(&fs->loop) + SESSION_WAIT_MS;
+    uv_timer_start(&t, session_poll, 10, 10);
+    while (uv_is_active((uv_handle_t *)&t))
+        uv_run(&fs->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&fs->loop, UV_RUN_NOWAIT);
+    if (zk_replica_session(fs->replica) == 0)
+        zk_log(ZK_LOG_WARN, "no quorum after %d ms: mounting anyway; reads "
+               "are served, writes wait for a quorum", SESSION_WAIT_MS);
 }
 
 static int setup(struct zk_fs *fs)
@@ -415,6 +452,8 @@ static int setup(struct zk_fs *fs)
         return rc;
     }
     rc = start_replica(fs);
+    if (rc == 0 && fs->opts->config)
+        wait_session(fs);
     if (rc == 0)
         rc = zk__fs_echo_start(fs);
     if (rc == 0)

@@ -153,6 +153,7 @@ struct zk_fs {
     gid_t gid;
     struct timespec started;   /* the control file's times */
     int ready_fd;
+    uint64_t session_deadline; /* start: uv_now() to stop waiting at */
     int stopping;
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */

@@ -37,6 +37,7 @@
 
 #include "cli.h"
 #include "zk_common.h"
+#include "zk_config.h"
 #include "zk_fs.h"
 
 #define SESSION_TIMEOUT_MS 30000   /* this replica's session */
@@ -46,7 +47,8 @@
 
 struct mount_args {
     int foreground, debug;
-    const char *data, *mnt;
+    const char *data, *mnt, *config;
+    uint32_t id;                    /* --id N; 0: the data dir's myid */
     char fuse_opts[FUSE_OPTS_MAX];
 };
 
@@ -72,11 +74,19 @@ static int mount_opts(int argc, char **argv, struct mount_args *a)
         case 'd': a->debug = a->foreground = 1; break;
         case 'D': a->data = optarg; break;
         case 'h': fputs(zk__cli_usage("mount"), stdout); return 0;
-        case 'c':
-        case 'I':
-            return zk__cli_usage_error("mount", "%s: not supported yet "
-                                       "(only a standalone replica for now)",
-                                       c == 'c' ? "-c" : "--id");
+        case 'c': a->config = optarg; break;
+        case 'I': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' ||
+                v < 1 || v > ZK_CONFIG_ID_MAX)
+                return zk__cli_usage_error("mount", "--id: '%s' is not a "
+                                           "server id in 1..%d", optarg,
+                                           ZK_CONFIG_ID_MAX);
+            a->id = (uint32_t)v;
+            break;
+        }
         case 'o':
             if (strlen(a->fuse_opts) + strlen(optarg) + 2 > FUSE_OPTS_MAX)
                 return zk__cli_usage_error("mount", "-o: options too long");
@@ -94,6 +104,8 @@ static int mount_opts(int argc, char **argv, struct mount_args *a)
     }
     if (argc - optind > 1)
         return zk__cli_usage_error("mount", "too many arguments");
+    if (a->id && !a->config)
+        return zk__cli_usage_error("mount", "--id needs -c FILE");
     a->mnt = argc > optind ? argv[optind] : NULL;
     return -1;
 }
@@ -321,14 +333,34 @@ static int run_background(struct zk_fs_opts *o)
     return 1;
 }
 
+/* -c FILE: reads and checks the whole configuration (and the secret)
+ * before anything is created or mounted. A bad one exits 2. */
+static int load_config(const struct mount_args *a, struct zk_config *cfg)
+{
+    struct zk_config_args ca = {.id = a->id, .data_dir = a->data};
+    char err[512];
+
+    if (zk_config_load(a->config, &ca, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "zkfs mount: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
     struct mount_args a = {0};
+    static struct zk_config cfg;   /* large; lives until the daemon ends */
     char dmnt[PATH_MAX], ddata[PATH_MAX], mnt[PATH_MAX], data[PATH_MAX];
     int status = mount_opts(argc, argv, &a);
 
     if (status >= 0)
         return status;
+    if (a.config) {
+        if ((status = load_config(&a, &cfg)) != 0)
+            return status;
+        a.data = cfg.data_dir;
+    }
     if ((!a.mnt || !a.data) && default_dirs(dmnt, ddata) < 0) {
         fprintf(stderr, "zkfs mount: HOME is not set: name MOUNTPOINT and "
                 "--data DIR\n");
@@ -351,7 +383,8 @@ static int cmd_mount(int argc, char **argv)
         .mountpoint = mnt, .data_dir = data,
         .fuse_opts = a.fuse_opts[0] ? a.fuse_opts : NULL,
         .foreground = a.foreground, .debug = a.debug, .ready_fd = -1,
-        .session_timeout_ms = SESSION_TIMEOUT_MS};
+        .session_timeout_ms = SESSION_TIMEOUT_MS,
+        .config = a.config ? &cfg : NULL};
     if (a.foreground)
         return run_foreground(&o);
     if ((status = run_background(&o)) == 0)
@@ -364,7 +397,8 @@ static int cmd_mount(int argc, char **argv)
 static const char general_usage[] =
     "Usage: zkfs COMMAND [ARGS]\n"
     "ZooKeeper's data model as a filesystem.\n\n"
-    "  mount [-f] [--data DIR] [-o OPTS] [MOUNTPOINT]  start and mount\n"
+    "  mount [-f] [-c FILE [--id N]] [--data DIR] [-o OPTS] [MOUNTPOINT]\n"
+    "                                     start a replica and mount\n"
     "  umount MOUNTPOINT                  leave cleanly and unmount\n"
     "  status [--json] MOUNTPOINT         role, zxid, counts\n"
     "  create [-e] [-s] [-d] PATH [DATA] [-- CMD...]  create a znode\n"

@@ -425,6 +425,11 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         rc = -ENOTDIR;
     if (rc == 0)
         rc = zk__fs_child_path(fs, parent, name, path, sizeof(path));
+    /* An ephemeral needs this replica's session, which an ensemble member
+     * lacks while it has no quorum (or renews an expired one). */
+    if (rc == 0 && !is_dir && (pst.children_flags & ZK_CHILDREN_EPHEMERAL) &&
+        zk_replica_session(fs->replica) == 0)
+        rc = ZK_ENOTREADY;
     struct nsreq *nr = rc ? NULL : calloc(1, sizeof(*nr));
     if (rc || !nr) {
         zk__fs_reply_errno(req, rc ? rc : -ENOMEM);

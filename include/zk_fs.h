@@ -5,6 +5,8 @@
 #ifndef ZK_FS_H
 #define ZK_FS_H
 
+struct zk_config;
+
 struct zk_fs_opts {
     const char *mountpoint;     /* absolute path, an existing directory */
     const char *data_dir;       /* absolute path, an existing directory */
@@ -13,7 +15,9 @@ struct zk_fs_opts {
     int debug;                  /* FUSE debug output */
     int ready_fd;               /* >= 0: write one byte here once the mount
                                    serves requests, then close it */
-    unsigned session_timeout_ms;
+    unsigned session_timeout_ms; /* standalone; an ensemble's is in config */
+    const struct zk_config *config; /* NULL: standalone; else this server of
+                                       an ensemble (zk_config.h) */
 };
 
 /* Opens the store in data_dir, starts the replica, mounts, and runs the

@@ -33,7 +33,7 @@ int zk_err_to_errno(int err)
     case ZK_EFOREIGN: return -EINVAL;
     case ZK_EBADVERSION: return -ESTALE;
     case ZK_ETRUNCATED: return -EIO;
-    case ZK_ENOTREADY: return -EAGAIN;
+    case ZK_ENOTREADY: return -ETIMEDOUT;
     case ZK_ESESSION: return -ENOLINK;
     default: return err;
     }

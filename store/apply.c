@@ -259,6 +259,22 @@ static int create_node(struct ap *a, const struct zk_op *op,
     return rc;
 }
 
+/* 0 if session is open, ZK_ESESSION if it is not (never opened, closed
+ * or expired: an ephemeral of it would never be deleted). */
+static int session_is_open(struct ap *a, uint64_t session)
+{
+    uint8_t kb[8];
+    MDB_val k = {8, kb}, v;
+
+    if (session == 0)
+        return ZK_ESESSION;
+    zk_put_be64(kb, session);
+    int rc = mdb_get(a->t, a->s->sessions, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return ZK_ESESSION;
+    return rc ? zk__mdb_err(rc, "session get") : 0;
+}
+
 static int op_create(struct ap *a, const struct zk_op *op,
                      struct zk_op_result *r)
 {
@@ -288,8 +304,11 @@ static int op_create(struct ap *a, const struct zk_op *op,
         return rc == 0 ? -EEXIST : rc;
     if (op->data_len > ZK_DATA_MAX)
         return -EFBIG;
-    if ((flags & ZK_CREATE_EPHEMERAL) && op->session == 0)
-        return -EINVAL;
+    if (flags & ZK_CREATE_EPHEMERAL) {
+        rc = session_is_open(a, op->session);
+        if (rc != 0)
+            return rc;
+    }
     rc = create_path(op, n.name, r);
     if (rc != 0)
         return rc;

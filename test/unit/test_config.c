@@ -83,10 +83,10 @@ START_TEST(minimal_defaults)
     ck_assert_msg(rc == 0, "%s", err);
     ck_assert_str_eq(c.data_dir, "/var/lib/zkfs");
     ck_assert_uint_eq(c.my_id, 1);
-    ck_assert_uint_eq(c.tick_time_ms, 2000);
+    ck_assert_uint_eq(c.tick_time_ms, 200);
     ck_assert_uint_eq(c.init_limit_ticks, 10);
     ck_assert_uint_eq(c.sync_limit_ticks, 5);
-    ck_assert_uint_eq(c.session_timeout_ms, 20000);
+    ck_assert_uint_eq(c.session_timeout_ms, 2000);
     ck_assert_uint_eq(c.n_servers, 1);
     ck_assert_uint_eq(c.n_voters, 1);
     ck_assert_uint_eq(c.quorum, 1);
@@ -408,9 +408,9 @@ static const struct bad_case bad_cases[] = {
     {PRE "initLimit=0\n", 1, 4, "initLimit: '0' is not a number in 1..10000"},
     {PRE "syncLimit=x\n", 1, 4, "syncLimit: 'x'"},
     {PRE "sessionTimeout=1.5\n", 1, 4, "sessionTimeout: '1.5'"},
-    {PRE "sessionTimeout=3999\n", 1, 4, "sessionTimeout 3999 ms is outside "
-     "2*tickTime..20*tickTime (4000..40000 ms)"},
-    {PRE "sessionTimeout=40001\n", 1, 4, "outside"},
+    {PRE "sessionTimeout=399\n", 1, 4, "sessionTimeout 399 ms is outside "
+     "2*tickTime..20*tickTime (400..4000 ms)"},
+    {PRE "sessionTimeout=4001\n", 1, 4, "outside"},
     {PRE "sessionTimeout=2001\ntickTime=100\n", 1, 4, "sessionTimeout 2001 "
      "ms is outside 2*tickTime..20*tickTime (200..2000 ms)"},
     {"tickTime=100\nsessionTimeout=250\nserver.1=a:1\n", 1, 0,

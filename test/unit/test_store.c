@@ -352,7 +352,7 @@ START_TEST(create_rules)
     ck_assert_int_eq(mkfile(&f, "relative", ""), -EINVAL);
     struct zk_op o = mk(ZK_OP_CREATE, "/eph");
     o.flags = ZK_CREATE_EPHEMERAL;
-    ck_assert_int_eq(apply1(&f, o), -EINVAL);   /* no session */
+    ck_assert_int_eq(apply1(&f, o), ZK_ESESSION);   /* no session */
     o = mk(ZK_OP_CREATE, "/m");
     o.mode = 0100640;
     o.uid = 7;
@@ -749,7 +749,10 @@ START_TEST(ephemerals_and_sessions)
     struct zk_op o = mk(ZK_OP_SET_CHILDREN, "/ed");
     o.flags = ZK_CHILDREN_EPHEMERAL;
     ck_assert_int_eq(apply1(&f, o), 0);
-    ck_assert_int_eq(mkfile(&f, "/ed/nosession", ""), -EINVAL);
+    ck_assert_int_eq(mkfile(&f, "/ed/nosession", ""), ZK_ESESSION);
+    /* A session that was never opened (or is closed) owns nothing. */
+    o = mk_ephemeral("/ed/unopened", 0x7777, "hostA:43");
+    ck_assert_int_eq(apply1(&f, o), ZK_ESESSION);
     o = mk_ephemeral("/ed/x", 5, "hostA:43");
     o.flags = 0;
     ck_assert_int_eq(apply1(&f, o), 0);
