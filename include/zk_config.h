@@ -38,7 +38,7 @@
 #define ZK_CONFIG_TICK_MS_DEFAULT     200 /* ZooKeeper: 2000; see docs */
 #define ZK_CONFIG_INIT_LIMIT_DEFAULT  10
 #define ZK_CONFIG_SYNC_LIMIT_DEFAULT  5
-#define ZK_CONFIG_SESSION_TICKS_DEFAULT 10 /* sessionTimeout = 10*tickTime */
+#define ZK_CONFIG_SESSION_TICKS_DEFAULT 20 /* sessionTimeout = 10*tickTime */
 
 struct zk_config_server {
     uint32_t id;                        /* 1..255, unique                */

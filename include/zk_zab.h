@@ -287,6 +287,13 @@ struct zk_zab_status {
 /* Fills *st with a snapshot of the core's view. */
 void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st);
 
+/* Gives up this replica's own session (the runtime's lease ran out: it
+ * has treated the session's ephemerals as lost). A new session id is taken
+ * at once (status.session changes, session_open is 0) and opened as soon
+ * as this replica serves again; its SESSION_OPEN closes the old session
+ * everywhere, if the leader has not expired it already. */
+void zk_zab_session_renew(struct zk_zab *z);
+
 /* The applied session table (indexed like cfg.members); n_out = count. */
 const uint64_t *zk_zab_sessions(const struct zk_zab *z, uint32_t *n_out);
 

@@ -178,6 +178,11 @@ struct zk__ens {
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* worker, like the core's  */
     struct snap *snap_pending;    /* loop: complete, its SNAP stepped      */
     struct snap *job_snap;        /* the Ready's INSTALL reads it (worker) */
+    /* Session lease (loop): the core's contact_tick last seen, when it
+     * last changed (uv_now), and after how long without contact this
+     * replica gives its session up (before the leader can expire it). */
+    uint64_t contact_tick_seen, contact_ms, lease_ms;
+    uint64_t leases_lost;
 };
 
 static void pump(struct zk__ens *e);
@@ -658,6 +663,34 @@ static void pump(struct zk__ens *e)
     }
 }
 
+/* The lease: without word from a quorum for lease_ms (3/5 of the session
+ * timeout, measured on this machine's monotonic clock, not in ticks that
+ * a stalled loop would slow down), this replica gives its session up
+ * before the leader can expire it, so its ephemerals (and whatever they
+ * stand for) are lost here first (fs/ sees zk_replica_session() change).
+ * Its next session, opened when it rejoins, closes the old one
+ * everywhere. */
+static void lease_check(struct zk__ens *e)
+{
+    struct zk_zab_status st;
+    uint64_t now = uv_now(e->loop);
+
+    zk_zab_status(e->z, &st);
+    if (st.contact_tick != e->contact_tick_seen) {
+        e->contact_tick_seen = st.contact_tick;
+        e->contact_ms = now;
+        return;
+    }
+    if (!st.session_open || now - e->contact_ms <= e->lease_ms)
+        return;
+    zk_log(ZK_LOG_WARN, "ensemble replica %u: no quorum for %llu ms: "
+           "session %016llx and its ephemerals are given up",
+           e->my_id, (unsigned long long)(now - e->contact_ms),
+           (unsigned long long)st.session);
+    zk_zab_session_renew(e->z);
+    e->leases_lost++;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct zk__ens *e = t->data;
@@ -667,6 +700,7 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     zk_zab_tick(e->z);
+    lease_check(e);
     expire_props(e, 0);
     pump(e);
 }
@@ -1477,6 +1511,8 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
     e->tick_ms = cfg->tick_time_ms;
     e->sync_limit = cfg->sync_limit_ticks;
     e->session_timeout_ms = cfg->session_timeout_ms;
+    e->lease_ms = (uint64_t)cfg->session_timeout_ms * 3 / 5;
+    e->contact_ms = uv_now(e->loop);
     e->prop_wait_ms = (uint64_t)(cfg->init_limit_ticks +
                                  cfg->sync_limit_ticks) * cfg->tick_time_ms;
     if (e->prop_wait_ms < ENS_PROP_WAIT_MIN_MS)

@@ -323,6 +323,16 @@ static int submit(struct zk_zab *z, const struct zk_zab_entry *e)
     return zk__learn_forward(z, e);
 }
 
+void zk_zab_session_renew(struct zk_zab *z)
+{
+    zk__trace(z, "session %016llx given up, taking a new one",
+              (unsigned long long)z->my_sid);
+    z->sid_ctr++;
+    z->my_sid = make_sid(z);
+    z->sid_seen_open = 0;
+    z->open_sent = 0;
+}
+
 /* Keeps this replica's own session open: once its session is seen closed
  * (expired by the leader), a new id is taken and opened. */
 void zk__session_tick(struct zk_zab *z)

@@ -1,0 +1,238 @@
+# shellcheck shell=bash
+# ens_lib.sh — helpers for the ensemble integration tests (t_ens_*.sh):
+# N replicas of one ensemble on loopback, each a real `zkfs mount -f -c`
+# process with its own data directory and mountpoint under $ZK_TMP.
+# Source lib.sh first; its EXIT trap stops everything started here (every
+# daemon is started through the same pid and mount bookkeeping).
+#
+#   ens_setup 3 [CFG-LINE...]   writes $ZK_TMP/secret and z1..z3.cfg
+#   ens_start_all               starts every replica, waits for a leader
+#   ens_mnt I                   prints replica I's mountpoint
+#   ens_leader                  prints the leader's id (by replica status)
+#   ens_kill9 I / ens_stop I / ens_start I
+#   ens_wait_synced             every live replica at the same zxid
+#   ens_tree I                  a canonical dump of replica I's tree
+#
+# Ports: a random base in 20000..59999 per test, each port checked free.
+
+ENS_N=0
+ENS_BASE=0
+declare -A ENS_UP=()     # id -> 1 while running
+
+# ens_mnt I / ens_data I / ens_cfg I
+ens_mnt() { printf '%s/m%s' "$ZK_TMP" "$1"; }
+ens_data() { printf '%s/d%s' "$ZK_TMP" "$1"; }
+ens_cfg() { printf '%s/z%s.cfg' "$ZK_TMP" "$1"; }
+ens_port() { printf '%d' $((ENS_BASE + $1)); }
+
+ens__port_free() {
+    ! ss -Htan "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# ens_setup N [LINE...]: N servers (ids 1..N, voters unless a LINE
+# redefines the role: pass "observer=4" to make server 4 an observer), the
+# given extra config lines (tickTime=..., sessionTimeout=...) in every
+# file. A shared 32-byte secret in $ZK_TMP/secret.
+ens_setup() {
+    local n=$1 i tries=0 observers=" " line
+    shift
+    ENS_N=$n
+    for line in "$@"; do
+        case $line in observer=*) observers+="${line#observer=} " ;; esac
+    done
+    while :; do
+        ENS_BASE=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        local ok=1
+        for i in $(seq 1 "$n"); do
+            ens__port_free $((ENS_BASE + i)) || ok=0
+        done
+        [ "$ok" = 1 ] && break
+        tries=$((tries + 1))
+        [ "$tries" -lt 50 ] || fail "no free ports found"
+    done
+    head -c 32 /dev/urandom >"$ZK_TMP/secret"
+    chmod 600 "$ZK_TMP/secret"
+    for i in $(seq 1 "$n"); do
+        {
+            echo "# replica $i of a test ensemble"
+            echo "dataDir=$(ens_data "$i")"
+            echo "secretFile=$ZK_TMP/secret"
+            for line in "$@"; do
+                case $line in observer=*) ;; *) echo "$line" ;; esac
+            done
+            local j
+            for j in $(seq 1 "$n"); do
+                if [[ $observers == *" $j "* ]]; then
+                    echo "server.$j=127.0.0.1:$(ens_port "$j"):observer"
+                else
+                    echo "server.$j=127.0.0.1:$(ens_port "$j")"
+                fi
+            done
+        } >"$(ens_cfg "$i")"
+    done
+    log "ensemble of $n on 127.0.0.1:$((ENS_BASE + 1))..$((ENS_BASE + n))"
+}
+
+# ens_launch I [MOUNT-ARGS...]: starts replica I without waiting.
+ens_launch() {
+    local i=$1 mnt logf
+    shift
+    mnt=$(ens_mnt "$i")
+    mkdir -p "$mnt"
+    logf=$ZK_TMP/zkfs.r$i.log
+    echo "=== start $(date +%T.%N)" >>"$logf"
+    "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$@" "$mnt" \
+        >>"$logf" 2>&1 &
+    ZK_PID=$!
+    ZK_PIDS+=("$ZK_PID")
+    ZK_MOUNTS+=("$mnt")
+    ZK_PID_OF[$mnt]=$ZK_PID
+    ENS_UP[$i]=1
+    log "started replica $i pid $ZK_PID on $mnt (log $logf)"
+}
+
+ens__wait_mounted() {
+    local i=$1 mnt pid
+    mnt=$(ens_mnt "$i")
+    pid=${ZK_PID_OF[$mnt]}
+    if ! wait_for -t 30 zk__up "$mnt" "$pid" || zk_pid_gone "$pid"; then
+        tail -n 30 "$ZK_TMP/zkfs.r$i.log" >&2
+        fail "replica $i did not mount $mnt"
+    fi
+}
+
+# ens_start I [MOUNT-ARGS...]: starts replica I and waits for its mount.
+ens_start() {
+    ens_launch "$@"
+    ens__wait_mounted "$1"
+}
+
+# ens_start_all: starts replicas 1..N together, waits for every mount and
+# for an established leader that every replica follows.
+ens_start_all() {
+    local i
+    for i in $(seq 1 "$ENS_N"); do ens_launch "$i"; done
+    for i in $(seq 1 "$ENS_N"); do ens__wait_mounted "$i"; done
+    ens_wait_leader
+}
+
+# ens_field I KEY: one value from replica I's `zkfs status --json`.
+ens_field() {
+    "$ZKFS" status --json "$(ens_mnt "$1")" 2>/dev/null |
+        sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+
+# ens_live: the ids of the replicas running now.
+ens_live() {
+    local i
+    for i in $(seq 1 "$ENS_N"); do
+        [ "${ENS_UP[$i]:-}" = 1 ] && printf '%s ' "$i"
+    done
+}
+
+# Every live replica follows or leads the same leader and is not stale.
+ens__agreed() {
+    local i l first=
+    for i in $(ens_live); do
+        [ "$(ens_field "$i" stale)" = false ] || return 1
+        l=$(ens_field "$i" leader_id)
+        [ -n "$l" ] && [ "$l" != 0 ] || return 1
+        [ -z "$first" ] && first=$l
+        [ "$l" = "$first" ] || return 1
+    done
+    [ -n "$first" ] && [ "${ENS_UP[$first]:-}" = 1 ] &&
+        [ "$(ens_field "$first" role)" = leader ]
+}
+
+# ens_wait_leader [SECONDS]: waits until the live replicas agree on an
+# established leader.
+ens_wait_leader() {
+    wait_for -t "${1:-30}" ens__agreed ||
+        fail "no agreed leader among replicas $(ens_live)"
+}
+
+# ens_leader: the id of the current leader (after ens_wait_leader).
+ens_leader() {
+    local i
+    for i in $(ens_live); do
+        if [ "$(ens_field "$i" role)" = leader ]; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# ens_follower: the id of some live follower.
+ens_follower() {
+    local i
+    for i in $(ens_live); do
+        if [ "$(ens_field "$i" role)" = follower ]; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ens__same_zxid() {
+    local i z first=
+    for i in $(ens_live); do
+        z=$(ens_field "$i" zxid)
+        [ -n "$z" ] || return 1
+        [ -z "$first" ] && first=$z
+        [ "$z" = "$first" ] || return 1
+    done
+}
+
+# ens_wait_synced [SECONDS]: every live replica has applied the same zxid.
+ens_wait_synced() {
+    wait_for -t "${1:-30}" ens__same_zxid ||
+        fail "replicas $(ens_live) did not reach the same zxid"
+}
+
+# ens_kill9 I: kill -9 of replica I, its dead mount cleared.
+ens_kill9() {
+    zk_kill9 "$(ens_mnt "$1")"
+    ENS_UP[$1]=0
+}
+
+# ens_stop I: `zkfs umount` of replica I; its daemon must exit 0.
+ens_stop() {
+    zk_stop "$(ens_mnt "$1")"
+    ENS_UP[$1]=0
+}
+
+# ens_tree I: every znode of replica I with its kind, mode, size and
+# content hash, sorted (what "all trees are identical" compares).
+ens_tree() {
+    local m
+    m=$(ens_mnt "$1")
+    (cd "$m" && find . -mindepth 1 -printf '%y %m %s %p\n' | sort) |
+        while read -r kind mode size p; do
+            if [ "$kind" = f ]; then
+                printf '%s %s %s %s %s\n' "$kind" "$mode" "$size" "$p" \
+                    "$(sha256sum <"$m/$p" | cut -c1-16)"
+            else
+                printf '%s %s %s %s\n' "$kind" "$mode" "$size" "$p"
+            fi
+        done
+}
+
+# ens_trees_identical: every live replica's tree equals the first one's.
+ens_trees_identical() {
+    local i first= t
+    for i in $(ens_live); do
+        t=$(ens_tree "$i")
+        if [ -z "$first" ]; then
+            first=$i
+            printf '%s\n' "$t" >"$ZK_TMP/tree.$i"
+            continue
+        fi
+        printf '%s\n' "$t" >"$ZK_TMP/tree.$i"
+        if ! cmp -s "$ZK_TMP/tree.$first" "$ZK_TMP/tree.$i"; then
+            diff "$ZK_TMP/tree.$first" "$ZK_TMP/tree.$i" | head -20 >&2
+            fail "tree of replica $i differs from replica $first"
+        fi
+    done
+}
