@@ -236,3 +236,27 @@ ens_trees_identical() {
         fi
     done
 }
+
+# --- small helpers for the t_ens_* tests --------------------------------
+
+# ens_pid I: the daemon pid of replica I.
+ens_pid() { printf '%s' "${ZK_PID_OF[$(ens_mnt "$1")]:-}"; }
+
+# ens_cat_is I REL WANT: replica I's file REL holds WANT (as $(cat)).
+ens_cat_is() { [ "$(cat "$(ens_mnt "$1")/$2" 2>/dev/null)" = "$3" ]; }
+
+# ens_wait_cat I REL WANT [SECONDS]: waits until ens_cat_is, else fails.
+ens_wait_cat() {
+    wait_for -t "${4:-20}" ens_cat_is "$1" "$2" "$3" ||
+        fail "replica $1: $2 is [$(cat "$(ens_mnt "$1")/$2" 2>&1)], expected [$3]"
+}
+
+# ens_wait_exists I REL / ens_wait_gone I REL [SECONDS]
+ens_wait_exists() {
+    wait_for -t "${3:-20}" test -e "$(ens_mnt "$1")/$2" ||
+        fail "replica $1: $2 did not appear"
+}
+ens_wait_gone() {
+    wait_for -t "${3:-20}" not test -e "$(ens_mnt "$1")/$2" ||
+        fail "replica $1: $2 did not go away"
+}
