@@ -337,6 +337,11 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
     }
 }
 
+void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c)
+{
+    change_work(fs, 0, c);
+}
+
 /* zk_replica's applied callback: stages the work every change of res
  * calls for, in order. Loop thread. */
 void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res)

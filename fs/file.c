@@ -158,6 +158,8 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     int rc = zk__fs_stale(zk_store_getattr(fs->store, ino, &st));
+    if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
+        rc = -ENOENT;           /* its session was given up (lease.c) */
     if (rc == 0 && st.kind == ZK_KIND_DIR)
         rc = -EISDIR;
     if (rc) {
@@ -249,7 +251,8 @@ void zk__fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
-    int rc = fh->poisoned ? -EFBIG : fh_load(fs, fh);
+    int rc = fh->poisoned ? -EFBIG
+             : zk__fs_hidden(fs, &fh->st) ? ZK_ESESSION : fh_load(fs, fh);
     size_t at = fh->append ? fh->len : (size_t)off;
     if (rc == 0 && (off < 0 || at > ZK_DATA_MAX || size > ZK_DATA_MAX - at)) {
         fh->poisoned = 1;   /* nothing of this open file gets committed */
@@ -361,6 +364,8 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
         fh->flushed_wgen = fh->wgen + 1;
     if (fh->poisoned)
         rc = -EFBIG;
+    else if (zk__fs_hidden(fs, &fh->st))
+        rc = ZK_ESESSION;       /* its session was given up (lease.c) */
     if (rc == 0)
         rc = zk_store_path(fs->store, fh->ino, path, sizeof(path));
     struct commit *c = rc ? NULL : calloc(1, sizeof(*c));

@@ -460,6 +460,8 @@ static int setup(struct zk_fs *fs)
         rc = session_open(fs);
     if (rc == 0)
         rc = loop_handles(fs);
+    if (rc == 0 && fs->opts->config)
+        rc = zk__fs_lease_start(fs);
     return rc;
 }
 
@@ -475,6 +477,7 @@ static void teardown(struct zk_fs *fs)
     if (fs->replica)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
+    zk__fs_lease_close(fs);
     handles_free(fs);
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);

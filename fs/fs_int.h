@@ -154,6 +154,14 @@ struct zk_fs {
     struct timespec started;   /* the control file's times */
     int ready_fd;
     uint64_t session_deadline; /* start: uv_now() to stop waiting at */
+    /* lease.c: sessions this replica gave up, whose ephemerals this mount
+     * hides until the store closes them. */
+    uint64_t session_seen;
+    uint64_t lost[8];
+    unsigned n_lost;
+    uint64_t lost_nodes;       /* ephemerals hidden so far (counter) */
+    uv_timer_t lease_timer;
+    int lease_timer_init;
     int stopping;
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
@@ -301,6 +309,15 @@ void zk__fs_echo_join(struct zk_fs *fs);
 void zk__fs_echo_push(struct zk_fs *fs, enum zk__fs_echo_kind kind,
                       uint64_t ino, uint64_t parent, const char *name);
 void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res);
+/* Stages the kernel work of one change no transaction made here (a
+ * lease.c deletion): invalidations and its replay. Loop thread. */
+void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
+
+/* lease.c: whether st belongs to a session this replica gave up (the
+ * node is then invisible through this mount); the poll timer. */
+int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st);
+int zk__fs_lease_start(struct zk_fs *fs);
+void zk__fs_lease_close(struct zk_fs *fs);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);

@@ -75,6 +75,8 @@ void zk__fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     int rc = zk_store_lookup(fs->store, parent, name, &st);
     if (rc == -ENOENT && zk_store_getattr(fs->store, parent, &st) == -ENOENT)
         rc = -ESTALE;           /* the directory itself went away */
+    if (rc == 0 && zk__fs_hidden(fs, &st))
+        rc = -ENOENT;           /* its session was given up (lease.c) */
     if (rc) {
         zk__fs_reply_errno(req, rc);
         return;
@@ -116,6 +118,8 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     struct zk__fs_fh *fh = fi && fi->fh ? (struct zk__fs_fh *)(uintptr_t)fi->fh
                                          : NULL;
     int rc = zk_store_getattr(fs->store, ino, &st);
+    if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
+        rc = -ENOENT;           /* its session was given up (lease.c) */
     const struct zk_stat *kept = rc == -ENOENT
                                      ? zk__fs_inomap_open_stat(&fs->inomap, ino)
                                      : NULL;
@@ -190,6 +194,20 @@ static int dh_add(void *arg, const char *name, const struct zk_stat *st)
     return 0;
 }
 
+/* Leaves out the children of sessions given up (lease.c). */
+static void dh_drop_hidden(struct zk_fs *fs, struct zk__fs_dh *dh)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < dh->n; i++) {
+        if (zk__fs_hidden(fs, &dh->ents[i].st)) {
+            free(dh->ents[i].name);
+            continue;
+        }
+        dh->ents[j++] = dh->ents[i];
+    }
+    dh->n = j;
+}
+
 /* Snapshots the child list: offsets are indexes into it, so a listing is
  * one consistent version however the directory changes meanwhile. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -206,6 +224,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
         rc = -ENOTDIR;
     if (rc == 0)
         rc = zk_store_list(fs->store, ino, dh_add, dh);
+    if (rc == 0 && fs->n_lost)
+        dh_drop_hidden(fs, dh);
     if (rc) {
         dh_free(dh);
         zk__fs_reply_errno(req, rc);

@@ -175,6 +175,12 @@ typedef int (*zk_store_session_cb)(void *arg, uint64_t session,
                                    uint32_t timeout_ms, const char *owner);
 int zk_store_sessions(struct zk_store *s, zk_store_session_cb cb, void *arg);
 
+/* The inodes of session's ephemerals, in inode order (none: 0 and no
+ * call). cb's non-zero value stops the scan and is returned. */
+typedef int (*zk_store_ephemeral_cb)(void *arg, uint64_t ino);
+int zk_store_ephemerals(struct zk_store *s, uint64_t session,
+                        zk_store_ephemeral_cb cb, void *arg);
+
 /* --- writes: one writer thread, one batch at a time -------------------- */
 
 /* Starts a write batch (one LMDB write transaction). */

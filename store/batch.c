@@ -116,6 +116,44 @@ done:
     return rc;
 }
 
+int zk_store_ephemerals(struct zk_store *s, uint64_t session,
+                        zk_store_ephemeral_cb cb, void *arg)
+{
+    MDB_txn *t;
+    MDB_cursor *c;
+    uint8_t kb[16];
+    MDB_val k = {8, kb}, v;
+    int rc = zk__rd_begin(s, &t);
+
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_open(t, s->ephem, &c);
+    if (rc != 0) {
+        zk__rd_end(s, t);
+        return zk__mdb_err(rc, "cursor open");
+    }
+    zk_put_be64(kb, session);
+    int op = MDB_SET_RANGE;
+    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 16) {
+            rc = ZK_ECORRUPT;
+            goto done;
+        }
+        if (zk_get_be64(k.mv_data) != session)
+            break;
+        rc = cb(arg, zk_get_be64((const uint8_t *)k.mv_data + 8));
+        if (rc != 0)
+            goto done;
+    }
+    rc = rc == 0 || rc == MDB_NOTFOUND ? 0
+                                       : zk__mdb_err(rc, "ephemeral scan");
+done:
+    mdb_cursor_close(c);
+    zk__rd_end(s, t);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Batches                                                             */
 /* ------------------------------------------------------------------ */
