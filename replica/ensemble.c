@@ -87,6 +87,7 @@ struct prop {
     size_t len;
     int submitted, is_sync, err;  /* err: answer at the next tick          */
     uint64_t req_id;              /* core request id once submitted        */
+    uint64_t epoch;               /* the core's epoch when submitted       */
     uint64_t deadline_ms;         /* uv_now() after which: ZK_ENOTREADY    */
     zk_replica_done_cb cb;
     void *arg;
@@ -183,6 +184,10 @@ struct zk__ens {
      * replica gives its session up (before the leader can expire it). */
     uint64_t contact_tick_seen, contact_ms, lease_ms;
     uint64_t leases_lost;
+    /* resubmit_lost(): the epoch this replica was last seen established
+     * in, and its log's end at that moment. */
+    uint64_t est_epoch, est_zxid;
+    uint64_t resubmitted;
 };
 
 static void pump(struct zk__ens *e);
@@ -520,10 +525,44 @@ static void prop_answer(struct zk__ens *e, struct prop *p, int err,
     free(p);
 }
 
+/* A write submitted in epoch E and not committed when this replica has
+ * synchronised with a leader of a later epoch, and applied everything that
+ * leader's history holds, can never commit: Zab's new leader starts from
+ * a history holding every entry that ever could (a quorum that moved on
+ * refuses the old leader's proposals). Such a write — typically forwarded
+ * to a leader that died with it — is proposed again instead of waiting
+ * out its deadline, so a failover costs writers a pause, not an error. A
+ * write that is still in that history commits and is answered normally. */
+static void resubmit_lost(struct zk__ens *e)
+{
+    struct zk_zab_status st;
+
+    zk_zab_status(e->z, &st);
+    if (!st.established || st.role == ZK_ZAB_LOOKING)
+        return;
+    if (st.epoch != e->est_epoch) {
+        e->est_epoch = st.epoch;
+        e->est_zxid = st.last_zxid;   /* the end of the synced history */
+    }
+    if (e->applied_zxid < e->est_zxid)
+        return;
+    for (struct prop *p = e->head; p; p = p->next) {
+        if (!p->submitted || p->epoch >= st.epoch || !p->payload)
+            continue;
+        p->submitted = 0;
+        p->req_id = 0;
+        e->resubmitted++;
+    }
+}
+
 /* Hands waiting proposals to the core, in order; stops at the first the
  * core cannot take yet (no established leader, its queue full). */
 static void submit_props(struct zk__ens *e)
 {
+    struct zk_zab_status st;
+
+    resubmit_lost(e);
+    zk_zab_status(e->z, &st);
     for (struct prop *p = e->head; p; p = p->next) {
         if (p->submitted || p->err)
             continue;
@@ -536,8 +575,7 @@ static void submit_props(struct zk__ens *e)
             continue;
         }
         p->submitted = 1;
-        free(p->payload);
-        p->payload = NULL;
+        p->epoch = st.epoch;       /* payload kept: see resubmit_lost() */
     }
 }
 
