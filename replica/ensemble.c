@@ -64,6 +64,7 @@
 #define ENS_BACKOFF_MAX_MS    2000        /* reconnect delay cap            */
 #define ENS_SENDQ_BYTES_MAX   (64u << 20) /* unsent bytes on a connection   */
 #define ENS_INBOUND_MAX       64          /* connections not yet a peer's   */
+#define ENS_HANDSHAKE_MS      3000        /* to prove the secret, at most   */
 #define ENS_READ_BYTES        65536       /* one read's buffer              */
 #define ENS_PUMP_ROUNDS_MAX   64          /* message-only Readies per event */
 #define ENS_PROP_WAIT_MIN_MS  1000        /* least wait for a proposal      */
@@ -122,6 +123,7 @@ struct conn {
     uv_connect_t creq;
     struct zk_frame_conn *fc;
     int outbound, ready, closing;
+    uint64_t born_ms;             /* uv_now() at creation                 */
     size_t queued_bytes;
     uint8_t *frag;                /* fragments of a message so far        */
     struct snap *snap;            /* stream after a SNAP, until its end    */
@@ -729,6 +731,19 @@ static void lease_check(struct zk__ens *e)
     e->leases_lost++;
 }
 
+/* Closes connections that have not finished the handshake in time. */
+static void handshake_sweep(struct zk__ens *e)
+{
+    uint64_t now = uv_now(e->loop);
+    struct conn *c, *next;
+
+    for (c = e->conns; c; c = next) {
+        next = c->next;
+        if (!c->ready && !c->closing && now - c->born_ms > ENS_HANDSHAKE_MS)
+            conn_close(c, "no handshake in time");
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct zk__ens *e = t->data;
@@ -739,6 +754,7 @@ static void on_tick(uv_timer_t *t)
     }
     zk_zab_tick(e->z);
     lease_check(e);
+    handshake_sweep(e);
     expire_props(e, 0);
     pump(e);
 }
@@ -1284,6 +1300,7 @@ static struct conn *conn_new(struct zk__ens *e, struct peer *p)
     }
     c->e = e;
     c->peer = p;
+    c->born_ms = uv_now(e->loop);
     c->outbound = p != NULL;
     c->tcp.data = c;
     c->creq.data = c;
@@ -1348,12 +1365,20 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     e->n_inbound++;
     int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (rc == 0 && e->n_inbound > ENS_INBOUND_MAX)
-        rc = -EMFILE;
     if (rc) {
-        conn_close(c, rc == -EMFILE ? "too many unauthenticated connections"
-                                    : uv_strerror(rc));
+        conn_close(c, uv_strerror(rc));
         return;
+    }
+    /* Full: the oldest connection that has not proved the secret makes
+     * room, so that idle strangers cannot lock the real peers out. */
+    if (e->n_inbound > ENS_INBOUND_MAX) {
+        struct conn *old = NULL;
+        for (struct conn *o = e->conns; o; o = o->next)
+            if (o != c && !o->outbound && !o->ready && !o->closing &&
+                (!old || o->born_ms <= old->born_ms))
+                old = o;
+        if (old)
+            conn_close(old, "too many unauthenticated connections");
     }
     conn_start(c);
 }
