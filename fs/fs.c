@@ -503,6 +503,7 @@ static void teardown(struct zk_fs *fs)
         zk_store_close(fs->store);
     fs->store = NULL;
     free(fs->fbuf.mem);
+    free(fs->reset_notes);
     zk__fs_inomap_free(&fs->inomap);
 }
 

@@ -162,6 +162,9 @@ struct zk_fs {
     uint64_t lost_nodes;       /* ephemerals hidden so far (counter) */
     uv_timer_t lease_timer;
     int lease_timer_init;
+    /* echo.c: names of the known inodes while a snapshot installs */
+    void *reset_notes;
+    size_t n_reset_notes;
     int stopping;
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
@@ -312,6 +315,11 @@ void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res);
 /* Stages the kernel work of one change no transaction made here (a
  * lease.c deletion): invalidations and its replay. Loop thread. */
 void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
+/* Around the install of a snapshot (the replica's reset callback): notes
+ * the names of the inodes the kernel knows from the old tree, then tells
+ * the kernel what the new tree changed about them. Loop thread. */
+void zk__fs_echo_reset_begin(struct zk_fs *fs);
+void zk__fs_echo_reset_end(struct zk_fs *fs);
 
 /* lease.c: whether st belongs to a session this replica gave up (the
  * node is then invisible through this mount); the poll timer. */
