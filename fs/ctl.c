@@ -458,6 +458,19 @@ static int req_status(struct ctl *c)
     return 0;
 }
 
+/* The answer to umount: the daemon stops whether or not the close of the
+ * session committed (without a quorum it cannot: the leader expires the
+ * session after sessionTimeout instead, which the log says). */
+static void umount_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    int rc = zk__fs_result_err(err, res);
+    if (rc)
+        zk_log(ZK_LOG_WARN, "umount: this replica's session was not closed "
+               "(%s); the ensemble expires it after the session timeout",
+               zk_strerror(rc));
+    ctl_respond(arg, 0, NULL, "", 0);
+}
+
 /* umount: closes this replica's session now (its ephemerals go on every
  * replica), answers, and stops once the client has closed the file. */
 static int req_umount(struct ctl *c)
@@ -467,7 +480,11 @@ static int req_umount(struct ctl *c)
     struct zk_op op = {.type = ZK_OP_SESSION_CLOSE, .version = -1,
                        .session = zk_replica_session(c->fs->replica)};
     c->umount = 1;
-    return zk__fs_propose1(c->fs, &op, plain_done, c);
+    if (op.session == 0) {          /* none (no quorum): nothing to close */
+        umount_done(c, ZK_ENOTREADY, NULL);
+        return 0;
+    }
+    return zk__fs_propose1(c->fs, &op, umount_done, c);
 }
 
 /* Runs the gathered request. Every path ends in exactly one ctl_respond,
