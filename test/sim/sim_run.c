@@ -6,7 +6,8 @@
  * delays (so reorders) messages; a fault event every 20-300 ms crashes a
  * replica (restarted 0.2-1 s later), splits the ensemble in two, blocks
  * one direction of a link, isolates the current leader, heals everything,
- * slows a disk or makes a disk write fail (fail-stop). The quiet tail:
+ * slows a disk, makes a disk write fail (fail-stop) or makes a replica
+ * give its session up (the runtime's lease, zk_zab_session_renew). The quiet tail:
  * every link healed, every replica restarted, no more faults; clients keep
  * writing for SIM_TAIL_WRITES_US, then the run must reach, within
  * SIM_TAIL_US, a state where every replica acknowledged a write submitted
@@ -99,6 +100,12 @@ void sim_on_fault(struct sim *s)
         if (s->rep[i].alive) {
             sim_log(s, i + 1, "next disk write fails");
             s->rep[i].fail_next = 1;
+        }
+    } else if (pick < 84) {
+        /* The runtime's lease ran out: the replica gives its session up. */
+        if (s->rep[i].alive && s->rep[i].core) {
+            sim_log(s, i + 1, "session given up (lease)");
+            zk_zab_session_renew(s->rep[i].core);
         }
     }
     sim_push(s, s->now + sim_range(s, 20000, 300000), SIM_EV_FAULT,
