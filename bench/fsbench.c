@@ -5,6 +5,7 @@
  *
  *   fsbench --dir D [--procs P] [--ops N] [--workload W] [--size BYTES]
  *           [--files F] [--entries E] [--time-cap S] [--keep-list]
+ *           [--spread DIR2,DIR3,...]
  *
  * Workloads (each "op" is what one latency sample measures):
  *   create     open(O_CREAT|O_EXCL|O_WRONLY) + write SIZE bytes + close,
@@ -27,6 +28,11 @@
  * do), or with --private-dirs each in its own subdirectory: the kernel
  * serializes creates and unlinks within one directory (the parent's inode
  * lock), which decides whether concurrent writers can share a commit.
+ *
+ * --spread B,C (zkfs ensembles): B and C are other replicas' mounts of the
+ * same tree, at the same relative place as D. Process p then works through
+ * the (p % 3)th of D, B, C (same znodes, different mounts), after waiting
+ * (bounded) until the fixtures made through D are visible through its own.
  *
  * P processes (fork) each do N ops after a common start barrier (a pipe
  * whose write end the parent closes). Every op's latency is taken with
@@ -94,6 +100,8 @@ struct opts {
     double time_cap_s;
     int keep_list;           /* keep the list fixture for the next run   */
     int private_dirs;        /* each process works in its own directory  */
+    const char *spread[8];   /* --spread: other mounts of the same tree  */
+    int nspread;
 };
 
 /* Per-process results, in shared memory. */
@@ -427,6 +435,48 @@ static int do_op(const struct run *r, int proc, long i, int lockfd,
     return err;
 }
 
+/* --spread: makes buf (which starts with dir) start with alt instead. */
+static void rebase(char *buf, size_t size, const char *dir, const char *alt)
+{
+    size_t n = strlen(dir);
+    if (buf[0] == '\0' || strncmp(buf, dir, n) != 0)
+        return;
+    char tmp[4096];
+    fmt_path(tmp, sizeof tmp, "%s%s", alt, buf + n);
+    fmt_path(buf, size, "%s", tmp);
+}
+
+/* --spread: this process works through another mount; waits (until the
+ * set-up deadline) for the fixtures the parent made through o->dir to be
+ * visible through it (replicas apply commits a little apart). */
+static int use_spread_dir(struct run *r, int proc)
+{
+    const struct opts *o = r->o;
+    int k = proc % (o->nspread + 1);
+    if (k == 0)
+        return 0;
+    const char *alt = o->spread[k - 1];
+    rebase(r->base, sizeof r->base, o->dir, alt);
+    rebase(r->listdir, sizeof r->listdir, o->dir, alt);
+    rebase(r->ephdir, sizeof r->ephdir, o->dir, alt);
+    for (;;) {
+        struct stat st;
+        int ok = stat(r->base, &st) == 0;
+        if (ok && o->w == W_LIST)
+            ok = count_entries(r->listdir) >= o->entries;
+        if (ok && o->w == W_EPHEMERAL)
+            ok = stat(r->ephdir, &st) == 0;
+        if (ok)
+            return 0;
+        if (now_ns() > r->setup_deadline_ns) {
+            fprintf(stderr, "fsbench: %s: fixtures not visible in time\n",
+                    alt);
+            return ETIMEDOUT;
+        }
+        poll(NULL, 0, 5);
+    }
+}
+
 /* Runs in the child: set-up, report ready, wait for the barrier, run. */
 static void worker(struct run *r, struct shared *sh, int proc, int ready_fd,
                    int start_fd)
@@ -440,6 +490,8 @@ static void worker(struct run *r, struct shared *sh, int proc, int ready_fd,
     int lockfd = -1;
 
     if (buf == NULL)
+        _exit(1);
+    if (o->nspread > 0 && use_spread_dir(r, proc) != 0)
         _exit(1);
     if (o->private_dirs) {
         /* r is this process's own copy (fork): point it at p<N>/. */
@@ -664,6 +716,8 @@ static void report(const struct run *r, struct shared *sh)
            secs > 0 ? (double)total / secs : 0.0, p50, p99, errors);
     if (o->private_dirs)
         printf(" dirs=private");
+    if (o->nspread > 0)
+        printf(" mounts=%d", o->nspread + 1);
     if (o->w == W_LIST)
         printf(" ms_per_list=%.2f entries=%ld", p50 / 1e3, o->entries);
     if (o->w == W_EPHEMERAL && !r->eph_native)
@@ -744,6 +798,7 @@ static void usage(FILE *f)
         "usage: fsbench --dir D [--procs P] [--ops N] [--workload W]\n"
         "               [--size BYTES] [--files F] [--entries E]\n"
         "               [--time-cap SECONDS] [--keep-list] [--private-dirs]\n"
+        "               [--spread DIR2,DIR3,...]\n"
         "workloads: create set get stat list delete ephemeral lock\n"
         "defaults: --procs 1 --ops 2000 --workload create --size 16\n"
         "          --files 1000 --entries 10000 --time-cap 60\n");
@@ -775,11 +830,13 @@ static void parse_args(int argc, char **argv, struct opts *o)
         { "time-cap", required_argument, NULL, 't' },
         { "keep-list", no_argument, NULL, 'k' },
         { "private-dirs", no_argument, NULL, 'P' },
+        { "spread", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int c, found;
-    while ((c = getopt_long(argc, argv, "d:p:n:w:s:f:e:t:kPh", lo, NULL)) != -1) {
+    char *tok, *save;
+    while ((c = getopt_long(argc, argv, "d:p:n:w:s:f:e:t:kPS:h", lo, NULL)) != -1) {
         switch (c) {
         case 'd': o->dir = optarg; break;
         case 'p': o->procs = (int)parse_long(optarg, 1, PROCS_MAX, "procs"); break;
@@ -790,6 +847,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case 't': o->time_cap_s = (double)parse_long(optarg, 1, 86400, "time-cap"); break;
         case 'k': o->keep_list = 1; break;
         case 'P': o->private_dirs = 1; break;
+        case 'S':
+            for (tok = strtok_r(optarg, ",", &save); tok != NULL;
+                 tok = strtok_r(NULL, ",", &save)) {
+                if (o->nspread == (int)(sizeof o->spread / sizeof *o->spread)) {
+                    fprintf(stderr, "fsbench: too many --spread dirs\n");
+                    exit(2);
+                }
+                o->spread[o->nspread++] = tok;
+            }
+            break;
         case 'w':
             found = 0;
             for (size_t i = 0; i < sizeof workload_names / sizeof *workload_names; i++)

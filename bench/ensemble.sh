@@ -1,0 +1,406 @@
+#!/usr/bin/env bash
+# bench/ensemble.sh — zkfs as a 3-replica ensemble on loopback, side by
+# side with a standalone replica, measured through the mounts.
+#
+# Starts, in a private temporary directory, three `zkfs mount -f -c CFG
+# --id N` daemons (one config file each, a shared secret, random free
+# loopback ports, default tickTime/syncLimit/initLimit/sessionTimeout) and
+# one standalone `zkfs mount -f`, all by pid. Then, R times (the two
+# targets interleaved), SPEC section 6's workloads with build/bench/fsbench:
+#   create, set          1 writer and 8 writers; on the ensemble the
+#                        writers are spread over the three mounts
+#                        (fsbench --spread; the 1-writer case and every
+#                        third of the 8 write through a follower's mount)
+#   get, stat            1 and 8 readers (spread likewise)
+#   list                 1 reader listing a directory of 10,000
+#   ephemeral            create + last close (zkfs deletes it), 1 and 8
+#   watch                build/bench/watchlat: a change through one
+#                        follower's mount to the IN_CLOSE_WRITE event on
+#                        the other follower's mount (standalone: the same
+#                        mount)
+# and the failover: K rounds of kill -9 of the leader, the time until the
+# first write committed through a surviving mount (build/bench/failover),
+# the killed replica restarted (and the three agreeing on a leader) before
+# the next round. Prints a table of medians, each round of the failover,
+# and the load average before and after.
+#
+# Usage (as root: FUSE mounts):
+#   bench/ensemble.sh [--runs R] [--rounds K] [--quick] [--raw FILE]
+#                     [--workloads "create set get stat list ephemeral watch"]
+#                     [--no-standalone] [--no-failover] [--no-build]
+# BENCH_QUICK=1 (or --quick): 1 run, op counts / 4, 2 failover rounds.
+# Defaults: 3 runs, 5 rounds; a full run takes about 5-10 minutes on 2 CPUs.
+#
+# Benchmarks print figures; they never pass or fail on timing. Every
+# daemon is stopped by pid and every mount removed on exit, error or
+# Ctrl-C included (trap), with bounded waits.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+B=${B:-build}
+RUNS=3
+ROUNDS=5
+QUICK=${BENCH_QUICK:-0}
+RAW=""
+BUILD=1
+STANDALONE=1
+FAILOVER=1
+WORKLOADS="create set get stat list ephemeral watch"
+CAP_S=60
+MOUNT_WAIT_S=30
+FILES=100
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) RUNS=$2; shift 2 ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --raw) RAW=$2; shift 2 ;;
+        --workloads) WORKLOADS=$2; shift 2 ;;
+        --no-standalone) STANDALONE=0; shift ;;
+        --no-failover) FAILOVER=0; shift ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        *) echo "ensemble.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+if [ "$QUICK" = 1 ]; then RUNS=1; ROUNDS=2; fi
+
+if [ "$BUILD" = 1 ]; then
+    make -s all >/dev/null 2>&1 ||
+        make -s "$B/zkfs" "$B/bench/fsbench" "$B/bench/watchlat" "$B/bench/failover" ||
+        { echo "ensemble.sh: cannot build" >&2; exit 1; }
+fi
+ZKFS=$B/zkfs FSBENCH=$B/bench/fsbench WATCHLAT=$B/bench/watchlat FAILOVER_BIN=$B/bench/failover
+for f in "$ZKFS" "$FSBENCH" "$WATCHLAT" "$FAILOVER_BIN"; do
+    [ -x "$f" ] || { echo "ensemble.sh: $f is missing (run make)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/zkfs-ens-bench.XXXXXX)
+declare -A PID=()      # name (1 2 3 solo) -> daemon pid
+declare -A MNT=()      # name -> mountpoint
+BGPID=""
+
+is_mounted() {
+    awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+
+alive() {              # alive PID: running (an exited, unreaped child is not)
+    local s
+    s=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$s" ] && [ "$s" != Z ]
+}
+
+wait_gone() {          # wait_gone PID SECONDS
+    local n=$(( $2 * 20 ))
+    while [ "$n" -gt 0 ] && alive "$1"; do sleep 0.05; n=$((n - 1)); done
+    ! alive "$1"
+}
+
+# stop NAME: `zkfs umount` (the daemon then exits), else TERM, KILL; the
+# mount removed in any case.
+stop() {
+    local n=$1 m=${MNT[$1]:-} p=${PID[$1]:-}
+    [ -n "$m" ] || return 0
+    if [ -n "$p" ] && alive "$p" && is_mounted "$m"; then
+        timeout 20 "$ZKFS" umount "$m" >/dev/null 2>&1 || true
+    fi
+    if [ -n "$p" ]; then
+        wait_gone "$p" 10 || kill -TERM "$p" 2>/dev/null || true
+        wait_gone "$p" 5 || kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    fi
+    is_mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
+    unset "PID[$n]"
+}
+
+cleanup() {
+    local n u=()
+    if [ -n "$BGPID" ]; then kill "$BGPID" 2>/dev/null || true; wait "$BGPID" 2>/dev/null || true; fi
+    # `zkfs umount` of all at once: each replica closes its session while
+    # the others still form a quorum (one by one, the last has none).
+    for n in "${!PID[@]}"; do
+        if alive "${PID[$n]}" && is_mounted "${MNT[$n]}"; then
+            timeout 20 "$ZKFS" umount "${MNT[$n]}" >/dev/null 2>&1 &
+            u+=($!)
+        fi
+    done
+    for n in "${u[@]}"; do wait "$n" 2>/dev/null || true; done
+    for n in "${!PID[@]}"; do stop "$n"; done
+    for n in "${!MNT[@]}"; do
+        is_mounted "${MNT[$n]}" && { fusermount3 -u -z "${MNT[$n]}" 2>/dev/null || true; }
+    done
+    if ! awk -v w="$WORK/" 'index($5, w) == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+        rm -rf --one-file-system "$WORK"
+    else
+        echo "ensemble.sh: leaving $WORK (something is still mounted there)" >&2
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- the ensemble -----------------------------------------------------------
+
+port_free() { ! ss -Htan "sport = :$1" 2>/dev/null | grep -q .; }
+for _ in $(seq 50); do
+    BASE=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    port_free $((BASE + 1)) && port_free $((BASE + 2)) && port_free $((BASE + 3)) && break
+done
+head -c 32 /dev/urandom >"$WORK/secret"
+chmod 600 "$WORK/secret"
+for i in 1 2 3; do
+    {
+        echo "dataDir=$WORK/d$i"
+        echo "secretFile=$WORK/secret"
+        for j in 1 2 3; do echo "server.$j=127.0.0.1:$((BASE + j))"; done
+    } >"$WORK/z$i.cfg"
+done
+
+# launch NAME: starts a daemon (1..3: replica of the ensemble; solo:
+# standalone) in the background, by pid.
+launch() {
+    local n=$1 m=$WORK/m$1
+    mkdir -p "$m"
+    MNT[$n]=$m
+    echo "=== start $(date +%T.%N)" >>"$WORK/log.$n"
+    if [ "$n" = solo ]; then
+        "$ZKFS" mount -f --data "$WORK/dsolo" "$m" >>"$WORK/log.$n" 2>&1 &
+    else
+        "$ZKFS" mount -f -c "$WORK/z$n.cfg" --id "$n" "$m" >>"$WORK/log.$n" 2>&1 &
+    fi
+    PID[$n]=$!
+}
+
+wait_mounted() {
+    local n=$1 k=$((MOUNT_WAIT_S * 20))
+    until is_mounted "${MNT[$n]}"; do
+        alive "${PID[$n]}" ||
+            { tail -n 5 "$WORK/log.$n" >&2; echo "ensemble.sh: $n exited before mounting" >&2; exit 1; }
+        k=$((k - 1))
+        [ "$k" -gt 0 ] || { echo "ensemble.sh: $n did not mount in ${MOUNT_WAIT_S}s" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+field() {              # field NAME KEY: from `zkfs status --json`
+    timeout 5 "$ZKFS" status --json "${MNT[$1]}" 2>/dev/null |
+        sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+
+# agreed: replicas 1..3 follow one established leader and none is stale.
+agreed() {
+    local i l first=""
+    for i in 1 2 3; do
+        [ "$(field "$i" stale)" = false ] || return 1
+        l=$(field "$i" leader_id)
+        [ -n "$l" ] && [ "$l" != 0 ] || return 1
+        [ -n "$first" ] || first=$l
+        [ "$l" = "$first" ] || return 1
+    done
+    [ "$(field "$first" role)" = leader ]
+}
+
+wait_agreed() {
+    local k=$((MOUNT_WAIT_S * 10))
+    until agreed; do
+        k=$((k - 1))
+        [ "$k" -gt 0 ] || { echo "ensemble.sh: no agreed leader in ${MOUNT_WAIT_S}s" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+leader() { local i; for i in 1 2 3; do [ "$(field "$i" role)" = leader ] && { echo "$i"; return; }; done; }
+
+for i in 1 2 3; do launch "$i"; done
+[ "$STANDALONE" = 1 ] && launch solo
+for n in "${!PID[@]}"; do wait_mounted "$n"; done
+wait_agreed
+L=$(leader)
+FOLLOWERS=()
+for i in 1 2 3; do [ "$i" = "$L" ] || FOLLOWERS+=("$i"); done
+F1=${FOLLOWERS[0]} F2=${FOLLOWERS[1]}
+
+context() {
+    local t0 t1 n=200
+    t0=$(date +%s%N)
+    dd if=/dev/zero of="$WORK/fsync-probe" bs=4k count=$n oflag=dsync 2>/dev/null || true
+    t1=$(date +%s%N)
+    rm -f "$WORK/fsync-probe"
+    echo "# $1: $(date -u +%H:%M:%S) UTC, load average $(cut -d' ' -f1-3 /proc/loadavg);" \
+         "4 KiB write+fdatasync on $WORK's disk: $(( (t1 - t0) / n / 1000 )) µs mean"
+}
+
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC') $(uname -r), $(nproc) CPUs, zkfs $(git rev-parse --short HEAD 2>/dev/null || echo '?');" \
+     "ensemble 127.0.0.1:$((BASE + 1))..$((BASE + 3)), leader $L; runs $RUNS, quick $QUICK" | tee "$WORK/context"
+context before | tee -a "$WORK/context"
+
+run_bg() {             # run_bg SECONDS CMD...: output in $WORK/out, $WORK/err
+    local secs=$1; shift
+    timeout "$secs" "$@" >"$WORK/out" 2>"$WORK/err" &
+    BGPID=$!
+    wait "$BGPID" || true
+    BGPID=""
+}
+
+ops_for() {            # ops_for WORKLOAD PROCS: ops per process
+    local n
+    case "$1" in
+        create|set|ephemeral) if [ "${2:-1}" = 1 ]; then n=300; else n=150; fi ;;
+        get) n=4000 ;;
+        stat) n=100000 ;;
+        list) n=20 ;;
+        watch) n=1000 ;;
+    esac
+    [ "$QUICK" = 1 ] && n=$(( n / 4 > 5 ? n / 4 : 5 ))
+    echo "$n"
+}
+
+# The 10,000-entry directory for "list", made once per target in one
+# transaction (fsbench would make it one create at a time); fsbench
+# --keep-list reuses it when it finds exactly that many entries.
+make_list_fixture() {
+    local m=$1 i j
+    [ -d "$m/fsbench-list.10000" ] && return 0
+    mkdir "$m/fsbench-list.10000"
+    for ((j = 0; j < 10000; j += 1000)); do      # zkfs txn: at most 1024 ops
+        for ((i = j; i < j + 1000; i++)); do printf 'create /fsbench-list.10000/entry-%06d\n' "$i"; done |
+            timeout 60 "$ZKFS" txn "$m" >/dev/null ||
+            { echo "ensemble.sh: could not make the list fixture in $m; fsbench makes it" >&2; return 0; }
+    done
+}
+
+TARGETS=(ens)
+[ "$STANDALONE" = 1 ] && TARGETS+=(solo)
+RESULTS=$WORK/results
+: >"$RESULTS"
+for r in $(seq 1 "$RUNS"); do
+    for w in $WORKLOADS; do
+        for p in 1 8; do
+            { [ "$w" = list ] || [ "$w" = watch ]; } && [ "$p" = 8 ] && continue
+            for t in "${TARGETS[@]}"; do
+                if [ "$t" = ens ]; then
+                    d=${MNT[$F1]} spread=(--spread "${MNT[$F2]},${MNT[$L]}")
+                    wd=${MNT[$F2]}
+                else
+                    d=${MNT[solo]} spread=() wd=${MNT[solo]}
+                fi
+                if [ "$w" = watch ]; then
+                    run_bg $((CAP_S + 30)) "$WATCHLAT" --write-dir "$d" --watch-dir "$wd" \
+                        --ops "$(ops_for watch)"
+                    line=$(sed 's/^watchlat /workload=watch procs=1 /; s/ lost=/ errors=/' "$WORK/out")
+                else
+                    [ "$w" = list ] && make_list_fixture "$d"
+                    run_bg $((CAP_S * 3 + 30)) "$FSBENCH" --dir "$d" "${spread[@]}" \
+                        --workload "$w" --procs "$p" --ops "$(ops_for "$w" "$p")" \
+                        --files "$FILES" --time-cap "$CAP_S" --keep-list
+                    line=$(cat "$WORK/out")
+                fi
+                [ -s "$WORK/err" ] && sed "s/^/ensemble.sh: $t: /" "$WORK/err" | head -n 3 >&2
+                [ -n "$line" ] || line="workload=$w procs=$p failed=1"
+                echo "run=$r target=$t $line" | tee -a "$RESULTS" >&2
+            done
+        done
+    done
+done
+context "after the workloads" | tee -a "$WORK/context"
+
+# --- failover -----------------------------------------------------------------
+FAILS=$WORK/failover
+: >"$FAILS"
+if [ "$FAILOVER" = 1 ]; then
+    for k in $(seq 1 "$ROUNDS"); do
+        wait_agreed
+        L=$(leader)
+        w=""
+        for i in 1 2 3; do [ "$i" = "$L" ] || { w=$i; break; }; done
+        run_bg 60 "$FAILOVER_BIN" --dir "${MNT[$w]}" --kill "${PID[$L]}" --timeout-s 30
+        line=$(cat "$WORK/out")
+        [ -s "$WORK/err" ] && sed "s/^/ensemble.sh: failover: /" "$WORK/err" | head -n 3 >&2
+        echo "round=$k killed=$L writer=$w ${line:-failed=1}" | tee -a "$FAILS" >&2
+        # The killed replica: reap it, clear its dead mount, restart it.
+        wait "${PID[$L]}" 2>/dev/null || true
+        is_mounted "${MNT[$L]}" && { fusermount3 -u -z "${MNT[$L]}" 2>/dev/null || true; }
+        launch "$L"
+        wait_mounted "$L"
+    done
+    wait_agreed
+    context "after the failover rounds" | tee -a "$WORK/context"
+fi
+[ -z "$RAW" ] || cat "$WORK/context" "$RESULTS" "$FAILS" >"$RAW"
+
+# --- the table ------------------------------------------------------------------
+echo
+cat "$WORK/context"
+echo
+awk -v workloads="$WORKLOADS" -v targets="${TARGETS[*]}" '
+function kv(key,   i, a) {
+    for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == key) return a[2] }
+    return ""
+}
+function median(list,   n, v, i, j, x) {
+    n = split(list, v, " ")
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++) {
+        x = v[i] + 0
+        for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]
+        v[j + 1] = x
+    }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function fmt_rate(x) {
+    if (x == "") return "-"
+    if (x >= 10000) return sprintf("%.0fk", x / 1000)
+    if (x >= 1000) return sprintf("%.1fk", x / 1000)
+    return sprintf("%.0f", x)
+}
+function fmt_us(x) { return x == "" ? "-" : (x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x)) }
+{
+    if (kv("failed") != "" || $1 ~ /^#/) next
+    k = kv("workload") SUBSEP kv("procs") SUBSEP kv("target")
+    rate[k] = rate[k] " " kv("ops_per_s")
+    p50[k] = p50[k] " " kv("p50_us")
+    p99[k] = p99[k] " " kv("p99_us")
+    if (kv("ms_per_list") != "") ml[k] = ml[k] " " kv("ms_per_list")
+    if (kv("close_p50_us") != "") cl[k] = cl[k] " " kv("close_p50_us")
+    if (kv("errors") + 0 > 0) err[k] = 1
+    nruns[k]++
+}
+END {
+    nt = split(targets, T, " "); nw = split(workloads, W, " ")
+    name["ens"] = "3 replicas"; name["solo"] = "standalone"
+    printf "| workload | procs | runs |"
+    for (i = 1; i <= nt; i++) printf " %s ops/s | p50 µs | p99 µs |", name[T[i]]
+    printf "\n|---|---|---|"
+    for (i = 1; i <= nt; i++) printf "---|---|---|"
+    printf "\n"
+    for (a = 1; a <= nw; a++) for (p = 1; p <= 8; p += 7) {
+        k0 = W[a] SUBSEP p SUBSEP T[1]
+        if (!(k0 in p50)) continue
+        printf "| %s | %d | %d |", W[a], p, nruns[k0]
+        for (i = 1; i <= nt; i++) {
+            k = W[a] SUBSEP p SUBSEP T[i]
+            if (W[a] == "list" && (k in ml)) s = sprintf("%.2f ms", median(ml[k]))
+            else if (W[a] == "watch") s = (k in cl) ? sprintf("(close %s)", fmt_us(median(cl[k]))) : "-"
+            else s = fmt_rate(median(rate[k]))
+            if (k in err) s = s " (!)"
+            printf " %s | %s | %s |", s, fmt_us(median(p50[k])), fmt_us(median(p99[k]))
+        }
+        printf "\n"
+    }
+    print ""
+    print "Medians over the runs. list: ms per listing of 10,000 entries. watch: from the writer'"'"'s open() to"
+    print "IN_CLOSE_WRITE on the other follower'"'"'s mount (standalone: same mount); (close N) = the writer'"'"'s"
+    print "own open..close p50 in µs. (!) = some run had errors or lost events."
+}' "$RESULTS"
+if [ -s "$FAILS" ]; then
+    echo
+    echo "Failover: kill -9 of the leader -> first write committed through a follower's mount"
+    sed 's/^/  /' "$FAILS"
+    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^failover_ms=/) { split($i, a, "="); v[++n] = a[2] + 0 } }
+         END {
+             if (n == 0) { print "  (no successful round)"; exit }
+             for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+             m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+             printf "  median %.0f ms over %d rounds (min %.0f, max %.0f)\n", m, n, v[1], v[n]
+         }' "$FAILS"
+fi
