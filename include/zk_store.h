@@ -230,6 +230,24 @@ typedef int (*zk_store_snap_cb)(void *arg, const uint8_t *buf, size_t len);
 int zk_store_snapshot(struct zk_store *s, zk_store_snap_cb cb, void *arg,
                       uint64_t *zxid_out);
 
+/* The same in three steps, so that the state is pinned on one thread and
+ * streamed on another (the ensemble pins it on its loop thread, where the
+ * store is known to be at the SNAP's zxid, and compresses it on a sender
+ * thread). zk_store_snapshot_open pins the committed state now (one read
+ * transaction; any thread) and writes *zxid_out (may be NULL) and *out on
+ * success. zk_store_snapshot_stream streams the pinned state as above, on
+ * any one thread at a time, as often as wanted (the same bytes each time:
+ * a first pass may count them). zk_store_snapshot_close releases it (NULL
+ * is fine); close every handle before zk_store_close. A pinned version
+ * keeps LMDB from reusing the pages it needs, so do not hold it longer
+ * than the transfer. Errors as zk_store_snapshot. */
+struct zk_store_snap;
+int zk_store_snapshot_open(struct zk_store *s, struct zk_store_snap **out,
+                           uint64_t *zxid_out);
+int zk_store_snapshot_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
+                             void *arg);
+void zk_store_snapshot_close(struct zk_store_snap *sn);
+
 /* Zab INSTALL inside batch b: empties the tree, data, sessions, counters
  * and the log at once, then refills them from the stream fed with
  * zk_store_install_feed (any chunking). Readers see the old state until

@@ -13,6 +13,11 @@
  * It holds the tree, data, sessions, ephemeral rows and the store's own
  * counters; not the log (Zab: the log becomes empty) and not the replica's
  * meta keys (epochs are each replica's own).
+ *
+ * zk_store_snapshot_open pins that version (one read transaction, on any
+ * thread: the environment is MDB_NOTLS) so that a caller can name the
+ * snapshot's zxid at once and stream it later from another thread, as
+ * often as it likes (the same bytes each time).
  */
 #include "store_int.h"
 
@@ -151,26 +156,66 @@ static int w_all(struct zk_store *s, MDB_txn *t, struct snap_w *w,
     return rc == 0 ? w_flush(w) : rc;
 }
 
-int zk_store_snapshot(struct zk_store *s, zk_store_snap_cb cb, void *arg,
-                      uint64_t *zxid_out)
-{
-    struct snap_w *w = calloc(1, sizeof(*w));
+struct zk_store_snap {
+    struct zk_store *s;
     MDB_txn *t;
     uint64_t zxid;
+};
+
+int zk_store_snapshot_open(struct zk_store *s, struct zk_store_snap **out,
+                           uint64_t *zxid_out)
+{
+    struct zk_store_snap *sn = calloc(1, sizeof(*sn));
+    if (sn == NULL)
+        return -ENOMEM;
+    sn->s = s;
+    int rc = zk__rd_begin(s, &sn->t);
+    if (rc != 0) {
+        free(sn);
+        return rc;
+    }
+    rc = zk__meta_get(s, sn->t, ZK__META_LAST_APPLIED, &sn->zxid);
+    if (rc != 0) {
+        zk_store_snapshot_close(sn);
+        return rc;
+    }
+    *out = sn;
+    if (zxid_out != NULL)
+        *zxid_out = sn->zxid;
+    return 0;
+}
+
+int zk_store_snapshot_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
+                             void *arg)
+{
+    struct snap_w *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return -ENOMEM;
     w->cb = cb;
     w->arg = arg;
-    int rc = zk__rd_begin(s, &t);
-    if (rc != 0) {
-        free(w);
-        return rc;
-    }
-    rc = zk__meta_get(s, t, ZK__META_LAST_APPLIED, &zxid);
-    if (rc == 0)
-        rc = w_all(s, t, w, zxid);
-    zk__rd_end(s, t);
+    int rc = w_all(sn->s, sn->t, w, sn->zxid);
     free(w);
+    return rc;
+}
+
+void zk_store_snapshot_close(struct zk_store_snap *sn)
+{
+    if (sn == NULL)
+        return;
+    zk__rd_end(sn->s, sn->t);
+    free(sn);
+}
+
+int zk_store_snapshot(struct zk_store *s, zk_store_snap_cb cb, void *arg,
+                      uint64_t *zxid_out)
+{
+    struct zk_store_snap *sn;
+    uint64_t zxid;
+    int rc = zk_store_snapshot_open(s, &sn, &zxid);
+    if (rc != 0)
+        return rc;
+    rc = zk_store_snapshot_stream(sn, cb, arg);
+    zk_store_snapshot_close(sn);
     if (rc == 0 && zxid_out != NULL)
         *zxid_out = zxid;
     return rc;
