@@ -287,6 +287,33 @@ struct zk_zab_status {
 /* Fills *st with a snapshot of the core's view. */
 void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st);
 
+/* One member as the core sees it, for status only (nothing the core
+ * decides reads these fields). The link fields are the leader's view and
+ * stay 0 unless this replica leads. */
+struct zk_zab_member_status {
+    uint32_t id;
+    int observer;
+    int self;
+    int linked;          /* leader: in discovery, sync or broadcast with us */
+    int synced;          /* leader: it processed NEWLEADER (ACKs say so)    */
+    uint64_t acked_zxid; /* leader: highest zxid its ACKs reported durable
+                            (voters) or received (observers), capped at
+                            what was sent; 0 before it synced            */
+    uint64_t sent_zxid;  /* leader: last zxid streamed to it             */
+};
+
+/* Fills *out for member i (index as in cfg.members). -EINVAL if i is not
+ * a member index. */
+int zk_zab_member_status(const struct zk_zab *z, uint32_t i,
+                         struct zk_zab_member_status *out);
+
+/* The embedder is receiving a long transfer from member `from` (the
+ * snapshot that follows a SNAP, which it steps only once complete): for a
+ * learner syncing with that leader this counts as hearing from it, so
+ * syncLimit bounds silence, not the transfer; initLimit still bounds the
+ * whole sync. Ignored in every other case. */
+void zk_zab_heard(struct zk_zab *z, uint32_t from);
+
 /* Gives up this replica's own session (the runtime's lease ran out: it
  * has treated the session's ephemerals as lost). A new session id is taken
  * at once (status.session changes, session_open is 0) and opened as soon

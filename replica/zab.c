@@ -606,6 +606,33 @@ void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st)
     st->n_elections = z->n_elections;
 }
 
+int zk_zab_member_status(const struct zk_zab *z, uint32_t i,
+                         struct zk_zab_member_status *out)
+{
+    if (i >= z->cfg.n_members)
+        return -EINVAL;
+    const struct zk__peer *p = &z->peers[i];
+    memset(out, 0, sizeof(*out));
+    out->id = z->cfg.members[i].id;
+    out->observer = !!z->cfg.members[i].observer;
+    out->self = i == z->self;
+    if (z->role != ZK_ZAB_LEADING || out->self)
+        return 0;
+    out->linked = p->ps != ZK__P_NONE;
+    out->synced = out->linked && p->st_synced;
+    out->acked_zxid = out->synced ? p->st_acked : 0;
+    out->sent_zxid = p->ps == ZK__P_STREAM ? p->sent : 0;
+    return 0;
+}
+
+/* Learner: a transfer from the leader in progress is word from it. */
+void zk_zab_heard(struct zk_zab *z, uint32_t from)
+{
+    if ((z->role == ZK_ZAB_FOLLOWING || z->role == ZK_ZAB_OBSERVING) &&
+        from == z->leader && z->fstage == ZK__F_SYNC)
+        z->heard_tick = z->tick;
+}
+
 const uint64_t *zk_zab_sessions(const struct zk_zab *z, uint32_t *n_out)
 {
     *n_out = z->cfg.n_members;

@@ -59,6 +59,8 @@ struct zk__peer {
     uint64_t heard_tick;
     uint64_t sess_heard_tick;
     uint64_t last_req;                  /* dedup of forwarded writes     */
+    int st_synced;                      /* status only: ACKs say synced  */
+    uint64_t st_acked;                  /* status only: best ACKed zxid  */
 };
 
 /* Leader phases. */

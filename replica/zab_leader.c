@@ -377,6 +377,13 @@ static void recv_ack(struct zk_zab *z, struct zk__peer *p,
     p->heard_tick = z->tick;
     if (m->aux)
         p->sess_heard_tick = z->tick;
+    if (p->ps == ZK__P_STREAM && (m->flags & ZK_ZAB_MF_SYNCED)) {
+        /* For zk_zab_member_status only (observers included). */
+        uint64_t r = m->zxid < p->sent ? m->zxid : p->sent;
+        p->st_synced = 1;
+        if (r > p->st_acked)
+            p->st_acked = r;
+    }
     if (p->ps != ZK__P_STREAM || p->observer || !(m->flags & ZK_ZAB_MF_SYNCED))
         return;
     p->synced = 1;
