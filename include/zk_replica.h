@@ -95,6 +95,35 @@ int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg);
 /* This replica's session id (ephemeral owner of what it creates). */
 uint64_t zk_replica_session(const struct zk_replica *r);
 
+#define ZK_REPLICA_MEMBERS_MAX 16  /* = ZK_ZAB_MEMBERS_MAX */
+
+/* One server of the ensemble as this replica sees it.
+ *
+ * zxid and lag (valid when zxid_known): on the leader, for itself its
+ * durable zxid, for a member the highest zxid that member acknowledged
+ * (observers: reported as received), and lag = how many transactions the
+ * leader has logged after it. On a learner, for itself its applied zxid
+ * and its lag behind the commit it has heard of; for the leader that
+ * commit; other members unknown. Lag counts transactions within one
+ * epoch (the counter difference); when the member's zxid is of an older
+ * epoch than the reference, lag is the reference's counter, i.e. only the
+ * newer epoch's transactions: a lower bound. */
+struct zk_replica_member {
+    uint32_t id;
+    int observer;
+    int self;
+    int connected;                /* authenticated connection now (1: self) */
+    const char *state;            /* "self", "down", "connected" (linked, not
+                                     following us), "syncing", "synced"     */
+    int zxid_known;
+    uint64_t zxid, lag;
+    /* A snapshot streaming to this member (leader) or from it (learner):
+     * uncompressed bytes done and the total, compressed bytes on the
+     * wire so far. */
+    int snapshot;
+    uint64_t snap_bytes, snap_total, snap_wire_bytes;
+};
+
 struct zk_replica_status {
     const char *role;             /* "standalone", "leader", ... */
     uint32_t my_id, leader_id;
@@ -102,6 +131,14 @@ struct zk_replica_status {
     int stale;                    /* cut off from the quorum */
     uint64_t pending;             /* proposals not yet answered */
     uint64_t batches, fsyncs;     /* group commit counters */
+    uint64_t commit_zxid;         /* highest zxid known committed */
+    uint64_t lag;                 /* transactions applied here behind it */
+    int syncing;                  /* a snapshot streams to or from here */
+    uint64_t snapshots_sent;      /* streams completed to learners */
+    uint64_t snapshots_installed; /* received and installed here */
+    uint64_t snapshots_rejected;  /* received corrupt or truncated */
+    uint32_t n_members;           /* every configured server, self too */
+    struct zk_replica_member members[ZK_REPLICA_MEMBERS_MAX];
 };
 void zk_replica_status(const struct zk_replica *r,
                        struct zk_replica_status *out);

@@ -31,18 +31,25 @@
  * ENS_FRAME_ZAB_MORE, then ENS_FRAME_ZAB) and reassembled, bounded by
  * ENS_MSG_BYTES_MAX.
  *
- * SNAP: the leader streams zk_store_snapshot() after the SNAP message
- * (DATA flags ENS_FRAME_SNAP, then ENS_FRAME_SNAP_END); the learner holds
- * the SNAP until the stream has ended, then steps it, and installs the
- * snapshot in the batch of the INSTALL op that follows.
+ * SNAP: the leader pins its store's state on the loop thread (where the
+ * store is known to be at the SNAP's zxid), sends the SNAP message, and a
+ * sender thread streams the snapshot through zstd (DATA flags
+ * ENS_FRAME_SNAP_BEGIN, ENS_FRAME_SNAP chunks, ENS_FRAME_SNAP_END); the
+ * loop queues chunks only while the connection has less than
+ * ENS_SNAP_INFLIGHT_MAX unsent bytes (more when writes complete), the
+ * thread waits while ENS_SNAP_QUEUE_MAX bytes wait for the loop, and the
+ * leader's later messages to that learner are held until the end. The
+ * learner holds the SNAP, decompresses and checks the stream as it comes,
+ * steps the SNAP once it has ended whole, and installs the snapshot in
+ * the batch of the INSTALL op that follows.
  *
- * Not done yet (see docs/ensemble.md): flow control and zstd for
- * snapshots, restarting the core after a failed batch, waiting for the
- * session close at stop.
+ * Not done yet (see docs/ensemble.md): restarting the core after a failed
+ * batch, waiting for the session close at stop.
  *
  * Threads: everything runs on the loop thread except worker_main(), which
  * only touches the store, the outstanding Ready (stable until advance) and
- * the fields marked (worker).
+ * the fields marked (worker), and snap_tx_main(), which only touches its
+ * struct snap_tx (under its mutex) and its pinned store snapshot.
  */
 #include "ensemble_int.h"
 #include "zk_common.h"
@@ -59,6 +66,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #define ENS_BACKOFF_MIN_MS    50          /* first reconnect delay          */
 #define ENS_BACKOFF_MAX_MS    2000        /* reconnect delay cap            */
@@ -71,9 +80,20 @@
 #define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg,
                                              or its last fragment          */
 #define ENS_FRAME_ZAB_MORE    2           /* a fragment; more follow       */
-#define ENS_FRAME_SNAP        3           /* a chunk of a snapshot stream  */
-#define ENS_FRAME_SNAP_END    4           /* end of it: u64 zxid           */
+#define ENS_FRAME_SNAP        3           /* zstd bytes of a snapshot      */
+#define ENS_FRAME_SNAP_END    4           /* its end (ENS_SNAP_END_LEN)    */
+#define ENS_FRAME_SNAP_BEGIN  5           /* its start (ENS_SNAP_BEGIN_LEN) */
+#define ENS_SNAP_MAGIC        0x5a4b535au /* "ZKSZ": BEGIN's first bytes   */
+#define ENS_SNAP_VERSION      1           /* snapshot stream format         */
+#define ENS_SNAP_CODEC_ZSTD   1
+#define ENS_SNAP_BEGIN_LEN    24          /* magic ver codec 0 0 zxid total */
+#define ENS_SNAP_END_LEN      28          /* zxid raw wire crc32            */
 #define ENS_SNAP_BYTES_MAX    (1ull << 32) /* snapshot held in memory      */
+#define ENS_SNAP_CHUNK        (256u << 10) /* compressed bytes per frame   */
+#define ENS_SNAP_QUEUE_MAX    (4u << 20)  /* made, waiting for the loop    */
+#define ENS_SNAP_INFLIGHT_MAX (4u << 20)  /* unsent on the connection      */
+#define ENS_SNAP_ZSTD_LEVEL   3
+#define ENS_SNAP_LOG_MS       3000        /* progress line at least every   */
 #define ENS_MSG_BYTES_MAX     (ZK_ZAB_MSG_BATCH_BYTES + \
                                2 * ZK_ZAB_PAYLOAD_MAX) /* one encoded msg */
 #define ENS_ENV_MAGIC         0xE5        /* log envelope: first byte       */
@@ -94,15 +114,68 @@ struct prop {
     void *arg;
 };
 
-/* A snapshot stream received after a SNAP message, in memory. */
+/* A snapshot stream received after a SNAP message: decompressed into
+ * memory as it arrives (at most ENS_SNAP_BYTES_MAX). */
 struct snap {
     uint8_t *buf;
     size_t len, cap;
     uint64_t zxid;
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];  /* the SNAP's session table */
+    ZSTD_DCtx *dctx;              /* after BEGIN, until END              */
+    int begun, frame_done;        /* frame_done: zstd frame complete     */
+    uint64_t total, wire;         /* announced size; compressed bytes    */
+    uint32_t crc;                 /* crc32 of buf[0..len)                */
+    uint64_t start_ms, log_ms;
+    unsigned log_pct;
+};
+
+/* A Zab message encoded and held while a snapshot streams on its
+ * connection (it must arrive after the snapshot's end). */
+struct held {
+    struct held *next;
+    size_t len;
+    uint8_t buf[];
+};
+
+/* One item of a snapshot sender's queue: a DATA frame's payload. */
+struct snap_item {
+    struct snap_item *next;
+    uint16_t flags;               /* ENS_FRAME_SNAP_*                     */
+    uint64_t raw_end;             /* uncompressed bytes consumed so far   */
+    size_t len;
+    uint8_t buf[];
 };
 
 struct conn;
+
+/* A snapshot being streamed to a learner by snap_tx_main(). Owned by the
+ * loop (e->stxs); freed once its thread has been joined. */
+struct snap_tx {
+    struct snap_tx *next;
+    struct zk__ens *e;
+    struct conn *c;               /* loop: NULL once the connection went  */
+    struct zk_store_snap *sn;     /* the thread closes it                 */
+    uint32_t to;
+    uint64_t zxid;
+    pthread_t thread;
+    int thread_started;
+    /* Shared with the thread (mu). */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct snap_item *head, *tail;
+    size_t q_bytes;
+    int cancel, finished, err;
+    /* Thread only. */
+    ZSTD_CCtx *cctx;
+    uint64_t raw, wire;
+    uint32_t crc;
+    size_t out_len;
+    uint8_t *out;                 /* ENS_SNAP_CHUNK                        */
+    /* Loop only. */
+    uint64_t total, raw_sent, wire_sent, start_ms, log_ms;
+    unsigned log_pct;
+    int ended;                    /* END queued on the connection          */
+};
 
 struct peer {
     uint32_t id;
@@ -128,6 +201,9 @@ struct conn {
     uint8_t *frag;                /* fragments of a message so far        */
     struct snap *snap;            /* stream after a SNAP, until its end    */
     struct zk_zab_msg snap_msg;   /* that SNAP, stepped at the end         */
+    struct snap_tx *stx;          /* snapshot streaming out on it          */
+    struct held *held, *held_tail; /* messages waiting for its end        */
+    size_t held_bytes;
     size_t frag_len, frag_cap;
     uint8_t rbuf[ENS_READ_BYTES];
 };
@@ -180,6 +256,8 @@ struct zk__ens {
     uint64_t w_time_ms;           /* worker: time of the last WRITE        */
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* worker, like the core's  */
     struct snap *snap_pending;    /* loop: complete, its SNAP stepped      */
+    struct snap_tx *stxs;         /* loop: snapshot senders                */
+    uint64_t snaps_sent, snaps_installed, snaps_rejected;   /* loop */
     struct snap *job_snap;        /* the Ready's INSTALL reads it (worker) */
     /* Session lease (loop): the core's contact_tick last seen, when it
      * last changed (uv_now), and after how long without contact this
@@ -194,11 +272,22 @@ struct zk__ens {
 
 static void pump(struct zk__ens *e);
 static void conn_close(struct conn *c, const char *why);
+static void stx_service(struct zk__ens *e);
+
+/* zk__ens_test_snap_fault(): read by sender threads. */
+static int snap_fault;
+
+void zk__ens_test_snap_fault(int fault)
+{
+    __atomic_store_n(&snap_fault, fault, __ATOMIC_RELAXED);
+}
 
 static void snap_free(struct snap *sn)
 {
-    if (sn)
+    if (sn) {
         free(sn->buf);
+        ZSTD_freeDCtx(sn->dctx);
+    }
     free(sn);
 }
 
@@ -635,8 +724,10 @@ static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m);
 static void finish_ready(struct zk__ens *e)
 {
     for (size_t i = 0; i < e->rd.n_ops; i++)
-        if (e->rd.ops[i].kind == ZK_ZAB_OP_INSTALL)
+        if (e->rd.ops[i].kind == ZK_ZAB_OP_INSTALL) {
             e->applied_zxid = e->rd.ops[i].zxid;
+            e->snaps_installed++;
+        }
     snap_free(e->job_snap);
     e->job_snap = NULL;
     deliver_commits(e);
@@ -661,6 +752,8 @@ static void on_async(uv_async_t *h)
 {
     struct zk__ens *e = h->data;
 
+    if (!e->stopping)
+        stx_service(e);
     pthread_mutex_lock(&e->mu);
     int done = e->job_done, err = e->job_err;
     e->job_done = 0;
@@ -824,6 +917,75 @@ uint64_t zk__ens_session(const struct zk__ens *e)
     return st.session_open ? st.session : 0;
 }
 
+/* Transactions from zxid z to ref, within ref's epoch (see zk_replica.h:
+ * across epochs only ref's epoch counts, a lower bound). */
+static uint64_t zxid_lag(uint64_t ref, uint64_t z)
+{
+    if (z >= ref)
+        return 0;
+    if (ZK_ZAB_EPOCH(z) == ZK_ZAB_EPOCH(ref))
+        return ZK_ZAB_COUNTER(ref) - ZK_ZAB_COUNTER(z);
+    return ZK_ZAB_COUNTER(ref);
+}
+
+/* A member's connection, snapshot transfer, zxid and lag. */
+static void status_member(const struct zk__ens *e,
+                          const struct zk_zab_status *st, uint32_t i,
+                          struct zk_replica_member *m)
+{
+    struct zk_zab_member_status ms;
+    const struct peer *p = NULL;
+
+    zk_zab_member_status(e->z, i, &ms);
+    for (uint32_t k = 0; k < e->n_peers; k++)
+        if (e->peers[k].id == ms.id)
+            p = &e->peers[k];
+    memset(m, 0, sizeof(*m));
+    m->id = ms.id;
+    m->observer = ms.observer;
+    m->self = ms.self;
+    m->connected = ms.self || (p && p->conn && p->conn->ready &&
+                               !p->conn->closing);
+    if (ms.self) {
+        m->state = st->role == ZK_ZAB_LOOKING ? "looking"
+                   : st->established ? "synced" : "syncing";
+        m->zxid_known = 1;
+        m->zxid = st->role == ZK_ZAB_LEADING ? st->persisted_zxid
+                                             : e->applied_zxid;
+        m->lag = st->role == ZK_ZAB_LEADING
+                     ? zxid_lag(st->last_zxid, m->zxid)
+                     : zxid_lag(st->commit_zxid, m->zxid);
+    } else if (!m->connected) {
+        m->state = "down";
+    } else if (st->role == ZK_ZAB_LEADING) {
+        m->state = ms.synced ? "synced" : ms.linked ? "syncing"
+                                                   : "connected";
+        m->zxid_known = ms.synced;
+        m->zxid = ms.acked_zxid;
+        m->lag = ms.synced ? zxid_lag(st->last_zxid, ms.acked_zxid) : 0;
+    } else {
+        m->state = "connected";
+        m->zxid_known = ms.id == st->leader && st->established;
+        m->zxid = m->zxid_known ? st->commit_zxid : 0;
+    }
+    if (!p || !p->conn)
+        return;
+    if (p->conn->stx && p->conn->stx->c == p->conn) {
+        const struct snap_tx *t = p->conn->stx;
+        m->snapshot = 1;
+        m->snap_bytes = t->raw_sent;
+        m->snap_total = t->total;
+        m->snap_wire_bytes = t->wire_sent;
+        m->state = "syncing";
+    } else if (p->conn->snap && p->conn->snap->begun) {
+        const struct snap *sn = p->conn->snap;
+        m->snapshot = 1;
+        m->snap_bytes = sn->len;
+        m->snap_total = sn->total;
+        m->snap_wire_bytes = sn->wire;
+    }
+}
+
 void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
 {
     static const char *const names[] = {"looking", "follower", "leader",
@@ -848,11 +1010,26 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->stale = e->failed || !st.established ||
                  st.role == ZK_ZAB_LOOKING ||
                  st.tick - st.contact_tick > e->sync_limit;
+    out->commit_zxid = st.commit_zxid > e->applied_zxid ? st.commit_zxid
+                                                        : e->applied_zxid;
+    out->lag = zxid_lag(out->commit_zxid, e->applied_zxid);
+    _Static_assert(ZK_REPLICA_MEMBERS_MAX >= ZK_ZAB_MEMBERS_MAX,
+                   "a status member per core member");
+    out->snapshots_sent = e->snaps_sent;
+    out->snapshots_installed = e->snaps_installed;
+    out->snapshots_rejected = e->snaps_rejected;
+    out->n_members = e->n_members;
+    for (uint32_t i = 0; i < e->n_members; i++) {
+        status_member(e, &st, i, &out->members[i]);
+        out->syncing |= out->members[i].snapshot;
+    }
 }
 
 /* ------------------------------------------------------------------ */
 /* network: connections, handshake, frames                              */
 /* ------------------------------------------------------------------ */
+
+static void stx_pump(struct snap_tx *t);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -863,6 +1040,8 @@ static void on_write(uv_write_t *req, int status)
     free(w);
     if (status < 0 && status != UV_ECANCELED)
         conn_close(c, uv_strerror(status));
+    else if (c->stx)
+        stx_pump(c->stx);          /* room for more of the snapshot */
 }
 
 /* Queues w (its buffer filled) on c. */
@@ -921,19 +1100,14 @@ static int send_frame(struct conn *c, uint16_t flags, const uint8_t *buf,
     return 0;
 }
 
-/* Encodes m and sends it as one DATA frame, or as fragments of at most
+/* Sends an encoded message as one DATA frame, or as fragments of at most
  * ZK_FRAME_PAYLOAD_MAX bytes (flags ENS_FRAME_ZAB_MORE, the last one
  * ENS_FRAME_ZAB) when it is larger (a PROPOSE batch can pass 4 MiB). */
-static int send_encoded(struct conn *c, const struct zk_zab_msg *m,
-                        size_t len)
+static int send_bytes(struct conn *c, const uint8_t *buf, size_t n)
 {
-    uint8_t *buf = malloc(len);
-    size_t n, off = 0;
-    int rc = buf ? zk_zab_msg_encode(m, buf, len, &n) : -ENOMEM;
+    size_t off = 0;
+    int rc = 0;
 
-    if (rc == 0 && n > ZK_FRAME_PAYLOAD_MAX)
-        zk_log(ZK_LOG_DEBUG, "ensemble: %s to %u (%zu bytes) in fragments",
-               zk_zab_msg_name(m->type), m->to, n);
     while (rc == 0 && !c->closing) {
         size_t chunk = n - off > ZK_FRAME_PAYLOAD_MAX ? ZK_FRAME_PAYLOAD_MAX
                                                       : n - off;
@@ -944,45 +1118,425 @@ static int send_encoded(struct conn *c, const struct zk_zab_msg *m,
         if (last)
             break;
     }
-    free(buf);
     return rc;
 }
 
-struct snap_send {
-    struct conn *c;
-    size_t bytes;
-};
-
-static int snap_chunk(void *arg, const uint8_t *buf, size_t len)
+/* Encodes m into a new buffer of exactly len bytes (*out; free it). */
+static int encode_msg(const struct zk_zab_msg *m, size_t len, uint8_t **out)
 {
-    struct snap_send *ss = arg;
-    if (ss->c->closing)
-        return -ECONNRESET;
-    ss->bytes += len;
-    return send_frame(ss->c, ENS_FRAME_SNAP, buf, len);
+    uint8_t *buf = malloc(len ? len : 1);
+    size_t n;
+    int rc = buf ? zk_zab_msg_encode(m, buf, len, &n) : -ENOMEM;
+
+    if (rc == 0 && n != len)
+        rc = -EINVAL;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    if (n > ZK_FRAME_PAYLOAD_MAX)
+        zk_log(ZK_LOG_DEBUG, "ensemble: %s to %u (%zu bytes) in fragments",
+               zk_zab_msg_name(m->type), m->to, n);
+    *out = buf;
+    return 0;
 }
 
-/* SNAP: the message, then the store's snapshot, then its end (u64 zxid).
- * While a Ready is out the worker is idle, so the store holds exactly the
- * state the core named (m->zxid); anything else is refused. Runs on the
- * loop thread and queues the whole stream: no flow control and no zstd
- * yet (docs/ensemble.md). */
+static int send_encoded(struct conn *c, const struct zk_zab_msg *m,
+                        size_t len)
+{
+    uint8_t *buf;
+    int rc = encode_msg(m, len, &buf);
+
+    if (rc == 0) {
+        rc = send_bytes(c, buf, len);
+        free(buf);
+    }
+    return rc;
+}
+
+/* Keeps m for after the snapshot streaming on c (bounded like a send
+ * queue: past ENS_SENDQ_BYTES_MAX the connection is dropped). */
+static int hold_msg(struct conn *c, const struct zk_zab_msg *m, size_t len)
+{
+    struct held *h;
+    uint8_t *buf;
+    int rc;
+
+    if (c->held_bytes + len > ENS_SENDQ_BYTES_MAX)
+        return -ENOBUFS;
+    h = malloc(sizeof(*h) + len);
+    if (!h)
+        return -ENOMEM;
+    rc = encode_msg(m, len, &buf);
+    if (rc) {
+        free(h);
+        return rc;
+    }
+    memcpy(h->buf, buf, len);
+    free(buf);
+    h->len = len;
+    h->next = NULL;
+    if (c->held_tail)
+        c->held_tail->next = h;
+    else
+        c->held = h;
+    c->held_tail = h;
+    c->held_bytes += len;
+    return 0;
+}
+
+static void held_free(struct conn *c)
+{
+    for (struct held *h = c->held, *next; h; h = next) {
+        next = h->next;
+        free(h);
+    }
+    c->held = c->held_tail = NULL;
+    c->held_bytes = 0;
+}
+
+/* The snapshot on c has ended: what was held goes out, in order. */
+static void held_flush(struct conn *c)
+{
+    int rc = 0;
+
+    for (struct held *h = c->held; h && rc == 0 && !c->closing; h = h->next)
+        rc = send_bytes(c, h->buf, h->len);
+    held_free(c);
+    if (rc)
+        conn_close(c, zk_strerror(rc));
+}
+
+/* ---- snapshot sender (leader) ----------------------------------------- */
+
+/* Thread: queues one frame's payload for the loop; waits while the queue
+ * is full. -ECANCELED once the loop gave the transfer up. */
+static int stx_push(struct snap_tx *t, uint16_t flags, const uint8_t *buf,
+                    size_t len)
+{
+    struct snap_item *it = malloc(sizeof(*it) + len);
+
+    if (!it)
+        return -ENOMEM;
+    it->next = NULL;
+    it->flags = flags;
+    it->raw_end = t->raw;
+    it->len = len;
+    memcpy(it->buf, buf, len);
+    pthread_mutex_lock(&t->mu);
+    while (t->q_bytes >= ENS_SNAP_QUEUE_MAX && !t->cancel)
+        pthread_cond_wait(&t->cv, &t->mu);
+    int cancel = t->cancel;
+    if (!cancel) {
+        if (t->tail)
+            t->tail->next = it;
+        else
+            t->head = it;
+        t->tail = it;
+        t->q_bytes += len;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (cancel) {
+        free(it);
+        return -ECANCELED;
+    }
+    uv_async_send(&t->e->async);
+    return 0;
+}
+
+static int count_cb(void *arg, const uint8_t *buf, size_t len)
+{
+    (void)buf;
+    *(uint64_t *)arg += len;
+    return 0;
+}
+
+/* Thread: runs zstd over in[0..len) (mode ZSTD_e_continue or _e_end) and
+ * queues every full output chunk (at the end, the rest). */
+static int stx_compress(struct snap_tx *t, const uint8_t *buf, size_t len,
+                        ZSTD_EndDirective mode)
+{
+    ZSTD_inBuffer in = {buf, len, 0};
+    size_t left;
+
+    do {
+        ZSTD_outBuffer out = {t->out, ENS_SNAP_CHUNK, t->out_len};
+        left = ZSTD_compressStream2(t->cctx, &out, &in, mode);
+        if (ZSTD_isError(left)) {
+            zk_log(ZK_LOG_ERROR, "ensemble: zstd: %s",
+                   ZSTD_getErrorName(left));
+            return -EIO;
+        }
+        t->out_len = out.pos;
+        if (t->out_len == ENS_SNAP_CHUNK ||
+            (mode == ZSTD_e_end && left == 0 && t->out_len)) {
+            int last = mode == ZSTD_e_end && left == 0, rc = 0;
+            int fault = __atomic_load_n(&snap_fault, __ATOMIC_RELAXED);
+            if (fault == ZK__SNAP_FAULT_FLIP)
+                t->out[t->out_len / 2] ^= 0x5a;
+            if (fault != ZK__SNAP_FAULT_TRUNCATE || !last)
+                rc = stx_push(t, ENS_FRAME_SNAP, t->out, t->out_len);
+            if (rc)
+                return rc;
+            t->wire += t->out_len;
+            t->out_len = 0;
+        }
+    } while (mode == ZSTD_e_end ? left != 0 : in.pos < in.size);
+    return 0;
+}
+
+static int compress_cb(void *arg, const uint8_t *buf, size_t len)
+{
+    struct snap_tx *t = arg;
+
+    t->raw += len;
+    t->crc = (uint32_t)crc32(t->crc, buf, (uInt)len);
+    return stx_compress(t, buf, len, ZSTD_e_continue);
+}
+
+/* Thread: BEGIN (magic, version, codec, zxid, uncompressed size from a
+ * first counting pass over the same pinned state), the zstd stream, END
+ * (zxid, uncompressed and compressed sizes, crc32 of the uncompressed). */
+static int stx_run(struct snap_tx *t)
+{
+    uint8_t hdr[ENS_SNAP_END_LEN > ENS_SNAP_BEGIN_LEN ? ENS_SNAP_END_LEN
+                                                      : ENS_SNAP_BEGIN_LEN];
+    uint64_t total = 0;
+    int rc = zk_store_snapshot_stream(t->sn, count_cb, &total);
+
+    if (rc)
+        return rc;
+    zk_put_be32(hdr, ENS_SNAP_MAGIC);
+    hdr[4] = __atomic_load_n(&snap_fault, __ATOMIC_RELAXED) ==
+                     ZK__SNAP_FAULT_VERSION ? 0xee : ENS_SNAP_VERSION;
+    hdr[5] = ENS_SNAP_CODEC_ZSTD;
+    hdr[6] = hdr[7] = 0;
+    zk_put_be64(hdr + 8, t->zxid);
+    zk_put_be64(hdr + 16, total);
+    if ((rc = stx_push(t, ENS_FRAME_SNAP_BEGIN, hdr, ENS_SNAP_BEGIN_LEN)))
+        return rc;
+    t->cctx = ZSTD_createCCtx();
+    t->out = malloc(ENS_SNAP_CHUNK);
+    if (!t->cctx || !t->out)
+        return -ENOMEM;
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_compressionLevel,
+                                            ENS_SNAP_ZSTD_LEVEL)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_checksumFlag, 1)))
+        return -EIO;
+    ZSTD_CCtx_setPledgedSrcSize(t->cctx, total);
+    rc = zk_store_snapshot_stream(t->sn, compress_cb, t);
+    if (rc == 0)
+        rc = stx_compress(t, NULL, 0, ZSTD_e_end);
+    if (rc == 0 && t->raw != total)
+        rc = ZK_ECORRUPT;
+    if (rc)
+        return rc;
+    zk_put_be64(hdr, t->zxid);
+    zk_put_be64(hdr + 8, t->raw);
+    zk_put_be64(hdr + 16, t->wire);
+    zk_put_be32(hdr + 24, t->crc);
+    return stx_push(t, ENS_FRAME_SNAP_END, hdr, ENS_SNAP_END_LEN);
+}
+
+static void *snap_tx_main(void *arg)
+{
+    struct snap_tx *t = arg;
+    int rc = stx_run(t);
+
+    ZSTD_freeCCtx(t->cctx);
+    free(t->out);
+    t->cctx = NULL;
+    t->out = NULL;
+    zk_store_snapshot_close(t->sn);
+    t->sn = NULL;
+    pthread_mutex_lock(&t->mu);
+    t->finished = 1;
+    t->err = rc;
+    pthread_mutex_unlock(&t->mu);
+    uv_async_send(&t->e->async);
+    return NULL;
+}
+
+/* Loop: a progress line every 10% or ENS_SNAP_LOG_MS. */
+static int progress_due(uint64_t done, uint64_t total, unsigned *pct,
+                        uint64_t *log_ms, uint64_t now)
+{
+    unsigned p = total ? (unsigned)(done * 100 / total) : 100;
+
+    if (p / 10 == *pct / 10 && now - *log_ms < ENS_SNAP_LOG_MS)
+        return 0;
+    *pct = p;
+    *log_ms = now;
+    return 1;
+}
+
+static void stx_sent(struct snap_tx *t, const struct snap_item *it)
+{
+    struct zk__ens *e = t->e;
+    uint64_t now = uv_now(e->loop);
+
+    if (it->flags == ENS_FRAME_SNAP_BEGIN) {
+        t->total = zk_get_be64(it->buf + 16);
+        zk_log(ZK_LOG_INFO, "ensemble: snapshot to server %u at 0x%llx: "
+               "%llu bytes before zstd", t->to, (unsigned long long)t->zxid,
+               (unsigned long long)t->total);
+    } else if (it->flags == ENS_FRAME_SNAP) {
+        t->wire_sent += it->len;
+        t->raw_sent = it->raw_end;
+        if (progress_due(t->raw_sent, t->total, &t->log_pct, &t->log_ms,
+                         now))
+            zk_log(ZK_LOG_INFO, "ensemble: snapshot to server %u: %llu of "
+                   "%llu bytes (%u%%), %llu compressed", t->to,
+                   (unsigned long long)t->raw_sent,
+                   (unsigned long long)t->total, t->log_pct,
+                   (unsigned long long)t->wire_sent);
+    } else {
+        t->ended = 1;
+        t->raw_sent = t->total;
+        e->snaps_sent++;
+        zk_log(ZK_LOG_INFO, "ensemble: snapshot to server %u at 0x%llx "
+               "sent: %llu bytes as %llu with zstd in %llu ms", t->to,
+               (unsigned long long)t->zxid, (unsigned long long)t->total,
+               (unsigned long long)t->wire_sent,
+               (unsigned long long)(now - t->start_ms));
+    }
+}
+
+/* Loop: moves queued chunks onto the connection while it has less than
+ * ENS_SNAP_INFLIGHT_MAX unsent bytes (on_write calls again as writes
+ * complete); after END, releases the held messages. */
+static void stx_pump(struct snap_tx *t)
+{
+    struct conn *c = t->c;
+
+    while (c && !c->closing && !t->ended &&
+           c->queued_bytes < ENS_SNAP_INFLIGHT_MAX) {
+        pthread_mutex_lock(&t->mu);
+        struct snap_item *it = t->head;
+        if (it) {
+            t->head = it->next;
+            if (!t->head)
+                t->tail = NULL;
+            t->q_bytes -= it->len;
+            pthread_cond_signal(&t->cv);
+        }
+        pthread_mutex_unlock(&t->mu);
+        if (!it)
+            return;
+        int rc = send_frame(c, it->flags, it->buf, it->len);
+        if (rc == 0)
+            stx_sent(t, it);
+        free(it);
+        if (rc) {
+            conn_close(c, "snapshot not sent");
+            return;
+        }
+    }
+    if (c && t->ended) {
+        /* Done with c: its close must not find t, nor t find it. */
+        t->c = NULL;
+        if (c->stx == t)
+            c->stx = NULL;
+        held_flush(c);
+    }
+}
+
+/* Loop: tells the thread to stop (it is joined by stx_service). */
+static void stx_cancel(struct snap_tx *t)
+{
+    if (t->c && t->c->stx == t)
+        t->c->stx = NULL;
+    t->c = NULL;
+    pthread_mutex_lock(&t->mu);
+    t->cancel = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void stx_free(struct snap_tx *t)
+{
+    if (t->thread_started)
+        pthread_join(t->thread, NULL);
+    zk_store_snapshot_close(t->sn);
+    for (struct snap_item *it = t->head, *next; it; it = next) {
+        next = it->next;
+        free(it);
+    }
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+/* Loop (on_async): pumps every sender, reports failures, and joins and
+ * frees those that are done (ended, or cancelled) or failed. */
+static void stx_service(struct zk__ens *e)
+{
+    struct snap_tx **pp = &e->stxs;
+
+    while (*pp) {
+        struct snap_tx *t = *pp;
+        stx_pump(t);
+        pthread_mutex_lock(&t->mu);
+        int finished = t->finished, err = t->err;
+        pthread_mutex_unlock(&t->mu);
+        if (finished && err && t->c) {
+            zk_log(ZK_LOG_WARN, "ensemble: snapshot for server %u at 0x%llx "
+                   "failed: %s", t->to, (unsigned long long)t->zxid,
+                   zk_strerror(err));
+            conn_close(t->c, "snapshot not sent");
+        }
+        if (finished && (err || t->ended || !t->c)) {
+            if (t->c && t->c->stx == t)
+                t->c->stx = NULL;
+            *pp = t->next;
+            stx_free(t);
+            continue;
+        }
+        pp = &t->next;
+    }
+}
+
+/* SNAP: pins the store's state (while a Ready is out the worker is idle,
+ * so the store holds exactly the state the core named, m->zxid; anything
+ * else is refused), sends the message, and starts a sender thread for the
+ * snapshot. Later messages to that learner wait for its end. */
 static void send_snap(struct zk__ens *e, struct conn *c,
                       const struct zk_zab_msg *m, size_t len)
 {
-    struct snap_send ss = {c, 0};
+    struct snap_tx *t = NULL;
+    struct zk_store_snap *sn = NULL;
     uint64_t zxid = 0;
-    uint8_t end[8];
-    int rc = send_encoded(c, m, len);
+    int rc = c->stx ? -EBUSY : zk_store_snapshot_open(e->store, &sn, &zxid);
 
-    if (rc == 0)
-        rc = zk_store_snapshot(e->store, snap_chunk, &ss, &zxid);
     if (rc == 0 && zxid != m->zxid)
         rc = ZK_ECORRUPT;
+    if (rc == 0 && !(t = calloc(1, sizeof(*t))))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = send_encoded(c, m, len);
     if (rc == 0) {
-        zk_put_be64(end, zxid);
-        rc = send_frame(c, ENS_FRAME_SNAP_END, end, sizeof(end));
+        t->e = e;
+        t->c = c;
+        t->sn = sn;
+        t->to = m->to;
+        t->zxid = zxid;
+        t->start_ms = t->log_ms = uv_now(e->loop);
+        pthread_mutex_init(&t->mu, NULL);
+        pthread_cond_init(&t->cv, NULL);
+        sn = NULL;                 /* the thread (or stx_free) closes it */
+        rc = -pthread_create(&t->thread, NULL, snap_tx_main, t);
+        t->thread_started = rc == 0;
+        if (rc)
+            stx_free(t);
+    } else {
+        free(t);
     }
+    if (rc == 0) {
+        t->next = e->stxs;
+        e->stxs = t;
+        c->stx = t;
+    }
+    zk_store_snapshot_close(sn);
     if (rc) {
         zk_log(ZK_LOG_WARN, "ensemble: snapshot for server %u at 0x%llx "
                "(store at 0x%llx) not sent: %s", m->to,
@@ -991,9 +1545,8 @@ static void send_snap(struct zk__ens *e, struct conn *c,
         conn_close(c, "snapshot not sent");
         return;
     }
-    zk_log(ZK_LOG_INFO, "ensemble: sending a snapshot of %zu bytes at "
-           "0x%llx to server %u", ss.bytes, (unsigned long long)zxid,
-           m->to);
+    zk_log(ZK_LOG_INFO, "ensemble: streaming a snapshot at 0x%llx to "
+           "server %u", (unsigned long long)zxid, m->to);
 }
 
 /* Sends m to its peer; drops it if there is no authenticated connection
@@ -1019,7 +1572,7 @@ static void send_msg(struct zk__ens *e, const struct zk_zab_msg *m)
         conn_close(c, "send queue full");
         return;
     }
-    int rc = send_encoded(c, m, len);
+    int rc = c->stx ? hold_msg(c, m, len) : send_encoded(c, m, len);
     if (rc) {
         zk_log(ZK_LOG_WARN, "ensemble: cannot send %s to %u: %s",
                zk_zab_msg_name(m->type), m->to, zk_strerror(rc));
@@ -1050,7 +1603,12 @@ static void on_conn_closed(uv_handle_t *h)
             break;
         }
     zk_frame_conn_free(c->fc);
+    if (c->snap && c->snap->begun)
+        zk_log(ZK_LOG_WARN, "ensemble: snapshot at 0x%llx abandoned after "
+               "%zu of %llu bytes", (unsigned long long)c->snap->zxid,
+               c->snap->len, (unsigned long long)c->snap->total);
     snap_free(c->snap);
+    held_free(c);
     free(c->frag);
     free(c);
     handle_closed(e);
@@ -1072,6 +1630,8 @@ static void conn_close(struct conn *c, const char *why)
                why);
     if (!c->outbound && !c->ready)
         c->e->n_inbound--;
+    if (c->stx)
+        stx_cancel(c->stx);
     if (p && p->conn == c)
         p->conn = NULL;
     if (p && p->dialing == c)
@@ -1154,46 +1714,136 @@ static int snap_hold(struct conn *c, const struct zk_zab_msg *m)
     return 0;
 }
 
-static int snap_add(struct snap *sn, const uint8_t *buf, size_t len)
+/* BEGIN: checks the format (magic, version, codec) and the announced
+ * zxid and size, and starts the decompressor. */
+static const char *snap_begin(struct zk__ens *e, struct conn *c,
+                              struct snap *sn, const struct zk_frame *f)
 {
-    if (sn->len + len > ENS_SNAP_BYTES_MAX)
-        return -EMSGSIZE;
-    if (sn->len + len > sn->cap) {
-        size_t cap = sn->cap ? sn->cap : 65536;
-        while (cap < sn->len + len)
-            cap *= 2;
-        void *p = realloc(sn->buf, cap);
-        if (!p)
-            return -ENOMEM;
-        sn->buf = p;
-        sn->cap = cap;
-    }
-    memcpy(sn->buf + sn->len, buf, len);
-    sn->len += len;
+    if (sn->begun || f->len != ENS_SNAP_BEGIN_LEN ||
+        zk_get_be32(f->payload) != ENS_SNAP_MAGIC)
+        return "malformed snapshot start";
+    if (f->payload[4] != ENS_SNAP_VERSION ||
+        f->payload[5] != ENS_SNAP_CODEC_ZSTD)
+        return "unsupported snapshot format version or codec";
+    if (zk_get_be64(f->payload + 8) != sn->zxid)
+        return "snapshot start for another zxid";
+    sn->total = zk_get_be64(f->payload + 16);
+    if (sn->total > ENS_SNAP_BYTES_MAX)
+        return "snapshot too large";
+    if (!(sn->dctx = ZSTD_createDCtx()))
+        return "out of memory";
+    sn->begun = 1;
+    sn->start_ms = sn->log_ms = uv_now(e->loop);
+    zk_log(ZK_LOG_INFO, "ensemble: receiving a snapshot of %llu bytes at "
+           "0x%llx from server %u", (unsigned long long)sn->total,
+           (unsigned long long)sn->zxid, c->peer->id);
+    return NULL;
+}
+
+/* Grows sn->buf for more output; never past the announced total. */
+static int snap_grow(struct snap *sn)
+{
+    size_t cap = sn->cap ? sn->cap * 2 : 65536;
+
+    if (cap > sn->total)
+        cap = (size_t)sn->total;
+    void *p = realloc(sn->buf, cap);
+    if (!p)
+        return -ENOMEM;
+    sn->buf = p;
+    sn->cap = cap;
     return 0;
+}
+
+/* A chunk of the zstd stream: decompressed into sn->buf as it comes (no
+ * more than the announced size, nothing after the frame's end). */
+static const char *snap_data(struct snap *sn, const struct zk_frame *f)
+{
+    ZSTD_inBuffer in = {f->payload, f->len, 0};
+    size_t len0 = sn->len;
+
+    if (!sn->begun)
+        return "snapshot data before its start";
+    sn->wire += f->len;
+    while (in.pos < in.size) {
+        if (sn->frame_done)
+            return "bytes after the snapshot's end";
+        if (sn->len == sn->cap && sn->cap < sn->total && snap_grow(sn))
+            return "out of memory";
+        /* At the announced size the output is full: zstd may still take
+         * its frame's checksum, but wanting to write more is an error. */
+        ZSTD_outBuffer out = {sn->buf, sn->cap, sn->len};
+        size_t pos0 = in.pos;
+        size_t ret = ZSTD_decompressStream(sn->dctx, &out, &in);
+        if (ZSTD_isError(ret)) {
+            zk_log(ZK_LOG_WARN, "ensemble: snapshot: zstd: %s",
+                   ZSTD_getErrorName(ret));
+            return "corrupt snapshot stream";
+        }
+        if (in.pos == pos0 && out.pos == sn->len)
+            return "snapshot longer than announced";
+        sn->len = out.pos;
+        sn->frame_done = ret == 0;
+    }
+    sn->crc = (uint32_t)crc32(sn->crc, sn->buf + len0,
+                              (uInt)(sn->len - len0));
+    return NULL;
+}
+
+/* END: everything announced arrived whole (sizes, crc, zstd frame). */
+static const char *snap_end(struct snap *sn, const struct zk_frame *f)
+{
+    if (!sn->begun || f->len != ENS_SNAP_END_LEN ||
+        zk_get_be64(f->payload) != sn->zxid)
+        return "bad end of snapshot";
+    if (!sn->frame_done || sn->len != sn->total ||
+        zk_get_be64(f->payload + 8) != sn->total ||
+        zk_get_be64(f->payload + 16) != sn->wire)
+        return "truncated snapshot";
+    if (zk_get_be32(f->payload + 24) != sn->crc)
+        return "snapshot checksum mismatch";
+    ZSTD_freeDCtx(sn->dctx);
+    sn->dctx = NULL;
+    return NULL;
 }
 
 static void on_snap_frame(struct conn *c, const struct zk_frame *f)
 {
     struct zk__ens *e = c->e;
     struct snap *sn = c->snap;
+    const char *bad;
 
     if (!sn) {
         conn_close(c, "snapshot data without SNAP");
         return;
     }
-    if (f->flags == ENS_FRAME_SNAP) {
-        if (snap_add(sn, f->payload, f->len))
-            conn_close(c, "snapshot too large");
+    zk_zab_heard(e->z, c->peer->id);
+    bad = f->flags == ENS_FRAME_SNAP_BEGIN ? snap_begin(e, c, sn, f)
+          : f->flags == ENS_FRAME_SNAP ? snap_data(sn, f)
+                                       : snap_end(sn, f);
+    if (bad) {
+        zk_log(ZK_LOG_WARN, "ensemble: snapshot at 0x%llx from server %u "
+               "rejected: %s", (unsigned long long)sn->zxid, c->peer->id,
+               bad);
+        e->snaps_rejected++;
+        snap_free(sn);
+        c->snap = NULL;
+        conn_close(c, bad);
         return;
     }
-    if (f->len != 8 || zk_get_be64(f->payload) != sn->zxid) {
-        conn_close(c, "bad end of snapshot");
+    uint64_t now = uv_now(e->loop);
+    if (f->flags == ENS_FRAME_SNAP &&
+        progress_due(sn->len, sn->total, &sn->log_pct, &sn->log_ms, now))
+        zk_log(ZK_LOG_INFO, "ensemble: snapshot from server %u: %zu of "
+               "%llu bytes (%u%%), %llu compressed", c->peer->id, sn->len,
+               (unsigned long long)sn->total, sn->log_pct,
+               (unsigned long long)sn->wire);
+    if (f->flags != ENS_FRAME_SNAP_END)
         return;
-    }
-    zk_log(ZK_LOG_INFO, "ensemble: received a snapshot of %zu bytes at "
-           "0x%llx from server %u", sn->len, (unsigned long long)sn->zxid,
-           c->peer->id);
+    zk_log(ZK_LOG_INFO, "ensemble: received a snapshot of %zu bytes (%llu "
+           "with zstd) at 0x%llx from server %u in %llu ms", sn->len,
+           (unsigned long long)sn->wire, (unsigned long long)sn->zxid,
+           c->peer->id, (unsigned long long)(now - sn->start_ms));
     snap_free(e->snap_pending);
     e->snap_pending = sn;
     c->snap = NULL;
@@ -1208,7 +1858,8 @@ static void on_data(struct conn *c, const struct zk_frame *f)
     struct zk_zab_msg m;
     int rc = 0;
 
-    if (f->flags == ENS_FRAME_SNAP || f->flags == ENS_FRAME_SNAP_END) {
+    if (f->flags == ENS_FRAME_SNAP || f->flags == ENS_FRAME_SNAP_END ||
+        f->flags == ENS_FRAME_SNAP_BEGIN) {
         on_snap_frame(c, f);
         return;
     }
@@ -1700,6 +2351,13 @@ void zk__ens_stop(struct zk__ens *e, int close_session)
     snap_free(e->job_snap);
     snap_free(e->snap_pending);
     e->job_snap = e->snap_pending = NULL;
+    for (struct snap_tx *t = e->stxs; t; t = t->next)
+        stx_cancel(t);
+    while (e->stxs) {
+        struct snap_tx *t = e->stxs;
+        e->stxs = t->next;
+        stx_free(t);
+    }
     expire_props(e, -ESHUTDOWN);
     ens_free_now(e);
 }

@@ -32,6 +32,18 @@ int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg);
 uint64_t zk__ens_session(const struct zk__ens *e);
 void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out);
 
+/* Test hook (tests only, loop thread): every snapshot this process
+ * streams from now on is faulty: ZK__SNAP_FAULT_FLIP flips a byte of the
+ * compressed stream, _TRUNCATE leaves the last compressed chunk out,
+ * _VERSION announces an unknown format version; 0 ends the faults. The
+ * receiver must reject each (its snapshots_rejected grows). */
+enum {
+    ZK__SNAP_FAULT_FLIP = 1,
+    ZK__SNAP_FAULT_TRUNCATE = 2,
+    ZK__SNAP_FAULT_VERSION = 3,
+};
+void zk__ens_test_snap_fault(int fault);
+
 /* Stops the runtime: answers what waits with -ESHUTDOWN, joins the
  * persistence thread, destroys the core and starts closing every handle;
  * e is freed by the loop once the last handle has closed (run the loop

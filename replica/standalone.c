@@ -340,6 +340,11 @@ void zk_replica_status(const struct zk_replica *r,
     out->pending = r->pending;
     out->batches = __atomic_load_n(&r->batches, __ATOMIC_RELAXED);
     out->fsyncs = __atomic_load_n(&r->fsyncs, __ATOMIC_RELAXED);
+    out->commit_zxid = out->last_zxid;
+    out->n_members = 1;
+    out->members[0] = (struct zk_replica_member){
+        .id = STANDALONE_ID, .self = 1, .connected = 1, .state = "self",
+        .zxid_known = 1, .zxid = out->last_zxid};
 }
 
 /* ------------------------------------------------------------------ */

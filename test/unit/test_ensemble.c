@@ -21,6 +21,7 @@
 #include "zk_config.h"
 #include "zk_replica.h"
 #include "zk_store.h"
+#include "../../replica/ensemble_int.h"   /* zk__ens_test_snap_fault */
 
 #define N_NODES         3
 #define TICK_MS         50        /* fast ticks: elections in ~200 ms;
@@ -487,31 +488,72 @@ END_TEST
 #endif
 
 
-/* A follower misses writes while the other two restart (their logs then
- * start after what it has): it comes back by SNAP, a snapshot of the
- * leader's store streamed and installed. */
+/* Index i's status entry for member id (NULL if absent). */
+static const struct zk_replica_member *member_of(
+    const struct zk_replica_status *st, uint32_t id)
+{
+    for (uint32_t k = 0; k < st->n_members; k++)
+        if (st->members[k].id == id)
+            return &st->members[k];
+    return NULL;
+}
+
+/* The leader's status shows node *arg connected, synced, at the leader's
+ * durable zxid, lag 0; the node itself is not behind its known commit. */
+static int member_caught_up(struct env *e, void *arg)
+{
+    int i = *(int *)arg, leader = leader_of(e);
+    struct zk_replica_status ls, st;
+
+    if (leader <= 0 || leader - 1 == i)
+        return 0;
+    zk_replica_status(e->n[leader - 1].r, &ls);
+    zk_replica_status(e->n[i].r, &st);
+    const struct zk_replica_member *m = member_of(&ls, (uint32_t)i + 1);
+    const struct zk_replica_member *self = member_of(&ls, (uint32_t)leader);
+    return m && self && m->connected && !strcmp(m->state, "synced") &&
+           m->zxid_known && m->lag == 0 && m->zxid == self->zxid &&
+           !m->snapshot && st.lag == 0 && !st.stale;
+}
+
+/* A follower (index *lag_out) misses writes while the other two restart
+ * (their logs then start after what it has); it is left stopped, /s3
+ * committed without it. */
+static void far_behind_setup(struct env *e, int *lag_out, int *other_out)
+{
+    unsigned all = 7;
+
+    env_start(e, good);
+    ck_assert_msg(run_until(e, settled, &all), "no leader elected");
+    create_committed(e, 0, "/s1");
+    int lag = leader_of(e) == 1 ? 1 : 0;  /* a follower */
+    unsigned rest = all & ~(1u << lag);
+    node_stop(e, lag);
+    int other = lag == 0 ? 1 : 0;
+    create_committed(e, other, "/s2");
+    for (int i = 0; i < N_NODES; i++)
+        if (i != lag)
+            node_stop(e, i);
+    for (int i = 0; i < N_NODES; i++)
+        if (i != lag)
+            node_start(e, i, good[i]);
+    ck_assert_msg(run_until(e, settled, &rest), "no leader after restart");
+    create_committed(e, other, "/s3");
+    *lag_out = lag;
+    *other_out = other;
+}
+
+/* ... and comes back by SNAP: a snapshot of the leader's store streamed
+ * through zstd and installed. The status counts it on both sides and
+ * lists every member; once caught up, the leader shows it synced, lag 0. */
 START_TEST(far_behind_catches_up_by_snapshot)
 {
     struct env e;
+    struct zk_replica_status st;
     unsigned all = 7;
+    int lag, other;
 
-    env_start(&e, good);
-    ck_assert_msg(run_until(&e, settled, &all), "no leader elected");
-    create_committed(&e, 0, "/s1");
-    int lag = leader_of(&e) == 1 ? 1 : 0;  /* a follower */
-    unsigned rest = all & ~(1u << lag);
-    node_stop(&e, lag);
-    int other = lag == 0 ? 1 : 0;
-    create_committed(&e, other, "/s2");
-    for (int i = 0; i < N_NODES; i++)
-        if (i != lag)
-            node_stop(&e, i);
-    for (int i = 0; i < N_NODES; i++)
-        if (i != lag)
-            node_start(&e, i, good[i]);
-    ck_assert_msg(run_until(&e, settled, &rest), "no leader after restart");
-    create_committed(&e, other, "/s3");
-
+    far_behind_setup(&e, &lag, &other);
     node_start(&e, lag, good[lag]);
     ck_assert_msg(run_until(&e, settled, &all), "lagging node not back");
     struct resolve_arg ra = {"/s3", all};
@@ -519,6 +561,68 @@ START_TEST(far_behind_catches_up_by_snapshot)
     create_committed(&e, lag, "/s4");
     ra.path = "/s4";
     ck_assert_msg(run_until(&e, resolved_on_all, &ra), "not everywhere");
+
+    zk_replica_status(e.n[leader_of(&e) - 1].r, &st);
+    ck_assert_uint_ge(st.snapshots_sent, 1);
+    ck_assert_uint_eq(st.n_members, N_NODES);
+    zk_replica_status(e.n[lag].r, &st);
+    ck_assert_uint_eq(st.snapshots_installed, 1);
+    ck_assert_uint_eq(st.snapshots_rejected, 0);
+    ck_assert_uint_eq(st.n_members, N_NODES);
+    const struct zk_replica_member *self = member_of(&st, (uint32_t)lag + 1);
+    ck_assert_ptr_nonnull(self);
+    ck_assert(self->self && self->connected && self->zxid_known);
+    ck_assert_uint_eq(self->zxid, st.last_zxid);
+    ck_assert_msg(run_until(&e, member_caught_up, &lag),
+                  "leader's status does not show the node caught up");
+    env_stop(&e);
+}
+END_TEST
+
+static int rejected_more(struct env *e, void *arg)
+{
+    uint64_t *want = arg;   /* [0] node index, [1] count to pass */
+    struct zk_replica_status st;
+
+    zk_replica_status(e->n[want[0]].r, &st);
+    return st.snapshots_rejected > want[1];
+}
+
+/* Snapshots with a flipped byte, without their last chunk, or of an
+ * unknown format version are each rejected by the far-behind node (never
+ * installed: it does not have /s3); once they are whole again it catches
+ * up. */
+START_TEST(corrupt_snapshots_are_rejected)
+{
+    static const int faults[] = {ZK__SNAP_FAULT_FLIP,
+                                 ZK__SNAP_FAULT_TRUNCATE,
+                                 ZK__SNAP_FAULT_VERSION};
+    struct env e;
+    struct zk_replica_status st;
+    struct zk_stat zs;
+    unsigned all = 7;
+    int lag, other;
+
+    far_behind_setup(&e, &lag, &other);
+    for (size_t f = 0; f < ZK_ARRAY_LEN(faults); f++) {
+        zk__ens_test_snap_fault(faults[f]);
+        if (f == 0)
+            node_start(&e, lag, good[lag]);
+        zk_replica_status(e.n[lag].r, &st);
+        uint64_t want[2] = {(uint64_t)lag, st.snapshots_rejected};
+        ck_assert_msg(run_until(&e, rejected_more, want),
+                      "fault %d: no snapshot rejected", faults[f]);
+        zk_replica_status(e.n[lag].r, &st);
+        ck_assert_uint_eq(st.snapshots_installed, 0);
+        ck_assert_int_eq(zk_store_resolve(e.n[lag].store, "/s3", &zs),
+                         -ENOENT);
+    }
+    zk__ens_test_snap_fault(0);
+    struct resolve_arg ra = {"/s3", all};
+    ck_assert_msg(run_until(&e, resolved_on_all, &ra), "no catch-up");
+    ck_assert_msg(run_until(&e, settled, &all), "lagging node not back");
+    zk_replica_status(e.n[lag].r, &st);
+    ck_assert_uint_ge(st.snapshots_installed, 1);
     env_stop(&e);
 }
 END_TEST
@@ -537,6 +641,7 @@ Suite *ensemble_suite(void)
     tcase_add_test(tc, large_batches_are_fragmented);
 #endif
     tcase_add_test(tc, far_behind_catches_up_by_snapshot);
+    tcase_add_test(tc, corrupt_snapshots_are_rejected);
     suite_add_tcase(s, tc);
     return s;
 }
