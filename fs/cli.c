@@ -891,11 +891,71 @@ static const char *json_get(const char *json, const char *key, char *buf,
     return buf;
 }
 
+/* One row of the members table from one {...} of "members". */
+static void print_member(const char *obj)
+{
+    char id[16], type[16], state[16], conn[8], self[8], zxid[32], lag[24];
+    char bytes[24], total[24], snap[64] = "";
+
+    json_get(obj, "id", id, sizeof(id));
+    json_get(obj, "type", type, sizeof(type));
+    json_get(obj, "state", state, sizeof(state));
+    json_get(obj, "connected", conn, sizeof(conn));
+    json_get(obj, "self", self, sizeof(self));
+    json_get(obj, "member_zxid_hex", zxid, sizeof(zxid));
+    json_get(obj, "lag", lag, sizeof(lag));
+    if (strstr(obj, "\"bytes\"")) {
+        json_get(obj, "bytes", bytes, sizeof(bytes));
+        json_get(obj, "total", total, sizeof(total));
+        snprintf(snap, sizeof(snap), "snapshot %s/%s bytes", bytes, total);
+    }
+    printf("  %-4s%-9s%-10s%-6s%-20s%-8s%s\n",
+           strcmp(self, "true") ? id : strcat(id, "*"), type, state,
+           strcmp(conn, "true") ? "no" : "yes",
+           strcmp(zxid, "null") ? zxid : "-", strcmp(lag, "null") ? lag : "-",
+           snap);
+}
+
+/* The "members" array as a table (its objects hold one nested object,
+ * "snapshot", and no braces inside strings). */
+static void print_members(const char *json)
+{
+    const char *p = strstr(json, "\"members\":[");
+    char obj[1024];
+
+    if (!p)
+        return;
+    printf("members     (* = this replica; zxid and lag as known here)\n");
+    printf("  %-4s%-9s%-10s%-6s%-20s%-8s%s\n", "id", "type", "state", "conn",
+           "zxid", "lag", "");
+    for (p = strchr(p, '['); p && *p && *p != ']'; ) {
+        const char *o = strchr(p, '{');
+        size_t n = 0;
+        int depth = 0;
+        if (!o)
+            break;
+        for (p = o; *p; p++) {
+            depth += *p == '{' ? 1 : *p == '}' ? -1 : 0;
+            if (n + 1 < sizeof(obj))
+                obj[n++] = *p;
+            if (depth == 0) {
+                p++;
+                break;
+            }
+        }
+        obj[n] = '\0';
+        print_member(obj);
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+    }
+}
+
 static void print_status(const char *json)
 {
     static const char *const rows[][2] = {
         {"role", "role"}, {"id", "my_id"}, {"leader", "leader_id"},
-        {"epoch", "epoch"}, {"zxid", "zxid"}, {"stale", "stale"},
+        {"epoch", "epoch"}, {"zxid", "zxid"}, {"commit lag", "commit_lag"},
+        {"stale", "stale"}, {"syncing", "syncing"},
         {"znodes", "znodes"}, {"sessions", "sessions"},
         {"data size", "data_bytes"}, {"pending", "pending"},
         {"batches", "batches"}, {"fsyncs", "fsyncs"},
@@ -909,8 +969,11 @@ static void print_status(const char *json)
             printf(" (%s)", json_get(json, "zxid_hex", hex, sizeof(hex)));
         else if (strcmp(rows[i][1], "data_bytes") == 0)
             printf(" bytes");
+        else if (strcmp(rows[i][1], "commit_lag") == 0)
+            printf(" transactions behind the commit known here");
         printf("\n");
     }
+    print_members(json);
 }
 
 int zk__cli_status(int argc, char **argv)

@@ -432,6 +432,56 @@ static size_t json_str(char *buf, size_t pos, size_t size, const char *s)
     return pos;
 }
 
+/* Appends printf output to a JSON body, never past its end. */
+static size_t json_add(char *buf, size_t pos, size_t size, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+static size_t json_add(char *buf, size_t pos, size_t size, const char *fmt,
+                       ...)
+{
+    va_list ap;
+
+    if (pos >= size)
+        return pos;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + pos, size - pos, fmt, ap);
+    va_end(ap);
+    return n < 0 ? pos : pos + (size_t)n;
+}
+
+/* "members":[...]: every server as this replica sees it. Key names differ
+ * from the top level ("member_zxid", not "zxid") so that a flat
+ * key lookup (sed, grep) finds the replica's own values. */
+static size_t json_members(char *b, size_t pos, size_t size,
+                           const struct zk_replica_status *rs)
+{
+    pos = json_add(b, pos, size, ",\"members\":[");
+    for (uint32_t i = 0; i < rs->n_members; i++) {
+        const struct zk_replica_member *m = &rs->members[i];
+        pos = json_add(b, pos, size, "%s{\"id\":%u,\"type\":\"%s\","
+                       "\"self\":%s,\"connected\":%s,\"state\":\"%s\"",
+                       i ? "," : "", m->id,
+                       m->observer ? "observer" : "voter",
+                       m->self ? "true" : "false",
+                       m->connected ? "true" : "false",
+                       m->state ? m->state : "?");
+        if (m->zxid_known)
+            pos = json_add(b, pos, size, ",\"member_zxid\":%" PRIu64
+                           ",\"member_zxid_hex\":\"0x%016" PRIx64
+                           "\",\"lag\":%" PRIu64, m->zxid, m->zxid, m->lag);
+        else
+            pos = json_add(b, pos, size, ",\"member_zxid\":null,"
+                           "\"member_zxid_hex\":null,\"lag\":null");
+        if (m->snapshot)
+            pos = json_add(b, pos, size, ",\"snapshot\":{\"bytes\":%"
+                           PRIu64 ",\"total\":%" PRIu64 ",\"wire_bytes\":%"
+                           PRIu64 "}}", m->snap_bytes, m->snap_total,
+                           m->snap_wire_bytes);
+        else
+            pos = json_add(b, pos, size, ",\"snapshot\":null}");
+    }
+    return json_add(b, pos, size, "]");
+}
+
 static int req_status(struct ctl *c)
 {
     struct zk_replica_status rs;
@@ -453,7 +503,15 @@ static int req_status(struct ctl *c)
     pos = json_str(body, pos, sizeof(body), c->fs->opts->mountpoint);
     pos += (size_t)snprintf(body + pos, sizeof(body) - pos, ",\"data_dir\":");
     pos = json_str(body, pos, sizeof(body), c->fs->opts->data_dir);
-    pos += (size_t)snprintf(body + pos, sizeof(body) - pos, "}\n");
+    pos = json_add(body, pos, sizeof(body), ",\"commit_zxid\":%" PRIu64
+                   ",\"commit_lag\":%" PRIu64 ",\"syncing\":%s,"
+                   "\"snapshots_sent\":%" PRIu64 ",\"snapshots_installed\":%"
+                   PRIu64 ",\"snapshots_rejected\":%" PRIu64,
+                   rs.commit_zxid, rs.lag, rs.syncing ? "true" : "false",
+                   rs.snapshots_sent, rs.snapshots_installed,
+                   rs.snapshots_rejected);
+    pos = json_members(body, pos, sizeof(body), &rs);
+    pos = json_add(body, pos, sizeof(body), "}\n");
     ctl_respond(c, 0, NULL, body, pos < sizeof(body) ? pos : sizeof(body) - 1);
     return 0;
 }
