@@ -39,6 +39,10 @@
                                      first goes alone, the next four make
                                      one full batch                       */
 #define ENTRY_BYTES     (1u << 20) /* encoded size of each of them       */
+#define SNAP_BIG_FILES  10        /* random files in a big snapshot ...  */
+#define SNAP_BIG_BYTES  1000000   /* ... of this size: 10 MB compressed,
+                                     more than the sender may queue and
+                                     leave unsent together (8 MiB)        */
 #define RETRIES_MAX     5         /* ZK_ENOTREADY answers retried (a leader
                                      change under load loses forwarded
                                      writes; clients retry)               */
@@ -488,6 +492,21 @@ END_TEST
 #endif
 
 
+/* The id of the running node that leads, or 0. */
+static int leader_any(struct env *e)
+{
+    struct zk_replica_status st;
+
+    for (int i = 0; i < N_NODES; i++) {
+        if (!e->n[i].r)
+            continue;
+        zk_replica_status(e->n[i].r, &st);
+        if (!strcmp(st.role, "leader"))
+            return (int)st.my_id;
+    }
+    return 0;
+}
+
 /* Index i's status entry for member id (NULL if absent). */
 static const struct zk_replica_member *member_of(
     const struct zk_replica_status *st, uint32_t id)
@@ -502,7 +521,7 @@ static const struct zk_replica_member *member_of(
  * durable zxid, lag 0; the node itself is not behind its known commit. */
 static int member_caught_up(struct env *e, void *arg)
 {
-    int i = *(int *)arg, leader = leader_of(e);
+    int i = *(int *)arg, leader = leader_any(e);
     struct zk_replica_status ls, st;
 
     if (leader <= 0 || leader - 1 == i)
@@ -516,10 +535,31 @@ static int member_caught_up(struct env *e, void *arg)
            !m->snapshot && st.lag == 0 && !st.stale;
 }
 
+/* Creates path with len bytes of data through node i (no retries: for
+ * a settled ensemble). */
+static void create_data_committed(struct env *e, int i, const char *path,
+                                  const uint8_t *data, uint32_t len)
+{
+    struct zk_op op = {
+        .type = ZK_OP_CREATE, .version = -1, .mode = 0644, .path = path,
+        .path_len = (uint32_t)strlen(path), .data = data, .data_len = len,
+    };
+    struct zk_txn txn = {.nops = 1, .ops = &op};
+    struct answer a = {0};
+    ck_assert_int_eq(zk_replica_propose(e->n[i].r, &txn, on_done, &a), 0);
+    ck_assert_msg(run_until(e, answered, &a), "write not answered");
+    ck_assert_int_eq(a.err, 0);
+    ck_assert_int_eq(a.txn_err, 0);
+}
+
 /* A follower (index *lag_out) misses writes while the other two restart
  * (their logs then start after what it has); it is left stopped, /s3
- * committed without it. */
-static void far_behind_setup(struct env *e, int *lag_out, int *other_out)
+ * committed without it, and with big != 0 also SNAP_BIG_FILES files of
+ * random (incompressible) data: a snapshot then has more compressed bytes
+ * than the sender may queue and have unsent together, so it only gets
+ * through if flow control resumes as writes complete. */
+static void far_behind_setup(struct env *e, int *lag_out, int *other_out,
+                             int big)
 {
     unsigned all = 7;
 
@@ -539,13 +579,49 @@ static void far_behind_setup(struct env *e, int *lag_out, int *other_out)
             node_start(e, i, good[i]);
     ck_assert_msg(run_until(e, settled, &rest), "no leader after restart");
     create_committed(e, other, "/s3");
+    for (int k = 0; big && k < SNAP_BIG_FILES; k++) {
+        static uint8_t data[SNAP_BIG_BYTES];
+        char path[32];
+        for (size_t j = 0; j < sizeof(data); j++)
+            data[j] = (uint8_t)random();
+        snprintf(path, sizeof(path), "/big%d", k);
+        create_data_committed(e, other, path, data, sizeof(data));
+    }
     *lag_out = lag;
     *other_out = other;
 }
 
+struct snap_watch {
+    int lag;
+    int seen;                     /* the leader's status showed progress */
+};
+
+/* Until node w->lag has the last big file: watches the leader's status
+ * for the transfer to w->lag in progress ("syncing", bytes of total). */
+static int snapshot_watched(struct env *e, void *arg)
+{
+    struct snap_watch *w = arg;
+    struct zk_replica_status ls;
+    char path[32];
+    struct zk_stat zs;
+    int leader = leader_any(e);
+
+    if (leader > 0 && leader - 1 != w->lag) {
+        zk_replica_status(e->n[leader - 1].r, &ls);
+        const struct zk_replica_member *m = member_of(&ls,
+                                                      (uint32_t)w->lag + 1);
+        if (m && m->snapshot && ls.syncing && !strcmp(m->state, "syncing") &&
+            m->snap_total > 0 && m->snap_bytes <= m->snap_total)
+            w->seen = 1;
+    }
+    snprintf(path, sizeof(path), "/big%d", SNAP_BIG_FILES - 1);
+    return zk_store_resolve(e->n[w->lag].store, path, &zs) == 0;
+}
+
 /* ... and comes back by SNAP: a snapshot of the leader's store streamed
- * through zstd and installed. The status counts it on both sides and
- * lists every member; once caught up, the leader shows it synced, lag 0. */
+ * through zstd and installed, its progress visible in the leader's status
+ * meanwhile. The status counts it on both sides and lists every member;
+ * once caught up, the leader shows it synced, lag 0. */
 START_TEST(far_behind_catches_up_by_snapshot)
 {
     struct env e;
@@ -553,8 +629,11 @@ START_TEST(far_behind_catches_up_by_snapshot)
     unsigned all = 7;
     int lag, other;
 
-    far_behind_setup(&e, &lag, &other);
+    far_behind_setup(&e, &lag, &other, 1);
     node_start(&e, lag, good[lag]);
+    struct snap_watch w = {lag, 0};
+    ck_assert_msg(run_until(&e, snapshot_watched, &w), "no catch-up");
+    ck_assert_msg(w.seen, "no snapshot progress in the leader's status");
     ck_assert_msg(run_until(&e, settled, &all), "lagging node not back");
     struct resolve_arg ra = {"/s3", all};
     ck_assert_msg(run_until(&e, resolved_on_all, &ra), "no catch-up");
@@ -562,7 +641,7 @@ START_TEST(far_behind_catches_up_by_snapshot)
     ra.path = "/s4";
     ck_assert_msg(run_until(&e, resolved_on_all, &ra), "not everywhere");
 
-    zk_replica_status(e.n[leader_of(&e) - 1].r, &st);
+    zk_replica_status(e.n[leader_any(&e) - 1].r, &st);
     ck_assert_uint_ge(st.snapshots_sent, 1);
     ck_assert_uint_eq(st.n_members, N_NODES);
     zk_replica_status(e.n[lag].r, &st);
@@ -603,7 +682,7 @@ START_TEST(corrupt_snapshots_are_rejected)
     unsigned all = 7;
     int lag, other;
 
-    far_behind_setup(&e, &lag, &other);
+    far_behind_setup(&e, &lag, &other, 0);
     for (size_t f = 0; f < ZK_ARRAY_LEN(faults); f++) {
         zk__ens_test_snap_fault(faults[f]);
         if (f == 0)
