@@ -909,11 +909,11 @@ static void print_member(const char *obj)
         json_get(obj, "total", total, sizeof(total));
         snprintf(snap, sizeof(snap), "snapshot %s/%s bytes", bytes, total);
     }
-    printf("  %-4s%-9s%-10s%-6s%-20s%-8s%s\n",
+    printf("  %-4s%-9s%-10s%-6s%-20s%-*s%s\n",
            strcmp(self, "true") ? id : strcat(id, "*"), type, state,
            strcmp(conn, "true") ? "no" : "yes",
-           strcmp(zxid, "null") ? zxid : "-", strcmp(lag, "null") ? lag : "-",
-           snap);
+           strcmp(zxid, "null") ? zxid : "-", *snap ? 8 : 0,
+           strcmp(lag, "null") ? lag : "-", snap);
 }
 
 /* The "members" array as a table (its objects hold one nested object,
@@ -926,8 +926,8 @@ static void print_members(const char *json)
     if (!p)
         return;
     printf("members     (* = this replica; zxid and lag as known here)\n");
-    printf("  %-4s%-9s%-10s%-6s%-20s%-8s%s\n", "id", "type", "state", "conn",
-           "zxid", "lag", "");
+    printf("  %-4s%-9s%-10s%-6s%-20s%s\n", "id", "type", "state", "conn",
+           "zxid", "lag");
     for (p = strchr(p, '['); p && *p && *p != ']'; ) {
         const char *o = strchr(p, '{');
         size_t n = 0;

@@ -113,8 +113,12 @@ struct zk_replica_member {
     int observer;
     int self;
     int connected;                /* authenticated connection now (1: self) */
-    const char *state;            /* "self", "down", "connected" (linked, not
-                                     following us), "syncing", "synced"     */
+    const char *state;            /* another member: "down" (no connection),
+                                     "connected", "syncing" (leader: it is
+                                     being synchronised, e.g. a snapshot
+                                     streams), "synced" (leader: it follows
+                                     us), "leading" (learner: our leader);
+                                     self: "looking", "syncing", "synced" */
     int zxid_known;
     uint64_t zxid, lag;
     /* A snapshot streaming to this member (leader) or from it (learner):

@@ -964,7 +964,7 @@ static void status_member(const struct zk__ens *e,
         m->zxid = ms.acked_zxid;
         m->lag = ms.synced ? zxid_lag(st->last_zxid, ms.acked_zxid) : 0;
     } else {
-        m->state = "connected";
+        m->state = ms.id == st->leader ? "leading" : "connected";
         m->zxid_known = ms.id == st->leader && st->established;
         m->zxid = m->zxid_known ? st->commit_zxid : 0;
     }
