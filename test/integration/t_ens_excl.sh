@@ -13,41 +13,42 @@ ens_start_all
 mkdir "$(ens_mnt 1)/x"
 for i in 2 3; do ens_wait_exists "$i" x; done
 
-# racer ID FILE GO OUT: waits (bounded) for GO, then creates FILE
-# exclusively with content ID; writes "rc stderr" to OUT.
+# racer ID FILE GO OUT MODE: waits for its line on the FIFO GO (at most
+# 20 s), then creates FILE exclusively with content ID (bounded by
+# timeout); writes "rc stderr" to OUT.
 racer() {
-    local id=$1 f=$2 go=$3 out=$4 mode=$5 k rc=0 err
-    for k in $(seq 1 1000); do
-        [ -e "$go" ] && break
-        sleep 0.005
-    done
+    local id=$1 f=$2 go=$3 out=$4 mode=$5 rc=0 err
+    exec 3<>"$go"
+    read -r -t 20 _ <&3 || { echo "124 no go" >"$out"; return 0; }
     if [ "$mode" = dd ]; then
-        err=$(printf '%s' "$id" | dd of="$f" conv=excl status=none 2>&1) || rc=$?
+        err=$(printf '%s' "$id" | timeout 20 dd of="$f" conv=excl status=none 2>&1) || rc=$?
     else
-        err=$( (set -C; echo "$id" >"$f") 2>&1) || rc=$?
+        err=$(timeout 20 bash -c 'set -C; echo "$1" >"$2"' _ "$id" "$f" 2>&1) || rc=$?
     fi
-    printf '%s %s\n' "$rc" "$err" >"$out.tmp"
-    mv "$out.tmp" "$out"
+    printf '%s %s\n' "$rc" "$err" >"$out"
 }
 
 wins_total=()
 for r in $(seq 1 "$ROUNDS"); do
     go=$ZK_TMP/go.$r
+    mkfifo "$go"
+    exec 7<>"$go"    # keeps the FIFO's lines until every racer read one
     if [ $((r % 2)) = 0 ]; then mode=dd; else mode=noclobber; fi
     pids=()
     for i in 1 2 3; do
         zk_bg racer "$i" "$(ens_mnt "$i")/x/f$r" "$go" "$ZK_TMP/res.$r.$i" "$mode"
         pids+=("$ZK_BG")
     done
-    touch "$go"
+    printf 'go\ngo\ngo\n' >&7    # all three start at once
     for p in "${pids[@]}"; do
-        wait_for -t 30 zk_pid_gone "$p" || fail "round $r: racer $p hangs"
         wait "$p" || fail "round $r: racer $p failed"
     done
+    exec 7>&-
     winner=
     nwin=0
     for i in 1 2 3; do
         read -r rc err <"$ZK_TMP/res.$r.$i"
+        [ "$rc" != 124 ] || fail "round $r: the racer on mount $i timed out: $err"
         if [ "$rc" = 0 ]; then
             winner=$i
             nwin=$((nwin + 1))
