@@ -406,6 +406,9 @@ void zk__fs_echo_reset_end(struct zk_fs *fs)
             inval_inode(fs, n->ino);
             continue;
         }
+        zk_log(ZK_LOG_DEBUG, "snapshot: inode %llu (%s in %llu) is gone",
+               (unsigned long long)n->ino, n->name,
+               (unsigned long long)n->parent);
         struct zk_change c = {.kind = ZK_CHANGE_DELETE, .node_kind = n->kind,
                               .ino = n->ino, .parent = n->parent};
         memcpy(c.name, n->name, sizeof(c.name));
@@ -418,6 +421,15 @@ void zk__fs_echo_reset_end(struct zk_fs *fs)
     free(fs->reset_notes);
     fs->reset_notes = NULL;
     fs->n_reset_notes = 0;
+}
+
+/* zk_replica's reset callback. */
+void zk__fs_echo_reset(void *arg, int done)
+{
+    if (done)
+        zk__fs_echo_reset_end(arg);
+    else
+        zk__fs_echo_reset_begin(arg);
 }
 
 /* zk_replica's applied callback: stages the work every change of res

@@ -394,6 +394,7 @@ static int start_replica(struct zk_fs *fs)
         .store = fs->store,
         .applied = zk__fs_echo_applied,
         .applied_arg = fs,
+        .reset = zk__fs_echo_reset,
         .owner = fs->owner,
         .session_timeout_ms = fs->opts->session_timeout_ms,
     };

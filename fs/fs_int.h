@@ -320,6 +320,7 @@ void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
  * the kernel what the new tree changed about them. Loop thread. */
 void zk__fs_echo_reset_begin(struct zk_fs *fs);
 void zk__fs_echo_reset_end(struct zk_fs *fs);
+void zk__fs_echo_reset(void *arg, int done);
 
 /* lease.c: whether st belongs to a session this replica gave up (the
  * node is then invisible through this mount); the poll timer. */

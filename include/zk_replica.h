@@ -39,11 +39,17 @@ typedef void (*zk_replica_applied_cb)(void *arg,
 typedef void (*zk_replica_done_cb)(void *arg, int err,
                                    const struct zk_apply_result *res);
 
+/* A snapshot is about to replace (done 0: the old state is still what the
+ * store reads) or has replaced (done 1) the whole store, outside of any
+ * transaction (an ensemble member far behind its leader). Loop thread. */
+typedef void (*zk_replica_reset_cb)(void *arg, int done);
+
 struct zk_replica_opts {
     uv_loop_t *loop;
     struct zk_store *store;
     zk_replica_applied_cb applied;
-    void *applied_arg;
+    void *applied_arg;            /* also reset's */
+    zk_replica_reset_cb reset;    /* NULL: not told */
     const char *owner;            /* "host:pid" recorded with the session */
     uint32_t session_timeout_ms;
 };

@@ -219,6 +219,7 @@ struct zk__ens {
     uv_loop_t *loop;
     struct zk_store *store;
     zk_replica_applied_cb applied;
+    zk_replica_reset_cb reset;
     void *applied_arg;
     struct zk_zab *z;
     uint32_t my_id, tick_ms, sync_limit, session_timeout_ms;
@@ -727,6 +728,8 @@ static void finish_ready(struct zk__ens *e)
         if (e->rd.ops[i].kind == ZK_ZAB_OP_INSTALL) {
             e->applied_zxid = e->rd.ops[i].zxid;
             e->snaps_installed++;
+            if (e->reset)
+                e->reset(e->applied_arg, 1);
         }
     snap_free(e->job_snap);
     e->job_snap = NULL;
@@ -781,9 +784,13 @@ static void pump(struct zk__ens *e)
         zk_zab_ready(e->z, &e->rd);
         e->rd_out = 1;
         for (size_t i = 0; i < e->rd.n_ops; i++)
-            if (e->rd.ops[i].kind == ZK_ZAB_OP_INSTALL && !e->job_snap) {
-                e->job_snap = e->snap_pending;
-                e->snap_pending = NULL;
+            if (e->rd.ops[i].kind == ZK_ZAB_OP_INSTALL) {
+                if (!e->job_snap) {
+                    e->job_snap = e->snap_pending;
+                    e->snap_pending = NULL;
+                }
+                if (e->reset)       /* while the old tree is still there */
+                    e->reset(e->applied_arg, 0);
             }
         if (e->rd.n_ops || e->rd.n_commits || e->rd.has_hard_state) {
             pthread_mutex_lock(&e->mu);
@@ -2304,6 +2311,7 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     e->loop = opts->loop;
     e->store = opts->store;
     e->applied = opts->applied;
+    e->reset = opts->reset;
     e->applied_arg = opts->applied_arg;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
