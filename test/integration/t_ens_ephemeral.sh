@@ -5,11 +5,12 @@
 #     margin, with IN_DELETE for a watcher on another mount (time logged);
 # (d) in an ephemeral directory, `exec 9>dir/x` on one mount is seen (with
 #     its owner) on the others and goes at `exec 9>&-`;
-# (b) `zkfs umount` of a replica holding an ephemeral removes it from the
-#     others at once, well before the session timeout;
 # (e) kill -9 of the leader holding one: it goes after the election and
 #     the session timeout;
-# (c) with sessionTimeout 4 s, a replica restarted right after kill -9
+# then with sessionTimeout 4 s:
+# (b) `zkfs umount` of a replica holding an ephemeral removes it from the
+#     others at once, well before the session timeout;
+# (c) a replica restarted right after kill -9
 #     opens a new session, which closes its old one: the old ephemeral goes
 #     well before the timeout.
 . "$(dirname "$0")/lib.sh"
@@ -34,7 +35,7 @@ others_than() {
 hold_eph() {
     local m
     m=$(ens_mnt "$1")
-    zk_bg "$ZKFS" create -e "$m/e/$2" "data-$2" -- sleep 60
+    zk_bg "$ZKFS" create -e "$m/e/$2" "data-$2" -- sleep 60 >>"$ZK_TMP/created"
     for i in 1 2 3; do ens_wait_cat "$i" "e/$2" "data-$2"; done
 }
 
@@ -99,23 +100,6 @@ wait_for test -e "$ZK_TMP/d.released" || fail "(d) the holder did not close"
 for i in 1 2 3; do ens_wait_gone "$i" ed/x 10; done
 log "(d) ed/x gone everywhere $(($(now_ms) - t0)) ms after exec 9>&-"
 
-# ------------------------------------------------------------------ (b)
-H=$(ens_follower) || fail "no follower"
-read -r A B <<<"$(others_than "$H")"
-log "(b) ephemeral e/b held on follower $H; zkfs umount of $H"
-hold_eph "$H" b
-t0=$(now_ms)
-ens_stop "$H"
-t1=$(now_ms)
-wait_for -t 15 gone_everywhere b "$A" "$B" ||
-    fail "(b) e/b still on replicas $A/$B after zkfs umount of replica $H"
-dt=$(($(now_ms) - t0))
-log "(b) e/b gone ${dt} ms after zkfs umount started (umount took $((t1 - t0)) ms)"
-[ "$dt" -lt 1500 ] ||
-    fail "(b) e/b went ${dt} ms after zkfs umount: not at once (sessionTimeout 2000 ms)"
-ens_start "$H"
-ens_wait_leader
-
 # ------------------------------------------------------------------ (e)
 H=$(ens_leader) || fail "no leader"
 read -r A B <<<"$(others_than "$H")"
@@ -131,11 +115,30 @@ log "(e) e/l gone from $A and $B ${dt} ms after kill -9 of the leader (election 
 ens_start "$H"
 ens_wait_leader
 
-# ------------------------------------------------------------------ (c)
-log "(c) sessionTimeout 4000: every replica restarted with it"
+# ---------------------------------------- sessionTimeout 4000 (b), (c)
+log "sessionTimeout 4000: every replica restarted with it"
 for i in 1 2 3; do ens_kill9 "$i"; done
 sed -i 's/^sessionTimeout=.*/sessionTimeout=4000/' "$ZK_TMP"/z[123].cfg
 ens_start_all
+
+# ------------------------------------------------------------------ (b)
+H=$(ens_follower) || fail "no follower"
+read -r A B <<<"$(others_than "$H")"
+log "(b) ephemeral e/b held on follower $H; zkfs umount of $H"
+hold_eph "$H" b
+t0=$(now_ms)
+ens_stop "$H"
+t1=$(now_ms)
+wait_for -t 15 gone_everywhere b "$A" "$B" ||
+    fail "(b) e/b still on replicas $A/$B after zkfs umount of replica $H"
+dt=$(($(now_ms) - t0))
+log "(b) e/b gone ${dt} ms after zkfs umount started (umount took $((t1 - t0)) ms)"
+[ "$dt" -lt 2500 ] ||
+    fail "(b) e/b went ${dt} ms after zkfs umount: not at once (sessionTimeout 4000 ms)"
+ens_start "$H"
+ens_wait_leader
+
+# ------------------------------------------------------------------ (c)
 H=$(ens_follower) || fail "no follower"
 read -r A B <<<"$(others_than "$H")"
 log "(c) ephemeral e/c held on follower $H; kill -9 and restart of $H at once"
