@@ -98,6 +98,16 @@ more_mod() { [ "$(grep -cE "^(MODIFY|CLOSE_WRITE,CLOSE) $W/q7\$" "$ev")" -gt "$n
 wait_for -t 20 more_mod || { cat "$ev" >&2; fail "no MODIFY/CLOSE_WRITE for q7"; }
 ens_wait_cat 2 w/q7 new
 
+log "zkfs create / set / rm on mount 3 (through its control file)"
+"$ZKFS" create "$m3/w/c1" one >/dev/null || fail "zkfs create failed"
+wait_ev "CREATE $W/c1"
+n0=$(grep -cE "^(MODIFY|CLOSE_WRITE,CLOSE) $W/c1\$" "$ev" || true)
+"$ZKFS" set "$m3/w/c1" two || fail "zkfs set failed"
+more_c1() { [ "$(grep -cE "^(MODIFY|CLOSE_WRITE,CLOSE) $W/c1\$" "$ev")" -gt "$n0" ]; }
+wait_for -t 20 more_c1 || { cat "$ev" >&2; fail "no MODIFY/CLOSE_WRITE for zkfs set of c1"; }
+"$ZKFS" rm "$m3/w/c1" || fail "zkfs rm failed"
+wait_ev "DELETE $W/c1"
+
 log "$(wc -l <"$ev") events seen on mount 2"
 ens_wait_synced
 ens_trees_identical
