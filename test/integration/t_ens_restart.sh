@@ -7,6 +7,8 @@
 #  B. a rolling restart, `zkfs umount` (ens_stop: the daemon must exit 0)
 #     then ens_start of each replica in turn while the writers run: again
 #     nothing acknowledged is lost, the trees are identical.
+#  C. the whole ensemble stopped with `zkfs umount`, one after the other:
+#     every daemon exits 0, also the last two, which have no quorum left.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -37,29 +39,20 @@ writer() {
     done
 }
 
-# A mount that stops answering (a daemon deadlocked with the kernel) must
-# fail the test with a diagnosis, not hang it: ens_field (used by every
-# ens_wait_*) gets a 10 s bound here; on a timeout the D-state threads of
-# the daemon and of the processes on our mounts are logged, the stuck FUSE
-# connection is aborted (it is one of this test's mounts, still mounted),
-# and $ZK_TMP/hung names the replica.
-ens_field() {
-    local out=$ZK_TMP/.status.$BASHPID pid
-    "$ZKFS" status --json "$(ens_mnt "$1")" >"$out" 2>/dev/null &
-    pid=$!
-    if ! wait_for -t 10 zk_pid_gone "$pid" 2>/dev/null; then
-        echo "$1" >>"$ZK_TMP/hung"
-        ens_hang_diag "$1" >&2
-    fi
-    zk_pid_gone "$pid" && wait "$pid" 2>/dev/null
-    sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" "$out"
-}
-
-ens_hang_diag() {
+# A replica whose writes hang (a daemon stuck in the kernel: a FUSE
+# request that is never answered) must fail the test with a diagnosis, not
+# hang it. Every round checks that each live replica's writer progresses;
+# one that does not gets hang_diag: the daemon's threads (state, wchan,
+# kernel stack, gdb backtrace), the processes stuck on our mounts; then its
+# FUSE connection is aborted (it is this test's mount, still mounted), so
+# that the stuck processes can end. A daemon killed
+# with kill -9 must be gone (every thread) within 10 s before it is waited
+# for: `wait PID` never returns for one with a thread stuck in the kernel.
+hang_diag() {
     local i=$1 p t mnt dev
     mnt=$(ens_mnt "$i")
     p=${ZK_PID_OF[$mnt]:-}
-    echo "HANG: zkfs status on replica $i ($mnt, pid $p) took more than 10 s"
+    echo "HANG on replica $i ($mnt, pid $p)"
     for t in /proc/"$p"/task/*; do
         echo "  thread ${t##*/}: state $(awk '{ print $3 }' "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
         sed 's/^/      /' "$t/stack" 2>/dev/null | head -12
@@ -77,18 +70,38 @@ ens_hang_diag() {
     fi
 }
 
-wait_leader() {
-    wait_for -t 30 ens__agreed && return 0
-    [ -e "$ZK_TMP/hung" ] &&
-        fail "the mount of replica $(head -1 "$ZK_TMP/hung") hung (see HANG above)"
-    fail "no agreed leader among replicas $(ens_live)"
+# every_writer_progressed: each live replica's writer has 3 more acks
+# than recorded in $ZK_TMP/mark.I.
+every_writer_progressed() {
+    local i
+    for i in $(ens_live); do
+        [ "$(nlines "$ZK_TMP/acks.$i")" -ge $(($(cat "$ZK_TMP/mark.$i") + 3)) ] || return 1
+    done
 }
 
-# pick ROLE: writes the id of a live replica with that role to victim.
-pick() {
-    local v
-    v=$("ens_$1") || return 1
-    echo "$v" >"$ZK_TMP/victim"
+# check_progress WHAT: waits (20 s at most) until every live replica took
+# writes from its own writer; else diagnoses the stuck ones and fails.
+check_progress() {
+    local i stuck=
+    for i in 1 2 3; do nlines "$ZK_TMP/acks.$i" >"$ZK_TMP/mark.$i"; done
+    wait_for -t 20 every_writer_progressed 2>/dev/null && return 0
+    for i in $(ens_live); do
+        if [ "$(nlines "$ZK_TMP/acks.$i")" -lt $(($(cat "$ZK_TMP/mark.$i") + 3)) ]; then
+            stuck+=" $i"
+            hang_diag "$i" >&2
+        fi
+    done
+    fail "$1: writes on replica(s)$stuck made no progress in 20 s (see HANG above)"
+}
+
+# threads_gone PID: every thread of PID has exited (a zombie leader with a
+# thread still in the kernel is not gone).
+threads_gone() {
+    local t st
+    for t in /proc/"$1"/task/*; do
+        st=$(awk '{ print $3 }' "$t/stat" 2>/dev/null) || continue
+        [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ] || return 1
+    done
 }
 
 # trees_identical: what ens_trees_identical checks (every znode's kind,
@@ -131,10 +144,7 @@ stop_writers() {
     local p
     touch "$ZK_TMP/stop-writers.$PHASE"
     for p in "${WRITERS[@]}"; do
-        if ! wait_for -t 20 zk_pid_gone "$p"; then
-            for i in $(ens_live); do ens_field "$i" role >/dev/null; done
-            fail "writer $p did not stop (a write hangs?)"
-        fi
+        wait_for -t 20 zk_pid_gone "$p" || fail "writer $p did not stop (a write hangs?)"
         wait "$p" || fail "writer $p failed"
     done
 }
@@ -174,6 +184,7 @@ for i in 1 2 3; do ens_wait_exists "$i" w; done
 
 # --- A: kill -9 of the whole ensemble ---------------------------------
 start_writers A
+check_progress "A"
 want=60
 wait_for -t 30 acks_above "$want" || fail "A: only $(total_acks) acks before the crash"
 pids=()
@@ -182,7 +193,10 @@ kill -9 "${pids[@]}"
 log "[${SECONDS}s] killed all three replicas (pids ${pids[*]}) with $(total_acks) writes acknowledged"
 for i in 1 2 3; do
     p=${pids[$((i - 1))]}
-    wait_for -t 30 zk_pid_gone "$p" || fail "pid $p survived kill -9"
+    if ! wait_for -t 10 threads_gone "$p"; then
+        hang_diag "$i" >&2
+        fail "replica $i (pid $p) did not die after kill -9 (a thread stuck in the kernel)"
+    fi
     wait "$p" 2>/dev/null || true
     fusermount3 -u -z "$(ens_mnt "$i")" 2>/dev/null || true
     ENS_UP[$i]=0
@@ -198,17 +212,15 @@ log "[${SECONDS}s] A: trees identical after the restart ($(wc -l <"$ZK_TMP/tree.
 # --- B: rolling restart with clean umounts ------------------------------
 start_writers B
 for i in 1 2 3; do
-    want=$(($(total_acks) + 10))
-    wait_for -t 20 acks_above "$want" || fail "B: no progress before restarting replica $i"
+    check_progress "B, before restarting replica $i"
     role=$(ens_field "$i" role)
     t0=$EPOCHREALTIME
     ens_stop "$i"
     ens_start "$i"
-    wait_leader
+    ens_wait_leader 30
     log "[${SECONDS}s] B: restarted replica $i (was $role) in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s; leader now $(ens_leader)"
 done
-want=$(($(total_acks) + 10))
-wait_for -t 20 acks_above "$want" || fail "B: no progress after the rolling restart"
+check_progress "B, after the rolling restart"
 stop_writers
 log "B: acknowledged $(count) in all, failed $(nlines "$ZK_TMP"/errs.*); errors:"
 awk '{ $1 = $2 = $3 = ""; sub(/^ +/, ""); sub(/^dd: [^:]*: /, ""); print }' \
@@ -216,4 +228,14 @@ awk '{ $1 = $2 = $3 = ""; sub(/^ +/, ""); sub(/^dd: [^:]*: /, ""); print }' \
 ens_wait_synced 30
 check_acked "B (after the rolling restart)"
 trees_identical
-log "trees identical ($(wc -l <"$ZK_TMP/tree.1") znodes); done after ${SECONDS}s"
+log "[${SECONDS}s] B: trees identical ($(wc -l <"$ZK_TMP/tree.1") znodes)"
+
+# --- C. the whole ensemble stopped cleanly, one replica after the other --
+# Each daemon must exit 0, the last ones without a quorum to close their
+# session with (bounded: zk_stop waits at most 30 s).
+for i in 1 2 3; do
+    t0=$EPOCHREALTIME
+    ens_stop "$i"
+    log "C: replica $i stopped with zkfs umount in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s"
+done
+log "done after ${SECONDS}s"
