@@ -25,8 +25,8 @@ for i in 1 2 3; do
     assert_match '^(leader|follower)$' "$role" "role of replica $i"
     assert_match "^role +$role\$" "$(grep '^role' <<<"$txt")" "text status role of replica $i"
     assert_match "^leader +$L\$" "$(grep '^leader' <<<"$txt")" "text status leader of replica $i"
-    assert_match "\"leader_id\":$L[,}]" "$json" "json leader_id of replica $i"
-    assert_match "\"my_id\":$i[,}]" "$json" "json my_id of replica $i"
+    assert_match "\"leader_id\":${L}[,}]" "$json" "json leader_id of replica $i"
+    assert_match "\"my_id\":${i}[,}]" "$json" "json my_id of replica $i"
     assert_eq false "$(ens_field "$i" stale)" "stale on replica $i"
     e=$(ens_field "$i" epoch)
     assert_match '^[0-9]+$' "$e" "epoch of replica $i"

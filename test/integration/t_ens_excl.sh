@@ -33,7 +33,7 @@ for r in $(seq 1 "$ROUNDS"); do
     go=$ZK_TMP/go.$r
     mkfifo "$go"
     exec 7<>"$go"    # keeps the FIFO's lines until every racer read one
-    if [ $((r % 2)) = 0 ]; then mode=dd; else mode=noclobber; fi
+    if [ $((r % 2)) = 0 ]; then mode="dd"; else mode="noclobber"; fi
     pids=()
     for i in 1 2 3; do
         zk_bg racer "$i" "$(ens_mnt "$i")/x/f$r" "$go" "$ZK_TMP/res.$r.$i" "$mode"
