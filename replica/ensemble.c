@@ -58,6 +58,7 @@
 #include "zk_zab.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -66,6 +67,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -88,7 +90,8 @@
 #define ENS_SNAP_CODEC_ZSTD   1
 #define ENS_SNAP_BEGIN_LEN    24          /* magic ver codec 0 0 zxid total */
 #define ENS_SNAP_END_LEN      28          /* zxid raw wire crc32            */
-#define ENS_SNAP_BYTES_MAX    (1ull << 32) /* snapshot held in memory      */
+#define ENS_SNAP_BYTES_MAX    (1ull << 40) /* a received snapshot's size   */
+#define ENS_SNAP_IO_BYTES     (1u << 20)  /* temp file write/read unit     */
 #define ENS_SNAP_CHUNK        (256u << 10) /* compressed bytes per frame   */
 #define ENS_SNAP_QUEUE_MAX    (4u << 20)  /* made, waiting for the loop    */
 #define ENS_SNAP_INFLIGHT_MAX (4u << 20)  /* unsent on the connection      */
@@ -114,11 +117,13 @@ struct prop {
     void *arg;
 };
 
-/* A snapshot stream received after a SNAP message: decompressed into
- * memory as it arrives (at most ENS_SNAP_BYTES_MAX). */
+/* A snapshot stream received after a SNAP message: decompressed as it
+ * arrives into an unnamed temporary file in the data directory (so memory
+ * stays bounded whatever its size), read back by the worker to install. */
 struct snap {
-    uint8_t *buf;
-    size_t len, cap;
+    int fd;                       /* -1 until BEGIN                      */
+    uint8_t *obuf;                /* ENS_SNAP_IO_BYTES of zstd output    */
+    uint64_t len;                 /* bytes in the file                   */
     uint64_t zxid;
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];  /* the SNAP's session table */
     ZSTD_DCtx *dctx;              /* after BEGIN, until END              */
@@ -258,6 +263,7 @@ struct zk__ens {
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* worker, like the core's  */
     struct snap *snap_pending;    /* loop: complete, its SNAP stepped      */
     struct snap_tx *stxs;         /* loop: snapshot senders                */
+    char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */
     uint64_t snaps_sent, snaps_installed, snaps_rejected;   /* loop */
     struct snap *job_snap;        /* the Ready's INSTALL reads it (worker) */
     /* Session lease (loop): the core's contact_tick last seen, when it
@@ -286,7 +292,9 @@ void zk__ens_test_snap_fault(int fault)
 static void snap_free(struct snap *sn)
 {
     if (sn) {
-        free(sn->buf);
+        if (sn->fd >= 0)
+            close(sn->fd);
+        free(sn->obuf);
         ZSTD_freeDCtx(sn->dctx);
     }
     free(sn);
@@ -451,6 +459,33 @@ static int apply_entry(struct zk__ens *e, struct zk_store_batch *b,
     return rc;
 }
 
+/* Feeds the snapshot's temporary file to the store (worker). */
+static int install_feed_file(struct zk_store_install *in,
+                             const struct snap *sn)
+{
+    uint8_t *buf = malloc(ENS_SNAP_IO_BYTES);
+    uint64_t off = 0;
+    int rc = buf ? 0 : -ENOMEM;
+
+    while (rc == 0 && off < sn->len) {
+        size_t want = sn->len - off < ENS_SNAP_IO_BYTES
+                          ? (size_t)(sn->len - off) : ENS_SNAP_IO_BYTES;
+        ssize_t n = pread(sn->fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : ZK_ETRUNCATED;
+            zk_log(ZK_LOG_ERROR, "ensemble: reading the received snapshot "
+                   "back: %s", zk_strerror(rc));
+            break;
+        }
+        rc = zk_store_install_feed(in, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    free(buf);
+    return rc;
+}
+
 /* Zab INSTALL: replaces tree and log by the snapshot handed over with
  * this Ready (job_snap), inside batch b. */
 static int install_snap(struct zk__ens *e, struct zk_store_batch *b,
@@ -468,7 +503,7 @@ static int install_snap(struct zk__ens *e, struct zk_store_batch *b,
     int rc = zk_store_batch_install_begin(b, &in);
     if (rc)
         return rc;
-    rc = zk_store_install_feed(in, sn->buf, sn->len);
+    rc = install_feed_file(in, sn);
     if (rc) {
         zk_store_install_abort(in);
         return rc;
@@ -478,8 +513,9 @@ static int install_snap(struct zk__ens *e, struct zk_store_batch *b,
         rc = ZK_ECORRUPT;
     if (rc)
         return rc;
-    zk_log(ZK_LOG_INFO, "ensemble: installed a snapshot of %zu bytes at "
-           "0x%llx from server %u", sn->len, (unsigned long long)zxid,
+    zk_log(ZK_LOG_INFO, "ensemble: installed a snapshot of %llu bytes at "
+           "0x%llx from server %u", (unsigned long long)sn->len,
+           (unsigned long long)zxid,
            op->from);
     e->w_applied = zxid;
     memcpy(e->sessions, sn->sessions, sizeof(e->sessions));
@@ -1612,8 +1648,9 @@ static void on_conn_closed(uv_handle_t *h)
     zk_frame_conn_free(c->fc);
     if (c->snap && c->snap->begun)
         zk_log(ZK_LOG_WARN, "ensemble: snapshot at 0x%llx abandoned after "
-               "%zu of %llu bytes", (unsigned long long)c->snap->zxid,
-               c->snap->len, (unsigned long long)c->snap->total);
+               "%llu of %llu bytes", (unsigned long long)c->snap->zxid,
+               (unsigned long long)c->snap->len,
+               (unsigned long long)c->snap->total);
     snap_free(c->snap);
     held_free(c);
     free(c->frag);
@@ -1712,6 +1749,7 @@ static int snap_hold(struct conn *c, const struct zk_zab_msg *m)
     c->snap = calloc(1, sizeof(*c->snap));
     if (!c->snap || m->n_sessions > ZK_ZAB_MEMBERS_MAX)
         return -ENOMEM;
+    c->snap->fd = -1;
     c->snap->zxid = m->zxid;
     for (uint32_t i = 0; i < m->n_sessions; i++)
         c->snap->sessions[i] = m->sessions[i];
@@ -1721,8 +1759,26 @@ static int snap_hold(struct conn *c, const struct zk_zab_msg *m)
     return 0;
 }
 
+/* An unnamed file in dir for a received snapshot (O_TMPFILE, else a
+ * named one unlinked at once): nothing to clean up after a crash. */
+static int snap_tmpfile(const char *dir)
+{
+    char path[ZK_CONFIG_PATH_MAX + 32];
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+                    errno != EINVAL))
+        return fd >= 0 ? fd : -errno;
+    snprintf(path, sizeof(path), "%s/zkfs-snapshot.XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    return fd;
+}
+
 /* BEGIN: checks the format (magic, version, codec) and the announced
- * zxid and size, and starts the decompressor. */
+ * zxid and size, and opens the decompressor and the temporary file. */
 static const char *snap_begin(struct zk__ens *e, struct conn *c,
                               struct snap *sn, const struct zk_frame *f)
 {
@@ -1737,8 +1793,15 @@ static const char *snap_begin(struct zk__ens *e, struct conn *c,
     sn->total = zk_get_be64(f->payload + 16);
     if (sn->total > ENS_SNAP_BYTES_MAX)
         return "snapshot too large";
-    if (!(sn->dctx = ZSTD_createDCtx()))
+    if (!(sn->dctx = ZSTD_createDCtx()) ||
+        !(sn->obuf = malloc(ENS_SNAP_IO_BYTES)))
         return "out of memory";
+    sn->fd = snap_tmpfile(e->snap_dir);
+    if (sn->fd < 0) {
+        zk_log(ZK_LOG_ERROR, "ensemble: cannot create a temporary file in "
+               "%s for a snapshot: %s", e->snap_dir, zk_strerror(sn->fd));
+        return "no temporary file for the snapshot";
+    }
     sn->begun = 1;
     sn->start_ms = sn->log_ms = uv_now(e->loop);
     zk_log(ZK_LOG_INFO, "ensemble: receiving a snapshot of %llu bytes at "
@@ -1747,27 +1810,33 @@ static const char *snap_begin(struct zk__ens *e, struct conn *c,
     return NULL;
 }
 
-/* Grows sn->buf for more output; never past the announced total. */
-static int snap_grow(struct snap *sn)
+/* Appends n bytes of decompressed snapshot to its file (loop thread: the
+ * page cache takes them; at most ENS_SNAP_IO_BYTES per call). */
+static int snap_write(struct snap *sn, const uint8_t *buf, size_t n)
 {
-    size_t cap = sn->cap ? sn->cap * 2 : 65536;
-
-    if (cap > sn->total)
-        cap = (size_t)sn->total;
-    void *p = realloc(sn->buf, cap);
-    if (!p)
-        return -ENOMEM;
-    sn->buf = p;
-    sn->cap = cap;
+    sn->crc = (uint32_t)crc32(sn->crc, buf, (uInt)n);
+    while (n > 0) {
+        ssize_t w = pwrite(sn->fd, buf, n, (off_t)sn->len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int rc = -errno;
+            zk_log(ZK_LOG_ERROR, "ensemble: writing a received snapshot: "
+                   "%s", zk_strerror(rc));
+            return rc;
+        }
+        buf += w;
+        n -= (size_t)w;
+        sn->len += (uint64_t)w;
+    }
     return 0;
 }
 
-/* A chunk of the zstd stream: decompressed into sn->buf as it comes (no
+/* A chunk of the zstd stream: decompressed into the file as it comes (no
  * more than the announced size, nothing after the frame's end). */
 static const char *snap_data(struct snap *sn, const struct zk_frame *f)
 {
     ZSTD_inBuffer in = {f->payload, f->len, 0};
-    size_t len0 = sn->len;
 
     if (!sn->begun)
         return "snapshot data before its start";
@@ -1775,25 +1844,19 @@ static const char *snap_data(struct snap *sn, const struct zk_frame *f)
     while (in.pos < in.size) {
         if (sn->frame_done)
             return "bytes after the snapshot's end";
-        if (sn->len == sn->cap && sn->cap < sn->total && snap_grow(sn))
-            return "out of memory";
-        /* At the announced size the output is full: zstd may still take
-         * its frame's checksum, but wanting to write more is an error. */
-        ZSTD_outBuffer out = {sn->buf, sn->cap, sn->len};
-        size_t pos0 = in.pos;
+        ZSTD_outBuffer out = {sn->obuf, ENS_SNAP_IO_BYTES, 0};
         size_t ret = ZSTD_decompressStream(sn->dctx, &out, &in);
         if (ZSTD_isError(ret)) {
             zk_log(ZK_LOG_WARN, "ensemble: snapshot: zstd: %s",
                    ZSTD_getErrorName(ret));
             return "corrupt snapshot stream";
         }
-        if (in.pos == pos0 && out.pos == sn->len)
+        if (out.pos > sn->total - sn->len)
             return "snapshot longer than announced";
-        sn->len = out.pos;
+        if (out.pos && snap_write(sn, sn->obuf, out.pos))
+            return "cannot store the snapshot";
         sn->frame_done = ret == 0;
     }
-    sn->crc = (uint32_t)crc32(sn->crc, sn->buf + len0,
-                              (uInt)(sn->len - len0));
     return NULL;
 }
 
@@ -1810,7 +1873,9 @@ static const char *snap_end(struct snap *sn, const struct zk_frame *f)
     if (zk_get_be32(f->payload + 24) != sn->crc)
         return "snapshot checksum mismatch";
     ZSTD_freeDCtx(sn->dctx);
+    free(sn->obuf);
     sn->dctx = NULL;
+    sn->obuf = NULL;
     return NULL;
 }
 
@@ -1841,14 +1906,16 @@ static void on_snap_frame(struct conn *c, const struct zk_frame *f)
     uint64_t now = uv_now(e->loop);
     if (f->flags == ENS_FRAME_SNAP &&
         progress_due(sn->len, sn->total, &sn->log_pct, &sn->log_ms, now))
-        zk_log(ZK_LOG_INFO, "ensemble: snapshot from server %u: %zu of "
-               "%llu bytes (%u%%), %llu compressed", c->peer->id, sn->len,
+        zk_log(ZK_LOG_INFO, "ensemble: snapshot from server %u: %llu of "
+               "%llu bytes (%u%%), %llu compressed", c->peer->id,
+               (unsigned long long)sn->len,
                (unsigned long long)sn->total, sn->log_pct,
                (unsigned long long)sn->wire);
     if (f->flags != ENS_FRAME_SNAP_END)
         return;
-    zk_log(ZK_LOG_INFO, "ensemble: received a snapshot of %zu bytes (%llu "
-           "with zstd) at 0x%llx from server %u in %llu ms", sn->len,
+    zk_log(ZK_LOG_INFO, "ensemble: received a snapshot of %llu bytes (%llu "
+           "with zstd) at 0x%llx from server %u in %llu ms",
+           (unsigned long long)sn->len,
            (unsigned long long)sn->wire, (unsigned long long)sn->zxid,
            c->peer->id, (unsigned long long)(now - sn->start_ms));
     snap_free(e->snap_pending);
@@ -2240,6 +2307,9 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
         e->prop_wait_ms = ENS_PROP_WAIT_MIN_MS;
     memcpy(e->secret, cfg->secret, cfg->secret_len);
     e->secret_len = cfg->secret_len;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(e->snap_dir, sizeof(e->snap_dir), "%s",
+             cfg->data_dir[0] ? cfg->data_dir : tmp && *tmp ? tmp : "/tmp");
     if ((rc = resolve(me, &e->listen_addr)))
         return rc;
     for (uint32_t i = 0; i < cfg->n_servers; i++) {
