@@ -85,8 +85,9 @@ for i in $(seq 1 "$N_REWRITES"); do
     echo "rewrite $i" >"$mL/bulk/f$((i % N_FILES + 1))"
 done
 z1=$(ens_field "$L" zxid)
-[ $(((z1 & 0xffffffff) - (z0 & 0xffffffff))) -gt "$DIFF_WINDOW" ] ||
-    fail "only $(((z1 & 0xffffffff) - (z0 & 0xffffffff))) transactions: not past the DIFF window"
+ntx=$(((z1 & 0xffffffff) - (z0 & 0xffffffff)))
+log "$ntx transactions"
+[ "$ntx" -gt "$DIFF_WINDOW" ] || fail "only $ntx transactions: not past the DIFF window"
 s0=$(snaps_sent)
 i0=$(snaps_installed)
 ens_start "$F"
