@@ -172,7 +172,7 @@ struct snap_tx {
     int cancel, finished, err;
     /* Thread only. */
     ZSTD_CCtx *cctx;
-    uint64_t raw, wire;
+    uint64_t total_counted, raw, wire;
     uint32_t crc;
     size_t out_len;
     uint8_t *out;                 /* ENS_SNAP_CHUNK                        */
@@ -1287,11 +1287,19 @@ static int stx_push(struct snap_tx *t, uint16_t flags, const uint8_t *buf,
     return 0;
 }
 
+/* Thread: the loop gave the transfer up (checked between chunks of the
+ * store's stream too, so that a stop never waits for a whole pass). */
+static int stx_cancelled(struct snap_tx *t)
+{
+    return __atomic_load_n(&t->cancel, __ATOMIC_RELAXED);
+}
+
 static int count_cb(void *arg, const uint8_t *buf, size_t len)
 {
+    struct snap_tx *t = arg;
     (void)buf;
-    *(uint64_t *)arg += len;
-    return 0;
+    t->total_counted += len;
+    return stx_cancelled(t) ? -ECANCELED : 0;
 }
 
 /* Thread: runs zstd over in[0..len) (mode ZSTD_e_continue or _e_end) and
@@ -1332,6 +1340,8 @@ static int compress_cb(void *arg, const uint8_t *buf, size_t len)
 {
     struct snap_tx *t = arg;
 
+    if (stx_cancelled(t))
+        return -ECANCELED;
     t->raw += len;
     t->crc = (uint32_t)crc32(t->crc, buf, (uInt)len);
     return stx_compress(t, buf, len, ZSTD_e_continue);
@@ -1344,8 +1354,8 @@ static int stx_run(struct snap_tx *t)
 {
     uint8_t hdr[ENS_SNAP_END_LEN > ENS_SNAP_BEGIN_LEN ? ENS_SNAP_END_LEN
                                                       : ENS_SNAP_BEGIN_LEN];
-    uint64_t total = 0;
-    int rc = zk_store_snapshot_stream(t->sn, count_cb, &total);
+    int rc = zk_store_snapshot_stream(t->sn, count_cb, t);
+    uint64_t total = t->total_counted;
 
     if (rc)
         return rc;
@@ -1481,6 +1491,7 @@ static void stx_pump(struct snap_tx *t)
         if (c->stx == t)
             c->stx = NULL;
         held_flush(c);
+        uv_async_send(&t->e->async);   /* stx_service reaps t soon */
     }
 }
 
@@ -1491,7 +1502,7 @@ static void stx_cancel(struct snap_tx *t)
         t->c->stx = NULL;
     t->c = NULL;
     pthread_mutex_lock(&t->mu);
-    t->cancel = 1;
+    __atomic_store_n(&t->cancel, 1, __ATOMIC_RELAXED);
     pthread_cond_signal(&t->cv);
     pthread_mutex_unlock(&t->mu);
 }
