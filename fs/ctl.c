@@ -486,7 +486,7 @@ static int req_status(struct ctl *c)
 {
     struct zk_replica_status rs;
     struct zk_store_info si;
-    char body[8192];
+    char body[16384];           /* 16 members and two paths */
     int rc = zk_store_info(c->fs->store, &si);
     if (rc)
         return rc;
