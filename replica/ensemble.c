@@ -39,9 +39,10 @@
  * ENS_SNAP_INFLIGHT_MAX unsent bytes (more when writes complete), the
  * thread waits while ENS_SNAP_QUEUE_MAX bytes wait for the loop, and the
  * leader's later messages to that learner are held until the end. The
- * learner holds the SNAP, decompresses and checks the stream as it comes,
- * steps the SNAP once it has ended whole, and installs the snapshot in
- * the batch of the INSTALL op that follows.
+ * learner holds the SNAP, decompresses and checks the stream as it comes
+ * into an unnamed temporary file in the data directory, steps the SNAP
+ * once it has ended whole, and the worker installs the file in the batch
+ * of the INSTALL op that follows.
  *
  * Not done yet (see docs/ensemble.md): restarting the core after a failed
  * batch, waiting for the session close at stop.
