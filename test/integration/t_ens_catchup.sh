@@ -7,9 +7,11 @@
 #    more than 1024 transactions, so the leader streams a zstd snapshot
 #    (its log says so, the follower installs it);
 #  - DIFF: it missed a few writes, so no snapshot is sent.
-# Every replica's store keeps a small log (ZKFS_LOG_KEEP=200, entries
-# behind the last applied zxid; it bounds what a replica can hand its core
-# after a restart, not the DIFF window of a running leader). After each
+# Every replica's store keeps a small log (ZKFS_LOG_KEEP=200 entries
+# behind the last applied zxid, trimmed at each apply). That is not what
+# decides DIFF or SNAP: a running leader diffs from its core's in-memory
+# log, and a restarted replica hands its core only entries after its
+# applied zxid, whatever the store keeps. After each
 # catch-up the trees are identical and `zkfs status --json` on the leader
 # shows the member connected, synced, at the leader's zxid with lag 0;
 # while it is down, "down" and not connected.
