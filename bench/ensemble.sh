@@ -12,7 +12,7 @@
 #                        (fsbench --spread; the 1-writer case and every
 #                        third of the 8 write through a follower's mount)
 #   get, stat            1 and 8 readers (spread likewise)
-#   list                 1 reader listing a directory of 10,000
+#   list                 1 and 8 readers listing a directory of 10,000
 #   ephemeral            create + last close (zkfs deletes it), 1 and 8
 #   watch                build/bench/watchlat: a change through one
 #                        follower's mount to the IN_CLOSE_WRITE event on
@@ -71,12 +71,16 @@ if [ "$BUILD" = 1 ]; then
         make -s "$B/zkfs" "$B/bench/fsbench" "$B/bench/watchlat" "$B/bench/failover" ||
         { echo "ensemble.sh: cannot build" >&2; exit 1; }
 fi
-ZKFS=$B/zkfs FSBENCH=$B/bench/fsbench WATCHLAT=$B/bench/watchlat FAILOVER_BIN=$B/bench/failover
-for f in "$ZKFS" "$FSBENCH" "$WATCHLAT" "$FAILOVER_BIN"; do
-    [ -x "$f" ] || { echo "ensemble.sh: $f is missing (run make)" >&2; exit 1; }
+for f in zkfs bench/fsbench bench/watchlat bench/failover; do
+    [ -x "$B/$f" ] || { echo "ensemble.sh: $B/$f is missing (run make)" >&2; exit 1; }
 done
 
 WORK=$(mktemp -d /tmp/zkfs-ens-bench.XXXXXX)
+# A copy of the binaries: a rebuild of the tree during the run (others
+# work in it) must not pull them away under us.
+mkdir "$WORK/bin"
+cp "$B/zkfs" "$B/bench/fsbench" "$B/bench/watchlat" "$B/bench/failover" "$WORK/bin/"
+ZKFS=$WORK/bin/zkfs FSBENCH=$WORK/bin/fsbench WATCHLAT=$WORK/bin/watchlat FAILOVER_BIN=$WORK/bin/failover
 declare -A PID=()      # name (1 2 3 solo) -> daemon pid
 declare -A MNT=()      # name -> mountpoint
 BGPID=""
@@ -169,6 +173,7 @@ launch() {
         "$ZKFS" mount -f -c "$WORK/z$n.cfg" --id "$n" "$m" >>"$WORK/log.$n" 2>&1 &
     fi
     PID[$n]=$!
+    disown "${PID[$n]}"    # no "Killed" notice when a round kills it; alive() sees zombies
 }
 
 wait_mounted() {
@@ -248,7 +253,7 @@ ops_for() {            # ops_for WORKLOAD PROCS: ops per process
         create|set|ephemeral) if [ "${2:-1}" = 1 ]; then n=300; else n=150; fi ;;
         get) n=4000 ;;
         stat) n=100000 ;;
-        list) n=20 ;;
+        list) if [ "${2:-1}" = 1 ]; then n=20; else n=5; fi ;;
         watch) n=1000 ;;
     esac
     [ "$QUICK" = 1 ] && n=$(( n / 4 > 5 ? n / 4 : 5 ))
@@ -259,14 +264,19 @@ ops_for() {            # ops_for WORKLOAD PROCS: ops per process
 # transaction (fsbench would make it one create at a time); fsbench
 # --keep-list reuses it when it finds exactly that many entries.
 make_list_fixture() {
-    local m=$1 i j
+    local m=$1 i j k
     [ -d "$m/fsbench-list.10000" ] && return 0
     mkdir "$m/fsbench-list.10000"
     for ((j = 0; j < 10000; j += 1000)); do      # zkfs txn: at most 1024 ops
-        for ((i = j; i < j + 1000; i++)); do printf 'create /fsbench-list.10000/entry-%06d\n' "$i"; done |
-            timeout 60 "$ZKFS" txn "$m" >/dev/null ||
-            { echo "ensemble.sh: could not make the list fixture in $m; fsbench makes it" >&2; return 0; }
+        for k in 1 2 3; do
+            [ -e "$m/fsbench-list.10000/entry-$(printf %06d "$j")" ] && break
+            for ((i = j; i < j + 1000; i++)); do printf 'create /fsbench-list.10000/entry-%06d\n' "$i"; done |
+                timeout 60 "$ZKFS" txn "$m" >/dev/null && break
+            sleep 1
+        done
     done
+    [ "$(ls "$m/fsbench-list.10000" | wc -l)" = 10000 ] ||
+        echo "ensemble.sh: could not make the list fixture in $m; fsbench makes it" >&2
 }
 
 TARGETS=(ens)
@@ -276,7 +286,7 @@ RESULTS=$WORK/results
 for r in $(seq 1 "$RUNS"); do
     for w in $WORKLOADS; do
         for p in 1 8; do
-            { [ "$w" = list ] || [ "$w" = watch ]; } && [ "$p" = 8 ] && continue
+            [ "$w" = watch ] && [ "$p" = 8 ] && continue
             for t in "${TARGETS[@]}"; do
                 if [ "$t" = ens ]; then
                     d=${MNT[$F1]} spread=(--spread "${MNT[$F2]},${MNT[$L]}")
@@ -318,7 +328,7 @@ if [ "$FAILOVER" = 1 ]; then
         [ -s "$WORK/err" ] && sed "s/^/ensemble.sh: failover: /" "$WORK/err" | head -n 3 >&2
         echo "round=$k killed=$L writer=$w ${line:-failed=1}" | tee -a "$FAILS" >&2
         # The killed replica: reap it, clear its dead mount, restart it.
-        wait "${PID[$L]}" 2>/dev/null || true
+        wait_gone "${PID[$L]}" 10 || true
         is_mounted "${MNT[$L]}" && { fusermount3 -u -z "${MNT[$L]}" 2>/dev/null || true; }
         launch "$L"
         wait_mounted "$L"
