@@ -34,7 +34,7 @@ die() { echo "leader-election: $*" >&2; exit 1; }
 
 # candidate MOUNT NAME: the recipe.
 candidate() {
-    local m=$1 name=$2 e=$1/election me pred
+    local name=$2 e=$1/election me pred
     mkdir -p "$e"
     [ "$(getfattr --only-values -n user.zkfs.children "$e" 2>/dev/null)" = ephemeral,sequential ] ||
         setfattr -n user.zkfs.children -v ephemeral,sequential "$e"
@@ -99,7 +99,7 @@ show() { sleep 1.5; for c in c1 c2 c3; do sed 's/^/  /' "$D/$c.out"; : >"$D/$c.o
 l=$(leader) || die "nobody leads"
 echo "election: $(ls "$D/m2/election" | tr '\n' ' ')(seen through m2)"
 show
-for round in 1 2; do
+for _ in 1 2; do
     echo "--- kill -9 the leader, $l (pid ${CAND[$l]})"
     kill -9 "${CAND[$l]}"
     wait "${CAND[$l]}" 2>/dev/null || true

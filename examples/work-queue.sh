@@ -46,8 +46,9 @@ produce() {                         # produce MOUNT PAYLOAD...
 consume() {                         # consume MOUNT NAME: prints "NAME ITEM PAYLOAD"
     local m=$1 name=$2 q=$1/wq/queue c=$1/wq/claimed item
     while :; do
-        for item in $(ls "$q"); do   # lowest first: names sort by number
-            mv "$q/$item" "$c/" 2>/dev/null || continue     # someone else's
+        for item in "$q"/item-*; do  # lowest first: names sort by number
+            item=${item##*/}
+            mv "$q/$item" "$c/" 2>/dev/null || continue     # someone else's, or none
             echo "$name $item $(cat "$c/$item")"            # "process" it
             rm "$c/$item"
         done
@@ -109,6 +110,6 @@ dups=$(uniq -d "$D/payloads" | wc -l)
 total=$(wc -l <"$D/payloads")
 expected=$((2 * N))
 echo "items processed: $total of $expected, processed twice: $dups," \
-     "left in queue/claimed: $(ls "$D/m2/wq/queue" "$D/m2/wq/claimed" | grep -c item- || true)"
-[ "$total" = "$expected" ] && [ "$dups" = 0 ] || die "NOT exactly once"
+     "left in queue/claimed: $(find "$D/m2/wq/queue" "$D/m2/wq/claimed" -name 'item-*' | wc -l)"
+if [ "$total" != "$expected" ] || [ "$dups" != 0 ]; then die "NOT exactly once"; fi
 echo "every item was processed exactly once"
