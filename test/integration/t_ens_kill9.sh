@@ -48,6 +48,7 @@ writer() {
 # `wait PID` never returns for a daemon with a thread stuck in the kernel.
 hang_diag() {
     local i=$1 p t mnt dev
+    set +e # diagnostics only; the caller fails right after
     mnt=$(ens_mnt "$i")
     p=${ZK_PID_OF[$mnt]:-}
     echo "HANG on replica $i ($mnt, pid $p)"
@@ -102,11 +103,38 @@ threads_gone() {
     done
 }
 
-# kill9 I: ens_kill9 with bounded waits.
+# d_threads PID: the ids of PID's threads in uninterruptible sleep.
+d_threads() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        [ "$(awk '{ print $3 }' "$t/stat" 2>/dev/null)" = D ] && printf '%s ' "${t##*/}"
+    done
+    return 0
+}
+
+# kill9 I: ens_kill9 with bounded waits. A daemon with a thread that stays
+# in uninterruptible sleep for 5 s (a disk write does not take that long)
+# is stuck in the kernel: diagnosed while it is alive, instead of killed.
 kill9() {
-    local mnt pid
+    local mnt pid t n now
+    local -a d=() keep=()
     mnt=$(ens_mnt "$1")
     pid=${ZK_PID_OF[$mnt]}
+    read -ra d <<<"$(d_threads "$pid")"
+    for n in 1 2 3 4 5; do
+        [ "${#d[@]}" -gt 0 ] || break
+        sleep 1
+        now=" $(d_threads "$pid")"
+        keep=()
+        for t in "${d[@]}"; do
+            [[ $now == *" $t "* ]] && keep+=("$t")
+        done
+        d=("${keep[@]}")
+    done
+    if [ "${#d[@]}" -gt 0 ]; then
+        hang_diag "$1" >&2
+        fail "replica $1 (pid $pid): thread(s) ${d[*]} stuck in the kernel for 5 s (see HANG above)"
+    fi
     kill -9 "$pid"
     if ! wait_for -t 10 threads_gone "$pid"; then
         hang_diag "$1" >&2

@@ -50,6 +50,7 @@ writer() {
 # for: `wait PID` never returns for one with a thread stuck in the kernel.
 hang_diag() {
     local i=$1 p t mnt dev
+    set +e # diagnostics only; the caller fails right after
     mnt=$(ens_mnt "$i")
     p=${ZK_PID_OF[$mnt]:-}
     echo "HANG on replica $i ($mnt, pid $p)"
