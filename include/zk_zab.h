@@ -309,9 +309,12 @@ int zk_zab_member_status(const struct zk_zab *z, uint32_t i,
 
 /* The embedder is receiving a long transfer from member `from` (the
  * snapshot that follows a SNAP, which it steps only once complete): for a
- * learner syncing with that leader this counts as hearing from it, so
- * syncLimit bounds silence, not the transfer; initLimit still bounds the
- * whole sync. Ignored in every other case. */
+ * learner syncing with that leader this counts as hearing from it and as
+ * progress of the sync, so syncLimit bounds silence and initLimit the
+ * sync without progress, not the size of the transfer (as ZooKeeper's
+ * initLimit read timeout does while a snapshot streams). Ignored in every
+ * other case. A leader that still needs this learner for its quorum is
+ * bounded by initLimit as before. */
 void zk_zab_heard(struct zk_zab *z, uint32_t from);
 
 /* Gives up this replica's own session (the runtime's lease ran out: it

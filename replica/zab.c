@@ -625,12 +625,13 @@ int zk_zab_member_status(const struct zk_zab *z, uint32_t i,
     return 0;
 }
 
-/* Learner: a transfer from the leader in progress is word from it. */
+/* Learner: a transfer from the leader in progress is word from it, and
+ * progress of the sync. */
 void zk_zab_heard(struct zk_zab *z, uint32_t from)
 {
     if ((z->role == ZK_ZAB_FOLLOWING || z->role == ZK_ZAB_OBSERVING) &&
         from == z->leader && z->fstage == ZK__F_SYNC)
-        z->heard_tick = z->tick;
+        z->heard_tick = z->stage_tick = z->tick;
 }
 
 const uint64_t *zk_zab_sessions(const struct zk_zab *z, uint32_t *n_out)
