@@ -173,7 +173,7 @@ struct snap_tx {
     int cancel, finished, err;
     /* Thread only. */
     ZSTD_CCtx *cctx;
-    uint64_t total_counted, raw, wire;
+    uint64_t raw, wire;
     uint32_t crc;
     size_t out_len;
     uint8_t *out;                 /* ENS_SNAP_CHUNK                        */
@@ -1289,19 +1289,12 @@ static int stx_push(struct snap_tx *t, uint16_t flags, const uint8_t *buf,
 }
 
 /* Thread: the loop gave the transfer up (checked between chunks of the
- * store's stream too, so that a stop never waits for a whole pass). */
+ * store's stream too, so that a stop never waits for the whole stream). */
 static int stx_cancelled(struct snap_tx *t)
 {
     return __atomic_load_n(&t->cancel, __ATOMIC_RELAXED);
 }
 
-static int count_cb(void *arg, const uint8_t *buf, size_t len)
-{
-    struct snap_tx *t = arg;
-    (void)buf;
-    t->total_counted += len;
-    return stx_cancelled(t) ? -ECANCELED : 0;
-}
 
 /* Thread: runs zstd over in[0..len) (mode ZSTD_e_continue or _e_end) and
  * queues every full output chunk (at the end, the rest). */
@@ -1348,15 +1341,15 @@ static int compress_cb(void *arg, const uint8_t *buf, size_t len)
     return stx_compress(t, buf, len, ZSTD_e_continue);
 }
 
-/* Thread: BEGIN (magic, version, codec, zxid, uncompressed size from a
- * first counting pass over the same pinned state), the zstd stream, END
+/* Thread: BEGIN (magic, version, codec, zxid, uncompressed size of the
+ * same pinned state, zk_store_snapshot_size), the zstd stream, END
  * (zxid, uncompressed and compressed sizes, crc32 of the uncompressed). */
 static int stx_run(struct snap_tx *t)
 {
     uint8_t hdr[ENS_SNAP_END_LEN > ENS_SNAP_BEGIN_LEN ? ENS_SNAP_END_LEN
                                                       : ENS_SNAP_BEGIN_LEN];
-    int rc = zk_store_snapshot_stream(t->sn, count_cb, t);
-    uint64_t total = t->total_counted;
+    uint64_t total = 0;
+    int rc = zk_store_snapshot_size(t->sn, &total);
 
     if (rc)
         return rc;
