@@ -116,7 +116,7 @@ d_threads() {
 # in uninterruptible sleep for 5 s (a disk write does not take that long)
 # is stuck in the kernel: diagnosed while it is alive, instead of killed.
 kill9() {
-    local mnt pid t n now
+    local mnt pid t n now stuck
     local -a d=() keep=()
     mnt=$(ens_mnt "$1")
     pid=${ZK_PID_OF[$mnt]}
@@ -137,8 +137,9 @@ kill9() {
     fi
     kill -9 "$pid"
     if ! wait_for -t 10 threads_gone "$pid"; then
+        stuck=$(for t in /proc/"$pid"/task/*; do printf '%s:%s ' "${t##*/}" "$(cat "$t/wchan" 2>/dev/null)"; done)
         hang_diag "$1" >&2
-        fail "replica $1 (pid $pid) did not die after kill -9 (a thread stuck in the kernel)"
+        fail "replica $1 (pid $pid) did not die after kill -9; threads (id:wchan): ${stuck}- typically a daemon thread waiting for a directory lock held by a FUSE request of the mount that the killed loop will never answer (see HANG above)"
     fi
     wait "$pid" 2>/dev/null || true
     fusermount3 -u -z "$mnt" 2>/dev/null || true

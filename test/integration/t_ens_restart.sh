@@ -195,8 +195,9 @@ log "[${SECONDS}s] killed all three replicas (pids ${pids[*]}) with $(total_acks
 for i in 1 2 3; do
     p=${pids[$((i - 1))]}
     if ! wait_for -t 10 threads_gone "$p"; then
+        stuck=$(for t in /proc/"$p"/task/*; do printf '%s:%s ' "${t##*/}" "$(cat "$t/wchan" 2>/dev/null)"; done)
         hang_diag "$i" >&2
-        fail "replica $i (pid $p) did not die after kill -9 (a thread stuck in the kernel)"
+        fail "replica $i (pid $p) did not die after kill -9; threads (id:wchan): ${stuck}- typically a daemon thread waiting for a directory lock held by a FUSE request of the mount that the killed loop will never answer (see HANG above)"
     fi
     wait "$p" 2>/dev/null || true
     fusermount3 -u -z "$(ens_mnt "$i")" 2>/dev/null || true
