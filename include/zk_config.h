@@ -36,7 +36,7 @@
 #define ZK_CONFIG_FILE_MAX      65536   /* bytes of a config file          */
 
 #define ZK_CONFIG_TICK_MS_DEFAULT     200 /* ZooKeeper: 2000; see docs */
-#define ZK_CONFIG_INIT_LIMIT_DEFAULT  10
+#define ZK_CONFIG_INIT_LIMIT_DEFAULT  50 /* 10 s: big snapshots */
 #define ZK_CONFIG_SYNC_LIMIT_DEFAULT  5
 #define ZK_CONFIG_SESSION_TICKS_DEFAULT 20 /* sessionTimeout = 10*tickTime */
 

@@ -70,8 +70,8 @@ struct zk_config;
  * opts->session_timeout_ms are ignored (cfg->session_timeout_ms is used;
  * the core opens this replica's session once it has joined a leader).
  * Every other zk_replica_* function works on the result as documented
- * above, with these differences: proposals wait (at most (initLimit +
- * syncLimit) ticks) while there is no established leader and then fail
+ * above, with these differences: proposals wait (at most 3 × syncLimit
+ * ticks) while there is no established leader and then fail
  * with ZK_ENOTREADY; zk_replica_sync commits a no-op transaction through
  * the leader; zk_replica_stop does not wait for the close of the session
  * (the leader expires it after sessionTimeout). Resolves host names with

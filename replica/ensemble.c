@@ -2306,8 +2306,11 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
     e->session_timeout_ms = cfg->session_timeout_ms;
     e->lease_ms = (uint64_t)cfg->session_timeout_ms * 3 / 5;
     e->contact_ms = uv_now(e->loop);
-    e->prop_wait_ms = (uint64_t)(cfg->init_limit_ticks +
-                                 cfg->sync_limit_ticks) * cfg->tick_time_ms;
+    /* Long enough for a failover (syncLimit to notice, an election, a
+     * sync), short enough that a replica without a quorum says so soon:
+     * 3 s with the defaults. */
+    e->prop_wait_ms = (uint64_t)3 * cfg->sync_limit_ticks *
+                      cfg->tick_time_ms;
     if (e->prop_wait_ms < ENS_PROP_WAIT_MIN_MS)
         e->prop_wait_ms = ENS_PROP_WAIT_MIN_MS;
     memcpy(e->secret, cfg->secret, cfg->secret_len);

@@ -31,8 +31,12 @@ usage stat a b
 usage sync
 usage status
 usage umount
-usage mount -c /etc/zoo.cfg
-assert_match "not supported yet" "$ZK_ERR" "mount -c"
+# A configuration error is exit 2 too, with the file's name and why (no
+# hint: --help would not help); t_ens_config tests many more.
+assert_rc 2 "$ZKFS" mount -c "$ZK_TMP/no-such.cfg" "$ZK_TMP/m"
+assert_match "^zkfs mount: .*no-such.cfg.*No such file" "$ZK_ERR" \
+    "mount -c of a missing file"
+[ ! -e "$ZK_TMP/m" ] || fail "a bad config created the mountpoint"
 usage mount --id 1
 usage create -e /x --
 usage create /x -- true

@@ -84,7 +84,7 @@ START_TEST(minimal_defaults)
     ck_assert_str_eq(c.data_dir, "/var/lib/zkfs");
     ck_assert_uint_eq(c.my_id, 1);
     ck_assert_uint_eq(c.tick_time_ms, 200);
-    ck_assert_uint_eq(c.init_limit_ticks, 10);
+    ck_assert_uint_eq(c.init_limit_ticks, 50);
     ck_assert_uint_eq(c.sync_limit_ticks, 5);
     ck_assert_uint_eq(c.session_timeout_ms, 4000);
     ck_assert_uint_eq(c.n_servers, 1);
