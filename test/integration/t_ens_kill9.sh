@@ -112,7 +112,7 @@ d_threads() {
     return 0
 }
 
-# kill9 I: ens_kill9 with bounded waits. A daemon with a thread that stays
+# kill9 I: ens_kill9 with bounded waits; KILL_TIME is when kill(1) ran. A daemon with a thread that stays
 # in uninterruptible sleep for 5 s (a disk write does not take that long)
 # is stuck in the kernel: diagnosed while it is alive, instead of killed.
 kill9() {
@@ -135,6 +135,7 @@ kill9() {
         hang_diag "$1" >&2
         fail "replica $1 (pid $pid): thread(s) ${d[*]} stuck in the kernel for 5 s (see HANG above)"
     fi
+    KILL_TIME=$EPOCHREALTIME
     kill -9 "$pid"
     if ! wait_for -t 10 threads_gone "$pid"; then
         stuck=$(for t in /proc/"$pid"/task/*; do printf '%s:%s ' "${t##*/}" "$(cat "$t/wchan" 2>/dev/null)"; done)
@@ -201,8 +202,8 @@ for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) = 1 ]; then role=leader; else role=follower; fi
     wait_for -t 10 pick "$role" || fail "round $r: no $role found"
     victim=$(cat "$ZK_TMP/victim")
-    tk=$EPOCHREALTIME
     kill9 "$victim"
+    tk=$KILL_TIME
     echo "$r $role $victim $tk" >>"$ZK_TMP/kills"
     ens_wait_leader 30
     tl=$EPOCHREALTIME
