@@ -460,6 +460,8 @@ static int setup(struct zk_fs *fs)
     if (rc == 0)
         rc = session_open(fs);
     if (rc == 0)
+        zk__fs_watchdog_start(fs);
+    if (rc == 0)
         rc = loop_handles(fs);
     if (rc == 0 && fs->opts->config)
         rc = zk__fs_lease_start(fs);

@@ -326,6 +326,8 @@ void zk__fs_echo_reset(void *arg, int done);
  * node is then invisible through this mount); the poll timer. */
 int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st);
 int zk__fs_lease_start(struct zk_fs *fs);
+/* watchdog.c: starts `zkfs __watchdog` for this daemon and its mount. */
+void zk__fs_watchdog_start(struct zk_fs *fs);
 void zk__fs_lease_close(struct zk_fs *fs);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);

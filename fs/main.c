@@ -448,6 +448,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(1, argv);
+    if (strcmp(argv[1], "__watchdog") == 0)     /* started by the daemon */
+        return zk_fs_watchdog_main(argc - 1, argv + 1);
     for (size_t i = 0; i < ZK_ARRAY_LEN(commands); i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
             continue;

@@ -27,4 +27,10 @@ struct zk_fs_opts {
  * 1 when set-up failed (the reason is logged). Main thread only. */
 int zk_fs_run(const struct zk_fs_opts *opts);
 
+/* `zkfs __watchdog PID DEV` (fs/watchdog.c), started by every daemon at
+ * mount: aborts the FUSE connection DEV if daemon PID dies with a thread
+ * stuck on its own mount. argv[0] is "__watchdog". Returns an exit
+ * status. */
+int zk_fs_watchdog_main(int argc, char **argv);
+
 #endif /* ZK_FS_H */
