@@ -47,7 +47,7 @@ start() {                           # start DIR
             echo "dataDir=$d/d$i"
             echo "secretFile=$d/secret"
             echo "tickTime=200"
-            echo "initLimit=10"
+            echo "initLimit=50"
             echo "syncLimit=5"
             echo "sessionTimeout=4000"
             for j in 1 2 3; do echo "server.$j=127.0.0.1:$((base + j))"; done
