@@ -29,7 +29,8 @@
 #                     [--workloads "create set get stat list ephemeral watch"]
 #                     [--no-standalone] [--no-failover] [--no-build]
 # BENCH_QUICK=1 (or --quick): 1 run, op counts / 4, 2 failover rounds.
-# Defaults: 3 runs, 5 rounds; a full run takes about 5-10 minutes on 2 CPUs.
+# Defaults: 3 runs, 5 rounds; a full run takes about 4-6 minutes on 2 CPUs
+# (up to 15 when the machine is busy).
 #
 # Benchmarks print figures; they never pass or fail on timing. Every
 # daemon is stopped by pid and every mount removed on exit, error or
