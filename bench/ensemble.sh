@@ -61,7 +61,7 @@ while [ $# -gt 0 ]; do
         --no-standalone) STANDALONE=0; shift ;;
         --no-failover) FAILOVER=0; shift ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "ensemble.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
