@@ -210,6 +210,9 @@ zk__cleanup() {
     local rc=$? p m
     set +e
     for p in "${ZK_PIDS[@]}"; do
+        # Its children first (`zk_bg timeout 60 inotifywait ...`: a killed
+        # timeout leaves its child running).
+        pkill -9 -P "$p" 2>/dev/null
         kill -9 "$p" 2>/dev/null
     done
     for p in "${ZK_PIDS[@]}"; do
