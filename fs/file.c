@@ -148,7 +148,61 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
     fh_free(fh);
 }
 
+static void open_now(fuse_req_t req, fuse_ino_t ino,
+                     struct fuse_file_info *fi);
+
+/* An open for writing waiting for a quorum (see zk__fs_open). */
+struct open_wait {
+    fuse_req_t req;
+    fuse_ino_t ino;
+    struct fuse_file_info fi;
+};
+
+static void open_wait_done(void *arg, int err,
+                           const struct zk_apply_result *res)
+{
+    struct open_wait *w = arg;
+    (void)res;
+    if (err)
+        zk__fs_reply_errno(w->req, err);
+    else
+        open_now(w->req, w->ino, &w->fi);
+    free(w);
+}
+
+/* An ensemble member that is stale (no quorum) makes an open for writing
+ * wait for a read barrier through the leader first, so that it fails
+ * (ETIMEDOUT after the bounded wait) instead of a later close() whose
+ * error many programs never see: a shell's `echo x > file` closes its
+ * descriptor with dup2(), which reports nothing. Without a quorum at
+ * open, the value would not be written and the shell would say nothing. */
 void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+
+    if (ino != ZK_CTL_INO && fs->opts->config &&
+        (fi->flags & O_ACCMODE) != O_RDONLY && !zk__fs_is_echo(fs, req)) {
+        struct zk_replica_status rs;
+        zk_replica_status(fs->replica, &rs);
+        if (rs.stale) {
+            struct open_wait *w = malloc(sizeof(*w));
+            int rc = w ? 0 : -ENOMEM;
+            if (w) {
+                *w = (struct open_wait){req, ino, *fi};
+                rc = zk_replica_sync(fs->replica, open_wait_done, w);
+            }
+            if (rc) {
+                free(w);
+                zk__fs_reply_errno(req, rc);
+            }
+            return;
+        }
+    }
+    open_now(req, ino, fi);
+}
+
+static void open_now(fuse_req_t req, fuse_ino_t ino,
+                     struct fuse_file_info *fi)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
     struct zk_stat st;
