@@ -98,6 +98,15 @@ void zk__fs_watchdog_start(struct zk_fs *fs)
          * locks). The grandchild is re-parented: nobody has to reap it. */
         if (fork() != 0)
             _exit(0);
+        /* Nothing of the daemon's: not /dev/fuse, not the store's lock,
+         * not even stdio (a caller reading `zkfs mount`'s output to EOF
+         * would wait for the watchdog). It logs to syslog. */
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+        }
         syscall(SYS_close_range, 3u, ~0u, 0u);
         execv("/proc/self/exe", argv);
         _exit(127);
