@@ -314,7 +314,7 @@ static void unescape(char *s)
     *w = '\0';
 }
 
-struct mount_entry { char *dir, *fstype, *source; };
+struct mount_entry { char *dir, *fstype, *source, *dev; };
 
 /* Parses one mountinfo line in place: "id parent maj:min root DIR opts
  * [optional...] - FSTYPE SOURCE superopts". Returns 0 or -1. */
@@ -323,15 +323,17 @@ static int parse_mountinfo(char *line, struct mount_entry *m)
     char *save = NULL, *tok;
     int field = 0;
 
-    m->dir = m->fstype = m->source = NULL;
+    m->dir = m->fstype = m->source = m->dev = NULL;
     for (tok = strtok_r(line, " \n", &save); tok;
          tok = strtok_r(NULL, " \n", &save), field++) {
-        if (field == 4)
+        if (field == 2)
+            m->dev = tok;
+        else if (field == 4)
             m->dir = tok;
         else if (field > 5 && strcmp(tok, "-") == 0)
             break;
     }
-    if (tok == NULL || m->dir == NULL)
+    if (tok == NULL || m->dir == NULL || m->dev == NULL)
         return -1;
     m->fstype = strtok_r(NULL, " \n", &save);
     m->source = strtok_r(NULL, " \n", &save);
@@ -359,9 +361,11 @@ static int is_prefix(const char *dir, const char *path)
 
 /* Finds the mount holding abs: with exact != 0 only a mount AT abs. The
  * last matching line wins (it is the mount on top). Returns 1 and fills
- * dir/fstype and *zk, 0 if none, or a negative errno. */
+ * dir/fstype, *zk and *dev ("maj:min" of the mount, when dev is not
+ * NULL), 0 if none, or a negative errno. */
 static int mount_find(const char *abs, int exact, char *dir, size_t dsize,
-                      char *fstype, size_t fsize, int *zk)
+                      char *fstype, size_t fsize, int *zk, char *dev,
+                      size_t devsize)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
     char *line = malloc(MOUNTINFO_LINE_MAX);
@@ -390,6 +394,8 @@ static int mount_find(const char *abs, int exact, char *dir, size_t dsize,
             snprintf(dir, dsize, "%s", m.dir);
         if (fstype)
             snprintf(fstype, fsize, "%s", m.fstype);
+        if (dev)
+            snprintf(dev, devsize, "%s", m.dev);
     }
     fclose(f);
     free(line);
@@ -400,7 +406,19 @@ int zk__mount_lookup(const char *abs, char *fstype, size_t size)
 {
     int zk;
 
-    return mount_find(abs, 1, NULL, 0, fstype, size, &zk);
+    return mount_find(abs, 1, NULL, 0, fstype, size, &zk, NULL, 0);
+}
+
+int zk__mount_dev(const char *abs, unsigned *minor)
+{
+    char dev[64];
+    unsigned maj;
+    int zk, found = mount_find(abs, 1, NULL, 0, NULL, 0, &zk, dev,
+                               sizeof(dev));
+
+    if (found <= 0)
+        return found < 0 ? found : -ENOENT;
+    return sscanf(dev, "%u:%u", &maj, minor) == 2 ? 0 : -EINVAL;
 }
 
 /* Makes path absolute and canonical: the longest existing prefix goes
@@ -452,7 +470,7 @@ int zk__cli_resolve(const char *path, struct zk_cli_target *out)
     err = canonical(path, full);
     if (err < 0)
         return err;
-    err = mount_find(full, 0, dir, sizeof(dir), NULL, 0, &zk);
+    err = mount_find(full, 0, dir, sizeof(dir), NULL, 0, &zk, NULL, 0);
     if (err < 0)
         return err;
     if (err == 0 || !zk)

@@ -66,6 +66,11 @@ int zk__cli_resolve(const char *path, struct zk_cli_target *out);
  * (size bytes). Returns 1, 0, or a negative errno. */
 int zk__mount_lookup(const char *abs, char *fstype, size_t size);
 
+/* The device minor number of the mount AT abs (FUSE's connection number
+ * in /sys/fs/fuse/connections). Returns 0, -ENOENT (not a mountpoint), or
+ * a negative errno. */
+int zk__mount_dev(const char *abs, unsigned *minor);
+
 /* Prints "zkfs CMD: reason" and "Try 'zkfs CMD --help'." on stderr and
  * returns 2. */
 int zk__cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -24,6 +24,7 @@
  * crash. The connection cannot have been reused by another mount: the
  * stuck process still holds its /dev/fuse descriptor.
  */
+#include "cli.h"
 #include "fs_int.h"
 
 #include <dirent.h>
@@ -45,42 +46,15 @@
 #define FUSECTL_DIR        "/sys/fs/fuse/connections"
 
 /* Starts the watchdog for this daemon and mount. A failure is logged and
- * otherwise ignored: the watchdog is a safety net, not a requirement. */
-/* The device number ("minor" of "0:minor") of the mount at mnt, from
- * /proc/self/mountinfo — never by stat(mnt), which would ask this very
- * daemon, whose loop is not serving yet. */
-static int mount_dev(const char *mnt, char *out, size_t size)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[3 * 4096 + 256];
-    int found = 0;
-
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        char devs[64], dir[4096];
-        unsigned maj, min;
-        /* id parent maj:min root dir ...: the last match is on top */
-        if (sscanf(line, "%*s %*s %63s %*s %4095s", devs, dir) != 2 ||
-            sscanf(devs, "%u:%u", &maj, &min) != 2 || maj != 0 ||
-            strcmp(dir, mnt) != 0)
-            continue;
-        snprintf(out, size, "%u", min);
-        found = 1;
-    }
-    fclose(f);
-    return found ? 0 : -ENOENT;
-}
-
-/* Starts the watchdog for this daemon and mount. A failure is logged and
- * otherwise ignored: the watchdog is a safety net, not a requirement.
- * (A mountpoint with a space or another character mountinfo escapes is
- * not found, so it gets no watchdog.) */
+ * otherwise ignored: the watchdog is a safety net, not a requirement. The
+ * connection's number comes from mountinfo, never from stat(mountpoint),
+ * which would ask this very daemon, whose loop is not serving yet. */
 void zk__fs_watchdog_start(struct zk_fs *fs)
 {
     char pid_s[32], dev_s[32];
     char *argv[] = {"zkfs", "__watchdog", pid_s, dev_s, NULL};
-    int err = mount_dev(fs->opts->mountpoint, dev_s, sizeof(dev_s));
+    unsigned minor = 0;
+    int err = zk__mount_dev(fs->opts->mountpoint, &minor);
 
     if (err) {
         zk_log(ZK_LOG_WARN, "watchdog: %s not found in mountinfo: %s",
@@ -88,6 +62,7 @@ void zk__fs_watchdog_start(struct zk_fs *fs)
         return;
     }
     snprintf(pid_s, sizeof(pid_s), "%ld", (long)getpid());
+    snprintf(dev_s, sizeof(dev_s), "%u", minor);
     pid_t child = fork();
     if (child < 0) {
         zk_log(ZK_LOG_WARN, "watchdog: fork: %s", strerror(errno));
