@@ -351,68 +351,37 @@ void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c)
  * IN_DELETE), every other known inode is invalidated (attributes, data,
  * and directories' listings). New names need nothing: no negative
  * dentries are cached. */
-struct reset_note {
-    uint64_t ino, parent;
-    uint32_t kind;
-    char name[ZK_NAME_MAX + 1];
-};
-
-void zk__fs_echo_reset_begin(struct zk_fs *fs)
+static void reset_begin(struct zk_fs *fs)
 {
     const struct zk__fs_inomap *m = &fs->inomap;
-    char path[ZK_PATH_MAX];
-    struct zk_stat st;
 
     free(fs->reset_notes);
-    fs->reset_notes = calloc(m->len ? m->len : 1, sizeof(struct reset_note));
+    fs->reset_notes = calloc(m->len ? m->len : 1, sizeof(*fs->reset_notes));
     fs->n_reset_notes = 0;
-    if (!fs->reset_notes)
-        return;
-    for (size_t i = 0; i < m->cap && fs->n_reset_notes < m->len; i++) {
-        uint64_t ino = m->slots[i].ino;
-        if (ino == 0 || m->slots[i].nlookup == 0 ||
-            zk_store_getattr(fs->store, ino, &st) != 0 ||
-            zk_store_path(fs->store, ino, path, sizeof(path)) != 0)
-            continue;
-        struct reset_note *n = &((struct reset_note *)fs->reset_notes)
-                                   [fs->n_reset_notes];
-        const char *slash = strrchr(path, '/');
-        const char *name = slash ? slash + 1 : path;
-        if (strlen(name) > ZK_NAME_MAX)
-            continue;
-        n->ino = ino;
-        n->parent = st.parent;
-        n->kind = st.kind;
-        strcpy(n->name, name);
-        fs->n_reset_notes++;
-    }
+    for (size_t i = 0; fs->reset_notes && i < m->cap &&
+                       fs->n_reset_notes < m->len; i++)
+        if (m->slots[i].ino && m->slots[i].nlookup &&
+            zk__fs_deletion_of(fs, m->slots[i].ino,
+                               &fs->reset_notes[fs->n_reset_notes]) == 0)
+            fs->n_reset_notes++;
 }
 
-void zk__fs_echo_reset_end(struct zk_fs *fs)
+static void reset_end(struct zk_fs *fs)
 {
-    struct reset_note *notes = fs->reset_notes;
-    struct zk_stat st;
-    char path[ZK_PATH_MAX];
+    struct zk_change now;
     size_t gone = 0;
 
-    for (size_t i = 0; notes && i < fs->n_reset_notes; i++) {
-        struct reset_note *n = &notes[i];
-        int same = zk_store_getattr(fs->store, n->ino, &st) == 0 &&
-                   st.parent == n->parent &&
-                   zk_store_path(fs->store, n->ino, path, sizeof(path)) == 0 &&
-                   strcmp(strrchr(path, '/') ? strrchr(path, '/') + 1 : path,
-                          n->name) == 0;
-        if (same) {
-            inval_inode(fs, n->ino);
+    for (size_t i = 0; fs->reset_notes && i < fs->n_reset_notes; i++) {
+        const struct zk_change *c = &fs->reset_notes[i];
+        if (zk__fs_deletion_of(fs, c->ino, &now) == 0 &&
+            now.parent == c->parent && strcmp(now.name, c->name) == 0) {
+            inval_inode(fs, c->ino);
             continue;
         }
         zk_log(ZK_LOG_DEBUG, "snapshot: inode %llu (%s in %llu) is gone",
-               (unsigned long long)n->ino, n->name,
-               (unsigned long long)n->parent);
-        struct zk_change c = {.kind = ZK_CHANGE_DELETE, .node_kind = n->kind,
-                              .ino = n->ino, .parent = n->parent};
-        memcpy(c.name, n->name, sizeof(c.name));
-        change_work(fs, 0, &c);
+               (unsigned long long)c->ino, c->name,
+               (unsigned long long)c->parent);
+        change_work(fs, 0, c);
         gone++;
     }
     inval_inode(fs, ZK_INO_ROOT);
@@ -427,9 +396,9 @@ void zk__fs_echo_reset_end(struct zk_fs *fs)
 void zk__fs_echo_reset(void *arg, int done)
 {
     if (done)
-        zk__fs_echo_reset_end(arg);
+        reset_end(arg);
     else
-        zk__fs_echo_reset_begin(arg);
+        reset_begin(arg);
 }
 
 /* zk_replica's applied callback: stages the work every change of res

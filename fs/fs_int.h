@@ -163,7 +163,7 @@ struct zk_fs {
     uv_timer_t lease_timer;
     int lease_timer_init;
     /* echo.c: names of the known inodes while a snapshot installs */
-    void *reset_notes;
+    struct zk_change *reset_notes;
     size_t n_reset_notes;
     int stopping;
     int gone;                  /* the kernel ended the connection */
@@ -248,6 +248,9 @@ int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,
 int zk__fs_child_path(struct zk_fs *fs, uint64_t parent, const char *name,
                       char *buf, size_t size);
 int zk__fs_check_new_name(uint64_t parent, const char *name);
+/* Fills *c as the deletion of ino from where it is now (its parent and
+ * name in the store). Returns 0, or the store's error (-ENOENT: gone). */
+int zk__fs_deletion_of(struct zk_fs *fs, uint64_t ino, struct zk_change *c);
 int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
                     zk_replica_done_cb cb, void *arg);
 int zk__fs_result_err(int err, const struct zk_apply_result *res);
@@ -315,11 +318,9 @@ void zk__fs_echo_applied(void *arg, const struct zk_apply_result *res);
 /* Stages the kernel work of one change no transaction made here (a
  * lease.c deletion): invalidations and its replay. Loop thread. */
 void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
-/* Around the install of a snapshot (the replica's reset callback): notes
+/* The replica's reset callback, around the install of a snapshot: notes
  * the names of the inodes the kernel knows from the old tree, then tells
  * the kernel what the new tree changed about them. Loop thread. */
-void zk__fs_echo_reset_begin(struct zk_fs *fs);
-void zk__fs_echo_reset_end(struct zk_fs *fs);
 void zk__fs_echo_reset(void *arg, int done);
 
 /* lease.c: whether st belongs to a session this replica gave up (the

@@ -70,26 +70,12 @@ static int session_in_store(struct zk_fs *fs, uint64_t session)
 static int vanish(void *arg, uint64_t ino)
 {
     struct zk_fs *fs = arg;
-    struct zk_stat st;
     struct zk_change c;
-    char path[ZK_PATH_MAX];
 
-    if (zk_store_getattr(fs->store, ino, &st) != 0 ||
-        zk_store_path(fs->store, ino, path, sizeof(path)) != 0)
-        return 0;
-    const char *slash = strrchr(path, '/');
-    memset(&c, 0, sizeof(c));
-    c.kind = ZK_CHANGE_DELETE;
-    c.node_kind = st.kind;
-    c.ino = ino;
-    c.parent = st.parent;
-    const char *name = slash ? slash + 1 : path;
-    size_t n = strlen(name);
-    if (n >= sizeof(c.name))
-        return 0;               /* not a name the store would hold */
-    memcpy(c.name, name, n + 1);
-    zk__fs_echo_change(fs, &c);
-    fs->lost_nodes++;
+    if (zk__fs_deletion_of(fs, ino, &c) == 0) {
+        zk__fs_echo_change(fs, &c);
+        fs->lost_nodes++;
+    }
     return 0;
 }
 

@@ -243,3 +243,27 @@ int zk__fs_zkstat_value(const struct zk_stat *st, const char *key,
                       : snprintf(buf, size, "%" PRIu64, u);
     return n;
 }
+
+int zk__fs_deletion_of(struct zk_fs *fs, uint64_t ino, struct zk_change *c)
+{
+    struct zk_stat st;
+    char path[ZK_PATH_MAX];
+    int rc = zk_store_getattr(fs->store, ino, &st);
+
+    if (rc == 0)
+        rc = zk_store_path(fs->store, ino, path, sizeof(path));
+    if (rc)
+        return rc;
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    size_t n = strlen(name);
+    if (n >= sizeof(c->name))
+        return -ENAMETOOLONG;
+    memset(c, 0, sizeof(*c));
+    c->kind = ZK_CHANGE_DELETE;
+    c->node_kind = st.kind;
+    c->ino = ino;
+    c->parent = st.parent;
+    memcpy(c->name, name, n + 1);
+    return 0;
+}
