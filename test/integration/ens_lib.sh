@@ -233,7 +233,11 @@ ens_trees_identical() {
             fail "tree of replica $i differs from replica $first"
         fi
     done
+    [ -n "$first" ] || fail "no live replica to compare"
 }
+
+# ens_tree_size I: how many znodes the last ens_trees_identical listed.
+ens_tree_size() { grep -cE '^[a-z] ' "$ZK_TMP/tree.$1"; }
 
 # --- small helpers for the t_ens_* tests --------------------------------
 
@@ -257,4 +261,150 @@ ens_wait_exists() {
 ens_wait_gone() {
     wait_for -t "${3:-20}" not test -e "$(ens_mnt "$1")/$2" ||
         fail "replica $1: $2 did not go away"
+}
+
+# --- writers under faults (t_ens_kill9, t_ens_restart) -------------------
+#
+# Each writer creates w/wI-[TAG-]N on replica I's mount holding
+# "NAME:$ENS_TOKEN" (dd reports a failed close(), the commit) and appends
+# "NAME START END" to $ZK_TMP/acks.I after success, "NAME START END ERROR"
+# to errs.I after a failure (then backs off 100 ms). It stops when the file
+# STOP exists, after 3000 writes or after 150 s. A dead or unmounted mount
+# fails fast (ENOTCONN; ENOENT once unmounted, as w/ exists only in the
+# tree), so nothing is ever written to the bare mountpoint directory.
+
+ENS_TOKEN=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+# ens_writer I TAG STOP
+ens_writer() {
+    local i=$1 tag=${2:+$2-} stop=$3 m n=0 name t0 err end=$((SECONDS + 150))
+    m=$(ens_mnt "$i")
+    while [ ! -e "$stop" ] && [ "$n" -lt 3000 ] && [ "$SECONDS" -lt "$end" ]; do
+        n=$((n + 1))
+        name=w$i-$tag$n
+        t0=$EPOCHREALTIME
+        if err=$(printf '%s:%s\n' "$name" "$ENS_TOKEN" |
+            dd of="$m/w/$name" status=none 2>&1); then
+            echo "$name $t0 $EPOCHREALTIME" >>"$ZK_TMP/acks.$i"
+        else
+            echo "$name $t0 $EPOCHREALTIME ${err//$'\n'/ }" >>"$ZK_TMP/errs.$i"
+            sleep 0.1
+        fi
+        sleep 0.05
+    done
+}
+
+nlines() { cat "$@" 2>/dev/null | wc -l; }
+total_acks() { nlines "$ZK_TMP"/acks.*; }
+acks_above() { [ "$(total_acks)" -ge "$1" ]; }
+
+# ens_errors_summary: the failed writes, counted by error.
+ens_errors_summary() {
+    awk '{ $1 = $2 = $3 = ""; sub(/^ +/, ""); sub(/^dd: [^:]*: /, ""); print }' \
+        "$ZK_TMP"/errs.* | sort | uniq -c | sed 's/^/#   /'
+}
+
+# ens_check_acked LABEL: every acknowledged file on every live replica,
+# with its content; a failed write left the file absent, empty or complete.
+ens_check_acked() {
+    local i
+    cat "$ZK_TMP"/acks.* >"$ZK_TMP/acked"
+    cat "$ZK_TMP"/errs.* >"$ZK_TMP/failed"
+    [ -s "$ZK_TMP/acked" ] || fail "$1: no write was acknowledged"
+    for i in $(ens_live); do
+        awk -v dir="$(ens_mnt "$i")/w" -v tok="$ENS_TOKEN" -v rep="$i" -v what="$1" '
+            FNR == 1 { nfile++ }
+            {
+                f = dir "/" $1; line = ""; rc = (getline line < f); close(f)
+                want = $1 ":" tok
+                if (nfile == 1) {
+                    n++
+                    if (rc < 0) { print "replica " rep ": acknowledged " $1 " is missing"; bad++ }
+                    else if (line != want) { print "replica " rep ": acknowledged " $1 " holds [" line "]"; bad++ }
+                } else if (rc > 0 && line != want) {
+                    print "replica " rep ": failed write " $1 " left [" line "]"; bad++
+                }
+            }
+            END { printf "# %s: replica %s: %d acknowledged files checked\n", what, rep, n; exit bad > 0 }
+        ' "$ZK_TMP/acked" "$ZK_TMP/failed" || fail "$1: replica $i lost or corrupted writes"
+    done
+}
+
+# A replica whose writes hang (a daemon stuck in the kernel: a FUSE
+# request that is never answered) must fail the test with a diagnosis, not
+# hang it. ens_hang_diag I: the daemon's threads (state, wchan, kernel
+# stack, gdb backtrace), the processes stuck on our mounts; then its FUSE
+# connection is aborted (it is this test's mount, still mounted), so that
+# the stuck processes can end.
+ens_hang_diag() {
+    local i=$1 p t mnt dev
+    set +e # diagnostics only; the caller fails right after
+    mnt=$(ens_mnt "$i")
+    p=${ZK_PID_OF[$mnt]:-}
+    echo "HANG on replica $i ($mnt, pid $p)"
+    for t in /proc/"$p"/task/*; do
+        echo "  thread ${t##*/}: state $(awk '{ print $3 }' "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+        sed 's/^/      /' "$t/stack" 2>/dev/null | head -12
+    done
+    if command -v gdb >/dev/null && [ -n "$p" ]; then
+        timeout -k 2 20 gdb -p "$p" -batch -ex 'thread apply all bt 25' 2>&1 |
+            grep -E '^(Thread|#)' | sed 's/^/    gdb: /' | head -80
+    fi
+    ps -eo pid,stat,wchan:28,args | awk -v d="$ZK_TMP" 'index($0, d) && $2 ~ /D/' |
+        sed 's/^/  D: /'
+    dev=$(awk -v m="$mnt" '$5 == m { print $3 }' /proc/self/mountinfo)
+    if [ -n "$dev" ] && [ -w "/sys/fs/fuse/connections/${dev#*:}/abort" ]; then
+        echo "  aborting FUSE connection ${dev#*:} of $mnt"
+        echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort"
+    fi
+}
+
+# every_writer_progressed: each live replica's writer has 3 more acks
+# than recorded in $ZK_TMP/mark.I.
+every_writer_progressed() {
+    local i
+    for i in $(ens_live); do
+        [ "$(nlines "$ZK_TMP/acks.$i")" -ge $(($(cat "$ZK_TMP/mark.$i") + 3)) ] || return 1
+    done
+}
+
+# ens_check_progress WHAT: waits (20 s at most) until every live replica
+# took writes from its own writer; else diagnoses the stuck ones and fails.
+ens_check_progress() {
+    local i stuck=
+    for i in 1 2 3; do nlines "$ZK_TMP/acks.$i" >"$ZK_TMP/mark.$i"; done
+    wait_for -t 20 every_writer_progressed 2>/dev/null && return 0
+    for i in $(ens_live); do
+        if [ "$(nlines "$ZK_TMP/acks.$i")" -lt $(($(cat "$ZK_TMP/mark.$i") + 3)) ]; then
+            stuck+=" $i"
+            ens_hang_diag "$i" >&2
+        fi
+    done
+    fail "$1: writes on replica(s)$stuck made no progress in 20 s (see HANG above)"
+}
+
+# threads_gone PID: every thread of PID has exited (a zombie leader with a
+# thread still in the kernel is not gone).
+threads_gone() {
+    local t st
+    for t in /proc/"$1"/task/*; do
+        st=$(awk '{ print $3 }' "$t/stat" 2>/dev/null) || continue
+        [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ] || return 1
+    done
+}
+
+# ens_reap_killed I PID: after a kill -9 of replica I's daemon PID, every
+# thread must be gone within 10 s (else: diagnosis and failure — `wait PID`
+# never returns for one with a thread stuck in the kernel); then it is
+# waited for and its dead mount cleared.
+ens_reap_killed() {
+    local i=$1 p=$2 stuck t
+    if ! wait_for -t 10 threads_gone "$p"; then
+        stuck=$(for t in /proc/"$p"/task/*; do printf '%s:%s ' "${t##*/}" "$(cat "$t/wchan" 2>/dev/null)"; done)
+        ens_hang_diag "$i" >&2
+        fail "replica $i (pid $p) did not die after kill -9; threads (id:wchan): ${stuck}- typically a daemon thread waiting for a directory lock held by a FUSE request of the mount that the killed loop will never answer (see HANG above)"
+    fi
+    wait "$p" 2>/dev/null || true
+    fusermount3 -u -z "$(ens_mnt "$i")" 2>/dev/null || true
+    ENS_UP[$i]=0
 }

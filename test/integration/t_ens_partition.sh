@@ -113,24 +113,6 @@ wr() { printf '%s\n' "$3" | dd of="$(M "$1")/$2" status=none 2>"$ZK_TMP/wr.err";
 field_is() { [ "$(ens_field "$1" "$2")" = "$3" ]; }
 field_not() { [ "$(ens_field "$1" "$2")" != "$3" ]; }
 
-# trees_identical: ens_trees_identical with one sha256sum per replica.
-trees_identical() {
-    local i first= f
-    for i in $(ens_live); do
-        (cd "$(M "$i")" &&
-            find . -mindepth 1 -printf '%y %m %s %p\n' | LC_ALL=C sort >"$ZK_TMP/tree.$i" &&
-            find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum >"$ZK_TMP/sums.$i") ||
-            fail "cannot list the tree of replica $i"
-        if [ -z "$first" ]; then first=$i; continue; fi
-        for f in tree sums; do
-            if ! cmp -s "$ZK_TMP/$f.$first" "$ZK_TMP/$f.$i"; then
-                diff "$ZK_TMP/$f.$first" "$ZK_TMP/$f.$i" | head -20 >&2
-                fail "tree of replica $i differs from replica $first ($f)"
-            fi
-        done
-    done
-}
-
 # failing_write I NAME LABEL: a write on cut-off replica I must fail with
 # ETIMEDOUT within 10 s; logs how long it took.
 failing_write() {
@@ -212,7 +194,7 @@ ens_wait_cat "$F" q3 "majority 3" 20
 log "phase 1: replica $F caught up $(since "$t_heal") s after healing (role $(ens_field "$F" role), leader $(ens_field "$F" leader_id))"
 ens_wait_leader 20
 ens_wait_synced 20
-trees_identical
+ens_trees_identical
 for i in 1 2 3; do
     assert_eq "victim v1" "$(cat "$(M "$i")/victim")" "phase 1: victim on replica $i after healing"
     for k in 1 2 3; do
@@ -295,7 +277,7 @@ for i in 1 2 3; do
     [ "$(ens_field "$i" role)" = leader ] && leaders=$((leaders + 1))
 done
 assert_eq 1 "$leaders" "phase 2: number of replicas that say they lead"
-trees_identical
+ens_trees_identical
 for i in 1 2 3; do
     for f in "${acked[@]}"; do
         assert_eq "after cut ${f##*-}" "$(cat "$(M "$i")/$f")" "phase 2: $f on replica $i"
