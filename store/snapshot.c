@@ -96,9 +96,9 @@ static int w_put(struct snap_w *w, const void *p, size_t len)
     return 0;
 }
 
-static int w_record(struct snap_w *w, int table, const MDB_val *k,
-                    const MDB_val *v)
+static int w_record(void *arg, int table, const MDB_val *k, const MDB_val *v)
 {
+    struct snap_w *w = arg;
     uint8_t h[SNAP_REC_HDR];
     h[0] = (uint8_t)table;
     zk_put_be32(h + 1, (uint32_t)k->mv_size);
@@ -112,8 +112,13 @@ static int w_record(struct snap_w *w, int table, const MDB_val *k,
     return rc;
 }
 
-static int w_table(struct zk_store *s, MDB_txn *t, struct snap_w *w,
-                   int table)
+/* Calls fn for every record of table that goes into a snapshot (meta:
+ * only the keys snapshots carry), in key order. fn's non-zero value stops
+ * the walk and is returned. */
+static int each_record(struct zk_store *s, MDB_txn *t, int table,
+                       int (*fn)(void *arg, int table, const MDB_val *k,
+                                 const MDB_val *v),
+                       void *arg)
 {
     MDB_cursor *c;
     MDB_val k, v;
@@ -125,7 +130,7 @@ static int w_table(struct zk_store *s, MDB_txn *t, struct snap_w *w,
         op = MDB_NEXT;
         if (table == T_META && !snap_meta_key(k.mv_data, k.mv_size))
             continue;
-        rc = w_record(w, table, &k, &v);
+        rc = fn(arg, table, &k, &v);
         if (rc != 0)
             goto out;     /* the callback's value, returned as is */
     }
@@ -144,7 +149,7 @@ static int w_all(struct zk_store *s, MDB_txn *t, struct snap_w *w,
     zk_put_be64(h + 8, zxid);
     int rc = w_put(w, h, sizeof(h));
     for (int table = 1; rc == 0 && table <= SNAP_TABLES; table++)
-        rc = w_table(s, t, w, table);
+        rc = each_record(s, t, table, w_record, w);
     if (rc != 0)
         return rc;
     end[0] = 0;
@@ -198,28 +203,21 @@ int zk_store_snapshot_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
     return rc;
 }
 
-/* Sums record sizes table by table, the way w_table walks them, without
+static int add_size(void *arg, int table, const MDB_val *k, const MDB_val *v)
+{
+    (void)table;
+    *(uint64_t *)arg += SNAP_REC_HDR + k->mv_size + v->mv_size;
+    return 0;
+}
+
+/* Sums record sizes, walking the tables as the writer does, without
  * copying or checksumming anything. */
 int zk_store_snapshot_size(struct zk_store_snap *sn, uint64_t *bytes_out)
 {
     uint64_t bytes = SNAP_HDR_SIZE + SNAP_END_SIZE;
     int rc = 0;
-    for (int table = 1; rc == 0 && table <= SNAP_TABLES; table++) {
-        MDB_cursor *c;
-        MDB_val k, v;
-        rc = mdb_cursor_open(sn->t, table_dbi(sn->s, table), &c);
-        if (rc != 0)
-            return zk__mdb_err(rc, "cursor open");
-        int op = MDB_FIRST;
-        while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
-            op = MDB_NEXT;
-            if (table == T_META && !snap_meta_key(k.mv_data, k.mv_size))
-                continue;
-            bytes += SNAP_REC_HDR + k.mv_size + v.mv_size;
-        }
-        mdb_cursor_close(c);
-        rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "snapshot size");
-    }
+    for (int table = 1; rc == 0 && table <= SNAP_TABLES; table++)
+        rc = each_record(sn->s, sn->t, table, add_size, &bytes);
     if (rc == 0)
         *bytes_out = bytes;
     return rc;
