@@ -343,28 +343,7 @@ fi
 echo
 cat "$WORK/context"
 echo
-awk -v workloads="$WORKLOADS" -v targets="${TARGETS[*]}" '
-function kv(key,   i, a) {
-    for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == key) return a[2] }
-    return ""
-}
-function median(list,   n, v, i, j, x) {
-    n = split(list, v, " ")
-    if (n == 0) return ""
-    for (i = 2; i <= n; i++) {
-        x = v[i] + 0
-        for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]
-        v[j + 1] = x
-    }
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
-function fmt_rate(x) {
-    if (x == "") return "-"
-    if (x >= 10000) return sprintf("%.0fk", x / 1000)
-    if (x >= 1000) return sprintf("%.1fk", x / 1000)
-    return sprintf("%.0f", x)
-}
-function fmt_us(x) { return x == "" ? "-" : (x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x)) }
+awk -v workloads="$WORKLOADS" -v targets="${TARGETS[*]}" "$(cat bench/stats.awk)"'
 {
     if (kv("failed") != "" || $1 ~ /^#/) next
     k = kv("workload") SUBSEP kv("procs") SUBSEP kv("target")

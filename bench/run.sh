@@ -245,29 +245,7 @@ context after | tee -a "$WORK/context"
 [ -z "$RAW" ] || cat "$WORK/context" "$RESULTS" >"$RAW"
 
 # Medians per (workload, procs, target), each column on its own.
-# (mawk has no asort: a small insertion sort does.)
-awk -v targets="${ACTIVE[*]}" -v workloads="$WORKLOADS" -v procs="$PROCS" '
-function kv(key,   i, a) {
-    for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == key) return a[2] }
-    return ""
-}
-function median(list,   n, v, i, j, x) {
-    n = split(list, v, " ")
-    if (n == 0) return ""
-    for (i = 2; i <= n; i++) {
-        x = v[i] + 0
-        for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]
-        v[j + 1] = x
-    }
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
-function fmt_rate(x) {
-    if (x == "") return "-"
-    if (x >= 10000) return sprintf("%.0fk", x / 1000)
-    if (x >= 1000) return sprintf("%.1fk", x / 1000)
-    return sprintf("%.0f", x)
-}
-function fmt_us(x) { return x == "" ? "-" : (x >= 100 ? sprintf("%.0f", x) : sprintf("%.1f", x)) }
+awk -v targets="${ACTIVE[*]}" -v workloads="$WORKLOADS" -v procs="$PROCS" "$(cat bench/stats.awk)"'
 {
     if (kv("failed") != "" || $1 ~ /^#/) next
     k = kv("workload") SUBSEP kv("procs") SUBSEP kv("target")
