@@ -395,6 +395,7 @@ static int start_replica(struct zk_fs *fs)
         .applied = zk__fs_echo_applied,
         .applied_arg = fs,
         .reset = zk__fs_echo_reset,
+        .session_lost = zk__fs_session_lost,
         .owner = fs->owner,
         .session_timeout_ms = fs->opts->session_timeout_ms,
     };
@@ -463,8 +464,6 @@ static int setup(struct zk_fs *fs)
         zk__fs_watchdog_start(fs);
     if (rc == 0)
         rc = loop_handles(fs);
-    if (rc == 0 && fs->opts->config)
-        rc = zk__fs_lease_start(fs);
     return rc;
 }
 
@@ -480,7 +479,6 @@ static void teardown(struct zk_fs *fs)
     if (fs->replica)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
-    zk__fs_lease_close(fs);
     handles_free(fs);
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);

@@ -156,12 +156,9 @@ struct zk_fs {
     uint64_t session_deadline; /* start: uv_now() to stop waiting at */
     /* lease.c: sessions this replica gave up, whose ephemerals this mount
      * hides until the store closes them. */
-    uint64_t session_seen;
     uint64_t lost[8];
     unsigned n_lost;
     uint64_t lost_nodes;       /* ephemerals hidden so far (counter) */
-    uv_timer_t lease_timer;
-    int lease_timer_init;
     /* echo.c: names of the known inodes while a snapshot installs */
     struct zk_change *reset_notes;
     size_t n_reset_notes;
@@ -324,12 +321,12 @@ void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
 void zk__fs_echo_reset(void *arg, int done);
 
 /* lease.c: whether st belongs to a session this replica gave up (the
- * node is then invisible through this mount); the poll timer. */
+ * node is then invisible through this mount); the replica's session_lost
+ * callback. */
 int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st);
-int zk__fs_lease_start(struct zk_fs *fs);
+void zk__fs_session_lost(void *arg, uint64_t session);
 /* watchdog.c: starts `zkfs __watchdog` for this daemon and its mount. */
 void zk__fs_watchdog_start(struct zk_fs *fs);
-void zk__fs_lease_close(struct zk_fs *fs);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);

@@ -19,18 +19,13 @@
  * The session is closed everywhere once this replica rejoins (its new
  * session's SESSION_OPEN closes the old one) or when the leader expires
  * it; the committed deletions then find nothing left to tell the kernel.
- * A session leaves fs->lost once the store no longer has it.
- *
- * Polled from a timer on the loop thread (ensemble only): the replica has
- * no callback for it, and a few tens of milliseconds do not matter next
- * to a lease of seconds.
+ * A session stays in fs->lost (the last ZK_ARRAY_LEN(fs->lost) of them):
+ * session ids are never reused, so once it is closed nothing carries it.
  */
 #include "fs_int.h"
 
 #include <errno.h>
 #include <stdio.h>
-
-#define LEASE_POLL_MS 50
 
 int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st)
 {
@@ -40,30 +35,6 @@ int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st)
         if (fs->lost[i] == st->ephemeral_owner)
             return 1;
     return 0;
-}
-
-struct find_session {
-    uint64_t session;
-    int found;
-};
-
-static int find_cb(void *arg, uint64_t session, uint32_t timeout_ms,
-                   const char *owner)
-{
-    struct find_session *f = arg;
-    (void)timeout_ms;
-    (void)owner;
-    if (session == f->session)
-        f->found = 1;
-    return 0;
-}
-
-/* 1 if the store still has session open, 0 if not, < 0 on an error. */
-static int session_in_store(struct zk_fs *fs, uint64_t session)
-{
-    struct find_session f = {session, 0};
-    int rc = zk_store_sessions(fs->store, find_cb, &f);
-    return rc < 0 ? rc : f.found;
 }
 
 /* Tells the kernel (and local watchers) that ephemeral ino is gone. */
@@ -79,11 +50,15 @@ static int vanish(void *arg, uint64_t ino)
     return 0;
 }
 
-/* Hides session's ephemerals on this mount (see the top of the file). */
-static void lose(struct zk_fs *fs, uint64_t session)
+/* zk_replica's session_lost callback: hides session's ephemerals on this
+ * mount (see the top of the file). */
+void zk__fs_session_lost(void *arg, uint64_t session)
 {
+    struct zk_fs *fs = arg;
+
     if (fs->n_lost == ZK_ARRAY_LEN(fs->lost)) {
-        /* Oldest first out: by now the ensemble has long closed it. */
+        /* Oldest first out: by now the ensemble has long closed it (and
+         * a closed session's nodes are gone: nothing to hide). */
         memmove(fs->lost, fs->lost + 1, sizeof(fs->lost) - sizeof(fs->lost[0]));
         fs->n_lost--;
     }
@@ -95,50 +70,4 @@ static void lose(struct zk_fs *fs, uint64_t session)
            (unsigned long long)session,
            (unsigned long long)(fs->lost_nodes - before),
            rc ? "; listing them failed: " : "", rc ? zk_strerror(rc) : "");
-}
-
-/* Forgets lost sessions the store has closed (their nodes are deleted). */
-static void prune(struct zk_fs *fs)
-{
-    unsigned j = 0;
-    for (unsigned i = 0; i < fs->n_lost; i++)
-        if (session_in_store(fs, fs->lost[i]) != 0)
-            fs->lost[j++] = fs->lost[i];
-    fs->n_lost = j;
-}
-
-static void on_lease_poll(uv_timer_t *t)
-{
-    struct zk_fs *fs = t->data;
-    uint64_t cur = zk_replica_session(fs->replica);
-
-    if (fs->n_lost)
-        prune(fs);
-    if (cur == fs->session_seen || fs->stopping)
-        return;
-    uint64_t old = fs->session_seen;
-    fs->session_seen = cur;
-    /* A session that is no longer open in the store was closed by a
-     * commit, whose deletions reached the kernel the ordinary way. One
-     * that is still open was given up by this replica. */
-    if (old && session_in_store(fs, old) > 0)
-        lose(fs, old);
-}
-
-int zk__fs_lease_start(struct zk_fs *fs)
-{
-    int rc = uv_timer_init(&fs->loop, &fs->lease_timer);
-    if (rc)
-        return rc;
-    fs->lease_timer_init = 1;
-    fs->lease_timer.data = fs;
-    fs->session_seen = zk_replica_session(fs->replica);
-    return uv_timer_start(&fs->lease_timer, on_lease_poll, LEASE_POLL_MS,
-                          LEASE_POLL_MS);
-}
-
-void zk__fs_lease_close(struct zk_fs *fs)
-{
-    if (fs->lease_timer_init && !uv_is_closing((uv_handle_t *)&fs->lease_timer))
-        uv_close((uv_handle_t *)&fs->lease_timer, NULL);
 }

@@ -44,12 +44,19 @@ typedef void (*zk_replica_done_cb)(void *arg, int err,
  * transaction (an ensemble member far behind its leader). Loop thread. */
 typedef void (*zk_replica_reset_cb)(void *arg, int done);
 
+/* This replica gives its session up (an ensemble member whose lease ran
+ * out: no word from a quorum for 3/5 of sessionTimeout): the session's
+ * ephemerals must count as lost here at once, although the store keeps
+ * them until the ensemble closes the session. Loop thread. */
+typedef void (*zk_replica_session_lost_cb)(void *arg, uint64_t session);
+
 struct zk_replica_opts {
     uv_loop_t *loop;
     struct zk_store *store;
     zk_replica_applied_cb applied;
     void *applied_arg;            /* also reset's */
     zk_replica_reset_cb reset;    /* NULL: not told */
+    zk_replica_session_lost_cb session_lost; /* NULL: not told */
     const char *owner;            /* "host:pid" recorded with the session */
     uint32_t session_timeout_ms;
 };

@@ -226,6 +226,7 @@ struct zk__ens {
     struct zk_store *store;
     zk_replica_applied_cb applied;
     zk_replica_reset_cb reset;
+    zk_replica_session_lost_cb session_lost;
     void *applied_arg;
     struct zk_zab *z;
     uint32_t my_id, tick_ms, sync_limit, session_timeout_ms;
@@ -866,6 +867,8 @@ static void lease_check(struct zk__ens *e)
            (unsigned long long)st.session);
     zk_zab_session_renew(e->z);
     e->leases_lost++;
+    if (e->session_lost)
+        e->session_lost(e->applied_arg, st.session);
 }
 
 /* Closes connections that have not finished the handshake in time. */
@@ -2390,6 +2393,7 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     e->store = opts->store;
     e->applied = opts->applied;
     e->reset = opts->reset;
+    e->session_lost = opts->session_lost;
     e->applied_arg = opts->applied_arg;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
