@@ -595,11 +595,9 @@ static int truncate_op(struct zk_fs *fs, uint64_t ino, size_t size,
         if (size > len)
             memset(data + len, 0, size - len);
     }
-    op->type = ZK_OP_SET_DATA;
-    op->version = -1;
-    op->ino = ino;
-    op->data = data;
-    op->data_len = (uint32_t)size;
+    /* Every field: the encoder reads them all (owner, path2, ...). */
+    *op = (struct zk_op){.type = ZK_OP_SET_DATA, .version = -1, .ino = ino,
+                         .data = data, .data_len = (uint32_t)size};
     *buf = data;
     return 0;
 }
