@@ -314,7 +314,7 @@ static void unescape(char *s)
     *w = '\0';
 }
 
-struct mount_entry { char *dir, *fstype, *source, *dev; };
+struct mount_entry { char *id, *dir, *fstype, *source, *dev; };
 
 /* Parses one mountinfo line in place: "id parent maj:min root DIR opts
  * [optional...] - FSTYPE SOURCE superopts". Returns 0 or -1. */
@@ -323,10 +323,12 @@ static int parse_mountinfo(char *line, struct mount_entry *m)
     char *save = NULL, *tok;
     int field = 0;
 
-    m->dir = m->fstype = m->source = m->dev = NULL;
+    m->id = m->dir = m->fstype = m->source = m->dev = NULL;
     for (tok = strtok_r(line, " \n", &save); tok;
          tok = strtok_r(NULL, " \n", &save), field++) {
-        if (field == 2)
+        if (field == 0)
+            m->id = tok;
+        else if (field == 2)
             m->dev = tok;
         else if (field == 4)
             m->dir = tok;
@@ -407,6 +409,51 @@ int zk__mount_lookup(const char *abs, char *fstype, size_t size)
     int zk;
 
     return mount_find(abs, 1, NULL, 0, fstype, size, &zk, NULL, 0);
+}
+
+/* Whether mountinfo lists a mount with id at abs. */
+static int mount_listed(const char *abs, unsigned long long id)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char *line = malloc(MOUNTINFO_LINE_MAX);
+    struct mount_entry m;
+    int found = 0;
+
+    while (f && line && !found && fgets(line, MOUNTINFO_LINE_MAX, f))
+        found = parse_mountinfo(line, &m) == 0 && strcmp(m.dir, abs) == 0 &&
+                strtoull(m.id, NULL, 10) == id;
+    if (f)
+        fclose(f);
+    free(line);
+    return found;
+}
+
+/* zk__mount_reached, also giving the mount's id in *id (0: unknown, the
+ * path could not be looked up). */
+static int mount_reached_id(const char *abs, char *fstype, size_t size,
+                            unsigned long long *id)
+{
+    struct statx stx;
+    int found = zk__mount_lookup(abs, fstype, size);
+
+    *id = 0;
+    /* A path whose lookup fails (a dead FUSE mount: ENOTCONN) counts as
+     * the mount mountinfo lists. */
+    if (found != 1 ||
+        statx(AT_FDCWD, abs, AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) < 0 ||
+        !(stx.stx_mask & STATX_MNT_ID))
+        return found;
+    found = mount_listed(abs, stx.stx_mnt_id);
+    if (found)
+        *id = stx.stx_mnt_id;
+    return found;
+}
+
+int zk__mount_reached(const char *abs, char *fstype, size_t size)
+{
+    unsigned long long id;
+
+    return mount_reached_id(abs, fstype, size, &id);
 }
 
 int zk__mount_dev(const char *abs, unsigned *minor)
@@ -1020,14 +1067,14 @@ int zk__cli_status(int argc, char **argv)
 
 /* ======================== umount ======================================== */
 
-/* Polls mountinfo until mnt is no longer a mountpoint, for at most
- * ZK_CLI_UMOUNT_WAIT_MS. Returns 0 once gone, -ETIMEDOUT. */
-static int wait_unmounted(const char *mnt)
+/* Polls mountinfo until mount id (0: any mount) is no longer at mnt, for
+ * at most ZK_CLI_UMOUNT_WAIT_MS. Returns 0 once gone, -ETIMEDOUT. */
+static int wait_unmounted(const char *mnt, unsigned long long id)
 {
     struct timespec ts = {0, ZK_CLI_POLL_MS * 1000000L};
 
     for (int i = 0; i <= ZK_CLI_UMOUNT_WAIT_MS / ZK_CLI_POLL_MS; i++) {
-        if (zk__mount_lookup(mnt, NULL, 0) == 0)
+        if (id ? !mount_listed(mnt, id) : zk__mount_lookup(mnt, NULL, 0) == 0)
             return 0;
         nanosleep(&ts, NULL);
     }
@@ -1108,7 +1155,8 @@ int zk__cli_umount(int argc, char **argv)
      * as given, made absolute, which is what mountinfo lists. */
     if (canonical(arg, mnt) < 0 && absolute(arg, mnt) < 0)
         return zk__cli_fail("umount", arg, -ENAMETOOLONG, NULL);
-    int found = zk__mount_lookup(mnt, fstype, sizeof(fstype));
+    unsigned long long id;
+    int found = mount_reached_id(mnt, fstype, sizeof(fstype), &id);
     if (found <= 0)
         return zk__cli_fail("umount", arg, found < 0 ? found : -EINVAL,
                             found < 0 ? NULL : "not mounted");
@@ -1122,7 +1170,7 @@ int zk__cli_umount(int argc, char **argv)
         return 1;
     if (err < 0 && fusermount_u(mnt) != 0)
         return zk__cli_fail("umount", arg, err, NULL);
-    err = wait_unmounted(mnt);
+    err = wait_unmounted(mnt, id);
     if (err < 0)
         return zk__cli_fail("umount", arg, err, "still mounted after 10 s");
     return 0;

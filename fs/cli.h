@@ -66,6 +66,13 @@ int zk__cli_resolve(const char *path, struct zk_cli_target *out);
  * (size bytes). Returns 1, 0, or a negative errno. */
 int zk__mount_lookup(const char *abs, char *fstype, size_t size);
 
+/* As zk__mount_lookup, but only a mount that a lookup of abs reaches: a
+ * mount hidden under another one mounted over a parent directory (still
+ * listed in mountinfo, e.g. in a private mount namespace with a bind
+ * mount over /mnt) does not count. Stats abs: never call it on the
+ * daemon's own mount from the thread that serves it. */
+int zk__mount_reached(const char *abs, char *fstype, size_t size);
+
 /* The device minor number of the mount AT abs (FUSE's connection number
  * in /sys/fs/fuse/connections). Returns 0, -ENOENT (not a mountpoint), or
  * a negative errno. */

@@ -179,7 +179,7 @@ static int check_mountpoint(const char *arg, const char *mnt)
     struct dirent *e;
     int n = 0;
 
-    if (zk__mount_lookup(mnt, fstype, sizeof(fstype)) == 1) {
+    if (zk__mount_reached(mnt, fstype, sizeof(fstype)) == 1) {
         fprintf(stderr, "zkfs mount: %s: already a mount (%s); "
                 "unmount it first\n", arg, fstype);
         return 1;
