@@ -61,6 +61,7 @@ static void fh_destroy(struct zk__fs_handle *h)
 static void fh_changed(struct zk__fs_fh *fh)
 {
     fh->dirty = 1;
+    fh->mtime_set = 0;          /* a write after utimensat is newer */
     fh->wgen++;
 }
 
@@ -227,6 +228,9 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     fh->echo = echo;            /* a replay's open: never commits */
+    fh->kill_priv = (fi->flags & O_TRUNC) && !fh->append &&
+                    (fi->flags & O_ACCMODE) != O_RDONLY &&
+                    fuse_req_ctx(req)->uid != 0;
     fh->st = st;
     /* The version this open file reads (and overwrites parts of): taken
      * now, so a read still works after the node is replaced or deleted. */
@@ -321,6 +325,8 @@ void zk__fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
     if (at > fh->len)
         memset(fh->data + fh->len, 0, at - fh->len);
     memcpy(fh->data + at, buf, size);
+    if (fuse_req_ctx(req)->uid != 0)
+        fh->kill_priv = 1;
     if (at + size > fh->len)
         fh->len = at + size;
     fh_changed(fh);
@@ -402,6 +408,40 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     free(c);
 }
 
+/* The attributes a commit of fh changes besides the data, as one SET_ATTR
+ * in *op (naming the same node as data); returns 1 if there are any, else
+ * 0. A write by a user other than root (who stands for CAP_FSETID) clears
+ * S_ISUID, and S_ISGID where group execution is on, as write(2) does on a
+ * local file system; a utimensat since the last write keeps its time
+ * (cp -p sets the time before it closes). tbuf holds the time. */
+static int commit_attr_op(struct zk_fs *fs, const struct zk__fs_fh *fh,
+                          const struct zk_op *data, struct zk_op *op,
+                          uint8_t tbuf[ZK_ATTR_TIME_LEN])
+{
+    struct zk_stat st;
+    uint32_t mask = 0, mode = 0;
+    if (fh->kill_priv && zk_store_getattr(fs->store, fh->ino, &st) == 0) {
+        mode = st.mode & ~(uint32_t)S_ISUID;
+        if ((st.mode & S_IXGRP))
+            mode &= ~(uint32_t)S_ISGID;
+        if (mode != st.mode)
+            mask |= ZK_ATTR_MODE;
+    }
+    if (fh->mtime_set && !fh->append)
+        mask |= ZK_ATTR_MTIME;
+    if (!mask)
+        return 0;
+    *op = (struct zk_op){.type = ZK_OP_SET_ATTR, .version = -1,
+                         .ino = fh->ino, .attr_mask = mask, .mode = mode,
+                         .path = data->path, .path_len = data->path_len};
+    if (mask & ZK_ATTR_MTIME) {
+        zk_put_be64(tbuf, fh->mtime_ms);
+        op->data = tbuf;
+        op->data_len = ZK_ATTR_TIME_LEN;
+    }
+    return 1;
+}
+
 /* Proposes fh's buffer if dirty (or, with all != 0, if only truncated)
  * and answers req with the outcome. req NULL (release): nobody waits, so
  * new requests are paused until the commit is applied. Errors are replied
@@ -429,13 +469,18 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
     }
     *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
                          .len = fh->len, .paused = req == NULL};
-    struct zk_op op = {
+    struct zk_op ops[2] = {{
         .type = fh->append ? ZK_OP_APPEND : ZK_OP_SET_DATA, .version = -1,
         .ino = fh->ino, .path = path, .path_len = (uint32_t)strlen(path),
         .data = fh->data, .data_len = (uint32_t)fh->len,
-    };
+    }};
+    uint8_t tbuf[ZK_ATTR_TIME_LEN];
+    struct zk_txn txn = {
+        .nops = 1 + commit_attr_op(fs, fh, &ops[0], &ops[1], tbuf),
+        .ops = ops};
     fh->inflight++;
-    rc = zk__fs_propose1(fs, &op, commit_done, c);
+    rc = fs->stopping ? -ESHUTDOWN
+                      : zk_replica_propose(fs->replica, &txn, commit_done, c);
     if (rc == 0) {
         if (c->paused)
             zk__fs_pause(fs);
@@ -602,18 +647,36 @@ static int truncate_op(struct zk_fs *fs, uint64_t ino, size_t size,
     return 0;
 }
 
+/* An explicit mtime set while descriptors of ino hold unsaved writes:
+ * their commits keep it (a write after it clears it again). */
+static void keep_mtime(struct zk_fs *fs, uint64_t ino, uint64_t ms)
+{
+    for (struct zk__fs_handle *h = fs->handles.next; h != &fs->handles;
+         h = h->next) {
+        struct zk__fs_fh *fh = (struct zk__fs_fh *)h;
+        if (h->destroy == fh_destroy && fh->ino == ino &&
+            (fh->dirty || fh->trunc)) {
+            fh->mtime_set = 1;
+            fh->mtime_ms = ms;
+        }
+    }
+}
+
 /* Builds the ops of a setattr into ops[] (at most 2); a truncate through an
  * open file changes only its buffer. Returns the number of ops or an
  * error. */
-static int setattr_ops(struct zk_fs *fs, uint64_t ino, const struct stat *a,
+static int setattr_ops(fuse_req_t req, uint64_t ino, const struct stat *a,
                        int to_set, struct zk__fs_fh *fh, struct zk_op *ops,
-                       uint8_t **buf)
+                       uint8_t **buf, uint8_t tbuf[ZK_ATTR_TIME_LEN])
 {
+    struct zk_fs *fs = fuse_req_userdata(req);
     int n = 0, rc;
     if (to_set & FUSE_SET_ATTR_SIZE) {
         if (a->st_size < 0 || a->st_size > ZK_DATA_MAX)
             return -EFBIG;
         if (fh && !fh->append) {
+            if (fuse_req_ctx(req)->uid != 0)
+                fh->kill_priv = 1;
             rc = fh_load(fs, fh);
             if (rc == 0)
                 rc = fh_resize(fh, (size_t)a->st_size);
@@ -630,18 +693,30 @@ static int setattr_ops(struct zk_fs *fs, uint64_t ino, const struct stat *a,
     if (to_set & FUSE_SET_ATTR_MODE) mask |= ZK_ATTR_MODE;
     if (to_set & FUSE_SET_ATTR_UID) mask |= ZK_ATTR_UID;
     if (to_set & FUSE_SET_ATTR_GID) mask |= ZK_ATTR_GID;
+    if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) mask |= ZK_ATTR_MTIME;
     if (mask) {
         ops[n] = (struct zk_op){.type = ZK_OP_SET_ATTR, .version = -1,
                                 .ino = ino, .attr_mask = mask,
                                 .mode = a->st_mode & 07777,
                                 .uid = a->st_uid, .gid = a->st_gid};
+        if ((to_set & FUSE_SET_ATTR_MTIME) &&
+            !(to_set & FUSE_SET_ATTR_MTIME_NOW)) {
+            /* Before the epoch counts as the epoch: times are unsigned. */
+            int64_t ms = (int64_t)a->st_mtim.tv_sec * 1000 +
+                         a->st_mtim.tv_nsec / 1000000;
+            zk_put_be64(tbuf, ms < 0 ? 0 : (uint64_t)ms);
+            ops[n].data = tbuf;
+            ops[n].data_len = ZK_ATTR_TIME_LEN;
+            keep_mtime(fs, ino, ms < 0 ? 0 : (uint64_t)ms);
+        }
         n++;
     }
     return n;
 }
 
-/* setattr: size, mode, uid, gid become one transaction; atime/mtime are
- * accepted and ignored (times come from transactions). */
+/* setattr: size, mode, uid, gid and mtime become one transaction; atime
+ * alone is accepted and ignored (st_atime is st_mtime: reads are not
+ * transactions). */
 void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                     int to_set, struct fuse_file_info *fi)
 {
@@ -649,7 +724,7 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     struct zk__fs_fh *fh = NULL;
     struct zk_op ops[2];
     char path[ZK_PATH_MAX];
-    uint8_t *buf = NULL;
+    uint8_t *buf = NULL, tbuf[ZK_ATTR_TIME_LEN];
 
     if (ino == ZK_CTL_INO) {
         struct stat a;
@@ -659,12 +734,13 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     }
     if (fi && fi->fh)
         fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
-    if (fh && fh->echo) {
-        reply_attr(fs, req, ino);   /* a replayed ftruncate */
+    if ((fh && fh->echo) || zk__fs_is_echo(fs, req)) {
+        reply_attr(fs, req, ino);   /* a replayed ftruncate or utimensat */
         return;
     }
     int rc = zk_store_path(fs->store, ino, path, sizeof(path));
-    int n = rc ? rc : setattr_ops(fs, ino, attr, to_set, fh, ops, &buf);
+    int n = rc ? rc : setattr_ops(req, ino, attr, to_set, fh, ops, &buf,
+                                          tbuf);
     if (n <= 0) {
         if (n < 0)
             zk__fs_reply_errno(req, n);

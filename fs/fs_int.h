@@ -194,7 +194,12 @@ struct zk__fs_fh {
     unsigned loaded : 1, dirty : 1, poisoned : 1, append : 1, holder : 1,
         released : 1,
         trunc : 1,             /* opened O_TRUNC, truncation not committed */
-        echo : 1;              /* opened by an echo replay: no data */
+        echo : 1,              /* opened by an echo replay: no data */
+        kill_priv : 1,         /* written or truncated by a non-root user:
+                                  the commit clears setuid/setgid */
+        mtime_set : 1;         /* utimensat after the last write: the
+                                  commit keeps mtime_ms, not its own time */
+    uint64_t mtime_ms;
     int inflight;              /* commits not yet answered */
 };
 

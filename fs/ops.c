@@ -137,6 +137,15 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     zk__fs_fill_attr(fs, &st, &attr);
     if (gone)
         attr.st_nlink = 0;
+    /* Asked through a writer's own descriptor (lseek SEEK_END/DATA/HOLE:
+     * the kernel names the descriptor only there, never for fstat): the
+     * size of what it wrote so far, not to be cached for other readers. */
+    if (fh && !fh->echo && !fh->append && fh->loaded && fh->dirty) {
+        attr.st_size = (off_t)fh->len;
+        attr.st_blocks = (blkcnt_t)((fh->len + 511) / 512);
+        fuse_reply_attr(req, &attr, 0);
+        return;
+    }
     fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
 }
 

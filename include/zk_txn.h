@@ -66,6 +66,11 @@ enum zk_op_type {
 #define ZK_ATTR_MODE  0x1u
 #define ZK_ATTR_UID   0x2u
 #define ZK_ATTR_GID   0x4u
+/* st_mtime (utimensat, touch -d): data holds it as a big-endian u64 of
+ * milliseconds since the epoch, or is empty for "now" (the transaction's
+ * time). Changes POSIX st_mtime only, not ZooKeeper's mtime. */
+#define ZK_ATTR_MTIME 0x8u
+#define ZK_ATTR_TIME_LEN 8
 
 /* One operation. Strings are not NUL-terminated in what the caller passes
  * to zk_txn_encode (lengths rule); zk_txn_decode NUL-terminates them.

@@ -415,7 +415,11 @@ static int op_set_attr(struct ap *a, const struct zk_op *op,
     r->ino = n.st.ino;
     if (op->version != -1 && op->version != n.st.aversion)
         return ZK_EBADVERSION;
-    if (op->attr_mask & ~(ZK_ATTR_MODE | ZK_ATTR_UID | ZK_ATTR_GID))
+    if (op->attr_mask & ~(ZK_ATTR_MODE | ZK_ATTR_UID | ZK_ATTR_GID |
+                          ZK_ATTR_MTIME))
+        return -EINVAL;
+    if ((op->attr_mask & ZK_ATTR_MTIME) && op->data_len != 0 &&
+        op->data_len != ZK_ATTR_TIME_LEN)
         return -EINVAL;
     if (op->attr_mask & ZK_ATTR_MODE)
         n.st.mode = op->mode & 07777;
@@ -423,6 +427,8 @@ static int op_set_attr(struct ap *a, const struct zk_op *op,
         n.st.uid = op->uid;
     if (op->attr_mask & ZK_ATTR_GID)
         n.st.gid = op->gid;
+    if (op->attr_mask & ZK_ATTR_MTIME)
+        n.st.cmtime_ms = op->data_len ? zk_get_be64(op->data) : a->time_ms;
     n.st.aversion++;
     n.st.chtime_ms = a->time_ms;
     rc = zk__node_put(a->s, a->t, &n);

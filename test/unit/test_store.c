@@ -550,6 +550,39 @@ START_TEST(set_attr_and_check)
 }
 END_TEST
 
+/* ZK_ATTR_MTIME: an explicit time (8 bytes), "now" (no data), a bad
+ * length; it changes st_mtime and st_ctime, not ZooKeeper's mtime. */
+START_TEST(set_attr_mtime)
+{
+    struct fx f;
+    uint8_t t[ZK_ATTR_TIME_LEN];
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "x"), 0);
+    struct zk_stat before = stat_of(&f, "/f");
+    struct zk_op o = mk(ZK_OP_SET_ATTR, "/f");
+    o.attr_mask = ZK_ATTR_MTIME;
+    zk_put_be64(t, 981173106789ull);
+    o.data = t;
+    o.data_len = sizeof(t);
+    ck_assert_int_eq(apply1(&f, o), 0);
+    struct zk_stat st = stat_of(&f, "/f");
+    ck_assert_uint_eq(st.cmtime_ms, 981173106789ull);
+    ck_assert_uint_eq(st.mtime_ms, before.mtime_ms);
+    ck_assert_uint_eq(st.chtime_ms, f.time_ms);
+    ck_assert_uint_eq(st.mode, before.mode);   /* not in the mask */
+    o.data_len = 0;                            /* now */
+    ck_assert_int_eq(apply1(&f, o), 0);
+    ck_assert_uint_eq(stat_of(&f, "/f").cmtime_ms, f.time_ms);
+    o.data = t;
+    o.data_len = 4;
+    ck_assert_int_eq(apply1(&f, o), -EINVAL);
+    o.attr_mask = 0x80;
+    o.data_len = 0;
+    ck_assert_int_eq(apply1(&f, o), -EINVAL);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(set_children_and_sequential)
 {
     struct fx f;
@@ -1719,6 +1752,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, set_data_rules);
     tcase_add_test(tc, append_and_efbig);
     tcase_add_test(tc, set_attr_and_check);
+    tcase_add_test(tc, set_attr_mtime);
     tcase_add_test(tc, set_children_and_sequential);
     tcase_add_test(tc, multi_rolls_back);
     tcase_add_test(tc, ephemerals_and_sessions);
