@@ -23,6 +23,8 @@
 
 #define ZK_CLI_UMOUNT_WAIT_MS 10000 /* how long `zkfs umount` waits */
 #define ZK_CLI_POLL_MS        20    /* mountinfo polling interval   */
+/* `zkfs create -e -- CMD`: from SIGTERM to SIGKILL once the node is lost. */
+#define ZK_CLI_LOST_GRACE_MS  5000
 
 /* One response of the daemon: "<code>\t<message>\n" then body. */
 struct zk_ctl_resp {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `zkfs create -e PATH [DATA] [-- CMD]`: the node lives while the command
 # holds it; killing zkfs (even with SIGKILL) releases it; CMD's exit status
-# is passed on; SIGTERM is forwarded to CMD.
+# is passed on; SIGTERM is forwarded to CMD; when the node is lost (here:
+# deleted by rm) CMD gets SIGTERM, and SIGKILL after the 5 s grace if it
+# ignores it, and create without CMD exits 1 (t_ens_lease: the session).
 . "$(dirname "$0")/lib.sh"
 
 M=$ZK_TMP/mnt
@@ -47,5 +49,37 @@ rc=0
 wait "$zpid" || rc=$?
 assert_eq 0 "$rc" "exit status after SIGTERM without CMD"
 wait_for -t 30 not test -e "$M/e4" || fail "e4 survived"
+
+log "the node is lost: CMD gets SIGTERM"
+zk_bg "$ZKFS" create -e "$M/e5" -- sh -c \
+    'trap "echo TERM >\"\$1\"; exit 7" TERM; while :; do sleep 0.05; done' \
+    _ "$ZK_TMP/e5.term" >"$ZK_TMP/out5" 2>"$ZK_TMP/err5"
+zpid=$ZK_BG
+wait_for test -s "$ZK_TMP/out5" || fail "create -e printed nothing"
+rm "$M/e5"
+rc=0
+wait "$zpid" || rc=$?
+assert_eq 7 "$rc" "CMD's status after its SIGTERM"
+assert_eq TERM "$(cat "$ZK_TMP/e5.term")" "CMD was told"
+assert_match "ephemeral lost" "$(cat "$ZK_TMP/err5")" "the message"
+
+log "the node is lost, CMD ignores SIGTERM: SIGKILL after the grace"
+zk_bg "$ZKFS" create -e "$M/e6" -- sh -c 'trap "" TERM; sleep 60' \
+    >"$ZK_TMP/out6" 2>/dev/null
+zpid=$ZK_BG
+wait_for test -s "$ZK_TMP/out6" || fail "create -e printed nothing"
+rm "$M/e6"
+rc=0
+wait "$zpid" || rc=$?
+assert_eq 137 "$rc" "killed after the grace period"
+
+log "the node is lost, no CMD: exit 1"
+zk_bg "$ZKFS" create -e "$M/e7" >"$ZK_TMP/out7" 2>/dev/null
+zpid=$ZK_BG
+wait_for test -s "$ZK_TMP/out7" || fail "create -e printed nothing"
+rm "$M/e7"
+rc=0
+wait "$zpid" || rc=$?
+assert_eq 1 "$rc" "exit status of a holder whose node was lost"
 
 zk_stop "$M"
