@@ -4,6 +4,8 @@
 #   make check      install missing packages, then run every test suite
 #   make run        install missing packages, build, mount a standalone replica
 #   make sim        run a few hundred simulator seeds
+#   make mutate     mutation testing: dangerous changes to the core and driver
+#                   must each be caught by the simulator or the unit tests
 #   make SAN=asan   the same targets built with ASan+UBSan into build-asan/
 #   make SAN=tsan   ... with TSan into build-tsan/
 #
@@ -57,7 +59,7 @@ BENCH_BINS   := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 POISON_HDRS  := lmdb.h uv.h fuse.h fuse_lowlevel.h fuse3/fuse.h fuse3/fuse_lowlevel.h
 POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 
-.PHONY: all check run sim deps deps-tests unit integration bench clean
+.PHONY: all check run sim mutate deps deps-tests unit integration bench clean
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS)
 
 deps:
@@ -74,6 +76,9 @@ run: deps
 
 sim: $(B)/zkfs-sim
 	$(B)/zkfs-sim --seed 1 --seeds 300
+
+mutate: deps-tests
+	@scripts/mutate.sh
 
 unit: $(B)/zkfs-unit
 	$(B)/zkfs-unit

@@ -15,6 +15,9 @@
 #define SIM_INIT_LIMIT       20
 #define SIM_SYNC_LIMIT       10
 #define SIM_SESSION_TIMEOUT  40
+/* The runtime's session lease (replica/ensemble.c: 3/5 of sessionTimeout
+ * without contact with a quorum), in simulated microseconds. */
+#define SIM_LEASE_US (SIM_SESSION_TIMEOUT * SIM_TICK_US * 3 / 5)
 
 #define SIM_PENDING_MAX      8192   /* client writes awaiting their commit */
 #define SIM_SNAPS_MAX        4      /* received snapshots kept per replica */
@@ -77,6 +80,11 @@ struct sim_replica {
     struct zk_zab_ready rd;
     int fail_next;
     uint64_t slow_until;
+    /* the lease model: the core's contact tick last seen, and the
+     * simulated time it last moved (or the replica started) */
+    uint64_t contact_tick_seen, contact_us;
+    uint64_t lease_lost_sid;    /* a session whose lease lapsed: given up
+                                   for good, as the runtime does */
     /* client */
     struct sim_pend *pend;
     size_t npend, cappend, headpend;

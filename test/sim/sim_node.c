@@ -63,6 +63,30 @@ static long hist_find(const struct sim *s, uint64_t zxid)
     return lo < s->nhist && s->hist[lo].zxid == zxid ? (long)lo : -1;
 }
 
+/* A SESSION_CLOSE entering the committed history: its owner must be dead,
+ * in another session, or past its lease (see sim.c). */
+static void check_close(struct sim *s, const struct zk_zab_entry *e)
+{
+    if (e->type != ZK_ZAB_ENTRY_SESSION_CLOSE || e->len != 8)
+        return;
+    uint64_t sid = zk_get_be64(e->data);
+    uint32_t owner = ZK_ZAB_SESSION_OWNER(sid);
+    if (owner < 1 || owner > s->n || owner == e->origin)
+        return;                       /* unknown, or its own goodbye */
+    struct sim_replica *o = &s->rep[owner - 1];
+    struct zk_zab_status st;
+    if (!o->alive)
+        return;
+    zk_zab_status(o->core, &st);
+    if (st.session != sid || o->lease_lost_sid == sid ||
+        s->now >= o->contact_us + SIM_LEASE_US)
+        return;
+    sim_fail(s, owner, "session %016llx closed at %016llx while its owner's "
+             "lease runs for %llu us more", (unsigned long long)sid,
+             (unsigned long long)e->zxid,
+             (unsigned long long)(o->contact_us + SIM_LEASE_US - s->now));
+}
+
 /* Checks that replica r applying e extends the global history. */
 static void hist_apply(struct sim *s, struct sim_replica *r,
                        const struct zk_zab_entry *e, uint64_t ph,
@@ -92,6 +116,7 @@ static void hist_apply(struct sim *s, struct sim_replica *r,
         ZK_ASSERT(s->hist != NULL);
     }
     s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain };
+    check_close(s, e);
     if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, ph))
         sim_fail(s, r->id, "write committed twice (again at %016llx)",
                  (unsigned long long)e->zxid);

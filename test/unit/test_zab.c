@@ -430,6 +430,81 @@ START_TEST(api_errors)
 }
 END_TEST
 
+/* Drains z's Readies; returns how many messages of type went to `to`, and
+ * the link of the last FOLLOWERINFO in *link (if not NULL). */
+static int drain(struct zk_zab *z, unsigned type, uint32_t to,
+                 uint64_t *link)
+{
+    int n = 0;
+    while (zk_zab_has_ready(z)) {
+        struct zk_zab_ready rd;
+        zk_zab_ready(z, &rd);
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            if (rd.msgs[i].type == type && rd.msgs[i].to == to)
+                n++;
+            if (link && rd.msgs[i].type == ZK_ZAB_MSG_FOLLOWERINFO)
+                *link = rd.msgs[i].link;
+        }
+        zk_zab_advance(z);
+    }
+    return n;
+}
+
+/* Zab discovery: a learner that has accepted epoch 5 must refuse a leader
+ * that proposes epoch 3 (it would follow a history older than one it
+ * promised), and must accept epoch 6. */
+START_TEST(learner_refuses_older_epoch)
+{
+    struct zk_zab_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.id = 1;
+    cfg.n_members = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        cfg.members[i].id = i + 1;
+    cfg.init_limit_ticks = cfg.sync_limit_ticks = 5;
+    cfg.session_timeout_ticks = 10;
+    struct zk_zab_restore st;
+    memset(&st, 0, sizeof(st));
+    st.hard.accepted_epoch = st.hard.current_epoch = 5;
+    for (uint64_t epoch = 3; epoch <= 6; epoch += 3) {
+        struct zk_zab *z = NULL;
+        ck_assert_int_eq(zk_zab_create(&cfg, &st, &z), 0);
+        drain(z, 0, 0, NULL);
+        struct zk_zab_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_VOTE;           /* 3 reports that it leads */
+        m.from = 3;
+        m.to = 1;
+        m.state = ZK_ZAB_LEADING;
+        m.leader = 3;
+        m.zxid2 = epoch;
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        uint64_t link = 0;
+        ck_assert_int_eq(drain(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link), 1);
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_LEADERINFO;
+        m.from = 3;
+        m.to = 1;
+        m.epoch = epoch;
+        m.zxid2 = link;
+        m.link = 77;
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        int acks = drain(z, ZK_ZAB_MSG_ACKEPOCH, 3, NULL);
+        struct zk_zab_status s1;
+        zk_zab_status(z, &s1);
+        if (epoch < 5) {
+            ck_assert_int_eq(acks, 0);
+            ck_assert_uint_eq(s1.hard.accepted_epoch, 5);
+            ck_assert_uint_ne(s1.role, ZK_ZAB_FOLLOWING);
+        } else {
+            ck_assert_int_eq(acks, 1);
+            ck_assert_uint_eq(s1.hard.accepted_epoch, epoch);
+        }
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
 Suite *zab_suite(void);
 Suite *zab_suite(void)
 {
@@ -450,6 +525,7 @@ Suite *zab_suite(void)
     suite_add_tcase(su, tc);
     TCase *api = tcase_create("api");
     tcase_add_test(api, api_errors);
+    tcase_add_test(api, learner_refuses_older_epoch);
     suite_add_tcase(su, api);
     return su;
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# mutate.sh — mutation testing of the consensus core and its driver
+# (`make mutate`). Each mutation below is one dangerous change (a quorum of
+# n/2, an election that ignores zxids, sessions expired early, ...). For
+# each, a copy of the tree gets that one change, is rebuilt, and must be
+# caught ("killed"): by the simulator within SEEDS seeds, or by the unit
+# suites. A mutant that survives both is a hole in the tests; one whose
+# pattern no longer matches the code is STALE (the list must follow the
+# code). Prints one line per mutant and "mutants: N killed, M survived,
+# S stale"; exit status 0 only if every mutant was killed.
+#
+# Usage: scripts/mutate.sh [NAME...]   (default: every mutation)
+# Environment: ZK_MUTATE_SEEDS (default 40) simulator seeds per mutant,
+# ZK_MUTATE_TIMEOUT (default 300) seconds per simulator or unit run.
+# Works on a copy under a temporary directory; the tree is never changed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+seeds=${ZK_MUTATE_SEEDS:-40}
+tmo=${ZK_MUTATE_TIMEOUT:-300}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# name @@ file @@ perl substitution (must match exactly once) @@ what it
+# breaks
+MUTATIONS=$(cat <<'EOF'
+quorum-half @@ replica/zab.c @@ s{z->quorum = z->n_voters / 2 \+ 1;}{z->quorum = z->n_voters / 2;} @@ a quorum of n/2 voters (two quorums need not overlap)
+elect-ignore-zxid @@ replica/zab_elect.c @@ s{if \(a->zxid != b->zxid\)\n\s*return a->zxid > b->zxid;}{} @@ leader election ignores the zxid (a replica missing commits can lead)
+elect-ignore-epoch @@ replica/zab_elect.c @@ s{if \(a->epoch != b->epoch\)\n\s*return a->epoch > b->epoch;}{} @@ leader election ignores the epoch
+commit-before-quorum @@ replica/zab_leader.c @@ s{uint64_t c = acks\[z->quorum - 1\];}{uint64_t c = acks[0];} @@ the leader commits what one replica acknowledged
+commit-no-quorum-check @@ replica/zab_leader.c @@ s{(static void update_commit.*?)if \(n < z->quorum\)\n\s*return;}{$1}s @@ update_commit without its quorum check
+apply-before-durable @@ replica/zab.c @@ s{uint64_t upto = z->commit < z->persisted \? z->commit : z->persisted;}{uint64_t upto = z->commit;} @@ entries applied once committed, before they are durable here
+skip-trunc @@ replica/zab_learner.c @@ s{else\n\s*zk__log_truncate\(z, m->zxid\);}{else\n            (void)0;} @@ a learner ignores TRUNC (keeps entries the quorum never committed)
+ack-before-durable @@ replica/zab_learner.c @@ s{send_ack\(z, z->persisted\);}{send_ack(z, zk__last_zxid(z));} @@ a learner acknowledges entries before they are durable
+session-expiry-eighth @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 8)} @@ the leader expires sessions at 1/8 of sessionTimeout
+session-expiry-half @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 2)} @@ the leader expires sessions at 1/2 of sessionTimeout
+stale-epoch-accepted @@ replica/zab_learner.c @@ s{lost\(z, "leader's epoch is older than one accepted"\);\n\s*return;}{;} @@ a learner follows a leader of an older epoch
+lease-disabled @@ replica/ensemble.c @@ s{(static void lease_check\(struct zk__ens \*e\)\n\{)}{$1\n    if (e) return;} @@ the replica never gives its session up when cut off
+EOF
+)
+
+tmp=$(mktemp -d /tmp/zkfs-mutate.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+git ls-files -z | tar --null -cf - -T - | tar -xf - -C "$tmp"
+echo "mutate: building the unmutated copy in $tmp"
+if ! make -s -C "$tmp" -j"$jobs" build/zkfs-sim build/zkfs-unit >"$tmp/.build.log" 2>&1; then
+    tail -n 20 "$tmp/.build.log"
+    echo "mutate: the unmutated tree does not build"
+    exit 1
+fi
+
+killed=0 survived=0 stale=0
+while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    name=${line%% @@ *}; line=${line#* @@ }
+    file=${line%% @@ *}; line=${line#* @@ }
+    subst=${line%% @@ *}; what=${line#* @@ }
+    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then
+        continue
+    fi
+    cp "$root/$file" "$tmp/$file"
+    n=$(MUT="${subst}g" perl -0777 -ne '$n = eval "\$_ =~ $ENV{MUT}"; print $n || 0' "$tmp/$file")
+    if [ "$n" != 1 ]; then
+        printf 'STALE    %-24s %s (pattern matched %s times)\n' "$name" "$file" "$n"
+        stale=$((stale + 1))
+        continue
+    fi
+    MUT="$subst" perl -0777 -i -pe 'eval "\$_ =~ $ENV{MUT}"' "$tmp/$file"
+    verdict=
+    if ! make -s -C "$tmp" -j"$jobs" build/zkfs-sim build/zkfs-unit >"$tmp/.build.log" 2>&1; then
+        verdict="killed (does not build)"
+    elif ! timeout "$tmo" "$tmp/build/zkfs-sim" --seed 1 --seeds "$seeds" >"$tmp/.sim.log" 2>&1; then
+        verdict="killed by the simulator: $(grep -m1 -E 'seed|invariant|abort' "$tmp/.sim.log" | cut -c1-100)"
+    elif ! (cd "$tmp" && CK_DEFAULT_TIMEOUT=60 timeout "$tmo" build/zkfs-unit >"$tmp/.unit.log" 2>&1); then
+        verdict="killed by the unit tests: $(grep -m1 -E ':F:|:E:' "$tmp/.unit.log" | cut -d: -f1,4 | cut -c1-100)"
+    fi
+    cp "$root/$file" "$tmp/$file"
+    touch "$tmp/$file"
+    if [ -n "$verdict" ]; then
+        printf 'KILLED   %-24s %s\n' "$name" "$verdict"
+        killed=$((killed + 1))
+    else
+        printf 'SURVIVED %-24s %s (%s)\n' "$name" "$what" "$file"
+        survived=$((survived + 1))
+    fi
+done <<<"$MUTATIONS"
+
+echo "mutants: $killed killed, $survived survived, $stale stale (simulator: $seeds seeds each)"
+[ "$survived" -eq 0 ] && [ "$stale" -eq 0 ] && [ "$killed" -gt 0 ]
