@@ -27,7 +27,10 @@
 # Usage (as root: FUSE mounts):
 #   bench/ensemble.sh [--runs R] [--rounds K] [--quick] [--raw FILE]
 #                     [--workloads "create set get stat list ephemeral watch"]
-#                     [--no-standalone] [--no-failover] [--no-build]
+#                     [--no-standalone] [--no-failover] [--no-build] [--leader]
+# --leader adds a target "ensL": the same workloads through the LEADER's
+# mount (8 processes spread over the leader's and the followers' mounts),
+# beside "ens", which works through a follower's mount.
 # BENCH_QUICK=1 (or --quick): 1 run, op counts / 4, 2 failover rounds.
 # Defaults: 3 runs, 5 rounds; a full run takes about 4-6 minutes on 2 CPUs
 # (up to 15 when the machine is busy).
@@ -46,6 +49,7 @@ RAW=""
 BUILD=1
 STANDALONE=1
 FAILOVER=1
+LEADER=0
 WORKLOADS="create set get stat list ephemeral watch"
 CAP_S=60
 MOUNT_WAIT_S=30
@@ -61,7 +65,8 @@ while [ $# -gt 0 ]; do
         --no-standalone) STANDALONE=0; shift ;;
         --no-failover) FAILOVER=0; shift ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        --leader) LEADER=1; shift ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "ensemble.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -281,6 +286,7 @@ make_list_fixture() {
 }
 
 TARGETS=(ens)
+[ "$LEADER" = 1 ] && TARGETS+=(ensL)
 [ "$STANDALONE" = 1 ] && TARGETS+=(solo)
 RESULTS=$WORK/results
 : >"$RESULTS"
@@ -292,6 +298,9 @@ for r in $(seq 1 "$RUNS"); do
                 if [ "$t" = ens ]; then
                     d=${MNT[$F1]} spread=(--spread "${MNT[$F2]},${MNT[$L]}")
                     wd=${MNT[$F2]}
+                elif [ "$t" = ensL ]; then
+                    d=${MNT[$L]} spread=(--spread "${MNT[$F1]},${MNT[$F2]}")
+                    wd=${MNT[$F1]}
                 else
                     d=${MNT[solo]} spread=() wd=${MNT[solo]}
                 fi
@@ -357,7 +366,8 @@ awk -v workloads="$WORKLOADS" -v targets="${TARGETS[*]}" "$(cat bench/stats.awk)
 }
 END {
     nt = split(targets, T, " "); nw = split(workloads, W, " ")
-    name["ens"] = "3 replicas"; name["solo"] = "standalone"
+    name["ens"] = "3 replicas (follower)"; name["ensL"] = "3 replicas (leader)"
+    name["solo"] = "standalone"
     printf "| workload | procs | runs |"
     for (i = 1; i <= nt; i++) printf " %s ops/s | p50 µs | p99 µs |", name[T[i]]
     printf "\n|---|---|---|"

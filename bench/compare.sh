@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# bench/compare.sh — zkfs and ZooKeeper side by side, in one run, on this
+# machine: one table with both and their ratio.
+#
+# R times, interleaved so that the machine's noise hits both alike:
+#   1. ZooKeeper 3.8, 3 servers on loopback, its C client
+#      (../shared/peers/bench.sh -t 3 -r 1 -m "seq seqL c8"): one client on
+#      a follower (seq), on the leader (seqL), eight clients (c8);
+#   2. zkfs, 3 replicas on loopback, through the mounts
+#      (bench/ensemble.sh --runs 1 --leader --no-standalone --no-failover):
+#      one process on a follower's mount (ens), on the leader's (ensL),
+#      eight processes spread over the three mounts.
+# Then prints, per workload, the medians of ops/s and p50/p99 of both and
+# the ratio zkfs / ZooKeeper (> 1: zkfs is faster; for the 10,000-entry
+# listing, the ratio of listings per second).
+#
+# Usage (as root): bench/compare.sh [--runs R] [--n N] [--quick] [--out DIR]
+#   --runs R    repetitions of both (default 3)
+#   --n N       ZooKeeper's operations per phase (default 5000)
+#   --quick     1 run, N 2000, zkfs op counts / 4
+#   --summarize DIR   only print the table of an earlier run's DIR
+# The ZooKeeper packages and load generator are installed by
+# ../shared/peers/setup.sh when missing (apt-get). Raw results stay in DIR
+# (default a new /tmp/zkfs-compare.XXXXXX). Benchmarks print figures; they
+# never pass or fail. Every server and mount is stopped by the scripts
+# that start them (pid files, traps).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PEERS=$(cd ../shared/peers 2>/dev/null && pwd) ||
+    { echo "compare.sh: ../shared/peers is missing" >&2; exit 1; }
+RUNS=3
+N=5000
+QUICK=0
+OUT=""
+SUMMARIZE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) RUNS=$2; shift 2 ;;
+        --n) N=$2; shift 2 ;;
+        --quick) QUICK=1; RUNS=1; N=2000; shift ;;
+        --out) OUT=$2; shift 2 ;;
+        --summarize) OUT=$2; SUMMARIZE=1; shift 2 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        *) echo "compare.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+OUT=${OUT:-$(mktemp -d /tmp/zkfs-compare.XXXXXX)}
+mkdir -p "$OUT"
+export PEERS_BUILD=${PEERS_BUILD:-/tmp/zkfs-peers}
+if [ "$SUMMARIZE" = 0 ]; then
+if [ ! -x "$PEERS_BUILD/zkload" ] || ! dpkg-query -W zookeeper >/dev/null 2>&1; then
+    echo "compare.sh: installing the ZooKeeper baseline (../shared/peers/setup.sh)" >&2
+    "$PEERS/setup.sh" >&2
+fi
+make -s all >/dev/null
+
+quick=()
+[ "$QUICK" = 1 ] && quick=(--quick)
+for r in $(seq 1 "$RUNS"); do
+    echo "=== run $r of $RUNS: ZooKeeper ($(date -u +%T) UTC)" >&2
+    "$PEERS/bench.sh" -r 1 -t 3 -m "seq seqL c8" -n "$N" -o "$OUT/zk-$r" >&2
+    echo "=== run $r of $RUNS: zkfs ($(date -u +%T) UTC)" >&2
+    bench/ensemble.sh --runs 1 --leader --no-standalone --no-failover \
+        --workloads "create set get list ephemeral" --raw "$OUT/zkfs-$r.raw" \
+        --no-build "${quick[@]}" >&2
+done
+fi
+
+# One line per measurement: "sys=zk|zkfs where=... procs=P workload=W
+# ops_per_s=X p50_us=Y p99_us=Z".
+{
+    for f in "$OUT"/zk-*/zk_3_*_r1.jsonl; do
+        [ -e "$f" ] || continue
+        mode=$(basename "$f" | sed -E 's/^zk_3_([a-zA-Z0-9]+)_r1\.jsonl$/\1/')
+        sed -E 's/[{}"]//g; s/,/ /g; s/:/=/g' "$f" | awk -v mode="$mode" '{
+            for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
+            w = v["phase"]; if (w == "children") w = "list"; if (w == "eph") w = "ephemeral"
+            where = mode == "seqL" ? "leader" : "follower"
+            procs = mode == "c8" ? 8 : 1
+            printf "sys=zk where=%s procs=%d workload=%s ops_per_s=%s p50_us=%s p99_us=%s\n",
+                where, procs, w, v["ops_per_s"], v["p50_us"], v["p99_us"]
+        }'
+    done
+    cat "$OUT"/zkfs-*.raw 2>/dev/null | awk '$1 ~ /^run=/ && $0 !~ /failed=/ {
+        for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
+        where = v["target"] == "ensL" ? "leader" : "follower"
+        if (v["procs"] == 8) where = "follower"   # spread over all three
+        rate = v["ops_per_s"]
+        if (v["workload"] == "list" && v["ms_per_list"] > 0) rate = 1000 / v["ms_per_list"]
+        if (v["procs"] == 8 && v["target"] == "ensL") next
+        printf "sys=zkfs where=%s procs=%d workload=%s ops_per_s=%s p50_us=%s p99_us=%s\n",
+            where, v["procs"], v["workload"], rate, v["p50_us"], v["p99_us"]
+    }'
+} >"$OUT/all.txt"
+
+echo
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+     "zkfs $(git rev-parse --short HEAD 2>/dev/null || echo '?'), runs $(ls -d "$OUT"/zk-* 2>/dev/null | wc -l); raw in $OUT"
+echo
+awk "$(cat bench/stats.awk)"'
+{
+    for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
+    k = v["workload"] SUBSEP v["procs"] SUBSEP v["where"] SUBSEP v["sys"]
+    rate[k] = rate[k] " " v["ops_per_s"]; p50[k] = p50[k] " " v["p50_us"]; p99[k] = p99[k] " " v["p99_us"]
+}
+function cell(k) {
+    if (!(k in rate)) return "- | - | -"
+    return fmt_rate(median(rate[k])) " | " fmt_us(median(p50[k])) " | " fmt_us(median(p99[k]))
+}
+END {
+    print "| workload | clients | mount / server | zkfs ops/s | p50 µs | p99 µs | ZooKeeper ops/s | p50 µs | p99 µs | zkfs / ZK |"
+    print "|---|---|---|---|---|---|---|---|---|---|"
+    nw = split("create set get list ephemeral", W, " ")
+    for (w = 1; w <= nw; w++) for (p = 1; p <= 8; p += 7) for (wh = 1; wh <= 2; wh++) {
+        where = wh == 1 ? "leader" : "follower"
+        if (p == 8 && where == "leader") continue
+        kf = W[w] SUBSEP p SUBSEP where SUBSEP "zkfs"; kz = W[w] SUBSEP p SUBSEP where SUBSEP "zk"
+        if (!(kf in rate) && !(kz in rate)) continue
+        ratio = "-"
+        if ((kf in rate) && (kz in rate) && median(rate[kz]) > 0)
+            ratio = sprintf("%.2fx", median(rate[kf]) / median(rate[kz]))
+        printf "| %s | %d | %s | %s | %s | %s |\n", W[w], p, p == 8 ? "spread" : where, cell(kf), cell(kz), ratio
+    }
+    print ""
+    print "Medians over the runs. list: listings of 10,000 entries per second (ms = 1000 / rate)."
+    print "ephemeral: zkfs create + last close (which deletes it); ZooKeeper ephemeral create + delete."
+    print "ZooKeeper seq/seqL: one synchronous client on a follower/the leader; c8: 8 clients over 3 servers."
+}' "$OUT/all.txt"
