@@ -203,7 +203,8 @@ struct zk__fs_fh {
     int inflight;              /* commits not yet answered */
 };
 
-/* An open directory: the child list as it was at opendir. */
+/* An open directory: the child list as it was at its first readdir (the
+ * kernel's readdir cache answers most listings without one). */
 struct zk__fs_dirent {
     char *name;
     struct zk_stat st;
@@ -212,6 +213,7 @@ struct zk__fs_dh {
     struct zk__fs_handle hd;
     struct zk_stat self;
     uint64_t parent_ino;
+    int loaded;                /* ents read (at the first READDIR) */
     size_t n, cap;
     struct zk__fs_dirent *ents;
 };

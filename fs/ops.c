@@ -219,6 +219,13 @@ static void dh_drop_hidden(struct zk_fs *fs, struct zk__fs_dh *dh)
 
 /* Snapshots the child list: offsets are indexes into it, so a listing is
  * one consistent version however the directory changes meanwhile. */
+/* OPENDIR checks the directory and returns a handle; the children are
+ * read at the first READDIR. The kernel keeps the listing it got in its
+ * readdir cache (cache_readdir, kept across opens) until the directory
+ * changes: a local create/unlink/rename, and the echo thread's replays of
+ * remote ones, bump the directory's version; a snapshot install
+ * invalidates its pages. So listing an unchanged directory again costs
+ * one OPENDIR and one RELEASEDIR. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
@@ -231,10 +238,6 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     int rc = zk__fs_stale(zk_store_getattr(fs->store, ino, &dh->self));
     if (rc == 0 && dh->self.kind != ZK_KIND_DIR)
         rc = -ENOTDIR;
-    if (rc == 0)
-        rc = zk_store_list(fs->store, ino, dh_add, dh);
-    if (rc == 0 && fs->n_lost)
-        dh_drop_hidden(fs, dh);
     if (rc) {
         dh_free(dh);
         zk__fs_reply_errno(req, rc);
@@ -242,11 +245,26 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     }
     dh->parent_ino = ino == ZK_INO_ROOT ? ZK_INO_ROOT : dh->self.parent;
     fi->fh = (uintptr_t)dh;
-    fi->keep_cache = 0;
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
     if (fuse_reply_open(req, fi) != 0)
         dh_free(dh);
     else
         zk__fs_handle_add(fs, &dh->hd, dh_destroy);
+}
+
+/* Reads dh's children (once). */
+static int dh_load(struct zk_fs *fs, struct zk__fs_dh *dh)
+{
+    if (dh->loaded)
+        return 0;
+    int rc = zk__fs_stale(zk_store_list(fs->store, dh->self.ino, dh_add, dh));
+    if (rc)
+        return rc;
+    if (fs->n_lost)
+        dh_drop_hidden(fs, dh);
+    dh->loaded = 1;
+    return 0;
 }
 
 /* Adds entry i (0 ".", 1 "..", then the children) to buf; returns the
@@ -281,8 +299,10 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
     char *buf = malloc(size ? size : 1);
     size_t pos = 0, i = off < 0 ? 0 : (size_t)off;
 
-    if (!buf) {
-        fuse_reply_err(req, ENOMEM);
+    int rc = buf ? dh_load(fs, dh) : -ENOMEM;
+    if (rc) {
+        free(buf);
+        zk__fs_reply_errno(req, rc);
         return;
     }
     for (; i < dh->n + 2; i++) {
