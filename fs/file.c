@@ -38,7 +38,9 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
     if (acc != O_RDONLY && (oflags & O_APPEND)) {
         fh->append = 1;
         fh->loaded = 1;            /* holds only bytes not yet appended */
-    } else if (acc != O_RDONLY && (oflags & O_TRUNC)) {
+    } else if (oflags & O_TRUNC) {
+        /* Also O_RDONLY|O_TRUNC: Linux truncates (the kernel checked write
+         * permission); the truncation is committed at release. */
         fh->loaded = 1;            /* empty; committed even if unwritten */
         fh->trunc = 1;
     }
