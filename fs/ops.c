@@ -234,10 +234,14 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     dh->parent_ino = ino == ZK_INO_ROOT ? ZK_INO_ROOT : dh->self.parent;
     fi->fh = (uintptr_t)dh;
     fi->keep_cache = 0;
-    if (fuse_reply_open(req, fi) != 0)
+    if (fuse_reply_open(req, fi) != 0) {
         dh_free(dh);
-    else
-        zk__fs_handle_add(fs, &dh->hd, dh_destroy);
+        return;
+    }
+    zk__fs_handle_add(fs, &dh->hd, dh_destroy);
+    /* fstat of the descriptor still works after an rmdir (nlink 0), as
+     * for files, instead of ESTALE. */
+    zk__fs_inomap_open(&fs->inomap, &dh->self);
 }
 
 /* Adds entry i (0 ".", 1 "..", then the children) to buf; returns the
@@ -305,7 +309,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
                           struct fuse_file_info *fi)
 {
-    (void)ino;
+    struct zk_fs *fs = fuse_req_userdata(req);
+    zk__fs_inomap_close(&fs->inomap, ino);
     dh_free((struct zk__fs_dh *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
