@@ -666,7 +666,21 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         return;
     }
     int rc = zk_store_path(fs->store, ino, path, sizeof(path));
-    int n = rc ? rc : setattr_ops(fs, ino, attr, to_set, fh, ops, &buf);
+    /* ftruncate of a file deleted since its open changes its buffer (whose
+     * commit then fails), as a write does: no path is needed for that. */
+    int buffer_only = rc == -ENOENT && fh && !fh->append &&
+                      (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
+                                 FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ==
+                          FUSE_SET_ATTR_SIZE;
+    int n = rc && !buffer_only ? rc
+                               : setattr_ops(fs, ino, attr, to_set, fh, ops, &buf);
+    if (n == 0 && buffer_only) {
+        struct stat a;
+        zk__fs_fill_attr(fs, &fh->st, &a);
+        a.st_nlink = 0;
+        fuse_reply_attr(req, &a, ZK__FS_TIMEOUT_S);
+        return;
+    }
     if (n <= 0) {
         if (n < 0)
             zk__fs_reply_errno(req, n);
