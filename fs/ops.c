@@ -463,10 +463,19 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     owner[0] = '\0';
     if (!is_dir && (pst.children_flags & ZK_CHILDREN_EPHEMERAL))
         zk__fs_caller_owner(fs, ctx->pid, owner, sizeof(owner));
+    /* A set-group-ID directory gives its group to new nodes, and its
+     * S_ISGID to new directories (inode_init_owner() does this for local
+     * file systems; under FUSE it is the file system's job). */
+    uint32_t gid = ctx->gid;
+    if (pst.mode & S_ISGID) {
+        gid = pst.gid;
+        if (is_dir)
+            mode |= S_ISGID;
+    }
     struct zk_op op = {
         .type = ZK_OP_CREATE, .flags = is_dir ? ZK_CREATE_DIR : 0,
         .version = -1, .mode = mode & 07777, .uid = ctx->uid,
-        .gid = ctx->gid, .session = zk_replica_session(fs->replica),
+        .gid = gid, .session = zk_replica_session(fs->replica),
         .path = path, .path_len = (uint32_t)strlen(path),
         .owner = owner, .owner_len = (uint32_t)strlen(owner),
     };
