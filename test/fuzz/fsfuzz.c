@@ -556,6 +556,10 @@ static long model_commit(struct run *R, int d, int mfd, int all)
         dev_hit(DEV_CLOSE_GONE);
         return -ENOENT;
     }
+    if (D->append && st.st_size + (off_t)D->len > DATA_MAX) {
+        dev_hit(DEV_EFBIG);         /* the store refuses the APPEND */
+        return -EFBIG;
+    }
     /* Through a descriptor of its own: mfd may be read-only (O_TRUNC). */
     char proc[64];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", mfd);
