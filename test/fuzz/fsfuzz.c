@@ -1762,6 +1762,7 @@ static uint64_t opt_seed = 1;
 static long opt_seeds = 1, opt_ops = 200;
 static char opt_work[128];
 static char *opt_only;
+static uint64_t opt_salt;
 
 static double now_s(void)
 {
@@ -1893,9 +1894,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: fsfuzz --zk DIR --model DIR [--seed S] [--seeds N] [--ops N]\n"
-            "              [--op-timeout-ms MS] [--work PREFIX] [--solo] [-v]\n"
+            "              [--op-timeout-ms MS] [--work PREFIX] [--salt N] [--solo]\n"
+            "              [--only I,J,...] [-v [-v]]\n"
             "Runs N seeds of random syscalls on the zkfs directory and the model\n"
-            "(tmpfs) directory and compares them; --solo runs on --zk only.\n");
+            "(tmpfs) directory (in PREFIX<seed> under each) and compares them.\n"
+            "--solo: no comparison (fuzzers on several mounts share PREFIX<seed>;\n"
+            "--salt makes their sequences differ); only hangs, EIO and a dead\n"
+            "mount fail. --only replays some ops of a seed (as printed on failure).\n");
     exit(2);
 }
 
@@ -1912,6 +1917,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--op-timeout-ms") && v) opt_op_timeout_ms = atol(v), i++;
         else if (!strcmp(a, "--work") && v) snprintf(opt_work, sizeof(opt_work), "%s", v), i++;
         else if (!strcmp(a, "--only") && v) opt_only = strdup(v), i++;
+        else if (!strcmp(a, "--salt") && v) opt_salt = strtoull(v, NULL, 0), i++;
         else if (!strcmp(a, "--solo")) opt_solo = 1;
         else if (!strcmp(a, "-v")) opt_verbose++;
         else usage();
@@ -1929,7 +1935,8 @@ int main(int argc, char **argv)
     long total_hits[DEV_COUNT] = {0}, total_ops = 0;
     double t0 = now_s();
     for (long k = 0; k < opt_seeds; k++) {
-        uint64_t seed = opt_seed + (uint64_t)k, s = seed;
+        uint64_t seed = opt_seed + (uint64_t)k;
+        uint64_t s = seed ^ (opt_salt * 0x9e3779b97f4a7c15ULL);
         int n = (int)opt_ops;
         for (int i = 0; i < n; i++) {
             gen_op(&s, &ops[i]);
