@@ -38,6 +38,9 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
     if (acc != O_RDONLY && (oflags & O_APPEND)) {
         fh->append = 1;
         fh->loaded = 1;            /* holds only bytes not yet appended */
+        /* O_APPEND|O_TRUNC: the first commit replaces the content (a
+         * SET_DATA of the bytes appended so far), later ones append. */
+        fh->trunc = (oflags & O_TRUNC) != 0;
     } else if (oflags & O_TRUNC) {
         /* Also O_RDONLY|O_TRUNC: Linux truncates (the kernel checked write
          * permission); the truncation is committed at release. */
@@ -385,6 +388,7 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
 
     zk__fs_echo_local(c->fs, res);
     if (rc == 0 && fh->append) {
+        fh->trunc = 0;
         /* Keep only what was appended after this commit's snapshot. */
         memmove(fh->data, fh->data + c->len, fh->len - c->len);
         fh->len -= c->len;
@@ -432,7 +436,8 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
     *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
                          .len = fh->len, .paused = req == NULL};
     struct zk_op op = {
-        .type = fh->append ? ZK_OP_APPEND : ZK_OP_SET_DATA, .version = -1,
+        .type = fh->append && !fh->trunc ? ZK_OP_APPEND : ZK_OP_SET_DATA,
+        .version = -1,
         .ino = fh->ino, .path = path, .path_len = (uint32_t)strlen(path),
         .data = fh->data, .data_len = (uint32_t)fh->len,
     };

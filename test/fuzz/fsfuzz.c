@@ -556,7 +556,7 @@ static long model_commit(struct run *R, int d, int mfd, int all)
         dev_hit(DEV_CLOSE_GONE);
         return -ENOENT;
     }
-    if (D->append && st.st_size + (off_t)D->len > DATA_MAX) {
+    if (D->append && (D->trunc ? 0 : st.st_size) + (off_t)D->len > DATA_MAX) {
         dev_hit(DEV_EFBIG);         /* the store refuses the APPEND */
         return -EFBIG;
     }
@@ -566,9 +566,12 @@ static long model_commit(struct run *R, int d, int mfd, int all)
     int w = open(proc, O_WRONLY | (D->append ? O_APPEND : 0));
     long rc = w < 0 ? -errno : 0;
     if (rc == 0 && D->append) {
-        if (D->len && write(w, D->buf, D->len) != (ssize_t)D->len)
+        if (D->trunc && ftruncate(w, 0) != 0)   /* O_APPEND|O_TRUNC */
+            rc = -errno;
+        if (rc == 0 && D->len && write(w, D->buf, D->len) != (ssize_t)D->len)
             rc = -errno;
         D->len = 0;
+        D->trunc = 0;
     } else if (rc == 0) {
         if (ftruncate(w, (off_t)D->len) != 0 ||
             (D->len && pwrite(w, D->buf, D->len, 0) != (ssize_t)D->len))
@@ -729,19 +732,23 @@ static void op_open(struct run *R, const struct op *o)
     side_cd(R, M);
     struct stat st;
     int existed = lstat(p, &st) == 0;
-    long m = sysret(open(p, mflags | O_CLOEXEC, o->mode));
-    if (m >= 0 && fstat((int)m, &st) == 0 && S_ISDIR(st.st_mode) &&
-        (flags & O_TRUNC) && !(flags & O_PATH)) {
-        close((int)m);
+    long m;
+    if (existed && S_ISDIR(st.st_mode) && (flags & O_TRUNC) &&
+        !(flags & O_PATH) && !((flags & O_CREAT) && (flags & O_EXCL)) &&
+        !((flags & O_CREAT) && (flags & O_DIRECTORY)))   /* EINVAL first */
         m = -EISDIR;            /* O_TRUNC asks for write access */
-    }
+    else
+        m = sysret(open(p, mflags | O_CLOEXEC, o->mode));
     if (z >= 0 && m >= 0) {
         struct desc *D = &R->desc[d];
+        fstat((int)m, &st);
         memset(D, 0, sizeof(*D));
         D->refs = 1;
         D->kind = (flags & O_PATH) ? 2 : S_ISDIR(st.st_mode) ? 1 : 0;
         D->acc = acc;
         D->append = acc != O_RDONLY && (flags & O_APPEND);
+        if (D->append && (flags & O_TRUNC))
+            D->trunc = existed;
         if (D->kind == 0 && !D->append) {
             if (flags & O_TRUNC) {
                 D->trunc = existed;     /* a new node is empty already */
