@@ -82,7 +82,7 @@ enum dev_id {
     DEV_TMPFILE, DEV_FALLOCATE, DEV_XATTR_ZK, DEV_XATTR_OTHER,
     DEV_XATTR_ZKFS, DEV_MMAP_SHARED, DEV_DIR_NLINK, DEV_DIR_SIZE,
     DEV_CLOSE_GONE, DEV_EFBIG, DEV_APPEND_POS, DEV_TIMES, DEV_FSTAT_GONE,
-    BUG_APPEND_READ_GONE, BUG_OPATH_FSTAT_GONE, DEV_COUNT
+    DEV_APPEND_READ, BUG_APPEND_READ_GONE, BUG_OPATH_FSTAT_GONE, DEV_COUNT
 };
 
 static struct dev {
@@ -107,6 +107,7 @@ static struct dev {
     [DEV_EFBIG] = {"efbig", "at most 1 MiB: a write that would pass it fails with `EFBIG` and poisons the descriptor"},
     [DEV_APPEND_POS] = {"append pos", "The offset after an `O_APPEND` write is the kernel's size (the committed size, sometimes plus earlier pending appends) plus the write"},
     [DEV_TIMES] = {"times", "Times are transaction times; `utimensat` is ignored; there is no atime."},
+    [DEV_APPEND_READ] = {"append read", "A writable descriptor reads its own unsaved buffer, except an `O_APPEND` one, which reads the committed content"},
     /* Known bugs, not fixed yet: tolerated and counted (docs/testing.md). */
     [BUG_APPEND_READ_GONE] = {"BUG append read of deleted", "known bug: a read on an O_RDWR|O_APPEND descriptor of a deleted file fails with ENOENT"},
     [BUG_OPATH_FSTAT_GONE] = {"BUG O_PATH fstat of deleted", "known bug: fstat of an O_PATH descriptor whose node was deleted fails with ESTALE"},
@@ -592,6 +593,8 @@ static unsigned char *model_view(struct run *R, int d, int mfd, size_t *len,
     struct desc *D = &R->desc[d];
     *tofree = NULL;
     if (D->append) {
+        if (D->len)
+            dev_hit(DEV_APPEND_READ);
         *tofree = slurp(mfd, len);
         return *tofree;
     }
@@ -823,6 +826,8 @@ static void op_read(struct run *R, const struct op *o)
         z = sysret(pread(S->fd[Z], readbuf[Z], size, off));
     }
     long m = model_read(R, S->desc, S->fd[M], readbuf[M], size, off);
+    if (o->kind == OP_READV && size == 0 && m == -EISDIR)
+        m = 0;                      /* an empty readv never reaches the fs */
     struct stat st;
     if (z == -ENOENT && m >= 0 && R->desc[S->desc].append &&
         fstat(S->fd[M], &st) == 0 && st.st_nlink == 0) {
