@@ -390,7 +390,8 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     if (rc == 0 && fh->append) {
         fh->trunc = 0;
         /* Keep only what was appended after this commit's snapshot. */
-        memmove(fh->data, fh->data + c->len, fh->len - c->len);
+        if (fh->len > c->len)   /* (data is NULL if nothing was written) */
+            memmove(fh->data, fh->data + c->len, fh->len - c->len);
         fh->len -= c->len;
         fh->dirty = fh->len > 0;
     } else if (rc == 0) {
