@@ -26,20 +26,25 @@ OPS=${ZK_FSFUZZ_OPS:-300}
 ASAN_SEEDS=${ZK_FSFUZZ_ASAN_SEEDS:-10}
 ENS_SEEDS=${ZK_FSFUZZ_ENS_SEEDS:-10}
 
-# fuzz LABEL ARGS...: runs the fuzzer, its output in the test's log.
+# fuzz LABEL DAEMON-LOG ARGS...: runs the fuzzer, its output in the test's
+# log; on a failure the end of the daemon's log (a sanitizer report) too.
 fuzz() {
-    local label=$1 rc=0
-    shift
+    local label=$1 dlog=$2 rc=0
+    shift 2
     log "$label: fsfuzz $*"
     "$FUZZ" "$@" || rc=$?
-    [ "$rc" -eq 0 ] || fail "$label: the fuzzer failed (exit $rc; seed and sequence above)"
+    if [ "$rc" -ne 0 ]; then
+        log "the end of the daemon's log ($dlog):"
+        tail -n 40 "$dlog" | sed 's/^/    /'
+        fail "$label: the fuzzer failed (exit $rc; seed and sequence above)"
+    fi
 }
 
 log "1. standalone mount against tmpfs: $SEEDS seeds x $OPS ops"
 zk_tmpfs "$ZK_TMP/model" 512m
 zk_start "$ZK_TMP/data" "$ZK_TMP/mnt"
 t0=$SECONDS
-fuzz standalone --zk "$ZK_TMP/mnt" --model "$ZK_TMP/model" \
+fuzz standalone "$ZK_TMP/zkfs.$ZK_NLOG.log" --zk "$ZK_TMP/mnt" --model "$ZK_TMP/model" \
     --seed "$SEED" --seeds "$SEEDS" --ops "$OPS"
 log "part 1 took $((SECONDS - t0)) s"
 zk_stop "$ZK_TMP/mnt"
@@ -56,7 +61,7 @@ if [ "$ASAN_SEEDS" -gt 0 ]; then
     zk_start "$ZK_TMP/data-asan" "$ZK_TMP/mnt-asan"
     alog=$ZK_TMP/zkfs.$ZK_NLOG.log
     t0=$SECONDS
-    fuzz asan --zk "$ZK_TMP/mnt-asan" --model "$ZK_TMP/model" \
+    fuzz asan "$alog" --zk "$ZK_TMP/mnt-asan" --model "$ZK_TMP/model" \
         --seed $((SEED + 100000)) --seeds "$ASAN_SEEDS" --ops "$OPS"
     log "part 2 took $((SECONDS - t0)) s"
     zk_stop "$ZK_TMP/mnt-asan"       # exit status 0: no leak report either
