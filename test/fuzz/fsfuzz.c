@@ -1342,7 +1342,15 @@ static void path_exec(const struct op *o, int side, struct res *r)
         r->ret = fd < 0 ? -errno : 0;
         if (fd >= 0) {
             size_t n = o->len % 300;
+            struct stat st;
             fill_data(o->dseed, n);
+            if (side == M && (o->sub & 1) && fstat(fd, &st) == 0 &&
+                st.st_size + (off_t)n > DATA_MAX) {
+                r->ret2 = (long)n;      /* the store refuses the APPEND */
+                r->ret3 = -EFBIG;
+                close(fd);
+                break;
+            }
             r->ret2 = sysret(pwrite(fd, databuf, n, (o->sub >> 1) % 64));
             r->ret3 = sysret(close(fd));
         }
