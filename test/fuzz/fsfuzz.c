@@ -884,9 +884,11 @@ static void op_ftruncate(struct run *R, const struct op *o)
     long m;
     struct stat mst;
     int gone = fstat(S->fd[M], &mst) == 0 && mst.st_nlink == 0;
-    if (D->kind == 2)
+    if (len < 0)                    /* checked before the descriptor */
+        m = -EINVAL;
+    else if (D->kind == 2)
         m = -EBADF;
-    else if (len < 0 || D->kind == 1 || D->acc == O_RDONLY)
+    else if (D->kind == 1 || D->acc == O_RDONLY)
         m = -EINVAL;
     else if (D->append && gone)     /* committed at once: no node */
         m = -ENOENT, dev_hit(DEV_CLOSE_GONE);
