@@ -60,7 +60,7 @@ POISON_HDRS  := lmdb.h uv.h fuse.h fuse_lowlevel.h fuse3/fuse.h fuse3/fuse_lowle
 POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 
 .PHONY: all check run sim mutate deps deps-tests unit integration bench clean
-all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS)
+all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz
 
 deps:
 	@scripts/deps.sh
@@ -135,6 +135,11 @@ $(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(B)/libzk.a
 $(B)/bench/%: bench/%.c $(B)/libzk.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(B)/libzk.a $(PKG_LIBS) -lm
+
+# The syscall fuzzer is a plain client of a mount: no FUSE, no zkfs code.
+$(B)/test/fsfuzz: test/fuzz/fsfuzz.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -o $@ $<
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -38,11 +38,26 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
     if (acc != O_RDONLY && (oflags & O_APPEND)) {
         fh->append = 1;
         fh->loaded = 1;            /* holds only bytes not yet appended */
-    } else if (acc != O_RDONLY && (oflags & O_TRUNC)) {
+        /* O_APPEND|O_TRUNC: the first commit replaces the content (a
+         * SET_DATA of the bytes appended so far), later ones append. */
+        fh->trunc = (oflags & O_TRUNC) != 0;
+    } else if (oflags & O_TRUNC) {
+        /* Also O_RDONLY|O_TRUNC: Linux truncates (the kernel checked write
+         * permission); the truncation is committed at release. */
         fh->loaded = 1;            /* empty; committed even if unwritten */
         fh->trunc = 1;
     }
     return fh;
+}
+
+/* fh was answered to the kernel: counts it as a writer of its inode
+ * (see zk__fs_writer_attr). */
+static void fh_opened(struct zk_fs *fs, struct zk__fs_fh *fh)
+{
+    if ((fh->oflags & O_ACCMODE) == O_RDONLY || fh->append || fh->echo)
+        return;
+    fh->writer = 1;
+    zk__fs_inomap_writer(&fs->inomap, fh->ino, 1);
 }
 
 static void fh_free(struct zk__fs_fh *fh)
@@ -140,6 +155,7 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
     if (fuse_reply_create(req, &e, fi) == 0) {
         zk__fs_inomap_add(&fs->inomap, st->ino, 1);
         zk__fs_inomap_open(&fs->inomap, st);
+        fh_opened(fs, fh);
         zk__fs_handle_add(fs, &fh->hd, fh_destroy);
         return;
     }
@@ -252,6 +268,7 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     zk__fs_inomap_open(&fs->inomap, &st);
+    fh_opened(fs, fh);
     zk__fs_handle_add(fs, &fh->hd, fh_destroy);
 }
 
@@ -389,8 +406,10 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
 
     zk__fs_echo_local(c->fs, res);
     if (rc == 0 && fh->append) {
+        fh->trunc = 0;
         /* Keep only what was appended after this commit's snapshot. */
-        memmove(fh->data, fh->data + c->len, fh->len - c->len);
+        if (fh->len > c->len)   /* (data is NULL if nothing was written) */
+            memmove(fh->data, fh->data + c->len, fh->len - c->len);
         fh->len -= c->len;
         fh->dirty = fh->len > 0;
     } else if (rc == 0) {
@@ -470,7 +489,8 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
     *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
                          .len = fh->len, .paused = req == NULL};
     struct zk_op ops[2] = {{
-        .type = fh->append ? ZK_OP_APPEND : ZK_OP_SET_DATA, .version = -1,
+        .type = fh->append && !fh->trunc ? ZK_OP_APPEND : ZK_OP_SET_DATA,
+        .version = -1,
         .ino = fh->ino, .path = path, .path_len = (uint32_t)strlen(path),
         .data = fh->data, .data_len = (uint32_t)fh->len,
     }};
@@ -567,6 +587,8 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    if (fh->writer)
+        zk__fs_inomap_writer(&fs->inomap, fh->ino, -1);
     zk__fs_inomap_close(&fs->inomap, fh->ino);
     /* A truncation alone, and changes no FLUSH has seen (page writeback
      * after close), are saved; a flush that failed is not retried behind
@@ -593,7 +615,20 @@ struct setattr_req {
     struct zk__fs_fh *fh;
 };
 
-static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino)
+double zk__fs_writer_attr(struct zk_fs *fs, const struct zk__fs_fh *fh,
+                          uint64_t ino, struct stat *attr)
+{
+    if (!fh || fh->echo || fh->append || !fh->loaded || !fh->dirty)
+        return zk__fs_inomap_writers(&fs->inomap, ino) ? 0 : ZK__FS_TIMEOUT_S;
+    attr->st_size = (off_t)fh->len;
+    attr->st_blocks = (blkcnt_t)((fh->len + 511) / 512);
+    return 0;
+}
+
+/* Answers a SETATTR with ino's attributes (through fh, if not NULL: see
+ * zk__fs_writer_attr). */
+static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                       const struct zk__fs_fh *fh)
 {
     struct zk_stat st;
     struct stat attr;
@@ -603,7 +638,7 @@ static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino)
         return;
     }
     zk__fs_fill_attr(fs, &st, &attr);
-    fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
+    fuse_reply_attr(req, &attr, zk__fs_writer_attr(fs, fh, ino, &attr));
 }
 
 static void setattr_done(void *arg, int err, const struct zk_apply_result *res)
@@ -614,7 +649,7 @@ static void setattr_done(void *arg, int err, const struct zk_apply_result *res)
     if (rc)
         zk__fs_reply_errno(sr->req, rc);
     else
-        reply_attr(sr->fs, sr->req, sr->ino);
+        reply_attr(sr->fs, sr->req, sr->ino, sr->fh);
     if (sr->fh)
         fh_unref(sr->fh);
     free(sr);
@@ -735,17 +770,31 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (fi && fi->fh)
         fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     if ((fh && fh->echo) || zk__fs_is_echo(fs, req)) {
-        reply_attr(fs, req, ino);   /* a replayed ftruncate or utimensat */
+        reply_attr(fs, req, ino, NULL); /* a replayed ftruncate/utimensat */
         return;
     }
     int rc = zk_store_path(fs->store, ino, path, sizeof(path));
-    int n = rc ? rc : setattr_ops(req, ino, attr, to_set, fh, ops, &buf,
-                                          tbuf);
+    /* ftruncate of a file deleted since its open changes its buffer (whose
+     * commit then fails), as a write does: no path is needed for that. */
+    int buffer_only = rc == -ENOENT && fh && !fh->append &&
+                      (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
+                                 FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ==
+                          FUSE_SET_ATTR_SIZE;
+    int n = rc && !buffer_only ? rc
+                               : setattr_ops(req, ino, attr, to_set, fh, ops,
+                                            &buf, tbuf);
+    if (n == 0 && buffer_only) {
+        struct stat a;
+        zk__fs_fill_attr(fs, &fh->st, &a);
+        a.st_nlink = 0;
+        fuse_reply_attr(req, &a, ZK__FS_TIMEOUT_S);
+        return;
+    }
     if (n <= 0) {
         if (n < 0)
             zk__fs_reply_errno(req, n);
         else
-            reply_attr(fs, req, ino);
+            reply_attr(fs, req, ino, fh);
         return;
     }
     struct setattr_req *sr = calloc(1, sizeof(*sr));

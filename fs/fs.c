@@ -164,6 +164,25 @@ const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
     return sl->ino == ino ? sl->st : NULL;
 }
 
+/* An open file for writing of ino came (delta 1) or went (-1). */
+void zk__fs_inomap_writer(struct zk__fs_inomap *m, uint64_t ino, int delta)
+{
+    if (m->cap == 0)
+        return;
+    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    if (sl->ino != ino || (delta < 0 && sl->nwriters == 0))
+        return;
+    sl->nwriters = (uint32_t)((int)sl->nwriters + delta);
+}
+
+uint32_t zk__fs_inomap_writers(const struct zk__fs_inomap *m, uint64_t ino)
+{
+    if (m->cap == 0)
+        return 0;
+    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    return sl->ino == ino ? sl->nwriters : 0;
+}
+
 void zk__fs_inomap_free(struct zk__fs_inomap *m)
 {
     for (size_t i = 0; i < m->cap; i++)

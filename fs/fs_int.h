@@ -51,6 +51,8 @@ struct zk__fs_ino_slot {
     uint64_t ino;          /* 0: free slot */
     uint64_t nlookup;
     uint32_t nopen;        /* open files of it                       */
+    uint32_t nwriters;     /* of which open for writing (not O_APPEND):
+                              its attributes are not cached meanwhile */
     struct zk_stat *st;    /* its stat at the latest open (nopen > 0) */
 };
 
@@ -197,8 +199,9 @@ struct zk__fs_fh {
         echo : 1,              /* opened by an echo replay: no data */
         kill_priv : 1,         /* written or truncated by a non-root user:
                                   the commit clears setuid/setgid */
-        mtime_set : 1;         /* utimensat after the last write: the
+        mtime_set : 1,         /* utimensat after the last write: the
                                   commit keeps mtime_ms, not its own time */
+        writer : 1;            /* counted in its inode's nwriters */
     uint64_t mtime_ms;
     int inflight;              /* commits not yet answered */
 };
@@ -234,6 +237,8 @@ void zk__fs_inomap_open(struct zk__fs_inomap *m, const struct zk_stat *st);
 void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino);
 const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
                                               uint64_t ino);
+void zk__fs_inomap_writer(struct zk__fs_inomap *m, uint64_t ino, int delta);
+uint32_t zk__fs_inomap_writers(const struct zk__fs_inomap *m, uint64_t ino);
 
 /* --- util.c -------------------------------------------------------------- */
 
@@ -292,6 +297,15 @@ void zk__fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
                     struct fuse_file_info *fi);
 struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags);
+/* Attributes of ino asked through fh (NULL: no descriptor named). Through
+ * a writer's own descriptor (lseek SEEK_END/DATA/HOLE, and the reply to
+ * its ftruncate: the kernel names the descriptor only there, never for
+ * fstat) with unsaved writes, sets attr's size to what fh holds so far.
+ * Returns the attribute timeout to reply with: 0 while ino is open for
+ * writing anywhere on this mount (so the kernel asks again, through the
+ * descriptor when it has one), else the usual long one. */
+double zk__fs_writer_attr(struct zk_fs *fs, const struct zk__fs_fh *fh,
+                          uint64_t ino, struct stat *attr);
 void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
                          const struct zk_stat *st, struct fuse_file_info *fi,
                          double entry_timeout, int created);

@@ -137,16 +137,7 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     zk__fs_fill_attr(fs, &st, &attr);
     if (gone)
         attr.st_nlink = 0;
-    /* Asked through a writer's own descriptor (lseek SEEK_END/DATA/HOLE:
-     * the kernel names the descriptor only there, never for fstat): the
-     * size of what it wrote so far, not to be cached for other readers. */
-    if (fh && !fh->echo && !fh->append && fh->loaded && fh->dirty) {
-        attr.st_size = (off_t)fh->len;
-        attr.st_blocks = (blkcnt_t)((fh->len + 511) / 512);
-        fuse_reply_attr(req, &attr, 0);
-        return;
-    }
-    fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
+    fuse_reply_attr(req, &attr, zk__fs_writer_attr(fs, fh, ino, &attr));
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -247,10 +238,14 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     fi->fh = (uintptr_t)dh;
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
-    if (fuse_reply_open(req, fi) != 0)
+    if (fuse_reply_open(req, fi) != 0) {
         dh_free(dh);
-    else
-        zk__fs_handle_add(fs, &dh->hd, dh_destroy);
+        return;
+    }
+    zk__fs_handle_add(fs, &dh->hd, dh_destroy);
+    /* fstat of the descriptor still works after an rmdir (nlink 0), as
+     * for files, instead of ESTALE. */
+    zk__fs_inomap_open(&fs->inomap, &dh->self);
 }
 
 /* Reads dh's children (once). */
@@ -334,7 +329,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
                           struct fuse_file_info *fi)
 {
-    (void)ino;
+    struct zk_fs *fs = fuse_req_userdata(req);
+    zk__fs_inomap_close(&fs->inomap, ino);
     dh_free((struct zk__fs_dh *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
@@ -487,10 +483,19 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     owner[0] = '\0';
     if (!is_dir && (pst.children_flags & ZK_CHILDREN_EPHEMERAL))
         zk__fs_caller_owner(fs, ctx->pid, owner, sizeof(owner));
+    /* A set-group-ID directory gives its group to new nodes, and its
+     * S_ISGID to new directories (inode_init_owner() does this for local
+     * file systems; under FUSE it is the file system's job). */
+    uint32_t gid = ctx->gid;
+    if (pst.mode & S_ISGID) {
+        gid = pst.gid;
+        if (is_dir)
+            mode |= S_ISGID;
+    }
     struct zk_op op = {
         .type = ZK_OP_CREATE, .flags = is_dir ? ZK_CREATE_DIR : 0,
         .version = -1, .mode = mode & 07777, .uid = ctx->uid,
-        .gid = ctx->gid, .session = zk_replica_session(fs->replica),
+        .gid = gid, .session = zk_replica_session(fs->replica),
         .path = path, .path_len = (uint32_t)strlen(path),
         .owner = owner, .owner_len = (uint32_t)strlen(owner),
     };

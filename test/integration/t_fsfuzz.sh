@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The syscall fuzzer (test/fuzz/fsfuzz.c, docs/testing.md "Syscall
+# fuzzer") against real mounts:
+#   1. a standalone mount against a tmpfs model: every result compared,
+#      only the deviations docs/filesystem.md lists allowed;
+#   2. the same with the ASan+UBSan build of the daemon (detect_leaks=1):
+#      a sanitizer report in its log, or a non-zero exit at umount, fails;
+#   3. a 3-replica ensemble with the fuzzer running on two mounts at once in
+#      one shared directory (no model: no hang, no EIO, no dead mount), after
+#      which every replica's tree must be identical.
+# A failure prints the seed and the shortest sequence that reproduces it.
+#
+# Knobs: ZK_FSFUZZ_SEEDS (default 60) and ZK_FSFUZZ_OPS (default 300) for
+# part 1; ZK_FSFUZZ_ASAN_SEEDS (default 10, 0 skips part 2);
+# ZK_FSFUZZ_ENS_SEEDS (default 10, 0 skips part 3); ZK_FSFUZZ_SEED (first
+# seed, default 1). For a long run raise ZK_TEST_TIMEOUT as well.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ens_lib.sh"
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+FUZZ=${ZK_FSFUZZ:-$ROOT/build/test/fsfuzz}
+[ -x "$FUZZ" ] || fail "no fuzzer at $FUZZ (make build/test/fsfuzz)"
+SEED=${ZK_FSFUZZ_SEED:-1}
+SEEDS=${ZK_FSFUZZ_SEEDS:-60}
+OPS=${ZK_FSFUZZ_OPS:-300}
+ASAN_SEEDS=${ZK_FSFUZZ_ASAN_SEEDS:-10}
+ENS_SEEDS=${ZK_FSFUZZ_ENS_SEEDS:-10}
+
+# fuzz LABEL DAEMON-LOG ARGS...: runs the fuzzer, its output in the test's
+# log; on a failure the end of the daemon's log (a sanitizer report) too.
+fuzz() {
+    local label=$1 dlog=$2 rc=0
+    shift 2
+    log "$label: fsfuzz $*"
+    "$FUZZ" "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        log "the end of the daemon's log ($dlog):"
+        tail -n 40 "$dlog" | sed 's/^/    /'
+        fail "$label: the fuzzer failed (exit $rc; seed and sequence above)"
+    fi
+}
+
+log "1. standalone mount against tmpfs: $SEEDS seeds x $OPS ops"
+zk_tmpfs "$ZK_TMP/model" 512m
+zk_start "$ZK_TMP/data" "$ZK_TMP/mnt"
+t0=$SECONDS
+fuzz standalone "$ZK_TMP/zkfs.$ZK_NLOG.log" --zk "$ZK_TMP/mnt" --model "$ZK_TMP/model" \
+    --seed "$SEED" --seeds "$SEEDS" --ops "$OPS"
+log "part 1 took $((SECONDS - t0)) s"
+zk_stop "$ZK_TMP/mnt"
+
+if [ "$ASAN_SEEDS" -gt 0 ]; then
+    log "2. the ASan+UBSan daemon: $ASAN_SEEDS seeds x $OPS ops"
+    make -s -C "$ROOT" SAN=asan build-asan/zkfs >"$ZK_TMP/asan-build.log" 2>&1 ||
+        { tail -n 20 "$ZK_TMP/asan-build.log"; fail "make SAN=asan build-asan/zkfs failed"; }
+    rm -rf "${ZK_TMP:?}/model/"*
+    ZKFS_PLAIN=$ZKFS
+    ZKFS=$ROOT/build-asan/zkfs
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    zk_start "$ZK_TMP/data-asan" "$ZK_TMP/mnt-asan"
+    alog=$ZK_TMP/zkfs.$ZK_NLOG.log
+    t0=$SECONDS
+    fuzz asan "$alog" --zk "$ZK_TMP/mnt-asan" --model "$ZK_TMP/model" \
+        --seed $((SEED + 100000)) --seeds "$ASAN_SEEDS" --ops "$OPS"
+    log "part 2 took $((SECONDS - t0)) s"
+    zk_stop "$ZK_TMP/mnt-asan"       # exit status 0: no leak report either
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$alog"; then
+        grep -E -A20 'Sanitizer|runtime error:' "$alog" | head -60
+        fail "sanitizer report in the daemon's log ($alog)"
+    fi
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+    ZKFS=$ZKFS_PLAIN
+fi
+
+if [ "$ENS_SEEDS" -gt 0 ]; then
+    log "3. a 3-replica ensemble: the fuzzer on two mounts at once, $ENS_SEEDS seeds x $OPS ops"
+    ens_setup 3
+    ens_start_all
+    zk_tmpfs "$ZK_TMP/solo1" 512m
+    zk_tmpfs "$ZK_TMP/solo2" 512m
+    t0=$SECONDS
+    pids=()
+    for i in 1 2; do
+        "$FUZZ" --solo --zk "$(ens_mnt "$i")" --model "$ZK_TMP/solo$i" \
+            --work shared --salt "$i" --seed "$SEED" --seeds "$ENS_SEEDS" \
+            --ops "$OPS" --op-timeout-ms 30000 >"$ZK_TMP/ens-fuzz.$i.log" 2>&1 &
+        pids+=($!)
+        ZK_PIDS+=($!)
+    done
+    for i in 1 2; do
+        rc=0
+        wait "${pids[$((i - 1))]}" || rc=$?
+        sed "s/^/  mount $i: /" "$ZK_TMP/ens-fuzz.$i.log"
+        [ "$rc" -eq 0 ] || fail "the fuzzer on replica $i's mount failed (exit $rc)"
+    done
+    log "part 3 took $((SECONDS - t0)) s"
+    ens_wait_synced
+    ens_trees_identical
+    log "every replica has the same tree: $(ens_tree_size 1) znodes"
+    for i in 1 2 3; do ens_stop "$i"; done
+fi
