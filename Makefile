@@ -6,6 +6,8 @@
 #   make sim        run a few hundred simulator seeds
 #   make SAN=asan   the same targets built with ASan+UBSan into build-asan/
 #   make SAN=tsan   ... with TSan into build-tsan/
+#   make fuzz       libFuzzer targets (test/fuzz/fuzz_*.c) built with clang,
+#                   ASan and UBSan into build-fuzz/ (scripts/fuzz.sh runs them)
 #
 # The consensus core (replica/zab*.c, replica/common.c) is compiled against
 # "poison" copies of the libuv, LMDB and FUSE headers that stop the build with
@@ -57,7 +59,7 @@ BENCH_BINS   := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 POISON_HDRS  := lmdb.h uv.h fuse.h fuse_lowlevel.h fuse3/fuse.h fuse3/fuse_lowlevel.h
 POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 
-.PHONY: all check run sim deps deps-tests unit integration bench clean
+.PHONY: all check run sim deps deps-tests unit integration bench clean fuzz
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS)
 
 deps:
@@ -131,7 +133,44 @@ $(B)/bench/%: bench/%.c $(B)/libzk.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(B)/libzk.a $(PKG_LIBS) -lm
 
+# --- coverage-guided fuzzing (clang's libFuzzer) -----------------------------
+# Every library object is compiled again with clang's coverage
+# instrumentation (fuzzer-no-link) and the sanitizers; each target links
+# its own LLVMFuzzerTestOneInput with libFuzzer's main. The core's poison
+# headers are not needed here: the plain build already proves the boundary.
+
+FUZZ_CC     ?= clang
+FB          := build-fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -O1 -g \
+              $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -MMD -MP \
+              $(PKG_CFLAGS)
+FUZZ_SRCS   := $(sort $(wildcard test/fuzz/fuzz_*.c))
+FUZZ_BINS   := $(FUZZ_SRCS:test/fuzz/%.c=$(FB)/%)
+FUZZ_LIB_OBJS := $(patsubst $(B)/obj/%,$(FB)/obj/%,\
+                 $(filter-out $(B)/obj/replica/log.o,$(LIB_OBJS)))
+
+fuzz: $(FUZZ_BINS)
+
+.SECONDARY: $(FUZZ_SRCS:%.c=$(FB)/obj/%.o) $(FB)/obj/test/fuzz/util.o
+
+$(FB)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Istore -Ireplica -Ifs -c $< -o $@
+
+$(FB)/libzk.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FB)/fuzz_%: $(FB)/obj/test/fuzz/fuzz_%.o $(FB)/obj/test/fuzz/util.o \
+              $(FB)/libzk.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz build-fuzz/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
+endif
