@@ -59,7 +59,8 @@ BENCH_BINS   := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 POISON_HDRS  := lmdb.h uv.h fuse.h fuse_lowlevel.h fuse3/fuse.h fuse3/fuse_lowlevel.h
 POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 
-.PHONY: all check run sim deps deps-tests unit integration bench clean fuzz
+.PHONY: all check run sim deps deps-tests unit integration bench clean fuzz \
+        fuzz-seeds
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS)
 
 deps:
@@ -167,10 +168,18 @@ $(FB)/fuzz_%: $(FB)/obj/test/fuzz/fuzz_%.o $(FB)/obj/test/fuzz/util.o \
               $(FB)/libzk.a
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
 
+# The seed corpora in test/fuzz/corpus/ come from the encoders.
+$(FB)/mkseeds: $(FB)/obj/test/fuzz/mkseeds.o $(FB)/obj/test/fuzz/util.o \
+               $(FB)/libzk.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz-seeds: $(FB)/mkseeds
+	$(FB)/mkseeds test/fuzz/corpus
+
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
-ifneq ($(filter fuzz build-fuzz/%,$(MAKECMDGOALS)),)
+ifneq ($(filter fuzz fuzz-seeds build-fuzz/%,$(MAKECMDGOALS)),)
 -include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
 endif

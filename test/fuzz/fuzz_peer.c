@@ -8,13 +8,15 @@
  * Input: byte 0 picks the mode. Odd: the rest is raw bytes from an
  * unauthenticated connection, fed to a fresh receiver in chunks whose
  * sizes come from the input (handshake parsing, header checks, the
- * receive buffer bound). Even: the peer (byte 1 picks 1, 3, 4 or 5)
- * completes the handshake with us in memory, then the rest is a list of
- * commands: 0 ticks the core, 1 sends a message the target builds from
- * fields in the input (so that mutations reach the core's rules), 2
- * sends raw payload bytes with the frame flags the runtime uses
+ * receive buffer bound). Even: each other member (1, 3, 4, 5) completes
+ * the handshake with us in memory, then the rest is a list of commands,
+ * each for the member its top two bits pick: 0 ticks the core, 1 sends a
+ * message the target builds from fields in the input (so that mutations
+ * reach the core's rules: an election needs votes from several members),
+ * 2 sends raw payload bytes with the frame flags the runtime uses
  * (ENS_FRAME_ZAB or ZAB_MORE fragments, reassembled as ensemble.c does),
- * 3 also flips one byte of the sealed frame (which must then be refused).
+ * 3 also flips one byte of the sealed frame (which must then be refused
+ * and closes that member's connection).
  *
  * Checks: a decoded message encodes back to the same bytes; a message the
  * core emits encodes (it never breaks the codec's limits); nothing
@@ -32,8 +34,8 @@
 #define FRAME_ZAB   1       /* ensemble.c's ENS_FRAME_ZAB */
 #define FRAME_MORE  2       /* ensemble.c's ENS_FRAME_ZAB_MORE */
 #define MSG_MAX     (ZK_ZAB_MSG_BATCH_BYTES + 2 * ZK_ZAB_PAYLOAD_MAX)
-#define CMDS_MAX    64
-#define TICKS_MAX   64
+#define CMDS_MAX    512
+#define PEERS       4
 
 static const uint8_t secret[] = "zkfs fuzz secret, 32 bytes long";
 static struct zk_zab_entry rx_entries[ZK_ZAB_MSG_ENTRIES_MAX];
@@ -41,7 +43,7 @@ static uint8_t tx_buf[1 << 16];
 
 struct peer {
     struct zk_frame_conn *them, *us;
-    struct zk_zab *z;
+    struct zk_zab *z;           /* ours, shared by every peer */
     uint32_t id;
     uint8_t *frag;
     size_t frag_len;
@@ -237,14 +239,17 @@ static void send_built(struct peer *p, struct fz *f)
     send_frame(p, f, FRAME_ZAB, tx_buf, len, 0);
 }
 
-static void run_commands(struct peer *p, struct fz *f)
+static void run_commands(struct peer *peers, struct fz *f)
 {
     size_t len;
 
-    for (int n = 0; n < CMDS_MAX && f->left && !p->dead; n++) {
+    for (int n = 0; n < CMDS_MAX && f->left; n++) {
         uint8_t cmd = fz_u8(f);
+        struct peer *p = &peers[cmd >> 6];
+        if (p->dead)
+            continue;
         if (cmd % 4 == 0) {
-            for (int t = cmd >> 2 & (TICKS_MAX - 1); t >= 0; t--)
+            for (int t = cmd >> 2 & 15; t >= 0; t--)
                 zk_zab_tick(p->z);
             core_drain(p->z);
         } else if (cmd % 4 == 1) {
@@ -253,6 +258,8 @@ static void run_commands(struct peer *p, struct fz *f)
             uint16_t flags = cmd & 4 ? FRAME_MORE : FRAME_ZAB;
             if (cmd & 8)
                 flags = fz_u16(f);
+            if (cmd & 16)
+                p->frag_len = 0;
             const uint8_t *b = fz_bytes(f, 1 << 16, &len);
             send_frame(p, f, flags, b, len, cmd % 4 == 3);
         }
@@ -285,24 +292,37 @@ static void handshake(struct peer *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const uint32_t ids[] = {1, 3, 4, 5};
+    static const uint32_t ids[PEERS] = {1, 3, 4, 5};
     struct fz f = {data, size};
-    struct peer p;
+    struct peer p[PEERS];
+    struct zk_zab *z;
 
-    memset(&p, 0, sizeof(p));
-
+    memset(p, 0, sizeof(p));
     if (fz_u8(&f) & 1) {
         feed_raw(&f);
         return 0;
     }
-    p.id = ids[fz_u8(&f) % 4];
-    handshake(&p);
-    p.z = core_new();
-    core_drain(p.z);
-    run_commands(&p, &f);
-    zk_zab_destroy(p.z);
-    zk_frame_conn_free(p.them);
-    zk_frame_conn_free(p.us);
-    free(p.frag);
+    z = core_new();
+    core_drain(z);
+    for (int i = 0; i < PEERS; i++) {
+        p[i].id = ids[i];
+        p[i].z = z;
+        handshake(&p[i]);
+    }
+    run_commands(p, &f);
+    if (getenv("ZK_FUZZ_LOG")) {
+        struct zk_zab_status st;
+        zk_zab_status(z, &st);
+        fprintf(stderr, "fuzz_peer: %s epoch %llu commit %#llx; dead:%d%d%d%d\n",
+                zk_zab_role_name(st.role), (unsigned long long)st.epoch,
+                (unsigned long long)st.commit_zxid, p[0].dead, p[1].dead,
+                p[2].dead, p[3].dead);
+    }
+    zk_zab_destroy(z);
+    for (int i = 0; i < PEERS; i++) {
+        zk_frame_conn_free(p[i].them);
+        zk_frame_conn_free(p[i].us);
+        free(p[i].frag);
+    }
     return 0;
 }
