@@ -173,8 +173,11 @@ $(FB)/mkseeds: $(FB)/obj/test/fuzz/mkseeds.o $(FB)/obj/test/fuzz/util.o \
                $(FB)/libzk.a
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -o $@ $^ $(PKG_LIBS) -lm
 
-fuzz-seeds: $(FB)/mkseeds
+fuzz-seeds: $(FB)/mkseeds $(FB)/fuzz_store
 	$(FB)/mkseeds test/fuzz/corpus
+	@mkdir -p test/fuzz/corpus/store
+	ZK_FUZZ_STORE_SEEDS=test/fuzz/corpus/store $(FB)/fuzz_store -runs=0 \
+	    2>/dev/null
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
