@@ -12,6 +12,10 @@
 #include "zk_ctl.h"
 #include "zk_zab.h"
 #include "zk_txn.h"
+#include "snap_rx.h"
+
+#include <zlib.h>
+#include <zstd.h>
 
 #include <errno.h>
 #include <string.h>
@@ -341,6 +345,49 @@ static void seeds_cli_txn(void)
     put_text("cli_txn", "rm-extra", "rm /a trailing\n");
 }
 
+/* ---- fuzz_snap ------------------------------------------------------------ */
+
+static void snap_frame(struct rec *r, uint8_t kind, const uint8_t *p,
+                       size_t len)
+{
+    uint8_t hdr[3] = {kind, (uint8_t)(len >> 8), (uint8_t)len};
+
+    rec_add(r, hdr, 3);
+    rec_add(r, p, len);
+}
+
+static void seeds_snap(void)
+{
+    static const char content[] = "ZKSN a snapshot's bytes, any bytes";
+    size_t len = sizeof(content) - 1, zlen;
+    uint8_t z[256], begin[ZK__SNAP_BEGIN_LEN], end[ZK__SNAP_END_LEN];
+    uint8_t one = 1, three = 3;
+    struct rec r = {0};
+
+    zlen = ZSTD_compress(z, sizeof(z), content, len, 3);
+    FZ_CHECK(!ZSTD_isError(zlen));
+    zk_put_be32(begin, ZK__SNAP_MAGIC);
+    begin[4] = ZK__SNAP_VERSION;
+    begin[5] = ZK__SNAP_CODEC_ZSTD;
+    begin[6] = begin[7] = 0;
+    zk_put_be64(begin + 8, 0x100000007ull);    /* fuzz_snap's zxid */
+    zk_put_be64(begin + 16, len);
+    zk_put_be64(end, 0x100000007ull);
+    zk_put_be64(end + 8, len);
+    zk_put_be64(end + 16, zlen);
+    zk_put_be32(end + 24, (uint32_t)crc32(0L, (const uint8_t *)content,
+                                          (uInt)len));
+    rec_add(&r, "", 1);                         /* mode 0: frames */
+    snap_frame(&r, 0, begin, sizeof(begin));
+    snap_frame(&r, 1, z, zlen / 2);
+    snap_frame(&r, 1, z + zlen / 2, zlen - zlen / 2);
+    snap_frame(&r, 2, end, sizeof(end));
+    put("snap", "frames", r.buf, r.len, NULL, 0);
+    free(r.buf);
+    put("snap", "round-trip", &one, 1, content, len);
+    put("snap", "flipped", &three, 1, content, len);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -353,5 +400,6 @@ int main(int argc, char **argv)
     seeds_config();
     seeds_ctl();
     seeds_cli_txn();
+    seeds_snap();
     return 0;
 }
