@@ -296,7 +296,7 @@ static struct peer *peer_by_id(struct zk__ens *e, uint32_t id)
 
 /* Envelope of a logged entry: magic, version, type u32, origin u32,
  * req_id u64 (big-endian), then the payload. Returns a malloc'd buffer. */
-static uint8_t *env_encode(const struct zk_zab_entry *en, size_t *len_out)
+uint8_t *zk__ens_env_encode(const struct zk_zab_entry *en, size_t *len_out)
 {
     uint8_t *b = malloc(ENS_ENV_HDR + (size_t)en->len);
     if (!b)
@@ -312,15 +312,19 @@ static uint8_t *env_encode(const struct zk_zab_entry *en, size_t *len_out)
     return b;
 }
 
-/* Decodes an envelope; en->data points into buf. */
-static int env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
-                      struct zk_zab_entry *en)
+int zk__ens_env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
+                       struct zk_zab_entry *en)
 {
     if (len < ENS_ENV_HDR || buf[0] != ENS_ENV_MAGIC ||
         buf[1] != ENS_ENV_VERSION || len - ENS_ENV_HDR > ZK_ZAB_PAYLOAD_MAX)
         return ZK_ECORRUPT;
+    /* An unknown type would be applied as a session close here and, sent
+     * in a DIFF, refused by every follower's decoder again and again. */
+    uint32_t type = zk_get_be32(buf + 2);
+    if (type < ZK_ZAB_ENTRY_WRITE || type > ZK_ZAB_ENTRY_SESSION_CLOSE)
+        return ZK_ECORRUPT;
     en->zxid = zxid;
-    en->type = zk_get_be32(buf + 2);
+    en->type = type;
     en->origin = zk_get_be32(buf + 6);
     en->req_id = zk_get_be64(buf + 10);
     en->len = (uint32_t)(len - ENS_ENV_HDR);
@@ -508,7 +512,7 @@ static int batch_ops(struct zk__ens *e, struct zk_store_batch *b)
         size_t len;
         switch (op->kind) {
         case ZK_ZAB_OP_APPEND:
-            buf = env_encode(op->entry, &len);
+            buf = zk__ens_env_encode(op->entry, &len);
             rc = buf ? zk_store_batch_log(b, op->entry->zxid, buf, len)
                      : -ENOMEM;
             free(buf);
@@ -2051,7 +2055,8 @@ static int collect_entry(void *arg, uint64_t zxid, const uint8_t *buf,
     if (!rb->bufs[rb->n])
         return rb->err = -ENOMEM;
     memcpy(rb->bufs[rb->n], buf, len);
-    rb->err = env_decode(zxid, rb->bufs[rb->n], len, &rb->v[rb->n]);
+    rb->err = zk__ens_env_decode(zxid, rb->bufs[rb->n], len,
+                                 &rb->v[rb->n]);
     rb->n++;
     return rb->err;
 }

@@ -12,6 +12,7 @@
 #include "zk_ctl.h"
 #include "zk_zab.h"
 #include "zk_txn.h"
+#include "ensemble_int.h"
 #include "snap_rx.h"
 
 #include <zlib.h>
@@ -388,6 +389,42 @@ static void seeds_snap(void)
     put("snap", "flipped", &three, 1, content, len);
 }
 
+/* ---- fuzz_logrec ----------------------------------------------------------- */
+
+static void seeds_logrec(void)
+{
+    static const uint8_t sid[8] = {2, 0, 0, 1, 0, 0, 0, 1};
+    struct zk_op op;
+    struct zk_txn t = {1700000000000ull, 1, &op};
+    struct rec r = {0};
+    uint8_t *txn, *env;
+    size_t tlen, elen;
+
+    memset(&op, 0, sizeof(op));
+    op.type = ZK_OP_CREATE;
+    op.version = -1;
+    op.path = "/a";
+    op.path_len = 2;
+    FZ_CHECK(zk_txn_encode(&t, &txn, &tlen) == 0);
+    struct zk_zab_entry ents[3] = {
+        {0, 0, 2, ZK_ZAB_ENTRY_SESSION_OPEN, 8, sid},
+        {0, 7, 2, ZK_ZAB_ENTRY_WRITE, (uint32_t)tlen, txn},
+        {0, 0, 2, ZK_ZAB_ENTRY_SESSION_CLOSE, 8, sid},
+    };
+    rec_add(&r, "", 1);
+    for (int i = 0; i < 3; i++) {
+        env = zk__ens_env_encode(&ents[i], &elen);
+        FZ_CHECK(env != NULL);
+        uint8_t hdr[2] = {(uint8_t)(elen >> 8), (uint8_t)elen};
+        rec_add(&r, hdr, 2);
+        rec_add(&r, env, elen);
+        free(env);
+    }
+    put("logrec", "entries", r.buf, r.len, NULL, 0);
+    free(r.buf);
+    free(txn);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -401,5 +438,6 @@ int main(int argc, char **argv)
     seeds_ctl();
     seeds_cli_txn();
     seeds_snap();
+    seeds_logrec();
     return 0;
 }
