@@ -16,6 +16,8 @@
  *   1: the same, but the target writes the header (zxid from the input)
  *      and, after the records that parse, the end record with the right
  *      count and crc32, so that mutated records get past the checksum;
+ *      what follows a 0 byte after the records is a list of transactions
+ *      (as in mode 2) applied to the installed tree;
  *   2, 3: the rest is a list of transaction bodies (u16 length, bytes);
  *      each gets a valid header and is applied at the next zxid in one
  *      batch, which is then aborted.
@@ -149,19 +151,13 @@ static void write_txn_seed(FILE *f, struct zk_op *op)
     free(enc);
 }
 
-static void write_txn_seeds(const char *dir)
+static void write_txn_list(FILE *f)
 {
     static const uint8_t types[] = {ZK_OP_SET_DATA, ZK_OP_APPEND,
         ZK_OP_SET_ATTR, ZK_OP_RENAME, ZK_OP_CHECK, ZK_OP_DELETE,
         ZK_OP_SESSION_CLOSE};
-    char path[1024];
     struct zk_op op;
-    FILE *f;
 
-    snprintf(path, sizeof(path), "%s/seed-txns", dir);
-    f = fopen(path, "wb");
-    FZ_CHECK(f != NULL);
-    fputc(2, f);
     op_create(&op, "/q/job-", 0, "2", 0);
     write_txn_seed(f, &op);
     op_create(&op, "/a/b/new", 1, "", 0);
@@ -178,6 +174,18 @@ static void write_txn_seeds(const char *dir)
                                                      : 0;
         write_txn_seed(f, &op);
     }
+}
+
+static void write_txn_seeds(const char *dir)
+{
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/seed-txns", dir);
+    f = fopen(path, "wb");
+    FZ_CHECK(f != NULL);
+    fputc(2, f);
+    write_txn_list(f);
     fclose(f);
 }
 
@@ -199,6 +207,15 @@ static void write_seeds(const char *dir)
     FZ_CHECK(f != NULL);
     fputc(1, f);
     fwrite(baseline + 8, 1, baseline_len - 8 - 13, f);
+    fclose(f);
+    /* Mode 1 followed by transactions on the installed tree. */
+    snprintf(path, sizeof(path), "%s/seed-records-txns", dir);
+    f = fopen(path, "wb");
+    FZ_CHECK(f != NULL);
+    fputc(1, f);
+    fwrite(baseline + 8, 1, baseline_len - 8 - 13, f);
+    fputc(0, f);
+    write_txn_list(f);
     fclose(f);
 }
 
@@ -343,8 +360,9 @@ static int install(const uint8_t *s, size_t len, int commit)
     return rc;
 }
 
-/* Mode 1: header + the records that parse + a correct end. */
-static void fixed_stream(const uint8_t *p, size_t len, struct buf *out)
+/* Mode 1: header + the records that parse + a correct end. Returns
+ * where the transactions start in p (len: none). */
+static size_t fixed_stream(const uint8_t *p, size_t len, struct buf *out)
 {
     uint8_t hdr[16], end[13];
     uint64_t records = 0;
@@ -371,19 +389,26 @@ static void fixed_stream(const uint8_t *p, size_t len, struct buf *out)
     crc = (uint32_t)crc32(crc, end, 9);
     zk_put_be32(end + 9, crc);
     buf_add(out, end, sizeof(end));
+    return off < len ? off + 1 : len;
 }
+
+static void run_txns(struct fz *f);
 
 static void run_install(const uint8_t *p, size_t len, int fix)
 {
     struct buf s = {0};
+    struct fz txns = {p + len, 0};
 
     if (fix) {
-        fixed_stream(p, len, &s);
+        size_t rest = fixed_stream(p, len, &s);
+        txns.p = p + rest;
+        txns.left = len - rest;
         p = s.p;
         len = s.len;
     }
     if (install(p, len, 1) == 0) {
         walk_tree();
+        run_txns(&txns);
         FZ_CHECK(install(baseline, baseline_len, 1) == 0);
     }
     free(s.p);
