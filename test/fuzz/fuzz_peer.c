@@ -10,7 +10,8 @@
  * sizes come from the input (handshake parsing, header checks, the
  * receive buffer bound). Even: each other member (1, 3, 4, 5) completes
  * the handshake with us in memory, then the rest is a list of commands,
- * each for the member its top two bits pick: 0 ticks the core, 1 sends a
+ * each for the member its top two bits pick: 0 ticks the core (or
+ * proposes a write, hears from the member, renews the session), 1 sends a
  * message the target builds from fields in the input (so that mutations
  * reach the core's rules: an election needs votes from several members),
  * 2 sends raw payload bytes with the frame flags the runtime uses
@@ -239,6 +240,27 @@ static void send_built(struct peer *p, struct fz *f)
     send_frame(p, f, FRAME_ZAB, tx_buf, len, 0);
 }
 
+/* What the runtime does to the core besides stepping messages: sub 0-3
+ * ticks 1-4 times, 4 proposes a write, 5 says it hears from the member
+ * (a snapshot streams), 6 gives the session up, 7 ticks 16 times. */
+static void local(struct peer *p, unsigned sub)
+{
+    uint64_t req;
+
+    if (sub < 4 || sub >= 7) {
+        for (unsigned t = sub < 4 ? sub + 1 : 16; t > 0; t--)
+            zk_zab_tick(p->z);
+    } else if (sub == 4) {
+        int rc = zk_zab_propose(p->z, (const uint8_t *)"write", 5, &req);
+        FZ_CHECK(rc == 0 || rc == ZK_ENOTREADY || rc == -EAGAIN);
+    } else if (sub == 5) {
+        zk_zab_heard(p->z, p->id);
+    } else {
+        zk_zab_session_renew(p->z);
+    }
+    core_drain(p->z);
+}
+
 static void run_commands(struct peer *peers, struct fz *f)
 {
     size_t len;
@@ -249,9 +271,7 @@ static void run_commands(struct peer *peers, struct fz *f)
         if (p->dead)
             continue;
         if (cmd % 4 == 0) {
-            for (int t = cmd >> 2 & 15; t >= 0; t--)
-                zk_zab_tick(p->z);
-            core_drain(p->z);
+            local(p, cmd >> 2 & 15);
         } else if (cmd % 4 == 1) {
             send_built(p, f);
         } else {
@@ -313,7 +333,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (getenv("ZK_FUZZ_LOG")) {
         struct zk_zab_status st;
         zk_zab_status(z, &st);
-        fprintf(stderr, "fuzz_peer: %s epoch %llu commit %#llx; dead:%d%d%d%d\n",
+        fprintf(stderr, "fuzz_peer: %s epoch %llu commit %#llx; "
+                "dead:%d%d%d%d\n",
                 zk_zab_role_name(st.role), (unsigned long long)st.epoch,
                 (unsigned long long)st.commit_zxid, p[0].dead, p[1].dead,
                 p[2].dead, p[3].dead);

@@ -49,7 +49,7 @@ static void put_text(const char *target, const char *name, const char *s)
     put(target, name, s, strlen(s), NULL, 0);
 }
 
-/* ---- fuzz_txn ------------------------------------------------------------ */
+/* ---- fuzz_txn ----------------------------------------------------------- */
 
 static void txn_seed(const char *name, struct zk_op *ops, uint32_t n)
 {
@@ -106,7 +106,7 @@ static void seeds_txn(void)
     txn_seed("multi", ops, 10);
 }
 
-/* ---- fuzz_peer: what member 2 hears in a real exchange ------------------- */
+/* ---- fuzz_peer: what member 2 hears in a real exchange ------------------ */
 
 #define PEERS 4
 #define CORES 3
@@ -185,21 +185,25 @@ static void record_msg(struct rec *r, uint32_t from, const uint8_t *b,
     rec_add(r, &step, 1);
 }
 
-/* Runs members 1..3 on a perfect network for `ticks` ticks, writes
- * `writes` proposals at whoever leads, and records what member 2 gets. */
-static void peer_run(const char *name, int ticks, int writes, size_t skip)
+/* Runs members 1..3 (those in the bit mask `up`) on a perfect network for
+ * `ticks` ticks, writes `writes` proposals at whoever leads, and records
+ * what member 2 gets and does (fuzz_peer's command 0, sub 4: propose). */
+static void peer_run(const char *name, int ticks, int writes, size_t skip,
+                     unsigned up)
 {
     static struct wire w[4096], next[4096];
     struct zk_zab *z[CORES + 1];
     struct rec r = {0};
     size_t nw = 0, nn, msgs = 0;
-    uint8_t mode = 0, tick = 0;
+    uint8_t mode = 0, tick = 0, propose = 4 << 2;
 
     rec_add(&r, &mode, 1);
     for (uint32_t i = 1; i <= CORES; i++)
         z[i] = core(i);
     for (int t = 0; t < ticks; t++) {
         for (uint32_t i = 1; i <= CORES; i++) {
+            if (!(up >> i & 1))
+                continue;
             zk_zab_tick(z[i]);
             drain(z[i], w, &nw, ZK_ARRAY_LEN(w));
         }
@@ -210,6 +214,7 @@ static void peer_run(const char *name, int ticks, int writes, size_t skip)
                 struct zk_zab_msg m;
                 struct zk_zab_entry ents[ZK_ZAB_MSG_ENTRIES_MAX];
                 if (w[k].to >= 1 && w[k].to <= CORES &&
+                    (up >> w[k].to & 1) &&
                     zk_zab_msg_decode(w[k].buf, w[k].len, &m, ents,
                                       ZK_ARRAY_LEN(ents)) == 0) {
                     if (w[k].to == 2 && msgs++ >= skip &&
@@ -227,9 +232,14 @@ static void peer_run(const char *name, int ticks, int writes, size_t skip)
             struct zk_zab_status st;
             uint64_t req;
             zk_zab_status(z[i], &st);
-            if (st.role == ZK_ZAB_LEADING && st.established && writes > 0 &&
-                zk_zab_propose(z[i], (const uint8_t *)"write", 5, &req) == 0)
+            if (!(up >> i & 1) || st.role != ZK_ZAB_LEADING ||
+                !st.established || writes <= 0)
+                continue;
+            if (i == 2)
+                rec_add(&r, &propose, 1);
+            if (zk_zab_propose(z[i], (const uint8_t *)"write", 5, &req) == 0)
                 writes--;
+            drain(z[i], w, &nw, ZK_ARRAY_LEN(w));
         }
     }
     for (size_t k = 0; k < nw; k++)
@@ -256,14 +266,15 @@ static void seeds_peer(void)
     static const uint8_t raw[] = {1, 0x5a, 0x4b, 0x46, 0x52, 1, 1, 0, 0, 0,
                                   0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 1};
 
-    peer_run("elect", 30, 0, 0);
-    peer_run("broadcast", 40, 6, 0);
-    peer_run("late", 60, 12, 12);
+    peer_run("elect", 30, 0, 0, 0xe);
+    peer_run("broadcast", 40, 6, 0, 0xe);
+    peer_run("late", 60, 12, 12, 0xe);
+    peer_run("lead", 40, 6, 0, 0x6);    /* 3 is down: 2 leads */
     put("peer", "built-votes", votes, sizeof(votes), NULL, 0);
     put("peer", "raw-hello", raw, sizeof(raw), NULL, 0);
 }
 
-/* ---- fuzz_config, fuzz_ctl, fuzz_cli_txn ---------------------------------- */
+/* ---- fuzz_config, fuzz_ctl, fuzz_cli_txn -------------------------------- */
 
 /* The first byte picks fuzz_config's overrides (bits: id 0..3, --data). */
 static void cfg_seed(const char *name, uint8_t args, const char *text)
@@ -346,7 +357,7 @@ static void seeds_cli_txn(void)
     put_text("cli_txn", "rm-extra", "rm /a trailing\n");
 }
 
-/* ---- fuzz_snap ------------------------------------------------------------ */
+/* ---- fuzz_snap ---------------------------------------------------------- */
 
 static void snap_frame(struct rec *r, uint8_t kind, const uint8_t *p,
                        size_t len)
@@ -389,7 +400,7 @@ static void seeds_snap(void)
     put("snap", "flipped", &three, 1, content, len);
 }
 
-/* ---- fuzz_logrec ----------------------------------------------------------- */
+/* ---- fuzz_logrec -------------------------------------------------------- */
 
 static void seeds_logrec(void)
 {
