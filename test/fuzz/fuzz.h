@@ -42,6 +42,13 @@ uint32_t fz_u32(struct fz *f);
  * what was actually taken; the pointer is into the input. */
 const uint8_t *fz_bytes(struct fz *f, size_t max, size_t *len);
 
+/* A consensus core for member id of fuzz_peer's ensemble: members 1..5,
+ * 4 and 5 observers, small limits, a seed fixed per member. The seed
+ * generator and fuzz_peer must build member 2 exactly alike, or the seeds
+ * (what member 2 hears) would not replay. */
+struct zk_zab;
+struct zk_zab *fz_core(uint32_t id);
+
 /* A fresh directory under $TMPDIR (or /tmp), removed at exit. Exits the
  * process if it cannot be made. */
 const char *fz_tmpdir(const char *tag);

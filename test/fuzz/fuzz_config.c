@@ -10,7 +10,7 @@
  * (not an id). Byte 0 picks the command-line overrides (--id, --data).
  *
  * Checks on every configuration accepted: what config.c promises at its
- * top — at least one voter, unique ids and host:port pairs, numbers in
+ * top: at least one voter, unique ids and host:port pairs, numbers in
  * range, the own id among the servers, a secret with more than one server.
  */
 #include "fuzz.h"

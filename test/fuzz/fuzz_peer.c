@@ -76,24 +76,6 @@ static void feed_raw(struct fz *f)
 
 /* ---- the core ---------------------------------------------------------- */
 
-static struct zk_zab *core_new(void)
-{
-    struct zk_zab_config cfg = {.id = ME, .n_members = 5,
-        .init_limit_ticks = 10, .sync_limit_ticks = 5,
-        .session_timeout_ticks = 20, .incarnation = 1, .counter_max = 64,
-        .seed = 42};
-    struct zk_zab_restore st;
-    struct zk_zab *z;
-
-    memset(&st, 0, sizeof(st));
-    for (uint32_t i = 0; i < 5; i++) {
-        cfg.members[i].id = i + 1;
-        cfg.members[i].observer = i >= 3;
-    }
-    FZ_CHECK(zk_zab_create(&cfg, &st, &z) == 0);
-    return z;
-}
-
 /* Plays the embedder: every Ready is "persisted", its messages encoded. */
 static void core_drain(struct zk_zab *z)
 {
@@ -322,7 +304,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         feed_raw(&f);
         return 0;
     }
-    z = core_new();
+    z = fz_core(ME);
     core_drain(z);
     for (int i = 0; i < PEERS; i++) {
         p[i].id = ids[i];

@@ -128,24 +128,6 @@ static void rec_add(struct rec *r, const void *p, size_t n)
     r->len += n;
 }
 
-static struct zk_zab *core(uint32_t id)
-{
-    struct zk_zab_config cfg = {.id = id, .n_members = 5,
-        .init_limit_ticks = 10, .sync_limit_ticks = 5,
-        .session_timeout_ticks = 20, .incarnation = 1, .counter_max = 64,
-        .seed = id == 2 ? 42 : 1000 + id};
-    struct zk_zab_restore st;
-    struct zk_zab *z;
-
-    memset(&st, 0, sizeof(st));
-    for (uint32_t i = 0; i < 5; i++) {
-        cfg.members[i].id = i + 1;
-        cfg.members[i].observer = i >= 3;
-    }
-    FZ_CHECK(zk_zab_create(&cfg, &st, &z) == 0);
-    return z;
-}
-
 struct wire {
     uint32_t to;
     uint8_t *buf;
@@ -199,7 +181,7 @@ static void peer_run(const char *name, int ticks, int writes, size_t skip,
 
     rec_add(&r, &mode, 1);
     for (uint32_t i = 1; i <= CORES; i++)
-        z[i] = core(i);
+        z[i] = fz_core(i);
     for (int t = 0; t < ticks; t++) {
         for (uint32_t i = 1; i <= CORES; i++) {
             if (!(up >> i & 1))

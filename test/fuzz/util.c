@@ -6,6 +6,7 @@
  */
 #include "fuzz.h"
 #include "zk_common.h"
+#include "zk_zab.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -99,4 +100,22 @@ const char *fz_tmpdir(const char *tag)
     }
     atexit(tmp_remove);
     return tmp_path;
+}
+
+struct zk_zab *fz_core(uint32_t id)
+{
+    struct zk_zab_config cfg = {.id = id, .n_members = 5,
+        .init_limit_ticks = 10, .sync_limit_ticks = 5,
+        .session_timeout_ticks = 20, .incarnation = 1, .counter_max = 64,
+        .seed = id == 2 ? 42 : 1000 + id};
+    struct zk_zab_restore st;
+    struct zk_zab *z;
+
+    memset(&st, 0, sizeof(st));
+    for (uint32_t i = 0; i < 5; i++) {
+        cfg.members[i].id = i + 1;
+        cfg.members[i].observer = i >= 3;
+    }
+    FZ_CHECK(zk_zab_create(&cfg, &st, &z) == 0);
+    return z;
 }
