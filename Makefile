@@ -8,6 +8,8 @@
 #                   must each be caught by the simulator or the unit tests
 #   make SAN=asan   the same targets built with ASan+UBSan into build-asan/
 #   make SAN=tsan   ... with TSan into build-tsan/
+#   make fuzz       libFuzzer targets (test/fuzz/fuzz_*.c) built with clang,
+#                   ASan and UBSan into build-fuzz/ (scripts/fuzz.sh runs them)
 #
 # The consensus core (replica/zab*.c, replica/common.c) is compiled against
 # "poison" copies of the libuv, LMDB and FUSE headers that stop the build with
@@ -59,7 +61,8 @@ BENCH_BINS   := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 POISON_HDRS  := lmdb.h uv.h fuse.h fuse_lowlevel.h fuse3/fuse.h fuse3/fuse_lowlevel.h
 POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 
-.PHONY: all check run sim mutate deps deps-tests unit integration bench clean
+.PHONY: all check run sim mutate deps deps-tests unit integration bench clean \
+        fuzz fuzz-seeds
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz
 
 deps:
@@ -141,7 +144,55 @@ $(B)/test/fsfuzz: test/fuzz/fsfuzz.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -o $@ $<
 
+# --- coverage-guided fuzzing (clang's libFuzzer) -----------------------------
+# Every library object is compiled again with clang's coverage
+# instrumentation (fuzzer-no-link) and the sanitizers; each target links
+# its own LLVMFuzzerTestOneInput with libFuzzer's main. The core's poison
+# headers are not needed here: the plain build already proves the boundary.
+
+FUZZ_CC     ?= clang
+FB          := build-fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -O1 -g \
+              $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -MMD -MP \
+              $(PKG_CFLAGS)
+FUZZ_SRCS   := $(sort $(wildcard test/fuzz/fuzz_*.c))
+FUZZ_BINS   := $(FUZZ_SRCS:test/fuzz/%.c=$(FB)/%)
+FUZZ_LIB_OBJS := $(patsubst $(B)/obj/%,$(FB)/obj/%,\
+                 $(filter-out $(B)/obj/replica/log.o,$(LIB_OBJS)))
+
+fuzz: $(FUZZ_BINS)
+
+.SECONDARY: $(FUZZ_SRCS:%.c=$(FB)/obj/%.o) $(FB)/obj/test/fuzz/util.o
+
+$(FB)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Istore -Ireplica -Ifs -c $< -o $@
+
+$(FB)/libzk.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FB)/fuzz_%: $(FB)/obj/test/fuzz/fuzz_%.o $(FB)/obj/test/fuzz/util.o \
+              $(FB)/libzk.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+# The seed corpora in test/fuzz/corpus/ come from the encoders.
+$(FB)/mkseeds: $(FB)/obj/test/fuzz/mkseeds.o $(FB)/obj/test/fuzz/util.o \
+               $(FB)/libzk.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz-seeds: $(FB)/mkseeds $(FB)/fuzz_store
+	$(FB)/mkseeds test/fuzz/corpus
+	@mkdir -p test/fuzz/corpus/store
+	ZK_FUZZ_STORE_SEEDS=test/fuzz/corpus/store $(FB)/fuzz_store -runs=0 \
+	    2>/dev/null
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz fuzz-seeds build-fuzz/%,$(MAKECMDGOALS)),)
+-include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
+endif

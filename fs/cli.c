@@ -1254,15 +1254,6 @@ int zk__cli_umount(int argc, char **argv)
 
 /* ======================== txn =========================================== */
 
-/* One line of `zkfs txn` input. arg and data point into the input buffer. */
-struct txn_op {
-    struct zk_op op;
-    const char *name;   /* the operation's word: create, set, rm, check */
-    char *arg;          /* PATH as written */
-    char *znode;        /* malloc'd znode path */
-    int line;
-};
-
 /* Returns the next blank-separated word of *pp (NUL-terminated in place)
  * and leaves *pp just past the one separator that ended it. */
 static char *next_word(char **pp)
@@ -1284,7 +1275,7 @@ static char *next_word(char **pp)
 }
 
 /* Parses one option word of a txn line; returns NULL or why not. */
-static const char *txn_option(struct txn_op *o, char *w, char **pp,
+static const char *txn_option(struct zk__cli_txn_op *o, char *w, char **pp,
                               int *has_v)
 {
     static char why[64];
@@ -1316,7 +1307,7 @@ unknown:
 
 /* Parses one non-blank line into o. Returns NULL or the reason it is
  * malformed. */
-static const char *txn_parse(char *line, struct txn_op *o)
+static const char *txn_parse(char *line, struct zk__cli_txn_op *o)
 {
     static const struct { const char *name; uint8_t type; } kinds[] = {
         {"create", ZK_OP_CREATE}, {"set", ZK_OP_SET_DATA},
@@ -1352,14 +1343,15 @@ static const char *txn_parse(char *line, struct txn_op *o)
     return NULL;
 }
 
-/* Splits the input into lines and parses them. Returns -1 to go on or an
- * exit status. */
-static int txn_read(char *in, struct txn_op *ops, uint32_t *nops)
+int zk__cli_txn_parse(char *in, struct zk__cli_txn_op *ops, uint32_t *nops,
+                      int *line_out, const char **why_out)
 {
+    static char many[64];
     char *line;
     int lineno = 0;
     uint32_t n = 0;
 
+    *line_out = 0;
     for (char *p = in; (line = strsep(&p, "\n")) != NULL; ) {
         lineno++;
         size_t len = strlen(line);
@@ -1368,20 +1360,40 @@ static int txn_read(char *in, struct txn_op *ops, uint32_t *nops)
         const char *s = line + strspn(line, " \t");
         if (*s == '\0' || *s == '#')
             continue;
-        if (n == ZK_TXN_OPS_MAX)
-            return zk__cli_usage_error("txn", "line %d: more than %d "
-                                       "operations", lineno, ZK_TXN_OPS_MAX);
+        *line_out = lineno;
+        if (n == ZK_TXN_OPS_MAX) {
+            snprintf(many, sizeof(many), "more than %d operations",
+                     ZK_TXN_OPS_MAX);
+            *why_out = many;
+            return -EINVAL;
+        }
         memset(&ops[n], 0, sizeof(ops[n]));
         ops[n].line = lineno;
-        const char *why = txn_parse(line, &ops[n]);
-        if (why != NULL)
-            return zk__cli_usage_error("txn", "line %d: %s", lineno, why);
+        if ((*why_out = txn_parse(line, &ops[n])) != NULL)
+            return -EINVAL;
         n++;
     }
-    if (n == 0)
-        return zk__cli_usage_error("txn", "no operations on standard input");
+    *line_out = 0;
+    if (n == 0) {
+        *why_out = "no operations on standard input";
+        return -EINVAL;
+    }
     *nops = n;
-    return -1;
+    return 0;
+}
+
+/* zk__cli_txn_parse with its error reported. Returns -1 to go on or an
+ * exit status. */
+static int txn_read(char *in, struct zk__cli_txn_op *ops, uint32_t *nops)
+{
+    const char *why;
+    int line;
+
+    if (zk__cli_txn_parse(in, ops, nops, &line, &why) == 0)
+        return -1;
+    if (line)
+        return zk__cli_usage_error("txn", "line %d: %s", line, why);
+    return zk__cli_usage_error("txn", "%s", why);
 }
 
 /* Turns each op's PATH into a znode path: a path inside a zkfs mount
@@ -1389,7 +1401,7 @@ static int txn_read(char *in, struct txn_op *ops, uint32_t *nops)
  * absolute path is a znode path. All must name the same mount, which is
  * where's, else the first filesystem path's, else the current
  * directory's. Returns -1 to go on or an exit status. */
-static int txn_resolve(struct txn_op *ops, uint32_t n, const char *where,
+static int txn_resolve(struct zk__cli_txn_op *ops, uint32_t n, const char *where,
                        char *mnt)
 {
     struct zk_cli_target t;
@@ -1428,7 +1440,7 @@ static int txn_resolve(struct txn_op *ops, uint32_t n, const char *where,
 }
 
 /* Fills what the daemon would otherwise take from the caller. */
-static void txn_fill(struct txn_op *ops, uint32_t n)
+static void txn_fill(struct zk__cli_txn_op *ops, uint32_t n)
 {
     mode_t mask = umask(022);
 
@@ -1445,7 +1457,7 @@ static void txn_fill(struct txn_op *ops, uint32_t n)
 /* Prints one line per op from the response body ("<errno>\t<path>"):
  * "ok", the op's error, or, when another op refused the transaction,
  * "not applied". Returns the index of the first failed op, or -1. */
-static int txn_report(const struct txn_op *ops, uint32_t n, const char *mnt,
+static int txn_report(const struct zk__cli_txn_op *ops, uint32_t n, const char *mnt,
                       char *body, int refused, int *first_err)
 {
     char *p = body, *line;
@@ -1483,7 +1495,7 @@ static int body_has_error(const char *body)
 }
 
 /* Encodes the ops, sends them as one "txn" request and reports. */
-static int txn_send(struct txn_op *ops, uint32_t n, const char *mnt)
+static int txn_send(struct zk__cli_txn_op *ops, uint32_t n, const char *mnt)
 {
     struct zk_op *zops = calloc(n, sizeof(*zops));
     struct zk_txn txn = {0, n, zops};
@@ -1529,7 +1541,7 @@ static int txn_send(struct txn_op *ops, uint32_t n, const char *mnt)
 
 int zk__cli_txn(int argc, char **argv)
 {
-    struct txn_op *ops = NULL;
+    struct zk__cli_txn_op *ops = NULL;
     uint32_t n = 0;
     char *in = NULL, mnt[PATH_MAX];
     size_t len;

@@ -56,6 +56,24 @@ int zk__ctl_call(int fd, const char *hdr, const void *payload, size_t len,
                  struct zk_ctl_resp *out);
 void zk__ctl_resp_free(struct zk_ctl_resp *r);
 
+/* One line of `zkfs txn` input. arg and data point into the input buffer. */
+struct zk__cli_txn_op {
+    struct zk_op op;
+    const char *name;   /* the operation's word: create, set, rm, check */
+    char *arg;          /* PATH as written */
+    char *znode;        /* malloc'd znode path (zkfs txn sets it later) */
+    int line;
+};
+
+/* Parses `zkfs txn` input: in is NUL-terminated and cut into words in
+ * place (ops point into it); ops has room for ZK_TXN_OPS_MAX. On success
+ * returns 0 with the ops and *nops (at least 1). Otherwise -EINVAL with
+ * *line_out (the line at fault, 0 for the input as a whole) and *why_out
+ * (a static string). op.path is not set: PATH must still be resolved
+ * (arg). Pure; not thread-safe (why_out may point to a static buffer). */
+int zk__cli_txn_parse(char *in, struct zk__cli_txn_op *ops, uint32_t *nops,
+                      int *line_out, const char **why_out);
+
 /* Finds the mount of type fuse.zkfs holding path (a filesystem path,
  * relative to the current directory or absolute, that may name something
  * not yet existing) and the znode path it names. *out written only on

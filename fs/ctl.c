@@ -13,6 +13,7 @@
  * "e", or any file in an "ephemeral" directory) are held by it and
  * deleted when it is released.
  */
+#include "ctl_parse.h"
 #include "fs_int.h"
 
 #include <errno.h>
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define CTL_FIELDS_MAX  4
 #define CTL_BODY_MAX    ZK_CTL_RESP_MAX
 
 struct ctl {
@@ -216,16 +216,6 @@ static int may_write_node(struct ctl *c, const char *path, int must_exist)
     return rc ? rc : zk__fs_may(&c->cred, &st, 2);
 }
 
-static int parse_version(const char *s, int32_t *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < -1 || v > INT32_MAX)
-        return -EINVAL;
-    *out = (int32_t)v;
-    return 0;
-}
-
 static void fill_create(struct ctl *c, struct zk_op *op, const char *owner)
 {
     op->mode = (op->flags & ZK_CREATE_DIR) ? 0755 : 0644;
@@ -252,42 +242,22 @@ static void create_done(void *arg, int err, const struct zk_apply_result *res)
     ctl_respondf(c, 0, "%s\n", res->ops[0].path);
 }
 
-static int parse_create_flags(const char *s, uint32_t *out)
-{
-    uint32_t f = 0;
-    if (strcmp(s, "-") != 0)
-        for (; *s; s++) {
-            if (*s == 'e') f |= ZK_CREATE_EPHEMERAL;
-            else if (*s == 's') f |= ZK_CREATE_SEQUENTIAL;
-            else if (*s == 'd') f |= ZK_CREATE_DIR;
-            else return -EINVAL;
-        }
-    if ((f & ZK_CREATE_EPHEMERAL) && (f & ZK_CREATE_DIR))
-        return -EINVAL;         /* ephemerals have no children */
-    *out = f;
-    return 0;
-}
-
-static int req_create(struct ctl *c, char **f, const uint8_t *data,
-                      size_t len)
+static int req_create(struct ctl *c, const struct zk__ctl_req *r)
 {
     char owner[ZK_OWNER_MAX];
-    struct zk_op op = {.type = ZK_OP_CREATE, .version = -1};
-    int rc = parse_create_flags(f[1], &op.flags);
-    if (rc == 0 && len > ZK_DATA_MAX)
-        rc = -EFBIG;
-    if (rc == 0)
-        rc = may_change_entry(c, f[2], 1);
+    struct zk_op op = {.type = ZK_OP_CREATE, .version = -1,
+                       .flags = r->flags};
+    int rc = may_change_entry(c, r->path, 1);
     if (rc)
         return rc;
     zk__fs_caller_owner(c->fs, c->cred.pid, owner, sizeof(owner));
     fill_create(c, &op, owner);
     if ((op.flags & ZK_CREATE_EPHEMERAL) && op.session == 0)
         return ZK_ENOTREADY;    /* no session: no quorum yet */
-    op.path = f[2];
-    op.path_len = (uint32_t)strlen(f[2]);
-    op.data = data;
-    op.data_len = (uint32_t)len;
+    op.path = r->path;
+    op.path_len = (uint32_t)strlen(r->path);
+    op.data = r->payload;
+    op.data_len = (uint32_t)r->payload_len;
     return zk__fs_propose1(c->fs, &op, create_done, c);
 }
 
@@ -306,32 +276,30 @@ static void plain_done(void *arg, int err, const struct zk_apply_result *res)
     ctl_respond(arg, zk__fs_result_err(err, res), NULL, "", 0);
 }
 
-static int req_set_rm(struct ctl *c, char **f, const uint8_t *data,
-                      size_t len, int is_rm)
+static int req_set_rm(struct ctl *c, const struct zk__ctl_req *r)
 {
-    struct zk_op op = {.type = is_rm ? ZK_OP_DELETE : ZK_OP_SET_DATA};
-    int rc = parse_version(f[1], &op.version);
-    if (rc == 0 && len > ZK_DATA_MAX)
-        rc = -EFBIG;
-    if (rc == 0)
-        rc = is_rm ? may_change_entry(c, f[2], 1) : may_write_node(c, f[2], 1);
+    int is_rm = r->op == ZK__CTL_RM;
+    struct zk_op op = {.type = is_rm ? ZK_OP_DELETE : ZK_OP_SET_DATA,
+                       .version = r->version};
+    int rc = is_rm ? may_change_entry(c, r->path, 1)
+                   : may_write_node(c, r->path, 1);
     if (rc)
         return rc;
-    op.path = f[2];
-    op.path_len = (uint32_t)strlen(f[2]);
+    op.path = r->path;
+    op.path_len = (uint32_t)strlen(r->path);
     if (!is_rm) {
-        op.data = data;
-        op.data_len = (uint32_t)len;
+        op.data = r->payload;
+        op.data_len = (uint32_t)r->payload_len;
     }
     return zk__fs_propose1(c->fs, &op, is_rm ? plain_done : stat_done, c);
 }
 
-static int req_stat(struct ctl *c, char **f)
+static int req_stat(struct ctl *c, const char *path)
 {
     struct zk_stat st;
-    int rc = zk_path_check(f[1], strlen(f[1]));
+    int rc = zk_path_check(path, strlen(path));
     if (rc == 0)
-        rc = zk_store_resolve(c->fs->store, f[1], &st);
+        rc = zk_store_resolve(c->fs->store, path, &st);
     if (rc)
         return rc;
     respond_stat(c, st.ino);
@@ -549,34 +517,25 @@ static int req_umount(struct ctl *c)
  * now or from a done callback. */
 static void ctl_dispatch(struct ctl *c)
 {
-    uint32_t n = zk_get_be32(c->req);
-    char *hdr = (char *)c->req + 4;
-    char *nl = memchr(hdr, '\n', n);
-    char *f[CTL_FIELDS_MAX] = {0};
-    int nf = 0, rc;
+    struct zk__ctl_req r;
+    const char *why;
+    int rc = zk__ctl_parse(c->req, c->req_len, &r, &why);
 
     c->busy = 1;
-    if (!nl) {
-        ctl_respond(c, -EINVAL, "no header line", "", 0);
+    if (rc) {
+        ctl_respond(c, rc, why, "", 0);
         return;
     }
-    *nl = '\0';
-    const uint8_t *pl = (const uint8_t *)nl + 1;
-    size_t plen = n - (size_t)(pl - (const uint8_t *)hdr);
-    char *save = NULL;
-    for (char *t = strtok_r(hdr, "\t", &save); t && nf < CTL_FIELDS_MAX;
-         t = strtok_r(NULL, "\t", &save))
-        f[nf++] = t;
-    const char *op = nf ? f[0] : "";
-    if (!strcmp(op, "create") && nf == 3) rc = req_create(c, f, pl, plen);
-    else if (!strcmp(op, "set") && nf == 3) rc = req_set_rm(c, f, pl, plen, 0);
-    else if (!strcmp(op, "rm") && nf == 3) rc = req_set_rm(c, f, pl, plen, 1);
-    else if (!strcmp(op, "stat") && nf == 2) rc = req_stat(c, f);
-    else if (!strcmp(op, "sync") && nf >= 1) rc = req_sync(c);
-    else if (!strcmp(op, "txn")) rc = req_txn(c, pl, plen);
-    else if (!strcmp(op, "status")) rc = req_status(c);
-    else if (!strcmp(op, "umount")) rc = req_umount(c);
-    else rc = -EINVAL;
+    switch (r.op) {
+    case ZK__CTL_CREATE: rc = req_create(c, &r); break;
+    case ZK__CTL_SET:
+    case ZK__CTL_RM: rc = req_set_rm(c, &r); break;
+    case ZK__CTL_STAT: rc = req_stat(c, r.path); break;
+    case ZK__CTL_SYNC: rc = req_sync(c); break;
+    case ZK__CTL_TXN: rc = req_txn(c, r.payload, r.payload_len); break;
+    case ZK__CTL_STATUS: rc = req_status(c); break;
+    case ZK__CTL_UMOUNT: rc = req_umount(c); break;
+    }
     if (rc)
         ctl_respond(c, rc, NULL, "", 0);
 }
@@ -630,14 +589,12 @@ void zk__fs_ctl_write(fuse_req_t req, const char *buf, size_t size,
     }
     memcpy(c->req + c->req_len, buf, size);
     c->req_len += size;
-    uint32_t n = c->req_len >= 4 ? zk_get_be32(c->req) : 0;
-    if (c->req_len >= 4 && (n == 0 || n > ZK_CTL_REQ_MAX ||
-                            c->req_len > 4 + (size_t)n)) {
+    int complete = zk__ctl_gathered(c->req, c->req_len);
+    if (complete < 0) {
         c->req_len = 0;
         fuse_reply_err(req, EINVAL);
         return;
     }
-    int complete = c->req_len >= 4 && c->req_len == 4 + (size_t)n;
     if (complete)
         zk__fs_cred_from_req(req, &c->cred);
     fuse_reply_write(req, size);

@@ -139,7 +139,8 @@ size_t zk_zab_msg_encoded_size(const struct zk_zab_msg *m);
 
 /* Encodes m (big-endian, versioned) into buf[0..cap). On success stores
  * the length in *len_out. Errors: -ENOBUFS if cap is too small, -EINVAL if
- * m breaks a limit (too many entries or sessions, payload too large). */
+ * m breaks a limit (too many entries or sessions, payload too large, an
+ * entry of an unknown type). */
 int zk_zab_msg_encode(const struct zk_zab_msg *m, uint8_t *buf, size_t cap,
                       size_t *len_out);
 
@@ -201,8 +202,9 @@ struct zk_zab_restore {
 struct zk_zab;
 
 /* Creates a core. cfg and st are copied. Errors: -EINVAL (bad config,
- * own id missing, unordered restore entries), -ENOMEM. *out is written
- * only on success; free it with zk_zab_destroy(). */
+ * own id missing, unordered restore entries or one of an unknown type),
+ * -ENOMEM. *out is written only on success; free it with
+ * zk_zab_destroy(). */
 int zk_zab_create(const struct zk_zab_config *cfg,
                   const struct zk_zab_restore *st, struct zk_zab **out);
 

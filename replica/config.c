@@ -142,7 +142,10 @@ static int read_small(const char *path, uint8_t *buf, size_t cap,
     uint8_t extra;
     int rc = 0;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a named pipe for reading would otherwise wait
+     * for a writer, and the daemon would hang before saying anything.
+     * (Reads of a regular file ignore it.) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return -errno;
     if (fstat(fd, &st) < 0) {

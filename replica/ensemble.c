@@ -53,6 +53,7 @@
  * struct snap_tx (under its mutex) and its pinned store snapshot.
  */
 #include "ensemble_int.h"
+#include "snap_rx.h"
 #include "zk_common.h"
 #include "zk_config.h"
 #include "zk_frame.h"
@@ -86,13 +87,12 @@
 #define ENS_FRAME_SNAP        3           /* zstd bytes of a snapshot      */
 #define ENS_FRAME_SNAP_END    4           /* its end (ENS_SNAP_END_LEN)    */
 #define ENS_FRAME_SNAP_BEGIN  5           /* its start (ENS_SNAP_BEGIN_LEN) */
-#define ENS_SNAP_MAGIC        0x5a4b535au /* "ZKSZ": BEGIN's first bytes   */
-#define ENS_SNAP_VERSION      1           /* snapshot stream format         */
-#define ENS_SNAP_CODEC_ZSTD   1
-#define ENS_SNAP_BEGIN_LEN    24          /* magic ver codec 0 0 zxid total */
-#define ENS_SNAP_END_LEN      28          /* zxid raw wire crc32            */
-#define ENS_SNAP_BYTES_MAX    (1ull << 40) /* a received snapshot's size   */
-#define ENS_SNAP_IO_BYTES     (1u << 20)  /* temp file write/read unit     */
+#define ENS_SNAP_MAGIC        ZK__SNAP_MAGIC /* the format: snap_rx.h      */
+#define ENS_SNAP_VERSION      ZK__SNAP_VERSION
+#define ENS_SNAP_CODEC_ZSTD   ZK__SNAP_CODEC_ZSTD
+#define ENS_SNAP_BEGIN_LEN    ZK__SNAP_BEGIN_LEN
+#define ENS_SNAP_END_LEN      ZK__SNAP_END_LEN
+#define ENS_SNAP_IO_BYTES     ZK__SNAP_IO_BYTES /* temp file read unit    */
 #define ENS_SNAP_CHUNK        (256u << 10) /* compressed bytes per frame   */
 #define ENS_SNAP_QUEUE_MAX    (4u << 20)  /* made, waiting for the loop    */
 #define ENS_SNAP_INFLIGHT_MAX (4u << 20)  /* unsent on the connection      */
@@ -116,23 +116,6 @@ struct prop {
     uint64_t deadline_ms;         /* uv_now() after which: ZK_ENOTREADY    */
     zk_replica_done_cb cb;
     void *arg;
-};
-
-/* A snapshot stream received after a SNAP message: decompressed as it
- * arrives into an unnamed temporary file in the data directory (so memory
- * stays bounded whatever its size), read back by the worker to install. */
-struct snap {
-    int fd;                       /* -1 until BEGIN                      */
-    uint8_t *obuf;                /* ENS_SNAP_IO_BYTES of zstd output    */
-    uint64_t len;                 /* bytes in the file                   */
-    uint64_t zxid;
-    uint64_t sessions[ZK_ZAB_MEMBERS_MAX];  /* the SNAP's session table */
-    ZSTD_DCtx *dctx;              /* after BEGIN, until END              */
-    int begun, frame_done;        /* frame_done: zstd frame complete     */
-    uint64_t total, wire;         /* announced size; compressed bytes    */
-    uint32_t crc;                 /* crc32 of buf[0..len)                */
-    uint64_t start_ms, log_ms;
-    unsigned log_pct;
 };
 
 /* A Zab message encoded and held while a snapshot streams on its
@@ -205,7 +188,7 @@ struct conn {
     uint64_t born_ms;             /* uv_now() at creation                 */
     size_t queued_bytes;
     uint8_t *frag;                /* fragments of a message so far        */
-    struct snap *snap;            /* stream after a SNAP, until its end    */
+    struct zk__snap_rx *snap;     /* stream after a SNAP, until its end    */
     struct zk_zab_msg snap_msg;   /* that SNAP, stepped at the end         */
     struct snap_tx *stx;          /* snapshot streaming out on it          */
     struct held *held, *held_tail; /* messages waiting for its end        */
@@ -263,11 +246,11 @@ struct zk__ens {
     uint64_t w_applied;           /* worker: store's last applied zxid     */
     uint64_t w_time_ms;           /* worker: time of the last WRITE        */
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* worker, like the core's  */
-    struct snap *snap_pending;    /* loop: complete, its SNAP stepped      */
+    struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */
     struct snap_tx *stxs;         /* loop: snapshot senders                */
     char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */
     uint64_t snaps_sent, snaps_installed, snaps_rejected;   /* loop */
-    struct snap *job_snap;        /* the Ready's INSTALL reads it (worker) */
+    struct zk__snap_rx *job_snap; /* the Ready's INSTALL reads it (worker) */
     /* Session lease (loop): the core's contact_tick last seen, when it
      * last changed (uv_now), and after how long without contact this
      * replica gives its session up (before the leader can expire it). */
@@ -289,17 +272,6 @@ static int snap_fault;
 void zk__ens_test_snap_fault(int fault)
 {
     __atomic_store_n(&snap_fault, fault, __ATOMIC_RELAXED);
-}
-
-static void snap_free(struct snap *sn)
-{
-    if (sn) {
-        if (sn->fd >= 0)
-            close(sn->fd);
-        free(sn->obuf);
-        ZSTD_freeDCtx(sn->dctx);
-    }
-    free(sn);
 }
 
 /* ------------------------------------------------------------------ */
@@ -324,7 +296,7 @@ static struct peer *peer_by_id(struct zk__ens *e, uint32_t id)
 
 /* Envelope of a logged entry: magic, version, type u32, origin u32,
  * req_id u64 (big-endian), then the payload. Returns a malloc'd buffer. */
-static uint8_t *env_encode(const struct zk_zab_entry *en, size_t *len_out)
+uint8_t *zk__ens_env_encode(const struct zk_zab_entry *en, size_t *len_out)
 {
     uint8_t *b = malloc(ENS_ENV_HDR + (size_t)en->len);
     if (!b)
@@ -340,15 +312,19 @@ static uint8_t *env_encode(const struct zk_zab_entry *en, size_t *len_out)
     return b;
 }
 
-/* Decodes an envelope; en->data points into buf. */
-static int env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
-                      struct zk_zab_entry *en)
+int zk__ens_env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
+                       struct zk_zab_entry *en)
 {
     if (len < ENS_ENV_HDR || buf[0] != ENS_ENV_MAGIC ||
         buf[1] != ENS_ENV_VERSION || len - ENS_ENV_HDR > ZK_ZAB_PAYLOAD_MAX)
         return ZK_ECORRUPT;
+    /* An unknown type would be applied as a session close here and, sent
+     * in a DIFF, refused by every follower's decoder again and again. */
+    uint32_t type = zk_get_be32(buf + 2);
+    if (type < ZK_ZAB_ENTRY_WRITE || type > ZK_ZAB_ENTRY_SESSION_CLOSE)
+        return ZK_ECORRUPT;
     en->zxid = zxid;
-    en->type = zk_get_be32(buf + 2);
+    en->type = type;
     en->origin = zk_get_be32(buf + 6);
     en->req_id = zk_get_be64(buf + 10);
     en->len = (uint32_t)(len - ENS_ENV_HDR);
@@ -463,7 +439,7 @@ static int apply_entry(struct zk__ens *e, struct zk_store_batch *b,
 
 /* Feeds the snapshot's temporary file to the store (worker). */
 static int install_feed_file(struct zk_store_install *in,
-                             const struct snap *sn)
+                             const struct zk__snap_rx *sn)
 {
     uint8_t *buf = malloc(ENS_SNAP_IO_BYTES);
     uint64_t off = 0;
@@ -493,7 +469,7 @@ static int install_feed_file(struct zk_store_install *in,
 static int install_snap(struct zk__ens *e, struct zk_store_batch *b,
                         const struct zk_zab_op *op)
 {
-    struct snap *sn = e->job_snap;
+    struct zk__snap_rx *sn = e->job_snap;
     struct zk_store_install *in = NULL;
     uint64_t zxid = 0;
 
@@ -536,7 +512,7 @@ static int batch_ops(struct zk__ens *e, struct zk_store_batch *b)
         size_t len;
         switch (op->kind) {
         case ZK_ZAB_OP_APPEND:
-            buf = env_encode(op->entry, &len);
+            buf = zk__ens_env_encode(op->entry, &len);
             rc = buf ? zk_store_batch_log(b, op->entry->zxid, buf, len)
                      : -ENOMEM;
             free(buf);
@@ -769,7 +745,7 @@ static void finish_ready(struct zk__ens *e)
             if (e->reset)
                 e->reset(e->applied_arg, 1);
         }
-    snap_free(e->job_snap);
+    zk__snap_rx_free(e->job_snap);
     e->job_snap = NULL;
     deliver_commits(e);
     if (e->stopping)
@@ -1025,7 +1001,7 @@ static void status_member(const struct zk__ens *e,
         m->snap_wire_bytes = t->wire_sent;
         m->state = "syncing";
     } else if (p->conn->snap && p->conn->snap->begun) {
-        const struct snap *sn = p->conn->snap;
+        const struct zk__snap_rx *sn = p->conn->snap;
         m->snapshot = 1;
         m->snap_bytes = sn->len;
         m->snap_total = sn->total;
@@ -1659,7 +1635,7 @@ static void on_conn_closed(uv_handle_t *h)
                "%llu of %llu bytes", (unsigned long long)c->snap->zxid,
                (unsigned long long)c->snap->len,
                (unsigned long long)c->snap->total);
-    snap_free(c->snap);
+    zk__snap_rx_free(c->snap);
     held_free(c);
     free(c->frag);
     free(c);
@@ -1753,12 +1729,10 @@ static int frag_add(struct conn *c, const struct zk_frame *f)
  * stepped: the INSTALL op it leads to finds the snapshot complete. */
 static int snap_hold(struct conn *c, const struct zk_zab_msg *m)
 {
-    snap_free(c->snap);
-    c->snap = calloc(1, sizeof(*c->snap));
+    zk__snap_rx_free(c->snap);
+    c->snap = zk__snap_rx_new(m->zxid);
     if (!c->snap || m->n_sessions > ZK_ZAB_MEMBERS_MAX)
         return -ENOMEM;
-    c->snap->fd = -1;
-    c->snap->zxid = m->zxid;
     for (uint32_t i = 0; i < m->n_sessions; i++)
         c->snap->sessions[i] = m->sessions[i];
     c->snap_msg = *m;
@@ -1767,50 +1741,15 @@ static int snap_hold(struct conn *c, const struct zk_zab_msg *m)
     return 0;
 }
 
-/* An unnamed file in dir for a received snapshot (O_TMPFILE, else a
- * named one unlinked at once): nothing to clean up after a crash. */
-static int snap_tmpfile(const char *dir)
-{
-    char path[ZK_CONFIG_PATH_MAX + 32];
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
-                    errno != EINVAL))
-        return fd >= 0 ? fd : -errno;
-    snprintf(path, sizeof(path), "%s/zkfs-snapshot.XXXXXX", dir);
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    unlink(path);
-    return fd;
-}
-
-/* BEGIN: checks the format (magic, version, codec) and the announced
- * zxid and size, and opens the decompressor and the temporary file. */
+/* BEGIN: the format, zxid and size (snap_rx.c), then the progress log. */
 static const char *snap_begin(struct zk__ens *e, struct conn *c,
-                              struct snap *sn, const struct zk_frame *f)
+                              struct zk__snap_rx *sn,
+                              const struct zk_frame *f)
 {
-    if (sn->begun || f->len != ENS_SNAP_BEGIN_LEN ||
-        zk_get_be32(f->payload) != ENS_SNAP_MAGIC)
-        return "malformed snapshot start";
-    if (f->payload[4] != ENS_SNAP_VERSION ||
-        f->payload[5] != ENS_SNAP_CODEC_ZSTD)
-        return "unsupported snapshot format version or codec";
-    if (zk_get_be64(f->payload + 8) != sn->zxid)
-        return "snapshot start for another zxid";
-    sn->total = zk_get_be64(f->payload + 16);
-    if (sn->total > ENS_SNAP_BYTES_MAX)
-        return "snapshot too large";
-    if (!(sn->dctx = ZSTD_createDCtx()) ||
-        !(sn->obuf = malloc(ENS_SNAP_IO_BYTES)))
-        return "out of memory";
-    sn->fd = snap_tmpfile(e->snap_dir);
-    if (sn->fd < 0) {
-        zk_log(ZK_LOG_ERROR, "ensemble: cannot create a temporary file in "
-               "%s for a snapshot: %s", e->snap_dir, zk_strerror(sn->fd));
-        return "no temporary file for the snapshot";
-    }
-    sn->begun = 1;
+    const char *bad = zk__snap_rx_begin(sn, e->snap_dir, f->payload, f->len);
+
+    if (bad)
+        return bad;
     sn->start_ms = sn->log_ms = uv_now(e->loop);
     zk_log(ZK_LOG_INFO, "ensemble: receiving a snapshot of %llu bytes at "
            "0x%llx from server %u", (unsigned long long)sn->total,
@@ -1818,79 +1757,10 @@ static const char *snap_begin(struct zk__ens *e, struct conn *c,
     return NULL;
 }
 
-/* Appends n bytes of decompressed snapshot to its file (loop thread: the
- * page cache takes them; at most ENS_SNAP_IO_BYTES per call). */
-static int snap_write(struct snap *sn, const uint8_t *buf, size_t n)
-{
-    sn->crc = (uint32_t)crc32(sn->crc, buf, (uInt)n);
-    while (n > 0) {
-        ssize_t w = pwrite(sn->fd, buf, n, (off_t)sn->len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            int rc = -errno;
-            zk_log(ZK_LOG_ERROR, "ensemble: writing a received snapshot: "
-                   "%s", zk_strerror(rc));
-            return rc;
-        }
-        buf += w;
-        n -= (size_t)w;
-        sn->len += (uint64_t)w;
-    }
-    return 0;
-}
-
-/* A chunk of the zstd stream: decompressed into the file as it comes (no
- * more than the announced size, nothing after the frame's end). */
-static const char *snap_data(struct snap *sn, const struct zk_frame *f)
-{
-    ZSTD_inBuffer in = {f->payload, f->len, 0};
-
-    if (!sn->begun)
-        return "snapshot data before its start";
-    sn->wire += f->len;
-    while (in.pos < in.size) {
-        if (sn->frame_done)
-            return "bytes after the snapshot's end";
-        ZSTD_outBuffer out = {sn->obuf, ENS_SNAP_IO_BYTES, 0};
-        size_t ret = ZSTD_decompressStream(sn->dctx, &out, &in);
-        if (ZSTD_isError(ret)) {
-            zk_log(ZK_LOG_WARN, "ensemble: snapshot: zstd: %s",
-                   ZSTD_getErrorName(ret));
-            return "corrupt snapshot stream";
-        }
-        if (out.pos > sn->total - sn->len)
-            return "snapshot longer than announced";
-        if (out.pos && snap_write(sn, sn->obuf, out.pos))
-            return "cannot store the snapshot";
-        sn->frame_done = ret == 0;
-    }
-    return NULL;
-}
-
-/* END: everything announced arrived whole (sizes, crc, zstd frame). */
-static const char *snap_end(struct snap *sn, const struct zk_frame *f)
-{
-    if (!sn->begun || f->len != ENS_SNAP_END_LEN ||
-        zk_get_be64(f->payload) != sn->zxid)
-        return "bad end of snapshot";
-    if (!sn->frame_done || sn->len != sn->total ||
-        zk_get_be64(f->payload + 8) != sn->total ||
-        zk_get_be64(f->payload + 16) != sn->wire)
-        return "truncated snapshot";
-    if (zk_get_be32(f->payload + 24) != sn->crc)
-        return "snapshot checksum mismatch";
-    ZSTD_freeDCtx(sn->dctx);
-    free(sn->obuf);
-    sn->dctx = NULL;
-    sn->obuf = NULL;
-    return NULL;
-}
-
 static void on_snap_frame(struct conn *c, const struct zk_frame *f)
 {
     struct zk__ens *e = c->e;
-    struct snap *sn = c->snap;
+    struct zk__snap_rx *sn = c->snap;
     const char *bad;
 
     if (!sn) {
@@ -1898,15 +1768,18 @@ static void on_snap_frame(struct conn *c, const struct zk_frame *f)
         return;
     }
     zk_zab_heard(e->z, c->peer->id);
-    bad = f->flags == ENS_FRAME_SNAP_BEGIN ? snap_begin(e, c, sn, f)
-          : f->flags == ENS_FRAME_SNAP ? snap_data(sn, f)
-                                       : snap_end(sn, f);
+    if (f->flags == ENS_FRAME_SNAP_BEGIN)
+        bad = snap_begin(e, c, sn, f);
+    else if (f->flags == ENS_FRAME_SNAP)
+        bad = zk__snap_rx_data(sn, f->payload, f->len);
+    else
+        bad = zk__snap_rx_end(sn, f->payload, f->len);
     if (bad) {
         zk_log(ZK_LOG_WARN, "ensemble: snapshot at 0x%llx from server %u "
                "rejected: %s", (unsigned long long)sn->zxid, c->peer->id,
                bad);
         e->snaps_rejected++;
-        snap_free(sn);
+        zk__snap_rx_free(sn);
         c->snap = NULL;
         conn_close(c, bad);
         return;
@@ -1926,7 +1799,7 @@ static void on_snap_frame(struct conn *c, const struct zk_frame *f)
            (unsigned long long)sn->len,
            (unsigned long long)sn->wire, (unsigned long long)sn->zxid,
            c->peer->id, (unsigned long long)(now - sn->start_ms));
-    snap_free(e->snap_pending);
+    zk__snap_rx_free(e->snap_pending);
     e->snap_pending = sn;
     c->snap = NULL;
     zk_zab_step(e->z, &c->snap_msg);
@@ -2182,7 +2055,8 @@ static int collect_entry(void *arg, uint64_t zxid, const uint8_t *buf,
     if (!rb->bufs[rb->n])
         return rb->err = -ENOMEM;
     memcpy(rb->bufs[rb->n], buf, len);
-    rb->err = env_decode(zxid, rb->bufs[rb->n], len, &rb->v[rb->n]);
+    rb->err = zk__ens_env_decode(zxid, rb->bufs[rb->n], len,
+                                 &rb->v[rb->n]);
     rb->n++;
     return rb->err;
 }
@@ -2438,8 +2312,8 @@ void zk__ens_stop(struct zk__ens *e, int close_session)
         zk_apply_result_free(e->results[i]);
         e->results[i] = NULL;
     }
-    snap_free(e->job_snap);
-    snap_free(e->snap_pending);
+    zk__snap_rx_free(e->job_snap);
+    zk__snap_rx_free(e->snap_pending);
     e->job_snap = e->snap_pending = NULL;
     for (struct snap_tx *t = e->stxs; t; t = t->next)
         stx_cancel(t);

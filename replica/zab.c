@@ -435,7 +435,9 @@ static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
     memcpy(z->sessions, st->sessions, sizeof(z->sessions));
     for (size_t i = 0; i < st->n_entries; i++) {
         const struct zk_zab_entry *e = &st->entries[i];
-        if (e->zxid <= zk__last_zxid(z) || e->len > ZK_ZAB_PAYLOAD_MAX)
+        if (e->zxid <= zk__last_zxid(z) || e->len > ZK_ZAB_PAYLOAD_MAX ||
+            e->type < ZK_ZAB_ENTRY_WRITE ||
+            e->type > ZK_ZAB_ENTRY_SESSION_CLOSE)
             return -EINVAL;
         struct zk__log *l = &z->log;
         l->v = grow(l->v, &l->cap, l->n + 1, sizeof(*l->v));

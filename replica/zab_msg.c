@@ -61,8 +61,9 @@ static int check_limits(const struct zk_zab_msg *m)
         m->n_entries > ZK_ZAB_MSG_ENTRIES_MAX)
         return -EINVAL;
     for (uint32_t i = 0; i < m->n_entries; i++)
-        if (m->entries[i].len > ZK_ZAB_PAYLOAD_MAX)
-            return -EINVAL;
+        if (m->entries[i].len > ZK_ZAB_PAYLOAD_MAX ||
+            !valid_entry_type(m->entries[i].type))
+            return -EINVAL;     /* what decode would refuse */
     return 0;
 }
 

@@ -5,7 +5,10 @@
 #
 # Environment: ZK_SIM_SEEDS (default 300) seeds for the plain simulator run,
 # ZK_SIM_ASAN_SEEDS (default 60) for the sanitized one; ZK_SKIP_ASAN=1 skips
-# the sanitizer builds; ZK_SKIP_INTEGRATION=1 skips the tests that mount.
+# the sanitizer builds; ZK_SKIP_INTEGRATION=1 skips the tests that mount;
+# ZK_FUZZ_SECONDS (default 5) is how long each libFuzzer target runs on its
+# corpus (scripts/fuzz.sh; each target counts once), ZK_SKIP_FUZZ=1 skips
+# them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +77,20 @@ if [ "${ZK_SKIP_ASAN:-0}" != 1 ]; then
             build-asan/zkfs-sim --seed 100001 --seeds "${ZK_SIM_ASAN_SEEDS:-60}"
     else
         echo "sanitizer build failed"
+        failed=$((failed + 1))
+    fi
+fi
+
+if [ "${ZK_SKIP_FUZZ:-0}" != 1 ]; then
+    note "fuzz targets: ${ZK_FUZZ_SECONDS:-5} s each on test/fuzz/corpus"
+    if make -s -j"$jobs" fuzz; then
+        for f in test/fuzz/fuzz_*.c; do
+            t=${f#test/fuzz/fuzz_}
+            t=${t%.c}
+            run_one "fuzz $t" scripts/fuzz.sh "$t"
+        done
+    else
+        echo "fuzz build failed (it needs clang and libclang-rt-14-dev)"
         failed=$((failed + 1))
     fi
 fi

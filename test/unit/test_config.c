@@ -225,6 +225,32 @@ START_TEST(secret_bytes)
 }
 END_TEST
 
+/* A secretFile or myid that is a named pipe is refused at once: opening
+ * it for reading used to wait for a writer forever (found by
+ * test/fuzz/fuzz_config). */
+START_TEST(fifo_refused)
+{
+    struct zk_config c;
+    char err[256] = "", path[512];
+    uint32_t id = 0;
+
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    alarm(10);
+    ck_assert_int_eq(parse_id("dataDir=data\nsecretFile=fifo\n"
+                              "server.1=a:1\nserver.2=b:2\n", 1, &c, err,
+                              sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, "not a regular file"), "%s", err);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/data/myid", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    ck_assert_int_eq(zk_config_read_myid(path, &id, err, sizeof(err)),
+                     -EINVAL);
+    alarm(0);
+}
+END_TEST
+
 /* ---- myid and overrides ------------------------------------------------ */
 
 START_TEST(myid_file)
@@ -633,6 +659,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, quorum_sizes);
     tcase_add_test(tc, max_servers);
     tcase_add_test(tc, secret_bytes);
+    tcase_add_test(tc, fifo_refused);
     tcase_add_test(tc, myid_file);
     tcase_add_test(tc, myid_bad);
     tcase_add_test(tc, data_dir_override);

@@ -172,6 +172,28 @@ START_TEST(encode_limits)
 }
 END_TEST
 
+/* An entry type the decoder refuses is not encoded either (a leader fed
+ * one from a corrupt log would otherwise send, forever, a DIFF that its
+ * followers refuse; found by test/fuzz/fuzz_logrec). */
+START_TEST(encode_refuses_unknown_entry_type)
+{
+    static const uint32_t bad[] = {0, ZK_ZAB_ENTRY_SESSION_CLOSE + 1,
+                                   0xffffffffu};
+    uint8_t buf[1024];
+    size_t len = 0;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct zk_zab_msg m = sample(ZK_ZAB_MSG_PROPOSE);
+        struct zk_zab_entry e = m.entries[0];
+        e.type = bad[i];
+        m.entries = &e;
+        m.n_entries = 1;
+        ck_assert_int_eq(zk_zab_msg_encode(&m, buf, sizeof(buf), &len),
+                         -EINVAL);
+    }
+}
+END_TEST
+
 /* Random corruption never crashes the decoder; what it accepts re-encodes
  * to the same bytes. */
 START_TEST(fuzz_corruption)
@@ -213,6 +235,7 @@ Suite *zab_msg_suite(void)
     tcase_add_test(tc, every_truncation_rejected);
     tcase_add_test(tc, malformed_rejected);
     tcase_add_test(tc, encode_limits);
+    tcase_add_test(tc, encode_refuses_unknown_entry_type);
     tcase_add_test(tc, fuzz_corruption);
     suite_add_tcase(su, tc);
     return su;
