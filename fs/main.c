@@ -407,6 +407,7 @@ static const char general_usage[] =
     "  stat PATH                          ZooKeeper's stat\n"
     "  sync PATH                          read barrier\n"
     "  txn [MOUNTPOINT] < OPS             all-or-nothing multi-op\n"
+    "  version                            release and format versions\n"
     "  help [COMMAND]                     this text, or a command's\n\n"
     "'zkfs COMMAND --help' describes one command. zkfs --version.\n";
 
@@ -434,6 +435,7 @@ static const struct command commands[] = {
     {"set", zk__cli_set},          {"rm", zk__cli_rm},
     {"stat", zk__cli_stat},        {"sync", zk__cli_sync},
     {"txn", zk__cli_txn},          {"help", cmd_help},
+    {"version", zk__cli_version},
 };
 
 int main(int argc, char **argv)
@@ -442,10 +444,8 @@ int main(int argc, char **argv)
         fputs(general_usage, stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-        printf("zkfs %s\n", ZK_VERSION);
-        return 0;
-    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+        return zk__cli_version(1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(1, argv);
     if (strcmp(argv[1], "__watchdog") == 0)     /* started by the daemon */
