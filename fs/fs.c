@@ -226,13 +226,14 @@ void zk__fs_stop(struct zk_fs *fs)
         uv_stop(&fs->loop);
 }
 
-/* The kernel ended the connection (unmounted or aborted). */
+/* The kernel ended the connection (unmounted or aborted): leave as
+ * `zkfs umount` does (leave.c). */
 static void fuse_gone(struct zk_fs *fs)
 {
     fs->gone = 1;
     if (fs->poll_init)
         uv_poll_stop(&fs->poll);
-    zk__fs_stop(fs);
+    zk__fs_leave(fs);
 }
 
 static void on_fuse_readable(uv_poll_t *h, int status, int events);
@@ -287,10 +288,16 @@ static void on_fuse_readable(uv_poll_t *h, int status, int events)
     }
 }
 
+/* SIGINT/SIGTERM: leave cleanly; a second one stops at once. */
 static void on_signal(uv_signal_t *h, int signum)
 {
+    struct zk_fs *fs = h->data;
+
     zk_log(ZK_LOG_INFO, "signal %d", signum);
-    zk__fs_stop(h->data);
+    if (fs->leaving)
+        zk__fs_stop(fs);
+    else
+        zk__fs_leave(fs);
 }
 
 /* libfuse's messages go to zk_log. */

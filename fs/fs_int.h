@@ -163,6 +163,7 @@ struct zk_fs {
     struct zk_change *reset_notes;
     size_t n_reset_notes;
     int stopping;
+    int leaving;               /* leave.c: closing the session to stop */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
     struct zk__fs_inomap inomap;
@@ -219,6 +220,8 @@ struct zk__fs_dh {
 /* --- fs.c ---------------------------------------------------------------- */
 
 void zk__fs_stop(struct zk_fs *fs);
+/* leave.c: closes this replica's session (bounded wait), then stops. */
+void zk__fs_leave(struct zk_fs *fs);
 void zk__fs_handle_add(struct zk_fs *fs, struct zk__fs_handle *h,
                        void (*destroy)(struct zk__fs_handle *h));
 void zk__fs_handle_del(struct zk__fs_handle *h);

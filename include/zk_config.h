@@ -67,6 +67,11 @@ struct zk_config {
 struct zk_config_args {
     uint32_t id;            /* --id N; 0: read dataDir/myid                */
     const char *data_dir;   /* --data DIR; NULL: the file's dataDir         */
+    int standalone_ok;      /* non-zero: a file without server.N lines is
+                               a standalone replica (as in ZooKeeper):
+                               out->n_servers and my_id are 0 and only
+                               dataDir (and secretFile, if named) are
+                               checked and used; otherwise an error */
 };
 
 /*

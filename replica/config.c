@@ -450,12 +450,14 @@ static int resolve_id(struct parse *p, const struct zk_config_args *args)
 static int finish(struct parse *p, const struct zk_config_args *args)
 {
     struct zk_config *c = p->c;
+    /* ZooKeeper's rule: a zoo.cfg without server lines is standalone. */
+    int standalone = c->n_servers == 0 && args && args->standalone_ok;
 
-    if (c->n_servers == 0)
+    if (c->n_servers == 0 && !standalone)
         return fail(p, 0, "no server.N=host:port lines");
     for (uint32_t i = 0; i < c->n_servers; i++)
         c->n_voters += !c->servers[i].observer;
-    if (c->n_voters == 0)
+    if (c->n_voters == 0 && !standalone)
         return fail(p, 0, "no voting server (all are observers)");
     c->quorum = c->n_voters / 2 + 1;
     if (!p->key_line[K_SESSION])
@@ -481,6 +483,8 @@ static int finish(struct parse *p, const struct zk_config_args *args)
         return fail(p, 0, "secretFile is required with more than one "
                     "server (peers authenticate with it)");
     }
+    if (standalone && args->id == 0)
+        return 0;       /* no id: --id N still fails in resolve_id */
     return resolve_id(p, args);
 }
 
