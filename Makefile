@@ -6,6 +6,7 @@
 #   make sim        run a few hundred simulator seeds
 #   make SAN=asan   the same targets built with ASan+UBSan into build-asan/
 #   make SAN=tsan   ... with TSan into build-tsan/
+#   make install    (and uninstall) PREFIX=/usr/local DESTDIR=: dist/install.mk
 #
 # The consensus core (replica/zab*.c, replica/common.c) is compiled against
 # "poison" copies of the libuv, LMDB and FUSE headers that stop the build with
@@ -133,5 +134,7 @@ $(B)/bench/%: bench/%.c $(B)/libzk.a
 
 clean:
 	rm -rf build build-asan build-tsan
+
+include dist/install.mk
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
