@@ -16,6 +16,7 @@
  * kernel knows and so which invalidations are worth sending.
  */
 #include "fs_int.h"
+#include "notify.h"
 #include "zk_config.h"
 
 #include <errno.h>
@@ -222,6 +223,7 @@ void zk__fs_stop(struct zk_fs *fs)
         return;
     fs->stopping = 1;
     zk_log(ZK_LOG_INFO, "stopping: unmounting %s", fs->opts->mountpoint);
+    zk__notify("STOPPING=1\n");        /* systemd, notify.c */
     if (!zk__fs_echo_stop(fs))
         uv_stop(&fs->loop);
 }
@@ -487,6 +489,7 @@ static void teardown(struct zk_fs *fs)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
     handles_free(fs);
+    zk__fs_notify_stop(fs);
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
     if (fs->signals_init) {

@@ -164,6 +164,7 @@ struct zk_fs {
     size_t n_reset_notes;
     int stopping;
     int leaving;               /* leave.c: closing the session to stop */
+    struct zk__fs_notify *notify; /* notify.c: NULL without systemd */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
     struct zk__fs_inomap inomap;

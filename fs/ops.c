@@ -13,6 +13,7 @@
  * FORGET uncounts it.
  */
 #include "fs_int.h"
+#include "notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         close(fs->ready_fd);
         fs->ready_fd = -1;
     }
+    zk__fs_notify_ready(fs);    /* systemd's READY=1, notify.c */
 }
 
 /* ------------------------------------------------------------------------ */
