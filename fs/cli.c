@@ -56,14 +56,17 @@ static const struct usage usages[] = {
      "                     ${XDG_DATA_HOME:-$HOME/.local/share}/zkfs otherwise)\n"
      "  -o FUSEOPTS        extra FUSE mount options, comma-separated\n"
      "  -d, --debug        FUSE debug output (implies -f)\n"
-     "  -c, --config FILE  ensemble configuration (zoo.cfg keys: server.N,\n"
+     "  -c, --config FILE  configuration (zoo.cfg keys: server.N,\n"
      "                     tickTime, initLimit, syncLimit, sessionTimeout,\n"
-     "                     dataDir, secretFile); a bad one exits 2\n"
+     "                     dataDir, secretFile; no server.N lines: a\n"
+     "                     standalone replica); a bad one exits 2\n"
      "      --id N         this server's id (default: DATADIR/myid)\n"
      "      --help         show this help\n\n"
      "MOUNTPOINT defaults to /mnt/zkfs for root and $HOME/zkfs otherwise.\n"
      "Missing directories are created. Without -f the command returns once\n"
-     "the mount serves requests, and the daemon runs on in the background.\n"},
+     "the mount serves requests, and the daemon runs on in the background.\n"
+     "mount(8) and fstab use 'zkfs SOURCE DIR -o config=FILE,...' (type\n"
+     "fuse.zkfs; options in zkfs(8)).\n"},
     {"umount",
      "Usage: zkfs umount MOUNTPOINT\n"
      "Closes this replica's session (its ephemeral nodes go at once),\n"

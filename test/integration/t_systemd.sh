@@ -74,7 +74,7 @@ if command -v systemd-analyze >/dev/null; then
         fail "make install"
     out=$(unshare -m --propagation private sh -c '
         mount --bind "$1/usr/local" /usr/local &&
-        systemd-analyze verify --man=no /usr/local/lib/systemd/system/zkfs@mnt-zkfs.service 2>&1
+        systemd-analyze verify /usr/local/lib/systemd/system/zkfs@mnt-zkfs.service 2>&1
         ' verify "$dest" ; echo "rc=$?")
     printf '%s\n' "$out"
     assert_eq "rc=0" "$out" "systemd-analyze verify output"
