@@ -16,6 +16,7 @@
  * kernel knows and so which invalidations are worth sending.
  */
 #include "fs_int.h"
+#include "metrics.h"
 #include "notify.h"
 #include "zk_config.h"
 
@@ -282,6 +283,7 @@ static void on_fuse_readable(uv_poll_t *h, int status, int events)
             fuse_gone(fs);
             return;
         }
+        zk__fs_metrics_request(fs, &fs->fbuf);
         fuse_session_process_buf(fs->se, &fs->fbuf);
         if (fuse_session_exited(fs->se)) {
             fuse_gone(fs);

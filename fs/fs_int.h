@@ -165,6 +165,8 @@ struct zk_fs {
     int stopping;
     int leaving;               /* leave.c: closing the session to stop */
     struct zk__fs_notify *notify; /* notify.c: NULL without systemd */
+#define ZK__FS_OPCODE_MAX 64
+    uint64_t requests[ZK__FS_OPCODE_MAX]; /* metrics.c: by FUSE opcode */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
     struct zk__fs_inomap inomap;

@@ -13,6 +13,7 @@
  * FORGET uncounts it.
  */
 #include "fs_int.h"
+#include "metrics.h"
 #include "notify.h"
 
 #include <errno.h>
@@ -68,6 +69,10 @@ void zk__fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_entry(req, &e);
         return;
     }
+    if (parent == ZK_INO_ROOT && strcmp(name, ZK_METRICS_NAME) == 0) {
+        zk__fs_metrics_lookup(req);
+        return;
+    }
     if (strlen(name) > ZK_NAME_MAX) {
         fuse_reply_err(req, ENAMETOOLONG);
         return;
@@ -115,6 +120,10 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     if (ino == ZK_CTL_INO) {
         zk__fs_ctl_attr(fs, &attr);
         fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
+        return;
+    }
+    if (ino == ZK_METRICS_INO) {
+        zk__fs_metrics_getattr(req);
         return;
     }
     struct zk__fs_fh *fh = fi && fi->fh ? (struct zk__fs_fh *)(uintptr_t)fi->fh
@@ -524,7 +533,8 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
         fuse_reply_err(req, 0);     /* a replay: the node is gone already */
         return;
     }
-    if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)
+    if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
+                                  strcmp(name, ZK_METRICS_NAME) == 0))
         rc = -EPERM;
     else if (strlen(name) > ZK_NAME_MAX)
         rc = -ENAMETOOLONG;
@@ -575,7 +585,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
     if (flags & ~(unsigned)RENAME_NOREPLACE)
         rc = -EINVAL;
-    else if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)
+    else if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
+                                       strcmp(name, ZK_METRICS_NAME) == 0))
         rc = -EPERM;
     if (rc == 0)
         rc = zk__fs_check_new_name(newparent, newname);

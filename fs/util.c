@@ -8,6 +8,7 @@
  * lookup-count map is the loop's).
  */
 #include "fs_int.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -112,7 +113,8 @@ int zk__fs_check_new_name(uint64_t parent, const char *name)
     int rc = zk_name_check(name, len);
     if (rc)
         return rc;
-    if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)
+    if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
+                                  strcmp(name, ZK_METRICS_NAME) == 0))
         return -EPERM;
     return 0;
 }

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The metrics file MOUNTPOINT/.zkfs.prom: Prometheus text format (every
+# sample line well-formed, every family with # HELP and # TYPE), readable
+# with cat, not listed, not writable/removable/creatable (root too), and
+# its counters move with real work: znodes, data bytes, last zxid, FUSE
+# requests by operation. In a 3-server ensemble it lists every member.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ens_lib.sh"
+
+# value TEXT NAME{LABELS}: the sample's value ("" if absent).
+value() { awk -v n="$2" '$1 == n { print $2 }' <<<"$1"; }
+
+# well_formed TEXT: the exposition format's line grammar, and a HELP and
+# TYPE for every family that has samples.
+well_formed() {
+    local bad fam
+    bad=$(grep -vE '^# (HELP|TYPE) [a-z_]+ .+$|^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9]+(\.[0-9]+)?$' <<<"$1" || true)
+    [ -z "$bad" ] || fail "malformed metrics lines: $bad"
+    for fam in $(grep -oE '^[a-z_]+' <<<"$1" | sort -u); do
+        grep -q "^# TYPE $fam " <<<"$1" || fail "no # TYPE for $fam"
+        grep -q "^# HELP $fam " <<<"$1" || fail "no # HELP for $fam"
+    done
+}
+
+log "a standalone mount: the file reads, is well-formed, and is hidden"
+M=$ZK_TMP/m
+zk_start "$ZK_TMP/d" "$M"
+P=$M/.zkfs.prom
+a=$(cat "$P") || fail "cat $P"
+well_formed "$a"
+assert_eq 1 "$(value "$a" 'zkfs_role{role="standalone"}')" "role"
+assert_eq 0 "$(value "$a" 'zkfs_stale')" "stale"
+ls -a "$M" | grep -qx '.zkfs.prom' && fail "the metrics file is listed"
+assert_eq 444 "$(stat -c %a "$P")" "mode"
+
+log "it cannot be written, truncated, removed, renamed or created over"
+assert_fail sh -c "echo x > '$P'"
+assert_fail sh -c "echo x >> '$P'"
+assert_fail truncate -s 0 "$P"
+assert_fail rm -f "$P"
+assert_fail mv "$P" "$M/x"
+echo y >"$M/y"
+assert_fail mv "$M/y" "$P"
+assert_fail mkdir "$P"
+[ -n "$(cat "$P")" ] || fail "the metrics file is gone after the attempts"
+
+log "counters move with real work"
+mkdir "$M/dir"
+for i in $(seq 1 20); do echo "value $i" >"$M/dir/f$i"; done
+cat "$M"/dir/f* >/dev/null
+b=$(cat "$P")
+well_formed "$b"
+[ "$(value "$b" zkfs_znodes)" -ge $(($(value "$a" zkfs_znodes) + 21)) ] ||
+    fail "znodes did not grow by 21: $(value "$a" zkfs_znodes) -> $(value "$b" zkfs_znodes)"
+[ "$(value "$b" zkfs_data_bytes)" -gt "$(value "$a" zkfs_data_bytes)" ] || fail "data bytes did not grow"
+[ "$(value "$b" zkfs_last_zxid)" -ge $(($(value "$a" zkfs_last_zxid) + 21)) ] || fail "last zxid did not move"
+[ "$(value "$b" zkfs_fsyncs_total)" -gt "$(value "$a" zkfs_fsyncs_total)" ] || fail "fsyncs did not move"
+for op in create write flush mkdir read; do
+    before=$(value "$a" "zkfs_fuse_requests_total{op=\"$op\"}")
+    after=$(value "$b" "zkfs_fuse_requests_total{op=\"$op\"}")
+    [ "${after:-0}" -ge $((${before:-0} + 1)) ] || fail "requests of $op did not move: ${before:-0} -> ${after:-0}"
+done
+[ "$(value "$b" 'zkfs_fuse_requests_total{op="create"}')" -ge 20 ] || fail "fewer than 20 creates counted"
+zk_stop "$M"
+
+log "an ensemble member lists every member, connected, with its lag"
+ens_setup 3
+ens_start_all
+echo v >"$(ens_mnt 1)/f"
+ens_wait_synced
+L=$(ens_leader)
+t=$(cat "$(ens_mnt "$L")/.zkfs.prom")
+well_formed "$t"
+assert_eq 1 "$(value "$t" 'zkfs_role{role="leader"}')" "leader's role"
+assert_eq "$L" "$(value "$t" zkfs_leader_id)" "leader id"
+assert_eq 3 "$(grep -c '^zkfs_member_connected{' <<<"$t")" "member rows"
+assert_eq 3 "$(grep -cE '^zkfs_member_connected\{.*\} 1$' <<<"$t")" "members connected"
+assert_eq 3 "$(grep -c '^zkfs_member_lag{' <<<"$t")" "member lag rows"
+printf '%s\n' "$t" | grep -E '^zkfs_(role|leader|member|znodes|sessions)'
