@@ -475,6 +475,8 @@ static int setup(struct zk_fs *fs)
         zk__fs_watchdog_start(fs);
     if (rc == 0)
         rc = loop_handles(fs);
+    if (rc == 0)
+        rc = zk__fs_metrics_http_start(fs);
     return rc;
 }
 
@@ -492,6 +494,7 @@ static void teardown(struct zk_fs *fs)
     fs->replica = NULL;
     handles_free(fs);
     zk__fs_notify_stop(fs);
+    zk__fs_metrics_http_stop(fs);
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
     if (fs->signals_init) {

@@ -392,7 +392,9 @@ static int cmd_mount(int argc, char **argv)
         .fuse_opts = a.fuse_opts[0] ? a.fuse_opts : NULL,
         .foreground = a.foreground, .debug = a.debug, .ready_fd = -1,
         .session_timeout_ms = SESSION_TIMEOUT_MS,
-        .config = a.config && cfg.n_servers ? &cfg : NULL};
+        .config = a.config && cfg.n_servers ? &cfg : NULL,
+        .metrics_port = a.config ? cfg.metrics_port : 0,
+        .metrics_host = cfg.metrics_host};
     if (a.foreground)
         return run_foreground(&o);
     if ((status = run_background(&o)) == 0)

@@ -33,4 +33,12 @@ void zk__fs_metrics_read(fuse_req_t req, size_t size, off_t off,
                          struct fuse_file_info *fi);
 void zk__fs_metrics_release(fuse_req_t req, struct fuse_file_info *fi);
 
+/* metrics_http.c: with opts.metrics_port, serves GET /metrics on
+ * opts.metrics_host (default 127.0.0.1) from the loop. Returns 0 (also
+ * when off) or a negative errno (-EINVAL: bad host; from libuv:
+ * -EADDRINUSE, ...), logged. stop closes the server and every
+ * connection; their memory goes in the close callbacks (run the loop). */
+int zk__fs_metrics_http_start(struct zk_fs *fs);
+void zk__fs_metrics_http_stop(struct zk_fs *fs);
+
 #endif /* ZK_METRICS_H */

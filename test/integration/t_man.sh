@@ -42,7 +42,7 @@ for o in $own; do
 done
 
 log "every key the parser accepts is in zkfs.conf(5), and vice versa"
-keys=$(awk '/key_names\[K_COUNT\] = \{/,/\};/' "$root/replica/config.c" | grep -oE '"[A-Za-z]+"' | tr -d '"')
+keys=$(awk '/key_names\[K_COUNT\] = \{/,/\};/' "$root/replica/config.c" | grep -oE '"[A-Za-z.]+"' | tr -d '"')
 [ "$(wc -w <<<"$keys")" -ge 6 ] || fail "keys not found in replica/config.c: $keys"
 for k in $keys server.N; do
     grep -qE "^ {7}$k=" <<<"$page5" || fail "zkfs.conf(5) has no entry for $k"

@@ -4,6 +4,8 @@
 # with cat, not listed, not writable/removable/creatable (root too), and
 # its counters move with real work: znodes, data bytes, last zxid, FUSE
 # requests by operation. In a 3-server ensemble it lists every member.
+# The same over HTTP (metricsProvider.httpPort, bound to 127.0.0.1 by
+# default; metricsProvider.httpHost), read with bash's /dev/tcp.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -77,3 +79,44 @@ assert_eq 3 "$(grep -c '^zkfs_member_connected{' <<<"$t")" "member rows"
 assert_eq 3 "$(grep -cE '^zkfs_member_connected\{.*\} 1$' <<<"$t")" "members connected"
 assert_eq 3 "$(grep -c '^zkfs_member_lag{' <<<"$t")" "member lag rows"
 printf '%s\n' "$t" | grep -E '^zkfs_(role|leader|member|znodes|sessions)'
+
+# http_get PORT PATH: the whole HTTP answer.
+http_get() {
+    local r
+    exec 7<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$2" >&7
+    r=$(timeout 10 cat <&7)
+    exec 7>&-
+    printf '%s' "$r" | tr -d '\r'
+}
+body() { sed '1,/^$/d' <<<"$1"; }
+
+log "HTTP: metricsProvider.httpPort on 127.0.0.1, counters move"
+port=
+for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    ss -Htln "sport = :$p" | grep -q . || { port=$p; break; }
+done
+[ -n "$port" ] || fail "no free port"
+printf 'dataDir=%s\nmetricsProvider.httpPort=%s\n' "$ZK_TMP/h" "$port" >"$ZK_TMP/h.cfg"
+H=$ZK_TMP/mh
+zk_start "$ZK_TMP/h" "$H" -c "$ZK_TMP/h.cfg"
+ss -Htln "sport = :$port" | grep -q '127.0.0.1:' || fail "not listening on 127.0.0.1:$port: $(ss -Htln "sport = :$port")"
+r=$(http_get "$port" /metrics) || fail "no HTTP answer"
+assert_match '^HTTP/1.0 200 OK$' "$(head -n 1 <<<"$r")" "status line"
+assert_match '^Content-Type: text/plain; version=0.0.4' "$(grep '^Content-Type' <<<"$r")" "content type"
+h1=$(body "$r")
+well_formed "$h1"
+for i in $(seq 1 10); do echo "$i" >"$H/g$i"; done
+h2=$(body "$(http_get "$port" /metrics)")
+[ "$(value "$h2" zkfs_znodes)" -ge $(($(value "$h1" zkfs_znodes) + 10)) ] || fail "znodes over HTTP did not grow"
+[ "$(value "$h2" 'zkfs_fuse_requests_total{op="create"}')" -ge 10 ] || fail "creates over HTTP not counted"
+assert_eq "$(value "$h2" zkfs_znodes)" "$(value "$(cat "$H/.zkfs.prom")" zkfs_znodes)" "file and HTTP agree"
+assert_match '^HTTP/1.0 404 ' "$(http_get "$port" /other | head -n 1)" "another path"
+zk_stop "$H"
+ss -Htln "sport = :$port" | grep -q . && fail "port $port still open after umount"
+
+log "a bad metricsProvider.httpHost is a config error"
+printf 'dataDir=%s\nmetricsProvider.httpPort=%s\nmetricsProvider.httpHost=localhost\n' "$ZK_TMP/h" "$port" >"$ZK_TMP/bad.cfg"
+assert_rc 2 "$ZKFS" mount -c "$ZK_TMP/bad.cfg" "$H"
+assert_match 'bad.cfg:3: metricsProvider.httpHost' "$ZK_ERR" "error line"
