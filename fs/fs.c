@@ -403,7 +403,7 @@ static int start_replica(struct zk_fs *fs)
     struct zk_replica_opts ro = {
         .loop = &fs->loop,
         .store = fs->store,
-        .applied = zk__fs_echo_applied,
+        .applied = zk__fs_metrics_applied,   /* then echo.c's */
         .applied_arg = fs,
         .reset = zk__fs_echo_reset,
         .session_lost = zk__fs_session_lost,

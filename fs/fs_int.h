@@ -167,6 +167,7 @@ struct zk_fs {
     struct zk__fs_notify *notify; /* notify.c: NULL without systemd */
 #define ZK__FS_OPCODE_MAX 64
     uint64_t requests[ZK__FS_OPCODE_MAX]; /* metrics.c: by FUSE opcode */
+    uint64_t txns_applied, txns_failed, ops_applied, changes_applied;
     struct zk__fs_http *http;  /* metrics_http.c: NULL when off */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */

@@ -49,6 +49,17 @@ void zk__fs_metrics_request(struct zk_fs *fs, const struct fuse_buf *b)
     fs->requests[opcode < ZK__FS_OPCODE_MAX ? opcode : 0]++;
 }
 
+void zk__fs_metrics_applied(void *arg, const struct zk_apply_result *res)
+{
+    struct zk_fs *fs = arg;
+
+    fs->txns_applied++;
+    fs->txns_failed += res->err != 0;
+    fs->ops_applied += res->nops;
+    fs->changes_applied += res->nchanges;
+    zk__fs_echo_applied(arg, res);
+}
+
 /* ======================== rendering ===================================== */
 
 struct out {
@@ -171,6 +182,17 @@ static void render_fs(struct out *o, struct zk_fs *fs)
     if (fs->requests[0])
         put(o, "zkfs_fuse_requests_total{op=\"other\"} %" PRIu64 "\n",
             fs->requests[0]);
+    one(o, "zkfs_transactions_applied_total", "counter",
+        "Transactions applied here (committed, in zxid order).",
+        fs->txns_applied);
+    one(o, "zkfs_transactions_failed_total", "counter",
+        "Applied transactions whose operations failed (e.g. EEXIST).",
+        fs->txns_failed);
+    one(o, "zkfs_operations_applied_total", "counter",
+        "Operations in the transactions applied here.", fs->ops_applied);
+    one(o, "zkfs_znode_changes_total", "counter",
+        "Znode changes applied here (what watches report).",
+        fs->changes_applied);
     one(o, "zkfs_echo_dropped_total", "counter",
         "Kernel invalidations dropped (echo queue full).", fs->echo.dropped);
     one(o, "zkfs_ephemerals_given_up_total", "counter",

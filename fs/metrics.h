@@ -20,6 +20,10 @@
  * Returns the length, or the length it needed when that is >= size. */
 size_t zk__fs_metrics_render(struct zk_fs *fs, char *buf, size_t size);
 
+/* The replica's applied callback (fs.c): counts the transaction, then
+ * hands it to zk__fs_echo_applied. */
+void zk__fs_metrics_applied(void *arg, const struct zk_apply_result *res);
+
 /* Counts one request read from /dev/fuse by its opcode (fs.c). */
 void zk__fs_metrics_request(struct zk_fs *fs, const struct fuse_buf *b);
 

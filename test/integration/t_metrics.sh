@@ -57,6 +57,10 @@ well_formed "$b"
 [ "$(value "$b" zkfs_data_bytes)" -gt "$(value "$a" zkfs_data_bytes)" ] || fail "data bytes did not grow"
 [ "$(value "$b" zkfs_last_zxid)" -ge $(($(value "$a" zkfs_last_zxid) + 21)) ] || fail "last zxid did not move"
 [ "$(value "$b" zkfs_fsyncs_total)" -gt "$(value "$a" zkfs_fsyncs_total)" ] || fail "fsyncs did not move"
+[ "$(value "$b" zkfs_transactions_applied_total)" -ge $(($(value "$a" zkfs_transactions_applied_total) + 21)) ] ||
+    fail "transactions applied did not move by 21"
+[ "$(value "$b" zkfs_znode_changes_total)" -ge $(($(value "$a" zkfs_znode_changes_total) + 21)) ] ||
+    fail "znode changes did not move by 21"
 for op in create write flush mkdir read; do
     before=$(value "$a" "zkfs_fuse_requests_total{op=\"$op\"}")
     after=$(value "$b" "zkfs_fuse_requests_total{op=\"$op\"}")
