@@ -84,11 +84,16 @@ int zk__fs_check_fuse_opts(const char *opts, char *bad, size_t size)
 
 /* ======================== the mount(8) form ============================= */
 
+/* mount.fuse3 always passes -o (as root at least "dev,suid"); SOURCE
+ * "zkfs" alone also counts. So a mistyped command (`zkfs stauts DIR`) is
+ * an unknown command, not a mount. */
 int zk__mount_helper_form(int argc, char **argv)
 {
     struct stat st;
 
     return argc >= 3 && argv[1][0] != '-' && argv[2][0] != '-' &&
+           ((argc >= 4 && strcmp(argv[3], "-o") == 0) ||
+            strcmp(argv[1], "zkfs") == 0) &&
            stat(argv[2], &st) == 0 && S_ISDIR(st.st_mode);
 }
 

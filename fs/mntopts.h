@@ -12,8 +12,8 @@
 #define ZK_CLI_MOUNT_OPTS_MAX 1024  /* all FUSE -o options together, bytes */
 
 /* Whether argv (the whole command line) has the mount(8) form: argv[1] is
- * not an option and argv[2] names a directory. The caller has checked
- * that argv[1] is no command. */
+ * not an option, argv[2] names a directory, and argv[3] is "-o" or
+ * argv[1] is "zkfs". The caller has checked that argv[1] is no command. */
 int zk__mount_helper_form(int argc, char **argv);
 
 /* Turns `zkfs SOURCE DIR [-o OPTS]...` into the arguments of `zkfs mount`

@@ -85,6 +85,11 @@ assert_eq hello "$(cat "$M/f")" "same data directory"
 assert_match '^role +standalone$' "$("$ZKFS" status "$M" | grep '^role')" "role"
 umount_clean "$M" "$ZK_PID"
 
+log "a mistyped command naming a directory is not a mount"
+assert_rc 2 zkfs stauts "$M"
+assert_match "unknown command 'stauts'" "$ZK_ERR" "typo"
+zk_is_mounted "$M" && fail "a typo mounted $M"
+
 log "bad options: one line, a failed mount, nothing mounted"
 badopt() {
     local rc=0 err
