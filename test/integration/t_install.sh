@@ -43,6 +43,16 @@ grep -q '@[A-Z]*@' "$unit" && fail "unsubstituted @VAR@ in the unit"
 assert_eq "$(stat -c %a "$unit")" 644 "unit mode"
 assert_eq "$(stat -c %a "$D/etc/zkfs/zoo.cfg")" 644 "config mode"
 bash -n "$D/usr/local/share/bash-completion/completions/zkfs" || fail "completion script syntax"
+# comp WORD...: what the installed completion offers for the last word.
+comp() {
+    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _zkfs
+             echo "${COMPREPLY[*]}"' comp "$D/usr/local/share/bash-completion/completions/zkfs" "$@"
+}
+assert_eq "mount" "$(comp zkfs mo)" "completion of a command"
+assert_eq "--help --json" "$(comp zkfs status --)" "completion of status options"
+for v in $("$ZKFS" --help | awk '/^  [a-z]+( |$)/ { print $1 }'); do
+    assert_eq "$v" "$(comp zkfs "$v" | tr ' ' '\n' | grep -x "$v" || true)" "completion knows $v"
+done
 
 log "the default config has README's defaults and mounts a standalone replica"
 cfg=$D/etc/zkfs/zoo.cfg
