@@ -129,6 +129,14 @@ static void render_replica(struct out *o, const struct zk_replica_status *rs)
         "Snapshots received and installed.", rs->snapshots_installed);
     one(o, "zkfs_snapshots_rejected_total", "counter",
         "Snapshots received corrupt or truncated.", rs->snapshots_rejected);
+    one(o, "zkfs_elections_total", "counter",
+        "Times this replica went looking for a leader.", rs->elections);
+    family(o, "zkfs_syncs_total", "counter",
+           "Learners synchronised by this replica as leader, by mode.");
+    put(o, "zkfs_syncs_total{mode=\"diff\"} %" PRIu64 "\n"
+        "zkfs_syncs_total{mode=\"trunc\"} %" PRIu64 "\n"
+        "zkfs_syncs_total{mode=\"snap\"} %" PRIu64 "\n", rs->syncs_diff,
+        rs->syncs_trunc, rs->syncs_snap);
 }
 
 static void render_members(struct out *o, const struct zk_replica_status *rs)

@@ -84,6 +84,16 @@ assert_eq 3 "$(grep -cE '^zkfs_member_connected\{.*\} 1$' <<<"$t")" "members con
 assert_eq 3 "$(grep -c '^zkfs_member_lag{' <<<"$t")" "member lag rows"
 printf '%s\n' "$t" | grep -E '^zkfs_(role|leader|member|znodes|sessions)'
 
+log "an election is counted on the survivors"
+F=$(ens_follower)
+e0=$(value "$(cat "$(ens_mnt "$F")/.zkfs.prom")" zkfs_elections_total)
+[ "$e0" -ge 1 ] || fail "no election counted at start on $F"
+[ "$(value "$t" 'zkfs_syncs_total{mode="diff"}')" -ge 1 ] || fail "the leader counted no DIFF sync: $(grep syncs <<<"$t")"
+ens_kill9 "$L"
+ens_wait_leader
+e1=$(value "$(cat "$(ens_mnt "$F")/.zkfs.prom")" zkfs_elections_total)
+[ "$e1" -gt "$e0" ] || fail "elections on $F did not move: $e0 -> $e1"
+
 # http_get PORT PATH: the whole HTTP answer.
 http_get() {
     local r
