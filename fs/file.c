@@ -489,7 +489,7 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
         .ops = ops};
     fh->inflight++;
     rc = fs->stopping ? -ESHUTDOWN
-                      : zk_replica_propose(fs->replica, &txn, commit_done, c);
+                      : zk__fs_propose(fs, &txn, commit_done, c);
     if (rc == 0) {
         if (c->paused)
             zk__fs_pause(fs);
@@ -774,7 +774,7 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     rc = !sr ? -ENOMEM : fs->stopping ? -ESHUTDOWN : 0;
     if (rc == 0) {
         *sr = (struct setattr_req){.fs = fs, .req = req, .ino = ino, .fh = fh};
-        rc = zk_replica_propose(fs->replica, &txn, setattr_done, sr);
+        rc = zk__fs_propose(fs, &txn, setattr_done, sr);
     }
     free(buf);
     if (rc == 0) {

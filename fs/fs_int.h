@@ -168,6 +168,10 @@ struct zk_fs {
 #define ZK__FS_OPCODE_MAX 64
     uint64_t requests[ZK__FS_OPCODE_MAX]; /* metrics.c: by FUSE opcode */
     uint64_t txns_applied, txns_failed, ops_applied, changes_applied;
+#define ZK__FS_LAT_BUCKETS 14
+    /* metrics.c: proposal-to-answer latency of this mount's proposals */
+    uint64_t commit_le[ZK__FS_LAT_BUCKETS]; /* not cumulative */
+    uint64_t commit_count, commit_sum_ns;
     struct zk__fs_http *http;  /* metrics_http.c: NULL when off */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
@@ -263,6 +267,10 @@ int zk__fs_check_new_name(uint64_t parent, const char *name);
 int zk__fs_deletion_of(struct zk_fs *fs, uint64_t ino, struct zk_change *c);
 int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
                     zk_replica_done_cb cb, void *arg);
+/* metrics.c: zk_replica_propose on fs->replica, timing the answer for
+ * the commit latency histogram. Same contract and errors (-ENOMEM too). */
+int zk__fs_propose(struct zk_fs *fs, const struct zk_txn *txn,
+                   zk_replica_done_cb cb, void *arg);
 int zk__fs_result_err(int err, const struct zk_apply_result *res);
 void zk__fs_reply_errno(fuse_req_t req, int err);
 int zk__fs_stale(int err);

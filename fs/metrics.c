@@ -60,6 +60,47 @@ void zk__fs_metrics_applied(void *arg, const struct zk_apply_result *res)
     zk__fs_echo_applied(arg, res);
 }
 
+/* Upper bounds of the latency buckets, nanoseconds (the last is +Inf). */
+static const uint64_t lat_le_ns[ZK__FS_LAT_BUCKETS - 1] = {
+    250000, 500000, 1000000, 2000000, 5000000, 10000000, 20000000,
+    50000000, 100000000, 200000000, 500000000, 1000000000, 5000000000};
+
+struct timed {
+    struct zk_fs *fs;
+    zk_replica_done_cb cb;
+    void *arg;
+    uint64_t t0_ns;
+};
+
+static void timed_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct timed t = *(struct timed *)arg;
+    uint64_t ns = uv_hrtime() - t.t0_ns;
+    size_t b = 0;
+
+    free(arg);
+    while (b < ZK_ARRAY_LEN(lat_le_ns) && ns > lat_le_ns[b])
+        b++;
+    t.fs->commit_le[b]++;
+    t.fs->commit_count++;
+    t.fs->commit_sum_ns += ns;
+    t.cb(t.arg, err, res);
+}
+
+int zk__fs_propose(struct zk_fs *fs, const struct zk_txn *txn,
+                   zk_replica_done_cb cb, void *arg)
+{
+    struct timed *t = malloc(sizeof(*t));
+
+    if (t == NULL)
+        return -ENOMEM;
+    *t = (struct timed){fs, cb, arg, uv_hrtime()};
+    int rc = zk_replica_propose(fs->replica, txn, timed_done, t);
+    if (rc)
+        free(t);
+    return rc;
+}
+
 /* ======================== rendering ===================================== */
 
 struct out {
@@ -177,6 +218,30 @@ static void render_store(struct out *o, struct zk_fs *fs)
         si.file_bytes);
 }
 
+/* The commit latency histogram (cumulative buckets, as Prometheus has
+ * them). */
+static void render_latency(struct out *o, const struct zk_fs *fs)
+{
+    uint64_t cum = 0;
+
+    family(o, "zkfs_commit_latency_seconds", "histogram",
+           "From proposal to answer (committed by a quorum and applied "
+           "here, or failed), for this mount's writes.");
+    for (size_t b = 0; b < ZK__FS_LAT_BUCKETS; b++) {
+        cum += fs->commit_le[b];
+        if (b < ZK_ARRAY_LEN(lat_le_ns))
+            put(o, "zkfs_commit_latency_seconds_bucket{le=\"%g\"} %" PRIu64
+                "\n", (double)lat_le_ns[b] / 1e9, cum);
+        else
+            put(o, "zkfs_commit_latency_seconds_bucket{le=\"+Inf\"} %"
+                PRIu64 "\n", cum);
+    }
+    put(o, "zkfs_commit_latency_seconds_sum %.6f\n",
+        (double)fs->commit_sum_ns / 1e9);
+    put(o, "zkfs_commit_latency_seconds_count %" PRIu64 "\n",
+        fs->commit_count);
+}
+
 static void render_fs(struct out *o, struct zk_fs *fs)
 {
     struct timespec now;
@@ -225,6 +290,7 @@ size_t zk__fs_metrics_render(struct zk_fs *fs, char *buf, size_t size)
     render_replica(&o, &rs);
     render_members(&o, &rs);
     render_store(&o, fs);
+    render_latency(&o, fs);
     render_fs(&o, fs);
     return o.len;
 }

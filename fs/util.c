@@ -126,7 +126,7 @@ int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
     struct zk_txn txn = {.time_ms = 0, .nops = 1, .ops = (struct zk_op *)op};
     if (fs->stopping || !fs->replica)
         return -ESHUTDOWN;
-    return zk_replica_propose(fs->replica, &txn, cb, arg);
+    return zk__fs_propose(fs, &txn, cb, arg);
 }
 
 /* The error a caller should see for a proposal's answer: the commit's

@@ -19,6 +19,10 @@ well_formed() {
     bad=$(grep -vE '^# (HELP|TYPE) [a-z_]+ .+$|^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9]+(\.[0-9]+)?$' <<<"$1" || true)
     [ -z "$bad" ] || fail "malformed metrics lines: $bad"
     for fam in $(grep -oE '^[a-z_]+' <<<"$1" | sort -u); do
+        # A histogram's samples are FAMILY_bucket, _sum and _count.
+        case $fam in *_bucket | *_sum | *_count)
+            grep -q "^# TYPE ${fam%_*} histogram" <<<"$1" && fam=${fam%_*} ;;
+        esac
         grep -q "^# TYPE $fam " <<<"$1" || fail "no # TYPE for $fam"
         grep -q "^# HELP $fam " <<<"$1" || fail "no # HELP for $fam"
     done
@@ -61,6 +65,12 @@ well_formed "$b"
     fail "transactions applied did not move by 21"
 [ "$(value "$b" zkfs_znode_changes_total)" -ge $(($(value "$a" zkfs_znode_changes_total) + 21)) ] ||
     fail "znode changes did not move by 21"
+n=$(value "$b" zkfs_commit_latency_seconds_count)
+[ "$n" -ge $(($(value "$a" zkfs_commit_latency_seconds_count) + 21)) ] || fail "commit latency count did not move by 21"
+assert_eq "$n" "$(value "$b" 'zkfs_commit_latency_seconds_bucket{le="+Inf"}')" "+Inf bucket = count"
+grep '^zkfs_commit_latency_seconds_bucket' <<<"$b" | awk '$2 < prev { exit 1 } { prev = $2 }' ||
+    fail "latency buckets not cumulative: $(grep latency <<<"$b")"
+awk '$1 == "zkfs_commit_latency_seconds_sum" { exit !($2 > 0) }' <<<"$b" || fail "latency sum is 0"
 for op in create write flush mkdir read; do
     before=$(value "$a" "zkfs_fuse_requests_total{op=\"$op\"}")
     after=$(value "$b" "zkfs_fuse_requests_total{op=\"$op\"}")
