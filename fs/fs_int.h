@@ -102,6 +102,9 @@ struct zk__fs_echo {
     struct zk__fs_echo_item *done;
     int quit;
     uint64_t dropped;
+    /* Replays acted out (inotify events for changes made elsewhere), and
+     * those whose syscall failed; echo thread writes, metrics reads. */
+    _Atomic uint64_t replays, replays_failed;
     /* The echo thread's id (what fuse_req_ctx()->pid says for its
      * syscalls) and the item its current syscall acts out (read by the
      * handlers of that syscall's requests; valid while it runs). */

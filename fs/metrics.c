@@ -266,6 +266,14 @@ static void render_fs(struct out *o, struct zk_fs *fs)
     one(o, "zkfs_znode_changes_total", "counter",
         "Znode changes applied here (what watches report).",
         fs->changes_applied);
+    family(o, "zkfs_watch_replays_total", "counter",
+           "Changes made elsewhere (other replicas, zkfs commands, session "
+           "expiry) acted out through the mount so that inotify watchers "
+           "see them, by result.");
+    put(o, "zkfs_watch_replays_total{result=\"ok\"} %" PRIu64 "\n"
+        "zkfs_watch_replays_total{result=\"failed\"} %" PRIu64 "\n",
+        (uint64_t)atomic_load(&fs->echo.replays),
+        (uint64_t)atomic_load(&fs->echo.replays_failed));
     one(o, "zkfs_echo_dropped_total", "counter",
         "Kernel invalidations dropped (echo queue full).", fs->echo.dropped);
     one(o, "zkfs_ephemerals_given_up_total", "counter",

@@ -94,6 +94,16 @@ assert_eq 3 "$(grep -cE '^zkfs_member_connected\{.*\} 1$' <<<"$t")" "members con
 assert_eq 3 "$(grep -c '^zkfs_member_lag{' <<<"$t")" "member lag rows"
 printf '%s\n' "$t" | grep -E '^zkfs_(role|leader|member|znodes|sessions)'
 
+log "a change made on another replica is replayed for inotify here"
+o=$(ens_follower)
+r0=$(value "$(cat "$(ens_mnt "$o")/.zkfs.prom")" 'zkfs_watch_replays_total{result="ok"}')
+ls "$(ens_mnt "$o")" >/dev/null          # the kernel knows the root here
+echo w >"$(ens_mnt "$L")/watched"
+ens_wait_cat "$o" watched w
+replays_above() { [ "$(value "$(cat "$1/.zkfs.prom")" 'zkfs_watch_replays_total{result="ok"}')" -gt "$2" ]; }
+wait_for -t 10 replays_above "$(ens_mnt "$o")" "$r0" ||
+    fail "no replay counted on $o"
+
 log "an election is counted on the survivors"
 F=$(ens_follower)
 e0=$(value "$(cat "$(ens_mnt "$F")/.zkfs.prom")" zkfs_elections_total)
