@@ -10,6 +10,7 @@
 #   make SAN=tsan   ... with TSan into build-tsan/
 #   make fuzz       libFuzzer targets (test/fuzz/fuzz_*.c) built with clang,
 #                   ASan and UBSan into build-fuzz/ (scripts/fuzz.sh runs them)
+#   make install    (and uninstall) PREFIX=/usr/local DESTDIR=: dist/install.mk
 #
 # The consensus core (replica/zab*.c, replica/common.c) is compiled against
 # "poison" copies of the libuv, LMDB and FUSE headers that stop the build with
@@ -191,6 +192,8 @@ fuzz-seeds: $(FB)/mkseeds $(FB)/fuzz_store
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
+
+include dist/install.mk
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 ifneq ($(filter fuzz fuzz-seeds build-fuzz/%,$(MAKECMDGOALS)),)

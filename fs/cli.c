@@ -56,14 +56,17 @@ static const struct usage usages[] = {
      "                     ${XDG_DATA_HOME:-$HOME/.local/share}/zkfs otherwise)\n"
      "  -o FUSEOPTS        extra FUSE mount options, comma-separated\n"
      "  -d, --debug        FUSE debug output (implies -f)\n"
-     "  -c, --config FILE  ensemble configuration (zoo.cfg keys: server.N,\n"
+     "  -c, --config FILE  configuration (zoo.cfg keys: server.N,\n"
      "                     tickTime, initLimit, syncLimit, sessionTimeout,\n"
-     "                     dataDir, secretFile); a bad one exits 2\n"
+     "                     dataDir, secretFile; no server.N lines: a\n"
+     "                     standalone replica); a bad one exits 2\n"
      "      --id N         this server's id (default: DATADIR/myid)\n"
      "      --help         show this help\n\n"
      "MOUNTPOINT defaults to /mnt/zkfs for root and $HOME/zkfs otherwise.\n"
      "Missing directories are created. Without -f the command returns once\n"
-     "the mount serves requests, and the daemon runs on in the background.\n"},
+     "the mount serves requests, and the daemon runs on in the background.\n"
+     "mount(8) and fstab use 'zkfs SOURCE DIR -o config=FILE,...' (type\n"
+     "fuse.zkfs; options in zkfs(8)).\n"},
     {"umount",
      "Usage: zkfs umount MOUNTPOINT\n"
      "Closes this replica's session (its ephemeral nodes go at once),\n"
@@ -71,7 +74,8 @@ static const struct usage usages[] = {
     {"status",
      "Usage: zkfs status [--json] MOUNTPOINT\n"
      "Shows the replica's role, epoch, last zxid, znode and session counts,\n"
-     "data size and group-commit counters.\n\n"
+     "data size and group-commit counters, in 80 columns (the middle of a\n"
+     "value too long for them is shown as '...').\n\n"
      "      --json   print the daemon's JSON object unchanged\n"},
     {"create",
      "Usage: zkfs create [-e] [-s] [-d] PATH [DATA] [-- CMD [ARG...]]\n"
@@ -115,6 +119,11 @@ static const struct usage usages[] = {
      "transaction committed, 1 when it was refused, 2 for malformed input.\n"
      "An ephemeral node (-e) created here is held by this command, so it\n"
      "goes again when the command ends.\n"},
+    {"version",
+     "Usage: zkfs version\n"
+     "Prints the release, the on-disk format versions (a data directory\n"
+     "of another store format is refused) and the wire protocol versions\n"
+     "(servers of one ensemble must speak the same). Same as --version.\n"},
     {"help", "Usage: zkfs help [COMMAND]\n"},
 };
 
@@ -1032,11 +1041,13 @@ static const char *json_get(const char *json, const char *key, char *buf,
     return buf;
 }
 
-/* One row of the members table from one {...} of "members". */
+/* One row of the members table from one {...} of "members": at most
+ * 2+6+9+10+5+19+20 = 71 columns; a snapshot in transfer gets a line of
+ * its own under the row. */
 static void print_member(const char *obj)
 {
     char id[16], type[16], state[16], conn[8], self[8], zxid[32], lag[24];
-    char bytes[24], total[24], snap[64] = "";
+    char bytes[24], total[24];
 
     json_get(obj, "id", id, sizeof(id));
     json_get(obj, "type", type, sizeof(type));
@@ -1045,16 +1056,16 @@ static void print_member(const char *obj)
     json_get(obj, "self", self, sizeof(self));
     json_get(obj, "member_zxid_hex", zxid, sizeof(zxid));
     json_get(obj, "lag", lag, sizeof(lag));
+    printf("  %-5s %-8s %-9s %-4s %-18s %s\n",
+           strcmp(self, "true") ? id : strcat(id, "*"), type, state,
+           strcmp(conn, "true") ? "no" : "yes",
+           strcmp(zxid, "null") ? zxid : "-",
+           strcmp(lag, "null") ? lag : "-");
     if (strstr(obj, "\"bytes\"")) {
         json_get(obj, "bytes", bytes, sizeof(bytes));
         json_get(obj, "total", total, sizeof(total));
-        snprintf(snap, sizeof(snap), "snapshot %s/%s bytes", bytes, total);
+        printf("        snapshot %s of %s bytes sent\n", bytes, total);
     }
-    printf("  %-4s%-9s%-10s%-6s%-20s%-*s%s\n",
-           strcmp(self, "true") ? id : strcat(id, "*"), type, state,
-           strcmp(conn, "true") ? "no" : "yes",
-           strcmp(zxid, "null") ? zxid : "-", *snap ? 8 : 0,
-           strcmp(lag, "null") ? lag : "-", snap);
 }
 
 /* The "members" array as a table (its objects hold one nested object,
@@ -1067,8 +1078,8 @@ static void print_members(const char *json)
     if (!p)
         return;
     printf("members     (* = this replica; zxid and lag as known here)\n");
-    printf("  %-4s%-9s%-10s%-6s%-20s%s\n", "id", "type", "state", "conn",
-           "zxid", "lag");
+    printf("  %-5s %-8s %-9s %-4s %-18s %s\n", "id", "type", "state",
+           "conn", "zxid", "lag");
     for (p = strchr(p, '['); p && *p && *p != ']'; ) {
         const char *o = strchr(p, '{');
         size_t n = 0;
@@ -1091,6 +1102,23 @@ static void print_members(const char *json)
     }
 }
 
+/* Value columns of `zkfs status`: 12 for the label, the rest of an
+ * 80-column line for the value. */
+#define STATUS_VALUE_COLS 67
+
+/* Shortens a value wider than STATUS_VALUE_COLS in place by replacing its
+ * middle with "..." (both ends of a path say the most); --json has it
+ * whole. */
+static void fit_value(char *v)
+{
+    size_t n = strlen(v), keep = STATUS_VALUE_COLS - 3, head = keep / 3;
+
+    if (n <= STATUS_VALUE_COLS)
+        return;
+    memmove(v + head + 3, v + n - (keep - head), keep - head + 1);
+    memcpy(v + head, "...", 3);
+}
+
 static void print_status(const char *json)
 {
     static const char *const rows[][2] = {
@@ -1105,6 +1133,7 @@ static void print_status(const char *json)
 
     for (size_t i = 0; i < ZK_ARRAY_LEN(rows); i++) {
         json_get(json, rows[i][1], v, sizeof(v));
+        fit_value(v);
         printf("%-11s %s", rows[i][0], v);
         if (strcmp(rows[i][1], "zxid") == 0)
             printf(" (%s)", json_get(json, "zxid_hex", hex, sizeof(hex)));

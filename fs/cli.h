@@ -16,10 +16,7 @@
 #include <stddef.h>
 
 #include "zk_txn.h"
-
-#ifndef ZK_VERSION
-#define ZK_VERSION "0.1.0"
-#endif
+#include "zk_version.h"
 
 #define ZK_CLI_UMOUNT_WAIT_MS 10000 /* how long `zkfs umount` waits */
 #define ZK_CLI_POLL_MS        20    /* mountinfo polling interval   */
@@ -116,6 +113,8 @@ int zk__cli_rm(int argc, char **argv);
 int zk__cli_stat(int argc, char **argv);
 int zk__cli_sync(int argc, char **argv);
 int zk__cli_txn(int argc, char **argv);
+/* fs/version.c: the release and format versions. */
+int zk__cli_version(int argc, char **argv);
 
 /* Usage texts, for `zkfs help CMD` and `zkfs CMD --help`. Returns NULL for
  * an unknown command. */

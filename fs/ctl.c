@@ -377,8 +377,7 @@ static int req_txn(struct ctl *c, const uint8_t *data, size_t len)
     txn->time_ms = 0;
     if (rc == 0)
         rc = c->fs->stopping ? -ESHUTDOWN
-                             : zk_replica_propose(c->fs->replica, txn,
-                                                  txn_done, c);
+                             : zk__fs_propose(c->fs, txn, txn_done, c);
     zk_txn_free(txn);
     return rc;
 }

@@ -567,7 +567,8 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
     default:
         break;
     }
-    (void)rc;
+    atomic_fetch_add(rc == 0 ? &fs->echo.replays : &fs->echo.replays_failed,
+                     1);        /* metrics.c */
 }
 
 static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)

@@ -17,6 +17,7 @@
  * the ephemeral is deleted through the echo thread (echo.c).
  */
 #include "fs_int.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -228,6 +229,10 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
         zk__fs_ctl_open(req, fi);
         return;
     }
+    if (ino == ZK_METRICS_INO) {
+        zk__fs_metrics_open(req, fi);
+        return;
+    }
     int rc = zk__fs_stale(zk_store_getattr(fs->store, ino, &st));
     if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
         rc = -ENOENT;           /* its session was given up (lease.c) */
@@ -293,6 +298,10 @@ void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct zk_fs *fs = fuse_req_userdata(req);
     if (ino == ZK_CTL_INO) {
         zk__fs_ctl_read(req, size, fi);
+        return;
+    }
+    if (ino == ZK_METRICS_INO) {
+        zk__fs_metrics_read(req, size, off, fi);
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
@@ -500,7 +509,7 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
         .ops = ops};
     fh->inflight++;
     rc = fs->stopping ? -ESHUTDOWN
-                      : zk_replica_propose(fs->replica, &txn, commit_done, c);
+                      : zk__fs_propose(fs, &txn, commit_done, c);
     if (rc == 0) {
         if (c->paused)
             zk__fs_pause(fs);
@@ -520,7 +529,7 @@ reply:
 void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
-    if (ino == ZK_CTL_INO) {
+    if (ino == ZK_CTL_INO || ino == ZK_METRICS_INO) {
         fuse_reply_err(req, 0);
         return;
     }
@@ -532,7 +541,7 @@ void zk__fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
     struct zk_fs *fs = fuse_req_userdata(req);
     (void)datasync;
-    if (ino == ZK_CTL_INO) {
+    if (ino == ZK_CTL_INO || ino == ZK_METRICS_INO) {
         fuse_reply_err(req, 0);
         return;
     }
@@ -584,6 +593,10 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
     struct zk_fs *fs = fuse_req_userdata(req);
     if (ino == ZK_CTL_INO) {
         zk__fs_ctl_release(req, fi);
+        return;
+    }
+    if (ino == ZK_METRICS_INO) {
+        zk__fs_metrics_release(req, fi);
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
@@ -767,6 +780,10 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_attr(req, &a, ZK__FS_TIMEOUT_S);
         return;
     }
+    if (ino == ZK_METRICS_INO) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
     if (fi && fi->fh)
         fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     if ((fh && fh->echo) || zk__fs_is_echo(fs, req)) {
@@ -806,7 +823,7 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     rc = !sr ? -ENOMEM : fs->stopping ? -ESHUTDOWN : 0;
     if (rc == 0) {
         *sr = (struct setattr_req){.fs = fs, .req = req, .ino = ino, .fh = fh};
-        rc = zk_replica_propose(fs->replica, &txn, setattr_done, sr);
+        rc = zk__fs_propose(fs, &txn, setattr_done, sr);
     }
     free(buf);
     if (rc == 0) {

@@ -16,6 +16,8 @@
  * kernel knows and so which invalidations are worth sending.
  */
 #include "fs_int.h"
+#include "metrics.h"
+#include "notify.h"
 #include "zk_config.h"
 
 #include <errno.h>
@@ -241,17 +243,19 @@ void zk__fs_stop(struct zk_fs *fs)
         return;
     fs->stopping = 1;
     zk_log(ZK_LOG_INFO, "stopping: unmounting %s", fs->opts->mountpoint);
+    zk__notify("STOPPING=1\n");        /* systemd, notify.c */
     if (!zk__fs_echo_stop(fs))
         uv_stop(&fs->loop);
 }
 
-/* The kernel ended the connection (unmounted or aborted). */
+/* The kernel ended the connection (unmounted or aborted): leave as
+ * `zkfs umount` does (leave.c). */
 static void fuse_gone(struct zk_fs *fs)
 {
     fs->gone = 1;
     if (fs->poll_init)
         uv_poll_stop(&fs->poll);
-    zk__fs_stop(fs);
+    zk__fs_leave(fs);
 }
 
 static void on_fuse_readable(uv_poll_t *h, int status, int events);
@@ -298,6 +302,7 @@ static void on_fuse_readable(uv_poll_t *h, int status, int events)
             fuse_gone(fs);
             return;
         }
+        zk__fs_metrics_request(fs, &fs->fbuf);
         fuse_session_process_buf(fs->se, &fs->fbuf);
         if (fuse_session_exited(fs->se)) {
             fuse_gone(fs);
@@ -306,10 +311,16 @@ static void on_fuse_readable(uv_poll_t *h, int status, int events)
     }
 }
 
+/* SIGINT/SIGTERM: leave cleanly; a second one stops at once. */
 static void on_signal(uv_signal_t *h, int signum)
 {
+    struct zk_fs *fs = h->data;
+
     zk_log(ZK_LOG_INFO, "signal %d", signum);
-    zk__fs_stop(h->data);
+    if (fs->leaving)
+        zk__fs_stop(fs);
+    else
+        zk__fs_leave(fs);
 }
 
 /* libfuse's messages go to zk_log. */
@@ -411,7 +422,7 @@ static int start_replica(struct zk_fs *fs)
     struct zk_replica_opts ro = {
         .loop = &fs->loop,
         .store = fs->store,
-        .applied = zk__fs_echo_applied,
+        .applied = zk__fs_metrics_applied,   /* then echo.c's */
         .applied_arg = fs,
         .reset = zk__fs_echo_reset,
         .session_lost = zk__fs_session_lost,
@@ -483,6 +494,8 @@ static int setup(struct zk_fs *fs)
         zk__fs_watchdog_start(fs);
     if (rc == 0)
         rc = loop_handles(fs);
+    if (rc == 0)
+        rc = zk__fs_metrics_http_start(fs);
     return rc;
 }
 
@@ -499,6 +512,8 @@ static void teardown(struct zk_fs *fs)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
     handles_free(fs);
+    zk__fs_notify_stop(fs);
+    zk__fs_metrics_http_stop(fs);
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
     if (fs->signals_init) {

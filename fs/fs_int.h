@@ -104,6 +104,9 @@ struct zk__fs_echo {
     struct zk__fs_echo_item *done;
     int quit;
     uint64_t dropped;
+    /* Replays acted out (inotify events for changes made elsewhere), and
+     * those whose syscall failed; echo thread writes, metrics reads. */
+    _Atomic uint64_t replays, replays_failed;
     /* The echo thread's id (what fuse_req_ctx()->pid says for its
      * syscalls) and the item its current syscall acts out (read by the
      * handlers of that syscall's requests; valid while it runs). */
@@ -165,6 +168,16 @@ struct zk_fs {
     struct zk_change *reset_notes;
     size_t n_reset_notes;
     int stopping;
+    int leaving;               /* leave.c: closing the session to stop */
+    struct zk__fs_notify *notify; /* notify.c: NULL without systemd */
+#define ZK__FS_OPCODE_MAX 64
+    uint64_t requests[ZK__FS_OPCODE_MAX]; /* metrics.c: by FUSE opcode */
+    uint64_t txns_applied, txns_failed, ops_applied, changes_applied;
+#define ZK__FS_LAT_BUCKETS 14
+    /* metrics.c: proposal-to-answer latency of this mount's proposals */
+    uint64_t commit_le[ZK__FS_LAT_BUCKETS]; /* not cumulative */
+    uint64_t commit_count, commit_sum_ns;
+    struct zk__fs_http *http;  /* metrics_http.c: NULL when off */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
     struct zk__fs_inomap inomap;
@@ -224,6 +237,8 @@ struct zk__fs_dh {
 /* --- fs.c ---------------------------------------------------------------- */
 
 void zk__fs_stop(struct zk_fs *fs);
+/* leave.c: closes this replica's session (bounded wait), then stops. */
+void zk__fs_leave(struct zk_fs *fs);
 void zk__fs_handle_add(struct zk_fs *fs, struct zk__fs_handle *h,
                        void (*destroy)(struct zk__fs_handle *h));
 void zk__fs_handle_del(struct zk__fs_handle *h);
@@ -262,6 +277,10 @@ int zk__fs_check_new_name(uint64_t parent, const char *name);
 int zk__fs_deletion_of(struct zk_fs *fs, uint64_t ino, struct zk_change *c);
 int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
                     zk_replica_done_cb cb, void *arg);
+/* metrics.c: zk_replica_propose on fs->replica, timing the answer for
+ * the commit latency histogram. Same contract and errors (-ENOMEM too). */
+int zk__fs_propose(struct zk_fs *fs, const struct zk_txn *txn,
+                   zk_replica_done_cb cb, void *arg);
 int zk__fs_result_err(int err, const struct zk_apply_result *res);
 void zk__fs_reply_errno(fuse_req_t req, int err);
 int zk__fs_stale(int err);

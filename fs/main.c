@@ -36,12 +36,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mntopts.h"
 #include "zk_common.h"
 #include "zk_config.h"
 #include "zk_fs.h"
 
 #define SESSION_TIMEOUT_MS 30000   /* this replica's session */
-#define FUSE_OPTS_MAX      1024    /* all -o options together, bytes */
+#define FUSE_OPTS_MAX      ZK_CLI_MOUNT_OPTS_MAX
 
 /* ======================== mount: arguments and directories ============= */
 
@@ -106,6 +107,12 @@ static int mount_opts(int argc, char **argv, struct mount_args *a)
         return zk__cli_usage_error("mount", "too many arguments");
     if (a->id && !a->config)
         return zk__cli_usage_error("mount", "--id needs -c FILE");
+    char bad[256], what[270];   /* exit 1, as when the daemon refused */
+    if (zk__fs_check_fuse_opts(a->fuse_opts, bad, sizeof(bad)) == -EINVAL) {
+        snprintf(what, sizeof(what), "-o %s", bad);
+        return zk__cli_fail("mount", what, -EINVAL, "not a FUSE mount "
+                            "option (see mount.fuse3(8))");
+    }
     a->mnt = argc > optind ? argv[optind] : NULL;
     return -1;
 }
@@ -337,7 +344,8 @@ static int run_background(struct zk_fs_opts *o)
  * before anything is created or mounted. A bad one exits 2. */
 static int load_config(const struct mount_args *a, struct zk_config *cfg)
 {
-    struct zk_config_args ca = {.id = a->id, .data_dir = a->data};
+    struct zk_config_args ca = {.id = a->id, .data_dir = a->data,
+                                .standalone_ok = 1};
     char err[512];
 
     if (zk_config_load(a->config, &ca, cfg, err, sizeof(err)) != 0) {
@@ -384,7 +392,9 @@ static int cmd_mount(int argc, char **argv)
         .fuse_opts = a.fuse_opts[0] ? a.fuse_opts : NULL,
         .foreground = a.foreground, .debug = a.debug, .ready_fd = -1,
         .session_timeout_ms = SESSION_TIMEOUT_MS,
-        .config = a.config ? &cfg : NULL};
+        .config = a.config && cfg.n_servers ? &cfg : NULL,
+        .metrics_port = a.config ? cfg.metrics_port : 0,
+        .metrics_host = cfg.metrics_host};
     if (a.foreground)
         return run_foreground(&o);
     if ((status = run_background(&o)) == 0)
@@ -407,6 +417,7 @@ static const char general_usage[] =
     "  stat PATH                          ZooKeeper's stat\n"
     "  sync PATH                          read barrier\n"
     "  txn [MOUNTPOINT] < OPS             all-or-nothing multi-op\n"
+    "  version                            release and format versions\n"
     "  help [COMMAND]                     this text, or a command's\n\n"
     "'zkfs COMMAND --help' describes one command. zkfs --version.\n";
 
@@ -434,6 +445,7 @@ static const struct command commands[] = {
     {"set", zk__cli_set},          {"rm", zk__cli_rm},
     {"stat", zk__cli_stat},        {"sync", zk__cli_sync},
     {"txn", zk__cli_txn},          {"help", cmd_help},
+    {"version", zk__cli_version},
 };
 
 int main(int argc, char **argv)
@@ -442,10 +454,8 @@ int main(int argc, char **argv)
         fputs(general_usage, stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-        printf("zkfs %s\n", ZK_VERSION);
-        return 0;
-    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+        return zk__cli_version(1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(1, argv);
     if (strcmp(argv[1], "__watchdog") == 0)     /* started by the daemon */
@@ -459,6 +469,10 @@ int main(int argc, char **argv)
             status = 1;
         }
         return status;
+    }
+    if (zk__mount_helper_form(argc, argv)) {     /* mount(8), mntopts.c */
+        int margc, status = zk__mount_helper_argv(argc, argv, &margc, &argv);
+        return status >= 0 ? status : cmd_mount(margc, argv);
     }
     fprintf(stderr, "zkfs: unknown command '%s'\nTry 'zkfs help'.\n",
             argv[1]);

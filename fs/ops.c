@@ -13,6 +13,8 @@
  * FORGET uncounts it.
  */
 #include "fs_int.h"
+#include "metrics.h"
+#include "notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +46,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         close(fs->ready_fd);
         fs->ready_fd = -1;
     }
+    zk__fs_notify_ready(fs);    /* systemd's READY=1, notify.c */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -64,6 +67,10 @@ void zk__fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         e.attr_timeout = ZK__FS_TIMEOUT_S;
         zk__fs_ctl_attr(fs, &e.attr);
         fuse_reply_entry(req, &e);
+        return;
+    }
+    if (parent == ZK_INO_ROOT && strcmp(name, ZK_METRICS_NAME) == 0) {
+        zk__fs_metrics_lookup(req);
         return;
     }
     if (strlen(name) > ZK_NAME_MAX) {
@@ -113,6 +120,10 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     if (ino == ZK_CTL_INO) {
         zk__fs_ctl_attr(fs, &attr);
         fuse_reply_attr(req, &attr, ZK__FS_TIMEOUT_S);
+        return;
+    }
+    if (ino == ZK_METRICS_INO) {
+        zk__fs_metrics_getattr(req);
         return;
     }
     struct zk__fs_fh *fh = fi && fi->fh ? (struct zk__fs_fh *)(uintptr_t)fi->fh
@@ -547,7 +558,8 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
         fuse_reply_err(req, 0);     /* a replay: the node is gone already */
         return;
     }
-    if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)
+    if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
+                                  strcmp(name, ZK_METRICS_NAME) == 0))
         rc = -EPERM;
     else if (strlen(name) > ZK_NAME_MAX)
         rc = -ENAMETOOLONG;
@@ -598,7 +610,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
     if (flags & ~(unsigned)RENAME_NOREPLACE)
         rc = -EINVAL;
-    else if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)
+    else if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
+                                       strcmp(name, ZK_METRICS_NAME) == 0))
         rc = -EPERM;
     if (rc == 0)
         rc = zk__fs_check_new_name(newparent, newname);

@@ -8,6 +8,7 @@
  * lookup-count map is the loop's).
  */
 #include "fs_int.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -112,7 +113,8 @@ int zk__fs_check_new_name(uint64_t parent, const char *name)
     int rc = zk_name_check(name, len);
     if (rc)
         return rc;
-    if (parent == ZK_INO_ROOT && strcmp(name, ZK_CTL_NAME) == 0)
+    if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
+                                  strcmp(name, ZK_METRICS_NAME) == 0))
         return -EPERM;
     return 0;
 }
@@ -124,7 +126,7 @@ int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
     struct zk_txn txn = {.time_ms = 0, .nops = 1, .ops = (struct zk_op *)op};
     if (fs->stopping || !fs->replica)
         return -ESHUTDOWN;
-    return zk_replica_propose(fs->replica, &txn, cb, arg);
+    return zk__fs_propose(fs, &txn, cb, arg);
 }
 
 /* The error a caller should see for a proposal's answer: the commit's

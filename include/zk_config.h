@@ -34,6 +34,7 @@
 #define ZK_CONFIG_SECRET_MIN    16      /* bytes of a usable secret        */
 #define ZK_CONFIG_SECRET_MAX    1024    /* bytes; a longer file is refused */
 #define ZK_CONFIG_FILE_MAX      65536   /* bytes of a config file          */
+#define ZK_CONFIG_METRICS_HOST_MAX 64   /* an IP literal + NUL             */
 
 #define ZK_CONFIG_TICK_MS_DEFAULT     200 /* ZooKeeper: 2000; see docs */
 #define ZK_CONFIG_INIT_LIMIT_DEFAULT  50 /* 10 s: big snapshots */
@@ -61,12 +62,21 @@ struct zk_config {
     char secret_file[ZK_CONFIG_PATH_MAX]; /* "" if none (one server only) */
     size_t secret_len;                  /* 0 or ZK_CONFIG_SECRET_MIN..MAX  */
     uint8_t secret[ZK_CONFIG_SECRET_MAX]; /* the secretFile's bytes        */
+    /* metricsProvider.httpPort/httpHost: the metrics over HTTP (0: off;
+     * the host defaults to 127.0.0.1). */
+    uint32_t metrics_port;
+    char metrics_host[ZK_CONFIG_METRICS_HOST_MAX];
 };
 
 /* What the command line may override. A NULL args means "no overrides". */
 struct zk_config_args {
     uint32_t id;            /* --id N; 0: read dataDir/myid                */
     const char *data_dir;   /* --data DIR; NULL: the file's dataDir         */
+    int standalone_ok;      /* non-zero: a file without server.N lines is
+                               a standalone replica (as in ZooKeeper):
+                               out->n_servers and my_id are 0 and only
+                               dataDir (and secretFile, if named) are
+                               checked and used; otherwise an error */
 };
 
 /*

@@ -18,6 +18,8 @@ struct zk_fs_opts {
     unsigned session_timeout_ms; /* standalone; an ensemble's is in config */
     const struct zk_config *config; /* NULL: standalone; else this server of
                                        an ensemble (zk_config.h) */
+    unsigned metrics_port;      /* > 0: serve the metrics over HTTP here */
+    const char *metrics_host;   /* ... bound to this address literal */
 };
 
 /* Opens the store in data_dir, starts the replica, mounts, and runs the

@@ -154,6 +154,8 @@ struct zk_replica_status {
     uint64_t snapshots_sent;      /* streams completed to learners */
     uint64_t snapshots_installed; /* received and installed here */
     uint64_t snapshots_rejected;  /* received corrupt or truncated */
+    uint64_t elections;           /* times this replica went looking */
+    uint64_t syncs_diff, syncs_trunc, syncs_snap; /* as leader, by mode */
     uint32_t n_members;           /* every configured server, self too */
     struct zk_replica_member members[ZK_REPLICA_MEMBERS_MAX];
 };

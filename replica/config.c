@@ -39,11 +39,12 @@ _Static_assert(ZK_CONFIG_SERVERS_MAX <= ZK_ZAB_MEMBERS_MAX,
 #define MYID_FILE_MAX    64u     /* bytes of a myid file                  */
 #define SHOW_MAX         64      /* characters of bad input quoted back    */
 
-enum key { K_DATA_DIR, K_TICK, K_INIT, K_SYNC, K_SESSION, K_SECRET, K_COUNT };
+enum key { K_DATA_DIR, K_TICK, K_INIT, K_SYNC, K_SESSION, K_SECRET,
+           K_METRICS_PORT, K_METRICS_HOST, K_COUNT };
 
 static const char *const key_names[K_COUNT] = {
     "dataDir", "tickTime", "initLimit", "syncLimit", "sessionTimeout",
-    "secretFile",
+    "secretFile", "metricsProvider.httpPort", "metricsProvider.httpHost",
 };
 
 struct parse {
@@ -213,16 +214,37 @@ static int set_path(struct parse *p, char *dst, const char *v, size_t n)
 
 static int set_number(struct parse *p, enum key k, const char *v, size_t n)
 {
-    static const uint32_t lo[K_COUNT] = {0, 1, 1, 1, 1, 0};
+    static const uint32_t lo[K_COUNT] = {0, 1, 1, 1, 1, 0, 0, 0};
     static const uint32_t hi[K_COUNT] = {
-        0, TICK_MS_MAX, LIMIT_TICKS_MAX, LIMIT_TICKS_MAX, UINT32_MAX, 0};
+        0, TICK_MS_MAX, LIMIT_TICKS_MAX, LIMIT_TICKS_MAX, UINT32_MAX, 0,
+        65535, 0};
     uint32_t *dst[K_COUNT] = {
         NULL, &p->c->tick_time_ms, &p->c->init_limit_ticks,
-        &p->c->sync_limit_ticks, &p->c->session_timeout_ms, NULL};
+        &p->c->sync_limit_ticks, &p->c->session_timeout_ms, NULL,
+        &p->c->metrics_port, NULL};
 
     if (parse_u32(v, n, lo[k], hi[k], dst[k]) < 0)
         return fail(p, p->line, "%s: '%.*s' is not a number in %u..%u",
                     key_names[k], show_len(n), v, lo[k], hi[k]);
+    return 0;
+}
+
+/* metricsProvider.httpHost: an IPv4 or IPv6 address literal (what
+ * uv_ip4_addr/uv_ip6_addr take), no brackets. */
+static int set_metrics_host(struct parse *p, const char *v, size_t n)
+{
+    char host[ZK_CONFIG_METRICS_HOST_MAX];
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    if (n >= sizeof(host))
+        return fail(p, p->line, "metricsProvider.httpHost: too long");
+    memcpy(host, v, n);
+    host[n] = '\0';
+    if (inet_pton(AF_INET, host, addr) != 1 &&
+        inet_pton(AF_INET6, host, addr) != 1)
+        return fail(p, p->line, "metricsProvider.httpHost: '%.*s' is not an "
+                    "IP address", show_len(n), v);
+    memcpy(p->c->metrics_host, host, n + 1);
     return 0;
 }
 
@@ -244,6 +266,8 @@ static int set_key(struct parse *p, const char *key, size_t kn,
         return set_path(p, p->c->data_dir, v, n);
     if (k == K_SECRET)
         return set_path(p, p->c->secret_file, v, n);
+    if (k == K_METRICS_HOST)
+        return set_metrics_host(p, v, n);
     return set_number(p, (enum key)k, v, n);
 }
 
@@ -453,12 +477,14 @@ static int resolve_id(struct parse *p, const struct zk_config_args *args)
 static int finish(struct parse *p, const struct zk_config_args *args)
 {
     struct zk_config *c = p->c;
+    /* ZooKeeper's rule: a zoo.cfg without server lines is standalone. */
+    int standalone = c->n_servers == 0 && args && args->standalone_ok;
 
-    if (c->n_servers == 0)
+    if (c->n_servers == 0 && !standalone)
         return fail(p, 0, "no server.N=host:port lines");
     for (uint32_t i = 0; i < c->n_servers; i++)
         c->n_voters += !c->servers[i].observer;
-    if (c->n_voters == 0)
+    if (c->n_voters == 0 && !standalone)
         return fail(p, 0, "no voting server (all are observers)");
     c->quorum = c->n_voters / 2 + 1;
     if (!p->key_line[K_SESSION])
@@ -484,6 +510,8 @@ static int finish(struct parse *p, const struct zk_config_args *args)
         return fail(p, 0, "secretFile is required with more than one "
                     "server (peers authenticate with it)");
     }
+    if (standalone && args->id == 0)
+        return 0;       /* no id: --id N still fails in resolve_id */
     return resolve_id(p, args);
 }
 
@@ -521,6 +549,7 @@ int zk_config_parse(const char *name, const char *text, size_t len,
     p->c = c;
     set_base(p);
     c->tick_time_ms = ZK_CONFIG_TICK_MS_DEFAULT;
+    snprintf(c->metrics_host, sizeof(c->metrics_host), "127.0.0.1");
     c->init_limit_ticks = ZK_CONFIG_INIT_LIMIT_DEFAULT;
     c->sync_limit_ticks = ZK_CONFIG_SYNC_LIMIT_DEFAULT;
     for (size_t pos = 0; pos < len;) {

@@ -1041,6 +1041,10 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->snapshots_sent = e->snaps_sent;
     out->snapshots_installed = e->snaps_installed;
     out->snapshots_rejected = e->snaps_rejected;
+    out->elections = st.n_elections;
+    out->syncs_diff = st.n_diff;
+    out->syncs_trunc = st.n_trunc;
+    out->syncs_snap = st.n_snap;
     out->n_members = e->n_members;
     for (uint32_t i = 0; i < e->n_members; i++) {
         status_member(e, &st, i, &out->members[i]);
