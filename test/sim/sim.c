@@ -241,6 +241,7 @@ void sim_replica_start(struct sim *s, uint32_t i)
     r->busy = 0;
     r->nsnap = 0;
     r->life++;
+    sim_lease_start(s, r);
     sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged",
             r->incarnation, (unsigned long long)r->model.applied,
             (size_t)st.n_entries);

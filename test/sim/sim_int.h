@@ -8,6 +8,7 @@
 
 #include "sim.h"
 #include "zk_common.h"
+#include "../../replica/lease_int.h"
 
 #include <string.h>
 
@@ -81,6 +82,9 @@ struct sim_replica {
     struct sim_pend *pend;
     size_t npend, cappend, headpend;
     uint64_t wseq, acked, tail_acked;
+    /* the runtime's lease (replica/lease.c), on simulated time */
+    struct zk__lease lease;
+    uint64_t tick_no;
 };
 
 struct sim_hist {
@@ -139,5 +143,12 @@ void sim_pump(struct sim *s, uint32_t i);
 
 /* sim_run.c */
 void sim_on_fault(struct sim *s);
+
+/* sim_lease.c: the runtime's lease, run on simulated time, and the
+ * invariant that no session is closed while its owner's lease runs. */
+void sim_lease_start(struct sim *s, struct sim_replica *r);
+void sim_lease_tick(struct sim *s, struct sim_replica *r);
+void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
+                           const struct zk_zab_entry *e);
 
 #endif /* ZK_SIM_INT_H */

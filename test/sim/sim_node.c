@@ -168,6 +168,8 @@ static void apply(struct sim *s, struct sim_replica *r,
     r->model.chain = chain;
     r->model.applied = e->zxid;
     r->model.count++;
+    if (e->type == ZK_ZAB_ENTRY_SESSION_CLOSE)
+        sim_lease_check_close(s, r, e);
     model_sessions(&r->model, e);
     if (e->origin == r->id && e->type == ZK_ZAB_ENTRY_WRITE)
         client_ack(s, r, e->req_id);
@@ -418,7 +420,7 @@ void sim_on_tick(struct sim *s, uint32_t i)
     struct sim_replica *r = &s->rep[i];
     if (!r->alive)
         return;
-    zk_zab_tick(r->core);
+    sim_lease_tick(s, r);
     sim_pump(s, i);
     sim_push(s, s->now + SIM_TICK_US, SIM_EV_TICK, i, NULL);
 }
