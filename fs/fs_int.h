@@ -321,9 +321,12 @@ void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
 void zk__fs_echo_reset(void *arg, int done);
 
 /* lease.c: whether st belongs to a session this replica gave up (the
- * node is then invisible through this mount); the replica's session_lost
- * callback. */
-int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st);
+ * node is then invisible through this mount). For a node of this
+ * replica's own session it first checks the lease on the monotonic clock
+ * (zk_replica_lease_check), which may give the session up right then:
+ * call it before answering anything about an ephemeral. The replica's
+ * session_lost callback. */
+int zk__fs_hidden(struct zk_fs *fs, const struct zk_stat *st);
 void zk__fs_session_lost(void *arg, uint64_t session);
 /* watchdog.c: starts `zkfs __watchdog` for this daemon and its mount. */
 void zk__fs_watchdog_start(struct zk_fs *fs);

@@ -119,7 +119,7 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
                                          : NULL;
     int rc = zk_store_getattr(fs->store, ino, &st);
     if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
-        rc = -ENOENT;           /* its session was given up (lease.c) */
+        rc = fh ? ZK_ESESSION : -ENOENT;  /* given up (lease.c) */
     const struct zk_stat *kept = rc == -ENOENT
                                      ? zk__fs_inomap_open_stat(&fs->inomap, ino)
                                      : NULL;

@@ -120,6 +120,8 @@ void zk__fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
     int rc = ino == ZK_CTL_INO ? -ENODATA
                                : zk_store_getattr(fs->store, ino, &st);
+    if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
+        rc = ZK_ESESSION;       /* its session was given up (lease.c) */
     if (rc == 0)
         rc = xattr_value(fs, &st, name, &val, &len);
     if (rc)

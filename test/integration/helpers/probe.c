@@ -1,0 +1,131 @@
+/*
+ * probe.c — a lock holder and a lock taker for the lease tests
+ * (t_ens_pause.sh), stamping every answer with CLOCK_MONOTONIC so that
+ * processes on different mounts of one host can be ordered on one clock.
+ * Built by the test itself (cc), not by the Makefile.
+ *
+ *   probe hold PATH LOG STOP   creates PATH exclusively and holds it; every
+ *                              10 ms asks the daemon about it through the
+ *                              held descriptor (fgetxattr user.zkfs.owner
+ *                              and pread) and logs "T0 T1 ok" or
+ *                              "T0 T1 ERRNO"; stops 50 checks after the
+ *                              first failure, when STOP exists, or after
+ *                              120 s.
+ *   probe grab PATH LOG STOP   tries to create PATH exclusively every 5 ms;
+ *                              logs "T0 T1 granted" once it did (T0..T1
+ *                              spans the successful open) and holds it
+ *                              until STOP exists or 120 s passed.
+ * Times are ns of CLOCK_MONOTONIC; T0 before the call, T1 after it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RUN_NS_MAX (120ull * 1000000000u)
+#define AFTER_FAIL_CHECKS 50
+
+static uint64_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void nap(long ms)
+{
+    struct timespec ts = { 0, ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static int check(int fd)
+{
+    char buf[256];
+    if (fgetxattr(fd, "user.zkfs.owner", buf, sizeof(buf)) < 0)
+        return errno;
+    if (pread(fd, buf, sizeof(buf), 0) < 0)
+        return errno;
+    return 0;
+}
+
+static int hold(const char *path, FILE *log, const char *stop)
+{
+    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "probe: create %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    fprintf(log, "%llu %llu created\n", (unsigned long long)mono(),
+            (unsigned long long)mono());
+    fflush(log);
+    uint64_t start = mono();
+    int failed = 0;
+    while (access(stop, F_OK) != 0 && mono() - start < RUN_NS_MAX &&
+           failed <= AFTER_FAIL_CHECKS) {
+        uint64_t t0 = mono();
+        int err = check(fd);
+        uint64_t t1 = mono();
+        if (err)
+            fprintf(log, "%llu %llu %s\n", (unsigned long long)t0,
+                    (unsigned long long)t1, strerrorname_np(err));
+        else
+            fprintf(log, "%llu %llu ok\n", (unsigned long long)t0,
+                    (unsigned long long)t1);
+        fflush(log);
+        failed += err != 0 || failed > 0;
+        nap(10);
+    }
+    close(fd);
+    return 0;
+}
+
+static int grab(const char *path, FILE *log, const char *stop)
+{
+    uint64_t start = mono();
+    int fd = -1;
+    while (fd < 0 && mono() - start < RUN_NS_MAX) {
+        uint64_t t0 = mono();
+        fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+        uint64_t t1 = mono();
+        if (fd >= 0) {
+            fprintf(log, "%llu %llu granted\n", (unsigned long long)t0,
+                    (unsigned long long)t1);
+            fflush(log);
+            break;
+        }
+        if (errno != EEXIST && errno != ETIMEDOUT && errno != EIO) {
+            fprintf(log, "%llu %llu %s\n", (unsigned long long)t0,
+                    (unsigned long long)t1, strerrorname_np(errno));
+            fflush(log);
+        }
+        nap(5);
+    }
+    while (fd >= 0 && access(stop, F_OK) != 0 &&
+           mono() - start < RUN_NS_MAX)
+        nap(20);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: probe hold|grab PATH LOG STOP\n");
+        return 2;
+    }
+    FILE *log = fopen(argv[3], "a");
+    if (!log)
+        return 2;
+    if (strcmp(argv[1], "hold") == 0)
+        return hold(argv[2], log, argv[4]);
+    if (strcmp(argv[1], "grab") == 0)
+        return grab(argv[2], log, argv[4]);
+    return 2;
+}
