@@ -109,6 +109,12 @@ static const struct usage usages[] = {
      "transaction committed, 1 when it was refused, 2 for malformed input.\n"
      "An ephemeral node (-e) created here is held by this command, so it\n"
      "goes again when the command ends.\n"},
+    {"locks",
+     "Usage: zkfs locks PATH\n"
+     "Shows who holds and who waits for the cluster-wide flock/fcntl locks\n"
+     "on a file, as this replica has applied them: state (holds/waits),\n"
+     "kind, mode, byte range, the replica session, the token (the grant's\n"
+     "zxid: the fencing token) and host:pid of the requester.\n"},
     {"help", "Usage: zkfs help [COMMAND]\n"},
 };
 

@@ -89,6 +89,7 @@ int zk__cli_rm(int argc, char **argv);
 int zk__cli_stat(int argc, char **argv);
 int zk__cli_sync(int argc, char **argv);
 int zk__cli_txn(int argc, char **argv);
+int zk__cli_locks(int argc, char **argv);    /* cli_locks.c */
 
 /* Usage texts, for `zkfs help CMD` and `zkfs CMD --help`. Returns NULL for
  * an unknown command. */

@@ -275,8 +275,9 @@ void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
-    if (!fh->echo && zk__fs_hidden(fs, &fh->st)) {
-        zk__fs_reply_errno(req, ZK_ESESSION);   /* lease.c */
+    if (!fh->echo && (zk__fs_hidden(fs, &fh->st) ||
+                      zk__fs_lock_check(fs, ino) != 0)) {
+        zk__fs_reply_errno(req, ZK_ESESSION);   /* lease.c, lock.c */
         return;
     }
     if (fh->append) {
@@ -501,6 +502,7 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    zk__fs_lock_release(fs, ino, fi);
     zk__fs_inomap_close(&fs->inomap, fh->ino);
     /* A truncation alone, and changes no FLUSH has seen (page writeback
      * after close), are saved; a flush that failed is not retried behind

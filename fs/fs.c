@@ -392,7 +392,7 @@ static int start_replica(struct zk_fs *fs)
     struct zk_replica_opts ro = {
         .loop = &fs->loop,
         .store = fs->store,
-        .applied = zk__fs_echo_applied,
+        .applied = zk__fs_applied,   /* lock.c: grants, then echo.c */
         .applied_arg = fs,
         .reset = zk__fs_echo_reset,
         .session_lost = zk__fs_session_lost,
@@ -480,6 +480,7 @@ static void teardown(struct zk_fs *fs)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
     handles_free(fs);
+    zk__fs_lock_session_lost(fs, 0);    /* waits still parked */
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
     if (fs->signals_init) {

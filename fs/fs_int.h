@@ -159,6 +159,10 @@ struct zk_fs {
     uint64_t lost[8];
     unsigned n_lost;
     uint64_t lost_nodes;       /* ephemerals hidden so far (counter) */
+    /* lock.c: flock requests queued in the lock table, answered by the
+     * commit that grants them; whether this mount ever took a lock. */
+    struct zk__fs_park *parked;
+    int locks_used;
     /* echo.c: names of the known inodes while a snapshot installs */
     struct zk_change *reset_notes;
     size_t n_reset_notes;
@@ -328,6 +332,25 @@ void zk__fs_echo_reset(void *arg, int done);
  * session_lost callback. */
 int zk__fs_hidden(struct zk_fs *fs, const struct zk_stat *st);
 void zk__fs_session_lost(void *arg, uint64_t session);
+/* lock.c: cluster-wide flock (see the top of lock.c). zk__fs_applied is
+ * the replica's applied callback (grants, then zk__fs_echo_applied);
+ * zk__fs_lock_session_lost answers the session's parked waits ENOLINK
+ * (session 0: all of them, at shutdown); zk__fs_lock_check is
+ * ZK_ESESSION when a lock on ino belongs to a session given up or the
+ * own lease ran out; zk__fs_lock_token / zk__fs_lock_list serve the
+ * user.zkfs.lock.token and user.zkfs.locks xattrs. Loop thread. */
+struct zk__fs_park;
+void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  int op);
+void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
+                         const struct fuse_file_info *fi);
+void zk__fs_applied(void *arg, const struct zk_apply_result *res);
+void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session);
+int zk__fs_lock_check(struct zk_fs *fs, uint64_t ino);
+int zk__fs_lock_token(struct zk_fs *fs, uint64_t ino, char *buf,
+                      size_t size);
+int zk__fs_lock_list(struct zk_fs *fs, uint64_t ino, uint8_t **out,
+                     size_t *len);
 /* watchdog.c: starts `zkfs __watchdog` for this daemon and its mount. */
 void zk__fs_watchdog_start(struct zk_fs *fs);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);

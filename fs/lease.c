@@ -76,6 +76,7 @@ void zk__fs_session_lost(void *arg, uint64_t session)
         fs->n_lost--;
     }
     fs->lost[fs->n_lost++] = session;
+    zk__fs_lock_session_lost(fs, session);
     uint64_t before = fs->lost_nodes;
     int rc = zk_store_ephemerals(fs->store, session, vanish, fs);
     zk_log(rc ? ZK_LOG_ERROR : ZK_LOG_WARN, "session %016llx given up: "

@@ -407,6 +407,7 @@ static const char general_usage[] =
     "  stat PATH                          ZooKeeper's stat\n"
     "  sync PATH                          read barrier\n"
     "  txn [MOUNTPOINT] < OPS             all-or-nothing multi-op\n"
+    "  locks PATH                         holders and waiters of a lock\n"
     "  help [COMMAND]                     this text, or a command's\n\n"
     "'zkfs COMMAND --help' describes one command. zkfs --version.\n";
 
@@ -434,6 +435,7 @@ static const struct command commands[] = {
     {"set", zk__cli_set},          {"rm", zk__cli_rm},
     {"stat", zk__cli_stat},        {"sync", zk__cli_sync},
     {"txn", zk__cli_txn},          {"help", cmd_help},
+    {"locks", zk__cli_locks},
 };
 
 int main(int argc, char **argv)

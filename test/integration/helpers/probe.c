@@ -15,6 +15,12 @@
  *                              logs "T0 T1 granted" once it did (T0..T1
  *                              spans the successful open) and holds it
  *                              until STOP exists or 120 s passed.
+ *   probe flockwait PATH LOG STOP
+ *                              opens PATH, logs "waiting", takes flock
+ *                              LOCK_EX with SIGUSR1 caught without
+ *                              SA_RESTART, logs "EINTR" or "locked", then
+ *                              keeps PATH open until STOP exists (120 s
+ *                              at most).
  * Times are ns of CLOCK_MONOTONIC; T0 before the call, T1 after it.
  */
 #define _GNU_SOURCE
@@ -24,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,10 +122,37 @@ static int grab(const char *path, FILE *log, const char *stop)
     return 0;
 }
 
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+static int flockwait(const char *path, FILE *log, const char *stop)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;      /* no SA_RESTART: flock ends with EINTR */
+    sigaction(SIGUSR1, &sa, NULL);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 1;
+    fprintf(log, "%llu 0 waiting\n", (unsigned long long)mono());
+    fflush(log);
+    int rc = flock(fd, LOCK_EX);
+    fprintf(log, "%llu 0 %s\n", (unsigned long long)mono(),
+            rc == 0 ? "locked" : strerrorname_np(errno));
+    fflush(log);
+    uint64_t start = mono();
+    while (access(stop, F_OK) != 0 && mono() - start < RUN_NS_MAX)
+        nap(20);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: probe hold|grab PATH LOG STOP\n");
+        fprintf(stderr, "usage: probe hold|grab|flockwait PATH LOG STOP\n");
         return 2;
     }
     FILE *log = fopen(argv[3], "a");
@@ -127,5 +162,7 @@ int main(int argc, char **argv)
         return hold(argv[2], log, argv[4]);
     if (strcmp(argv[1], "grab") == 0)
         return grab(argv[2], log, argv[4]);
+    if (strcmp(argv[1], "flockwait") == 0)
+        return flockwait(argv[2], log, argv[4]);
     return 2;
 }
