@@ -464,6 +464,7 @@ void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, 0);
         return;
     }
+    zk__fs_lock_flush(fs, ino, fi);     /* lock.c: POSIX, any close */
     commit_fh(fs, req, (struct zk__fs_fh *)(uintptr_t)fi->fh, 0);
 }
 

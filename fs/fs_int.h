@@ -162,6 +162,7 @@ struct zk_fs {
     /* lock.c: flock requests queued in the lock table, answered by the
      * commit that grants them; whether this mount ever took a lock. */
     struct zk__fs_park *parked;
+    struct zk__fs_lk *posix;   /* fcntl owners used, per open file */
     int locks_used;
     /* echo.c: names of the known inodes while a snapshot installs */
     struct zk_change *reset_notes;
@@ -340,8 +341,15 @@ void zk__fs_session_lost(void *arg, uint64_t session);
  * own lease ran out; zk__fs_lock_token / zk__fs_lock_list serve the
  * user.zkfs.lock.token and user.zkfs.locks xattrs. Loop thread. */
 struct zk__fs_park;
+struct zk__fs_lk;
 void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                   int op);
+void zk__fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  struct flock *lock, int sleep);
+void zk__fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  struct flock *lock);
+void zk__fs_lock_flush(struct zk_fs *fs, uint64_t ino,
+                       const struct fuse_file_info *fi);
 void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
                          const struct fuse_file_info *fi);
 void zk__fs_applied(void *arg, const struct zk_apply_result *res);

@@ -1,10 +1,12 @@
 /*
- * lock.c — cluster-wide flock(2) through the replicated lock table
- * (store/lock.c): the FUSE flock op, parked waits, interrupts, release at
- * the last close, the fencing token xattr and the lock listing.
+ * lock.c — cluster-wide flock(2) and fcntl record locks (F_SETLK[W],
+ * F_GETLK, OFD locks) through the replicated lock table (store/lock.c):
+ * the FUSE flock, setlk and getlk ops, parked waits, interrupts, release
+ * at close, the fencing token xattr and the lock listing.
  *
  * A request becomes a ZK_OP_LOCK of (this replica's session, the kernel's
- * lock owner — for flock the open file). Its commit answers it at once
+ * lock owner — for flock and OFD locks the open file, for POSIX locks the
+ * process's file table). Its commit answers it at once
  * when it was granted or refused; a queued one is PARKED (no thread, no
  * polling) until the commit that grants it is applied on this replica: the
  * applied callback sees a ZK_CHANGE_LOCK for this session and owner and
@@ -17,7 +19,11 @@
  * (SA_RESTART) with the same owner is idempotent in the table.
  *
  * Release: RELEASE with flock_release (the last close of the open file,
- * also at the process's death) unlocks it. An unlock that cannot be
+ * also at the process's death) unlocks the flock lock; FLUSH (any close)
+ * unlocks the fcntl locks of the closing owner (POSIX), RELEASE those
+ * taken through the open file (OFD locks arrive as plain SETLK owned by
+ * the open file; RELEASE carries owner 0, so the mount remembers which
+ * owners went through which open file). An unlock that cannot be
  * committed is proposed again and then gives the session up (release.c
  * does the same for ephemerals), so a lock never stays held by nobody.
  *
@@ -35,14 +41,23 @@
 #include <sys/file.h>
 
 #define ZK__FS_UNLOCK_TRIES 3   /* proposals of an unlock before giving up */
+#define ZK__FS_POSIX_OWNERS_MAX 4096 /* (inode, owner, open file) tracked */
 
 struct zk__fs_park {
     struct zk_fs *fs;
     fuse_req_t req;             /* NULL once answered */
-    uint64_t ino, owner, session;
+    uint64_t ino, owner, session, start, end;
     uint32_t flags;             /* ZK_LOCK_* of the request */
     int parked;                 /* in fs->parked (queued, waiting) */
     struct zk__fs_park *next;
+};
+
+/* An fcntl lock owner this mount has used on an inode, and the open file
+ * it came through: FLUSH unlocks the owner (POSIX: any close), RELEASE
+ * what the open file still has (OFD locks, owned by the open file). */
+struct zk__fs_lk {
+    uint64_t ino, owner, fh;
+    struct zk__fs_lk *next;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -60,13 +75,17 @@ static void put_range(uint8_t *d, uint64_t owner, uint64_t start,
 
 struct unl {
     struct zk_fs *fs;
-    uint64_t ino, owner, session;
+    fuse_req_t req;             /* answered once committed (or NULL) */
+    uint64_t ino, owner, session, start, end;
     uint32_t flags;
     unsigned tries;
 };
 
 static int unlock_propose(struct unl *u);
 
+/* An unlock must not fail quietly: it is proposed again, and then the
+ * session is given up (which drops every lock of it). Either way the
+ * caller is told 0: the lock is gone or going. */
 static void unlock_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct unl *u = arg;
@@ -82,13 +101,15 @@ static void unlock_done(void *arg, int err, const struct zk_apply_result *res)
                (unsigned long long)u->ino, u->tries);
         zk_replica_give_up(u->fs->replica);
     }
+    if (u->req)
+        fuse_reply_err(u->req, 0);
     free(u);
 }
 
 static int unlock_propose(struct unl *u)
 {
     uint8_t d[ZK_LOCK_DATA_SIZE];
-    put_range(d, u->owner, 0, UINT64_MAX, 0);
+    put_range(d, u->owner, u->start, u->end, 0);
     struct zk_op op = {
         .type = ZK_OP_UNLOCK, .flags = u->flags, .ino = u->ino,
         .session = u->session, .data = d, .data_len = sizeof(d),
@@ -97,24 +118,35 @@ static int unlock_propose(struct unl *u)
     return zk__fs_propose1(u->fs, &op, unlock_done, u);
 }
 
-/* Drops (session, owner)'s flock lock and wait on ino, whatever happens. */
-static void unlock_flock(struct zk_fs *fs, uint64_t ino, uint64_t session,
-                         uint64_t owner)
+/* Commits an UNLOCK of (session, owner) on ino: flags ZK_LOCK_FLOCK (else
+ * fcntl) | ZK_UNLOCK_*, over [start, end]; req (may be NULL) is answered
+ * 0 once it is committed. */
+static void unlock(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                   uint64_t session, uint64_t owner, uint32_t flags,
+                   uint64_t start, uint64_t end)
 {
     struct unl *u = calloc(1, sizeof(*u));
-    if (!u) {
-        zk_replica_give_up(fs->replica);
-        return;
-    }
-    *u = (struct unl){ .fs = fs, .ino = ino, .owner = owner,
-                       .session = session,
-                       .flags = ZK_LOCK_FLOCK | ZK_UNLOCK_WAITS };
-    if (unlock_propose(u) != 0) {
-        zk_log(ZK_LOG_WARN, "cannot propose the unlock of inode %llu: "
-               "giving the session up", (unsigned long long)ino);
-        zk_replica_give_up(fs->replica);
+    if (u) {
+        *u = (struct unl){ .fs = fs, .req = req, .ino = ino, .owner = owner,
+                           .session = session, .flags = flags,
+                           .start = start, .end = end };
+        if (unlock_propose(u) == 0)
+            return;
         free(u);
     }
+    zk_log(ZK_LOG_WARN, "cannot propose the unlock of inode %llu: giving "
+           "the session up", (unsigned long long)ino);
+    zk_replica_give_up(fs->replica);
+    if (req)
+        fuse_reply_err(req, 0);
+}
+
+/* Drops (session, owner)'s whole lock and waits of p's kind. */
+static void unlock_all(struct zk_fs *fs, uint64_t ino, uint64_t session,
+                       uint64_t owner, uint32_t kind)
+{
+    unlock(fs, NULL, ino, session, owner, kind | ZK_UNLOCK_WAITS, 0,
+           UINT64_MAX);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -139,8 +171,20 @@ static void answer(struct zk__fs_park *p, int err)
     }
 }
 
-/* FUSE_INTERRUPT for a lock request: EINTR now; the wait (or a grant that
- * crossed it) is removed from the table everywhere. */
+/* Ends p's wait in the table: a flock wait with its lock (the conversion
+ * had dropped the old one anyway), an fcntl wait alone (the owner keeps
+ * the ranges it holds). */
+static void cancel(struct zk__fs_park *p)
+{
+    uint32_t kind = p->flags & ZK_LOCK_FLOCK;
+    uint32_t how = kind ? ZK_UNLOCK_WAITS
+                        : ZK_UNLOCK_WAITS | ZK_UNLOCK_NO_HOLDS;
+    unlock(p->fs, NULL, p->ino, p->session, p->owner, kind | how, 0,
+           UINT64_MAX);
+}
+
+/* FUSE_INTERRUPT for a lock request: EINTR now; the wait is removed from
+ * the table everywhere. */
 static void on_interrupt(fuse_req_t req, void *data)
 {
     struct zk__fs_park *p = data;
@@ -150,7 +194,7 @@ static void on_interrupt(fuse_req_t req, void *data)
     answer(p, -EINTR);
     if (p->parked) {
         unpark(p);
-        unlock_flock(p->fs, p->ino, p->session, p->owner);
+        cancel(p);
         free(p);
     }
     /* Not parked yet: lock_done sees req NULL and cleans up. */
@@ -163,8 +207,10 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
     uint64_t token = rc == 0 && res && res->nops ? res->ops[0].token : 0;
 
     if (!p->req) {              /* interrupted meanwhile */
-        if (rc == 0)
-            unlock_flock(p->fs, p->ino, p->session, p->owner);
+        if (rc == 0 && token == 0)
+            cancel(p);
+        else if (rc == 0 && (p->flags & ZK_LOCK_FLOCK))
+            unlock_all(p->fs, p->ino, p->session, p->owner, ZK_LOCK_FLOCK);
         free(p);
         return;
     }
@@ -182,6 +228,61 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
     p->fs->parked = p;
 }
 
+/* Checks what every lock request needs; the session in *session. */
+static int lock_ready(struct zk_fs *fs, fuse_ino_t ino, uint64_t *session)
+{
+    struct zk_stat st;
+    int rc = ino == ZK_CTL_INO ? -ENOLCK : zk_store_getattr(fs->store, ino, &st);
+    if (rc == 0 && st.kind == ZK_KIND_DIR)
+        rc = -ENOLCK;           /* RELEASEDIR would never unlock it */
+    *session = zk_replica_session(fs->replica);
+    if (rc == 0 && (zk_replica_lease_check(fs->replica) != 0 || !*session))
+        rc = -ENOLINK;          /* no session (lease lost, no quorum) */
+    return rc;
+}
+
+/* Proposes a LOCK for p (its request waits for the answer). */
+static void lock_propose(struct zk__fs_park *p, int wait)
+{
+    uint8_t d[ZK_LOCK_DATA_SIZE];
+    char who[ZK_OWNER_MAX];
+    pid_t tid = fuse_req_ctx(p->req)->pid;
+    zk__fs_caller_owner(p->fs, tid, who, sizeof(who));
+    put_range(d, p->owner, p->start, p->end, (uint32_t)tid);
+    struct zk_op lop = {
+        .type = ZK_OP_LOCK, .ino = p->ino, .session = p->session,
+        .flags = p->flags | (wait ? ZK_LOCK_WAIT : 0),
+        .data = d, .data_len = sizeof(d),
+        .owner = who, .owner_len = (uint32_t)strlen(who),
+    };
+    fuse_req_t req = p->req;
+    p->fs->locks_used = 1;
+    int rc = zk__fs_propose1(p->fs, &lop, lock_done, p);
+    if (rc) {
+        free(p);
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    if (wait)
+        fuse_req_interrupt_func(req, on_interrupt, p);
+}
+
+static void lock_request(fuse_req_t req, uint64_t ino, uint64_t session,
+                         uint64_t owner, uint32_t flags, uint64_t start,
+                         uint64_t end, int wait)
+{
+    struct zk__fs_park *p = calloc(1, sizeof(*p));
+    if (!p) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    *p = (struct zk__fs_park){ .fs = fuse_req_userdata(req), .req = req,
+                               .ino = ino, .owner = owner,
+                               .session = session, .flags = flags,
+                               .start = start, .end = end };
+    lock_propose(p, wait);
+}
+
 /* ------------------------------------------------------------------------ */
 /* FUSE ops                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -190,61 +291,173 @@ void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                   int op)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
-    struct zk_stat st;
-    int rc = ino == ZK_CTL_INO ? -ENOLCK : zk_store_getattr(fs->store, ino, &st);
-    if (rc == 0 && st.kind == ZK_KIND_DIR)
-        rc = -ENOLCK;           /* RELEASEDIR would never unlock it */
-    uint64_t session = zk_replica_session(fs->replica);
-    if (rc == 0 && (zk_replica_lease_check(fs->replica) != 0 || !session))
-        rc = -ENOLINK;          /* no session (lease lost, no quorum) */
+    uint64_t session;
+    int rc = lock_ready(fs, ino, &session);
     if (rc) {
         zk__fs_reply_errno(req, rc);
         return;
     }
     if ((op & ~LOCK_NB) == LOCK_UN) {
-        unlock_flock(fs, ino, session, fi->lock_owner);
-        fuse_reply_err(req, 0);
+        unlock(fs, req, ino, session, fi->lock_owner,
+               ZK_LOCK_FLOCK | ZK_UNLOCK_WAITS, 0, UINT64_MAX);
         return;
     }
-    struct zk__fs_park *p = calloc(1, sizeof(*p));
-    if (!p) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    *p = (struct zk__fs_park){ .fs = fs, .req = req, .ino = ino,
-                               .owner = fi->lock_owner, .session = session,
-                               .flags = ZK_LOCK_FLOCK };
+    uint32_t flags = ZK_LOCK_FLOCK;
     if ((op & ~LOCK_NB) == LOCK_EX)
-        p->flags |= ZK_LOCK_WRITE;
-    uint8_t d[ZK_LOCK_DATA_SIZE];
-    char who[ZK_OWNER_MAX];
-    pid_t tid = fuse_req_ctx(req)->pid;
-    zk__fs_caller_owner(fs, tid, who, sizeof(who));
-    put_range(d, p->owner, 0, UINT64_MAX, (uint32_t)tid);
-    struct zk_op lop = {
-        .type = ZK_OP_LOCK, .ino = ino, .session = session,
-        .flags = p->flags | (op & LOCK_NB ? 0 : ZK_LOCK_WAIT),
-        .data = d, .data_len = sizeof(d),
-        .owner = who, .owner_len = (uint32_t)strlen(who),
-    };
-    fs->locks_used = 1;
-    rc = zk__fs_propose1(fs, &lop, lock_done, p);
+        flags |= ZK_LOCK_WRITE;
+    lock_request(req, ino, session, fi->lock_owner, flags, 0, UINT64_MAX,
+                 !(op & LOCK_NB));
+}
+
+/* The byte range of a struct flock as libfuse hands it (l_len 0: to the
+ * end of the file; l_start already absolute). */
+static int range_of(const struct flock *lk, uint64_t *start, uint64_t *end)
+{
+    if (lk->l_start < 0 || lk->l_len < 0)
+        return -EINVAL;
+    *start = (uint64_t)lk->l_start;
+    *end = lk->l_len == 0 ? UINT64_MAX
+                          : (uint64_t)lk->l_start + (uint64_t)lk->l_len - 1;
+    return *end < *start ? -EINVAL : 0;
+}
+
+/* Remembers that (ino, owner) took fcntl locks through open file fh. */
+static int track(struct zk_fs *fs, uint64_t ino, uint64_t owner, uint64_t fh)
+{
+    unsigned n = 0;
+    for (struct zk__fs_lk *l = fs->posix; l; l = l->next, n++)
+        if (l->ino == ino && l->owner == owner && l->fh == fh)
+            return 0;
+    if (n >= ZK__FS_POSIX_OWNERS_MAX)
+        return -ENOLCK;
+    struct zk__fs_lk *l = malloc(sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    *l = (struct zk__fs_lk){ ino, owner, fh, fs->posix };
+    fs->posix = l;
+    return 0;
+}
+
+void zk__fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  struct flock *lock, int sleep)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    uint64_t session, start, end;
+    int rc = lock_ready(fs, ino, &session);
+    if (rc == 0)
+        rc = range_of(lock, &start, &end);
+    if (rc == 0 && lock->l_type != F_UNLCK)
+        rc = track(fs, ino, fi->lock_owner, fi->fh);
     if (rc) {
-        free(p);
         zk__fs_reply_errno(req, rc);
         return;
     }
-    if (!(op & LOCK_NB))
-        fuse_req_interrupt_func(req, on_interrupt, p);
+    if (lock->l_type == F_UNLCK) {
+        unlock(fs, req, ino, session, fi->lock_owner, 0, start, end);
+        return;
+    }
+    lock_request(req, ino, session, fi->lock_owner,
+                 lock->l_type == F_WRLCK ? ZK_LOCK_WRITE : 0, start, end,
+                 sleep);
 }
 
-/* RELEASE: the last close of an open file drops its flock lock. */
+struct probe {
+    struct zk_lock_ent q;
+    int found;
+    struct zk_lock_ent hit;
+};
+
+static int getlk_cb(void *arg, const struct zk_lock_ent *e)
+{
+    struct probe *pr = arg;
+    const struct zk_lock_ent *q = &pr->q;
+    if (pr->found || (e->flags & (ZK_LOCK_QUEUED | ZK_LOCK_FLOCK)) ||
+        (e->session == q->session && e->owner == q->owner) ||
+        e->end < q->start || e->start > q->end ||
+        !((e->flags | q->flags) & ZK_LOCK_WRITE))
+        return 0;
+    pr->found = 1;
+    pr->hit = *e;
+    return 0;
+}
+
+/* F_GETLK: the first holder in the table that would block the request
+ * (another owner anywhere in the ensemble); its pid only when it is this
+ * replica's (another host's pid means nothing here), else 0. */
+void zk__fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  struct flock *lock)
+{
+    struct zk_fs *fs = fuse_req_userdata(req);
+    struct probe pr = { .found = 0 };
+    uint64_t session;
+    int rc = lock_ready(fs, ino, &session);
+    if (rc == 0)
+        rc = range_of(lock, &pr.q.start, &pr.q.end);
+    pr.q.session = session;
+    pr.q.owner = fi->lock_owner;
+    pr.q.flags = lock->l_type == F_WRLCK ? ZK_LOCK_WRITE : 0;
+    if (rc == 0)
+        rc = zk_store_locks(fs->store, ino, getlk_cb, &pr);
+    if (rc) {
+        zk__fs_reply_errno(req, rc);
+        return;
+    }
+    struct flock out = *lock;
+    if (!pr.found) {
+        out.l_type = F_UNLCK;
+    } else {
+        out.l_type = pr.hit.flags & ZK_LOCK_WRITE ? F_WRLCK : F_RDLCK;
+        out.l_start = (off_t)pr.hit.start;
+        out.l_len = pr.hit.end == UINT64_MAX
+                        ? 0 : (off_t)(pr.hit.end - pr.hit.start + 1);
+        out.l_pid = pr.hit.session == session ? (pid_t)pr.hit.pid : 0;
+    }
+    fuse_reply_lock(req, &out);
+}
+
+/* FLUSH (every close of a descriptor): POSIX drops every fcntl lock of
+ * the closing process's owner on the file. Only owners that took one
+ * here cost a commit. */
+void zk__fs_lock_flush(struct zk_fs *fs, uint64_t ino,
+                       const struct fuse_file_info *fi)
+{
+    uint64_t session = zk_replica_session(fs->replica);
+    int found = 0;
+    struct zk__fs_lk **pp = &fs->posix;
+    while (*pp) {
+        struct zk__fs_lk *l = *pp;
+        if (l->ino == ino && l->owner == fi->lock_owner) {
+            *pp = l->next;
+            free(l);
+            found = 1;
+            continue;
+        }
+        pp = &l->next;
+    }
+    if (found && session)
+        unlock_all(fs, ino, session, fi->lock_owner, 0);
+}
+
+/* RELEASE: the last close of an open file drops its flock lock and the
+ * fcntl (OFD) locks owned through it. */
 void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
                          const struct fuse_file_info *fi)
 {
     uint64_t session = zk_replica_session(fs->replica);
     if (fi->flock_release && session)
-        unlock_flock(fs, ino, session, fi->lock_owner);
+        unlock_all(fs, ino, session, fi->lock_owner, ZK_LOCK_FLOCK);
+    struct zk__fs_lk **pp = &fs->posix;
+    while (*pp) {
+        struct zk__fs_lk *l = *pp;
+        if (l->ino == ino && l->fh == fi->fh) {
+            if (session)
+                unlock_all(fs, ino, session, l->owner, 0);
+            *pp = l->next;
+            free(l);
+            continue;
+        }
+        pp = &l->next;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -296,6 +509,11 @@ void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session)
         p->parked = 0;
         answer(p, -ENOLINK);
         free(p);
+    }
+    while (!session && fs->posix) {     /* shutdown */
+        struct zk__fs_lk *l = fs->posix;
+        fs->posix = l->next;
+        free(l);
     }
 }
 

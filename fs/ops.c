@@ -36,12 +36,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
         conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-    /* flock goes to the cluster-wide lock table (lock.c); fcntl record
-     * locks stay local to this kernel until setlk/getlk exist. */
-    conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE |
-                              FUSE_CAP_POSIX_LOCKS);
+    /* flock and fcntl locks go to the cluster-wide lock table (lock.c). */
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
     if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
         conn->want |= FUSE_CAP_FLOCK_LOCKS;
+    if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+        conn->want |= FUSE_CAP_POSIX_LOCKS;
     if (fs->ready_fd >= 0) {
         ssize_t n = write(fs->ready_fd, "1", 1);
         (void)n;
@@ -638,4 +638,6 @@ const struct fuse_lowlevel_ops zk__fs_ops = {
     .removexattr = zk__fs_removexattr,
     .create = zk__fs_create,
     .flock = zk__fs_flock,          /* lock.c: cluster-wide */
+    .getlk = zk__fs_getlk,
+    .setlk = zk__fs_setlk,
 };

@@ -60,6 +60,8 @@ enum zk_op_type {
 #define ZK_LOCK_WAIT     0x2u  /* queue behind a conflict (else -EAGAIN)   */
 #define ZK_LOCK_FLOCK    0x4u  /* a flock(2) lock (else an fcntl one)      */
 #define ZK_UNLOCK_WAITS  0x8u  /* UNLOCK: also drop the owner's waits      */
+#define ZK_UNLOCK_NO_HOLDS 0x10u /* UNLOCK: keep what the owner holds (with
+                                  ZK_UNLOCK_WAITS: cancel a wait only)   */
 
 /* A lock op's data: u64 owner (the kernel's lock owner or open file),
  * u64 start, u64 end (inclusive; UINT64_MAX: to the end of the file),

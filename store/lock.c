@@ -348,7 +348,8 @@ static int unlock_op(struct tab *t, uint64_t ino, uint64_t zxid,
     int rc = parse(op, &o);
     if (rc != 0)
         return rc;
-    rc = release_range(t, &o, o.start, o.end);
+    if (!(op->flags & ZK_UNLOCK_NO_HOLDS))
+        rc = release_range(t, &o, o.start, o.end);
     for (uint32_t i = 0; rc == 0 && i < t->n; i++)
         if ((op->flags & ZK_UNLOCK_WAITS) &&
             (t->e[i].flags & ZK_LOCK_QUEUED) && same_owner(&t->e[i], &o))

@@ -280,6 +280,24 @@ START_TEST(cancelled_wait_leaves_the_queue_clean)
 }
 END_TEST
 
+START_TEST(cancel_only_keeps_what_is_held)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(op(&f, ZK_OP_LOCK, SB, 2, ZK_LOCK_WRITE, 0, 9, NULL), 0);
+    ck_assert_int_eq(op(&f, ZK_OP_LOCK, SA, 1, ZK_LOCK_WRITE, 20, 29, NULL), 0);
+    ck_assert_int_eq(op(&f, ZK_OP_LOCK, SA, 1, ZK_LOCK_WRITE | ZK_LOCK_WAIT,
+                        0, 9, NULL), 0);
+    ck_assert_int_eq(table(&f).n, 3);
+    ck_assert_int_eq(op(&f, ZK_OP_UNLOCK, SA, 1,
+                        ZK_UNLOCK_WAITS | ZK_UNLOCK_NO_HOLDS, 0, EOFF, NULL), 0);
+    struct acc a = table(&f);
+    ck_assert_int_eq(a.n, 2);                   /* A's [20,29] stays */
+    ck_assert_int_eq(op(&f, ZK_OP_LOCK, SC, 3, 0, 25, 25, NULL), -EAGAIN);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(lock_rejects_bad_requests)
 {
     struct fx f;
@@ -302,6 +320,7 @@ Suite *lock_suite(void)
     tcase_add_test(tc, fcntl_ranges_split_merge_convert);
     tcase_add_test(tc, session_close_releases_and_grants);
     tcase_add_test(tc, cancelled_wait_leaves_the_queue_clean);
+    tcase_add_test(tc, cancel_only_keeps_what_is_held);
     tcase_add_test(tc, lock_rejects_bad_requests);
     suite_add_tcase(su, tc);
     return su;

@@ -21,6 +21,15 @@
  *                              SA_RESTART, logs "EINTR" or "locked", then
  *                              keeps PATH open until STOP exists (120 s
  *                              at most).
+ *   probe lk PATH LOG STOP SPEC...
+ *                              opens PATH read-write and runs each SPEC in
+ *                              turn, logging one line per SPEC, then keeps
+ *                              PATH open until STOP exists (120 s at most).
+ *                              SPEC: [o]T:START:LEN with T one of r w u
+ *                              (F_SETLK; R W: F_SETLKW; g: F_GETLK for a
+ *                              write lock), o for the OFD variant; logs
+ *                              "SPEC ok|ERRNO", for g "SPEC unlck" or
+ *                              "SPEC rd|wr START LEN PID".
  * Times are ns of CLOCK_MONOTONIC; T0 before the call, T1 after it.
  */
 #define _GNU_SOURCE
@@ -149,8 +158,66 @@ static int flockwait(const char *path, FILE *log, const char *stop)
     return 0;
 }
 
+static void lk_one(int fd, const char *spec, FILE *log)
+{
+    const char *p = spec;
+    int ofd = *p == 'o';
+    p += ofd;
+    char t = *p;
+    long long start = 0, len = 0;
+    if (sscanf(p + 1, ":%lld:%lld", &start, &len) != 2) {
+        fprintf(log, "%s bad-spec\n", spec);
+        return;
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_whence = SEEK_SET;
+    fl.l_start = start;
+    fl.l_len = len;
+    fl.l_type = t == 'r' || t == 'R' ? F_RDLCK
+                : t == 'u' ? F_UNLCK : F_WRLCK;
+    int cmd = t == 'g' ? (ofd ? F_OFD_GETLK : F_GETLK)
+              : (t == 'R' || t == 'W') ? (ofd ? F_OFD_SETLKW : F_SETLKW)
+                                       : (ofd ? F_OFD_SETLK : F_SETLK);
+    int rc = fcntl(fd, cmd, &fl);
+    if (rc < 0)
+        fprintf(log, "%s %s\n", spec, strerrorname_np(errno));
+    else if (t != 'g')
+        fprintf(log, "%s ok\n", spec);
+    else if (fl.l_type == F_UNLCK)
+        fprintf(log, "%s unlck\n", spec);
+    else
+        fprintf(log, "%s %s %lld %lld %d\n", spec,
+                fl.l_type == F_WRLCK ? "wr" : "rd", (long long)fl.l_start,
+                (long long)fl.l_len, (int)fl.l_pid);
+    fflush(log);
+}
+
+static int lk(const char *path, FILE *log, const char *stop, int n,
+              char **specs)
+{
+    int fd = open(path, O_RDWR);
+    if (fd < 0) {
+        fprintf(log, "open %s\n", strerrorname_np(errno));
+        return 1;
+    }
+    for (int i = 0; i < n; i++)
+        lk_one(fd, specs[i], log);
+    fprintf(log, "done\n");
+    fflush(log);
+    uint64_t start = mono();
+    while (access(stop, F_OK) != 0 && mono() - start < RUN_NS_MAX)
+        nap(20);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 6 && strcmp(argv[1], "lk") == 0) {
+        FILE *f = fopen(argv[3], "a");
+        return f ? lk(argv[2], f, argv[4], argc - 5, argv + 5) : 2;
+    }
     if (argc != 5) {
         fprintf(stderr, "usage: probe hold|grab|flockwait PATH LOG STOP\n");
         return 2;
