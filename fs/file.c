@@ -276,6 +276,8 @@ void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     if (!fh->echo && (zk__fs_hidden(fs, &fh->st) ||
+                      (fh->lock_session &&
+                       zk__fs_lock_lost(fs, fh->lock_session)) ||
                       zk__fs_lock_check(fs, ino) != 0)) {
         zk__fs_reply_errno(req, ZK_ESESSION);   /* lease.c, lock.c */
         return;
@@ -464,8 +466,18 @@ void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, 0);
         return;
     }
-    zk__fs_lock_flush(fs, ino, fi);     /* lock.c: POSIX, any close */
+    /* lock.c: POSIX drops the closing owner's fcntl locks; then (once
+     * that is committed) zk__fs_flush_commit. */
+    if (zk__fs_lock_flush(fs, req, ino, fi))
+        return;
     commit_fh(fs, req, (struct zk__fs_fh *)(uintptr_t)fi->fh, 0);
+}
+
+/* The rest of a FLUSH whose fcntl unlock was committed first (lock.c). */
+void zk__fs_flush_commit(struct zk_fs *fs, fuse_req_t req,
+                         struct zk__fs_fh *fh)
+{
+    commit_fh(fs, req, fh, 0);
 }
 
 void zk__fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

@@ -201,6 +201,8 @@ struct zk__fs_fh {
         trunc : 1,             /* opened O_TRUNC, truncation not committed */
         echo : 1;              /* opened by an echo replay: no data */
     int inflight;              /* commits not yet answered */
+    uint64_t lock_session;     /* lock.c: a lock was granted through this
+                                  open file to that session (0: none) */
 };
 
 /* An open directory: the child list as it was at opendir. */
@@ -348,13 +350,16 @@ void zk__fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                   struct flock *lock, int sleep);
 void zk__fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                   struct flock *lock);
-void zk__fs_lock_flush(struct zk_fs *fs, uint64_t ino,
-                       const struct fuse_file_info *fi);
+int zk__fs_lock_flush(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                      const struct fuse_file_info *fi);
+void zk__fs_flush_commit(struct zk_fs *fs, fuse_req_t req,
+                         struct zk__fs_fh *fh);
 void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
                          const struct fuse_file_info *fi);
 void zk__fs_applied(void *arg, const struct zk_apply_result *res);
 void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session);
 int zk__fs_lock_check(struct zk_fs *fs, uint64_t ino);
+int zk__fs_lock_lost(struct zk_fs *fs, uint64_t session);
 int zk__fs_lock_token(struct zk_fs *fs, uint64_t ino, char *buf,
                       size_t size);
 int zk__fs_lock_list(struct zk_fs *fs, uint64_t ino, uint8_t **out,

@@ -45,6 +45,7 @@
 
 struct zk__fs_park {
     struct zk_fs *fs;
+    struct zk__fs_fh *fh;       /* the open file the request came through */
     fuse_req_t req;             /* NULL once answered */
     uint64_t ino, owner, session, start, end;
     uint32_t flags;             /* ZK_LOCK_* of the request */
@@ -76,6 +77,7 @@ static void put_range(uint8_t *d, uint64_t owner, uint64_t start,
 struct unl {
     struct zk_fs *fs;
     fuse_req_t req;             /* answered once committed (or NULL) */
+    struct zk__fs_fh *flush;    /* req is a FLUSH: its commit comes next */
     uint64_t ino, owner, session, start, end;
     uint32_t flags;
     unsigned tries;
@@ -101,7 +103,9 @@ static void unlock_done(void *arg, int err, const struct zk_apply_result *res)
                (unsigned long long)u->ino, u->tries);
         zk_replica_give_up(u->fs->replica);
     }
-    if (u->req)
+    if (u->req && u->flush)
+        zk__fs_flush_commit(u->fs, u->req, u->flush);
+    else if (u->req)
         fuse_reply_err(u->req, 0);
     free(u);
 }
@@ -165,6 +169,8 @@ static void unpark(struct zk__fs_park *p)
 
 static void answer(struct zk__fs_park *p, int err)
 {
+    if (err == 0 && p->fh)
+        p->fh->lock_session = p->session;   /* a holder's descriptor */
     if (p->req) {
         zk__fs_reply_errno(p->req, err);
         p->req = NULL;
@@ -267,7 +273,8 @@ static void lock_propose(struct zk__fs_park *p, int wait)
         fuse_req_interrupt_func(req, on_interrupt, p);
 }
 
-static void lock_request(fuse_req_t req, uint64_t ino, uint64_t session,
+static void lock_request(fuse_req_t req, struct fuse_file_info *fi,
+                         uint64_t ino, uint64_t session,
                          uint64_t owner, uint32_t flags, uint64_t start,
                          uint64_t end, int wait)
 {
@@ -280,6 +287,7 @@ static void lock_request(fuse_req_t req, uint64_t ino, uint64_t session,
                                .ino = ino, .owner = owner,
                                .session = session, .flags = flags,
                                .start = start, .end = end };
+    p->fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     lock_propose(p, wait);
 }
 
@@ -298,6 +306,7 @@ void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         return;
     }
     if ((op & ~LOCK_NB) == LOCK_UN) {
+        ((struct zk__fs_fh *)(uintptr_t)fi->fh)->lock_session = 0;
         unlock(fs, req, ino, session, fi->lock_owner,
                ZK_LOCK_FLOCK | ZK_UNLOCK_WAITS, 0, UINT64_MAX);
         return;
@@ -305,8 +314,8 @@ void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     uint32_t flags = ZK_LOCK_FLOCK;
     if ((op & ~LOCK_NB) == LOCK_EX)
         flags |= ZK_LOCK_WRITE;
-    lock_request(req, ino, session, fi->lock_owner, flags, 0, UINT64_MAX,
-                 !(op & LOCK_NB));
+    lock_request(req, fi, ino, session, fi->lock_owner, flags, 0,
+                 UINT64_MAX, !(op & LOCK_NB));
 }
 
 /* The byte range of a struct flock as libfuse hands it (l_len 0: to the
@@ -356,7 +365,7 @@ void zk__fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         unlock(fs, req, ino, session, fi->lock_owner, 0, start, end);
         return;
     }
-    lock_request(req, ino, session, fi->lock_owner,
+    lock_request(req, fi, ino, session, fi->lock_owner,
                  lock->l_type == F_WRLCK ? ZK_LOCK_WRITE : 0, start, end,
                  sleep);
 }
@@ -416,10 +425,13 @@ void zk__fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 }
 
 /* FLUSH (every close of a descriptor): POSIX drops every fcntl lock of
- * the closing process's owner on the file. Only owners that took one
- * here cost a commit. */
-void zk__fs_lock_flush(struct zk_fs *fs, uint64_t ino,
-                       const struct fuse_file_info *fi)
+ * the closing process's owner on the file, before close() returns (so
+ * the next locker anywhere finds it free). Only owners that took one here
+ * cost a commit. Returns 1 when it took req over (the unlock's commit
+ * then goes on with zk__fs_flush_commit), 0 when there was nothing to
+ * unlock. */
+int zk__fs_lock_flush(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                      const struct fuse_file_info *fi)
 {
     uint64_t session = zk_replica_session(fs->replica);
     int found = 0;
@@ -434,8 +446,25 @@ void zk__fs_lock_flush(struct zk_fs *fs, uint64_t ino,
         }
         pp = &l->next;
     }
-    if (found && session)
+    if (!found || !session)
+        return 0;
+    struct unl *u = calloc(1, sizeof(*u));
+    if (!u) {
         unlock_all(fs, ino, session, fi->lock_owner, 0);
+        return 0;
+    }
+    *u = (struct unl){ .fs = fs, .req = req, .ino = ino,
+                       .owner = fi->lock_owner, .session = session,
+                       .flags = ZK_UNLOCK_WAITS, .start = 0,
+                       .end = UINT64_MAX,
+                       .flush = (struct zk__fs_fh *)(uintptr_t)fi->fh };
+    if (unlock_propose(u) == 0)
+        return 1;
+    free(u);
+    zk_log(ZK_LOG_WARN, "cannot propose the unlock of inode %llu: giving "
+           "the session up", (unsigned long long)ino);
+    zk_replica_give_up(fs->replica);
+    return 0;
 }
 
 /* RELEASE: the last close of an open file drops its flock lock and the
@@ -537,6 +566,15 @@ static int check_cb(void *arg, const struct zk_lock_ent *e)
             c->token = e->token;
     }
     return 0;
+}
+
+/* Whether a lock granted to session can no longer be relied on here: the
+ * session is not this replica's current one (given up, or renewed since),
+ * or its lease ran out just now (checked on the monotonic clock). */
+int zk__fs_lock_lost(struct zk_fs *fs, uint64_t session)
+{
+    return session != zk_replica_session(fs->replica) ||
+           zk_replica_lease_check(fs->replica) != 0;
 }
 
 /* Before answering a read or getxattr on ino: ZK_ESESSION if a lock on it

@@ -124,6 +124,9 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     int rc = zk_store_getattr(fs->store, ino, &st);
     if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
         rc = fh ? ZK_ESESSION : -ENOENT;  /* given up (lease.c) */
+    if (rc == 0 && fh && fh->lock_session &&
+        zk__fs_lock_lost(fs, fh->lock_session))
+        rc = ZK_ESESSION;                 /* a lost lock's holder (lock.c) */
     const struct zk_stat *kept = rc == -ENOENT
                                      ? zk__fs_inomap_open_stat(&fs->inomap, ino)
                                      : NULL;

@@ -14,7 +14,9 @@
 # process stamps its answers with CLOCK_MONOTONIC (one clock: one host):
 # each "ok" the holder got must have returned before the first taker's
 # successful create began, the first failure is ENOLINK and nothing is
-# "ok" after it. Once as a follower, once as the leader.
+# "ok" after it. Once as a follower, once as the leader; then the same
+# with a flock(2) lock on a plain file (the takers poll LOCK_NB; the
+# holder checks with pread and fgetxattr user.zkfs.lock.token).
 #
 # Then: a holder that closes while its replica has no quorum (the two
 # others stopped) leaves nothing behind once the quorum is back.
@@ -35,19 +37,26 @@ ens_start_all
 first_t0() { awk -v w="$2" '$3 == w { print $1; exit }' "$1"; }
 has_line() { grep -q " $2\$" "$1" 2>/dev/null; }
 
-# pause_round X TAG
+# pause_round X TAG [flock]: an ephemeral (or, with flock, a flock(2)
+# lock on a plain file) held on replica X.
 pause_round() {
-    local x=$1 tag=$2 m i pid
+    local x=$1 tag=$2 kind=${3:-} m i pid hold=hold grab=grab
     m=$(ens_mnt "$x")
     mkdir "$m/$tag"
-    setfattr -n user.zkfs.children -v ephemeral "$m/$tag"
-    zk_bg "$probe" hold "$m/$tag/lock" "$ZK_TMP/hold.$tag" "$ZK_TMP/stop.$tag"
+    if [ "$kind" = flock ]; then
+        hold=flockhold grab=flockgrab
+        touch "$m/$tag/lock"
+        ens_wait_synced
+    else
+        setfattr -n user.zkfs.children -v ephemeral "$m/$tag"
+    fi
+    zk_bg "$probe" $hold "$m/$tag/lock" "$ZK_TMP/hold.$tag" "$ZK_TMP/stop.$tag"
     wait_for has_line "$ZK_TMP/hold.$tag" ok || fail "the holder never checked"
     local others=()
     for i in 1 2 3; do [ "$i" != "$x" ] && others+=("$i"); done
     for i in "${others[@]}"; do
         ens_wait_exists "$i" "$tag/lock"
-        zk_bg "$probe" grab "$(ens_mnt "$i")/$tag/lock" \
+        zk_bg "$probe" $grab "$(ens_mnt "$i")/$tag/lock" \
             "$ZK_TMP/grab.$tag.$i" "$ZK_TMP/stop.$tag"
     done
     pid=$(ens_pid "$x")
@@ -91,6 +100,10 @@ F=$(ens_follower)
 pause_round "$F" follower
 L=$(ens_leader)
 pause_round "$L" leader
+F=$(ens_follower)
+pause_round "$F" flock-follower flock
+L=$(ens_leader)
+pause_round "$L" flock-leader flock
 
 # A release while the replica has no quorum must not linger.
 ens_wait_leader 30

@@ -21,6 +21,11 @@
  *                              SA_RESTART, logs "EINTR" or "locked", then
  *                              keeps PATH open until STOP exists (120 s
  *                              at most).
+ *   probe flockhold PATH LOG STOP / probe flockgrab PATH LOG STOP
+ *                              the same as hold and grab with flock(2)
+ *                              LOCK_EX on an existing PATH instead of an
+ *                              exclusive create; the holder's check is
+ *                              pread, then fgetxattr user.zkfs.lock.token.
  *   probe lk PATH LOG STOP SPEC...
  *                              opens PATH read-write and runs each SPEC in
  *                              turn, logging one line per SPEC, then keeps
@@ -61,8 +66,18 @@ static void nap(long ms)
     nanosleep(&ts, NULL);
 }
 
+static int use_flock;
+
 static int check(int fd)
 {
+    if (use_flock) {
+        char b[64];
+        if (pread(fd, b, sizeof(b), 0) < 0)
+            return errno;
+        if (fgetxattr(fd, "user.zkfs.lock.token", b, sizeof(b)) < 0)
+            return errno;
+        return 0;
+    }
     char buf[256];
     if (fgetxattr(fd, "user.zkfs.owner", buf, sizeof(buf)) < 0)
         return errno;
@@ -73,7 +88,12 @@ static int check(int fd)
 
 static int hold(const char *path, FILE *log, const char *stop)
 {
-    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0644);
+    int fd = use_flock ? open(path, O_RDWR)
+                       : open(path, O_CREAT | O_EXCL | O_RDWR, 0644);
+    if (fd >= 0 && use_flock && flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        fd = -1;
+    }
     if (fd < 0) {
         fprintf(stderr, "probe: create %s: %s\n", path, strerror(errno));
         return 1;
@@ -105,10 +125,13 @@ static int hold(const char *path, FILE *log, const char *stop)
 static int grab(const char *path, FILE *log, const char *stop)
 {
     uint64_t start = mono();
-    int fd = -1;
+    int fd = -1, lfd = use_flock ? open(path, O_RDONLY) : -1;
     while (fd < 0 && mono() - start < RUN_NS_MAX) {
         uint64_t t0 = mono();
-        fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+        if (use_flock)
+            fd = flock(lfd, LOCK_EX | LOCK_NB) == 0 ? lfd : -1;
+        else
+            fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
         uint64_t t1 = mono();
         if (fd >= 0) {
             fprintf(log, "%llu %llu granted\n", (unsigned long long)t0,
@@ -116,7 +139,8 @@ static int grab(const char *path, FILE *log, const char *stop)
             fflush(log);
             break;
         }
-        if (errno != EEXIST && errno != ETIMEDOUT && errno != EIO) {
+        if (errno != EEXIST && errno != ETIMEDOUT && errno != EIO &&
+            errno != EWOULDBLOCK) {
             fprintf(log, "%llu %llu %s\n", (unsigned long long)t0,
                     (unsigned long long)t1, strerrorname_np(errno));
             fflush(log);
@@ -225,8 +249,12 @@ int main(int argc, char **argv)
     FILE *log = fopen(argv[3], "a");
     if (!log)
         return 2;
-    if (strcmp(argv[1], "hold") == 0)
+    use_flock = strncmp(argv[1], "flock", 5) == 0 &&
+                strcmp(argv[1], "flockwait") != 0;
+    if (strcmp(argv[1], "hold") == 0 || strcmp(argv[1], "flockhold") == 0)
         return hold(argv[2], log, argv[4]);
+    if (strcmp(argv[1], "flockgrab") == 0)
+        return grab(argv[2], log, argv[4]);
     if (strcmp(argv[1], "grab") == 0)
         return grab(argv[2], log, argv[4]);
     if (strcmp(argv[1], "flockwait") == 0)
