@@ -360,6 +360,8 @@ void zk__fs_applied(void *arg, const struct zk_apply_result *res);
 void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session);
 int zk__fs_lock_check(struct zk_fs *fs, uint64_t ino);
 int zk__fs_lock_lost(struct zk_fs *fs, uint64_t session);
+uint64_t zk__fs_lock_counts(struct zk_fs *fs);  /* files with locks */
+unsigned zk__fs_lock_waits(struct zk_fs *fs);   /* parked here */
 int zk__fs_lock_token(struct zk_fs *fs, uint64_t ino, char *buf,
                       size_t size);
 int zk__fs_lock_list(struct zk_fs *fs, uint64_t ino, uint8_t **out,

@@ -273,6 +273,24 @@ static void lock_propose(struct zk__fs_park *p, int wait)
         fuse_req_interrupt_func(req, on_interrupt, p);
 }
 
+/* One owner has one wait per file and kind in the table: a new request
+ * replaces it there, so an older request of the same owner still parked
+ * here (another thread of the process) would never be answered. It ends
+ * with EINTR instead (its caller may retry). */
+static void end_older_wait(const struct zk__fs_park *n)
+{
+    for (struct zk__fs_park *p = n->fs->parked; p; p = p->next) {
+        if (p->ino != n->ino || p->owner != n->owner ||
+            p->session != n->session ||
+            (p->flags & ZK_LOCK_FLOCK) != (n->flags & ZK_LOCK_FLOCK))
+            continue;
+        unpark(p);
+        answer(p, -EINTR);
+        free(p);
+        return;
+    }
+}
+
 static void lock_request(fuse_req_t req, struct fuse_file_info *fi,
                          uint64_t ino, uint64_t session,
                          uint64_t owner, uint32_t flags, uint64_t start,
@@ -287,6 +305,7 @@ static void lock_request(fuse_req_t req, struct fuse_file_info *fi,
                                .ino = ino, .owner = owner,
                                .session = session, .flags = flags,
                                .start = start, .end = end };
+    end_older_wait(p);
     p->fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     lock_propose(p, wait);
 }
@@ -591,6 +610,21 @@ int zk__fs_lock_check(struct zk_fs *fs, uint64_t ino)
     if (c.mine && zk_replica_lease_check(fs->replica) != 0)
         return ZK_ESESSION;
     return c.lost ? ZK_ESESSION : 0;
+}
+
+/* For zkfs status --json: files with a lock table, waits parked here. */
+uint64_t zk__fs_lock_counts(struct zk_fs *fs)
+{
+    uint64_t n = 0;
+    return zk_store_locked_files(fs->store, &n) == 0 ? n : 0;
+}
+
+unsigned zk__fs_lock_waits(struct zk_fs *fs)
+{
+    unsigned n = 0;
+    for (struct zk__fs_park *p = fs->parked; p; p = p->next)
+        n++;
+    return n;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -201,6 +201,9 @@ typedef int (*zk_store_lock_cb)(void *arg, const struct zk_lock_ent *e);
 int zk_store_locks(struct zk_store *s, uint64_t ino, zk_store_lock_cb cb,
                    void *arg);
 
+/* How many inodes have a lock table (holders or waiters). Any thread. */
+int zk_store_locked_files(struct zk_store *s, uint64_t *n_out);
+
 /* Sessions open in the store, for expiry after a restart. */
 typedef int (*zk_store_session_cb)(void *arg, uint64_t session,
                                    uint32_t timeout_ms, const char *owner);

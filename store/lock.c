@@ -475,3 +475,18 @@ int zk__lock_open(struct zk_store *s, MDB_txn *txn)
     int rc = mdb_dbi_open(txn, "locks", MDB_CREATE, &s->locks);
     return rc ? zk__mdb_err(rc, "locks open") : 0;
 }
+
+int zk_store_locked_files(struct zk_store *s, uint64_t *n_out)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    int rc = zk__rd_begin(s, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_stat(txn, s->locks, &st);
+    zk__rd_end(s, txn);
+    if (rc != 0)
+        return zk__mdb_err(rc, "lock stat");
+    *n_out = st.ms_entries;
+    return 0;
+}
