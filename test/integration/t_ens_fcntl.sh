@@ -23,13 +23,15 @@ echo data >"$m1/f"
 ens_wait_synced
 
 n=0
-# locker MOUNT SPEC...: starts a probe holding its locks; sets $LOG, $STOP.
+# locker MOUNT SPEC...: starts a probe holding its locks; sets $LOG,
+# $STOP and $PID.
 locker() {
     local m=$1
     shift
     n=$((n + 1))
     LOG=$ZK_TMP/lk.$n STOP=$ZK_TMP/stop.$n
     zk_bg "$probe" lk "$m/f" "$LOG" "$STOP" "$@"
+    PID=$ZK_BG
     wait_for grep -q '^done' "$LOG" || fail "locker $n did not finish: $(cat "$LOG")"
 }
 # result LOG SPEC: the result logged for SPEC.
@@ -63,7 +65,7 @@ expect "$LOG" w:45:1 ok                # the freed middle
 expect "$LOG" r:65:1 ok                # downgraded to shared
 expect "$LOG" w:65:1 EAGAIN
 expect "$LOG" w:30:1 EAGAIN
-D_STOP=$STOP
+D_STOP=$STOP D_PID=$PID
 
 # --- F_SETLKW is granted when the holder's process closes the file ----------
 n=$((n + 1))
@@ -76,7 +78,7 @@ wait_for eval "getfattr --only-values -n user.zkfs.locks '$m1/f' | grep -q '^wai
 touch "$C_STOP"
 wait_for -t 10 grep -q '^W:0:10 ok' "$W" || fail "the waiter was not granted: $(cat "$W")"
 touch "$W_STOP" "$D_STOP"
-wait "$waiter"
+wait "$waiter" "$D_PID"         # their closes released their locks
 
 # --- OFD locks -------------------------------------------------------------
 locker "$m1" ow:0:0
