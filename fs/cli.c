@@ -76,7 +76,10 @@ static const struct usage usages[] = {
      "PATH is a path inside a zkfs mount. DATA '-' reads standard input.\n\n"
      "  -e, --ephemeral    the node lives while this command runs: with\n"
      "                     -- CMD, until CMD exits (the exit status is CMD's);\n"
-     "                     without, until SIGINT, SIGTERM or SIGHUP\n"
+     "                     without, until SIGINT, SIGTERM or SIGHUP. If the\n"
+     "                     node is lost (this server gave its session up),\n"
+     "                     CMD gets SIGTERM, then SIGKILL 5 s later; without\n"
+     "                     CMD the command exits with status 1\n"
      "  -s, --sequential   append ZooKeeper's %010d suffix\n"
      "  -d, --dir          create a directory znode (DATA is its\n"
      "                     user.zkfs.data)\n"},
@@ -574,44 +577,6 @@ static void hold_signals(sigset_t *set, sigset_t *old)
     sigprocmask(SIG_BLOCK, set, old);
 }
 
-/* Runs cmdv while holding the control fd (and so the ephemeral node),
- * forwarding SIGINT/SIGTERM/SIGHUP to it; or, with cmdv NULL, waits for
- * one of those signals. Returns the exit status. hold_signals() must have
- * run before the node was created, so that an early signal is not lost. */
-static int hold(int fd, char **cmdv, const sigset_t *set, const sigset_t *old)
-{
-    int sig, status;
-
-    if (cmdv == NULL) {
-        do
-            sig = sigwaitinfo(set, NULL);
-        while (sig == SIGCHLD || (sig < 0 && errno == EINTR));
-        close(fd);
-        return 0;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        return zk__cli_fail("create", cmdv[0], -errno, NULL);
-    if (pid == 0) {
-        sigprocmask(SIG_SETMASK, old, NULL);
-        execvp(cmdv[0], cmdv);
-        fprintf(stderr, "zkfs create: %s: %s\n", cmdv[0], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
-    }
-    for (;;) {
-        sig = sigwaitinfo(set, NULL);
-        if (sig > 0 && sig != SIGCHLD)
-            kill(pid, sig);
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            break;
-    }
-    close(fd);
-    if (WIFSIGNALED(status))
-        return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
-}
-
 /* Parses create's options into flags ("es d" letters) and returns -1 to go
  * on, or an exit status. */
 static int create_opts(int argc, char **argv, char *flags)
@@ -685,14 +650,17 @@ int zk__cli_create(int argc, char **argv)
     while (resp.body_len > 0 && resp.body[resp.body_len - 1] == '\n')
         resp.body[--resp.body_len] = '\0';
     const char *made = resp.body_len ? resp.body : t.znode;
-    printf("%s%s\n", strcmp(t.mnt, "/") ? t.mnt : "", made);
+    char node[PATH_MAX + ZK_PATH_MAX];
+    snprintf(node, sizeof(node), "%s%s", strcmp(t.mnt, "/") ? t.mnt : "",
+             made);
+    printf("%s\n", node);
     fflush(stdout);
     zk__ctl_resp_free(&resp);
     if (strchr(flags, 'e') == NULL) {
         close(fd);
         return 0;
     }
-    return hold(fd, cmdv, &set, &old);
+    return zk__cli_hold(fd, cmdv, &set, &old, node);   /* cli_hold.c */
 }
 
 /* ======================== set, rm, sync ================================= */

@@ -13,6 +13,7 @@
 #define ZK_CLI_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "zk_txn.h"
@@ -90,6 +91,14 @@ int zk__cli_stat(int argc, char **argv);
 int zk__cli_sync(int argc, char **argv);
 int zk__cli_txn(int argc, char **argv);
 int zk__cli_locks(int argc, char **argv);    /* cli_locks.c */
+
+/* cli_hold.c: holds create -e's node through the control descriptor fd
+ * while cmdv runs (NULL: until SIGINT/SIGTERM/SIGHUP), forwarding those
+ * signals; stops cmdv (SIGTERM, then SIGKILL) when node, its path through
+ * the mount, is lost. set must be blocked already (old: the mask to give
+ * cmdv). Closes fd. Returns the exit status. */
+int zk__cli_hold(int fd, char **cmdv, const sigset_t *set,
+                 const sigset_t *old, const char *node);
 
 /* Usage texts, for `zkfs help CMD` and `zkfs CMD --help`. Returns NULL for
  * an unknown command. */
