@@ -394,7 +394,7 @@ static int start_replica(struct zk_fs *fs)
         .store = fs->store,
         .applied = zk__fs_applied,   /* lock.c: grants, then echo.c */
         .applied_arg = fs,
-        .reset = zk__fs_echo_reset,
+        .reset = zk__fs_reset,      /* lock.c: echo.c's, then waits */
         .session_lost = zk__fs_session_lost,
         .owner = fs->owner,
         .session_timeout_ms = fs->opts->session_timeout_ms,

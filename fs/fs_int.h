@@ -357,6 +357,7 @@ void zk__fs_flush_commit(struct zk_fs *fs, fuse_req_t req,
 void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
                          const struct fuse_file_info *fi);
 void zk__fs_applied(void *arg, const struct zk_apply_result *res);
+void zk__fs_reset(void *arg, int done);
 void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session);
 int zk__fs_lock_check(struct zk_fs *fs, uint64_t ino);
 int zk__fs_lock_lost(struct zk_fs *fs, uint64_t session);

@@ -542,6 +542,49 @@ void zk__fs_applied(void *arg, const struct zk_apply_result *res)
     zk__fs_echo_applied(arg, res);
 }
 
+struct own {
+    const struct zk__fs_park *p;
+    int holds, waits;
+};
+
+static int own_cb(void *arg, const struct zk_lock_ent *e)
+{
+    struct own *o = arg;
+    if (e->session != o->p->session || e->owner != o->p->owner ||
+        (e->flags & ZK_LOCK_FLOCK) != (o->p->flags & ZK_LOCK_FLOCK))
+        return 0;
+    if (e->flags & ZK_LOCK_QUEUED)
+        o->waits = 1;
+    else
+        o->holds = 1;
+    return 0;
+}
+
+/* zk_replica's reset callback: echo.c's work; then, once a snapshot has
+ * replaced the store, the parked waits are looked up in the new lock
+ * table (the commits that granted them were never applied here one by
+ * one): a wait that still waits stays parked; one that was granted is
+ * answered 0 — by its (whole) holding — and one that is gone (its session
+ * closed meanwhile) ENOLINK. */
+void zk__fs_reset(void *arg, int done)
+{
+    struct zk_fs *fs = arg;
+    zk__fs_echo_reset(arg, done);
+    struct zk__fs_park **pp = &fs->parked;
+    while (done && *pp) {
+        struct zk__fs_park *p = *pp;
+        struct own o = { .p = p };
+        if (zk_store_locks(fs->store, p->ino, own_cb, &o) != 0 || o.waits) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        p->parked = 0;
+        answer(p, o.holds ? 0 : -ENOLINK);
+        free(p);
+    }
+}
+
 /* The session was given up (lease.c): its parked waits end with ENOLINK
  * (the ensemble drops them with the session). */
 void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session)
