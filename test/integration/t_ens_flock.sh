@@ -9,7 +9,7 @@
 #    the holders (user.zkfs.lock.token) grow strictly with the count;
 #  - kill -9 of a holder hands the lock to a waiter on another mount;
 #  - a wait ended by a signal (EINTR, the process keeps its descriptor)
-#    leaves no wait behind in the queue;
+#    or by `flock -w` leaves no wait behind in the queue;
 #  - kill -9 of the leader with a waiter queued: the waiter still gets the
 #    lock once the holder leaves.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,6 +53,18 @@ wait_for -t 10 test -e "$ZK_TMP/second" || fail "the waiter never got the lock"
 wait "$waiter"
 wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" ||
     fail "lock still held after everyone left: $(locks_of "$m1/lock")"
+
+# --- flock -w: a bounded wait ends and leaves the queue clean --------------
+zk_bg flock -o "$m1/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held0"
+holder=$ZK_BG
+wait_for test -e "$ZK_TMP/held0" || fail "no holder for flock -w"
+rc=0
+timeout 20 flock -w 1 "$m2/lock" true || rc=$?
+assert_eq 1 "$rc" "flock -w 1 on a held lock (timeout: exit 1)"
+wait_for eval "! locks_of '$m1/lock' | grep -q waits" ||
+    fail "the timed-out wait is still queued: $(locks_of "$m1/lock")"
+kill -9 "$holder"
+wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
 
 # --- EINTR on a signalled wait leaves the queue clean ---------------------
 zk_bg flock -o "$m1/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held2"
