@@ -1,8 +1,9 @@
 /*
  * lease.c — what this mount does when its replica gives its session up.
  *
- * An ensemble member without word from a quorum for 3/5 of the session
- * timeout gives its session up (replica/ensemble.c, lease_check) before the
+ * An ensemble member whose lease ran out (replica/lease.c: no quorum
+ * acknowledged what it sent within 4/5 of the session timeout, measured
+ * on the monotonic clock) gives its session up before the
  * leader can expire it: its ephemerals, and whatever they stand for (a
  * lock, a leadership), must be lost HERE first, so that no two holders
  * ever exist at once. The store cannot delete them (it only changes by

@@ -10,7 +10,8 @@
 #     "stale":true within a few seconds, fails a write with ETIMEDOUT after
 #     a bounded wait and half-applies nothing (an overwrite that failed
 #     leaves the old content); its ephemeral goes from its own mount when
-#     its lease runs out (3/5 of sessionTimeout), before the majority
+#     its lease runs out (4/5 of sessionTimeout after its last
+#     acknowledged message), before the majority
 #     expires the session (about sessionTimeout); after healing it catches
 #     up, is not stale, and all trees are identical. The same for a
 #     flock(2) lock: the cut-off holder's checks (pread, fgetxattr of
