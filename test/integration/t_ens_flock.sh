@@ -10,6 +10,8 @@
 #  - kill -9 of a holder hands the lock to a waiter on another mount;
 #  - a wait ended by a signal (EINTR, the process keeps its descriptor)
 #    or by `flock -w` leaves no wait behind in the queue;
+#  - kill -9 of the replica whose mount holds the lock: the ensemble
+#    releases it after sessionTimeout and a waiter on another mount gets it;
 #  - kill -9 of the leader with a waiter queued: the waiter still gets the
 #    lock once the holder leaves.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -116,6 +118,27 @@ awk 'NR > 1 && $2 + 0 <= prev { print "token " $2 " after " prev " at " $1; bad 
      { prev = $2 + 0 } END { exit bad }' "$ZK_TMP/tokens" ||
     fail "fencing tokens do not grow with the count"
 log "counter: $((N * K)) increments over 3 mounts, tokens strictly increasing"
+
+# --- kill -9 of the holder's replica: released after sessionTimeout --------
+L=$(ens_leader)
+F=$(ens_follower)
+zk_bg flock -o "$(ens_mnt "$F")/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held4"
+holder=$ZK_BG
+wait_for test -e "$ZK_TMP/held4" || fail "no holder on replica $F"
+zk_bg flock -o "$(ens_mnt "$L")/lock" touch "$ZK_TMP/fourth"
+waiter=$ZK_BG
+wait_for eval "locks_of '$(ens_mnt "$L")/lock' | grep -q waits" || fail "no waiter"
+t0=$SECONDS
+ens_kill9 "$F"
+wait_for -t 30 test -e "$ZK_TMP/fourth" ||
+    fail "the holder's replica died and its lock was never released"
+log "replica $F (holding the lock) killed: the waiter on $L got it after $((SECONDS - t0)) s (sessionTimeout 4 s)"
+wait "$waiter"
+pkill -9 -P "$holder" 2>/dev/null || true
+kill -9 "$holder" 2>/dev/null || true
+ens_start "$F"
+ens_wait_leader 30
+ens_wait_synced 30
 
 # --- leader kill with a waiter queued ---------------------------------------
 L=$(ens_leader)
