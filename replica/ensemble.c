@@ -868,7 +868,7 @@ int zk__ens_lease_check(struct zk__ens *e)
         return 0;
     zk_zab_status(e->z, &st);
     uint64_t now = mono_ns();
-    uint64_t until = zk__lease_until(&e->lease, &st, now);
+    uint64_t until = zk__lease_until(&e->lease, &st);
     if (!st.session_open || now < until)
         return 0;
     uint64_t at = e->lease.tick_ns[st.contact_tick % ZK__LEASE_TICKS];

@@ -26,9 +26,11 @@
  * Pure (the caller passes the time: CLOCK_MONOTONIC in the runtime,
  * simulated time in test/sim, which runs this very code).
  *
- * A session whose open is newer than any acknowledged contact (it was
- * just opened: the open was committed before the first echo came back)
- * is given one lease from the moment it was first seen open.
+ * A session just opened has no echo yet (the open commits within a round
+ * trip, the first echo takes a few ticks): it is given one lease from the
+ * tick at which its first SESSION_OPEN was sent (status.session_sent_tick)
+ * — the leader that committed it counted that request as hearing from us,
+ * and any later leader renews it when it is established.
  */
 #include "lease_int.h"
 #include "zk_zab.h"
@@ -58,22 +60,21 @@ void zk__lease_ticked(struct zk__lease *l, uint64_t tick, uint64_t now_ns)
     l->tick_ns[tick % ZK__LEASE_TICKS] = now_ns;
 }
 
-uint64_t zk__lease_until(struct zk__lease *l, const struct zk_zab_status *st,
-                         uint64_t now_ns)
+/* The lease that runs from our message of tick t (0: none). */
+static uint64_t from_tick(const struct zk__lease *l,
+                          const struct zk_zab_status *st, uint64_t t)
 {
-    uint64_t until = 0;
+    if (t == 0 || t > st->tick || st->tick - t >= ZK__LEASE_TICKS)
+        return 0;
+    return l->tick_ns[t % ZK__LEASE_TICKS] + l->lease_ns;
+}
 
+uint64_t zk__lease_until(const struct zk__lease *l,
+                         const struct zk_zab_status *st)
+{
     if (!st->session_open)
         return 0;
-    if (st->session != l->sid) {
-        l->sid = st->session;
-        l->open_ns = now_ns;
-    }
-    if (st->contact_tick > 0 && st->contact_tick <= st->tick &&
-        st->tick - st->contact_tick < ZK__LEASE_TICKS)
-        until = l->tick_ns[st->contact_tick % ZK__LEASE_TICKS] + l->lease_ns;
-    if (l->open_ns + l->lease_ns > until &&
-        l->open_ns > l->tick_ns[st->contact_tick % ZK__LEASE_TICKS])
-        until = l->open_ns + l->lease_ns;
-    return until;
+    uint64_t a = from_tick(l, st, st->contact_tick);
+    uint64_t b = from_tick(l, st, st->session_sent_tick);
+    return a > b ? a : b;
 }

@@ -21,8 +21,6 @@ struct zk_zab_status;
 struct zk__lease {
     uint64_t lease_ns;                    /* from a sent message's time  */
     uint64_t tick_ns[ZK__LEASE_TICKS];    /* when tick t was taken       */
-    uint64_t sid;                         /* session last seen open      */
-    uint64_t open_ns;                     /* when it was first seen open */
 };
 
 /* The lease's length for a session timeout (ms): the timeout less a margin
@@ -37,9 +35,11 @@ void zk__lease_init(struct zk__lease *l, uint64_t lease_ms, uint64_t now_ns);
  * the core's zk_zab_tick() that makes its tick `tick`). */
 void zk__lease_ticked(struct zk__lease *l, uint64_t tick, uint64_t now_ns);
 
-/* Until when (monotonic ns) the session in *st may be relied on; 0 if
- * there is no open session or no usable contact. */
-uint64_t zk__lease_until(struct zk__lease *l, const struct zk_zab_status *st,
-                         uint64_t now_ns);
+/* Until when (monotonic ns) the session in *st may be relied on: a lease
+ * from its contact_tick or, for a session that just opened, from the send
+ * of its first SESSION_OPEN, whichever ends later; 0 if there is no open
+ * session or neither tick is usable (older than the ring). */
+uint64_t zk__lease_until(const struct zk__lease *l,
+                         const struct zk_zab_status *st);
 
 #endif /* ZK_LEASE_INT_H */

@@ -128,6 +128,7 @@ struct zk_zab {
     uint32_t sid_ctr;
     int sid_seen_open;
     uint64_t open_sent_tick;
+    uint64_t open_first_tick;  /* lease: first OPEN of my_sid sent (0: none) */
     int open_sent;
 
     /* election */

@@ -519,6 +519,8 @@ static void recv_request(struct zk_zab *z, struct zk__peer *p,
             continue;
         if (e->type == ZK_ZAB_ENTRY_WRITE && e->req_id <= p->last_req)
             continue;                      /* duplicate or overtaken */
+        if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN)
+            p->sess_heard_tick = z->tick;  /* opening is hearing (lease) */
         zk__lead_propose(z, e);
     }
 }

@@ -32,7 +32,7 @@ void sim_lease_tick(struct sim *s, struct sim_replica *r)
     zk__lease_ticked(&r->lease, ++r->tick_no, ns(s));
     zk_zab_tick(r->core);
     zk_zab_status(r->core, &st);
-    if (st.session_open && ns(s) >= zk__lease_until(&r->lease, &st, ns(s))) {
+    if (st.session_open && ns(s) >= zk__lease_until(&r->lease, &st)) {
         sim_log(s, r->id, "lease ran out: session %016llx given up",
                 (unsigned long long)st.session);
         zk_zab_session_renew(r->core);
@@ -55,7 +55,7 @@ void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
     zk_zab_status(o->core, &st);
     if (!st.session_open || st.session != sid)
         return;                 /* given up (or never its own) */
-    uint64_t until = zk__lease_until(&o->lease, &st, ns(s));
+    uint64_t until = zk__lease_until(&o->lease, &st);
     if (ns(s) < until)
         sim_fail(s, by->id, "applied the close of session %016llx while "
                  "r%u's lease on it runs %llu us more", (unsigned long long)sid,

@@ -59,27 +59,29 @@ START_TEST(lease_from_the_sent_tick)
     for (uint64_t t = 1; t <= 10; t++)
         zk__lease_ticked(l, t, t * 100000000ull);      /* 100 ms ticks */
     struct zk_zab_status st = { .session_open = 1, .session = 7,
-                                .tick = 10, .contact_tick = 0 };
-    /* First seen open at 1.05 s with no contact: one lease from then. */
-    ck_assert_uint_eq(zk__lease_until(l, &st, 1050000000ull), 2050000000ull);
-    /* Contact at tick 8 (sent at 0.8 s): 1.8 s, but the open's lease is
-     * later and was seen after tick 8 was taken. */
+                                .tick = 10, .contact_tick = 0,
+                                .session_sent_tick = 5 };
+    /* Just opened, no echo yet: one lease from the OPEN's send (0.5 s). */
+    ck_assert_uint_eq(zk__lease_until(l, &st), 1500000000ull);
+    /* An echo of tick 8 (sent at 0.8 s) moves it on. */
     st.contact_tick = 8;
-    ck_assert_uint_eq(zk__lease_until(l, &st, 1060000000ull), 2050000000ull);
-    /* Contact at tick 10 (1.0 s), taken before the open was seen. */
-    st.contact_tick = 10;
-    ck_assert_uint_eq(zk__lease_until(l, &st, 1070000000ull), 2050000000ull);
+    ck_assert_uint_eq(zk__lease_until(l, &st), 1800000000ull);
     zk__lease_ticked(l, 11, 1100000000ull);
     st.tick = 11;
     st.contact_tick = 11;
-    ck_assert_uint_eq(zk__lease_until(l, &st, 1110000000ull), 2100000000ull);
-    /* A contact older than the ring: no lease from it (nor from the
-     * open, which cannot be placed after it any more). */
-    st.tick = 11 + ZK__LEASE_TICKS;
-    ck_assert_uint_eq(zk__lease_until(l, &st, 1120000000ull), 0);
+    ck_assert_uint_eq(zk__lease_until(l, &st), 2100000000ull);
+    /* Ticks older than the ring count for nothing. */
+    st.tick = 12 + ZK__LEASE_TICKS;
+    ck_assert_uint_eq(zk__lease_until(l, &st), 0);
+    /* A tick from the future (a stale status) neither. */
+    st.tick = 10;
+    st.contact_tick = 11;
+    st.session_sent_tick = 0;
+    ck_assert_uint_eq(zk__lease_until(l, &st), 0);
     /* No open session: nothing to rely on. */
     st.session_open = 0;
-    ck_assert_uint_eq(zk__lease_until(l, &st, 1130000000ull), 0);
+    st.contact_tick = 9;
+    ck_assert_uint_eq(zk__lease_until(l, &st), 0);
     free(l);
 }
 END_TEST
