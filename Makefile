@@ -130,7 +130,9 @@ $(B)/libzkcore.a: $(CORE_OBJS)
 $(B)/zkfs: $(B)/obj/fs/main.o $(B)/libzk.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/libzkcore.a
+# The simulator runs the runtime's lease (replica/lease.c, pure) as well.
+$(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/obj/replica/lease.o \
+               $(B)/libzkcore.a
 	$(CC) $(SANFLAGS) -o $@ $^ -lm
 
 $(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(B)/libzk.a

@@ -1,33 +1,40 @@
 #!/usr/bin/env bash
-# lock.sh — a mutual-exclusion lock made of one file, with plain shell.
+# lock.sh — a cluster-wide mutual-exclusion lock with flock(1), and its
+# fencing token.
 #
-# What it shows: `set -C` (noclobber) makes `>` an exclusive create
-# (open O_CREAT|O_EXCL), which zkfs makes linearizable: exactly one creator
-# wins, even across hosts once zkfs runs as an ensemble. The winner writes
-# who it is into the lockfile and removes it when it is done, on every way
-# out (trap on EXIT; INT/TERM exit through it). A loser either gives up at
-# once or waits: it watches the lock directory with inotifywait for the
-# lockfile's IN_DELETE and tries again, with a bounded total wait.
+# What it shows: flock(1) on a zkfs file takes a lock that excludes holders
+# on every mount of the ensemble (each lock and unlock is a committed
+# transaction). Waiters queue in FIFO order and get the lock within one
+# commit of its release, on any host; `flock -n` fails at once, `flock -w
+# SECONDS` waits at most that long. The lock goes at the last close of the
+# holder's descriptor: when the command ends, also when it is killed with
+# SIGKILL. If the holder's server is cut off from the ensemble, its holders'
+# checks fail (ENOLINK) before anyone else can get the lock.
 #
-# A holder killed with SIGKILL runs no trap and leaves the lockfile behind.
-# If that matters, make the lock directory ephemeral
-# (setfattr -n user.zkfs.children -v ephemeral DIR) and hold the lockfile
-# open while holding the lock: `set -C; exec 9>DIR/name` — zkfs then deletes
-# it when the holder's last descriptor closes, crash included (see
-# service-register.sh).
+# The fencing token (getfattr -n user.zkfs.lock.token FILE) is the zxid of
+# the grant: it grows with every grant. Pass it to whatever the lock
+# protects, and have that refuse a token lower than one it has seen: that
+# covers a holder paused after it checked (docs/filesystem.md, "Locks").
+# `zkfs locks FILE` shows the holder and the queue.
+#
+# The alternative without flock (any ZooKeeper-style lock): an exclusive
+# create with `set -C` in an ephemeral directory (one creator wins, the file
+# goes with its holder's descriptor): --noclobber below.
 #
 # Run:
 #   examples/lock.sh [MOUNTPOINT] [-- CMD [ARG...]]
-#       takes MOUNT/locks/example.lock (waiting up to 30 s), runs CMD (by
-#       default a 2-second "critical section") and releases the lock
+#       takes MOUNT/locks/example.lock (waiting up to 30 s), prints the
+#       token, runs CMD (by default a 2-second "critical section")
 #   examples/lock.sh --demo [MOUNTPOINT]
 #       a holder takes the lock for 3 s; a second contender fails at once
-#       (no wait), a third waits and gets the lock when the holder releases
-# MOUNTPOINT defaults to $ZKFS_MNT, then /mnt/zkfs. Needs inotifywait.
+#       (flock -n), a third waits and gets the lock when the holder leaves
+#   examples/lock.sh --noclobber [MOUNTPOINT] [-- CMD [ARG...]]
+#       the same lock as an exclusive create in an ephemeral directory
+# MOUNTPOINT defaults to $ZKFS_MNT, then /mnt/zkfs.
 set -euo pipefail
 
-DEMO=0
-if [ "${1:-}" = "--demo" ]; then DEMO=1; shift; fi
+MODE=run
+case ${1:-} in --demo) MODE=demo; shift ;; --noclobber) MODE=noclobber; shift ;; esac
 M=${ZKFS_MNT:-/mnt/zkfs}
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then M=$1; shift; fi
 [ "${1:-}" != "--" ] || shift
@@ -40,52 +47,48 @@ awk -v m="$(cd "$M" 2>/dev/null && pwd -P)" \
     '$5 == m && $(NF-2) ~ /^fuse\.zkfs/ { f = 1 } END { exit !f }' \
     /proc/self/mountinfo 2>/dev/null ||
     die "$M is not a zkfs mount (start one: zkfs mount $M)"
-command -v inotifywait >/dev/null ||
-    die "inotifywait not found (apt-get install inotify-tools)"
 mkdir -p "$LOCKDIR"
+[ -e "$LOCK" ] || : >"$LOCK"
 
-# try_lock: one exclusive create; 0 when we hold the lock. The subshell
-# keeps noclobber from leaking into the rest of the script.
-try_lock() {
-    (set -C; echo "$(hostname) $BASHPID $(date -u +%H:%M:%S)" >"$LOCK") 2>/dev/null
-}
+token() { getfattr --only-values --absolute-names -n user.zkfs.lock.token "$LOCK"; }
 
-# lock WAIT_S: takes the lock, waiting at most WAIT_S seconds (0: no wait).
-lock() {
-    local deadline=$(( $(date +%s) + $1 ))
-    until try_lock; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        # Sleep until something is deleted in the lock directory, or 1 s
-        # (the release may come between our create and the watch).
-        inotifywait -qq -t 1 -e delete "$LOCKDIR" 2>/dev/null || true
-    done
-}
-
-unlock() { rm -f "$LOCK"; }
-
-# with_lock NAME WAIT_S CMD...: the whole recipe for one contender.
+# with_lock NAME FLOCK-OPTION CMD...: the whole recipe for one contender:
+# flock holds the lock on descriptor 9 while CMD runs.
 with_lock() {
-    local name=$1 wait_s=$2; shift 2
-    if ! lock "$wait_s"; then
-        echo "[$name] lock busy, held by: $(cat "$LOCK" 2>/dev/null || echo '?')" \
-             "— giving up after ${wait_s}s"
-        return 1
-    fi
-    trap unlock EXIT
-    trap 'exit 130' INT TERM
-    echo "[$name] got the lock"
-    "$@"
-    echo "[$name] releasing"
+    local name=$1 opt=$2; shift 2
+    (
+        flock "$opt" 9 || { echo "[$name] lock busy — giving up"; exit 1; }
+        echo "[$name] got the lock, fencing token $(token)"
+        "$@"
+        echo "[$name] releasing"
+    ) 9<"$LOCK"
 }
 
-if [ "$DEMO" = 0 ]; then
-    [ $# -gt 0 ] || set -- sh -c 'echo "  critical section: pid $$"; sleep 2'
-    with_lock "pid $$" 30 "$@"
-    exit $?
-fi
+# The alternative: exclusive create of a file held open in an ephemeral
+# directory (it goes when descriptor 9 closes, crash included).
+noclobber_lock() {
+    local dir=$M/locks-ephemeral
+    mkdir -p "$dir"
+    setfattr -n user.zkfs.children -v ephemeral "$dir"
+    (
+        set -C
+        for i in $(seq 300); do
+            if { exec 9>"$dir/example"; } 2>/dev/null; then break; fi
+            [ "$i" -lt 300 ] || { echo "lock busy — giving up"; exit 1; }
+            sleep 0.1
+        done
+        echo "got the lock (exclusive create)"
+        "$@"
+    )
+}
+
+[ $# -gt 0 ] || set -- sh -c 'echo "  critical section: pid $$"; sleep 2'
+case $MODE in
+run) with_lock "pid $$" "-w30" "$@"; exit $? ;;
+noclobber) noclobber_lock "$@"; exit $? ;;
+esac
 
 # --- demo -----------------------------------------------------------------
-rm -f "$LOCK"        # a leftover from an earlier killed run
 PIDS=()
 cleanup() {
     local p
@@ -94,16 +97,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-( with_lock holder 0 sleep 3 ) &
+with_lock holder -x sh -c 'touch "$0.held"; sleep 3; rm -f "$0.held"' "$LOCK" &
 PIDS+=($!)
-for _ in $(seq 100); do [ -e "$LOCK" ] && break; sleep 0.05; done
-[ -e "$LOCK" ] || die "the holder did not get the lock"
-echo "lockfile: $(cat "$LOCK")"
+for _ in $(seq 100); do [ -e "$LOCK.held" ] && break; sleep 0.05; done
+[ -e "$LOCK.held" ] || die "the holder did not get the lock"
+command -v zkfs >/dev/null && zkfs locks "$LOCK"
 
-( with_lock impatient 0 true ) || echo "[impatient] failed, as expected"
+with_lock impatient -n true || echo "[impatient] failed, as expected"
 
-( with_lock patient 10 sh -c 'echo "  [patient] working"' ) &
+with_lock patient -w10 sh -c 'echo "  [patient] working"' &
 PIDS+=($!)
 wait "${PIDS[@]}"
 PIDS=()
-[ ! -e "$LOCK" ] && echo "lock free again: $LOCK is gone"
+echo "lock free again"

@@ -84,9 +84,9 @@ static const struct usage usages[] = {
      "  -e, --ephemeral    the node lives while this command runs: with\n"
      "                     -- CMD, until CMD exits (the exit status is CMD's);\n"
      "                     without, until SIGINT, SIGTERM or SIGHUP. If the\n"
-     "                     node is lost (deleted, or this server's session\n"
-     "                     ended), CMD gets SIGTERM, SIGKILL 5 s later;\n"
-     "                     without CMD the exit status is 1\n"
+     "                     node is lost (this server gave its session up),\n"
+     "                     CMD gets SIGTERM, then SIGKILL 5 s later; without\n"
+     "                     CMD the command exits with status 1\n"
      "  -s, --sequential   append ZooKeeper's %010d suffix\n"
      "  -d, --dir          create a directory znode (DATA is its\n"
      "                     user.zkfs.data)\n"},
@@ -124,6 +124,12 @@ static const struct usage usages[] = {
      "Prints the release, the on-disk format versions (a data directory\n"
      "of another store format is refused) and the wire protocol versions\n"
      "(servers of one ensemble must speak the same). Same as --version.\n"},
+    {"locks",
+     "Usage: zkfs locks PATH\n"
+     "Shows who holds and who waits for the cluster-wide flock/fcntl locks\n"
+     "on a file, as this replica has applied them: state (holds/waits),\n"
+     "kind, mode, byte range, the replica session, the token (the grant's\n"
+     "zxid: the fencing token) and host:pid of the requester.\n"},
     {"help", "Usage: zkfs help [COMMAND]\n"},
 };
 
@@ -630,111 +636,6 @@ static void hold_signals(sigset_t *set, sigset_t *old)
     sigprocmask(SIG_BLOCK, set, old);
 }
 
-/* Whether the watch on the held node reports it gone: deleted (by rm, or
- * by this replica giving its session up, which the daemon acts out as an
- * unlink), or the watch itself removed (the mount went away). */
-static int node_lost(int ifd)
-{
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    ssize_t n = read(ifd, buf, sizeof(buf));
-    for (ssize_t off = 0; off < n;) {
-        const struct inotify_event *ev = (const void *)(buf + off);
-        if (ev->mask & (IN_DELETE_SELF | IN_IGNORED | IN_UNMOUNT))
-            return 1;
-        off += (ssize_t)(sizeof(*ev) + ev->len);
-    }
-    return 0;
-}
-
-/* Tells the holder that its node is lost: "zkfs create: PATH: ephemeral
- * lost", then SIGTERM to CMD (if any) and, ZK_CLI_LOST_GRACE_MS later,
- * SIGKILL. Returns the poll timeout to use from now on. */
-static int on_lost(const char *shown, pid_t pid)
-{
-    fprintf(stderr, "zkfs create: %s: ephemeral lost (deleted, or this "
-            "server's session ended)%s\n", shown,
-            pid > 0 ? "; stopping the command" : "");
-    if (pid > 0)
-        kill(pid, SIGTERM);
-    return ZK_CLI_LOST_GRACE_MS;
-}
-
-/* Runs cmdv while holding the control fd (and so the ephemeral node),
- * forwarding SIGINT/SIGTERM/SIGHUP to it; or, with cmdv NULL, waits for
- * one of those signals. When the node is lost (node_lost) CMD is stopped
- * (on_lost), and without CMD the wait ends with status 1. Returns the
- * exit status (CMD's). hold_signals() must have run before the node was
- * created, so that an early signal is not lost. node is the held node's
- * path through the mount, shown the path printed for it. */
-static int hold(int fd, const char *node, const char *shown, char **cmdv,
-                const sigset_t *set, const sigset_t *old)
-{
-    int status = 0, lost = 0, timeout = -1;
-    pid_t pid = 0;
-    int sfd = signalfd(-1, set, SFD_CLOEXEC);
-    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (sfd < 0 || ifd < 0) {
-        status = zk__cli_fail("create", shown, -errno, NULL);
-        goto out;
-    }
-    if (inotify_add_watch(ifd, node, IN_DELETE_SELF) < 0)
-        lost = errno == ENOENT || errno == ESTALE;
-    if (cmdv) {
-        fflush(NULL);
-        pid = fork();
-        if (pid < 0) {
-            status = zk__cli_fail("create", cmdv[0], -errno, NULL);
-            goto out;
-        }
-        if (pid == 0) {
-            sigprocmask(SIG_SETMASK, old, NULL);
-            execvp(cmdv[0], cmdv);
-            fprintf(stderr, "zkfs create: %s: %s\n", cmdv[0], strerror(errno));
-            _exit(errno == ENOENT ? 127 : 126);
-        }
-    }
-    if (lost)
-        timeout = on_lost(shown, pid);
-    for (;;) {
-        struct pollfd p[2] = {{sfd, POLLIN, 0}, {ifd, lost ? 0 : POLLIN, 0}};
-        int n = poll(p, 2, timeout);
-        if (n < 0 && errno != EINTR)
-            break;
-        if (n == 0 && lost && pid > 0) {        /* the grace period ended */
-            kill(pid, SIGKILL);
-            timeout = -1;
-        }
-        if (n > 0 && (p[1].revents & POLLIN) && !lost && node_lost(ifd)) {
-            lost = 1;
-            timeout = on_lost(shown, pid);
-            if (pid == 0) {
-                status = 1;
-                break;
-            }
-        }
-        struct signalfd_siginfo si;
-        if (n > 0 && (p[0].revents & POLLIN) &&
-            read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-            if (si.ssi_signo != SIGCHLD && pid == 0)
-                break;                          /* no CMD: a stop signal */
-            if (si.ssi_signo != SIGCHLD)
-                kill(pid, (int)si.ssi_signo);
-        }
-        if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid) {
-            status = WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-                                         : WEXITSTATUS(status);
-            break;
-        }
-    }
-out:
-    if (sfd >= 0)
-        close(sfd);
-    if (ifd >= 0)
-        close(ifd);
-    close(fd);
-    return status;
-}
-
 /* Parses create's options into flags ("es d" letters) and returns -1 to go
  * on, or an exit status. */
 static int create_opts(int argc, char **argv, char *flags)
@@ -808,17 +709,17 @@ int zk__cli_create(int argc, char **argv)
     while (resp.body_len > 0 && resp.body[resp.body_len - 1] == '\n')
         resp.body[--resp.body_len] = '\0';
     const char *made = resp.body_len ? resp.body : t.znode;
-    char shown[PATH_MAX + ZK_PATH_MAX];
-    snprintf(shown, sizeof(shown), "%s%s", strcmp(t.mnt, "/") ? t.mnt : "",
+    char node[PATH_MAX + ZK_PATH_MAX];
+    snprintf(node, sizeof(node), "%s%s", strcmp(t.mnt, "/") ? t.mnt : "",
              made);
-    printf("%s\n", shown);
+    printf("%s\n", node);
     fflush(stdout);
     zk__ctl_resp_free(&resp);
     if (strchr(flags, 'e') == NULL) {
         close(fd);
         return 0;
     }
-    return hold(fd, shown, shown, cmdv, &set, &old);
+    return zk__cli_hold(fd, cmdv, &set, &old, node);   /* cli_hold.c */
 }
 
 /* ======================== set, rm, sync ================================= */

@@ -13,6 +13,7 @@
 #define ZK_CLI_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "zk_txn.h"
@@ -20,8 +21,6 @@
 
 #define ZK_CLI_UMOUNT_WAIT_MS 10000 /* how long `zkfs umount` waits */
 #define ZK_CLI_POLL_MS        20    /* mountinfo polling interval   */
-/* `zkfs create -e -- CMD`: from SIGTERM to SIGKILL once the node is lost. */
-#define ZK_CLI_LOST_GRACE_MS  5000
 
 /* One response of the daemon: "<code>\t<message>\n" then body. */
 struct zk_ctl_resp {
@@ -115,6 +114,16 @@ int zk__cli_sync(int argc, char **argv);
 int zk__cli_txn(int argc, char **argv);
 /* fs/version.c: the release and format versions. */
 int zk__cli_version(int argc, char **argv);
+
+int zk__cli_locks(int argc, char **argv);    /* cli_locks.c */
+
+/* cli_hold.c: holds create -e's node through the control descriptor fd
+ * while cmdv runs (NULL: until SIGINT/SIGTERM/SIGHUP), forwarding those
+ * signals; stops cmdv (SIGTERM, then SIGKILL) when node, its path through
+ * the mount, is lost. set must be blocked already (old: the mask to give
+ * cmdv). Closes fd. Returns the exit status. */
+int zk__cli_hold(int fd, char **cmdv, const sigset_t *set,
+                 const sigset_t *old, const char *node);
 
 /* Usage texts, for `zkfs help CMD` and `zkfs CMD --help`. Returns NULL for
  * an unknown command. */

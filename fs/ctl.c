@@ -477,6 +477,9 @@ static int req_status(struct ctl *c)
                    rs.commit_zxid, rs.lag, rs.syncing ? "true" : "false",
                    rs.snapshots_sent, rs.snapshots_installed,
                    rs.snapshots_rejected);
+    pos = json_add(body, pos, sizeof(body), ",\"locked_files\":%" PRIu64
+                   ",\"lock_waits_here\":%u", zk__fs_lock_counts(c->fs),
+                   zk__fs_lock_waits(c->fs));
     pos = json_members(body, pos, sizeof(body), &rs);
     pos = json_add(body, pos, sizeof(body), "}\n");
     ctl_respond(c, 0, NULL, body, pos < sizeof(body) ? pos : sizeof(body) - 1);

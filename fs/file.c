@@ -305,6 +305,13 @@ void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    if (!fh->echo && (zk__fs_hidden(fs, &fh->st) ||
+                      (fh->lock_session &&
+                       zk__fs_lock_lost(fs, fh->lock_session)) ||
+                      zk__fs_lock_check(fs, ino) != 0)) {
+        zk__fs_reply_errno(req, ZK_ESESSION);   /* lease.c, lock.c */
+        return;
+    }
     if (fh->append) {
         /* The buffer holds only pending appends: read the store. */
         uint8_t *data;
@@ -533,7 +540,18 @@ void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, 0);
         return;
     }
+    /* lock.c: POSIX drops the closing owner's fcntl locks; then (once
+     * that is committed) zk__fs_flush_commit. */
+    if (zk__fs_lock_flush(fs, req, ino, fi))
+        return;
     commit_fh(fs, req, (struct zk__fs_fh *)(uintptr_t)fi->fh, 0);
+}
+
+/* The rest of a FLUSH whose fcntl unlock was committed first (lock.c). */
+void zk__fs_flush_commit(struct zk_fs *fs, fuse_req_t req,
+                         struct zk__fs_fh *fh)
+{
+    commit_fh(fs, req, fh, 0);
 }
 
 void zk__fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -562,31 +580,6 @@ void zk__fs_release_holder(struct zk_fs *fs, uint64_t ino)
         zk__fs_echo_push(fs, ZK__ECHO_UNLINK, ino, 0, path);
 }
 
-static void delete_done(void *arg, int err, const struct zk_apply_result *res)
-{
-    uint64_t ino = (uint64_t)(uintptr_t)arg;
-    int rc = zk__fs_result_err(err, res);
-    if (rc && rc != -ENOENT)
-        zk_log(ZK_LOG_WARN, "deleting released ephemeral %llu: %s",
-               (unsigned long long)ino, zk_strerror(rc));
-}
-
-/* Proposes the delete of ino wherever it is now (nothing if it is gone). */
-void zk__fs_delete_ino(struct zk_fs *fs, uint64_t ino)
-{
-    char path[ZK_PATH_MAX];
-    if (zk_store_path(fs->store, ino, path, sizeof(path)) != 0)
-        return;
-    struct zk_op op = {
-        .type = ZK_OP_DELETE, .version = -1, .ino = ino,
-        .path = path, .path_len = (uint32_t)strlen(path),
-    };
-    int rc = zk__fs_propose1(fs, &op, delete_done, (void *)(uintptr_t)ino);
-    if (rc)
-        zk_log(ZK_LOG_WARN, "cannot delete released ephemeral %llu: %s",
-               (unsigned long long)ino, zk_strerror(rc));
-}
-
 void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
                     struct fuse_file_info *fi)
 {
@@ -600,6 +593,7 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
+    zk__fs_lock_release(fs, ino, fi);
     if (fh->writer)
         zk__fs_inomap_writer(&fs->inomap, fh->ino, -1);
     zk__fs_inomap_close(&fs->inomap, fh->ino);

@@ -422,9 +422,9 @@ static int start_replica(struct zk_fs *fs)
     struct zk_replica_opts ro = {
         .loop = &fs->loop,
         .store = fs->store,
-        .applied = zk__fs_metrics_applied,   /* then echo.c's */
+        .applied = zk__fs_metrics_applied, /* then lock.c's, then echo.c's */
         .applied_arg = fs,
-        .reset = zk__fs_echo_reset,
+        .reset = zk__fs_reset,      /* lock.c: echo.c's, then waits */
         .session_lost = zk__fs_session_lost,
         .owner = fs->owner,
         .session_timeout_ms = fs->opts->session_timeout_ms,
@@ -514,6 +514,7 @@ static void teardown(struct zk_fs *fs)
     handles_free(fs);
     zk__fs_notify_stop(fs);
     zk__fs_metrics_http_stop(fs);
+    zk__fs_lock_session_lost(fs, 0);    /* waits still parked */
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
     if (fs->signals_init) {

@@ -164,6 +164,11 @@ struct zk_fs {
     uint64_t lost[8];
     unsigned n_lost;
     uint64_t lost_nodes;       /* ephemerals hidden so far (counter) */
+    /* lock.c: flock requests queued in the lock table, answered by the
+     * commit that grants them; whether this mount ever took a lock. */
+    struct zk__fs_park *parked;
+    struct zk__fs_lk *posix;   /* fcntl owners used, per open file */
+    int locks_used;
     /* echo.c: names of the known inodes while a snapshot installs */
     struct zk_change *reset_notes;
     size_t n_reset_notes;
@@ -217,6 +222,8 @@ struct zk__fs_fh {
         writer : 1;            /* counted in its inode's nwriters */
     uint64_t mtime_ms;
     int inflight;              /* commits not yet answered */
+    uint64_t lock_session;     /* lock.c: a lock was granted through this
+                                  open file to that session (0: none) */
 };
 
 /* An open directory: the child list as it was at its first readdir (the
@@ -361,10 +368,45 @@ void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
 void zk__fs_echo_reset(void *arg, int done);
 
 /* lease.c: whether st belongs to a session this replica gave up (the
- * node is then invisible through this mount); the replica's session_lost
- * callback. */
-int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st);
+ * node is then invisible through this mount). For a node of this
+ * replica's own session it first checks the lease on the monotonic clock
+ * (zk_replica_lease_check), which may give the session up right then:
+ * call it before answering anything about an ephemeral. The replica's
+ * session_lost callback. */
+int zk__fs_hidden(struct zk_fs *fs, const struct zk_stat *st);
 void zk__fs_session_lost(void *arg, uint64_t session);
+/* lock.c: cluster-wide flock (see the top of lock.c). zk__fs_applied is
+ * the replica's applied callback (grants, then zk__fs_echo_applied);
+ * zk__fs_lock_session_lost answers the session's parked waits ENOLINK
+ * (session 0: all of them, at shutdown); zk__fs_lock_check is
+ * ZK_ESESSION when a lock on ino belongs to a session given up or the
+ * own lease ran out; zk__fs_lock_token / zk__fs_lock_list serve the
+ * user.zkfs.lock.token and user.zkfs.locks xattrs. Loop thread. */
+struct zk__fs_park;
+struct zk__fs_lk;
+void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  int op);
+void zk__fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  struct flock *lock, int sleep);
+void zk__fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                  struct flock *lock);
+int zk__fs_lock_flush(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                      const struct fuse_file_info *fi);
+void zk__fs_flush_commit(struct zk_fs *fs, fuse_req_t req,
+                         struct zk__fs_fh *fh);
+void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
+                         const struct fuse_file_info *fi);
+void zk__fs_applied(void *arg, const struct zk_apply_result *res);
+void zk__fs_reset(void *arg, int done);
+void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session);
+int zk__fs_lock_check(struct zk_fs *fs, uint64_t ino);
+int zk__fs_lock_lost(struct zk_fs *fs, uint64_t session);
+uint64_t zk__fs_lock_counts(struct zk_fs *fs);  /* files with locks */
+unsigned zk__fs_lock_waits(struct zk_fs *fs);   /* parked here */
+int zk__fs_lock_token(struct zk_fs *fs, uint64_t ino, char *buf,
+                      size_t size);
+int zk__fs_lock_list(struct zk_fs *fs, uint64_t ino, uint8_t **out,
+                     size_t *len);
 /* watchdog.c: starts `zkfs __watchdog` for this daemon and its mount. */
 void zk__fs_watchdog_start(struct zk_fs *fs);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);

@@ -1,8 +1,9 @@
 /*
  * lease.c — what this mount does when its replica gives its session up.
  *
- * An ensemble member without word from a quorum for 3/5 of the session
- * timeout gives its session up (replica/ensemble.c, lease_check) before the
+ * An ensemble member whose lease ran out (replica/lease.c: no quorum
+ * acknowledged what it sent within 4/5 of the session timeout, measured
+ * on the monotonic clock) gives its session up before the
  * leader can expire it: its ephemerals, and whatever they stand for (a
  * lock, a leadership), must be lost HERE first, so that no two holders
  * ever exist at once. The store cannot delete them (it only changes by
@@ -14,7 +15,13 @@
  *  - each one is deleted for the kernel by an echo replay (a real unlink
  *    through the mountpoint), so local inotify watchers see IN_DELETE and
  *    the kernel's caches forget it,
- *  - descriptors on them fail writes, fsync and close with ENOLINK.
+ *  - descriptors on them fail reads, writes, fsync, close, getxattr and
+ *    fstat (when it reaches the daemon) with ENOLINK.
+ *
+ * The lease is checked on the monotonic clock whenever a request about an
+ * ephemeral of our own session is answered (zk__fs_hidden), not only by
+ * the replica's tick timer: requests that queued up while the process
+ * was stopped are answered after the check.
  *
  * The session is closed everywhere once this replica rejoins (its new
  * session's SESSION_OPEN closes the old one) or when the leader expires
@@ -27,9 +34,16 @@
 #include <errno.h>
 #include <stdio.h>
 
-int zk__fs_hidden(const struct zk_fs *fs, const struct zk_stat *st)
+int zk__fs_hidden(struct zk_fs *fs, const struct zk_stat *st)
 {
-    if (st->ephemeral_owner == 0 || fs->n_lost == 0)
+    if (st->ephemeral_owner == 0)
+        return 0;
+    /* Our own session's node: answer only while the lease holds (a
+     * request queued through a pause is answered after it: the clock is
+     * read now). Running out puts the session in fs->lost at once. */
+    if (st->ephemeral_owner == zk_replica_session(fs->replica))
+        zk_replica_lease_check(fs->replica);
+    if (fs->n_lost == 0)
         return 0;
     for (unsigned i = 0; i < fs->n_lost; i++)
         if (fs->lost[i] == st->ephemeral_owner)
@@ -63,6 +77,7 @@ void zk__fs_session_lost(void *arg, uint64_t session)
         fs->n_lost--;
     }
     fs->lost[fs->n_lost++] = session;
+    zk__fs_lock_session_lost(fs, session);
     uint64_t before = fs->lost_nodes;
     int rc = zk_store_ephemerals(fs->store, session, vanish, fs);
     zk_log(rc ? ZK_LOG_ERROR : ZK_LOG_WARN, "session %016llx given up: "

@@ -418,6 +418,7 @@ static const char general_usage[] =
     "  sync PATH                          read barrier\n"
     "  txn [MOUNTPOINT] < OPS             all-or-nothing multi-op\n"
     "  version                            release and format versions\n"
+    "  locks PATH                         holders and waiters of a lock\n"
     "  help [COMMAND]                     this text, or a command's\n\n"
     "'zkfs COMMAND --help' describes one command. zkfs --version.\n";
 
@@ -446,6 +447,7 @@ static const struct command commands[] = {
     {"stat", zk__cli_stat},        {"sync", zk__cli_sync},
     {"txn", zk__cli_txn},          {"help", cmd_help},
     {"version", zk__cli_version},
+    {"locks", zk__cli_locks},
 };
 
 int main(int argc, char **argv)

@@ -57,7 +57,7 @@ void zk__fs_metrics_applied(void *arg, const struct zk_apply_result *res)
     fs->txns_failed += res->err != 0;
     fs->ops_applied += res->nops;
     fs->changes_applied += res->nchanges;
-    zk__fs_echo_applied(arg, res);
+    zk__fs_applied(arg, res);           /* lock.c: grants, then echo.c */
 }
 
 /* Upper bounds of the latency buckets, nanoseconds (the last is +Inf). */

@@ -38,8 +38,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
         conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-    conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE |
-                              FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+    /* flock and fcntl locks go to the cluster-wide lock table (lock.c). */
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+        conn->want |= FUSE_CAP_FLOCK_LOCKS;
+    if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+        conn->want |= FUSE_CAP_POSIX_LOCKS;
     if (fs->ready_fd >= 0) {
         ssize_t n = write(fs->ready_fd, "1", 1);
         (void)n;
@@ -130,7 +134,10 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
                                          : NULL;
     int rc = zk_store_getattr(fs->store, ino, &st);
     if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
-        rc = -ENOENT;           /* its session was given up (lease.c) */
+        rc = fh ? ZK_ESESSION : -ENOENT;  /* given up (lease.c) */
+    if (rc == 0 && fh && fh->lock_session &&
+        zk__fs_lock_lost(fs, fh->lock_session))
+        rc = ZK_ESESSION;                 /* a lost lock's holder (lock.c) */
     const struct zk_stat *kept = rc == -ENOENT
                                      ? zk__fs_inomap_open_stat(&fs->inomap, ino)
                                      : NULL;
@@ -680,4 +687,7 @@ const struct fuse_lowlevel_ops zk__fs_ops = {
     .listxattr = zk__fs_listxattr,
     .removexattr = zk__fs_removexattr,
     .create = zk__fs_create,
+    .flock = zk__fs_flock,          /* lock.c: cluster-wide */
+    .getlk = zk__fs_getlk,
+    .setlk = zk__fs_setlk,
 };

@@ -94,6 +94,12 @@ static int xattr_value(struct zk_fs *fs, const struct zk_stat *st,
     } else if (!strcmp(name, ZKFS_CHILD) && st->kind == ZK_KIND_DIR) {
         *len = (size_t)snprintf(buf, 64, "%s",
                                 children_value(st->children_flags));
+    } else if (!strcmp(name, "user.zkfs.lock.token")) {
+        rc = zk__fs_lock_token(fs, st->ino, buf, 64);     /* lock.c */
+        *len = rc == 0 ? strlen(buf) : 0;
+    } else if (!strcmp(name, "user.zkfs.locks")) {
+        free(buf);
+        return zk__fs_lock_list(fs, st->ino, out, len);    /* lock.c */
     } else if (!strcmp(name, ZKFS_DATA) && st->kind == ZK_KIND_DIR) {
         free(buf);
         buf = NULL;
@@ -120,6 +126,10 @@ void zk__fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
     int rc = ino == ZK_CTL_INO ? -ENODATA
                                : zk_store_getattr(fs->store, ino, &st);
+    if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
+        rc = ZK_ESESSION;       /* its session was given up (lease.c) */
+    if (rc == 0 && !zk__fs_is_echo(fs, req))
+        rc = zk__fs_lock_check(fs, ino);    /* lock.c: the same for locks */
     if (rc == 0)
         rc = xattr_value(fs, &st, name, &val, &len);
     if (rc)

@@ -45,7 +45,8 @@ typedef void (*zk_replica_done_cb)(void *arg, int err,
 typedef void (*zk_replica_reset_cb)(void *arg, int done);
 
 /* This replica gives its session up (an ensemble member whose lease ran
- * out: no word from a quorum for 3/5 of sessionTimeout): the session's
+ * out: no quorum acknowledged a message it sent within the lease, see
+ * replica/lease.c; found by a tick or by zk_replica_lease_check): the session's
  * ephemerals must count as lost here at once, although the store keeps
  * them until the ensemble closes the session. Loop thread. */
 typedef void (*zk_replica_session_lost_cb)(void *arg, uint64_t session);
@@ -107,6 +108,21 @@ int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg);
 
 /* This replica's session id (ephemeral owner of what it creates). */
 uint64_t zk_replica_session(const struct zk_replica *r);
+
+/* Checks this replica's session lease on the monotonic clock, now: call it
+ * before answering anything that relies on the session (a request about
+ * one of its ephemerals or locks). If the lease ran out, the session is
+ * given up at once (the session_lost callback runs inside this call) and
+ * ZK_ESESSION is returned; 0 otherwise (standalone: always 0). Loop
+ * thread. */
+int zk_replica_lease_check(struct zk_replica *r);
+
+/* Gives this replica's session up now (an ensemble member that could not
+ * commit the release of one of its ephemerals: rather than let it linger,
+ * every ephemeral of the session is lost here at once and closed by the
+ * ensemble). The session_lost callback runs inside this call. Standalone:
+ * nothing (its commits do not depend on others). Loop thread. */
+void zk_replica_give_up(struct zk_replica *r);
 
 #define ZK_REPLICA_MEMBERS_MAX 16  /* = ZK_ZAB_MEMBERS_MAX */
 

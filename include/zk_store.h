@@ -62,13 +62,18 @@ enum zk_change_kind {
     ZK_CHANGE_DELETE,      /* ino removed from parent/name             */
     ZK_CHANGE_DATA,        /* ino's data changed                       */
     ZK_CHANGE_ATTR,        /* ino's mode/uid/gid/children flags changed */
-    ZK_CHANGE_RENAME       /* ino moved parent/name -> parent2/name2;
+    ZK_CHANGE_RENAME,      /* ino moved parent/name -> parent2/name2;
                               replaced_ino (0 if none) was the target  */
+    ZK_CHANGE_LOCK         /* a queued lock request on ino was granted
+                              (lock_*: whose, and its token); nothing
+                              for the kernel's caches                  */
 };
 struct zk_change {
     uint8_t kind;
     uint32_t node_kind;    /* enum zk_kind of ino */
     uint64_t ino, parent, parent2, replaced_ino;
+    uint64_t lock_session, lock_owner, lock_token;  /* ZK_CHANGE_LOCK */
+    uint32_t lock_flags;                            /* ZK_LOCK_* */
     char name[ZK_NAME_MAX + 1];
     char name2[ZK_NAME_MAX + 1];
 };
@@ -79,6 +84,8 @@ struct zk_op_result {
                               say 0 (rolled back), the failing op its error,
                               later ops -ECANCELED (not run). */
     uint64_t ino;          /* node the op acted on (created, deleted, ...) */
+    uint64_t token;        /* ZK_OP_LOCK: the grant's zxid (its fencing
+                              token); 0: queued (ZK_LOCK_WAIT)          */
     char path[ZK_PATH_MAX];/* ZK_OP_CREATE: the created path (sequential
                               suffix included); others: the op's path */
 };
@@ -169,6 +176,33 @@ typedef int (*zk_store_log_cb)(void *arg, uint64_t zxid, const uint8_t *buf,
                                size_t len);
 int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
                       void *arg);
+
+/* One entry of an inode's lock table (store/lock.c): a holder or, with
+ * ZK_LOCK_QUEUED, a waiter (waiters in FIFO order). */
+#define ZK_LOCK_QUEUED 0x100u
+struct zk_lock_ent {
+    uint32_t flags;            /* ZK_LOCK_WRITE | ZK_LOCK_FLOCK | _QUEUED */
+    uint64_t session, owner;   /* whose: the replica's session and the
+                                  kernel's lock owner (or open file)     */
+    uint64_t start, end;       /* bytes, end inclusive (UINT64_MAX: EOF) */
+    uint64_t token;            /* grant zxid (holder) / request zxid     */
+    uint32_t pid;
+    char who[ZK_OWNER_MAX + 1];/* "host:pid" of the requester            */
+};
+
+/* Most entries (holders and waiters) one inode's lock table holds; a
+ * request beyond it fails with -ENOLCK. */
+#define ZK_LOCK_ENTS_MAX 256
+
+/* The lock table of ino, holders and waiters in table order: cb per
+ * entry; its non-zero value stops the scan and is returned. No table: 0,
+ * no call. Any thread. */
+typedef int (*zk_store_lock_cb)(void *arg, const struct zk_lock_ent *e);
+int zk_store_locks(struct zk_store *s, uint64_t ino, zk_store_lock_cb cb,
+                   void *arg);
+
+/* How many inodes have a lock table (holders or waiters). Any thread. */
+int zk_store_locked_files(struct zk_store *s, uint64_t *n_out);
 
 /* Sessions open in the store, for expiry after a restart. */
 typedef int (*zk_store_session_cb)(void *arg, uint64_t session,

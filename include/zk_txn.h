@@ -45,8 +45,28 @@ enum zk_op_type {
     ZK_OP_CHECK = 7,         /* path, version: fails the txn if it differs      */
     ZK_OP_SET_CHILDREN = 8,  /* path (a directory), flags = ZK_CHILDREN_*       */
     ZK_OP_SESSION_OPEN = 9,  /* session, timeout_ms, owner                      */
-    ZK_OP_SESSION_CLOSE = 10 /* session: deletes every ephemeral it owns        */
+    ZK_OP_SESSION_CLOSE = 10,/* session: deletes every ephemeral it owns
+                                (and releases its locks)                      */
+    ZK_OP_LOCK = 11,         /* ino, session, flags = ZK_LOCK_*, data = lock
+                                range (ZK_LOCK_DATA_SIZE), owner = "host:pid" */
+    ZK_OP_UNLOCK = 12        /* ino, session, flags = ZK_LOCK_FLOCK |
+                                ZK_UNLOCK_WAITS, data = lock range            */
 };
+
+#define ZK_OP_TYPE_MAX ZK_OP_UNLOCK
+
+/* ZK_OP_LOCK / ZK_OP_UNLOCK flags (store/lock.c has the semantics). */
+#define ZK_LOCK_WRITE    0x1u  /* exclusive (else shared)                  */
+#define ZK_LOCK_WAIT     0x2u  /* queue behind a conflict (else -EAGAIN)   */
+#define ZK_LOCK_FLOCK    0x4u  /* a flock(2) lock (else an fcntl one)      */
+#define ZK_UNLOCK_WAITS  0x8u  /* UNLOCK: also drop the owner's waits      */
+#define ZK_UNLOCK_NO_HOLDS 0x10u /* UNLOCK: keep what the owner holds (with
+                                  ZK_UNLOCK_WAITS: cancel a wait only)   */
+
+/* A lock op's data: u64 owner (the kernel's lock owner or open file),
+ * u64 start, u64 end (inclusive; UINT64_MAX: to the end of the file),
+ * u32 pid (for display). */
+#define ZK_LOCK_DATA_SIZE 28
 
 /* ZK_OP_CREATE flags. The parent's children kind (ZK_CHILDREN_*) is added
  * at apply time: a file created in an "ephemeral" directory is ephemeral,

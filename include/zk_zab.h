@@ -276,12 +276,17 @@ struct zk_zab_status {
     uint64_t session;          /* own session id (0: none yet)            */
     int session_open;          /* own session open in the applied state   */
     uint64_t tick;
-    uint64_t contact_tick;     /* last tick this replica knew it was part
-                                  of a quorum (learner: last message from
-                                  its leader; leader: last tick it had a
-                                  quorum). For the runtime's session lease:
-                                  own ephemerals are lost once
-                                  tick - contact_tick nears the timeout. */
+    uint64_t contact_tick;     /* the lease (zab_leader.c, "lease"): the
+                                  latest of our own ticks whose message a
+                                  quorum-backed leader acknowledged; no
+                                  replica can expire our session before
+                                  that message's send + sessionTimeout */
+    uint64_t session_sent_tick; /* tick at which the first SESSION_OPEN of
+                                  `session` was sent (0: not yet): the
+                                  leader that commits it heard from us
+                                  then (it counts a forwarded OPEN as a
+                                  heartbeat), so the lease may run from
+                                  it until the first echo arrives      */
     uint64_t n_diff, n_trunc, n_snap; /* syncs sent as leader, by mode   */
     uint64_t n_elections;      /* times this replica went LOOKING         */
 };

@@ -54,6 +54,7 @@
  */
 #include "ensemble_int.h"
 #include "snap_rx.h"
+#include "lease_int.h"
 #include "zk_common.h"
 #include "zk_config.h"
 #include "zk_frame.h"
@@ -251,10 +252,10 @@ struct zk__ens {
     char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */
     uint64_t snaps_sent, snaps_installed, snaps_rejected;   /* loop */
     struct zk__snap_rx *job_snap; /* the Ready's INSTALL reads it (worker) */
-    /* Session lease (loop): the core's contact_tick last seen, when it
-     * last changed (uv_now), and after how long without contact this
-     * replica gives its session up (before the leader can expire it). */
-    uint64_t contact_tick_seen, contact_ms, lease_ms;
+    /* Session lease (loop; lease.c): when each tick was taken, so when
+     * the message a quorum last acknowledged left. */
+    struct zk__lease lease;
+    uint64_t tick_no;             /* the core's tick                      */
     uint64_t leases_lost;
     /* resubmit_lost(): the epoch this replica was last seen established
      * in, and its log's end at that moment. */
@@ -817,29 +818,57 @@ static void pump(struct zk__ens *e)
     }
 }
 
-/* The lease: without word from a quorum for lease_ms (3/5 of the session
- * timeout, measured on this machine's monotonic clock, not in ticks that
- * a stalled loop would slow down), this replica gives its session up
- * before the leader can expire it, so its ephemerals (and whatever they
- * stand for) are lost here first (fs/ sees zk_replica_session() change).
- * Its next session, opened when it rejoins, closes the old one
- * everywhere. */
-static void lease_check(struct zk__ens *e)
+/* CLOCK_MONOTONIC in ns: the lease's clock (a stopped process's clock
+ * keeps running, unlike its ticks). */
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The lease (lease.c): once the message a quorum last acknowledged was
+ * sent longer ago than the lease (measured on the monotonic clock now, not
+ * in ticks that a stopped process did not take), this replica gives its
+ * session up before the leader can expire it, so its ephemerals (and
+ * whatever they stand for) are lost here first (fs/ is told through
+ * session_lost). Its next session, opened when it rejoins, closes the old
+ * one everywhere. Returns 0 while the lease holds (or there is no
+ * session), ZK_ESESSION when it ran out. */
+int zk__ens_lease_check(struct zk__ens *e)
 {
     struct zk_zab_status st;
-    uint64_t now = uv_now(e->loop);
 
+    if (!e->z)
+        return 0;
     zk_zab_status(e->z, &st);
-    if (st.contact_tick != e->contact_tick_seen) {
-        e->contact_tick_seen = st.contact_tick;
-        e->contact_ms = now;
+    uint64_t now = mono_ns();
+    uint64_t until = zk__lease_until(&e->lease, &st);
+    if (!st.session_open || now < until)
+        return 0;
+    uint64_t at = e->lease.tick_ns[st.contact_tick % ZK__LEASE_TICKS];
+    zk_log(ZK_LOG_WARN, "ensemble replica %u: no quorum acknowledged what "
+           "it sent in the last %llu ms (lease %llu ms)", e->my_id,
+           (unsigned long long)((now - at) / 1000000u),
+           (unsigned long long)(e->lease.lease_ns / 1000000u));
+    zk__ens_give_up(e);
+    return ZK_ESESSION;
+}
+
+/* Gives the session up: a new one is taken at once (opened when the
+ * replica serves again, closing this one everywhere) and fs/ is told. */
+void zk__ens_give_up(struct zk__ens *e)
+{
+    struct zk_zab_status st;
+
+    if (!e->z)
         return;
-    }
-    if (!st.session_open || now - e->contact_ms <= e->lease_ms)
+    zk_zab_status(e->z, &st);
+    if (!st.session_open)
         return;
-    zk_log(ZK_LOG_WARN, "ensemble replica %u: no quorum for %llu ms: "
-           "session %016llx and its ephemerals are given up",
-           e->my_id, (unsigned long long)(now - e->contact_ms),
+    zk_log(ZK_LOG_WARN, "ensemble replica %u: session %016llx and its "
+           "ephemerals are given up", e->my_id,
            (unsigned long long)st.session);
     zk_zab_session_renew(e->z);
     e->leases_lost++;
@@ -868,8 +897,9 @@ static void on_tick(uv_timer_t *t)
         expire_props(e, -EIO);
         return;
     }
+    zk__lease_ticked(&e->lease, ++e->tick_no, mono_ns());
     zk_zab_tick(e->z);
-    lease_check(e);
+    zk__ens_lease_check(e);
     handshake_sweep(e);
     expire_props(e, 0);
     pump(e);
@@ -2185,8 +2215,9 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
     e->tick_ms = cfg->tick_time_ms;
     e->sync_limit = cfg->sync_limit_ticks;
     e->session_timeout_ms = cfg->session_timeout_ms;
-    e->lease_ms = (uint64_t)cfg->session_timeout_ms * 3 / 5;
-    e->contact_ms = uv_now(e->loop);
+    zk__lease_init(&e->lease, zk__lease_ms(cfg->session_timeout_ms,
+                                            cfg->tick_time_ms),
+                   mono_ns());
     /* Long enough for a failover (syncLimit to notice, an election, a
      * sync), short enough that a replica without a quorum says so soon:
      * 3 s with the defaults. */

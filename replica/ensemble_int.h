@@ -31,6 +31,8 @@ int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,
                     zk_replica_done_cb cb, void *arg);
 int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg);
 uint64_t zk__ens_session(const struct zk__ens *e);
+int zk__ens_lease_check(struct zk__ens *e);
+void zk__ens_give_up(struct zk__ens *e);
 void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out);
 
 /* Test hook (tests only, loop thread): every snapshot this process

@@ -324,6 +324,17 @@ uint64_t zk_replica_session(const struct zk_replica *r)
     return r->ens ? zk__ens_session(r->ens) : r->session;
 }
 
+int zk_replica_lease_check(struct zk_replica *r)
+{
+    return r->ens ? zk__ens_lease_check(r->ens) : 0;
+}
+
+void zk_replica_give_up(struct zk_replica *r)
+{
+    if (r->ens)
+        zk__ens_give_up(r->ens);
+}
+
 void zk_replica_status(const struct zk_replica *r,
                        struct zk_replica_status *out)
 {

@@ -331,6 +331,7 @@ void zk_zab_session_renew(struct zk_zab *z)
     z->my_sid = make_sid(z);
     z->sid_seen_open = 0;
     z->open_sent = 0;
+    z->open_first_tick = 0;
 }
 
 /* Keeps this replica's own session open: once its session is seen closed
@@ -350,6 +351,7 @@ void zk__session_tick(struct zk_zab *z)
         z->my_sid = make_sid(z);
         z->sid_seen_open = 0;
         z->open_sent = 0;
+        z->open_first_tick = 0;
     }
     if (z->open_sent &&
         z->tick - z->open_sent_tick < z->cfg.session_timeout_ticks)
@@ -361,6 +363,8 @@ void zk__session_tick(struct zk_zab *z)
     if (submit(z, &e) == 0) {
         z->open_sent = 1;
         z->open_sent_tick = z->tick;
+        if (!z->open_first_tick)        /* the lease's earliest send */
+            z->open_first_tick = z->tick;
     }
 }
 
@@ -602,6 +606,7 @@ void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st)
     st->session_open = z->sessions[z->self] == z->my_sid;
     st->tick = z->tick;
     st->contact_tick = z->contact_tick;
+    st->session_sent_tick = z->open_first_tick;
     st->n_diff = z->n_diff;
     st->n_trunc = z->n_trunc;
     st->n_snap = z->n_snap;

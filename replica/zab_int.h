@@ -37,6 +37,14 @@ enum zk__pstate {
     ZK__P_STREAM,    /* sync sent, entries streamed                      */
 };
 
+/* Slots of a leader's per-learner ring of received lease ticks. */
+#define ZK__LEASE_RX 8
+
+/* A leader's record of the learner ticks (k) that arrived in one tick. */
+struct zk__lease_rx {
+    uint64_t tick, k;
+};
+
 struct zk__peer {
     uint32_t id;
     int observer;
@@ -61,6 +69,13 @@ struct zk__peer {
     uint64_t last_req;                  /* dedup of forwarded writes     */
     int st_synced;                      /* status only: ACKs say synced  */
     uint64_t st_acked;                  /* status only: best ACKed zxid  */
+    /* The lease (zab_leader.c, "lease"): the highest of our PING ticks
+     * this learner echoed, the learner ticks its ACKs carried by the
+     * leader tick they arrived in (a ring), and the highest learner tick
+     * echoed back to it so far. */
+    uint64_t ping_echo;
+    struct zk__lease_rx rx[ZK__LEASE_RX];
+    uint64_t echo_sent;
 };
 
 /* Leader phases. */
@@ -103,13 +118,17 @@ struct zk_zab {
     struct zk__log log;
     uint64_t persisted, applied, commit; /* commit: known committed      */
     uint64_t trunc_gen;
-    uint64_t contact_tick;     /* last tick known part of a quorum     */
+    uint64_t contact_tick;     /* lease: last own tick whose message a
+                                  quorum acknowledged (zab_leader.c)  */
+    uint64_t lconfirmed;       /* leader: contact_tick of this term    */
+    uint64_t ping_seen;        /* learner: leader's last PING tick     */
 
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
     uint64_t my_sid;
     uint32_t sid_ctr;
     int sid_seen_open;
     uint64_t open_sent_tick;
+    uint64_t open_first_tick;  /* lease: first OPEN of my_sid sent (0: none) */
     int open_sent;
 
     /* election */
@@ -177,6 +196,7 @@ void zk__elect_announce(struct zk_zab *z, uint32_t to);
 /* --- zab_leader.c ------------------------------------------------------ */
 void zk__lead_start(struct zk_zab *z);
 void zk__lead_tick(struct zk_zab *z);
+void zk__lead_lease_update(struct zk_zab *z);
 void zk__lead_recv(struct zk_zab *z, const struct zk_zab_msg *m);
 void zk__lead_flush(struct zk_zab *z);
 int zk__lead_propose(struct zk_zab *z, const struct zk_zab_entry *e);

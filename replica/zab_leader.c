@@ -59,6 +59,7 @@ void zk__lead_start(struct zk_zab *z)
     z->lphase = ZK__L_INFO;
     z->phase_tick = z->tick;
     z->lepoch = 0;
+    z->lconfirmed = 0;
     memset(z->close_sent, 0, sizeof(z->close_sent));
     z->dirty = 1;
     check_info(z);                /* a lone voter is its own quorum */
@@ -369,6 +370,85 @@ void zk__lead_self_persisted(struct zk_zab *z)
     z->dirty = 1;
 }
 
+/* ---------------------------------------------------------------------- */
+/* lease                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The session lease (docs/ensemble.md, "The lease"): each replica must know
+ * a moment after which no other replica can be told its session expired,
+ * counted from a message it SENT (the runtime knows when each tick was
+ * taken, on its monotonic clock), never from one it received (a message
+ * that waited in a socket buffer while we were paused proves nothing).
+ *
+ * Leader: each PING carries its tick t (aux); learners echo the highest t
+ * they received in their ACKs (seq). Once a quorum of voters, the leader
+ * included, echoed t, then at the time PING t left no other leader had
+ * been established (one of those voters would have had to leave us
+ * first, and it received t while still following us); a new leader
+ * renews every session when it is established. So nobody expires the
+ * leader's session before t was sent + sessionTimeout: t is its
+ * contact_tick.
+ *
+ * Learner: each ACK carries the learner's tick k (zxid2). The leader
+ * echoes k (PING zxid2) once a quorum confirmed a PING tick generated
+ * after k arrived: k reached a leader that could still expire sessions,
+ * which thus restarted the learner's expiry clock after k was sent; any
+ * later leader was established after that and renews it. k is the
+ * learner's contact_tick.
+ */
+
+/* Records the lease numbers of an ACK from p. */
+static void lease_ack(struct zk_zab *z, struct zk__peer *p,
+                      const struct zk_zab_msg *m)
+{
+    if (m->seq > p->ping_echo && m->seq <= z->tick)
+        p->ping_echo = m->seq;
+    struct zk__lease_rx *slot = &p->rx[z->tick % ZK__LEASE_RX];
+    if (slot->tick != z->tick) {
+        slot->tick = z->tick;
+        slot->k = 0;
+    }
+    if (m->zxid2 > slot->k)
+        slot->k = m->zxid2;
+    zk__lead_lease_update(z);
+}
+
+/* Moves contact_tick to the highest PING tick a quorum of voters echoed
+ * (established leaders only). */
+void zk__lead_lease_update(struct zk_zab *z)
+{
+    uint64_t v[ZK_ZAB_MEMBERS_MAX];
+    uint32_t n = 0;
+
+    if (z->lphase != ZK__L_BCAST)
+        return;
+    for (uint32_t i = 0; i < z->cfg.n_members; i++) {
+        const struct zk__peer *p = &z->peers[i];
+        if (i == z->self)
+            v[n++] = z->tick;
+        else if (!p->observer && p->synced && p->ps == ZK__P_STREAM)
+            v[n++] = p->ping_echo;
+    }
+    if (n < z->quorum)
+        return;
+    qsort(v, n, sizeof(v[0]), cmp_desc);
+    if (v[z->quorum - 1] > z->lconfirmed)
+        z->lconfirmed = v[z->quorum - 1];
+    if (z->lconfirmed > z->contact_tick)
+        z->contact_tick = z->lconfirmed;
+}
+
+/* The highest learner tick p sent that arrived before the confirmed PING
+ * tick was generated (0: none yet). */
+static uint64_t lease_echo(struct zk_zab *z, struct zk__peer *p)
+{
+    for (unsigned i = 0; i < ZK__LEASE_RX; i++)
+        if (p->rx[i].tick < z->lconfirmed && p->rx[i].k > p->echo_sent)
+            p->echo_sent = p->rx[i].k;
+    return z->lphase == ZK__L_BCAST ? p->echo_sent : 0;
+}
+
 static void recv_ack(struct zk_zab *z, struct zk__peer *p,
                      const struct zk_zab_msg *m)
 {
@@ -377,6 +457,7 @@ static void recv_ack(struct zk_zab *z, struct zk__peer *p,
     p->heard_tick = z->tick;
     if (m->aux)
         p->sess_heard_tick = z->tick;
+    lease_ack(z, p, m);
     if (p->ps == ZK__P_STREAM && (m->flags & ZK_ZAB_MF_SYNCED)) {
         /* For zk_zab_member_status only (observers included). */
         uint64_t r = m->zxid < p->sent ? m->zxid : p->sent;
@@ -438,6 +519,8 @@ static void recv_request(struct zk_zab *z, struct zk__peer *p,
             continue;
         if (e->type == ZK_ZAB_ENTRY_WRITE && e->req_id <= p->last_req)
             continue;                      /* duplicate or overtaken */
+        if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN)
+            p->sess_heard_tick = z->tick;  /* opening is hearing (lease) */
         zk__lead_propose(z, e);
     }
 }
@@ -491,8 +574,12 @@ void zk__lead_tick(struct zk_zab *z)
             p->synced = 0;
             continue;
         }
-        if (p->ps >= ZK__P_EPOCH)
-            lmsg(z, p, ZK_ZAB_MSG_PING)->zxid = z->commit;
+        if (p->ps >= ZK__P_EPOCH) {
+            struct zk_zab_msg *m = lmsg(z, p, ZK_ZAB_MSG_PING);
+            m->zxid = z->commit;
+            m->aux = z->tick;
+            m->zxid2 = lease_echo(z, p);
+        }
         if (!p->observer && p->synced)
             alive++;
     }
@@ -505,6 +592,6 @@ void zk__lead_tick(struct zk_zab *z)
         step_down(z, "lost the quorum");
         return;
     }
-    z->contact_tick = z->tick;
+    zk__lead_lease_update(z);   /* a lone voter is its own quorum */
     expire_sessions(z);
 }

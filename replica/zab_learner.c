@@ -26,12 +26,19 @@ static void send_followerinfo(struct zk_zab *z)
         m->flags = ZK_ZAB_MF_OBSERVER;
 }
 
+/* Every ACK carries the lease's two numbers (see zab_leader.c, "lease"):
+ * our current tick in zxid2, which the leader echoes back once it knows
+ * it received it while a quorum followed it, and in seq the last PING
+ * tick of the leader we received, which the leader counts towards its own
+ * quorum confirmation. */
 static void send_ack(struct zk_zab *z, uint64_t zxid)
 {
     struct zk_zab_msg *m = zk__msg(z, ZK_ZAB_MSG_ACK, z->leader);
     m->epoch = z->fepoch;
     m->link = z->link;
     m->zxid = zxid;
+    m->zxid2 = z->tick;
+    m->seq = z->ping_seen;
     m->aux = z->my_sid;
     if (z->fstage == ZK__F_ACTIVE)
         m->flags = ZK_ZAB_MF_SYNCED;
@@ -43,6 +50,7 @@ void zk__learn_start(struct zk_zab *z)
     z->link = zk__rand(z) | 1;
     z->expect_seq = 0;
     z->fepoch = 0;
+    z->ping_seen = 0;
     z->heard_tick = z->stage_tick = z->tick;
     z->commit = z->applied;
     send_followerinfo(z);
@@ -184,6 +192,20 @@ static void learn_commit(struct zk_zab *z, uint64_t zxid)
         z->commit = zxid;
 }
 
+/* The lease, learner side: PING's aux is the leader's tick (echoed in
+ * our next ACK, answered at once so that the leader confirms its quorum
+ * within a round trip); its zxid2 is the latest of our own ticks whose
+ * ACK the leader received while a quorum followed it. That tick is our
+ * contact_tick: the runtime's lease runs from the moment we sent it. */
+static void recv_ping_lease(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    if (m->aux > z->ping_seen)
+        z->ping_seen = m->aux;
+    if (m->zxid2 > z->contact_tick && m->zxid2 <= z->tick)
+        z->contact_tick = m->zxid2;
+    send_ack(z, z->persisted);
+}
+
 static void recv_active(struct zk_zab *z, const struct zk_zab_msg *m)
 {
     switch (m->type) {
@@ -203,8 +225,11 @@ static void recv_active(struct zk_zab *z, const struct zk_zab_msg *m)
         learn_commit(z, zk__last_zxid(z));
         break;
     case ZK_ZAB_MSG_COMMIT:
+        learn_commit(z, m->zxid);
+        break;
     case ZK_ZAB_MSG_PING:
         learn_commit(z, m->zxid);
+        recv_ping_lease(z, m);
         break;
     default:
         reconnect(z, "unexpected message while active");
@@ -237,8 +262,6 @@ void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m)
     }
     z->expect_seq++;
     z->heard_tick = z->tick;
-    if (z->fstage == ZK__F_ACTIVE)
-        z->contact_tick = z->tick;
     if (z->fstage == ZK__F_CONNECT) {
         recv_leaderinfo(z, m);
         return;

@@ -34,7 +34,8 @@ ack-before-durable @@ replica/zab_learner.c @@ s{send_ack\(z, z->persisted\);}{s
 session-expiry-eighth @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 8)} @@ the leader expires sessions at 1/8 of sessionTimeout
 session-expiry-half @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 2)} @@ the leader expires sessions at 1/2 of sessionTimeout
 stale-epoch-accepted @@ replica/zab_learner.c @@ s{lost\(z, "leader's epoch is older than one accepted"\);\n\s*return;}{;} @@ a learner follows a leader of an older epoch
-lease-disabled @@ replica/ensemble.c @@ s{(static void lease_check\(struct zk__ens \*e\)\n\{)}{$1\n    if (e) return;} @@ the replica never gives its session up when cut off
+lease-too-long @@ replica/lease.c @@ s{return session_timeout_ms - margin;}{return session_timeout_ms + margin;} @@ the lease outlives sessionTimeout (a cut-off holder keeps its locks after the ensemble expired it)
+lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return UINT64_MAX;} @@ the replica never gives its session up when cut off
 EOF
 )
 

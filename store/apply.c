@@ -523,12 +523,56 @@ static int session_ephemerals(struct ap *a, uint64_t session,
     return rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "ephemeral scan");
 }
 
+/* zk__lock_emit_cb: a waiter was granted. */
+static int lock_granted(void *arg, uint64_t ino, const struct zk_lock_ent *e)
+{
+    struct ap *a = arg;
+    struct zk__node n;
+    int rc = zk__node_get(a->s, a->t, ino, &n);
+    if (rc == -ENOENT) {        /* a lock on a deleted file */
+        memset(&n, 0, sizeof(n));
+        n.st.ino = ino;
+    } else if (rc != 0) {
+        return rc;
+    }
+    struct zk_change *ch = change_new(a, ZK_CHANGE_LOCK, &n);
+    if (ch == NULL)
+        return -ENOMEM;
+    ch->lock_session = e->session;
+    ch->lock_owner = e->owner;
+    ch->lock_token = e->token;
+    ch->lock_flags = e->flags;
+    return 0;
+}
+
+/* ZK_OP_LOCK / ZK_OP_UNLOCK (store/lock.c). A lock needs the file and an
+ * open session; an unlock of a file deleted meanwhile still runs. */
+static int op_lock(struct ap *a, const struct zk_op *op,
+                   struct zk_op_result *r)
+{
+    struct zk__node n;
+    if (op->type == ZK_OP_LOCK) {
+        int rc = zk__node_get(a->s, a->t, op->ino, &n);
+        if (rc == 0 && n.st.kind == ZK_KIND_DIR && !(op->flags & ZK_LOCK_FLOCK))
+            rc = -EBADF;        /* fcntl locks need a file */
+        if (rc == 0)
+            rc = session_is_open(a, op->session);
+        if (rc != 0)
+            return rc;
+    }
+    return zk__lock_apply(a->s, a->t, a->zxid, op, r, lock_granted, a);
+}
+
 static int op_session_close(struct ap *a, const struct zk_op *op)
 {
     uint64_t *inos;
     size_t n;
     uint8_t kb[8];
-    int rc = session_ephemerals(a, op->session, &inos, &n);
+    int rc = zk__lock_session_close(a->s, a->t, a->zxid, op->session,
+                                    lock_granted, a);
+    if (rc != 0)
+        return rc;
+    rc = session_ephemerals(a, op->session, &inos, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct zk__node node;
         rc = zk__node_get(a->s, a->t, inos[i], &node);
@@ -692,6 +736,8 @@ static int apply_op(struct ap *a, const struct zk_op *op,
     case ZK_OP_SET_CHILDREN: return op_set_children(a, op, r);
     case ZK_OP_SESSION_OPEN: return op_session_open(a, op);
     case ZK_OP_SESSION_CLOSE: return op_session_close(a, op);
+    case ZK_OP_LOCK:
+    case ZK_OP_UNLOCK: return op_lock(a, op, r);
     default: return -EINVAL;
     }
 }

@@ -5,12 +5,13 @@
  *
  * Stream (big-endian; docs/formats.md):
  *   header  "ZKSN" | u32 ZK_STORE_FORMAT | u64 last applied zxid
- *   record  u8 table (1..6) | u32 key length | u32 value length | key | value
+ *   record  u8 table (1..7; 7, the lock table, is new: a receiver of an
+ *           older build refuses such a snapshot as corrupt) | u32 key length | u32 value length | key | value
  *   end     u8 0 | u64 number of records | u32 crc32 of every byte before it
  * Tables are sent one after the other, each in key order, so the receiver
  * appends (MDB_APPEND) and an out-of-order or duplicate key is corruption.
  * The snapshot is one read transaction: exactly the state at its zxid.
- * It holds the tree, data, sessions, ephemeral rows and the store's own
+ * It holds the tree, data, sessions, ephemeral rows, lock tables and the store's own
  * counters; not the log (Zab: the log becomes empty) and not the replica's
  * meta keys (epochs are each replica's own).
  *
@@ -31,9 +32,9 @@
 #define SNAP_END_SIZE   13
 #define SNAP_KEY_MAX    512                 /* longest key in any table */
 #define SNAP_CHUNK      (64 * 1024)         /* bytes per callback */
-#define SNAP_TABLES     6
+#define SNAP_TABLES     7
 
-enum { T_META = 1, T_NODES, T_DATA, T_DIRENTS, T_SESSIONS, T_EPHEM };
+enum { T_META = 1, T_NODES, T_DATA, T_DIRENTS, T_SESSIONS, T_EPHEM, T_LOCKS };
 
 static const char *const snap_meta_keys[] = {
     ZK__META_LAST_APPLIED, ZK__META_NEXT_INO, ZK__META_ZNODES,
@@ -48,6 +49,7 @@ static MDB_dbi table_dbi(struct zk_store *s, int t)
     case T_DATA: return s->data;
     case T_DIRENTS: return s->dirents;
     case T_SESSIONS: return s->sessions;
+    case T_LOCKS: return s->locks;
     default: return s->ephem;
     }
 }
@@ -264,7 +266,7 @@ static int install_clear(struct zk_store_batch *b)
 {
     struct zk_store *s = b->s;
     MDB_dbi dbis[] = {s->nodes, s->data, s->dirents, s->sessions, s->ephem,
-                      s->log};
+                      s->locks, s->log};
     for (size_t i = 0; i < ZK_ARRAY_LEN(dbis); i++) {
         int rc = mdb_drop(b->txn, dbis[i], 0);
         if (rc != 0)

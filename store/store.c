@@ -385,6 +385,8 @@ static int format_open(struct zk_store *s, const char *dir, int create)
         rc = format_check(s, txn, dir);
     }
     if (rc == 0)
+        rc = zk__lock_open(s, txn);
+    if (rc == 0)
         rc = zk__meta_put(s, txn, ZK__META_COMMIT_TXN, mdb_txn_id(txn));
     if (rc != 0) {
         mdb_txn_abort(txn);

@@ -11,6 +11,7 @@
  *   sessions key u64 session -> u32 timeout_ms | owner bytes
  *   ephem    key u64 session | u64 ino -> owner bytes ("host:pid")
  *   meta     key ASCII name -> u64 (the format record: "zkfs" | u32 format)
+ *   locks    key u64 ino -> the inode's lock table (store/lock.c)
  */
 #ifndef ZK_STORE_INT_H
 #define ZK_STORE_INT_H
@@ -42,6 +43,7 @@
 struct zk_store {
     MDB_env *env;
     MDB_dbi meta, nodes, data, dirents, log, sessions, ephem;
+    MDB_dbi locks;                   /* created when missing (lock.c) */
     int lock_fd;
     uint64_t log_keep;               /* ZK_LOG_KEEP or ZKFS_LOG_KEEP */
     pthread_mutex_t pool_mu;
@@ -66,6 +68,22 @@ struct zk__node {
 struct zk__counters {
     uint64_t next_ino, znodes, sessions, data_bytes;
 };
+
+/* lock.c: the lock table. emit is told about every waiter granted (ino,
+ * the entry as it now holds); its error aborts the apply. */
+typedef int (*zk__lock_emit_cb)(void *arg, uint64_t ino,
+                                const struct zk_lock_ent *e);
+/* Applies a ZK_OP_LOCK or ZK_OP_UNLOCK (the node and session are checked
+ * by the caller). Errors: -EAGAIN (conflict, no wait), -EINVAL, -ENOLCK,
+ * store errors. */
+int zk__lock_apply(struct zk_store *s, MDB_txn *txn, uint64_t zxid,
+                   const struct zk_op *op, struct zk_op_result *r,
+                   zk__lock_emit_cb emit, void *arg);
+/* Drops every lock and wait of session (it closed or expired). */
+int zk__lock_session_close(struct zk_store *s, MDB_txn *txn, uint64_t zxid,
+                           uint64_t session, zk__lock_emit_cb emit, void *arg);
+/* Opens (creates when missing) the locks table; store open. */
+int zk__lock_open(struct zk_store *s, MDB_txn *txn);
 
 /* Maps an LMDB or system code to a zkfs error, logging what failed. */
 int zk__mdb_err(int rc, const char *what);

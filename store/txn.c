@@ -71,7 +71,7 @@ int zk_path_check(const char *path, size_t len)
 
 static int op_check(const struct zk_op *op)
 {
-    if (op->type < ZK_OP_CREATE || op->type > ZK_OP_SESSION_CLOSE)
+    if (op->type < ZK_OP_CREATE || op->type > ZK_OP_TYPE_MAX)
         return -EINVAL;
     if (op->data_len > ZK_DATA_MAX || op->path_len > ZK_PATH_MAX ||
         op->path2_len > ZK_PATH_MAX || op->owner_len > ZK_OWNER_MAX)
@@ -221,7 +221,7 @@ static int rd_op(struct rd *r, struct zk_op *op)
         return ZK_ECORRUPT;
     op->type = *r->p;
     r->p++; r->left--;
-    if (op->type < ZK_OP_CREATE || op->type > ZK_OP_SESSION_CLOSE)
+    if (op->type < ZK_OP_CREATE || op->type > ZK_OP_TYPE_MAX)
         return ZK_ECORRUPT;
     for (int i = 0; i < 6; i++)
         if (rd_u32(r, &v[i]) != 0)

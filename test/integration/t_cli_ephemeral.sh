@@ -61,7 +61,7 @@ rc=0
 wait "$zpid" || rc=$?
 assert_eq 7 "$rc" "CMD's status after its SIGTERM"
 assert_eq TERM "$(cat "$ZK_TMP/e5.term")" "CMD was told"
-assert_match "ephemeral lost" "$(cat "$ZK_TMP/err5")" "the message"
+assert_match "ephemeral node is lost" "$(cat "$ZK_TMP/err5")" "the message"
 
 log "the node is lost, CMD ignores SIGTERM: SIGKILL after the grace"
 zk_bg "$ZKFS" create -e "$M/e6" -- sh -c 'trap "" TERM; sleep 60' \

@@ -2,8 +2,9 @@
 # t_ens_lease.sh — a replica cut off from its quorum gives its session up
 # before the leader can expire it (SPEC 3, "Sessions and leases"): its own
 # ephemerals vanish from its mount (IN_DELETE to local watchers), their
-# descriptors fail with ENOLINK, and once it rejoins the ensemble closes
-# that session everywhere (the other replicas lose the ephemeral too).
+# descriptors fail with ENOLINK, `zkfs create -e -- CMD` stops its CMD
+# (SIGTERM), and once it rejoins the ensemble closes that session
+# everywhere (the other replicas lose the ephemeral too).
 #
 # The cut: SIGSTOP of the two other replicas (a stopped process sends
 # nothing, like a partition), resumed by SIGCONT; both are this test's own
@@ -40,6 +41,10 @@ wait_for test -s "$ZK_TMP/cmd.out" || fail "create -e printed nothing"
 zk_bg timeout 60 inotifywait -m -r --format '%e %w%f' "$m" \
     >"$ZK_TMP/ino.log" 2>&1
 wait_for grep -q "Watches established" "$ZK_TMP/ino.log"
+# `zkfs create -e -- CMD` stops CMD when its ephemeral is lost.
+zk_bg bash -c '"$ZKFS" create -e "$1" -- sleep 600 >/dev/null 2>"$2.err"
+               echo $? >"$2"' _ "$m/eph/cmd" "$ZK_TMP/cmd.rc"
+wait_for test -e "$m/eph/cmd" || fail "zkfs create -e did not create"
 
 pids=()
 for i in "${others[@]}"; do pids+=("${ZK_PID_OF[$(ens_mnt "$i")]}"); done
@@ -49,10 +54,14 @@ t0=$(date +%s%N)
 wait_for -t 15 not test -e "$m/eph/me" ||
     fail "the cut-off replica still shows its ephemeral"
 ms=$((($(date +%s%N) - t0) / 1000000))
-log "ephemeral gone from the cut-off mount after $ms ms (lease: 2400 ms)"
+log "ephemeral gone from the cut-off mount after $ms ms (lease: 3200 ms from a message sent before)"
 # Before the leader could expire the session (4000 ms after it last
 # heard from this replica, which is before t0).
 [ "$ms" -lt 4000 ] || fail "gone only after $ms ms: not before expiry"
+wait_for -t 10 test -s "$ZK_TMP/cmd.rc" ||
+    fail "zkfs create -e -- CMD kept running after the loss"
+assert_eq 143 "$(cat "$ZK_TMP/cmd.rc")" "CMD's end (SIGTERM)"
+assert_match "ephemeral node is lost" "$(cat "$ZK_TMP/cmd.rc.err")" "the report"
 wait_for -t 5 grep -q "DELETE $m/eph/me" "$ZK_TMP/ino.log" ||
     fail "no IN_DELETE for the lost ephemeral: $(cat "$ZK_TMP/ino.log")"
 assert_eq "" "$(ls "$m/eph")" "listing of the cut-off replica"

@@ -10,9 +10,14 @@
 #     "stale":true within a few seconds, fails a write with ETIMEDOUT after
 #     a bounded wait and half-applies nothing (an overwrite that failed
 #     leaves the old content); its ephemeral goes from its own mount when
-#     its lease runs out (3/5 of sessionTimeout), before the majority
+#     its lease runs out (4/5 of sessionTimeout after its last
+#     acknowledged message), before the majority
 #     expires the session (about sessionTimeout); after healing it catches
-#     up, is not stale, and all trees are identical.
+#     up, is not stale, and all trees are identical. The same for a
+#     flock(2) lock: the cut-off holder's checks (pread, fgetxattr of
+#     user.zkfs.lock.token; helpers/probe.c) fail before a process on the
+#     majority is granted the lock (CLOCK_MONOTONIC stamps, one clock),
+#     and `zkfs create -e -- CMD` on the cut-off replica stops CMD.
 #  2. the LEADER cut off: the other two elect a new leader and commit; the
 #     old leader steps down (not leader, stale) and fails writes; after
 #     healing there is one leader, the trees are identical, and every write
@@ -127,8 +132,12 @@ failing_write() {
         fail "$3: the failing write took $secs s (more than 10 s)"
 }
 
+probe=$ZK_TMP/probe
+cc -std=c11 -O2 -o "$probe" "$(dirname "$0")/helpers/probe.c" ||
+    fail "cannot build the probe"
 mkdir "$(M 1)/eph"
 setfattr -n user.zkfs.children -v ephemeral "$(M 1)/eph"
+touch "$(M 1)/lockf"
 wr 1 base "old data" || fail "write of base failed: $(cat "$ZK_TMP/wr.err")"
 wr 1 victim "victim v1" || fail "write of victim failed: $(cat "$ZK_TMP/wr.err")"
 
@@ -141,6 +150,11 @@ zk_bg "$ZKFS" create -e "$(M "$F")/eph/e$F" "held by $F" -- sleep 60
 HOLDER=$ZK_BG
 for i in 1 2 3; do ens_wait_exists "$i" "eph/e$F"; done
 ens_wait_synced 20
+zk_bg "$probe" flockhold "$(M "$F")/lockf" "$ZK_TMP/lk.hold" "$ZK_TMP/lk.stop"
+wait_for grep -q ' ok$' "$ZK_TMP/lk.hold" || fail "phase 1: no lock holder on $F"
+for i in "$L" "$O"; do
+    zk_bg "$probe" flockgrab "$(M "$i")/lockf" "$ZK_TMP/lk.grab.$i" "$ZK_TMP/lk.stop"
+done
 
 t_cut=$(now)
 net_cut "$F"
@@ -168,14 +182,26 @@ for _ in $(seq 1 400); do
     [ "$(since "$t_cut" | cut -d. -f1)" -lt 20 ] || break
     sleep 0.05
 done
-log "phase 1: ephemeral e$F gone from its own (cut-off) mount after ${t_eph_own:-never (20 s)} s, from the majority's after ${t_eph_maj:-never (20 s)} s (sessionTimeout 4 s, lease 2.4 s)"
-if zk_pid_gone "$HOLDER"; then
-    log "phase 1: the holder (zkfs create -e -- sleep 60) has exited"
-else
-    log "phase 1: the holder (zkfs create -e -- sleep 60) is still running"
-fi
+log "phase 1: ephemeral e$F gone from its own (cut-off) mount after ${t_eph_own:-never (20 s)} s, from the majority's after ${t_eph_maj:-never (20 s)} s (sessionTimeout 4 s, lease 3.2 s from a message sent before the cut)"
+wait_for -t 10 zk_pid_gone "$HOLDER" ||
+    fail "phase 1: zkfs create -e -- sleep 60 still runs after losing its ephemeral"
+# The lock: every "held" answer on the cut-off replica returned before the
+# majority's first grant began; the first failure is ENOLINK.
+wait_for -t 20 eval "cat $ZK_TMP/lk.grab.* | grep -q granted" ||
+    fail "phase 1: the majority never got the lock"
+wait_for -t 10 eval "grep -qv -e ' ok\$' -e created $ZK_TMP/lk.hold" ||
+    fail "phase 1: the cut-off holder's checks never failed"
+touch "$ZK_TMP/lk.stop"
+g=$(cat "$ZK_TMP"/lk.grab.* | awk '$3 == "granted" { print $1 }' | sort -n | head -1)
+awk -v g="$g" '$3 == "created" { next }
+    $3 == "ok" && ($2 >= g || failed) { print "held after the grant: " $0; bad = 1 }
+    $3 != "ok" && !failed { failed = 1; first = $3 }
+    END { if (first != "ENOLINK") { print "first failure " first; bad = 1 }; exit bad }' \
+    "$ZK_TMP/lk.hold" || fail "phase 1: lock: $(tail -3 "$ZK_TMP/lk.hold")"
+last_ok=$(awk '$3 == "ok" { t = $2 } END { print t }' "$ZK_TMP/lk.hold")
+log "phase 1: the cut-off lock holder's last held answer came $(((g - last_ok) / 1000000)) ms before the majority's grant"
 [ -n "$t_eph_maj" ] || fail "phase 1: the majority did not expire cut-off replica $F's ephemeral within 20 s"
-[ -n "$t_eph_own" ] || fail "phase 1: cut-off replica $F still shows its ephemeral 20 s after the cut (its lease should end at 3/5 of sessionTimeout)"
+[ -n "$t_eph_own" ] || fail "phase 1: cut-off replica $F still shows its ephemeral 20 s after the cut (its lease should end 4/5 of sessionTimeout after its last acknowledged message)"
 awk -v a="$t_eph_own" -v b="$t_eph_maj" 'BEGIN { exit !(a <= b) }' ||
     fail "phase 1: the majority expired e$F ($t_eph_maj s) before the cut-off replica gave it up ($t_eph_own s)"
 # A write on the cut-off replica fails, and leaves nothing half-done: an

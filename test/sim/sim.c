@@ -18,12 +18,8 @@
  * replica's disk; a snapshot matches the history at its zxid and never
  * moves a replica back; a TRUNC never removes an applied entry; hard
  * state never goes back; the core keeps applied <= persisted <= last;
- * no session is closed by another replica while its owner, alive and
- * still in that session, can hold its lease (SIM_LEASE_US since the
- * owner's core last counted contact with a quorum, unless the lease of
- * that session lapsed once: the runtime then gives it up for good): the
- * runtime keeps ephemerals and locks that long, so an earlier close would
- * let two holders exist at once.
+ * no replica applies the close of a session whose owner still relies on
+ * its lease (sim_lease.c).
  */
 #include "sim_int.h"
 
@@ -247,8 +243,7 @@ void sim_replica_start(struct sim *s, uint32_t i)
     r->busy = 0;
     r->nsnap = 0;
     r->life++;
-    r->contact_tick_seen = 0;
-    r->contact_us = s->now;
+    sim_lease_start(s, r);
     sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged",
             r->incarnation, (unsigned long long)r->model.applied,
             (size_t)st.n_entries);
@@ -357,12 +352,6 @@ static void check_leaders(struct sim *s)
         if (!s->rep[i].alive)
             continue;
         zk_zab_status(s->rep[i].core, &st);
-        if (st.contact_tick != s->rep[i].contact_tick_seen) {
-            s->rep[i].contact_tick_seen = st.contact_tick;
-            s->rep[i].contact_us = s->now;
-        }
-        if (st.session_open && s->now >= s->rep[i].contact_us + SIM_LEASE_US)
-            s->rep[i].lease_lost_sid = st.session;
         if (!(st.applied_zxid <= st.persisted_zxid &&
               st.persisted_zxid <= st.last_zxid))
             sim_fail(s, i + 1, "core order applied %llx persisted %llx last %llx",

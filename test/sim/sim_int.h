@@ -8,6 +8,7 @@
 
 #include "sim.h"
 #include "zk_common.h"
+#include "../../replica/lease_int.h"
 
 #include <string.h>
 
@@ -15,9 +16,6 @@
 #define SIM_INIT_LIMIT       20
 #define SIM_SYNC_LIMIT       10
 #define SIM_SESSION_TIMEOUT  40
-/* The runtime's session lease (replica/ensemble.c: 3/5 of sessionTimeout
- * without contact with a quorum), in simulated microseconds. */
-#define SIM_LEASE_US (SIM_SESSION_TIMEOUT * SIM_TICK_US * 3 / 5)
 
 #define SIM_PENDING_MAX      8192   /* client writes awaiting their commit */
 #define SIM_SNAPS_MAX        4      /* received snapshots kept per replica */
@@ -80,15 +78,13 @@ struct sim_replica {
     struct zk_zab_ready rd;
     int fail_next;
     uint64_t slow_until;
-    /* the lease model: the core's contact tick last seen, and the
-     * simulated time it last moved (or the replica started) */
-    uint64_t contact_tick_seen, contact_us;
-    uint64_t lease_lost_sid;    /* a session whose lease lapsed: given up
-                                   for good, as the runtime does */
     /* client */
     struct sim_pend *pend;
     size_t npend, cappend, headpend;
     uint64_t wseq, acked, tail_acked;
+    /* the runtime's lease (replica/lease.c), on simulated time */
+    struct zk__lease lease;
+    uint64_t tick_no;
 };
 
 struct sim_hist {
@@ -147,5 +143,12 @@ void sim_pump(struct sim *s, uint32_t i);
 
 /* sim_run.c */
 void sim_on_fault(struct sim *s);
+
+/* sim_lease.c: the runtime's lease, run on simulated time, and the
+ * invariant that no session is closed while its owner's lease runs. */
+void sim_lease_start(struct sim *s, struct sim_replica *r);
+void sim_lease_tick(struct sim *s, struct sim_replica *r);
+void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
+                           const struct zk_zab_entry *e);
 
 #endif /* ZK_SIM_INT_H */

@@ -63,30 +63,6 @@ static long hist_find(const struct sim *s, uint64_t zxid)
     return lo < s->nhist && s->hist[lo].zxid == zxid ? (long)lo : -1;
 }
 
-/* A SESSION_CLOSE entering the committed history: its owner must be dead,
- * in another session, or past its lease (see sim.c). */
-static void check_close(struct sim *s, const struct zk_zab_entry *e)
-{
-    if (e->type != ZK_ZAB_ENTRY_SESSION_CLOSE || e->len != 8)
-        return;
-    uint64_t sid = zk_get_be64(e->data);
-    uint32_t owner = ZK_ZAB_SESSION_OWNER(sid);
-    if (owner < 1 || owner > s->n || owner == e->origin)
-        return;                       /* unknown, or its own goodbye */
-    struct sim_replica *o = &s->rep[owner - 1];
-    struct zk_zab_status st;
-    if (!o->alive)
-        return;
-    zk_zab_status(o->core, &st);
-    if (st.session != sid || o->lease_lost_sid == sid ||
-        s->now >= o->contact_us + SIM_LEASE_US)
-        return;
-    sim_fail(s, owner, "session %016llx closed at %016llx while its owner's "
-             "lease runs for %llu us more", (unsigned long long)sid,
-             (unsigned long long)e->zxid,
-             (unsigned long long)(o->contact_us + SIM_LEASE_US - s->now));
-}
-
 /* Checks that replica r applying e extends the global history. */
 static void hist_apply(struct sim *s, struct sim_replica *r,
                        const struct zk_zab_entry *e, uint64_t ph,
@@ -116,7 +92,6 @@ static void hist_apply(struct sim *s, struct sim_replica *r,
         ZK_ASSERT(s->hist != NULL);
     }
     s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain };
-    check_close(s, e);
     if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, ph))
         sim_fail(s, r->id, "write committed twice (again at %016llx)",
                  (unsigned long long)e->zxid);
@@ -193,6 +168,8 @@ static void apply(struct sim *s, struct sim_replica *r,
     r->model.chain = chain;
     r->model.applied = e->zxid;
     r->model.count++;
+    if (e->type == ZK_ZAB_ENTRY_SESSION_CLOSE)
+        sim_lease_check_close(s, r, e);
     model_sessions(&r->model, e);
     if (e->origin == r->id && e->type == ZK_ZAB_ENTRY_WRITE)
         client_ack(s, r, e->req_id);
@@ -443,7 +420,7 @@ void sim_on_tick(struct sim *s, uint32_t i)
     struct sim_replica *r = &s->rep[i];
     if (!r->alive)
         return;
-    zk_zab_tick(r->core);
+    sim_lease_tick(s, r);
     sim_pump(s, i);
     sim_push(s, s->now + SIM_TICK_US, SIM_EV_TICK, i, NULL);
 }

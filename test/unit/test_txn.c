@@ -136,7 +136,7 @@ START_TEST(encode_rejects)
     txn.nops = 1;
     op.type = 0;
     ck_assert_int_eq(zk_txn_encode(&txn, &buf, &len), -EINVAL);
-    op.type = 11;
+    op.type = ZK_OP_TYPE_MAX + 1;
     ck_assert_int_eq(zk_txn_encode(&txn, &buf, &len), -EINVAL);
     op.type = ZK_OP_SET_DATA;
     op.data = (const uint8_t *)"x";

@@ -1,0 +1,165 @@
+/*
+ * lockbench.c — the cost of a cluster-wide lock through zkfs mounts.
+ *
+ *   lockbench uncontended FILE N
+ *       N rounds of flock(LOCK_EX) + flock(LOCK_UN) on one open FILE:
+ *       ops/s (lock+unlock pairs) and the pair's p50/p99 latency.
+ *   lockbench handoff FILE_A FILE_B N
+ *       the same file through two mounts (two replicas' mountpoints): a
+ *       holder on A and a blocked waiter on B; the holder unlocks, and
+ *       the time from just before its LOCK_UN to the waiter's flock()
+ *       returning is one handoff (both stamps on CLOCK_MONOTONIC, one
+ *       host). The roles swap every round. p50/p99 over N.
+ *
+ * Output: one line, key=value. A benchmark prints figures; the exit status
+ * is 0 unless the measurement could not be made.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ROUNDS_MAX 1000000
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct_ms(uint64_t *v, size_t n, double p)
+{
+    qsort(v, n, sizeof(*v), cmp_u64);
+    size_t i = (size_t)(p * (double)(n - 1));
+    return (double)v[i] / 1e6;
+}
+
+static int uncontended(const char *file, size_t n)
+{
+    int fd = open(file, O_RDONLY);
+    uint64_t *lat = calloc(n, sizeof(*lat));
+    if (fd < 0 || !lat) {
+        perror(file);
+        return 1;
+    }
+    uint64_t start = mono_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = mono_ns();
+        if (flock(fd, LOCK_EX) != 0 || flock(fd, LOCK_UN) != 0) {
+            perror("flock");
+            return 1;
+        }
+        lat[i] = mono_ns() - t0;
+    }
+    double secs = (double)(mono_ns() - start) / 1e9;
+    printf("workload=uncontended pairs=%zu ops_per_s=%.0f p50_ms=%.3f "
+           "p99_ms=%.3f\n", n, (double)n / secs, pct_ms(lat, n, 0.5),
+           pct_ms(lat, n, 0.99));
+    free(lat);
+    close(fd);
+    return 0;
+}
+
+/* One side of the handoff: alternately holds (then releases, writing the
+ * release stamp to out) and waits (then reads the peer's stamp from in
+ * and records the handoff). */
+static int side(const char *file, size_t n, int first_holder, int in,
+                int out, uint64_t *lat, size_t *nlat)
+{
+    int fd = open(file, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int holder = (int)(i % 2 == 0) == first_holder;
+        uint64_t t;
+        if (holder) {
+            char go;
+            if (flock(fd, LOCK_EX) != 0 || write(out, "h", 1) != 1 ||
+                read(in, &go, 1) != 1)  /* the waiter is about to block */
+                return -1;
+            usleep(20000);          /* let its request reach the table */
+            t = mono_ns();
+            if (flock(fd, LOCK_UN) != 0 ||
+                write(out, &t, sizeof(t)) != (ssize_t)sizeof(t))
+                return -1;
+        } else {
+            char h;
+            if (read(in, &h, 1) != 1 || write(out, "w", 1) != 1 ||
+                flock(fd, LOCK_EX) != 0)
+                return -1;
+            uint64_t got = mono_ns();
+            if (read(in, &t, sizeof(t)) != (ssize_t)sizeof(t) ||
+                flock(fd, LOCK_UN) != 0)
+                return -1;
+            lat[(*nlat)++] = got - t;
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+static int handoff(const char *a, const char *b, size_t n)
+{
+    int p2c[2], c2p[2];
+    uint64_t *lat = calloc(n, sizeof(*lat));
+    size_t nlat = 0;
+    if (!lat || pipe(p2c) || pipe(c2p))
+        return 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint64_t *l = calloc(n, sizeof(*l));
+        size_t nl = 0;
+        int rc = side(b, n, 0, p2c[0], c2p[1], l, &nl);
+        /* The child's handoffs go back to the parent after the run. */
+        if (rc == 0 && write(c2p[1], &nl, sizeof(nl)) == sizeof(nl) &&
+            write(c2p[1], l, nl * sizeof(*l)) == (ssize_t)(nl * sizeof(*l)))
+            _exit(0);
+        _exit(1);
+    }
+    int rc = side(a, n, 1, c2p[0], p2c[1], lat, &nlat);
+    size_t nl = 0;
+    if (rc == 0 && read(c2p[0], &nl, sizeof(nl)) == sizeof(nl) &&
+        nl <= n - nlat &&
+        read(c2p[0], lat + nlat, nl * sizeof(*lat)) ==
+            (ssize_t)(nl * sizeof(*lat)))
+        nlat += nl;
+    int status;
+    waitpid(pid, &status, 0);
+    if (rc != 0 || nlat == 0) {
+        fprintf(stderr, "lockbench: handoff failed\n");
+        return 1;
+    }
+    printf("workload=handoff handoffs=%zu p50_ms=%.3f p99_ms=%.3f\n", nlat,
+           pct_ms(lat, nlat, 0.5), pct_ms(lat, nlat, 0.99));
+    free(lat);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long n = argc > 1 ? atol(argv[argc - 1]) : 0;
+    if (n < 1 || n > ROUNDS_MAX) {
+        fprintf(stderr, "usage: lockbench uncontended FILE N | "
+                        "lockbench handoff FILE_A FILE_B N\n");
+        return 2;
+    }
+    if (argc == 4 && strcmp(argv[1], "uncontended") == 0)
+        return uncontended(argv[2], (size_t)n);
+    if (argc == 5 && strcmp(argv[1], "handoff") == 0)
+        return handoff(argv[2], argv[3], (size_t)n);
+    fprintf(stderr, "lockbench: unknown mode\n");
+    return 2;
+}
