@@ -35,7 +35,7 @@ session-expiry-eighth @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.ses
 session-expiry-half @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 2)} @@ the leader expires sessions at 1/2 of sessionTimeout
 stale-epoch-accepted @@ replica/zab_learner.c @@ s{lost\(z, "leader's epoch is older than one accepted"\);\n\s*return;}{;} @@ a learner follows a leader of an older epoch
 lease-too-long @@ replica/lease.c @@ s{return session_timeout_ms - margin;}{return session_timeout_ms + margin;} @@ the lease outlives sessionTimeout (a cut-off holder keeps its locks after the ensemble expired it)
-lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return UINT64_MAX;} @@ the replica never gives its session up when cut off
+lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return (a > b ? a : b) + (1ull << 62);} @@ the replica never gives its session up when cut off
 EOF
 )
 

@@ -31,13 +31,6 @@ for i in "${others[@]}"; do
     [ -e "$(ens_mnt "$i")/eph/me" ] || fail "ephemeral not on replica $i"
 done
 
-# A `zkfs create -e -- CMD` holder on the same replica: CMD is told.
-zk_bg "$ZKFS" create -e "$m/eph/cmd" -- sh -c \
-    'trap "echo TERM >\"\$1\"; exit 0" TERM; while :; do sleep 0.05; done' \
-    _ "$ZK_TMP/cmd.term" >"$ZK_TMP/cmd.out" 2>"$ZK_TMP/cmd.err"
-cmd_pid=$ZK_BG
-wait_for test -s "$ZK_TMP/cmd.out" || fail "create -e printed nothing"
-
 zk_bg timeout 60 inotifywait -m -r --format '%e %w%f' "$m" \
     >"$ZK_TMP/ino.log" 2>&1
 wait_for grep -q "Watches established" "$ZK_TMP/ino.log"
@@ -70,9 +63,6 @@ err=$( { echo more >&9; } 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "a write to the lost ephemeral succeeded"
 assert_match "Link has been severed" "$err" "the holder's error"
 exec 9>&-
-wait_for -t 10 test -s "$ZK_TMP/cmd.term" ||
-    fail "create -e's CMD was not told of the lost session"
-wait "$cmd_pid" || fail "create -e after the loss: $(cat "$ZK_TMP/cmd.err")"
 assert_eq true "$(ens_field "$F" stale)" "status of the cut-off replica"
 grep -q "given up" "$ZK_TMP/zkfs.r$F.log" ||
     fail "the log does not say the session was given up"
