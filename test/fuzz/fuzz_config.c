@@ -58,11 +58,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void check_config(const struct zk_config *c)
+static void check_config(const struct zk_config *c, int standalone_ok)
 {
     uint32_t voters = 0;
 
-    FZ_CHECK(c->n_servers >= 1 && c->n_servers <= ZK_CONFIG_SERVERS_MAX);
+    if (c->n_servers == 0) {            /* ZooKeeper's standalone rule */
+        FZ_CHECK(standalone_ok && c->my_id == 0 && c->data_dir[0] != '\0');
+        FZ_CHECK(c->secret_len <= ZK_CONFIG_SECRET_MAX);
+        return;
+    }
+    FZ_CHECK(c->n_servers <= ZK_CONFIG_SERVERS_MAX);
     for (uint32_t i = 0; i < c->n_servers; i++) {
         const struct zk_config_server *s = &c->servers[i];
         FZ_CHECK(s->id >= 1 && s->id <= ZK_CONFIG_ID_MAX && s->port >= 1);
@@ -90,7 +95,8 @@ static void check_config(const struct zk_config *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct zk_config_args args = {0, NULL};
+    struct zk_config_args args;
+    memset(&args, 0, sizeof(args));
     struct zk_config *c;
     char err[256];
 
@@ -98,13 +104,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     args.id = data[0] & 3;                  /* 0: read the myid file */
     args.data_dir = data[0] & 4 ? data_dir : NULL;
+    args.standalone_ok = (data[0] & 8) != 0;
     c = malloc(sizeof(*c));
     FZ_CHECK(c != NULL);
     err[0] = '\0';
     int rc = zk_config_parse(cfg_name, (const char *)data + 1, size - 1,
                              &args, c, err, sizeof(err));
     if (rc == 0) {
-        check_config(c);
+        check_config(c, args.standalone_ok);
         zk_config_wipe(c);
     } else {
         FZ_CHECK(rc == -EINVAL && err[0] != '\0');
