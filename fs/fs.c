@@ -489,12 +489,13 @@ static void close_cb(uv_handle_t *h)
  * the store. Idempotent pieces: each checks what setup got to. */
 static void teardown(struct zk_fs *fs)
 {
+    /* First: their callbacks read the replica, which stops next. */
+    zk__fs_notify_stop(fs);
+    zk__fs_metrics_http_stop(fs);
     if (fs->replica)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
     handles_free(fs);
-    zk__fs_notify_stop(fs);
-    zk__fs_metrics_http_stop(fs);
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
     if (fs->signals_init) {
