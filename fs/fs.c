@@ -371,6 +371,8 @@ static int session_open(struct zk_fs *fs)
         return -EIO;
     }
     fs->mounted = 1;
+    if (zk__fs_metrics_io(fs) != 0)
+        zk_log(ZK_LOG_WARN, "metrics: FUSE errors will not be counted");
     int fd = fuse_session_fd(fs->se);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
