@@ -390,6 +390,8 @@ static int session_open(struct zk_fs *fs)
         return -EIO;
     }
     fs->mounted = 1;
+    if (zk__fs_metrics_io(fs) != 0)
+        zk_log(ZK_LOG_WARN, "metrics: FUSE errors will not be counted");
     int fd = fuse_session_fd(fs->se);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
@@ -508,12 +510,13 @@ static void close_cb(uv_handle_t *h)
  * the store. Idempotent pieces: each checks what setup got to. */
 static void teardown(struct zk_fs *fs)
 {
+    /* First: their callbacks read the replica, which stops next. */
+    zk__fs_notify_stop(fs);
+    zk__fs_metrics_http_stop(fs);
     if (fs->replica)
         zk_replica_stop(fs->replica, 1);
     fs->replica = NULL;
     handles_free(fs);
-    zk__fs_notify_stop(fs);
-    zk__fs_metrics_http_stop(fs);
     zk__fs_lock_session_lost(fs, 0);    /* waits still parked */
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);

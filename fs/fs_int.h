@@ -177,6 +177,10 @@ struct zk_fs {
     struct zk__fs_notify *notify; /* notify.c: NULL without systemd */
 #define ZK__FS_OPCODE_MAX 64
     uint64_t requests[ZK__FS_OPCODE_MAX]; /* metrics.c: by FUSE opcode */
+    uint64_t errors[ZK__FS_OPCODE_MAX];   /* ... answered with an error */
+#define ZK__FS_REQMAP 4096      /* power of 2: requests in flight, mapped */
+    uint64_t req_unique[ZK__FS_REQMAP];   /* unique -> opcode, loop only */
+    uint8_t req_op[ZK__FS_REQMAP];
     uint64_t txns_applied, txns_failed, ops_applied, changes_applied;
 #define ZK__FS_LAT_BUCKETS 14
     /* metrics.c: proposal-to-answer latency of this mount's proposals */

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 /* FUSE opcodes (the kernel ABI, <linux/fuse.h>) by number; NULL: not
  * counted under a name of its own. */
@@ -39,14 +41,61 @@ static const char *const opcode_names[ZK__FS_OPCODE_MAX] = {
     [47] = "copy_file_range", [48] = "setupmapping",
     [49] = "removemapping", [50] = "syncfs", [51] = "tmpfile"};
 
+/* The kernel's fuse_in_header: len u32, opcode u32, unique u64, ...;
+ * fuse_out_header: len u32, error i32, unique u64. */
+#define IN_HDR_MIN  16
+#define OUT_HDR_LEN 16
+
 void zk__fs_metrics_request(struct zk_fs *fs, const struct fuse_buf *b)
 {
     uint32_t opcode;
+    uint64_t unique;
 
-    if ((b->flags & FUSE_BUF_IS_FD) || b->size < 8 || b->mem == NULL)
+    if ((b->flags & FUSE_BUF_IS_FD) || b->size < IN_HDR_MIN || !b->mem)
         return;
     memcpy(&opcode, (const char *)b->mem + 4, sizeof(opcode));
-    fs->requests[opcode < ZK__FS_OPCODE_MAX ? opcode : 0]++;
+    memcpy(&unique, (const char *)b->mem + 8, sizeof(unique));
+    if (opcode >= ZK__FS_OPCODE_MAX)
+        opcode = 0;
+    fs->requests[opcode]++;
+    fs->req_unique[unique & (ZK__FS_REQMAP - 1)] = unique;
+    fs->req_op[unique & (ZK__FS_REQMAP - 1)] = (uint8_t)opcode;
+}
+
+/* libfuse's writes to /dev/fuse (custom io): an answer with an error is
+ * counted under the opcode its request had. Notifications (unique 0)
+ * come from the echo thread and are only passed on; answers come from
+ * the loop thread, which alone touches the map. */
+static ssize_t io_writev(int fd, struct iovec *iov, int count,
+                         void *userdata)
+{
+    struct zk_fs *fs = userdata;
+    int32_t error;
+    uint64_t unique;
+
+    if (count > 0 && iov[0].iov_len >= OUT_HDR_LEN) {
+        memcpy(&error, (const char *)iov[0].iov_base + 4, sizeof(error));
+        memcpy(&unique, (const char *)iov[0].iov_base + 8, sizeof(unique));
+        if (unique != 0 && error != 0) {
+            size_t i = unique & (ZK__FS_REQMAP - 1);
+            fs->errors[fs->req_unique[i] == unique ? fs->req_op[i] : 0]++;
+        }
+    }
+    return writev(fd, iov, count);
+}
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+    (void)userdata;
+    return read(fd, buf, len);
+}
+
+int zk__fs_metrics_io(struct zk_fs *fs)
+{
+    static const struct fuse_custom_io io = {.writev = io_writev,
+                                             .read = io_read};
+
+    return fuse_session_custom_io(fs->se, &io, fuse_session_fd(fs->se));
 }
 
 void zk__fs_metrics_applied(void *arg, const struct zk_apply_result *res)
@@ -255,6 +304,13 @@ static void render_fs(struct out *o, struct zk_fs *fs)
     if (fs->requests[0])
         put(o, "zkfs_fuse_requests_total{op=\"other\"} %" PRIu64 "\n",
             fs->requests[0]);
+    family(o, "zkfs_fuse_errors_total", "counter",
+           "FUSE requests answered with an error (ENOENT of a lookup "
+           "included), by operation.");
+    for (int i = 0; i < ZK__FS_OPCODE_MAX; i++)
+        if (fs->errors[i])
+            put(o, "zkfs_fuse_errors_total{op=\"%s\"} %" PRIu64 "\n",
+                opcode_names[i] ? opcode_names[i] : "other", fs->errors[i]);
     one(o, "zkfs_transactions_applied_total", "counter",
         "Transactions applied here (committed, in zxid order).",
         fs->txns_applied);

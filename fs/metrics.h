@@ -27,6 +27,12 @@ void zk__fs_metrics_applied(void *arg, const struct zk_apply_result *res);
 /* Counts one request read from /dev/fuse by its opcode (fs.c). */
 void zk__fs_metrics_request(struct zk_fs *fs, const struct fuse_buf *b);
 
+/* Puts a custom io under fs->se, once mounted (fs.c), that counts the
+ * answers with an error by operation. Returns fuse_session_custom_io's
+ * result (0 or a negative errno); without it the errors are not
+ * counted and nothing else changes. */
+int zk__fs_metrics_io(struct zk_fs *fs);
+
 /* The FUSE handlers' part for ZK_METRICS_INO (ops.c, file.c). Each
  * replies exactly once. Opening for writing is refused (EACCES, root
  * too). */

@@ -52,10 +52,12 @@ wait_for -t 30 not test -e "$M/e4" || fail "e4 survived"
 
 log "the node is lost: CMD gets SIGTERM"
 zk_bg "$ZKFS" create -e "$M/e5" -- sh -c \
-    'trap "echo TERM >\"\$1\"; exit 7" TERM; while :; do sleep 0.05; done' \
+    'trap "echo TERM >\"\$1\"; exit 7" TERM; : >"$1.ready"
+     while :; do sleep 0.05; done' \
     _ "$ZK_TMP/e5.term" >"$ZK_TMP/out5" 2>"$ZK_TMP/err5"
 zpid=$ZK_BG
 wait_for test -s "$ZK_TMP/out5" || fail "create -e printed nothing"
+wait_for test -e "$ZK_TMP/e5.term.ready" || fail "CMD did not start"
 rm "$M/e5"
 rc=0
 wait "$zpid" || rc=$?
@@ -64,10 +66,12 @@ assert_eq TERM "$(cat "$ZK_TMP/e5.term")" "CMD was told"
 assert_match "ephemeral node is lost" "$(cat "$ZK_TMP/err5")" "the message"
 
 log "the node is lost, CMD ignores SIGTERM: SIGKILL after the grace"
-zk_bg "$ZKFS" create -e "$M/e6" -- sh -c 'trap "" TERM; sleep 60' \
-    >"$ZK_TMP/out6" 2>/dev/null
+# CMD says when its trap is set: a SIGTERM before that would kill it.
+zk_bg "$ZKFS" create -e "$M/e6" -- sh -c 'trap "" TERM; : >"$1"; sleep 60' \
+    sh "$ZK_TMP/e6.ready" >"$ZK_TMP/out6" 2>/dev/null
 zpid=$ZK_BG
 wait_for test -s "$ZK_TMP/out6" || fail "create -e printed nothing"
+wait_for test -e "$ZK_TMP/e6.ready" || fail "CMD did not start"
 rm "$M/e6"
 rc=0
 wait "$zpid" || rc=$?

@@ -77,6 +77,16 @@ for op in create write flush mkdir read; do
     [ "${after:-0}" -ge $((${before:-0} + 1)) ] || fail "requests of $op did not move: ${before:-0} -> ${after:-0}"
 done
 [ "$(value "$b" 'zkfs_fuse_requests_total{op="create"}')" -ge 20 ] || fail "fewer than 20 creates counted"
+
+log "errors are counted by operation"
+e0=$(value "$(cat "$P")" 'zkfs_fuse_errors_total{op="rmdir"}')
+l0=$(value "$(cat "$P")" 'zkfs_fuse_errors_total{op="lookup"}')
+assert_fail rmdir "$M/dir"                 # ENOTEMPTY from the daemon
+assert_fail cat "$M/no-such-file"          # ENOENT of a lookup
+c=$(cat "$P")
+[ "$(value "$c" 'zkfs_fuse_errors_total{op="rmdir"}')" -eq $((${e0:-0} + 1)) ] ||
+    fail "rmdir errors: ${e0:-0} -> $(value "$c" 'zkfs_fuse_errors_total{op="rmdir"}')"
+[ "$(value "$c" 'zkfs_fuse_errors_total{op="lookup"}')" -gt "${l0:-0}" ] || fail "lookup errors did not move"
 zk_stop "$M"
 
 log "an ensemble member lists every member, connected, with its lag"
