@@ -241,6 +241,8 @@ static int lock_ready(struct zk_fs *fs, fuse_ino_t ino, uint64_t *session)
     int rc = ino == ZK_CTL_INO ? -ENOLCK : zk_store_getattr(fs->store, ino, &st);
     if (rc == 0 && st.kind == ZK_KIND_DIR)
         rc = -ENOLCK;           /* RELEASEDIR would never unlock it */
+    if (rc == -ENOENT)
+        rc = 0;                 /* a file deleted while open: lockable */
     *session = zk_replica_session(fs->replica);
     if (rc == 0 && (zk_replica_lease_check(fs->replica) != 0 || !*session))
         rc = -ENOLINK;          /* no session (lease lost, no quorum) */

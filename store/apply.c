@@ -545,15 +545,19 @@ static int lock_granted(void *arg, uint64_t ino, const struct zk_lock_ent *e)
     return 0;
 }
 
-/* ZK_OP_LOCK / ZK_OP_UNLOCK (store/lock.c). A lock needs the file and an
- * open session; an unlock of a file deleted meanwhile still runs. */
+/* ZK_OP_LOCK / ZK_OP_UNLOCK (store/lock.c). A lock needs an open session;
+ * the file may have been deleted while open (POSIX lets its holders lock
+ * it; the table goes with the last unlock or the session). */
 static int op_lock(struct ap *a, const struct zk_op *op,
                    struct zk_op_result *r)
 {
     struct zk__node n;
     if (op->type == ZK_OP_LOCK) {
         int rc = zk__node_get(a->s, a->t, op->ino, &n);
-        if (rc == 0 && n.st.kind == ZK_KIND_DIR && !(op->flags & ZK_LOCK_FLOCK))
+        if (rc == -ENOENT)
+            rc = 0;             /* deleted while open */
+        else if (rc == 0 && n.st.kind == ZK_KIND_DIR &&
+                 !(op->flags & ZK_LOCK_FLOCK))
             rc = -EBADF;        /* fcntl locks need a file */
         if (rc == 0)
             rc = session_is_open(a, op->session);

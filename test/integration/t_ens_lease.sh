@@ -34,10 +34,11 @@ done
 zk_bg timeout 60 inotifywait -m -r --format '%e %w%f' "$m" \
     >"$ZK_TMP/ino.log" 2>&1
 wait_for grep -q "Watches established" "$ZK_TMP/ino.log"
-# `zkfs create -e -- CMD` stops CMD when its ephemeral is lost.
-zk_bg bash -c '"$ZKFS" create -e "$1" -- sleep 600 >/dev/null 2>"$2.err"
-               echo $? >"$2"' _ "$m/eph/cmd" "$ZK_TMP/cmd.rc"
-wait_for test -e "$m/eph/cmd" || fail "zkfs create -e did not create"
+# And one whose CMD ignores nothing: it ends by the SIGTERM (status 143).
+zk_bg bash -c '"$ZKFS" create -e "$1" -- sleep 600 >"$2.out" 2>"$2.err"
+               echo $? >"$2"' _ "$m/eph/cmd2" "$ZK_TMP/cmd.rc"
+wait_for test -s "$ZK_TMP/cmd.rc.out" ||
+    fail "zkfs create -e did not create: $(cat "$ZK_TMP/cmd.rc.err")"
 
 pids=()
 for i in "${others[@]}"; do pids+=("${ZK_PID_OF[$(ens_mnt "$i")]}"); done
