@@ -83,7 +83,7 @@ enum dev_id {
     DEV_XATTR_ZKFS, DEV_MMAP_SHARED, DEV_DIR_NLINK, DEV_DIR_SIZE,
     DEV_CLOSE_GONE, DEV_EFBIG, DEV_APPEND_POS, DEV_TIMES, DEV_FSTAT_GONE,
     DEV_APPEND_READ, BUG_APPEND_READ_GONE, BUG_OPATH_FSTAT_GONE,
-    BUG_SUID_KEPT, DEV_LOCK_GONE, DEV_COUNT
+    BUG_SUID_KEPT, DEV_COUNT
 };
 
 static struct dev {
@@ -113,7 +113,6 @@ static struct dev {
     [BUG_APPEND_READ_GONE] = {"BUG append read of deleted", "known bug: a read on an O_RDWR|O_APPEND descriptor of a deleted file fails with ENOENT"},
     [BUG_OPATH_FSTAT_GONE] = {"BUG O_PATH fstat of deleted", "known bug: fstat of an O_PATH descriptor whose node was deleted fails with ESTALE"},
     [BUG_SUID_KEPT] = {"suid at commit", "A write ... by any user but root ... clears `S_ISUID` ... in the same transaction as the data (so at the commit, not at the write)"},
-    [DEV_LOCK_GONE] = {"lock gone", "A lock request on a descriptor whose file was deleted meanwhile fails with `ENOENT`"},
     [DEV_FSTAT_GONE] = {"fstat gone", "`fstat` on a descriptor whose file was deleted or replaced meanwhile returns the stat as of its open with `st_nlink` 0"},
 };
 
@@ -1092,19 +1091,6 @@ static void op_mmap(struct run *R, const struct op *o)
     same(R, z, m, "mmap");
 }
 
-/* zkfs's locks live in the replicated lock table, keyed by the znode: a
- * lock request on a descriptor of a deleted file fails with ENOENT. */
-static int lock_gone(struct run *R, struct slot *S, long z, long m)
-{
-    struct stat mst;
-    (void)R;
-    if (z != -ENOENT || fstat(S->fd[M], &mst) != 0 || mst.st_nlink != 0)
-        return 0;
-    (void)m;
-    dev_hit(DEV_LOCK_GONE);
-    return 1;
-}
-
 static void op_flock(struct run *R, const struct op *o)
 {
     struct slot *S = &R->slot[o->slot];
@@ -1114,8 +1100,6 @@ static void op_flock(struct run *R, const struct op *o)
     int how = ops[o->sub % 3] | LOCK_NB;
     long z = sysret(flock(S->fd[Z], how));
     long m = sysret(flock(S->fd[M], how));
-    if (lock_gone(R, S, z, m))
-        return;
     same(R, z, m, "flock");
 }
 
@@ -1138,8 +1122,6 @@ static void op_ofdlock(struct run *R, const struct op *o)
     }
     long z = sysret(fcntl(S->fd[Z], cmd, &fl[Z]));
     long m = sysret(fcntl(S->fd[M], cmd, &fl[M]));
-    if (lock_gone(R, S, z, m))
-        return;
     same(R, z, m, "fcntl lock");
     if (z == 0 && cmd == F_OFD_GETLK && !R->solo &&
         (fl[Z].l_type != fl[M].l_type ||
