@@ -1912,7 +1912,7 @@ static int shrink(struct op *ops, int n, struct outcome *fail, uint64_t seed,
         snprintf(work, sizeof(work), "%s%" PRIu64 ".s", opt_work, seed);
         trial(ops, n, work, &o);
         (*trials)++;
-        if (o.kind != T_OK && o.kind != T_HANG) {
+        if (o.kind != T_OK && o.kind != T_HANG && fail->kind != T_HANG) {
             *fail = o;
             n = o.at + 1;
             chunk = n / 2 > 0 ? n / 2 : 1;
@@ -1934,7 +1934,8 @@ static int shrink(struct op *ops, int n, struct outcome *fail, uint64_t seed,
             (*trials)++;
             if (o.kind != T_HANG)
                 remove_work(work);
-            if (o.kind != T_OK && o.kind != T_HANG && same_failure(&o, fail, cand, ops)) {
+            if (o.kind != T_OK && (o.kind != T_HANG || fail->kind == T_HANG) &&
+                same_failure(&o, fail, cand, ops)) {
                 n = o.at + 1 < k ? o.at + 1 : k;
                 memcpy(ops, cand, (size_t)n * sizeof(*ops));
                 *fail = o;
@@ -1985,8 +1986,25 @@ static int gen_seed(uint64_t s, struct op *ops)
     return kept;
 }
 
-/* Prints a failed seed, shrinks it (divergences and crashes: a hang or a
- * dead mount leaves nothing to re-run against) and prints the sequence. */
+/* The zkfs root answers a stat within 5 s (after a hang: worth shrinking). */
+static int mount_alive(void)
+{
+    pid_t pid = fork();
+    struct stat st;
+    if (pid == 0)
+        _exit(stat(opt_root[Z], &st) == 0 ? 0 : 1);
+    for (int i = 0; i < 500; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    return 0;
+}
+
+/* Prints a failed seed, shrinks it (not when the mount is dead: nothing
+ * to re-run against) and prints the sequence. */
 static void report_failure(const char *argv0, uint64_t seed, struct op *ops,
                            int n, struct outcome *o)
 {
@@ -1995,6 +2013,7 @@ static void report_failure(const char *argv0, uint64_t seed, struct op *ops,
            argv0, seed, opt_ops, opt_solo ? " --solo" : "");
     int trials = 0, m = o->at + 1;
     if (o->kind == T_DIVERGE || o->kind == T_CRASH ||
+        (o->kind == T_HANG && mount_alive()) ||
         (o->kind == T_DEAD && !strstr(o->msg, "ENOTCONN"))) {
         m = shrink(ops, n, o, seed, &trials);
         printf("shortest sequence found (%d ops after %d trials; last: %s):\n",
