@@ -343,6 +343,7 @@ struct commit {
     uint64_t wgen;
     size_t len;
     int paused;                /* requests are paused until it is done */
+    int direct;                /* fsync: answered without the echo barrier */
 };
 
 static void fh_unref(struct zk__fs_fh *fh)
@@ -401,7 +402,9 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     }
     if (rc)   /* the kernel's size may count what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
-    if (c->req)
+    if (c->req && c->direct)
+        zk__fs_reply_errno(c->req, rc);
+    else if (c->req)
         reply_commit(c->fs, c->req, rc);
     if (c->paused)
         zk__fs_resume(c->fs);
@@ -434,8 +437,14 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
         rc = rc ? rc : -ENOMEM;
         goto reply;
     }
+    /* An fsync holds the file's inode lock while it waits (fuse_fsync),
+     * and the echo thread's replay of a remote change to the same file
+     * (open, ftruncate) needs that lock: waiting for the echo barrier
+     * behind such a replay would deadlock both. So fsync answers when the
+     * commit is applied; close() (FLUSH, no lock held) still waits. */
     *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
-                         .len = fh->len, .paused = req == NULL};
+                         .len = fh->len, .paused = req == NULL,
+                         .direct = req != NULL && all};
     struct zk_op op = {
         .type = fh->append && !fh->trunc ? ZK_OP_APPEND : ZK_OP_SET_DATA,
         .version = -1,

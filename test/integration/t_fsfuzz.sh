@@ -77,6 +77,36 @@ if [ "$ENS_SEEDS" -gt 0 ]; then
     log "3. a 3-replica ensemble: the fuzzer on two mounts at once, $ENS_SEEDS seeds x $OPS ops"
     ens_setup 3
     ens_start_all
+    # The fuzzer found this one: an fsync on one mount while another mount
+    # rewrote the same file hung both the fsync and replica 1's echo thread
+    # (its replay's ftruncate waited for the inode lock the fsync held).
+    log "fsync on replica 1 while replica 2 rewrites the same file, 5 s"
+    echo a >"$(ens_mnt 1)/race"
+    ens_wait_exists 2 race
+    fsyncer() {
+        local end=$((SECONDS + 5)) n=0
+        while [ "$SECONDS" -lt "$end" ]; do
+            printf 'x%.0s' {1..100} |
+                dd of="$(ens_mnt 1)/race" conv=fsync,notrunc status=none || return 1
+            n=$((n + 1))
+        done
+        echo "$n" >"$ZK_TMP/fsyncs"
+    }
+    rewriter() {
+        local end=$((SECONDS + 5))
+        while [ "$SECONDS" -lt "$end" ]; do echo y >"$(ens_mnt 2)/race" || return 1; done
+    }
+    zk_bg fsyncer
+    fpid=$ZK_BG
+    zk_bg rewriter
+    rpid=$ZK_BG
+    if ! wait_for -t 30 zk_pid_gone "$fpid"; then
+        ens_hang_diag 1 >&2
+        fail "an fsync on replica 1 hung while replica 2 rewrote the file"
+    fi
+    wait "$fpid" || fail "the fsync loop failed"
+    wait "$rpid" || fail "the rewriting loop failed"
+    log "$(cat "$ZK_TMP/fsyncs") fsyncs, no hang"
     zk_tmpfs "$ZK_TMP/solo1" 512m
     zk_tmpfs "$ZK_TMP/solo2" 512m
     t0=$SECONDS
