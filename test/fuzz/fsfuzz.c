@@ -16,7 +16,8 @@
  * close/fsync (SPEC section 2), so the model keeps that buffer itself and
  * writes the tmpfs file only when zkfs would commit. Every other difference
  * must be one of the deviations in `devs[]` below, each quoting the line of
- * docs/filesystem.md that documents it.
+ * docs/filesystem.md that documents it (or, named BUG, a known bug listed
+ * in docs/testing.md); the hits of each are counted and printed.
  *
  * Every seed runs in a worker process watched by a supervisor: a worker
  * that makes no progress for --op-timeout-ms is a hang. On a failure
