@@ -13,7 +13,8 @@
 # Knobs: ZK_FSFUZZ_SEEDS (default 60) and ZK_FSFUZZ_OPS (default 300) for
 # part 1; ZK_FSFUZZ_ASAN_SEEDS (default 10, 0 skips part 2);
 # ZK_FSFUZZ_ENS_SEEDS (default 10, 0 skips part 3); ZK_FSFUZZ_SEED (first
-# seed, default 1). For a long run raise ZK_TEST_TIMEOUT as well.
+# seed, default 1). ZK_SKIP_ASAN=1 skips part 2 too. For a long run raise
+# ZK_TEST_TIMEOUT as well. Part 2 builds build-asan/zkfs if needed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -25,6 +26,7 @@ SEEDS=${ZK_FSFUZZ_SEEDS:-60}
 OPS=${ZK_FSFUZZ_OPS:-300}
 ASAN_SEEDS=${ZK_FSFUZZ_ASAN_SEEDS:-10}
 ENS_SEEDS=${ZK_FSFUZZ_ENS_SEEDS:-10}
+[ "${ZK_SKIP_ASAN:-0}" = 1 ] && ASAN_SEEDS=0   # as scripts/check.sh
 
 # fuzz LABEL DAEMON-LOG ARGS...: runs the fuzzer, its output in the test's
 # log; on a failure the end of the daemon's log (a sanitizer report) too.
