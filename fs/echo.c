@@ -138,6 +138,30 @@ void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
     stage(fs, it);
 }
 
+static int replay_touches(const struct zk__fs_echo_item *it, uint64_t ino)
+{
+    return it && it->kind >= ZK__ECHO_R_CREATE && it->kind != ZK__ECHO_BARRIER &&
+           (it->ino == ino || it->replaced == ino);
+}
+
+int zk__fs_echo_replay_pending(struct zk_fs *fs, uint64_t ino)
+{
+    struct zk__fs_echo *e = &fs->echo;
+    int found = 0;
+    for (struct zk__fs_echo_item *it = e->stage_head; it && !found; it = it->next)
+        found = replay_touches(it, ino);
+    if (!e->started || found)
+        return found;
+    /* Under the mutex: the thread sets cur before it lets go of it. (Items
+     * are freed by the loop only, so cur stays readable here.) */
+    pthread_mutex_lock(&e->mu);
+    found = replay_touches(atomic_load(&e->cur), ino);
+    for (struct zk__fs_echo_item *it = e->head; it && !found; it = it->next)
+        found = replay_touches(it, ino);
+    pthread_mutex_unlock(&e->mu);
+    return found;
+}
+
 /* Takes back the replays of a transaction a local syscall made: the
  * syscall itself told inotify. Called from the done callbacks of syscall
  * proposals, before the stage is handed over. Loop thread. */
@@ -628,6 +652,7 @@ static void *echo_main(void *arg)
         if (!e->head)
             e->tail = NULL;
         e->len--;
+        atomic_store(&e->cur, it);  /* seen by zk__fs_echo_replay_pending */
         pthread_mutex_unlock(&e->mu);
         do_item(fs, it);
         pthread_mutex_lock(&e->mu);

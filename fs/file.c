@@ -377,6 +377,7 @@ struct commit {
     uint64_t wgen;
     size_t len;
     int paused;                /* requests are paused until it is done */
+    int fsync;                 /* an fsync (holds the inode lock) waits */
 };
 
 static void fh_unref(struct zk__fs_fh *fh)
@@ -435,7 +436,14 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     }
     if (rc)   /* the kernel's size may count what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
-    if (c->req)
+    /* An fsync holds the file's inode lock while it waits (fuse_fsync),
+     * and the echo thread's replay of a remote change to the same file
+     * (open, ftruncate; unlink, rename) needs that lock: an fsync waiting
+     * for the echo barrier behind such a replay deadlocks both. Then it
+     * is answered at once (its attributes may lag for a moment). */
+    if (c->req && c->fsync && zk__fs_echo_replay_pending(c->fs, fh->ino))
+        zk__fs_reply_errno(c->req, rc);
+    else if (c->req)
         reply_commit(c->fs, c->req, rc);
     if (c->paused)
         zk__fs_resume(c->fs);
@@ -503,7 +511,8 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
         goto reply;
     }
     *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
-                         .len = fh->len, .paused = req == NULL};
+                         .len = fh->len, .paused = req == NULL,
+                         .fsync = req != NULL && all};
     struct zk_op ops[2] = {{
         .type = fh->append && !fh->trunc ? ZK_OP_APPEND : ZK_OP_SET_DATA,
         .version = -1,

@@ -417,6 +417,9 @@ void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
+/* Whether a replay that touches ino (and so needs its inode lock) is
+ * staged, queued or being acted out. Loop thread. */
+int zk__fs_echo_replay_pending(struct zk_fs *fs, uint64_t ino);
 int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
                        const char *name);
 

@@ -16,7 +16,8 @@
  * close/fsync (SPEC section 2), so the model keeps that buffer itself and
  * writes the tmpfs file only when zkfs would commit. Every other difference
  * must be one of the deviations in `devs[]` below, each quoting the line of
- * docs/filesystem.md that documents it.
+ * docs/filesystem.md that documents it (or, named BUG, a known bug listed
+ * in docs/testing.md); the hits of each are counted and printed.
  *
  * Every seed runs in a worker process watched by a supervisor: a worker
  * that makes no progress for --op-timeout-ms is a hang. On a failure
@@ -1419,10 +1420,95 @@ static size_t xattr_filter(const struct res *r, char *out)
 }
 
 
+/* Creations and renames zkfs refuses where tmpfs succeeds: allowed, and
+ * undone in the model. Returns 1 if it was one. */
+static int namespace_deviation(struct run *R, const struct op *o, long z, long m)
+{
+    const char *p = paths[o->p1], *q = paths[o->p2];
+    int k = o->kind;
+    if (m != 0)
+        return 0;
+    if (z == -EPERM && (k == OP_LINK || k == OP_SYMLINK || k == OP_MKFIFO ||
+                        (k == OP_MKNOD && o->sub % 5 != 0))) {
+        dev_hit(k == OP_LINK ? DEV_LINK : k == OP_SYMLINK ? DEV_SYMLINK
+                                                         : DEV_SPECIAL);
+        model_unlink_any(R, k == OP_LINK ? q : p);
+        return 1;
+    }
+    if (z == -EINVAL && k == OP_RENAME && o->sub % 4 == 3) {
+        dev_hit(DEV_EXCHANGE);
+        side_cd(R, M);
+        renameat2(AT_FDCWD, p, AT_FDCWD, q, RENAME_EXCHANGE);
+        return 1;
+    }
+    if (z == -EINVAL && k == OP_RENAME && o->p2 == P_CTL) {
+        dev_hit(DEV_NAME_CTL);
+        side_cd(R, M);
+        rename(q, p);
+        return 1;
+    }
+    if (z == -EINVAL && o->p1 == P_CTL &&
+        (k == OP_MKDIR || k == OP_MKNOD || k == OP_USER_CREATE)) {
+        dev_hit(DEV_NAME_CTL);
+        model_unlink_any(R, p);
+        return 1;
+    }
+    if (z == -EOPNOTSUPP && k == OP_TMPFILE) {
+        dev_hit(DEV_TMPFILE);
+        return 1;
+    }
+    return 0;
+}
+
+/* set/get/removexattr of zkfs's names and of names zkfs refuses: returns 1
+ * if the difference was an allowed one (the model never keeps them). */
+static int xattr_deviation(struct run *R, const struct op *o, struct res *r)
+{
+    const char *p = paths[o->p1];
+    long z = r[Z].ret, m = r[M].ret;
+    int xi = o->sub % NXATTR, xkind = xi <= 3 ? 1 : xi <= 7 ? 2 : 3;
+    char xn[300];
+    if (o->kind != OP_SETXATTR && o->kind != OP_REMOVEXATTR &&
+        o->kind != OP_GETXATTR)
+        return 0;
+    xattr_name(xi, xn);
+    if (xkind == 1) {               /* user.zkfs.*: not compared */
+        if (z != m)
+            dev_hit(DEV_XATTR_ZKFS);
+        side_cd(R, M);
+        removexattr(p, xn);
+        if (o->kind == OP_SETXATTR && z == 0 && xi == 0) {
+            size_t n = xsizes[o->len % 7];
+            fill_data(o->dseed, n);     /* a user's child set it */
+            side_cd(R, Z);
+            long g = sysret(getxattr(p, xn, r[Z].data, sizeof(r[Z].data)));
+            if (g != (long)n || memcmp(r[Z].data, databuf, n) != 0)
+                diverge(R, "user.zkfs.data reads back %s bytes after a set of %zu",
+                        errname(g), n);
+        }
+        return 1;
+    }
+    int want = xkind == 2 ? EPERM : ENOTSUP;
+    if (o->kind == OP_SETXATTR && z == -want && (m == 0 || m == -ENODATA)) {
+        dev_hit(xkind == 2 ? DEV_XATTR_ZK : DEV_XATTR_OTHER);
+        side_cd(R, M);
+        removexattr(p, xn);
+        return 1;
+    }
+    if (xkind == 2 && z != m) {     /* user.zk.*: decimal, read-only */
+        dev_hit(DEV_XATTR_ZK);
+        if (o->kind == OP_GETXATTR && z > 0 && !(o->sub & 0x80))
+            for (long i = 0; i < z; i++)
+                if (r[Z].data[i] < '0' || r[Z].data[i] > '9')
+                    diverge(R, "%s is not a decimal number", xn);
+        return 1;
+    }
+    return 0;
+}
+
 static void op_path(struct run *R, const struct op *o)
 {
     static struct res r[2];
-    const char *p = paths[o->p1], *q = paths[o->p2];
     char what[64];
     snprintf(what, sizeof(what), "%s%s", op_names[o->kind],
              o->user ? " (as a user)" : "");
@@ -1433,82 +1519,8 @@ static void op_path(struct run *R, const struct op *o)
     }
     path_run(R, o, M, &r[M]);
     long z = r[Z].ret, m = r[M].ret;
-    int xi = o->sub % NXATTR;
-
-    /* Creations zkfs refuses but tmpfs does: undone in the model. */
-    if (z == -EPERM && m == 0) {
-        int k = o->kind;
-        if (k == OP_LINK || k == OP_SYMLINK || k == OP_MKFIFO ||
-            (k == OP_MKNOD && o->sub % 5 != 0)) {
-            dev_hit(k == OP_LINK ? DEV_LINK : k == OP_SYMLINK ? DEV_SYMLINK
-                                                             : DEV_SPECIAL);
-            model_unlink_any(R, k == OP_LINK ? q : p);
-            return;
-        }
-    }
-    if (z == -EINVAL && m == 0) {
-        if (o->kind == OP_RENAME && o->sub % 4 == 3) {
-            dev_hit(DEV_EXCHANGE);
-            side_cd(R, M);
-            renameat2(AT_FDCWD, p, AT_FDCWD, q, RENAME_EXCHANGE);
-            return;
-        }
-        if (o->kind == OP_RENAME && o->p2 == P_CTL) {
-            dev_hit(DEV_NAME_CTL);
-            side_cd(R, M);
-            rename(q, p);
-            return;
-        }
-        if (o->p1 == P_CTL && (o->kind == OP_MKDIR || o->kind == OP_MKNOD ||
-                               o->kind == OP_USER_CREATE)) {
-            dev_hit(DEV_NAME_CTL);
-            model_unlink_any(R, p);
-            return;
-        }
-    }
-    if (o->kind == OP_TMPFILE && z == -EOPNOTSUPP && m == 0) {
-        dev_hit(DEV_TMPFILE);
+    if (namespace_deviation(R, o, z, m) || xattr_deviation(R, o, r))
         return;
-    }
-    int xkind = xi <= 3 ? 1 : xi <= 7 ? 2 : 3;     /* zkfs, zk, other */
-    if (o->kind == OP_SETXATTR || o->kind == OP_REMOVEXATTR ||
-        o->kind == OP_GETXATTR) {
-        char xn[300];
-        xattr_name(xi, xn);
-        if (xkind == 1) {
-            /* zkfs's own names: the model never keeps them. */
-            if (z != m)
-                dev_hit(DEV_XATTR_ZKFS);
-            side_cd(R, M);
-            removexattr(p, xn);
-            if (o->kind == OP_SETXATTR && z == 0 && xi == 0) {
-                size_t n = xsizes[o->len % 7];
-                fill_data(o->dseed, n);     /* a user's child set it */
-                side_cd(R, Z);
-                long g = sysret(getxattr(p, xn, r[Z].data, sizeof(r[Z].data)));
-                if (g != (long)n || memcmp(r[Z].data, databuf, n) != 0)
-                    diverge(R, "user.zkfs.data reads back %s bytes after a set of %zu",
-                            errname(g), n);
-            }
-            return;
-        }
-        int want = xkind == 2 ? EPERM : ENOTSUP;
-        if (o->kind == OP_SETXATTR && z == -want && (m == 0 || m == -ENODATA)) {
-            dev_hit(xkind == 2 ? DEV_XATTR_ZK : DEV_XATTR_OTHER);
-            side_cd(R, M);
-            removexattr(p, xn);
-            return;
-        }
-        if (xkind == 2 && z != m) {
-            /* user.zk.*: zkfs has them (decimal, read-only). */
-            dev_hit(DEV_XATTR_ZK);
-            if (o->kind == OP_GETXATTR && z > 0 && !(o->sub & 0x80))
-                for (long i = 0; i < z; i++)
-                    if (r[Z].data[i] < '0' || r[Z].data[i] > '9')
-                        diverge(R, "%s is not a decimal number", xn);
-            return;
-        }
-    }
     if (o->kind == OP_LISTXATTR && z >= 0 && m >= 0)
         z = m;                  /* the lengths differ by user.zk.*: below */
     same(R, z, m, what);
@@ -1905,7 +1917,7 @@ static int shrink(struct op *ops, int n, struct outcome *fail, uint64_t seed,
         snprintf(work, sizeof(work), "%s%" PRIu64 ".s", opt_work, seed);
         trial(ops, n, work, &o);
         (*trials)++;
-        if (o.kind != T_OK && o.kind != T_HANG) {
+        if (o.kind != T_OK && o.kind != T_HANG && fail->kind != T_HANG) {
             *fail = o;
             n = o.at + 1;
             chunk = n / 2 > 0 ? n / 2 : 1;
@@ -1927,7 +1939,8 @@ static int shrink(struct op *ops, int n, struct outcome *fail, uint64_t seed,
             (*trials)++;
             if (o.kind != T_HANG)
                 remove_work(work);
-            if (o.kind != T_OK && o.kind != T_HANG && same_failure(&o, fail, cand, ops)) {
+            if (o.kind != T_OK && (o.kind != T_HANG || fail->kind == T_HANG) &&
+                same_failure(&o, fail, cand, ops)) {
                 n = o.at + 1 < k ? o.at + 1 : k;
                 memcpy(ops, cand, (size_t)n * sizeof(*ops));
                 *fail = o;
@@ -1954,6 +1967,75 @@ static void usage(void)
             "--salt makes their sequences differ); only hangs, EIO and a dead\n"
             "mount fail. --only replays some ops of a seed (as printed on failure).\n");
     exit(2);
+}
+
+/* The ops of one seed (ops holds --ops entries); --only I,J,... keeps
+ * just those. Returns how many. */
+static int gen_seed(uint64_t s, struct op *ops)
+{
+    int n = (int)opt_ops;
+    for (int i = 0; i < n; i++) {
+        gen_op(&s, &ops[i]);
+        ops[i].idx = (uint32_t)i;
+    }
+    if (!opt_only)
+        return n;
+    int kept = 0;
+    for (char *t = opt_only; *t; t++) {
+        long i = strtol(t, &t, 10);
+        if (i >= 0 && i < n)
+            ops[kept++] = ops[i];
+        if (!*t)
+            break;
+    }
+    return kept;
+}
+
+/* The zkfs root answers a stat within 5 s (after a hang: worth shrinking). */
+static int mount_alive(void)
+{
+    pid_t pid = fork();
+    struct stat st;
+    if (pid == 0)
+        _exit(stat(opt_root[Z], &st) == 0 ? 0 : 1);
+    for (int i = 0; i < 500; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    return 0;
+}
+
+/* Prints a failed seed, shrinks it (not when the mount is dead: nothing
+ * to re-run against) and prints the sequence. */
+static void report_failure(const char *argv0, uint64_t seed, struct op *ops,
+                           int n, struct outcome *o)
+{
+    printf("FAIL seed %" PRIu64 " (%s): %s\n", seed, t_names[o->kind], o->msg);
+    printf("reproduce: %s --zk DIR --model DIR --seed %" PRIu64 " --ops %ld%s\n",
+           argv0, seed, opt_ops, opt_solo ? " --solo" : "");
+    int trials = 0, m = o->at + 1;
+    if (o->kind == T_DIVERGE || o->kind == T_CRASH ||
+        (o->kind == T_HANG && mount_alive()) ||
+        (o->kind == T_DEAD && !strstr(o->msg, "ENOTCONN"))) {
+        m = shrink(ops, n, o, seed, &trials);
+        printf("shortest sequence found (%d ops after %d trials; last: %s):\n",
+               m, trials, o->msg);
+    } else {
+        printf("the sequence up to the failure (not shrunk: %s):\n",
+               t_names[o->kind]);
+    }
+    printf("replay it: --seed %" PRIu64 " --ops %ld --only ", seed, opt_ops);
+    for (int i = 0; i < m && i < n; i++)
+        printf("%s%u", i ? "," : "", ops[i].idx);
+    printf("\n");
+    for (int i = 0; i < m && i < n; i++) {
+        char b[512];
+        op_show(&ops[i], b, sizeof(b));
+        printf("  %3d  %s\n", i, b);
+    }
 }
 
 int main(int argc, char **argv)
@@ -1989,22 +2071,7 @@ int main(int argc, char **argv)
     for (long k = 0; k < opt_seeds; k++) {
         uint64_t seed = opt_seed + (uint64_t)k;
         uint64_t s = seed ^ (opt_salt * 0x9e3779b97f4a7c15ULL);
-        int n = (int)opt_ops;
-        for (int i = 0; i < n; i++) {
-            gen_op(&s, &ops[i]);
-            ops[i].idx = (uint32_t)i;
-        }
-        if (opt_only) {             /* --only I,J,...: just these ops */
-            int kept = 0;
-            for (char *t = opt_only; *t; t++) {
-                long i = strtol(t, &t, 10);
-                if (i >= 0 && i < n)
-                    ops[kept++] = ops[i];
-                if (!*t)
-                    break;
-            }
-            n = kept;
-        }
+        int n = gen_seed(s, ops);
         char work[160];
         snprintf(work, sizeof(work), "%s%" PRIu64, opt_work, seed);
         struct outcome o;
@@ -2016,28 +2083,7 @@ int main(int argc, char **argv)
             printf("seed %" PRIu64 ": %s (%ld ops)\n", seed, t_names[o.kind], shm->ops_done);
         if (o.kind == T_OK)
             continue;
-        printf("FAIL seed %" PRIu64 " (%s): %s\n", seed, t_names[o.kind], o.msg);
-        printf("reproduce: %s --zk DIR --model DIR --seed %" PRIu64 " --ops %ld%s\n",
-               argv[0], seed, opt_ops, opt_solo ? " --solo" : "");
-        int trials = 0, m = o.at + 1;
-        if (o.kind == T_DIVERGE || o.kind == T_CRASH ||
-            (o.kind == T_DEAD && !strstr(o.msg, "ENOTCONN"))) {
-            m = shrink(ops, n, &o, seed, &trials);
-            printf("shortest sequence found (%d ops after %d trials; last: %s):\n",
-                   m, trials, o.msg);
-        } else {
-            printf("the sequence up to the failure (not shrunk: %s):\n",
-                   t_names[o.kind]);
-        }
-        printf("replay it: --seed %" PRIu64 " --ops %ld --only ", seed, opt_ops);
-        for (int i = 0; i < m && i < n; i++)
-            printf("%s%u", i ? "," : "", ops[i].idx);
-        printf("\n");
-        for (int i = 0; i < m && i < n; i++) {
-            char b[512];
-            op_show(&ops[i], b, sizeof(b));
-            printf("  %3d  %s\n", i, b);
-        }
+        report_failure(argv[0], seed, ops, n, &o);
         return 1;
     }
     printf("fsfuzz: %ld seeds from %" PRIu64 ", %ld ops, %s, %.1f s; deviations seen:",
