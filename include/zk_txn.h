@@ -27,7 +27,7 @@
 
 #define ZK_DATA_MAX      (1024 * 1024) /* largest znode data, bytes       */
 #define ZK_NAME_MAX      255           /* longest path component, bytes   */
-#define ZK_PATH_MAX      4096          /* longest path, bytes incl. '/'   */
+#define ZK_PATH_MAX      4097          /* longest path + its NUL, bytes   */
 #define ZK_OWNER_MAX     256           /* longest owner description       */
 #define ZK_TXN_OPS_MAX   1024          /* most operations in one txn      */
 #define ZK_TXN_VERSION   1

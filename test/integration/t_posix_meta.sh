@@ -2,7 +2,7 @@
 # POSIX details tools depend on: utimensat/touch -d/touch -r/cp -p store
 # st_mtime (make and rsync compare it), a write or truncation by another
 # user clears setuid/setgid, lseek(SEEK_END) on a writer's descriptor sees
-# what it wrote, paths of 4,094 bytes from the mount root, one errno for
+# what it wrote, paths of PATH_MAX - 1 bytes from the mount root, one errno for
 # hard links, symlinks, FIFOs, sockets and devices, and the nosuid,nodev
 # default (-o suid,dev to change it). Values are checked again after a
 # remount.
@@ -69,18 +69,18 @@ out=$(perl -e 'open(F, "+<", $ARGV[0]) or die; sysseek(F, 0, 2);
 assert_eq 12 "$out" "SEEK_END after writing"
 assert_eq 12 "$(stat -c %s "$M/w")" "size after close"
 
-log "long paths: 4,094 bytes from the mount root"
+log "long paths: 4,095 bytes (PATH_MAX - 1) from the mount root"
 c=$(printf 'd%.0s' {1..250})
 rel=$c
 for _ in $(seq 2 16); do rel=$rel/$c; done
 (cd "$M" && mkdir -p "$rel")
-name=$(printf 'f%.0s' $(seq 1 $((4094 - ${#rel} - 1))))
+name=$(printf 'f%.0s' $(seq 1 $((4095 - ${#rel} - 1))))
 (cd "$M" && echo deep >"$rel/$name" && [ "$(cat "$rel/$name")" = deep ]) ||
-    fail "a file at 4,094 bytes from the root"
+    fail "a file at 4,095 bytes from the root"
 (cd "$M" && mv "$rel/$name" "$rel/${name%f}g" && rm "$rel/${name%f}g") ||
-    fail "rename and unlink at 4,094 bytes"
+    fail "rename and unlink at 4,095 bytes"
 assert_fail sh -c 'cd "$1" && : >"$2/$3"' _ "$M" "$rel" "${name}x"
-assert_match "too long" "$ZK_ERR" "4,095 bytes: ENAMETOOLONG"
+assert_match "too long" "$ZK_ERR" "4,096 bytes: ENAMETOOLONG (the kernel)"
 
 log "links, symlinks, FIFOs, sockets, devices: EPERM"
 assert_fail ln "$M/f" "$M/hard"
