@@ -30,7 +30,7 @@ commit-before-quorum @@ replica/zab_leader.c @@ s{uint64_t c = acks\[z->quorum -
 commit-no-quorum-check @@ replica/zab_leader.c @@ s{(static void update_commit.*?)if \(n < z->quorum\)\n\s*return;}{$1}s @@ update_commit without its quorum check
 apply-before-durable @@ replica/zab.c @@ s{uint64_t upto = z->commit < z->persisted \? z->commit : z->persisted;}{uint64_t upto = z->commit;} @@ entries applied once committed, before they are durable here
 skip-trunc @@ replica/zab_learner.c @@ s{else\n\s*zk__log_truncate\(z, m->zxid\);}{else\n            (void)0;} @@ a learner ignores TRUNC (keeps entries the quorum never committed)
-ack-before-durable @@ replica/zab_learner.c @@ s{send_ack\(z, z->persisted\);}{send_ack(z, zk__last_zxid(z));} @@ a learner acknowledges entries before they are durable
+ack-before-durable @@ replica/zab_learner.c @@ s{(static void send_ack.*?)m->zxid = zxid;}{$1m->zxid = zk__last_zxid(z);}s @@ a learner acknowledges entries before they are durable (every ACK carries its last zxid)
 session-expiry-eighth @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 8)} @@ the leader expires sessions at 1/8 of sessionTimeout
 session-expiry-half @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 2)} @@ the leader expires sessions at 1/2 of sessionTimeout
 stale-epoch-accepted @@ replica/zab_learner.c @@ s{lost\(z, "leader's epoch is older than one accepted"\);\n\s*return;}{;} @@ a learner follows a leader of an older epoch
