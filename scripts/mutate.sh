@@ -6,7 +6,8 @@
 # caught ("killed"): by the simulator within SEEDS seeds, or by the unit
 # suites. A mutant that survives both is a hole in the tests; one whose
 # pattern no longer matches the code is STALE (the list must follow the
-# code). Prints one line per mutant and "mutants: N killed, M survived,
+# code), as is one that no longer compiles. Prints one line per mutant and
+# "mutants: N killed, M survived,
 # S stale"; exit status 0 only if every mutant was killed.
 #
 # Usage: scripts/mutate.sh [NAME...]   (default: every mutation)
@@ -30,7 +31,7 @@ commit-before-quorum @@ replica/zab_leader.c @@ s{uint64_t c = acks\[z->quorum -
 commit-no-quorum-check @@ replica/zab_leader.c @@ s{(static void update_commit.*?)if \(n < z->quorum\)\n\s*return;}{$1}s @@ update_commit without its quorum check
 apply-before-durable @@ replica/zab.c @@ s{uint64_t upto = z->commit < z->persisted \? z->commit : z->persisted;}{uint64_t upto = z->commit;} @@ entries applied once committed, before they are durable here
 skip-trunc @@ replica/zab_learner.c @@ s{else\n\s*zk__log_truncate\(z, m->zxid\);}{else\n            (void)0;} @@ a learner ignores TRUNC (keeps entries the quorum never committed)
-ack-before-durable @@ replica/zab_learner.c @@ s{(static void send_ack.*?)m->zxid = zxid;}{$1m->zxid = zk__last_zxid(z);}s @@ a learner acknowledges entries before they are durable (every ACK carries its last zxid)
+ack-before-durable @@ replica/zab_learner.c @@ s{(static void send_ack.*?)m->zxid = zxid;}{$1m->zxid = zxid ? zk__last_zxid(z) : 0;}s @@ a learner acknowledges entries before they are durable (every ACK carries its last zxid)
 session-expiry-eighth @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 8)} @@ the leader expires sessions at 1/8 of sessionTimeout
 session-expiry-half @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 2)} @@ the leader expires sessions at 1/2 of sessionTimeout
 stale-epoch-accepted @@ replica/zab_learner.c @@ s{lost\(z, "leader's epoch is older than one accepted"\);\n\s*return;}{;} @@ a learner follows a leader of an older epoch
@@ -68,7 +69,12 @@ while IFS= read -r line; do
     MUT="$subst" perl -0777 -i -pe 'eval "\$_ =~ $ENV{MUT}"' "$tmp/$file"
     verdict=
     if ! make -s -C "$tmp" -j"$jobs" build/zkfs-sim build/zkfs-unit >"$tmp/.build.log" 2>&1; then
-        verdict="killed (does not build)"
+        # A mutant that does not compile tests nothing: fix its line.
+        printf 'STALE    %-24s %s (the mutant does not build)\n' "$name" "$file"
+        stale=$((stale + 1))
+        cp "$root/$file" "$tmp/$file"
+        touch "$tmp/$file"
+        continue
     elif ! timeout "$tmo" "$tmp/build/zkfs-sim" --seed 1 --seeds "$seeds" >"$tmp/.sim.log" 2>&1; then
         verdict="killed by the simulator: $(grep -m1 -E 'seed|invariant|abort' "$tmp/.sim.log" | cut -c1-100)"
     elif ! (cd "$tmp" && CK_DEFAULT_TIMEOUT=60 timeout "$tmo" build/zkfs-unit >"$tmp/.unit.log" 2>&1); then
