@@ -6,9 +6,9 @@
 # caught ("killed"): by the simulator within SEEDS seeds, or by the unit
 # suites. A mutant that survives both is a hole in the tests; one whose
 # pattern no longer matches the code is STALE (the list must follow the
-# code), as is one that no longer compiles. Prints one line per mutant and
-# "mutants: N killed, M survived,
-# S stale"; exit status 0 only if every mutant was killed.
+# code), as is one that no longer compiles. Prints one line per mutant
+# and "mutants: N killed, M survived, S stale"; exit status 0 only if
+# every mutant was killed.
 #
 # Usage: scripts/mutate.sh [NAME...]   (default: every mutation)
 # Environment: ZK_MUTATE_SEEDS (default 40) simulator seeds per mutant,
