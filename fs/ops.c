@@ -28,9 +28,10 @@
 /* ------------------------------------------------------------------------ */
 
 /* Capabilities: atomic O_TRUNC (open carries it, no separate SETATTR);
- * no writeback cache (writes must reach the per-open buffer); no lock
- * capabilities, so flock/fcntl locks stay local to this kernel for now.
- * Then tells whoever waits (opts.ready_fd) that the mount serves. */
+ * no writeback cache (writes must reach the per-open buffer); flock and
+ * POSIX lock capabilities, so that the kernel sends every lock request
+ * here (lock.c). Then tells whoever waits (opts.ready_fd) that the mount
+ * serves. */
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
     struct zk_fs *fs = userdata;
