@@ -55,7 +55,8 @@ CORE_OBJS    := $(CORE_SRCS:%.c=$(B)/obj/%.o)
 LIB_OBJS     := $(CORE_OBJS) $(RUNTIME_SRCS:%.c=$(B)/obj/%.o) \
                 $(STORE_SRCS:%.c=$(B)/obj/%.o) $(FS_SRCS:%.c=$(B)/obj/%.o)
 SIM_OBJS     := $(SIM_SRCS:%.c=$(B)/obj/%.o)
-UNIT_OBJS    := $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/test/unit/main.o
+UNIT_OBJS    := $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/test/unit/main.o \
+                $(B)/obj/test/unit/store_fx.o
 UNIT_NAMES   := $(patsubst test/unit/test_%.c,%,$(UNIT_SRCS))
 BENCH_BINS   := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 

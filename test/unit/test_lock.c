@@ -8,7 +8,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "zk_common.h"
 #include "zk_store.h"
 #include "zk_txn.h"
+#include "store_fx.h"
 
 #define SA 0x0100000100000001ull
 #define SB 0x0200000100000001ull
@@ -28,29 +28,10 @@ struct fx {
     uint64_t zxid, ino;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(path);
-}
-
 /* Applies ops as one committed transaction at the next zxid. */
 static struct zk_apply_result *run(struct fx *f, struct zk_op *ops, uint32_t n)
 {
-    struct zk_txn txn = {1700000000000ull, n, ops};
-    uint8_t *buf;
-    size_t len;
-    struct zk_store_batch *b;
-    struct zk_apply_result *res = NULL;
-    ck_assert_int_eq(zk_txn_encode(&txn, &buf, &len), 0);
-    ck_assert_int_eq(zk_store_batch_begin(f->s, &b), 0);
-    f->zxid++;
-    ck_assert_int_eq(zk_store_batch_log(b, f->zxid, buf, len), 0);
-    ck_assert_int_eq(zk_store_batch_apply(b, f->zxid, buf, len, &res), 0);
-    ck_assert_int_eq(zk_store_batch_commit(b), 0);
-    free(buf);
-    return res;
+    return zk_test_commit(f->s, ++f->zxid, 1700000000000ull, ops, n);
 }
 
 static void session(struct fx *f, uint8_t type, uint64_t sid)
@@ -81,7 +62,7 @@ static void fx_open(struct fx *f)
 static void fx_close(struct fx *f)
 {
     zk_store_close(f->s);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    zk_test_rmtree(f->dir);
 }
 
 /* One lock op; *res_out gets the result (the caller frees it) or NULL. */

@@ -9,7 +9,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "zk_common.h"
 #include "zk_store.h"
 #include "zk_txn.h"
+#include "store_fx.h"
 
 struct fx {
     char dir[64];
@@ -27,13 +27,6 @@ struct fx {
     uint64_t zxid;
     uint64_t time_ms;
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(path);
-}
 
 static void fx_mkdir(struct fx *f)
 {
@@ -62,7 +55,7 @@ static void fx_close(struct fx *f)
     if (f->s != NULL)
         zk_store_close(f->s);
     f->s = NULL;
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    zk_test_rmtree(f->dir);
 }
 
 static struct zk_op mk(uint8_t type, const char *path)
@@ -97,18 +90,8 @@ static struct zk_op mk_rename(const char *from, const char *to)
 static struct zk_apply_result *apply_n(struct fx *f, struct zk_op *ops,
                                        uint32_t n)
 {
-    struct zk_txn txn = {++f->time_ms, n, ops};
-    uint8_t *buf;
-    size_t len;
-    struct zk_store_batch *b;
-    struct zk_apply_result *res = NULL;
-    ck_assert_int_eq(zk_txn_encode(&txn, &buf, &len), 0);
-    ck_assert_int_eq(zk_store_batch_begin(f->s, &b), 0);
-    f->zxid++;
-    ck_assert_int_eq(zk_store_batch_log(b, f->zxid, buf, len), 0);
-    ck_assert_int_eq(zk_store_batch_apply(b, f->zxid, buf, len, &res), 0);
-    ck_assert_int_eq(zk_store_batch_commit(b), 0);
-    free(buf);
+    struct zk_apply_result *res =
+        zk_test_commit(f->s, ++f->zxid, ++f->time_ms, ops, n);
     ck_assert_uint_eq(res->zxid, f->zxid);
     return res;
 }

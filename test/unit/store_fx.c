@@ -1,0 +1,40 @@
+/*
+ * store_fx.c — the store suites' shared fixture helpers (store_fx.h).
+ */
+#include "store_fx.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+void zk_test_rmtree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct zk_apply_result *zk_test_commit(struct zk_store *s, uint64_t zxid,
+                                       uint64_t time_ms,
+                                       struct zk_op *ops, uint32_t n)
+{
+    struct zk_txn txn = {time_ms, n, ops};
+    uint8_t *buf;
+    size_t len;
+    struct zk_store_batch *b;
+    struct zk_apply_result *res = NULL;
+    ck_assert_int_eq(zk_txn_encode(&txn, &buf, &len), 0);
+    ck_assert_int_eq(zk_store_batch_begin(s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, zxid, buf, len), 0);
+    ck_assert_int_eq(zk_store_batch_apply(b, zxid, buf, len, &res), 0);
+    ck_assert_int_eq(zk_store_batch_commit(b), 0);
+    free(buf);
+    return res;
+}
