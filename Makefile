@@ -65,7 +65,8 @@ POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 
 .PHONY: all check run sim mutate deps deps-tests unit integration bench clean \
         fuzz fuzz-seeds
-all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz
+all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz \
+     $(B)/test/probe $(B)/test/notify_listen
 
 deps:
 	@scripts/deps.sh
@@ -145,6 +146,12 @@ $(B)/bench/%: bench/%.c $(B)/libzk.a
 
 # The syscall fuzzer is a plain client of a mount: no FUSE, no zkfs code.
 $(B)/test/fsfuzz: test/fuzz/fsfuzz.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -o $@ $<
+
+# The integration tests' own small programs (test/integration/helpers/),
+# built with the project's flags instead of by each test.
+$(B)/test/%: test/integration/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -o $@ $<
 

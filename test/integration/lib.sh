@@ -14,7 +14,16 @@ set -euo pipefail
 ZKFS=${ZKFS:-build/zkfs}
 case $ZKFS in /*) ;; *) ZKFS=$PWD/$ZKFS ;; esac
 ZK_TMP=${ZK_TMP:-$(mktemp -d /tmp/zkfs-it.XXXXXX)}
-export ZKFS ZK_TMP
+# The helper programs of test/integration/helpers/, built by `make`.
+ZK_HELPERS=${ZK_HELPERS:-$(dirname "$ZKFS")/test}
+export ZKFS ZK_TMP ZK_HELPERS
+
+# zk_helper NAME: the path of a built helper program (fails if missing).
+zk_helper() {
+    [ -x "$ZK_HELPERS/$1" ] ||
+        fail "no helper $ZK_HELPERS/$1 (make builds test/integration/helpers/$1.c)"
+    printf '%s' "$ZK_HELPERS/$1"
+}
 
 ZK_PIDS=()          # every background pid this test started
 ZK_MOUNTS=()        # every mountpoint this test mounted

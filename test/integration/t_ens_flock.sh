@@ -20,9 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=ens_lib.sh
 . "$here/ens_lib.sh"
 
-probe=$ZK_TMP/probe
-cc -std=c11 -O2 -o "$probe" "$here/helpers/probe.c" ||
-    fail "cannot build the probe"
+probe=$(zk_helper probe) || exit 1
 
 ens_setup 3
 ens_start_all

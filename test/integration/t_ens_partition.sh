@@ -132,9 +132,7 @@ failing_write() {
         fail "$3: the failing write took $secs s (more than 10 s)"
 }
 
-probe=$ZK_TMP/probe
-cc -std=c11 -O2 -o "$probe" "$(dirname "$0")/helpers/probe.c" ||
-    fail "cannot build the probe"
+probe=$(zk_helper probe) || exit 1
 mkdir "$(M 1)/eph"
 setfattr -n user.zkfs.children -v ephemeral "$(M 1)/eph"
 touch "$(M 1)/lockf"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # systemd: the readiness protocol (Type=notify) against a stand-in
-# notification socket (helpers/notify_listen.c, compiled here): READY=1
+# notification socket (helpers/notify_listen.c, built by make): READY=1
 # with STATUS= role and staleness once the mount serves, a STATUS= update
 # when the role changes (an ensemble member losing its quorum), STOPPING=1
 # at umount; log lines carry "<priority>" prefixes when stderr is the
@@ -13,14 +13,12 @@
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-command -v cc >/dev/null || fail "no C compiler (scripts/deps.sh installs gcc)"
-cc -O -o "$ZK_TMP/notify_listen" "$here/helpers/notify_listen.c" ||
-    fail "cannot build notify_listen"
+notify_listen=$(zk_helper notify_listen) || exit 1
 
 # listen NAME: a listener on $ZK_TMP/NAME.sock writing $ZK_TMP/NAME.out.
 listen() {
     : >"$ZK_TMP/$1.out"
-    zk_bg "$ZK_TMP/notify_listen" "$ZK_TMP/$1.sock" "$ZK_TMP/$1.out" 120
+    zk_bg "$notify_listen" "$ZK_TMP/$1.sock" "$ZK_TMP/$1.out" 120
     wait_for -t 10 test -S "$ZK_TMP/$1.sock" || fail "listener $1 did not start"
 }
 got() { grep -q -- "$2" "$ZK_TMP/$1.out"; }

@@ -37,7 +37,9 @@
  *                              "SPEC rd|wr START LEN PID".
  * Times are ns of CLOCK_MONOTONIC; T0 before the call, T1 after it.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
