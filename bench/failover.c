@@ -32,12 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "bench.h"
 
 /* One transaction: 0 or an errno. */
 static int put(const char *path, const char *data)
@@ -97,10 +92,10 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/failover.%ld", dir, (long)getpid());
 
     /* A healthy write first (bounded). */
-    uint64_t until = now_ns() + (uint64_t)timeout_s * 1000000000u;
+    uint64_t until = bench_now_ns() + (uint64_t)timeout_s * 1000000000u;
     int e;
     while ((e = put(path, "before\n")) != 0) {
-        if (now_ns() > until) {
+        if (bench_now_ns() > until) {
             fprintf(stderr, "failover: no healthy write to %s: %s\n", path,
                     strerror(e));
             return 1;
@@ -108,7 +103,7 @@ int main(int argc, char **argv)
         poll(NULL, 0, 50);
     }
 
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     if (kill((pid_t)pid, SIGKILL) < 0) {
         fprintf(stderr, "failover: kill %ld: %s\n", pid, strerror(errno));
         return 1;
@@ -120,9 +115,9 @@ int main(int argc, char **argv)
     for (;;) {
         attempts++;
         snprintf(data, sizeof data, "after %ld\n", attempts);
-        start = now_ns();
+        start = bench_now_ns();
         e = put(path, data);
-        end = now_ns();
+        end = bench_now_ns();
         if (e == 0)
             break;
         if (first_err == 0) {

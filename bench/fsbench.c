@@ -74,6 +74,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define PROCS_MAX        256          /* most worker processes            */
 #define OPS_MAX          10000000     /* most ops per process             */
 #define SIZE_MAX_BYTES   (1024 * 1024)/* largest write                    */
@@ -146,13 +148,6 @@ static void on_stop_signal(int sig)
  * Small helpers
  * --------------------------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *what)
 {
     fprintf(stderr, "fsbench: %s: %s\n", what, strerror(errno));
@@ -190,12 +185,6 @@ static void file_name(char *buf, size_t size, const char *dir, int proc,
                       long i)
 {
     fmt_path(buf, size, "%s/p%d-%ld", dir, proc, i);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Removes every entry of dir (one level: the fixtures are flat), then dir. */
@@ -362,7 +351,7 @@ static int setup_files(const struct run *r, int proc, long nfiles)
     char path[4096 + NAME_LEN];
     const char *step = "";
     for (long i = 0; i < nfiles; i++) {
-        if (now_ns() > r->setup_deadline_ns) {
+        if (bench_now_ns() > r->setup_deadline_ns) {
             fprintf(stderr, "fsbench: set-up exceeded the time cap\n");
             return ETIMEDOUT;
         }
@@ -468,7 +457,7 @@ static int use_spread_dir(struct run *r, int proc)
             ok = stat(r->ephdir, &st) == 0;
         if (ok)
             return 0;
-        if (now_ns() > r->setup_deadline_ns) {
+        if (bench_now_ns() > r->setup_deadline_ns) {
             fprintf(stderr, "fsbench: %s: fixtures not visible in time\n",
                     alt);
             return ETIMEDOUT;
@@ -533,12 +522,12 @@ static void worker(struct run *r, struct shared *sh, int proc, int ready_fd,
         ;   /* EOF: the parent closed the write end; go */
 
     const char *step = "";
-    uint64_t t = now_ns();
+    uint64_t t = bench_now_ns();
     uint64_t deadline = t + r->cap_ns;
     for (long i = 0; i < o->ops; i++) {
         int err = do_op(r, proc, i, lockfd, buf, bufsize, &step, path,
                         sizeof path);
-        uint64_t t2 = now_ns();
+        uint64_t t2 = bench_now_ns();
         if (err != 0) {
             record_error(pr, err, step, path);
             break;
@@ -550,7 +539,7 @@ static void worker(struct run *r, struct shared *sh, int proc, int ready_fd,
             break;
         }
     }
-    pr->end_ns = now_ns();
+    pr->end_ns = bench_now_ns();
     _exit(0);
 }
 
@@ -576,7 +565,7 @@ static int setup_list(struct run *r)
     for (long i = 0; i < o->entries; i++) {
         if (stop_requested)
             return EINTR;
-        if (now_ns() > r->setup_deadline_ns)
+        if (bench_now_ns() > r->setup_deadline_ns)
             return ETIMEDOUT;
         fmt_path(path, sizeof path, "%s/entry-%06ld", r->listdir, i);
         int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
@@ -632,7 +621,7 @@ static void reap(pid_t *pids, int n, uint64_t deadline_ns)
         }
         if (left == 0)
             break;
-        if (now_ns() > deadline_ns || stop_requested) {
+        if (bench_now_ns() > deadline_ns || stop_requested) {
             if (!stop_requested)
                 fprintf(stderr, "fsbench: %d process(es) still running "
                         "after the cap; killing them\n", left);
@@ -655,7 +644,7 @@ static int await_ready(int fd, int n, uint64_t deadline_ns)
     int got = 0;
     char buf[PROCS_MAX];
     while (got < n && !stop_requested) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         if (now > deadline_ns)
             break;
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -676,13 +665,13 @@ static int await_ready(int fd, int n, uint64_t deadline_ns)
  * deletions, and says how long that took. Returns the number left. */
 static long drain_ephemerals(const struct run *r, double *secs)
 {
-    uint64_t t0 = now_ns(), deadline = t0 + r->cap_ns;
+    uint64_t t0 = bench_now_ns(), deadline = t0 + r->cap_ns;
     long left = count_entries_at(r->ephdir, 1);
-    while (left > 0 && now_ns() < deadline) {
+    while (left > 0 && bench_now_ns() < deadline) {
         poll(NULL, 0, 10);
         left = count_entries_at(r->ephdir, 1);
     }
-    *secs = (double)(now_ns() - t0) / 1e9;
+    *secs = (double)(bench_now_ns() - t0) / 1e9;
     return left;
 }
 
@@ -705,7 +694,7 @@ static void report(const struct run *r, struct shared *sh)
     double secs = (double)(end - r->t0_ns) / 1e9;
     double p50 = 0, p99 = 0;
     if (total > 0) {
-        qsort(sh->lat_ns, total, sizeof(uint64_t), cmp_u64);
+        qsort(sh->lat_ns, total, sizeof(uint64_t), bench_cmp_u64);
         p50 = (double)sh->lat_ns[(total - 1) / 2] / 1e3;
         size_t i99 = (size_t)((double)total * 0.99 + 0.999999);
         p99 = (double)sh->lat_ns[(i99 > 0 ? i99 : 1) - 1] / 1e3;
@@ -774,7 +763,7 @@ static int run_bench(struct run *r)
      * has the cap again, counted from the barrier. */
     int got = await_ready(ready[0], o->procs, r->setup_deadline_ns +
                           (uint64_t)GRACE_S * 1000000000u);
-    r->t0_ns = now_ns();
+    r->t0_ns = bench_now_ns();
     close(start[1]);
     close(ready[0]);
     reap(pids, o->procs,
@@ -903,7 +892,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     /* Set-up gets the same cap as the run. */
     r.cap_ns = (uint64_t)(o.time_cap_s * 1e9);
-    r.setup_deadline_ns = now_ns() + r.cap_ns;
+    r.setup_deadline_ns = bench_now_ns() + r.cap_ns;
 
     int err = setup_shared(&r);
     if (err != 0) {
@@ -912,7 +901,7 @@ int main(int argc, char **argv)
         remove_tree(r.base);
         return 1;
     }
-    r.setup_deadline_ns = now_ns() + r.cap_ns;
+    r.setup_deadline_ns = bench_now_ns() + r.cap_ns;
     int rc = run_bench(&r);
     remove_tree(r.base);
     if (o.w == W_LIST && !o.keep_list)

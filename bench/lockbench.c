@@ -25,24 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define ROUNDS_MAX 1000000
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double pct_ms(uint64_t *v, size_t n, double p)
 {
-    qsort(v, n, sizeof(*v), cmp_u64);
+    qsort(v, n, sizeof(*v), bench_cmp_u64);
     size_t i = (size_t)(p * (double)(n - 1));
     return (double)v[i] / 1e6;
 }
@@ -55,16 +44,16 @@ static int uncontended(const char *file, size_t n)
         perror(file);
         return 1;
     }
-    uint64_t start = mono_ns();
+    uint64_t start = bench_now_ns();
     for (size_t i = 0; i < n; i++) {
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = bench_now_ns();
         if (flock(fd, LOCK_EX) != 0 || flock(fd, LOCK_UN) != 0) {
             perror("flock");
             return 1;
         }
-        lat[i] = mono_ns() - t0;
+        lat[i] = bench_now_ns() - t0;
     }
-    double secs = (double)(mono_ns() - start) / 1e9;
+    double secs = (double)(bench_now_ns() - start) / 1e9;
     printf("workload=uncontended pairs=%zu ops_per_s=%.0f p50_ms=%.3f "
            "p99_ms=%.3f\n", n, (double)n / secs, pct_ms(lat, n, 0.5),
            pct_ms(lat, n, 0.99));
@@ -91,7 +80,7 @@ static int side(const char *file, size_t n, int first_holder, int in,
                 read(in, &go, 1) != 1)  /* the waiter is about to block */
                 return -1;
             usleep(20000);          /* let its request reach the table */
-            t = mono_ns();
+            t = bench_now_ns();
             if (flock(fd, LOCK_UN) != 0 ||
                 write(out, &t, sizeof(t)) != (ssize_t)sizeof(t))
                 return -1;
@@ -100,7 +89,7 @@ static int side(const char *file, size_t n, int first_holder, int in,
             if (read(in, &h, 1) != 1 || write(out, "w", 1) != 1 ||
                 flock(fd, LOCK_EX) != 0)
                 return -1;
-            uint64_t got = mono_ns();
+            uint64_t got = bench_now_ns();
             if (read(in, &t, sizeof(t)) != (ssize_t)sizeof(t) ||
                 flock(fd, LOCK_UN) != 0)
                 return -1;

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define OPS_MAX  1000000
 #define EVBUF    (64 * 1024)
 
@@ -49,19 +51,6 @@ struct shared {
     volatile int stop;
     uint64_t start_ns[];            /* per change: writer's open()     */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void fmt(char *buf, size_t size, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
@@ -90,7 +79,7 @@ static void watcher(struct shared *sh, const char *dir, const char *name,
         if (poll(&p, 1, 100) <= 0)
             continue;
         ssize_t n = read(fd, buf, sizeof buf);
-        uint64_t t = now_ns();
+        uint64_t t = bench_now_ns();
         for (ssize_t off = 0; n > 0 && off < n;) {
             const struct inotify_event *e = (const void *)(buf + off);
             off += (ssize_t)(sizeof *e + e->len);
@@ -198,10 +187,10 @@ int main(int argc, char **argv)
 
     long lost = 0, done = 0;
     for (long i = 0; i < ops; i++) {
-        sh->start_ns[i] = now_ns();
+        sh->start_ns[i] = bench_now_ns();
         __atomic_store_n(&sh->seq, (uint64_t)i + 1, __ATOMIC_RELEASE);
         int err = change(path, data, (size_t)size);
-        closelat[i] = now_ns() - sh->start_ns[i];
+        closelat[i] = bench_now_ns() - sh->start_ns[i];
         if (err != 0) {
             fprintf(stderr, "watchlat: %s: %s\n", path, strerror(-err));
             break;
@@ -209,7 +198,7 @@ int main(int argc, char **argv)
         uint64_t deadline = sh->start_ns[i] + (uint64_t)timeout_ms * 1000000u;
         uint64_t now;
         while (__atomic_load_n(&sh->acked, __ATOMIC_ACQUIRE) < (uint64_t)i + 1 &&
-               (now = now_ns()) < deadline) {
+               (now = bench_now_ns()) < deadline) {
             /* Sleep on the watcher's ack pipe, not spin: on 2 vCPUs a
              * spinning writer would delay the very event it waits for. */
             struct pollfd p = { .fd = ack[0], .events = POLLIN };
@@ -233,8 +222,8 @@ int main(int argc, char **argv)
     for (long i = 0; i < done; i++)
         if (lat[i] != UINT64_MAX)
             lat[got++] = lat[i];
-    qsort(lat, (size_t)got, sizeof *lat, cmp_u64);
-    qsort(closelat, (size_t)done, sizeof *closelat, cmp_u64);
+    qsort(lat, (size_t)got, sizeof *lat, bench_cmp_u64);
+    qsort(closelat, (size_t)done, sizeof *closelat, bench_cmp_u64);
     double p50 = got ? (double)lat[(got - 1) / 2] / 1e3 : 0;
     double p99 = got ? (double)lat[(long)((double)got * 0.99 + 0.999999) - 1] / 1e3 : 0;
     double mx = got ? (double)lat[got - 1] / 1e3 : 0;
