@@ -270,6 +270,11 @@ uint32_t zk__fs_inomap_writers(const struct zk__fs_inomap *m, uint64_t ino);
 
 void zk__fs_fill_attr(const struct zk_fs *fs, const struct zk_stat *st,
                       struct stat *out);
+/* The attributes of a file the daemon serves itself (the control file,
+ * the metrics file): a regular file of mode, owned by the daemon's user,
+ * all three times set to when. */
+void zk__fs_special_attr(const struct zk_fs *fs, uint64_t ino, mode_t mode,
+                         struct timespec when, struct stat *out);
 void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out);
 /* Fills the entry FUSE replies for st (LOOKUP, MKDIR, CREATE, ...). */
 void zk__fs_entry_param(const struct zk_fs *fs, const struct zk_stat *st,

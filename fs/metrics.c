@@ -369,15 +369,9 @@ struct metrics_fh {
 
 static void attr(const struct zk_fs *fs, struct stat *out)
 {
-    memset(out, 0, sizeof(*out));
-    out->st_ino = ZK_METRICS_INO;
-    out->st_mode = S_IFREG | 0444;
-    out->st_nlink = 1;
-    out->st_uid = fs->uid;
-    out->st_gid = fs->gid;
-    out->st_blksize = 4096;
-    clock_gettime(CLOCK_REALTIME, &out->st_mtim);   /* a fresh scrape */
-    out->st_atim = out->st_ctim = out->st_mtim;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);           /* a fresh scrape */
+    zk__fs_special_attr(fs, ZK_METRICS_INO, 0444, now, out);
 }
 
 void zk__fs_metrics_lookup(fuse_req_t req)

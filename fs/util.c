@@ -41,16 +41,22 @@ void zk__fs_fill_attr(const struct zk_fs *fs, const struct zk_stat *st,
 
 /* The control file's attributes: a 0666 regular file of size 0 owned by
  * the daemon's user. */
-void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out)
+void zk__fs_special_attr(const struct zk_fs *fs, uint64_t ino, mode_t mode,
+                         struct timespec when, struct stat *out)
 {
     memset(out, 0, sizeof(*out));
-    out->st_ino = ZK_CTL_INO;
-    out->st_mode = S_IFREG | 0666;
+    out->st_ino = ino;
+    out->st_mode = S_IFREG | mode;
     out->st_nlink = 1;
     out->st_uid = fs->uid;
     out->st_gid = fs->gid;
     out->st_blksize = 4096;
-    out->st_atim = out->st_mtim = out->st_ctim = fs->started;
+    out->st_atim = out->st_mtim = out->st_ctim = when;
+}
+
+void zk__fs_ctl_attr(const struct zk_fs *fs, struct stat *out)
+{
+    zk__fs_special_attr(fs, ZK_CTL_INO, 0666, fs->started, out);
 }
 
 /* Replies an entry for st and counts the lookup the kernel now holds.
