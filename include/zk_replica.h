@@ -71,7 +71,7 @@ int zk_replica_start(const struct zk_replica_opts *opts,
 
 struct zk_config;
 
-/* Starts one replica of an ensemble (replica/ensemble.c): the Zab core
+/* Starts one replica of an ensemble (replica/ens_*.c): the Zab core
  * driven from opts->loop, TCP to the other servers of cfg (authenticated
  * frames with cfg->secret), persistence in opts->store on a worker thread.
  * cfg is copied (wipe yours when you like); opts->owner and

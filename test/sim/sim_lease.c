@@ -6,7 +6,7 @@
  * A close applied anywhere is what lets another replica take the
  * owner's ephemerals and locks, so this is "never two holders at once".
  *
- * Like the runtime (replica/ensemble.c, on_tick), each tick records its
+ * Like the runtime (replica/ens_driver.c, zk__ens_on_tick), each tick records its
  * time before the core takes it and then checks the lease, giving the
  * session up when it ran out.
  */
