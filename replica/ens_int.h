@@ -70,6 +70,7 @@
 #define ZK_ENS_INT_H
 
 #include "ensemble_int.h"
+#include "replica_int.h"
 #include "snap_rx.h"
 #include "lease_int.h"
 #include "zk_common.h"
@@ -214,6 +215,7 @@ struct wreq {
 };
 
 struct zk__ens {
+    struct zk_replica base;       /* first: the ops table (replica_int.h) */
     uv_loop_t *loop;
     struct zk_store *store;
     zk_replica_applied_cb applied;
@@ -272,6 +274,16 @@ struct zk__ens {
 };
 
 /* ---- ens_driver.c ---------------------------------------------------- */
+
+/* The ensemble's side of the public zk_replica_* functions (ens_start.c
+ * puts them in the ops table); contracts as in zk_replica.h and
+ * replica_int.h. */
+int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,
+                    zk_replica_done_cb cb, void *arg);
+int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg);
+uint64_t zk__ens_session(const struct zk__ens *e);
+int zk__ens_lease_check(struct zk__ens *e);
+void zk__ens_give_up(struct zk__ens *e);
 
 /* The index of member id in e->member_ids, or -1. */
 int zk__ens_member_index(const struct zk__ens *e, uint32_t id);
@@ -335,6 +347,10 @@ int zk__ens_progress_due(uint64_t done, uint64_t total, unsigned *pct,
 int zk__ens_snap_hold(struct conn *c, const struct zk_zab_msg *m);
 /* A BEGIN, data or END frame of the snapshot streaming in on c. */
 void zk__ens_on_snap_frame(struct conn *c, const struct zk_frame *f);
+
+/* ---- ens_status.c ---------------------------------------------------- */
+
+void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out);
 
 /* ---- ens_start.c ----------------------------------------------------- */
 

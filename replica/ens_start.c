@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,16 +297,66 @@ static void ens_free_now(struct zk__ens *e)
     }
 }
 
+static void ens_stop(struct zk_replica *base, int close_session);
+
+/* ---- the ops table (replica_int.h): base is e's first member ---------- */
+
+static int ens_propose(struct zk_replica *base, uint8_t *buf, size_t len,
+                       zk_replica_done_cb cb, void *arg)
+{
+    return zk__ens_propose((struct zk__ens *)base, buf, len, cb, arg);
+}
+
+static int ens_sync(struct zk_replica *base, zk_replica_done_cb cb,
+                    void *arg)
+{
+    return zk__ens_sync((struct zk__ens *)base, cb, arg);
+}
+
+static uint64_t ens_session(const struct zk_replica *base)
+{
+    return zk__ens_session((const struct zk__ens *)base);
+}
+
+static int ens_lease_check(struct zk_replica *base)
+{
+    return zk__ens_lease_check((struct zk__ens *)base);
+}
+
+static void ens_give_up(struct zk_replica *base)
+{
+    zk__ens_give_up((struct zk__ens *)base);
+}
+
+static void ens_status(const struct zk_replica *base,
+                       struct zk_replica_status *out)
+{
+    zk__ens_status((const struct zk__ens *)base, out);
+}
+
+_Static_assert(offsetof(struct zk__ens, base) == 0,
+               "the ops cast a struct zk_replica * to its struct zk__ens *");
+
+static const struct zk__replica_ops ens_ops = {
+    .propose = ens_propose,
+    .sync = ens_sync,
+    .session = ens_session,
+    .lease_check = ens_lease_check,
+    .give_up = ens_give_up,
+    .status = ens_status,
+    .stop = ens_stop,
+};
+
 int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
                               const struct zk_config *cfg,
                               struct zk_replica **out)
 {
     struct zk__ens *e = calloc(1, sizeof(*e));
-    struct zk_replica *r = NULL;
     int rc;
 
     if (!e)
         return -ENOMEM;
+    e->base.ops = &ens_ops;
     /* A write to a peer that just closed must be an EPIPE error on that
      * connection, not the death of the process (fs/ does the same). */
     signal(SIGPIPE, SIG_IGN);
@@ -322,8 +373,6 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
         rc = core_create(e, cfg);
     if (rc == 0)
         rc = handles_start(e);
-    if (rc == 0 && !(r = zk__replica_wrap_ensemble(e)))
-        rc = -ENOMEM;
     if (rc == 0)
         rc = -pthread_create(&e->thread, NULL, zk__ens_worker_main, e);
     if (rc)
@@ -332,18 +381,23 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     zk_log(ZK_LOG_INFO, "ensemble replica %u: %u servers, tick %u ms, "
            "applied 0x%llx", e->my_id, cfg->n_servers, e->tick_ms,
            (unsigned long long)e->applied_zxid);
-    *out = r;
+    *out = &e->base;
     return 0;
 fail:
     zk_log(ZK_LOG_ERROR, "ensemble replica %u: cannot start: %s",
            cfg->my_id, zk_strerror(rc));
-    free(r);
     ens_free_now(e);
     return rc;
 }
 
-void zk__ens_stop(struct zk__ens *e, int close_session)
+/* Stops the runtime: answers what waits with -ESHUTDOWN, joins the
+ * persistence thread, destroys the core and starts closing every handle;
+ * e is freed by the loop once the last handle has closed (run the loop
+ * until it has no active handles). */
+static void ens_stop(struct zk_replica *base, int close_session)
 {
+    struct zk__ens *e = (struct zk__ens *)base;
+
     if (close_session)
         zk_log(ZK_LOG_INFO, "ensemble replica %u: leaving; the leader "
                "expires its session after the session timeout", e->my_id);
