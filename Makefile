@@ -12,7 +12,8 @@
 #                   ASan and UBSan into build-fuzz/ (scripts/fuzz.sh runs them)
 #   make install    (and uninstall) PREFIX=/usr/local DESTDIR=: dist/install.mk
 #
-# The consensus core (replica/zab*.c, common/common.c) is compiled against
+# The consensus core (replica/zab*.c, common/common.c) and its driver
+# (replica/driver.c, replica/lease.c) are compiled against
 # "poison" copies of the libuv, LMDB and FUSE headers that stop the build with
 # #error, so an include of any of them from the core cannot slip in.
 
@@ -45,7 +46,8 @@ CHECK_LIBS   = $(shell pkg-config --libs check)
 
 # common/: errors, assertions and logging, below every other module (the
 # core links common.c; the logger, log.c, is for the runtime, store and fs).
-CORE_SRCS    := common/common.c $(sort $(wildcard replica/zab*.c))
+CORE_SRCS    := common/common.c $(sort $(wildcard replica/zab*.c)) \
+                replica/driver.c replica/lease.c
 COMMON_SRCS  := $(filter-out $(CORE_SRCS),$(sort $(wildcard common/*.c)))
 RUNTIME_SRCS := $(filter-out $(CORE_SRCS),$(sort $(wildcard replica/*.c)))
 STORE_SRCS   := $(sort $(wildcard store/*.c))
@@ -136,9 +138,9 @@ $(B)/libzkcore.a: $(CORE_OBJS)
 $(B)/zkfs: $(B)/obj/fs/main.o $(B)/libzk.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# The simulator runs the runtime's lease (replica/lease.c, pure) as well.
-$(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/obj/replica/lease.o \
-               $(B)/libzkcore.a
+# The simulator runs the runtime's driver (replica/driver.c, with the
+# lease, replica/lease.c; both pure, in libzkcore.a) as well.
+$(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/libzkcore.a
 	$(CC) $(SANFLAGS) -o $@ $^ -lm
 
 $(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(B)/libzk.a

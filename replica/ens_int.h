@@ -5,7 +5,7 @@
  * (zk_frame.h), the core's ticks from a uv_timer, and its Ready/Advance
  * loop with persistence on a worker thread.
  *
- * What it keeps true:
+ * What it keeps true (the first two through driver.c, driver.h):
  *  - At most one Ready is outstanding. Its ops (log appends, truncations),
  *    hard state and commits go to the store in ONE batch (one LMDB
  *    transaction, one fsync) on the worker thread; only when that batch is
@@ -49,9 +49,10 @@
  * batch, waiting for the session close at stop.
  *
  * Files (one concern each, all sharing struct zk__ens below):
- *  - ens_driver.c: the driver of the core: Readies persisted on the
- *    worker thread, commits applied and delivered, the session table,
- *    proposals and their resubmission, the lease check, the tick;
+ *  - ens_driver.c: the driver of the core (driver.c: Readies persisted
+ *    and delivered, the session table, proposals and their resubmission,
+ *    the lease) wired in: its store on LMDB run by the worker thread, its
+ *    transport, CLOCK_MONOTONIC, the tick timer;
  *  - ens_net.c: TCP connections, the handshake, frames, sending and
  *    receiving messages;
  *  - ens_snapsend.c: the snapshot sender (leader);
@@ -77,6 +78,7 @@
 #include "zk_config.h"
 #include "zk_frame.h"
 #include "zk_zab.h"
+#include "driver.h"
 
 #include <pthread.h>
 #include <sys/socket.h>
@@ -114,19 +116,6 @@
 #define ENS_ENV_VERSION       1
 #define ENS_ENV_HDR           18          /* magic ver type origin req_id   */
 #define ENS_OWNER_MAX         32          /* "server.N" session owner       */
-
-/* A proposal or read barrier waiting for its commit. */
-struct prop {
-    struct prop *prev, *next;
-    uint8_t *payload;             /* until submitted                       */
-    size_t len;
-    int submitted, is_sync, err;  /* err: answer at the next tick          */
-    uint64_t req_id;              /* core request id once submitted        */
-    uint64_t epoch;               /* the core's epoch when submitted       */
-    uint64_t deadline_ms;         /* uv_now() after which: ZK_ENOTREADY    */
-    zk_replica_done_cb cb;
-    void *arg;
-};
 
 /* A Zab message encoded and held while a snapshot streams on its
  * connection (it must arrive after the snapshot's end). */
@@ -222,7 +211,7 @@ struct zk__ens {
     zk_replica_reset_cb reset;
     zk_replica_session_lost_cb session_lost;
     void *applied_arg;
-    struct zk_zab *z;
+    struct zk_driver *d;          /* the core's driver (driver.h)          */
     uint32_t my_id, tick_ms, sync_limit, session_timeout_ms;
     uint64_t prop_wait_ms;
     size_t secret_len;
@@ -236,41 +225,23 @@ struct zk__ens {
     uv_timer_t tick;
     uv_async_t async;
     int n_handles;                /* open handles; e freed at 0 if stopping */
-    int stopping, failed;
+    int stopping;
     struct conn *conns;
     uint32_t n_inbound;           /* inbound connections without a peer    */
-    struct prop *head, *tail;
-    size_t n_props;
-    uint64_t applied_zxid;        /* loop: last commit delivered           */
-    uint64_t batches, fsyncs;     /* atomics                               */
     struct zk_zab_entry rx_entries[ZK_ZAB_MSG_ENTRIES_MAX];
-    /* The outstanding Ready and the worker's hand-off (mu). */
-    struct zk_zab_ready rd;
-    int rd_out;                   /* loop: a Ready is outstanding          */
+    /* The worker's hand-off (mu): zk_driver_write() of the outstanding
+     * Ready. */
     pthread_t thread;
     int thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int job, job_done, job_err, worker_stop;   /* mu */
-    struct zk_apply_result **results;          /* one per commit (worker) */
-    size_t results_cap;
-    uint64_t w_applied;           /* worker: store's last applied zxid     */
-    uint64_t w_time_ms;           /* worker: time of the last WRITE        */
-    uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* worker, like the core's  */
+    uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
     struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */
     struct snap_tx *stxs;         /* loop: snapshot senders                */
     char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */
     uint64_t snaps_sent, snaps_installed, snaps_rejected;   /* loop */
     struct zk__snap_rx *job_snap; /* the Ready's INSTALL reads it (worker) */
-    /* Session lease (loop; lease.c): when each tick was taken, so when
-     * the message a quorum last acknowledged left. */
-    struct zk__lease lease;
-    uint64_t tick_no;             /* the core's tick                      */
-    uint64_t leases_lost;
-    /* resubmit_lost(): the epoch this replica was last seen established
-     * in, and its log's end at that moment. */
-    uint64_t est_epoch, est_zxid;
-    uint64_t resubmitted;
 };
 
 /* ---- ens_driver.c ---------------------------------------------------- */
@@ -287,18 +258,15 @@ void zk__ens_give_up(struct zk__ens *e);
 
 /* The index of member id in e->member_ids, or -1. */
 int zk__ens_member_index(const struct zk__ens *e, uint32_t id);
-/* The persistence thread: runs one Ready's store batch at a time. */
+/* Fills dc's store, transport, clock, log and up-calls for e. */
+void zk__ens_driver_wire(struct zk__ens *e, struct zk_driver_config *dc);
+/* The persistence thread: runs zk_driver_write() for each Ready. */
 void *zk__ens_worker_main(void *arg);
-/* Takes Readies from the core while none is outstanding. Loop thread. */
-void zk__ens_pump(struct zk__ens *e);
-/* Answers every proposal with all_err, or (0) those that failed or
- * waited past their deadline. */
-void zk__ens_expire_props(struct zk__ens *e, int all_err);
 /* The async handle's callback: the worker's result, snapshot senders. */
 void zk__ens_on_async(uv_async_t *h);
-/* The tick timer's callback: lease, core tick, expiry, pump. */
+/* The tick timer's callback: the driver's tick, the handshake sweep. */
 void zk__ens_on_tick(uv_timer_t *t);
-/* CLOCK_MONOTONIC in ns: the lease's clock. */
+/* CLOCK_MONOTONIC in ns: the driver's clock. */
 uint64_t zk__ens_mono_ns(void);
 
 /* ---- ens_net.c ------------------------------------------------------- */

@@ -387,7 +387,7 @@ static void on_data(struct conn *c, const struct zk_frame *f)
     if (rc == 0 && m.type == ZK_ZAB_MSG_SNAP)
         rc = zk__ens_snap_hold(c, &m);
     else if (rc == 0)
-        zk_zab_step(e->z, &m);
+        zk_driver_step(e->d, &m);
     if (rc) {
         zk__ens_conn_close(c, "malformed message");
         return;
@@ -438,7 +438,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
-    zk__ens_pump(c->e);
+    zk_driver_pump(c->e->d);
 }
 
 /* A new connection object with its TCP handle initialised. */

@@ -51,7 +51,7 @@ void zk__ens_on_snap_frame(struct conn *c, const struct zk_frame *f)
         zk__ens_conn_close(c, "snapshot data without SNAP");
         return;
     }
-    zk_zab_heard(e->z, c->peer->id);
+    zk_driver_heard(e->d, c->peer->id);
     if (f->flags == ENS_FRAME_SNAP_BEGIN)
         bad = snap_begin(e, c, sn, f);
     else if (f->flags == ENS_FRAME_SNAP)
@@ -86,5 +86,5 @@ void zk__ens_on_snap_frame(struct conn *c, const struct zk_frame *f)
     zk__snap_rx_free(e->snap_pending);
     e->snap_pending = sn;
     c->snap = NULL;
-    zk_zab_step(e->z, &c->snap_msg);
+    zk_driver_step(e->d, &c->snap_msg);
 }

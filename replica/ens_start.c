@@ -28,7 +28,6 @@ void zk__ens_handle_closed(struct zk__ens *e)
 {
     if (--e->n_handles > 0 || !e->stopping)
         return;
-    free(e->results);
     memset(e->secret, 0, sizeof(e->secret));
     __asm__ __volatile__("" : : "r"(e->secret) : "memory");
     free(e);
@@ -62,15 +61,21 @@ static int resolve(const struct zk_config_server *s,
     return 0;
 }
 
+/* The store's sessions as the core's table: the newest of each member. */
+struct session_table {
+    const struct zk__ens *e;
+    uint64_t *sessions;           /* ZK_ZAB_MEMBERS_MAX */
+};
+
 static int collect_session(void *arg, uint64_t session, uint32_t timeout_ms,
                            const char *owner)
 {
-    struct zk__ens *e = arg;
-    int idx = zk__ens_member_index(e, ZK_ZAB_SESSION_OWNER(session));
+    struct session_table *t = arg;
+    int idx = zk__ens_member_index(t->e, ZK_ZAB_SESSION_OWNER(session));
     (void)timeout_ms;
     (void)owner;
-    if (idx >= 0 && session > e->sessions[idx])
-        e->sessions[idx] = session;
+    if (idx >= 0 && session > t->sessions[idx])
+        t->sessions[idx] = session;
     return 0;
 }
 
@@ -141,6 +146,8 @@ static int core_create(struct zk__ens *e, const struct zk_config *cfg)
     struct zk_zab_restore st = {0};
     struct zk_store_info info;
     struct restore_buf rb = {0};
+    struct session_table tab = {e, st.sessions};
+    struct zk_driver_config dc = {0};
     int rc = zk_store_info(e->store, &info);
 
     zc.id = cfg->my_id;
@@ -160,7 +167,7 @@ static int core_create(struct zk__ens *e, const struct zk_config *cfg)
     if (rc == 0)
         rc = bump_incarnation(e, &zc.incarnation);
     if (rc == 0)
-        rc = zk_store_sessions(e->store, collect_session, e);
+        rc = zk_store_sessions(e->store, collect_session, &tab);
     if (rc == 0) {
         rc = zk_store_log_scan(e->store, info.last_applied_zxid,
                                collect_entry, &rb);
@@ -170,11 +177,15 @@ static int core_create(struct zk__ens *e, const struct zk_config *cfg)
         st.hard.accepted_epoch = info.accepted_epoch;
         st.hard.current_epoch = info.current_epoch;
         st.applied_zxid = info.last_applied_zxid;
-        memcpy(st.sessions, e->sessions, sizeof(st.sessions));
         st.entries = rb.v;
         st.n_entries = rb.n;
-        e->w_applied = e->applied_zxid = info.last_applied_zxid;
-        rc = zk_zab_create(&zc, &st, &e->z);
+        dc.zab = &zc;
+        dc.restore = &st;
+        dc.tick_ms = e->tick_ms;
+        dc.session_timeout_ms = e->session_timeout_ms;
+        dc.prop_wait_ms = e->prop_wait_ms;
+        zk__ens_driver_wire(e, &dc);
+        rc = zk_driver_create(&dc, &e->d);
     }
     restore_buf_free(&rb);
     return rc;
@@ -227,9 +238,6 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
     e->tick_ms = cfg->tick_time_ms;
     e->sync_limit = cfg->sync_limit_ticks;
     e->session_timeout_ms = cfg->session_timeout_ms;
-    zk__lease_init(&e->lease, zk__lease_ms(cfg->session_timeout_ms,
-                                            cfg->tick_time_ms),
-                   zk__ens_mono_ns());
     /* Long enough for a failover (syncLimit to notice, an election, a
      * sync), short enough that a replica without a quorum says so soon:
      * 3 s with the defaults. */
@@ -284,8 +292,8 @@ static void handles_close(struct zk__ens *e)
 
 static void ens_free_now(struct zk__ens *e)
 {
-    if (e->z)
-        zk_zab_destroy(e->z);
+    zk_driver_destroy(e->d);
+    e->d = NULL;
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     e->stopping = 1;
@@ -378,9 +386,11 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     if (rc)
         goto fail;
     e->thread_started = 1;
+    struct zk_driver_stats ds;
+    zk_driver_stats(e->d, &ds);
     zk_log(ZK_LOG_INFO, "ensemble replica %u: %u servers, tick %u ms, "
            "applied 0x%llx", e->my_id, cfg->n_servers, e->tick_ms,
-           (unsigned long long)e->applied_zxid);
+           (unsigned long long)ds.applied_zxid);
     *out = &e->base;
     return 0;
 fail:
@@ -407,11 +417,7 @@ static void ens_stop(struct zk_replica *base, int close_session)
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
-    for (size_t i = 0; e->rd_out && i < e->rd.n_commits &&
-                    i < e->results_cap; i++) {
-        zk_apply_result_free(e->results[i]);
-        e->results[i] = NULL;
-    }
+    zk_driver_stopping(e->d);
     zk__snap_rx_free(e->job_snap);
     zk__snap_rx_free(e->snap_pending);
     e->job_snap = e->snap_pending = NULL;
@@ -422,6 +428,6 @@ static void ens_stop(struct zk_replica *base, int close_session)
         e->stxs = t->next;
         zk__ens_stx_free(t);
     }
-    zk__ens_expire_props(e, -ESHUTDOWN);
+    zk_driver_fail_all(e->d, -ESHUTDOWN);
     ens_free_now(e);
 }

@@ -20,13 +20,14 @@ static uint64_t zxid_lag(uint64_t ref, uint64_t z)
 
 /* A member's connection, snapshot transfer, zxid and lag. */
 static void status_member(const struct zk__ens *e,
-                          const struct zk_zab_status *st, uint32_t i,
+                          const struct zk_zab_status *st,
+                          uint64_t applied_zxid, uint32_t i,
                           struct zk_replica_member *m)
 {
     struct zk_zab_member_status ms;
     const struct peer *p = NULL;
 
-    zk_zab_member_status(e->z, i, &ms);
+    zk_zab_member_status(zk_driver_core(e->d), i, &ms);
     for (uint32_t k = 0; k < e->n_peers; k++)
         if (e->peers[k].id == ms.id)
             p = &e->peers[k];
@@ -41,7 +42,7 @@ static void status_member(const struct zk__ens *e,
                    : st->established ? "synced" : "syncing";
         m->zxid_known = 1;
         m->zxid = st->role == ZK_ZAB_LEADING ? st->persisted_zxid
-                                             : e->applied_zxid;
+                                             : applied_zxid;
         m->lag = st->role == ZK_ZAB_LEADING
                      ? zxid_lag(st->last_zxid, m->zxid)
                      : zxid_lag(st->commit_zxid, m->zxid);
@@ -81,28 +82,30 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     static const char *const names[] = {"looking", "follower", "leader",
                                         "observer"};
     struct zk_zab_status st;
+    struct zk_driver_stats ds;
 
     memset(out, 0, sizeof(*out));
     out->my_id = e->my_id;
-    out->last_zxid = e->applied_zxid;
-    out->pending = e->n_props;
-    out->batches = __atomic_load_n(&e->batches, __ATOMIC_RELAXED);
-    out->fsyncs = __atomic_load_n(&e->fsyncs, __ATOMIC_RELAXED);
     out->stale = 1;
     out->role = "stopped";
-    if (!e->z)
+    if (!e->d)
         return;
-    zk_zab_status(e->z, &st);
+    zk_driver_stats(e->d, &ds);
+    out->last_zxid = ds.applied_zxid;
+    out->pending = ds.pending;
+    out->batches = ds.batches;
+    out->fsyncs = ds.fsyncs;
+    zk_zab_status(zk_driver_core(e->d), &st);
     out->role = (unsigned)st.role < ZK_ARRAY_LEN(names) ? names[st.role]
                                                        : "?";
     out->leader_id = st.leader;
     out->epoch = st.epoch;
-    out->stale = e->failed || !st.established ||
+    out->stale = ds.failed || !st.established ||
                  st.role == ZK_ZAB_LOOKING ||
                  st.tick - st.contact_tick > e->sync_limit;
-    out->commit_zxid = st.commit_zxid > e->applied_zxid ? st.commit_zxid
-                                                        : e->applied_zxid;
-    out->lag = zxid_lag(out->commit_zxid, e->applied_zxid);
+    out->commit_zxid = st.commit_zxid > ds.applied_zxid ? st.commit_zxid
+                                                         : ds.applied_zxid;
+    out->lag = zxid_lag(out->commit_zxid, ds.applied_zxid);
     _Static_assert(ZK_REPLICA_MEMBERS_MAX >= ZK_ZAB_MEMBERS_MAX,
                    "a status member per core member");
     out->snapshots_sent = e->snaps_sent;
@@ -114,7 +117,7 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->syncs_snap = st.n_snap;
     out->n_members = e->n_members;
     for (uint32_t i = 0; i < e->n_members; i++) {
-        status_member(e, &st, i, &out->members[i]);
+        status_member(e, &st, ds.applied_zxid, i, &out->members[i]);
         out->syncing |= out->members[i].snapshot;
     }
 }
