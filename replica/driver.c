@@ -21,6 +21,7 @@ struct prop {
     uint8_t *payload;
     size_t len;
     int submitted, is_sync, err;  /* err: answer at the next tick          */
+    int unknown;                  /* may be in an installed snapshot       */
     uint64_t req_id;              /* core request id once submitted        */
     uint64_t epoch;               /* the core's epoch when submitted       */
     uint64_t deadline_ms;         /* on the clock; then ZK_ENOTREADY       */
@@ -261,7 +262,8 @@ static void resubmit_lost(struct zk_driver *d)
     if (d->applied_zxid < d->est_zxid)
         return;
     for (struct prop *p = d->head; p; p = p->next) {
-        if (!p->submitted || p->epoch >= st.epoch || !p->payload)
+        if (!p->submitted || p->unknown || p->epoch >= st.epoch ||
+            !p->payload)
             continue;
         p->submitted = 0;
         p->req_id = 0;
@@ -387,6 +389,17 @@ static int ready_installs(const struct zk_zab_ready *rd)
     return 0;
 }
 
+/* A snapshot replaced the state: a write submitted before it may have
+ * committed inside it, and its commit will never be delivered here.
+ * Proposing it again could commit it twice, so it is left to commit
+ * later (answered as usual) or to its deadline (outcome unknown). */
+static void props_unknown(struct zk_driver *d)
+{
+    for (struct prop *p = d->head; p; p = p->next)
+        if (p->submitted)
+            p->unknown = 1;
+}
+
 /* The outstanding Ready is durable: deliver, send, advance. */
 static void finish_ready(struct zk_driver *d)
 {
@@ -394,6 +407,7 @@ static void finish_ready(struct zk_driver *d)
         if (d->rd.ops[i].kind == ZK_ZAB_OP_INSTALL) {
             d->applied_zxid = d->rd.ops[i].zxid;
             d->installed++;
+            props_unknown(d);
             if (d->cfg.reset)
                 d->cfg.reset(d->cfg.cb_arg, 1);
         }

@@ -107,7 +107,7 @@ static void hist_apply(struct sim *s, struct sim_replica *r,
         ZK_ASSERT(s->hist != NULL);
     }
     s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain };
-    if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, ph))
+    if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, data_hash(e)))
         sim_fail(s, r->id, "write committed twice (again at %016llx)",
                  (unsigned long long)e->zxid);
 }
