@@ -91,7 +91,6 @@
 #define ENS_INBOUND_MAX       64          /* connections not yet a peer's   */
 #define ENS_HANDSHAKE_MS      3000        /* to prove the secret, at most   */
 #define ENS_READ_BYTES        65536       /* one read's buffer              */
-#define ENS_PUMP_ROUNDS_MAX   64          /* message-only Readies per event */
 #define ENS_PROP_WAIT_MIN_MS  1000        /* least wait for a proposal      */
 #define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg,
                                              or its last fragment          */
