@@ -73,7 +73,6 @@
 #include "ensemble_int.h"
 #include "replica_int.h"
 #include "snap_rx.h"
-#include "lease_int.h"
 #include "zk_common.h"
 #include "zk_config.h"
 #include "zk_frame.h"
