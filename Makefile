@@ -12,7 +12,8 @@
 #                   ASan and UBSan into build-fuzz/ (scripts/fuzz.sh runs them)
 #   make install    (and uninstall) PREFIX=/usr/local DESTDIR=: dist/install.mk
 #
-# The consensus core (replica/zab*.c, replica/common.c) is compiled against
+# The consensus core (replica/zab*.c, common/common.c) and its driver
+# (replica/driver.c, replica/lease.c) are compiled against
 # "poison" copies of the libuv, LMDB and FUSE headers that stop the build with
 # #error, so an include of any of them from the core cannot slip in.
 
@@ -43,7 +44,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
 
-CORE_SRCS    := replica/common.c $(sort $(wildcard replica/zab*.c))
+# common/: errors, assertions and logging, below every other module (the
+# core links common.c; the logger, log.c, is for the runtime, store and fs).
+CORE_SRCS    := common/common.c $(sort $(wildcard replica/zab*.c)) \
+                replica/driver.c replica/lease.c
+COMMON_SRCS  := $(filter-out $(CORE_SRCS),$(sort $(wildcard common/*.c)))
 RUNTIME_SRCS := $(filter-out $(CORE_SRCS),$(sort $(wildcard replica/*.c)))
 STORE_SRCS   := $(sort $(wildcard store/*.c))
 FS_SRCS      := $(filter-out fs/main.c,$(sort $(wildcard fs/*.c)))
@@ -52,7 +57,8 @@ UNIT_SRCS    := $(sort $(wildcard test/unit/test_*.c))
 BENCH_SRCS   := $(sort $(wildcard bench/*.c))
 
 CORE_OBJS    := $(CORE_SRCS:%.c=$(B)/obj/%.o)
-LIB_OBJS     := $(CORE_OBJS) $(RUNTIME_SRCS:%.c=$(B)/obj/%.o) \
+LIB_OBJS     := $(CORE_OBJS) $(COMMON_SRCS:%.c=$(B)/obj/%.o) \
+                $(RUNTIME_SRCS:%.c=$(B)/obj/%.o) \
                 $(STORE_SRCS:%.c=$(B)/obj/%.o) $(FS_SRCS:%.c=$(B)/obj/%.o)
 SIM_OBJS     := $(SIM_SRCS:%.c=$(B)/obj/%.o)
 UNIT_OBJS    := $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/test/unit/main.o \
@@ -132,9 +138,9 @@ $(B)/libzkcore.a: $(CORE_OBJS)
 $(B)/zkfs: $(B)/obj/fs/main.o $(B)/libzk.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# The simulator runs the runtime's lease (replica/lease.c, pure) as well.
-$(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/obj/replica/lease.o \
-               $(B)/libzkcore.a
+# The simulator runs the runtime's driver (replica/driver.c, with the
+# lease, replica/lease.c; both pure, in libzkcore.a) as well.
+$(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/libzkcore.a
 	$(CC) $(SANFLAGS) -o $@ $^ -lm
 
 $(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(B)/libzk.a
@@ -171,7 +177,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -O1 -g \
 FUZZ_SRCS   := $(sort $(wildcard test/fuzz/fuzz_*.c))
 FUZZ_BINS   := $(FUZZ_SRCS:test/fuzz/%.c=$(FB)/%)
 FUZZ_LIB_OBJS := $(patsubst $(B)/obj/%,$(FB)/obj/%,\
-                 $(filter-out $(B)/obj/replica/log.o,$(LIB_OBJS)))
+                 $(filter-out $(B)/obj/common/log.o,$(LIB_OBJS)))
 
 fuzz: $(FUZZ_BINS)
 

@@ -2,12 +2,14 @@
  * zk_replica.h — the write path's middle: what fs/ hands a change to and
  * hears back from. propose -> commit -> apply.
  *
- * Today the only implementation is the standalone one-replica ensemble
- * (replica/standalone.c): a commit thread takes every proposal waiting,
- * assigns zxids, appends them to the log and applies them in one LMDB
- * transaction, fsyncs once for the whole batch (group commit), then reports
- * back on the libuv loop. The ensemble (Zab core + network runtime) will
- * provide the same functions, so fs/ does not change when it arrives.
+ * Two kinds of replica stand behind the same struct zk_replica (an ops
+ * table, replica/replica_int.h): the standalone one-replica ensemble
+ * (zk_replica_start, replica/standalone.c: a commit thread takes every
+ * proposal waiting, assigns zxids, appends them to the log and applies
+ * them in one LMDB transaction, fsyncs once for the whole batch (group
+ * commit), then reports back on the libuv loop), and a member of an
+ * ensemble (zk_replica_start_ensemble, the Zab core driven by
+ * replica/ens_*.c). fs/ calls the same functions either way.
  *
  * Threads: every function here and every callback runs on the loop thread.
  */
@@ -71,7 +73,7 @@ int zk_replica_start(const struct zk_replica_opts *opts,
 
 struct zk_config;
 
-/* Starts one replica of an ensemble (replica/ensemble.c): the Zab core
+/* Starts one replica of an ensemble (replica/ens_*.c): the Zab core
  * driven from opts->loop, TCP to the other servers of cfg (authenticated
  * frames with cfg->secret), persistence in opts->store on a worker thread.
  * cfg is copied (wipe yours when you like); opts->owner and

@@ -1,39 +1,13 @@
 /*
- * ensemble_int.h — what replica/standalone.c (which owns struct
- * zk_replica and its public functions) needs from the ensemble runtime
- * (replica/ensemble.c) to dispatch to it. A struct zk_replica is either a
- * standalone replica or a thin shell around a struct zk__ens.
- *
- * Threads: every function here runs on the loop thread.
+ * ensemble_int.h — what the ensemble runtime (replica/ens_*.c) offers
+ * beyond zk_replica.h to tests and fuzz targets: a snapshot fault hook
+ * and the log entry envelope. Its own files share ens_int.h.
  */
 #ifndef ZK_ENSEMBLE_INT_H
 #define ZK_ENSEMBLE_INT_H
 
 #include "zk_replica.h"
 #include "zk_zab.h"
-
-struct zk__ens;
-
-/* Wraps e in a new struct zk_replica (standalone.c). NULL: no memory. */
-struct zk_replica *zk__replica_wrap_ensemble(struct zk__ens *e);
-
-/* Stamps txn (time_ms 0 means "now", wall clock) and encodes it into a
- * new malloc'd buffer: the one place a proposal's bytes are made, for both
- * kinds of replica (standalone.c). Errors as zk_txn_encode. */
-int zk__replica_encode(const struct zk_txn *txn, uint8_t **out,
-                       size_t *out_len);
-
-/* The ensemble's implementations of the public zk_replica_* functions;
- * same contracts as in zk_replica.h, except that zk__ens_propose takes an
- * encoded proposal (zk__replica_encode) and owns buf only when it returns
- * 0. */
-int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,
-                    zk_replica_done_cb cb, void *arg);
-int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg);
-uint64_t zk__ens_session(const struct zk__ens *e);
-int zk__ens_lease_check(struct zk__ens *e);
-void zk__ens_give_up(struct zk__ens *e);
-void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out);
 
 /* Test hook (tests only, loop thread): every snapshot this process
  * streams from now on is faulty: ZK__SNAP_FAULT_FLIP flips a byte of the
@@ -57,11 +31,5 @@ void zk__ens_test_snap_fault(int fault);
 uint8_t *zk__ens_env_encode(const struct zk_zab_entry *en, size_t *len_out);
 int zk__ens_env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
                        struct zk_zab_entry *en);
-
-/* Stops the runtime: answers what waits with -ESHUTDOWN, joins the
- * persistence thread, destroys the core and starts closing every handle;
- * e is freed by the loop once the last handle has closed (run the loop
- * until it has no active handles). */
-void zk__ens_stop(struct zk__ens *e, int close_session);
 
 #endif /* ZK_ENSEMBLE_INT_H */

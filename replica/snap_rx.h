@@ -2,10 +2,11 @@
  * snap_rx.h — private to replica/: the receiving end of a snapshot
  * stream (the DATA frames that follow a Zab SNAP message): their format,
  * and the decoder that checks them and decompresses the zstd stream into
- * an unnamed temporary file. ensemble.c drives it from its connections
- * (and sends the same format); test/fuzz/fuzz_snap feeds it directly.
+ * an unnamed temporary file. ens_snaprecv.c drives it from its connections
+ * (ens_snapsend.c sends the same format); test/fuzz/fuzz_snap feeds it
+ * directly.
  *
- * Frames (DATA flags ENS_FRAME_SNAP_BEGIN, _SNAP, _END in ensemble.c):
+ * Frames (DATA flags ENS_FRAME_SNAP_BEGIN, _SNAP, _END in ens_int.h):
  *   BEGIN  u32 ZK__SNAP_MAGIC | u8 version | u8 codec | u16 0 |
  *          u64 zxid | u64 decompressed size          (ZK__SNAP_BEGIN_LEN)
  *   SNAP   zstd bytes, any number of frames

@@ -19,19 +19,17 @@
  * accepted and current epoch before any write), so a zxid is never reused,
  * and the counter's overflow moves to the next epoch.
  *
- * The same struct zk_replica also stands for an ensemble replica: then
- * `ens` is set and every public function below hands over to
- * replica/ensemble.c (ensemble_int.h); nothing else in it is used.
+ * The public zk_replica_* functions reach it through its ops table
+ * (replica.c, replica_int.h); it knows nothing of the ensemble.
  */
-#include "zk_replica.h"
+#include "replica_int.h"
 #include "zk_common.h"
-#include "ensemble_int.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define COUNTER_MAX 0xffffffffu   /* zxid counter overflow forces an epoch */
 #define STANDALONE_ID 1           /* server id of the one replica          */
@@ -52,8 +50,8 @@ struct queue {
     size_t count;
 };
 
-struct zk_replica {
-    struct zk__ens *ens;          /* non-NULL: an ensemble replica */
+struct standalone {
+    struct zk_replica base;       /* first: the ops table (replica_int.h) */
     uv_loop_t *loop;
     struct zk_store *store;
     zk_replica_applied_cb applied;
@@ -109,13 +107,6 @@ static struct prop *queue_take(struct queue *q, size_t max)
     return first;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void prop_free(struct prop *p)
 {
     zk_apply_result_free(p->res);
@@ -125,7 +116,7 @@ static void prop_free(struct prop *p)
 
 /* Next zxid; moves to a new epoch when the counter is exhausted. Returns
  * 1 when the epoch changed (the caller persists it in the same batch). */
-static int next_zxid(struct zk_replica *r, uint64_t *zxid)
+static int next_zxid(struct standalone *r, uint64_t *zxid)
 {
     uint64_t counter = r->last_zxid >> 32 == r->epoch
                            ? (r->last_zxid & COUNTER_MAX) : 0;
@@ -145,7 +136,7 @@ static int next_zxid(struct zk_replica *r, uint64_t *zxid)
 /* ------------------------------------------------------------------ */
 
 /* Logs and applies one proposal inside batch b. */
-static int batch_one(struct zk_replica *r, struct zk_store_batch *b,
+static int batch_one(struct standalone *r, struct zk_store_batch *b,
                      struct prop *p)
 {
     uint64_t zxid;
@@ -169,7 +160,7 @@ static int batch_one(struct zk_replica *r, struct zk_store_batch *b,
 /* Commits a list of proposals with one fsync. On failure every proposal in
  * the list gets the error and the replica's zxid/epoch go back to where the
  * batch started (nothing of it is in the store). */
-static void commit_batch(struct zk_replica *r, struct prop *list)
+static void commit_batch(struct standalone *r, struct prop *list)
 {
     uint64_t zxid0 = r->last_zxid, epoch0 = r->epoch;
     struct zk_store_batch *b = NULL;
@@ -207,7 +198,7 @@ static void commit_batch(struct zk_replica *r, struct prop *list)
 
 static void *commit_main(void *arg)
 {
-    struct zk_replica *r = arg;
+    struct standalone *r = arg;
 
     for (;;) {
         pthread_mutex_lock(&r->mu);
@@ -235,7 +226,7 @@ static void *commit_main(void *arg)
 /* ------------------------------------------------------------------ */
 
 /* Answers every finished proposal, in zxid order. */
-static void deliver(struct zk_replica *r)
+static void deliver(struct standalone *r)
 {
     pthread_mutex_lock(&r->mu);
     struct prop *list = queue_take(&r->out, SIZE_MAX);
@@ -258,7 +249,7 @@ static void on_async(uv_async_t *h)
     deliver(h->data);
 }
 
-static int enqueue(struct zk_replica *r, uint8_t *payload, size_t len,
+static int enqueue(struct standalone *r, uint8_t *payload, size_t len,
                    zk_replica_done_cb cb, void *arg)
 {
     struct prop *p = calloc(1, sizeof(*p));
@@ -284,64 +275,58 @@ static int enqueue(struct zk_replica *r, uint8_t *payload, size_t len,
     return 0;
 }
 
-int zk__replica_encode(const struct zk_txn *txn, uint8_t **out,
-                       size_t *out_len)
-{
-    struct zk_txn stamped = *txn;
+/* ------------------------------------------------------------------ */
+/* ops (replica_int.h)                                                 */
+/* ------------------------------------------------------------------ */
 
-    if (stamped.time_ms == 0)
-        stamped.time_ms = now_ms();
-    return zk_txn_encode(&stamped, out, out_len);
+_Static_assert(offsetof(struct standalone, base) == 0,
+               "the ops cast a struct zk_replica * to its struct standalone *");
+
+static struct standalone *sa_of(struct zk_replica *base)
+{
+    return (struct standalone *)base;
 }
 
-int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
-                       zk_replica_done_cb cb, void *arg)
+static const struct standalone *sa_of_const(const struct zk_replica *base)
 {
-    uint8_t *buf;
-    size_t len;
-    int rc = zk__replica_encode(txn, &buf, &len);
-
-    if (rc)
-        return rc;
-    rc = r->ens ? zk__ens_propose(r->ens, buf, len, cb, arg)
-                : enqueue(r, buf, len, cb, arg);
-    if (rc)
-        free(buf);
-    return rc;
+    return (const struct standalone *)base;
 }
 
-int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg)
+static int sa_propose(struct zk_replica *base, uint8_t *buf, size_t len,
+                      zk_replica_done_cb cb, void *arg)
 {
-    if (r->ens)
-        return zk__ens_sync(r->ens, cb, arg);
-    /* Standalone: everything committed was proposed here, and the queue is
-     * FIFO, so a barrier behind every earlier proposal suffices. */
-    return enqueue(r, NULL, 0, cb, arg);
+    return enqueue(sa_of(base), buf, len, cb, arg);
 }
 
-uint64_t zk_replica_session(const struct zk_replica *r)
+/* Standalone: everything committed was proposed here, and the queue is
+ * FIFO, so a barrier behind every earlier proposal suffices. */
+static int sa_sync(struct zk_replica *base, zk_replica_done_cb cb, void *arg)
 {
-    return r->ens ? zk__ens_session(r->ens) : r->session;
+    return enqueue(sa_of(base), NULL, 0, cb, arg);
 }
 
-int zk_replica_lease_check(struct zk_replica *r)
+static uint64_t sa_session(const struct zk_replica *base)
 {
-    return r->ens ? zk__ens_lease_check(r->ens) : 0;
+    return sa_of_const(base)->session;
 }
 
-void zk_replica_give_up(struct zk_replica *r)
+/* Its commits do not depend on others: the session cannot be lost. */
+static int sa_lease_check(struct zk_replica *base)
 {
-    if (r->ens)
-        zk__ens_give_up(r->ens);
+    (void)base;
+    return 0;
 }
 
-void zk_replica_status(const struct zk_replica *r,
-                       struct zk_replica_status *out)
+static void sa_give_up(struct zk_replica *base)
 {
-    if (r->ens) {
-        zk__ens_status(r->ens, out);
-        return;
-    }
+    (void)base;
+}
+
+static void sa_status(const struct zk_replica *base,
+                      struct zk_replica_status *out)
+{
+    const struct standalone *r = sa_of_const(base);
+
     memset(out, 0, sizeof(*out));
     out->role = "standalone";
     out->my_id = STANDALONE_ID;
@@ -357,6 +342,18 @@ void zk_replica_status(const struct zk_replica *r,
         .id = STANDALONE_ID, .self = 1, .connected = 1, .state = "self",
         .zxid_known = 1, .zxid = out->last_zxid};
 }
+
+static void sa_stop(struct zk_replica *base, int close_session);
+
+static const struct zk__replica_ops sa_ops = {
+    .propose = sa_propose,
+    .sync = sa_sync,
+    .session = sa_session,
+    .lease_check = sa_lease_check,
+    .give_up = sa_give_up,
+    .status = sa_status,
+    .stop = sa_stop,
+};
 
 /* ------------------------------------------------------------------ */
 /* start and stop                                                      */
@@ -380,7 +377,7 @@ static int collect_session(void *arg, uint64_t session, uint32_t timeout_ms,
 
 /* Proposes and commits one session transaction synchronously (start-up,
  * before the commit thread runs). */
-static int session_txn(struct zk_replica *r, uint8_t type, uint64_t session,
+static int session_txn(struct standalone *r, uint8_t type, uint64_t session,
                        uint32_t timeout_ms, const char *owner)
 {
     struct zk_op op = {
@@ -388,9 +385,9 @@ static int session_txn(struct zk_replica *r, uint8_t type, uint64_t session,
         .timeout_ms = timeout_ms, .owner = owner,
         .owner_len = owner ? (uint32_t)strlen(owner) : 0,
     };
-    struct zk_txn txn = {.time_ms = now_ms(), .nops = 1, .ops = &op};
+    struct zk_txn txn = {.nops = 1, .ops = &op};   /* stamped now */
     struct prop p = {0};
-    int rc = zk_txn_encode(&txn, &p.payload, &p.len);
+    int rc = zk__replica_encode(&txn, &p.payload, &p.len);
 
     if (rc)
         return rc;
@@ -404,7 +401,7 @@ static int session_txn(struct zk_replica *r, uint8_t type, uint64_t session,
 }
 
 /* Takes a new epoch, closes earlier runs' sessions, opens this one's. */
-static int start_sessions(struct zk_replica *r, const char *owner,
+static int start_sessions(struct standalone *r, const char *owner,
                           uint32_t timeout_ms)
 {
     struct zk_store_info info;
@@ -448,11 +445,12 @@ static int start_sessions(struct zk_replica *r, const char *owner,
 int zk_replica_start(const struct zk_replica_opts *opts,
                      struct zk_replica **out)
 {
-    struct zk_replica *r = calloc(1, sizeof(*r));
+    struct standalone *r = calloc(1, sizeof(*r));
     int rc;
 
     if (!r)
         return -ENOMEM;
+    r->base.ops = &sa_ops;
     r->loop = opts->loop;
     r->store = opts->store;
     r->applied = opts->applied;
@@ -475,7 +473,7 @@ int zk_replica_start(const struct zk_replica_opts *opts,
     zk_log(ZK_LOG_INFO, "standalone replica: epoch %llu, zxid 0x%llx, "
            "session 0x%016llx", (unsigned long long)r->epoch,
            (unsigned long long)r->last_zxid, (unsigned long long)r->session);
-    *out = r;
+    *out = &r->base;
     return 0;
 fail:
     pthread_cond_destroy(&r->cv);
@@ -489,26 +487,15 @@ static void on_async_closed(uv_handle_t *h)
     free(h->data);
 }
 
-struct zk_replica *zk__replica_wrap_ensemble(struct zk__ens *e)
+static void sa_stop(struct zk_replica *base, int close_session)
 {
-    struct zk_replica *r = calloc(1, sizeof(*r));
-    if (r)
-        r->ens = e;
-    return r;
-}
+    struct standalone *r = sa_of(base);
 
-void zk_replica_stop(struct zk_replica *r, int close_session)
-{
-    if (r->ens) {
-        zk__ens_stop(r->ens, close_session);
-        free(r);
-        return;
-    }
     if (close_session) {
         struct zk_op op = {.type = ZK_OP_SESSION_CLOSE, .version = -1,
                            .session = r->session};
         struct zk_txn txn = {.nops = 1, .ops = &op};
-        int rc = zk_replica_propose(r, &txn, NULL, NULL);
+        int rc = zk_replica_propose(&r->base, &txn, NULL, NULL);
         if (rc)
             zk_log(ZK_LOG_WARN, "could not close session: %s",
                    zk_strerror(rc));

@@ -2,7 +2,7 @@
  * fuzz.h — what the libFuzzer targets in test/fuzz/ share (util.c): a
  * bounded reader that splits one fuzz input into the values a target needs,
  * a private temporary directory, and the quiet logger that replaces
- * replica/log.c in the fuzz build (ZK_FUZZ_LOG=1 turns lines back on).
+ * common/log.c in the fuzz build (ZK_FUZZ_LOG=1 turns lines back on).
  *
  * A target aborts (FZ_CHECK) when an invariant of the code under test is
  * broken — a round trip that does not give back what went in, a decoder

@@ -1,6 +1,6 @@
 /*
  * fuzz_logrec.c — the ensemble's log records as read back from the store
- * at start (replica/ensemble.c: the entry envelope, zk__ens_env_decode),
+ * at start (replica/ens_driver.c: the entry envelope, zk__ens_env_decode),
  * then what a restart does with them: the core restores them (zk_zab
  * restore) and may send them to learners in DIFF/PROPOSE messages.
  *

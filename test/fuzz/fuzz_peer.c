@@ -15,7 +15,7 @@
  * message the target builds from fields in the input (so that mutations
  * reach the core's rules: an election needs votes from several members),
  * 2 sends raw payload bytes with the frame flags the runtime uses
- * (ENS_FRAME_ZAB or ZAB_MORE fragments, reassembled as ensemble.c does),
+ * (ENS_FRAME_ZAB or ZAB_MORE fragments, reassembled as ens_net.c does),
  * 3 also flips one byte of the sealed frame (which must then be refused
  * and closes that member's connection).
  *
@@ -32,8 +32,8 @@
 #include <string.h>
 
 #define ME          2u
-#define FRAME_ZAB   1       /* ensemble.c's ENS_FRAME_ZAB */
-#define FRAME_MORE  2       /* ensemble.c's ENS_FRAME_ZAB_MORE */
+#define FRAME_ZAB   1       /* ens_int.h's ENS_FRAME_ZAB */
+#define FRAME_MORE  2       /* ens_int.h's ENS_FRAME_ZAB_MORE */
 #define MSG_MAX     (ZK_ZAB_MSG_BATCH_BYTES + 2 * ZK_ZAB_PAYLOAD_MAX)
 #define CMDS_MAX    512
 #define PEERS       4
@@ -93,7 +93,7 @@ static void core_drain(struct zk_zab *z)
     }
 }
 
-/* ---- receiving a DATA frame as ensemble.c's on_data does --------------- */
+/* ---- receiving a DATA frame as ens_net.c's on_data does --------------- */
 
 static void check_round_trip(const uint8_t *buf, size_t len,
                              const struct zk_zab_msg *m)

@@ -4,7 +4,7 @@
  * decompression into a temporary file, and the checks at the end.
  *
  * Byte 0 picks the mode. Even: the rest is a list of frames, each
- * u8 kind (0 BEGIN, 1 data, 2 END, as ensemble.c's DATA flags say) |
+ * u8 kind (0 BEGIN, 1 data, 2 END, as ens_int.h's DATA flags say) |
  * u16 length | bytes, fed until one is refused. Odd: the rest is a
  * snapshot's decompressed content; the target compresses it with zstd
  * and sends a correct BEGIN, data frames and END, which must be accepted

@@ -1,6 +1,6 @@
 /*
  * util.c — helpers of the fuzz targets (fuzz.h) and the quiet logger: the
- * fuzz build links this instead of replica/log.c, because a target that
+ * fuzz build links this instead of common/log.c, because a target that
  * rejects a million inputs a minute would otherwise spend its time in
  * zk_log (ZK_FUZZ_LOG=1 in the environment writes the lines to stderr).
  */

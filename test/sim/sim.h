@@ -1,6 +1,8 @@
 /*
  * sim.h — the deterministic simulator of a zkfs ensemble: N replicas of
- * the real consensus core in one process, simulated time (microseconds),
+ * the real consensus core and its real driver (replica/driver.c: Ready
+ * persistence and delivery, proposals and resubmission, the lease) in one
+ * process, simulated time (microseconds),
  * a seeded network (delay, loss, duplication, reordering, partitions),
  * crashes that lose whatever was not persisted, slow and failing disks,
  * and clients that keep writing. Invariants are checked after every step;

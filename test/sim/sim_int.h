@@ -8,7 +8,7 @@
 
 #include "sim.h"
 #include "zk_common.h"
-#include "../../replica/lease_int.h"
+#include "../../replica/driver.h"
 
 #include <string.h>
 
@@ -18,6 +18,7 @@
 #define SIM_SESSION_TIMEOUT  40
 
 #define SIM_PENDING_MAX      8192   /* client writes awaiting their commit */
+#define SIM_CLIENT_INFLIGHT  4      /* a client's unanswered writes, at most */
 #define SIM_SNAPS_MAX        4      /* received snapshots kept per replica */
 #define SIM_DISK_LOG_KEEP    2048   /* applied entries kept on a sim disk  */
 
@@ -55,16 +56,17 @@ struct sim_ev {
 };
 
 struct sim_pend {
-    uint64_t req_id;
+    uint64_t wseq;                /* the client's write number */
     uint64_t submit_us;
     int acked;
 };
 
 struct sim_replica {
+    struct sim *s;
     uint32_t id;
     int observer;
-    struct zk_zab *core;
-    int alive, busy;
+    struct zk_driver *drv;      /* the real driver (replica/driver.c)    */
+    int alive, busy;            /* busy: a Ready's disk write scheduled  */
     uint32_t life;              /* bumps at crash/start: stale events   */
     uint32_t incarnation;       /* persisted                             */
     /* disk */
@@ -75,16 +77,12 @@ struct sim_replica {
     /* snapshots received with SNAP messages, newest last */
     struct sim_model snaps[SIM_SNAPS_MAX];
     uint32_t nsnap;
-    struct zk_zab_ready rd;
     int fail_next;
     uint64_t slow_until;
     /* client */
     struct sim_pend *pend;
     size_t npend, cappend, headpend;
     uint64_t wseq, acked, tail_acked;
-    /* the runtime's lease (replica/lease.c), on simulated time */
-    struct zk__lease lease;
-    uint64_t tick_no;
 };
 
 struct sim_hist {
@@ -134,20 +132,20 @@ void sim_check(struct sim *s);
 void sim_replica_start(struct sim *s, uint32_t i);
 
 /* sim_node.c */
+void sim_driver_wire(struct sim *s, struct sim_replica *r,
+                     struct zk_driver_config *dc);
+const struct zk_zab *sim_core(const struct sim_replica *r);
 void sim_pkt_free(struct sim_pkt *p);
 void sim_deliver(struct sim *s, struct sim_pkt *p);
 void sim_on_tick(struct sim *s, uint32_t i);
 void sim_on_disk(struct sim *s, uint32_t i);
 void sim_on_client(struct sim *s, uint32_t i);
-void sim_pump(struct sim *s, uint32_t i);
 
 /* sim_run.c */
 void sim_on_fault(struct sim *s);
 
-/* sim_lease.c: the runtime's lease, run on simulated time, and the
- * invariant that no session is closed while its owner's lease runs. */
-void sim_lease_start(struct sim *s, struct sim_replica *r);
-void sim_lease_tick(struct sim *s, struct sim_replica *r);
+/* sim_lease.c: the invariant that no session is closed while its
+ * owner's lease (the driver's, on simulated time) runs. */
 void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
                            const struct zk_zab_entry *e);
 

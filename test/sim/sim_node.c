@@ -1,10 +1,14 @@
 /*
- * sim_node.c — what the embedder does for each simulated replica: takes
- * the core's Ready, "writes" it to the simulated disk (after a normal,
- * slow or failing fsync), applies commits to the model state machine,
- * hands messages to the network, then calls zk_zab_advance(). Also the
- * network (loss, duplication, delay that reorders, blocked links) and the
- * clients that submit writes and see them acknowledged.
+ * sim_node.c — what each simulated replica plugs into the real driver
+ * (replica/driver.c, the code the daemon runs): its store is the
+ * simulated disk (a Ready's batch runs at a disk event after a normal,
+ * slow or failing fsync; entries, truncations, snapshot installs, hard
+ * state, and commits applied to the model state machine), its transport
+ * the simulated network (loss, duplication, delay that reorders, blocked
+ * links), its clock simulated time. The driver does the rest: one Ready
+ * at a time, persist before send, delivery, proposals and their
+ * resubmission, the lease. Also the clients that submit writes through
+ * the driver and see them acknowledged.
  *
  * Every apply is checked against the global committed history here (see
  * the invariants listed in sim.c).
@@ -24,6 +28,17 @@ static uint64_t payload_hash(const struct zk_zab_entry *e)
         h = (h ^ e->data[i]) * 0x100000001b3ull;
     h = sim_mix(h, (uint64_t)e->type << 40 | (uint64_t)e->origin << 32);
     return sim_mix(h, e->req_id) | 1;
+}
+
+/* A write's own bytes (the client's id, write number and incarnation
+ * lead them): the same write proposed twice has two request ids but the
+ * same data hash. */
+static uint64_t data_hash(const struct zk_zab_entry *e)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t i = 0; i < e->len; i++)
+        h = (h ^ e->data[i]) * 0x100000001b3ull;
+    return h | 1;
 }
 
 static int set_add(struct sim_set *set, uint64_t x)
@@ -92,7 +107,7 @@ static void hist_apply(struct sim *s, struct sim_replica *r,
         ZK_ASSERT(s->hist != NULL);
     }
     s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain };
-    if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, ph))
+    if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, data_hash(e)))
         sim_fail(s, r->id, "write committed twice (again at %016llx)",
                  (unsigned long long)e->zxid);
 }
@@ -127,17 +142,17 @@ static long disk_find(const struct sim_replica *r, uint64_t zxid)
     return lo < r->nlog && r->log[lo].zxid == zxid ? (long)lo : -1;
 }
 
-static void client_ack(struct sim *s, struct sim_replica *r, uint64_t req)
+static void client_ack(struct sim *s, struct sim_replica *r, uint64_t wseq)
 {
     size_t lo = r->headpend, hi = r->npend;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (r->pend[mid].req_id < req)
+        if (r->pend[mid].wseq < wseq)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo >= r->npend || r->pend[lo].req_id != req || r->pend[lo].acked)
+    if (lo >= r->npend || r->pend[lo].wseq != wseq || r->pend[lo].acked)
         return;
     r->pend[lo].acked = 1;
     r->acked++;
@@ -161,9 +176,10 @@ static void apply(struct sim *s, struct sim_replica *r,
                  (unsigned long long)e->zxid);
     uint64_t ph = payload_hash(e);
     uint64_t chain = sim_mix(r->model.chain, sim_mix(e->zxid, ph));
-    sim_log(s, r->id, "apply %016llx type %u origin %u hash %016llx",
-            (unsigned long long)e->zxid, e->type, e->origin,
-            (unsigned long long)ph);
+    sim_log(s, r->id, "apply %016llx type %u origin %u req %llu hash "
+            "%016llx data %016llx", (unsigned long long)e->zxid, e->type,
+            e->origin, (unsigned long long)e->req_id, (unsigned long long)ph,
+            (unsigned long long)data_hash(e));
     hist_apply(s, r, e, ph, chain);
     r->model.chain = chain;
     r->model.applied = e->zxid;
@@ -171,8 +187,6 @@ static void apply(struct sim *s, struct sim_replica *r,
     if (e->type == ZK_ZAB_ENTRY_SESSION_CLOSE)
         sim_lease_check_close(s, r, e);
     model_sessions(&r->model, e);
-    if (e->origin == r->id && e->type == ZK_ZAB_ENTRY_WRITE)
-        client_ack(s, r, e->req_id);
 }
 
 /* ====================================================================== */
@@ -249,27 +263,160 @@ static void compact(struct sim_replica *r)
     r->nlog -= drop;
 }
 
-static void persist(struct sim *s, struct sim_replica *r)
+/* ====================================================================== */
+/* the driver's store: the simulated disk                                 */
+/* ====================================================================== */
+
+/* The result every applied commit hands to the driver's callbacks (the
+ * simulator's clients only need to know that it committed). */
+static uint64_t sim_result;
+
+static int st_begin(void *arg, void **batch)
 {
-    const struct zk_zab_ready *rd = &r->rd;
-    for (size_t i = 0; i < rd->n_ops && !s->failed; i++) {
-        const struct zk_zab_op *op = &rd->ops[i];
-        sim_log(s, r->id, "disk op %u %016llx", op->kind,
-                (unsigned long long)op->zxid);
-        if (op->kind == ZK_ZAB_OP_INSTALL)
-            install(s, r, op->zxid);
-        else if (op->kind == ZK_ZAB_OP_TRUNCATE)
-            truncate_log(s, r, op->zxid);
-        else
-            append(s, r, op->entry);
-    }
-    if (rd->has_hard_state) {
-        if (rd->hard_state.accepted_epoch < r->hard.accepted_epoch ||
-            rd->hard_state.current_epoch < r->hard.current_epoch ||
-            rd->hard_state.current_epoch > rd->hard_state.accepted_epoch)
-            sim_fail(s, r->id, "hard state went back or is inconsistent");
-        r->hard = rd->hard_state;
-    }
+    *batch = arg;
+    return 0;
+}
+
+static int st_append(void *arg, void *batch, const struct zk_zab_entry *en)
+{
+    struct sim_replica *r = arg;
+    (void)batch;
+    sim_log(r->s, r->id, "disk op %u %016llx", ZK_ZAB_OP_APPEND,
+            (unsigned long long)en->zxid);
+    append(r->s, r, en);
+    return 0;
+}
+
+static int st_truncate(void *arg, void *batch, uint64_t zxid)
+{
+    struct sim_replica *r = arg;
+    (void)batch;
+    sim_log(r->s, r->id, "disk op %u %016llx", ZK_ZAB_OP_TRUNCATE,
+            (unsigned long long)zxid);
+    truncate_log(r->s, r, zxid);
+    return 0;
+}
+
+static int st_install(void *arg, void *batch, const struct zk_zab_op *op,
+                      uint64_t sessions[ZK_ZAB_MEMBERS_MAX])
+{
+    struct sim_replica *r = arg;
+    (void)batch;
+    sim_log(r->s, r->id, "disk op %u %016llx", op->kind,
+            (unsigned long long)op->zxid);
+    install(r->s, r, op->zxid);
+    memcpy(sessions, r->model.sessions, sizeof(r->model.sessions));
+    return 0;
+}
+
+static int st_hard_state(void *arg, void *batch,
+                         const struct zk_zab_hard_state *hs)
+{
+    struct sim_replica *r = arg;
+    (void)batch;
+    if (hs->accepted_epoch < r->hard.accepted_epoch ||
+        hs->current_epoch < r->hard.current_epoch ||
+        hs->current_epoch > hs->accepted_epoch)
+        sim_fail(r->s, r->id, "hard state went back or is inconsistent");
+    r->hard = *hs;
+    return 0;
+}
+
+/* The model's session table follows OPEN and CLOSE entries itself (an
+ * OPEN replaces the owner's session), so close_prev needs no op here. */
+static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
+                    uint64_t close_prev, struct zk_apply_result **res)
+{
+    struct sim_replica *r = arg;
+    (void)batch;
+    (void)close_prev;
+    apply(r->s, r, en);
+    *res = (struct zk_apply_result *)&sim_result;
+    return 0;
+}
+
+static int st_commit(void *arg, void *batch)
+{
+    (void)batch;
+    compact(arg);
+    return 0;
+}
+
+static void st_abort(void *arg, void *batch)
+{
+    (void)arg;
+    (void)batch;
+}
+
+static void st_result_free(void *arg, struct zk_apply_result *res)
+{
+    (void)arg;
+    (void)res;
+}
+
+/* The Ready's batch runs at a disk event, after a normal or slow fsync. */
+static void st_schedule(void *arg)
+{
+    struct sim_replica *r = arg;
+    struct sim *s = r->s;
+    uint64_t d = sim_range(s, 20, 200);
+
+    if (s->now < r->slow_until)
+        d = sim_range(s, 5000, 50000);
+    r->busy = 1;
+    sim_push(s, s->now + d, SIM_EV_DISK, r->id - 1, NULL);
+}
+
+static void send_msg(struct sim *s, struct sim_replica *r,
+                     const struct zk_zab_msg *m);
+
+static void tp_send(void *arg, const struct zk_zab_msg *m)
+{
+    struct sim_replica *r = arg;
+    send_msg(r->s, r, m);
+}
+
+static uint64_t clock_ns(void *arg)
+{
+    struct sim_replica *r = arg;
+    return r->s->now * 1000u;
+}
+
+static void drv_log(void *arg, enum zk_log_level level, const char *line)
+{
+    struct sim_replica *r = arg;
+    (void)level;
+    sim_log(r->s, r->id, "driver: %s", line);
+}
+
+void sim_driver_wire(struct sim *s, struct sim_replica *r,
+                     struct zk_driver_config *dc)
+{
+    r->s = s;
+    dc->store = (struct zk_driver_store){
+        .arg = r, .begin = st_begin, .append = st_append,
+        .truncate = st_truncate, .install = st_install,
+        .hard_state = st_hard_state, .apply = st_apply,
+        .commit = st_commit, .abort = st_abort,
+        .result_free = st_result_free, .schedule = st_schedule,
+    };
+    dc->send = tp_send;
+    dc->send_arg = r;
+    dc->now_ns = clock_ns;
+    dc->clock_arg = r;
+    dc->log = drv_log;
+    dc->log_arg = r;
+    dc->tick_ms = SIM_TICK_US / 1000;
+    dc->session_timeout_ms = SIM_SESSION_TIMEOUT * SIM_TICK_US / 1000;
+    /* The daemon's rule (ens_start.c): 3 x syncLimit, at least 1 s. */
+    dc->prop_wait_ms = 3ull * SIM_SYNC_LIMIT * SIM_TICK_US / 1000;
+    if (dc->prop_wait_ms < 1000)
+        dc->prop_wait_ms = 1000;
+}
+
+const struct zk_zab *sim_core(const struct sim_replica *r)
+{
+    return zk_driver_core(r->drv);
 }
 
 /* ====================================================================== */
@@ -370,28 +517,17 @@ void sim_deliver(struct sim *s, struct sim_pkt *p)
                 (unsigned long long)m.link, (unsigned long long)m.seq,
                 (unsigned long long)m.epoch, (unsigned long long)m.zxid,
                 m.n_entries);
-    zk_zab_step(r->core, &m);
+    zk_driver_step(r->drv, &m);
     sim_pkt_free(p);
-    sim_pump(s, to);
+    zk_driver_pump(s->rep[to].drv);
 }
 
 /* ====================================================================== */
-/* Ready / Advance                                                        */
+/* the disk event and the tick                                            */
 /* ====================================================================== */
 
-void sim_pump(struct sim *s, uint32_t i)
-{
-    struct sim_replica *r = &s->rep[i];
-    if (!r->alive || r->busy || !zk_zab_has_ready(r->core))
-        return;
-    zk_zab_ready(r->core, &r->rd);
-    r->busy = 1;
-    uint64_t d = sim_range(s, 20, 200);
-    if (s->now < r->slow_until)
-        d = sim_range(s, 5000, 50000);
-    sim_push(s, s->now + d, SIM_EV_DISK, i, NULL);
-}
-
+/* The scheduled Ready's batch: a failing disk is fail-stop (the process
+ * dies and restarts from what its disk holds). */
 void sim_on_disk(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
@@ -404,15 +540,9 @@ void sim_on_disk(struct sim *s, uint32_t i)
                  NULL);
         return;
     }
-    persist(s, r);
-    for (size_t k = 0; k < r->rd.n_commits && !s->failed; k++)
-        apply(s, r, &r->rd.commits[k]);
-    for (size_t k = 0; k < r->rd.n_msgs; k++)
-        send_msg(s, r, &r->rd.msgs[k]);
-    compact(r);
-    zk_zab_advance(r->core);
     r->busy = 0;
-    sim_pump(s, i);
+    int rc = zk_driver_write(r->drv);
+    zk_driver_written(r->drv, rc);
 }
 
 void sim_on_tick(struct sim *s, uint32_t i)
@@ -420,8 +550,7 @@ void sim_on_tick(struct sim *s, uint32_t i)
     struct sim_replica *r = &s->rep[i];
     if (!r->alive)
         return;
-    sim_lease_tick(s, r);
-    sim_pump(s, i);
+    zk_driver_tick(r->drv);
     sim_push(s, s->now + SIM_TICK_US, SIM_EV_TICK, i, NULL);
 }
 
@@ -429,23 +558,47 @@ void sim_on_tick(struct sim *s, uint32_t i)
 /* clients                                                                */
 /* ====================================================================== */
 
+/* One client write: acknowledged when the driver answers it (committed
+ * and applied here); an error (deadline, shutdown, crash) is a write the
+ * client gave up on. */
+struct sim_wreq {
+    struct sim *s;
+    uint32_t i;
+    uint64_t wseq;
+};
+
+static void client_done(void *arg, int err,
+                        const struct zk_apply_result *res)
+{
+    struct sim_wreq *w = arg;
+    (void)res;
+    if (err == 0)
+        client_ack(w->s, &w->s->rep[w->i], w->wseq);
+    free(w);
+}
+
 int sim_write(struct sim *s, uint32_t id)
 {
     struct sim_replica *r = &s->rep[id - 1];
     if (!r->alive)
         return ZK_ENOTREADY;
-    uint8_t buf[96];
-    uint32_t len = (uint32_t)sim_range(s, 16, sizeof(buf));
+    uint32_t len = (uint32_t)sim_range(s, 16, 96);
+    uint8_t *buf = malloc(len);
+    struct sim_wreq *w = malloc(sizeof(*w));
+    ZK_ASSERT(buf != NULL && w != NULL);
     r->wseq++;
     zk_put_be32(buf, r->id);
     zk_put_be64(buf + 4, r->wseq);
     zk_put_be32(buf + 12, r->incarnation);
     for (uint32_t k = 16; k < len; k++)
         buf[k] = (uint8_t)sim_rand(s);
-    uint64_t req;
-    int rc = zk_zab_propose(r->core, buf, len, &req);
-    if (rc)
+    *w = (struct sim_wreq){ s, id - 1, r->wseq };
+    int rc = zk_driver_propose(r->drv, buf, len, 0, client_done, w);
+    if (rc) {
+        free(buf);
+        free(w);
         return rc;
+    }
     if (r->npend - r->headpend >= SIM_PENDING_MAX)
         r->headpend++;                      /* the client gave up on it */
     if (r->npend == r->cappend) {
@@ -460,15 +613,24 @@ int sim_write(struct sim *s, uint32_t id)
             ZK_ASSERT(r->pend != NULL);
         }
     }
-    r->pend[r->npend++] = (struct sim_pend){ req, s->now, 0 };
-    sim_pump(s, id - 1);
+    r->pend[r->npend++] = (struct sim_pend){ r->wseq, s->now, 0 };
     return 0;
 }
 
+/* A client writes every 2-10 ms while it has fewer than
+ * SIM_CLIENT_INFLIGHT writes unanswered (as fs/ is bounded by the
+ * requests the kernel has outstanding): the driver queues what the core
+ * cannot take yet, so an unbounded client would pile up a backlog that
+ * only deadlines clear. */
 void sim_on_client(struct sim *s, uint32_t i)
 {
+    struct zk_driver_stats ds;
+
     if (!s->clients_on)
         return;
-    sim_write(s, i + 1);
+    if (s->rep[i].alive)
+        zk_driver_stats(s->rep[i].drv, &ds);
+    if (s->rep[i].alive && ds.pending < SIM_CLIENT_INFLIGHT)
+        sim_write(s, i + 1);
     sim_push(s, s->now + sim_range(s, 2000, 10000), SIM_EV_CLIENT, i, NULL);
 }

@@ -7,7 +7,7 @@
  * replica (restarted 0.2-1 s later), splits the ensemble in two, blocks
  * one direction of a link, isolates the current leader, heals everything,
  * slows a disk, makes a disk write fail (fail-stop) or makes a replica
- * give its session up (the runtime's lease, zk_zab_session_renew). The quiet tail:
+ * give its session up (the driver's lease, zk_driver_give_up). The quiet tail:
  * every link healed, every replica restarted, no more faults; clients keep
  * writing for SIM_TAIL_WRITES_US, then the run must reach, within
  * SIM_TAIL_US, a state where every replica acknowledged a write submitted
@@ -103,9 +103,9 @@ void sim_on_fault(struct sim *s)
         }
     } else if (pick < 84) {
         /* The runtime's lease ran out: the replica gives its session up. */
-        if (s->rep[i].alive && s->rep[i].core) {
+        if (s->rep[i].alive && s->rep[i].drv) {
             sim_log(s, i + 1, "session given up (lease)");
-            zk_zab_session_renew(s->rep[i].core);
+            zk_driver_give_up(s->rep[i].drv);
         }
     }
     sim_push(s, s->now + sim_range(s, 20000, 300000), SIM_EV_FAULT,
@@ -165,7 +165,7 @@ static int check_tail(struct sim *s)
     for (uint32_t i = 0; i < s->n && !s->failed; i++) {
         struct sim_replica *r = &s->rep[i];
         struct zk_zab_status st;
-        zk_zab_status(r->core, &st);
+        zk_zab_status(sim_core(r), &st);
         if (r->tail_acked == 0)
             sim_fail(s, r->id, "liveness: no write acknowledged within "
                      "%llu ms of quiet", SIM_TAIL_WRITES_US / 1000);

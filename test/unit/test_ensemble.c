@@ -1,5 +1,5 @@
 /*
- * test_ensemble.c — the ensemble runtime (replica/ensemble.c) for real:
+ * test_ensemble.c — the ensemble runtime (replica/ens_*.c) for real:
  * three replicas in this process on one libuv loop, TCP on 127.0.0.1 with
  * ports the kernel picked free, authenticated frames, an LMDB store each.
  * A leader is elected, a write proposed on a follower is committed and

@@ -1,7 +1,8 @@
 /*
  * common.c — error names and the assertion handler. Pure: it is linked into
  * the consensus core, so it does no I/O beyond the final message of a failed
- * assertion.
+ * assertion. It lives in common/, below replica/, store/ and fs/, which all
+ * depend on it (include/zk_common.h) and on nothing of each other's for it.
  */
 #include "zk_common.h"
 

@@ -1,0 +1,429 @@
+/*
+ * ens_driver.c — the driver (driver.c) wired into the daemon: its store
+ * interface on LMDB (zk_store.h), run by a worker thread one Ready at a
+ * time and reported back to the loop with a uv_async; its transport
+ * (ens_net.c's zk__ens_send_msg); CLOCK_MONOTONIC as its clock; zk_log as
+ * its log; the tick timer; and the ensemble's side of the public
+ * zk_replica_* functions.
+ *
+ * The store mapping: log entries are kept in an envelope (type, origin,
+ * request id, payload) so that a restart can hand the core its
+ * logged-but-unapplied entries; WRITE payloads are zk_txn encodings
+ * applied as such; the core's SESSION_OPEN and SESSION_CLOSE entries
+ * become zk_txn session ops stamped with the time of the last WRITE, so
+ * that every replica applies the same bytes.
+ */
+#include "ens_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int zk__ens_member_index(const struct zk__ens *e, uint32_t id)
+{
+    for (uint32_t i = 0; i < e->n_members; i++)
+        if (e->member_ids[i] == id)
+            return (int)i;
+    return -1;
+}
+
+/* Envelope of a logged entry: magic, version, type u32, origin u32,
+ * req_id u64 (big-endian), then the payload. Returns a malloc'd buffer. */
+uint8_t *zk__ens_env_encode(const struct zk_zab_entry *en, size_t *len_out)
+{
+    uint8_t *b = malloc(ENS_ENV_HDR + (size_t)en->len);
+    if (!b)
+        return NULL;
+    b[0] = ENS_ENV_MAGIC;
+    b[1] = ENS_ENV_VERSION;
+    zk_put_be32(b + 2, en->type);
+    zk_put_be32(b + 6, en->origin);
+    zk_put_be64(b + 10, en->req_id);
+    if (en->len)
+        memcpy(b + ENS_ENV_HDR, en->data, en->len);
+    *len_out = ENS_ENV_HDR + (size_t)en->len;
+    return b;
+}
+
+int zk__ens_env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
+                       struct zk_zab_entry *en)
+{
+    if (len < ENS_ENV_HDR || buf[0] != ENS_ENV_MAGIC ||
+        buf[1] != ENS_ENV_VERSION || len - ENS_ENV_HDR > ZK_ZAB_PAYLOAD_MAX)
+        return ZK_ECORRUPT;
+    /* An unknown type would be applied as a session close here and, sent
+     * in a DIFF, refused by every follower's decoder again and again. */
+    uint32_t type = zk_get_be32(buf + 2);
+    if (type < ZK_ZAB_ENTRY_WRITE || type > ZK_ZAB_ENTRY_SESSION_CLOSE)
+        return ZK_ECORRUPT;
+    en->zxid = zxid;
+    en->type = type;
+    en->origin = zk_get_be32(buf + 6);
+    en->req_id = zk_get_be64(buf + 10);
+    en->len = (uint32_t)(len - ENS_ENV_HDR);
+    en->data = buf + ENS_ENV_HDR;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the store interface (worker thread, inside zk_driver_write)           */
+/* ------------------------------------------------------------------ */
+
+static int st_begin(void *arg, void **batch)
+{
+    struct zk__ens *e = arg;
+    struct zk_store_batch *b = NULL;
+    int rc = zk_store_batch_begin(e->store, &b);
+
+    if (rc == 0) {
+        e->w_time0 = e->w_time_ms;
+        *batch = b;
+    }
+    return rc;
+}
+
+static int st_append(void *arg, void *batch, const struct zk_zab_entry *en)
+{
+    size_t len;
+    uint8_t *buf = zk__ens_env_encode(en, &len);
+    int rc = buf ? zk_store_batch_log(batch, en->zxid, buf, len) : -ENOMEM;
+
+    (void)arg;
+    free(buf);
+    return rc;
+}
+
+static int st_truncate(void *arg, void *batch, uint64_t zxid)
+{
+    (void)arg;
+    return zk_store_batch_log_truncate(batch, zxid);
+}
+
+/* Feeds the snapshot's temporary file to the store (worker). */
+static int install_feed_file(struct zk_store_install *in,
+                             const struct zk__snap_rx *sn)
+{
+    uint8_t *buf = malloc(ENS_SNAP_IO_BYTES);
+    uint64_t off = 0;
+    int rc = buf ? 0 : -ENOMEM;
+
+    while (rc == 0 && off < sn->len) {
+        size_t want = sn->len - off < ENS_SNAP_IO_BYTES
+                          ? (size_t)(sn->len - off) : ENS_SNAP_IO_BYTES;
+        ssize_t n = pread(sn->fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : ZK_ETRUNCATED;
+            zk_log(ZK_LOG_ERROR, "ensemble: reading the received snapshot "
+                   "back: %s", zk_strerror(rc));
+            break;
+        }
+        rc = zk_store_install_feed(in, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Zab INSTALL: replaces tree and log by the snapshot handed over with
+ * this Ready (job_snap), inside the batch. */
+static int st_install(void *arg, void *batch, const struct zk_zab_op *op,
+                      uint64_t sessions[ZK_ZAB_MEMBERS_MAX])
+{
+    struct zk__ens *e = arg;
+    struct zk__snap_rx *sn = e->job_snap;
+    struct zk_store_install *in = NULL;
+    uint64_t zxid = 0;
+
+    if (!sn || sn->zxid != op->zxid) {
+        zk_log(ZK_LOG_ERROR, "ensemble: INSTALL at 0x%llx without its "
+               "snapshot", (unsigned long long)op->zxid);
+        return ZK_ECORRUPT;
+    }
+    int rc = zk_store_batch_install_begin(batch, &in);
+    if (rc)
+        return rc;
+    rc = install_feed_file(in, sn);
+    if (rc) {
+        zk_store_install_abort(in);
+        return rc;
+    }
+    rc = zk_store_install_finish(in, &zxid);
+    if (rc == 0 && zxid != op->zxid)
+        rc = ZK_ECORRUPT;
+    if (rc)
+        return rc;
+    zk_log(ZK_LOG_INFO, "ensemble: installed a snapshot of %llu bytes at "
+           "0x%llx from server %u", (unsigned long long)sn->len,
+           (unsigned long long)zxid, op->from);
+    memcpy(sessions, sn->sessions, sizeof(sn->sessions));
+    return 0;
+}
+
+static int st_hard_state(void *arg, void *batch,
+                         const struct zk_zab_hard_state *hs)
+{
+    int rc = zk_store_batch_meta_set(batch, "accepted_epoch",
+                                     hs->accepted_epoch);
+    (void)arg;
+    if (rc == 0)
+        rc = zk_store_batch_meta_set(batch, "current_epoch",
+                                     hs->current_epoch);
+    return rc;
+}
+
+/* A core session entry as a zk_txn: an OPEN (closing close_prev first)
+ * or a CLOSE (a no-op in the store if it is not open). Deterministic:
+ * the same time (the last WRITE's) on every replica. */
+static int apply_session(struct zk__ens *e, struct zk_store_batch *b,
+                         const struct zk_zab_entry *en, uint64_t close_prev,
+                         struct zk_apply_result **res)
+{
+    struct zk_op ops[2];
+    char owner[ENS_OWNER_MAX];
+    uint32_t n = 0;
+    uint8_t *buf;
+    size_t len;
+
+    if (en->len != 8)
+        return ZK_ECORRUPT;
+    uint64_t sid = zk_get_be64(en->data);
+    memset(ops, 0, sizeof(ops));
+    if (en->type == ZK_ZAB_ENTRY_SESSION_OPEN && close_prev)
+        ops[n++] = (struct zk_op){.type = ZK_OP_SESSION_CLOSE,
+                                  .version = -1, .session = close_prev};
+    ops[n] = (struct zk_op){.type = en->type == ZK_ZAB_ENTRY_SESSION_OPEN
+                                        ? ZK_OP_SESSION_OPEN
+                                        : ZK_OP_SESSION_CLOSE,
+                            .version = -1, .session = sid};
+    if (en->type == ZK_ZAB_ENTRY_SESSION_OPEN) {
+        snprintf(owner, sizeof(owner), "server.%u",
+                 ZK_ZAB_SESSION_OWNER(sid));
+        ops[n].owner = owner;
+        ops[n].owner_len = (uint32_t)strlen(owner);
+        ops[n].timeout_ms = e->session_timeout_ms;
+    }
+    n++;
+    struct zk_txn txn = {.time_ms = e->w_time_ms, .nops = n, .ops = ops};
+    int rc = zk_txn_encode(&txn, &buf, &len);
+    if (rc)
+        return rc;
+    rc = zk_store_batch_apply(b, en->zxid, buf, len, res);
+    free(buf);
+    return rc;
+}
+
+static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
+                    uint64_t close_prev, struct zk_apply_result **res)
+{
+    struct zk__ens *e = arg;
+
+    if (en->type != ZK_ZAB_ENTRY_WRITE)
+        return apply_session(e, batch, en, close_prev, res);
+    if (en->len >= ZK_TXN_HDR_SIZE + 8 &&
+        zk_txn_verify(en->data, en->len) == 0)
+        e->w_time_ms = zk_get_be64(en->data + ZK_TXN_HDR_SIZE);
+    return zk_store_batch_apply(batch, en->zxid, en->data, en->len, res);
+}
+
+static int st_commit(void *arg, void *batch)
+{
+    struct zk__ens *e = arg;
+    int rc = zk_store_batch_commit(batch);
+
+    if (rc)
+        e->w_time_ms = e->w_time0;
+    return rc;
+}
+
+static void st_abort(void *arg, void *batch)
+{
+    struct zk__ens *e = arg;
+
+    zk_store_batch_abort(batch);
+    e->w_time_ms = e->w_time0;
+}
+
+static void st_result_free(void *arg, struct zk_apply_result *res)
+{
+    (void)arg;
+    zk_apply_result_free(res);
+}
+
+/* Loop: the outstanding Ready goes to the worker. */
+static void st_schedule(void *arg)
+{
+    struct zk__ens *e = arg;
+
+    pthread_mutex_lock(&e->mu);
+    e->job = 1;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Loop: the snapshot received for an INSTALL is handed to the batch. */
+static void st_install_prepare(void *arg, uint64_t zxid)
+{
+    struct zk__ens *e = arg;
+
+    (void)zxid;
+    if (!e->job_snap) {
+        e->job_snap = e->snap_pending;
+        e->snap_pending = NULL;
+    }
+}
+
+static void st_install_done(void *arg)
+{
+    struct zk__ens *e = arg;
+
+    e->snaps_installed++;
+    zk__snap_rx_free(e->job_snap);
+    e->job_snap = NULL;
+}
+
+void *zk__ens_worker_main(void *arg)
+{
+    struct zk__ens *e = arg;
+
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->job && !e->worker_stop)
+            pthread_cond_wait(&e->cv, &e->mu);
+        if (!e->job)
+            break;
+        pthread_mutex_unlock(&e->mu);
+        int rc = zk_driver_write(e->d);
+        pthread_mutex_lock(&e->mu);
+        e->job = 0;
+        e->job_done = 1;
+        e->job_err = rc;
+        uv_async_send(&e->async);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* loop side                                                           */
+/* ------------------------------------------------------------------ */
+
+void zk__ens_on_async(uv_async_t *h)
+{
+    struct zk__ens *e = h->data;
+
+    if (!e->stopping)
+        zk__ens_stx_service(e);
+    pthread_mutex_lock(&e->mu);
+    int done = e->job_done, err = e->job_err;
+    e->job_done = 0;
+    pthread_mutex_unlock(&e->mu);
+    if (!done || e->stopping)
+        return;
+    zk_driver_written(e->d, err);
+}
+
+/* CLOCK_MONOTONIC in ns: the lease's clock (a stopped process's clock
+ * keeps running, unlike its ticks). */
+uint64_t zk__ens_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t clock_ns(void *arg)
+{
+    (void)arg;
+    return zk__ens_mono_ns();
+}
+
+static void send_fn(void *arg, const struct zk_zab_msg *m)
+{
+    zk__ens_send_msg(arg, m);
+}
+
+static void log_fn(void *arg, enum zk_log_level level, const char *line)
+{
+    (void)arg;
+    zk_log(level, "%s", line);
+}
+
+/* The driver's injected interfaces, for ens_start.c's zk_driver_create. */
+void zk__ens_driver_wire(struct zk__ens *e, struct zk_driver_config *dc)
+{
+    dc->store = (struct zk_driver_store){
+        .arg = e, .begin = st_begin, .append = st_append,
+        .truncate = st_truncate, .install = st_install,
+        .hard_state = st_hard_state, .apply = st_apply,
+        .commit = st_commit, .abort = st_abort,
+        .result_free = st_result_free, .schedule = st_schedule,
+        .install_prepare = st_install_prepare,
+        .install_done = st_install_done,
+    };
+    dc->send = send_fn;
+    dc->send_arg = e;
+    dc->now_ns = clock_ns;
+    dc->log = log_fn;
+    dc->applied = e->applied;
+    dc->reset = e->reset;
+    dc->session_lost = e->session_lost;
+    dc->cb_arg = e->applied_arg;
+}
+
+void zk__ens_on_tick(uv_timer_t *t)
+{
+    struct zk__ens *e = t->data;
+
+    zk_driver_tick(e->d);
+    zk__ens_handshake_sweep(e);
+}
+
+int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,
+                    zk_replica_done_cb cb, void *arg)
+{
+    if (e->stopping)
+        return -ESHUTDOWN;
+    return zk_driver_propose(e->d, buf, len, 0, cb, arg);
+}
+
+/* A read barrier is a no-op transaction (check "/" at any version) through
+ * the leader: once it is applied here, so is everything committed before
+ * the leader ordered it. */
+int zk__ens_sync(struct zk__ens *e, zk_replica_done_cb cb, void *arg)
+{
+    struct zk_op op = {.type = ZK_OP_CHECK, .version = -1, .path = "/",
+                       .path_len = 1};
+    struct zk_txn txn = {.nops = 1, .ops = &op};
+    uint8_t *buf;
+    size_t len;
+    int rc = e->stopping ? -ESHUTDOWN : zk__replica_encode(&txn, &buf, &len);
+
+    if (rc)
+        return rc;
+    rc = zk_driver_propose(e->d, buf, len, 1, cb, arg);
+    if (rc)
+        free(buf);
+    return rc;
+}
+
+uint64_t zk__ens_session(const struct zk__ens *e)
+{
+    return e->d ? zk_driver_session(e->d) : 0;
+}
+
+int zk__ens_lease_check(struct zk__ens *e)
+{
+    return e->d ? zk_driver_lease_check(e->d) : 0;
+}
+
+void zk__ens_give_up(struct zk__ens *e)
+{
+    if (e->d)
+        zk_driver_give_up(e->d);
+}

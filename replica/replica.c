@@ -1,0 +1,73 @@
+/*
+ * replica.c — the public zk_replica_* functions (zk_replica.h), the same
+ * for every kind of replica: each is handed through the replica's ops
+ * table (replica_int.h) to standalone.c or to the ensemble runtime
+ * (ens_*.c). A proposal is encoded here, once, before it is handed over.
+ */
+#include "replica_int.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int zk__replica_encode(const struct zk_txn *txn, uint8_t **out,
+                       size_t *out_len)
+{
+    struct zk_txn stamped = *txn;
+
+    if (stamped.time_ms == 0)
+        stamped.time_ms = now_ms();
+    return zk_txn_encode(&stamped, out, out_len);
+}
+
+int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
+                       zk_replica_done_cb cb, void *arg)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = zk__replica_encode(txn, &buf, &len);
+
+    if (rc)
+        return rc;
+    rc = r->ops->propose(r, buf, len, cb, arg);
+    if (rc)
+        free(buf);
+    return rc;
+}
+
+int zk_replica_sync(struct zk_replica *r, zk_replica_done_cb cb, void *arg)
+{
+    return r->ops->sync(r, cb, arg);
+}
+
+uint64_t zk_replica_session(const struct zk_replica *r)
+{
+    return r->ops->session(r);
+}
+
+int zk_replica_lease_check(struct zk_replica *r)
+{
+    return r->ops->lease_check(r);
+}
+
+void zk_replica_give_up(struct zk_replica *r)
+{
+    r->ops->give_up(r);
+}
+
+void zk_replica_status(const struct zk_replica *r,
+                       struct zk_replica_status *out)
+{
+    r->ops->status(r, out);
+}
+
+void zk_replica_stop(struct zk_replica *r, int close_session)
+{
+    r->ops->stop(r, close_session);
+}
