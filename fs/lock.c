@@ -212,6 +212,11 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
     int rc = zk__fs_result_err(err, res);
     uint64_t token = rc == 0 && res && res->nops ? res->ops[0].token : 0;
 
+    if (rc == 0 && res && res->nops && res->ops[0].refused) {
+        rc = -EAGAIN;           /* a failed conversion: the old lock went */
+        if (p->fh)
+            p->fh->lock_session = 0;
+    }
     if (!p->req) {              /* interrupted meanwhile */
         if (rc == 0 && token == 0)
             cancel(p);
