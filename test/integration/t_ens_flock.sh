@@ -8,6 +8,8 @@
 #    three mounts: the final count is exact, and the fencing tokens read by
 #    the holders (user.zkfs.lock.token) grow strictly with the count;
 #  - kill -9 of a holder hands the lock to a waiter on another mount;
+#  - a LOCK_NB conversion (shared -> exclusive) that fails leaves the old
+#    lock dropped, as flock(2) on Linux does;
 #  - a wait ended by a signal (EINTR, the process keeps its descriptor)
 #    or by `flock -w` leaves no wait behind in the queue;
 #  - kill -9 of the replica whose mount holds the lock: the ensemble
@@ -53,6 +55,26 @@ wait_for -t 10 test -e "$ZK_TMP/second" || fail "the waiter never got the lock"
 wait "$waiter"
 wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" ||
     fail "lock still held after everyone left: $(locks_of "$m1/lock")"
+
+# --- a failed LOCK_NB conversion drops the old lock, as on Linux ----------
+zk_bg flock -o -s "$m2/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/sh2"
+other=$ZK_BG
+wait_for test -e "$ZK_TMP/sh2" || fail "no shared holder on m2"
+holders() { locks_of "$m3/lock" | grep -c "^holds" || true; }
+rc=0
+(
+    exec 8<"$m1/lock"
+    flock -s 8 || exit 10
+    wait_for eval '[ "$(holders)" = 2 ]' || exit 11
+    flock -x -n 8 && exit 12        # m2 shares it: the conversion fails
+    wait_for eval '[ "$(holders)" = 1 ]' || exit 13    # and ours is gone
+    locks_of "$m1/lock" | grep -q "^holds flock shared" || exit 14
+    exit 0
+) || rc=$?
+assert_eq 0 "$rc" "failed conversion (10 lock, 11 not shared, 12 converted, 13 old lock kept, 14 m2's lock gone)"
+kill -9 "$other"
+pkill -9 -P "$other" 2>/dev/null || true
+wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
 
 # --- flock -w: a bounded wait ends and leaves the queue clean --------------
 zk_bg flock -o "$m1/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held0"
