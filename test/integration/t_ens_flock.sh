@@ -10,6 +10,8 @@
 #  - kill -9 of a holder hands the lock to a waiter on another mount;
 #  - a LOCK_NB conversion (shared -> exclusive) that fails leaves the old
 #    lock dropped, as flock(2) on Linux does;
+#  - two blocked flock() calls of one owner (processes sharing an open
+#    file) are both granted;
 #  - a wait ended by a signal (EINTR, the process keeps its descriptor)
 #    or by `flock -w` leaves no wait behind in the queue;
 #  - kill -9 of the replica whose mount holds the lock: the ensemble
@@ -104,6 +106,26 @@ touch "$ZK_TMP/stop.intr"
 wait "$prober"
 kill -9 "$holder"
 pkill -9 -P "$holder" 2>/dev/null || true
+wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
+
+# --- two waits of one owner (processes sharing an open file) -------------
+# The table keeps one wait per owner: both blocked flock() calls return
+# with the grant, neither ends with EINTR.
+zk_bg flock -o "$m1/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held5"
+holder=$ZK_BG
+wait_for test -e "$ZK_TMP/held5" || fail "no holder"
+zk_bg "$probe" flockwait2 "$m2/lock" "$ZK_TMP/two.log" "$ZK_TMP/stop.two"
+prober=$ZK_BG
+wait_for eval '[ "$(grep -c waiting "$ZK_TMP/two.log")" = 2 ]' || fail "the two did not start"
+parked() { "$ZKFS" status --json "$m2" | grep -o '"lock_waits_here":[0-9]*' | cut -d: -f2; }
+wait_for eval '[ "$(parked)" = 2 ]' ||
+    fail "both requests should be parked on m2: $(parked); $(cat "$ZK_TMP/two.log")"
+kill -9 "$holder"
+pkill -9 -P "$holder" 2>/dev/null || true
+wait_for eval '[ "$(grep -c locked "$ZK_TMP/two.log")" = 2 ]' ||
+    fail "both waits of one owner should be granted: $(cat "$ZK_TMP/two.log")"
+touch "$ZK_TMP/stop.two"
+wait "$prober"
 wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
 
 # --- the counter ------------------------------------------------------------
