@@ -10,6 +10,8 @@
 #  - kill -9 of a holder hands the lock to a waiter on another mount;
 #  - a LOCK_NB conversion (shared -> exclusive) that fails leaves the old
 #    lock dropped, as flock(2) on Linux does;
+#  - flock -u (LOCK_UN) returns once the unlock is committed: a LOCK_NB
+#    on the other mounts right after succeeds;
 #  - two blocked flock() calls of one owner (processes sharing an open
 #    file) are both granted;
 #  - a wait ended by a signal (EINTR, the process keeps its descriptor)
@@ -77,6 +79,19 @@ assert_eq 0 "$rc" "failed conversion (10 lock, 11 not shared, 12 converted, 13 o
 kill -9 "$other"
 pkill -9 -P "$other" 2>/dev/null || true
 wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
+
+# --- an explicit unlock returns once committed: free on every mount at once
+rc=0
+(
+    exec 8<"$m1/lock"
+    flock -x 8 || exit 10
+    flock -n "$m2/lock" true && exit 11         # held by us
+    flock -u 8 || exit 12
+    flock -n "$m2/lock" true || exit 13         # free at once elsewhere
+    flock -n "$m3/lock" true || exit 13
+    exit 0
+) || rc=$?
+assert_eq 0 "$rc" "explicit unlock (10 lock, 11 not held, 12 unlock, 13 still held on another mount)"
 
 # --- flock -w: a bounded wait ends and leaves the queue clean --------------
 zk_bg flock -o "$m1/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held0"
