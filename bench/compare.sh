@@ -135,6 +135,7 @@ END {
         if (p == 8 && where == "leader") continue
         zw = W[w] ~ /^(lock|flock1|handoff)$/ ? "ephemeral" : W[w]   # ZooKeeper: the eph pair
         kf = W[w] SUBSEP p SUBSEP where SUBSEP "zkfs"; kz = zw SUBSEP p SUBSEP where SUBSEP "zk"
+        if (W[w] == "handoff") kz = "none"                          # not measured there
         if (!(kf in p50) && !(kz in p50)) continue
         ratio = "-"
         if ((kf in rate) && (kz in rate) && median(rate[kz]) > 0)
@@ -148,6 +149,6 @@ END {
     if (workloads ~ /lock/) {
         print "lock: flock(LOCK_EX)+flock(LOCK_UN) pairs in a C loop; flock1: `flock FILE true` runs; handoff: one"
         print "holder'"'"'s LOCK_UN to the waiter'"'"'s grant on another mount (follower: follower -> follower; leader:"
-        print "leader <-> follower). Their ZooKeeper columns (and ratio) are its ephemeral create+delete pair."
+        print "leader <-> follower). The ZooKeeper columns of lock and flock1 (and their ratio) are its ephemeral create+delete pair."
     }
 }' "$OUT/all.txt"
