@@ -245,9 +245,14 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
             p->fh->lock_session = 0;
     }
     if (!p->req) {              /* interrupted meanwhile */
+        /* Queued: the wait goes, unless a request parked here shares it.
+         * A flock granted by this very commit crossed the interrupt: it
+         * goes too. A grant the owner had before (the request found it
+         * held: an older token) is not this request's and stays. */
         if (rc == 0 && token == 0 && !wait_shared(p))
             cancel(p);
-        else if (rc == 0 && (p->flags & ZK_LOCK_FLOCK))
+        else if (rc == 0 && token != 0 && token == res->zxid &&
+                 (p->flags & ZK_LOCK_FLOCK))
             unlock_all(p->fs, p->ino, p->session, p->owner, ZK_LOCK_FLOCK);
         free(p);
         return;
