@@ -14,7 +14,17 @@
 # the ratio zkfs / ZooKeeper (> 1: zkfs is faster; for the 10,000-entry
 # listing, the ratio of listings per second).
 #
-# Usage (as root): bench/compare.sh [--runs R] [--n N] [--quick] [--out DIR]
+# --locks measures the cluster-wide lock instead (issue 9): ZooKeeper "seq
+# seqL" (its ephemeral create+delete pair, "eph", is the least a lock of
+# its recipe costs: the recipe adds a getChildren) beside zkfs's
+# ephemeral, lock (flock(2) LOCK_EX+LOCK_UN in a C loop), flock1 (`flock
+# FILE true`, process start included) and handoff (a holder's unlock on
+# one mount to the waiter's grant on another: p50/p99 only, ZooKeeper's
+# side is not measured); the ratio of every lock row is against
+# ZooKeeper's ephemeral pair on the same kind of server.
+#
+# Usage (as root): bench/compare.sh [--runs R] [--n N] [--quick] [--locks]
+#                                   [--out DIR]
 #   --runs R    repetitions of both (default 3)
 #   --n N       ZooKeeper's operations per phase (default 5000)
 #   --quick     1 run, N 2000, zkfs op counts / 4
@@ -32,6 +42,7 @@ PEERS=$(cd ../shared/peers 2>/dev/null && pwd) ||
 RUNS=3
 N=5000
 QUICK=0
+LOCKS=0
 OUT=""
 SUMMARIZE=0
 while [ $# -gt 0 ]; do
@@ -39,12 +50,15 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=$2; shift 2 ;;
         --n) N=$2; shift 2 ;;
         --quick) QUICK=1; RUNS=1; N=2000; shift ;;
+        --locks) LOCKS=1; shift ;;
         --out) OUT=$2; shift 2 ;;
         --summarize) OUT=$2; SUMMARIZE=1; shift 2 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
+ZK_MODES="seq seqL c8" ZKFS_WL="create set get list ephemeral"
+[ "$LOCKS" = 1 ] && ZK_MODES="seq seqL" ZKFS_WL="ephemeral lock flock1 handoff"
 OUT=${OUT:-$(mktemp -d /tmp/zkfs-compare.XXXXXX)}
 mkdir -p "$OUT"
 export PEERS_BUILD=${PEERS_BUILD:-/tmp/zkfs-peers}
@@ -59,10 +73,10 @@ quick=()
 [ "$QUICK" = 1 ] && quick=(--quick)
 for r in $(seq 1 "$RUNS"); do
     echo "=== run $r of $RUNS: ZooKeeper ($(date -u +%T) UTC)" >&2
-    "$PEERS/bench.sh" -r 1 -t 3 -m "seq seqL c8" -n "$N" -o "$OUT/zk-$r" >&2
+    "$PEERS/bench.sh" -r 1 -t 3 -m "$ZK_MODES" -n "$N" -o "$OUT/zk-$r" >&2
     echo "=== run $r of $RUNS: zkfs ($(date -u +%T) UTC)" >&2
     bench/ensemble.sh --runs 1 --leader --no-standalone --no-failover \
-        --workloads "create set get list ephemeral" --raw "$OUT/zkfs-$r.raw" \
+        --workloads "$ZKFS_WL" --raw "$OUT/zkfs-$r.raw" \
         --no-build "${quick[@]}" >&2
 done
 fi
@@ -74,6 +88,7 @@ fi
         [ -e "$f" ] || continue
         mode=$(basename "$f" | sed -E 's/^zk_3_([a-zA-Z0-9]+)_r1\.jsonl$/\1/')
         sed -E 's/[{}"]//g; s/,/ /g; s/:/=/g' "$f" | awk -v mode="$mode" '{
+            delete v
             for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
             w = v["phase"]; if (w == "children") w = "list"; if (w == "eph") w = "ephemeral"
             where = mode == "seqL" ? "leader" : "follower"
@@ -83,6 +98,7 @@ fi
         }'
     done
     cat "$OUT"/zkfs-*.raw 2>/dev/null | awk '$1 ~ /^run=/ && $0 !~ /failed=/ {
+        delete v
         for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
         where = v["target"] == "ensL" ? "leader" : "follower"
         if (v["procs"] == 8) where = "follower"   # spread over all three
@@ -98,25 +114,29 @@ echo
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
      "zkfs $(git rev-parse --short HEAD 2>/dev/null || echo '?'), runs $(ls -d "$OUT"/zk-* 2>/dev/null | wc -l); raw in $OUT"
 echo
-awk "$(cat bench/stats.awk)"'
+awk -v workloads="$ZKFS_WL" "$(cat bench/stats.awk)"'
 {
+    delete v
     for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
     k = v["workload"] SUBSEP v["procs"] SUBSEP v["where"] SUBSEP v["sys"]
-    rate[k] = rate[k] " " v["ops_per_s"]; p50[k] = p50[k] " " v["p50_us"]; p99[k] = p99[k] " " v["p99_us"]
+    if (v["ops_per_s"] != "") rate[k] = rate[k] " " v["ops_per_s"]
+    p50[k] = p50[k] " " v["p50_us"]; p99[k] = p99[k] " " v["p99_us"]
 }
 function cell(k) {
-    if (!(k in rate)) return "- | - | -"
+    if (!(k in p50)) return "- | - | -"
     return fmt_rate(median(rate[k])) " | " fmt_us(median(p50[k])) " | " fmt_us(median(p99[k]))
 }
 END {
     print "| workload | clients | mount / server | zkfs ops/s | p50 µs | p99 µs | ZooKeeper ops/s | p50 µs | p99 µs | zkfs / ZK |"
     print "|---|---|---|---|---|---|---|---|---|---|"
-    nw = split("create set get list ephemeral", W, " ")
+    nw = split(workloads, W, " ")
     for (w = 1; w <= nw; w++) for (p = 1; p <= 8; p += 7) for (wh = 1; wh <= 2; wh++) {
         where = wh == 1 ? "leader" : "follower"
         if (p == 8 && where == "leader") continue
-        kf = W[w] SUBSEP p SUBSEP where SUBSEP "zkfs"; kz = W[w] SUBSEP p SUBSEP where SUBSEP "zk"
-        if (!(kf in rate) && !(kz in rate)) continue
+        zw = W[w] ~ /^(lock|flock1|handoff)$/ ? "ephemeral" : W[w]   # ZooKeeper: the eph pair
+        kf = W[w] SUBSEP p SUBSEP where SUBSEP "zkfs"; kz = zw SUBSEP p SUBSEP where SUBSEP "zk"
+        if (W[w] == "handoff") kz = "none"                          # not measured there
+        if (!(kf in p50) && !(kz in p50)) continue
         ratio = "-"
         if ((kf in rate) && (kz in rate) && median(rate[kz]) > 0)
             ratio = sprintf("%.2fx", median(rate[kf]) / median(rate[kz]))
@@ -126,4 +146,9 @@ END {
     print "Medians over the runs. list: listings of 10,000 entries per second (ms = 1000 / rate)."
     print "ephemeral: zkfs create + last close (which deletes it); ZooKeeper ephemeral create + delete."
     print "ZooKeeper seq/seqL: one synchronous client on a follower/the leader; c8: 8 clients over 3 servers."
+    if (workloads ~ /lock/) {
+        print "lock: flock(LOCK_EX)+flock(LOCK_UN) pairs in a C loop; flock1: `flock FILE true` runs; handoff: one"
+        print "holder'"'"'s LOCK_UN to the waiter'"'"'s grant on another mount (follower: follower -> follower; leader:"
+        print "leader <-> follower). The ZooKeeper columns of lock and flock1 (and their ratio) are its ephemeral create+delete pair."
+    }
 }' "$OUT/all.txt"

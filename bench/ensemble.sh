@@ -18,6 +18,13 @@
 #                        follower's mount to the IN_CLOSE_WRITE event on
 #                        the other follower's mount (standalone: the same
 #                        mount)
+# and, when asked for with --workloads (1 process each, build/bench/lockbench):
+#   lock                 flock(LOCK_EX) + flock(LOCK_UN) in a C loop
+#   flock1               `flock FILE true` runs (flock(1), process start
+#                        included)
+#   handoff              a holder's LOCK_UN on one mount to a blocked
+#                        waiter's flock() returning on the other
+#                        follower's mount (ensL: leader <-> follower)
 # and the failover: K rounds of kill -9 of the leader, the time until the
 # first write committed through a surviving mount (build/bench/failover),
 # the killed replica restarted (and the three agreeing on a leader) before
@@ -74,10 +81,10 @@ if [ "$QUICK" = 1 ]; then RUNS=1; ROUNDS=2; fi
 
 if [ "$BUILD" = 1 ]; then
     make -s all >/dev/null 2>&1 ||
-        make -s "$B/zkfs" "$B/bench/fsbench" "$B/bench/watchlat" "$B/bench/failover" ||
+        make -s "$B/zkfs" "$B/bench/fsbench" "$B/bench/watchlat" "$B/bench/failover" "$B/bench/lockbench" ||
         { echo "ensemble.sh: cannot build" >&2; exit 1; }
 fi
-for f in zkfs bench/fsbench bench/watchlat bench/failover; do
+for f in zkfs bench/fsbench bench/watchlat bench/failover bench/lockbench; do
     [ -x "$B/$f" ] || { echo "ensemble.sh: $B/$f is missing (run make)" >&2; exit 1; }
 done
 
@@ -85,8 +92,10 @@ WORK=$(mktemp -d /tmp/zkfs-ens-bench.XXXXXX)
 # A copy of the binaries: a rebuild of the tree during the run (others
 # work in it) must not pull them away under us.
 mkdir "$WORK/bin"
-cp "$B/zkfs" "$B/bench/fsbench" "$B/bench/watchlat" "$B/bench/failover" "$WORK/bin/"
+cp "$B/zkfs" "$B/bench/fsbench" "$B/bench/watchlat" "$B/bench/failover" \
+    "$B/bench/lockbench" "$WORK/bin/"
 ZKFS=$WORK/bin/zkfs FSBENCH=$WORK/bin/fsbench WATCHLAT=$WORK/bin/watchlat FAILOVER_BIN=$WORK/bin/failover
+LOCKBENCH=$WORK/bin/lockbench
 declare -A PID=()      # name (1 2 3 solo) -> daemon pid
 declare -A MNT=()      # name -> mountpoint
 BGPID=""
@@ -261,6 +270,9 @@ ops_for() {            # ops_for WORKLOAD PROCS: ops per process
         stat) n=100000 ;;
         list) if [ "${2:-1}" = 1 ]; then n=20; else n=5; fi ;;
         watch) n=1000 ;;
+        lock) n=300 ;;
+        flock1) n=150 ;;
+        handoff) n=200 ;;
     esac
     [ "$QUICK" = 1 ] && n=$(( n / 4 > 5 ? n / 4 : 5 ))
     echo "$n"
@@ -293,7 +305,7 @@ RESULTS=$WORK/results
 for r in $(seq 1 "$RUNS"); do
     for w in $WORKLOADS; do
         for p in 1 8; do
-            [ "$w" = watch ] && [ "$p" = 8 ] && continue
+            case "$w" in watch|lock|flock1|handoff) [ "$p" = 8 ] && continue ;; esac
             for t in "${TARGETS[@]}"; do
                 if [ "$t" = ens ]; then
                     d=${MNT[$F1]} spread=(--spread "${MNT[$F2]},${MNT[$L]}")
@@ -308,6 +320,16 @@ for r in $(seq 1 "$RUNS"); do
                     run_bg $((CAP_S + 30)) "$WATCHLAT" --write-dir "$d" --watch-dir "$wd" \
                         --ops "$(ops_for watch)"
                     line=$(sed 's/^watchlat /workload=watch procs=1 /; s/ lost=/ errors=/' "$WORK/out")
+                elif [ "$w" = handoff ]; then
+                    touch "$d/lockbench.lock"
+                    run_bg $((CAP_S * 2)) "$LOCKBENCH" handoff "$d/lockbench.lock" \
+                        "$wd/lockbench.lock" "$(ops_for handoff)"
+                    line=$(sed 's/^workload=handoff /workload=handoff procs=1 /' "$WORK/out")
+                elif [ "$w" = lock ] || [ "$w" = flock1 ]; then
+                    touch "$d/lockbench.lock"
+                    run_bg $((CAP_S * 2)) "$LOCKBENCH" "$([ "$w" = lock ] && echo uncontended || echo flock1)" \
+                        "$d/lockbench.lock" "$(ops_for "$w")"
+                    line=$(sed "s/^workload=$w /workload=$w procs=1 /" "$WORK/out")
                 else
                     [ "$w" = list ] && make_list_fixture "$d"
                     run_bg $((CAP_S * 3 + 30)) "$FSBENCH" --dir "$d" "${spread[@]}" \

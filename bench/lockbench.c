@@ -4,6 +4,10 @@
  *   lockbench uncontended FILE N
  *       N rounds of flock(LOCK_EX) + flock(LOCK_UN) on one open FILE:
  *       ops/s (lock+unlock pairs) and the pair's p50/p99 latency.
+ *   lockbench flock1 FILE N
+ *       N runs of `flock FILE true` (flock(1): open, lock, fork+exec of
+ *       true, unlock at the last close), one after another, as a shell
+ *       lock recipe pays it: runs/s and the run's p50/p99.
  *   lockbench handoff FILE_A FILE_B N
  *       the same file through two mounts (two replicas' mountpoints): a
  *       holder on A and a blocked waiter on B; the holder unlocks, and
@@ -11,7 +15,7 @@
  *       returning is one handoff (both stamps on CLOCK_MONOTONIC, one
  *       host). The roles swap every round. p50/p99 over N.
  *
- * Output: one line, key=value. A benchmark prints figures; the exit status
+ * Output: one line, key=value (latencies in µs, like fsbench). A benchmark prints figures; the exit status
  * is 0 unless the measurement could not be made.
  */
 #include <errno.h>
@@ -29,11 +33,20 @@
 
 #define ROUNDS_MAX 1000000
 
-static double pct_ms(uint64_t *v, size_t n, double p)
+static double pct_us(uint64_t *v, size_t n, double p)
 {
     qsort(v, n, sizeof(*v), bench_cmp_u64);
     size_t i = (size_t)(p * (double)(n - 1));
-    return (double)v[i] / 1e6;
+    return (double)v[i] / 1e3;
+}
+
+static void print_rate(const char *workload, const char *what, size_t n,
+                       uint64_t start, uint64_t *lat)
+{
+    double secs = (double)(bench_now_ns() - start) / 1e9;
+    printf("workload=%s %s=%zu ops_per_s=%.0f p50_us=%.0f p99_us=%.0f\n",
+           workload, what, n, (double)n / secs, pct_us(lat, n, 0.5),
+           pct_us(lat, n, 0.99));
 }
 
 static int uncontended(const char *file, size_t n)
@@ -53,12 +66,36 @@ static int uncontended(const char *file, size_t n)
         }
         lat[i] = bench_now_ns() - t0;
     }
-    double secs = (double)(bench_now_ns() - start) / 1e9;
-    printf("workload=uncontended pairs=%zu ops_per_s=%.0f p50_ms=%.3f "
-           "p99_ms=%.3f\n", n, (double)n / secs, pct_ms(lat, n, 0.5),
-           pct_ms(lat, n, 0.99));
+    print_rate("lock", "pairs", n, start, lat);
     free(lat);
     close(fd);
+    return 0;
+}
+
+/* flock(1) as a shell runs it: `flock FILE true`, one after another. */
+static int flock1(const char *file, size_t n)
+{
+    uint64_t *lat = calloc(n, sizeof(*lat));
+    if (!lat)
+        return 1;
+    uint64_t start = bench_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = bench_now_ns();
+        pid_t pid = fork();
+        if (pid == 0) {
+            execlp("flock", "flock", file, "true", (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+            !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "lockbench: flock %s true failed\n", file);
+            return 1;
+        }
+        lat[i] = bench_now_ns() - t0;
+    }
+    print_rate("flock1", "runs", n, start, lat);
+    free(lat);
     return 0;
 }
 
@@ -131,8 +168,8 @@ static int handoff(const char *a, const char *b, size_t n)
         fprintf(stderr, "lockbench: handoff failed\n");
         return 1;
     }
-    printf("workload=handoff handoffs=%zu p50_ms=%.3f p99_ms=%.3f\n", nlat,
-           pct_ms(lat, nlat, 0.5), pct_ms(lat, nlat, 0.99));
+    printf("workload=handoff handoffs=%zu p50_us=%.0f p99_us=%.0f\n", nlat,
+           pct_us(lat, nlat, 0.5), pct_us(lat, nlat, 0.99));
     free(lat);
     return 0;
 }
@@ -142,11 +179,14 @@ int main(int argc, char **argv)
     long n = argc > 1 ? atol(argv[argc - 1]) : 0;
     if (n < 1 || n > ROUNDS_MAX) {
         fprintf(stderr, "usage: lockbench uncontended FILE N | "
+                        "lockbench flock1 FILE N | "
                         "lockbench handoff FILE_A FILE_B N\n");
         return 2;
     }
     if (argc == 4 && strcmp(argv[1], "uncontended") == 0)
         return uncontended(argv[2], (size_t)n);
+    if (argc == 4 && strcmp(argv[1], "flock1") == 0)
+        return flock1(argv[2], (size_t)n);
     if (argc == 5 && strcmp(argv[1], "handoff") == 0)
         return handoff(argv[2], argv[3], (size_t)n);
     fprintf(stderr, "lockbench: unknown mode\n");

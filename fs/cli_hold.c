@@ -11,7 +11,8 @@
  * and, if it is still running ZK__CLI_LOST_GRACE_MS later, SIGKILL; the
  * command exits as CMD did. Without CMD the command exits with status 1.
  * The loss is reported on stderr. One poll() on a signalfd and an inotify
- * descriptor: no polling of the node.
+ * descriptor: no polling of the node. A node that is gone before the
+ * watch is set counts as lost: CMD is not started, the exit status is 1.
  */
 #include "cli.h"
 
@@ -27,14 +28,26 @@
 
 #define ZK__CLI_LOST_GRACE_MS 5000   /* SIGTERM to SIGKILL after a loss */
 
-/* An inotify descriptor watching node for its deletion, or -1. */
-static int watch_node(const char *node)
+/* An inotify descriptor watching node for its deletion, or -1: *gone
+ * says whether that is because the node is gone already (lost before the
+ * watch began: a session given up at once, or a quick delete by someone
+ * else); other failures (inotify limits) are reported and CMD runs
+ * unwatched. */
+static int watch_node(const char *node, int *gone)
 {
     int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    *gone = 0;
     if (ifd >= 0 && inotify_add_watch(ifd, node, IN_DELETE_SELF) < 0) {
+        int e = errno;
         close(ifd);
         ifd = -1;
+        errno = e;
     }
+    if (ifd < 0 && (errno == ENOENT || errno == ESTALE))
+        *gone = 1;
+    else if (ifd < 0)
+        fprintf(stderr, "zkfs create: %s: cannot watch the node (%s): its "
+                "loss will not stop the command\n", node, strerror(errno));
     return ifd;
 }
 
@@ -103,10 +116,16 @@ static int run_cmd(char **cmdv, const sigset_t *old, int sfd, int ifd,
 int zk__cli_hold(int fd, char **cmdv, const sigset_t *set,
                  const sigset_t *old, const char *node)
 {
+    int gone;
     int sfd = signalfd(-1, set, SFD_CLOEXEC);
-    int ifd = watch_node(node), rc = 0;
+    int ifd = watch_node(node, &gone), rc = 0;
     if (sfd < 0) {
         rc = zk__cli_fail("create", "signalfd", -errno, NULL);
+    } else if (gone) {              /* lost already: CMD must not start */
+        fprintf(stderr, "zkfs create: %s: the ephemeral node is lost "
+                "(gone before it could be watched); not running the "
+                "command\n", node);
+        rc = 1;
     } else if (cmdv) {
         rc = run_cmd(cmdv, old, sfd, ifd, node);
     } else {

@@ -157,6 +157,32 @@ static void unlock_all(struct zk_fs *fs, uint64_t ino, uint64_t session,
 /* parked requests                                                           */
 /* ------------------------------------------------------------------------ */
 
+/* Whether a and b wait for the same owner's lock of one kind on one file
+ * (the table keeps one wait for them), and whether they ask for exactly
+ * the same (mode and range: one wait answers both). */
+static int same_wait(const struct zk__fs_park *a, const struct zk__fs_park *b)
+{
+    return a->ino == b->ino && a->owner == b->owner &&
+           a->session == b->session &&
+           (a->flags & ZK_LOCK_FLOCK) == (b->flags & ZK_LOCK_FLOCK);
+}
+
+static int same_request(const struct zk__fs_park *a,
+                        const struct zk__fs_park *b)
+{
+    return same_wait(a, b) && a->flags == b->flags &&
+           a->start == b->start && a->end == b->end;
+}
+
+/* Whether another request parked here still needs p's wait in the table. */
+static int wait_shared(const struct zk__fs_park *p)
+{
+    for (const struct zk__fs_park *o = p->fs->parked; o; o = o->next)
+        if (o != p && same_wait(o, p))
+            return 1;
+    return 0;
+}
+
 static void unpark(struct zk__fs_park *p)
 {
     struct zk__fs_park **pp = &p->fs->parked;
@@ -200,7 +226,8 @@ static void on_interrupt(fuse_req_t req, void *data)
     answer(p, -EINTR);
     if (p->parked) {
         unpark(p);
-        cancel(p);
+        if (!wait_shared(p))
+            cancel(p);
         free(p);
     }
     /* Not parked yet: lock_done sees req NULL and cleans up. */
@@ -212,10 +239,20 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
     int rc = zk__fs_result_err(err, res);
     uint64_t token = rc == 0 && res && res->nops ? res->ops[0].token : 0;
 
+    if (rc == 0 && res && res->nops && res->ops[0].refused) {
+        rc = -EAGAIN;           /* a failed conversion: the old lock went */
+        if (p->fh)
+            p->fh->lock_session = 0;
+    }
     if (!p->req) {              /* interrupted meanwhile */
-        if (rc == 0 && token == 0)
+        /* Queued: the wait goes, unless a request parked here shares it.
+         * A flock granted by this very commit crossed the interrupt: it
+         * goes too. A grant the owner had before (the request found it
+         * held: an older token) is not this request's and stays. */
+        if (rc == 0 && token == 0 && !wait_shared(p))
             cancel(p);
-        else if (rc == 0 && (p->flags & ZK_LOCK_FLOCK))
+        else if (rc == 0 && token != 0 && token == res->zxid &&
+                 (p->flags & ZK_LOCK_FLOCK))
             unlock_all(p->fs, p->ino, p->session, p->owner, ZK_LOCK_FLOCK);
         free(p);
         return;
@@ -275,16 +312,17 @@ static void lock_propose(struct zk__fs_park *p, int wait)
         fuse_req_interrupt_func(req, on_interrupt, p);
 }
 
-/* One owner has one wait per file and kind in the table: a new request
- * replaces it there, so an older request of the same owner still parked
- * here (another thread of the process) would never be answered. It ends
- * with EINTR instead (its caller may retry). */
+/* One owner has one wait per file and kind in the table. A request
+ * asking for exactly what an older parked one of the same owner asks
+ * (two threads sharing a descriptor, or a process's threads blocking on
+ * the same fcntl range) shares its wait: the grant answers both. Any
+ * other request replaces the wait in the table, so the older request
+ * (of another range or mode) would never be answered: it ends with EINTR
+ * instead (its caller may retry). */
 static void end_older_wait(const struct zk__fs_park *n)
 {
     for (struct zk__fs_park *p = n->fs->parked; p; p = p->next) {
-        if (p->ino != n->ino || p->owner != n->owner ||
-            p->session != n->session ||
-            (p->flags & ZK_LOCK_FLOCK) != (n->flags & ZK_LOCK_FLOCK))
+        if (!same_wait(p, n) || same_request(p, n))
             continue;
         unpark(p);
         answer(p, -EINTR);
@@ -514,22 +552,27 @@ void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
 /* commits and the lease                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* An applied transaction granted queued requests: answer ours. */
+/* An applied transaction granted queued requests: answer ours (every
+ * request parked for that wait). */
 static void lock_applied(struct zk_fs *fs, const struct zk_apply_result *res)
 {
     for (uint32_t i = 0; i < res->nchanges; i++) {
         const struct zk_change *c = &res->changes[i];
         if (c->kind != ZK_CHANGE_LOCK)
             continue;
-        for (struct zk__fs_park *p = fs->parked; p; p = p->next) {
+        struct zk__fs_park **pp = &fs->parked;
+        while (*pp) {
+            struct zk__fs_park *p = *pp;
             if (p->ino != c->ino || p->owner != c->lock_owner ||
                 p->session != c->lock_session ||
-                (p->flags & ZK_LOCK_FLOCK) != (c->lock_flags & ZK_LOCK_FLOCK))
+                (p->flags & ZK_LOCK_FLOCK) != (c->lock_flags & ZK_LOCK_FLOCK)) {
+                pp = &p->next;
                 continue;
-            unpark(p);
+            }
+            *pp = p->next;
+            p->parked = 0;
             answer(p, 0);
             free(p);
-            break;
         }
     }
 }

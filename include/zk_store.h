@@ -86,6 +86,9 @@ struct zk_op_result {
     uint64_t ino;          /* node the op acted on (created, deleted, ...) */
     uint64_t token;        /* ZK_OP_LOCK: the grant's zxid (its fencing
                               token); 0: queued (ZK_LOCK_WAIT)          */
+    int refused;           /* ZK_OP_LOCK: refused like -EAGAIN, but the
+                              owner's old flock lock was dropped (a failed
+                              conversion, committed: see store/lock.c)   */
     char path[ZK_PATH_MAX];/* ZK_OP_CREATE: the created path (sequential
                               suffix included); others: the op's path */
 };

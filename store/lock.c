@@ -15,7 +15,8 @@
  *  - an owner is (session, owner): the kernel's lock owner (fcntl), or
  *    the open file (flock, OFD locks) of one replica's session;
  *  - fcntl ranges of one owner split and merge (one mode per byte);
- *    flock converts by dropping the old lock first (flock(2): not atomic);
+ *    flock converts by dropping the old lock first (flock(2): not atomic;
+ *    a conversion that fails with LOCK_NB leaves the old lock dropped);
  *  - two entries conflict when they are of the same namespace, of other
  *    owners, overlap, and one of them is exclusive.
  * Fairness: a request is granted only if no holder conflicts AND no
@@ -294,10 +295,12 @@ static int parse(const struct zk_op *op, struct zk_lock_ent *q)
 }
 
 /* The owner's earlier request or flock lock, replaced by this one; 1 if
- * q is already there as it is (a request sent again: idempotent). */
+ * q is already there as it is (a request sent again: idempotent).
+ * *dropped: a flock lock the owner held was removed (a conversion). */
 static int replace_own(struct tab *t, const struct zk_lock_ent *q,
-                       struct zk_op_result *r)
+                       struct zk_op_result *r, int *dropped)
 {
+    *dropped = 0;
     for (uint32_t i = 0; i < t->n; i++) {
         struct zk_lock_ent *e = &t->e[i];
         if (!same_owner(e, q))
@@ -310,6 +313,7 @@ static int replace_own(struct tab *t, const struct zk_lock_ent *q,
             return 1;
         }
         if (queued || (q->flags & ZK_LOCK_FLOCK)) {
+            *dropped |= !queued;
             tab_remove(t, i);   /* flock converts by unlocking first */
             i--;
         }
@@ -317,15 +321,21 @@ static int replace_own(struct tab *t, const struct zk_lock_ent *q,
     return 0;
 }
 
+/* A conflicting request that does not wait fails with -EAGAIN and
+ * changes nothing — except a flock conversion (LOCK_SH -> LOCK_EX |
+ * LOCK_NB, or back): flock(2) drops the old lock first and Linux leaves
+ * it dropped when the new one cannot be had, so that drop is committed
+ * (the next waiters may go) and the request is answered refused. */
 static int lock_op(struct tab *t, uint64_t ino, uint64_t zxid,
                    const struct zk_op *op, struct zk_op_result *r,
                    zk__lock_emit_cb emit, void *arg)
 {
     struct zk_lock_ent q;
+    int dropped;
     int rc = parse(op, &q);
     if (rc != 0)
         return rc;
-    if (replace_own(t, &q, r))
+    if (replace_own(t, &q, r, &dropped))
         return 0;
     q.token = zxid;
     if (grantable(t, &q, t->n)) {
@@ -335,6 +345,9 @@ static int lock_op(struct tab *t, uint64_t ino, uint64_t zxid,
         q.flags |= ZK_LOCK_QUEUED;
         rc = tab_add(t, &q);
         r->token = 0;
+    } else if (dropped) {
+        r->token = 0;
+        r->refused = 1;
     } else {
         return -EAGAIN;
     }

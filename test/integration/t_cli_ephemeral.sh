@@ -86,4 +86,22 @@ rc=0
 wait "$zpid" || rc=$?
 assert_eq 1 "$rc" "exit status of a holder whose node was lost"
 
+log "the node is lost before it is watched: CMD never starts, exit 1"
+# create -e blocks writing the node's name to a full pipe (after the
+# create, before it watches the node); the node is deleted meanwhile.
+mkfifo "$ZK_TMP/full"
+exec 7<>"$ZK_TMP/full"
+head -c 65536 /dev/zero >&7             # the pipe's capacity: now full
+zk_bg "$ZKFS" create -e "$M/e8" -- touch "$ZK_TMP/ran8" >&7 2>"$ZK_TMP/err8"
+zpid=$ZK_BG
+wait_for test -e "$M/e8" || fail "create -e made no node"
+rm "$M/e8"
+dd bs=65536 count=1 iflag=fullblock <&7 >/dev/null 2>&1  # let it go on
+rc=0
+wait "$zpid" || rc=$?
+exec 7>&-
+assert_eq 1 "$rc" "exit status when the node was gone before the watch"
+[ ! -e "$ZK_TMP/ran8" ] || fail "CMD ran although its node was already lost"
+assert_match "not running the command" "$(cat "$ZK_TMP/err8")" "the message"
+
 zk_stop "$M"

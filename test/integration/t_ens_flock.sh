@@ -8,6 +8,12 @@
 #    three mounts: the final count is exact, and the fencing tokens read by
 #    the holders (user.zkfs.lock.token) grow strictly with the count;
 #  - kill -9 of a holder hands the lock to a waiter on another mount;
+#  - a LOCK_NB conversion (shared -> exclusive) that fails leaves the old
+#    lock dropped, as flock(2) on Linux does;
+#  - flock -u (LOCK_UN) returns once the unlock is committed: a LOCK_NB
+#    on the other mounts right after succeeds;
+#  - two blocked flock() calls of one owner (processes sharing an open
+#    file) are both granted;
 #  - a wait ended by a signal (EINTR, the process keeps its descriptor)
 #    or by `flock -w` leaves no wait behind in the queue;
 #  - kill -9 of the replica whose mount holds the lock: the ensemble
@@ -54,6 +60,39 @@ wait "$waiter"
 wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" ||
     fail "lock still held after everyone left: $(locks_of "$m1/lock")"
 
+# --- a failed LOCK_NB conversion drops the old lock, as on Linux ----------
+zk_bg flock -o -s "$m2/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/sh2"
+other=$ZK_BG
+wait_for test -e "$ZK_TMP/sh2" || fail "no shared holder on m2"
+holders() { locks_of "$m3/lock" | grep -c "^holds" || true; }
+rc=0
+(
+    exec 8<"$m1/lock"
+    flock -s 8 || exit 10
+    wait_for eval '[ "$(holders)" = 2 ]' || exit 11
+    flock -x -n 8 && exit 12        # m2 shares it: the conversion fails
+    wait_for eval '[ "$(holders)" = 1 ]' || exit 13    # and ours is gone
+    locks_of "$m1/lock" | grep -q "^holds flock shared" || exit 14
+    exit 0
+) || rc=$?
+assert_eq 0 "$rc" "failed conversion (10 lock, 11 not shared, 12 converted, 13 old lock kept, 14 m2's lock gone)"
+kill -9 "$other"
+pkill -9 -P "$other" 2>/dev/null || true
+wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
+
+# --- an explicit unlock returns once committed: free on every mount at once
+rc=0
+(
+    exec 8<"$m1/lock"
+    flock -x 8 || exit 10
+    flock -n "$m2/lock" true && exit 11         # held by us
+    flock -u 8 || exit 12
+    flock -n "$m2/lock" true || exit 13         # free at once elsewhere
+    flock -n "$m3/lock" true || exit 13
+    exit 0
+) || rc=$?
+assert_eq 0 "$rc" "explicit unlock (10 lock, 11 not held, 12 unlock, 13 still held on another mount)"
+
 # --- flock -w: a bounded wait ends and leaves the queue clean --------------
 zk_bg flock -o "$m1/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held0"
 holder=$ZK_BG
@@ -82,6 +121,26 @@ touch "$ZK_TMP/stop.intr"
 wait "$prober"
 kill -9 "$holder"
 pkill -9 -P "$holder" 2>/dev/null || true
+wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
+
+# --- two waits of one owner (processes sharing an open file) -------------
+# The table keeps one wait per owner: both blocked flock() calls return
+# with the grant, neither ends with EINTR.
+zk_bg flock -o "$m1/lock" bash -c 'touch "$1"; exec sleep 600' _ "$ZK_TMP/held5"
+holder=$ZK_BG
+wait_for test -e "$ZK_TMP/held5" || fail "no holder"
+zk_bg "$probe" flockwait2 "$m2/lock" "$ZK_TMP/two.log" "$ZK_TMP/stop.two"
+prober=$ZK_BG
+wait_for eval '[ "$(grep -c waiting "$ZK_TMP/two.log")" = 2 ]' || fail "the two did not start"
+parked() { "$ZKFS" status --json "$m2" | grep -o '"lock_waits_here":[0-9]*' | cut -d: -f2; }
+wait_for eval '[ "$(parked)" = 2 ]' ||
+    fail "both requests should be parked on m2: $(parked); $(cat "$ZK_TMP/two.log")"
+kill -9 "$holder"
+pkill -9 -P "$holder" 2>/dev/null || true
+wait_for eval '[ "$(grep -c locked "$ZK_TMP/two.log")" = 2 ]' ||
+    fail "both waits of one owner should be granted: $(cat "$ZK_TMP/two.log")"
+touch "$ZK_TMP/stop.two"
+wait "$prober"
 wait_for eval "[ -z \"\$(locks_of '$m1/lock')\" ]" || fail "lock not released"
 
 # --- the counter ------------------------------------------------------------

@@ -190,6 +190,40 @@ START_TEST(readers_share_and_never_overtake_a_writer)
 }
 END_TEST
 
+/* flock(2) converts by dropping the old lock first; when the new one
+ * cannot be had (LOCK_NB) the old one stays dropped, as on Linux, and
+ * that drop lets the next waiter go in the same commit. */
+START_TEST(flock_failed_conversion_drops_the_old_lock)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(flk(&f, SA, 1, 0), 0);                 /* A shared */
+    ck_assert_int_eq(flk(&f, SB, 2, 0), 0);                 /* B shared */
+    ck_assert_int_eq(flk(&f, SC, 3, ZK_LOCK_WRITE | ZK_LOCK_WAIT), 0);
+    struct zk_apply_result *r;
+    ck_assert_int_eq(op(&f, ZK_OP_LOCK, SA, 1, ZK_LOCK_FLOCK | ZK_LOCK_WRITE,
+                        0, EOFF, &r), 0);
+    ck_assert_int_eq(r->ops[0].refused, 1);
+    ck_assert_uint_eq(r->ops[0].token, 0);
+    ck_assert_int_eq(grants(r, SC, 3), 0);                  /* B still holds */
+    zk_apply_result_free(r);
+    struct acc a = table(&f);
+    ck_assert_int_eq(a.n, 2);                               /* B and C's wait */
+    ck_assert_uint_eq(a.e[0].session, SB);
+    ck_assert_int_eq(unlock_grants(&f, SB, 2, ZK_LOCK_FLOCK, SC, 3), 1);
+    /* Now A conflicts with C's lock while holding nothing: refused as
+     * before (-EAGAIN, nothing changes). */
+    ck_assert_int_eq(flk(&f, SA, 1, ZK_LOCK_WRITE), -EAGAIN);
+    ck_assert_int_eq(table(&f).n, 1);
+    /* A queued wait of the owner is not a lock: a refused non-waiting
+     * request leaves it in place. */
+    ck_assert_int_eq(flk(&f, SA, 1, ZK_LOCK_WAIT), 0);
+    ck_assert_int_eq(flk(&f, SA, 1, ZK_LOCK_WRITE), -EAGAIN);
+    ck_assert_int_eq(table(&f).n, 2);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(fcntl_ranges_split_merge_convert)
 {
     struct fx f;
@@ -299,6 +333,7 @@ Suite *lock_suite(void)
     TCase *tc = tcase_create("apply");
     tcase_add_test(tc, flock_conflict_queue_and_handoff);
     tcase_add_test(tc, readers_share_and_never_overtake_a_writer);
+    tcase_add_test(tc, flock_failed_conversion_drops_the_old_lock);
     tcase_add_test(tc, fcntl_ranges_split_merge_convert);
     tcase_add_test(tc, session_close_releases_and_grants);
     tcase_add_test(tc, cancelled_wait_leaves_the_queue_clean);

@@ -21,6 +21,13 @@
  *                              SA_RESTART, logs "EINTR" or "locked", then
  *                              keeps PATH open until STOP exists (120 s
  *                              at most).
+ *   probe flockwait2 PATH LOG STOP
+ *                              opens PATH once and forks: both processes
+ *                              (one open file, so one flock owner) take
+ *                              flock LOCK_EX once (a daemon's EINTR is not
+ *                              retried), each logs "waiting" before and
+ *                              "locked" or the errno after; both keep PATH
+ *                              open until STOP exists (120 s at most).
  *   probe flockhold PATH LOG STOP / probe flockgrab PATH LOG STOP
  *                              the same as hold and grab with flock(2)
  *                              LOCK_EX on an existing PATH instead of an
@@ -48,6 +55,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,6 +192,30 @@ static int flockwait(const char *path, FILE *log, const char *stop)
     return 0;
 }
 
+static int flockwait2(const char *path, FILE *log, const char *stop)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 1;
+    pid_t child = fork();
+    if (child < 0)
+        return 1;
+    fprintf(log, "%d waiting\n", (int)getpid());
+    fflush(log);
+    int rc = flock(fd, LOCK_EX);
+    fprintf(log, "%d %s\n", (int)getpid(),
+            rc == 0 ? "locked" : strerrorname_np(errno));
+    fflush(log);
+    uint64_t start = mono();
+    while (access(stop, F_OK) != 0 && mono() - start < RUN_NS_MAX)
+        nap(20);
+    close(fd);
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
 static void lk_one(int fd, const char *spec, FILE *log)
 {
     const char *p = spec;
@@ -245,14 +277,15 @@ int main(int argc, char **argv)
         return f ? lk(argv[2], f, argv[4], argc - 5, argv + 5) : 2;
     }
     if (argc != 5) {
-        fprintf(stderr, "usage: probe hold|grab|flockwait PATH LOG STOP\n");
+        fprintf(stderr, "usage: probe hold|grab|flockwait|flockwait2 PATH LOG "
+                        "STOP\n");
         return 2;
     }
     FILE *log = fopen(argv[3], "a");
     if (!log)
         return 2;
     use_flock = strncmp(argv[1], "flock", 5) == 0 &&
-                strcmp(argv[1], "flockwait") != 0;
+                strncmp(argv[1], "flockwait", 9) != 0;
     if (strcmp(argv[1], "hold") == 0 || strcmp(argv[1], "flockhold") == 0)
         return hold(argv[2], log, argv[4]);
     if (strcmp(argv[1], "flockgrab") == 0)
@@ -261,5 +294,7 @@ int main(int argc, char **argv)
         return grab(argv[2], log, argv[4]);
     if (strcmp(argv[1], "flockwait") == 0)
         return flockwait(argv[2], log, argv[4]);
+    if (strcmp(argv[1], "flockwait2") == 0)
+        return flockwait2(argv[2], log, argv[4]);
     return 2;
 }
