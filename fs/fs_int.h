@@ -360,6 +360,18 @@ void zk__fs_ctl_write(fuse_req_t req, const char *buf, size_t size,
                       struct fuse_file_info *fi);
 void zk__fs_ctl_release(fuse_req_t req, struct fuse_file_info *fi);
 
+/* ctl_snapshot.c: writes a backup file (snapfile.h) of the committed
+ * tree on a worker thread; done(arg, 0, fd, len) hands over an unnamed
+ * file of len bytes (the callee closes fd), or done(arg, err, -1, 0).
+ * Loop thread; *out, written on success, names the job for
+ * zk__fs_snapshot_cancel (no done call then; valid until done would have
+ * been called). Errors of start: -ENOMEM, libuv's. */
+struct zk__fs_snapjob;
+typedef void (*zk__fs_snapshot_cb)(void *arg, int err, int fd, uint64_t len);
+int zk__fs_snapshot_start(struct zk_fs *fs, zk__fs_snapshot_cb done,
+                          void *arg, struct zk__fs_snapjob **out);
+void zk__fs_snapshot_cancel(struct zk__fs_snapjob *j);
+
 /* --- echo.c -------------------------------------------------------------- */
 
 int zk__fs_echo_start(struct zk_fs *fs);

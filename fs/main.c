@@ -448,6 +448,7 @@ static const struct command commands[] = {
     {"txn", zk__cli_txn},          {"help", cmd_help},
     {"version", zk__cli_version},
     {"locks", zk__cli_locks},
+    {"snapshot", zk__cli_snapshot}, {"check", zk__cli_check},
 };
 
 int main(int argc, char **argv)

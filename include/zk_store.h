@@ -286,6 +286,48 @@ int zk_store_snapshot_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
 int zk_store_snapshot_size(struct zk_store_snap *sn, uint64_t *bytes_out);
 void zk_store_snapshot_close(struct zk_store_snap *sn);
 
+/* --- backups (zkfs snapshot save/restore, zkfs check) ------------------ */
+
+/* What a backup stream holds. */
+struct zk_store_backup_info {
+    uint64_t znodes;           /* znodes in it, root included */
+    uint64_t data_bytes;       /* their data */
+    uint64_t ephemerals;       /* ephemeral znodes left out */
+};
+
+/* Streams the pinned state sn as a backup: the snapshot stream above
+ * (the same format, installed the same way) without what belongs to the
+ * sessions of this ensemble, which a restored store will not have:
+ * ephemeral znodes (with their data and directory entries), sessions,
+ * ephemeral rows and lock tables. The counters (znodes, data_bytes,
+ * sessions = 0) and the parents' numChildren are adjusted to match;
+ * everything else is kept as is, cversion (the sequence counter) and
+ * pzxid included. *info (may be NULL) is written on success. Any thread,
+ * as zk_store_snapshot_stream. Errors as zk_store_snapshot. */
+int zk_store_backup_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
+                           void *arg, struct zk_store_backup_info *info);
+
+/* Offline verification of an open store (store/check.c): every record of
+ * every table decodes, parent/child links and directory entries agree
+ * both ways, every znode is reachable from the root, numChildren,
+ * dataLength and the meta counters match what the tables hold,
+ * ephemerals have their rows (and rows their ephemerals), lock tables
+ * decode and name existing znodes, and every log entry decodes with its
+ * checksum. Each problem found is reported to cb (what: the table or
+ * check, text: one line), up to every problem; the walk goes on after
+ * one. *out gets the totals. Returns 0 when the walk finished (look at
+ * out->problems), or an error that stopped it (-ENOMEM, -EIO). Takes one
+ * read transaction; meant for a store no daemon serves. */
+struct zk_store_check_stats {
+    uint64_t znodes, dirs, data_bytes, dirents, sessions, ephemerals;
+    uint64_t lock_tables, log_entries, problems;
+    uint64_t last_applied;
+};
+typedef void (*zk_store_check_cb)(void *arg, const char *what,
+                                  const char *text);
+int zk_store_check(struct zk_store *s, zk_store_check_cb cb, void *arg,
+                   struct zk_store_check_stats *out);
+
 /* Zab INSTALL inside batch b: empties the tree, data, sessions, counters
  * and the log at once, then refills them from the stream fed with
  * zk_store_install_feed (any chunking). Readers see the old state until
