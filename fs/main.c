@@ -419,6 +419,9 @@ static const char general_usage[] =
     "  txn [MOUNTPOINT] < OPS             all-or-nothing multi-op\n"
     "  version                            release and format versions\n"
     "  locks PATH                         holders and waiters of a lock\n"
+    "  snapshot save MOUNTPOINT FILE      back up the tree\n"
+    "  snapshot restore FILE --data DIR   make a data directory from one\n"
+    "  check DATA_DIR                     verify a store offline\n"
     "  help [COMMAND]                     this text, or a command's\n\n"
     "'zkfs COMMAND --help' describes one command. zkfs --version.\n";
 
