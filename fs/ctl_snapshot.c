@@ -161,6 +161,12 @@ static void snap_after(uv_work_t *w, int status)
 {
     struct zk__fs_snapjob *j = w->data;
     int err = status ? status : j->err;
+    if (err == 0 && j->arg != NULL) {
+        j->fs->backups++;
+        j->fs->backup_bytes += j->len;
+    } else {
+        j->fs->backups_failed++;
+    }
     if (j->arg != NULL && err == 0) {
         j->done(j->arg, 0, j->fd, j->len);   /* the fd is the caller's */
         j->fd = -1;

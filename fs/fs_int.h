@@ -186,6 +186,8 @@ struct zk_fs {
     /* metrics.c: proposal-to-answer latency of this mount's proposals */
     uint64_t commit_le[ZK__FS_LAT_BUCKETS]; /* not cumulative */
     uint64_t commit_count, commit_sum_ns;
+    /* ctl_snapshot.c: backups written, failed (or abandoned), bytes */
+    uint64_t backups, backups_failed, backup_bytes;
     struct zk__fs_http *http;  /* metrics_http.c: NULL when off */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */

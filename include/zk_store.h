@@ -161,8 +161,24 @@ struct zk_store_info {
     uint64_t data_bytes;    /* bytes of znode data */
     uint64_t log_first_zxid, log_last_zxid; /* 0,0 when the log is empty */
     uint64_t file_bytes;    /* size of the LMDB file */
+    uint64_t ephemerals;    /* ephemeral znodes (rows of that table) */
 };
 int zk_store_info(struct zk_store *s, struct zk_store_info *out);
+
+/* How long this store's batch commits took (mdb_txn_commit: writing the
+ * pages and the two fsyncs of data and meta page), since it was opened:
+ * a histogram, bucket i counting commits of at most
+ * zk_store_fsync_le_ns[i] ns (not cumulative; the last bucket is the
+ * rest). Failed commits are not counted. Any thread (the counters are
+ * atomics, read one by one: a commit landing meanwhile may be half in). */
+#define ZK_STORE_FSYNC_BUCKETS 14
+extern const uint64_t zk_store_fsync_le_ns[ZK_STORE_FSYNC_BUCKETS - 1];
+struct zk_store_fsync_stats {
+    uint64_t le[ZK_STORE_FSYNC_BUCKETS];
+    uint64_t count, sum_ns;
+};
+void zk_store_fsync_stats(struct zk_store *s,
+                          struct zk_store_fsync_stats *out);
 
 /* Reads metadata value key (a short ASCII name) into *val; -ENOENT if unset. */
 int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val);

@@ -18,6 +18,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "zk_common.h"
@@ -49,6 +50,9 @@ struct zk_store {
     pthread_mutex_t pool_mu;
     int npool;
     MDB_txn *pool[ZK__READER_POOL_MAX];
+    /* batch.c: commit durations (zk_store_fsync_stats) */
+    _Atomic uint64_t fsync_le[ZK_STORE_FSYNC_BUCKETS];
+    _Atomic uint64_t fsync_count, fsync_sum_ns;
 };
 
 struct zk_store_batch {

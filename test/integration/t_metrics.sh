@@ -3,7 +3,8 @@
 # sample line well-formed, every family with # HELP and # TYPE), readable
 # with cat, not listed, not writable/removable/creatable (root too), and
 # its counters move with real work: znodes, data bytes, last zxid, FUSE
-# requests by operation. In a 3-server ensemble it lists every member.
+# requests by operation, the fsync duration histogram, ephemerals, backups.
+# In a 3-server ensemble it lists every member.
 # The same over HTTP (metricsProvider.httpPort, bound to 127.0.0.1 by
 # default; metricsProvider.httpHost), read with bash's /dev/tcp.
 . "$(dirname "$0")/lib.sh"
@@ -77,6 +78,32 @@ for op in create write flush mkdir read; do
     [ "${after:-0}" -ge $((${before:-0} + 1)) ] || fail "requests of $op did not move: ${before:-0} -> ${after:-0}"
 done
 [ "$(value "$b" 'zkfs_fuse_requests_total{op="create"}')" -ge 20 ] || fail "fewer than 20 creates counted"
+
+n=$(value "$b" zkfs_fsync_duration_seconds_count)
+[ "$n" -ge $(($(value "$a" zkfs_fsync_duration_seconds_count) + 1)) ] || fail "fsync duration count did not move"
+assert_eq "$n" "$(value "$b" 'zkfs_fsync_duration_seconds_bucket{le="+Inf"}')" "fsync +Inf bucket = count"
+grep '^zkfs_fsync_duration_seconds_bucket' <<<"$b" | awk '$2 < prev { exit 1 } { prev = $2 }' ||
+    fail "fsync buckets not cumulative: $(grep fsync_duration <<<"$b")"
+awk '$1 == "zkfs_fsync_duration_seconds_sum" { exit !($2 > 0) }' <<<"$b" || fail "fsync duration sum is 0"
+# Every group-commit batch is a store commit (so are the epoch's and
+# the session's at start, which zkfs_fsyncs_total does not count).
+[ $((n - $(value "$a" zkfs_fsync_duration_seconds_count))) -ge \
+  $(($(value "$b" zkfs_fsyncs_total) - $(value "$a" zkfs_fsyncs_total))) ] ||
+    fail "fewer fsync durations than fsyncs between the scrapes"
+
+log "ephemerals are counted while held; backups by count and bytes"
+assert_eq 0 "$(value "$b" zkfs_ephemerals)" "ephemerals before"
+mkdir "$M/svc" && setfattr -n user.zkfs.children -v ephemeral "$M/svc"
+exec 5>"$M/svc/a" 6>"$M/svc/b"
+assert_eq 2 "$(value "$(cat "$P")" zkfs_ephemerals)" "ephemerals held"
+exec 5>&- 6>&-
+no_ephemerals() { [ "$(value "$(cat "$P")" zkfs_ephemerals)" = 0 ]; }
+wait_for -t 10 no_ephemerals || fail "ephemerals not back to 0"
+"$ZKFS" snapshot save "$M" "$ZK_TMP/m.zks" 2>/dev/null || fail "snapshot save"
+c=$(cat "$P")
+assert_eq $(($(value "$b" zkfs_backups_total) + 1)) "$(value "$c" zkfs_backups_total)" "backups"
+assert_eq "$(stat -c %s "$ZK_TMP/m.zks")" "$(value "$c" zkfs_backup_bytes_total)" "backup bytes"
+assert_eq 0 "$(value "$c" zkfs_backups_failed_total)" "failed backups"
 
 log "errors are counted by operation"
 e0=$(value "$(cat "$P")" 'zkfs_fuse_errors_total{op="rmdir"}')
