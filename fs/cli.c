@@ -220,7 +220,7 @@ int zk__ctl_open(const char *mnt)
     return fd < 0 ? -errno : fd;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+int zk__cli_write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -309,7 +309,7 @@ int zk__ctl_send(int fd, const char *hdr, const void *payload, size_t len)
     memcpy(req + 4, hdr, hlen);
     if (len > 0)
         memcpy(req + 4 + hlen, payload, len);
-    int err = write_all(fd, req, 4 + n);
+    int err = zk__cli_write_all(fd, req, 4 + n);
     free(req);
     return err;
 }

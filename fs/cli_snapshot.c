@@ -37,34 +37,22 @@
 #define SNAP_CHUNK_BYTES (256 * 1024)
 #define SNAP_FILE_MIN    (ZK__SNAPFILE_HDR + ZK__SNAPFILE_TRAILER)
 
-static int full_write(int fd, const uint8_t *p, size_t len)
+/* One read (EINTR retried): bytes read, 0 at EOF, or a negative errno. */
+static ssize_t read_some(int fd, uint8_t *p, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    ssize_t n;
+    while ((n = read(fd, p, len)) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -errno : n;
 }
 
 static ssize_t full_read(int fd, uint8_t *p, size_t len)
 {
     size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, p + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
+    ssize_t n = 1;
+    while (got < len && (n = read_some(fd, p + got, len - got)) > 0)
         got += (size_t)n;
-    }
-    return (ssize_t)got;
+    return n < 0 ? n : (ssize_t)got;
 }
 
 /* What a whole file of size bytes must satisfy: first the header's magic
@@ -127,7 +115,7 @@ static int copy_checked(int in, int out, const uint8_t *first, size_t nfirst,
         }
         if (n == 0)
             break;
-        if ((rc = full_write(out, buf + held, (size_t)n)) != 0)
+        if ((rc = zk__cli_write_all(out, buf + held, (size_t)n)) != 0)
             break;
         size_t copy = nhdr < sizeof(hdr) ? sizeof(hdr) - nhdr : 0;
         memcpy(hdr + nhdr, buf + held, copy < (size_t)n ? copy : (size_t)n);
@@ -155,13 +143,9 @@ static int read_status(int fd, uint8_t *buf, size_t size, size_t *len,
 {
     *len = 0;
     while (*len < size - 1) {
-        ssize_t n = read(fd, buf + *len, size - 1 - *len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
+        ssize_t n = read_some(fd, buf + *len, size - 1 - *len);
+        if (n <= 0)
+            return n < 0 ? (int)n : -EPROTO;
         *len += (size_t)n;
         buf[*len] = '\0';
         if ((*nl = memchr(buf, '\n', *len)) != NULL)

@@ -66,12 +66,18 @@ well_formed "$b"
     fail "transactions applied did not move by 21"
 [ "$(value "$b" zkfs_znode_changes_total)" -ge $(($(value "$a" zkfs_znode_changes_total) + 21)) ] ||
     fail "znode changes did not move by 21"
-n=$(value "$b" zkfs_commit_latency_seconds_count)
-[ "$n" -ge $(($(value "$a" zkfs_commit_latency_seconds_count) + 21)) ] || fail "commit latency count did not move by 21"
-assert_eq "$n" "$(value "$b" 'zkfs_commit_latency_seconds_bucket{le="+Inf"}')" "+Inf bucket = count"
-grep '^zkfs_commit_latency_seconds_bucket' <<<"$b" | awk '$2 < prev { exit 1 } { prev = $2 }' ||
-    fail "latency buckets not cumulative: $(grep latency <<<"$b")"
-awk '$1 == "zkfs_commit_latency_seconds_sum" { exit !($2 > 0) }' <<<"$b" || fail "latency sum is 0"
+# histogram_moved NAME BY: between the scrapes $a and $b, NAME's count
+# grew by at least BY; +Inf bucket = count; buckets cumulative; sum > 0.
+histogram_moved() {
+    local n
+    n=$(value "$b" "$1_count")
+    [ "$n" -ge $(($(value "$a" "$1_count") + $2)) ] || fail "$1 count did not move by $2"
+    assert_eq "$n" "$(value "$b" "$1_bucket{le=\"+Inf\"}")" "$1: +Inf bucket = count"
+    grep "^$1_bucket" <<<"$b" | awk '$2 < prev { exit 1 } { prev = $2 }' ||
+        fail "$1 buckets not cumulative: $(grep "^$1" <<<"$b")"
+    awk -v s="$1_sum" '$1 == s { exit !($2 > 0) }' <<<"$b" || fail "$1 sum is 0"
+}
+histogram_moved zkfs_commit_latency_seconds 21
 for op in create write flush mkdir read; do
     before=$(value "$a" "zkfs_fuse_requests_total{op=\"$op\"}")
     after=$(value "$b" "zkfs_fuse_requests_total{op=\"$op\"}")
@@ -79,12 +85,8 @@ for op in create write flush mkdir read; do
 done
 [ "$(value "$b" 'zkfs_fuse_requests_total{op="create"}')" -ge 20 ] || fail "fewer than 20 creates counted"
 
+histogram_moved zkfs_fsync_duration_seconds 1
 n=$(value "$b" zkfs_fsync_duration_seconds_count)
-[ "$n" -ge $(($(value "$a" zkfs_fsync_duration_seconds_count) + 1)) ] || fail "fsync duration count did not move"
-assert_eq "$n" "$(value "$b" 'zkfs_fsync_duration_seconds_bucket{le="+Inf"}')" "fsync +Inf bucket = count"
-grep '^zkfs_fsync_duration_seconds_bucket' <<<"$b" | awk '$2 < prev { exit 1 } { prev = $2 }' ||
-    fail "fsync buckets not cumulative: $(grep fsync_duration <<<"$b")"
-awk '$1 == "zkfs_fsync_duration_seconds_sum" { exit !($2 > 0) }' <<<"$b" || fail "fsync duration sum is 0"
 # Every group-commit batch is a store commit (so are the epoch's and
 # the session's at start, which zkfs_fsyncs_total does not count).
 [ $((n - $(value "$a" zkfs_fsync_duration_seconds_count))) -ge \
