@@ -24,6 +24,15 @@
 #include <string.h>
 
 #include "zk_txn.h"
+#include "zk_zab.h"
+
+/* An ensemble keeps each entry in an envelope (replica/ensemble.c,
+ * docs/formats.md): u8 0xE5 | u8 version 1 | u32 type | u32 origin |
+ * u64 req_id | payload; a write's payload is an encoded transaction. A
+ * standalone replica logs the transaction itself. */
+#define ENV_MAGIC   0xE5
+#define ENV_VERSION 1
+#define ENV_HDR     18
 
 struct chk {
     struct zk_store *s;
@@ -303,7 +312,22 @@ static int on_log(struct chk *c, const MDB_val *k, const MDB_val *v)
         problem(c, "log", "key of %zu bytes", k->mv_size);
         return 0;
     }
-    int rc = zk_txn_decode(v->mv_data, v->mv_size, &txn);
+    const uint8_t *p = v->mv_data;
+    size_t len = v->mv_size;
+    if (len >= 2 && p[0] == ENV_MAGIC) {
+        uint32_t type = len >= ENV_HDR ? zk_get_be32(p + 2) : 0;
+        if (len < ENV_HDR || p[1] != ENV_VERSION ||
+            type < ZK_ZAB_ENTRY_WRITE || type > ZK_ZAB_ENTRY_SESSION_CLOSE) {
+            problem(c, "log", "entry %#" PRIx64 ": bad envelope",
+                    zk_get_be64(k->mv_data));
+            return 0;
+        }
+        if (type != ZK_ZAB_ENTRY_WRITE)
+            return 0;
+        p += ENV_HDR;
+        len -= ENV_HDR;
+    }
+    int rc = zk_txn_decode(p, len, &txn);
     if (rc == -ENOMEM)
         return rc;
     if (rc != 0)

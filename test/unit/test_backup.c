@@ -303,6 +303,48 @@ static void d_log(struct bfx *f, struct zk_store_batch *b)
     free(buf);
 }
 
+/* The last entry, in an ensemble's envelope (u8 0xE5 | u8 1 | u32 type
+ * | u32 origin | u64 req_id | payload); bad says whether its payload is
+ * damaged. */
+static void envelope(struct bfx *f, struct zk_store_batch *b, int bad)
+{
+    uint8_t k[8], *buf, *env;
+    size_t len;
+    ck_assert_int_eq(zk_store_log_get(f->s, f->zxid, &buf, &len), 0);
+    env = calloc(1, len + 18);
+    env[0] = 0xE5;
+    env[1] = 1;
+    zk_put_be32(env + 2, 1);
+    memcpy(env + 18, buf, len);
+    env[18 + len - 1] ^= (uint8_t)bad;
+    zk_put_be64(k, f->zxid);
+    put(b, f->s->log, k, 8, env, len + 18);
+    free(buf);
+    free(env);
+}
+
+static void d_envelope(struct bfx *f, struct zk_store_batch *b)
+{
+    envelope(f, b, 1);
+}
+
+START_TEST(check_reads_ensemble_log)
+{
+    struct bfx f;
+    struct problems p;
+    struct zk_store_batch *b;
+    bfx_open(&f);
+    sample(&f);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    envelope(&f, b, 0);
+    ck_assert_int_eq(zk_store_batch_commit(b), 0);
+    struct zk_store_check_stats st = check(&f, &p);
+    ck_assert_int_eq(p.n, 0);
+    ck_assert_uint_gt(st.log_entries, 0);
+    bfx_close(&f);
+}
+END_TEST
+
 static void d_lock(struct bfx *f, struct zk_store_batch *b)
 {
     uint8_t k[8];
@@ -338,6 +380,7 @@ START_TEST(check_finds_damage)
     damaged(d_counter, "meta");
     damaged(d_ephem_row, "ephemerals");
     damaged(d_log, "log");
+    damaged(d_envelope, "log");
     damaged(d_lock, "locks");
     damaged(d_cycle, "tree");
 }
@@ -351,6 +394,7 @@ Suite *backup_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, backup_leaves_out_ephemerals);
     tcase_add_test(tc, check_finds_damage);
+    tcase_add_test(tc, check_reads_ensemble_log);
     suite_add_tcase(s, tc);
     return s;
 }
