@@ -92,7 +92,8 @@ static int check_whole(const uint8_t *hdr, uint64_t size, uint32_t crc,
 /* Copies in to out, keeping the last 16 bytes (the trailer) out of the
  * running crc32, and checks the whole at the end. */
 static int copy_checked(int in, int out, const uint8_t *first, size_t nfirst,
-                        struct zk__snapfile_hdr *h, const char **why)
+                        struct zk__snapfile_hdr *h, const char **why,
+                        int *local)
 {
     uint8_t *buf = malloc(SNAP_CHUNK_BYTES + ZK__SNAPFILE_TRAILER);
     uint8_t hdr[ZK__SNAPFILE_HDR] = {0};
@@ -115,8 +116,10 @@ static int copy_checked(int in, int out, const uint8_t *first, size_t nfirst,
         }
         if (n == 0)
             break;
-        if ((rc = zk__cli_write_all(out, buf + held, (size_t)n)) != 0)
+        if ((rc = zk__cli_write_all(out, buf + held, (size_t)n)) != 0) {
+            *local = 1;         /* the output's error, not the mount's */
             break;
+        }
         size_t copy = nhdr < sizeof(hdr) ? sizeof(hdr) - nhdr : 0;
         memcpy(hdr + nhdr, buf + held, copy < (size_t)n ? copy : (size_t)n);
         nhdr += copy < (size_t)n ? copy : (size_t)n;
@@ -154,9 +157,10 @@ static int read_status(int fd, uint8_t *buf, size_t size, size_t *len,
     return -EPROTO;
 }
 
-/* Sends "snapshot", checks the status line and copies the body to out. */
+/* Sends "snapshot", checks the status line and copies the body to out;
+ * *local is set when writing out failed. */
 static int fetch(const char *mnt, int out, struct zk__snapfile_hdr *h,
-                 const char **why, char *msg, size_t msize)
+                 const char **why, char *msg, size_t msize, int *local)
 {
     uint8_t first[4096];
     size_t len;
@@ -177,46 +181,71 @@ static int fetch(const char *mnt, int out, struct zk__snapfile_hdr *h,
             rc = (int)code;
         } else {
             size_t off = (size_t)((uint8_t *)nl + 1 - first);
-            rc = copy_checked(fd, out, first + off, len - off, h, why);
+            rc = copy_checked(fd, out, first + off, len - off, h, why,
+                              local);
         }
     }
     close(fd);
     return rc;
 }
 
+/* Where save writes: "-" and an existing file that is not a regular one
+ * (a device, a FIFO, /dev/fd/N) are written straight (*direct set, *out
+ * the descriptor); otherwise a new FILE.XXXXXX (its name into tmp) beside
+ * the real path (into real: an existing file's symbolic links followed),
+ * renamed over it at the end. */
+static int open_output(const char *file, char *real, char *tmp, size_t size,
+                       int *out, int *direct)
+{
+    struct stat st;
+    *direct = 1;
+    if (strcmp(file, "-") == 0) {
+        *out = 1;
+        return 0;
+    }
+    if (stat(file, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            return -EISDIR;
+        *out = open(file, O_WRONLY | O_CLOEXEC);
+        return *out < 0 ? -errno : 0;
+    }
+    *direct = 0;
+    if (realpath(file, real) == NULL)
+        snprintf(real, PATH_MAX, "%s", file);   /* not there yet */
+    if ((size_t)snprintf(tmp, size, "%s.XXXXXX", real) >= size)
+        return -ENAMETOOLONG;
+    *out = mkostemp(tmp, O_CLOEXEC);
+    return *out < 0 ? -errno : 0;
+}
+
 static int save(const char *mnt_arg, const char *file)
 {
     struct zk_cli_target t;
     struct zk__snapfile_hdr h;
-    char tmp[PATH_MAX], msg[256];
+    char tmp[PATH_MAX + 8], real[PATH_MAX], msg[256];
     const char *why = NULL;
-    int to_stdout = strcmp(file, "-") == 0, out = 1;
+    int out, direct, local = 0;
     int rc = zk__cli_resolve(mnt_arg, &t);
     if (rc)
         return zk__cli_fail("snapshot", mnt_arg, rc, NULL);
-    if (!to_stdout) {
-        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) >=
-            sizeof(tmp))
-            return zk__cli_fail("snapshot", file, -ENAMETOOLONG, NULL);
-        if ((out = mkostemp(tmp, O_CLOEXEC)) < 0)
-            return zk__cli_fail("snapshot", file, -errno, NULL);
-    }
-    rc = fetch(t.mnt, out, &h, &why, msg, sizeof(msg));
-    if (rc == 0 && !to_stdout && fsync(out) != 0)
-        rc = -errno;
-    if (!to_stdout && close(out) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && !to_stdout && rename(tmp, file) != 0)
-        rc = -errno;
+    if ((rc = open_output(file, real, tmp, sizeof(tmp), &out, &direct)) != 0)
+        return zk__cli_fail("snapshot", file, rc, NULL);
+    rc = fetch(t.mnt, out, &h, &why, msg, sizeof(msg), &local);
+    if (rc == 0 && !direct && fsync(out) != 0)
+        rc = -errno, local = 1;
+    if (out != 1 && close(out) != 0 && rc == 0)
+        rc = -errno, local = 1;
+    if (rc == 0 && !direct && rename(tmp, real) != 0)
+        rc = -errno, local = 1;
     if (rc != 0) {
-        if (!to_stdout)
+        if (!direct)
             unlink(tmp);
-        return zk__cli_fail("snapshot", rc == ZK_ECORRUPT ||
-                            rc == ZK_ETRUNCATED ? t.mnt : file, rc, why);
+        return zk__cli_fail("snapshot", local ? file : mnt_arg, rc, why);
     }
     fprintf(stderr, "zkfs snapshot: saved zxid 0x%016llx, %llu znodes to "
             "%s\n", (unsigned long long)h.zxid,
-            (unsigned long long)h.znodes, to_stdout ? "standard output" : file);
+            (unsigned long long)h.znodes, out == 1 ? "standard output"
+                                                   : file);
     return 0;
 }
 

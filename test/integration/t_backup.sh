@@ -72,6 +72,15 @@ log "the same to standard output"
     fail "save to standard output"
 assert_eq ZKBK "$(head -c 4 "$ZK_TMP/stdout.zks")" "magic on standard output"
 
+log "into a FIFO: written straight, the FIFO stays one"
+mkfifo "$ZK_TMP/fifo"
+cat "$ZK_TMP/fifo" >"$ZK_TMP/fifo.zks" &
+cpid=$!
+assert_rc 0 "$ZKFS" snapshot save "$M" "$ZK_TMP/fifo"
+wait "$cpid"
+[ -p "$ZK_TMP/fifo" ] || fail "the FIFO was replaced"
+assert_eq ZKBK "$(head -c 4 "$ZK_TMP/fifo.zks")" "magic through the FIFO"
+
 log "restore, check, mount"
 assert_rc 0 "$ZKFS" snapshot restore "$ZK_TMP/a.zks" --data "$R"
 assert_match "restored zxid 0x[0-9a-f]{16}, [0-9]+ znodes into $R\$" "$ZK_ERR"
