@@ -140,7 +140,8 @@ static int copy_checked(int in, int out, const uint8_t *first, size_t nfirst,
     return rc;
 }
 
-/* Reads the response's header line; the bytes after it go to rest. */
+/* Reads the response up to the end of its header line, and perhaps more:
+ * buf[0..*len) with *nl at that newline. */
 static int read_status(int fd, uint8_t *buf, size_t size, size_t *len,
                        char **nl)
 {
