@@ -11,6 +11,7 @@
 #   make fuzz       libFuzzer targets (test/fuzz/fuzz_*.c) built with clang,
 #                   ASan and UBSan into build-fuzz/ (scripts/fuzz.sh runs them)
 #   make install    (and uninstall) PREFIX=/usr/local DESTDIR=: dist/install.mk
+#   make deb        a Debian package, build/zkfs_VERSION_ARCH.deb (scripts/mkdeb.sh)
 #
 # The consensus core (replica/zab*.c, common/common.c) and its driver
 # (replica/driver.c, replica/lease.c) are compiled against
@@ -70,7 +71,7 @@ POISON_HDRS  := lmdb.h uv.h fuse.h fuse_lowlevel.h fuse3/fuse.h fuse3/fuse_lowle
 POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 
 .PHONY: all check run sim mutate deps deps-tests unit integration bench clean \
-        fuzz fuzz-seeds
+        fuzz fuzz-seeds deb
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz \
      $(B)/test/probe $(B)/test/notify_listen
 
@@ -136,7 +137,7 @@ $(B)/libzkcore.a: $(CORE_OBJS)
 	ar rcs $@ $^
 
 $(B)/zkfs: $(B)/obj/fs/main.o $(B)/libzk.a
-	$(CC) $(SANFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The simulator runs the runtime's driver (replica/driver.c, with the
 # lease, replica/lease.c; both pure, in libzkcore.a) as well.
@@ -206,8 +207,11 @@ fuzz-seeds: $(FB)/mkseeds $(FB)/fuzz_store
 	ZK_FUZZ_STORE_SEEDS=test/fuzz/corpus/store $(FB)/fuzz_store -runs=0 \
 	    2>/dev/null
 
+deb: deps
+	@scripts/mkdeb.sh
+
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-deb
 
 include dist/install.mk
 

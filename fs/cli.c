@@ -127,6 +127,25 @@ static const struct usage usages[] = {
      "on a file, as this replica has applied them: state (holds/waits),\n"
      "kind, mode, byte range, the replica session, the token (the grant's\n"
      "zxid: the fencing token) and host:pid of the requester.\n"},
+    {"snapshot",
+     "Usage: zkfs snapshot save MOUNTPOINT FILE\n"
+     "       zkfs snapshot restore FILE --data DIR\n"
+     "save: writes a backup of the committed tree at one zxid to FILE ('-':\n"
+     "standard output), compressed (zstd) and checksummed, while the mount\n"
+     "serves. Ephemeral nodes, sessions and locks are left out; sequence\n"
+     "counters are kept. Root or the daemon's user only.\n"
+     "restore: makes a new data directory DIR from FILE (DIR must be empty\n"
+     "or not exist); `zkfs mount --data DIR` then starts a standalone\n"
+     "replica from it, or copy it to every server of a new ensemble.\n"
+     "A truncated, corrupt or foreign FILE is refused and nothing written.\n"},
+    {"check",
+     "Usage: zkfs check DATA_DIR\n"
+     "Verifies a data directory offline (no daemon may be using it): every\n"
+     "record decodes, parent/child links and directory entries agree, every\n"
+     "znode is reachable, counts, sessions and ephemerals, lock tables and\n"
+     "the log's checksums. Prints each problem, then a summary. Exit status\n"
+     "0 when the store is sound, 1 when a problem was found or it could not\n"
+     "be opened, 2 for wrong usage.\n"},
     {"help", "Usage: zkfs help [COMMAND]\n"},
 };
 
@@ -201,7 +220,7 @@ int zk__ctl_open(const char *mnt)
     return fd < 0 ? -errno : fd;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+int zk__cli_write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -277,13 +296,9 @@ static int parse_resp(char *buf, size_t len, struct zk_ctl_resp *out)
     return 0;
 }
 
-int zk__ctl_call(int fd, const char *hdr, const void *payload, size_t len,
-                 struct zk_ctl_resp *out)
+int zk__ctl_send(int fd, const char *hdr, const void *payload, size_t len)
 {
     size_t hlen = strlen(hdr), n = hlen + len;
-    char *resp;
-    size_t resp_len;
-    int err;
 
     if (n > ZK_CTL_REQ_MAX)
         return -EMSGSIZE;
@@ -294,8 +309,18 @@ int zk__ctl_call(int fd, const char *hdr, const void *payload, size_t len,
     memcpy(req + 4, hdr, hlen);
     if (len > 0)
         memcpy(req + 4 + hlen, payload, len);
-    err = write_all(fd, req, 4 + n);
+    int err = zk__cli_write_all(fd, req, 4 + n);
     free(req);
+    return err;
+}
+
+int zk__ctl_call(int fd, const char *hdr, const void *payload, size_t len,
+                 struct zk_ctl_resp *out)
+{
+    char *resp;
+    size_t resp_len;
+    int err = zk__ctl_send(fd, hdr, payload, len);
+
     if (err < 0)
         return err;
     err = read_all(fd, ZK_CTL_RESP_MAX + 4096, &resp, &resp_len);

@@ -51,6 +51,12 @@ int zk__ctl_open(const char *mnt);
 int zk__ctl_call(int fd, const char *hdr, const void *payload, size_t len,
                  struct zk_ctl_resp *out);
 void zk__ctl_resp_free(struct zk_ctl_resp *r);
+/* Writes all of p[0..len) to fd (EINTR retried). 0 or a negative errno. */
+int zk__cli_write_all(int fd, const uint8_t *p, size_t len);
+
+/* The request half of zk__ctl_call: for a response read by the caller
+ * (zkfs snapshot save streams one of any size). */
+int zk__ctl_send(int fd, const char *hdr, const void *payload, size_t len);
 
 /* One line of `zkfs txn` input. arg and data point into the input buffer. */
 struct zk__cli_txn_op {
@@ -116,6 +122,8 @@ int zk__cli_txn(int argc, char **argv);
 int zk__cli_version(int argc, char **argv);
 
 int zk__cli_locks(int argc, char **argv);    /* cli_locks.c */
+int zk__cli_snapshot(int argc, char **argv); /* cli_snapshot.c */
+int zk__cli_check(int argc, char **argv);    /* cli_check.c */
 
 /* cli_hold.c: holds create -e's node through the control descriptor fd
  * while cmdv runs (NULL: until SIGINT/SIGTERM/SIGHUP), forwarding those

@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define CTL_BODY_MAX    ZK_CTL_RESP_MAX
 
@@ -33,6 +34,9 @@ struct ctl {
     char *resp;
     size_t resp_len, resp_off;
     int resp_ready;
+    int resp_fd;                /* >= 0: the body goes on in this file */
+    uint64_t resp_fd_len, resp_fd_off;
+    struct zk__fs_snapjob *job; /* a snapshot being written for it */
     fuse_req_t held;            /* a read waiting for the response */
     size_t held_size;
     struct zk__fs_cred cred;    /* who sent the running request */
@@ -46,8 +50,18 @@ struct ctl {
 /* responses                                                                 */
 /* ------------------------------------------------------------------------ */
 
+static void resp_fd_close(struct ctl *c)
+{
+    if (c->resp_fd >= 0)
+        close(c->resp_fd);
+    c->resp_fd = -1;
+}
+
 static void ctl_free(struct ctl *c)
 {
+    if (c->job)
+        zk__fs_snapshot_cancel(c->job);
+    resp_fd_close(c);
     zk__fs_handle_del(&c->hd);
     free(c->req);
     free(c->resp);
@@ -59,9 +73,29 @@ static void ctl_destroy(struct zk__fs_handle *h)
     ctl_free((struct ctl *)h);
 }
 
+/* The part of the body in resp_fd, after the buffer's bytes. */
+static void serve_file(struct ctl *c, fuse_req_t req, size_t size)
+{
+    uint64_t left = c->resp_fd_len - c->resp_fd_off;
+    size_t n = left < size ? (size_t)left : size;
+    char *buf = malloc(n ? n : 1);
+    ssize_t got = buf ? pread(c->resp_fd, buf, n, (off_t)c->resp_fd_off) : -1;
+    if (got < 0) {
+        fuse_reply_err(req, buf ? errno : ENOMEM);
+    } else {
+        c->resp_fd_off += (uint64_t)got;
+        fuse_reply_buf(req, buf, (size_t)got);
+    }
+    free(buf);
+}
+
 static void serve_read(struct ctl *c, fuse_req_t req, size_t size)
 {
     size_t left = c->resp_len - c->resp_off;
+    if (left == 0 && c->resp_fd >= 0) {
+        serve_file(c, req, size);
+        return;
+    }
     size_t n = left < size ? left : size;
     fuse_reply_buf(req, c->resp + c->resp_off, n);
     c->resp_off += n;
@@ -97,6 +131,7 @@ static void ctl_respond(struct ctl *c, int code, const char *msg,
         msg = code ? zk_strerror(code) : "ok";
     if (blen > CTL_BODY_MAX)
         blen = CTL_BODY_MAX;
+    resp_fd_close(c);
     free(c->resp);
     size_t cap = strlen(msg) + 32 + blen;
     c->resp = malloc(cap);
@@ -486,6 +521,30 @@ static int req_status(struct ctl *c)
     return 0;
 }
 
+/* The snapshot file is the body (the header line is "0\tok"). */
+static void snapshot_done(void *arg, int err, int fd, uint64_t len)
+{
+    struct ctl *c = arg;
+    c->job = NULL;
+    ctl_respond(c, err, NULL, "", 0);
+    if (err == 0) {
+        c->resp_fd = fd;
+        c->resp_fd_len = len;
+        c->resp_fd_off = 0;
+    }
+}
+
+/* snapshot: a backup of the whole tree, whatever its permissions say, so
+ * only for root and the daemon's own user. */
+static int req_snapshot(struct ctl *c)
+{
+    if (c->cred.uid != 0 && c->cred.uid != c->fs->uid)
+        return -EPERM;
+    if (c->fs->stopping)
+        return -ESHUTDOWN;
+    return zk__fs_snapshot_start(c->fs, snapshot_done, c, &c->job);
+}
+
 /* The answer to umount: the daemon stops whether or not the close of the
  * session committed (without a quorum it cannot: the leader expires the
  * session after sessionTimeout instead, which the log says). */
@@ -537,6 +596,7 @@ static void ctl_dispatch(struct ctl *c)
     case ZK__CTL_TXN: rc = req_txn(c, r.payload, r.payload_len); break;
     case ZK__CTL_STATUS: rc = req_status(c); break;
     case ZK__CTL_UMOUNT: rc = req_umount(c); break;
+    case ZK__CTL_SNAPSHOT: rc = req_snapshot(c); break;
     }
     if (rc)
         ctl_respond(c, rc, NULL, "", 0);
@@ -554,6 +614,7 @@ void zk__fs_ctl_open(fuse_req_t req, struct fuse_file_info *fi)
         return;
     }
     c->fs = fuse_req_userdata(req);
+    c->resp_fd = -1;
     fi->fh = (uintptr_t)c;
     fi->direct_io = 1;
     fi->nonseekable = 1;

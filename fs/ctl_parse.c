@@ -65,6 +65,7 @@ static enum zk__ctl_op op_of(char **f, int nf)
         {"rm", ZK__CTL_RM, 3}, {"stat", ZK__CTL_STAT, 2},
         {"sync", ZK__CTL_SYNC, 0}, {"txn", ZK__CTL_TXN, 0},
         {"status", ZK__CTL_STATUS, 0}, {"umount", ZK__CTL_UMOUNT, 0},
+        {"snapshot", ZK__CTL_SNAPSHOT, 0},
     };
     for (size_t i = 0; nf > 0 && i < ZK_ARRAY_LEN(ops); i++)
         if (strcmp(f[0], ops[i].name) == 0)

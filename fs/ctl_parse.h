@@ -14,7 +14,7 @@
 
 enum zk__ctl_op {
     ZK__CTL_CREATE = 1, ZK__CTL_SET, ZK__CTL_RM, ZK__CTL_STAT, ZK__CTL_SYNC,
-    ZK__CTL_TXN, ZK__CTL_STATUS, ZK__CTL_UMOUNT,
+    ZK__CTL_TXN, ZK__CTL_STATUS, ZK__CTL_UMOUNT, ZK__CTL_SNAPSHOT,
 };
 
 /* One parsed request. Pointers are into the buffer given to

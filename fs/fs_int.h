@@ -186,6 +186,8 @@ struct zk_fs {
     /* metrics.c: proposal-to-answer latency of this mount's proposals */
     uint64_t commit_le[ZK__FS_LAT_BUCKETS]; /* not cumulative */
     uint64_t commit_count, commit_sum_ns;
+    /* ctl_snapshot.c: backups written, failed (or abandoned), bytes */
+    uint64_t backups, backups_failed, backup_bytes;
     struct zk__fs_http *http;  /* metrics_http.c: NULL when off */
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
@@ -359,6 +361,18 @@ void zk__fs_ctl_read(fuse_req_t req, size_t size, struct fuse_file_info *fi);
 void zk__fs_ctl_write(fuse_req_t req, const char *buf, size_t size,
                       struct fuse_file_info *fi);
 void zk__fs_ctl_release(fuse_req_t req, struct fuse_file_info *fi);
+
+/* ctl_snapshot.c: writes a backup file (snapfile.h) of the committed
+ * tree on a worker thread; done(arg, 0, fd, len) hands over an unnamed
+ * file of len bytes (the callee closes fd), or done(arg, err, -1, 0).
+ * Loop thread; *out, written on success, names the job for
+ * zk__fs_snapshot_cancel (no done call then; valid until done would have
+ * been called). Errors of start: -ENOMEM, libuv's. */
+struct zk__fs_snapjob;
+typedef void (*zk__fs_snapshot_cb)(void *arg, int err, int fd, uint64_t len);
+int zk__fs_snapshot_start(struct zk_fs *fs, zk__fs_snapshot_cb done,
+                          void *arg, struct zk__fs_snapjob **out);
+void zk__fs_snapshot_cancel(struct zk__fs_snapjob *j);
 
 /* --- echo.c -------------------------------------------------------------- */
 

@@ -419,6 +419,9 @@ static const char general_usage[] =
     "  txn [MOUNTPOINT] < OPS             all-or-nothing multi-op\n"
     "  version                            release and format versions\n"
     "  locks PATH                         holders and waiters of a lock\n"
+    "  snapshot save MOUNTPOINT FILE      back up the tree\n"
+    "  snapshot restore FILE --data DIR   make a data directory from one\n"
+    "  check DATA_DIR                     verify a store offline\n"
     "  help [COMMAND]                     this text, or a command's\n\n"
     "'zkfs COMMAND --help' describes one command. zkfs --version.\n";
 
@@ -448,6 +451,7 @@ static const struct command commands[] = {
     {"txn", zk__cli_txn},          {"help", cmd_help},
     {"version", zk__cli_version},
     {"locks", zk__cli_locks},
+    {"snapshot", zk__cli_snapshot}, {"check", zk__cli_check},
 };
 
 int main(int argc, char **argv)

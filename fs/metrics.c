@@ -261,34 +261,56 @@ static void render_store(struct out *o, struct zk_fs *fs)
         return;
     one(o, "zkfs_znodes", "gauge", "Znodes, the root included.", si.znodes);
     one(o, "zkfs_sessions", "gauge", "Open sessions.", si.sessions);
+    one(o, "zkfs_ephemerals", "gauge", "Ephemeral znodes.", si.ephemerals);
+    one(o, "zkfs_backups_total", "counter",
+        "Backups (zkfs snapshot save) written by this daemon.", fs->backups);
+    one(o, "zkfs_backups_failed_total", "counter",
+        "Backups that failed or were abandoned.", fs->backups_failed);
+    one(o, "zkfs_backup_bytes_total", "counter",
+        "Bytes of the backup files written.", fs->backup_bytes);
     one(o, "zkfs_data_bytes", "gauge", "Bytes of znode data.",
         si.data_bytes);
     one(o, "zkfs_store_file_bytes", "gauge", "Size of the LMDB file.",
         si.file_bytes);
 }
 
-/* The commit latency histogram (cumulative buckets, as Prometheus has
- * them). */
-static void render_latency(struct out *o, const struct zk_fs *fs)
+/* A histogram from non-cumulative counts le[0..n) whose upper bounds
+ * are le_ns[0..n-1) (the last bucket is +Inf); Prometheus wants the
+ * buckets cumulative. */
+static void histogram(struct out *o, const char *name, const char *help,
+                      const uint64_t *le_ns, size_t n, const uint64_t *le,
+                      uint64_t count, uint64_t sum_ns)
 {
     uint64_t cum = 0;
 
-    family(o, "zkfs_commit_latency_seconds", "histogram",
-           "From proposal to answer (committed by a quorum and applied "
-           "here, or failed), for this mount's writes.");
-    for (size_t b = 0; b < ZK__FS_LAT_BUCKETS; b++) {
-        cum += fs->commit_le[b];
-        if (b < ZK_ARRAY_LEN(lat_le_ns))
-            put(o, "zkfs_commit_latency_seconds_bucket{le=\"%g\"} %" PRIu64
-                "\n", (double)lat_le_ns[b] / 1e9, cum);
+    family(o, name, "histogram", help);
+    for (size_t b = 0; b < n; b++) {
+        cum += le[b];
+        if (b + 1 < n)
+            put(o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                (double)le_ns[b] / 1e9, cum);
         else
-            put(o, "zkfs_commit_latency_seconds_bucket{le=\"+Inf\"} %"
-                PRIu64 "\n", cum);
+            put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
     }
-    put(o, "zkfs_commit_latency_seconds_sum %.6f\n",
-        (double)fs->commit_sum_ns / 1e9);
-    put(o, "zkfs_commit_latency_seconds_count %" PRIu64 "\n",
-        fs->commit_count);
+    put(o, "%s_sum %.6f\n", name, (double)sum_ns / 1e9);
+    put(o, "%s_count %" PRIu64 "\n", name, count);
+}
+
+static void render_latency(struct out *o, const struct zk_fs *fs)
+{
+    struct zk_store_fsync_stats fst;
+
+    histogram(o, "zkfs_commit_latency_seconds",
+              "From proposal to answer (committed by a quorum and applied "
+              "here, or failed), for this mount's writes.", lat_le_ns,
+              ZK__FS_LAT_BUCKETS, fs->commit_le, fs->commit_count,
+              fs->commit_sum_ns);
+    zk_store_fsync_stats(fs->store, &fst);
+    histogram(o, "zkfs_fsync_duration_seconds",
+              "Durations of the store's commits (pages written, data and "
+              "meta page fsynced), every batch of this replica.",
+              zk_store_fsync_le_ns, ZK_STORE_FSYNC_BUCKETS, fst.le,
+              fst.count, fst.sum_ns);
 }
 
 static void render_fs(struct out *o, struct zk_fs *fs)

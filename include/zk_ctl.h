@@ -44,6 +44,11 @@
  *                            mountpoint, data_dir).
  *   umount  -                the daemon closes its session, answers, then
  *                            unmounts itself and exits.
+ *   snapshot -               body = a backup file (fs/snapfile.h) of the
+ *                            committed tree at one zxid, without
+ *                            ephemerals; any size (not bound by
+ *                            ZK_CTL_RESP_MAX). Root or the daemon's user
+ *                            only (-EPERM): it bypasses node permissions.
  * Permissions: requests act with the caller's uid/gid and are checked like
  * the matching system calls (write+search on the parent to create/remove,
  * write on the file to set).

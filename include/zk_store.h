@@ -164,8 +164,24 @@ struct zk_store_info {
     uint64_t data_bytes;    /* bytes of znode data */
     uint64_t log_first_zxid, log_last_zxid; /* 0,0 when the log is empty */
     uint64_t file_bytes;    /* size of the LMDB file */
+    uint64_t ephemerals;    /* ephemeral znodes (rows of that table) */
 };
 int zk_store_info(struct zk_store *s, struct zk_store_info *out);
+
+/* How long this store's batch commits took (mdb_txn_commit: writing the
+ * pages and the two fsyncs of data and meta page), since it was opened:
+ * a histogram, bucket i counting commits of at most
+ * zk_store_fsync_le_ns[i] ns (not cumulative; the last bucket is the
+ * rest). Failed commits are not counted. Any thread (the counters are
+ * atomics, read one by one: a commit landing meanwhile may be half in). */
+#define ZK_STORE_FSYNC_BUCKETS 14
+extern const uint64_t zk_store_fsync_le_ns[ZK_STORE_FSYNC_BUCKETS - 1];
+struct zk_store_fsync_stats {
+    uint64_t le[ZK_STORE_FSYNC_BUCKETS];
+    uint64_t count, sum_ns;
+};
+void zk_store_fsync_stats(struct zk_store *s,
+                          struct zk_store_fsync_stats *out);
 
 /* Reads metadata value key (a short ASCII name) into *val; -ENOENT if unset. */
 int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val);
@@ -288,6 +304,48 @@ int zk_store_snapshot_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
  * counting stream). *bytes_out written on success. */
 int zk_store_snapshot_size(struct zk_store_snap *sn, uint64_t *bytes_out);
 void zk_store_snapshot_close(struct zk_store_snap *sn);
+
+/* --- backups (zkfs snapshot save/restore, zkfs check) ------------------ */
+
+/* What a backup stream holds. */
+struct zk_store_backup_info {
+    uint64_t znodes;           /* znodes in it, root included */
+    uint64_t data_bytes;       /* their data */
+    uint64_t ephemerals;       /* ephemeral znodes left out */
+};
+
+/* Streams the pinned state sn as a backup: the snapshot stream above
+ * (the same format, installed the same way) without what belongs to the
+ * sessions of this ensemble, which a restored store will not have:
+ * ephemeral znodes (with their data and directory entries), sessions,
+ * ephemeral rows and lock tables. The counters (znodes, data_bytes,
+ * sessions = 0) and the parents' numChildren are adjusted to match;
+ * everything else is kept as is, cversion (the sequence counter) and
+ * pzxid included. *info (may be NULL) is written on success. Any thread,
+ * as zk_store_snapshot_stream. Errors as zk_store_snapshot. */
+int zk_store_backup_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
+                           void *arg, struct zk_store_backup_info *info);
+
+/* Offline verification of an open store (store/check.c): every record of
+ * every table decodes, parent/child links and directory entries agree
+ * both ways, every znode is reachable from the root, numChildren,
+ * dataLength and the meta counters match what the tables hold,
+ * ephemerals have their rows (and rows their ephemerals), lock tables
+ * decode and name existing znodes, and every log entry decodes with its
+ * checksum. Each problem found is reported to cb (what: the table or
+ * check, text: one line), up to every problem; the walk goes on after
+ * one. *out gets the totals. Returns 0 when the walk finished (look at
+ * out->problems), or an error that stopped it (-ENOMEM, -EIO). Takes one
+ * read transaction; meant for a store no daemon serves. */
+struct zk_store_check_stats {
+    uint64_t znodes, dirs, data_bytes, dirents, sessions, ephemerals;
+    uint64_t lock_tables, log_entries, problems;
+    uint64_t last_applied;
+};
+typedef void (*zk_store_check_cb)(void *arg, const char *what,
+                                  const char *text);
+int zk_store_check(struct zk_store *s, zk_store_check_cb cb, void *arg,
+                   struct zk_store_check_stats *out);
 
 /* Zab INSTALL inside batch b: empties the tree, data, sessions, counters
  * and the log at once, then refills them from the stream fed with

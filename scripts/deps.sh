@@ -5,9 +5,10 @@
 set -euo pipefail
 
 pkgs=(gcc make pkg-config libfuse3-dev fuse3 libuv1-dev liblmdb-dev
-      libzstd-dev zlib1g-dev libsodium-dev check)
+      libzstd-dev zlib1g-dev libsodium-dev check dpkg-dev)
 if [ "${1:-}" = "--tests" ]; then
-    pkgs+=(attr inotify-tools util-linux iproute2 procps psmisc man-db)
+    pkgs+=(attr inotify-tools util-linux iproute2 procps psmisc man-db zstd
+           lintian)
     # The fuzz targets (make fuzz): clang, and libFuzzer's runtime, which
     # Debian 12 ships in libclang-rt-14-dev, only recommended by clang-14
     # (and recommendations are not installed below).

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Readers of the log and sessions                                     */
@@ -325,6 +326,29 @@ static int commit_err(struct zk_store *s, int rc)
     return zk__mdb_err(rc, "commit");
 }
 
+const uint64_t zk_store_fsync_le_ns[ZK_STORE_FSYNC_BUCKETS - 1] = {
+    100000, 250000, 500000, 1000000, 2000000, 5000000, 10000000, 20000000,
+    50000000, 100000000, 200000000, 500000000, 1000000000};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One commit of ns into the histogram (the writer thread only). */
+static void fsync_count(struct zk_store *s, uint64_t ns)
+{
+    size_t b = 0;
+    while (b < ZK_ARRAY_LEN(zk_store_fsync_le_ns) &&
+           ns > zk_store_fsync_le_ns[b])
+        b++;
+    atomic_fetch_add_explicit(&s->fsync_le[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->fsync_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->fsync_sum_ns, ns, memory_order_relaxed);
+}
+
 int zk_store_batch_commit(struct zk_store_batch *b)
 {
     /* Readers check this against their txn id (zk__rd_begin). */
@@ -335,9 +359,22 @@ int zk_store_batch_commit(struct zk_store_batch *b)
         return rc;
     }
     struct zk_store *s = b->s;
+    uint64_t t0 = now_ns();
     rc = mdb_txn_commit(b->txn);
     free(b);
+    if (rc == 0)
+        fsync_count(s, now_ns() - t0);
     return commit_err(s, rc);
+}
+
+void zk_store_fsync_stats(struct zk_store *s, struct zk_store_fsync_stats *out)
+{
+    for (size_t i = 0; i < ZK_STORE_FSYNC_BUCKETS; i++)
+        out->le[i] = atomic_load_explicit(&s->fsync_le[i],
+                                          memory_order_relaxed);
+    out->count = atomic_load_explicit(&s->fsync_count, memory_order_relaxed);
+    out->sum_ns = atomic_load_explicit(&s->fsync_sum_ns,
+                                       memory_order_relaxed);
 }
 
 void zk_store_batch_abort(struct zk_store_batch *b)

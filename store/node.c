@@ -71,8 +71,8 @@ size_t zk__node_encode(const struct zk__node *n, uint8_t *buf)
     return ZK__NODE_FIXED_SIZE + n->name_len;
 }
 
-static int node_decode(const uint8_t *buf, size_t len, uint64_t ino,
-                       struct zk__node *n)
+int zk__node_decode(const uint8_t *buf, size_t len, uint64_t ino,
+                    struct zk__node *n)
 {
     struct zk_stat *st = &n->st;
     const uint8_t *p = buf;
@@ -112,7 +112,7 @@ int zk__node_get(struct zk_store *s, MDB_txn *txn, uint64_t ino,
     int rc = mdb_get(txn, s->nodes, &k, &v);
     if (rc != 0)
         return rc == MDB_NOTFOUND ? -ENOENT : zk__mdb_err(rc, "node get");
-    if (node_decode(v.mv_data, v.mv_size, ino, out) != 0) {
+    if (zk__node_decode(v.mv_data, v.mv_size, ino, out) != 0) {
         zk_log(ZK_LOG_ERROR, "store: node record of inode %llu is malformed",
                (unsigned long long)ino);
         return ZK_ECORRUPT;

@@ -34,7 +34,8 @@
 #define SNAP_CHUNK      (64 * 1024)         /* bytes per callback */
 #define SNAP_TABLES     7
 
-enum { T_META = 1, T_NODES, T_DATA, T_DIRENTS, T_SESSIONS, T_EPHEM, T_LOCKS };
+enum { T_META = ZK__SNAP_META, T_NODES, T_DATA, T_DIRENTS, T_SESSIONS, T_EPHEM,
+       T_LOCKS };
 
 static const char *const snap_meta_keys[] = {
     ZK__META_LAST_APPLIED, ZK__META_NEXT_INO, ZK__META_ZNODES,
@@ -70,6 +71,7 @@ static int snap_meta_key(const void *key, size_t len)
 struct snap_w {
     zk_store_snap_cb cb;
     void *arg;
+    struct zk__snap_filter *filter;     /* backups: NULL for Zab SNAP */
     uint32_t crc;
     uint64_t records;
     size_t used;
@@ -101,7 +103,13 @@ static int w_put(struct snap_w *w, const void *p, size_t len)
 static int w_record(void *arg, int table, const MDB_val *k, const MDB_val *v)
 {
     struct snap_w *w = arg;
-    uint8_t h[SNAP_REC_HDR];
+    uint8_t h[SNAP_REC_HDR], nv[ZK__NODE_FIXED_SIZE + ZK_NAME_MAX];
+    MDB_val fv;
+    if (w->filter != NULL) {
+        if (zk__snap_filter(w->filter, table, k, v, &fv, nv, sizeof(nv)))
+            return 0;               /* left out */
+        v = &fv;
+    }
     h[0] = (uint8_t)table;
     zk_put_be32(h + 1, (uint32_t)k->mv_size);
     zk_put_be32(h + 5, (uint32_t)v->mv_size);
@@ -192,16 +200,38 @@ int zk_store_snapshot_open(struct zk_store *s, struct zk_store_snap **out,
     return 0;
 }
 
-int zk_store_snapshot_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
-                             void *arg)
+/* Streams the pinned state through filter (NULL: all of it). */
+static int stream(struct zk_store_snap *sn, struct zk__snap_filter *filter,
+                  zk_store_snap_cb cb, void *arg)
 {
     struct snap_w *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return -ENOMEM;
     w->cb = cb;
     w->arg = arg;
+    w->filter = filter;
     int rc = w_all(sn->s, sn->t, w, sn->zxid);
     free(w);
+    return rc;
+}
+
+int zk_store_snapshot_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
+                             void *arg)
+{
+    return stream(sn, NULL, cb, arg);
+}
+
+int zk_store_backup_stream(struct zk_store_snap *sn, zk_store_snap_cb cb,
+                           void *arg, struct zk_store_backup_info *info)
+{
+    struct zk__snap_filter *f;
+    int rc = zk__snap_filter_new(sn->s, sn->t, &f);
+    if (rc != 0)
+        return rc;
+    rc = stream(sn, f, cb, arg);
+    if (rc == 0 && info != NULL)
+        zk__snap_filter_info(f, info);
+    zk__snap_filter_free(f);
     return rc;
 }
 

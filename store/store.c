@@ -698,6 +698,11 @@ static int info_txn(struct zk_store *s, MDB_txn *t, struct zk_store_info *o)
         rc = 0;
     if (rc == 0)
         rc = log_bounds(s, t, &o->log_first_zxid, &o->log_last_zxid);
+    MDB_stat st;
+    if (rc == 0 && (rc = mdb_stat(t, s->ephem, &st)) != 0)
+        rc = zk__mdb_err(rc, "ephemerals stat");
+    else if (rc == 0)
+        o->ephemerals = st.ms_entries;
     return rc;
 }
 

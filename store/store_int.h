@@ -18,6 +18,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "zk_common.h"
@@ -49,6 +50,9 @@ struct zk_store {
     pthread_mutex_t pool_mu;
     int npool;
     MDB_txn *pool[ZK__READER_POOL_MAX];
+    /* batch.c: commit durations (zk_store_fsync_stats) */
+    _Atomic uint64_t fsync_le[ZK_STORE_FSYNC_BUCKETS];
+    _Atomic uint64_t fsync_count, fsync_sum_ns;
 };
 
 struct zk_store_batch {
@@ -120,6 +124,29 @@ void zk__rd_end(struct zk_store *s, MDB_txn *t);
 /* True for the meta keys the store maintains itself (batch_meta_set
  * refuses them). */
 int zk__meta_reserved(const char *key);
+
+/* node.c: decodes a node record (value of key ino); ZK_ECORRUPT. */
+int zk__node_decode(const uint8_t *buf, size_t len, uint64_t ino,
+                    struct zk__node *n);
+
+/* The tables of the snapshot stream, in stream order (docs/formats.md). */
+enum { ZK__SNAP_META = 1, ZK__SNAP_NODES, ZK__SNAP_DATA, ZK__SNAP_DIRENTS,
+       ZK__SNAP_SESSIONS, ZK__SNAP_EPHEM, ZK__SNAP_LOCKS };
+
+/* backup.c: what a backup leaves out of the snapshot stream (ephemeral
+ * znodes, sessions, ephemeral rows, lock tables) and the counters and
+ * parents' numChildren it adjusts accordingly. _new reads the pinned
+ * version t once; zk__snap_filter then says 1 (leave the record out) or
+ * 0 (write *out, which may point into buf) for each record. */
+struct zk__snap_filter;
+int zk__snap_filter_new(struct zk_store *s, MDB_txn *t,
+                        struct zk__snap_filter **out);
+int zk__snap_filter(struct zk__snap_filter *f, int table, const MDB_val *k,
+                    const MDB_val *v, MDB_val *out, uint8_t *buf,
+                    size_t size);
+void zk__snap_filter_info(const struct zk__snap_filter *f,
+                          struct zk_store_backup_info *info);
+void zk__snap_filter_free(struct zk__snap_filter *f);
 
 /* Applies every op of txn inside the (nested) write transaction wtxn. */
 int zk__apply_txn(struct zk_store *s, MDB_txn *wtxn, uint64_t zxid,

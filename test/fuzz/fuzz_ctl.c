@@ -30,7 +30,7 @@ static void check_req(const uint8_t *req, size_t len,
 {
     const uint8_t *end = req + len;
 
-    FZ_CHECK(r->op >= ZK__CTL_CREATE && r->op <= ZK__CTL_UMOUNT);
+    FZ_CHECK(r->op >= ZK__CTL_CREATE && r->op <= ZK__CTL_SNAPSHOT);
     FZ_CHECK(r->payload > req + 4 && r->payload <= end &&
              r->payload + r->payload_len == end && r->payload[-1] == '\0');
     if (r->op == ZK__CTL_CREATE || r->op == ZK__CTL_SET ||

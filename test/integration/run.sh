@@ -62,7 +62,7 @@ if [ ! -x "$ZKFS" ]; then
 fi
 missing=()
 for tool in fusermount3 getfattr setfattr inotifywait flock pgrep dd \
-    sha256sum awk timeout mkfifo; do
+    sha256sum awk timeout mkfifo zstd setpriv; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

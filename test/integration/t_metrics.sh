@@ -3,7 +3,8 @@
 # sample line well-formed, every family with # HELP and # TYPE), readable
 # with cat, not listed, not writable/removable/creatable (root too), and
 # its counters move with real work: znodes, data bytes, last zxid, FUSE
-# requests by operation. In a 3-server ensemble it lists every member.
+# requests by operation, the fsync duration histogram, ephemerals, backups.
+# In a 3-server ensemble it lists every member.
 # The same over HTTP (metricsProvider.httpPort, bound to 127.0.0.1 by
 # default; metricsProvider.httpHost), read with bash's /dev/tcp.
 . "$(dirname "$0")/lib.sh"
@@ -65,18 +66,46 @@ well_formed "$b"
     fail "transactions applied did not move by 21"
 [ "$(value "$b" zkfs_znode_changes_total)" -ge $(($(value "$a" zkfs_znode_changes_total) + 21)) ] ||
     fail "znode changes did not move by 21"
-n=$(value "$b" zkfs_commit_latency_seconds_count)
-[ "$n" -ge $(($(value "$a" zkfs_commit_latency_seconds_count) + 21)) ] || fail "commit latency count did not move by 21"
-assert_eq "$n" "$(value "$b" 'zkfs_commit_latency_seconds_bucket{le="+Inf"}')" "+Inf bucket = count"
-grep '^zkfs_commit_latency_seconds_bucket' <<<"$b" | awk '$2 < prev { exit 1 } { prev = $2 }' ||
-    fail "latency buckets not cumulative: $(grep latency <<<"$b")"
-awk '$1 == "zkfs_commit_latency_seconds_sum" { exit !($2 > 0) }' <<<"$b" || fail "latency sum is 0"
+# histogram_moved NAME BY: between the scrapes $a and $b, NAME's count
+# grew by at least BY; +Inf bucket = count; buckets cumulative; sum > 0.
+histogram_moved() {
+    local n
+    n=$(value "$b" "$1_count")
+    [ "$n" -ge $(($(value "$a" "$1_count") + $2)) ] || fail "$1 count did not move by $2"
+    assert_eq "$n" "$(value "$b" "$1_bucket{le=\"+Inf\"}")" "$1: +Inf bucket = count"
+    grep "^$1_bucket" <<<"$b" | awk '$2 < prev { exit 1 } { prev = $2 }' ||
+        fail "$1 buckets not cumulative: $(grep "^$1" <<<"$b")"
+    awk -v s="$1_sum" '$1 == s { exit !($2 > 0) }' <<<"$b" || fail "$1 sum is 0"
+}
+histogram_moved zkfs_commit_latency_seconds 21
 for op in create write flush mkdir read; do
     before=$(value "$a" "zkfs_fuse_requests_total{op=\"$op\"}")
     after=$(value "$b" "zkfs_fuse_requests_total{op=\"$op\"}")
     [ "${after:-0}" -ge $((${before:-0} + 1)) ] || fail "requests of $op did not move: ${before:-0} -> ${after:-0}"
 done
 [ "$(value "$b" 'zkfs_fuse_requests_total{op="create"}')" -ge 20 ] || fail "fewer than 20 creates counted"
+
+histogram_moved zkfs_fsync_duration_seconds 1
+n=$(value "$b" zkfs_fsync_duration_seconds_count)
+# Every group-commit batch is a store commit (so are the epoch's and
+# the session's at start, which zkfs_fsyncs_total does not count).
+[ $((n - $(value "$a" zkfs_fsync_duration_seconds_count))) -ge \
+  $(($(value "$b" zkfs_fsyncs_total) - $(value "$a" zkfs_fsyncs_total))) ] ||
+    fail "fewer fsync durations than fsyncs between the scrapes"
+
+log "ephemerals are counted while held; backups by count and bytes"
+assert_eq 0 "$(value "$b" zkfs_ephemerals)" "ephemerals before"
+mkdir "$M/svc" && setfattr -n user.zkfs.children -v ephemeral "$M/svc"
+exec 5>"$M/svc/a" 6>"$M/svc/b"
+assert_eq 2 "$(value "$(cat "$P")" zkfs_ephemerals)" "ephemerals held"
+exec 5>&- 6>&-
+no_ephemerals() { [ "$(value "$(cat "$P")" zkfs_ephemerals)" = 0 ]; }
+wait_for -t 10 no_ephemerals || fail "ephemerals not back to 0"
+"$ZKFS" snapshot save "$M" "$ZK_TMP/m.zks" 2>/dev/null || fail "snapshot save"
+c=$(cat "$P")
+assert_eq $(($(value "$b" zkfs_backups_total) + 1)) "$(value "$c" zkfs_backups_total)" "backups"
+assert_eq "$(stat -c %s "$ZK_TMP/m.zks")" "$(value "$c" zkfs_backup_bytes_total)" "backup bytes"
+assert_eq 0 "$(value "$c" zkfs_backups_failed_total)" "failed backups"
 
 log "errors are counted by operation"
 e0=$(value "$(cat "$P")" 'zkfs_fuse_errors_total{op="rmdir"}')

@@ -1,0 +1,449 @@
+/*
+ * check.c — zk_store_check: `zkfs check DATA_DIR`, a whole-store walk in
+ * one read transaction that reports every inconsistency between what the
+ * tables say, instead of stopping at the first, so that a damaged store
+ * can be judged (and a restored backup proven sound).
+ *
+ * Each link is checked from both ends: a node names its parent and its
+ * entry there (nodes walk), an entry names a node that names it back
+ * (dirents walk); a directory's numChildren is the number of its entries;
+ * every node is reached from the root over entries (a cycle cut off from
+ * the root is found only so); dataLength is the data record's length; an
+ * ephemeral has its ephemeral row and every row its ephemeral; the meta
+ * counters equal what was counted. LMDB keeps no page checksums, so the
+ * only checksums are the log entries' (zk_txn_decode checks each crc32).
+ * Problems are reported, never repaired.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zk_txn.h"
+#include "zk_zab.h"
+
+/* An ensemble keeps each entry in an envelope (replica/ensemble.c,
+ * docs/formats.md): u8 0xE5 | u8 version 1 | u32 type | u32 origin |
+ * u64 req_id | payload; a write's payload is an encoded transaction. A
+ * standalone replica logs the transaction itself. */
+#define ENV_MAGIC   0xE5
+#define ENV_VERSION 1
+#define ENV_HDR     18
+
+struct chk {
+    struct zk_store *s;
+    MDB_txn *t;
+    zk_store_check_cb cb;
+    void *arg;
+    struct zk_store_check_stats *st;
+    struct zk__counters cn;
+    int have_counters;
+    uint64_t max_ino;
+};
+
+static void problem(struct chk *c, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void problem(struct chk *c, const char *what, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    c->st->problems++;
+    c->cb(c->arg, what, text);
+}
+
+/* Calls fn for every record of dbi, in key order; fn's error stops it. */
+static int each(struct chk *c, MDB_dbi dbi,
+                int (*fn)(struct chk *c, const MDB_val *k, const MDB_val *v))
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(c->t, dbi, &cur);
+    if (rc != 0)
+        return zk__mdb_err(rc, "check cursor");
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if ((rc = fn(c, &k, &v)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    return rc < 0 ? rc : zk__mdb_err(rc, "check read");
+}
+
+/* Entries under dir: how many (stops counting past limit + 1). */
+static int count_entries(struct chk *c, uint64_t dir, uint64_t *n)
+{
+    MDB_cursor *cur;
+    uint8_t kb[8];
+    zk_put_be64(kb, dir);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_open(c->t, c->s->dirents, &cur);
+    if (rc != 0)
+        return zk__mdb_err(rc, "check cursor");
+    *n = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= 8 && zk_get_be64(k.mv_data) == dir) {
+        (*n)++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "check read");
+}
+
+static int name_ok(const struct zk__node *n)
+{
+    return n->name_len > 0 && !memchr(n->name, '/', n->name_len) &&
+           !memchr(n->name, '\0', n->name_len) && strcmp(n->name, ".") &&
+           strcmp(n->name, "..");
+}
+
+/* ------------------------------------------------------------------ */
+/* nodes                                                               */
+/* ------------------------------------------------------------------ */
+
+static void node_links(struct chk *c, const struct zk__node *n)
+{
+    const struct zk_stat *st = &n->st;
+    struct zk__node p;
+    uint64_t child;
+    int rc = zk__node_get(c->s, c->t, st->parent, &p);
+    if (rc != 0) {
+        problem(c, "nodes", "ino %" PRIu64 " (%s): parent %" PRIu64 " %s",
+                st->ino, n->name, st->parent, rc == -ENOENT ? "does not exist"
+                                                            : "is unreadable");
+        return;
+    }
+    if (p.st.kind != ZK_KIND_DIR)
+        problem(c, "nodes", "ino %" PRIu64 ": parent %" PRIu64 " is a file",
+                st->ino, st->parent);
+    if (p.st.ephemeral_owner)
+        problem(c, "nodes", "ino %" PRIu64 ": parent %" PRIu64 " is "
+                "ephemeral", st->ino, st->parent);
+    rc = zk__dirent_get(c->s, c->t, st->parent, n->name, n->name_len, &child);
+    if (rc != 0 || child != st->ino)
+        problem(c, "dirents", "ino %" PRIu64 " (%s): no entry in its parent "
+                "%" PRIu64, st->ino, n->name, st->parent);
+}
+
+static void node_data(struct chk *c, const struct zk_stat *st)
+{
+    uint8_t kb[8];
+    zk_put_be64(kb, st->ino);
+    MDB_val k = {8, kb}, v = {0, NULL};
+    int rc = mdb_get(c->t, c->s->data, &k, &v);
+    size_t len = rc == 0 ? v.mv_size : 0;
+    if ((rc != 0 && rc != MDB_NOTFOUND) || len != st->data_length)
+        problem(c, "data", "ino %" PRIu64 ": dataLength %u, data record of "
+                "%zu bytes", st->ino, st->data_length, len);
+}
+
+static void node_ephemeral(struct chk *c, const struct zk_stat *st)
+{
+    uint8_t kb[16];
+    zk_put_be64(kb, st->ephemeral_owner);
+    zk_put_be64(kb + 8, st->ino);
+    MDB_val k = {16, kb}, v;
+    c->st->ephemerals++;
+    if (mdb_get(c->t, c->s->ephem, &k, &v) != 0)
+        problem(c, "ephemerals", "ino %" PRIu64 ": ephemeral of session "
+                "%#" PRIx64 " has no ephemeral row", st->ino,
+                st->ephemeral_owner);
+    if (st->num_children)
+        problem(c, "nodes", "ino %" PRIu64 ": ephemeral with %u children",
+                st->ino, st->num_children);
+}
+
+static void node_children(struct chk *c, const struct zk_stat *st)
+{
+    uint64_t n = 0;
+    if (count_entries(c, st->ino, &n) != 0)
+        return;
+    if (st->kind == ZK_KIND_FILE && n)
+        problem(c, "dirents", "ino %" PRIu64 ": a file with %" PRIu64
+                " entries under it", st->ino, n);
+    else if (n != st->num_children)
+        problem(c, "nodes", "ino %" PRIu64 ": numChildren %u, %" PRIu64
+                " entries", st->ino, st->num_children, n);
+}
+
+static int on_node(struct chk *c, const MDB_val *k, const MDB_val *v)
+{
+    struct zk__node n;
+    if (k->mv_size != 8) {
+        problem(c, "nodes", "key of %zu bytes", k->mv_size);
+        return 0;
+    }
+    uint64_t ino = zk_get_be64(k->mv_data);
+    if (zk__node_decode(v->mv_data, v->mv_size, ino, &n) != 0) {
+        problem(c, "nodes", "ino %" PRIu64 ": record does not decode", ino);
+        return 0;
+    }
+    c->st->znodes++;
+    c->st->dirs += n.st.kind == ZK_KIND_DIR;
+    c->st->data_bytes += n.st.data_length;
+    if (ino > c->max_ino)
+        c->max_ino = ino;
+    if (ino == ZK_INO_ROOT) {
+        if (n.st.kind != ZK_KIND_DIR || n.st.parent != 0 || n.name_len)
+            problem(c, "nodes", "the root is not a directory without parent");
+    } else if (ino < ZK_INO_FIRST_NODE) {
+        problem(c, "nodes", "ino %" PRIu64 " is reserved", ino);
+    } else if (!name_ok(&n)) {
+        problem(c, "nodes", "ino %" PRIu64 ": bad name", ino);
+    } else {
+        node_links(c, &n);
+    }
+    node_data(c, &n.st);
+    if (n.st.ephemeral_owner)
+        node_ephemeral(c, &n.st);
+    node_children(c, &n.st);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the other tables                                                    */
+/* ------------------------------------------------------------------ */
+
+static int on_dirent(struct chk *c, const MDB_val *k, const MDB_val *v)
+{
+    struct zk__node n;
+    c->st->dirents++;
+    if (k->mv_size < 9 || k->mv_size > 8 + ZK_NAME_MAX || v->mv_size != 8) {
+        problem(c, "dirents", "record of %zu+%zu bytes", k->mv_size,
+                v->mv_size);
+        return 0;
+    }
+    uint64_t parent = zk_get_be64(k->mv_data), ino = zk_get_be64(v->mv_data);
+    const char *name = (const char *)k->mv_data + 8;
+    size_t len = k->mv_size - 8;
+    int rc = zk__node_get(c->s, c->t, ino, &n);
+    if (rc != 0)
+        problem(c, "dirents", "entry %" PRIu64 "/%.*s: ino %" PRIu64 " %s",
+                parent, (int)len, name, ino,
+                rc == -ENOENT ? "does not exist" : "is unreadable");
+    else if (n.st.parent != parent || n.name_len != len ||
+             memcmp(n.name, name, len) != 0)
+        problem(c, "dirents", "entry %" PRIu64 "/%.*s: ino %" PRIu64
+                " names another place (%" PRIu64 "/%s)", parent, (int)len,
+                name, ino, n.st.parent, n.name);
+    return 0;
+}
+
+static int on_data(struct chk *c, const MDB_val *k, const MDB_val *v)
+{
+    struct zk__node n;
+    if (k->mv_size != 8 || v->mv_size == 0 || v->mv_size > ZK_DATA_MAX) {
+        problem(c, "data", "record of %zu+%zu bytes", k->mv_size, v->mv_size);
+        return 0;
+    }
+    uint64_t ino = zk_get_be64(k->mv_data);
+    if (zk__node_get(c->s, c->t, ino, &n) != 0)
+        problem(c, "data", "data of ino %" PRIu64 ", which does not exist",
+                ino);
+    return 0;
+}
+
+static int on_session(struct chk *c, const MDB_val *k, const MDB_val *v)
+{
+    c->st->sessions++;
+    if (k->mv_size != 8 || v->mv_size < 4 || v->mv_size > 4 + ZK_OWNER_MAX)
+        problem(c, "sessions", "record of %zu+%zu bytes", k->mv_size,
+                v->mv_size);
+    return 0;
+}
+
+static int on_ephem(struct chk *c, const MDB_val *k, const MDB_val *v)
+{
+    struct zk__node n;
+    if (k->mv_size != 16 || v->mv_size > ZK_OWNER_MAX) {
+        problem(c, "ephemerals", "record of %zu+%zu bytes", k->mv_size,
+                v->mv_size);
+        return 0;
+    }
+    uint64_t session = zk_get_be64(k->mv_data);
+    uint64_t ino = zk_get_be64((const uint8_t *)k->mv_data + 8);
+    if (zk__node_get(c->s, c->t, ino, &n) != 0 ||
+        n.st.ephemeral_owner != session)
+        problem(c, "ephemerals", "row of session %#" PRIx64 ": ino %" PRIu64
+                " is not its ephemeral", session, ino);
+    return 0;
+}
+
+static int no_op_lock(void *arg, const struct zk_lock_ent *e)
+{
+    (void)arg;
+    (void)e;
+    return 0;
+}
+
+static int on_lock(struct chk *c, const MDB_val *k, const MDB_val *v)
+{
+    struct zk__node n;
+    (void)v;
+    c->st->lock_tables++;
+    if (k->mv_size != 8) {
+        problem(c, "locks", "key of %zu bytes", k->mv_size);
+        return 0;
+    }
+    uint64_t ino = zk_get_be64(k->mv_data);
+    if (zk__node_get(c->s, c->t, ino, &n) != 0)
+        problem(c, "locks", "lock table of ino %" PRIu64 ", which does not "
+                "exist", ino);
+    if (zk_store_locks(c->s, ino, no_op_lock, NULL) != 0)
+        problem(c, "locks", "lock table of ino %" PRIu64 " does not decode",
+                ino);
+    return 0;
+}
+
+static int on_log(struct chk *c, const MDB_val *k, const MDB_val *v)
+{
+    struct zk_txn *txn;
+    c->st->log_entries++;
+    if (k->mv_size != 8) {
+        problem(c, "log", "key of %zu bytes", k->mv_size);
+        return 0;
+    }
+    const uint8_t *p = v->mv_data;
+    size_t len = v->mv_size;
+    if (len >= 2 && p[0] == ENV_MAGIC) {
+        uint32_t type = len >= ENV_HDR ? zk_get_be32(p + 2) : 0;
+        if (len < ENV_HDR || p[1] != ENV_VERSION ||
+            type < ZK_ZAB_ENTRY_WRITE || type > ZK_ZAB_ENTRY_SESSION_CLOSE) {
+            problem(c, "log", "entry %#" PRIx64 ": bad envelope",
+                    zk_get_be64(k->mv_data));
+            return 0;
+        }
+        if (type != ZK_ZAB_ENTRY_WRITE)
+            return 0;
+        p += ENV_HDR;
+        len -= ENV_HDR;
+    }
+    int rc = zk_txn_decode(p, len, &txn);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc != 0)
+        problem(c, "log", "entry %#" PRIx64 ": %s", zk_get_be64(k->mv_data),
+                zk_strerror(rc));
+    else
+        zk_txn_free(txn);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* reachability and counters                                           */
+/* ------------------------------------------------------------------ */
+
+/* Walks the tree from the root over entries (an explicit stack of
+ * directories): every znode must be reached, and none twice. */
+static int reach(struct chk *c)
+{
+    size_t cap = 256, n = 1;
+    uint64_t *stack = malloc(cap * sizeof(*stack)), reached = 1;
+    if (stack == NULL)
+        return -ENOMEM;
+    stack[0] = ZK_INO_ROOT;
+    int rc = 0;
+    while (n > 0 && rc == 0 && reached <= c->st->znodes) {
+        uint64_t dir = stack[--n];
+        MDB_cursor *cur;
+        uint8_t kb[8];
+        zk_put_be64(kb, dir);
+        MDB_val k = {8, kb}, v;
+        if ((rc = mdb_cursor_open(c->t, c->s->dirents, &cur)) != 0)
+            break;
+        int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        for (; r == 0 && k.mv_size >= 8 && zk_get_be64(k.mv_data) == dir &&
+               v.mv_size == 8; r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            struct zk__node ch;
+            uint64_t ino = zk_get_be64(v.mv_data);
+            if (ino == ZK_INO_ROOT || zk__node_get(c->s, c->t, ino, &ch) != 0)
+                continue;       /* reported by the dirents walk */
+            reached++;
+            if (ch.st.kind != ZK_KIND_DIR)
+                continue;
+            if (n == cap) {
+                uint64_t *ns = realloc(stack, 2 * cap * sizeof(*stack));
+                if (ns == NULL) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                stack = ns;
+                cap *= 2;
+            }
+            stack[n++] = ino;
+        }
+        mdb_cursor_close(cur);
+    }
+    free(stack);
+    if (rc > 0)
+        rc = zk__mdb_err(rc, "check cursor");
+    if (rc == 0 && reached != c->st->znodes)
+        problem(c, "tree", "%" PRIu64 " znodes, %" PRIu64 " reached from the "
+                "root (%s)", c->st->znodes, reached, reached > c->st->znodes
+                ? "a cycle" : "the others are cut off");
+    return rc;
+}
+
+static void counters(struct chk *c)
+{
+    if (!c->have_counters)
+        return;
+    if (c->cn.znodes != c->st->znodes)
+        problem(c, "meta", "znodes says %" PRIu64 ", the tree has %" PRIu64,
+                c->cn.znodes, c->st->znodes);
+    if (c->cn.data_bytes != c->st->data_bytes)
+        problem(c, "meta", "data_bytes says %" PRIu64 ", the data is %"
+                PRIu64, c->cn.data_bytes, c->st->data_bytes);
+    if (c->cn.sessions != c->st->sessions)
+        problem(c, "meta", "sessions says %" PRIu64 ", the table has %"
+                PRIu64, c->cn.sessions, c->st->sessions);
+    if (c->cn.next_ino <= c->max_ino)
+        problem(c, "meta", "next_ino %" PRIu64 " is not above the largest "
+                "inode %" PRIu64, c->cn.next_ino, c->max_ino);
+}
+
+static int walk(struct chk *c)
+{
+    int rc;
+    if (zk__counters_get(c->s, c->t, &c->cn) == 0)
+        c->have_counters = 1;
+    else
+        problem(c, "meta", "the counters are missing or malformed");
+    if (zk__meta_get(c->s, c->t, ZK__META_LAST_APPLIED,
+                     &c->st->last_applied) != 0)
+        problem(c, "meta", "last_applied is missing or malformed");
+    if ((rc = each(c, c->s->nodes, on_node)) != 0 ||
+        (rc = each(c, c->s->dirents, on_dirent)) != 0 ||
+        (rc = each(c, c->s->data, on_data)) != 0 ||
+        (rc = each(c, c->s->sessions, on_session)) != 0 ||
+        (rc = each(c, c->s->ephem, on_ephem)) != 0 ||
+        (rc = each(c, c->s->locks, on_lock)) != 0 ||
+        (rc = each(c, c->s->log, on_log)) != 0)
+        return rc;
+    counters(c);
+    return reach(c);
+}
+
+int zk_store_check(struct zk_store *s, zk_store_check_cb cb, void *arg,
+                   struct zk_store_check_stats *out)
+{
+    struct zk_store_check_stats st = {0};
+    struct chk c = {.s = s, .cb = cb, .arg = arg, .st = &st};
+    int rc = zk__rd_begin(s, &c.t);
+    if (rc != 0)
+        return rc;
+    rc = walk(&c);
+    zk__rd_end(s, c.t);
+    if (rc == 0)
+        *out = st;
+    return rc;
+}
