@@ -108,6 +108,7 @@ void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
         return;
     }
     free(m->slots[i].st);           /* (only if still open: a bug) */
+    free(m->slots[i].gone);
     size_t mask = m->cap - 1, j = i;
     for (;;) {
         j = (j + 1) & mask;
@@ -156,16 +157,6 @@ void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino)
     }
 }
 
-/* The stat kept for an open file of ino, or NULL. */
-const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
-                                              uint64_t ino)
-{
-    if (m->cap == 0)
-        return NULL;
-    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
-    return sl->ino == ino ? sl->st : NULL;
-}
-
 /* An open file for writing of ino came (delta 1) or went (-1). */
 void zk__fs_inomap_writer(struct zk__fs_inomap *m, uint64_t ino, int delta)
 {
@@ -185,10 +176,53 @@ uint32_t zk__fs_inomap_writers(const struct zk__fs_inomap *m, uint64_t ino)
     return sl->ino == ino ? sl->nwriters : 0;
 }
 
+void zk__fs_inomap_appender(struct zk__fs_inomap *m, uint64_t ino, int delta)
+{
+    if (m->cap == 0)
+        return;
+    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    if (sl->ino != ino || (delta < 0 && sl->nappend == 0))
+        return;
+    sl->nappend = (uint32_t)((int)sl->nappend + delta);
+}
+
+uint32_t zk__fs_inomap_appenders(const struct zk__fs_inomap *m, uint64_t ino)
+{
+    if (m->cap == 0)
+        return 0;
+    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    return sl->ino == ino ? sl->nappend : 0;
+}
+
+void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st)
+{
+    if (m->cap == 0 || st->ino == 0)
+        return;
+    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, st->ino)];
+    if (sl->ino != st->ino || sl->nlookup == 0)
+        return;
+    if (!sl->gone && !(sl->gone = malloc(sizeof(*sl->gone))))
+        return;
+    *sl->gone = *st;
+}
+
+const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
+                                              uint64_t ino)
+{
+    if (m->cap == 0)
+        return NULL;
+    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    if (sl->ino != ino)
+        return NULL;
+    return sl->st ? sl->st : sl->gone;
+}
+
 void zk__fs_inomap_free(struct zk__fs_inomap *m)
 {
-    for (size_t i = 0; i < m->cap; i++)
+    for (size_t i = 0; i < m->cap; i++) {
         free(m->slots[i].st);
+        free(m->slots[i].gone);
+    }
     free(m->slots);
     memset(m, 0, sizeof(*m));
 }

@@ -272,6 +272,7 @@ int zk__fs_deletion_of(struct zk_fs *fs, uint64_t ino, struct zk_change *c)
     c->node_kind = st.kind;
     c->ino = ino;
     c->parent = st.parent;
+    c->gone = st;
     memcpy(c->name, name, n + 1);
     return 0;
 }
