@@ -1572,10 +1572,15 @@ static long readdir_changing(struct run *R, const struct op *o, int side,
     }
     while ((e = readdir(d)) != NULL && n < LIST_MAX)
         seen[n++] = strdup(e->d_name);
-    /* The stable names: listed after the change, not the changed one. */
-    DIR *after = fdopendir(openat(dfd, ".", O_RDONLY | O_DIRECTORY));
-    long bad = 0;
-    while ((e = readdir(after)) != NULL) {
+    /* The stable names: listed after the change, not the changed one.
+     * (In --solo mode another fuzzer may have removed the directory by
+     * now: then its error is the answer.) */
+    int afd = openat(dfd, ".", O_RDONLY | O_DIRECTORY);
+    DIR *after = afd >= 0 ? fdopendir(afd) : NULL;
+    long bad = after ? 0 : -errno;
+    if (!after && afd >= 0)
+        close(afd);
+    while (after && (e = readdir(after)) != NULL) {
         if (!strcmp(e->d_name, name))
             continue;
         int c = 0;
@@ -1584,12 +1589,13 @@ static long readdir_changing(struct run *R, const struct op *o, int side,
         if (c != 1)
             bad = c + 1;
     }
-    closedir(after);
+    if (after)
+        closedir(after);
     for (int i = 0; i < n; i++)
         free(seen[i]);
     closedir(d);
     close(dfd);
-    return bad ? -1000 - bad : 0;
+    return bad < 0 ? bad : bad ? -1000 - bad : 0;
 }
 
 static void op_readdir_mut(struct run *R, const struct op *o)
