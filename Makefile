@@ -73,7 +73,8 @@ POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 .PHONY: all check run sim mutate deps deps-tests unit integration bench clean \
         fuzz fuzz-seeds deb
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz \
-     $(B)/test/probe $(B)/test/notify_listen
+     $(B)/test/probe $(B)/test/notify_listen $(B)/test/gone \
+     $(B)/test/versions
 
 deps:
 	@scripts/deps.sh

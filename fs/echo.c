@@ -332,6 +332,7 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
         replay(fs, zxid, ZK__ECHO_R_CREATE, c);
         break;
     case ZK_CHANGE_DELETE:
+        zk__fs_inomap_gone(&fs->inomap, &c->gone);
         inval_inode(fs, c->parent);
         replay(fs, zxid, ZK__ECHO_R_DELETE, c);
         inval_name(fs, c->parent, c->name, c->ino, zxid);
@@ -339,6 +340,8 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
     case ZK_CHANGE_DATA:
         /* A directory's data (user.zkfs.data) cannot be opened for
          * writing: its change shows as IN_ATTRIB. */
+        if (zk__fs_inomap_appenders(&fs->inomap, c->ino))
+            zk__fs_append_views(fs, c->ino);
         inval_inode(fs, c->ino);
         replay(fs, zxid, c->node_kind == ZK_KIND_DIR ? ZK__ECHO_R_ATTR
                                                      : ZK__ECHO_R_DATA, c);
@@ -348,6 +351,8 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
         replay(fs, zxid, ZK__ECHO_R_ATTR, c);
         break;
     case ZK_CHANGE_RENAME:
+        if (c->replaced_ino)
+            zk__fs_inomap_gone(&fs->inomap, &c->gone);
         inval_inode(fs, c->parent);
         if (c->parent2 != c->parent)
             inval_inode(fs, c->parent2);

@@ -52,10 +52,17 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
 }
 
 /* fh was answered to the kernel: counts it as a writer of its inode
- * (see zk__fs_writer_attr). */
+ * (see zk__fs_writer_attr), or as an appender (zk__fs_append_views). An
+ * O_RDONLY|O_TRUNC open is a writer too: its truncation is committed at
+ * its release, which nobody waits for, so the kernel must not hold the
+ * attributes it got meanwhile (or a stat right after the close() would
+ * show the old size). */
 static void fh_opened(struct zk_fs *fs, struct zk__fs_fh *fh)
 {
-    if ((fh->oflags & O_ACCMODE) == O_RDONLY || fh->append || fh->echo)
+    if (fh->append)
+        zk__fs_inomap_appender(&fs->inomap, fh->ino, 1);
+    if (((fh->oflags & O_ACCMODE) == O_RDONLY && !fh->trunc) ||
+        fh->append || fh->echo)
         return;
     fh->writer = 1;
     zk__fs_inomap_writer(&fs->inomap, fh->ino, 1);
@@ -65,6 +72,7 @@ static void fh_free(struct zk__fs_fh *fh)
 {
     zk__fs_handle_del(&fh->hd);
     free(fh->data);
+    free(fh->view);
     free(fh);
 }
 
@@ -79,6 +87,31 @@ static void fh_changed(struct zk__fs_fh *fh)
     fh->dirty = 1;
     fh->mtime_set = 0;          /* a write after utimensat is newer */
     fh->wgen++;
+}
+
+/* An O_APPEND fh's read view: the committed content now. Errors: the
+ * store's (-ENOENT: deleted; the view is kept). */
+static int view_load(struct zk_fs *fs, struct zk__fs_fh *fh)
+{
+    uint8_t *data;
+    size_t len;
+    int rc = zk_store_read(fs->store, fh->ino, &data, &len, NULL);
+    if (rc)
+        return rc;
+    free(fh->view);
+    fh->view = data;
+    fh->view_len = len;
+    return 0;
+}
+
+void zk__fs_append_views(struct zk_fs *fs, uint64_t ino)
+{
+    for (struct zk__fs_handle *h = fs->handles.next; h != &fs->handles;
+         h = h->next) {
+        struct zk__fs_fh *fh = (struct zk__fs_fh *)h;
+        if (h->destroy == fh_destroy && fh->ino == ino && fh->append)
+            view_load(fs, fh);
+    }
 }
 
 static int fh_load(struct zk_fs *fs, struct zk__fs_fh *fh)
@@ -147,6 +180,8 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
         fh->loaded = 1;
         fh->trunc = 0;             /* a new node is empty already */
         fh->holder = st->ephemeral_owner != 0;
+    } else if (fh->append) {
+        view_load(fs, fh);         /* (deleted meanwhile: reads nothing) */
     }
     struct fuse_entry_param e;
     zk__fs_entry_param(fs, st, entry_timeout, ZK__FS_TIMEOUT_S, &e);
@@ -255,7 +290,8 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
     fh->st = st;
     /* The version this open file reads (and overwrites parts of): taken
      * now, so a read still works after the node is replaced or deleted. */
-    rc = echo || fh->append ? 0 : zk__fs_stale(fh_load(fs, fh));
+    rc = echo ? 0 : zk__fs_stale(fh->append ? view_load(fs, fh)
+                                            : fh_load(fs, fh));
     if (rc) {
         fh_free(fh);
         zk__fs_reply_errno(req, rc);
@@ -313,16 +349,14 @@ void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     if (fh->append) {
-        /* The buffer holds only pending appends: read the store. */
-        uint8_t *data;
-        size_t len;
-        int rc = zk_store_read(fs->store, ino, &data, &len, NULL);
-        if (rc) {
+        /* The buffer holds only pending appends: read the committed
+         * content, or once the node is deleted the last one seen. */
+        int rc = view_load(fs, fh);
+        if (rc && rc != -ENOENT) {
             zk__fs_reply_errno(req, rc);
             return;
         }
-        reply_slice(req, data, len, size, off);
-        free(data);
+        reply_slice(req, fh->view, fh->view_len, size, off);
         return;
     }
     int rc = fh_load(fs, fh);
@@ -605,6 +639,8 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
     zk__fs_lock_release(fs, ino, fi);
     if (fh->writer)
         zk__fs_inomap_writer(&fs->inomap, fh->ino, -1);
+    if (fh->append)
+        zk__fs_inomap_appender(&fs->inomap, fh->ino, -1);
     zk__fs_inomap_close(&fs->inomap, fh->ino);
     /* A truncation alone, and changes no FLUSH has seen (page writeback
      * after close), are saved; a flush that failed is not retried behind

@@ -108,6 +108,7 @@ void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
         return;
     }
     free(m->slots[i].st);           /* (only if still open: a bug) */
+    free(m->slots[i].gone);
     size_t mask = m->cap - 1, j = i;
     for (;;) {
         j = (j + 1) & mask;
@@ -156,39 +157,75 @@ void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino)
     }
 }
 
-/* The stat kept for an open file of ino, or NULL. */
-const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
-                                              uint64_t ino)
+/* ino's slot, or NULL if the kernel does not hold ino. */
+static struct zk__fs_ino_slot *slot_of(const struct zk__fs_inomap *m,
+                                       uint64_t ino)
 {
     if (m->cap == 0)
         return NULL;
-    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
-    return sl->ino == ino ? sl->st : NULL;
+    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    return sl->ino == ino ? sl : NULL;
+}
+
+/* Adds delta (1 or -1) to a count of open files, never below 0. */
+static void count_add(uint32_t *n, int delta)
+{
+    if (delta > 0 || *n > 0)
+        *n = (uint32_t)((int)*n + delta);
 }
 
 /* An open file for writing of ino came (delta 1) or went (-1). */
 void zk__fs_inomap_writer(struct zk__fs_inomap *m, uint64_t ino, int delta)
 {
-    if (m->cap == 0)
-        return;
-    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
-    if (sl->ino != ino || (delta < 0 && sl->nwriters == 0))
-        return;
-    sl->nwriters = (uint32_t)((int)sl->nwriters + delta);
+    struct zk__fs_ino_slot *sl = slot_of(m, ino);
+    if (sl)
+        count_add(&sl->nwriters, delta);
 }
 
 uint32_t zk__fs_inomap_writers(const struct zk__fs_inomap *m, uint64_t ino)
 {
-    if (m->cap == 0)
-        return 0;
-    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
-    return sl->ino == ino ? sl->nwriters : 0;
+    const struct zk__fs_ino_slot *sl = slot_of(m, ino);
+    return sl ? sl->nwriters : 0;
+}
+
+void zk__fs_inomap_appender(struct zk__fs_inomap *m, uint64_t ino, int delta)
+{
+    struct zk__fs_ino_slot *sl = slot_of(m, ino);
+    if (sl)
+        count_add(&sl->nappend, delta);
+}
+
+uint32_t zk__fs_inomap_appenders(const struct zk__fs_inomap *m, uint64_t ino)
+{
+    const struct zk__fs_ino_slot *sl = slot_of(m, ino);
+    return sl ? sl->nappend : 0;
+}
+
+void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st)
+{
+    struct zk__fs_ino_slot *sl = st->ino ? slot_of(m, st->ino) : NULL;
+    if (!sl || sl->nlookup == 0)
+        return;
+    if (!sl->gone && !(sl->gone = malloc(sizeof(*sl->gone))))
+        return;
+    *sl->gone = *st;
+}
+
+const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
+                                              uint64_t ino)
+{
+    const struct zk__fs_ino_slot *sl = slot_of(m, ino);
+    if (!sl)
+        return NULL;
+    return sl->st ? sl->st : sl->gone;
 }
 
 void zk__fs_inomap_free(struct zk__fs_inomap *m)
 {
-    for (size_t i = 0; i < m->cap; i++)
+    for (size_t i = 0; i < m->cap; i++) {
         free(m->slots[i].st);
+        free(m->slots[i].gone);
+    }
     free(m->slots);
     memset(m, 0, sizeof(*m));
 }

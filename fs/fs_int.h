@@ -53,7 +53,12 @@ struct zk__fs_ino_slot {
     uint32_t nopen;        /* open files of it                       */
     uint32_t nwriters;     /* of which open for writing (not O_APPEND):
                               its attributes are not cached meanwhile */
+    uint32_t nappend;      /* of which O_APPEND writers (their read view
+                              follows every data change: file.c) */
     struct zk_stat *st;    /* its stat at the latest open (nopen > 0) */
+    struct zk_stat *gone;  /* deleted while the kernel held it: its stat
+                              then, for fstat (also of O_PATH descriptors,
+                              which reach no FUSE open) until FORGET */
 };
 
 struct zk__fs_inomap {
@@ -215,6 +220,11 @@ struct zk__fs_fh {
     int oflags;
     uint8_t *data;
     size_t len, cap;
+    /* O_APPEND: the committed content as last seen (at open, at each read
+     * and after each data change applied here), which its reads return
+     * once the node is deleted. */
+    uint8_t *view;
+    size_t view_len;
     uint64_t wgen;             /* bumped by every change of the buffer */
     uint64_t flushed_wgen;     /* wgen at the last flush/fsync (+1) */
     unsigned loaded : 1, dirty : 1, poisoned : 1, append : 1, holder : 1,
@@ -263,10 +273,19 @@ void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n);
 void zk__fs_inomap_free(struct zk__fs_inomap *m);
 void zk__fs_inomap_open(struct zk__fs_inomap *m, const struct zk_stat *st);
 void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino);
-const struct zk_stat *zk__fs_inomap_open_stat(const struct zk__fs_inomap *m,
-                                              uint64_t ino);
 void zk__fs_inomap_writer(struct zk__fs_inomap *m, uint64_t ino, int delta);
 uint32_t zk__fs_inomap_writers(const struct zk__fs_inomap *m, uint64_t ino);
+/* An O_APPEND open file of ino came (delta 1) or went (-1); how many. */
+void zk__fs_inomap_appender(struct zk__fs_inomap *m, uint64_t ino, int delta);
+uint32_t zk__fs_inomap_appenders(const struct zk__fs_inomap *m, uint64_t ino);
+/* A node the kernel may hold was deleted: keeps its last stat (st) for
+ * GETATTR until the kernel forgets the inode. No-op for inodes the kernel
+ * does not hold, or without memory. */
+void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st);
+/* The stat kept for ino by zk__fs_inomap_open, else by
+ * zk__fs_inomap_gone, else NULL. */
+const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
+                                              uint64_t ino);
 
 /* --- util.c -------------------------------------------------------------- */
 
@@ -347,6 +366,9 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
                          const struct zk_stat *st, struct fuse_file_info *fi,
                          double entry_timeout, int created);
 void zk__fs_release_holder(struct zk_fs *fs, uint64_t ino);
+/* A data change of ino was applied: the O_APPEND open files of ino take
+ * the new committed content as their read view. Loop thread. */
+void zk__fs_append_views(struct zk_fs *fs, uint64_t ino);
 void zk__fs_delete_ino(struct zk_fs *fs, uint64_t ino);
 
 void zk__fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

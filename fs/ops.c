@@ -139,14 +139,17 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     if (rc == 0 && fh && fh->lock_session &&
         zk__fs_lock_lost(fs, fh->lock_session))
         rc = ZK_ESESSION;                 /* a lost lock's holder (lock.c) */
+    /* fstat of an open file (or of an O_PATH descriptor, which reaches no
+     * open) whose node was deleted: the stat kept at its open, or at the
+     * delete, with nlink 0. */
     const struct zk_stat *kept = rc == -ENOENT
-                                     ? zk__fs_inomap_open_stat(&fs->inomap, ino)
+                                     ? zk__fs_inomap_kept_stat(&fs->inomap, ino)
                                      : NULL;
     if (rc == -ENOENT && fh)
         kept = &fh->st;
     int gone = kept != NULL;
     if (gone) {
-        st = *kept;             /* fstat of an open file that was deleted */
+        st = *kept;
         rc = 0;
     }
     if (rc) {

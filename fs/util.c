@@ -77,7 +77,13 @@ void zk__fs_entry_param(const struct zk_fs *fs, const struct zk_stat *st,
     e->ino = st->ino;
     e->generation = 1;
     e->entry_timeout = entry_timeout;
-    e->attr_timeout = attr_timeout;
+    /* While st->ino is open for writing here, its attributes are never
+     * cached (as in GETATTR's reply, zk__fs_writer_attr): an entry (a
+     * LOOKUP, a READDIRPLUS of its directory) must not give the kernel
+     * the committed size for long, or the writer's lseek(SEEK_END) would
+     * use it instead of asking through its descriptor. */
+    e->attr_timeout = zk__fs_inomap_writers(&fs->inomap, st->ino)
+                          ? 0 : attr_timeout;
     zk__fs_fill_attr(fs, st, &e->attr);
 }
 
@@ -272,6 +278,7 @@ int zk__fs_deletion_of(struct zk_fs *fs, uint64_t ino, struct zk_change *c)
     c->node_kind = st.kind;
     c->ino = ino;
     c->parent = st.parent;
+    c->gone = st;
     memcpy(c->name, name, n + 1);
     return 0;
 }

@@ -74,6 +74,10 @@ struct zk_change {
     uint64_t ino, parent, parent2, replaced_ino;
     uint64_t lock_session, lock_owner, lock_token;  /* ZK_CHANGE_LOCK */
     uint32_t lock_flags;                            /* ZK_LOCK_* */
+    /* DELETE: the removed node's stat as it was just before; RENAME with
+     * replaced_ino: the replaced node's. Zero otherwise. (An open or
+     * O_PATH descriptor of it still answers fstat with it.) */
+    struct zk_stat gone;
     char name[ZK_NAME_MAX + 1];
     char name2[ZK_NAME_MAX + 1];
 };

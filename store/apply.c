@@ -336,8 +336,12 @@ static int op_delete(struct ap *a, const struct zk_op *op,
     rc = node_remove(a, &n);
     if (rc == 0)
         rc = parent_touch(a, n.st.parent, -1);
-    if (rc == 0 && change_new(a, ZK_CHANGE_DELETE, &n) == NULL)
+    struct zk_change *ch = rc == 0 ? change_new(a, ZK_CHANGE_DELETE, &n)
+                                   : NULL;
+    if (rc == 0 && ch == NULL)
         rc = -ENOMEM;
+    if (ch != NULL)
+        ch->gone = n.st;
     return rc;
 }
 
@@ -589,8 +593,13 @@ static int op_session_close(struct ap *a, const struct zk_op *op)
             rc = node_remove(a, &node);
         if (rc == 0)
             rc = parent_touch(a, node.st.parent, -1);
-        if (rc == 0 && change_new(a, ZK_CHANGE_DELETE, &node) == NULL)
+        struct zk_change *ch = rc == 0
+                                   ? change_new(a, ZK_CHANGE_DELETE, &node)
+                                   : NULL;
+        if (rc == 0 && ch == NULL)
             rc = -ENOMEM;
+        if (ch != NULL)
+            ch->gone = node.st;
     }
     free(inos);
     if (rc != 0)
@@ -673,6 +682,8 @@ static int rename_move(struct ap *a, struct zk__node *src, uint64_t dp,
         ch->parent2 = dp;
         memcpy(ch->name2, src->name, nlen + 1);
         ch->replaced_ino = t->st.ino;
+        if (t->st.ino)
+            ch->gone = t->st;
     }
     return rc;
 }

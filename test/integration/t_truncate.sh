@@ -87,6 +87,19 @@ assert_fail ptrunc "$M/missing" 3
 assert_match "No such file" "$ZK_ERR" "truncate of a missing file"
 alive "errors"
 
+log "O_RDONLY|O_TRUNC: committed at the release, and a stat right after close() sees it"
+# (The kernel once kept the size a stat had got while the descriptor was
+# open: such a descriptor did not count as a writer, so that size came
+# with the day-long attribute timeout. Found through fsfuzz seed 7022.)
+for i in 1 2 3; do
+    head -c 131071 /dev/zero >"$M/t"
+    out=$(perl -e 'use Fcntl; sysopen(my $fh, $ARGV[0], O_RDONLY|O_TRUNC) or die "$!\n";
+                   my @a = stat($ARGV[0]); close($fh); my @b = stat($ARGV[0]);
+                   print "$a[7] $b[7]\n"' "$M/t")
+    assert_eq "131071 0" "$out" "size while open (committed) and right after close, round $i"
+done
+alive "O_RDONLY|O_TRUNC"
+
 log "the values survive a remount"
 zk_stop "$M"
 zk_start "$D" "$M"

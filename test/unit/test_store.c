@@ -786,6 +786,39 @@ START_TEST(ephemerals_and_sessions)
 }
 END_TEST
 
+/* A DELETE change, and a RENAME's replaced node, carry the removed node's
+ * last stat (fs/ answers fstat of an O_PATH descriptor with it). */
+START_TEST(removal_changes_carry_stat)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "abc"), 0);
+    struct zk_stat s0 = stat_of(&f, "/f");
+    struct zk_op o = mk(ZK_OP_DELETE, "/f");
+    struct zk_apply_result *res = apply_n(&f, &o, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->nchanges, 1);
+    ck_assert_uint_eq(res->changes[0].kind, ZK_CHANGE_DELETE);
+    ck_assert_uint_eq(res->changes[0].gone.ino, s0.ino);
+    ck_assert_uint_eq(res->changes[0].gone.data_length, 3);
+    ck_assert_uint_eq(res->changes[0].gone.mode, s0.mode);
+    ck_assert_uint_eq(res->changes[0].gone.mzxid, s0.mzxid);
+    zk_apply_result_free(res);
+    ck_assert_int_eq(mkfile(&f, "/g", "12"), 0);
+    ck_assert_int_eq(mkfile(&f, "/h", "x"), 0);
+    uint64_t g = ino_of(&f, "/g");
+    o = mk_rename("/h", "/g");
+    res = apply_n(&f, &o, 1);
+    ck_assert_int_eq(res->err, 0);
+    ck_assert_uint_eq(res->changes[0].kind, ZK_CHANGE_RENAME);
+    ck_assert_uint_eq(res->changes[0].replaced_ino, g);
+    ck_assert_uint_eq(res->changes[0].gone.ino, g);
+    ck_assert_uint_eq(res->changes[0].gone.data_length, 2);
+    zk_apply_result_free(res);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(rename_basic)
 {
     struct fx f;
@@ -1739,6 +1772,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, set_children_and_sequential);
     tcase_add_test(tc, multi_rolls_back);
     tcase_add_test(tc, ephemerals_and_sessions);
+    tcase_add_test(tc, removal_changes_carry_stat);
     tcase_add_test(tc, rename_basic);
     tcase_add_test(tc, rename_errors);
     tcase_add_test(tc, rename_replaces);

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Descriptors of deleted nodes answer as on a local file system (issue 8,
+# two findings of the syscall fuzzer): a read on an O_RDWR|O_APPEND
+# descriptor returns the content committed when the node was deleted (it
+# failed with ENOENT), and fstat of an O_PATH descriptor returns the
+# node's last attributes with st_nlink 0 (it failed with ESTALE) — after a
+# local unlink/rmdir and after a delete this mount did not make (zkfs rm
+# through the control file, replayed by the echo thread).
+. "$(dirname "$0")/lib.sh"
+
+M=$ZK_TMP/mnt
+zk_start "$ZK_TMP/data" "$M"
+GONE=$(zk_helper gone)
+
+log "O_RDWR|O_APPEND: reads after the unlink"
+mkdir "$M/d"
+out=$("$GONE" append "$M/d") || fail "append read of a deleted file: $out"
+
+log "O_PATH fstat after a local unlink"
+printf 'xyz' >"$M/f1"
+chmod 640 "$M/f1"
+out=$("$GONE" opath "$M/f1" "rm '$M/f1'") || fail "unlink: $out"
+
+log "O_PATH fstat after a local rmdir"
+mkdir "$M/e1"
+out=$("$GONE" opath "$M/e1" "rmdir '$M/e1'") || fail "rmdir: $out"
+
+log "O_PATH fstat after zkfs rm (a delete this mount's kernel did not make)"
+printf 'hello' >"$M/f2"
+out=$("$GONE" opath "$M/f2" "'$ZKFS' rm '$M/f2'") || fail "zkfs rm: $out"
+
+log "O_PATH fstat after a rename over it"
+printf '12345678' >"$M/f3"
+printf 'new' >"$M/f4"
+out=$("$GONE" opath "$M/f3" "mv '$M/f4' '$M/f3.x' && mv '$M/f3.x' '$M/f3' && rm '$M/f3'") ||
+    fail "rename over: $out"
+
+zk_stop "$M"
