@@ -43,9 +43,22 @@ expect() {
         fail "no $1 for $2 on the follower's watcher: $(cat "$INO")"
 }
 installs() { grep -c "installed a snapshot" "$FLOG" || true; }
+# The leader's count of syncs by mode (diff, snap).
+syncs() {
+    awk -v n="zkfs_syncs_total{mode=\"$1\"}" '$1 == n { print $2 }' \
+        "$ml/.zkfs.prom"
+}
+# The leader no longer counts the stopped follower as synced (so it
+# resynchronises it when it is back, rather than streaming on).
+f_dropped() {
+    ! "$ZKFS" status --json "$ml" | sed 's/{"id":/\n&/g' |
+        grep "^{\"id\":$F," | grep -q '"state":"synced"'
+}
 
 log "1. by DIFF: replica $F stopped"
+d0=$(syncs diff)
 kill -STOP "$pid"
+wait_for -t 30 f_dropped || fail "the leader still counts $F synced"
 for i in 1 2 3; do echo "job$i" >"$ml/q/job$i"; done
 echo new2 >"$ml/q/f2"
 rm "$ml/q/f1"
@@ -56,6 +69,7 @@ n0=$(installs)
 kill -CONT "$pid"
 ens_wait_synced 60
 assert_eq "$n0" "$(installs)" "snapshot installs (this catch-up is a DIFF)"
+[ "$(syncs diff)" -gt "$d0" ] || fail "the leader counted no DIFF sync"
 for i in 1 2 3; do expect CREATE "q/job$i"; done
 expect MODIFY q/f2
 expect DELETE q/f1
