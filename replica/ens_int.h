@@ -239,6 +239,13 @@ struct zk__ens {
     struct snap_tx *stxs;         /* loop: snapshot senders                */
     char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */
     uint64_t snaps_sent, snaps_installed, snaps_rejected;   /* loop */
+    uint64_t snap_sent_raw, snap_sent_wire;                 /* loop */
+    uint64_t snap_inst_raw, snap_inst_wire;                 /* loop */
+    /* Loop: an election being timed (mono ns when LOOKING was first
+     * seen; 0: none) and the durations of those that ended. */
+    uint64_t elect_t0_ns;
+    uint64_t elect_le[ZK_REPLICA_ELECTION_BUCKETS];
+    uint64_t elect_count, elect_sum_ns;
     struct zk__snap_rx *job_snap; /* the Ready's INSTALL reads it (worker) */
 };
 
@@ -317,6 +324,10 @@ void zk__ens_on_snap_frame(struct conn *c, const struct zk_frame *f);
 /* ---- ens_status.c ---------------------------------------------------- */
 
 void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out);
+/* After anything that may move the core (a message stepped, a Ready
+ * written, a tick): times elections, from the core first seen LOOKING
+ * to an established leader. */
+void zk__ens_elect_watch(struct zk__ens *e);
 
 /* ---- ens_start.c ----------------------------------------------------- */
 

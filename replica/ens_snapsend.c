@@ -194,6 +194,8 @@ static void stx_sent(struct snap_tx *t, const struct snap_item *it)
                "%llu bytes before zstd", t->to, (unsigned long long)t->zxid,
                (unsigned long long)t->total);
     } else if (it->flags == ENS_FRAME_SNAP) {
+        e->snap_sent_wire += it->len;
+        e->snap_sent_raw += it->raw_end - t->raw_sent;
         t->wire_sent += it->len;
         t->raw_sent = it->raw_end;
         if (zk__ens_progress_due(t->raw_sent, t->total, &t->log_pct, &t->log_ms,
