@@ -219,6 +219,9 @@ static void render_replica(struct out *o, const struct zk_replica_status *rs)
         "Snapshots received and installed.", rs->snapshots_installed);
     one(o, "zkfs_snapshots_rejected_total", "counter",
         "Snapshots received corrupt or truncated.", rs->snapshots_rejected);
+    one(o, "zkfs_snapshots_held_total", "counter",
+        "Snapshots a learner asked for again too soon, held back (the "
+        "connection dropped) rather than streamed.", rs->snapshots_held);
     family(o, "zkfs_snapshot_bytes_total", "counter",
            "Snapshot bytes sent to learners and installed here; raw: "
            "uncompressed, wire: zstd.");

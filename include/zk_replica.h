@@ -176,6 +176,8 @@ struct zk_replica_status {
     uint64_t snapshots_sent;      /* streams completed to learners */
     uint64_t snapshots_installed; /* received and installed here */
     uint64_t snapshots_rejected;  /* received corrupt or truncated */
+    uint64_t snapshots_held;      /* leader: not streamed, asked for again
+                                     too soon (ens_snapsend.c) */
     uint64_t elections;           /* times this replica went looking */
     uint64_t syncs_diff, syncs_trunc, syncs_snap; /* as leader, by mode */
     /* Snapshot bytes sent to learners (counted as each chunk goes out,

@@ -111,6 +111,7 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->snapshots_sent = e->snaps_sent;
     out->snapshots_installed = e->snaps_installed;
     out->snapshots_rejected = e->snaps_rejected;
+    out->snapshots_held = e->snaps_held;
     out->elections = st.n_elections;
     out->syncs_diff = st.n_diff;
     out->syncs_trunc = st.n_trunc;
