@@ -79,6 +79,7 @@ struct zk__fs_snapdiff {
     struct sd_child *kids;
     size_t n_kids, cap_kids;
     size_t *by_ino;               /* kids' indexes sorted by inode (end) */
+    uint64_t *dir_inos;           /* the noted directories, sorted       */
     struct zk_change *loose;      /* known inodes of no noted directory */
     size_t n_loose, cap_loose;
     size_t replays, skipped;
@@ -151,6 +152,7 @@ void zk__fs_snapdiff_free(struct zk__fs_snapdiff *sd)
     free(sd->dirs);
     free(sd->kids);
     free(sd->by_ino);
+    free(sd->dir_inos);
     free(sd->loose);
     free(sd);
 }
@@ -204,8 +206,18 @@ fail:
     sd->partial = 1;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether ino is a noted directory (dir_inos, or a scan without it). */
 static int dir_noted(const struct zk__fs_snapdiff *sd, uint64_t ino)
 {
+    if (sd->dir_inos)
+        return bsearch(&ino, sd->dir_inos, sd->n_dirs, sizeof(uint64_t),
+                       cmp_u64) != NULL;
     for (size_t i = 0; i < sd->n_dirs; i++)
         if (sd->dirs[i].ino == ino)
             return 1;
@@ -243,8 +255,14 @@ void zk__fs_snapdiff_begin(struct zk_fs *fs)
             st.kind == ZK_KIND_DIR)
             note_dir(fs, sd, ino);
     }
+    if (sd->n_dirs && (sd->dir_inos = malloc(sd->n_dirs * sizeof(uint64_t)))) {
+        for (size_t i = 0; i < sd->n_dirs; i++)
+            sd->dir_inos[i] = sd->dirs[i].ino;
+        qsort(sd->dir_inos, sd->n_dirs, sizeof(uint64_t), cmp_u64);
+    }
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].ino && m->slots[i].nlookup)
+        if (m->slots[i].ino && m->slots[i].ino != ZK_INO_ROOT &&
+            m->slots[i].nlookup)
             note_loose(fs, sd, m->slots[i].ino);
     if (sd->partial)
         zk_log(ZK_LOG_WARN, "snapshot: some known directories were not "
