@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # t_ens_catchup_watch.sh — watchers miss nothing across catch-up (issue 11
-# item 7). A follower is held back with SIGSTOP (this test's own daemon,
-# by pid) while the leader changes a watched directory; an
+# item 7). A follower is held back — paused with SIGSTOP (this test's own
+# daemon, by pid), or with ZK_CATCHUP_CUT=net (t_ens_catchup_watch_net)
+# cut off by a network-namespace partition while it runs on — while the
+# leader changes a watched directory; an
 # `inotifywait -m -r` on the follower's mount must report every create,
 # modify, attribute change, rename and delete made meanwhile once the
 # follower has caught up:
@@ -16,8 +18,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/ens_lib.sh"
 
 export ZKFS_LOG_KEEP=50
-ens_setup 3
-ens_start_all
+CUT=${ZK_CATCHUP_CUT:-stop}
+case $CUT in
+stop) ens_setup 3 && ens_start_all ;;
+net) ens_netns_setup 3 && ens_netns_start_all ;;
+*) fail "ZK_CATCHUP_CUT=$CUT: stop or net" ;;
+esac
 L=$(ens_leader)
 F=$(ens_follower)
 ml=$(ens_mnt "$L")
@@ -34,6 +40,14 @@ INO=$ZK_TMP/ino.log
 zk_bg timeout 300 inotifywait -m -r --format '%e %w%f' "$mf/q" >"$INO" 2>&1
 wait_for grep -q "Watches established" "$INO" || fail "inotifywait: $(cat "$INO")"
 pid=${ZK_PID_OF[$mf]}
+hold_back() {
+    if [ "$CUT" = net ]; then ens_net_cut "$F"; else kill -STOP "$pid"; fi
+    log "replica $F held back ($CUT)"
+}
+let_back() {
+    if [ "$CUT" = net ]; then ens_net_heal "$F"; else kill -CONT "$pid"; fi
+    log "replica $F back"
+}
 
 # seen EVENT PATH: the watcher reported EVENT (one of the comma-separated
 # names) for PATH (relative to the follower's mount).
@@ -55,9 +69,9 @@ f_dropped() {
         grep "^{\"id\":$F," | grep -q '"state":"synced"'
 }
 
-log "1. by DIFF: replica $F stopped"
+log "1. by DIFF"
 d0=$(syncs diff)
-kill -STOP "$pid"
+hold_back
 wait_for -t 30 f_dropped || fail "the leader still counts $F synced"
 for i in 1 2 3; do echo "job$i" >"$ml/q/job$i"; done
 echo new2 >"$ml/q/f2"
@@ -66,7 +80,7 @@ mv "$ml/q/f3" "$ml/q/g3"
 chmod 600 "$ml/q/f4"
 mkdir "$ml/q/d1"
 n0=$(installs)
-kill -CONT "$pid"
+let_back
 ens_wait_synced 60
 assert_eq "$n0" "$(installs)" "snapshot installs (this catch-up is a DIFF)"
 [ "$(syncs diff)" -gt "$d0" ] || fail "the leader counted no DIFF sync"
@@ -79,9 +93,9 @@ expect ATTRIB q/f4
 expect CREATE q/d1
 grep -q "CREATE,ISDIR $mf/q/d1" "$INO" || fail "d1 not reported as a directory"
 
-log "2. by snapshot: replica $F stopped"
+log "2. by snapshot"
 before=$(wc -l <"$INO")
-kill -STOP "$pid"
+hold_back
 # Well more than the leader's DIFF window first (in a directory nobody
 # watches), then the changes the watcher must hear about.
 ens_past_diff "$ml/bulk"
@@ -94,7 +108,7 @@ chmod 640 "$ml/q/f6"
 mkdir "$ml/q/d2"
 echo y >"$ml/q/d2/y"
 n0=$(installs)
-kill -CONT "$pid"
+let_back
 ens_wait_synced 90
 [ "$(installs)" -gt "$n0" ] ||
     fail "replica $F did not catch up by snapshot: $(grep -i 'snap\|diff' "$FLOG" | tail -5)"
