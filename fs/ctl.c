@@ -508,10 +508,11 @@ static int req_status(struct ctl *c)
     pos = json_add(body, pos, sizeof(body), ",\"commit_zxid\":%" PRIu64
                    ",\"commit_lag\":%" PRIu64 ",\"syncing\":%s,"
                    "\"snapshots_sent\":%" PRIu64 ",\"snapshots_installed\":%"
-                   PRIu64 ",\"snapshots_rejected\":%" PRIu64,
+                   PRIu64 ",\"snapshots_rejected\":%" PRIu64
+                   ",\"snapshots_held\":%" PRIu64,
                    rs.commit_zxid, rs.lag, rs.syncing ? "true" : "false",
                    rs.snapshots_sent, rs.snapshots_installed,
-                   rs.snapshots_rejected);
+                   rs.snapshots_rejected, rs.snapshots_held);
     pos = json_add(body, pos, sizeof(body), ",\"locked_files\":%" PRIu64
                    ",\"lock_waits_here\":%u", zk__fs_lock_counts(c->fs),
                    zk__fs_lock_waits(c->fs));

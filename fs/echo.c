@@ -288,6 +288,24 @@ static void inval_name(struct zk_fs *fs, uint64_t parent, const char *name,
     stage(fs, it);
 }
 
+/* Stages the replay of change c at path (and path2) as transaction zxid's. */
+static void replay_item(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
+                        const struct zk_change *c, const char *path,
+                        const char *path2)
+{
+    struct zk__fs_echo_item *it = item_new(kind, c->name, c->name2, path,
+                                           path2);
+    if (it) {
+        it->zxid = zxid;
+        it->node_kind = c->node_kind;
+        it->ino = c->ino;
+        it->parent = c->parent;
+        it->parent2 = c->parent2;
+        it->replaced = c->replaced_ino;
+    }
+    stage(fs, it);
+}
+
 /* Stages the replay of change c (taken back if a local syscall made it).
  * Only where the kernel holds the parent or the node (a node created by
  * an earlier replay is held by then): nobody can watch anything else. */
@@ -308,17 +326,7 @@ static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
     if (kind == ZK__ECHO_R_RENAME &&
         zk__fs_child_path(fs, c->parent2, c->name2, path2, sizeof(path2)))
         return;
-    struct zk__fs_echo_item *it = item_new(kind, c->name, c->name2, path,
-                                           path2);
-    if (it) {
-        it->zxid = zxid;
-        it->node_kind = c->node_kind;
-        it->ino = c->ino;
-        it->parent = c->parent;
-        it->parent2 = c->parent2;
-        it->replaced = c->replaced_ino;
-    }
-    stage(fs, it);
+    replay_item(fs, zxid, kind, c, path, path2);
 }
 
 static void change_work(struct zk_fs *fs, uint64_t zxid,
@@ -371,63 +379,29 @@ void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c)
     change_work(fs, 0, c);
 }
 
-/* --- a snapshot replaces the whole tree ---------------------------------
- *
- * Before the install, while the old tree is still in the store, the name
- * of every inode the kernel knows is noted; after it, each is compared
- * with the new tree: a node that is gone or has another name is deleted
- * for the kernel (its old name, with a replay so that watchers see
- * IN_DELETE), every other known inode is invalidated (attributes, data,
- * and directories' listings). New names need nothing: no negative
- * dentries are cached. */
-static void reset_begin(struct zk_fs *fs)
-{
-    const struct zk__fs_inomap *m = &fs->inomap;
-
-    free(fs->reset_notes);
-    fs->reset_notes = calloc(m->len ? m->len : 1, sizeof(*fs->reset_notes));
-    fs->n_reset_notes = 0;
-    for (size_t i = 0; fs->reset_notes && i < m->cap &&
-                       fs->n_reset_notes < m->len; i++)
-        if (m->slots[i].ino && m->slots[i].nlookup &&
-            zk__fs_deletion_of(fs, m->slots[i].ino,
-                               &fs->reset_notes[fs->n_reset_notes]) == 0)
-            fs->n_reset_notes++;
-}
-
-static void reset_end(struct zk_fs *fs)
-{
-    struct zk_change now;
-    size_t gone = 0;
-
-    for (size_t i = 0; fs->reset_notes && i < fs->n_reset_notes; i++) {
-        const struct zk_change *c = &fs->reset_notes[i];
-        if (zk__fs_deletion_of(fs, c->ino, &now) == 0 &&
-            now.parent == c->parent && strcmp(now.name, c->name) == 0) {
-            inval_inode(fs, c->ino);
-            continue;
-        }
-        zk_log(ZK_LOG_DEBUG, "snapshot: inode %llu (%s in %llu) is gone",
-               (unsigned long long)c->ino, c->name,
-               (unsigned long long)c->parent);
-        change_work(fs, 0, c);
-        gone++;
-    }
-    inval_inode(fs, ZK_INO_ROOT);
-    zk_log(ZK_LOG_INFO, "snapshot installed: %zu known inodes checked, %zu "
-           "gone or renamed", fs->n_reset_notes, gone);
-    free(fs->reset_notes);
-    fs->reset_notes = NULL;
-    fs->n_reset_notes = 0;
-}
-
-/* zk_replica's reset callback. */
+/* A snapshot replaced the whole tree: snapdiff.c compares the old and
+ * the new one and stages through the two functions below. */
 void zk__fs_echo_reset(void *arg, int done)
 {
     if (done)
-        reset_end(arg);
+        zk__fs_snapdiff_end(arg);
     else
-        reset_begin(arg);
+        zk__fs_snapdiff_begin(arg);
+}
+
+void zk__fs_echo_inval(struct zk_fs *fs, uint64_t ino)
+{
+    inval_inode(fs, ino);
+}
+
+/* Stages a replay of c with the paths given (snapdiff.c: some are paths
+ * of the tree before a snapshot, which the kernel still shows); no
+ * transaction of its own, so nothing takes it back. */
+void zk__fs_echo_replay_at(struct zk_fs *fs, enum zk__fs_echo_kind kind,
+                           const struct zk_change *c, const char *path,
+                           const char *path2)
+{
+    replay_item(fs, 0, (uint8_t)kind, c, path, path2);
 }
 
 /* zk_replica's applied callback: stages the work every change of res

@@ -579,7 +579,8 @@ static void teardown(struct zk_fs *fs)
         zk_store_close(fs->store);
     fs->store = NULL;
     free(fs->fbuf.mem);
-    free(fs->reset_notes);
+    zk__fs_snapdiff_free(fs->snapdiff);
+    fs->snapdiff = NULL;
     zk__fs_inomap_free(&fs->inomap);
 }
 

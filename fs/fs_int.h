@@ -174,9 +174,9 @@ struct zk_fs {
     struct zk__fs_park *parked;
     struct zk__fs_lk *posix;   /* fcntl owners used, per open file */
     int locks_used;
-    /* echo.c: names of the known inodes while a snapshot installs */
-    struct zk_change *reset_notes;
-    size_t n_reset_notes;
+    /* snapdiff.c: the old tree's part the kernel knows, while a
+     * snapshot installs */
+    struct zk__fs_snapdiff *snapdiff;
     int stopping;
     int leaving;               /* leave.c: closing the session to stop */
     struct zk__fs_notify *notify; /* notify.c: NULL without systemd */
@@ -411,6 +411,26 @@ void zk__fs_echo_change(struct zk_fs *fs, const struct zk_change *c);
  * the names of the inodes the kernel knows from the old tree, then tells
  * the kernel what the new tree changed about them. Loop thread. */
 void zk__fs_echo_reset(void *arg, int done);
+/* Invalidates ino's attributes, data and listing if the kernel knows it.
+ * Loop thread. */
+void zk__fs_echo_inval(struct zk_fs *fs, uint64_t ino);
+/* Stages the replay (kind ZK__ECHO_R_*) of c at the znode paths given
+ * (path2: a rename's target, else NULL). Loop thread. */
+void zk__fs_echo_replay_at(struct zk_fs *fs, enum zk__fs_echo_kind kind,
+                           const struct zk_change *c, const char *path,
+                           const char *path2);
+
+/* --- snapdiff.c ---------------------------------------------------------- */
+
+/* Before a snapshot's install (the old tree still in the store): notes
+ * every directory the kernel knows with its children, and the names of
+ * the other known inodes. After it: stages, for every difference, the
+ * invalidations and the replay that make inotify report it (see the top
+ * of snapdiff.c), and frees the notes. Loop thread. */
+struct zk__fs_snapdiff;
+void zk__fs_snapdiff_begin(struct zk_fs *fs);
+void zk__fs_snapdiff_end(struct zk_fs *fs);
+void zk__fs_snapdiff_free(struct zk__fs_snapdiff *sd);
 
 /* lease.c: whether st belongs to a session this replica gave up (the
  * node is then invisible through this mount). For a node of this

@@ -219,6 +219,21 @@ static void render_replica(struct out *o, const struct zk_replica_status *rs)
         "Snapshots received and installed.", rs->snapshots_installed);
     one(o, "zkfs_snapshots_rejected_total", "counter",
         "Snapshots received corrupt or truncated.", rs->snapshots_rejected);
+    one(o, "zkfs_snapshots_held_total", "counter",
+        "Snapshots a learner asked for again too soon, held back (the "
+        "connection dropped) rather than streamed.", rs->snapshots_held);
+    family(o, "zkfs_snapshot_bytes_total", "counter",
+           "Snapshot bytes sent to learners and installed here; raw: "
+           "uncompressed, wire: zstd.");
+    put(o, "zkfs_snapshot_bytes_total{direction=\"sent\",form=\"raw\"} "
+        "%" PRIu64 "\n"
+        "zkfs_snapshot_bytes_total{direction=\"sent\",form=\"wire\"} "
+        "%" PRIu64 "\n"
+        "zkfs_snapshot_bytes_total{direction=\"installed\",form=\"raw\"} "
+        "%" PRIu64 "\n"
+        "zkfs_snapshot_bytes_total{direction=\"installed\",form=\"wire\"} "
+        "%" PRIu64 "\n", rs->snap_sent_raw_bytes, rs->snap_sent_wire_bytes,
+        rs->snap_installed_raw_bytes, rs->snap_installed_wire_bytes);
     one(o, "zkfs_elections_total", "counter",
         "Times this replica went looking for a leader.", rs->elections);
     family(o, "zkfs_syncs_total", "counter",
@@ -296,7 +311,8 @@ static void histogram(struct out *o, const char *name, const char *help,
     put(o, "%s_count %" PRIu64 "\n", name, count);
 }
 
-static void render_latency(struct out *o, const struct zk_fs *fs)
+static void render_latency(struct out *o, const struct zk_fs *fs,
+                           const struct zk_replica_status *rs)
 {
     struct zk_store_fsync_stats fst;
 
@@ -311,6 +327,11 @@ static void render_latency(struct out *o, const struct zk_fs *fs)
               "meta page fsynced), every batch of this replica.",
               zk_store_fsync_le_ns, ZK_STORE_FSYNC_BUCKETS, fst.le,
               fst.count, fst.sum_ns);
+    histogram(o, "zkfs_election_duration_seconds",
+              "From this replica going looking for a leader to an "
+              "established one (leading with a quorum, or synced with it).",
+              zk_replica_election_le_ns, ZK_REPLICA_ELECTION_BUCKETS,
+              rs->election_le, rs->election_count, rs->election_sum_ns);
 }
 
 static void render_fs(struct out *o, struct zk_fs *fs)
@@ -376,7 +397,7 @@ size_t zk__fs_metrics_render(struct zk_fs *fs, char *buf, size_t size)
     render_replica(&o, &rs);
     render_members(&o, &rs);
     render_store(&o, fs);
-    render_latency(&o, fs);
+    render_latency(&o, fs, &rs);
     render_fs(&o, fs);
     return o.len;
 }

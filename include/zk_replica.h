@@ -127,6 +127,10 @@ int zk_replica_lease_check(struct zk_replica *r);
 void zk_replica_give_up(struct zk_replica *r);
 
 #define ZK_REPLICA_MEMBERS_MAX 16  /* = ZK_ZAB_MEMBERS_MAX */
+#define ZK_REPLICA_ELECTION_BUCKETS 11
+/* Upper bounds (ns) of the election duration buckets but the last. */
+extern const uint64_t
+    zk_replica_election_le_ns[ZK_REPLICA_ELECTION_BUCKETS - 1];
 
 /* One server of the ensemble as this replica sees it.
  *
@@ -172,8 +176,21 @@ struct zk_replica_status {
     uint64_t snapshots_sent;      /* streams completed to learners */
     uint64_t snapshots_installed; /* received and installed here */
     uint64_t snapshots_rejected;  /* received corrupt or truncated */
+    uint64_t snapshots_held;      /* leader: not streamed, asked for again
+                                     too soon (ens_snapsend.c) */
     uint64_t elections;           /* times this replica went looking */
     uint64_t syncs_diff, syncs_trunc, syncs_snap; /* as leader, by mode */
+    /* Snapshot bytes sent to learners (counted as each chunk goes out,
+     * so an abandoned transfer counts what it sent) and installed here;
+     * raw: uncompressed, wire: as zstd carried them. */
+    uint64_t snap_sent_raw_bytes, snap_sent_wire_bytes;
+    uint64_t snap_installed_raw_bytes, snap_installed_wire_bytes;
+    /* Elections ended: time from going LOOKING to an established leader
+     * (leading with a quorum, or synced with one). election_le[b] counts
+     * those up to zk_replica_election_le_ns[b] (not cumulative; the last
+     * bucket is +Inf). */
+    uint64_t election_le[ZK_REPLICA_ELECTION_BUCKETS];
+    uint64_t election_count, election_sum_ns;
     uint32_t n_members;           /* every configured server, self too */
     struct zk_replica_member members[ZK_REPLICA_MEMBERS_MAX];
 };

@@ -282,6 +282,10 @@ static void st_install_done(void *arg)
     struct zk__ens *e = arg;
 
     e->snaps_installed++;
+    if (e->job_snap) {
+        e->snap_inst_raw += e->job_snap->len;
+        e->snap_inst_wire += e->job_snap->wire;
+    }
     zk__snap_rx_free(e->job_snap);
     e->job_snap = NULL;
 }
@@ -325,6 +329,7 @@ void zk__ens_on_async(uv_async_t *h)
     if (!done || e->stopping)
         return;
     zk_driver_written(e->d, err);
+    zk__ens_elect_watch(e);
 }
 
 /* CLOCK_MONOTONIC in ns: the lease's clock (a stopped process's clock
@@ -381,6 +386,7 @@ void zk__ens_on_tick(uv_timer_t *t)
     struct zk__ens *e = t->data;
 
     zk_driver_tick(e->d);
+    zk__ens_elect_watch(e);
     zk__ens_handshake_sweep(e);
 }
 

@@ -108,6 +108,11 @@
 #define ENS_SNAP_INFLIGHT_MAX (4u << 20)  /* unsent on the connection      */
 #define ENS_SNAP_ZSTD_LEVEL   3
 #define ENS_SNAP_LOG_MS       3000        /* progress line at least every   */
+#define ENS_SNAP_RETRY_MIN_MS 500         /* a learner's snapshots in quick
+                                             succession: spaced at least  */
+#define ENS_SNAP_RETRY_MAX_MS 30000       /* ... doubling up to this      */
+#define ENS_SNAP_RETRY_QUIET_MS 60000     /* no snapshot for this long:
+                                             the spacing starts over      */
 #define ENS_MSG_BYTES_MAX     (ZK_ZAB_MSG_BATCH_BYTES + \
                                2 * ZK_ZAB_PAYLOAD_MAX) /* one encoded msg */
 #define ENS_ENV_MAGIC         0xE5        /* log envelope: first byte       */
@@ -171,6 +176,10 @@ struct peer {
     struct conn *dialing;         /* outbound attempt in progress          */
     uv_timer_t timer;             /* reconnect                             */
     uint32_t backoff_ms;
+    /* Loop: snapshots to this peer (ens_snapsend.c, snap_may_start):
+     * the last one's start, the spacing now, the earliest next start. */
+    uint64_t snap_last_ms, snap_next_ms;
+    uint32_t snap_gap_ms;
     struct zk__ens *e;
 };
 
@@ -239,6 +248,14 @@ struct zk__ens {
     struct snap_tx *stxs;         /* loop: snapshot senders                */
     char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */
     uint64_t snaps_sent, snaps_installed, snaps_rejected;   /* loop */
+    uint64_t snaps_held;          /* loop: SNAPs not streamed (spacing)   */
+    uint64_t snap_sent_raw, snap_sent_wire;                 /* loop */
+    uint64_t snap_inst_raw, snap_inst_wire;                 /* loop */
+    /* Loop: an election being timed (mono ns when LOOKING was first
+     * seen; 0: none) and the durations of those that ended. */
+    uint64_t elect_t0_ns;
+    uint64_t elect_le[ZK_REPLICA_ELECTION_BUCKETS];
+    uint64_t elect_count, elect_sum_ns;
     struct zk__snap_rx *job_snap; /* the Ready's INSTALL reads it (worker) */
 };
 
@@ -317,6 +334,10 @@ void zk__ens_on_snap_frame(struct conn *c, const struct zk_frame *f);
 /* ---- ens_status.c ---------------------------------------------------- */
 
 void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out);
+/* After anything that may move the core (a message stepped, a Ready
+ * written, a tick): times elections, from the core first seen LOOKING
+ * to an established leader. */
+void zk__ens_elect_watch(struct zk__ens *e);
 
 /* ---- ens_start.c ----------------------------------------------------- */
 

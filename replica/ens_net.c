@@ -386,8 +386,10 @@ static void on_data(struct conn *c, const struct zk_frame *f)
         rc = ZK_ECORRUPT;
     if (rc == 0 && m.type == ZK_ZAB_MSG_SNAP)
         rc = zk__ens_snap_hold(c, &m);
-    else if (rc == 0)
+    else if (rc == 0) {
         zk_driver_step(e->d, &m);
+        zk__ens_elect_watch(e);
+    }
     if (rc) {
         zk__ens_conn_close(c, "malformed message");
         return;

@@ -194,6 +194,8 @@ static void stx_sent(struct snap_tx *t, const struct snap_item *it)
                "%llu bytes before zstd", t->to, (unsigned long long)t->zxid,
                (unsigned long long)t->total);
     } else if (it->flags == ENS_FRAME_SNAP) {
+        e->snap_sent_wire += it->len;
+        e->snap_sent_raw += it->raw_end - t->raw_sent;
         t->wire_sent += it->len;
         t->raw_sent = it->raw_end;
         if (zk__ens_progress_due(t->raw_sent, t->total, &t->log_pct, &t->log_ms,
@@ -310,6 +312,50 @@ void zk__ens_stx_service(struct zk__ens *e)
     }
 }
 
+/* Whether a snapshot may stream to p now (a learner that refuses or
+ * loses every snapshot would otherwise have the whole tree streamed to
+ * it again and again, as fast as it asks). Snapshots started within
+ * ENS_SNAP_RETRY_QUIET_MS of the previous one are spaced by a gap that
+ * doubles from ENS_SNAP_RETRY_MIN_MS to ENS_SNAP_RETRY_MAX_MS (the first
+ * retry goes at once: one lost transfer costs no wait); a quiet period
+ * starts the spacing over. On 1, the start is recorded. */
+static int snap_may_start(struct peer *p, uint64_t now)
+{
+    if (now < p->snap_next_ms)
+        return 0;
+    if (p->snap_last_ms && now - p->snap_last_ms < ENS_SNAP_RETRY_QUIET_MS) {
+        uint32_t gap = p->snap_gap_ms ? p->snap_gap_ms * 2
+                                      : ENS_SNAP_RETRY_MIN_MS;
+        p->snap_gap_ms = gap > ENS_SNAP_RETRY_MAX_MS ? ENS_SNAP_RETRY_MAX_MS
+                                                     : gap;
+    } else {
+        p->snap_gap_ms = 0;
+    }
+    p->snap_last_ms = now;
+    p->snap_next_ms = now + p->snap_gap_ms;
+    return 1;
+}
+
+/* A SNAP that may not stream yet: the connection goes (messages to the
+ * learner are dropped until it is back; its core asks again), and a peer
+ * we dial is redialled no sooner than the snapshot may start. */
+static void snap_hold(struct zk__ens *e, struct conn *c,
+                      const struct zk_zab_msg *m, uint64_t now)
+{
+    struct peer *p = c->peer;
+    uint64_t wait = p->snap_next_ms - now;
+
+    e->snaps_held++;
+    zk_log(ZK_LOG_WARN, "ensemble: server %u asks for another snapshot "
+           "(0x%llx) %llu ms after the last one; holding it back for %llu "
+           "ms", m->to, (unsigned long long)m->zxid,
+           (unsigned long long)(now - p->snap_last_ms),
+           (unsigned long long)wait);
+    if (p->dial && p->backoff_ms < wait)
+        p->backoff_ms = (uint32_t)wait;
+    zk__ens_conn_close(c, "snapshot held back");
+}
+
 /* SNAP: pins the store's state (while a Ready is out the worker is idle,
  * so the store holds exactly the state the core named, m->zxid; anything
  * else is refused), sends the message, and starts a sender thread for the
@@ -319,8 +365,14 @@ void zk__ens_send_snap(struct zk__ens *e, struct conn *c,
 {
     struct snap_tx *t = NULL;
     struct zk_store_snap *sn = NULL;
-    uint64_t zxid = 0;
-    int rc = c->stx ? -EBUSY : zk_store_snapshot_open(e->store, &sn, &zxid);
+    uint64_t zxid = 0, now = uv_now(e->loop);
+    int rc;
+
+    if (!c->stx && c->peer && !snap_may_start(c->peer, now)) {
+        snap_hold(e, c, m, now);
+        return;
+    }
+    rc = c->stx ? -EBUSY : zk_store_snapshot_open(e->store, &sn, &zxid);
 
     if (rc == 0 && zxid != m->zxid)
         rc = ZK_ECORRUPT;

@@ -187,6 +187,8 @@ static int core_create(struct zk__ens *e, const struct zk_config *cfg)
         zk__ens_driver_wire(e, &dc);
         rc = zk_driver_create(&dc, &e->d);
     }
+    if (rc == 0)
+        zk__ens_elect_watch(e);     /* the first election starts now */
     restore_buf_free(&rb);
     return rc;
 }

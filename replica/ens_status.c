@@ -111,13 +111,53 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->snapshots_sent = e->snaps_sent;
     out->snapshots_installed = e->snaps_installed;
     out->snapshots_rejected = e->snaps_rejected;
+    out->snapshots_held = e->snaps_held;
     out->elections = st.n_elections;
     out->syncs_diff = st.n_diff;
     out->syncs_trunc = st.n_trunc;
     out->syncs_snap = st.n_snap;
+    out->snap_sent_raw_bytes = e->snap_sent_raw;
+    out->snap_sent_wire_bytes = e->snap_sent_wire;
+    out->snap_installed_raw_bytes = e->snap_inst_raw;
+    out->snap_installed_wire_bytes = e->snap_inst_wire;
+    memcpy(out->election_le, e->elect_le, sizeof(out->election_le));
+    out->election_count = e->elect_count;
+    out->election_sum_ns = e->elect_sum_ns;
     out->n_members = e->n_members;
     for (uint32_t i = 0; i < e->n_members; i++) {
         status_member(e, &st, ds.applied_zxid, i, &out->members[i]);
         out->syncing |= out->members[i].snapshot;
     }
+}
+
+const uint64_t zk_replica_election_le_ns[ZK_REPLICA_ELECTION_BUCKETS - 1] = {
+    50000000, 100000000, 200000000, 400000000, 800000000, 1600000000,
+    3200000000, 6400000000, 12800000000, 25600000000};
+
+void zk__ens_elect_watch(struct zk__ens *e)
+{
+    struct zk_zab_status st;
+
+    if (!e->d)
+        return;
+    zk_zab_status(zk_driver_core(e->d), &st);
+    if (st.role == ZK_ZAB_LOOKING) {
+        if (!e->elect_t0_ns)
+            e->elect_t0_ns = zk__ens_mono_ns();
+        return;
+    }
+    if (!e->elect_t0_ns || !st.established)
+        return;
+    uint64_t ns = zk__ens_mono_ns() - e->elect_t0_ns;
+    size_t b = 0;
+    while (b < ZK_ARRAY_LEN(zk_replica_election_le_ns) &&
+           ns > zk_replica_election_le_ns[b])
+        b++;
+    e->elect_le[b]++;
+    e->elect_count++;
+    e->elect_sum_ns += ns;
+    e->elect_t0_ns = 0;
+    zk_log(ZK_LOG_INFO, "ensemble: leader %u established %llu ms after "
+           "this replica went looking", st.leader,
+           (unsigned long long)(ns / 1000000));
 }

@@ -164,12 +164,12 @@ void zk__log_truncate(struct zk_zab *z, uint64_t zxid)
 
 /* Sync by SNAP: the state machine and the log are replaced by the
  * leader's snapshot at base. Commits not yet handed out are covered by the
- * snapshot (they are <= applied <= base), so they are dropped. */
+ * snapshot (they are <= applied <= base), so they are dropped. A base
+ * below applied replaces state the quorum never committed (recv_sync). */
 void zk__log_reset(struct zk_zab *z, uint64_t base, uint32_t from)
 {
     struct zk__log *l = &z->log;
     struct zk__outbox *o = &z->out;
-    ZK_ASSERT(base >= z->applied);
     while (l->n)
         zk__ent_unref(l->v[--l->n]);
     l->base = base;

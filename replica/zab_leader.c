@@ -247,6 +247,11 @@ static void send_sync(struct zk_zab *z, struct zk__peer *p)
 {
     uint64_t last = zk__last_zxid(z), from = sync_point(z, p);
     const char *mode;
+    /* A TRUNC below what the learner applied cannot be carried out (its
+     * state machine holds transactions our history does not: lost
+     * writes somewhere): it would refuse it at every retry. SNAP. */
+    if (from != UINT64_MAX && from < p->applied_zxid)
+        from = UINT64_MAX;
     if (from == UINT64_MAX) {
         struct zk_zab_msg *m = lmsg(z, p, ZK_ZAB_MSG_SNAP);
         m->zxid = from = z->applied;

@@ -150,10 +150,20 @@ static void recv_sync(struct zk_zab *z, const struct zk_zab_msg *m)
             zk__log_truncate(z, m->zxid);
         break;
     case ZK_ZAB_MSG_SNAP:
-        if (m->n_sessions != z->cfg.n_members || m->zxid < z->applied) {
+        if (m->n_sessions != z->cfg.n_members) {
             reconnect(z, "unusable SNAP");
             break;
         }
+        /* Below our applied zxid: the leader sends SNAP only when our
+         * applied zxid is not in its history, so what we applied past
+         * the snapshot was never committed by this quorum (our disk, or
+         * the others', lost writes). Applied state cannot be truncated:
+         * it is replaced, rather than refused again at every retry. */
+        if (m->zxid < z->applied)
+            zk__trace(z, "SNAP at %016llx below our applied %016llx: "
+                      "replacing transactions the quorum never committed",
+                      (unsigned long long)m->zxid,
+                      (unsigned long long)z->applied);
         zk__log_reset(z, m->zxid, m->from);
         memcpy(z->sessions, m->sessions, sizeof(z->sessions));
         break;

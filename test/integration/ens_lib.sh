@@ -12,11 +12,15 @@
 #   ens_kill9 I / ens_stop I / ens_start I
 #   ens_wait_synced             every live replica at the same zxid
 #   ens_tree I                  a canonical dump of replica I's tree
+#   ens_past_diff DIR           commits more than the DIFF window in DIR
 #
 # Ports: a random base in 20000..59999 per test, each port checked free.
 
 ENS_N=0
 ENS_BASE=0
+ENS_NETS=()              # network namespaces (ens_netns_setup)
+ENS_NSP=zkp$$
+ENS_HUB=${ENS_NSP}h
 declare -A ENS_UP=()     # id -> 1 while running
 
 # ens_mnt I / ens_data I / ens_cfg I
@@ -73,15 +77,18 @@ ens_setup() {
     log "ensemble of $n on 127.0.0.1:$((ENS_BASE + 1))..$((ENS_BASE + n))"
 }
 
-# ens_launch I [MOUNT-ARGS...]: starts replica I without waiting.
+# ens_launch I [MOUNT-ARGS...]: starts replica I without waiting (after
+# ens_netns_setup, in its network namespace: nsenter execs zkfs, so $! is
+# the daemon's pid).
 ens_launch() {
-    local i=$1 mnt logf
+    local i=$1 mnt logf pre=()
     shift
     mnt=$(ens_mnt "$i")
     mkdir -p "$mnt"
     logf=$ZK_TMP/zkfs.r$i.log
     echo "=== start $(date +%T.%N)" >>"$logf"
-    "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$@" "$mnt" \
+    [ "${#ENS_NETS[@]}" = 0 ] || pre=(nsenter --net="/run/netns/${ENS_NSP}r$i")
+    "${pre[@]}" "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$@" "$mnt" \
         >>"$logf" 2>&1 &
     ZK_PID=$!
     ZK_PIDS+=("$ZK_PID")
@@ -294,6 +301,19 @@ ens_writer() {
     done
 }
 
+# ens_past_diff DIR: commits well more transactions than the leader keeps
+# for DIFF (ZK_ZAB_LOG_KEEP = 1024; some reach a stopped follower's socket
+# before the leader gives up on it) in DIR (made here, on a leader's
+# mount), so a follower that misses them catches up by snapshot.
+ens_past_diff() {
+    local bench=${ZKFS%/zkfs}/bench/fsbench
+    [ -x "$bench" ] || fail "no $bench (make all)"
+    mkdir "$1" || fail "mkdir $1"
+    "$bench" --dir "$1" --workload set --files 10 --ops 2500 |
+        tee -a "$ZK_TMP/bench.log" | grep -q "errors=0" ||
+        fail "bulk writes in $1 failed: $(cat "$ZK_TMP/bench.log")"
+}
+
 nlines() { cat "$@" 2>/dev/null | wc -l; }
 total_acks() { nlines "$ZK_TMP"/acks.*; }
 acks_above() { [ "$(total_acks)" -ge "$1" ]; }
@@ -407,4 +427,77 @@ ens_reap_killed() {
     wait "$p" 2>/dev/null || true
     fusermount3 -u -z "$(ens_mnt "$i")" 2>/dev/null || true
     ENS_UP[$i]=0
+}
+
+# --- network namespaces (t_ens_partition, t_ens_catchup_watch) -----------
+# Replica I runs in netns zkp<pid>rI at 10.200.0.I, all joined by veth
+# pairs to a bridge in a hub netns; `ip -n HUB link set vI down`
+# (ens_net_cut) cuts replica I off, `up` (ens_net_heal) heals. Daemons
+# are started with `nsenter --net=...` (only the network namespace
+# changes: `ip netns exec` would also give them a new mount namespace,
+# and their FUSE mounts would be invisible here).
+#
+#   ens_netns_setup N           the namespaces, the secret, N configs
+#   ens_netns_start_all         starts 1..N in them, waits for a leader
+#   ens_net_cut I / ens_net_heal I
+
+
+ens__netns_cleanup() {
+    local n
+    set +e
+    for n in "${ENS_NETS[@]}"; do
+        ip netns del "$n" 2>/dev/null
+    done
+    ip link del "${ENS_NSP}a" 2>/dev/null
+    return 0
+}
+
+ens_netns_setup() {
+    local n=$1 i j
+    command -v ip >/dev/null || fail "ip (iproute2) is needed (scripts/deps.sh --tests)"
+    command -v nsenter >/dev/null || fail "nsenter (util-linux) is needed (scripts/deps.sh --tests)"
+    # lib.sh's trap kills every daemon and unmounts; the namespaces go
+    # first (the hub's veths vanish with it, the replicas' once their
+    # daemon died).
+    trap 'rc=$?; ens__netns_cleanup; (exit $rc); zk__cleanup' EXIT
+    ip netns add "$ENS_HUB"
+    ENS_NETS+=("$ENS_HUB")
+    ip -n "$ENS_HUB" link add br0 type bridge
+    ip -n "$ENS_HUB" link set br0 up
+    for i in $(seq 1 "$n"); do
+        ip netns add "${ENS_NSP}r$i"
+        ENS_NETS+=("${ENS_NSP}r$i")
+        ip link add "${ENS_NSP}a" type veth peer name "${ENS_NSP}b"
+        ip link set "${ENS_NSP}a" netns "$ENS_HUB"
+        ip link set "${ENS_NSP}b" netns "${ENS_NSP}r$i"
+        ip -n "$ENS_HUB" link set "${ENS_NSP}a" name "v$i"
+        ip -n "$ENS_HUB" link set "v$i" master br0
+        ip -n "$ENS_HUB" link set "v$i" up
+        ip -n "${ENS_NSP}r$i" link set "${ENS_NSP}b" name eth0
+        ip -n "${ENS_NSP}r$i" addr add "10.200.0.$i/24" dev eth0
+        ip -n "${ENS_NSP}r$i" link set eth0 up
+        ip -n "${ENS_NSP}r$i" link set lo up
+    done
+    log "netns $ENS_HUB (bridge) and ${ENS_NSP}r1..$n at 10.200.0.1..$n"
+    ENS_N=$n
+    head -c 32 /dev/urandom >"$ZK_TMP/secret"
+    chmod 600 "$ZK_TMP/secret"
+    for i in $(seq 1 "$n"); do
+        {
+            echo "dataDir=$(ens_data "$i")"
+            echo "secretFile=$ZK_TMP/secret"
+            for j in $(seq 1 "$n"); do echo "server.$j=10.200.0.$j:2888"; done
+        } >"$(ens_cfg "$i")"
+    done
+}
+
+ens_net_cut() { ip -n "$ENS_HUB" link set "v$1" down; }
+ens_net_heal() { ip -n "$ENS_HUB" link set "v$1" up; }
+
+ens_netns_start_all() {
+    ens_start_all
+    [ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/net")" != "$(readlink /proc/self/ns/net)" ] ||
+        fail "replica 1 runs in the test's network namespace"
+    [ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ] ||
+        fail "replica 1 runs in another mount namespace"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Network partitions of a 3-replica ensemble, with real network namespaces:
 # replica I runs in netns zkp<pid>rI at 10.200.0.I, all joined by veth pairs
-# to a bridge in a hub netns; `ip -n HUB link set vI down` (net_cut) cuts replica I
+# to a bridge in a hub netns; `ip -n HUB link set vI down` (ens_net_cut) cuts replica I
 # off, `up` heals. Daemons are started with `nsenter --net=...` (only the
 # network namespace changes: `ip netns exec` would also give them a new
 # mount namespace, and their FUSE mounts would be invisible here).
@@ -25,89 +25,11 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
-command -v ip >/dev/null || fail "ip (iproute2) is needed (scripts/deps.sh --tests)"
-command -v nsenter >/dev/null || fail "nsenter (util-linux) is needed (scripts/deps.sh --tests)"
-
-NSP=zkp$$
-HUB=${NSP}h
-NETS=()
-
-ns_cleanup() {
-    local n
-    set +e
-    for n in "${NETS[@]}"; do
-        ip netns del "$n" 2>/dev/null
-    done
-    ip link del "${NSP}a" 2>/dev/null
-    return 0
-}
-# lib.sh's trap kills every daemon and unmounts; the namespaces go first
-# (the hub's veths vanish with it, the replicas' once their daemon died).
-trap 'rc=$?; ns_cleanup; (exit $rc); zk__cleanup' EXIT
-
 now() { printf '%s' "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 
-# --- the network ----------------------------------------------------------
-ip netns add "$HUB"
-NETS+=("$HUB")
-ip -n "$HUB" link add br0 type bridge
-ip -n "$HUB" link set br0 up
-for i in 1 2 3; do
-    ip netns add "${NSP}r$i"
-    NETS+=("${NSP}r$i")
-    ip link add "${NSP}a" type veth peer name "${NSP}b"
-    ip link set "${NSP}a" netns "$HUB"
-    ip link set "${NSP}b" netns "${NSP}r$i"
-    ip -n "$HUB" link set "${NSP}a" name "v$i"
-    ip -n "$HUB" link set "v$i" master br0
-    ip -n "$HUB" link set "v$i" up
-    ip -n "${NSP}r$i" link set "${NSP}b" name eth0
-    ip -n "${NSP}r$i" addr add "10.200.0.$i/24" dev eth0
-    ip -n "${NSP}r$i" link set eth0 up
-    ip -n "${NSP}r$i" link set lo up
-done
-log "netns $HUB (bridge) and ${NSP}r1..3 at 10.200.0.1..3"
-
-net_cut() { ip -n "$HUB" link set "v$1" down; }
-net_heal() { ip -n "$HUB" link set "v$1" up; }
-
-# --- the ensemble -----------------------------------------------------------
-ENS_N=3
-head -c 32 /dev/urandom >"$ZK_TMP/secret"
-chmod 600 "$ZK_TMP/secret"
-for i in 1 2 3; do
-    {
-        echo "dataDir=$(ens_data "$i")"
-        echo "secretFile=$ZK_TMP/secret"
-        for j in 1 2 3; do echo "server.$j=10.200.0.$j:2888"; done
-    } >"$(ens_cfg "$i")"
-done
-
-# launch I: ens_launch with the daemon in replica I's network namespace
-# (nsenter execs zkfs, so $! is the daemon's pid).
-launch() {
-    local i=$1 mnt logf
-    mnt=$(ens_mnt "$i")
-    mkdir -p "$mnt"
-    logf=$ZK_TMP/zkfs.r$i.log
-    echo "=== start $(date +%T.%N)" >>"$logf"
-    nsenter --net="/run/netns/${NSP}r$i" \
-        "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$mnt" >>"$logf" 2>&1 &
-    ZK_PID=$!
-    ZK_PIDS+=("$ZK_PID")
-    ZK_MOUNTS+=("$mnt")
-    ZK_PID_OF[$mnt]=$ZK_PID
-    ENS_UP[$i]=1
-    log "started replica $i pid $ZK_PID in netns ${NSP}r$i on $mnt"
-}
-for i in 1 2 3; do launch "$i"; done
-for i in 1 2 3; do ens__wait_mounted "$i"; done
-ens_wait_leader 30
-[ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/net")" != "$(readlink /proc/self/ns/net)" ] ||
-    fail "replica 1 runs in the test's network namespace"
-[ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ] ||
-    fail "replica 1 runs in another mount namespace"
+ens_netns_setup 3
+ens_netns_start_all
 
 M() { ens_mnt "$1"; }
 
@@ -155,7 +77,7 @@ for i in "$L" "$O"; do
 done
 
 t_cut=$(now)
-net_cut "$F"
+ens_net_cut "$F"
 # The majority commits at once.
 for k in 1 2 3; do
     wr "$L" "p$k" "majority $k" || fail "phase 1: write p$k on leader $L failed: $(cat "$ZK_TMP/wr.err")"
@@ -211,7 +133,7 @@ assert_eq "old data" "$(cat "$(M "$F")/base")" "phase 1: base on replica $F"
 [ ! -e "$(M "$F")/p1" ] || fail "phase 1: cut-off replica $F sees p1, written after the cut"
 
 t_heal=$(now)
-net_heal "$F"
+ens_net_heal "$F"
 wait_for -t 20 field_is "$F" stale false || fail "phase 1: replica $F still stale 20 s after healing"
 ens_wait_cat "$F" p3 "majority 3" 20
 ens_wait_cat "$F" q3 "majority 3" 20
@@ -250,7 +172,7 @@ first_write() {
     done
 }
 t_cut=$(now)
-net_cut "$L"
+ens_net_cut "$L"
 ENS_UP[$L]=0 # the other two must agree on a leader without it
 zk_bg first_write "$t_cut"
 FW=$ZK_BG
@@ -291,7 +213,7 @@ failing_write "$L" victim "phase 2"
 assert_eq "victim v1" "$(cat "$(M "$L")/victim")" "phase 2: victim on old leader $L after its failed overwrite"
 
 t_heal=$(now)
-net_heal "$L"
+ens_net_heal "$L"
 ENS_UP[$L]=1
 ens_wait_leader 30
 ens_wait_synced 30

@@ -4,7 +4,10 @@
 # with cat, not listed, not writable/removable/creatable (root too), and
 # its counters move with real work: znodes, data bytes, last zxid, FUSE
 # requests by operation, the fsync duration histogram, ephemerals, backups.
-# In a 3-server ensemble it lists every member.
+# In a 3-server ensemble it lists every member; a follower held back
+# (SIGSTOP) past the DIFF window catches up by snapshot and its bytes
+# (raw and zstd) are counted as sent on the leader and installed on it;
+# elections are counted and timed (a histogram) after a leader's kill.
 # The same over HTTP (metricsProvider.httpPort, bound to 127.0.0.1 by
 # default; metricsProvider.httpHost), read with bash's /dev/tcp.
 . "$(dirname "$0")/lib.sh"
@@ -143,15 +146,53 @@ replays_above() { [ "$(value "$(cat "$1/.zkfs.prom")" 'zkfs_watch_replays_total{
 wait_for -t 10 replays_above "$(ens_mnt "$o")" "$r0" ||
     fail "no replay counted on $o"
 
-log "an election is counted on the survivors"
+log "a snapshot's bytes are counted where it is sent and where installed"
 F=$(ens_follower)
-e0=$(value "$(cat "$(ens_mnt "$F")/.zkfs.prom")" zkfs_elections_total)
+snapb() { value "$1" "zkfs_snapshot_bytes_total{direction=\"$2\",form=\"$3\"}"; }
+s0=$(cat "$(ens_mnt "$L")/.zkfs.prom")
+i0=$(cat "$(ens_mnt "$F")/.zkfs.prom")
+well_formed "$s0"
+fpid=$(ens_pid "$F")
+kill -STOP "$fpid"
+ens_past_diff "$(ens_mnt "$L")/bulk"
+kill -CONT "$fpid"
+ens_wait_synced 60
+s1=$(cat "$(ens_mnt "$L")/.zkfs.prom")
+i1=$(cat "$(ens_mnt "$F")/.zkfs.prom")
+[ "$(value "$i1" zkfs_snapshots_installed_total)" -gt "$(value "$i0" zkfs_snapshots_installed_total)" ] ||
+    fail "replica $F did not catch up by snapshot"
+for form in raw wire; do
+    [ "$(snapb "$s1" sent $form)" -gt "$(snapb "$s0" sent $form)" ] ||
+        fail "sent $form bytes did not move: $(grep snapshot_bytes <<<"$s1")"
+    [ "$(snapb "$i1" installed $form)" -gt "$(snapb "$i0" installed $form)" ] ||
+        fail "installed $form bytes did not move: $(grep snapshot_bytes <<<"$i1")"
+    # Nothing else streams: the leader sent at least what $F installed.
+    [ "$(snapb "$s1" sent $form)" -ge "$(snapb "$i1" installed $form)" ] ||
+        fail "more $form bytes installed on $F than the leader sent"
+done
+[ "$(snapb "$i1" installed raw)" -gt "$(snapb "$i1" installed wire)" ] ||
+    fail "zstd did not shrink the snapshot: $(grep snapshot_bytes <<<"$i1")"
+grep '^zkfs_snapshot_bytes' <<<"$s1"
+
+log "an election is counted and timed on the survivors"
+e0=$(value "$i1" zkfs_elections_total)
 [ "$e0" -ge 1 ] || fail "no election counted at start on $F"
+# The first election (from start to an established leader) is timed.
+c0=$(value "$i1" zkfs_election_duration_seconds_count)
+[ "$c0" -ge 1 ] || fail "no election timed at start on $F"
 [ "$(value "$t" 'zkfs_syncs_total{mode="diff"}')" -ge 1 ] || fail "the leader counted no DIFF sync: $(grep syncs <<<"$t")"
 ens_kill9 "$L"
 ens_wait_leader
 e1=$(value "$(cat "$(ens_mnt "$F")/.zkfs.prom")" zkfs_elections_total)
 [ "$e1" -gt "$e0" ] || fail "elections on $F did not move: $e0 -> $e1"
+a=$i1
+timed() {
+    b=$(cat "$(ens_mnt "$F")/.zkfs.prom")
+    [ "$(value "$b" zkfs_election_duration_seconds_count)" -gt "$c0" ]
+}
+wait_for -t 20 timed || fail "the election after the kill was not timed on $F"
+histogram_moved zkfs_election_duration_seconds 1
+grep '^zkfs_election_duration' <<<"$b"
 
 # http_get PORT PATH: the whole HTTP answer.
 http_get() {

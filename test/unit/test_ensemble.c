@@ -726,6 +726,60 @@ START_TEST(corrupt_snapshots_are_rejected)
 }
 END_TEST
 
+static int loop_ms_passed(struct env *e, void *arg)
+{
+    return uv_now(&e->loop) >= *(uint64_t *)arg;
+}
+
+/* Runs e's loop for ms milliseconds (< WAIT_MS). */
+static void run_for(struct env *e, uint64_t ms)
+{
+    uv_update_time(&e->loop);
+    uint64_t until = uv_now(&e->loop) + ms;
+    ck_assert(run_until(e, loop_ms_passed, &until));
+}
+
+static uint64_t rejected_on(struct env *e, int i)
+{
+    struct zk_replica_status st;
+    zk_replica_status(e->n[i].r, &st);
+    return st.snapshots_rejected;
+}
+
+/* A learner that rejects every snapshot is not streamed the whole tree
+ * as fast as it asks: the first retry goes at once, later ones are
+ * spaced by a gap that doubles from 500 ms (ENS_SNAP_RETRY_MIN_MS), the
+ * connection dropped meanwhile (snapshots_held). Once snapshots are
+ * whole again the node catches up, within the gap. */
+START_TEST(rejected_snapshots_are_spaced)
+{
+    struct env e;
+    struct zk_replica_status st;
+    unsigned all = 7;
+    int lag, other;
+
+    far_behind_setup(&e, &lag, &other, 0);
+    zk__ens_test_snap_fault(ZK__SNAP_FAULT_FLIP);
+    node_start(&e, lag, good[lag]);
+    uint64_t want[2] = {(uint64_t)lag, 1};   /* two rejected: one retry */
+    ck_assert_msg(run_until(&e, rejected_more, want), "no retry rejected");
+    uint64_t r0 = rejected_on(&e, lag);
+    run_for(&e, 2500);
+    uint64_t r1 = rejected_on(&e, lag);
+    /* Gaps of 500, 1000 and 2000 ms: at most 3 more in 2.5 s (without
+     * the spacing, one every few hundred ms). */
+    ck_assert_msg(r1 - r0 <= 3, "%llu snapshots rejected in 2.5 s",
+                  (unsigned long long)(r1 - r0));
+    zk_replica_status(e.n[leader_any(&e) - 1].r, &st);
+    ck_assert_uint_ge(st.snapshots_held, 1);
+    zk__ens_test_snap_fault(0);
+    struct resolve_arg ra = {"/s3", all};
+    ck_assert_msg(run_until(&e, resolved_on_all, &ra), "no catch-up");
+    ck_assert_msg(run_until(&e, settled, &all), "lagging node not back");
+    env_stop(&e);
+}
+END_TEST
+
 /* A log record (entry envelope) read back at start is refused when its
  * entry type is unknown, and the core refuses to restore such an entry:
  * before, it was applied as a session close and sent in DIFFs that every
@@ -782,6 +836,7 @@ Suite *ensemble_suite(void)
 #endif
     tcase_add_test(tc, far_behind_catches_up_by_snapshot);
     tcase_add_test(tc, corrupt_snapshots_are_rejected);
+    tcase_add_test(tc, rejected_snapshots_are_spaced);
     tcase_add_test(tc, log_envelope_checks_the_entry_type);
     suite_add_tcase(s, tc);
     return s;

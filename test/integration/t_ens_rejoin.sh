@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# t_ens_rejoin.sh — a replica whose store holds transactions the quorum
+# never committed rejoins, rebuilt from the leader's snapshot (issue 11
+# item 3), instead of refusing the leader's sync at every retry.
+#
+# How the situation is made: two replicas "lose their last writes" (their
+# data directories are put back to copies taken while all three were
+# stopped), so the third has applied transactions the two never saw. The
+# two elect a leader in the same epoch the lost writes had (it follows
+# their accepted epoch), commit fewer transactions than the third
+# applied, and then the third comes back: its applied zxid is not in the
+# leader's history, the TRUNC point is below what it applied. Before the
+# fix the leader sent TRUNC, the learner refused it ("TRUNC outside our
+# log") and asked again, for good; a SNAP below its applied zxid was
+# refused the same way ("unusable SNAP").
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ens_lib.sh"
+
+ens_setup 3
+ens_start_all
+A=$(ens_follower)
+others=()
+for i in 1 2 3; do [ "$i" = "$A" ] || others+=("$i"); done
+B=${others[0]} C=${others[1]}
+for i in 1 2 3; do echo "f$i" >"$(ens_mnt "$B")/f$i"; done
+ens_wait_synced
+for i in 1 2 3; do ens_stop "$i"; done
+cp -a "$(ens_data "$B")" "$ZK_TMP/old$B"
+cp -a "$(ens_data "$C")" "$ZK_TMP/old$C"
+
+log "all three commit more; then $B and $C lose it"
+ens_start_all
+for i in 1 2 3 4 5 6; do echo "g$i" >"$(ens_mnt "$A")/g$i"; done
+ens_wait_synced
+za=$(ens_field "$A" zxid)
+for i in 1 2 3; do ens_stop "$i"; done
+for i in "$B" "$C"; do
+    rm -rf "$(ens_data "$i")"
+    mv "$ZK_TMP/old$i" "$(ens_data "$i")"
+done
+ens_start "$B"
+ens_start "$C"
+ens_wait_leader
+echo h1 >"$(ens_mnt "$B")/h1"
+ens_wait_synced
+zb=$(ens_field "$B" zxid)
+log "replica $A applied $za; the quorum is at $zb"
+[ $((za)) -gt $((zb)) ] || fail "the quorum is not behind $A ($zb >= $za): no test"
+
+log "replica $A comes back"
+ens_start "$A"
+ens_wait_synced 60
+ens_trees_identical
+grep -q "installed a snapshot" "$ZK_TMP/zkfs.r$A.log" ||
+    fail "replica $A was not rebuilt from a snapshot"
+grep -E "behind the last applied|installed a snapshot" "$ZK_TMP/zkfs.r$A.log" | tail -2
+mA=$(ens_mnt "$A")
+[ -e "$mA/g1" ] && fail "a transaction the quorum never committed is still on $A"
+assert_eq h1 "$(cat "$mA/h1")" "the quorum's write on $A"
+echo a1 >"$mA/a1" || fail "a write on the rejoined $A"
+ens_wait_cat "$B" a1 a1
+# The leader did not have to stream again and again.
+n=$(grep -c "streaming a snapshot" "$ZK_TMP/zkfs.r$(ens_leader).log" || true)
+[ "$n" -le 2 ] || fail "the leader streamed $n snapshots"
+log ok
