@@ -408,3 +408,87 @@ ens_reap_killed() {
     fusermount3 -u -z "$(ens_mnt "$i")" 2>/dev/null || true
     ENS_UP[$i]=0
 }
+
+# --- replicas in network namespaces (t_ens_partition, t_ens_linear) -----
+#
+# Replica I runs in netns ${ENS_NSP}rI at 10.200.0.I, all joined by veth
+# pairs to a bridge in a hub netns; ens_net_cut I (`ip -n HUB link set vI
+# down`) cuts replica I off, ens_net_heal I heals. Daemons are started
+# with `nsenter --net=...` (only the network namespace changes: `ip netns
+# exec` would also give them a new mount namespace, and their FUSE mounts
+# would be invisible here). The caller's EXIT trap must run
+# ens_net_cleanup before zk__cleanup:
+#   trap 'rc=$?; ens_net_cleanup; (exit $rc); zk__cleanup' EXIT
+
+ENS_NSP=zkp$$
+ENS_NETS=()
+
+ens_net_cleanup() {
+    local n
+    set +e
+    for n in "${ENS_NETS[@]}"; do
+        ip netns del "$n" 2>/dev/null
+    done
+    ip link del "${ENS_NSP}a" 2>/dev/null
+    return 0
+}
+
+# ens_net_setup N [CFG-LINE...]: the namespaces, the bridge, a secret and
+# one config per replica (servers at 10.200.0.I:2888, the given lines).
+ens_net_setup() {
+    local n=$1 i j line hub=${ENS_NSP}h
+    shift
+    command -v ip >/dev/null || fail "ip (iproute2) is needed (scripts/deps.sh --tests)"
+    command -v nsenter >/dev/null || fail "nsenter (util-linux) is needed (scripts/deps.sh --tests)"
+    ip netns add "$hub"
+    ENS_NETS+=("$hub")
+    ip -n "$hub" link add br0 type bridge
+    ip -n "$hub" link set br0 up
+    for i in $(seq 1 "$n"); do
+        ip netns add "${ENS_NSP}r$i"
+        ENS_NETS+=("${ENS_NSP}r$i")
+        ip link add "${ENS_NSP}a" type veth peer name "${ENS_NSP}b"
+        ip link set "${ENS_NSP}a" netns "$hub"
+        ip link set "${ENS_NSP}b" netns "${ENS_NSP}r$i"
+        ip -n "$hub" link set "${ENS_NSP}a" name "v$i"
+        ip -n "$hub" link set "v$i" master br0
+        ip -n "$hub" link set "v$i" up
+        ip -n "${ENS_NSP}r$i" link set "${ENS_NSP}b" name eth0
+        ip -n "${ENS_NSP}r$i" addr add "10.200.0.$i/24" dev eth0
+        ip -n "${ENS_NSP}r$i" link set eth0 up
+        ip -n "${ENS_NSP}r$i" link set lo up
+    done
+    log "netns $hub (bridge) and ${ENS_NSP}r1..$n at 10.200.0.1..$n"
+    ENS_N=$n
+    head -c 32 /dev/urandom >"$ZK_TMP/secret"
+    chmod 600 "$ZK_TMP/secret"
+    for i in $(seq 1 "$n"); do
+        {
+            echo "dataDir=$(ens_data "$i")"
+            echo "secretFile=$ZK_TMP/secret"
+            for line in "$@"; do echo "$line"; done
+            for j in $(seq 1 "$n"); do echo "server.$j=10.200.0.$j:2888"; done
+        } >"$(ens_cfg "$i")"
+    done
+}
+
+ens_net_cut() { ip -n "${ENS_NSP}h" link set "v$1" down; }
+ens_net_heal() { ip -n "${ENS_NSP}h" link set "v$1" up; }
+
+# ens_net_launch I: ens_launch with the daemon in replica I's network
+# namespace (nsenter execs zkfs, so $! is the daemon's pid).
+ens_net_launch() {
+    local i=$1 mnt logf
+    mnt=$(ens_mnt "$i")
+    mkdir -p "$mnt"
+    logf=$ZK_TMP/zkfs.r$i.log
+    echo "=== start $(date +%T.%N)" >>"$logf"
+    nsenter --net="/run/netns/${ENS_NSP}r$i" \
+        "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$mnt" >>"$logf" 2>&1 &
+    ZK_PID=$!
+    ZK_PIDS+=("$ZK_PID")
+    ZK_MOUNTS+=("$mnt")
+    ZK_PID_OF[$mnt]=$ZK_PID
+    ENS_UP[$i]=1
+    log "started replica $i pid $ZK_PID in netns ${ENS_NSP}r$i on $mnt"
+}

@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# Network partitions of a 3-replica ensemble, with real network namespaces:
-# replica I runs in netns zkp<pid>rI at 10.200.0.I, all joined by veth pairs
-# to a bridge in a hub netns; `ip -n HUB link set vI down` (net_cut) cuts replica I
-# off, `up` heals. Daemons are started with `nsenter --net=...` (only the
-# network namespace changes: `ip netns exec` would also give them a new
-# mount namespace, and their FUSE mounts would be invisible here).
+# Network partitions of a 3-replica ensemble, with real network namespaces
+# (ens_net_setup in ens_lib.sh: replica I at 10.200.0.I behind a bridge;
+# net_cut I cuts it off, net_heal I heals).
 #  1. a FOLLOWER cut off (it holds an ephemeral): the majority goes on
 #     committing; the cut-off replica serves reads of old data, says
 #     "stale":true within a few seconds, fails a write with ETIMEDOUT after
@@ -25,83 +22,18 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
-command -v ip >/dev/null || fail "ip (iproute2) is needed (scripts/deps.sh --tests)"
-command -v nsenter >/dev/null || fail "nsenter (util-linux) is needed (scripts/deps.sh --tests)"
-
-NSP=zkp$$
-HUB=${NSP}h
-NETS=()
-
-ns_cleanup() {
-    local n
-    set +e
-    for n in "${NETS[@]}"; do
-        ip netns del "$n" 2>/dev/null
-    done
-    ip link del "${NSP}a" 2>/dev/null
-    return 0
-}
 # lib.sh's trap kills every daemon and unmounts; the namespaces go first
 # (the hub's veths vanish with it, the replicas' once their daemon died).
-trap 'rc=$?; ns_cleanup; (exit $rc); zk__cleanup' EXIT
+trap 'rc=$?; ens_net_cleanup; (exit $rc); zk__cleanup' EXIT
 
 now() { printf '%s' "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 
-# --- the network ----------------------------------------------------------
-ip netns add "$HUB"
-NETS+=("$HUB")
-ip -n "$HUB" link add br0 type bridge
-ip -n "$HUB" link set br0 up
-for i in 1 2 3; do
-    ip netns add "${NSP}r$i"
-    NETS+=("${NSP}r$i")
-    ip link add "${NSP}a" type veth peer name "${NSP}b"
-    ip link set "${NSP}a" netns "$HUB"
-    ip link set "${NSP}b" netns "${NSP}r$i"
-    ip -n "$HUB" link set "${NSP}a" name "v$i"
-    ip -n "$HUB" link set "v$i" master br0
-    ip -n "$HUB" link set "v$i" up
-    ip -n "${NSP}r$i" link set "${NSP}b" name eth0
-    ip -n "${NSP}r$i" addr add "10.200.0.$i/24" dev eth0
-    ip -n "${NSP}r$i" link set eth0 up
-    ip -n "${NSP}r$i" link set lo up
-done
-log "netns $HUB (bridge) and ${NSP}r1..3 at 10.200.0.1..3"
-
-net_cut() { ip -n "$HUB" link set "v$1" down; }
-net_heal() { ip -n "$HUB" link set "v$1" up; }
-
-# --- the ensemble -----------------------------------------------------------
-ENS_N=3
-head -c 32 /dev/urandom >"$ZK_TMP/secret"
-chmod 600 "$ZK_TMP/secret"
-for i in 1 2 3; do
-    {
-        echo "dataDir=$(ens_data "$i")"
-        echo "secretFile=$ZK_TMP/secret"
-        for j in 1 2 3; do echo "server.$j=10.200.0.$j:2888"; done
-    } >"$(ens_cfg "$i")"
-done
-
-# launch I: ens_launch with the daemon in replica I's network namespace
-# (nsenter execs zkfs, so $! is the daemon's pid).
-launch() {
-    local i=$1 mnt logf
-    mnt=$(ens_mnt "$i")
-    mkdir -p "$mnt"
-    logf=$ZK_TMP/zkfs.r$i.log
-    echo "=== start $(date +%T.%N)" >>"$logf"
-    nsenter --net="/run/netns/${NSP}r$i" \
-        "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$mnt" >>"$logf" 2>&1 &
-    ZK_PID=$!
-    ZK_PIDS+=("$ZK_PID")
-    ZK_MOUNTS+=("$mnt")
-    ZK_PID_OF[$mnt]=$ZK_PID
-    ENS_UP[$i]=1
-    log "started replica $i pid $ZK_PID in netns ${NSP}r$i on $mnt"
-}
-for i in 1 2 3; do launch "$i"; done
+# --- the network and the ensemble --------------------------------------------
+ens_net_setup 3
+net_cut() { ens_net_cut "$@"; }
+net_heal() { ens_net_heal "$@"; }
+for i in 1 2 3; do ens_net_launch "$i"; done
 for i in 1 2 3; do ens__wait_mounted "$i"; done
 ens_wait_leader 30
 [ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/net")" != "$(readlink /proc/self/ns/net)" ] ||
