@@ -17,6 +17,7 @@
 
 ENS_N=0
 ENS_BASE=0
+ENS_NET=0                # 1 after ens_net_setup
 declare -A ENS_UP=()     # id -> 1 while running
 
 # ens_mnt I / ens_data I / ens_cfg I
@@ -81,14 +82,18 @@ ens_launch() {
     mkdir -p "$mnt"
     logf=$ZK_TMP/zkfs.r$i.log
     echo "=== start $(date +%T.%N)" >>"$logf"
-    "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$@" "$mnt" \
+    # In its network namespace after ens_net_setup (nsenter execs zkfs,
+    # so $! is the daemon's pid).
+    local pre=()
+    [ "$ENS_NET" = 1 ] && pre=(nsenter --net="/run/netns/${ENS_NSP}r$i")
+    "${pre[@]}" "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$@" "$mnt" \
         >>"$logf" 2>&1 &
     ZK_PID=$!
     ZK_PIDS+=("$ZK_PID")
     ZK_MOUNTS+=("$mnt")
     ZK_PID_OF[$mnt]=$ZK_PID
     ENS_UP[$i]=1
-    log "started replica $i pid $ZK_PID on $mnt (log $logf)"
+    log "started replica $i pid $ZK_PID on $mnt${pre[*]:+ (${pre[*]})} (log $logf)"
 }
 
 ens__wait_mounted() {
@@ -460,6 +465,7 @@ ens_net_setup() {
     done
     log "netns $hub (bridge) and ${ENS_NSP}r1..$n at 10.200.0.1..$n"
     ENS_N=$n
+    ENS_NET=1
     head -c 32 /dev/urandom >"$ZK_TMP/secret"
     chmod 600 "$ZK_TMP/secret"
     for i in $(seq 1 "$n"); do
@@ -474,21 +480,3 @@ ens_net_setup() {
 
 ens_net_cut() { ip -n "${ENS_NSP}h" link set "v$1" down; }
 ens_net_heal() { ip -n "${ENS_NSP}h" link set "v$1" up; }
-
-# ens_net_launch I: ens_launch with the daemon in replica I's network
-# namespace (nsenter execs zkfs, so $! is the daemon's pid).
-ens_net_launch() {
-    local i=$1 mnt logf
-    mnt=$(ens_mnt "$i")
-    mkdir -p "$mnt"
-    logf=$ZK_TMP/zkfs.r$i.log
-    echo "=== start $(date +%T.%N)" >>"$logf"
-    nsenter --net="/run/netns/${ENS_NSP}r$i" \
-        "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$mnt" >>"$logf" 2>&1 &
-    ZK_PID=$!
-    ZK_PIDS+=("$ZK_PID")
-    ZK_MOUNTS+=("$mnt")
-    ZK_PID_OF[$mnt]=$ZK_PID
-    ENS_UP[$i]=1
-    log "started replica $i pid $ZK_PID in netns ${ENS_NSP}r$i on $mnt"
-}

@@ -46,9 +46,7 @@ mkdir -p "$H"
 # tickTime 100: a dead link is noticed after 0.5 s, a write without a
 # quorum fails after 1.5 s, so many faults fit in the run.
 ens_net_setup 3 tickTime=100 sessionTimeout=2000
-for i in 1 2 3; do ens_net_launch "$i"; done
-for i in 1 2 3; do ens__wait_mounted "$i"; done
-ens_wait_leader 30
+ens_start_all
 "$client" setup "$(ens_mnt 1)" "$GENS" "$KEYS" "$H/init" ||
     fail "could not create the keys"
 ens_wait_synced 30
@@ -76,12 +74,6 @@ note() {
     log "fault at $(elapsed) s: $*"
 }
 
-# restart I: replica I again, in its namespace, once its mount serves.
-restart() {
-    ens_net_launch "$1"
-    ens__wait_mounted "$1"
-}
-
 # pick ROLE: a live replica in ROLE (leader or follower), after waiting
 # (10 s at most) for an agreed leader; any live replica if there is none.
 pick() {
@@ -97,7 +89,7 @@ kill9_round() {
     note "kill -9 of $1 $r (pid $(ens_pid "$r"))"
     ens_kill9 "$r"
     sleep 1.5
-    restart "$r"
+    ens_start "$r"
     note "replica $r restarted"
 }
 

@@ -33,9 +33,7 @@ since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; 
 ens_net_setup 3
 net_cut() { ens_net_cut "$@"; }
 net_heal() { ens_net_heal "$@"; }
-for i in 1 2 3; do ens_net_launch "$i"; done
-for i in 1 2 3; do ens__wait_mounted "$i"; done
-ens_wait_leader 30
+ens_start_all
 [ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/net")" != "$(readlink /proc/self/ns/net)" ] ||
     fail "replica 1 runs in the test's network namespace"
 [ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ] ||

@@ -190,26 +190,31 @@ static int parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
+/* The index of s in names[0..n), or -EINVAL. */
+static int lookup(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -EINVAL;
+}
+
 static int parse_op(const char *s, enum lin_op *out)
 {
-    static const char *names[] = {"w", "cas", "r", "v"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = (enum lin_op)i;
-            return 0;
-        }
-    return -EINVAL;
+    static const char *const names[] = {"w", "cas", "r", "v"};
+    int i = lookup(s, names, 4);
+    if (i >= 0)
+        *out = (enum lin_op)i;
+    return i < 0 ? i : 0;
 }
 
 static int parse_status(const char *s, enum lin_status *out)
 {
-    static const char *names[] = {"ok", "bad", "info", "fail"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = (enum lin_status)i;
-            return 0;
-        }
-    return -EINVAL;
+    static const char *const names[] = {"ok", "bad", "info", "fail"};
+    int i = lookup(s, names, 4);
+    if (i >= 0)
+        *out = (enum lin_status)i;
+    return i < 0 ? i : 0;
 }
 
 /* Splits line into at most max white-space separated tokens. */
