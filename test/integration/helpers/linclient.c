@@ -61,6 +61,7 @@
 #define PAUSE_US_MAX 4000        /* between two operations, at random */
 
 static int hist_fd = -1;
+static dev_t ctl_dev;            /* the mount the last ctl() talked to */
 static int no_sync;              /* LIN_NO_SYNC=1: reads skip the sync */
 static int proc_id;
 static int64_t op_id;
@@ -111,6 +112,8 @@ static int ctl(const char *mnt, const char *hdr, const char *payload,
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return 1 + errno;
+    struct stat st;
+    ctl_dev = fstat(fd, &st) == 0 ? st.st_dev : 0;
     uint32_t len = (uint32_t)(hl + pl);
     req[0] = (char)(len >> 24), req[1] = (char)(len >> 16);
     req[2] = (char)(len >> 8), req[3] = (char)len;
@@ -197,14 +200,29 @@ static void op_cas(const char *mnt, struct key *k, const char *val)
     }
 }
 
-/* "sync PATH": 0 when the barrier passed. */
-static int sync_key(const char *mnt, const struct key *k)
+/* "sync PATH": 0 when the barrier passed, with the device number of the
+ * mount that passed it in *dev. A read is kept only if it was served by
+ * that same mount: a daemon killed and mounted again in between (a new
+ * FUSE connection, a new device number) may not have caught up. */
+static int sync_key(const char *mnt, const struct key *k, dev_t *dev)
 {
     char hdr[128], body[RESP_MAX];
     int code;
     snprintf(hdr, sizeof(hdr), "sync\t%s\n", k->znode);
-    return ctl(mnt, hdr, NULL, &code, body, sizeof(body)) == 0 && code == 0
-               ? 0 : -1;
+    *dev = 0;
+    if (no_sync)
+        return 0;
+    if (ctl(mnt, hdr, NULL, &code, body, sizeof(body)) != 0 || code != 0)
+        return -1;
+    *dev = ctl_dev;
+    return 0;
+}
+
+/* Whether fd is on the mount of device dev (any, without a sync). */
+static int same_mount(int fd, dev_t dev)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && (no_sync || st.st_dev == dev);
 }
 
 /* Makes buf one history token: printable, no white space, not empty. */
@@ -238,11 +256,15 @@ static void op_read(const char *mnt, struct key *k)
     int64_t id = ++op_id, t0 = now_ns();
     ssize_t n = -1;
 
-    if (no_sync || sync_key(mnt, k) == 0) {
+    dev_t dev;
+
+    if (sync_key(mnt, k, &dev) == 0) {
         int fd = open(k->path, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             n = read(fd, buf, 40);
             learn_version(fd, k);
+            if (!same_mount(fd, dev))
+                n = -1;
             if (close(fd) != 0)
                 n = -1;
         }
@@ -261,10 +283,13 @@ static void op_version(const char *mnt, struct key *k)
     int code;
     int64_t id = ++op_id, t0 = now_ns();
 
-    if (!no_sync && sync_key(mnt, k) != 0)
+    dev_t dev;
+
+    if (sync_key(mnt, k, &dev) != 0)
         return;
     snprintf(hdr, sizeof(hdr), "stat\t%s\n", k->znode);
-    if (ctl(mnt, hdr, NULL, &code, body, sizeof(body)) != 0 || code != 0)
+    if (ctl(mnt, hdr, NULL, &code, body, sizeof(body)) != 0 || code != 0 ||
+        (!no_sync && ctl_dev != dev))
         return;
     int64_t t1 = now_ns();
     long ver = stat_field(body, "version");
