@@ -201,8 +201,8 @@ static int lookup(const char *s, const char *const *names, int n)
 
 static int parse_op(const char *s, enum lin_op *out)
 {
-    static const char *const names[] = {"w", "cas", "r", "v"};
-    int i = lookup(s, names, 4);
+    static const char *const names[] = {"w", "cas", "r", "v", "c", "d"};
+    int i = lookup(s, names, 6);
     if (i >= 0)
         *out = (enum lin_op)i;
     return i < 0 ? i : 0;
@@ -237,7 +237,9 @@ static int add_init(struct lin_history *h, char **tok)
         return err;
     if (parse_u32(tok[3], &ver) < 0 || h->init[k].set)
         return -EINVAL;
-    if ((err = strtab_intern(&h->values, tok[2], &v)) < 0)
+    if (strcmp(tok[2], "<absent>") == 0)
+        v = LIN_ABSENT;
+    else if ((err = strtab_intern(&h->values, tok[2], &v)) < 0)
         return err;
     h->init[k] = (struct lin_key_init){true, v, ver};
     return 0;
@@ -248,7 +250,8 @@ static int parse_fields(struct lin_history *h, char **tok, struct lin_event *e)
 {
     if (parse_op(tok[5], &e->op) < 0 || parse_status(tok[8], &e->status) < 0)
         return -EINVAL;
-    if (e->status == LIN_BAD && e->op != LIN_CAS)
+    if (e->status == LIN_BAD && (e->op == LIN_W || e->op == LIN_R ||
+                                 e->op == LIN_V))
         return -EINVAL;
     bool done = e->status == LIN_OK;
     switch (e->op) {
@@ -261,9 +264,17 @@ static int parse_fields(struct lin_history *h, char **tok, struct lin_event *e)
             return -EINVAL;
         return strtab_intern(&h->values, tok[7], &e->value);
     case LIN_R:
+        if (done && strcmp(tok[9], "<absent>") == 0) {
+            e->value = LIN_ABSENT;
+            return 0;
+        }
         return done ? strtab_intern(&h->values, tok[9], &e->value) : 0;
     case LIN_V:
         return done ? parse_u32(tok[9], &e->ver) : 0;
+    case LIN_C:
+        return strtab_intern(&h->values, tok[6], &e->value);
+    case LIN_D:
+        return 0;
     }
     return -EINVAL;
 }
@@ -382,10 +393,31 @@ int lin_history_parse(struct lin_history *h, const char *text, char *err,
 #define ST_VALUE(s)    ((uint32_t)((s) >> 32))
 #define ST_VER(s)      ((uint32_t)(s))
 
-/* Whether op e may take effect in state s, and the state after it. */
+/* Whether op e may take effect in state s, and the state after it. A
+ * file that does not exist has value LIN_ABSENT: only a create, a read
+ * and a refused delete are possible then. */
 static bool model_step(uint64_t s, const struct lin_event *e, uint64_t *next)
 {
+    bool exists = ST_VALUE(s) != LIN_ABSENT;
     *next = s;
+    switch (e->op) {
+    case LIN_C:
+        if (e->status == LIN_BAD)
+            return exists;
+        *next = ST(e->value, 0);
+        return !exists;
+    case LIN_D:
+        if (e->status == LIN_BAD)
+            return !exists;
+        *next = ST(LIN_ABSENT, 0);
+        return exists;
+    case LIN_R:
+        return ST_VALUE(s) == e->value;
+    default:
+        break;
+    }
+    if (!exists)
+        return false;
     switch (e->op) {
     case LIN_W:
         *next = ST(e->value, ST_VER(s) + 1);
@@ -399,12 +431,11 @@ static bool model_step(uint64_t s, const struct lin_event *e, uint64_t *next)
             return false;
         *next = ST(e->value, e->ver + 1);
         return true;
-    case LIN_R:
-        return ST_VALUE(s) == e->value;
     case LIN_V:
         return ST_VER(s) == e->ver;
+    default:
+        return false;
     }
-    return false;
 }
 
 /* ======================== the memo ===================================== */
@@ -674,8 +705,7 @@ static int check_ops(const struct lin_event *const *ops, size_t n,
 
 static bool is_observation(const struct lin_event *e)
 {
-    return e->op == LIN_R || e->op == LIN_V ||
-           (e->op == LIN_CAS && e->status == LIN_BAD);
+    return e->op == LIN_R || e->op == LIN_V || e->status == LIN_BAD;
 }
 
 /* The ops of a key as they were known at time t: operations invoked after
@@ -766,17 +796,21 @@ static void print_op(FILE *f, const struct lin_history *h,
         fprintf(f, "%9s ms  ", "(never)");
     else
         fprintf(f, "%9.3f ms  ", (e->t1 - t_base) / 1e6);
-    const char *val = h->values.s[e->value];
+    const char *val = e->value == LIN_ABSENT ? "<absent>"
+                                             : h->values.s[e->value];
     switch (e->op) {
     case LIN_W: fprintf(f, "write %s", val); break;
     case LIN_CAS: fprintf(f, "cas version %" PRIu32 " -> %s", e->ver, val); break;
     case LIN_R: fprintf(f, "read -> %s", val); break;
     case LIN_V: fprintf(f, "version -> %" PRIu32, e->ver); break;
+    case LIN_C: fprintf(f, "create %s", val); break;
+    case LIN_D: fprintf(f, "delete"); break;
     }
     if (e->op == LIN_CAS && e->status == LIN_OK)
         fprintf(f, ": ok, version %" PRIu32, e->new_ver);
     else if (e->status == LIN_BAD)
-        fprintf(f, ": version mismatch");
+        fprintf(f, e->op == LIN_C ? ": exists" : e->op == LIN_D
+                   ? ": does not exist" : ": version mismatch");
     else if (e->status == LIN_INFO)
         fprintf(f, ": indeterminate");
     fprintf(f, "   (line %d)\n", e->line);
@@ -840,7 +874,8 @@ static int explain(FILE *f, const struct lin_history *h, int key,
             "is already not linearizable when the operation completing at "
             "%.3f ms returns; a smallest failing part (%zu of its %zu "
             "operations; times in ms from the key's first invocation):\n",
-            h->keys.s[key], h->values.s[ST_VALUE(init)], ST_VER(init),
+            h->keys.s[key], ST_VALUE(init) == LIN_ABSENT ? "<absent>"
+                            : h->values.s[ST_VALUE(init)], ST_VER(init),
             (t - base) / 1e6, k, n);
     for (size_t i = 0; i < k; i++)
         print_op(f, h, pre[i], base);

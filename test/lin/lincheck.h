@@ -27,8 +27,12 @@
  *   w   VALUE -       write of VALUE; ok | info
  *   cas VER   VALUE   write of VALUE if the version is VER; ok with RET the
  *                     new version, bad (the version differed), info
- *   r   -     -       read; ok with RET the value read
+ *   r   -     -       read; ok with RET the value read, or <absent> when
+ *                     the file did not exist
  *   v   -     -       version read; ok with RET the version
+ *   c   VALUE -       exclusive create of the file holding VALUE (version
+ *                     0); ok, bad (it existed), info
+ *   d   -     -       delete; ok, bad (it did not exist), info
  *
  * STATUS fail means the operation certainly had no effect: it is dropped,
  * as are reads and version reads that did not succeed. Tokens are at most
@@ -43,8 +47,9 @@
 
 #define LIN_TOKEN_MAX 63
 #define LIN_T_INF     INT64_MAX
+#define LIN_ABSENT    UINT32_MAX  /* the value of a file that does not exist */
 
-enum lin_op { LIN_W, LIN_CAS, LIN_R, LIN_V };
+enum lin_op { LIN_W, LIN_CAS, LIN_R, LIN_V, LIN_C, LIN_D };
 enum lin_status { LIN_OK, LIN_BAD, LIN_INFO, LIN_FAIL };
 enum lin_verdict { LIN_LINEARIZABLE, LIN_VIOLATION, LIN_UNKNOWN };
 
@@ -55,7 +60,8 @@ struct lin_event {
     int key;                   /* index into the history's key table */
     enum lin_op op;
     enum lin_status status;
-    uint32_t value;            /* value written (w, cas) or read (r) */
+    uint32_t value;            /* value written (w, cas, c) or read (r);
+                                  LIN_ABSENT: read "<absent>" */
     uint32_t ver;              /* cas: expected version; v: version read */
     uint32_t new_ver;          /* cas ok: the version it reported */
     int line;                  /* line in the input, for messages */

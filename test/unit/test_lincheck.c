@@ -4,7 +4,8 @@
  * (overlapping operations in either order, indeterminate writes that did
  * or did not happen) and violations (a stale read, a lost write, a
  * conditional write accepted against a stale version, a read of a value
- * never written, a version that went back), so that the checker itself
+ * never written, a version that went back, two winning exclusive creates,
+ * a deleted file read after its delete), so that the checker itself
  * can be seen to fail. Times are in nanoseconds; "I" marks an
  * indeterminate operation.
  */
@@ -163,6 +164,43 @@ START_TEST(indeterminate_ops_may_or_may_not_happen)
 }
 END_TEST
 
+START_TEST(create_and_delete)
+{
+    /* Delete, then an exclusive create: version 0 again. */
+    ck_assert_int_eq(verdict(INIT
+        "1 1 10 20 k w b - ok -\n"
+        "1 2 30 40 k d - - ok -\n"
+        "2 1 50 60 k r - - ok <absent>\n"
+        "2 2 70 80 k d - - bad -\n"
+        "1 3 90 100 k c n - ok -\n"
+        "2 3 110 120 k c m - bad -\n"
+        "2 4 130 140 k v - - ok 0\n"
+        "2 5 150 160 k r - - ok n\n"), LIN_LINEARIZABLE);
+    /* Two exclusive creates cannot both win, however they overlap. */
+    ck_assert_int_eq(verdict(INIT
+        "1 1 10 20 k d - - ok -\n"
+        "1 2 30 60 k c n - ok -\n"
+        "2 1 40 70 k c m - ok -\n"), LIN_VIOLATION);
+    /* A deleted file read after the delete completed: stale. */
+    ck_assert_int_eq(verdict(INIT
+        "1 1 10 20 k d - - ok -\n"
+        "2 1 30 40 k r - - ok a\n"), LIN_VIOLATION);
+    /* Nothing but a create brings it back; a write does not. */
+    ck_assert_int_eq(verdict(INIT
+        "1 1 10 20 k d - - ok -\n"
+        "1 2 30 40 k w b - ok -\n"), LIN_VIOLATION);
+    /* A create refused while the file is known to be gone. */
+    ck_assert_int_eq(verdict(INIT
+        "1 1 10 20 k d - - ok -\n"
+        "2 1 30 40 k c n - bad -\n"), LIN_VIOLATION);
+    /* A delete that timed out may have happened. */
+    ck_assert_int_eq(verdict(INIT
+        "1 1 10 - k d - - info -\n"
+        "2 1 30 40 k r - - ok <absent>\n"
+        "2 2 50 60 k c n - ok -\n"), LIN_LINEARIZABLE);
+}
+END_TEST
+
 START_TEST(keys_are_checked_apart)
 {
     /* k is fine, j holds a stale read. */
@@ -313,6 +351,7 @@ Suite *lincheck_suite(void)
     tcase_add_test(tc, cas_against_a_stale_version_is_a_violation);
     tcase_add_test(tc, read_of_a_value_never_written_is_a_violation);
     tcase_add_test(tc, indeterminate_ops_may_or_may_not_happen);
+    tcase_add_test(tc, create_and_delete);
     tcase_add_test(tc, keys_are_checked_apart);
     tcase_add_test(tc, a_later_line_replaces_the_invocation);
     tcase_add_test(tc, malformed_histories_are_refused);
