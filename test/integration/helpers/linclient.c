@@ -23,14 +23,19 @@
  * length at offset 0, close: the commit; no O_TRUNC, which would commit
  * an empty value by itself if the write failed), conditional write
  * (control file "set VERSION PATH", the version last seen by this client),
- * read (control file "sync PATH", then open, read, close) and version read
- * ("sync PATH", then "stat PATH"). A write or conditional write writes its
+ * read (control file "sync PATH", then open, read, close; a file that is
+ * not there reads as <absent>), version read ("sync PATH", then "stat
+ * PATH"), exclusive create ("create - PATH" with a value) and delete
+ * ("rm -1 PATH"), 7 % and 3 %. A write or conditional write writes its
  * line before it is invoked (indeterminate) and again when it completes,
  * so a client killed meanwhile leaves an indeterminate operation. Results:
  * a failure before anything reached the daemon (open of the file or of the
  * control file) is "fail"; a version mismatch (ESTALE) is "bad"; any other
  * failure of a write is "info" (it may have committed: ETIMEDOUT after a
  * lost quorum, ENOTCONN from a killed daemon); a failed read is "fail".
+ * A create that found the file (EEXIST) or a delete that did not
+ * (ENOENT) is "bad"; a write or conditional write whose file was gone
+ * (ENOENT: the commit names the file by inode and is refused) "fail".
  *
  * With LIN_NO_SYNC=1 in the environment, reads and version reads skip the
  * sync (plain local reads, only sequentially consistent: the checker must
@@ -168,9 +173,12 @@ static void op_write(const char *mnt, struct key *k, const char *val)
         return;
     }
     int ok = pwrite(fd, val, VAL_LEN, 0) == VAL_LEN;
-    ok = close(fd) == 0 && ok;
-    if (ok)
+    int rc = close(fd) == 0 ? 0 : errno;
+    if (ok && rc == 0)
         emit("%d %" PRId64 " %" PRId64 " %" PRId64 " %s w %s - ok -\n",
+             proc_id, id, t0, now_ns(), k->name, val);
+    else if (ok && rc == ENOENT)  /* the file was deleted: refused */
+        emit("%d %" PRId64 " %" PRId64 " %" PRId64 " %s w %s - fail -\n",
              proc_id, id, t0, now_ns(), k->name, val);
     /* else the line written before stays: indeterminate. */
 }
@@ -194,10 +202,41 @@ static void op_cas(const char *mnt, struct key *k, const char *val)
         k->known_ver = stat_field(body, "version");
         emit("%d %" PRId64 " %" PRId64 " %" PRId64 " %s cas %ld %s ok %ld\n",
              proc_id, id, t0, t1, k->name, ver, val, k->known_ver);
+    } else if (rc == 0 && code == -ENOENT) {
+        emit("%d %" PRId64 " %" PRId64 " %" PRId64 " %s cas %ld %s fail -\n",
+             proc_id, id, t0, t1, k->name, ver, val);
     } else if (rc == 0 && code == -ESTALE) {
         emit("%d %" PRId64 " %" PRId64 " %" PRId64 " %s cas %ld %s bad -\n",
              proc_id, id, t0, t1, k->name, ver, val);
     }
+}
+
+/* Exclusive create (control file "create - PATH", as `zkfs create`) or
+ * delete ("rm -1 PATH", as `zkfs rm`): ok, bad (EEXIST for a create,
+ * ENOENT for a delete: it certainly did nothing), fail (nothing reached
+ * the daemon), or the line written before stays: indeterminate. */
+static void op_create_delete(const char *mnt, struct key *k, const char *val,
+                             int create)
+{
+    char hdr[128], body[RESP_MAX];
+    const char *op = create ? "c" : "d", *arg = create ? val : "-";
+    int code, rc;
+    int64_t id = ++op_id, t0 = now_ns();
+
+    emit("%d %" PRId64 " %" PRId64 " - %s %s %s - info -\n", proc_id, id, t0,
+         k->name, op, arg);
+    if (create)
+        snprintf(hdr, sizeof(hdr), "create\t-\t%s\n", k->znode);
+    else
+        snprintf(hdr, sizeof(hdr), "rm\t-1\t%s\n", k->znode);
+    rc = ctl(mnt, hdr, create ? val : NULL, &code, body, sizeof(body));
+    const char *st = rc > 0 ? "fail" : rc < 0 ? NULL : code == 0 ? "ok"
+                   : code == (create ? -EEXIST : -ENOENT) ? "bad" : NULL;
+    if (st != NULL)
+        emit("%d %" PRId64 " %" PRId64 " %" PRId64 " %s %s %s - %s -\n",
+             proc_id, id, t0, now_ns(), k->name, op, arg, st);
+    if (create && code == 0 && rc == 0)
+        k->known_ver = 0;
 }
 
 /* "sync PATH": 0 when the barrier passed, with the device number of the
@@ -216,6 +255,17 @@ static int sync_key(const char *mnt, const struct key *k, dev_t *dev)
         return -1;
     *dev = ctl_dev;
     return 0;
+}
+
+/* Whether the key directory MNT/lin is on the mount of device dev: then
+ * an ENOENT for a file in it came from that daemon, not from the bare
+ * mountpoint directory of a killed one. */
+static int absent_on(const char *mnt, dev_t dev)
+{
+    char dir[4096];
+    struct stat st;
+    snprintf(dir, sizeof(dir), "%.4000s/lin", mnt);
+    return stat(dir, &st) == 0 && (no_sync || st.st_dev == dev);
 }
 
 /* Whether fd is on the mount of device dev (any, without a sync). */
@@ -267,12 +317,17 @@ static void op_read(const char *mnt, struct key *k)
                 n = -1;
             if (close(fd) != 0)
                 n = -1;
+        } else if (errno == ENOENT && absent_on(mnt, dev)) {
+            n = -2;
         }
     }
     int64_t t1 = now_ns();
-    if (n < 0)
+    if (n == -2)
+        strcpy(buf, "<absent>");
+    else if (n < 0)
         return;                 /* a failed read constrains nothing */
-    tokenize(buf, n);
+    else
+        tokenize(buf, n);
     emit("%d %" PRId64 " %" PRId64 " %" PRId64 " %s r - - ok %s\n", proc_id,
          id, t0, t1, k->name, buf);
 }
@@ -364,14 +419,16 @@ static int run(const char *mnt, const char *stop, int64_t start, long gen_ms,
         snprintf(val, sizeof(val), "p%02u-%07lu", (unsigned)proc_id % 100,
                  (unsigned long)++seq % 10000000);
         uint32_t r = rnd(100);
-        if (r < 30)
+        if (r < 28)
             op_write(mnt, key, val);
-        else if (r < 55)
+        else if (r < 50)
             op_cas(mnt, key, val);
-        else if (r < 85)
+        else if (r < 78)
             op_read(mnt, key);
-        else
+        else if (r < 90)
             op_version(mnt, key);
+        else
+            op_create_delete(mnt, key, val, r < 97);
         usleep(rnd(PAUSE_US_MAX));
     }
     return 0;
