@@ -851,8 +851,8 @@ static int cmp_t0(const void *a, const void *b)
     return x->t0 < y->t0 ? -1 : x->t0 > y->t0;
 }
 
-static int explain(FILE *f, const struct lin_history *h, int key,
-                   const struct lin_event *const *ops, size_t n,
+static int explain(FILE *f, size_t show_max, const struct lin_history *h,
+                   int key, const struct lin_event *const *ops, size_t n,
                    uint64_t init, uint64_t steps_max)
 {
     struct lin_event *tmp = malloc((n + 1) * sizeof(*tmp));
@@ -877,7 +877,12 @@ static int explain(FILE *f, const struct lin_history *h, int key,
             h->keys.s[key], ST_VALUE(init) == LIN_ABSENT ? "<absent>"
                             : h->values.s[ST_VALUE(init)], ST_VER(init),
             (t - base) / 1e6, k, n);
-    for (size_t i = 0; i < k; i++)
+    size_t from = show_max && k > show_max ? k - show_max : 0;
+    if (from > 0)
+        fprintf(f, "    (%zu earlier operations of the part not shown: "
+                "writes, creates and deletes are all kept, since leaving one "
+                "out could fail for another reason)\n", from);
+    for (size_t i = from; i < k; i++)
         print_op(f, h, pre[i], base);
 out:
     free(tmp);
@@ -921,7 +926,8 @@ static int check_key(struct lin_history *h, int k,
     r->ops = ops_of_key(h, k, ops, &r->dropped, &r->info);
     int rc = check_ops(ops, r->ops, init, steps_max, r);
     if (rc == 0 && r->verdict == LIN_VIOLATION && opts && opts->explain)
-        rc = explain(opts->explain, h, k, ops, r->ops, init, steps_max);
+        rc = explain(opts->explain, opts->explain_max, h, k, ops, r->ops,
+                     init, steps_max);
     return rc;
 }
 

@@ -94,6 +94,8 @@ struct lin_key_result {
 struct lin_options {
     uint64_t steps_max;        /* per key; 0 = LIN_STEPS_MAX_DEFAULT */
     FILE *explain;             /* where a violation's minimal part goes */
+    size_t explain_max;        /* print at most its last N operations;
+                                  0 = all */
 };
 
 #define LIN_STEPS_MAX_DEFAULT 20000000ULL

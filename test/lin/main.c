@@ -3,7 +3,10 @@
  * (lincheck.h): reads history files, checks every key, prints the figures
  * and the verdict, and for each violation its smallest failing part.
  *
- *   lincheck [-v] [--steps-max N] HISTORY...
+ *   lincheck [-v] [--steps-max N] [--show N] HISTORY...
+ *
+ * -v prints every key's figures; --show N the last N operations of each
+ * violation's failing part (default 40, 0 = all).
  *
  * Exit status: 0 linearizable, 1 not linearizable, 3 unknown (the search
  * bound was reached for some key), 2 wrong usage or a malformed history.
@@ -20,7 +23,7 @@
 static int usage(const char *why)
 {
     fprintf(stderr, "lincheck: %s\nUsage: lincheck [-v] [--steps-max N] "
-            "HISTORY...\n", why);
+            "[--show N] HISTORY...\n", why);
     return 2;
 }
 
@@ -70,10 +73,11 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"steps-max", required_argument, NULL, 's'},
+        {"show", required_argument, NULL, 'n'},
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
     };
-    struct lin_options opts = {.explain = stdout};
+    struct lin_options opts = {.explain = stdout, .explain_max = 40};
     int c, verbose = 0;
     char *end, err[256];
 
@@ -85,6 +89,12 @@ int main(int argc, char **argv)
             opts.steps_max = strtoull(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || errno || !opts.steps_max)
                 return usage("--steps-max wants a positive number");
+        } else if (c == 'n') {
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno)
+                return usage("--show wants a number");
+            opts.explain_max = (size_t)v;
         } else {
             return usage("unknown option");
         }
