@@ -56,6 +56,9 @@ FS_SRCS      := $(filter-out fs/main.c,$(sort $(wildcard fs/*.c)))
 SIM_SRCS     := $(filter-out test/sim/main.c,$(sort $(wildcard test/sim/*.c)))
 UNIT_SRCS    := $(sort $(wildcard test/unit/test_*.c))
 BENCH_SRCS   := $(sort $(wildcard bench/*.c))
+# The linearizability checker (test/lin/): a library for the unit suite
+# and the lincheck command for t_ens_linear.
+LIN_OBJS     := $(B)/obj/test/lin/lincheck.o
 
 CORE_OBJS    := $(CORE_SRCS:%.c=$(B)/obj/%.o)
 LIB_OBJS     := $(CORE_OBJS) $(COMMON_SRCS:%.c=$(B)/obj/%.o) \
@@ -74,7 +77,7 @@ POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
         fuzz fuzz-seeds deb
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz \
      $(B)/test/probe $(B)/test/notify_listen $(B)/test/gone \
-     $(B)/test/versions
+     $(B)/test/versions $(B)/test/linclient $(B)/test/lincheck
 
 deps:
 	@scripts/deps.sh
@@ -111,7 +114,7 @@ $(CORE_OBJS): $(B)/obj/%.o: %.c | $(POISON)
 	$(CC) $(BASE_CFLAGS) -I$(B)/poison -I$(B)/poison/fuse3 -c $< -o $@
 
 $(filter-out $(CORE_OBJS),$(LIB_OBJS)) $(SIM_OBJS) $(B)/obj/test/sim/main.o \
-$(B)/obj/fs/main.o: $(B)/obj/%.o: %.c
+$(B)/obj/fs/main.o $(LIN_OBJS) $(B)/obj/test/lin/main.o: $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
@@ -145,7 +148,7 @@ $(B)/zkfs: $(B)/obj/fs/main.o $(B)/libzk.a
 $(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/libzkcore.a
 	$(CC) $(SANFLAGS) -o $@ $^ -lm
 
-$(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(B)/libzk.a
+$(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(LIN_OBJS) $(B)/libzk.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
 
 $(B)/bench/%: bench/%.c $(B)/libzk.a
@@ -156,6 +159,10 @@ $(B)/bench/%: bench/%.c $(B)/libzk.a
 $(B)/test/fsfuzz: test/fuzz/fsfuzz.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -o $@ $<
+
+$(B)/test/lincheck: $(B)/obj/test/lin/main.o $(LIN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^
 
 # The integration tests' own small programs (test/integration/helpers/),
 # built with the project's flags instead of by each test.

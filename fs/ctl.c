@@ -296,12 +296,20 @@ static int req_create(struct ctl *c, const struct zk__ctl_req *r)
     return zk__fs_propose1(c->fs, &op, create_done, c);
 }
 
+/* The answer of `zkfs set`: the stat its own transaction left, as
+ * ZooKeeper's setData returns it. Read from the store at answer time it
+ * could already show a later write (its version one more): a client that
+ * chains conditional writes on it would overwrite a value it never saw. */
 static void stat_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct ctl *c = arg;
+    char body[1024];
     int rc = zk__fs_result_err(err, res);
     if (rc)
         ctl_respond(c, rc, NULL, "", 0);
+    else if (res->ops[0].st.ino == res->ops[0].ino && res->ops[0].ino != 0)
+        ctl_respond(c, 0, NULL, body,
+                    stat_body(&res->ops[0].st, body, sizeof(body)));
     else
         respond_stat(c, res->ops[0].ino);
 }

@@ -95,6 +95,11 @@ struct zk_op_result {
                               conversion, committed: see store/lock.c)   */
     char path[ZK_PATH_MAX];/* ZK_OP_CREATE: the created path (sequential
                               suffix included); others: the op's path */
+    struct zk_stat st;     /* ZK_OP_SET_DATA, ZK_OP_APPEND that applied:
+                              the node's stat right after this op (a later
+                              transaction may have changed the node before
+                              the answer; in a txn that a later op failed,
+                              rolled back like the op); zeroed otherwise */
 };
 
 struct zk_apply_result {

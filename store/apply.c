@@ -404,6 +404,8 @@ static int op_set_data(struct ap *a, const struct zk_op *op,
         rc = zk__node_put(a->s, a->t, &n);
     if (rc == 0 && change_new(a, ZK_CHANGE_DATA, &n) == NULL)
         rc = -ENOMEM;
+    if (rc == 0)
+        r->st = n.st;
 out:
     free(buf);
     return rc;

@@ -12,15 +12,12 @@
 #   ens_kill9 I / ens_stop I / ens_start I
 #   ens_wait_synced             every live replica at the same zxid
 #   ens_tree I                  a canonical dump of replica I's tree
-#   ens_past_diff DIR           commits more than the DIFF window in DIR
 #
 # Ports: a random base in 20000..59999 per test, each port checked free.
 
 ENS_N=0
 ENS_BASE=0
-ENS_NETS=()              # network namespaces (ens_netns_setup)
-ENS_NSP=zkp$$
-ENS_HUB=${ENS_NSP}h
+ENS_NET=0                # 1 after ens_net_setup
 declare -A ENS_UP=()     # id -> 1 while running
 
 # ens_mnt I / ens_data I / ens_cfg I
@@ -77,17 +74,18 @@ ens_setup() {
     log "ensemble of $n on 127.0.0.1:$((ENS_BASE + 1))..$((ENS_BASE + n))"
 }
 
-# ens_launch I [MOUNT-ARGS...]: starts replica I without waiting (after
-# ens_netns_setup, in its network namespace: nsenter execs zkfs, so $! is
-# the daemon's pid).
+# ens_launch I [MOUNT-ARGS...]: starts replica I without waiting.
 ens_launch() {
-    local i=$1 mnt logf pre=()
+    local i=$1 mnt logf
     shift
     mnt=$(ens_mnt "$i")
     mkdir -p "$mnt"
     logf=$ZK_TMP/zkfs.r$i.log
     echo "=== start $(date +%T.%N)" >>"$logf"
-    [ "${#ENS_NETS[@]}" = 0 ] || pre=(nsenter --net="/run/netns/${ENS_NSP}r$i")
+    # In its network namespace after ens_net_setup (nsenter execs zkfs,
+    # so $! is the daemon's pid).
+    local pre=()
+    [ "$ENS_NET" = 1 ] && pre=(nsenter --net="/run/netns/${ENS_NSP}r$i")
     "${pre[@]}" "$ZKFS" mount -f -c "$(ens_cfg "$i")" --id "$i" "$@" "$mnt" \
         >>"$logf" 2>&1 &
     ZK_PID=$!
@@ -95,7 +93,7 @@ ens_launch() {
     ZK_MOUNTS+=("$mnt")
     ZK_PID_OF[$mnt]=$ZK_PID
     ENS_UP[$i]=1
-    log "started replica $i pid $ZK_PID on $mnt (log $logf)"
+    log "started replica $i pid $ZK_PID on $mnt${pre[*]:+ (${pre[*]})} (log $logf)"
 }
 
 ens__wait_mounted() {
@@ -301,19 +299,6 @@ ens_writer() {
     done
 }
 
-# ens_past_diff DIR: commits well more transactions than the leader keeps
-# for DIFF (ZK_ZAB_LOG_KEEP = 1024; some reach a stopped follower's socket
-# before the leader gives up on it) in DIR (made here, on a leader's
-# mount), so a follower that misses them catches up by snapshot.
-ens_past_diff() {
-    local bench=${ZKFS%/zkfs}/bench/fsbench
-    [ -x "$bench" ] || fail "no $bench (make all)"
-    mkdir "$1" || fail "mkdir $1"
-    "$bench" --dir "$1" --workload set --files 10 --ops 2500 |
-        tee -a "$ZK_TMP/bench.log" | grep -q "errors=0" ||
-        fail "bulk writes in $1 failed: $(cat "$ZK_TMP/bench.log")"
-}
-
 nlines() { cat "$@" 2>/dev/null | wc -l; }
 total_acks() { nlines "$ZK_TMP"/acks.*; }
 acks_above() { [ "$(total_acks)" -ge "$1" ]; }
@@ -429,20 +414,21 @@ ens_reap_killed() {
     ENS_UP[$i]=0
 }
 
-# --- network namespaces (t_ens_partition, t_ens_catchup_watch) -----------
-# Replica I runs in netns zkp<pid>rI at 10.200.0.I, all joined by veth
-# pairs to a bridge in a hub netns; `ip -n HUB link set vI down`
-# (ens_net_cut) cuts replica I off, `up` (ens_net_heal) heals. Daemons
-# are started with `nsenter --net=...` (only the network namespace
-# changes: `ip netns exec` would also give them a new mount namespace,
-# and their FUSE mounts would be invisible here).
+# --- replicas in network namespaces (t_ens_partition, t_ens_linear) -----
 #
-#   ens_netns_setup N           the namespaces, the secret, N configs
-#   ens_netns_start_all         starts 1..N in them, waits for a leader
-#   ens_net_cut I / ens_net_heal I
+# Replica I runs in netns ${ENS_NSP}rI at 10.200.0.I, all joined by veth
+# pairs to a bridge in a hub netns; ens_net_cut I (`ip -n HUB link set vI
+# down`) cuts replica I off, ens_net_heal I heals. Daemons are started
+# with `nsenter --net=...` (only the network namespace changes: `ip netns
+# exec` would also give them a new mount namespace, and their FUSE mounts
+# would be invisible here). The caller's EXIT trap must run
+# ens_net_cleanup before zk__cleanup:
+#   trap 'rc=$?; ens_net_cleanup; (exit $rc); zk__cleanup' EXIT
 
+ENS_NSP=zkp$$
+ENS_NETS=()
 
-ens__netns_cleanup() {
+ens_net_cleanup() {
     local n
     set +e
     for n in "${ENS_NETS[@]}"; do
@@ -452,49 +438,52 @@ ens__netns_cleanup() {
     return 0
 }
 
-ens_netns_setup() {
-    local n=$1 i j
+# ens_net_setup N [CFG-LINE...]: the namespaces, the bridge, a secret and
+# one config per replica (servers at 10.200.0.I:2888, the given lines).
+ens_net_setup() {
+    local n=$1 i j line hub=${ENS_NSP}h
+    shift
     command -v ip >/dev/null || fail "ip (iproute2) is needed (scripts/deps.sh --tests)"
     command -v nsenter >/dev/null || fail "nsenter (util-linux) is needed (scripts/deps.sh --tests)"
-    # lib.sh's trap kills every daemon and unmounts; the namespaces go
-    # first (the hub's veths vanish with it, the replicas' once their
-    # daemon died).
-    trap 'rc=$?; ens__netns_cleanup; (exit $rc); zk__cleanup' EXIT
-    ip netns add "$ENS_HUB"
-    ENS_NETS+=("$ENS_HUB")
-    ip -n "$ENS_HUB" link add br0 type bridge
-    ip -n "$ENS_HUB" link set br0 up
+    ip netns add "$hub"
+    ENS_NETS+=("$hub")
+    ip -n "$hub" link add br0 type bridge
+    ip -n "$hub" link set br0 up
     for i in $(seq 1 "$n"); do
         ip netns add "${ENS_NSP}r$i"
         ENS_NETS+=("${ENS_NSP}r$i")
         ip link add "${ENS_NSP}a" type veth peer name "${ENS_NSP}b"
-        ip link set "${ENS_NSP}a" netns "$ENS_HUB"
+        ip link set "${ENS_NSP}a" netns "$hub"
         ip link set "${ENS_NSP}b" netns "${ENS_NSP}r$i"
-        ip -n "$ENS_HUB" link set "${ENS_NSP}a" name "v$i"
-        ip -n "$ENS_HUB" link set "v$i" master br0
-        ip -n "$ENS_HUB" link set "v$i" up
+        ip -n "$hub" link set "${ENS_NSP}a" name "v$i"
+        ip -n "$hub" link set "v$i" master br0
+        ip -n "$hub" link set "v$i" up
         ip -n "${ENS_NSP}r$i" link set "${ENS_NSP}b" name eth0
         ip -n "${ENS_NSP}r$i" addr add "10.200.0.$i/24" dev eth0
         ip -n "${ENS_NSP}r$i" link set eth0 up
         ip -n "${ENS_NSP}r$i" link set lo up
     done
-    log "netns $ENS_HUB (bridge) and ${ENS_NSP}r1..$n at 10.200.0.1..$n"
+    log "netns $hub (bridge) and ${ENS_NSP}r1..$n at 10.200.0.1..$n"
     ENS_N=$n
+    ENS_NET=1
     head -c 32 /dev/urandom >"$ZK_TMP/secret"
     chmod 600 "$ZK_TMP/secret"
     for i in $(seq 1 "$n"); do
         {
             echo "dataDir=$(ens_data "$i")"
             echo "secretFile=$ZK_TMP/secret"
+            for line in "$@"; do echo "$line"; done
             for j in $(seq 1 "$n"); do echo "server.$j=10.200.0.$j:2888"; done
         } >"$(ens_cfg "$i")"
     done
 }
 
-ens_net_cut() { ip -n "$ENS_HUB" link set "v$1" down; }
-ens_net_heal() { ip -n "$ENS_HUB" link set "v$1" up; }
+ens_net_cut() { ip -n "${ENS_NSP}h" link set "v$1" down; }
+ens_net_heal() { ip -n "${ENS_NSP}h" link set "v$1" up; }
 
-ens_netns_start_all() {
+# ens_net_start_all: ens_start_all for replicas set up by ens_net_setup,
+# checking they run in their own network namespace and in ours for mounts.
+ens_net_start_all() {
     ens_start_all
     [ "$(readlink "/proc/${ZK_PID_OF[$(ens_mnt 1)]}/ns/net")" != "$(readlink /proc/self/ns/net)" ] ||
         fail "replica 1 runs in the test's network namespace"

@@ -21,7 +21,10 @@ export ZKFS_LOG_KEEP=50
 CUT=${ZK_CATCHUP_CUT:-stop}
 case $CUT in
 stop) ens_setup 3 && ens_start_all ;;
-net) ens_netns_setup 3 && ens_netns_start_all ;;
+net)
+    # the namespaces go before lib.sh's cleanup (ens_lib.sh)
+    trap 'rc=$?; ens_net_cleanup; (exit $rc); zk__cleanup' EXIT
+    ens_net_setup 3 && ens_net_start_all ;;
 *) fail "ZK_CATCHUP_CUT=$CUT: stop or net" ;;
 esac
 L=$(ens_leader)

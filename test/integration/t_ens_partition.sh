@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# Network partitions of a 3-replica ensemble, with real network namespaces:
-# replica I runs in netns zkp<pid>rI at 10.200.0.I, all joined by veth pairs
-# to a bridge in a hub netns; `ip -n HUB link set vI down` (ens_net_cut) cuts replica I
-# off, `up` heals. Daemons are started with `nsenter --net=...` (only the
-# network namespace changes: `ip netns exec` would also give them a new
-# mount namespace, and their FUSE mounts would be invisible here).
+# Network partitions of a 3-replica ensemble, with real network namespaces
+# (ens_net_setup in ens_lib.sh: replica I at 10.200.0.I behind a bridge;
+# net_cut I cuts it off, net_heal I heals).
 #  1. a FOLLOWER cut off (it holds an ephemeral): the majority goes on
 #     committing; the cut-off replica serves reads of old data, says
 #     "stale":true within a few seconds, fails a write with ETIMEDOUT after
@@ -25,11 +22,18 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
+# lib.sh's trap kills every daemon and unmounts; the namespaces go first
+# (the hub's veths vanish with it, the replicas' once their daemon died).
+trap 'rc=$?; ens_net_cleanup; (exit $rc); zk__cleanup' EXIT
+
 now() { printf '%s' "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 
-ens_netns_setup 3
-ens_netns_start_all
+# --- the network and the ensemble --------------------------------------------
+ens_net_setup 3
+net_cut() { ens_net_cut "$@"; }
+net_heal() { ens_net_heal "$@"; }
+ens_net_start_all
 
 M() { ens_mnt "$1"; }
 
@@ -77,7 +81,7 @@ for i in "$L" "$O"; do
 done
 
 t_cut=$(now)
-ens_net_cut "$F"
+net_cut "$F"
 # The majority commits at once.
 for k in 1 2 3; do
     wr "$L" "p$k" "majority $k" || fail "phase 1: write p$k on leader $L failed: $(cat "$ZK_TMP/wr.err")"
@@ -133,7 +137,7 @@ assert_eq "old data" "$(cat "$(M "$F")/base")" "phase 1: base on replica $F"
 [ ! -e "$(M "$F")/p1" ] || fail "phase 1: cut-off replica $F sees p1, written after the cut"
 
 t_heal=$(now)
-ens_net_heal "$F"
+net_heal "$F"
 wait_for -t 20 field_is "$F" stale false || fail "phase 1: replica $F still stale 20 s after healing"
 ens_wait_cat "$F" p3 "majority 3" 20
 ens_wait_cat "$F" q3 "majority 3" 20
@@ -172,7 +176,7 @@ first_write() {
     done
 }
 t_cut=$(now)
-ens_net_cut "$L"
+net_cut "$L"
 ENS_UP[$L]=0 # the other two must agree on a leader without it
 zk_bg first_write "$t_cut"
 FW=$ZK_BG
@@ -213,7 +217,7 @@ failing_write "$L" victim "phase 2"
 assert_eq "victim v1" "$(cat "$(M "$L")/victim")" "phase 2: victim on old leader $L after its failed overwrite"
 
 t_heal=$(now)
-ens_net_heal "$L"
+net_heal "$L"
 ENS_UP[$L]=1
 ens_wait_leader 30
 ens_wait_synced 30

@@ -454,6 +454,37 @@ START_TEST(set_data_rules)
 END_TEST
 
 
+/* A set's result carries the stat its own op left (`zkfs set` answers
+ * with it: read from the store at answer time, it showed a later write,
+ * which t_ens_linear caught as a version jumping by 2). */
+START_TEST(set_data_result_carries_its_stat)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "one"), 0);
+    struct zk_op o = mk_data(ZK_OP_SET_DATA, "/f", "two!");
+    o.version = 0;
+    struct zk_apply_result *res = apply_n(&f, &o, 1);
+    ck_assert_int_eq(res->err, 0);
+    uint64_t z1 = f.zxid;
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/f", "x")), 0);
+    ck_assert_int_eq(stat_of(&f, "/f").version, 2);
+    ck_assert_uint_eq(res->ops[0].st.ino, ino_of(&f, "/f"));
+    ck_assert_int_eq(res->ops[0].st.version, 1);
+    ck_assert_uint_eq(res->ops[0].st.mzxid, z1);
+    ck_assert_uint_eq(res->ops[0].st.data_length, 4);
+    zk_apply_result_free(res);
+    /* A refused set leaves it zeroed. */
+    o.version = 0;
+    res = apply_n(&f, &o, 1);
+    ck_assert_int_eq(res->err, ZK_EBADVERSION);
+    ck_assert_uint_eq(res->ops[0].st.ino, 0);
+    zk_apply_result_free(res);
+    fx_close(&f);
+}
+END_TEST
+
+
 START_TEST(append_and_efbig)
 {
     struct fx f;
@@ -1766,6 +1797,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, create_stat_fields);
     tcase_add_test(tc, delete_rules);
     tcase_add_test(tc, set_data_rules);
+    tcase_add_test(tc, set_data_result_carries_its_stat);
     tcase_add_test(tc, append_and_efbig);
     tcase_add_test(tc, set_attr_and_check);
     tcase_add_test(tc, set_attr_mtime);
