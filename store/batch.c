@@ -5,9 +5,10 @@
  *
  * What it keeps true: a batch either commits whole (fsync'd, pages then
  * meta page, before zk_store_batch_commit returns; a lazy commit syncs the
- * pages only, so a power cut may undo it whole) or leaves nothing; last_applied only grows; log
- * entries at or below last_applied are never truncated, and the log is
- * trimmed from the front by at most ZK__LOG_TRIM_MAX entries per apply.
+ * pages only, so a power cut may undo it whole) or leaves nothing;
+ * last_applied only grows; log entries at or below last_applied are never
+ * truncated, and the log is trimmed from the front by at most
+ * ZK__LOG_TRIM_MAX entries per apply.
  */
 #include "store_int.h"
 

@@ -434,8 +434,10 @@ void zk_store_close(struct zk_store *s)
         return;
     for (int i = 0; i < s->npool; i++)
         mdb_txn_abort(s->pool[i]);
-    if (s->env != NULL)
+    if (s->env != NULL) {
+        mdb_env_sync(s->env, 1);  /* a lazy commit's meta page (batch.c) */
         mdb_env_close(s->env);
+    }
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     pthread_mutex_destroy(&s->pool_mu);
