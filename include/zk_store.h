@@ -276,6 +276,15 @@ int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
  * whatever the outcome. -ENOSPC when the disk is full: nothing of the batch
  * is kept. */
 int zk_store_batch_commit(struct zk_store_batch *b);
+/* The same, with one sync instead of two: the batch's pages are synced,
+ * LMDB's meta page that makes them current is written but not; a later
+ * zk_store_batch_commit (or the system) makes it durable. A power cut
+ * before that may undo the batch whole, never tear it (the pages are on
+ * disk before the meta page points at them). Only for a batch whose every
+ * change can be made again from what is already durable: applying
+ * entries that an earlier, durable batch logged (an ensemble replays
+ * them at restart). */
+int zk_store_batch_commit_lazy(struct zk_store_batch *b);
 void zk_store_batch_abort(struct zk_store_batch *b);
 
 /* --- snapshots (Zab SNAP); added after the first interface ------------ */

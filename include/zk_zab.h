@@ -23,7 +23,10 @@
  *   }
  *
  * Durability contract: no message of a Ready may leave before step 1 of
- * that Ready (and of every earlier one) is on disk. zk_zab_advance() tells
+ * that Ready (and of every earlier one) is on disk — except PROPOSE,
+ * COMMIT, INFORM and REQUEST messages of a Ready without hard state,
+ * which claim nothing about this replica's disk and may leave while step
+ * 1 runs (in the Ready's order; ACK never may). zk_zab_advance() tells
  * the core that step 1 is durable; only then does the core count its own
  * entries as persisted (a write is committed only when a quorum has it on
  * disk, the leader included only once its own write is durable). Events may

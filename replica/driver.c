@@ -40,6 +40,7 @@ struct zk_driver {
     uint64_t applied_zxid;        /* driver: last commit delivered         */
     struct zk_zab_ready rd;       /* the outstanding Ready                 */
     int rd_out;
+    size_t rd_sent;               /* its messages sent before its batch    */
     /* Write side (zk_driver_write). */
     struct zk_apply_result **results;          /* one per commit         */
     size_t results_cap;
@@ -400,6 +401,38 @@ static void props_unknown(struct zk_driver *d)
             p->unknown = 1;
 }
 
+/* Messages that carry no claim about this replica's disk, so they may
+ * leave while the Ready's batch is still being written (pipelining, as
+ * ZooKeeper's and etcd's leaders do):
+ *  - PROPOSE asks learners to log entries; nothing counts the leader's own
+ *    copy until zk_zab_advance() after its batch (the core's self_durable
+ *    and persisted), so a commit still needs a quorum of durable copies;
+ *  - COMMIT and INFORM name entries a quorum already has on disk;
+ *  - REQUEST forwards a write to the leader, which decides everything.
+ * ACK (this replica's persisted zxid and lease echoes) is never early, nor
+ * is anything of election or synchronisation. A Ready with hard state (an
+ * epoch accepted, a vote) sends nothing early: a PROPOSE of an epoch must
+ * not leave before that epoch is durable here. */
+static int msg_early(uint8_t type)
+{
+    return type == ZK_ZAB_MSG_PROPOSE || type == ZK_ZAB_MSG_COMMIT ||
+           type == ZK_ZAB_MSG_INFORM || type == ZK_ZAB_MSG_REQUEST;
+}
+
+/* Sends the longest prefix of the taken Ready's messages that may leave
+ * before its batch is durable (a prefix, so the Ready's order is kept);
+ * finish_ready() sends the rest. */
+static void send_early(struct zk_driver *d)
+{
+    size_t k = 0;
+
+    if (d->rd.has_hard_state)
+        return;
+    while (k < d->rd.n_msgs && msg_early(d->rd.msgs[k].type))
+        d->cfg.send(d->cfg.send_arg, &d->rd.msgs[k++]);
+    d->rd_sent = k;
+}
+
 /* The outstanding Ready is durable: deliver, send, advance. */
 static void finish_ready(struct zk_driver *d)
 {
@@ -416,8 +449,9 @@ static void finish_ready(struct zk_driver *d)
     deliver_commits(d);
     if (d->stopping)
         return;
-    for (size_t i = 0; i < d->rd.n_msgs; i++)
+    for (size_t i = d->rd_sent; i < d->rd.n_msgs; i++)
         d->cfg.send(d->cfg.send_arg, &d->rd.msgs[i]);
+    d->rd_sent = 0;
     zk_zab_advance(d->z);
     d->rd_out = 0;
 }
@@ -467,6 +501,7 @@ void zk_driver_pump(struct zk_driver *d)
             }
         if (d->rd.n_ops || d->rd.n_commits || d->rd.has_hard_state) {
             d->cfg.store.schedule(d->cfg.store.arg);
+            send_early(d);    /* while the batch is written */
             return;
         }
         int empty = d->rd.n_msgs == 0;
@@ -480,8 +515,12 @@ void zk_driver_pump(struct zk_driver *d)
 /* messages, ticks and the lease                                       */
 /* ------------------------------------------------------------------ */
 
+/* A fail-stopped replica hears nothing more: its core is never advanced
+ * again, and what it would answer could only pile up. */
 void zk_driver_step(struct zk_driver *d, const struct zk_zab_msg *m)
 {
+    if (d->failed)
+        return;
     zk_zab_step(d->z, m);
 }
 

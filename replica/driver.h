@@ -19,9 +19,15 @@
  *    (a worker thread, a simulated disk event) reports back with
  *    zk_driver_written() on the driver's thread. Only then are the commits
  *    delivered (applied callback in zxid order, then the proposers' done
- *    callbacks), the Ready's messages sent and the core advanced. A failed
- *    batch is fail-stop: the core is never advanced again and every write
- *    fails (-EIO). A Ready with nothing to persist is sent at once.
+ *    callbacks), the Ready's messages sent and the core advanced — except
+ *    a leading prefix of PROPOSE, COMMIT, INFORM and REQUEST messages of a
+ *    Ready without hard state, sent as soon as the batch is handed to the
+ *    store (pipelining: none of them claims anything about this replica's
+ *    disk; the core counts the leader's own copy only at advance). A
+ *    failed batch is fail-stop: the core is never advanced or stepped
+ *    again and every write fails (-EIO, outcome unknown: a PROPOSE may
+ *    have left, and the others may commit it). A Ready with nothing to
+ *    persist is sent at once.
  *  - The session table follows the core's exactly (an OPEN from member m
  *    also closes m's previous session, which the store is told), is
  *    replaced by a snapshot's, and is rolled back with a failed batch.

@@ -80,6 +80,7 @@ static int st_begin(void *arg, void **batch)
 
     if (rc == 0) {
         e->w_time0 = e->w_time_ms;
+        e->w_logged = 0;
         *batch = b;
     }
     return rc;
@@ -87,18 +88,21 @@ static int st_begin(void *arg, void **batch)
 
 static int st_append(void *arg, void *batch, const struct zk_zab_entry *en)
 {
+    struct zk__ens *e = arg;
     size_t len;
     uint8_t *buf = zk__ens_env_encode(en, &len);
     int rc = buf ? zk_store_batch_log(batch, en->zxid, buf, len) : -ENOMEM;
 
-    (void)arg;
+    e->w_logged = 1;
     free(buf);
     return rc;
 }
 
 static int st_truncate(void *arg, void *batch, uint64_t zxid)
 {
-    (void)arg;
+    struct zk__ens *e = arg;
+
+    e->w_logged = 1;
     return zk_store_batch_log_truncate(batch, zxid);
 }
 
@@ -139,6 +143,7 @@ static int st_install(void *arg, void *batch, const struct zk_zab_op *op,
     struct zk_store_install *in = NULL;
     uint64_t zxid = 0;
 
+    e->w_logged = 1;
     if (!sn || sn->zxid != op->zxid) {
         zk_log(ZK_LOG_ERROR, "ensemble: INSTALL at 0x%llx without its "
                "snapshot", (unsigned long long)op->zxid);
@@ -167,9 +172,11 @@ static int st_install(void *arg, void *batch, const struct zk_zab_op *op,
 static int st_hard_state(void *arg, void *batch,
                          const struct zk_zab_hard_state *hs)
 {
+    struct zk__ens *e = arg;
     int rc = zk_store_batch_meta_set(batch, "accepted_epoch",
                                      hs->accepted_epoch);
-    (void)arg;
+
+    e->w_logged = 1;
     if (rc == 0)
         rc = zk_store_batch_meta_set(batch, "current_epoch",
                                      hs->current_epoch);
@@ -230,10 +237,16 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
     return zk_store_batch_apply(batch, en->zxid, en->data, en->len, res);
 }
 
+/* A batch that only applies commits needs no sync of LMDB's meta page:
+ * every entry it applies is in the log of an earlier, durable batch, and
+ * a restart that finds the batch undone (a power cut) applies them again
+ * once it learns they committed. So a write's path on each replica is one
+ * full commit (log) and one lazy one (apply). */
 static int st_commit(void *arg, void *batch)
 {
     struct zk__ens *e = arg;
-    int rc = zk_store_batch_commit(batch);
+    int rc = e->w_logged ? zk_store_batch_commit(batch)
+                         : zk_store_batch_commit_lazy(batch);
 
     if (rc)
         e->w_time_ms = e->w_time0;

@@ -244,6 +244,8 @@ struct zk__ens {
     pthread_cond_t cv;
     int job, job_done, job_err, worker_stop;   /* mu */
     uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
+    int w_logged;                 /* worker: this batch logs, truncates,
+                                     installs or sets the hard state       */
     struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */
     struct snap_tx *stxs;         /* loop: snapshot senders                */
     char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */

@@ -277,6 +277,13 @@ void zk__apply_session(struct zk_zab *z, const struct zk_zab_entry *e)
         int i = zk__member_index(z, ZK_ZAB_SESSION_OWNER(sid));
         if (i >= 0 && z->sessions[i] == sid)
             z->sessions[i] = 0;
+        /* Our own session closed (expired): its id is never opened again
+         * (zk__session_tick takes a new one), even when no tick saw it
+         * open — its OPEN and CLOSE can be applied within one tick, and
+         * reopening the id would revive a session whose close other
+         * replicas have yet to apply. */
+        if (sid == z->my_sid)
+            z->sid_seen_open = 1;
     }
 }
 

@@ -32,6 +32,7 @@ commit-no-quorum-check @@ replica/zab_leader.c @@ s{(static void update_commit.*
 apply-before-durable @@ replica/zab.c @@ s{uint64_t upto = z->commit < z->persisted \? z->commit : z->persisted;}{uint64_t upto = z->commit;} @@ entries applied once committed, before they are durable here
 skip-trunc @@ replica/zab_learner.c @@ s{else\n\s*zk__log_truncate\(z, m->zxid\);}{else\n            (void)0;} @@ a learner ignores TRUNC (keeps entries the quorum never committed)
 ack-before-durable @@ replica/zab_learner.c @@ s{(static void send_ack.*?)m->zxid = zxid;}{$1m->zxid = zxid ? zk__last_zxid(z) : 0;}s @@ a learner acknowledges entries before they are durable (every ACK carries its last zxid)
+driver-ack-early @@ replica/driver.c @@ s{type == ZK_ZAB_MSG_INFORM \|\|}{type == ZK_ZAB_MSG_INFORM || type == ZK_ZAB_MSG_ACK ||} @@ the driver sends a learner's ACK while the batch it acknowledges is still being written (pipelining one message type too far)
 session-expiry-eighth @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 8)} @@ the leader expires sessions at 1/8 of sessionTimeout
 session-expiry-half @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 2)} @@ the leader expires sessions at 1/2 of sessionTimeout
 stale-epoch-accepted @@ replica/zab_learner.c @@ s{lost\(z, "leader's epoch is older than one accepted"\);\n\s*return;}{;} @@ a learner follows a leader of an older epoch

@@ -3,10 +3,12 @@
  * batch, log appends and truncation, applying transactions with their
  * zxid recorded in the same LMDB transaction, and the log/session readers.
  *
- * What it keeps true: a batch either commits whole (fsync'd by LMDB before
- * mdb_txn_commit returns) or leaves nothing; last_applied only grows; log
- * entries at or below last_applied are never truncated, and the log is
- * trimmed from the front by at most ZK__LOG_TRIM_MAX entries per apply.
+ * What it keeps true: a batch either commits whole (fsync'd, pages then
+ * meta page, before zk_store_batch_commit returns; a lazy commit syncs the
+ * pages only, so a power cut may undo it whole) or leaves nothing;
+ * last_applied only grows; log entries at or below last_applied are never
+ * truncated, and the log is trimmed from the front by at most
+ * ZK__LOG_TRIM_MAX entries per apply.
  */
 #include "store_int.h"
 
@@ -349,7 +351,10 @@ static void fsync_count(struct zk_store *s, uint64_t ns)
     atomic_fetch_add_explicit(&s->fsync_sum_ns, ns, memory_order_relaxed);
 }
 
-int zk_store_batch_commit(struct zk_store_batch *b)
+/* The store's environment runs with MDB_NOMETASYNC (env_open): LMDB syncs
+ * a commit's pages, then writes its meta page without a sync. durable
+ * syncs that too, which is what a commit without the flag does. */
+static int batch_commit(struct zk_store_batch *b, int durable)
 {
     /* Readers check this against their txn id (zk__rd_begin). */
     int rc = zk__meta_put(b->s, b->txn, ZK__META_COMMIT_TXN,
@@ -362,9 +367,21 @@ int zk_store_batch_commit(struct zk_store_batch *b)
     uint64_t t0 = now_ns();
     rc = mdb_txn_commit(b->txn);
     free(b);
+    if (rc == 0 && durable)
+        rc = mdb_env_sync(s->env, 1);
     if (rc == 0)
         fsync_count(s, now_ns() - t0);
     return commit_err(s, rc);
+}
+
+int zk_store_batch_commit(struct zk_store_batch *b)
+{
+    return batch_commit(b, 1);
+}
+
+int zk_store_batch_commit_lazy(struct zk_store_batch *b)
+{
+    return batch_commit(b, 0);
 }
 
 void zk_store_fsync_stats(struct zk_store *s, struct zk_store_fsync_stats *out)

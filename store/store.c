@@ -215,7 +215,8 @@ static int env_open(struct zk_store *s, const char *dir)
     mdb_env_set_maxreaders(s->env, ZK__MAXREADERS);
     rc = mdb_env_set_mapsize(s->env, (size_t)map);
     if (rc == 0)
-        rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0600);
+        rc = mdb_env_open(s->env, path,
+                          MDB_NOSUBDIR | MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (rc == 0)
         return 0;
     mdb_env_close(s->env);
@@ -392,7 +393,10 @@ static int format_open(struct zk_store *s, const char *dir, int create)
         mdb_txn_abort(txn);
         return rc;
     }
-    return zk__mdb_err(mdb_txn_commit(txn), "open commit");
+    rc = mdb_txn_commit(txn);
+    if (rc == 0)        /* MDB_NOMETASYNC: the meta page too (batch.c) */
+        rc = mdb_env_sync(s->env, 1);
+    return zk__mdb_err(rc, "open commit");
 }
 
 int zk_store_open(const char *dir, int create, struct zk_store **out)
@@ -430,8 +434,10 @@ void zk_store_close(struct zk_store *s)
         return;
     for (int i = 0; i < s->npool; i++)
         mdb_txn_abort(s->pool[i]);
-    if (s->env != NULL)
+    if (s->env != NULL) {
+        mdb_env_sync(s->env, 1);  /* a lazy commit's meta page (batch.c) */
         mdb_env_close(s->env);
+    }
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     pthread_mutex_destroy(&s->pool_mu);

@@ -78,6 +78,29 @@ static long hist_find(const struct sim *s, uint64_t zxid)
     return lo < s->nhist && s->hist[lo].zxid == zxid ? (long)lo : -1;
 }
 
+static long disk_find(const struct sim_replica *r, uint64_t zxid);
+
+/* The first apply of e anywhere: e must be on the disks of a quorum of
+ * voters by then (a commit counts only durable acknowledgements; this is
+ * what lets a leader send PROPOSE before its own copy is durable). */
+static void check_quorum_durable(struct sim *s, struct sim_replica *r,
+                                 const struct zk_zab_entry *e)
+{
+    uint32_t voters = 0, have = 0;
+
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->rep[i].observer)
+            continue;
+        voters++;
+        if (disk_find(&s->rep[i], e->zxid) >= 0)
+            have++;
+    }
+    if (have < voters / 2 + 1)
+        sim_fail(s, r->id, "%016llx applied while on %u of %u voters' "
+                 "disks (not a quorum)", (unsigned long long)e->zxid,
+                 have, voters);
+}
+
 /* Checks that replica r applying e extends the global history. */
 static void hist_apply(struct sim *s, struct sim_replica *r,
                        const struct zk_zab_entry *e, uint64_t ph,
@@ -107,6 +130,7 @@ static void hist_apply(struct sim *s, struct sim_replica *r,
         ZK_ASSERT(s->hist != NULL);
     }
     s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain };
+    check_quorum_durable(s, r, e);
     if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, data_hash(e)))
         sim_fail(s, r->id, "write committed twice (again at %016llx)",
                  (unsigned long long)e->zxid);

@@ -1011,6 +1011,46 @@ static int log_cb(void *arg, uint64_t zxid, const uint8_t *buf, size_t len)
     return acc->n == acc->stop_at ? 7 : 0;
 }
 
+/* A lazy commit (an ensemble's apply-only batch) is a real commit: readers
+ * see it, the fsync histogram counts it, a reopened store has it, and a
+ * durable batch after it builds on it. (That a power cut may undo it but
+ * never tear it is LMDB's MDB_NOMETASYNC guarantee, not testable here.) */
+START_TEST(lazy_commit_applies)
+{
+    struct fx f;
+    struct zk_store_batch *b;
+    struct zk_apply_result *res;
+    struct zk_store_info info;
+    struct zk_store_fsync_stats fs0, fs1;
+    uint8_t *buf;
+    size_t len;
+    fx_open(&f);
+    enc_create("/lazy", &buf, &len);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, 20, buf, len), 0);
+    ck_assert_int_eq(zk_store_batch_commit(b), 0);
+    zk_store_fsync_stats(f.s, &fs0);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_apply(b, 20, buf, len, &res), 0);
+    zk_apply_result_free(res);
+    ck_assert_int_eq(zk_store_batch_commit_lazy(b), 0);
+    zk_store_fsync_stats(f.s, &fs1);
+    ck_assert_uint_eq(fs1.count, fs0.count + 1);
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, 20);
+    ck_assert_uint_gt(ino_of(&f, "/lazy"), 0);
+    fx_reopen(&f);
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, 20);
+    ck_assert_uint_gt(ino_of(&f, "/lazy"), 0);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_apply(b, 20, buf, len, &res), -EINVAL);
+    zk_store_batch_abort(b);
+    free(buf);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(log_append_scan_truncate)
 {
     struct fx f;
@@ -1811,6 +1851,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, rename_ephemeral);
     tcase_add_test(tc, long_names);
     tcase_add_test(tc, log_append_scan_truncate);
+    tcase_add_test(tc, lazy_commit_applies);
     tcase_add_test(tc, log_trim_keeps_recent);
     tcase_add_test(tc, abort_leaves_nothing);
     tcase_add_test(tc, meta_values);
