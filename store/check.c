@@ -433,6 +433,47 @@ static int walk(struct chk *c)
     return reach(c);
 }
 
+/* What an installed snapshot must be before it is used: one tree
+ * (every node reached from the root once, every link checked from both
+ * ends). A stream is crc-checked, but a peer's or a backup's store could
+ * itself be damaged, and a cycle of parents would make every later path
+ * lookup walk ZK__DEPTH_MAX steps. Problems of the tree's shape ("nodes",
+ * "dirents", "tree") reject it; the others (counters, sizes, the log
+ * table) are logged as warnings, as the store that sent it has them too. */
+struct tree_chk {
+    uint64_t shape;
+    char first[256];
+};
+
+static void tree_problem(void *arg, const char *what, const char *text)
+{
+    struct tree_chk *tc = arg;
+    int shape = !strcmp(what, "nodes") || !strcmp(what, "dirents") ||
+                !strcmp(what, "tree");
+    if (!shape) {
+        zk_log(ZK_LOG_WARN, "store: installed snapshot: %s: %s", what, text);
+        return;
+    }
+    if (tc->shape++ == 0)
+        snprintf(tc->first, sizeof(tc->first), "%s: %s", what, text);
+}
+
+int zk__check_tree(struct zk_store *s, MDB_txn *t)
+{
+    struct zk_store_check_stats st = {0};
+    struct tree_chk tc = {0};
+    struct chk c = {.s = s, .t = t, .cb = tree_problem, .arg = &tc,
+                    .st = &st};
+    int rc = walk(&c);
+    if (rc == 0 && tc.shape > 0) {
+        zk_log(ZK_LOG_ERROR, "store: snapshot is not one tree (%llu "
+               "problems, the first: %s)", (unsigned long long)tc.shape,
+               tc.first);
+        rc = ZK_ECORRUPT;
+    }
+    return rc;
+}
+
 int zk_store_check(struct zk_store *s, zk_store_check_cb cb, void *arg,
                    struct zk_store_check_stats *out)
 {

@@ -447,6 +447,8 @@ static int install_check(struct zk_store_install *in)
         rc = zk__node_get(s, in->b->txn, ZK_INO_ROOT, &root);
     if (rc == 0 && root.st.kind != ZK_KIND_DIR)
         rc = ZK_ECORRUPT;
+    if (rc == 0)
+        rc = zk__check_tree(s, in->b->txn);
     return rc == -ENOENT ? ZK_ECORRUPT : rc;
 }
 

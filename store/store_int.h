@@ -118,6 +118,8 @@ int zk__counters_put(struct zk_store *s, MDB_txn *txn,
 
 /* Read transactions from the store's pool (any thread); every reader of
  * the store goes through these. */
+/* check.c: ZK_ECORRUPT unless the tree in t is one tree (installs). */
+int zk__check_tree(struct zk_store *s, MDB_txn *t);
 int zk__rd_begin(struct zk_store *s, MDB_txn **out);
 void zk__rd_end(struct zk_store *s, MDB_txn *t);
 
