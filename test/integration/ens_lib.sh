@@ -12,6 +12,9 @@
 #   ens_kill9 I / ens_stop I / ens_start I
 #   ens_wait_synced             every live replica at the same zxid
 #   ens_tree I                  a canonical dump of replica I's tree
+#   ens_past_diff DIR           commits more than the DIFF window in DIR
+#   ens_net_setup N [CFG-LINE...] / ens_net_start_all / ens_net_cut I /
+#   ens_net_heal I / ens_net_cleanup   replicas in network namespaces
 #
 # Ports: a random base in 20000..59999 per test, each port checked free.
 
@@ -412,6 +415,19 @@ ens_reap_killed() {
     wait "$p" 2>/dev/null || true
     fusermount3 -u -z "$(ens_mnt "$i")" 2>/dev/null || true
     ENS_UP[$i]=0
+}
+
+# ens_past_diff DIR: commits well more transactions than the leader keeps
+# for DIFF (ZK_ZAB_LOG_KEEP = 1024; some reach a stopped follower's socket
+# before the leader gives up on it) in DIR (made here, on a leader's
+# mount), so a follower that misses them catches up by snapshot.
+ens_past_diff() {
+    local bench=${ZKFS%/zkfs}/bench/fsbench
+    [ -x "$bench" ] || fail "no $bench (make all)"
+    mkdir "$1" || fail "mkdir $1"
+    "$bench" --dir "$1" --workload set --files 10 --ops 2500 |
+        tee -a "$ZK_TMP/bench.log" | grep -q "errors=0" ||
+        fail "bulk writes in $1 failed: $(cat "$ZK_TMP/bench.log")"
 }
 
 # --- replicas in network namespaces (t_ens_partition, t_ens_linear) -----
