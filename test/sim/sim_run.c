@@ -19,6 +19,11 @@
 #define SIM_TAIL_US          6000000ull  /* quiet tail length            */
 #define SIM_TAIL_WRITES_US   4000000ull  /* clients write this long      */
 
+/* After a heal a leader followed by a quorum of voters must be
+ * established within this (simulated) time, counted from when a quorum of
+ * voters is running (alive and not stopped). */
+#define SIM_HEAL_LEADER_US   2000000ull
+
 static void heal_all(struct sim *s)
 {
     memset(s->blocked, 0, sizeof(s->blocked));
@@ -28,6 +33,72 @@ void sim_heal(struct sim *s)
 {
     sim_log(s, 0, "heal all links");
     heal_all(s);
+    if (s->faults_on && !s->heal_at)
+        s->heal_at = s->now;
+}
+
+static int voters_up(const struct sim *s)
+{
+    uint32_t up = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        up += !s->rep[i].observer && s->rep[i].alive &&
+              s->now >= s->rep[i].paused_until;
+    return up > s->o.voters / 2;
+}
+
+/* A leader a quorum of voters follows, established in its epoch. */
+static int leader_followed(const struct sim *s)
+{
+    uint32_t l = sim_leader(s), n = 0;
+    struct zk_zab_status ls;
+    if (!l)
+        return 0;
+    sim_status(s, l, &ls);
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct zk_zab_status st;
+        sim_status(s, i + 1, &st);
+        n += !s->rep[i].observer && st.established && st.leader == l &&
+             st.epoch == ls.epoch;
+    }
+    return n > s->o.voters / 2;
+}
+
+/* Checked every step while a heal is being watched (no fault since). */
+void sim_heal_check(struct sim *s)
+{
+    if (!s->heal_at)
+        return;
+    if (!voters_up(s)) {
+        s->heal_at = s->now;
+        return;
+    }
+    if (leader_followed(s)) {
+        uint64_t took = s->now - s->heal_at;
+        if (took > s->heal_max_us)
+            s->heal_max_us = took;
+        sim_log(s, sim_leader(s), "leader followed %llu us after the heal",
+                (unsigned long long)took);
+        s->heal_at = 0;
+    } else if (s->now - s->heal_at > SIM_HEAL_LEADER_US) {
+        sim_fail(s, 0, "no leader followed by a quorum %llu ms after the "
+                 "last heal", SIM_HEAL_LEADER_US / 1000);
+    }
+}
+
+/* The process stops (SIGSTOP, a VM migration, or a disk whose write
+ * stalls the loop) for longer than sessionTimeout: nothing it is sent is
+ * read, none of its timers runs, its clock goes on. */
+static void fault_pause(struct sim *s, uint32_t i, int stall)
+{
+    struct sim_replica *r = &s->rep[i];
+    uint64_t t = SIM_SESSION_TIMEOUT * SIM_TICK_US;
+    if (!r->alive || s->now < r->paused_until)
+        return;
+    r->paused_until = s->now + sim_range(s, t * 6 / 5, 3 * t);
+    if (stall)
+        r->slow_until = r->paused_until;
+    sim_log(s, r->id, "%s until %llu us", stall ? "disk stalls the loop"
+            : "paused (SIGSTOP)", (unsigned long long)r->paused_until);
 }
 
 void sim_block(struct sim *s, uint32_t from, uint32_t to, int blocked)
@@ -81,6 +152,9 @@ void sim_on_fault(struct sim *s)
         return;
     uint64_t pick = sim_range(s, 0, 99);
     uint32_t i = (uint32_t)sim_range(s, 0, s->n - 1);
+    uint64_t next = sim_range(s, 20000, 300000);
+    if (pick < 45 || pick >= 65)
+        s->heal_at = 0;             /* a new fault: the watch ends */
     if (pick < 15) {
         fault_crash(s);
     } else if (pick < 27) {
@@ -93,6 +167,8 @@ void sim_on_fault(struct sim *s)
             sim_isolate(s, l);
     } else if (pick < 65) {
         sim_heal(s);
+        if (sim_range(s, 0, 99) < 30)
+            next = sim_range(s, 1000000, 3000000);  /* time to elect */
     } else if (pick < 75) {
         sim_log(s, i + 1, "slow disk");
         s->rep[i].slow_until = s->now + sim_range(s, 100000, 1000000);
@@ -107,26 +183,34 @@ void sim_on_fault(struct sim *s)
             sim_log(s, i + 1, "session given up (lease)");
             zk_driver_give_up(s->rep[i].drv);
         }
+    } else if (pick < 89) {
+        fault_pause(s, i, 0);
+    } else if (pick < 92) {
+        fault_pause(s, i, 1);
     }
-    sim_push(s, s->now + sim_range(s, 20000, 300000), SIM_EV_FAULT,
-             SIM_REPLICAS_MAX, NULL);
+    sim_push(s, s->now + next, SIM_EV_FAULT, SIM_REPLICAS_MAX, NULL);
 }
 
 static void start_clients(struct sim *s)
 {
     s->clients_on = 1;
-    for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t i = 0; i < s->n; i++) {
         sim_push(s, s->now + sim_range(s, 1000, 10000), SIM_EV_CLIENT, i,
                  NULL);
+        sim_push(s, s->now + sim_range(s, 1000, 50000), SIM_EV_LOCK, i,
+                 NULL);
+    }
 }
 
 static void quiet(struct sim *s)
 {
     s->faults_on = 0;
     heal_all(s);
+    s->heal_at = 0;
     for (uint32_t i = 0; i < s->n; i++) {
         s->rep[i].slow_until = 0;
         s->rep[i].fail_next = 0;
+        s->rep[i].paused_until = 0;
         sim_restart(s, i + 1);
     }
     s->tail_start = s->now;
@@ -179,8 +263,27 @@ static int check_tail(struct sim *s)
     return s->failed ? -1 : 0;
 }
 
+/* Each replica's clock runs at its own rate, the fastest at most DEN/NUM
+ * (1.5) times the slowest: the bound the lease tolerates
+ * (ZK__LEASE_RATE_RATIO_*, replica/lease.c). One seed in four has no
+ * drift. */
+static void draw_drift(struct sim *s)
+{
+    if (sim_range(s, 0, 3) == 0)
+        return;
+    for (uint32_t i = 0; i < s->n; i++) {
+        s->rep[i].rate_ppm = sim_range(s, 1000000, 1000000ull *
+                                       ZK__LEASE_RATE_RATIO_DEN /
+                                       ZK__LEASE_RATE_RATIO_NUM);
+        sim_log(s, i + 1, "clock rate %llu ppm",
+                (unsigned long long)s->rep[i].rate_ppm);
+    }
+}
+
 int sim_random_run(struct sim *s, uint64_t steps)
 {
+    if (s->o.faults)
+        draw_drift(s);
     s->faults_on = s->o.faults;
     s->drop_pm = 10;
     s->dup_pm = 10;
