@@ -19,12 +19,17 @@
  * moves a replica back; a TRUNC never removes an applied entry; hard
  * state never goes back; the core keeps applied <= persisted <= last;
  * no replica applies the close of a session whose owner still relies on
- * its lease (sim_lease.c); the driver never meets a commit at or below
- * what its store applied.
+ * its lease on its own clock (sim_lease.c); the driver never meets a
+ * commit at or below what its store applied; the core's session table is
+ * the model's between Readies; the lock invariants (sim_lock.c: no two
+ * owners believe they hold conflicting locks, FIFO, no grant over a
+ * holder that relies on its lease, no lock of a closed session); a
+ * leader followed by a quorum within a bound of every heal (sim_run.c).
  *
  * The replicas run the daemon's driver (replica/driver.c) with the
  * simulator's disk as its store, its network as transport and simulated
- * time as its clock (sim_node.c); the store is in memory, not LMDB, so
+ * time, at each replica's own rate, as its clock (sim_node.c); a paused
+ * replica's events wait until it runs again; the store is in memory, not LMDB, so
  * that a few hundred seeds take a few minutes.
  */
 #include "sim_int.h"
@@ -281,6 +286,7 @@ void sim_crash(struct sim *s, uint32_t id)
     r->busy = 0;
     r->life++;
     r->fail_next = 0;
+    r->crash_after_write = 0;
     r->paused_until = 0;
     sim_lock_crashed(r);
 }

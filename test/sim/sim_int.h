@@ -106,6 +106,7 @@ struct sim_replica {
     struct sim_model snaps[SIM_SNAPS_MAX];
     uint32_t nsnap;
     int fail_next;
+    int crash_after_write;      /* dies once its next batch is durable  */
     uint64_t slow_until;
     /* client */
     struct sim_pend *pend;

@@ -575,6 +575,15 @@ void sim_on_disk(struct sim *s, uint32_t i)
     }
     r->busy = 0;
     int rc = zk_driver_write(r->drv);
+    if (r->crash_after_write) {
+        /* Durable, but nothing of the Ready was sent, delivered or
+         * answered: the process died between fsync and the rest. */
+        sim_log(s, r->id, "crash after the write was durable (rc %d)", rc);
+        sim_crash(s, r->id);
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
+                 NULL);
+        return;
+    }
     zk_driver_written(r->drv, rc);
 }
 

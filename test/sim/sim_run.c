@@ -6,8 +6,14 @@
  * delays (so reorders) messages; a fault event every 20-300 ms crashes a
  * replica (restarted 0.2-1 s later), splits the ensemble in two, blocks
  * one direction of a link, isolates the current leader, heals everything,
- * slows a disk, makes a disk write fail (fail-stop) or makes a replica
- * give its session up (the driver's lease, zk_driver_give_up). The quiet tail:
+ * slows a disk, makes a disk write fail (fail-stop), makes a replica
+ * give its session up (the driver's lease, zk_driver_give_up), pauses a
+ * replica (SIGSTOP) or stalls its loop on a disk write for 1.2-3 x
+ * sessionTimeout, or makes a replica die right after its next batch is
+ * durable (before the Ready's messages leave). Each replica's clock runs at its own rate within the
+ * bound the lease tolerates. Lock clients run beside the writers
+ * (sim_lock.c). After a heal a leader must be followed by a quorum
+ * within SIM_HEAL_LEADER_US unless another fault comes. The quiet tail:
  * every link healed, every replica restarted, no more faults; clients keep
  * writing for SIM_TAIL_WRITES_US, then the run must reach, within
  * SIM_TAIL_US, a state where every replica acknowledged a write submitted
@@ -187,6 +193,11 @@ void sim_on_fault(struct sim *s)
         fault_pause(s, i, 0);
     } else if (pick < 92) {
         fault_pause(s, i, 1);
+    } else if (pick < 96) {
+        if (s->rep[i].alive) {
+            sim_log(s, i + 1, "dies once its next write is durable");
+            s->rep[i].crash_after_write = 1;
+        }
     }
     sim_push(s, s->now + next, SIM_EV_FAULT, SIM_REPLICAS_MAX, NULL);
 }
@@ -210,6 +221,7 @@ static void quiet(struct sim *s)
     for (uint32_t i = 0; i < s->n; i++) {
         s->rep[i].slow_until = 0;
         s->rep[i].fail_next = 0;
+        s->rep[i].crash_after_write = 0;
         s->rep[i].paused_until = 0;
         sim_restart(s, i + 1);
     }
