@@ -31,6 +31,7 @@ struct sim_opts {
     int verbose;              /* trace every core line and sim event     */
     int faults;               /* random faults and client load           */
     int clients;              /* random client writes                    */
+    int wipe;                 /* also wipe a replica's disk as a fault   */
     uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
     FILE *out;                /* trace destination (default stdout)      */
 };

@@ -22,6 +22,8 @@
  */
 #include "sim_int.h"
 
+#include <stdlib.h>
+
 #define SIM_TAIL_US          6000000ull  /* quiet tail length            */
 #define SIM_TAIL_WRITES_US   4000000ull  /* clients write this long      */
 
@@ -89,6 +91,25 @@ void sim_heal_check(struct sim *s)
         sim_fail(s, 0, "no leader followed by a quorum %llu ms after the "
                  "last heal", SIM_HEAL_LEADER_US / 1000);
     }
+}
+
+/* --wipe: the replica's disk is lost while the others run (a new disk,
+ * an operator's rm -rf): it restarts empty, as the daemon does today
+ * with an empty data directory (a new store, incarnation 1, no promises
+ * remembered). */
+static void fault_wipe(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    sim_log(s, r->id, "disk wiped");
+    sim_crash(s, r->id);
+    for (size_t k = 0; k < r->nlog; k++)
+        free(r->log[k].data);
+    r->nlog = 0;
+    memset(&r->hard, 0, sizeof(r->hard));
+    memset(&r->model, 0, sizeof(r->model));
+    r->incarnation = 0;
+    sim_push(s, s->now + sim_range(s, 200000, 1000000), SIM_EV_RESTART, i,
+             NULL);
 }
 
 /* The process stops (SIGSTOP, a VM migration, or a disk whose write
@@ -193,6 +214,8 @@ void sim_on_fault(struct sim *s)
         fault_pause(s, i, 0);
     } else if (pick < 92) {
         fault_pause(s, i, 1);
+    } else if (pick < 98 && s->o.wipe) {
+        fault_wipe(s, i);
     } else if (pick < 96) {
         if (s->rep[i].alive) {
             sim_log(s, i + 1, "dies once its next write is durable");
