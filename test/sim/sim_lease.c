@@ -29,6 +29,10 @@ void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
     if (!o->alive || !o->drv)
         return;
     zk_zab_status(sim_core(o), &st);
+    sim_log(s, by->id, "close of %016llx applied: r%u %s",
+            (unsigned long long)sid, owner,
+            st.session_open && st.session == sid ? "relies on it" :
+            "gave it up");
     if (!st.session_open || st.session != sid)
         return;                 /* given up (or never its own) */
     uint64_t until = zk_driver_lease_until(o->drv), now = sim_local_ns(s, o);

@@ -173,6 +173,20 @@ static void fault_oneway(struct sim *s)
     }
 }
 
+/* Faults come every 20-300 ms, and most elect a new leader, which
+ * renews every session: a session would hardly ever be expired. So a
+ * third of the partitions and pauses are left alone for 0.6-1.5 s,
+ * longer than sessionTimeout, for the majority's leader to expire the
+ * sessions of those it cannot hear (what the lease invariants are
+ * about). */
+static uint64_t settle(struct sim *s, uint64_t next)
+{
+    if (sim_range(s, 0, 2))
+        return next;
+    return sim_range(s, 15 * SIM_SESSION_TIMEOUT * SIM_TICK_US / 10,
+                     15 * SIM_SESSION_TIMEOUT * SIM_TICK_US / 4);
+}
+
 void sim_on_fault(struct sim *s)
 {
     if (!s->faults_on)
@@ -186,12 +200,14 @@ void sim_on_fault(struct sim *s)
         fault_crash(s);
     } else if (pick < 27) {
         fault_split(s);
+        next = settle(s, next);
     } else if (pick < 37) {
         fault_oneway(s);
     } else if (pick < 45) {
         uint32_t l = sim_leader(s);
         if (l)
             sim_isolate(s, l);
+        next = settle(s, next);
     } else if (pick < 65) {
         sim_heal(s);
         if (sim_range(s, 0, 99) < 30)
@@ -212,8 +228,10 @@ void sim_on_fault(struct sim *s)
         }
     } else if (pick < 89) {
         fault_pause(s, i, 0);
+        next = settle(s, next);
     } else if (pick < 92) {
         fault_pause(s, i, 1);
+        next = settle(s, next);
     } else if (pick < 98 && s->o.wipe) {
         fault_wipe(s, i);
     } else if (pick < 96) {
@@ -300,16 +318,19 @@ static int check_tail(struct sim *s)
 
 /* Each replica's clock runs at its own rate, the fastest at most DEN/NUM
  * (1.5) times the slowest: the bound the lease tolerates
- * (ZK__LEASE_RATE_RATIO_*, replica/lease.c). One seed in four has no
+ * (ZK__LEASE_RATE_RATIO_*, replica/lease.c): most at either end of it,
+ * where a lease too long for the bound shows. One seed in four has no
  * drift. */
 static void draw_drift(struct sim *s)
 {
     if (sim_range(s, 0, 3) == 0)
         return;
+    uint64_t hi = 1000000ull * ZK__LEASE_RATE_RATIO_DEN /
+                  ZK__LEASE_RATE_RATIO_NUM;
     for (uint32_t i = 0; i < s->n; i++) {
-        s->rep[i].rate_ppm = sim_range(s, 1000000, 1000000ull *
-                                       ZK__LEASE_RATE_RATIO_DEN /
-                                       ZK__LEASE_RATE_RATIO_NUM);
+        uint64_t pick = sim_range(s, 0, 9);   /* the extremes, mostly */
+        s->rep[i].rate_ppm = pick < 4 ? 1000000 : pick < 8 ? hi
+                             : sim_range(s, 1000000, hi);
         sim_log(s, i + 1, "clock rate %llu ppm",
                 (unsigned long long)s->rep[i].rate_ppm);
     }
