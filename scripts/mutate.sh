@@ -39,8 +39,8 @@ lease-too-long @@ replica/lease.c @@ s{return lease < tick_ms \? tick_ms : lease
 lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return (a > b ? a : b) + (1ull << 62);} @@ the replica never gives its session up when cut off
 lease-fifth-margin @@ replica/lease.c @@ s{\(session_timeout_ms - slack\) \* ZK__LEASE_RATE_RATIO_NUM /\s*ZK__LEASE_RATE_RATIO_DEN;}{session_timeout_ms - (session_timeout_ms / 5 > slack ? session_timeout_ms / 5 : slack);} @@ the lease of before the drift bound (sessionTimeout less a fifth): unsafe when clock rates differ by 1.5x
 lock-fifo-broken @@ store/lock_tab.c @@ s{if \(!\(e->flags & ZK_LOCK_QUEUED\) \|\| i < qi\)}{if (!(e->flags & ZK_LOCK_QUEUED))} @@ a lock request overtakes the earlier waiters it conflicts with (readers starve a queued writer)
-lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == session\)\n\s*tab_remove\(t, i--\);}{(void)0;} @@ a closed session's locks and waits stay in the table
-lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) ||} @@ an unlock releases the other owners' locks in its range too
+lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == session\)\n\s*tab_remove\(t, i--\);}{(void)session;} @@ a closed session's locks and waits stay in the table
+lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
 EOF
 )
 
