@@ -208,7 +208,9 @@ static void lk_done(void *arg, int err, const struct zk_apply_result *res)
     (void)res;
     struct sim_replica *r = &q->s->rep[q->i];
     struct sim_lclient *c = &r->lk[q->o][q->f];
-    if (err && r->alive && c->session == q->session &&
+    /* -ESHUTDOWN: the replica is going away (crash, end of run): its
+     * session goes with it, and nothing more may be proposed. */
+    if (err && err != -ESHUTDOWN && r->alive && c->session == q->session &&
         c->owner == q->owner && c->state == SIM_LK_ASKING) {
         c->state = SIM_LK_IDLE;
         struct lk_op u = { ZK_OP_UNLOCK, ZK_UNLOCK_WAITS, q->f + 1,

@@ -634,7 +634,8 @@ int sim_write(struct sim *s, uint32_t id)
     zk_put_be32(buf + 12, r->incarnation);
     for (uint32_t k = 16; k < len; k++)
         buf[k] = (uint8_t)sim_rand(s);
-    buf[16] = 0;                          /* not a lock op (sim_lock.c) */
+    if (len > 16)
+        buf[16] = 0;                      /* not a lock op (sim_lock.c) */
     *w = (struct sim_wreq){ s, id - 1, r->wseq };
     int rc = zk_driver_propose(r->drv, buf, len, 0, client_done, w);
     if (rc) {
