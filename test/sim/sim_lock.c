@@ -355,8 +355,9 @@ static void answer(struct sim *s, struct sim_replica *r, uint64_t session,
 /* applying, and the checks on one replica's table                        */
 /* ====================================================================== */
 
-static int was_queued_before(const struct sim_ltab *pre, const struct
-                             sim_lent *q, const struct sim_lent *g)
+static int was_queued_before(const struct sim_ltab *pre,
+                             const struct sim_lent *q,
+                             const struct sim_lent *g)
 {
     /* q's and g's positions among the waiters before the apply (a grant
      * not in the old queue is a new request: after every waiter) */
