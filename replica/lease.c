@@ -17,11 +17,24 @@
  * ticks, so they cannot renew the lease; and the clock is read when a
  * request is answered (zk_replica_lease_check), not cached by a timer.
  *
- * The margin (a fifth of sessionTimeout, at least two ticks) covers what
- * the argument above leaves out: libuv timers may fire up to 1 ms early
- * per tick (millisecond loop time), clocks of different machines run at
- * slightly different rates (ppm, more in VMs), and a reply answered just
- * before the deadline still needs time to reach the process.
+ * Clock rates. The holder's lease runs on the holder's clock, the
+ * leader's expiry on the leader's ticks: a holder whose clock runs slow
+ * (or a leader whose clock runs fast) makes the lease outlast the expiry
+ * in real time. The leader closes a session when more than
+ * sessionTimeout of its ticks passed since the tick in which it heard
+ * the message (heard after it was sent), so the close comes at least
+ * sessionTimeout / rL after the send (rL: the leader's clock rate), and
+ * the lease ends lease / rH after it. Safe while lease <= sessionTimeout
+ * x rH / rL. The bound zkfs documents and the simulator enforces
+ * (test/sim: every clock at its own rate, the invariant in sim_lease.c
+ * and sim_lock.c): no clock runs more than ZK__LEASE_RATE_RATIO_DEN /
+ * ZK__LEASE_RATE_RATIO_NUM (1.5) times as fast as another's, so the
+ * lease is (sessionTimeout - 2 ticks) x 2/3. The two ticks cover libuv
+ * timers that fire up to 1 ms early per tick (millisecond loop time) and
+ * the time a reply takes to reach the process after the check. A wider
+ * bound would cost availability: a replica gives its session up when no
+ * quorum acknowledged it for the lease, and a leader failover (about
+ * 1.5 s with the defaults) must fit in it (2.4 s with the defaults).
  *
  * Pure (the caller passes the time: CLOCK_MONOTONIC in the runtime,
  * simulated time in test/sim, which runs this very code).
@@ -39,13 +52,13 @@
 
 uint64_t zk__lease_ms(uint32_t session_timeout_ms, uint32_t tick_ms)
 {
-    uint64_t margin = session_timeout_ms / 5;
+    uint64_t slack = 2ull * tick_ms;
 
-    if (margin < 2ull * tick_ms)
-        margin = 2ull * tick_ms;
-    if (margin + tick_ms > session_timeout_ms)
+    if (slack >= session_timeout_ms)
         return tick_ms;
-    return session_timeout_ms - margin;
+    uint64_t lease = (session_timeout_ms - slack) * ZK__LEASE_RATE_RATIO_NUM /
+                     ZK__LEASE_RATE_RATIO_DEN;
+    return lease < tick_ms ? tick_ms : lease;
 }
 
 void zk__lease_init(struct zk__lease *l, uint64_t lease_ms, uint64_t now_ns)

@@ -18,13 +18,19 @@ struct zk_zab_status;
  * ticks is treated as no contact (it is far older than any lease). */
 #define ZK__LEASE_TICKS 1024
 
+/* The clock rates the lease tolerates (lease.c): every replica's clock
+ * runs at least NUM/DEN as fast as any other's (2/3: the fastest at most
+ * 1.5 times the slowest). */
+#define ZK__LEASE_RATE_RATIO_NUM 2
+#define ZK__LEASE_RATE_RATIO_DEN 3
+
 struct zk__lease {
     uint64_t lease_ns;                    /* from a sent message's time  */
     uint64_t tick_ns[ZK__LEASE_TICKS];    /* when tick t was taken       */
 };
 
-/* The lease's length for a session timeout (ms): the timeout less a margin
- * of a fifth of it, at least two ticks (see lease.c for what it covers).
+/* The lease's length for a session timeout (ms): (the timeout less two
+ * ticks) x 2/3, the clock rate ratio tolerated (see lease.c for why).
  * Never below one tick. */
 uint64_t zk__lease_ms(uint32_t session_timeout_ms, uint32_t tick_ms);
 

@@ -273,6 +273,11 @@ void zk__apply_session(struct zk_zab *z, const struct zk_zab_entry *e)
         int i = zk__member_index(z, e->origin);
         if (i >= 0)
             z->sessions[i] = sid;
+        /* Seen open even if closed again in the same batch (a sync that
+         * delivers OPEN and the leader's CLOSE together): the id is then
+         * never opened again (zk__session_tick takes a new one). */
+        if (sid == z->my_sid)
+            z->sid_seen_open = 1;
     } else {
         int i = zk__member_index(z, ZK_ZAB_SESSION_OWNER(sid));
         if (i >= 0 && z->sessions[i] == sid)

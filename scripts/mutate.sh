@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# mutate.sh — mutation testing of the consensus core and its driver
-# (`make mutate`). Each mutation below is one dangerous change (a quorum of
+# mutate.sh — mutation testing of the consensus core, its driver, the
+# lease and the lock table's rules (`make mutate`). Each mutation below is one dangerous change (a quorum of
 # n/2, an election that ignores zxids, sessions expired early, ...). For
 # each, a copy of the tree gets that one change, is rebuilt, and must be
 # caught ("killed"): by the simulator within SEEDS seeds, or by the unit
@@ -36,8 +36,12 @@ driver-ack-early @@ replica/driver.c @@ s{type == ZK_ZAB_MSG_INFORM \|\|}{type =
 session-expiry-eighth @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 8)} @@ the leader expires sessions at 1/8 of sessionTimeout
 session-expiry-half @@ replica/zab_leader.c @@ s{z->tick - heard <= z->cfg.session_timeout_ticks\)}{z->tick - heard <= z->cfg.session_timeout_ticks / 2)} @@ the leader expires sessions at 1/2 of sessionTimeout
 stale-epoch-accepted @@ replica/zab_learner.c @@ s{lost\(z, "leader's epoch is older than one accepted"\);\n\s*return;}{;} @@ a learner follows a leader of an older epoch
-lease-too-long @@ replica/lease.c @@ s{return session_timeout_ms - margin;}{return session_timeout_ms + margin;} @@ the lease outlives sessionTimeout (a cut-off holder keeps its locks after the ensemble expired it)
+lease-too-long @@ replica/lease.c @@ s{return lease < tick_ms \? tick_ms : lease;}{return lease + session_timeout_ms;} @@ the lease outlives sessionTimeout (a cut-off holder keeps its locks after the ensemble expired it)
 lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return (a > b ? a : b) + (1ull << 62);} @@ the replica never gives its session up when cut off
+lease-fifth-margin @@ replica/lease.c @@ s{\(session_timeout_ms - slack\) \* ZK__LEASE_RATE_RATIO_NUM /\s*ZK__LEASE_RATE_RATIO_DEN;}{session_timeout_ms - (session_timeout_ms / 5 > slack ? session_timeout_ms / 5 : slack);} @@ the lease of before the drift bound (sessionTimeout less a fifth): unsafe when clock rates differ by 1.5x
+lock-fifo-broken @@ store/lock_tab.c @@ s{if \(!\(e->flags & ZK_LOCK_QUEUED\) \|\| i < qi\)}{if (!(e->flags & ZK_LOCK_QUEUED))} @@ a lock request overtakes the earlier waiters it conflicts with (readers starve a queued writer)
+lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == session\)\n\s*tab_remove\(t, i--\);}{(void)session;} @@ a closed session's locks and waits stay in the table
+lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
 EOF
 )
 

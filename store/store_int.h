@@ -23,6 +23,7 @@
 
 #include "zk_common.h"
 #include "zk_store.h"
+#include "lock_tab.h"
 
 #define ZK__READER_POOL_MAX  64        /* idle read txns kept for reuse */
 #define ZK__MAXREADERS       510       /* LMDB reader slots             */
@@ -73,10 +74,7 @@ struct zk__counters {
     uint64_t next_ino, znodes, sessions, data_bytes;
 };
 
-/* lock.c: the lock table. emit is told about every waiter granted (ino,
- * the entry as it now holds); its error aborts the apply. */
-typedef int (*zk__lock_emit_cb)(void *arg, uint64_t ino,
-                                const struct zk_lock_ent *e);
+/* lock.c: the lock table (the rules and zk__lock_emit_cb: lock_tab.h). */
 /* Applies a ZK_OP_LOCK or ZK_OP_UNLOCK (the node and session are checked
  * by the caller). Errors: -EAGAIN (conflict, no wait), -EINVAL, -ENOLCK,
  * store errors. */

@@ -3,7 +3,7 @@
  * simulator.
  *
  *   zkfs-sim [--seed S] [--seeds N] [--steps K] [--replicas R]
- *            [--observers O] [--counter-max C] [-v]
+ *            [--observers O] [--counter-max C] [--wipe] [-v]
  *   zkfs-sim --bench [--replicas R] [--txns N]
  *
  * A run of seeds S..S+N-1 stops at the first broken invariant, printing
@@ -31,7 +31,7 @@ struct args {
     uint64_t seed, seeds, steps, txns;
     long voters, observers;
     uint32_t counter_max;
-    int verbose, bench;
+    int verbose, bench, wipe;
 };
 
 static volatile sig_atomic_t cur_seed_lo, cur_seed_hi;
@@ -52,19 +52,20 @@ static void on_abort(int sig)
 static int usage(void)
 {
     fprintf(stderr, "usage: zkfs-sim [--seed S] [--seeds N] [--steps K] "
-            "[--replicas R] [--observers O] [--counter-max C] [-v]\n"
+            "[--replicas R] [--observers O] [--counter-max C] [--wipe] [-v]\n"
             "       zkfs-sim --bench [--replicas R] [--txns N]\n");
     return 2;
 }
 
 static int parse(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){ 1, 1, SIM_DEFAULT_STEPS, 200000, -1, -1, 0, 0, 0 };
+    *a = (struct args){ 1, 1, SIM_DEFAULT_STEPS, 200000, -1, -1, 0, 0, 0, 0 };
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-v")) { a->verbose = 1; continue; }
         if (!strcmp(k, "-vv")) { a->verbose = 2; continue; }
         if (!strcmp(k, "--bench")) { a->bench = 1; continue; }
+        if (!strcmp(k, "--wipe")) { a->wipe = 1; continue; }
         if (i + 1 >= argc)
             return -1;
         char *end;
@@ -88,6 +89,7 @@ static int parse(int argc, char **argv, struct args *a)
 static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist)
 {
     struct sim_opts o = { .seed = seed, .verbose = a->verbose, .faults = 1,
+                          .wipe = a->wipe,
                           .clients = 1, .counter_max = a->counter_max };
     o.voters = a->voters > 0 ? (uint32_t)a->voters : (seed % 2 ? 3 : 5);
     o.observers = a->observers >= 0 ? (uint32_t)a->observers

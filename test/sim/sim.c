@@ -19,12 +19,17 @@
  * moves a replica back; a TRUNC never removes an applied entry; hard
  * state never goes back; the core keeps applied <= persisted <= last;
  * no replica applies the close of a session whose owner still relies on
- * its lease (sim_lease.c); the driver never meets a commit at or below
- * what its store applied.
+ * its lease on its own clock (sim_lease.c); the driver never meets a
+ * commit at or below what its store applied; the core's session table is
+ * the model's between Readies; the lock invariants (sim_lock.c: no two
+ * owners believe they hold conflicting locks, FIFO, no grant over a
+ * holder that relies on its lease, no lock of a closed session); a
+ * leader followed by a quorum within a bound of every heal (sim_run.c).
  *
  * The replicas run the daemon's driver (replica/driver.c) with the
  * simulator's disk as its store, its network as transport and simulated
- * time as its clock (sim_node.c); the store is in memory, not LMDB, so
+ * time, at each replica's own rate, as its clock (sim_node.c); a paused
+ * replica's events wait until it runs again; the store is in memory, not LMDB, so
  * that a few hundred seeds take a few minutes.
  */
 #include "sim_int.h"
@@ -177,6 +182,7 @@ struct sim *sim_create(const struct sim_opts *o)
         struct sim_replica *r = &s->rep[i];
         r->id = i + 1;
         r->observer = i >= o->voters;
+        r->rate_ppm = 1000000;
     }
     for (uint32_t i = 0; i < n; i++)
         sim_replica_start(s, i);
@@ -280,6 +286,9 @@ void sim_crash(struct sim *s, uint32_t id)
     r->busy = 0;
     r->life++;
     r->fail_next = 0;
+    r->crash_after_write = 0;
+    r->paused_until = 0;
+    sim_lock_crashed(r);
 }
 
 void sim_restart(struct sim *s, uint32_t id)
@@ -401,31 +410,71 @@ static void check_leaders(struct sim *s)
     }
 }
 
+/* The core's session table is the model's whenever no Ready is on its
+ * way to the disk. */
+static void check_sessions(struct sim *s)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct sim_replica *r = &s->rep[i];
+        uint32_t n;
+        if (!r->alive || r->busy)
+            continue;
+        const uint64_t *t = zk_zab_sessions(sim_core(r), &n);
+        for (uint32_t k = 0; k < n; k++)
+            if (t[k] != r->model.sessions[k])
+                sim_fail(s, r->id, "the core's session of r%u is %016llx, "
+                         "the model's %016llx", k + 1,
+                         (unsigned long long)t[k],
+                         (unsigned long long)r->model.sessions[k]);
+    }
+}
+
 void sim_check(struct sim *s)
 {
     check_leaders(s);
+    check_sessions(s);
+    sim_lock_check(s);
+    sim_heal_check(s);
 }
 
 /* ====================================================================== */
 /* the main loop                                                          */
 /* ====================================================================== */
 
+/* An event for a stopped replica waits until it runs again (in order:
+ * they are pushed again in the order they come out). */
+static int deferred(struct sim *s, const struct sim_ev *e)
+{
+    uint32_t r = e->kind == SIM_EV_MSG ? e->pkt->to : e->r;
+    if (r >= s->n || e->kind == SIM_EV_RESTART || e->kind == SIM_EV_FAULT ||
+        s->now >= s->rep[r].paused_until)
+        return 0;
+    if ((e->kind == SIM_EV_TICK || e->kind == SIM_EV_DISK) &&
+        e->life != s->rep[r].life)
+        return 0;                       /* stale: dropped below */
+    sim_push(s, s->rep[r].paused_until, e->kind, e->r, e->pkt);
+    return 1;
+}
+
 static void step(struct sim *s)
 {
     struct sim_ev e = pop(s);
     s->now = e.t;
     s->steps++;
+    if (deferred(s, &e))
+        return;
     if (e.kind == SIM_EV_MSG) {
         sim_deliver(s, e.pkt);
         return;
     }
     if (e.r < s->n && e.kind != SIM_EV_RESTART && e.kind != SIM_EV_CLIENT &&
-        e.life != s->rep[e.r].life)
+        e.kind != SIM_EV_LOCK && e.life != s->rep[e.r].life)
         return;                                /* the replica restarted */
     switch (e.kind) {
     case SIM_EV_TICK: sim_on_tick(s, e.r); break;
     case SIM_EV_DISK: sim_on_disk(s, e.r); break;
     case SIM_EV_CLIENT: sim_on_client(s, e.r); break;
+    case SIM_EV_LOCK: sim_on_lock(s, e.r); break;
     case SIM_EV_RESTART: sim_restart(s, e.r + 1); break;
     case SIM_EV_FAULT: sim_on_fault(s); break;
     default: ZK_ASSERT(0);

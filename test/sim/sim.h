@@ -5,7 +5,8 @@
  * process, simulated time (microseconds),
  * a seeded network (delay, loss, duplication, reordering, partitions),
  * crashes that lose whatever was not persisted, slow and failing disks,
- * and clients that keep writing. Invariants are checked after every step;
+ * process pauses, clocks running at different rates, and clients that
+ * keep writing and locking. Invariants are checked after every step;
  * the first broken one is kept in sim_failure().
  *
  * Used by build/zkfs-sim (test/sim/main.c) for seeded random runs and the
@@ -30,6 +31,7 @@ struct sim_opts {
     int verbose;              /* trace every core line and sim event     */
     int faults;               /* random faults and client load           */
     int clients;              /* random client writes                    */
+    int wipe;                 /* also wipe a replica's disk as a fault   */
     uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
     FILE *out;                /* trace destination (default stdout)      */
 };

@@ -9,6 +9,8 @@
 #include "sim.h"
 #include "zk_common.h"
 #include "../../replica/driver.h"
+#include "../../store/lock_tab.h"
+#include "../../replica/lease_int.h"
 
 #include <string.h>
 
@@ -21,10 +23,35 @@
 #define SIM_CLIENT_INFLIGHT  4      /* a client's unanswered writes, at most */
 #define SIM_SNAPS_MAX        4      /* received snapshots kept per replica */
 #define SIM_DISK_LOG_KEEP    2048   /* applied entries kept on a sim disk  */
+#define SIM_LOCK_FILES       2      /* inodes the lock clients lock        */
+#define SIM_LOCK_OWNERS      2      /* lock owners (processes) per replica */
+#define SIM_LOCK_ENTS        64     /* entries of one file's table, at most */
+#define SIM_LOCK_GRANTS      64     /* grants one transaction may make     */
 
 enum {
     SIM_EV_TICK = 1, SIM_EV_MSG, SIM_EV_DISK, SIM_EV_CLIENT, SIM_EV_RESTART,
-    SIM_EV_FAULT,
+    SIM_EV_FAULT, SIM_EV_LOCK,
+};
+
+/* One entry of a lock table in the model (struct zk_lock_ent without the
+ * requester's description, which the rules never read). */
+struct sim_lent {
+    uint32_t flags;
+    uint64_t session, owner, start, end, token;
+};
+
+struct sim_ltab {
+    uint32_t n;
+    struct sim_lent e[SIM_LOCK_ENTS];
+};
+
+/* What a lock owner on a replica believes (sim_lock.c). */
+enum { SIM_LK_IDLE, SIM_LK_ASKING, SIM_LK_QUEUED, SIM_LK_HOLD };
+struct sim_lclient {
+    int state;
+    uint64_t session;           /* the session it asked in              */
+    uint64_t owner;             /* the lock owner it asked as            */
+    uint32_t gen;               /* a new owner for every request         */
 };
 
 struct sim_model {
@@ -33,6 +60,7 @@ struct sim_model {
     uint64_t count;
     uint64_t closes;
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
+    struct sim_ltab locks[SIM_LOCK_FILES];      /* the lock tables       */
 };
 
 struct sim_ent {
@@ -78,11 +106,18 @@ struct sim_replica {
     struct sim_model snaps[SIM_SNAPS_MAX];
     uint32_t nsnap;
     int fail_next;
+    int crash_after_write;      /* dies once its next batch is durable  */
     uint64_t slow_until;
     /* client */
     struct sim_pend *pend;
     size_t npend, cappend, headpend;
     uint64_t wseq, acked, tail_acked;
+    /* lock clients */
+    struct sim_lclient lk[SIM_LOCK_OWNERS][SIM_LOCK_FILES];
+    /* its clock runs at rate_ppm millionths of simulated time */
+    uint64_t rate_ppm;
+    /* stopped (SIGSTOP, a stalled loop): events wait until then */
+    uint64_t paused_until;
 };
 
 struct sim_hist {
@@ -114,6 +149,10 @@ struct sim {
     uint32_t drop_pm, dup_pm, slow_pm; /* per mille                     */
     uint64_t delay_min_us, delay_max_us;
     int faults_on, clients_on;
+    /* a leader must be established within SIM_HEAL_LEADER_US of a heal
+     * (counted from when a quorum of voters is up and running) */
+    uint64_t heal_at;
+    uint64_t heal_max_us;       /* the longest wait seen (trace)          */
     uint64_t tail_start;
     int failed;
     char failure[512];
@@ -143,6 +182,22 @@ void sim_on_client(struct sim *s, uint32_t i);
 
 /* sim_run.c */
 void sim_on_fault(struct sim *s);
+void sim_heal_check(struct sim *s);
+
+/* Local time of replica r's clock (ns), drifting at its own rate. */
+uint64_t sim_local_ns(const struct sim *s, const struct sim_replica *r);
+/* Real time until r's clock advances by local_us (the tick interval). */
+uint64_t sim_real_us(const struct sim_replica *r, uint64_t local_us);
+
+/* sim_lock.c: lock clients and the lock invariants. */
+int sim_lock_payload(const struct zk_zab_entry *e);
+void sim_lock_apply(struct sim *s, struct sim_replica *r,
+                    const struct zk_zab_entry *e);
+void sim_lock_close(struct sim *s, struct sim_replica *r, uint64_t session,
+                    uint64_t zxid);
+void sim_lock_crashed(struct sim_replica *r);
+void sim_on_lock(struct sim *s, uint32_t i);
+void sim_lock_check(struct sim *s);
 
 /* sim_lease.c: the invariant that no session is closed while its
  * owner's lease (the driver's, on simulated time) runs. */

@@ -6,16 +6,14 @@
  * ephemerals and locks, so this is "never two holders at once".
  *
  * The lease itself is the driver's (replica/driver.c, replica/lease.c),
- * the code that runs in the daemon, on simulated time: each tick records
- * its time before the core takes it and then checks the lease, giving
- * the session up when it ran out.
+ * the code that runs in the daemon, on the owner's own clock (each
+ * replica's runs at its own rate, within the bound the lease tolerates:
+ * sim_run.c): each tick records its time before the core takes it and
+ * then checks the lease, giving the session up when it ran out. The
+ * owner's clock is read when the close is applied, as a holder's check
+ * reads it when it is answered.
  */
 #include "sim_int.h"
-
-static uint64_t ns(const struct sim *s)
-{
-    return s->now * 1000u;
-}
 
 void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
                            const struct zk_zab_entry *e)
@@ -31,11 +29,17 @@ void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
     if (!o->alive || !o->drv)
         return;
     zk_zab_status(sim_core(o), &st);
+    sim_log(s, by->id, "close of %016llx applied: r%u %s",
+            (unsigned long long)sid, owner,
+            st.session_open && st.session == sid ? "relies on it" :
+            "gave it up");
     if (!st.session_open || st.session != sid)
         return;                 /* given up (or never its own) */
-    uint64_t until = zk_driver_lease_until(o->drv);
-    if (ns(s) < until)
+    uint64_t until = zk_driver_lease_until(o->drv), now = sim_local_ns(s, o);
+    if (now < until)
         sim_fail(s, by->id, "applied the close of session %016llx while "
-                 "r%u's lease on it runs %llu us more", (unsigned long long)sid,
-                 owner, (unsigned long long)((until - ns(s)) / 1000u));
+                 "r%u's lease on it runs %llu us more on its clock (rate "
+                 "%llu ppm)", (unsigned long long)sid, owner,
+                 (unsigned long long)((until - now) / 1000u),
+                 (unsigned long long)o->rate_ppm);
 }

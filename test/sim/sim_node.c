@@ -136,12 +136,28 @@ static void hist_apply(struct sim *s, struct sim_replica *r,
                  (unsigned long long)e->zxid);
 }
 
-static void model_sessions(struct sim_model *m, const struct zk_zab_entry *e)
+/* The session an OPEN from its member replaces (0: none). */
+static uint64_t model_replaced(const struct sim_model *m,
+                               const struct zk_zab_entry *e)
 {
+    if (e->type != ZK_ZAB_ENTRY_SESSION_OPEN || e->len != 8 ||
+        e->origin < 1 || e->origin > ZK_ZAB_MEMBERS_MAX)
+        return 0;
+    uint64_t prev = m->sessions[e->origin - 1];
+    return prev != zk_get_be64(e->data) ? prev : 0;
+}
+
+static void model_sessions(struct sim *s, struct sim_replica *r,
+                           const struct zk_zab_entry *e)
+{
+    struct sim_model *m = &r->model;
     if (e->type == ZK_ZAB_ENTRY_WRITE || e->len != 8)
         return;
     uint64_t sid = zk_get_be64(e->data);
     if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN) {
+        uint64_t prev = model_replaced(m, e);
+        if (prev)
+            sim_lock_close(s, r, prev, e->zxid);
         if (e->origin >= 1 && e->origin <= ZK_ZAB_MEMBERS_MAX)
             m->sessions[e->origin - 1] = sid;
         return;
@@ -151,6 +167,7 @@ static void model_sessions(struct sim_model *m, const struct zk_zab_entry *e)
     if (owner >= 1 && owner <= ZK_ZAB_MEMBERS_MAX &&
         m->sessions[owner - 1] == sid)
         m->sessions[owner - 1] = 0;
+    sim_lock_close(s, r, sid, e->zxid);
 }
 
 static long disk_find(const struct sim_replica *r, uint64_t zxid)
@@ -210,7 +227,9 @@ static void apply(struct sim *s, struct sim_replica *r,
     r->model.count++;
     if (e->type == ZK_ZAB_ENTRY_SESSION_CLOSE)
         sim_lease_check_close(s, r, e);
-    model_sessions(&r->model, e);
+    model_sessions(s, r, e);
+    if (sim_lock_payload(e))
+        sim_lock_apply(s, r, e);
 }
 
 /* ====================================================================== */
@@ -347,13 +366,17 @@ static int st_hard_state(void *arg, void *batch,
 }
 
 /* The model's session table follows OPEN and CLOSE entries itself (an
- * OPEN replaces the owner's session), so close_prev needs no op here. */
+ * OPEN replaces the owner's session): the driver's close_prev must name
+ * the session the model replaces. */
 static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
                     uint64_t close_prev, struct zk_apply_result **res)
 {
     struct sim_replica *r = arg;
     (void)batch;
-    (void)close_prev;
+    if (close_prev != model_replaced(&r->model, en))
+        sim_fail(r->s, r->id, "driver: close_prev %016llx, the model "
+                 "replaces %016llx", (unsigned long long)close_prev,
+                 (unsigned long long)model_replaced(&r->model, en));
     apply(r->s, r, en);
     *res = (struct zk_apply_result *)&sim_result;
     return 0;
@@ -400,10 +423,20 @@ static void tp_send(void *arg, const struct zk_zab_msg *m)
     send_msg(r->s, r, m);
 }
 
+uint64_t sim_local_ns(const struct sim *s, const struct sim_replica *r)
+{
+    return s->now * r->rate_ppm / 1000u;
+}
+
+uint64_t sim_real_us(const struct sim_replica *r, uint64_t local_us)
+{
+    return local_us * 1000000u / r->rate_ppm;
+}
+
 static uint64_t clock_ns(void *arg)
 {
     struct sim_replica *r = arg;
-    return r->s->now * 1000u;
+    return sim_local_ns(r->s, r);
 }
 
 static void drv_log(void *arg, enum zk_log_level level, const char *line)
@@ -566,6 +599,15 @@ void sim_on_disk(struct sim *s, uint32_t i)
     }
     r->busy = 0;
     int rc = zk_driver_write(r->drv);
+    if (r->crash_after_write) {
+        /* Durable, but nothing of the Ready was sent, delivered or
+         * answered: the process died between fsync and the rest. */
+        sim_log(s, r->id, "crash after the write was durable (rc %d)", rc);
+        sim_crash(s, r->id);
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
+                 NULL);
+        return;
+    }
     zk_driver_written(r->drv, rc);
 }
 
@@ -575,7 +617,7 @@ void sim_on_tick(struct sim *s, uint32_t i)
     if (!r->alive)
         return;
     zk_driver_tick(r->drv);
-    sim_push(s, s->now + SIM_TICK_US, SIM_EV_TICK, i, NULL);
+    sim_push(s, s->now + sim_real_us(r, SIM_TICK_US), SIM_EV_TICK, i, NULL);
 }
 
 /* ====================================================================== */
@@ -616,6 +658,8 @@ int sim_write(struct sim *s, uint32_t id)
     zk_put_be32(buf + 12, r->incarnation);
     for (uint32_t k = 16; k < len; k++)
         buf[k] = (uint8_t)sim_rand(s);
+    if (len > 16)
+        buf[16] = 0;                      /* not a lock op (sim_lock.c) */
     *w = (struct sim_wreq){ s, id - 1, r->wseq };
     int rc = zk_driver_propose(r->drv, buf, len, 0, client_done, w);
     if (rc) {

@@ -6,8 +6,14 @@
  * delays (so reorders) messages; a fault event every 20-300 ms crashes a
  * replica (restarted 0.2-1 s later), splits the ensemble in two, blocks
  * one direction of a link, isolates the current leader, heals everything,
- * slows a disk, makes a disk write fail (fail-stop) or makes a replica
- * give its session up (the driver's lease, zk_driver_give_up). The quiet tail:
+ * slows a disk, makes a disk write fail (fail-stop), makes a replica
+ * give its session up (the driver's lease, zk_driver_give_up), pauses a
+ * replica (SIGSTOP) or stalls its loop on a disk write for 1.2-3 x
+ * sessionTimeout, or makes a replica die right after its next batch is
+ * durable (before the Ready's messages leave). Each replica's clock runs at its own rate within the
+ * bound the lease tolerates. Lock clients run beside the writers
+ * (sim_lock.c). After a heal a leader must be followed by a quorum
+ * within SIM_HEAL_LEADER_US unless another fault comes. The quiet tail:
  * every link healed, every replica restarted, no more faults; clients keep
  * writing for SIM_TAIL_WRITES_US, then the run must reach, within
  * SIM_TAIL_US, a state where every replica acknowledged a write submitted
@@ -16,8 +22,15 @@
  */
 #include "sim_int.h"
 
+#include <stdlib.h>
+
 #define SIM_TAIL_US          6000000ull  /* quiet tail length            */
 #define SIM_TAIL_WRITES_US   4000000ull  /* clients write this long      */
+
+/* After a heal a leader followed by a quorum of voters must be
+ * established within this (simulated) time, counted from when a quorum of
+ * voters is running (alive and not stopped). */
+#define SIM_HEAL_LEADER_US   2000000ull
 
 static void heal_all(struct sim *s)
 {
@@ -28,6 +41,91 @@ void sim_heal(struct sim *s)
 {
     sim_log(s, 0, "heal all links");
     heal_all(s);
+    if (s->faults_on && !s->heal_at)
+        s->heal_at = s->now;
+}
+
+static int voters_up(const struct sim *s)
+{
+    uint32_t up = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        up += !s->rep[i].observer && s->rep[i].alive &&
+              s->now >= s->rep[i].paused_until;
+    return up > s->o.voters / 2;
+}
+
+/* A leader a quorum of voters follows, established in its epoch. */
+static int leader_followed(const struct sim *s)
+{
+    uint32_t l = sim_leader(s), n = 0;
+    struct zk_zab_status ls;
+    if (!l)
+        return 0;
+    sim_status(s, l, &ls);
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct zk_zab_status st;
+        sim_status(s, i + 1, &st);
+        n += !s->rep[i].observer && st.established && st.leader == l &&
+             st.epoch == ls.epoch;
+    }
+    return n > s->o.voters / 2;
+}
+
+/* Checked every step while a heal is being watched (no fault since). */
+void sim_heal_check(struct sim *s)
+{
+    if (!s->heal_at)
+        return;
+    if (!voters_up(s)) {
+        s->heal_at = s->now;
+        return;
+    }
+    if (leader_followed(s)) {
+        uint64_t took = s->now - s->heal_at;
+        if (took > s->heal_max_us)
+            s->heal_max_us = took;
+        sim_log(s, sim_leader(s), "leader followed %llu us after the heal",
+                (unsigned long long)took);
+        s->heal_at = 0;
+    } else if (s->now - s->heal_at > SIM_HEAL_LEADER_US) {
+        sim_fail(s, 0, "no leader followed by a quorum %llu ms after the "
+                 "last heal", SIM_HEAL_LEADER_US / 1000);
+    }
+}
+
+/* --wipe: the replica's disk is lost while the others run (a new disk,
+ * an operator's rm -rf): it restarts empty, as the daemon does today
+ * with an empty data directory (a new store, incarnation 1, no promises
+ * remembered). */
+static void fault_wipe(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    sim_log(s, r->id, "disk wiped");
+    sim_crash(s, r->id);
+    for (size_t k = 0; k < r->nlog; k++)
+        free(r->log[k].data);
+    r->nlog = 0;
+    memset(&r->hard, 0, sizeof(r->hard));
+    memset(&r->model, 0, sizeof(r->model));
+    r->incarnation = 0;
+    sim_push(s, s->now + sim_range(s, 200000, 1000000), SIM_EV_RESTART, i,
+             NULL);
+}
+
+/* The process stops (SIGSTOP, a VM migration, or a disk whose write
+ * stalls the loop) for longer than sessionTimeout: nothing it is sent is
+ * read, none of its timers runs, its clock goes on. */
+static void fault_pause(struct sim *s, uint32_t i, int stall)
+{
+    struct sim_replica *r = &s->rep[i];
+    uint64_t t = SIM_SESSION_TIMEOUT * SIM_TICK_US;
+    if (!r->alive || s->now < r->paused_until)
+        return;
+    r->paused_until = s->now + sim_range(s, t * 6 / 5, 3 * t);
+    if (stall)
+        r->slow_until = r->paused_until;
+    sim_log(s, r->id, "%s until %llu us", stall ? "disk stalls the loop"
+            : "paused (SIGSTOP)", (unsigned long long)r->paused_until);
 }
 
 void sim_block(struct sim *s, uint32_t from, uint32_t to, int blocked)
@@ -75,24 +173,45 @@ static void fault_oneway(struct sim *s)
     }
 }
 
+/* Faults come every 20-300 ms, and most elect a new leader, which
+ * renews every session: a session would hardly ever be expired. So a
+ * third of the partitions and pauses are left alone for 0.6-1.5 s,
+ * longer than sessionTimeout, for the majority's leader to expire the
+ * sessions of those it cannot hear (what the lease invariants are
+ * about). */
+static uint64_t settle(struct sim *s, uint64_t next)
+{
+    if (sim_range(s, 0, 2))
+        return next;
+    return sim_range(s, 15 * SIM_SESSION_TIMEOUT * SIM_TICK_US / 10,
+                     15 * SIM_SESSION_TIMEOUT * SIM_TICK_US / 4);
+}
+
 void sim_on_fault(struct sim *s)
 {
     if (!s->faults_on)
         return;
     uint64_t pick = sim_range(s, 0, 99);
     uint32_t i = (uint32_t)sim_range(s, 0, s->n - 1);
+    uint64_t next = sim_range(s, 20000, 300000);
+    if (pick < 45 || pick >= 65)
+        s->heal_at = 0;             /* a new fault: the watch ends */
     if (pick < 15) {
         fault_crash(s);
     } else if (pick < 27) {
         fault_split(s);
+        next = settle(s, next);
     } else if (pick < 37) {
         fault_oneway(s);
     } else if (pick < 45) {
         uint32_t l = sim_leader(s);
         if (l)
             sim_isolate(s, l);
+        next = settle(s, next);
     } else if (pick < 65) {
         sim_heal(s);
+        if (sim_range(s, 0, 99) < 30)
+            next = sim_range(s, 1000000, 3000000);  /* time to elect */
     } else if (pick < 75) {
         sim_log(s, i + 1, "slow disk");
         s->rep[i].slow_until = s->now + sim_range(s, 100000, 1000000);
@@ -107,26 +226,44 @@ void sim_on_fault(struct sim *s)
             sim_log(s, i + 1, "session given up (lease)");
             zk_driver_give_up(s->rep[i].drv);
         }
+    } else if (pick < 89) {
+        fault_pause(s, i, 0);
+        next = settle(s, next);
+    } else if (pick < 92) {
+        fault_pause(s, i, 1);
+        next = settle(s, next);
+    } else if (pick < 98 && s->o.wipe) {
+        fault_wipe(s, i);
+    } else if (pick < 96) {
+        if (s->rep[i].alive) {
+            sim_log(s, i + 1, "dies once its next write is durable");
+            s->rep[i].crash_after_write = 1;
+        }
     }
-    sim_push(s, s->now + sim_range(s, 20000, 300000), SIM_EV_FAULT,
-             SIM_REPLICAS_MAX, NULL);
+    sim_push(s, s->now + next, SIM_EV_FAULT, SIM_REPLICAS_MAX, NULL);
 }
 
 static void start_clients(struct sim *s)
 {
     s->clients_on = 1;
-    for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t i = 0; i < s->n; i++) {
         sim_push(s, s->now + sim_range(s, 1000, 10000), SIM_EV_CLIENT, i,
                  NULL);
+        sim_push(s, s->now + sim_range(s, 1000, 50000), SIM_EV_LOCK, i,
+                 NULL);
+    }
 }
 
 static void quiet(struct sim *s)
 {
     s->faults_on = 0;
     heal_all(s);
+    s->heal_at = 0;
     for (uint32_t i = 0; i < s->n; i++) {
         s->rep[i].slow_until = 0;
         s->rep[i].fail_next = 0;
+        s->rep[i].crash_after_write = 0;
+        s->rep[i].paused_until = 0;
         sim_restart(s, i + 1);
     }
     s->tail_start = s->now;
@@ -179,8 +316,30 @@ static int check_tail(struct sim *s)
     return s->failed ? -1 : 0;
 }
 
+/* Each replica's clock runs at its own rate, the fastest at most DEN/NUM
+ * (1.5) times the slowest: the bound the lease tolerates
+ * (ZK__LEASE_RATE_RATIO_*, replica/lease.c): most at either end of it,
+ * where a lease too long for the bound shows. One seed in four has no
+ * drift. */
+static void draw_drift(struct sim *s)
+{
+    if (sim_range(s, 0, 3) == 0)
+        return;
+    uint64_t hi = 1000000ull * ZK__LEASE_RATE_RATIO_DEN /
+                  ZK__LEASE_RATE_RATIO_NUM;
+    for (uint32_t i = 0; i < s->n; i++) {
+        uint64_t pick = sim_range(s, 0, 9);   /* the extremes, mostly */
+        s->rep[i].rate_ppm = pick < 4 ? 1000000 : pick < 8 ? hi
+                             : sim_range(s, 1000000, hi);
+        sim_log(s, i + 1, "clock rate %llu ppm",
+                (unsigned long long)s->rep[i].rate_ppm);
+    }
+}
+
 int sim_random_run(struct sim *s, uint64_t steps)
 {
+    if (s->o.faults)
+        draw_drift(s);
     s->faults_on = s->o.faults;
     s->drop_pm = 10;
     s->dup_pm = 10;

@@ -44,10 +44,11 @@ static uint64_t session_of(struct sim *s, uint32_t id)
 
 START_TEST(lease_length)
 {
-    ck_assert_uint_eq(zk__lease_ms(2000, 100), 1600);
-    ck_assert_uint_eq(zk__lease_ms(4000, 200), 3200);
-    ck_assert_uint_eq(zk__lease_ms(1000, 200), 600);   /* two ticks */
+    ck_assert_uint_eq(zk__lease_ms(2000, 100), 1200);
+    ck_assert_uint_eq(zk__lease_ms(4000, 200), 2400);
+    ck_assert_uint_eq(zk__lease_ms(1000, 200), 400);
     ck_assert_uint_eq(zk__lease_ms(400, 200), 200);    /* never below a tick */
+    ck_assert_uint_eq(zk__lease_ms(500, 200), 200);
 }
 END_TEST
 
