@@ -187,6 +187,7 @@ struct zk_fs {
     uint64_t req_unique[ZK__FS_REQMAP];   /* unique -> opcode, loop only */
     uint8_t req_op[ZK__FS_REQMAP];
     uint64_t txns_applied, txns_failed, ops_applied, changes_applied;
+    uint64_t txn_bytes_applied;
 #define ZK__FS_LAT_BUCKETS 14
     /* metrics.c: proposal-to-answer latency of this mount's proposals */
     uint64_t commit_le[ZK__FS_LAT_BUCKETS]; /* not cumulative */

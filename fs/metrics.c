@@ -103,6 +103,7 @@ void zk__fs_metrics_applied(void *arg, const struct zk_apply_result *res)
     struct zk_fs *fs = arg;
 
     fs->txns_applied++;
+    fs->txn_bytes_applied += res->bytes;
     fs->txns_failed += res->err != 0;
     fs->ops_applied += res->nops;
     fs->changes_applied += res->nchanges;
@@ -357,6 +358,9 @@ static void render_fs(struct out *o, struct zk_fs *fs)
     one(o, "zkfs_transactions_applied_total", "counter",
         "Transactions applied here (committed, in zxid order).",
         fs->txns_applied);
+    one(o, "zkfs_transaction_bytes_applied_total", "counter",
+        "Bytes of the transactions applied here (as encoded in the log).",
+        fs->txn_bytes_applied);
     one(o, "zkfs_transactions_failed_total", "counter",
         "Applied transactions whose operations failed (e.g. EEXIST).",
         fs->txns_failed);

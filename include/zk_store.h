@@ -106,6 +106,7 @@ struct zk_apply_result {
     int err;               /* 0, or the first failing op's error */
     uint32_t failed_op;    /* index of that op when err != 0 */
     uint64_t zxid;
+    uint32_t bytes;        /* the encoded transaction's length */
     uint32_t nops;
     struct zk_op_result *ops;      /* nops entries */
     uint32_t nchanges;

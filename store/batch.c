@@ -287,6 +287,7 @@ int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
         rc = -ENOMEM;
         goto fail;
     }
+    res->bytes = (uint32_t)len;
     rc = zk__apply_txn(s, b->txn, zxid, txn, res);
     if (rc == 0)
         rc = zk__meta_put(s, b->txn, ZK__META_LAST_APPLIED, zxid);

@@ -67,6 +67,9 @@ well_formed "$b"
 [ "$(value "$b" zkfs_fsyncs_total)" -gt "$(value "$a" zkfs_fsyncs_total)" ] || fail "fsyncs did not move"
 [ "$(value "$b" zkfs_transactions_applied_total)" -ge $(($(value "$a" zkfs_transactions_applied_total) + 21)) ] ||
     fail "transactions applied did not move by 21"
+# 20 writes of at least 7 data bytes each, plus their paths
+[ "$(value "$b" zkfs_transaction_bytes_applied_total)" -ge $(($(value "$a" zkfs_transaction_bytes_applied_total) + 20 * 14)) ] ||
+    fail "transaction bytes applied did not grow by 20 writes: $(value "$a" zkfs_transaction_bytes_applied_total) -> $(value "$b" zkfs_transaction_bytes_applied_total)"
 [ "$(value "$b" zkfs_znode_changes_total)" -ge $(($(value "$a" zkfs_znode_changes_total) + 21)) ] ||
     fail "znode changes did not move by 21"
 # histogram_moved NAME BY: between the scrapes $a and $b, NAME's count
