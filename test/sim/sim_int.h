@@ -101,6 +101,11 @@ struct sim_replica {
     struct zk_zab_hard_state hard;
     struct sim_ent *log;
     size_t nlog, caplog;
+    /* --wipe: the zxids its disk held when it was last wiped. A commit
+     * it acknowledged still counts as on its disk for the quorum check
+     * (the wipe is the failure the quorum tolerates, not a lost ack). */
+    uint64_t *ghost;
+    size_t nghost;
     struct sim_model model;
     /* snapshots received with SNAP messages, newest last */
     struct sim_model snaps[SIM_SNAPS_MAX];
