@@ -45,7 +45,7 @@ lease-fifth-margin @@ replica/lease.c @@ s{\(session_timeout_ms - slack\) \* ZK_
 lock-fifo-broken @@ store/lock_tab.c @@ s{if \(!\(e->flags & ZK_LOCK_QUEUED\) \|\| i < qi\)}{if (!(e->flags & ZK_LOCK_QUEUED))} @@ a lock request overtakes the earlier waiters it conflicts with (readers starve a queued writer)
 lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == session\)\n\s*tab_remove\(t, i--\);}{(void)session;} @@ a closed session's locks and waits stay in the table
 wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| !zk__store_empty\(z\) \|\|}{if (1 || z->abstain || !zk__store_empty(z) ||} @@ a replica whose disk was wiped votes and counts with the promises it forgot
-wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0) {} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
+wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0 && z->abstain) \{} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
 EOF
 )
