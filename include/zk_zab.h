@@ -302,8 +302,8 @@ struct zk_zab_status {
     uint64_t n_elections;      /* times this replica went LOOKING         */
     int abstaining;            /* store empty while the ensemble has
                                   history: neither votes nor counts
-                                  toward any quorum until a sync from an
-                                  established leader is durable          */
+                                  toward any quorum until its sync in a
+                                  fresh epoch is durable (zab_elect.c)   */
 };
 
 /* Fills *st with a snapshot of the core's view. */

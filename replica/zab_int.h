@@ -135,8 +135,8 @@ struct zk_zab {
     int open_sent;
 
     /* An empty store (never accepted an epoch) that heard a peer with
-     * history: a learner that does not vote or count until its sync is
-     * durable (zab_elect.c, "empty stores"). */
+     * history: a learner that does not vote or count until its sync in
+     * a fresh epoch is durable (zab_elect.c, "empty stores"). */
     int abstain;
 
     /* election */

@@ -106,6 +106,11 @@ struct sim_replica {
      * (the wipe is the failure the quorum tolerates, not a lost ack). */
     uint64_t *ghost;
     size_t nghost;
+    /* The accepted epoch its disk held when it was wiped (if another
+     * replica accepted it too), until it persists an epoch again: that
+     * one must be above it (it never counts with the promises it
+     * forgot). */
+    uint64_t ghost_acc;
     struct sim_model model;
     /* snapshots received with SNAP messages, newest last */
     struct sim_model snaps[SIM_SNAPS_MAX];

@@ -115,6 +115,14 @@ static void fault_wipe(struct sim *s, uint32_t i)
     r->ghost = malloc((r->nlog ? r->nlog : 1) * sizeof(*r->ghost));
     ZK_ASSERT(r->ghost != NULL);
     r->nghost = r->nlog;
+    /* Its promise matters while another replica shares it (the leader it
+     * accepted the epoch from); one only it accepted (its own proposal)
+     * dies with its disk. */
+    for (uint32_t j = 0; j < s->n; j++)
+        if (j != i && !s->rep[j].observer &&
+            s->rep[j].hard.accepted_epoch >= r->hard.accepted_epoch &&
+            r->hard.accepted_epoch > r->ghost_acc)
+            r->ghost_acc = r->hard.accepted_epoch;
     for (size_t k = 0; k < r->nlog; k++)
         r->ghost[k] = r->log[k].zxid;
     for (size_t k = 0; k < r->nlog; k++)
