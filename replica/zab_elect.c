@@ -23,14 +23,14 @@
  * ACKs do not say SYNCED (so no leader counts them for establishment,
  * commits or the lease) and it persists no epoch; it follows a leader
  * that reports itself leading and syncs from it (it has the data and
- * serves). It becomes a member only in a fresh epoch: one above every
- * epoch accepted by a quorum of the other voters, as they reported to it
- * since it started. An epoch it promised before its disk was lost was
- * accepted by a quorum that meets that one in a replica that remembers,
- * so a fresh epoch is above it (Paxos Made Live's "one complete instance
- * started after the replica began rebuilding"). Once NEWLEADER of a fresh
- * epoch is durable it votes and counts like any member; in the epoch it
- * found running it only learns, until the next leader change. At the
+ * serves). It becomes a member only in a fresh epoch: one at least as
+ * high as every epoch accepted by a quorum of the other voters, as they
+ * reported to it since it started. An epoch it promised before its disk
+ * was lost was accepted by a quorum that meets that one in a replica that
+ * remembers, so a fresh epoch is not below it (in the spirit of Paxos
+ * Made Live's rule for a rebuilt replica). Once NEWLEADER of a fresh
+ * epoch is durable it votes and counts like any member; in an older epoch
+ * (a stale leader) it only learns, until the next leader change. At the
  * first start of an ensemble nobody has history and everyone votes. Every
  * VOTE carries the sender's current epoch in `seq` and its accepted epoch
  * in `link` for this (0 from older versions).
@@ -187,8 +187,12 @@ int zk__store_empty(const struct zk_zab *z)
            z->hard.current_epoch == 0;
 }
 
-/* Non-zero if e is above every epoch accepted by the voters that
- * reported to us since we started, and those are a quorum without us. */
+/* Non-zero if e is at least every epoch accepted by the voters that
+ * reported to us since we started, and those are a quorum without us.
+ * Equal is enough: two leaders never both gather a counted quorum in
+ * one epoch, so if we had accepted e before, it was from e's leader (or
+ * e was our own proposal, which died with our disk); a slow replica of
+ * a new ensemble thus counts in the first epoch. */
 int zk__epoch_fresh(const struct zk_zab *z, uint64_t e)
 {
     uint32_t n = 0;
@@ -201,7 +205,7 @@ int zk__epoch_fresh(const struct zk_zab *z, uint64_t e)
         if (p->rep_acc > max)
             max = p->rep_acc;
     }
-    return n >= z->quorum && e > max;
+    return n >= z->quorum && e >= max;
 }
 
 /* An empty store hears a peer with history: from now on it abstains. */

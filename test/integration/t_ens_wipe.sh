@@ -2,10 +2,11 @@
 # A follower of a 3-replica ensemble loses its data directory (rm -rf
 # while it is stopped) and is started again as the same server:
 #  - it logs that it waits to sync before voting, catches up (the files
-#    written before and while it was away are on its mount) and its
-#    mount takes writes that the others see;
-#  - after a leader change (the leader restarted) it votes again (the
-#    log says so) and the three trees are identical.
+#    written before and while it was away are on its mount), its mount
+#    takes writes that the others see, and it votes again once synced
+#    (the log says so);
+#  - after a leader change (the leader restarted) the three trees are
+#    identical.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 

@@ -371,8 +371,8 @@ static int st_hard_state(void *arg, void *batch,
         hs->current_epoch > hs->accepted_epoch)
         sim_fail(r->s, r->id, "hard state went back or is inconsistent");
     if (r->ghost_acc && hs->accepted_epoch) {
-        if (hs->accepted_epoch <= r->ghost_acc)
-            sim_fail(r->s, r->id, "wiped: accepts epoch %llu, not above the "
+        if (hs->accepted_epoch < r->ghost_acc)
+            sim_fail(r->s, r->id, "wiped: accepts epoch %llu, below the "
                      "epoch %llu it had accepted before (a forgotten "
                      "promise)", (unsigned long long)hs->accepted_epoch,
                      (unsigned long long)r->ghost_acc);

@@ -554,10 +554,11 @@ static void step_msg(struct zk_zab *z, uint8_t type, uint64_t epoch,
 
 /* A voter with an empty store (its disk was wiped) that hears a peer
  * with history abstains: no vote, an uncounted FOLLOWERINFO and
- * ACKEPOCH, no epoch persisted; synced in the epoch it found running
- * (5, which peer 3 accepted) it only learns (ACKs without SYNCED); in a
- * fresh epoch (6) it is a member again once NEWLEADER is durable. With
- * no history anywhere (a new ensemble) it votes. */
+ * ACKEPOCH, no epoch persisted; synced by a leader of epoch 5 while
+ * peer 2 reports it accepted 6, it only learns (ACKs without SYNCED); in
+ * epoch 6 (fresh: no voter of the quorum it heard accepted more) it is a
+ * member again once NEWLEADER is durable. With no history anywhere (a
+ * new ensemble) it votes. */
 START_TEST(empty_store_abstains)
 {
     struct zk_zab_config cfg;
@@ -588,7 +589,8 @@ START_TEST(empty_store_abstains)
             zk_zab_destroy(z);
             continue;
         }
-        m.link = m.seq = m.aux = 4;         /* 2 has history: epoch 4 */
+        m.seq = m.aux = 4;          /* 2 has history: current epoch 4, */
+        m.link = 6;                 /* and accepted 6 from a candidate */
         m.zxid = ZK_ZAB_ZXID(4, 9);
         ck_assert_int_eq(zk_zab_step(z, &m), 0);
         zk_zab_status(z, &st);
