@@ -118,6 +118,8 @@ enum zk_zab_msg_type {
 #define ZK_ZAB_MF_OBSERVER 0x01  /* FOLLOWERINFO: sender is an observer */
 #define ZK_ZAB_MF_COUNTED  0x02  /* ACKEPOCH: counts toward the quorum  */
 #define ZK_ZAB_MF_SYNCED   0x04  /* ACK: NEWLEADER processed (durable)  */
+#define ZK_ZAB_MF_ABSTAIN  0x08  /* FOLLOWERINFO: empty store, not counted
+                                    (zab_elect.c, "empty stores")      */
 
 struct zk_zab_msg {
     uint8_t type;          /* enum zk_zab_msg_type                      */
@@ -187,6 +189,12 @@ struct zk_zab_config {
 struct zk_zab_hard_state {
     uint64_t accepted_epoch;    /* highest epoch acknowledged (LEADERINFO) */
     uint64_t current_epoch;     /* epoch of the last NEWLEADER processed   */
+    uint32_t incarnation;       /* 0, or an incarnation the core moved to
+                                   after seeing its own ids of a higher
+                                   one from before its disk was wiped: the
+                                   embedder's persisted incarnation must
+                                   not be below it (the next start takes a
+                                   higher one). Not restored.            */
 };
 
 /* What the embedder read from disk at start. All zeros for a new replica. */
@@ -292,6 +300,10 @@ struct zk_zab_status {
                                   it until the first echo arrives      */
     uint64_t n_diff, n_trunc, n_snap; /* syncs sent as leader, by mode   */
     uint64_t n_elections;      /* times this replica went LOOKING         */
+    int abstaining;            /* store empty while the ensemble has
+                                  history: neither votes nor counts
+                                  toward any quorum until its sync in a
+                                  fresh epoch is durable (zab_elect.c)   */
 };
 
 /* Fills *st with a snapshot of the core's view. */

@@ -180,6 +180,8 @@ static int st_hard_state(void *arg, void *batch,
     if (rc == 0)
         rc = zk_store_batch_meta_set(batch, "current_epoch",
                                      hs->current_epoch);
+    if (rc == 0 && hs->incarnation)    /* learnt after a wiped disk */
+        rc = zk_store_batch_meta_set(batch, "incarnation", hs->incarnation);
     return rc;
 }
 

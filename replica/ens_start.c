@@ -16,11 +16,16 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* The core's trace is debug output, except the lines an operator must
+ * see: an empty data directory in an ensemble with history (the replica
+ * abstains until it has synced, zab_elect.c), and its end. */
 static void trace_fn(void *arg, uint32_t id, uint64_t tick, const char *line)
 {
     (void)arg;
-    zk_log(ZK_LOG_DEBUG, "zab %u t%llu: %s", id, (unsigned long long)tick,
-           line);
+    int loud = !strncmp(line, "data directory is empty", 23) ||
+               !strncmp(line, "synced from an empty", 20);
+    zk_log(loud ? ZK_LOG_WARN : ZK_LOG_DEBUG, "zab %u t%llu: %s", id,
+           (unsigned long long)tick, line);
 }
 
 /* Called from every handle's close callback. */

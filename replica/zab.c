@@ -313,6 +313,48 @@ void zk__emit_commits(struct zk_zab *z)
     }
 }
 
+static uint64_t make_sid(const struct zk_zab *z);
+
+/* Incarnations after a wiped disk: the embedder starts again from 1, so
+ * our session and request ids could repeat those of an earlier life,
+ * which the ensemble still holds (a commit matched to the wrong write,
+ * requests dropped as duplicates). An id of ours that we did not make,
+ * seen in what the leader syncs to us, moves us above its incarnation,
+ * before we open a session (we open it only once synced). */
+static void learn_inc(struct zk_zab *z, uint32_t inc, uint32_t ctr,
+                      uint32_t mine)
+{
+    if (inc < z->cfg.incarnation || (inc == z->cfg.incarnation && ctr <= mine))
+        return;
+    zk__trace(z, "ids of an earlier life of incarnation %u seen: moving "
+              "from incarnation %u to %u", inc, z->cfg.incarnation, inc + 1);
+    z->cfg.incarnation = inc + 1;
+    z->hard.incarnation = z->cfg.incarnation;
+    z->out.has_hard = 1;
+    z->req_ctr = 0;
+    z->sid_ctr = 1;
+    z->my_sid = make_sid(z);
+    z->sid_seen_open = 0;
+    z->open_sent = 0;
+    z->open_first_tick = 0;
+}
+
+void zk__learn_ids(struct zk_zab *z, const struct zk_zab_entry *e,
+                   uint64_t own_sid)
+{
+    if (own_sid && ZK_ZAB_SESSION_OWNER(own_sid) == z->cfg.id &&
+        own_sid != z->my_sid)
+        learn_inc(z, (uint32_t)(own_sid >> 32) & 0xffffff,
+                  (uint32_t)own_sid, z->sid_ctr);
+    if (!e || e->origin != z->cfg.id)
+        return;
+    if (e->type == ZK_ZAB_ENTRY_WRITE)
+        learn_inc(z, (uint32_t)(e->req_id >> 32), (uint32_t)e->req_id,
+                  z->req_ctr);
+    else if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN && e->len == 8)
+        zk__learn_ids(z, NULL, zk_get_be64(e->data));
+}
+
 static uint64_t make_sid(const struct zk_zab *z)
 {
     return (uint64_t)(z->cfg.id & 0xff) << 56 |
@@ -447,6 +489,7 @@ static int check_config(const struct zk_zab_config *cfg)
 static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
 {
     z->hard = z->durable = st->hard;
+    z->hard.incarnation = z->durable.incarnation = 0;
     z->log.base = z->applied = z->commit = st->applied_zxid;
     memcpy(z->sessions, st->sessions, sizeof(z->sessions));
     for (size_t i = 0; i < st->n_entries; i++) {
@@ -589,8 +632,10 @@ void zk_zab_advance(struct zk_zab *z)
 {
     ZK_ASSERT(z->outstanding);
     z->outstanding = 0;
-    if (z->cur.has_hard)
+    if (z->cur.has_hard) {
         z->durable = z->cur_hard;
+        zk__abstain_check(z);
+    }
     /* Everything in the log when the Ready was taken is now on disk,
      * unless a TRUNC or SNAP replaced the log since. */
     if (z->cur.trunc_gen == z->trunc_gen && z->cur_log_last > z->persisted)
@@ -623,6 +668,7 @@ void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st)
     st->n_trunc = z->n_trunc;
     st->n_snap = z->n_snap;
     st->n_elections = z->n_elections;
+    st->abstaining = z->abstain;
 }
 
 int zk_zab_member_status(const struct zk_zab *z, uint32_t i,

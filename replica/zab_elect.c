@@ -11,6 +11,29 @@
  * Election only affects liveness: safety comes from discovery, where the
  * leader needs a quorum to accept a fresh epoch and steps down if any of
  * them has a more recent history (zab_leader.c).
+ *
+ * Empty stores: a voter whose store never accepted an epoch is either
+ * new in a new ensemble, or lost its disk (a new disk, an rm -rf) and
+ * with it the promises it made: epochs accepted, entries acknowledged.
+ * Counting such a replica could make a quorum that misses committed
+ * entries, or one that reuses an epoch. So once it hears a peer report
+ * history (a current epoch or a zxid above 0: the ensemble has committed
+ * or may have), it abstains: it votes for nobody, decides no election,
+ * and as a learner its FOLLOWERINFO and ACKEPOCH are not counted, its
+ * ACKs do not say SYNCED (so no leader counts them for establishment,
+ * commits or the lease) and it persists no epoch; it follows a leader
+ * that reports itself leading and syncs from it (it has the data and
+ * serves). It becomes a member only in a fresh epoch: one at least as
+ * high as every epoch accepted by a quorum of the other voters, as they
+ * reported to it since it started. An epoch it promised before its disk
+ * was lost was accepted by a quorum that meets that one in a replica that
+ * remembers, so a fresh epoch is not below it (in the spirit of Paxos
+ * Made Live's rule for a rebuilt replica). Once NEWLEADER of a fresh
+ * epoch is durable it votes and counts like any member; in an older epoch
+ * (a stale leader) it only learns, until the next leader change. At the
+ * first start of an ensemble nobody has history and everyone votes. Every
+ * VOTE carries the sender's current epoch in `seq` and its accepted epoch
+ * in `link` for this (0 from older versions).
  */
 #include "zab_int.h"
 
@@ -54,7 +77,9 @@ void zk__elect_announce(struct zk_zab *z, uint32_t to)
 {
     struct zk_zab_msg *m = zk__msg(z, ZK_ZAB_MSG_VOTE, to);
     m->state = z->role;
-    m->epoch = z->round;
+    m->epoch = z->abstain ? 0 : z->round;    /* moves nobody's round */
+    m->seq = z->hard.current_epoch;
+    m->link = z->hard.accepted_epoch;
     if (z->role == ZK_ZAB_LOOKING) {
         m->leader = z->vote_leader;
         m->aux = z->vote_epoch;
@@ -84,7 +109,7 @@ void zk__elect_start(struct zk_zab *z)
     z->round++;
     z->leader = 0;
     z->fepoch = 0;
-    if (z->observer) {
+    if (z->observer || z->abstain) {
         struct vote none = { 0, 0, 0 };
         set_vote(z, &none);
     } else {
@@ -117,7 +142,8 @@ static int have_quorum(const struct zk_zab *z)
 
 void zk__elect_tick(struct zk_zab *z)
 {
-    if (!z->observer && z->tick > z->look_tick && have_quorum(z)) {
+    if (!z->observer && !z->abstain && z->tick > z->look_tick &&
+        have_quorum(z)) {
         uint32_t l = z->vote_leader;
         zk__trace(z, "elected %u in round %llu", l,
                   (unsigned long long)z->round);
@@ -155,9 +181,68 @@ static void recv_report(struct zk_zab *z, struct zk__peer *p,
         zk__become(z, me, m->leader);
 }
 
+int zk__store_empty(const struct zk_zab *z)
+{
+    return !z->observer && z->hard.accepted_epoch == 0 &&
+           z->hard.current_epoch == 0;
+}
+
+/* Non-zero if e is at least every epoch accepted by the voters that
+ * reported to us since we started, and those are a quorum without us.
+ * Equal is enough: two leaders never both gather a counted quorum in
+ * one epoch, so if we had accepted e before, it was from e's leader (or
+ * e was our own proposal, which died with our disk); a slow replica of
+ * a new ensemble thus counts in the first epoch. */
+int zk__epoch_fresh(const struct zk_zab *z, uint64_t e)
+{
+    uint32_t n = 0;
+    uint64_t max = 0;
+    for (uint32_t i = 0; i < z->cfg.n_members; i++) {
+        const struct zk__peer *p = &z->peers[i];
+        if (i == z->self || p->observer || !p->acc_heard)
+            continue;
+        n++;
+        if (p->rep_acc > max)
+            max = p->rep_acc;
+    }
+    return n >= z->quorum && e >= max;
+}
+
+/* An empty store hears a peer with history: from now on it abstains. */
+static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
+{
+    if (z->abstain || !zk__store_empty(z) ||
+        !(m->seq || m->aux || m->zxid))
+        return;
+    z->abstain = 1;
+    zk__trace(z, "data directory is empty but the ensemble has history: "
+              "waiting to sync before voting (peer %u reports epoch %llu)",
+              m->from, (unsigned long long)(m->seq ? m->seq : m->aux));
+    if (z->role == ZK_ZAB_LOOKING) {
+        struct vote none = { 0, 0, 0 };
+        set_vote(z, &none);
+        broadcast(z);
+    }
+}
+
+/* Called once a Ready is durable: an abstaining replica whose NEWLEADER
+ * hard state is on disk is a member again. */
+void zk__abstain_check(struct zk_zab *z)
+{
+    if (!z->abstain || z->durable.current_epoch == 0)
+        return;
+    z->abstain = 0;
+    zk__trace(z, "synced from an empty data directory: voting again "
+              "(epoch %llu)", (unsigned long long)z->durable.current_epoch);
+}
+
 void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
 {
     struct zk__peer *p = &z->peers[zk__member_index(z, m->from)];
+    p->acc_heard = 1;
+    if (m->link > p->rep_acc)
+        p->rep_acc = m->link;
+    heard_history(z, m);
     if (z->role != ZK_ZAB_LOOKING) {
         if (m->state == ZK_ZAB_LOOKING)
             zk__elect_announce(z, m->from);
@@ -167,7 +252,7 @@ void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
         recv_report(z, p, m);
         return;
     }
-    if (p->observer || z->observer)
+    if (p->observer || z->observer || z->abstain)
         return;
     struct vote theirs = { m->leader, m->aux, m->zxid };
     if (m->epoch > z->round) {

@@ -54,6 +54,8 @@ struct zk__peer {
     uint32_t vote_leader;
     uint64_t vote_epoch, vote_zxid;
     uint32_t rep_state, rep_leader;     /* last non-LOOKING report      */
+    int acc_heard;                      /* a VOTE since we started      */
+    uint64_t rep_acc;                   /* highest accepted epoch in it */
     uint64_t rep_epoch, rep_tick;
     /* leader side */
     enum zk__pstate ps;
@@ -61,6 +63,7 @@ struct zk__peer {
     uint64_t link, seq_next;            /* our id for this connection   */
     uint64_t acc_epoch;                 /* from FOLLOWERINFO            */
     int counted;                        /* ACKEPOCH counted             */
+    int abstain;                        /* FOLLOWERINFO: empty store    */
     uint64_t cur_epoch, last_zxid, applied_zxid; /* from ACKEPOCH       */
     uint64_t sent, commit_sent, ack;
     int synced;                         /* ACK with SYNCED received     */
@@ -131,6 +134,11 @@ struct zk_zab {
     uint64_t open_first_tick;  /* lease: first OPEN of my_sid sent (0: none) */
     int open_sent;
 
+    /* An empty store (never accepted an epoch) that heard a peer with
+     * history: a learner that does not vote or count until its sync in
+     * a fresh epoch is durable (zab_elect.c, "empty stores"). */
+    int abstain;
+
     /* election */
     uint64_t round;
     uint32_t vote_leader;
@@ -184,6 +192,8 @@ void zk__msg_entries(struct zk_zab *z, struct zk_zab_msg *m,
 void zk__set_hard(struct zk_zab *z, uint64_t accepted, uint64_t current);
 void zk__emit_commits(struct zk_zab *z);
 void zk__apply_session(struct zk_zab *z, const struct zk_zab_entry *e);
+void zk__learn_ids(struct zk_zab *z, const struct zk_zab_entry *e,
+                   uint64_t own_sid);
 void zk__session_tick(struct zk_zab *z);
 void zk__become(struct zk_zab *z, enum zk_zab_role r, uint32_t leader);
 
@@ -192,6 +202,9 @@ void zk__elect_start(struct zk_zab *z);
 void zk__elect_tick(struct zk_zab *z);
 void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m);
 void zk__elect_announce(struct zk_zab *z, uint32_t to);
+int zk__store_empty(const struct zk_zab *z);
+int zk__epoch_fresh(const struct zk_zab *z, uint64_t e);
+void zk__abstain_check(struct zk_zab *z);
 
 /* --- zab_leader.c ------------------------------------------------------ */
 void zk__lead_start(struct zk_zab *z);

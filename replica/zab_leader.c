@@ -85,7 +85,8 @@ static void check_info(struct zk_zab *z)
     uint64_t max = z->hard.accepted_epoch;
     for (uint32_t i = 0; i < z->cfg.n_members; i++) {
         struct zk__peer *p = &z->peers[i];
-        if (i == z->self || p->observer || p->ps != ZK__P_INFO)
+        if (i == z->self || p->observer || p->ps != ZK__P_INFO ||
+            p->abstain)
             continue;
         n++;
         if (p->acc_epoch > max)
@@ -168,6 +169,7 @@ static void recv_followerinfo(struct zk_zab *z, struct zk__peer *p,
     p->flink = m->link;
     p->link = zk__rand(z) | 1;    /* never equal to an earlier session's */
     p->acc_epoch = m->aux;
+    p->abstain = !!(m->flags & ZK_ZAB_MF_ABSTAIN);
     p->heard_tick = z->tick;
     if (z->lphase == ZK__L_INFO)
         check_info(z);
@@ -247,27 +249,34 @@ static void send_sync(struct zk_zab *z, struct zk__peer *p)
 {
     uint64_t last = zk__last_zxid(z), from = sync_point(z, p);
     const char *mode;
+    struct zk_zab_msg *m;
     /* A TRUNC below what the learner applied cannot be carried out (its
      * state machine holds transactions our history does not: lost
      * writes somewhere): it would refuse it at every retry. SNAP. */
     if (from != UINT64_MAX && from < p->applied_zxid)
         from = UINT64_MAX;
     if (from == UINT64_MAX) {
-        struct zk_zab_msg *m = lmsg(z, p, ZK_ZAB_MSG_SNAP);
+        m = lmsg(z, p, ZK_ZAB_MSG_SNAP);
         m->zxid = from = z->applied;
         m->n_sessions = z->cfg.n_members;
         memcpy(m->sessions, z->sessions, sizeof(m->sessions));
         z->n_snap++;
         mode = "SNAP";
     } else if (from == p->last_zxid) {
-        lmsg(z, p, ZK_ZAB_MSG_DIFF)->zxid = from;
+        m = lmsg(z, p, ZK_ZAB_MSG_DIFF);
+        m->zxid = from;
         z->n_diff++;
         mode = "DIFF";
     } else {
-        lmsg(z, p, ZK_ZAB_MSG_TRUNC)->zxid = from;
+        m = lmsg(z, p, ZK_ZAB_MSG_TRUNC);
+        m->zxid = from;
         z->n_trunc++;
         mode = "TRUNC";
     }
+    /* The learner's highest request id we know: one whose disk was wiped
+     * restarts its ids lower and moves above it (zab.c, learn_inc), or
+     * we would drop its requests as duplicates. */
+    m->aux = p->last_req;
     zk__trace(z, "sync %u by %s from %016llx to %016llx", p->id, mode,
               (unsigned long long)from, (unsigned long long)last);
     send_entries(z, p, ZK_ZAB_MSG_PROPOSE, from, last);

@@ -24,6 +24,8 @@ static void send_followerinfo(struct zk_zab *z)
     m->aux = z->hard.accepted_epoch;
     if (z->observer)
         m->flags = ZK_ZAB_MF_OBSERVER;
+    if (z->abstain)
+        m->flags |= ZK_ZAB_MF_ABSTAIN;
 }
 
 /* Every ACK carries the lease's two numbers (see zab_leader.c, "lease"):
@@ -40,7 +42,7 @@ static void send_ack(struct zk_zab *z, uint64_t zxid)
     m->zxid2 = z->tick;
     m->seq = z->ping_seen;
     m->aux = z->my_sid;
-    if (z->fstage == ZK__F_ACTIVE)
+    if (z->fstage == ZK__F_ACTIVE && !z->abstain)
         m->flags = ZK_ZAB_MF_SYNCED;
 }
 
@@ -108,6 +110,13 @@ static void recv_leaderinfo(struct zk_zab *z, const struct zk_zab_msg *m)
 {
     uint64_t e = m->epoch;
     int counted = 0;
+    if (z->abstain) {
+        /* No promise: nothing persisted, ACKEPOCH not counted. */
+        z->fepoch = e;
+        z->fstage = ZK__F_SYNC;
+        send_ackepoch(z, 0);
+        return;
+    }
     if (e < z->hard.current_epoch ||
         (!z->observer && e < z->hard.accepted_epoch)) {
         lost(z, "leader's epoch is older than one accepted");
@@ -131,6 +140,7 @@ static int recv_entries(struct zk_zab *z, const struct zk_zab_msg *m)
         const struct zk_zab_entry *e = &m->entries[i];
         if (e->zxid <= zk__last_zxid(z))
             return -1;
+        zk__learn_ids(z, e, 0);
         zk__log_append(z, zk__ent_new(e));
     }
     return 0;
@@ -138,6 +148,13 @@ static int recv_entries(struct zk_zab *z, const struct zk_zab_msg *m)
 
 static void recv_sync(struct zk_zab *z, const struct zk_zab_msg *m)
 {
+    if (m->type == ZK_ZAB_MSG_DIFF || m->type == ZK_ZAB_MSG_TRUNC ||
+        m->type == ZK_ZAB_MSG_SNAP) {
+        struct zk_zab_entry last = { .origin = z->cfg.id, .req_id = m->aux,
+                                     .type = ZK_ZAB_ENTRY_WRITE };
+        if (m->aux)
+            zk__learn_ids(z, &last, 0);
+    }
     switch (m->type) {
     case ZK_ZAB_MSG_DIFF:
         if (m->zxid != zk__last_zxid(z))
@@ -166,6 +183,7 @@ static void recv_sync(struct zk_zab *z, const struct zk_zab_msg *m)
                       (unsigned long long)z->applied);
         zk__log_reset(z, m->zxid, m->from);
         memcpy(z->sessions, m->sessions, sizeof(z->sessions));
+        zk__learn_ids(z, NULL, z->sessions[z->self]);
         break;
     case ZK_ZAB_MSG_PROPOSE:
         if (recv_entries(z, m))
@@ -174,6 +192,18 @@ static void recv_sync(struct zk_zab *z, const struct zk_zab_msg *m)
     case ZK_ZAB_MSG_NEWLEADER:
         if (m->zxid != zk__last_zxid(z)) {
             reconnect(z, "NEWLEADER does not match our log");
+            break;
+        }
+        if (z->abstain && !zk__epoch_fresh(z, z->fepoch)) {
+            /* Synced, but in an epoch we may have promised not to help
+             * before our disk was lost: learn only, persist no epoch. */
+            z->fstage = ZK__F_ACTIVE;
+            z->sync_last = m->zxid;
+            zk__trace(z, "synced with %u in epoch %llu at %016llx, not a "
+                      "fresh epoch: learning only", z->leader,
+                      (unsigned long long)z->fepoch,
+                      (unsigned long long)m->zxid);
+            send_ack(z, m->zxid);
             break;
         }
         zk__set_hard(z, z->hard.accepted_epoch > z->fepoch ?

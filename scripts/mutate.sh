@@ -10,6 +10,9 @@
 # and "mutants: N killed, M survived, S stale"; exit status 0 only if
 # every mutant was killed.
 #
+# Mutants named wipe-* are simulated with --wipe (disks wiped while the
+# others run), the fault they are about.
+#
 # Usage: scripts/mutate.sh [NAME...]   (default: every mutation)
 # Environment: ZK_MUTATE_SEEDS (default 40) simulator seeds per mutant,
 # ZK_MUTATE_TIMEOUT (default 300) seconds per simulator or unit run.
@@ -41,6 +44,8 @@ lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return (a > b ?
 lease-fifth-margin @@ replica/lease.c @@ s{\(session_timeout_ms - slack\) \* ZK__LEASE_RATE_RATIO_NUM /\s*ZK__LEASE_RATE_RATIO_DEN;}{session_timeout_ms - (session_timeout_ms / 5 > slack ? session_timeout_ms / 5 : slack);} @@ the lease of before the drift bound (sessionTimeout less a fifth): unsafe when clock rates differ by 1.5x
 lock-fifo-broken @@ store/lock_tab.c @@ s{if \(!\(e->flags & ZK_LOCK_QUEUED\) \|\| i < qi\)}{if (!(e->flags & ZK_LOCK_QUEUED))} @@ a lock request overtakes the earlier waiters it conflicts with (readers starve a queued writer)
 lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == session\)\n\s*tab_remove\(t, i--\);}{(void)session;} @@ a closed session's locks and waits stay in the table
+wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| !zk__store_empty\(z\) \|\|}{if (1 || z->abstain || !zk__store_empty(z) ||} @@ a replica whose disk was wiped votes and counts with the promises it forgot
+wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0 && z->abstain) \{} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
 EOF
 )
@@ -73,6 +78,8 @@ while IFS= read -r line; do
     fi
     MUT="$subst" perl -0777 -i -pe 'eval "\$_ =~ $ENV{MUT}"' "$tmp/$file"
     verdict=
+    simargs=()
+    case $name in wipe-*) simargs=(--wipe) ;; esac
     if ! make -s -C "$tmp" -j"$jobs" build/zkfs-sim build/zkfs-unit >"$tmp/.build.log" 2>&1; then
         # A mutant that does not compile tests nothing: fix its line.
         printf 'STALE    %-24s %s (the mutant does not build)\n' "$name" "$file"
@@ -80,7 +87,7 @@ while IFS= read -r line; do
         cp "$root/$file" "$tmp/$file"
         touch "$tmp/$file"
         continue
-    elif ! timeout "$tmo" "$tmp/build/zkfs-sim" --seed 1 --seeds "$seeds" >"$tmp/.sim.log" 2>&1; then
+    elif ! timeout "$tmo" "$tmp/build/zkfs-sim" --seed 1 --seeds "$seeds" "${simargs[@]}" >"$tmp/.sim.log" 2>&1; then
         verdict="killed by the simulator: $(grep -m1 -E 'seed|invariant|abort' "$tmp/.sim.log" | cut -c1-100)"
     elif ! (cd "$tmp" && CK_DEFAULT_TIMEOUT=60 timeout "$tmo" build/zkfs-unit >"$tmp/.unit.log" 2>&1); then
         verdict="killed by the unit tests: $(grep -m1 -E ':F:|:E:' "$tmp/.unit.log" | cut -d: -f1,4 | cut -c1-100)"

@@ -201,6 +201,7 @@ void sim_destroy(struct sim *s)
         for (size_t k = 0; k < r->nlog; k++)
             free(r->log[k].data);
         free(r->log);
+        free(r->ghost);
         free(r->pend);
     }
     for (size_t i = 0; i < s->nev; i++)
@@ -368,6 +369,27 @@ uint64_t sim_acked(const struct sim *s, uint32_t id)
 /* invariants after every step                                            */
 /* ====================================================================== */
 
+/* Leader completeness: a leader, when it becomes established, holds
+ * every transaction committed so far in earlier epochs (its history
+ * becomes everyone's). Later epochs may have committed more: a leader
+ * paused after its sync is established by acks that waited for it, and
+ * can commit nothing (its followers left its epoch). What breaks first
+ * when a quorum counts a replica that forgot what it acknowledged (a
+ * wiped disk, zab_elect.c "empty stores"). */
+static void check_complete(struct sim *s, uint32_t id,
+                           const struct zk_zab_status *st)
+{
+    size_t k = s->nhist;
+    while (k > 0 && s->hist[k - 1].zxid >= ZK_ZAB_ZXID(st->epoch, 0))
+        k--;
+    uint64_t last = k ? s->hist[k - 1].zxid : 0;
+    if (st->last_zxid < last)
+        sim_fail(s, id, "established leader of epoch %llu ends at %016llx, "
+                 "before the committed %016llx (a lost commit)",
+                 (unsigned long long)st->epoch,
+                 (unsigned long long)st->last_zxid, (unsigned long long)last);
+}
+
 static void check_leaders(struct sim *s)
 {
     for (uint32_t i = 0; i < s->n; i++) {
@@ -403,6 +425,7 @@ static void check_leaders(struct sim *s)
             s->epochs[s->nepochs++].leader = i + 1;
             sim_log(s, i + 1, "established leader of epoch %llu",
                     (unsigned long long)st.epoch);
+            check_complete(s, i + 1, &st);
         } else if (s->epochs[k].leader != i + 1) {
             sim_fail(s, i + 1, "two leaders in epoch %llu: %u and %u",
                      (unsigned long long)st.epoch, s->epochs[k].leader, i + 1);

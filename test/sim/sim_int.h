@@ -101,6 +101,16 @@ struct sim_replica {
     struct zk_zab_hard_state hard;
     struct sim_ent *log;
     size_t nlog, caplog;
+    /* --wipe: the zxids its disk held when it was last wiped. A commit
+     * it acknowledged still counts as on its disk for the quorum check
+     * (the wipe is the failure the quorum tolerates, not a lost ack). */
+    uint64_t *ghost;
+    size_t nghost;
+    /* The accepted epoch its disk held when it was wiped (if another
+     * replica accepted it too), until it persists an epoch again: that
+     * one must be above it (it never counts with the promises it
+     * forgot). */
+    uint64_t ghost_acc;
     struct sim_model model;
     /* snapshots received with SNAP messages, newest last */
     struct sim_model snaps[SIM_SNAPS_MAX];

@@ -80,6 +80,14 @@ static long hist_find(const struct sim *s, uint64_t zxid)
 
 static long disk_find(const struct sim_replica *r, uint64_t zxid);
 
+static int ghost_held(const struct sim_replica *r, uint64_t zxid)
+{
+    for (size_t k = 0; k < r->nghost; k++)
+        if (r->ghost[k] == zxid)
+            return 1;
+    return 0;
+}
+
 /* The first apply of e anywhere: e must be on the disks of a quorum of
  * voters by then (a commit counts only durable acknowledgements; this is
  * what lets a leader send PROPOSE before its own copy is durable). */
@@ -92,7 +100,8 @@ static void check_quorum_durable(struct sim *s, struct sim_replica *r,
         if (s->rep[i].observer)
             continue;
         voters++;
-        if (disk_find(&s->rep[i], e->zxid) >= 0)
+        if (disk_find(&s->rep[i], e->zxid) >= 0 ||
+            ghost_held(&s->rep[i], e->zxid))
             have++;
     }
     if (have < voters / 2 + 1)
@@ -361,7 +370,17 @@ static int st_hard_state(void *arg, void *batch,
         hs->current_epoch < r->hard.current_epoch ||
         hs->current_epoch > hs->accepted_epoch)
         sim_fail(r->s, r->id, "hard state went back or is inconsistent");
+    if (r->ghost_acc && hs->accepted_epoch) {
+        if (hs->accepted_epoch < r->ghost_acc)
+            sim_fail(r->s, r->id, "wiped: accepts epoch %llu, below the "
+                     "epoch %llu it had accepted before (a forgotten "
+                     "promise)", (unsigned long long)hs->accepted_epoch,
+                     (unsigned long long)r->ghost_acc);
+        r->ghost_acc = 0;
+    }
     r->hard = *hs;
+    if (hs->incarnation > r->incarnation)   /* learnt after a wipe */
+        r->incarnation = hs->incarnation;
     return 0;
 }
 

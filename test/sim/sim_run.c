@@ -94,14 +94,37 @@ void sim_heal_check(struct sim *s)
 }
 
 /* --wipe: the replica's disk is lost while the others run (a new disk,
- * an operator's rm -rf): it restarts empty, as the daemon does today
- * with an empty data directory (a new store, incarnation 1, no promises
- * remembered). */
+ * an operator's rm -rf): it restarts empty, as the daemon does with an
+ * empty data directory (a new store, incarnation 1, no promises
+ * remembered), and must abstain until it has synced. A voter is wiped
+ * only while a quorum of the other voters remember (have synced at least
+ * once, as their disks say): with fewer, the ensemble stalls, as it must
+ * (docs/ensemble.md). */
 static void fault_wipe(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
+    uint32_t remember = 0;
+    for (uint32_t j = 0; j < s->n; j++)
+        remember += j != i && !s->rep[j].observer &&
+                    s->rep[j].hard.current_epoch > 0;
+    if (!r->observer && remember <= s->o.voters / 2)
+        return;
     sim_log(s, r->id, "disk wiped");
     sim_crash(s, r->id);
+    free(r->ghost);
+    r->ghost = malloc((r->nlog ? r->nlog : 1) * sizeof(*r->ghost));
+    ZK_ASSERT(r->ghost != NULL);
+    r->nghost = r->nlog;
+    /* Its promise matters while another replica shares it (the leader it
+     * accepted the epoch from); one only it accepted (its own proposal)
+     * dies with its disk. */
+    for (uint32_t j = 0; j < s->n; j++)
+        if (j != i && !s->rep[j].observer &&
+            s->rep[j].hard.accepted_epoch >= r->hard.accepted_epoch &&
+            r->hard.accepted_epoch > r->ghost_acc)
+            r->ghost_acc = r->hard.accepted_epoch;
+    for (size_t k = 0; k < r->nlog; k++)
+        r->ghost[k] = r->log[k].zxid;
     for (size_t k = 0; k < r->nlog; k++)
         free(r->log[k].data);
     r->nlog = 0;

@@ -517,6 +517,121 @@ START_TEST(learner_refuses_older_epoch)
 }
 END_TEST
 
+/* Takes z's Readies; returns the flags of the last message of type to
+ * `to` (-1 if none), and the link of the last FOLLOWERINFO in *link. */
+static int last_flags(struct zk_zab *z, unsigned type, uint32_t to,
+                      uint64_t *link)
+{
+    int flags = -1;
+    while (zk_zab_has_ready(z)) {
+        struct zk_zab_ready rd;
+        zk_zab_ready(z, &rd);
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            if (rd.msgs[i].type == type && rd.msgs[i].to == to)
+                flags = rd.msgs[i].flags;
+            if (link && rd.msgs[i].type == ZK_ZAB_MSG_FOLLOWERINFO)
+                *link = rd.msgs[i].link;
+        }
+        zk_zab_advance(z);
+    }
+    return flags;
+}
+
+static void step_msg(struct zk_zab *z, uint8_t type, uint64_t epoch,
+                     uint64_t link, uint64_t seq, uint64_t zxid2)
+{
+    struct zk_zab_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    m.from = 3;
+    m.to = 1;
+    m.epoch = epoch;
+    m.link = link;
+    m.seq = seq;
+    m.zxid2 = zxid2;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+}
+
+/* A voter with an empty store (its disk was wiped) that hears a peer
+ * with history abstains: no vote, an uncounted FOLLOWERINFO and
+ * ACKEPOCH, no epoch persisted; synced by a leader of epoch 5 while
+ * peer 2 reports it accepted 6, it only learns (ACKs without SYNCED); in
+ * epoch 6 (fresh: no voter of the quorum it heard accepted more) it is a
+ * member again once NEWLEADER is durable. With no history anywhere (a
+ * new ensemble) it votes. */
+START_TEST(empty_store_abstains)
+{
+    struct zk_zab_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.id = 1;
+    cfg.n_members = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        cfg.members[i].id = i + 1;
+    cfg.init_limit_ticks = cfg.sync_limit_ticks = 5;
+    cfg.session_timeout_ticks = 10;
+    for (uint64_t epoch = 4; epoch <= 6; epoch++) {
+        struct zk_zab *z = NULL;
+        struct zk_zab_status st;
+        ck_assert_int_eq(zk_zab_create(&cfg, NULL, &z), 0);
+        drain(z, 0, 0, NULL);
+        struct zk_zab_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_VOTE;           /* 2 looking, no history */
+        m.from = 2;
+        m.to = 1;
+        m.epoch = 1;
+        m.leader = 2;
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.abstaining, 0);
+        if (epoch == 4) {       /* new ensemble: votes for 2 as usual */
+            ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_VOTE, 2, NULL), 0);
+            zk_zab_destroy(z);
+            continue;
+        }
+        m.seq = m.aux = 4;          /* 2 has history: current epoch 4, */
+        m.link = 6;                 /* and accepted 6 from a candidate */
+        m.zxid = ZK_ZAB_ZXID(4, 9);
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.abstaining, 1);
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_VOTE;           /* 3 leads epoch 5 */
+        m.from = 3;
+        m.to = 1;
+        m.state = ZK_ZAB_LEADING;
+        m.leader = 3;
+        m.zxid2 = m.link = m.seq = m.aux = 5;
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        uint64_t link = 0;
+        ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link),
+                         ZK_ZAB_MF_ABSTAIN);
+        step_msg(z, ZK_ZAB_MSG_LEADERINFO, epoch, 77, 0, link);
+        ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_ACKEPOCH, 3, NULL), 0);
+        zk_zab_status(z, &st);
+        ck_assert_uint_eq(st.hard.accepted_epoch, 0);
+        step_msg(z, ZK_ZAB_MSG_DIFF, epoch, 77, 1, 0);
+        step_msg(z, ZK_ZAB_MSG_NEWLEADER, epoch, 77, 2, 0);
+        last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
+        step_msg(z, ZK_ZAB_MSG_PING, epoch, 77, 3, 0);
+        int ack = last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
+        zk_zab_status(z, &st);
+        ck_assert_uint_eq(st.role, ZK_ZAB_FOLLOWING);
+        ck_assert_int_eq(st.established, 1);            /* it serves */
+        if (epoch == 5) {
+            ck_assert_int_eq(st.abstaining, 1);
+            ck_assert_uint_eq(st.hard.current_epoch, 0);
+            ck_assert_int_eq(ack, 0);
+        } else {
+            ck_assert_int_eq(st.abstaining, 0);
+            ck_assert_uint_eq(st.hard.current_epoch, 6);
+            ck_assert_int_eq(ack, ZK_ZAB_MF_SYNCED);
+        }
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
 Suite *zab_suite(void);
 Suite *zab_suite(void)
 {
@@ -538,6 +653,7 @@ Suite *zab_suite(void)
     TCase *api = tcase_create("api");
     tcase_add_test(api, api_errors);
     tcase_add_test(api, learner_refuses_older_epoch);
+    tcase_add_test(api, empty_store_abstains);
     suite_add_tcase(su, api);
     return su;
 }
