@@ -1,8 +1,7 @@
 /*
  * ens_driver.c — the driver (driver.c) wired into the daemon: its store
- * interface on LMDB (zk_store.h), written one Ready at a time — on the
- * loop itself, or by a worker thread for a Ready that installs a snapshot
- * (see st_schedule) — and reported back with a uv_async; its transport
+ * interface on LMDB (zk_store.h), run by a worker thread one Ready at a
+ * time and reported back to the loop with a uv_async; its transport
  * (ens_net.c's zk__ens_send_msg); CLOCK_MONOTONIC as its clock; zk_log as
  * its log; the tick timer; and the ensemble's side of the public
  * zk_replica_* functions.
@@ -270,24 +269,11 @@ static void st_result_free(void *arg, struct zk_apply_result *res)
     zk_apply_result_free(res);
 }
 
-/* Loop: the outstanding Ready is written at the next turn of the loop,
- * on the loop thread, once the driver has sent its early messages
- * (zk_driver_pump sends them after scheduling); a Ready that installs a
- * snapshot, which can take seconds, goes to the worker instead. Writing
- * on the loop costs no thread switch: a commit is two batches on every
- * replica, and on two shared cores each hand-off to the worker and back
- * cost more than the batch's own CPU. Nothing is lost by blocking the
- * loop for a batch: the driver takes the next Ready only once this one is
- * durable, and messages that arrive meanwhile wait in the sockets. */
+/* Loop: the outstanding Ready goes to the worker. */
 static void st_schedule(void *arg)
 {
     struct zk__ens *e = arg;
 
-    if (!e->job_snap) {
-        e->job_inline = 1;
-        uv_async_send(&e->async);
-        return;
-    }
     pthread_mutex_lock(&e->mu);
     e->job = 1;
     pthread_cond_signal(&e->cv);
@@ -351,12 +337,6 @@ void zk__ens_on_async(uv_async_t *h)
 
     if (!e->stopping)
         zk__ens_stx_service(e);
-    if (e->job_inline && !e->stopping) {
-        e->job_inline = 0;
-        zk_driver_written(e->d, zk_driver_write(e->d));
-        zk__ens_elect_watch(e);
-        return;
-    }
     pthread_mutex_lock(&e->mu);
     int done = e->job_done, err = e->job_err;
     e->job_done = 0;

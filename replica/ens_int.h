@@ -243,7 +243,6 @@ struct zk__ens {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int job, job_done, job_err, worker_stop;   /* mu */
-    int job_inline;               /* loop: write the Ready on the loop     */
     uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
     int w_logged;                 /* worker: this batch logs, truncates,
                                      installs or sets the hard state       */
