@@ -35,9 +35,13 @@
 #   bench/ensemble.sh [--runs R] [--rounds K] [--quick] [--raw FILE]
 #                     [--workloads "create set get stat list ephemeral watch"]
 #                     [--no-standalone] [--no-failover] [--no-build] [--leader]
+#                     [--logs DIR] [--debug]
 # --leader adds a target "ensL": the same workloads through the LEADER's
 # mount (8 processes spread over the leader's and the followers' mounts),
 # beside "ens", which works through a follower's mount.
+# --logs DIR keeps every daemon's log (DIR/log.N) after the run; --debug
+# starts the daemons with -d (the core's trace: one line per election,
+# discovery and sync step, with times), to see where a failover's time goes.
 # BENCH_QUICK=1 (or --quick): 1 run, op counts / 4, 2 failover rounds.
 # Defaults: 3 runs, 5 rounds; a full run takes about 4-6 minutes on 2 CPUs
 # (up to 15 when the machine is busy).
@@ -57,6 +61,8 @@ BUILD=1
 STANDALONE=1
 FAILOVER=1
 LEADER=0
+LOGS=""
+DEBUG=""
 WORKLOADS="create set get stat list ephemeral watch"
 CAP_S=60
 MOUNT_WAIT_S=30
@@ -73,7 +79,9 @@ while [ $# -gt 0 ]; do
         --no-failover) FAILOVER=0; shift ;;
         --no-build) BUILD=0; shift ;;
         --leader) LEADER=1; shift ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        --logs) LOGS=$2; shift 2 ;;
+        --debug) DEBUG=-d; shift ;;
+        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
         *) echo "ensemble.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -149,6 +157,7 @@ cleanup() {
     for n in "${!MNT[@]}"; do
         is_mounted "${MNT[$n]}" && { fusermount3 -u -z "${MNT[$n]}" 2>/dev/null || true; }
     done
+    if [ -n "$LOGS" ]; then mkdir -p "$LOGS" && cp "$WORK"/log.* "$LOGS"/ 2>/dev/null || true; fi
     if ! awk -v w="$WORK/" 'index($5, w) == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
         rm -rf --one-file-system "$WORK"
     else
@@ -185,7 +194,7 @@ launch() {
     if [ "$n" = solo ]; then
         "$ZKFS" mount -f --data "$WORK/dsolo" "$m" >>"$WORK/log.$n" 2>&1 &
     else
-        "$ZKFS" mount -f -c "$WORK/z$n.cfg" --id "$n" "$m" >>"$WORK/log.$n" 2>&1 &
+        "$ZKFS" mount -f $DEBUG -c "$WORK/z$n.cfg" --id "$n" "$m" >>"$WORK/log.$n" 2>&1 &
     fi
     PID[$n]=$!
     disown "${PID[$n]}"    # no "Killed" notice when a round kills it; alive() sees zombies
