@@ -339,6 +339,16 @@ int zk_zab_member_status(const struct zk_zab *z, uint32_t i,
  * bounded by initLimit as before. */
 void zk_zab_heard(struct zk_zab *z, uint32_t from);
 
+/* The embedder's connection to member `id` was lost (a TCP reset or close:
+ * typically the process died). A follower or observer whose leader that
+ * is goes back to election at once instead of after syncLimit ticks of
+ * silence; a LOOKING voter no longer waits for that member's vote before
+ * it decides (see zab_elect.c). The member counts as reachable again as
+ * soon as any message from it is stepped. Liveness only: nothing here
+ * decides what is committed, and a wrong report costs at most an
+ * election. Unknown ids and our own are ignored. */
+void zk_zab_peer_down(struct zk_zab *z, uint32_t id);
+
 /* Gives up this replica's own session (the runtime's lease ran out: it
  * has treated the session's ephemerals as lost). A new session id is taken
  * at once (status.session changes, session_open is 0) and opened as soon

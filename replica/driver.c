@@ -529,6 +529,14 @@ void zk_driver_heard(struct zk_driver *d, uint32_t id)
     zk_zab_heard(d->z, id);
 }
 
+void zk_driver_peer_down(struct zk_driver *d, uint32_t id)
+{
+    if (d->failed)
+        return;
+    zk_zab_peer_down(d->z, id);
+    zk_driver_pump(d);
+}
+
 uint64_t zk_driver_lease_until(const struct zk_driver *d)
 {
     struct zk_zab_status st;

@@ -191,6 +191,7 @@ struct conn {
     uv_connect_t creq;
     struct zk_frame_conn *fc;
     int outbound, ready, closing;
+    int was_current;              /* closed while its peer's connection   */
     uint64_t born_ms;             /* uv_now() at creation                 */
     size_t queued_bytes;
     uint8_t *frag;                /* fragments of a message so far        */

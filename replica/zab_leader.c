@@ -62,6 +62,10 @@ void zk__lead_start(struct zk_zab *z)
     z->lconfirmed = 0;
     memset(z->close_sent, 0, sizeof(z->close_sent));
     z->dirty = 1;
+    /* Tell everyone now: a follower whose FOLLOWERINFO came while we were
+     * still LOOKING sends it again, and LOOKING peers follow us, without
+     * waiting for a tick (a failover's first milliseconds). */
+    zk__elect_broadcast(z);
     check_info(z);                /* a lone voter is its own quorum */
 }
 

@@ -316,6 +316,26 @@ void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m)
         recv_active(z, m);
 }
 
+/* Our leader reports that it leads (it announces so when it starts): a
+ * FOLLOWERINFO we sent while it was still LOOKING was dropped, so it goes
+ * again now rather than at the next tick. A duplicate is harmless (the
+ * leader ignores a FOLLOWERINFO of a link it already has). */
+void zk__learn_leader_up(struct zk_zab *z)
+{
+    if (z->fstage == ZK__F_CONNECT)
+        send_followerinfo(z);
+}
+
+/* The embedder lost its connection to member id. If that is our leader
+ * (typically its process died and TCP reset the connection), go back to
+ * election now: syncLimit ticks of silence would tell the same a second
+ * later. */
+void zk__learn_peer_down(struct zk_zab *z, uint32_t id)
+{
+    if (id == z->leader)
+        lost(z, "connection to the leader lost");
+}
+
 int zk__learn_forward(struct zk_zab *z, const struct zk_zab_entry *e)
 {
     if (z->fstage != ZK__F_ACTIVE)
