@@ -247,6 +247,14 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
 static int st_commit(void *arg, void *batch)
 {
     struct zk__ens *e = arg;
+
+    if (e->test_commit_delay_us) {        /* a slow disk, for tests */
+        struct timespec ts = {
+            .tv_sec = (time_t)(e->test_commit_delay_us / 1000000u),
+            .tv_nsec = (long)(e->test_commit_delay_us % 1000000u) * 1000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
     int rc = e->w_logged ? zk_store_batch_commit(batch)
                          : zk_store_batch_commit_lazy(batch);
 

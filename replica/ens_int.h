@@ -119,6 +119,7 @@
 #define ENS_ENV_VERSION       1
 #define ENS_ENV_HDR           18          /* magic ver type origin req_id   */
 #define ENS_OWNER_MAX         32          /* "server.N" session owner       */
+#define ENS_TEST_DELAY_MAX_US 10000000    /* ZKFS_TEST_FSYNC_DELAY_US bound  */
 
 /* A Zab message encoded and held while a snapshot streams on its
  * connection (it must arrive after the snapshot's end). */
@@ -245,6 +246,7 @@ struct zk__ens {
     pthread_cond_t cv;
     int job, job_done, job_err, worker_stop;   /* mu */
     uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
+    uint64_t test_commit_delay_us; /* ZKFS_TEST_FSYNC_DELAY_US (tests only) */
     int w_logged;                 /* worker: this batch logs, truncates,
                                      installs or sets the hard state       */
     struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */
