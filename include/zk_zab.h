@@ -120,6 +120,9 @@ enum zk_zab_msg_type {
 #define ZK_ZAB_MF_SYNCED   0x04  /* ACK: NEWLEADER processed (durable)  */
 #define ZK_ZAB_MF_ABSTAIN  0x08  /* FOLLOWERINFO: empty store, not counted
                                     (zab_elect.c, "empty stores")      */
+#define ZK_ZAB_MF_ESTABLISHED 0x10 /* COMMIT, PING: the sender leads an
+                                    established epoch (a quorum acked its
+                                    NEWLEADER); ZooKeeper's UPTODATE   */
 
 struct zk_zab_msg {
     uint8_t type;          /* enum zk_zab_msg_type                      */
@@ -300,6 +303,12 @@ struct zk_zab_status {
                                   it until the first echo arrives      */
     uint64_t n_diff, n_trunc, n_snap; /* syncs sent as leader, by mode   */
     uint64_t n_elections;      /* times this replica went LOOKING         */
+    int leader_established;    /* leader: as established; learner: its
+                                  leader said its epoch is established
+                                  (ZK_ZAB_MF_ESTABLISHED) on this link,
+                                  so the history it synced us to is
+                                  final: an older-epoch entry not in it
+                                  can never commit                       */
     int abstaining;            /* store empty while the ensemble has
                                   history: neither votes nor counts
                                   toward any quorum until its sync in a

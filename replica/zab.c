@@ -671,6 +671,10 @@ void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st)
     st->n_snap = z->n_snap;
     st->n_elections = z->n_elections;
     st->abstaining = z->abstain;
+    st->leader_established = z->role == ZK_ZAB_LEADING ?
+                             z->lphase == ZK__L_BCAST :
+                             z->role != ZK_ZAB_LOOKING &&
+                             z->fstage == ZK__F_ACTIVE && z->lest;
 }
 
 int zk_zab_member_status(const struct zk_zab *z, uint32_t i,

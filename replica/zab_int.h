@@ -67,6 +67,7 @@ struct zk__peer {
     int abstain;                        /* FOLLOWERINFO: empty store    */
     uint64_t cur_epoch, last_zxid, applied_zxid; /* from ACKEPOCH       */
     uint64_t sent, commit_sent, ack;
+    int est_sent;                       /* COMMIT flagged ESTABLISHED sent */
     int synced;                         /* ACK with SYNCED received     */
     uint64_t heard_tick;
     uint64_t sess_heard_tick;
@@ -153,6 +154,7 @@ struct zk_zab {
     uint64_t link, expect_seq, fepoch;
     uint64_t heard_tick, stage_tick;
     uint64_t sync_last;        /* NEWLEADER zxid                          */
+    int lest;                  /* the leader said it is established     */
 
     /* leader */
     enum zk__lphase lphase;

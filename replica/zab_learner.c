@@ -49,6 +49,7 @@ static void send_ack(struct zk_zab *z, uint64_t zxid)
 void zk__learn_start(struct zk_zab *z)
 {
     z->fstage = ZK__F_CONNECT;
+    z->lest = 0;
     z->link = zk__rand(z) | 1;
     z->expect_seq = 0;
     z->fepoch = 0;
@@ -248,6 +249,8 @@ static void recv_ping_lease(struct zk_zab *z, const struct zk_zab_msg *m)
 
 static void recv_active(struct zk_zab *z, const struct zk_zab_msg *m)
 {
+    if (m->flags & ZK_ZAB_MF_ESTABLISHED)
+        z->lest = 1;              /* our sync's history is final */
     switch (m->type) {
     case ZK_ZAB_MSG_PROPOSE:
         if (recv_entries(z, m)) {
