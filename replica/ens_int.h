@@ -247,6 +247,7 @@ struct zk__ens {
     int job, job_done, job_err, worker_stop;   /* mu */
     uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
     uint64_t test_commit_delay_us; /* ZKFS_TEST_FSYNC_DELAY_US (tests only) */
+    int observer;                 /* this replica observes: never counted  */
     int w_logged;                 /* worker: this batch logs, truncates,
                                      installs or sets the hard state       */
     struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */

@@ -267,6 +267,7 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
         ZK_ZAB_MEMBERS_MAX || cfg->secret_len > sizeof(e->secret))
         return -EINVAL;
     e->my_id = cfg->my_id;
+    e->observer = me->observer;
     e->tick_ms = cfg->tick_time_ms;
     e->sync_limit = cfg->sync_limit_ticks;
     e->session_timeout_ms = cfg->session_timeout_ms;
