@@ -84,6 +84,17 @@ static uint32_t role(struct sim *s, uint32_t id)
     return st.role;
 }
 
+/* Three voters led by 3 (equal histories: the highest id), n writes on
+ * 1 committed and applied everywhere. */
+static struct sim *mk_led3(uint64_t seed, uint32_t n)
+{
+    struct sim *s = mk(3, 0, seed);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    write_n(s, 1, n, SEC);
+    wait_converged(s, SEC);
+    return s;
+}
+
 /* ---------------------------------------------------------------------- */
 
 START_TEST(first_election)
@@ -104,10 +115,7 @@ END_TEST
 
 START_TEST(election_after_leader_crash)
 {
-    struct sim *s = mk(3, 0, 2);
-    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
-    write_n(s, 1, 20, SEC);
-    wait_converged(s, SEC);
+    struct sim *s = mk_led3(2, 20);
     uint64_t t0 = sim_now(s);
     sim_crash(s, 3);
     /* Followers notice within syncLimit (10 ticks), elect 2 (same
@@ -135,10 +143,7 @@ END_TEST
  * not after syncLimit (100 ms) as when the leader's host goes silent. */
 START_TEST(election_after_leader_kill)
 {
-    struct sim *s = mk(3, 0, 2);
-    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
-    write_n(s, 1, 20, SEC);
-    wait_converged(s, SEC);
+    struct sim *s = mk_led3(2, 20);
     uint64_t t0 = sim_now(s);
     sim_kill(s, 3);
     ck_assert_uint_eq(wait_leader(s, 2 * SEC), 2);
@@ -165,10 +170,7 @@ END_TEST
  * and follows it again in the same epoch (no election of a new leader). */
 START_TEST(dropped_connection_rejoins_same_leader)
 {
-    struct sim *s = mk(3, 0, 3);
-    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
-    write_n(s, 1, 5, SEC);
-    wait_converged(s, SEC);
+    struct sim *s = mk_led3(3, 5);
     struct zk_zab_status st;
     sim_status(s, 1, &st);
     uint64_t looked = st.n_elections;
