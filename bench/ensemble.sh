@@ -204,7 +204,8 @@ ONAMES=()
 if [ "$OBS" -gt 0 ]; then
     ON=$((3 + OBS))
     for _ in $(seq 50); do
-        OBASE=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        # Below the ephemeral range (32768..): 13+ daemons dial out meanwhile.
+        OBASE=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
         ok=1
         for i in $(seq 1 "$ON"); do port_free $((OBASE + i)) || ok=0; done
         [ "$ok" = 1 ] && [ $((OBASE + ON)) -lt $((BASE + 1)) -o "$OBASE" -gt $((BASE + 3)) ] && break
