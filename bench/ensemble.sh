@@ -35,9 +35,24 @@
 #   bench/ensemble.sh [--runs R] [--rounds K] [--quick] [--raw FILE]
 #                     [--workloads "create set get stat list ephemeral watch"]
 #                     [--no-standalone] [--no-failover] [--no-build] [--leader]
+#                     [--logs DIR] [--debug] [--observers K]
 # --leader adds a target "ensL": the same workloads through the LEADER's
 # mount (8 processes spread over the leader's and the followers' mounts),
 # beside "ens", which works through a follower's mount.
+# --observers K (issue 10 item 5) also starts a second ensemble of 3
+# voters and K observers (K <= 13) on loopback and adds two targets beside
+# "ens" (3 voters alone): "obsV", the same workloads through a follower's
+# mount of the second ensemble (8 processes spread over its voters), and
+# "obsO", through observers' mounts (spread over three observers); for
+# watch, obsV watches the other follower (as ens does) and obsO writes on
+# its leader's mount and watches every observer's: one line per observer
+# with the event's delay after the writer's close() returned (its commit
+# applied on the leader) — each observer's commit lag, p50 and p99.
+# OBS_DATA_DIR=DIR (environment) puts the observers' data directories
+# under DIR (a tmpfs shows what their fsyncs cost the voters).
+# --logs DIR keeps every daemon's log (DIR/log.N) after the run; --debug
+# starts the daemons with -d (the core's trace: one line per election,
+# discovery and sync step, with times), to see where a failover's time goes.
 # BENCH_QUICK=1 (or --quick): 1 run, op counts / 4, 2 failover rounds.
 # Defaults: 3 runs, 5 rounds; a full run takes about 4-6 minutes on 2 CPUs
 # (up to 15 when the machine is busy).
@@ -57,6 +72,9 @@ BUILD=1
 STANDALONE=1
 FAILOVER=1
 LEADER=0
+LOGS=""
+DEBUG=""
+OBS=0
 WORKLOADS="create set get stat list ephemeral watch"
 CAP_S=60
 MOUNT_WAIT_S=30
@@ -73,11 +91,16 @@ while [ $# -gt 0 ]; do
         --no-failover) FAILOVER=0; shift ;;
         --no-build) BUILD=0; shift ;;
         --leader) LEADER=1; shift ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        --logs) LOGS=$2; shift 2 ;;
+        --debug) DEBUG=-d; shift ;;
+        --observers) OBS=$2; shift 2 ;;
+        -h|--help) sed -n '2,58p' "$0"; exit 0 ;;
         *) echo "ensemble.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
 if [ "$QUICK" = 1 ]; then RUNS=1; ROUNDS=2; fi
+case $OBS in ''|*[!0-9]*) echo "ensemble.sh: --observers wants a number" >&2; exit 2 ;; esac
+[ "$OBS" -le 13 ] || { echo "ensemble.sh: --observers: at most 13 (16 servers)" >&2; exit 2; }
 
 if [ "$BUILD" = 1 ]; then
     make -s all >/dev/null 2>&1 ||
@@ -149,6 +172,7 @@ cleanup() {
     for n in "${!MNT[@]}"; do
         is_mounted "${MNT[$n]}" && { fusermount3 -u -z "${MNT[$n]}" 2>/dev/null || true; }
     done
+    if [ -n "$LOGS" ]; then mkdir -p "$LOGS" && cp "$WORK"/log.* "$LOGS"/ 2>/dev/null || true; fi
     if ! awk -v w="$WORK/" 'index($5, w) == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
         rm -rf --one-file-system "$WORK"
     else
@@ -175,8 +199,32 @@ for i in 1 2 3; do
     } >"$WORK/z$i.cfg"
 done
 
-# launch NAME: starts a daemon (1..3: replica of the ensemble; solo:
-# standalone) in the background, by pid.
+# The second ensemble (--observers): servers o1..o3 vote, o4.. observe.
+ONAMES=()
+if [ "$OBS" -gt 0 ]; then
+    ON=$((3 + OBS))
+    for _ in $(seq 50); do
+        # Below the ephemeral range (32768..): 13+ daemons dial out meanwhile.
+        OBASE=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+        ok=1
+        for i in $(seq 1 "$ON"); do port_free $((OBASE + i)) || ok=0; done
+        [ "$ok" = 1 ] && [ $((OBASE + ON)) -lt $((BASE + 1)) -o "$OBASE" -gt $((BASE + 3)) ] && break
+    done
+    for i in $(seq 1 "$ON"); do
+        ONAMES+=("o$i")
+        {
+            if [ "$i" -gt 3 ] && [ -n "${OBS_DATA_DIR:-}" ]; then echo "dataDir=$OBS_DATA_DIR/do$i"; else echo "dataDir=$WORK/do$i"; fi
+            echo "secretFile=$WORK/secret"
+            for j in $(seq 1 "$ON"); do
+                if [ "$j" -le 3 ]; then echo "server.$j=127.0.0.1:$((OBASE + j))"
+                else echo "server.$j=127.0.0.1:$((OBASE + j)):observer"; fi
+            done
+        } >"$WORK/zo$i.cfg"
+    done
+fi
+
+# launch NAME: starts a daemon (1..3: replica of the ensemble; oN: server
+# N of the second ensemble; solo: standalone) in the background, by pid.
 launch() {
     local n=$1 m=$WORK/m$1
     mkdir -p "$m"
@@ -184,8 +232,10 @@ launch() {
     echo "=== start $(date +%T.%N)" >>"$WORK/log.$n"
     if [ "$n" = solo ]; then
         "$ZKFS" mount -f --data "$WORK/dsolo" "$m" >>"$WORK/log.$n" 2>&1 &
+    elif [ "${n#o}" != "$n" ]; then
+        "$ZKFS" mount -f $DEBUG -c "$WORK/z$n.cfg" --id "${n#o}" "$m" >>"$WORK/log.$n" 2>&1 &
     else
-        "$ZKFS" mount -f -c "$WORK/z$n.cfg" --id "$n" "$m" >>"$WORK/log.$n" 2>&1 &
+        "$ZKFS" mount -f $DEBUG -c "$WORK/z$n.cfg" --id "$n" "$m" >>"$WORK/log.$n" 2>&1 &
     fi
     PID[$n]=$!
     disown "${PID[$n]}"    # no "Killed" notice when a round kills it; alive() sees zombies
@@ -207,22 +257,24 @@ field() {              # field NAME KEY: from `zkfs status --json`
         sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
 
-# agreed: replicas 1..3 follow one established leader and none is stale.
+# agreed [NAME...]: the replicas (default 1..3) follow one established
+# leader and none is stale.
 agreed() {
-    local i l first=""
-    for i in 1 2 3; do
+    local i l first="" names=("$@")
+    [ $# -gt 0 ] || names=(1 2 3)
+    for i in "${names[@]}"; do
         [ "$(field "$i" stale)" = false ] || return 1
         l=$(field "$i" leader_id)
         [ -n "$l" ] && [ "$l" != 0 ] || return 1
         [ -n "$first" ] || first=$l
         [ "$l" = "$first" ] || return 1
     done
-    [ "$(field "$first" role)" = leader ]
+    [ "$(field "${names[0]%%[0-9]*}$first" role)" = leader ]
 }
 
 wait_agreed() {
     local k=$((MOUNT_WAIT_S * 10))
-    until agreed; do
+    until agreed "$@"; do
         k=$((k - 1))
         [ "$k" -gt 0 ] || { echo "ensemble.sh: no agreed leader in ${MOUNT_WAIT_S}s" >&2; exit 1; }
         sleep 0.1
@@ -233,12 +285,22 @@ leader() { local i; for i in 1 2 3; do [ "$(field "$i" role)" = leader ] && { ec
 
 for i in 1 2 3; do launch "$i"; done
 [ "$STANDALONE" = 1 ] && launch solo
+for n in "${ONAMES[@]}"; do launch "$n"; done
 for n in "${!PID[@]}"; do wait_mounted "$n"; done
 wait_agreed
 L=$(leader)
 FOLLOWERS=()
 for i in 1 2 3; do [ "$i" = "$L" ] || FOLLOWERS+=("$i"); done
 F1=${FOLLOWERS[0]} F2=${FOLLOWERS[1]}
+if [ "$OBS" -gt 0 ]; then
+    wait_agreed "${ONAMES[@]}"
+    OL="" OF=()
+    for i in 1 2 3; do
+        if [ "$(field "o$i" role)" = leader ]; then OL=o$i; else OF+=("o$i"); fi
+    done
+    OBSM=()        # every observer's mountpoint
+    for n in "${ONAMES[@]:3}"; do OBSM+=("${MNT[$n]}"); done
+fi
 
 context() {
     local t0 t1 n=200
@@ -300,6 +362,9 @@ make_list_fixture() {
 TARGETS=(ens)
 [ "$LEADER" = 1 ] && TARGETS+=(ensL)
 [ "$STANDALONE" = 1 ] && TARGETS+=(solo)
+[ "$OBS" -gt 0 ] && TARGETS+=(obsV obsO)
+OBSLAG=$WORK/obslag
+: >"$OBSLAG"
 RESULTS=$WORK/results
 : >"$RESULTS"
 for r in $(seq 1 "$RUNS"); do
@@ -313,10 +378,24 @@ for r in $(seq 1 "$RUNS"); do
                 elif [ "$t" = ensL ]; then
                     d=${MNT[$L]} spread=(--spread "${MNT[$F1]},${MNT[$F2]}")
                     wd=${MNT[$F1]}
+                elif [ "$t" = obsV ]; then
+                    d=${MNT[${OF[0]}]} spread=(--spread "${MNT[${OF[1]}]},${MNT[$OL]}")
+                    wd=${MNT[${OF[1]}]}
+                elif [ "$t" = obsO ]; then
+                    d=${OBSM[0]} spread=(--spread "${OBSM[1]:-${OBSM[0]}},${OBSM[2]:-${OBSM[0]}}")
+                    wd=${OBSM[0]}
                 else
                     d=${MNT[solo]} spread=() wd=${MNT[solo]}
                 fi
-                if [ "$w" = watch ]; then
+                if [ "$w" = watch ] && [ "$t" = obsO ]; then
+                    # The leader's mount to every observer's: commit lag.
+                    wargs=()
+                    for m in "${OBSM[@]}"; do wargs+=(--watch-dir "$m"); done
+                    run_bg $((CAP_S + 30)) "$WATCHLAT" --write-dir "${MNT[$OL]}" "${wargs[@]}" \
+                        --ops "$(ops_for watch)"
+                    sed -n "s/^watchlat_dir /run=$r /p" "$WORK/out" >>"$OBSLAG"
+                    line=$(sed -n '/^watchlat /{s/^watchlat /workload=watch procs=1 /; s/ lost=/ errors=/; p}' "$WORK/out")
+                elif [ "$w" = watch ]; then
                     run_bg $((CAP_S + 30)) "$WATCHLAT" --write-dir "$d" --watch-dir "$wd" \
                         --ops "$(ops_for watch)"
                     line=$(sed 's/^watchlat /workload=watch procs=1 /; s/ lost=/ errors=/' "$WORK/out")
@@ -345,6 +424,13 @@ for r in $(seq 1 "$RUNS"); do
     done
 done
 context "after the workloads" | tee -a "$WORK/context"
+# CPU seconds (user+system) each daemon used so far: where the time goes.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo "?"; }
+{
+    printf '# CPU seconds per daemon:'
+    for n in $(printf '%s\n' "${!PID[@]}" | sort -V); do printf ' %s=%s' "$n" "$(cpu_of "${PID[$n]}")"; done
+    echo
+} | tee -a "$WORK/context"
 
 # --- failover -----------------------------------------------------------------
 FAILS=$WORK/failover
@@ -374,7 +460,7 @@ fi
 echo
 cat "$WORK/context"
 echo
-awk -v workloads="$WORKLOADS" -v targets="${TARGETS[*]}" "$(cat bench/stats.awk)"'
+awk -v workloads="$WORKLOADS" -v targets="${TARGETS[*]}" -v obs="$OBS" "$(cat bench/stats.awk)"'
 {
     if (kv("failed") != "" || $1 ~ /^#/) next
     k = kv("workload") SUBSEP kv("procs") SUBSEP kv("target")
@@ -390,6 +476,8 @@ END {
     nt = split(targets, T, " "); nw = split(workloads, W, " ")
     name["ens"] = "3 replicas (follower)"; name["ensL"] = "3 replicas (leader)"
     name["solo"] = "standalone"
+    name["obsV"] = "3 voters + " obs " observers (follower)"
+    name["obsO"] = "3 voters + " obs " observers (observer)"
     printf "| workload | procs | runs |"
     for (i = 1; i <= nt; i++) printf " %s ops/s | p50 µs | p99 µs |", name[T[i]]
     printf "\n|---|---|---|"
@@ -409,11 +497,49 @@ END {
         }
         printf "\n"
     }
+    if (obs > 0) {
+        print ""
+        print "Beside 3 voters alone (ens = 1.00): ops/s ratio and p99 ratio (> 1: slower / longer)"
+        print "| workload | procs | obsV ops/s | obsV p99 | obsO ops/s | obsO p99 |"
+        print "|---|---|---|---|---|---|"
+        for (a = 1; a <= nw; a++) for (p = 1; p <= 8; p += 7) {
+            k0 = W[a] SUBSEP p SUBSEP "ens"
+            if (!(k0 in p50) || W[a] == "watch") continue
+            printf "| %s | %d |", W[a], p
+            split("obsV obsO", OT, " ")
+            for (i = 1; i <= 2; i++) {
+                k = W[a] SUBSEP p SUBSEP OT[i]
+                r0 = median(rate[k0]); r = median(rate[k])
+                q0 = median(p99[k0]); q = median(p99[k])
+                printf " %s | %s |", (r0 > 0 ? sprintf("%.2f", r / r0) : "-"), (q0 > 0 ? sprintf("%.2f", q / q0) : "-")
+            }
+            printf "\n"
+        }
+    }
     print ""
     print "Medians over the runs. list: ms per listing of 10,000 entries. watch: from the writer'"'"'s open() to"
     print "IN_CLOSE_WRITE on the other follower'"'"'s mount (standalone: same mount); (close N) = the writer'"'"'s"
     print "own open..close p50 in µs. (!) = some run had errors or lost events."
 }' "$RESULTS"
+if [ -s "$OBSLAG" ]; then
+    echo
+    echo "Commit lag of each observer: a change written through the leader's mount, to IN_CLOSE_WRITE on"
+    echo "the observer's mount; lag = after the writer's close() returned (applied on the leader)."
+    echo "Medians over the runs of each run's p50/p99, µs."
+    awk "$(cat bench/stats.awk)"'
+    { k = kv("dir"); sub(/.*\//, "", k); n[k]++
+      e50[k] = e50[k] " " kv("p50_us"); e99[k] = e99[k] " " kv("p99_us")
+      l50[k] = l50[k] " " kv("lag_p50_us"); l99[k] = l99[k] " " kv("lag_p99_us")
+      lost[k] += kv("lost"); if (!(k in seen)) { seen[k] = 1; order[++m] = k } }
+    END {
+        print "| observer mount | runs | event p50 | event p99 | lag p50 | lag p99 | lost |"
+        print "|---|---|---|---|---|---|---|"
+        for (i = 1; i <= m; i++) { k = order[i]
+            printf "| %s | %d | %s | %s | %s | %s | %d |\n", k, n[k], fmt_us(median(e50[k])),
+                fmt_us(median(e99[k])), fmt_us(median(l50[k])), fmt_us(median(l99[k])), lost[k] }
+    }' "$OBSLAG"
+fi
+[ -z "$RAW" ] || [ ! -s "$OBSLAG" ] || cat "$OBSLAG" >>"$RAW"
 if [ -s "$FAILS" ]; then
     echo
     echo "Failover: kill -9 of the leader -> first write committed through a follower's mount"

@@ -120,6 +120,9 @@ enum zk_zab_msg_type {
 #define ZK_ZAB_MF_SYNCED   0x04  /* ACK: NEWLEADER processed (durable)  */
 #define ZK_ZAB_MF_ABSTAIN  0x08  /* FOLLOWERINFO: empty store, not counted
                                     (zab_elect.c, "empty stores")      */
+#define ZK_ZAB_MF_ESTABLISHED 0x10 /* COMMIT, PING: the sender leads an
+                                    established epoch (a quorum acked its
+                                    NEWLEADER); ZooKeeper's UPTODATE   */
 
 struct zk_zab_msg {
     uint8_t type;          /* enum zk_zab_msg_type                      */
@@ -300,6 +303,12 @@ struct zk_zab_status {
                                   it until the first echo arrives      */
     uint64_t n_diff, n_trunc, n_snap; /* syncs sent as leader, by mode   */
     uint64_t n_elections;      /* times this replica went LOOKING         */
+    int leader_established;    /* leader: as established; learner: its
+                                  leader said its epoch is established
+                                  (ZK_ZAB_MF_ESTABLISHED) on this link,
+                                  so the history it synced us to is
+                                  final: an older-epoch entry not in it
+                                  can never commit                       */
     int abstaining;            /* store empty while the ensemble has
                                   history: neither votes nor counts
                                   toward any quorum until its sync in a
@@ -338,6 +347,16 @@ int zk_zab_member_status(const struct zk_zab *z, uint32_t i,
  * other case. A leader that still needs this learner for its quorum is
  * bounded by initLimit as before. */
 void zk_zab_heard(struct zk_zab *z, uint32_t from);
+
+/* The embedder's connection to member `id` was lost (a TCP reset or close:
+ * typically the process died). A follower or observer whose leader that
+ * is goes back to election at once instead of after syncLimit ticks of
+ * silence; a LOOKING voter no longer waits for that member's vote before
+ * it decides (see zab_elect.c). The member counts as reachable again as
+ * soon as any message from it is stepped. Liveness only: nothing here
+ * decides what is committed, and a wrong report costs at most an
+ * election. Unknown ids and our own are ignored. */
+void zk_zab_peer_down(struct zk_zab *z, uint32_t id);
 
 /* Gives up this replica's own session (the runtime's lease ran out: it
  * has treated the session's ephemerals as lost). A new session id is taken

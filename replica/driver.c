@@ -242,7 +242,8 @@ static void prop_answer(struct zk_driver *d, struct prop *p, int err,
 }
 
 /* A write submitted in epoch E and not committed when this replica has
- * synchronised with a leader of a later epoch, and applied everything that
+ * synchronised with a leader of a later epoch that says it is established
+ * (a quorum acknowledged its NEWLEADER), and applied everything that
  * leader's history holds, can never commit: Zab's new leader starts from
  * a history holding every entry that ever could (a quorum that moved on
  * refuses the old leader's proposals). Such a write — typically forwarded
@@ -254,7 +255,11 @@ static void resubmit_lost(struct zk_driver *d)
     struct zk_zab_status st;
 
     zk_zab_status(d->z, &st);
-    if (!st.established || st.role == ZK_ZAB_LOOKING)
+    /* Not merely synced: a learner can process NEWLEADER of a leader that
+     * never gets a quorum, and a later leader may still hold (and commit)
+     * the entries that leader's history lacked (the simulator found it,
+     * seed 1871). Established, its history is final. */
+    if (!st.leader_established || st.role == ZK_ZAB_LOOKING)
         return;
     if (st.epoch != d->est_epoch) {
         d->est_epoch = st.epoch;
@@ -527,6 +532,14 @@ void zk_driver_step(struct zk_driver *d, const struct zk_zab_msg *m)
 void zk_driver_heard(struct zk_driver *d, uint32_t id)
 {
     zk_zab_heard(d->z, id);
+}
+
+void zk_driver_peer_down(struct zk_driver *d, uint32_t id)
+{
+    if (d->failed)
+        return;
+    zk_zab_peer_down(d->z, id);
+    zk_driver_pump(d);
 }
 
 uint64_t zk_driver_lease_until(const struct zk_driver *d)

@@ -155,6 +155,10 @@ void zk_driver_step(struct zk_driver *d, const struct zk_zab_msg *m);
 /* The transport heard from member id (a snapshot frame, for example). */
 void zk_driver_heard(struct zk_driver *d, uint32_t id);
 
+/* The transport lost its connection to member id (zk_zab_peer_down: a
+ * learner of that leader goes back to election at once); then pumps. */
+void zk_driver_peer_down(struct zk_driver *d, uint32_t id);
+
 /* One tick: the lease's tick time, the core's tick, the lease check,
  * expired proposals answered, Readies taken. */
 void zk_driver_tick(struct zk_driver *d);

@@ -243,12 +243,28 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
  * every entry it applies is in the log of an earlier, durable batch, and
  * a restart that finds the batch undone (a power cut) applies them again
  * once it learns they committed. So a write's path on each replica is one
- * full commit (log) and one lazy one (apply). */
+ * full commit (log) and one lazy one (apply).
+ *
+ * An observer's every batch is lazy: it never votes, acknowledges no
+ * proposal and counts for no quorum, so nothing anyone relies on rests on
+ * its disk. A power cut may take it back to an older, consistent state
+ * (lazy batches are undone whole, never torn), from which it syncs again
+ * like any learner that was away; what it forwarded and saw committed is
+ * on a quorum of voters. One sync per batch instead of two: ten observers
+ * on one disk made every voter wait (docs/performance.md). */
 static int st_commit(void *arg, void *batch)
 {
     struct zk__ens *e = arg;
-    int rc = e->w_logged ? zk_store_batch_commit(batch)
-                         : zk_store_batch_commit_lazy(batch);
+
+    if (e->test_commit_delay_us) {        /* a slow disk, for tests */
+        struct timespec ts = {
+            .tv_sec = (time_t)(e->test_commit_delay_us / 1000000u),
+            .tv_nsec = (long)(e->test_commit_delay_us % 1000000u) * 1000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    int rc = e->w_logged && !e->observer ? zk_store_batch_commit(batch)
+                                         : zk_store_batch_commit_lazy(batch);
 
     if (rc)
         e->w_time_ms = e->w_time0;

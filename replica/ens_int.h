@@ -119,6 +119,7 @@
 #define ENS_ENV_VERSION       1
 #define ENS_ENV_HDR           18          /* magic ver type origin req_id   */
 #define ENS_OWNER_MAX         32          /* "server.N" session owner       */
+#define ENS_TEST_DELAY_MAX_US 10000000    /* ZKFS_TEST_FSYNC_DELAY_US bound  */
 
 /* A Zab message encoded and held while a snapshot streams on its
  * connection (it must arrive after the snapshot's end). */
@@ -191,6 +192,7 @@ struct conn {
     uv_connect_t creq;
     struct zk_frame_conn *fc;
     int outbound, ready, closing;
+    int was_current;              /* closed while its peer's connection   */
     uint64_t born_ms;             /* uv_now() at creation                 */
     size_t queued_bytes;
     uint8_t *frag;                /* fragments of a message so far        */
@@ -244,6 +246,8 @@ struct zk__ens {
     pthread_cond_t cv;
     int job, job_done, job_err, worker_stop;   /* mu */
     uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
+    uint64_t test_commit_delay_us; /* ZKFS_TEST_FSYNC_DELAY_US (tests only) */
+    int observer;                 /* this replica observes: never counted  */
     int w_logged;                 /* worker: this batch logs, truncates,
                                      installs or sets the hard state       */
     struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */

@@ -250,10 +250,26 @@ static void peer_schedule(struct peer *p)
                         ? ENS_BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
+/* c was its peer's connection and no newer one replaced it: the core
+ * hears of the loss now (a dead leader's TCP reset starts the election at
+ * once), not after syncLimit ticks of silence. From the close callback,
+ * so that the core is never entered from inside a send. */
+static void report_down(struct conn *c)
+{
+    struct zk__ens *e = c->e;
+
+    if (!c->was_current || !c->peer || c->peer->conn || e->stopping || !e->d)
+        return;
+    zk_driver_peer_down(e->d, c->peer->id);
+    zk__ens_elect_watch(e);
+}
+
 static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data, **pp;
     struct zk__ens *e = c->e;
+
+    report_down(c);
 
     for (pp = &e->conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
@@ -291,8 +307,10 @@ void zk__ens_conn_close(struct conn *c, const char *why)
         c->e->n_inbound--;
     if (c->stx)
         zk__ens_stx_cancel(c->stx);
-    if (p && p->conn == c)
+    if (p && p->conn == c) {
         p->conn = NULL;
+        c->was_current = 1;
+    }
     if (p && p->dialing == c)
         p->dialing = NULL;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);

@@ -232,6 +232,31 @@ static int handles_start(struct zk__ens *e)
     return uv_timer_start(&e->tick, zk__ens_on_tick, e->tick_ms, e->tick_ms);
 }
 
+/* ZKFS_TEST_FSYNC_DELAY_US=N (tests and benches only, read once at
+ * start): every store batch of this replica (each durable commit, and so
+ * each fsync) takes N µs longer, as on a slow disk; t_ens_slowdisk uses it
+ * to check that a slow replica causes no election. 0 or unset: off. */
+static void test_knobs(struct zk__ens *e)
+{
+    const char *v = getenv("ZKFS_TEST_FSYNC_DELAY_US");
+    char *end;
+    unsigned long long us;
+
+    if (!v || !*v)
+        return;
+    errno = 0;
+    us = strtoull(v, &end, 10);
+    if (errno || *end || us > ENS_TEST_DELAY_MAX_US) {
+        zk_log(ZK_LOG_WARN, "ensemble: ignoring ZKFS_TEST_FSYNC_DELAY_US=%s "
+               "(not a number of µs up to %u)", v, ENS_TEST_DELAY_MAX_US);
+        return;
+    }
+    e->test_commit_delay_us = us;
+    if (us)
+        zk_log(ZK_LOG_WARN, "ensemble: test knob ZKFS_TEST_FSYNC_DELAY_US: "
+               "every store commit is delayed by %llu µs", us);
+}
+
 /* Copies cfg into e and resolves every server's address. */
 static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
 {
@@ -242,6 +267,7 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
         ZK_ZAB_MEMBERS_MAX || cfg->secret_len > sizeof(e->secret))
         return -EINVAL;
     e->my_id = cfg->my_id;
+    e->observer = me->observer;
     e->tick_ms = cfg->tick_time_ms;
     e->sync_limit = cfg->sync_limit_ticks;
     e->session_timeout_ms = cfg->session_timeout_ms;
@@ -254,6 +280,7 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
         e->prop_wait_ms = ENS_PROP_WAIT_MIN_MS;
     memcpy(e->secret, cfg->secret, cfg->secret_len);
     e->secret_len = cfg->secret_len;
+    test_knobs(e);
     const char *tmp = getenv("TMPDIR");
     snprintf(e->snap_dir, sizeof(e->snap_dir), "%s",
              cfg->data_dir[0] ? cfg->data_dir : tmp && *tmp ? tmp : "/tmp");

@@ -557,8 +557,10 @@ int zk_zab_step(struct zk_zab *z, const struct zk_zab_msg *m)
 {
     if (m->to != z->cfg.id)
         return -EINVAL;
-    if (zk__member_index(z, m->from) < 0 || m->from == z->cfg.id)
+    int i = zk__member_index(z, m->from);
+    if (i < 0 || m->from == z->cfg.id)
         return 0;
+    z->peers[i].down = 0;       /* it talks to us again */
     if (m->type == ZK_ZAB_MSG_VOTE)
         zk__elect_recv(z, m);
     else if (z->role == ZK_ZAB_LEADING)
@@ -669,6 +671,10 @@ void zk_zab_status(const struct zk_zab *z, struct zk_zab_status *st)
     st->n_snap = z->n_snap;
     st->n_elections = z->n_elections;
     st->abstaining = z->abstain;
+    st->leader_established = z->role == ZK_ZAB_LEADING ?
+                             z->lphase == ZK__L_BCAST :
+                             z->role != ZK_ZAB_LOOKING &&
+                             z->fstage == ZK__F_ACTIVE && z->lest;
 }
 
 int zk_zab_member_status(const struct zk_zab *z, uint32_t i,
@@ -697,6 +703,23 @@ void zk_zab_heard(struct zk_zab *z, uint32_t from)
     if ((z->role == ZK_ZAB_FOLLOWING || z->role == ZK_ZAB_OBSERVING) &&
         from == z->leader && z->fstage == ZK__F_SYNC)
         z->heard_tick = z->stage_tick = z->tick;
+}
+
+void zk_zab_peer_down(struct zk_zab *z, uint32_t id)
+{
+    int i = zk__member_index(z, id);
+    if (i < 0 || (uint32_t)i == z->self)
+        return;
+    /* Its last report (whom it followed or led) is no longer news. */
+    z->peers[i].down = 1;
+    z->peers[i].rep_state = ZK_ZAB_LOOKING;
+    z->peers[i].rep_leader = 0;
+    z->peers[i].rep_epoch = 0;
+    if (z->role == ZK_ZAB_FOLLOWING || z->role == ZK_ZAB_OBSERVING)
+        zk__learn_peer_down(z, id);
+    else if (z->role == ZK_ZAB_LOOKING)
+        zk__elect_peer_down(z);
+    zk__emit_commits(z);
 }
 
 const uint64_t *zk_zab_sessions(const struct zk_zab *z, uint32_t *n_out)

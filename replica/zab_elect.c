@@ -4,9 +4,14 @@
  * by (current epoch, last zxid, server id); a higher election round resets
  * everyone's votes; a replica decides once a quorum of voters in its round
  * back its candidate and one more tick has passed without a better vote
- * (FLE's finalize wait). Replicas that already follow or lead answer a
- * LOOKING peer with their leader, so late joiners and observers go
- * straight to the established leader.
+ * (FLE's finalize wait) — or at once, when every voter it can reach has
+ * voted in its round: a better vote could then only come from a voter
+ * whose connection the embedder reported lost (zk_zab_peer_down), so
+ * waiting would only delay a failover. Replicas that already follow or
+ * lead answer a LOOKING peer with their leader, so late joiners and
+ * observers go straight to the established leader; a new leader tells
+ * every peer at once, so that a follower whose FOLLOWERINFO arrived
+ * while it was still LOOKING sends it again without waiting for a tick.
  *
  * Election only affects liveness: safety comes from discovery, where the
  * leader needs a quorum to accept a fresh epoch and steps down if any of
@@ -96,7 +101,7 @@ void zk__elect_announce(struct zk_zab *z, uint32_t to)
     }
 }
 
-static void broadcast(struct zk_zab *z)
+void zk__elect_broadcast(struct zk_zab *z)
 {
     for (uint32_t i = 0; i < z->cfg.n_members; i++)
         if (i != z->self)
@@ -116,7 +121,7 @@ void zk__elect_start(struct zk_zab *z)
         struct vote v = own_vote(z);
         set_vote(z, &v);
     }
-    broadcast(z);
+    zk__elect_broadcast(z);
 }
 
 static int vote_eq(const struct zk__peer *p, const struct vote *v)
@@ -140,17 +145,51 @@ static int have_quorum(const struct zk_zab *z)
     return n >= z->quorum;
 }
 
+/* Every voter we can reach has voted in our round. Our vote is at least
+ * as good as every vote we hold (we adopt better ones as they come), and
+ * each voter's vote is at least as good as its own history, so no better
+ * candidate can appear except from a voter reported down. */
+static int all_reachable_voted(const struct zk_zab *z)
+{
+    for (uint32_t i = 0; i < z->cfg.n_members; i++) {
+        const struct zk__peer *p = &z->peers[i];
+        if (i == z->self || p->observer || p->down)
+            continue;
+        if (!p->vote_round_valid || p->vote_round != z->round)
+            return 0;
+    }
+    return 1;
+}
+
+/* Decides the election if it can: a quorum backs our candidate, and
+ * either a tick passed since our vote last changed (finalized) or no
+ * reachable voter is left to hear from. Returns 1 when decided. */
+static int try_decide(struct zk_zab *z, int finalized)
+{
+    if (z->observer || z->abstain || !have_quorum(z))
+        return 0;
+    if (!finalized && !all_reachable_voted(z))
+        return 0;
+    uint32_t l = z->vote_leader;
+    zk__trace(z, "elected %u in round %llu%s", l,
+              (unsigned long long)z->round,
+              finalized ? "" : " (every reachable voter voted)");
+    zk__become(z, l == z->cfg.id ? ZK_ZAB_LEADING : ZK_ZAB_FOLLOWING, l);
+    return 1;
+}
+
 void zk__elect_tick(struct zk_zab *z)
 {
-    if (!z->observer && !z->abstain && z->tick > z->look_tick &&
-        have_quorum(z)) {
-        uint32_t l = z->vote_leader;
-        zk__trace(z, "elected %u in round %llu", l,
-                  (unsigned long long)z->round);
-        zk__become(z, l == z->cfg.id ? ZK_ZAB_LEADING : ZK_ZAB_FOLLOWING, l);
+    if (try_decide(z, z->tick > z->look_tick))
         return;
-    }
-    broadcast(z);
+    zk__elect_broadcast(z);
+}
+
+/* A voter's connection was lost: we may no longer need its vote. */
+void zk__elect_peer_down(struct zk_zab *z)
+{
+    if (z->role == ZK_ZAB_LOOKING)
+        try_decide(z, 0);
 }
 
 /* A report from a replica that is not LOOKING: follow its leader if the
@@ -167,10 +206,16 @@ static void recv_report(struct zk_zab *z, struct zk__peer *p,
         zk__become(z, me, m->from);
         return;
     }
+    /* Not a leader whose connection we just lost (a dead leader's
+     * followers may not have noticed yet). */
+    int li = zk__member_index(z, m->leader);
+    if (li >= 0 && z->peers[li].down)
+        return;
     uint32_t n = 0;
     for (uint32_t i = 0; i < z->cfg.n_members; i++) {
         const struct zk__peer *q = &z->peers[i];
-        if (q->observer || i == z->self || q->rep_leader != m->leader ||
+        if (q->observer || i == z->self || q->down ||
+            q->rep_leader != m->leader ||
             !m->zxid2 || q->rep_epoch != m->zxid2 ||
             q->rep_state == ZK_ZAB_LOOKING ||
             z->tick - q->rep_tick > z->cfg.sync_limit_ticks)
@@ -221,7 +266,7 @@ static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
     if (z->role == ZK_ZAB_LOOKING) {
         struct vote none = { 0, 0, 0 };
         set_vote(z, &none);
-        broadcast(z);
+        zk__elect_broadcast(z);
     }
 }
 
@@ -246,6 +291,9 @@ void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
     if (z->role != ZK_ZAB_LOOKING) {
         if (m->state == ZK_ZAB_LOOKING)
             zk__elect_announce(z, m->from);
+        else if (m->state == ZK_ZAB_LEADING && m->leader == m->from &&
+                 m->from == z->leader && z->role != ZK_ZAB_LEADING)
+            zk__learn_leader_up(z);
         return;
     }
     if (m->state != ZK_ZAB_LOOKING) {
@@ -261,12 +309,16 @@ void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
             z->peers[i].vote_round_valid = 0;
         struct vote mine = own_vote(z);
         set_vote(z, better(&theirs, &mine) ? &theirs : &mine);
-        broadcast(z);
+        zk__elect_broadcast(z);
     } else if (m->epoch == z->round) {
         struct vote mine = cur_vote(z);
         if (better(&theirs, &mine)) {
             set_vote(z, &theirs);
-            broadcast(z);
+            zk__elect_broadcast(z);
+        } else if (better(&mine, &theirs)) {
+            /* It has not seen our vote (it may have been following when
+             * our broadcast came): tell it now, not at the next tick. */
+            zk__elect_announce(z, m->from);
         }
     } else {
         zk__elect_announce(z, m->from);
@@ -277,4 +329,5 @@ void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
     p->vote_leader = theirs.leader;
     p->vote_epoch = theirs.epoch;
     p->vote_zxid = theirs.zxid;
+    try_decide(z, 0);
 }

@@ -57,6 +57,7 @@ struct zk__peer {
     int acc_heard;                      /* a VOTE since we started      */
     uint64_t rep_acc;                   /* highest accepted epoch in it */
     uint64_t rep_epoch, rep_tick;
+    int down;                           /* connection lost, nothing since */
     /* leader side */
     enum zk__pstate ps;
     uint64_t flink;                     /* learner's FOLLOWERINFO link  */
@@ -66,6 +67,7 @@ struct zk__peer {
     int abstain;                        /* FOLLOWERINFO: empty store    */
     uint64_t cur_epoch, last_zxid, applied_zxid; /* from ACKEPOCH       */
     uint64_t sent, commit_sent, ack;
+    int est_sent;                       /* COMMIT flagged ESTABLISHED sent */
     int synced;                         /* ACK with SYNCED received     */
     uint64_t heard_tick;
     uint64_t sess_heard_tick;
@@ -152,6 +154,7 @@ struct zk_zab {
     uint64_t link, expect_seq, fepoch;
     uint64_t heard_tick, stage_tick;
     uint64_t sync_last;        /* NEWLEADER zxid                          */
+    int lest;                  /* the leader said it is established     */
 
     /* leader */
     enum zk__lphase lphase;
@@ -202,6 +205,8 @@ void zk__elect_start(struct zk_zab *z);
 void zk__elect_tick(struct zk_zab *z);
 void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m);
 void zk__elect_announce(struct zk_zab *z, uint32_t to);
+void zk__elect_broadcast(struct zk_zab *z);
+void zk__elect_peer_down(struct zk_zab *z);
 int zk__store_empty(const struct zk_zab *z);
 int zk__epoch_fresh(const struct zk_zab *z, uint64_t e);
 void zk__abstain_check(struct zk_zab *z);
@@ -220,5 +225,7 @@ void zk__learn_start(struct zk_zab *z);
 void zk__learn_tick(struct zk_zab *z);
 void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m);
 int zk__learn_forward(struct zk_zab *z, const struct zk_zab_entry *e);
+void zk__learn_leader_up(struct zk_zab *z);
+void zk__learn_peer_down(struct zk_zab *z, uint32_t id);
 
 #endif /* ZK_ZAB_INT_H */

@@ -62,6 +62,10 @@ void zk__lead_start(struct zk_zab *z)
     z->lconfirmed = 0;
     memset(z->close_sent, 0, sizeof(z->close_sent));
     z->dirty = 1;
+    /* Tell everyone now: a follower whose FOLLOWERINFO came while we were
+     * still LOOKING sends it again, and LOOKING peers follow us, without
+     * waiting for a tick (a failover's first milliseconds). */
+    zk__elect_broadcast(z);
     check_info(z);                /* a lone voter is its own quorum */
 }
 
@@ -283,6 +287,7 @@ static void send_sync(struct zk_zab *z, struct zk__peer *p)
     lmsg(z, p, ZK_ZAB_MSG_NEWLEADER)->zxid = last;
     p->sent = last;
     p->commit_sent = 0;
+    p->est_sent = 0;
     p->ps = ZK__P_STREAM;
 }
 
@@ -296,9 +301,17 @@ static void pump(struct zk_zab *z, struct zk__peer *p)
         send_entries(z, p, ZK_ZAB_MSG_INFORM, p->sent, z->commit);
         p->sent = p->commit_sent = z->commit;
     }
-    if (z->commit > p->commit_sent) {
-        lmsg(z, p, ZK_ZAB_MSG_COMMIT)->zxid = z->commit;
+    /* Once established, every learner gets one COMMIT saying so (even
+     * of a zxid it has): it is the learner's UPTODATE, after which the
+     * history it was synced to is final (resubmission relies on it). */
+    int est = z->lphase == ZK__L_BCAST;
+    if (z->commit > p->commit_sent || (est && !p->est_sent)) {
+        struct zk_zab_msg *m = lmsg(z, p, ZK_ZAB_MSG_COMMIT);
+        m->zxid = z->commit;
+        if (est)
+            m->flags = ZK_ZAB_MF_ESTABLISHED;
         p->commit_sent = z->commit;
+        p->est_sent |= est;
     }
 }
 
@@ -363,6 +376,7 @@ static void check_established(struct zk_zab *z)
     if (n < z->quorum)
         return;
     z->lphase = ZK__L_BCAST;
+    z->dirty = 1;                 /* COMMITs flagged ESTABLISHED (pump) */
     zk__trace(z, "established as leader of epoch %llu",
               (unsigned long long)z->lepoch);
     /* ZooKeeper renews every session when a leader takes over; requests
@@ -593,6 +607,8 @@ void zk__lead_tick(struct zk_zab *z)
             m->zxid = z->commit;
             m->aux = z->tick;
             m->zxid2 = lease_echo(z, p);
+            if (z->lphase == ZK__L_BCAST)
+                m->flags = ZK_ZAB_MF_ESTABLISHED;
         }
         if (!p->observer && p->synced)
             alive++;

@@ -49,6 +49,7 @@ static void send_ack(struct zk_zab *z, uint64_t zxid)
 void zk__learn_start(struct zk_zab *z)
 {
     z->fstage = ZK__F_CONNECT;
+    z->lest = 0;
     z->link = zk__rand(z) | 1;
     z->expect_seq = 0;
     z->fepoch = 0;
@@ -248,6 +249,8 @@ static void recv_ping_lease(struct zk_zab *z, const struct zk_zab_msg *m)
 
 static void recv_active(struct zk_zab *z, const struct zk_zab_msg *m)
 {
+    if (m->flags & ZK_ZAB_MF_ESTABLISHED)
+        z->lest = 1;              /* our sync's history is final */
     switch (m->type) {
     case ZK_ZAB_MSG_PROPOSE:
         if (recv_entries(z, m)) {
@@ -314,6 +317,26 @@ void zk__learn_recv(struct zk_zab *z, const struct zk_zab_msg *m)
         recv_sync(z, m);
     else
         recv_active(z, m);
+}
+
+/* Our leader reports that it leads (it announces so when it starts): a
+ * FOLLOWERINFO we sent while it was still LOOKING was dropped, so it goes
+ * again now rather than at the next tick. A duplicate is harmless (the
+ * leader ignores a FOLLOWERINFO of a link it already has). */
+void zk__learn_leader_up(struct zk_zab *z)
+{
+    if (z->fstage == ZK__F_CONNECT)
+        send_followerinfo(z);
+}
+
+/* The embedder lost its connection to member id. If that is our leader
+ * (typically its process died and TCP reset the connection), go back to
+ * election now: syncLimit ticks of silence would tell the same a second
+ * later. */
+void zk__learn_peer_down(struct zk_zab *z, uint32_t id)
+{
+    if (id == z->leader)
+        lost(z, "connection to the leader lost");
 }
 
 int zk__learn_forward(struct zk_zab *z, const struct zk_zab_entry *e)

@@ -292,6 +292,24 @@ void sim_crash(struct sim *s, uint32_t id)
     sim_lock_crashed(r);
 }
 
+void sim_kill(struct sim *s, uint32_t id)
+{
+    if (!s->rep[id - 1].alive)
+        return;
+    sim_crash(s, id);
+    for (uint32_t k = 0; k < s->n; k++)
+        sim_send_reset(s, id - 1, k);
+}
+
+void sim_reset_link(struct sim *s, uint32_t a, uint32_t b)
+{
+    if (a == b || !s->rep[a - 1].alive || !s->rep[b - 1].alive)
+        return;
+    sim_log(s, a, "connection to r%u dropped", b);
+    sim_send_reset(s, a - 1, b - 1);
+    sim_send_reset(s, b - 1, a - 1);
+}
+
 void sim_restart(struct sim *s, uint32_t id)
 {
     if (!s->rep[id - 1].alive)

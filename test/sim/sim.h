@@ -70,7 +70,14 @@ uint64_t sim_now(const struct sim *s);
 uint64_t sim_steps(const struct sim *s);
 
 /* Scripted faults. Ids are member ids (1-based). */
-void sim_crash(struct sim *s, uint32_t id);
+void sim_crash(struct sim *s, uint32_t id);     /* silent: a host dies   */
+/* A crash of the process only (kill -9): its peers' connections to it
+ * are reset, and they hear of it (zk_driver_peer_down) after what it
+ * had sent before. */
+void sim_kill(struct sim *s, uint32_t id);
+/* The connection between two live replicas is dropped: each hears of
+ * it (zk_driver_peer_down), as when a send queue overflows. */
+void sim_reset_link(struct sim *s, uint32_t a, uint32_t b);
 void sim_restart(struct sim *s, uint32_t id);
 void sim_block(struct sim *s, uint32_t from, uint32_t to, int blocked);
 void sim_isolate(struct sim *s, uint32_t id);   /* both directions       */

@@ -186,6 +186,7 @@ void sim_driver_wire(struct sim *s, struct sim_replica *r,
 const struct zk_zab *sim_core(const struct sim_replica *r);
 void sim_pkt_free(struct sim_pkt *p);
 void sim_deliver(struct sim *s, struct sim_pkt *p);
+void sim_send_reset(struct sim *s, uint32_t from, uint32_t to);
 void sim_on_tick(struct sim *s, uint32_t i);
 void sim_on_disk(struct sim *s, uint32_t i);
 void sim_on_client(struct sim *s, uint32_t i);

@@ -563,10 +563,30 @@ static void send_msg(struct sim *s, struct sim_replica *r,
     sim_push(s, net_time(s, p->from, to, 1), SIM_EV_MSG, SIM_REPLICAS_MAX, p);
 }
 
+/* The connection from `from` to `to` is reset (its process died, or the
+ * connection was dropped): `to` hears of it after what was already on
+ * the link (FIFO), unless the link is cut (no RST crosses a partition). */
+void sim_send_reset(struct sim *s, uint32_t from, uint32_t to)
+{
+    if (from == to || s->blocked[from][to])
+        return;
+    struct sim_pkt *p = calloc(1, sizeof(*p));
+    ZK_ASSERT(p != NULL);
+    p->from = from;
+    p->to = to;
+    sim_push(s, net_time(s, from, to, 1), SIM_EV_MSG, SIM_REPLICAS_MAX, p);
+}
+
 void sim_deliver(struct sim *s, struct sim_pkt *p)
 {
     struct sim_replica *r = &s->rep[p->to];
     if (!r->alive || s->blocked[p->from][p->to]) {
+        sim_pkt_free(p);
+        return;
+    }
+    if (!p->buf) {                        /* sim_send_reset */
+        sim_log(s, r->id, "connection to r%u reset", p->from + 1);
+        zk_driver_peer_down(r->drv, p->from + 1);
         sim_pkt_free(p);
         return;
     }
@@ -611,7 +631,7 @@ void sim_on_disk(struct sim *s, uint32_t i)
         return;
     if (r->fail_next) {
         sim_log(s, r->id, "disk write failed: fail-stop");
-        sim_crash(s, r->id);
+        sim_kill(s, r->id);
         sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
                  NULL);
         return;
@@ -622,7 +642,7 @@ void sim_on_disk(struct sim *s, uint32_t i)
         /* Durable, but nothing of the Ready was sent, delivered or
          * answered: the process died between fsync and the rest. */
         sim_log(s, r->id, "crash after the write was durable (rc %d)", rc);
-        sim_crash(s, r->id);
+        sim_kill(s, r->id);
         sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
                  NULL);
         return;

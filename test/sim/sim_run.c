@@ -4,7 +4,10 @@
  * A random run has two phases. The fault phase (`steps` events): clients
  * write on every replica all the time; the network drops, duplicates and
  * delays (so reorders) messages; a fault event every 20-300 ms crashes a
- * replica (restarted 0.2-1 s later), splits the ensemble in two, blocks
+ * replica (restarted 0.2-1 s later; two in three crash the process only,
+ * and its peers hear of the reset connections at once, as they do of a
+ * fail-stop), drops a connection between two live replicas (both ends
+ * hear of it), splits the ensemble in two, blocks
  * one direction of a link, isolates the current leader, heals everything,
  * slows a disk, makes a disk write fail (fail-stop), makes a replica
  * give its session up (the driver's lease, zk_driver_give_up), pauses a
@@ -166,12 +169,18 @@ void sim_isolate(struct sim *s, uint32_t id)
         }
 }
 
+/* Two crashes in three are of the process (kill -9: the peers' TCP
+ * connections are reset and they hear of it at once), one of the host
+ * (silence: the peers notice by timeouts). */
 static void fault_crash(struct sim *s)
 {
     uint32_t i = (uint32_t)sim_range(s, 0, s->n - 1);
     if (!s->rep[i].alive)
         return;
-    sim_crash(s, i + 1);
+    if (sim_range(s, 0, 2))
+        sim_kill(s, i + 1);
+    else
+        sim_crash(s, i + 1);
     sim_push(s, s->now + sim_range(s, 200000, 1000000), SIM_EV_RESTART, i,
              NULL);
 }
@@ -262,6 +271,10 @@ void sim_on_fault(struct sim *s)
             sim_log(s, i + 1, "dies once its next write is durable");
             s->rep[i].crash_after_write = 1;
         }
+    } else if (pick >= 98) {
+        /* A connection dropped between live replicas (the runtime drops
+         * one whose send queue overflows): both ends hear of it. */
+        sim_reset_link(s, i + 1, (uint32_t)sim_range(s, 1, s->n));
     }
     sim_push(s, s->now + next, SIM_EV_FAULT, SIM_REPLICAS_MAX, NULL);
 }

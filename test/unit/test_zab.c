@@ -84,6 +84,17 @@ static uint32_t role(struct sim *s, uint32_t id)
     return st.role;
 }
 
+/* Three voters led by 3 (equal histories: the highest id), n writes on
+ * 1 committed and applied everywhere. */
+static struct sim *mk_led3(uint64_t seed, uint32_t n)
+{
+    struct sim *s = mk(3, 0, seed);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
+    write_n(s, 1, n, SEC);
+    wait_converged(s, SEC);
+    return s;
+}
+
 /* ---------------------------------------------------------------------- */
 
 START_TEST(first_election)
@@ -104,10 +115,7 @@ END_TEST
 
 START_TEST(election_after_leader_crash)
 {
-    struct sim *s = mk(3, 0, 2);
-    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 3);
-    write_n(s, 1, 20, SEC);
-    wait_converged(s, SEC);
+    struct sim *s = mk_led3(2, 20);
     uint64_t t0 = sim_now(s);
     sim_crash(s, 3);
     /* Followers notice within syncLimit (10 ticks), elect 2 (same
@@ -123,6 +131,61 @@ START_TEST(election_after_leader_crash)
     sim_restart(s, 3);
     wait_converged(s, 2 * SEC);
     ck_assert_uint_eq(role(s, 3), ZK_ZAB_FOLLOWING);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+/* kill -9 of the leader's process: the followers' connections to it are
+ * reset, so they go LOOKING at once and, both having voted, decide
+ * without waiting for a tick; a write submitted on a follower right after
+ * the kill commits within a few simulated round trips and disk writes,
+ * not after syncLimit (100 ms) as when the leader's host goes silent. */
+START_TEST(election_after_leader_kill)
+{
+    struct sim *s = mk_led3(2, 20);
+    uint64_t t0 = sim_now(s);
+    sim_kill(s, 3);
+    ck_assert_uint_eq(wait_leader(s, 2 * SEC), 2);
+    ck_assert_uint_lt(sim_now(s) - t0, 10 * MS);
+    struct zk_zab_status st;
+    sim_status(s, 2, &st);
+    ck_assert_uint_eq(st.epoch, 2);
+    sim_kill(s, 2);                 /* no quorum: nobody leads */
+    ck_assert_int_eq(sim_run_until(s, sim_now(s) + 500 * MS), 0);
+    ck_assert_uint_eq(sim_leader(s), 0);
+    sim_restart(s, 3);
+    wait_leader(s, 2 * SEC);
+    uint64_t took = write_n(s, 1, 1, SEC);
+    ck_assert_uint_lt(took, 20 * MS);
+    sim_restart(s, 2);
+    wait_converged(s, 2 * SEC);
+    ok(s);
+    sim_destroy(s);
+}
+END_TEST
+
+/* A connection between the leader and a follower is dropped while both
+ * live: the follower goes LOOKING, hears from the leader that it leads
+ * and follows it again in the same epoch (no election of a new leader). */
+START_TEST(dropped_connection_rejoins_same_leader)
+{
+    struct sim *s = mk_led3(3, 5);
+    struct zk_zab_status st;
+    sim_status(s, 1, &st);
+    uint64_t looked = st.n_elections;
+    sim_reset_link(s, 3, 1);
+    ck_assert_int_eq(sim_run_until(s, sim_now(s) + 2 * MS), 0);
+    sim_status(s, 1, &st);
+    ck_assert_uint_eq(st.n_elections, looked + 1);
+    write_n(s, 1, 5, SEC);
+    ck_assert_uint_eq(sim_leader(s), 3);
+    sim_status(s, 3, &st);
+    ck_assert_uint_eq(st.epoch, 1);
+    sim_status(s, 1, &st);
+    ck_assert_uint_eq(st.role, ZK_ZAB_FOLLOWING);
+    ck_assert_uint_eq(st.epoch, 1);
+    wait_converged(s, SEC);
     ok(s);
     sim_destroy(s);
 }
@@ -640,6 +703,8 @@ Suite *zab_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, first_election);
     tcase_add_test(tc, election_after_leader_crash);
+    tcase_add_test(tc, election_after_leader_kill);
+    tcase_add_test(tc, dropped_connection_rejoins_same_leader);
     tcase_add_test(tc, far_behind_follower_gets_snap);
     tcase_add_test(tc, uncommitted_entries_truncated);
     tcase_add_test(tc, minority_cannot_commit);
