@@ -257,15 +257,23 @@ static void on_check(uv_check_t *h)
 /* from applied changes to work                                              */
 /* ------------------------------------------------------------------------ */
 
+/* Whether the kernel holds ino, or a provisional nodeid standing for it
+ * (prov.c). */
 static int known(struct zk_fs *fs, uint64_t ino)
 {
-    return ino == ZK_INO_ROOT || zk__fs_inomap_get(&fs->inomap, ino) > 0;
+    return ino == ZK_INO_ROOT || zk__fs_inomap_get(&fs->inomap, ino) > 0 ||
+           zk__fs_inomap_alias(&fs->inomap, ino) != 0;
 }
 
 static void inval_inode(struct zk_fs *fs, uint64_t ino)
 {
-    if (ino && known(fs, ino))
+    if (!ino || !known(fs, ino))
+        return;
+    uint64_t alias = zk__fs_inomap_alias(&fs->inomap, ino);
+    if (zk__fs_inomap_get(&fs->inomap, ino) > 0 || ino == ZK_INO_ROOT)
         zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, ino, 0, NULL);
+    if (alias)
+        zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, alias, 0, NULL);
 }
 
 /* A name that went away (or now names another inode); zxid marks it as
