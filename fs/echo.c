@@ -337,6 +337,12 @@ static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
     replay_item(fs, zxid, kind, c, path, path2);
 }
 
+static int created_with_data(struct zk_fs *fs, uint64_t ino)
+{
+    struct zk_stat st;
+    return zk_store_getattr(fs->store, ino, &st) == 0 && st.data_length > 0;
+}
+
 static void change_work(struct zk_fs *fs, uint64_t zxid,
                         const struct zk_change *c)
 {
@@ -346,6 +352,11 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
          * timeout), so only the parent's attributes and listing change. */
         inval_inode(fs, c->parent);
         replay(fs, zxid, ZK__ECHO_R_CREATE, c);
+        /* A file created with its data (a new file's close elsewhere,
+         * zkfs create PATH DATA) is also written: IN_MODIFY and
+         * IN_CLOSE_WRITE, as its writer's own mount reports them. */
+        if (c->node_kind == ZK_KIND_FILE && created_with_data(fs, c->ino))
+            replay(fs, zxid, ZK__ECHO_R_DATA, c);
         break;
     case ZK_CHANGE_DELETE:
         zk__fs_inomap_gone(&fs->inomap, &c->gone);

@@ -790,7 +790,14 @@ void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * none: a lock request commits its create first. */
     if (!fh->prov && zk__fs_lock_flush(fs, req, zk__fs_ino(fs, ino), fi))
         return;
-    commit_fh(fs, req, fh, 0);
+    /* A new file nothing was written to is created at its second close:
+     * a shell's redirection closes twice (`: > f`: the descriptor it
+     * opened, after dup2, then the one it used), and `echo x > f` writes
+     * between the two. A single close (creat() + close()) leaves it to
+     * the release. */
+    int empty_create = fh->prov && !fh->dirty && !fh->poisoned &&
+                       ++fh->empty_flushes >= 2;
+    commit_fh(fs, req, fh, empty_create);
 }
 
 /* The rest of a FLUSH whose fcntl unlock was committed first (lock.c). */

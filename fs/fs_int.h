@@ -277,6 +277,7 @@ struct zk__fs_fh {
     uint64_t mtime_ms;
     int inflight;              /* commits not yet answered */
     struct zk__fs_prov *prov;  /* prov.c: its create is not committed yet */
+    unsigned empty_flushes;    /* prov: flushes with nothing written */
     uint64_t lock_session;     /* lock.c: a lock was granted through this
                                   open file to that session (0: none) */
 };
