@@ -430,6 +430,9 @@ struct commit {
      * APPEND) of over_ino, which took the name meanwhile; 0 otherwise. */
     int create, tries;
     uint64_t over_ino;
+    int empty;                 /* the create alone, without the buffer (for
+                                  another request: what was written is not
+                                  visible before the creator's close) */
 };
 
 static void fh_unref(struct zk__fs_fh *fh)
@@ -495,7 +498,7 @@ static int prov_propose(struct zk_fs *fs, struct commit *c)
         .mode = mode, .uid = pv->st.uid, .gid = pv->st.gid,
         .session = zk_replica_session(fs->replica),
         .path = path, .path_len = (uint32_t)strlen(path),
-        .data = fh->data, .data_len = (uint32_t)c->len,
+        .data = fh->data, .data_len = c->empty ? 0 : (uint32_t)c->len,
         .owner = "", .owner_len = 0,
     };
     struct zk_txn txn = {.nops = 1, .ops = &op};
@@ -599,13 +602,22 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     uint64_t ino = 0;
 
     zk__fs_echo_local(c->fs, res);
-    if (pv && rc && prov_again(c, &rc))
+    if (pv && rc == -EEXIST && c->empty) {
+        /* Created elsewhere meanwhile: this open file now writes that
+         * file (its close overwrites it), as an open that found it. */
+        struct zk_stat st;
+        if (zk_store_lookup(c->fs->store, pv->parent, pv->name, &st) == 0)
+            rc = st.kind == ZK_KIND_DIR ? -EISDIR : 0, ino = st.ino;
+    } else if (pv && rc && prov_again(c, &rc)) {
         return;
-    if (pv && rc == 0) {
+    } else if (pv && rc == 0) {
         ino = res->ops[0].ino;
-        prov_bind(c->fs, fh, ino, c->create == 1);
     }
-    if (rc == 0 && fh->append) {
+    if (pv && rc == 0)
+        prov_bind(c->fs, fh, ino, c->create == 1 && res && res->err == 0);
+    if (c->empty) {
+        /* The buffer was not committed: it stays dirty. */
+    } else if (rc == 0 && fh->append) {
         fh->trunc = 0;
         /* Keep only what was appended after this commit's snapshot. */
         if (fh->len > c->len)   /* (data is NULL if nothing was written) */
@@ -699,7 +711,7 @@ static int propose_data(struct zk_fs *fs, struct commit *c)
  * transaction, or, while its create is under way for another request,
  * after it. Errors are replied here. */
 static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
-                         struct zk__fs_fh *fh, int all, int pause)
+                         struct zk__fs_fh *fh, int all, int pause, int empty)
 {
     struct zk__fs_prov *pv = fh->prov;
     int rc = 0;
@@ -714,7 +726,9 @@ static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
             .req = req, .op = ZK__DEFER_COMMIT, .fh = fh, .all = all});
         return;
     }
-    if (fh->poisoned)
+    if (fh->poisoned && pv && !req)
+        empty = 1;      /* the file is created (empty), as at its open */
+    else if (fh->poisoned)
         rc = -EFBIG;
     else if (zk__fs_hidden(fs, &fh->st))
         rc = ZK_ESESSION;       /* its session was given up (lease.c) */
@@ -725,7 +739,8 @@ static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
     }
     *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
                          .len = fh->len, .paused = pause,
-                         .fsync = req != NULL && all, .create = pv != NULL};
+                         .fsync = req != NULL && all, .create = pv != NULL,
+                         .empty = pv != NULL && empty};
     fh->inflight++;
     rc = pv ? prov_propose(fs, c) : propose_data(fs, c);
     if (rc == 0) {
@@ -748,12 +763,12 @@ reply:
 static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
                       int all)
 {
-    commit_fh_ex(fs, req, fh, all, req == NULL);
+    commit_fh_ex(fs, req, fh, all, req == NULL, 0);
 }
 
 void zk__fs_prov_commit(struct zk_fs *fs, struct zk__fs_fh *fh)
 {
-    commit_fh_ex(fs, NULL, fh, 1, 0);
+    commit_fh_ex(fs, NULL, fh, 1, 0, 1);
 }
 
 void zk__fs_prov_commit_again(struct zk_fs *fs, fuse_req_t req,
@@ -855,13 +870,14 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
     /* A truncation alone, and changes no FLUSH has seen (page writeback
      * after close), are saved; a flush that failed is not retried behind
      * the caller's back. */
-    if (!fh->poisoned && (fh->trunc || fh->dirty || fh->prov) &&
-        (fh->flushed_wgen != fh->wgen + 1 ||
-         (fh->prov && fh->prov->committing)))
+    if ((!fh->poisoned && (fh->trunc || fh->dirty || fh->prov) &&
+         (fh->flushed_wgen != fh->wgen + 1 ||
+          (fh->prov && fh->prov->committing))) ||
+        (fh->poisoned && fh->prov))
         commit_fh(fs, NULL, fh, 1);
     if (fh->prov && !fh->prov->committing) {
-        /* A create whose flush failed (or a poisoned one): the file
-         * never existed; its name goes from this mount. */
+        /* A create whose flush failed: the file never existed; its
+         * name goes from this mount. */
         struct zk__fs_prov *pv = fh->prov;
         fh->prov = NULL;
         zk__fs_prov_drop(fs, pv);

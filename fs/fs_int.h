@@ -375,6 +375,9 @@ struct zk__fs_prov *zk__fs_prov_of(struct zk_fs *fs, uint64_t ino);
 /* The pending provisional create of name in parent, or NULL. */
 struct zk__fs_prov *zk__fs_prov_named(struct zk_fs *fs, uint64_t parent,
                                       const char *name);
+/* A pending provisional create in directory dir, or NULL (an rmdir, or a
+ * rename over dir, commits them first: dir is not empty). */
+struct zk__fs_prov *zk__fs_prov_in(struct zk_fs *fs, uint64_t dir);
 /* The inode nodeid ino stands for: itself, or the committed inode of a
  * provisional one (unknown: itself). */
 uint64_t zk__fs_ino(struct zk_fs *fs, uint64_t ino);

@@ -613,6 +613,14 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
         rc = zk_store_lookup(fs->store, parent, name, &st);
     if (rc == 0 && is_dir != (st.kind == ZK_KIND_DIR))
         rc = is_dir ? -ENOTDIR : -EISDIR;
+    struct zk__fs_prov *pv = rc == 0 && is_dir && !ec
+                                 ? zk__fs_prov_in(fs, st.ino) : NULL;
+    if (pv) {                   /* not empty: commit what is pending */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .parent = parent, .name = name,
+            .op = ZK__DEFER_RMDIR});
+        return;
+    }
     if (rc == 0)
         rc = zk__fs_child_path(fs, parent, name, path, sizeof(path));
     struct nsreq *nr = rc ? NULL : calloc(1, sizeof(*nr));
@@ -666,6 +674,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
         rc = -EPERM;
     if (rc == 0)
         rc = zk__fs_check_new_name(newparent, newname);
+    struct zk__fs_prov *pv = NULL;
+    if (rc == 0 && zk_store_lookup(fs->store, newparent, newname, &st) == 0)
+        pv = zk__fs_prov_in(fs, st.ino);    /* over a directory */
+    if (pv) {                   /* not empty: commit what is pending */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_RENAME, .parent = parent,
+            .name = name, .newparent = newparent, .name2 = newname,
+            .flags = (int)flags});
+        return;
+    }
     if (rc == 0)
         rc = zk_store_lookup(fs->store, parent, name, &st);
     if (rc == 0)

@@ -61,6 +61,15 @@ struct zk__fs_prov *zk__fs_prov_named(struct zk_fs *fs, uint64_t parent,
     return NULL;
 }
 
+struct zk__fs_prov *zk__fs_prov_in(struct zk_fs *fs, uint64_t dir)
+{
+    for (struct zk__fs_prov *pv = fs->provs.next; pv != &fs->provs;
+         pv = pv->next)
+        if (pv->parent == dir)
+            return pv;
+    return NULL;
+}
+
 uint64_t zk__fs_ino(struct zk_fs *fs, uint64_t ino)
 {
     if (!ZK__FS_IS_PROV(ino))

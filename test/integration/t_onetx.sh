@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One transaction per new file (fs/prov.c), on one mount: `echo x > new`
 # is one committed transaction; a new file still open can be read by
-# another process, renamed, unlinked, fsynced, locked, given xattrs, and
-# mkdir of its name fails, each committing the create first; `: > new`
+# another process (empty: what was written is not committed before the
+# close), renamed, unlinked, fsynced, locked, given xattrs, and mkdir of
+# its name fails, each committing the create first; `: > new`
 # and touch create; names over the limits still fail at open; a new file
-# whose writes pass 1 MiB is never created; 8 shells writing new files
+# whose writes pass 1 MiB is created empty; 8 shells writing new files
 # into one directory all land complete.
 . "$(dirname "$0")/lib.sh"
 
@@ -51,12 +52,12 @@ assert_eq 0 "$(xattr "$M/one" user.zk.version)" "version of the new file"
 p0=$(metric zkfs_provisional_creates_total)
 [ "${p0:-0}" -ge 1 ] || fail "no provisional create counted"
 
-log "while open: listed here; another open reads what was written so far"
+log "while open: listed here; another open commits the create alone (and reads it empty)"
 fds a "$M/a" open w:abc say:open wait w:def close
 wait_for said a open || fail "fdscript a did not open"
 assert_eq a "$(ls "$M" | grep -x a)" "ls shows the new file"
 f0=$(metric zkfs_provisional_creates_forced_total)
-assert_eq abc "$(cat "$M/a")" "a second open reads what was written so far"
+assert_eq "" "$(cat "$M/a")" "a second open reads what was committed: nothing yet"
 f1=$(metric zkfs_provisional_creates_forced_total)
 assert_eq 1 $((f1 - f0)) "creates committed early"
 fds_end a
@@ -132,10 +133,11 @@ mkdir "$M/dir"
 assert_fail bash -c "echo x >'$M/dir'"
 assert_match "Is a directory" "$ZK_ERR" "open(O_CREAT) of a directory"
 
-log "a new file written past 1 MiB is never created"
+log "a new file written past 1 MiB is created empty (nothing of its data)"
 assert_fail bash -c "head -c 1100000 /dev/zero >'$M/big'"
 assert_match "File too large" "$ZK_ERR" "writing 1.1 MB"
-[ ! -e "$M/big" ] || fail "big exists after a failed write"
+wait_for test -e "$M/big" || fail "big does not exist after a failed write"
+assert_eq 0 "$(stat -c %s "$M/big")" "size of big"
 
 log "8 shells writing new files into one directory"
 mkdir "$M/q"
