@@ -573,16 +573,16 @@ static void prov_bind(struct zk_fs *fs, struct zk__fs_fh *fh, uint64_t ino,
 }
 
 /* The end of a provisional create's commit (rc: its outcome), after the
- * reply: the kernel's entry for the name is dropped (the next lookup
- * gives the committed inode; the provisional nodeid stays an alias of it
- * for the open files), and the requests that waited are made again. A
- * failure leaves the create pending for a later flush, unless its creator
- * is gone. */
+ * reply: the requests that waited are made again. The kernel's entry for
+ * the name keeps the provisional nodeid, which the inode map translates
+ * (and invalidations of the committed inode reach) until the kernel
+ * forgets it; dropping the entry instead would cost the echo thread the
+ * directory's lock after every create. A failure leaves the create
+ * pending for a later flush, unless its creator is gone. */
 static void prov_end(struct zk_fs *fs, struct zk__fs_prov *pv,
                      struct zk__fs_fh *fh, uint64_t ino, int rc)
 {
     if (rc == 0) {
-        zk__fs_echo_push(fs, ZK__ECHO_INVAL_ENTRY, 0, pv->parent, pv->name);
         zk__fs_prov_settled(fs, pv, ino, 0);
         return;
     }
