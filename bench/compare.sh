@@ -147,7 +147,7 @@ END {
     print "Medians over the runs. list: listings of 10,000 entries per second (ms = 1000 / rate)."
     print "ephemeral: zkfs create + last close (which deletes it); ZooKeeper ephemeral create + delete."
     print "create: open(O_CREAT|O_EXCL) + write + close; creat: the same without O_EXCL (echo x > newfile: one"
-    print "transaction at close); both beside ZooKeeper's create with its data."
+    print "transaction at close); both beside the ZooKeeper create (with data)."
     print "ZooKeeper seq/seqL: one synchronous client on a follower/the leader; c8: 8 clients over 3 servers."
     if (workloads ~ /lock/) {
         print "lock: flock(LOCK_EX)+flock(LOCK_UN) pairs in a C loop; flock1: `flock FILE true` runs; handoff: one"

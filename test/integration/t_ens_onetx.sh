@@ -14,7 +14,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
-FDS=$(zk_helper fdscript)
 ens_setup 3
 ens_start_all
 m1=$(ens_mnt 1) m2=$(ens_mnt 2) m3=$(ens_mnt 3)
@@ -22,29 +21,6 @@ mkdir "$m1/q"
 ens_wait_exists 2 q
 ens_wait_exists 3 q
 
-# fds NAME PATH STEP...: fdscript in the background, its `wait` steps
-# reading the lines the test writes to fd 8.
-fds() {
-    local n=$1
-    shift
-    rm -f "$ZK_TMP/$n.go"
-    mkfifo "$ZK_TMP/$n.go"
-    exec 8<>"$ZK_TMP/$n.go"
-    zk_bg fds_run "$n" "$@"
-    FDS_PID=$ZK_BG
-}
-fds_run() {             # (a background command's stdin is /dev/null)
-    local n=$1
-    shift
-    exec "$FDS" "$@" <&8 >"$ZK_TMP/$n.out" 2>"$ZK_TMP/$n.err"
-}
-said() { grep -qx "$2" "$ZK_TMP/$1.out"; }
-fds_end() {
-    echo go >&8
-    FDS_RC=0
-    wait "$FDS_PID" || FDS_RC=$?
-    exec 8>&-
-}
 
 log "a reader woken by IN_CREATE on mount 2 reads complete files"
 # reader: for every IN_CREATE, cat the file at once; "NAME CONTENT" lines.
@@ -78,21 +54,21 @@ bad=$(grep '^f' "$ZK_TMP/read" | awk '{ n = $1; sub(/^f/, "", n); if ($2 != "[pa
 
 log "a file being written on mount 1 is not on mount 2 before its close"
 fds p "$m1/q/pending" open w:abc say:open wait w:def close
-wait_for said p open || fail "fdscript did not open"
+wait_for fds_said p open || fail "fdscript did not open"
 [ -e "$m1/q/pending" ] || fail "the new file is not on its own mount"
 "$ZKFS" sync "$m2/q" >/dev/null
 [ ! -e "$m2/q/pending" ] || fail "the new file is on mount 2 before its close"
-fds_end p
+fds_end
 assert_eq 0 "$FDS_RC" "close ($(cat "$ZK_TMP/p.err"))"
 "$ZKFS" sync "$m2/q" >/dev/null
 assert_eq abcdef "$(cat "$m2/q/pending")" "content on mount 2 after the close"
 
 log "the name is created on mount 3 meanwhile: the close overwrites it"
 fds o "$m1/q/race" open w:mine say:open wait close
-wait_for said o open || fail "fdscript did not open"
+wait_for fds_said o open || fail "fdscript did not open"
 echo theirs >"$m3/q/race"
 ens_wait_cat 1 q/race theirs
-fds_end o
+fds_end
 assert_eq 0 "$FDS_RC" "close ($(cat "$ZK_TMP/o.err"))"
 for i in 1 2 3; do ens_wait_cat "$i" q/race mine; done
 
@@ -102,10 +78,10 @@ W=0
 for i in 1 2 3; do [ "$i" != "$L" ] && W=$i && break; done
 mw=$(ens_mnt "$W")
 fds n "$mw/q/lost" open w:data say:open wait close
-wait_for said n open || fail "fdscript did not open"
+wait_for fds_said n open || fail "fdscript did not open"
 for i in 1 2 3; do [ "$i" != "$W" ] && ens_kill9 "$i"; done
 s=$SECONDS
-fds_end n
+fds_end
 log "close returned $FDS_RC after $((SECONDS - s)) s: $(cat "$ZK_TMP/n.err")"
 assert_eq 1 "$FDS_RC" "close without a quorum"
 assert_match "close: Connection timed out" "$(cat "$ZK_TMP/n.err")" "its error"

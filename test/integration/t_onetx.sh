@@ -11,36 +11,10 @@
 
 M=$ZK_TMP/mnt
 zk_start "$ZK_TMP/data" "$M"
-FDS=$(zk_helper fdscript)
 
 # metric NAME: a counter of the mount's metrics file.
 metric() { awk -v n="$1" '$1 == n { print $2 }' "$M/.zkfs.prom"; }
 
-# fds NAME PATH STEP...: fdscript in the background; its `wait` steps read
-# the lines the test writes to fd 8; FDS_PID is its pid.
-fds() {
-    local n=$1
-    shift
-    rm -f "$ZK_TMP/$n.go"
-    mkfifo "$ZK_TMP/$n.go"
-    exec 8<>"$ZK_TMP/$n.go"
-    zk_bg fds_run "$n" "$@"
-    FDS_PID=$ZK_BG
-}
-# (a background command's stdin is /dev/null unless it says otherwise)
-fds_run() {
-    local n=$1
-    shift
-    exec "$FDS" "$@" <&8 >"$ZK_TMP/$n.out" 2>"$ZK_TMP/$n.err"
-}
-said() { grep -qx "$2" "$ZK_TMP/$1.out"; }
-# fds_end NAME: lets it go on, waits; FDS_RC its status.
-fds_end() {
-    echo go >&8
-    FDS_RC=0
-    wait "$FDS_PID" || FDS_RC=$?
-    exec 8>&-
-}
 
 log "echo x > new: one transaction"
 t0=$(metric zkfs_transactions_applied_total)
@@ -54,30 +28,30 @@ p0=$(metric zkfs_provisional_creates_total)
 
 log "while open: listed here; another open commits the create alone (and reads it empty)"
 fds a "$M/a" open w:abc say:open wait w:def close
-wait_for said a open || fail "fdscript a did not open"
+wait_for fds_said a open || fail "fdscript a did not open"
 assert_eq a "$(ls "$M" | grep -x a)" "ls shows the new file"
 f0=$(metric zkfs_provisional_creates_forced_total)
 assert_eq "" "$(cat "$M/a")" "a second open reads what was committed: nothing yet"
 f1=$(metric zkfs_provisional_creates_forced_total)
 assert_eq 1 $((f1 - f0)) "creates committed early"
-fds_end a
+fds_end
 assert_eq 0 "$FDS_RC" "close after the second open ($(cat "$ZK_TMP/a.err"))"
 assert_eq abcdef "$(cat "$M/a")" "content after the close"
 
 log "fsync of a new file commits it; close commits the rest"
 fds b "$M/b" open w:one fsync say:synced wait w:two close
-wait_for said b synced || fail "fdscript b did not fsync: $(cat "$ZK_TMP/b.err")"
+wait_for fds_said b synced || fail "fdscript b did not fsync: $(cat "$ZK_TMP/b.err")"
 assert_eq 0 "$(xattr "$M/b" user.zk.version)" "version after the fsync"
 assert_eq one "$(cat "$M/b")" "content after the fsync"
-fds_end b
+fds_end
 assert_eq 0 "$FDS_RC" "close after fsync ($(cat "$ZK_TMP/b.err"))"
 assert_eq onetwo "$(cat "$M/b")" "content after the close"
 
 log "rename of a new file still open"
 fds c "$M/c" open w:abc say:open wait w:def close
-wait_for said c open || fail "fdscript c did not open"
+wait_for fds_said c open || fail "fdscript c did not open"
 mv "$M/c" "$M/c2"
-fds_end c
+fds_end
 assert_eq 0 "$FDS_RC" "close after the rename ($(cat "$ZK_TMP/c.err"))"
 assert_eq abcdef "$(cat "$M/c2")" "renamed file's content"
 [ ! -e "$M/c" ] || fail "c still exists after mv c c2"
@@ -85,19 +59,19 @@ assert_eq abcdef "$(cat "$M/c2")" "renamed file's content"
 log "rename onto a new file still open replaces it"
 echo other >"$M/o"
 fds r "$M/r" open w:abc say:open wait w:def close
-wait_for said r open || fail "fdscript r did not open"
+wait_for fds_said r open || fail "fdscript r did not open"
 mv "$M/o" "$M/r"
-fds_end r
+fds_end
 assert_eq "close: No such file or directory" "$(cat "$ZK_TMP/r.err")" \
     "close of the replaced file"
 assert_eq other "$(cat "$M/r")" "the rename's source replaced it"
 
 log "unlink of a new file still open: its close reports the node gone"
 fds d "$M/d" open w:abc say:open wait w:def close
-wait_for said d open || fail "fdscript d did not open"
+wait_for fds_said d open || fail "fdscript d did not open"
 rm "$M/d"
 [ ! -e "$M/d" ] || fail "d still exists after rm"
-fds_end d
+fds_end
 assert_eq 1 "$FDS_RC" "close after unlink"
 assert_eq "close: No such file or directory" "$(cat "$ZK_TMP/d.err")" \
     "error of close after unlink"
@@ -105,13 +79,13 @@ assert_eq "close: No such file or directory" "$(cat "$ZK_TMP/d.err")" \
 
 log "mkdir of the name, flock, setfattr on a new file still open"
 fds e "$M/e" open w:abc say:open wait close
-wait_for said e open || fail "fdscript e did not open"
+wait_for fds_said e open || fail "fdscript e did not open"
 assert_fail mkdir "$M/e"
 assert_match "File exists" "$ZK_ERR" "mkdir of a pending file's name"
 flock -n "$M/e" true || fail "flock of a new file"
 setfattr -n user.zkfs.data -v x "$M/e" 2>/dev/null &&
     fail "user.zkfs.data set on a file"
-fds_end e
+fds_end
 assert_eq 0 "$FDS_RC" "close ($(cat "$ZK_TMP/e.err"))"
 assert_eq abc "$(cat "$M/e")" "content"
 
@@ -121,7 +95,7 @@ log "files created without writing: : > f, touch, creat() + close()"
 assert_eq 0 "$(xattr "$M/empty" user.zk.version)" "version of the empty file"
 touch "$M/touched"
 [ -f "$M/touched" ] || fail "touch did not create"
-"$FDS" "$M/creat" open close || fail "creat + close"
+"$(zk_helper fdscript)" "$M/creat" open close || fail "creat + close"
 wait_for test -f "$M/creat" || fail "creat + close did not create"
 
 log "bad names still fail at open"
