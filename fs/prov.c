@@ -191,6 +191,12 @@ static const char *dup_into(char **p, const char *s, size_t len)
 void zk__fs_prov_defer(struct zk_fs *fs, struct zk__fs_prov *pv,
                        const struct zk__fs_defer *d)
 {
+    if (d->req && d->op != ZK__DEFER_COMMIT && zk__fs_is_echo(fs, d->req)) {
+        /* A replay never waits for a commit (nor makes one): the file
+         * is not there for it; it falls back to invalidations. */
+        fuse_reply_err(d->req, ENOENT);
+        return;
+    }
     size_t n1 = d->name ? strlen(d->name) : 0;
     size_t n2 = d->name2 ? strlen(d->name2) : 0;
     size_t nv = d->value ? d->size : 0;
