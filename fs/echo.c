@@ -284,6 +284,15 @@ static void inval_name(struct zk_fs *fs, uint64_t parent, const char *name,
     struct zk__fs_echo_item *it;
     if (!known(fs, parent))
         return;
+    /* The kernel may hold the child as the provisional nodeid it was
+     * created under (prov.c): the entry names that one then, and its
+     * cached attributes (nlink) must go too. */
+    uint64_t alias = child ? zk__fs_inomap_alias(&fs->inomap, child) : 0;
+    if (alias) {
+        zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, alias, 0, NULL);
+        if (zk__fs_inomap_get(&fs->inomap, child) == 0)
+            child = alias;
+    }
     if (child && known(fs, child))
         it = item_new(ZK__ECHO_DELETE, name, NULL, NULL, NULL);
     else

@@ -255,8 +255,8 @@ uint32_t zk__fs_inomap_appenders(const struct zk__fs_inomap *m, uint64_t ino)
 void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st)
 {
     struct zk__fs_ino_slot *sl = st->ino ? slot_of(m, st->ino) : NULL;
-    if (!sl || sl->nlookup == 0)
-        return;
+    if (!sl || (sl->nlookup == 0 && !sl->alias))
+        return;         /* (the kernel may hold it as a provisional one) */
     if (!sl->gone && !(sl->gone = malloc(sizeof(*sl->gone))))
         return;
     *sl->gone = *st;
