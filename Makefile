@@ -77,7 +77,8 @@ POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
         fuzz fuzz-seeds deb
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz \
      $(B)/test/probe $(B)/test/notify_listen $(B)/test/gone \
-     $(B)/test/versions $(B)/test/linclient $(B)/test/lincheck
+     $(B)/test/versions $(B)/test/linclient $(B)/test/lincheck \
+     $(B)/test/fdscript
 
 deps:
 	@scripts/deps.sh

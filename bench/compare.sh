@@ -57,7 +57,7 @@ while [ $# -gt 0 ]; do
         *) echo "compare.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-ZK_MODES="seq seqL c8" ZKFS_WL="create set get list ephemeral"
+ZK_MODES="seq seqL c8" ZKFS_WL="create creat set get list ephemeral"
 [ "$LOCKS" = 1 ] && ZK_MODES="seq seqL" ZKFS_WL="ephemeral lock flock1 handoff"
 OUT=${OUT:-$(mktemp -d /tmp/zkfs-compare.XXXXXX)}
 mkdir -p "$OUT"
@@ -134,6 +134,7 @@ END {
         where = wh == 1 ? "leader" : "follower"
         if (p == 8 && where == "leader") continue
         zw = W[w] ~ /^(lock|flock1|handoff)$/ ? "ephemeral" : W[w]   # ZooKeeper: the eph pair
+        if (W[w] == "creat") zw = "create"          # ZooKeeper has one create
         kf = W[w] SUBSEP p SUBSEP where SUBSEP "zkfs"; kz = zw SUBSEP p SUBSEP where SUBSEP "zk"
         if (W[w] == "handoff") kz = "none"                          # not measured there
         if (!(kf in p50) && !(kz in p50)) continue
@@ -145,6 +146,8 @@ END {
     print ""
     print "Medians over the runs. list: listings of 10,000 entries per second (ms = 1000 / rate)."
     print "ephemeral: zkfs create + last close (which deletes it); ZooKeeper ephemeral create + delete."
+    print "create: open(O_CREAT|O_EXCL) + write + close; creat: the same without O_EXCL (echo x > newfile: one"
+    print "transaction at close); both beside the ZooKeeper create (with data)."
     print "ZooKeeper seq/seqL: one synchronous client on a follower/the leader; c8: 8 clients over 3 servers."
     if (workloads ~ /lock/) {
         print "lock: flock(LOCK_EX)+flock(LOCK_UN) pairs in a C loop; flock1: `flock FILE true` runs; handoff: one"

@@ -7,7 +7,8 @@
 # loopback ports, default tickTime/syncLimit/initLimit/sessionTimeout) and
 # one standalone `zkfs mount -f`, all by pid. Then, R times (the two
 # targets interleaved), SPEC section 6's workloads with build/bench/fsbench:
-#   create, set          1 writer and 8 writers; on the ensemble the
+#   create, creat, set   1 writer and 8 writers (creat: create without
+#                        O_EXCL, `echo x > newfile`); on the ensemble the
 #                        writers are spread over the three mounts
 #                        (fsbench --spread; the 1-writer case and every
 #                        third of the 8 write through a follower's mount)
@@ -75,7 +76,7 @@ LEADER=0
 LOGS=""
 DEBUG=""
 OBS=0
-WORKLOADS="create set get stat list ephemeral watch"
+WORKLOADS="create creat set get stat list ephemeral watch"
 CAP_S=60
 MOUNT_WAIT_S=30
 FILES=100
@@ -327,7 +328,7 @@ run_bg() {             # run_bg SECONDS CMD...: output in $WORK/out, $WORK/err
 ops_for() {            # ops_for WORKLOAD PROCS: ops per process
     local n
     case "$1" in
-        create|set|ephemeral) if [ "${2:-1}" = 1 ]; then n=300; else n=150; fi ;;
+        create|creat|set|ephemeral) if [ "${2:-1}" = 1 ]; then n=300; else n=150; fi ;;
         get) n=4000 ;;
         stat) n=100000 ;;
         list) if [ "${2:-1}" = 1 ]; then n=20; else n=5; fi ;;

@@ -10,6 +10,9 @@
  * Workloads (each "op" is what one latency sample measures):
  *   create     open(O_CREAT|O_EXCL|O_WRONLY) + write SIZE bytes + close,
  *              unique names
+ *   creat      open(O_CREAT|O_TRUNC|O_WRONLY) + write + close, unique
+ *              names: `echo x > newfile`, cp (no O_EXCL: on zkfs one
+ *              transaction at close, docs/filesystem.md)
  *   set        open(O_WRONLY|O_TRUNC) + write + close of an existing file
  *   get        open(O_RDONLY) + read + close of an existing file
  *   stat       stat() of an existing file, already looked up (cached)
@@ -85,10 +88,11 @@
 #define FUSE_SUPER_MAGIC 0x65735546   /* statfs f_type of FUSE mounts  */
 
 enum workload { W_CREATE, W_SET, W_GET, W_STAT, W_LIST, W_DELETE,
-                W_EPHEMERAL, W_LOCK };
+                W_EPHEMERAL, W_LOCK, W_CREAT };
 
 static const char *const workload_names[] = {
-    "create", "set", "get", "stat", "list", "delete", "ephemeral", "lock"
+    "create", "set", "get", "stat", "list", "delete", "ephemeral", "lock",
+    "creat"
 };
 
 struct opts {
@@ -241,11 +245,14 @@ static long count_entries(const char *dir)
  * naming the system call that failed.
  * --------------------------------------------------------------------- */
 
-static int op_create(const struct run *r, const char *path, const char **step)
+static int op_create(const struct run *r, const char *path, int excl,
+                     const char **step)
 {
-    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    int fd = open(path, O_CREAT | (excl ? O_EXCL : O_TRUNC) | O_WRONLY |
+                            O_CLOEXEC, 0644);
     if (fd < 0)
-        return *step = "open(O_CREAT|O_EXCL)", errno;
+        return *step = excl ? "open(O_CREAT|O_EXCL)" : "open(O_CREAT|O_TRUNC)",
+               errno;
     if (write_all(fd, r->payload, r->o->size_bytes) < 0) {
         int e = errno;
         close(fd);
@@ -356,7 +363,7 @@ static int setup_files(const struct run *r, int proc, long nfiles)
             return ETIMEDOUT;
         }
         file_name(path, sizeof path, r->base, proc, i);
-        int err = op_create(r, path, &step);
+        int err = op_create(r, path, 1, &step);
         if (err != 0) {
             fprintf(stderr, "fsbench: set-up %s %s: %s\n", step, path,
                     strerror(err));
@@ -389,8 +396,9 @@ static int do_op(const struct run *r, int proc, long i, int lockfd,
     int err = 0;
     switch (o->w) {
     case W_CREATE:
+    case W_CREAT:
         file_name(path, pathsize, r->base, proc, i);
-        return op_create(r, path, step);
+        return op_create(r, path, o->w == W_CREATE, step);
     case W_SET:
         err = op_set(r, r->names[i % nfiles], step);
         break;

@@ -257,15 +257,23 @@ static void on_check(uv_check_t *h)
 /* from applied changes to work                                              */
 /* ------------------------------------------------------------------------ */
 
+/* Whether the kernel holds ino, or a provisional nodeid standing for it
+ * (prov.c). */
 static int known(struct zk_fs *fs, uint64_t ino)
 {
-    return ino == ZK_INO_ROOT || zk__fs_inomap_get(&fs->inomap, ino) > 0;
+    return ino == ZK_INO_ROOT || zk__fs_inomap_get(&fs->inomap, ino) > 0 ||
+           zk__fs_inomap_alias(&fs->inomap, ino) != 0;
 }
 
 static void inval_inode(struct zk_fs *fs, uint64_t ino)
 {
-    if (ino && known(fs, ino))
+    if (!ino || !known(fs, ino))
+        return;
+    uint64_t alias = zk__fs_inomap_alias(&fs->inomap, ino);
+    if (zk__fs_inomap_get(&fs->inomap, ino) > 0 || ino == ZK_INO_ROOT)
         zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, ino, 0, NULL);
+    if (alias)
+        zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, alias, 0, NULL);
 }
 
 /* A name that went away (or now names another inode); zxid marks it as
@@ -276,6 +284,15 @@ static void inval_name(struct zk_fs *fs, uint64_t parent, const char *name,
     struct zk__fs_echo_item *it;
     if (!known(fs, parent))
         return;
+    /* The kernel may hold the child as the provisional nodeid it was
+     * created under (prov.c): the entry names that one then, and its
+     * cached attributes (nlink) must go too. */
+    uint64_t alias = child ? zk__fs_inomap_alias(&fs->inomap, child) : 0;
+    if (alias) {
+        zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, alias, 0, NULL);
+        if (zk__fs_inomap_get(&fs->inomap, child) == 0)
+            child = alias;
+    }
     if (child && known(fs, child))
         it = item_new(ZK__ECHO_DELETE, name, NULL, NULL, NULL);
     else
@@ -329,6 +346,12 @@ static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
     replay_item(fs, zxid, kind, c, path, path2);
 }
 
+static int created_with_data(struct zk_fs *fs, uint64_t ino)
+{
+    struct zk_stat st;
+    return zk_store_getattr(fs->store, ino, &st) == 0 && st.data_length > 0;
+}
+
 static void change_work(struct zk_fs *fs, uint64_t zxid,
                         const struct zk_change *c)
 {
@@ -338,6 +361,11 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
          * timeout), so only the parent's attributes and listing change. */
         inval_inode(fs, c->parent);
         replay(fs, zxid, ZK__ECHO_R_CREATE, c);
+        /* A file created with its data (a new file's close elsewhere,
+         * zkfs create PATH DATA) is also written: IN_MODIFY and
+         * IN_CLOSE_WRITE, as its writer's own mount reports them. */
+        if (c->node_kind == ZK_KIND_FILE && created_with_data(fs, c->ino))
+            replay(fs, zxid, ZK__ECHO_R_DATA, c);
         break;
     case ZK_CHANGE_DELETE:
         zk__fs_inomap_gone(&fs->inomap, &c->gone);

@@ -163,19 +163,23 @@ static int fh_resize(struct zk__fs_fh *fh, size_t len)
 
 /* Replies to CREATE (or an O_CREAT open of an existing node) with an entry
  * and a new open file. created: the node was just made by this request, so
- * it is empty and, if ephemeral, this descriptor holds it. */
-void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
-                         const struct zk_stat *st, struct fuse_file_info *fi,
-                         double entry_timeout, int created)
+ * it is empty and, if ephemeral, this descriptor holds it. prov: it is a
+ * provisional create (prov.c), not committed yet. */
+struct zk__fs_fh *zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
+                                      const struct zk_stat *st,
+                                      struct fuse_file_info *fi,
+                                      double entry_timeout, int created,
+                                      struct zk__fs_prov *prov)
 {
     struct zk__fs_fh *fh = zk__fs_fh_new(st->ino, fi->flags);
     if (!fh) {
         fuse_reply_err(req, ENOMEM);
         if (created && st->ephemeral_owner)
             zk__fs_release_holder(fs, st->ino);
-        return;
+        return NULL;
     }
     fh->st = *st;
+    fh->prov = prov;
     if (created) {
         fh->loaded = 1;
         fh->trunc = 0;             /* a new node is empty already */
@@ -193,12 +197,13 @@ void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
         zk__fs_inomap_open(&fs->inomap, st);
         fh_opened(fs, fh);
         zk__fs_handle_add(fs, &fh->hd, fh_destroy);
-        return;
+        return fh;
     }
     /* The creator is gone (interrupted): no RELEASE will come. */
     if (fh->holder)
         zk__fs_release_holder(fs, st->ino);
     fh_free(fh);
+    return NULL;
 }
 
 static void open_now(fuse_req_t req, fuse_ino_t ino,
@@ -232,6 +237,15 @@ static void open_wait_done(void *arg, int err,
 void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+
+    if (pv) {                   /* another open of a provisional create */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_OPEN, .ino = ino, .has_fi = 1,
+            .fi = *fi});
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
 
     if (ino != ZK_CTL_INO && fs->opts->config &&
         (fi->flags & O_ACCMODE) != O_RDONLY && !zk__fs_is_echo(fs, req)) {
@@ -347,7 +361,7 @@ void zk__fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (!fh->echo && (zk__fs_hidden(fs, &fh->st) ||
                       (fh->lock_session &&
                        zk__fs_lock_lost(fs, fh->lock_session)) ||
-                      zk__fs_lock_check(fs, ino) != 0)) {
+                      zk__fs_lock_check(fs, fh->ino) != 0)) {
         zk__fs_reply_errno(req, ZK_ESESSION);   /* lease.c, lock.c */
         return;
     }
@@ -415,6 +429,13 @@ struct commit {
     size_t len;
     int paused;                /* requests are paused until it is done */
     int fsync;                 /* an fsync (holds the inode lock) waits */
+    /* A provisional create (prov.c): 1 its CREATE, 2 the SET_DATA (or
+     * APPEND) of over_ino, which took the name meanwhile; 0 otherwise. */
+    int create, tries;
+    uint64_t over_ino;
+    int empty;                 /* the create alone, without the buffer (for
+                                  another request: what was written is not
+                                  visible before the creator's close) */
 };
 
 static void fh_unref(struct zk__fs_fh *fh)
@@ -452,14 +473,154 @@ static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc)
     zk__fs_echo_barrier(fs, late_reply, l);
 }
 
+static void commit_done(void *arg, int err, const struct zk_apply_result *res);
+
+/* Proposes the create of fh's provisional file with the first c->len
+ * bytes of its buffer (c->create 1), or the overwrite of the file that
+ * took its name meanwhile (2): one transaction either way. The mode is
+ * the one asked at open, less setuid/setgid if a user other than root
+ * wrote (as a write to an existing file clears them). */
+static int prov_propose(struct zk_fs *fs, struct commit *c)
+{
+    struct zk__fs_fh *fh = c->fh;
+    struct zk__fs_prov *pv = fh->prov;
+    char path[ZK_PATH_MAX];
+    int rc = zk__fs_child_path(fs, pv->parent, pv->name, path, sizeof(path));
+    if (rc)
+        return rc;
+    uint32_t mode = pv->st.mode;
+    if (fh->kill_priv) {
+        mode &= ~(uint32_t)S_ISUID;
+        if (mode & S_IXGRP)
+            mode &= ~(uint32_t)S_ISGID;
+    }
+    uint8_t type = c->create == 1 ? ZK_OP_CREATE
+                   : fh->append   ? ZK_OP_APPEND : ZK_OP_SET_DATA;
+    struct zk_op op = {
+        .type = type, .version = -1, .ino = c->create == 1 ? 0 : c->over_ino,
+        .mode = mode, .uid = pv->st.uid, .gid = pv->st.gid,
+        .session = zk_replica_session(fs->replica),
+        .path = path, .path_len = (uint32_t)strlen(path),
+        .data = fh->data, .data_len = c->empty ? 0 : (uint32_t)c->len,
+        .owner = "", .owner_len = 0,
+    };
+    struct zk_txn txn = {.nops = 1, .ops = &op};
+    return fs->stopping ? -ESHUTDOWN : zk__fs_propose(fs, &txn, commit_done, c);
+}
+
+/* A provisional create's commit failed with *rc: if the name was taken
+ * meanwhile, overwrite what took it (a directory: EISDIR); if that was
+ * deleted meanwhile, create again; at most ZK__FS_PROV_TRIES attempts.
+ * Returns 1 when proposed again (commit_done comes back). */
+static int prov_again(struct commit *c, int *rc)
+{
+    struct zk__fs_prov *pv = c->fh->prov;
+    struct zk_stat st;
+    if (c->tries + 1 >= ZK__FS_PROV_TRIES)
+        return 0;
+    if (*rc == -EEXIST && c->create == 1) {
+        int lrc = zk_store_lookup(c->fs->store, pv->parent, pv->name, &st);
+        if (lrc == 0 && st.kind == ZK_KIND_DIR) {
+            *rc = -EISDIR;
+            return 0;
+        }
+        if (lrc == 0) {
+            c->create = 2;
+            c->over_ino = st.ino;
+        }
+    } else if (*rc == -ENOENT && c->create == 2) {
+        c->create = 1;
+    } else {
+        return 0;
+    }
+    c->tries++;
+    int prc = prov_propose(c->fs, c);
+    if (prc == 0)
+        return 1;
+    *rc = prc;
+    return 0;
+}
+
+/* fh's provisional create was committed as ino: the open file, its counts
+ * in the inode map and the provisional nodeid (its alias) move to ino.
+ * created: ino is the node this create made (not one it overwrote). */
+static void prov_bind(struct zk_fs *fs, struct zk__fs_fh *fh, uint64_t ino,
+                      int created)
+{
+    struct zk__fs_prov *pv = fh->prov;
+    struct zk__fs_inomap *m = &fs->inomap;
+    struct zk_stat st;
+    if (zk_store_getattr(fs->store, ino, &st) != 0) {
+        st = pv->st;
+        st.ino = ino;
+    }
+    zk__fs_inomap_link(m, pv->pino, ino);
+    if (!fh->released) {
+        if (fh->writer) {
+            zk__fs_inomap_writer(m, pv->pino, -1);
+            zk__fs_inomap_writer(m, ino, 1);
+        }
+        if (fh->append) {
+            zk__fs_inomap_appender(m, pv->pino, -1);
+            zk__fs_inomap_appender(m, ino, 1);
+        }
+        zk__fs_inomap_close(m, pv->pino);
+        zk__fs_inomap_open(m, &st);
+    }
+    fh->ino = ino;
+    fh->st = st;
+    fh->prov = NULL;
+    fh->holder = created && st.ephemeral_owner != 0;
+    if (fh->holder && fh->released)
+        zk__fs_release_holder(fs, ino);
+}
+
+/* The end of a provisional create's commit (rc: its outcome), after the
+ * reply: the requests that waited are made again. The kernel's entry for
+ * the name keeps the provisional nodeid, which the inode map translates
+ * (and invalidations of the committed inode reach) until the kernel
+ * forgets it; dropping the entry instead would cost the echo thread the
+ * directory's lock after every create. A failure leaves the create
+ * pending for a later flush, unless its creator is gone. */
+static void prov_end(struct zk_fs *fs, struct zk__fs_prov *pv,
+                     struct zk__fs_fh *fh, uint64_t ino, int rc)
+{
+    if (rc == 0) {
+        zk__fs_prov_settled(fs, pv, ino, 0);
+        return;
+    }
+    zk__fs_prov_settled(fs, pv, 0, rc);
+    if (fh->released && fh->prov) {
+        fh->prov = NULL;
+        zk__fs_prov_drop(fs, pv);
+    }
+}
+
 static void commit_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct commit *c = arg;
     struct zk__fs_fh *fh = c->fh;
+    struct zk__fs_prov *pv = c->create ? fh->prov : NULL;
     int rc = zk__fs_result_err(err, res);
+    uint64_t ino = 0;
 
     zk__fs_echo_local(c->fs, res);
-    if (rc == 0 && fh->append) {
+    if (pv && rc == -EEXIST && c->empty) {
+        /* Created elsewhere meanwhile: this open file now writes that
+         * file (its close overwrites it), as an open that found it. */
+        struct zk_stat st;
+        if (zk_store_lookup(c->fs->store, pv->parent, pv->name, &st) == 0)
+            rc = st.kind == ZK_KIND_DIR ? -EISDIR : 0, ino = st.ino;
+    } else if (pv && rc && prov_again(c, &rc)) {
+        return;
+    } else if (pv && rc == 0) {
+        ino = res->ops[0].ino;
+    }
+    if (pv && rc == 0)
+        prov_bind(c->fs, fh, ino, c->create == 1 && res && res->err == 0);
+    if (c->empty) {
+        /* The buffer was not committed: it stays dirty. */
+    } else if (rc == 0 && fh->append) {
         fh->trunc = 0;
         /* Keep only what was appended after this commit's snapshot. */
         if (fh->len > c->len)   /* (data is NULL if nothing was written) */
@@ -482,6 +643,8 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
         zk__fs_reply_errno(c->req, rc);
     else if (c->req)
         reply_commit(c->fs, c->req, rc);
+    if (pv)
+        prov_end(c->fs, pv, fh, ino, rc);
     if (c->paused)
         zk__fs_resume(c->fs);
     fh_unref(fh);
@@ -522,34 +685,15 @@ static int commit_attr_op(struct zk_fs *fs, const struct zk__fs_fh *fh,
     return 1;
 }
 
-/* Proposes fh's buffer if dirty (or, with all != 0, if only truncated)
- * and answers req with the outcome. req NULL (release): nobody waits, so
- * new requests are paused until the commit is applied. Errors are replied
- * here. */
-static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
-                      int all)
+/* Proposes the SET_DATA/APPEND (and SET_ATTR) of a committed node's
+ * open file for commit c. */
+static int propose_data(struct zk_fs *fs, struct commit *c)
 {
+    struct zk__fs_fh *fh = c->fh;
     char path[ZK_PATH_MAX];
-    int rc = 0;
-
-    if (!fh->poisoned && !fh->dirty && !(all && fh->trunc))
-        goto reply;                 /* nothing to commit */
-    if (req)
-        fh->flushed_wgen = fh->wgen + 1;
-    if (fh->poisoned)
-        rc = -EFBIG;
-    else if (zk__fs_hidden(fs, &fh->st))
-        rc = ZK_ESESSION;       /* its session was given up (lease.c) */
-    if (rc == 0)
-        rc = zk_store_path(fs->store, fh->ino, path, sizeof(path));
-    struct commit *c = rc ? NULL : calloc(1, sizeof(*c));
-    if (!c) {
-        rc = rc ? rc : -ENOMEM;
-        goto reply;
-    }
-    *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
-                         .len = fh->len, .paused = req == NULL,
-                         .fsync = req != NULL && all};
+    int rc = zk_store_path(fs->store, fh->ino, path, sizeof(path));
+    if (rc)
+        return rc;
     struct zk_op ops[2] = {{
         .type = fh->append && !fh->trunc ? ZK_OP_APPEND : ZK_OP_SET_DATA,
         .version = -1,
@@ -560,25 +704,97 @@ static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
     struct zk_txn txn = {
         .nops = 1 + commit_attr_op(fs, fh, &ops[0], &ops[1], tbuf),
         .ops = ops};
+    return fs->stopping ? -ESHUTDOWN : zk__fs_propose(fs, &txn, commit_done, c);
+}
+
+/* Proposes fh's buffer if dirty (or, with all != 0, if only truncated, or
+ * not created yet) and answers req with the outcome. pause: new requests
+ * are not read until the commit is applied (a release: nobody waits for
+ * it). A provisional file (prov.c) is committed with its create as one
+ * transaction, or, while its create is under way for another request,
+ * after it. Errors are replied here. */
+static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
+                         struct zk__fs_fh *fh, int all, int pause, int empty)
+{
+    struct zk__fs_prov *pv = fh->prov;
+    int rc = 0;
+
+    if (!fh->poisoned && !fh->dirty && !(all && (fh->trunc || pv)))
+        goto reply;                 /* nothing to commit */
+    if (req)
+        fh->flushed_wgen = fh->wgen + 1;
+    if (pv && pv->committing && !fh->poisoned) {
+        fh->inflight++;
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_COMMIT, .fh = fh, .all = all});
+        return;
+    }
+    if (fh->poisoned && pv && !req)
+        empty = 1;      /* the file is created (empty), as at its open */
+    else if (fh->poisoned)
+        rc = -EFBIG;
+    else if (zk__fs_hidden(fs, &fh->st))
+        rc = ZK_ESESSION;       /* its session was given up (lease.c) */
+    struct commit *c = rc ? NULL : calloc(1, sizeof(*c));
+    if (!c) {
+        rc = rc ? rc : -ENOMEM;
+        goto fail;
+    }
+    *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
+                         .len = fh->len, .paused = pause,
+                         .fsync = req != NULL && all, .create = pv != NULL,
+                         .empty = pv != NULL && empty};
     fh->inflight++;
-    rc = fs->stopping ? -ESHUTDOWN
-                      : zk__fs_propose(fs, &txn, commit_done, c);
+    rc = pv ? prov_propose(fs, c) : propose_data(fs, c);
     if (rc == 0) {
+        if (pv)
+            pv->committing = 1;
         if (c->paused)
             zk__fs_pause(fs);
         return;
     }
     fh->inflight--;
     free(c);
+fail:
+    if (pv)      /* requests waiting for the create learn it failed */
+        zk__fs_prov_settled(fs, pv, 0, rc);
 reply:
     if (req)
         zk__fs_reply_errno(req, rc);
 }
 
+static void commit_fh(struct zk_fs *fs, fuse_req_t req, struct zk__fs_fh *fh,
+                      int all)
+{
+    commit_fh_ex(fs, req, fh, all, req == NULL, 0);
+}
+
+void zk__fs_prov_commit(struct zk_fs *fs, struct zk__fs_fh *fh)
+{
+    commit_fh_ex(fs, NULL, fh, 1, 0, 1);
+}
+
+void zk__fs_prov_commit_again(struct zk_fs *fs, fuse_req_t req,
+                              struct zk__fs_fh *fh, int all, int err)
+{
+    if (err) {
+        if (req)
+            zk__fs_reply_errno(req, err);
+    } else if (!fh->poisoned && !fh->dirty && !(all && fh->trunc) &&
+               !fh->prov) {
+        if (req)
+            reply_commit(fs, req, 0);   /* the create committed it all */
+    } else {
+        commit_fh(fs, req, fh, all);
+    }
+    fh_unref(fh);
+}
+
 /* flush (every close): commits what was written. A truncation alone
  * (O_TRUNC, no write yet) waits for the release or an fsync: the shell's
  * `echo x > f` closes the descriptor it opened once before writing (after
- * dup2), and committing there would publish an empty intermediate value. */
+ * dup2), and committing there would publish an empty intermediate value.
+ * So does a provisional create with nothing written yet. */
 void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
@@ -586,11 +802,20 @@ void zk__fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, 0);
         return;
     }
+    struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     /* lock.c: POSIX drops the closing owner's fcntl locks; then (once
-     * that is committed) zk__fs_flush_commit. */
-    if (zk__fs_lock_flush(fs, req, ino, fi))
+     * that is committed) zk__fs_flush_commit. A provisional file has
+     * none: a lock request commits its create first. */
+    if (!fh->prov && zk__fs_lock_flush(fs, req, zk__fs_ino(fs, ino), fi))
         return;
-    commit_fh(fs, req, (struct zk__fs_fh *)(uintptr_t)fi->fh, 0);
+    /* A new file nothing was written to is created at its second close:
+     * a shell's redirection closes twice (`: > f`: the descriptor it
+     * opened, after dup2, then the one it used), and `echo x > f` writes
+     * between the two. A single close (creat() + close()) leaves it to
+     * the release. */
+    int empty_create = fh->prov && !fh->dirty && !fh->poisoned &&
+                       ++fh->empty_flushes >= 2;
+    commit_fh(fs, req, fh, empty_create);
 }
 
 /* The rest of a FLUSH whose fcntl unlock was committed first (lock.c). */
@@ -639,7 +864,7 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     struct zk__fs_fh *fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
-    zk__fs_lock_release(fs, ino, fi);
+    zk__fs_lock_release(fs, zk__fs_ino(fs, ino), fi);
     if (fh->writer)
         zk__fs_inomap_writer(&fs->inomap, fh->ino, -1);
     if (fh->append)
@@ -648,9 +873,18 @@ void zk__fs_release(fuse_req_t req, fuse_ino_t ino,
     /* A truncation alone, and changes no FLUSH has seen (page writeback
      * after close), are saved; a flush that failed is not retried behind
      * the caller's back. */
-    if (!fh->poisoned && (fh->trunc || fh->dirty) &&
-        fh->flushed_wgen != fh->wgen + 1)
+    if ((!fh->poisoned && (fh->trunc || fh->dirty || fh->prov) &&
+         (fh->flushed_wgen != fh->wgen + 1 ||
+          (fh->prov && fh->prov->committing))) ||
+        (fh->poisoned && fh->prov))
         commit_fh(fs, NULL, fh, 1);
+    if (fh->prov && !fh->prov->committing) {
+        /* A create whose flush failed: the file never existed; its
+         * name goes from this mount. */
+        struct zk__fs_prov *pv = fh->prov;
+        fh->prov = NULL;
+        zk__fs_prov_drop(fs, pv);
+    }
     if (fh->holder)
         zk__fs_release_holder(fs, fh->ino);
     fh->released = 1;
@@ -826,6 +1060,15 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_err(req, EACCES);
         return;
     }
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {                   /* needs the node: commit its create */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_SETATTR, .ino = ino, .attr = *attr,
+            .to_set = to_set, .has_fi = fi != NULL,
+            .fi = fi ? *fi : (struct fuse_file_info){0}});
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
     if (fi && fi->fh)
         fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     if ((fh && fh->echo) || zk__fs_is_echo(fs, req)) {

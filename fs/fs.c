@@ -94,19 +94,9 @@ int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
     return 0;
 }
 
-/* FORGET: drops n lookups; the slot is freed (backward-shift deletion of
- * linear probing) when none remain. */
-void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
+/* Frees slot i (backward-shift deletion of linear probing). */
+static void slot_del(struct zk__fs_inomap *m, size_t i)
 {
-    if (m->cap == 0)
-        return;
-    size_t i = ino_find(m, ino);
-    if (m->slots[i].ino == 0)
-        return;
-    if (m->slots[i].nlookup > n) {
-        m->slots[i].nlookup -= n;
-        return;
-    }
     free(m->slots[i].st);           /* (only if still open: a bug) */
     free(m->slots[i].gone);
     size_t mask = m->cap - 1, j = i;
@@ -124,6 +114,66 @@ void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
     }
     memset(&m->slots[i], 0, sizeof(m->slots[i]));
     m->len--;
+}
+
+/* Frees ino's slot if nothing keeps it: no lookup, no open file, no
+ * provisional nodeid standing for it. */
+static void slot_gc(struct zk__fs_inomap *m, uint64_t ino)
+{
+    size_t i = ino_find(m, ino);
+    struct zk__fs_ino_slot *sl = &m->slots[i];
+    if (sl->ino == ino && sl->nlookup == 0 && sl->nopen == 0 && !sl->alias)
+        slot_del(m, i);
+}
+
+/* FORGET: drops n lookups; the slot is freed when none remain (a
+ * committed inode's slot stays while a provisional nodeid stands for it
+ * or a file of it is open; a provisional nodeid's alias is unlinked). */
+void zk__fs_inomap_sub(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
+{
+    if (m->cap == 0)
+        return;
+    size_t i = ino_find(m, ino);
+    if (m->slots[i].ino == 0)
+        return;
+    if (m->slots[i].nlookup > n) {
+        m->slots[i].nlookup -= n;
+        return;
+    }
+    m->slots[i].nlookup = 0;
+    uint64_t alias = m->slots[i].alias;
+    if (ZK__FS_IS_PROV(ino) || !alias) {
+        slot_del(m, i);
+        if (ZK__FS_IS_PROV(ino) && alias) {
+            size_t k = ino_find(m, alias);
+            if (m->slots[k].ino == alias && m->slots[k].alias == ino) {
+                m->slots[k].alias = 0;
+                slot_gc(m, alias);
+            }
+        }
+    }
+}
+
+int zk__fs_inomap_link(struct zk__fs_inomap *m, uint64_t pino, uint64_t ino)
+{
+    int rc = zk__fs_inomap_add(m, ino, 0);
+    size_t p = m->cap ? ino_find(m, pino) : 0;
+    if (rc || m->slots[p].ino != pino) {
+        if (rc == 0)
+            slot_gc(m, ino);
+        return rc ? rc : -ENOENT;
+    }
+    m->slots[p].alias = ino;
+    m->slots[ino_find(m, ino)].alias = pino;
+    return 0;
+}
+
+uint64_t zk__fs_inomap_alias(const struct zk__fs_inomap *m, uint64_t ino)
+{
+    if (m->cap == 0)
+        return 0;
+    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    return sl->ino == ino ? sl->alias : 0;
 }
 
 /* An open file of st->ino: its stat is kept, so that fstat still works
@@ -154,6 +204,7 @@ void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino)
     if (--sl->nopen == 0) {
         free(sl->st);
         sl->st = NULL;
+        slot_gc(m, ino);
     }
 }
 
@@ -204,8 +255,8 @@ uint32_t zk__fs_inomap_appenders(const struct zk__fs_inomap *m, uint64_t ino)
 void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st)
 {
     struct zk__fs_ino_slot *sl = st->ino ? slot_of(m, st->ino) : NULL;
-    if (!sl || sl->nlookup == 0)
-        return;
+    if (!sl || (sl->nlookup == 0 && !sl->alias))
+        return;         /* (the kernel may hold it as a provisional one) */
     if (!sl->gone && !(sl->gone = malloc(sizeof(*sl->gone))))
         return;
     *sl->gone = *st;
@@ -593,6 +644,7 @@ int zk_fs_run(const struct zk_fs_opts *opts)
         return 1;
     fs->opts = opts;
     fs->handles.prev = fs->handles.next = &fs->handles;
+    fs->provs.prev = fs->provs.next = &fs->provs;
     fs->ready_fd = opts->ready_fd;
     fs->uid = geteuid();
     fs->gid = getegid();

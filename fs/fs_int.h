@@ -59,6 +59,10 @@ struct zk__fs_ino_slot {
     struct zk_stat *gone;  /* deleted while the kernel held it: its stat
                               then, for fstat (also of O_PATH descriptors,
                               which reach no FUSE open) until FORGET */
+    uint64_t alias;        /* prov.c: for a provisional nodeid, the inode
+                              its create was committed as; for that
+                              inode, the provisional nodeid the kernel may
+                              still hold for it (0: none) */
 };
 
 struct zk__fs_inomap {
@@ -131,6 +135,36 @@ struct zk__fs_echo {
     int back_async_init;
 };
 
+/* --- provisional creates (prov.c) ----------------------------------------- */
+
+/* Nodeids given to the kernel for files created but not committed yet:
+ * bit 62 set (a store's inode counter never gets there; ZK_METRICS_INO
+ * has bit 63). */
+#define ZK__FS_PROV_BASE      UINT64_C(0x4000000000000000)
+#define ZK__FS_IS_PROV(ino)   (((ino) >> 62) == 1)
+/* Attempts of a provisional create's commit: CREATE, then (the name
+ * appeared meanwhile) SET_DATA of what has it, then CREATE again (that
+ * was deleted meanwhile), and so on. */
+#define ZK__FS_PROV_TRIES     4
+
+struct zk__fs_defer;
+
+/* A file created by an open(O_CREAT) without O_EXCL, answered at once and
+ * committed (create and data as one transaction) at the creator's
+ * flush/fsync/release, or earlier when something needs it to exist. Only
+ * while pending: once committed, the inode map's alias says which inode
+ * the nodeid stands for. */
+struct zk__fs_prov {
+    struct zk__fs_prov *prev, *next;   /* fs->provs, circular */
+    uint64_t pino;             /* the nodeid the kernel got */
+    uint64_t parent;
+    struct zk__fs_fh *fh;      /* the creator's open file */
+    struct zk_stat st;         /* what GETATTR answers meanwhile */
+    int committing;            /* its create is proposed */
+    struct zk__fs_defer *waiters;  /* requests re-run once it is settled */
+    char name[ZK_NAME_MAX + 1];
+};
+
 /* --- handles ------------------------------------------------------------- */
 
 /* Every open file, directory and control-file description is on the
@@ -198,6 +232,9 @@ struct zk_fs {
     int gone;                  /* the kernel ended the connection */
     int paused;                /* > 0: no new requests are read */
     struct zk__fs_inomap inomap;
+    struct zk__fs_prov provs;      /* pending provisional creates: head */
+    uint64_t prov_seq;             /* the last provisional nodeid's number */
+    uint64_t prov_created, prov_forced; /* metrics.c: provisional creates, of which committed early */
     struct zk__fs_echo echo;
     struct zk__fs_handle handles;  /* list head */
 };
@@ -239,6 +276,8 @@ struct zk__fs_fh {
         writer : 1;            /* counted in its inode's nwriters */
     uint64_t mtime_ms;
     int inflight;              /* commits not yet answered */
+    struct zk__fs_prov *prov;  /* prov.c: its create is not committed yet */
+    unsigned empty_flushes;    /* prov: flushes with nothing written */
     uint64_t lock_session;     /* lock.c: a lock was granted through this
                                   open file to that session (0: none) */
 };
@@ -287,6 +326,88 @@ void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st);
  * zk__fs_inomap_gone, else NULL. */
 const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
                                               uint64_t ino);
+
+/* Links a provisional nodeid to the inode its create was committed as
+ * (both slots then carry the other as alias). -ENOMEM: not linked. */
+int zk__fs_inomap_link(struct zk__fs_inomap *m, uint64_t pino, uint64_t ino);
+/* The alias of ino (see struct zk__fs_ino_slot), 0 if none. */
+uint64_t zk__fs_inomap_alias(const struct zk__fs_inomap *m, uint64_t ino);
+
+/* --- prov.c -------------------------------------------------------------- */
+
+/* What a deferred request needs to be made again (copies of its
+ * arguments). */
+enum zk__fs_defer_op {
+    ZK__DEFER_OPEN = 1, ZK__DEFER_SETATTR, ZK__DEFER_GETXATTR,
+    ZK__DEFER_LISTXATTR, ZK__DEFER_SETXATTR, ZK__DEFER_REMOVEXATTR,
+    ZK__DEFER_FLOCK, ZK__DEFER_GETLK, ZK__DEFER_SETLK, ZK__DEFER_UNLINK,
+    ZK__DEFER_RMDIR, ZK__DEFER_RENAME, ZK__DEFER_MKNOD, ZK__DEFER_MKDIR,
+    ZK__DEFER_CREATE,
+    ZK__DEFER_COMMIT           /* the creator's own flush/fsync/release */
+};
+struct zk__fs_defer {
+    struct zk__fs_defer *next;
+    fuse_req_t req;
+    enum zk__fs_defer_op op;
+    uint64_t ino, parent, newparent;
+    int has_fi;
+    struct fuse_file_info fi;
+    struct stat attr;
+    int to_set, flags, sleep;
+    mode_t mode;
+    size_t size;
+    struct flock lock;
+    struct zk__fs_fh *fh;      /* COMMIT: counted in its inflight */
+    int all;                   /* COMMIT: fsync or release */
+    const char *name, *name2;  /* point into buf */
+    const char *value;
+    char buf[];
+};
+
+/* Whether CREATE of name in parent (a directory whose stat is pst) with
+ * fi->flags may be answered provisionally; if so answers it and returns
+ * 1. Loop thread. */
+int zk__fs_prov_create(fuse_req_t req, uint64_t parent, const char *name,
+                       mode_t mode, uint32_t gid,
+                       const struct zk_stat *pst, struct fuse_file_info *fi);
+/* The pending provisional create of nodeid ino, or NULL. */
+struct zk__fs_prov *zk__fs_prov_of(struct zk_fs *fs, uint64_t ino);
+/* The pending provisional create of name in parent, or NULL. */
+struct zk__fs_prov *zk__fs_prov_named(struct zk_fs *fs, uint64_t parent,
+                                      const char *name);
+/* A pending provisional create in directory dir, or NULL (an rmdir, or a
+ * rename over dir, commits them first: dir is not empty). */
+struct zk__fs_prov *zk__fs_prov_in(struct zk_fs *fs, uint64_t dir);
+/* The inode nodeid ino stands for: itself, or the committed inode of a
+ * provisional one (unknown: itself). */
+uint64_t zk__fs_ino(struct zk_fs *fs, uint64_t ino);
+/* Parks request d (copied) until pv is committed (or has failed), then
+ * makes it again; starts pv's commit if it is not under way. */
+void zk__fs_prov_defer(struct zk_fs *fs, struct zk__fs_prov *pv,
+                       const struct zk__fs_defer *d);
+/* Parks req (an op on names: unlink, rename, ...) behind whichever of
+ * (parent, name) and (parent2, name2) is pending; returns 1 if it did. */
+int zk__fs_prov_defer_names(struct zk_fs *fs, const struct zk__fs_defer *d);
+/* pv's create was committed as ino (fh moved to it by the caller), or
+ * failed with err (pv stays pending for a retry by a later flush):
+ * re-runs or fails the parked requests; on success frees pv. */
+void zk__fs_prov_settled(struct zk_fs *fs, struct zk__fs_prov *pv,
+                         uint64_t ino, int err);
+/* pv's creator let go without a committed create: forgets pv (the name
+ * disappears from this mount); parked requests fail with ENOENT. */
+void zk__fs_prov_drop(struct zk_fs *fs, struct zk__fs_prov *pv);
+/* Adds the pending creates in parent to a listing through add(arg, ...). */
+int zk__fs_prov_list(struct zk_fs *fs, uint64_t parent,
+                     int (*add)(void *arg, const char *name,
+                                const struct zk_stat *st), void *arg);
+/* file.c: proposes pv's create (the creator's buffer so far) for a
+ * deferred request; nobody waits on the reply. */
+void zk__fs_prov_commit(struct zk_fs *fs, struct zk__fs_fh *fh);
+/* file.c: a flush/fsync/release commit of fh that waited for its create
+ * (err: the create failed; answered with it). Drops the inflight count
+ * the deferral took. */
+void zk__fs_prov_commit_again(struct zk_fs *fs, fuse_req_t req,
+                              struct zk__fs_fh *fh, int all, int err);
 
 /* --- util.c -------------------------------------------------------------- */
 
@@ -363,9 +484,14 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags);
  * descriptor when it has one), else the usual long one. */
 double zk__fs_writer_attr(struct zk_fs *fs, const struct zk__fs_fh *fh,
                           uint64_t ino, struct stat *attr);
-void zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
-                         const struct zk_stat *st, struct fuse_file_info *fi,
-                         double entry_timeout, int created);
+/* prov: the request is a provisional create (see prov.c); the open file
+ * is its creator. Returns the open file, or NULL (already answered with
+ * an error, or the creator is gone). */
+struct zk__fs_fh *zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
+                                      const struct zk_stat *st,
+                                      struct fuse_file_info *fi,
+                                      double entry_timeout, int created,
+                                      struct zk__fs_prov *prov);
 void zk__fs_release_holder(struct zk_fs *fs, uint64_t ino);
 /* A data change of ino was applied: the O_APPEND open files of ino take
  * the new committed content as their read view. Loop thread. */

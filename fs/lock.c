@@ -358,6 +358,13 @@ void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                   int op)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {                   /* a lock needs the node: commit it first */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_FLOCK, .ino = ino, .has_fi = 1, .fi = *fi, .flags = op});
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
     uint64_t session;
     int rc = lock_ready(fs, ino, &session);
     if (rc) {
@@ -410,6 +417,14 @@ void zk__fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                   struct flock *lock, int sleep)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {                   /* a lock needs the node: commit it first */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_SETLK, .ino = ino, .has_fi = 1, .fi = *fi,
+            .lock = *lock, .sleep = sleep});
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
     uint64_t session, start, end;
     int rc = lock_ready(fs, ino, &session);
     if (rc == 0)
@@ -456,6 +471,13 @@ void zk__fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                   struct flock *lock)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {                   /* a lock needs the node: commit it first */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_GETLK, .ino = ino, .has_fi = 1, .fi = *fi, .lock = *lock});
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
     struct probe pr = { .found = 0 };
     uint64_t session;
     int rc = lock_ready(fs, ino, &session);

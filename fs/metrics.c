@@ -379,6 +379,14 @@ static void render_fs(struct out *o, struct zk_fs *fs)
         (uint64_t)atomic_load(&fs->echo.replays_failed));
     one(o, "zkfs_echo_dropped_total", "counter",
         "Kernel invalidations dropped (echo queue full).", fs->echo.dropped);
+    one(o, "zkfs_provisional_creates_total", "counter",
+        "Files created without O_EXCL, answered at once and committed "
+        "with their data as one transaction (fs/prov.c).",
+        fs->prov_created);
+    one(o, "zkfs_provisional_creates_forced_total", "counter",
+        "Of those, creates committed before the creator's close because "
+        "another request on this mount needed the file to exist.",
+        fs->prov_forced);
     one(o, "zkfs_ephemerals_given_up_total", "counter",
         "Own ephemerals hidden after the session was given up.",
         fs->lost_nodes);

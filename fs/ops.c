@@ -85,6 +85,13 @@ void zk__fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (zk__fs_echo_lookup(fs, req, parent, name))
         return;
     int rc = zk_store_lookup(fs->store, parent, name, &st);
+    struct zk__fs_prov *pv = rc == -ENOENT && !zk__fs_is_echo(fs, req)
+                                 ? zk__fs_prov_named(fs, parent, name)
+                                 : NULL;
+    if (pv) {                   /* created here, not committed yet */
+        st = pv->st;
+        rc = 0;
+    }
     if (rc == -ENOENT && zk_store_getattr(fs->store, parent, &st) == -ENOENT)
         rc = -ESTALE;           /* the directory itself went away */
     if (rc == 0 && zk__fs_hidden(fs, &st))
@@ -133,6 +140,13 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
     }
     struct zk__fs_fh *fh = fi && fi->fh ? (struct zk__fs_fh *)(uintptr_t)fi->fh
                                          : NULL;
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {                   /* not committed yet: as created */
+        zk__fs_fill_attr(fs, &pv->st, &attr);
+        fuse_reply_attr(req, &attr, zk__fs_writer_attr(fs, fh, ino, &attr));
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
     int rc = zk_store_getattr(fs->store, ino, &st);
     if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
         rc = fh ? ZK_ESESSION : -ENOENT;  /* given up (lease.c) */
@@ -276,6 +290,8 @@ static int dh_load(struct zk_fs *fs, struct zk__fs_dh *dh)
     if (dh->loaded)
         return 0;
     int rc = zk__fs_stale(zk_store_list(fs->store, dh->self.ino, dh_add, dh));
+    if (rc == 0)                /* and the files created here, pending */
+        rc = zk__fs_prov_list(fs, dh->self.ino, dh_add, dh);
     if (rc)
         return rc;
     if (fs->n_lost)
@@ -411,7 +427,7 @@ static void create_open_existing(struct nsreq *nr)
         zk__fs_reply_errno(nr->req, rc);
         return;
     }
-    zk__fs_reply_create(fs, nr->req, &st, &nr->fi, ZK__FS_TIMEOUT_S, 0);
+    zk__fs_reply_create(fs, nr->req, &st, &nr->fi, ZK__FS_TIMEOUT_S, 0, NULL);
 }
 
 /* The created node's answer: an entry (mknod, mkdir) or an entry and an
@@ -441,7 +457,7 @@ static void create_done(void *arg, int err, const struct zk_apply_result *res)
     int seq = real && strcmp(real + 1, nr->name) != 0;
     double t = seq ? 0.0 : ZK__FS_TIMEOUT_S;
     if (nr->has_fi)
-        zk__fs_reply_create(fs, nr->req, &st, &nr->fi, t, 1);
+        zk__fs_reply_create(fs, nr->req, &st, &nr->fi, t, 1, NULL);
     else if (zk__fs_reply_entry(fs, nr->req, &st, t) == 0 &&
              st.ephemeral_owner != 0)
         zk__fs_release_holder(fs, st.ino);  /* mknod: nobody holds it */
@@ -485,6 +501,14 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
     if (!fi && echo_create(fs, req, parent, name))
         return;
+    /* The name is a pending create of this mount: commit it first. */
+    if (zk__fs_prov_defer_names(fs, &(struct zk__fs_defer){
+            .req = req, .parent = parent, .name = name, .mode = mode,
+            .op = fi ? ZK__DEFER_CREATE : is_dir ? ZK__DEFER_MKDIR
+                                                 : ZK__DEFER_MKNOD,
+            .has_fi = fi != NULL,
+            .fi = fi ? *fi : (struct fuse_file_info){0}}))
+        return;
     int rc = zk__fs_check_new_name(parent, name);
     if (rc == 0)
         rc = zk_store_getattr(fs->store, parent, &pst);
@@ -497,14 +521,10 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (rc == 0 && !is_dir && (pst.children_flags & ZK_CHILDREN_EPHEMERAL) &&
         zk_replica_session(fs->replica) == 0)
         rc = ZK_ENOTREADY;
-    struct nsreq *nr = rc ? NULL : calloc(1, sizeof(*nr));
-    if (rc || !nr) {
-        zk__fs_reply_errno(req, rc ? rc : -ENOMEM);
+    if (rc) {
+        zk__fs_reply_errno(req, rc);
         return;
     }
-    owner[0] = '\0';
-    if (!is_dir && (pst.children_flags & ZK_CHILDREN_EPHEMERAL))
-        zk__fs_caller_owner(fs, ctx->pid, owner, sizeof(owner));
     /* A set-group-ID directory gives its group to new nodes, and its
      * S_ISGID to new directories (inode_init_owner() does this for local
      * file systems; under FUSE it is the file system's job). */
@@ -514,6 +534,17 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name,
         if (is_dir)
             mode |= S_ISGID;
     }
+    /* Without O_EXCL: answered at once, committed with its data (prov.c). */
+    if (fi && zk__fs_prov_create(req, parent, name, mode, gid, &pst, fi))
+        return;
+    struct nsreq *nr = calloc(1, sizeof(*nr));
+    if (!nr) {
+        zk__fs_reply_errno(req, -ENOMEM);
+        return;
+    }
+    owner[0] = '\0';
+    if (!is_dir && (pst.children_flags & ZK_CHILDREN_EPHEMERAL))
+        zk__fs_caller_owner(fs, ctx->pid, owner, sizeof(owner));
     struct zk_op op = {
         .type = ZK_OP_CREATE, .flags = is_dir ? ZK_CREATE_DIR : 0,
         .version = -1, .mode = mode & 07777, .uid = ctx->uid,
@@ -569,6 +600,10 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
         fuse_reply_err(req, 0);     /* a replay: the node is gone already */
         return;
     }
+    if (!ec && zk__fs_prov_defer_names(fs, &(struct zk__fs_defer){
+                   .req = req, .parent = parent, .name = name,
+                   .op = is_dir ? ZK__DEFER_RMDIR : ZK__DEFER_UNLINK}))
+        return;                     /* a pending create: commit it first */
     if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
                                   strcmp(name, ZK_METRICS_NAME) == 0))
         rc = -EPERM;
@@ -578,6 +613,14 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
         rc = zk_store_lookup(fs->store, parent, name, &st);
     if (rc == 0 && is_dir != (st.kind == ZK_KIND_DIR))
         rc = is_dir ? -ENOTDIR : -EISDIR;
+    struct zk__fs_prov *pv = rc == 0 && is_dir && !ec
+                                 ? zk__fs_prov_in(fs, st.ino) : NULL;
+    if (pv) {                   /* not empty: commit what is pending */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .parent = parent, .name = name,
+            .op = ZK__DEFER_RMDIR});
+        return;
+    }
     if (rc == 0)
         rc = zk__fs_child_path(fs, parent, name, path, sizeof(path));
     struct nsreq *nr = rc ? NULL : calloc(1, sizeof(*nr));
@@ -619,6 +662,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
         fuse_reply_err(req, 0);     /* a replay: the move is done already */
         return;
     }
+    if (!ec && zk__fs_prov_defer_names(fs, &(struct zk__fs_defer){
+                   .req = req, .op = ZK__DEFER_RENAME, .parent = parent,
+                   .name = name, .newparent = newparent, .name2 = newname,
+                   .flags = (int)flags}))
+        return;                     /* a pending create: commit it first */
     if (flags & ~(unsigned)RENAME_NOREPLACE)
         rc = -EINVAL;
     else if (parent == ZK_INO_ROOT && (strcmp(name, ZK_CTL_NAME) == 0 ||
@@ -626,6 +674,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
         rc = -EPERM;
     if (rc == 0)
         rc = zk__fs_check_new_name(newparent, newname);
+    struct zk__fs_prov *pv = NULL;
+    if (rc == 0 && zk_store_lookup(fs->store, newparent, newname, &st) == 0)
+        pv = zk__fs_prov_in(fs, st.ino);    /* over a directory */
+    if (pv) {                   /* not empty: commit what is pending */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_RENAME, .parent = parent,
+            .name = name, .newparent = newparent, .name2 = newname,
+            .flags = (int)flags});
+        return;
+    }
     if (rc == 0)
         rc = zk_store_lookup(fs->store, parent, name, &st);
     if (rc == 0)

@@ -482,8 +482,8 @@ static void inval_known(struct zk_fs *fs)
 {
     const struct zk__fs_inomap *m = &fs->inomap;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].ino && m->slots[i].nlookup)
-            zk__fs_echo_inval(fs, m->slots[i].ino);
+        if (m->slots[i].ino && (m->slots[i].nlookup || m->slots[i].alias))
+            zk__fs_echo_inval(fs, m->slots[i].ino);   /* (and its alias) */
     zk__fs_echo_inval(fs, ZK_INO_ROOT);
 }
 

@@ -124,6 +124,20 @@ void zk__fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     uint8_t *val = NULL;
     size_t len = 0;
 
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv && strncmp(name, "user.zk", 7) != 0) {
+        /* Not one of ours (the kernel asks for security.capability at
+         * every write): no need to commit the create for that. */
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    if (pv) {
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_GETXATTR, .ino = ino, .name = name,
+            .size = size});
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
     int rc = ino == ZK_CTL_INO ? -ENODATA
                                : zk_store_getattr(fs->store, ino, &st);
     if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
@@ -156,6 +170,13 @@ void zk__fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         reply_value(req, "", 0, size);
         return;
     }
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_LISTXATTR, .ino = ino, .size = size});
+        return;
+    }
+    ino = zk__fs_ino(fs, ino);
     int rc = zk_store_getattr(fs->store, ino, &st);
     if (rc) {
         zk__fs_reply_errno(req, rc);
@@ -251,11 +272,27 @@ static void set_or_remove(fuse_req_t req, fuse_ino_t ino, const char *name,
 void zk__fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                      const char *value, size_t size, int flags)
 {
+    struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {                   /* commit the create first */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_SETXATTR, .ino = ino, .name = name,
+            .value = value, .size = size, .flags = flags});
+        return;
+    }
     (void)flags;   /* our attributes always exist: CREATE/REPLACE moot */
-    set_or_remove(req, ino, name, value ? value : "", size);
+    set_or_remove(req, zk__fs_ino(fs, ino), name, value ? value : "", size);
 }
 
 void zk__fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    set_or_remove(req, ino, name, NULL, 0);
+    struct zk_fs *fs = fuse_req_userdata(req);
+    struct zk__fs_prov *pv = zk__fs_prov_of(fs, ino);
+    if (pv) {                   /* commit the create first */
+        zk__fs_prov_defer(fs, pv, &(struct zk__fs_defer){
+            .req = req, .op = ZK__DEFER_REMOVEXATTR, .ino = ino,
+            .name = name});
+        return;
+    }
+    set_or_remove(req, zk__fs_ino(fs, ino), name, NULL, 0);
 }

@@ -177,6 +177,36 @@ zk_bg() {
     ZK_PIDS+=("$ZK_BG")
 }
 
+# --- one open file driven step by step (helpers/fdscript.c) ------------
+
+# fds NAME PATH STEP...: runs fdscript in the background (pid in FDS_PID);
+# its `wait` steps read the lines fds_end writes to fd 8; its stdout and
+# stderr are $ZK_TMP/NAME.out and NAME.err. One at a time.
+fds() {
+    local n=$1
+    shift
+    rm -f "$ZK_TMP/$n.go"
+    mkfifo "$ZK_TMP/$n.go"
+    exec 8<>"$ZK_TMP/$n.go"
+    zk_bg fds__run "$n" "$@"
+    FDS_PID=$ZK_BG
+}
+fds__run() {    # (a background command's stdin is /dev/null otherwise)
+    local n=$1
+    shift
+    exec "$(zk_helper fdscript)" "$@" <&8 >"$ZK_TMP/$n.out" 2>"$ZK_TMP/$n.err"
+}
+# fds_said NAME LINE: fdscript NAME printed LINE (a say: step).
+fds_said() { grep -qx "$2" "$ZK_TMP/$1.out"; }
+# fds_end: lets fdscript go on past its wait step and waits for it; its
+# exit status in FDS_RC.
+fds_end() {
+    echo go >&8
+    FDS_RC=0
+    wait "$FDS_PID" || FDS_RC=$?
+    exec 8>&-
+}
+
 # zk_tmpfs DIR SIZE: mounts a tmpfs for this test (unmounted by the trap).
 zk_tmpfs() {
     mkdir -p "$1"

@@ -1,6 +1,7 @@
 /*
  * test_fs.c — the pieces of fs/ that need no mount: the lookup-count map
- * (against a plain array, through growth and backward-shift deletion),
+ * (against a plain array, through growth and backward-shift deletion;
+ * the aliases between a provisional nodeid and its committed inode),
  * the default_permissions emulation used by the control file, the
  * ZooKeeper stat formatting behind user.zk.* and `zkfs stat`, and the
  * checks on names about to be created. Mounting is covered by
@@ -108,6 +109,46 @@ START_TEST(new_names)
 }
 END_TEST
 
+/* A provisional nodeid linked to the inode its create was committed as:
+ * each names the other; the inode's slot stays (lookup count 0) while
+ * the provisional one is held, and goes when it is forgotten — unless
+ * the kernel looked the inode up itself meanwhile, or a file of it is
+ * open. */
+START_TEST(inomap_aliases)
+{
+    struct zk__fs_inomap m = {0};
+    const uint64_t p = ZK__FS_PROV_BASE | 7, r = 1234, r2 = 5678;
+    struct zk_stat st = {.ino = r2};
+    ck_assert(ZK__FS_IS_PROV(p) && !ZK__FS_IS_PROV(r));
+    ck_assert(!ZK__FS_IS_PROV(UINT64_C(0xfffffffffffffff0)));
+    ck_assert_int_eq(zk__fs_inomap_add(&m, p, 2), 0);
+    ck_assert_int_eq(zk__fs_inomap_link(&m, ZK__FS_PROV_BASE | 8, r), -ENOENT);
+    ck_assert_uint_eq(m.len, 1);            /* nothing left behind */
+    ck_assert_int_eq(zk__fs_inomap_link(&m, p, r), 0);
+    ck_assert_uint_eq(zk__fs_inomap_alias(&m, p), r);
+    ck_assert_uint_eq(zk__fs_inomap_alias(&m, r), p);
+    ck_assert_uint_eq(zk__fs_inomap_get(&m, r), 0);
+    zk__fs_inomap_sub(&m, p, 1);
+    ck_assert_uint_eq(zk__fs_inomap_alias(&m, r), p);
+    zk__fs_inomap_sub(&m, p, 1);            /* forgotten: both go */
+    ck_assert_uint_eq(zk__fs_inomap_alias(&m, r), 0);
+    ck_assert_uint_eq(m.len, 0);
+    /* The kernel also holds r2 itself: its slot outlives the alias. */
+    ck_assert_int_eq(zk__fs_inomap_add(&m, p, 1), 0);
+    ck_assert_int_eq(zk__fs_inomap_link(&m, p, r2), 0);
+    ck_assert_int_eq(zk__fs_inomap_add(&m, r2, 1), 0);
+    zk__fs_inomap_open(&m, &st);
+    zk__fs_inomap_sub(&m, r2, 1);           /* r2 forgotten, alias stays */
+    ck_assert_uint_eq(zk__fs_inomap_alias(&m, r2), p);
+    zk__fs_inomap_sub(&m, p, 1);
+    ck_assert_uint_eq(zk__fs_inomap_alias(&m, r2), 0);
+    ck_assert_ptr_nonnull(zk__fs_inomap_kept_stat(&m, r2));   /* open */
+    zk__fs_inomap_close(&m, r2);
+    ck_assert_uint_eq(m.len, 0);
+    zk__fs_inomap_free(&m);
+}
+END_TEST
+
 Suite *fs_suite(void);
 Suite *fs_suite(void)
 {
@@ -115,6 +156,7 @@ Suite *fs_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, inomap_matches_reference);
+    tcase_add_test(tc, inomap_aliases);
     tcase_add_test(tc, permissions_like_the_kernel);
     tcase_add_test(tc, zk_stat_values);
     tcase_add_test(tc, new_names);
