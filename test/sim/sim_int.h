@@ -73,8 +73,9 @@ struct sim_pkt {
     uint32_t from, to;       /* replica indexes */
     uint8_t *buf;
     size_t len;
-    int has_snap;
-    struct sim_model snap;
+    struct sim_model *snap;  /* the sender's state, with a SNAP only: a
+                                model is kilobytes (the lock tables), too
+                                much to zero for every message          */
 };
 
 struct sim_ev {
@@ -128,6 +129,14 @@ struct sim_replica {
     uint64_t rate_ppm;
     /* stopped (SIGSTOP, a stalled loop): events wait until then */
     uint64_t paused_until;
+    /* What the checks after a step read of its driver and core (status,
+     * stats, session, lease end): none of it depends on the time, so it
+     * is taken again only for a replica the step touched (sim->dirty). */
+    struct sim_view {
+        struct zk_zab_status st;
+        struct zk_driver_stats ds;
+        uint64_t session, lease_until;
+    } view;
 };
 
 struct sim_hist {
@@ -164,9 +173,19 @@ struct sim {
     uint64_t heal_at;
     uint64_t heal_max_us;       /* the longest wait seen (trace)          */
     uint64_t tail_start;
+    /* Replicas (bit i: index i) whose driver or core may have changed
+     * since the last check: the one a step's event was for, every one
+     * after a fault or a scripted change. The checks after a step read
+     * the others' views as they were. */
+    uint32_t dirty;
     int failed;
     char failure[512];
 };
+
+#define SIM_DIRTY_ALL UINT32_MAX
+
+/* The view of replica i the checks read (sim.c), taken again if dirty. */
+const struct sim_view *sim_view(struct sim *s, uint32_t i);
 
 uint64_t sim_rand(struct sim *s);
 uint64_t sim_range(struct sim *s, uint64_t lo, uint64_t hi);
@@ -207,7 +226,7 @@ void sim_lock_close(struct sim *s, struct sim_replica *r, uint64_t session,
                     uint64_t zxid);
 void sim_lock_crashed(struct sim_replica *r);
 void sim_on_lock(struct sim *s, uint32_t i);
-void sim_lock_check(struct sim *s);
+void sim_lock_check(struct sim *s, uint32_t touched);
 
 /* sim_lease.c: the invariant that no session is closed while its
  * owner's lease (the driver's, on simulated time) runs. */

@@ -503,6 +503,7 @@ void sim_pkt_free(struct sim_pkt *p)
 {
     if (p) {
         free(p->buf);
+        free(p->snap);
         free(p);
     }
 }
@@ -527,8 +528,9 @@ static void send_msg(struct sim *s, struct sim_replica *r,
                      const struct zk_zab_msg *m)
 {
     uint32_t to = m->to - 1;
-    struct sim_pkt *p = calloc(1, sizeof(*p));
+    struct sim_pkt *p = malloc(sizeof(*p));
     ZK_ASSERT(p != NULL);
+    p->snap = NULL;
     p->from = r->id - 1;
     p->to = to;
     p->len = zk_zab_msg_encoded_size(m);
@@ -542,8 +544,9 @@ static void send_msg(struct sim *s, struct sim_replica *r,
             sim_fail(s, r->id, "SNAP at %016llx but state is at %016llx",
                      (unsigned long long)m->zxid,
                      (unsigned long long)r->model.applied);
-        p->has_snap = 1;
-        p->snap = r->model;
+        p->snap = malloc(sizeof(*p->snap));
+        ZK_ASSERT(p->snap != NULL);
+        *p->snap = r->model;
     }
     if (s->blocked[p->from][to] ||
         (s->faults_on && sim_range(s, 0, 999) < s->drop_pm)) {
@@ -557,6 +560,11 @@ static void send_msg(struct sim *s, struct sim_replica *r,
         q->buf = malloc(p->len);
         ZK_ASSERT(q->buf != NULL);
         memcpy(q->buf, p->buf, p->len);
+        if (p->snap) {
+            q->snap = malloc(sizeof(*q->snap));
+            ZK_ASSERT(q->snap != NULL);
+            *q->snap = *p->snap;
+        }
         sim_push(s, net_time(s, q->from, q->to, 0), SIM_EV_MSG,
                  SIM_REPLICAS_MAX, q);
     }
@@ -578,13 +586,13 @@ void sim_deliver(struct sim *s, struct sim_pkt *p)
         sim_pkt_free(p);
         return;
     }
-    if (p->has_snap) {
+    if (p->snap) {
         if (r->nsnap == SIM_SNAPS_MAX) {
             memmove(r->snaps, r->snaps + 1,
                     (SIM_SNAPS_MAX - 1) * sizeof(r->snaps[0]));
             r->nsnap--;
         }
-        r->snaps[r->nsnap++] = p->snap;
+        r->snaps[r->nsnap++] = *p->snap;
     }
     uint32_t to = p->to;
     if (s->o.verbose > 1)
@@ -667,6 +675,7 @@ int sim_write(struct sim *s, uint32_t id)
     struct sim_replica *r = &s->rep[id - 1];
     if (!r->alive)
         return ZK_ENOTREADY;
+    s->dirty |= 1u << (id - 1);
     uint32_t len = (uint32_t)sim_range(s, 16, 96);
     uint8_t *buf = malloc(len);
     struct sim_wreq *w = malloc(sizeof(*w));

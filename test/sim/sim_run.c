@@ -54,21 +54,35 @@ static int voters_up(const struct sim *s)
     return up > s->o.voters / 2;
 }
 
-/* A leader a quorum of voters follows, established in its epoch. */
-static int leader_followed(const struct sim *s)
+/* sim_leader() on the views the checks read. */
+static uint32_t view_leader(struct sim *s)
 {
-    uint32_t l = sim_leader(s), n = 0;
-    struct zk_zab_status ls;
+    uint32_t best = 0;
+    uint64_t best_epoch = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct zk_zab_status *st = &sim_view(s, i)->st;
+        if (st->role == ZK_ZAB_LEADING && st->established &&
+            st->epoch > best_epoch) {
+            best = i + 1;
+            best_epoch = st->epoch;
+        }
+    }
+    return best;
+}
+
+/* A leader a quorum of voters follows, established in its epoch. */
+static uint32_t leader_followed(struct sim *s)
+{
+    uint32_t l = view_leader(s), n = 0;
     if (!l)
         return 0;
-    sim_status(s, l, &ls);
+    uint64_t epoch = sim_view(s, l - 1)->st.epoch;
     for (uint32_t i = 0; i < s->n; i++) {
-        struct zk_zab_status st;
-        sim_status(s, i + 1, &st);
-        n += !s->rep[i].observer && st.established && st.leader == l &&
-             st.epoch == ls.epoch;
+        const struct zk_zab_status *st = &sim_view(s, i)->st;
+        n += !s->rep[i].observer && st->established && st->leader == l &&
+             st->epoch == epoch;
     }
-    return n > s->o.voters / 2;
+    return n > s->o.voters / 2 ? l : 0;
 }
 
 /* Checked every step while a heal is being watched (no fault since). */
@@ -80,11 +94,12 @@ void sim_heal_check(struct sim *s)
         s->heal_at = s->now;
         return;
     }
-    if (leader_followed(s)) {
+    uint32_t l = leader_followed(s);
+    if (l) {
         uint64_t took = s->now - s->heal_at;
         if (took > s->heal_max_us)
             s->heal_max_us = took;
-        sim_log(s, sim_leader(s), "leader followed %llu us after the heal",
+        sim_log(s, l, "leader followed %llu us after the heal",
                 (unsigned long long)took);
         s->heal_at = 0;
     } else if (s->now - s->heal_at > SIM_HEAL_LEADER_US) {
