@@ -63,10 +63,8 @@ uint64_t sim_mix(uint64_t a, uint64_t b)
     return x ^ (x >> 31);
 }
 
-void sim_log(struct sim *s, uint32_t id, const char *fmt, ...)
+void sim_log_line(struct sim *s, uint32_t id, const char *fmt, ...)
 {
-    if (!s->o.verbose)
-        return;
     char line[320];
     va_list ap;
     va_start(ap, fmt);

@@ -190,8 +190,14 @@ const struct sim_view *sim_view(struct sim *s, uint32_t i);
 uint64_t sim_rand(struct sim *s);
 uint64_t sim_range(struct sim *s, uint64_t lo, uint64_t hi);
 uint64_t sim_mix(uint64_t a, uint64_t b);
-void sim_log(struct sim *s, uint32_t id, const char *fmt, ...)
+void sim_log_line(struct sim *s, uint32_t id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A trace line (-v); its arguments are not even computed otherwise. */
+#define sim_log(s, id, ...)                                              \
+    do {                                                                 \
+        if ((s)->o.verbose)                                              \
+            sim_log_line((s), (id), __VA_ARGS__);                        \
+    } while (0)
 void sim_fail(struct sim *s, uint32_t id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sim_push(struct sim *s, uint64_t t, uint32_t kind, uint32_t r,

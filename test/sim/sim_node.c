@@ -480,8 +480,10 @@ void sim_driver_wire(struct sim *s, struct sim_replica *r,
     dc->send_arg = r;
     dc->now_ns = clock_ns;
     dc->clock_arg = r;
-    dc->log = drv_log;
-    dc->log_arg = r;
+    if (s->o.verbose) {             /* the driver formats only for a log */
+        dc->log = drv_log;
+        dc->log_arg = r;
+    }
     dc->tick_ms = SIM_TICK_US / 1000;
     dc->session_timeout_ms = SIM_SESSION_TIMEOUT * SIM_TICK_US / 1000;
     /* The daemon's rule (ens_start.c): 3 x syncLimit, at least 1 s. */
