@@ -47,6 +47,7 @@ lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == sessio
 wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| !zk__store_empty\(z\) \|\|}{if (1 || z->abstain || !zk__store_empty(z) ||} @@ a replica whose disk was wiped votes and counts with the promises it forgot
 wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0 && z->abstain) \{} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
+sync-no-wait @@ replica/driver.c @@ s{(int zk_driver_propose\(.*?\{\n)}{$1    if (is_sync) { free(payload); cb(arg, 0, NULL); return 0; }\n}s @@ a read barrier (zkfs sync) answered at once, without waiting for the leader's commit point: a read after it is only sequentially consistent (caught by the register history's linearizability check, sim_lin.c)
 EOF
 )
 

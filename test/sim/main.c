@@ -86,7 +86,8 @@ static int parse(int argc, char **argv, struct args *a)
     return 0;
 }
 
-static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist)
+static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist,
+                    uint64_t *lin)
 {
     struct sim_opts o = { .seed = seed, .verbose = a->verbose, .faults = 1,
                           .wipe = a->wipe,
@@ -113,6 +114,7 @@ static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist)
                o.voters, o.observers, o.counter_max);
     }
     *hist += sim_history_len(s);
+    *lin += sim_lin_ops(s);
     sim_destroy(s);
     return rc ? 1 : 0;
 }
@@ -153,14 +155,16 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (a.bench)
         return bench(&a);
-    uint64_t hist = 0;
+    uint64_t hist = 0, lin = 0;
     for (uint64_t k = 0; k < a.seeds; k++)
-        if (run_seed(&a, a.seed + k, &hist))
+        if (run_seed(&a, a.seed + k, &hist, &lin))
             return 1;
     printf("zkfs-sim: %llu seeds passed (%llu..%llu), %llu steps each, "
+           "%llu register operations linearizable, "
            "%llu transactions committed\n", (unsigned long long)a.seeds,
            (unsigned long long)a.seed,
            (unsigned long long)(a.seed + a.seeds - 1),
-           (unsigned long long)a.steps, (unsigned long long)hist);
+           (unsigned long long)a.steps, (unsigned long long)lin,
+           (unsigned long long)hist);
     return 0;
 }

@@ -209,6 +209,7 @@ void sim_destroy(struct sim *s)
     free(s->hist);
     free(s->epochs);
     free(s->writes.v);
+    free(s->lin_buf);
     free(s);
 }
 
@@ -360,6 +361,16 @@ uint64_t sim_closes(const struct sim *s, uint32_t id)
 uint64_t sim_history_len(const struct sim *s)
 {
     return s->nhist;
+}
+
+uint64_t sim_lin_ops(const struct sim *s)
+{
+    return s->lin_ops;
+}
+
+uint64_t sim_lin_steps(const struct sim *s)
+{
+    return s->lin_steps;
 }
 
 uint64_t sim_acked(const struct sim *s, uint32_t id)
@@ -525,13 +536,15 @@ static void step(struct sim *s)
         return;
     }
     if (e.r < s->n && e.kind != SIM_EV_RESTART && e.kind != SIM_EV_CLIENT &&
-        e.kind != SIM_EV_LOCK && e.life != s->rep[e.r].life)
+        e.kind != SIM_EV_LOCK && e.kind != SIM_EV_REG &&
+        e.life != s->rep[e.r].life)
         return;                                /* the replica restarted */
     switch (e.kind) {
     case SIM_EV_TICK: sim_on_tick(s, e.r); break;
     case SIM_EV_DISK: sim_on_disk(s, e.r); break;
     case SIM_EV_CLIENT: sim_on_client(s, e.r); break;
     case SIM_EV_LOCK: sim_on_lock(s, e.r); break;
+    case SIM_EV_REG: sim_on_reg(s, e.r); break;
     case SIM_EV_RESTART: sim_restart(s, e.r + 1); break;
     case SIM_EV_FAULT: sim_on_fault(s); break;
     default: ZK_ASSERT(0);

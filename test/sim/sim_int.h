@@ -27,10 +27,32 @@
 #define SIM_LOCK_OWNERS      2      /* lock owners (processes) per replica */
 #define SIM_LOCK_ENTS        64     /* entries of one file's table, at most */
 #define SIM_LOCK_GRANTS      64     /* grants one transaction may make     */
+#define SIM_REG_CLIENTS      2      /* register clients per replica (sim_lin.c) */
+#define SIM_REG_GEN_US       250000 /* clients move to a new key this often */
+#define SIM_REG_SLOTS        128    /* keys a model keeps (32 s of keys)   */
 
 enum {
     SIM_EV_TICK = 1, SIM_EV_MSG, SIM_EV_DISK, SIM_EV_CLIENT, SIM_EV_RESTART,
-    SIM_EV_FAULT, SIM_EV_LOCK,
+    SIM_EV_FAULT, SIM_EV_LOCK, SIM_EV_REG,
+};
+
+/* A versioned register of the model (sim_lin.c); gen is its key + 1. */
+struct sim_reg {
+    uint32_t gen, value, version;
+};
+
+/* What the store hands the driver for an applied entry (the callbacks'
+ * zk_apply_result): a register op's outcome. */
+struct sim_res {
+    int reg, bad;
+    uint32_t version;
+};
+
+/* A register client (a process with one operation at a time). */
+struct sim_rclient {
+    int busy;
+    uint32_t key, seen;         /* its key now, the version it saw last */
+    uint64_t ops;
 };
 
 /* One entry of a lock table in the model (struct zk_lock_ent without the
@@ -61,6 +83,7 @@ struct sim_model {
     uint64_t closes;
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
     struct sim_ltab locks[SIM_LOCK_FILES];      /* the lock tables       */
+    struct sim_reg regs[SIM_REG_SLOTS];         /* the registers         */
 };
 
 struct sim_ent {
@@ -125,6 +148,8 @@ struct sim_replica {
     uint64_t wseq, acked, tail_acked;
     /* lock clients */
     struct sim_lclient lk[SIM_LOCK_OWNERS][SIM_LOCK_FILES];
+    /* register clients */
+    struct sim_rclient rg[SIM_REG_CLIENTS];
     /* its clock runs at rate_ppm millionths of simulated time */
     uint64_t rate_ppm;
     /* stopped (SIGSTOP, a stalled loop): events wait until then */
@@ -178,6 +203,11 @@ struct sim {
      * after a fault or a scripted change. The checks after a step read
      * the others' views as they were. */
     uint32_t dirty;
+    /* the register clients' history, lincheck's text (sim_lin.c) */
+    char *lin_buf;
+    size_t lin_len, lin_cap;
+    uint64_t lin_ops, lin_values, lin_steps;
+    uint32_t lin_keys;
     int failed;
     char failure[512];
 };
@@ -233,6 +263,13 @@ void sim_lock_close(struct sim *s, struct sim_replica *r, uint64_t session,
 void sim_lock_crashed(struct sim_replica *r);
 void sim_on_lock(struct sim *s, uint32_t i);
 void sim_lock_check(struct sim *s, uint32_t touched);
+
+/* sim_lin.c: register clients and the linearizability check. */
+int sim_reg_payload(const struct zk_zab_entry *e);
+void sim_reg_apply(struct sim *s, struct sim_replica *r,
+                   const struct zk_zab_entry *e, struct sim_res *out);
+void sim_on_reg(struct sim *s, uint32_t i);
+int sim_lin_check(struct sim *s);
 
 /* sim_lease.c: the invariant that no session is closed while its
  * owner's lease (the driver's, on simulated time) runs. */

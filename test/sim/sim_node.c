@@ -213,7 +213,7 @@ static void client_ack(struct sim *s, struct sim_replica *r, uint64_t wseq)
 }
 
 static void apply(struct sim *s, struct sim_replica *r,
-                  const struct zk_zab_entry *e)
+                  const struct zk_zab_entry *e, struct sim_res *out)
 {
     if (e->zxid <= r->model.applied) {
         sim_fail(s, r->id, "applied %016llx again (already at %016llx)",
@@ -239,6 +239,8 @@ static void apply(struct sim *s, struct sim_replica *r,
     model_sessions(s, r, e);
     if (sim_lock_payload(e))
         sim_lock_apply(s, r, e);
+    if (out && sim_reg_payload(e))
+        sim_reg_apply(s, r, e, out);
 }
 
 /* ====================================================================== */
@@ -319,9 +321,10 @@ static void compact(struct sim_replica *r)
 /* the driver's store: the simulated disk                                 */
 /* ====================================================================== */
 
-/* The result every applied commit hands to the driver's callbacks (the
- * simulator's clients only need to know that it committed). */
-static uint64_t sim_result;
+/* The result every applied commit but a register op's hands to the
+ * driver's callbacks (those clients only need to know that it
+ * committed); a register op's is its own (sim_lin.c). */
+static struct sim_res sim_result;
 
 static int st_begin(void *arg, void **batch)
 {
@@ -396,8 +399,13 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
         sim_fail(r->s, r->id, "driver: close_prev %016llx, the model "
                  "replaces %016llx", (unsigned long long)close_prev,
                  (unsigned long long)model_replaced(&r->model, en));
-    apply(r->s, r, en);
-    *res = (struct zk_apply_result *)&sim_result;
+    struct sim_res *out = &sim_result;
+    if (sim_reg_payload(en)) {
+        out = malloc(sizeof(*out));
+        ZK_ASSERT(out != NULL);
+    }
+    apply(r->s, r, en, out == &sim_result ? NULL : out);
+    *res = (struct zk_apply_result *)out;
     return 0;
 }
 
@@ -417,7 +425,8 @@ static void st_abort(void *arg, void *batch)
 static void st_result_free(void *arg, struct zk_apply_result *res)
 {
     (void)arg;
-    (void)res;
+    if ((struct sim_res *)res != &sim_result)
+        free(res);
 }
 
 /* The Ready's batch runs at a disk event, after a normal or slow fsync. */

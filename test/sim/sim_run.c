@@ -289,6 +289,8 @@ static void start_clients(struct sim *s)
                  NULL);
         sim_push(s, s->now + sim_range(s, 1000, 50000), SIM_EV_LOCK, i,
                  NULL);
+        sim_push(s, s->now + sim_range(s, 1000, 30000), SIM_EV_REG, i,
+                 NULL);
     }
 }
 
@@ -394,7 +396,9 @@ int sim_random_run(struct sim *s, uint64_t steps)
     s->clients_on = 0;
     if (sim_run_until(s, s->tail_start + SIM_TAIL_US))
         return -1;
-    return check_tail(s);
+    if (check_tail(s))
+        return -1;
+    return sim_lin_check(s);
 }
 
 /* ====================================================================== */
