@@ -23,7 +23,21 @@ shift $(( $# >= 3 ? 3 : 2 ))
 [ -x "$sim" ] || { echo "$0: $sim is not built" >&2; exit 2; }
 
 tmp=$(mktemp -d /tmp/zkfs-simlong.XXXXXX)
+child=
 trap 'rm -rf "$tmp"' EXIT
+# Stopped (kill PID): the running chunk stops too and is not recorded.
+trap '[ -n "$child" ] && kill "$child" 2>/dev/null; wait
+      echo "sim-long: stopped $(date -u +%FT%TZ)"; exit 143' TERM INT
+
+# CPU seconds of the children reaped so far (bash's times builtin, run
+# in this shell: a subshell's children are not ours).
+cpu_children() {
+    times > "$tmp/times"
+    tail -n 1 "$tmp/times" | awk '{ for (i = 1; i <= 2; i++) {
+        split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+        printf "%.1f", t }'
+}
+
 end=$(( first + count ))
 echo "sim-long: seeds $first..$(( end - 1 )) in chunks of $chunk," \
      "$sim $*, started $(date -u +%FT%TZ)"
@@ -31,21 +45,30 @@ fails=0 passed=0
 s=$first
 while [ "$s" -lt "$end" ]; do
     n=$(( end - s < chunk ? end - s : chunk ))
-    /usr/bin/time -f '%e %U %S' -o "$tmp/time" \
-        "$sim" --seed "$s" --seeds "$n" "$@" > "$tmp/out" 2>&1
+    cpu_children > "$tmp/c0"
+    w0=$(date +%s.%N)
+    "$sim" --seed "$s" --seeds "$n" "$@" > "$tmp/out" 2>&1 &
+    child=$!
+    wait "$child"
     rc=$?
-    read -r wall usr sys < <(tail -n 1 "$tmp/time") || wall=? usr=? sys=?
-    cpu=$(awk -v u="$usr" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
+    child=
+    wall=$(awk -v a="$w0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    cpu_children > "$tmp/c1"
+    cpu=$(awk -v a="$(cat "$tmp/c0")" -v b="$(cat "$tmp/c1")" \
+          'BEGIN { printf "%.1f", b - a }')
     if [ $rc -eq 0 ]; then
         txns=$(sed -n 's/.* \([0-9]*\) transactions committed$/\1/p' \
                "$tmp/out" | tail -n 1)
+        lin=$(sed -n 's/.* \([0-9]*\) register operations linearizable.*/\1/p' \
+              "$tmp/out" | tail -n 1)
         echo "chunk $s..$(( s + n - 1 )): passed, $txns txns," \
-             "wall ${wall}s, cpu ${cpu}s, $(date -u +%T)"
+             "${lin:-?} register ops, wall ${wall}s, cpu ${cpu}s, $(date -u +%T)"
         passed=$(( passed + n ))
         s=$(( s + n ))
         continue
     fi
-    # The failing seed (or the aborted one); the seeds before it passed.
+    # The failing seed (a broken invariant, or a core assertion that
+    # aborted); the seeds before it passed. Anything else stops the run.
     bad=$(sed -n 's/^FAIL seed \([0-9]*\):.*/\1/p; s/.*aborted in seed \([0-9]*\).*/\1/p' \
           "$tmp/out" | head -n 1)
     echo "chunk $s..$(( s + n - 1 )): FAILED (exit $rc), wall ${wall}s," \
@@ -53,7 +76,8 @@ while [ "$s" -lt "$end" ]; do
     grep -E '^(FAIL|replay)|aborted' "$tmp/out" | sed 's/^/  /'
     if [ -z "$bad" ]; then
         tail -n 5 "$tmp/out" | sed 's/^/  /'
-        bad=$s            # unknown: count the chunk's first as failed
+        echo "sim-long: no failing seed named; stopped at $s"
+        exit 1
     fi
     fails=$(( fails + 1 ))
     passed=$(( passed + bad - s ))
