@@ -503,6 +503,16 @@ static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
         l->v[l->n++] = zk__ent_new(e);
     }
     z->persisted = zk__last_zxid(z);
+    /* A store that lost its last writes forgot promises, as an empty one
+     * did: the same gate (zab_elect.c, "empty stores"). */
+    if (st->lost_writes && !z->cfg.members[z->self].observer) {
+        z->abstain = z->lost_writes = 1;
+        zk__trace(z, "store is behind what this replica made durable (lost "
+                  "writes): waiting to sync before voting (accepted epoch "
+                  "%llu, last zxid %016llx)",
+                  (unsigned long long)z->hard.accepted_epoch,
+                  (unsigned long long)zk__last_zxid(z));
+    }
     return 0;
 }
 

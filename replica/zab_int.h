@@ -135,9 +135,12 @@ struct zk_zab {
     int open_sent;
 
     /* An empty store (never accepted an epoch) that heard a peer with
-     * history: a learner that does not vote or count until its sync in
-     * a fresh epoch is durable (zab_elect.c, "empty stores"). */
-    int abstain;
+     * history, or a store that lost writes it had made durable
+     * (restore's lost_writes): a learner that does not vote or count
+     * until its sync in a fresh epoch is durable (zab_elect.c, "empty
+     * stores"); abstain_epoch is that epoch once NEWLEADER set it. */
+    int abstain, lost_writes;
+    uint64_t abstain_epoch;
 
     /* election */
     uint64_t round;

@@ -202,6 +202,7 @@ void sim_destroy(struct sim *s)
         free(r->log);
         free(r->ghost);
         free(r->pend);
+        sim_ckpt_free(r);
     }
     for (size_t i = 0; i < s->nev; i++)
         sim_pkt_free(s->ev[i].pkt);
@@ -240,6 +241,9 @@ void sim_replica_start(struct sim *s, uint32_t i)
     memset(&st, 0, sizeof(st));
     st.hard = r->hard;
     st.applied_zxid = r->model.applied;
+    /* What the daemon's start does when its store is behind the marker
+     * it keeps apart (ens_start.c): the core is told. */
+    st.lost_writes = sim_store_behind(r) && !s->o.lose_undetected;
     memcpy(st.sessions, r->model.sessions, sizeof(st.sessions));
     struct zk_zab_entry *ents = calloc(r->nlog + 1, sizeof(*ents));
     ZK_ASSERT(ents != NULL);
@@ -264,15 +268,27 @@ void sim_replica_start(struct sim *s, uint32_t i)
     r->busy = 0;
     r->nsnap = 0;
     r->life++;
-    sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged",
+    sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged%s",
             r->incarnation, (unsigned long long)r->model.applied,
-            (size_t)st.n_entries);
+            (size_t)st.n_entries, st.lost_writes ? ", store behind its "
+            "marker (lost writes)" : "");
     sim_push(s, s->now + sim_range(s, 1, SIM_TICK_US), SIM_EV_TICK, i, NULL);
 }
 
 /* ====================================================================== */
 /* crash and restart                                                      */
 /* ====================================================================== */
+
+void sim_ckpt_free(struct sim_replica *r)
+{
+    if (!r->ckpt)
+        return;
+    for (size_t k = 0; k < r->ckpt->nlog; k++)
+        free(r->ckpt->log[k].data);
+    free(r->ckpt->log);
+    free(r->ckpt);
+    r->ckpt = NULL;
+}
 
 void sim_crash(struct sim *s, uint32_t id)
 {
@@ -537,7 +553,7 @@ static void step(struct sim *s)
     }
     if (e.r < s->n && e.kind != SIM_EV_RESTART && e.kind != SIM_EV_CLIENT &&
         e.kind != SIM_EV_LOCK && e.kind != SIM_EV_REG &&
-        e.life != s->rep[e.r].life)
+        e.kind != SIM_EV_LOSE && e.life != s->rep[e.r].life)
         return;                                /* the replica restarted */
     switch (e.kind) {
     case SIM_EV_TICK: sim_on_tick(s, e.r); break;
@@ -545,6 +561,7 @@ static void step(struct sim *s)
     case SIM_EV_CLIENT: sim_on_client(s, e.r); break;
     case SIM_EV_LOCK: sim_on_lock(s, e.r); break;
     case SIM_EV_REG: sim_on_reg(s, e.r); break;
+    case SIM_EV_LOSE: sim_on_lose(s, e.r); break;
     case SIM_EV_RESTART: sim_restart(s, e.r + 1); break;
     case SIM_EV_FAULT: sim_on_fault(s); break;
     default: ZK_ASSERT(0);

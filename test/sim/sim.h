@@ -32,6 +32,8 @@ struct sim_opts {
     int faults;               /* random faults and client load           */
     int clients;              /* random client writes                    */
     int wipe;                 /* also wipe a replica's disk as a fault   */
+    int lose_tail;            /* also lose a replica's last writes       */
+    int lose_undetected;      /* ... without telling its core (no marker) */
     uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
     FILE *out;                /* trace destination (default stdout)      */
 };

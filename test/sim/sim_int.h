@@ -33,7 +33,7 @@
 
 enum {
     SIM_EV_TICK = 1, SIM_EV_MSG, SIM_EV_DISK, SIM_EV_CLIENT, SIM_EV_RESTART,
-    SIM_EV_FAULT, SIM_EV_LOCK, SIM_EV_REG,
+    SIM_EV_FAULT, SIM_EV_LOCK, SIM_EV_REG, SIM_EV_LOSE,
 };
 
 /* A versioned register of the model (sim_lin.c); gen is its key + 1. */
@@ -135,6 +135,20 @@ struct sim_replica {
      * one must be above it (it never counts with the promises it
      * forgot). */
     uint64_t ghost_acc;
+    /* --lose-tail: the durable state when the fault was armed; when it
+     * fires the disk goes back to it (its last writes are lost). */
+    struct sim_ckpt {
+        struct zk_zab_hard_state hard;
+        uint32_t incarnation;
+        struct sim_ent *log;
+        size_t nlog;
+        struct sim_model model;
+    } *ckpt;
+    /* The marker the daemon keeps apart from its store: the durable hard
+     * state and log end after each batch (not moved while the core
+     * abstains). A store behind it at a start lost writes. */
+    struct zk_zab_hard_state mark_hard;
+    uint64_t mark_last;
     struct sim_model model;
     /* snapshots received with SNAP messages, newest last */
     struct sim_model snaps[SIM_SNAPS_MAX];
@@ -234,6 +248,8 @@ void sim_push(struct sim *s, uint64_t t, uint32_t kind, uint32_t r,
               struct sim_pkt *pkt);
 void sim_check(struct sim *s);
 void sim_replica_start(struct sim *s, uint32_t i);
+/* Frees r's --lose-tail checkpoint, if any. */
+void sim_ckpt_free(struct sim_replica *r);
 
 /* sim_node.c */
 void sim_driver_wire(struct sim *s, struct sim_replica *r,
@@ -247,6 +263,7 @@ void sim_on_client(struct sim *s, uint32_t i);
 
 /* sim_run.c */
 void sim_on_fault(struct sim *s);
+void sim_on_lose(struct sim *s, uint32_t i);
 void sim_heal_check(struct sim *s);
 
 /* Local time of replica r's clock (ns), drifting at its own rate. */
@@ -270,6 +287,12 @@ void sim_reg_apply(struct sim *s, struct sim_replica *r,
                    const struct zk_zab_entry *e, struct sim_res *out);
 void sim_on_reg(struct sim *s, uint32_t i);
 int sim_lin_check(struct sim *s);
+
+/* The last zxid on replica r's disk. */
+uint64_t sim_disk_last(const struct sim_replica *r);
+/* Whether r's store is behind its marker (it lost writes it had made
+ * durable: sim_run.c, --lose-tail). */
+int sim_store_behind(const struct sim_replica *r);
 
 /* sim_lease.c: the invariant that no session is closed while its
  * owner's lease (the driver's, on simulated time) runs. */

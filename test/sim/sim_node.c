@@ -179,6 +179,19 @@ static void model_sessions(struct sim *s, struct sim_replica *r,
     sim_lock_close(s, r, sid, e->zxid);
 }
 
+uint64_t sim_disk_last(const struct sim_replica *r)
+{
+    return r->nlog ? r->log[r->nlog - 1].zxid : r->model.applied;
+}
+
+int sim_store_behind(const struct sim_replica *r)
+{
+    return !r->observer &&
+           (r->hard.accepted_epoch < r->mark_hard.accepted_epoch ||
+            r->hard.current_epoch < r->mark_hard.current_epoch ||
+            sim_disk_last(r) < r->mark_last);
+}
+
 static long disk_find(const struct sim_replica *r, uint64_t zxid)
 {
     size_t lo = 0, hi = r->nlog;
@@ -373,11 +386,12 @@ static int st_hard_state(void *arg, void *batch,
         hs->current_epoch < r->hard.current_epoch ||
         hs->current_epoch > hs->accepted_epoch)
         sim_fail(r->s, r->id, "hard state went back or is inconsistent");
-    if (r->ghost_acc && hs->accepted_epoch) {
+    if (r->ghost_acc && hs->accepted_epoch != r->hard.accepted_epoch) {
         if (hs->accepted_epoch < r->ghost_acc)
-            sim_fail(r->s, r->id, "wiped: accepts epoch %llu, below the "
+            sim_fail(r->s, r->id, "%s: accepts epoch %llu, below the "
                      "epoch %llu it had accepted before (a forgotten "
-                     "promise)", (unsigned long long)hs->accepted_epoch,
+                     "promise)", r->hard.accepted_epoch ? "lost writes"
+                     : "wiped", (unsigned long long)hs->accepted_epoch,
                      (unsigned long long)r->ghost_acc);
         r->ghost_acc = 0;
     }
@@ -637,6 +651,17 @@ void sim_on_disk(struct sim *s, uint32_t i)
     }
     r->busy = 0;
     int rc = zk_driver_write(r->drv);
+    if (rc == 0) {
+        /* The marker follows the store once the batch is durable, except
+         * while the core abstains (a store behind it stays behind it
+         * until the core synced in a fresh epoch). */
+        struct zk_zab_status st;
+        zk_zab_status(sim_core(r), &st);
+        if (!st.abstaining) {
+            r->mark_hard = r->hard;
+            r->mark_last = sim_disk_last(r);
+        }
+    }
     if (r->crash_after_write) {
         /* Durable, but nothing of the Ready was sent, delivered or
          * answered: the process died between fsync and the rest. */

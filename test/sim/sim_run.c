@@ -126,6 +126,9 @@ static void fault_wipe(struct sim *s, uint32_t i)
         return;
     sim_log(s, r->id, "disk wiped");
     sim_crash(s, r->id);
+    sim_ckpt_free(r);
+    memset(&r->mark_hard, 0, sizeof(r->mark_hard));   /* in the data dir */
+    r->mark_last = 0;
     free(r->ghost);
     r->ghost = malloc((r->nlog ? r->nlog : 1) * sizeof(*r->ghost));
     ZK_ASSERT(r->ghost != NULL);
@@ -148,6 +151,102 @@ static void fault_wipe(struct sim *s, uint32_t i)
     r->incarnation = 0;
     sim_push(s, s->now + sim_range(s, 200000, 1000000), SIM_EV_RESTART, i,
              NULL);
+}
+
+/* --lose-tail: the replica's disk loses its last writes (a disk that
+ * acknowledged fsync without writing, a store put back from an older
+ * copy): its durable state now is kept aside, and 20-300 ms later the
+ * replica dies and restarts from it, having lost every batch made
+ * durable since (entries it acknowledged, epochs it accepted). Its
+ * marker (sim_node.c) is not lost, so its start sees the store behind
+ * it and the core abstains until it has synced in a fresh epoch
+ * (protocol.md 4.2); --lose-undetected starts it without telling, to
+ * show what that gate prevents. As for a wipe, at most one voter at a
+ * time has forgotten: only while a quorum of the others remember. */
+static int others_remember(const struct sim *s, uint32_t i)
+{
+    uint32_t remember = 0;
+    for (uint32_t j = 0; j < s->n; j++)
+        remember += j != i && !s->rep[j].observer &&
+                    s->rep[j].hard.current_epoch > 0 &&
+                    !sim_store_behind(&s->rep[j]) && !s->rep[j].ckpt;
+    return remember > s->o.voters / 2;
+}
+
+static void fault_lose_tail(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    if (r->ckpt || (!r->observer && !others_remember(s, i)))
+        return;
+    struct sim_ckpt *c = calloc(1, sizeof(*c));
+    ZK_ASSERT(c != NULL);
+    c->hard = r->hard;
+    c->incarnation = r->incarnation;
+    c->model = r->model;
+    c->nlog = r->nlog;
+    c->log = malloc((r->nlog ? r->nlog : 1) * sizeof(*c->log));
+    ZK_ASSERT(c->log != NULL);
+    for (size_t k = 0; k < r->nlog; k++) {
+        c->log[k] = r->log[k];
+        c->log[k].data = malloc(r->log[k].len ? r->log[k].len : 1);
+        ZK_ASSERT(c->log[k].data != NULL);
+        memcpy(c->log[k].data, r->log[k].data, r->log[k].len);
+    }
+    r->ckpt = c;
+    sim_log(s, r->id, "disk will lose the writes made from now on "
+            "(applied %016llx, accepted epoch %llu)",
+            (unsigned long long)r->model.applied,
+            (unsigned long long)r->hard.accepted_epoch);
+    sim_push(s, s->now + sim_range(s, 20000, 300000), SIM_EV_LOSE, i, NULL);
+}
+
+/* The entries and the epoch r forgets (for the checks, as a wipe's). */
+static void lose_ghosts(struct sim *s, struct sim_replica *r, uint32_t i)
+{
+    const struct sim_ckpt *c = r->ckpt;
+    r->ghost = realloc(r->ghost, (r->nghost + r->nlog + 1) *
+                       sizeof(*r->ghost));
+    ZK_ASSERT(r->ghost != NULL);
+    for (size_t k = 0; k < r->nlog; k++)
+        r->ghost[r->nghost++] = r->log[k].zxid;
+    if (r->hard.accepted_epoch <= c->hard.accepted_epoch)
+        return;
+    for (uint32_t j = 0; j < s->n; j++)
+        if (j != i && !s->rep[j].observer &&
+            s->rep[j].hard.accepted_epoch >= r->hard.accepted_epoch &&
+            r->hard.accepted_epoch > r->ghost_acc)
+            r->ghost_acc = r->hard.accepted_epoch;
+}
+
+void sim_on_lose(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    struct sim_ckpt *c = r->ckpt;
+    if (!c)
+        return;
+    int was_alive = r->alive;
+    sim_crash(s, r->id);
+    sim_log(s, r->id, "disk lost its last writes: back to applied %016llx "
+            "(from %016llx), accepted epoch %llu (from %llu)",
+            (unsigned long long)c->model.applied,
+            (unsigned long long)r->model.applied,
+            (unsigned long long)c->hard.accepted_epoch,
+            (unsigned long long)r->hard.accepted_epoch);
+    lose_ghosts(s, r, i);
+    for (size_t k = 0; k < r->nlog; k++)
+        free(r->log[k].data);
+    free(r->log);
+    r->log = c->log;
+    r->nlog = r->caplog = c->nlog;
+    c->log = NULL;
+    c->nlog = 0;
+    r->hard = c->hard;
+    r->incarnation = c->incarnation;
+    r->model = c->model;
+    sim_ckpt_free(r);
+    if (was_alive)
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART,
+                 i, NULL);
 }
 
 /* The process stops (SIGSTOP, a VM migration, or a disk whose write
@@ -270,8 +369,11 @@ void sim_on_fault(struct sim *s)
     } else if (pick < 92) {
         fault_pause(s, i, 1);
         next = settle(s, next);
-    } else if (pick < 98 && s->o.wipe) {
-        fault_wipe(s, i);
+    } else if (pick < 98 && (s->o.wipe || s->o.lose_tail)) {
+        if (s->o.lose_tail && (!s->o.wipe || sim_range(s, 0, 1)))
+            fault_lose_tail(s, i);
+        else
+            fault_wipe(s, i);
     } else if (pick < 96) {
         if (s->rep[i].alive) {
             sim_log(s, i + 1, "dies once its next write is durable");
@@ -304,6 +406,7 @@ static void quiet(struct sim *s)
         s->rep[i].fail_next = 0;
         s->rep[i].crash_after_write = 0;
         s->rep[i].paused_until = 0;
+        sim_ckpt_free(&s->rep[i]);          /* no more lost writes */
         sim_restart(s, i + 1);
     }
     s->tail_start = s->now;

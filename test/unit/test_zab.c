@@ -632,6 +632,100 @@ START_TEST(empty_store_abstains)
 }
 END_TEST
 
+/* The leader of the last VOTE z sends to `to` (-1: none sent). */
+static long last_vote_leader(struct zk_zab *z, uint32_t to)
+{
+    long leader = -1;
+    while (zk_zab_has_ready(z)) {
+        struct zk_zab_ready rd;
+        zk_zab_ready(z, &rd);
+        for (size_t i = 0; i < rd.n_msgs; i++)
+            if (rd.msgs[i].type == ZK_ZAB_MSG_VOTE && rd.msgs[i].to == to)
+                leader = rd.msgs[i].leader;
+        zk_zab_advance(z);
+    }
+    return leader;
+}
+
+/* A voter whose store lost its last writes (restore's lost_writes: the
+ * embedder's marker is ahead of the store) abstains from its start as an
+ * empty store does, although its store holds epochs: it votes for
+ * nobody, its FOLLOWERINFO says ABSTAIN, its ACKEPOCH is not counted and
+ * nothing is persisted; synced in epoch 5 while peer 2 reports it
+ * accepted 6 it only learns; in epoch 6 it is a member again once
+ * NEWLEADER is durable. The same store without lost_writes votes. */
+START_TEST(lost_writes_abstain)
+{
+    struct zk_zab_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.id = 1;
+    cfg.n_members = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        cfg.members[i].id = i + 1;
+    cfg.init_limit_ticks = cfg.sync_limit_ticks = 5;
+    cfg.session_timeout_ticks = 10;
+    struct zk_zab_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    for (uint64_t epoch = 4; epoch <= 6; epoch++) {
+        struct zk_zab *z = NULL;
+        struct zk_zab_status st;
+        rs.lost_writes = epoch > 4;
+        ck_assert_int_eq(zk_zab_create(&cfg, &rs, &z), 0);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.abstaining, rs.lost_writes);
+        ck_assert_int_eq(last_vote_leader(z, 2), rs.lost_writes ? 0 : 1);
+        if (epoch == 4) {
+            zk_zab_destroy(z);
+            continue;
+        }
+        struct zk_zab_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_VOTE;           /* 2 accepted 6 */
+        m.from = 2;
+        m.to = 1;
+        m.epoch = 1;
+        m.leader = 2;
+        m.seq = m.aux = 4;
+        m.link = 6;
+        m.zxid = ZK_ZAB_ZXID(4, 9);
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_VOTE;           /* 3 leads */
+        m.from = 3;
+        m.to = 1;
+        m.state = ZK_ZAB_LEADING;
+        m.leader = 3;
+        m.zxid2 = m.link = m.seq = m.aux = 5;
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        uint64_t link = 0;
+        ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link),
+                         ZK_ZAB_MF_ABSTAIN);
+        step_msg(z, ZK_ZAB_MSG_LEADERINFO, epoch, 77, 0, link);
+        ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_ACKEPOCH, 3, NULL), 0);
+        zk_zab_status(z, &st);
+        ck_assert_uint_eq(st.hard.accepted_epoch, 4);
+        step_msg(z, ZK_ZAB_MSG_DIFF, epoch, 77, 1, 0);
+        step_msg(z, ZK_ZAB_MSG_NEWLEADER, epoch, 77, 2, 0);
+        last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
+        step_msg(z, ZK_ZAB_MSG_PING, epoch, 77, 3, 0);
+        int ack = last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.established, 1);            /* it serves */
+        if (epoch == 5) {
+            ck_assert_int_eq(st.abstaining, 1);
+            ck_assert_uint_eq(st.hard.current_epoch, 4);
+            ck_assert_int_eq(ack, 0);
+        } else {
+            ck_assert_int_eq(st.abstaining, 0);
+            ck_assert_uint_eq(st.hard.current_epoch, 6);
+            ck_assert_int_eq(ack, ZK_ZAB_MF_SYNCED);
+        }
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
 Suite *zab_suite(void);
 Suite *zab_suite(void)
 {
@@ -654,6 +748,7 @@ Suite *zab_suite(void)
     tcase_add_test(api, api_errors);
     tcase_add_test(api, learner_refuses_older_epoch);
     tcase_add_test(api, empty_store_abstains);
+    tcase_add_test(api, lost_writes_abstain);
     suite_add_tcase(su, api);
     return su;
 }
