@@ -260,6 +260,9 @@ void sim_deliver(struct sim *s, struct sim_pkt *p);
 void sim_on_tick(struct sim *s, uint32_t i);
 void sim_on_disk(struct sim *s, uint32_t i);
 void sim_on_client(struct sim *s, uint32_t i);
+/* Writes the 16 bytes every client payload leads with (replica id, a new
+ * write number, incarnation), which make each one unique. */
+void sim_client_header(struct sim_replica *r, uint8_t *buf);
 
 /* sim_run.c */
 void sim_on_fault(struct sim *s);

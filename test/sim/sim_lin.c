@@ -188,10 +188,7 @@ static void rg_propose(struct sim *s, struct sim_replica *r, uint32_t c,
         cl->key = key;
         cl->seen = 0;
     }
-    r->wseq++;
-    zk_put_be32(buf, r->id);
-    zk_put_be64(buf + 4, r->wseq);
-    zk_put_be32(buf + 12, r->incarnation);
+    sim_client_header(r, buf);
     uint8_t *p = buf + RG_OFF;
     p[0] = op == RG_R || op == RG_V ? RG_SYNC : RG_MARK;
     p[1] = (uint8_t)op;

@@ -230,10 +230,7 @@ static void propose(struct sim *s, struct sim_replica *r, uint32_t o,
     uint8_t *buf = malloc(LK_LEN);
     struct lk_req *q = malloc(sizeof(*q));
     ZK_ASSERT(buf != NULL && q != NULL);
-    r->wseq++;
-    zk_put_be32(buf, r->id);
-    zk_put_be64(buf + 4, r->wseq);
-    zk_put_be32(buf + 12, r->incarnation);
+    sim_client_header(r, buf);
     uint8_t *p = buf + LK_OFF;
     p[0] = LK_MARK;
     p[1] = op->type;

@@ -706,6 +706,14 @@ static void client_done(void *arg, int err,
     free(w);
 }
 
+void sim_client_header(struct sim_replica *r, uint8_t *buf)
+{
+    r->wseq++;
+    zk_put_be32(buf, r->id);
+    zk_put_be64(buf + 4, r->wseq);
+    zk_put_be32(buf + 12, r->incarnation);
+}
+
 int sim_write(struct sim *s, uint32_t id)
 {
     struct sim_replica *r = &s->rep[id - 1];
@@ -716,10 +724,7 @@ int sim_write(struct sim *s, uint32_t id)
     uint8_t *buf = malloc(len);
     struct sim_wreq *w = malloc(sizeof(*w));
     ZK_ASSERT(buf != NULL && w != NULL);
-    r->wseq++;
-    zk_put_be32(buf, r->id);
-    zk_put_be64(buf + 4, r->wseq);
-    zk_put_be32(buf + 12, r->incarnation);
+    sim_client_header(r, buf);
     for (uint32_t k = 16; k < len; k++)
         buf[k] = (uint8_t)sim_rand(s);
     if (len > 16)
