@@ -108,6 +108,21 @@ void sim_heal_check(struct sim *s)
     }
 }
 
+/* Whether a quorum of the voters other than i remember their promises:
+ * they have synced at least once (as their disks say), lost no writes
+ * that they have not made good yet, and have no such loss pending. A
+ * voter's disk is wiped, or loses its last writes, only then: with
+ * fewer, the ensemble must stall (docs/ensemble.md). */
+static int others_remember(const struct sim *s, uint32_t i)
+{
+    uint32_t remember = 0;
+    for (uint32_t j = 0; j < s->n; j++)
+        remember += j != i && !s->rep[j].observer &&
+                    s->rep[j].hard.current_epoch > 0 &&
+                    !sim_store_behind(&s->rep[j]) && !s->rep[j].ckpt;
+    return remember > s->o.voters / 2;
+}
+
 /* --wipe: the replica's disk is lost while the others run (a new disk,
  * an operator's rm -rf): it restarts empty, as the daemon does with an
  * empty data directory (a new store, incarnation 1, no promises
@@ -118,11 +133,7 @@ void sim_heal_check(struct sim *s)
 static void fault_wipe(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
-    uint32_t remember = 0;
-    for (uint32_t j = 0; j < s->n; j++)
-        remember += j != i && !s->rep[j].observer &&
-                    s->rep[j].hard.current_epoch > 0;
-    if (!r->observer && remember <= s->o.voters / 2)
+    if (!r->observer && !others_remember(s, i))
         return;
     sim_log(s, r->id, "disk wiped");
     sim_crash(s, r->id);
@@ -163,16 +174,6 @@ static void fault_wipe(struct sim *s, uint32_t i)
  * (protocol.md 4.2); --lose-undetected starts it without telling, to
  * show what that gate prevents. As for a wipe, at most one voter at a
  * time has forgotten: only while a quorum of the others remember. */
-static int others_remember(const struct sim *s, uint32_t i)
-{
-    uint32_t remember = 0;
-    for (uint32_t j = 0; j < s->n; j++)
-        remember += j != i && !s->rep[j].observer &&
-                    s->rep[j].hard.current_epoch > 0 &&
-                    !sim_store_behind(&s->rep[j]) && !s->rep[j].ckpt;
-    return remember > s->o.voters / 2;
-}
-
 static void fault_lose_tail(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
