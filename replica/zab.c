@@ -249,7 +249,7 @@ static void outbox_release(struct zk__outbox *o)
         free(o->earrs[i]);
     o->n_pins = o->n_earrs = o->n_msgs = o->n_ops = o->n_commits = 0;
     o->has_hard = o->has_reset = 0;
-    o->last_append = 0;
+    o->last_append = o->member_epoch = 0;
 }
 
 static void outbox_free(struct zk__outbox *o)
@@ -642,10 +642,9 @@ void zk_zab_advance(struct zk_zab *z)
 {
     ZK_ASSERT(z->outstanding);
     z->outstanding = 0;
-    if (z->cur.has_hard) {
+    if (z->cur.has_hard)
         z->durable = z->cur_hard;
-        zk__abstain_check(z);
-    }
+    zk__abstain_check(z);
     /* Everything in the log when the Ready was taken is now on disk,
      * unless a TRUNC or SNAP replaced the log since. */
     if (z->cur.trunc_gen == z->trunc_gen && z->cur_log_last > z->persisted)

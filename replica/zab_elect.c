@@ -228,21 +228,19 @@ static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
     }
 }
 
-/* Called once a Ready is durable: an abstaining replica whose NEWLEADER
- * hard state of a fresh epoch is on disk is a member again (an empty
- * store persists no other epoch while it abstains; one that lost writes
- * had one before, so the epoch NEWLEADER set is what counts). */
+/* Called once a Ready is durable: an abstaining replica is a member
+ * again once the Ready holding its sync in a fresh epoch (NEWLEADER's
+ * log and hard state) is (a store that lost writes may already hold
+ * that epoch, so the durable hard state alone does not say it). */
 void zk__abstain_check(struct zk_zab *z)
 {
-    if (!z->abstain || !z->abstain_epoch ||
-        z->durable.current_epoch < z->abstain_epoch)
+    if (!z->abstain || !z->cur.member_epoch)
         return;
     z->abstain = 0;
-    z->abstain_epoch = 0;
     zk__trace(z, "synced from %s: voting again (epoch %llu)",
               z->lost_writes ? "a store that lost writes"
                              : "an empty data directory",
-              (unsigned long long)z->durable.current_epoch);
+              (unsigned long long)z->cur.member_epoch);
     z->lost_writes = 0;
 }
 
