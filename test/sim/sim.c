@@ -432,13 +432,24 @@ const struct sim_view *sim_view(struct sim *s, uint32_t i)
             /* zk_driver_session(), without a second status */
             r->view.session = r->view.st.session_open ? r->view.st.session
                                                       : 0;
-            r->view.lease_until = zk_driver_lease_until(r->drv);
         } else {
             r->view.st.role = ZK_ZAB_LOOKING;
         }
         s->dirty &= ~(1u << i);
     }
     return &r->view;
+}
+
+uint64_t sim_view_lease(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    sim_view(s, i);
+    if (!r->view.has_lease) {
+        r->view.lease_until = r->alive && r->drv ?
+                              zk_driver_lease_until(r->drv) : 0;
+        r->view.has_lease = 1;
+    }
+    return r->view.lease_until;
 }
 
 /* Checks replica i's core and driver (only a replica touched by the

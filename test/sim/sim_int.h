@@ -175,6 +175,7 @@ struct sim_replica {
         struct zk_zab_status st;
         struct zk_driver_stats ds;
         uint64_t session, lease_until;
+        int has_lease;          /* lease_until taken (sim_view_lease) */
     } view;
 };
 
@@ -230,6 +231,9 @@ struct sim {
 
 /* The view of replica i the checks read (sim.c), taken again if dirty. */
 const struct sim_view *sim_view(struct sim *s, uint32_t i);
+/* The lease end of replica i's view, taken when first asked for (only
+ * the lock check needs it, for owners that hold). */
+uint64_t sim_view_lease(struct sim *s, uint32_t i);
 
 uint64_t sim_rand(struct sim *s);
 uint64_t sim_range(struct sim *s, uint64_t lo, uint64_t hi);

@@ -565,7 +565,7 @@ static int view_relies(struct sim *s, uint32_t i, uint64_t session)
     const struct sim_view *v = sim_view(s, i);
     if (!r->alive || !r->drv || v->session != session)
         return 0;
-    return sim_local_ns(s, r) < v->lease_until;
+    return sim_local_ns(s, r) < sim_view_lease(s, i);
 }
 
 /* After every step: no two owners believe they hold conflicting locks.
