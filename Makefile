@@ -145,10 +145,11 @@ $(B)/zkfs: $(B)/obj/fs/main.o $(B)/libzk.a
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The simulator runs the runtime's driver (replica/driver.c, with the
-# lease, replica/lease.c; both pure, in libzkcore.a) as well, and the
-# lock table's rules (store/lock_tab.c, pure).
+# lease, replica/lease.c; both pure, in libzkcore.a) as well, the
+# lock table's rules (store/lock_tab.c, pure) and the linearizability
+# checker (test/lin/), which checks its clients' history.
 $(B)/zkfs-sim: $(B)/obj/test/sim/main.o $(SIM_OBJS) $(B)/obj/store/lock_tab.o \
-               $(B)/libzkcore.a
+               $(LIN_OBJS) $(B)/libzkcore.a
 	$(CC) $(SANFLAGS) -o $@ $^ -lm
 
 $(B)/zkfs-unit: $(UNIT_OBJS) $(SIM_OBJS) $(LIN_OBJS) $(B)/libzk.a

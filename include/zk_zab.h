@@ -209,6 +209,12 @@ struct zk_zab_restore {
     const struct zk_zab_entry *entries; /* logged entries > applied_zxid,
                                            in zxid order (copied)       */
     size_t n_entries;
+    int lost_writes;            /* the store is behind what this replica
+                                   had made durable (its embedder's
+                                   marker says so: a disk that lost its
+                                   last writes): a voter abstains, as an
+                                   empty store does, until it has synced
+                                   in a fresh epoch (zab_elect.c)       */
 };
 
 /* --- the core ---------------------------------------------------------- */

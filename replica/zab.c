@@ -249,7 +249,7 @@ static void outbox_release(struct zk__outbox *o)
         free(o->earrs[i]);
     o->n_pins = o->n_earrs = o->n_msgs = o->n_ops = o->n_commits = 0;
     o->has_hard = o->has_reset = 0;
-    o->last_append = 0;
+    o->last_append = o->member_epoch = 0;
 }
 
 static void outbox_free(struct zk__outbox *o)
@@ -503,6 +503,16 @@ static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
         l->v[l->n++] = zk__ent_new(e);
     }
     z->persisted = zk__last_zxid(z);
+    /* A store that lost its last writes forgot promises, as an empty one
+     * did: the same gate (zab_elect.c, "empty stores"). */
+    if (st->lost_writes && !z->cfg.members[z->self].observer) {
+        z->abstain = z->lost_writes = 1;
+        zk__trace(z, "store is behind what this replica made durable (lost "
+                  "writes): waiting to sync before voting (accepted epoch "
+                  "%llu, last zxid %016llx)",
+                  (unsigned long long)z->hard.accepted_epoch,
+                  (unsigned long long)zk__last_zxid(z));
+    }
     return 0;
 }
 
@@ -634,10 +644,9 @@ void zk_zab_advance(struct zk_zab *z)
 {
     ZK_ASSERT(z->outstanding);
     z->outstanding = 0;
-    if (z->cur.has_hard) {
+    if (z->cur.has_hard)
         z->durable = z->cur_hard;
-        zk__abstain_check(z);
-    }
+    zk__abstain_check(z);
     /* Everything in the log when the Ready was taken is now on disk,
      * unless a TRUNC or SNAP replaced the log since. */
     if (z->cur.trunc_gen == z->trunc_gen && z->cur_log_last > z->persisted)

@@ -36,7 +36,10 @@
  * Made Live's rule for a rebuilt replica). Once NEWLEADER of a fresh
  * epoch is durable it votes and counts like any member; in an older epoch
  * (a stale leader) it only learns, until the next leader change. At the
- * first start of an ensemble nobody has history and everyone votes. Every
+ * first start of an ensemble nobody has history and everyone votes. A
+ * store that lost its last writes (the embedder's marker is ahead of it:
+ * restore's lost_writes) forgot promises too, and abstains the same way
+ * from its start. Every
  * VOTE carries the sender's current epoch in `seq` and its accepted epoch
  * in `link` for this (0 from older versions).
  */
@@ -270,15 +273,20 @@ static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
     }
 }
 
-/* Called once a Ready is durable: an abstaining replica whose NEWLEADER
- * hard state is on disk is a member again. */
+/* Called once a Ready is durable: an abstaining replica is a member
+ * again once the Ready holding its sync in a fresh epoch (NEWLEADER's
+ * log and hard state) is (a store that lost writes may already hold
+ * that epoch, so the durable hard state alone does not say it). */
 void zk__abstain_check(struct zk_zab *z)
 {
-    if (!z->abstain || z->durable.current_epoch == 0)
+    if (!z->abstain || !z->cur.member_epoch)
         return;
     z->abstain = 0;
-    zk__trace(z, "synced from an empty data directory: voting again "
-              "(epoch %llu)", (unsigned long long)z->durable.current_epoch);
+    zk__trace(z, "synced from %s: voting again (epoch %llu)",
+              z->lost_writes ? "a store that lost writes"
+                             : "an empty data directory",
+              (unsigned long long)z->cur.member_epoch);
+    z->lost_writes = 0;
 }
 
 void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)

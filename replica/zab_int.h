@@ -108,6 +108,8 @@ struct zk__outbox {
     uint64_t last_append;      /* zxid of the last APPEND op             */
     int has_reset;             /* an INSTALL or TRUNCATE op is included  */
     uint64_t trunc_gen;        /* core's trunc_gen when taken            */
+    uint64_t member_epoch;     /* abstaining: NEWLEADER of this fresh
+                                  epoch; a member once this is durable  */
 };
 
 struct zk_zab {
@@ -137,9 +139,11 @@ struct zk_zab {
     int open_sent;
 
     /* An empty store (never accepted an epoch) that heard a peer with
-     * history: a learner that does not vote or count until its sync in
-     * a fresh epoch is durable (zab_elect.c, "empty stores"). */
-    int abstain;
+     * history, or a store that lost writes it had made durable
+     * (restore's lost_writes): a learner that does not vote or count
+     * until the Ready holding its sync in a fresh epoch is durable
+     * (zab_elect.c, "empty stores"; zk__outbox.member_epoch). */
+    int abstain, lost_writes;
 
     /* election */
     uint64_t round;

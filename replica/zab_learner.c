@@ -207,6 +207,8 @@ static void recv_sync(struct zk_zab *z, const struct zk_zab_msg *m)
             send_ack(z, m->zxid);
             break;
         }
+        if (z->abstain)      /* a member once this Ready is durable */
+            z->out.member_epoch = z->fepoch;
         zk__set_hard(z, z->hard.accepted_epoch > z->fepoch ?
                      z->hard.accepted_epoch : z->fepoch, z->fepoch);
         z->fstage = ZK__F_ACTIVE;

@@ -66,6 +66,9 @@ run_unit build/zkfs-unit
 
 note "simulator: ${ZK_SIM_SEEDS:-300} seeds"
 run_one "zkfs-sim" build/zkfs-sim --seed 1 --seeds "${ZK_SIM_SEEDS:-300}"
+note "simulator with wiped disks and lost writes: ${ZK_SIM_DISK_SEEDS:-60} seeds"
+run_one "zkfs-sim (--wipe --lose-tail)" build/zkfs-sim --seed 5001 \
+    --seeds "${ZK_SIM_DISK_SEEDS:-60}" --wipe --lose-tail
 
 if [ "${ZK_SKIP_ASAN:-0}" != 1 ]; then
     note "unit tests and simulator under ASan+UBSan"

@@ -11,7 +11,8 @@
 # every mutant was killed.
 #
 # Mutants named wipe-* are simulated with --wipe (disks wiped while the
-# others run), the fault they are about.
+# others run), losttail-* with --lose-tail on 3 voters (a disk that lost
+# its last writes), the faults they are about.
 #
 # Usage: scripts/mutate.sh [NAME...]   (default: every mutation)
 # Environment: ZK_MUTATE_SEEDS (default 40) simulator seeds per mutant,
@@ -47,6 +48,8 @@ lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == sessio
 wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| !zk__store_empty\(z\) \|\|}{if (1 || z->abstain || !zk__store_empty(z) ||} @@ a replica whose disk was wiped votes and counts with the promises it forgot
 wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0 && z->abstain) \{} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
+sync-no-wait @@ replica/driver.c @@ s{(int zk_driver_propose\(.*?\{\n)}{$1    if (is_sync) { free(payload); cb(arg, 0, NULL); return 0; }\n}s @@ a read barrier (zkfs sync) answered at once, without waiting for the leader's commit point: a read after it is only sequentially consistent (caught by the register history's linearizability check, sim_lin.c)
+losttail-gate-off @@ replica/zab.c @@ s{if \(st->lost_writes && }{if (0 && st->lost_writes && } @@ a replica whose store lost its last writes (its marker is ahead of it) votes and counts with the promises it forgot (simulated with --lose-tail, 3 voters, as every losttail-* mutant)
 EOF
 )
 
@@ -79,7 +82,10 @@ while IFS= read -r line; do
     MUT="$subst" perl -0777 -i -pe 'eval "\$_ =~ $ENV{MUT}"' "$tmp/$file"
     verdict=
     simargs=()
-    case $name in wipe-*) simargs=(--wipe) ;; esac
+    case $name in
+    wipe-*) simargs=(--wipe) ;;
+    losttail-*) simargs=(--lose-tail --replicas 3 --observers 0) ;;
+    esac
     if ! make -s -C "$tmp" -j"$jobs" build/zkfs-sim build/zkfs-unit >"$tmp/.build.log" 2>&1; then
         # A mutant that does not compile tests nothing: fix its line.
         printf 'STALE    %-24s %s (the mutant does not build)\n' "$name" "$file"

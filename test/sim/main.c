@@ -3,7 +3,8 @@
  * simulator.
  *
  *   zkfs-sim [--seed S] [--seeds N] [--steps K] [--replicas R]
- *            [--observers O] [--counter-max C] [--wipe] [-v]
+ *            [--observers O] [--counter-max C] [--wipe]
+ *            [--lose-tail | --lose-undetected] [-v]
  *   zkfs-sim --bench [--replicas R] [--txns N]
  *
  * A run of seeds S..S+N-1 stops at the first broken invariant, printing
@@ -31,7 +32,7 @@ struct args {
     uint64_t seed, seeds, steps, txns;
     long voters, observers;
     uint32_t counter_max;
-    int verbose, bench, wipe;
+    int verbose, bench, wipe, lose_tail, lose_undetected;
 };
 
 static volatile sig_atomic_t cur_seed_lo, cur_seed_hi;
@@ -52,20 +53,27 @@ static void on_abort(int sig)
 static int usage(void)
 {
     fprintf(stderr, "usage: zkfs-sim [--seed S] [--seeds N] [--steps K] "
-            "[--replicas R] [--observers O] [--counter-max C] [--wipe] [-v]\n"
+            "[--replicas R] [--observers O] [--counter-max C] [--wipe]\n"
+            "                [--lose-tail | --lose-undetected] [-v]\n"
             "       zkfs-sim --bench [--replicas R] [--txns N]\n");
     return 2;
 }
 
 static int parse(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){ 1, 1, SIM_DEFAULT_STEPS, 200000, -1, -1, 0, 0, 0, 0 };
+    *a = (struct args){ 1, 1, SIM_DEFAULT_STEPS, 200000, -1, -1, 0, 0, 0, 0,
+                        0, 0 };
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-v")) { a->verbose = 1; continue; }
         if (!strcmp(k, "-vv")) { a->verbose = 2; continue; }
         if (!strcmp(k, "--bench")) { a->bench = 1; continue; }
         if (!strcmp(k, "--wipe")) { a->wipe = 1; continue; }
+        if (!strcmp(k, "--lose-tail")) { a->lose_tail = 1; continue; }
+        if (!strcmp(k, "--lose-undetected")) {
+            a->lose_tail = a->lose_undetected = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             return -1;
         char *end;
@@ -86,10 +94,12 @@ static int parse(int argc, char **argv, struct args *a)
     return 0;
 }
 
-static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist)
+static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist,
+                    uint64_t *lin)
 {
     struct sim_opts o = { .seed = seed, .verbose = a->verbose, .faults = 1,
-                          .wipe = a->wipe,
+                          .wipe = a->wipe, .lose_tail = a->lose_tail,
+                          .lose_undetected = a->lose_undetected,
                           .clients = 1, .counter_max = a->counter_max };
     o.voters = a->voters > 0 ? (uint32_t)a->voters : (seed % 2 ? 3 : 5);
     o.observers = a->observers >= 0 ? (uint32_t)a->observers
@@ -108,11 +118,14 @@ static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist)
         printf("FAIL seed %llu: %s\n", (unsigned long long)seed,
                sim_failure(s));
         printf("replay: build/zkfs-sim --seed %llu --steps %llu "
-               "--replicas %u --observers %u --counter-max %u -v\n",
+               "--replicas %u --observers %u --counter-max %u%s%s -v\n",
                (unsigned long long)seed, (unsigned long long)a->steps,
-               o.voters, o.observers, o.counter_max);
+               o.voters, o.observers, o.counter_max,
+               a->wipe ? " --wipe" : "", a->lose_undetected ?
+               " --lose-undetected" : a->lose_tail ? " --lose-tail" : "");
     }
     *hist += sim_history_len(s);
+    *lin += sim_lin_ops(s);
     sim_destroy(s);
     return rc ? 1 : 0;
 }
@@ -153,14 +166,16 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (a.bench)
         return bench(&a);
-    uint64_t hist = 0;
+    uint64_t hist = 0, lin = 0;
     for (uint64_t k = 0; k < a.seeds; k++)
-        if (run_seed(&a, a.seed + k, &hist))
+        if (run_seed(&a, a.seed + k, &hist, &lin))
             return 1;
     printf("zkfs-sim: %llu seeds passed (%llu..%llu), %llu steps each, "
+           "%llu register operations linearizable, "
            "%llu transactions committed\n", (unsigned long long)a.seeds,
            (unsigned long long)a.seed,
            (unsigned long long)(a.seed + a.seeds - 1),
-           (unsigned long long)a.steps, (unsigned long long)hist);
+           (unsigned long long)a.steps, (unsigned long long)lin,
+           (unsigned long long)hist);
     return 0;
 }

@@ -63,10 +63,8 @@ uint64_t sim_mix(uint64_t a, uint64_t b)
     return x ^ (x >> 31);
 }
 
-void sim_log(struct sim *s, uint32_t id, const char *fmt, ...)
+void sim_log_line(struct sim *s, uint32_t id, const char *fmt, ...)
 {
-    if (!s->o.verbose)
-        return;
     char line[320];
     va_list ap;
     va_start(ap, fmt);
@@ -178,6 +176,7 @@ struct sim *sim_create(const struct sim_opts *o)
     s->n = n;
     s->delay_min_us = 100;
     s->delay_max_us = 1000;
+    s->dirty = SIM_DIRTY_ALL;
     for (uint32_t i = 0; i < n; i++) {
         struct sim_replica *r = &s->rep[i];
         r->id = i + 1;
@@ -203,6 +202,7 @@ void sim_destroy(struct sim *s)
         free(r->log);
         free(r->ghost);
         free(r->pend);
+        sim_ckpt_free(r);
     }
     for (size_t i = 0; i < s->nev; i++)
         sim_pkt_free(s->ev[i].pkt);
@@ -210,6 +210,7 @@ void sim_destroy(struct sim *s)
     free(s->hist);
     free(s->epochs);
     free(s->writes.v);
+    free(s->lin_buf);
     free(s);
 }
 
@@ -218,6 +219,7 @@ void sim_replica_start(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
     struct zk_zab_config cfg;
+    s->dirty |= 1u << i;
     memset(&cfg, 0, sizeof(cfg));
     cfg.id = r->id;
     cfg.n_members = s->n;
@@ -239,6 +241,9 @@ void sim_replica_start(struct sim *s, uint32_t i)
     memset(&st, 0, sizeof(st));
     st.hard = r->hard;
     st.applied_zxid = r->model.applied;
+    /* What the daemon's start does when its store is behind the marker
+     * it keeps apart (ens_start.c): the core is told. */
+    st.lost_writes = sim_store_behind(r) && !s->o.lose_undetected;
     memcpy(st.sessions, r->model.sessions, sizeof(st.sessions));
     struct zk_zab_entry *ents = calloc(r->nlog + 1, sizeof(*ents));
     ZK_ASSERT(ents != NULL);
@@ -263,9 +268,10 @@ void sim_replica_start(struct sim *s, uint32_t i)
     r->busy = 0;
     r->nsnap = 0;
     r->life++;
-    sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged",
+    sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged%s",
             r->incarnation, (unsigned long long)r->model.applied,
-            (size_t)st.n_entries);
+            (size_t)st.n_entries, st.lost_writes ? ", store behind its "
+            "marker (lost writes)" : "");
     sim_push(s, s->now + sim_range(s, 1, SIM_TICK_US), SIM_EV_TICK, i, NULL);
 }
 
@@ -273,11 +279,23 @@ void sim_replica_start(struct sim *s, uint32_t i)
 /* crash and restart                                                      */
 /* ====================================================================== */
 
+void sim_ckpt_free(struct sim_replica *r)
+{
+    if (!r->ckpt)
+        return;
+    for (size_t k = 0; k < r->ckpt->nlog; k++)
+        free(r->ckpt->log[k].data);
+    free(r->ckpt->log);
+    free(r->ckpt);
+    r->ckpt = NULL;
+}
+
 void sim_crash(struct sim *s, uint32_t id)
 {
     struct sim_replica *r = &s->rep[id - 1];
     if (!r->alive)
         return;
+    s->dirty |= 1u << (id - 1);
     sim_log(s, id, "crash (unpersisted Ready lost: %s)", r->busy ? "yes" : "no");
     /* Its clients hear that it is gone (they never learn the outcome). */
     zk_driver_fail_all(r->drv, -ESHUTDOWN);
@@ -318,6 +336,7 @@ void sim_restart(struct sim *s, uint32_t id)
 
 void sim_disk_fail_next(struct sim *s, uint32_t id)
 {
+    s->dirty |= 1u << (id - 1);
     s->rep[id - 1].fail_next = 1;
 }
 
@@ -378,6 +397,16 @@ uint64_t sim_history_len(const struct sim *s)
     return s->nhist;
 }
 
+uint64_t sim_lin_ops(const struct sim *s)
+{
+    return s->lin_ops;
+}
+
+uint64_t sim_lin_steps(const struct sim *s)
+{
+    return s->lin_steps;
+}
+
 uint64_t sim_acked(const struct sim *s, uint32_t id)
 {
     return s->rep[id - 1].acked;
@@ -408,73 +437,110 @@ static void check_complete(struct sim *s, uint32_t id,
                  (unsigned long long)st->last_zxid, (unsigned long long)last);
 }
 
-static void check_leaders(struct sim *s)
+/* The view the checks read: taken again only if replica i was touched
+ * since (what it holds does not depend on the time). */
+const struct sim_view *sim_view(struct sim *s, uint32_t i)
 {
-    for (uint32_t i = 0; i < s->n; i++) {
-        struct zk_zab_status st;
-        if (!s->rep[i].alive)
-            continue;
-        zk_zab_status(sim_core(&s->rep[i]), &st);
-        struct zk_driver_stats ds;
-        zk_driver_stats(s->rep[i].drv, &ds);
-        if (ds.skipped)
-            sim_fail(s, i + 1, "a commit at or below the applied zxid "
-                     "reached the driver (applied twice)");
-        if (!(st.applied_zxid <= st.persisted_zxid &&
-              st.persisted_zxid <= st.last_zxid))
-            sim_fail(s, i + 1, "core order applied %llx persisted %llx last %llx",
-                     (unsigned long long)st.applied_zxid,
-                     (unsigned long long)st.persisted_zxid,
-                     (unsigned long long)st.last_zxid);
-        if (st.role != ZK_ZAB_LEADING || !st.established)
-            continue;
-        size_t k;
-        for (k = 0; k < s->nepochs; k++)
-            if (s->epochs[k].epoch == st.epoch)
-                break;
-        if (k == s->nepochs) {
-            if (s->nepochs == s->capepochs) {
-                s->capepochs = s->capepochs ? 2 * s->capepochs : 64;
-                s->epochs = realloc(s->epochs,
-                                    s->capepochs * sizeof(*s->epochs));
-                ZK_ASSERT(s->epochs != NULL);
-            }
-            s->epochs[s->nepochs].epoch = st.epoch;
-            s->epochs[s->nepochs++].leader = i + 1;
-            sim_log(s, i + 1, "established leader of epoch %llu",
-                    (unsigned long long)st.epoch);
-            check_complete(s, i + 1, &st);
-        } else if (s->epochs[k].leader != i + 1) {
-            sim_fail(s, i + 1, "two leaders in epoch %llu: %u and %u",
-                     (unsigned long long)st.epoch, s->epochs[k].leader, i + 1);
+    struct sim_replica *r = &s->rep[i];
+    if (s->dirty & (1u << i)) {
+        memset(&r->view, 0, sizeof(r->view));
+        if (r->alive && r->drv) {
+            zk_zab_status(sim_core(r), &r->view.st);
+            zk_driver_stats(r->drv, &r->view.ds);
+            /* zk_driver_session(), without a second status */
+            r->view.session = r->view.st.session_open ? r->view.st.session
+                                                      : 0;
+        } else {
+            r->view.st.role = ZK_ZAB_LOOKING;
         }
+        s->dirty &= ~(1u << i);
+    }
+    return &r->view;
+}
+
+uint64_t sim_view_lease(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    sim_view(s, i);
+    if (!r->view.has_lease) {
+        r->view.lease_until = r->alive && r->drv ?
+                              zk_driver_lease_until(r->drv) : 0;
+        r->view.has_lease = 1;
+    }
+    return r->view.lease_until;
+}
+
+/* Checks replica i's core and driver (only a replica touched by the
+ * step can have changed; the epochs seen only grow, so a leader that
+ * passed before passes again). */
+static void check_leader(struct sim *s, uint32_t i)
+{
+    const struct sim_view *v = sim_view(s, i);
+    const struct zk_zab_status *st = &v->st;
+    if (!s->rep[i].alive)
+        return;
+    if (v->ds.skipped)
+        sim_fail(s, i + 1, "a commit at or below the applied zxid "
+                 "reached the driver (applied twice)");
+    if (!(st->applied_zxid <= st->persisted_zxid &&
+          st->persisted_zxid <= st->last_zxid))
+        sim_fail(s, i + 1, "core order applied %llx persisted %llx last %llx",
+                 (unsigned long long)st->applied_zxid,
+                 (unsigned long long)st->persisted_zxid,
+                 (unsigned long long)st->last_zxid);
+    if (st->role != ZK_ZAB_LEADING || !st->established)
+        return;
+    size_t k;
+    for (k = 0; k < s->nepochs; k++)
+        if (s->epochs[k].epoch == st->epoch)
+            break;
+    if (k == s->nepochs) {
+        if (s->nepochs == s->capepochs) {
+            s->capepochs = s->capepochs ? 2 * s->capepochs : 64;
+            s->epochs = realloc(s->epochs,
+                                s->capepochs * sizeof(*s->epochs));
+            ZK_ASSERT(s->epochs != NULL);
+        }
+        s->epochs[s->nepochs].epoch = st->epoch;
+        s->epochs[s->nepochs++].leader = i + 1;
+        sim_log(s, i + 1, "established leader of epoch %llu",
+                (unsigned long long)st->epoch);
+        check_complete(s, i + 1, st);
+    } else if (s->epochs[k].leader != i + 1) {
+        sim_fail(s, i + 1, "two leaders in epoch %llu: %u and %u",
+                 (unsigned long long)st->epoch, s->epochs[k].leader, i + 1);
     }
 }
 
 /* The core's session table is the model's whenever no Ready is on its
  * way to the disk. */
-static void check_sessions(struct sim *s)
+static void check_sessions(struct sim *s, uint32_t i)
 {
-    for (uint32_t i = 0; i < s->n; i++) {
-        const struct sim_replica *r = &s->rep[i];
-        uint32_t n;
-        if (!r->alive || r->busy)
-            continue;
-        const uint64_t *t = zk_zab_sessions(sim_core(r), &n);
-        for (uint32_t k = 0; k < n; k++)
-            if (t[k] != r->model.sessions[k])
-                sim_fail(s, r->id, "the core's session of r%u is %016llx, "
-                         "the model's %016llx", k + 1,
-                         (unsigned long long)t[k],
-                         (unsigned long long)r->model.sessions[k]);
-    }
+    const struct sim_replica *r = &s->rep[i];
+    uint32_t n;
+    if (!r->alive || r->busy)
+        return;
+    const uint64_t *t = zk_zab_sessions(sim_core(r), &n);
+    for (uint32_t k = 0; k < n; k++)
+        if (t[k] != r->model.sessions[k])
+            sim_fail(s, r->id, "the core's session of r%u is %016llx, "
+                     "the model's %016llx", k + 1,
+                     (unsigned long long)t[k],
+                     (unsigned long long)r->model.sessions[k]);
 }
 
+/* After every step. The per-replica checks run on the replicas the step
+ * touched (s->dirty): the others' cores, drivers and models are as they
+ * were at the last check, which they passed. */
 void sim_check(struct sim *s)
 {
-    check_leaders(s);
-    check_sessions(s);
-    sim_lock_check(s);
+    uint32_t touched = s->dirty;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (touched & (1u << i)) {
+            check_leader(s, i);
+            check_sessions(s, i);
+        }
+    sim_lock_check(s, touched);
     sim_heal_check(s);
 }
 
@@ -504,18 +570,27 @@ static void step(struct sim *s)
     s->steps++;
     if (deferred(s, &e))
         return;
+    if (e.kind == SIM_EV_FAULT)
+        s->dirty = SIM_DIRTY_ALL;
+    else if (e.kind == SIM_EV_MSG)
+        s->dirty |= 1u << e.pkt->to;
+    else if (e.r < s->n)
+        s->dirty |= 1u << e.r;
     if (e.kind == SIM_EV_MSG) {
         sim_deliver(s, e.pkt);
         return;
     }
     if (e.r < s->n && e.kind != SIM_EV_RESTART && e.kind != SIM_EV_CLIENT &&
-        e.kind != SIM_EV_LOCK && e.life != s->rep[e.r].life)
+        e.kind != SIM_EV_LOCK && e.kind != SIM_EV_REG &&
+        e.kind != SIM_EV_LOSE && e.life != s->rep[e.r].life)
         return;                                /* the replica restarted */
     switch (e.kind) {
     case SIM_EV_TICK: sim_on_tick(s, e.r); break;
     case SIM_EV_DISK: sim_on_disk(s, e.r); break;
     case SIM_EV_CLIENT: sim_on_client(s, e.r); break;
     case SIM_EV_LOCK: sim_on_lock(s, e.r); break;
+    case SIM_EV_REG: sim_on_reg(s, e.r); break;
+    case SIM_EV_LOSE: sim_on_lose(s, e.r); break;
     case SIM_EV_RESTART: sim_restart(s, e.r + 1); break;
     case SIM_EV_FAULT: sim_on_fault(s); break;
     default: ZK_ASSERT(0);

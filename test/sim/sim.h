@@ -32,6 +32,8 @@ struct sim_opts {
     int faults;               /* random faults and client load           */
     int clients;              /* random client writes                    */
     int wipe;                 /* also wipe a replica's disk as a fault   */
+    int lose_tail;            /* also lose a replica's last writes       */
+    int lose_undetected;      /* ... without telling its core (no marker) */
     uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
     FILE *out;                /* trace destination (default stdout)      */
 };
@@ -103,6 +105,10 @@ uint64_t sim_model_session(const struct sim *s, uint32_t id, uint32_t owner);
 uint64_t sim_closes(const struct sim *s, uint32_t id);
 /* Transactions in the global committed history. */
 uint64_t sim_history_len(const struct sim *s);
+/* Register operations recorded for the linearizability check, and the
+ * checker's search steps (sim_lin.c; after sim_random_run). */
+uint64_t sim_lin_ops(const struct sim *s);
+uint64_t sim_lin_steps(const struct sim *s);
 
 /* Predicates for sim_run_while_not. */
 int sim_pred_leader(struct sim *s, void *unused);

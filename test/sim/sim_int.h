@@ -27,10 +27,32 @@
 #define SIM_LOCK_OWNERS      2      /* lock owners (processes) per replica */
 #define SIM_LOCK_ENTS        64     /* entries of one file's table, at most */
 #define SIM_LOCK_GRANTS      64     /* grants one transaction may make     */
+#define SIM_REG_CLIENTS      2      /* register clients per replica (sim_lin.c) */
+#define SIM_REG_GEN_US       250000 /* clients move to a new key this often */
+#define SIM_REG_SLOTS        128    /* keys a model keeps (32 s of keys)   */
 
 enum {
     SIM_EV_TICK = 1, SIM_EV_MSG, SIM_EV_DISK, SIM_EV_CLIENT, SIM_EV_RESTART,
-    SIM_EV_FAULT, SIM_EV_LOCK,
+    SIM_EV_FAULT, SIM_EV_LOCK, SIM_EV_REG, SIM_EV_LOSE,
+};
+
+/* A versioned register of the model (sim_lin.c); gen is its key + 1. */
+struct sim_reg {
+    uint32_t gen, value, version;
+};
+
+/* What the store hands the driver for an applied entry (the callbacks'
+ * zk_apply_result): a register op's outcome. */
+struct sim_res {
+    int reg, bad;
+    uint32_t version;
+};
+
+/* A register client (a process with one operation at a time). */
+struct sim_rclient {
+    int busy;
+    uint32_t key, seen;         /* its key now, the version it saw last */
+    uint64_t ops;
 };
 
 /* One entry of a lock table in the model (struct zk_lock_ent without the
@@ -61,6 +83,7 @@ struct sim_model {
     uint64_t closes;
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
     struct sim_ltab locks[SIM_LOCK_FILES];      /* the lock tables       */
+    struct sim_reg regs[SIM_REG_SLOTS];         /* the registers         */
 };
 
 struct sim_ent {
@@ -73,8 +96,9 @@ struct sim_pkt {
     uint32_t from, to;       /* replica indexes */
     uint8_t *buf;
     size_t len;
-    int has_snap;
-    struct sim_model snap;
+    struct sim_model *snap;  /* the sender's state, with a SNAP only: a
+                                model is kilobytes (the lock tables), too
+                                much to zero for every message          */
 };
 
 struct sim_ev {
@@ -111,6 +135,20 @@ struct sim_replica {
      * one must be above it (it never counts with the promises it
      * forgot). */
     uint64_t ghost_acc;
+    /* --lose-tail: the durable state when the fault was armed; when it
+     * fires the disk goes back to it (its last writes are lost). */
+    struct sim_ckpt {
+        struct zk_zab_hard_state hard;
+        uint32_t incarnation;
+        struct sim_ent *log;
+        size_t nlog;
+        struct sim_model model;
+    } *ckpt;
+    /* The marker the daemon keeps apart from its store: the durable hard
+     * state and log end after each batch (not moved while the core
+     * abstains). A store behind it at a start lost writes. */
+    struct zk_zab_hard_state mark_hard;
+    uint64_t mark_last;
     struct sim_model model;
     /* snapshots received with SNAP messages, newest last */
     struct sim_model snaps[SIM_SNAPS_MAX];
@@ -124,10 +162,21 @@ struct sim_replica {
     uint64_t wseq, acked, tail_acked;
     /* lock clients */
     struct sim_lclient lk[SIM_LOCK_OWNERS][SIM_LOCK_FILES];
+    /* register clients */
+    struct sim_rclient rg[SIM_REG_CLIENTS];
     /* its clock runs at rate_ppm millionths of simulated time */
     uint64_t rate_ppm;
     /* stopped (SIGSTOP, a stalled loop): events wait until then */
     uint64_t paused_until;
+    /* What the checks after a step read of its driver and core (status,
+     * stats, session, lease end): none of it depends on the time, so it
+     * is taken again only for a replica the step touched (sim->dirty). */
+    struct sim_view {
+        struct zk_zab_status st;
+        struct zk_driver_stats ds;
+        uint64_t session, lease_until;
+        int has_lease;          /* lease_until taken (sim_view_lease) */
+    } view;
 };
 
 struct sim_hist {
@@ -164,21 +213,47 @@ struct sim {
     uint64_t heal_at;
     uint64_t heal_max_us;       /* the longest wait seen (trace)          */
     uint64_t tail_start;
+    /* Replicas (bit i: index i) whose driver or core may have changed
+     * since the last check: the one a step's event was for, every one
+     * after a fault or a scripted change. The checks after a step read
+     * the others' views as they were. */
+    uint32_t dirty;
+    /* the register clients' history, lincheck's text (sim_lin.c) */
+    char *lin_buf;
+    size_t lin_len, lin_cap;
+    uint64_t lin_ops, lin_values, lin_steps;
+    uint32_t lin_keys;
     int failed;
     char failure[512];
 };
 
+#define SIM_DIRTY_ALL UINT32_MAX
+
+/* The view of replica i the checks read (sim.c), taken again if dirty. */
+const struct sim_view *sim_view(struct sim *s, uint32_t i);
+/* The lease end of replica i's view, taken when first asked for (only
+ * the lock check needs it, for owners that hold). */
+uint64_t sim_view_lease(struct sim *s, uint32_t i);
+
 uint64_t sim_rand(struct sim *s);
 uint64_t sim_range(struct sim *s, uint64_t lo, uint64_t hi);
 uint64_t sim_mix(uint64_t a, uint64_t b);
-void sim_log(struct sim *s, uint32_t id, const char *fmt, ...)
+void sim_log_line(struct sim *s, uint32_t id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A trace line (-v); its arguments are not even computed otherwise. */
+#define sim_log(s, id, ...)                                              \
+    do {                                                                 \
+        if ((s)->o.verbose)                                              \
+            sim_log_line((s), (id), __VA_ARGS__);                        \
+    } while (0)
 void sim_fail(struct sim *s, uint32_t id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sim_push(struct sim *s, uint64_t t, uint32_t kind, uint32_t r,
               struct sim_pkt *pkt);
 void sim_check(struct sim *s);
 void sim_replica_start(struct sim *s, uint32_t i);
+/* Frees r's --lose-tail checkpoint, if any. */
+void sim_ckpt_free(struct sim_replica *r);
 
 /* sim_node.c */
 void sim_driver_wire(struct sim *s, struct sim_replica *r,
@@ -190,9 +265,13 @@ void sim_send_reset(struct sim *s, uint32_t from, uint32_t to);
 void sim_on_tick(struct sim *s, uint32_t i);
 void sim_on_disk(struct sim *s, uint32_t i);
 void sim_on_client(struct sim *s, uint32_t i);
+/* Writes the 16 bytes every client payload leads with (replica id, a new
+ * write number, incarnation), which make each one unique. */
+void sim_client_header(struct sim_replica *r, uint8_t *buf);
 
 /* sim_run.c */
 void sim_on_fault(struct sim *s);
+void sim_on_lose(struct sim *s, uint32_t i);
 void sim_heal_check(struct sim *s);
 
 /* Local time of replica r's clock (ns), drifting at its own rate. */
@@ -208,7 +287,20 @@ void sim_lock_close(struct sim *s, struct sim_replica *r, uint64_t session,
                     uint64_t zxid);
 void sim_lock_crashed(struct sim_replica *r);
 void sim_on_lock(struct sim *s, uint32_t i);
-void sim_lock_check(struct sim *s);
+void sim_lock_check(struct sim *s, uint32_t touched);
+
+/* sim_lin.c: register clients and the linearizability check. */
+int sim_reg_payload(const struct zk_zab_entry *e);
+void sim_reg_apply(struct sim *s, struct sim_replica *r,
+                   const struct zk_zab_entry *e, struct sim_res *out);
+void sim_on_reg(struct sim *s, uint32_t i);
+int sim_lin_check(struct sim *s);
+
+/* The last zxid on replica r's disk. */
+uint64_t sim_disk_last(const struct sim_replica *r);
+/* Whether r's store is behind its marker (it lost writes it had made
+ * durable: sim_run.c, --lose-tail). */
+int sim_store_behind(const struct sim_replica *r);
 
 /* sim_lease.c: the invariant that no session is closed while its
  * owner's lease (the driver's, on simulated time) runs. */

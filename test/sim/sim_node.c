@@ -179,6 +179,19 @@ static void model_sessions(struct sim *s, struct sim_replica *r,
     sim_lock_close(s, r, sid, e->zxid);
 }
 
+uint64_t sim_disk_last(const struct sim_replica *r)
+{
+    return r->nlog ? r->log[r->nlog - 1].zxid : r->model.applied;
+}
+
+int sim_store_behind(const struct sim_replica *r)
+{
+    return !r->observer &&
+           (r->hard.accepted_epoch < r->mark_hard.accepted_epoch ||
+            r->hard.current_epoch < r->mark_hard.current_epoch ||
+            sim_disk_last(r) < r->mark_last);
+}
+
 static long disk_find(const struct sim_replica *r, uint64_t zxid)
 {
     size_t lo = 0, hi = r->nlog;
@@ -213,7 +226,7 @@ static void client_ack(struct sim *s, struct sim_replica *r, uint64_t wseq)
 }
 
 static void apply(struct sim *s, struct sim_replica *r,
-                  const struct zk_zab_entry *e)
+                  const struct zk_zab_entry *e, struct sim_res *out)
 {
     if (e->zxid <= r->model.applied) {
         sim_fail(s, r->id, "applied %016llx again (already at %016llx)",
@@ -239,6 +252,8 @@ static void apply(struct sim *s, struct sim_replica *r,
     model_sessions(s, r, e);
     if (sim_lock_payload(e))
         sim_lock_apply(s, r, e);
+    if (out && sim_reg_payload(e))
+        sim_reg_apply(s, r, e, out);
 }
 
 /* ====================================================================== */
@@ -319,9 +334,10 @@ static void compact(struct sim_replica *r)
 /* the driver's store: the simulated disk                                 */
 /* ====================================================================== */
 
-/* The result every applied commit hands to the driver's callbacks (the
- * simulator's clients only need to know that it committed). */
-static uint64_t sim_result;
+/* The result every applied commit but a register op's hands to the
+ * driver's callbacks (those clients only need to know that it
+ * committed); a register op's is its own (sim_lin.c). */
+static struct sim_res sim_result;
 
 static int st_begin(void *arg, void **batch)
 {
@@ -370,11 +386,12 @@ static int st_hard_state(void *arg, void *batch,
         hs->current_epoch < r->hard.current_epoch ||
         hs->current_epoch > hs->accepted_epoch)
         sim_fail(r->s, r->id, "hard state went back or is inconsistent");
-    if (r->ghost_acc && hs->accepted_epoch) {
+    if (r->ghost_acc && hs->accepted_epoch != r->hard.accepted_epoch) {
         if (hs->accepted_epoch < r->ghost_acc)
-            sim_fail(r->s, r->id, "wiped: accepts epoch %llu, below the "
+            sim_fail(r->s, r->id, "%s: accepts epoch %llu, below the "
                      "epoch %llu it had accepted before (a forgotten "
-                     "promise)", (unsigned long long)hs->accepted_epoch,
+                     "promise)", r->hard.accepted_epoch ? "lost writes"
+                     : "wiped", (unsigned long long)hs->accepted_epoch,
                      (unsigned long long)r->ghost_acc);
         r->ghost_acc = 0;
     }
@@ -396,8 +413,13 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
         sim_fail(r->s, r->id, "driver: close_prev %016llx, the model "
                  "replaces %016llx", (unsigned long long)close_prev,
                  (unsigned long long)model_replaced(&r->model, en));
-    apply(r->s, r, en);
-    *res = (struct zk_apply_result *)&sim_result;
+    struct sim_res *out = &sim_result;
+    if (sim_reg_payload(en)) {
+        out = malloc(sizeof(*out));
+        ZK_ASSERT(out != NULL);
+    }
+    apply(r->s, r, en, out == &sim_result ? NULL : out);
+    *res = (struct zk_apply_result *)out;
     return 0;
 }
 
@@ -417,7 +439,8 @@ static void st_abort(void *arg, void *batch)
 static void st_result_free(void *arg, struct zk_apply_result *res)
 {
     (void)arg;
-    (void)res;
+    if ((struct sim_res *)res != &sim_result)
+        free(res);
 }
 
 /* The Ready's batch runs at a disk event, after a normal or slow fsync. */
@@ -480,8 +503,10 @@ void sim_driver_wire(struct sim *s, struct sim_replica *r,
     dc->send_arg = r;
     dc->now_ns = clock_ns;
     dc->clock_arg = r;
-    dc->log = drv_log;
-    dc->log_arg = r;
+    if (s->o.verbose) {             /* the driver formats only for a log */
+        dc->log = drv_log;
+        dc->log_arg = r;
+    }
     dc->tick_ms = SIM_TICK_US / 1000;
     dc->session_timeout_ms = SIM_SESSION_TIMEOUT * SIM_TICK_US / 1000;
     /* The daemon's rule (ens_start.c): 3 x syncLimit, at least 1 s. */
@@ -503,6 +528,7 @@ void sim_pkt_free(struct sim_pkt *p)
 {
     if (p) {
         free(p->buf);
+        free(p->snap);
         free(p);
     }
 }
@@ -527,8 +553,9 @@ static void send_msg(struct sim *s, struct sim_replica *r,
                      const struct zk_zab_msg *m)
 {
     uint32_t to = m->to - 1;
-    struct sim_pkt *p = calloc(1, sizeof(*p));
+    struct sim_pkt *p = malloc(sizeof(*p));
     ZK_ASSERT(p != NULL);
+    p->snap = NULL;
     p->from = r->id - 1;
     p->to = to;
     p->len = zk_zab_msg_encoded_size(m);
@@ -542,8 +569,9 @@ static void send_msg(struct sim *s, struct sim_replica *r,
             sim_fail(s, r->id, "SNAP at %016llx but state is at %016llx",
                      (unsigned long long)m->zxid,
                      (unsigned long long)r->model.applied);
-        p->has_snap = 1;
-        p->snap = r->model;
+        p->snap = malloc(sizeof(*p->snap));
+        ZK_ASSERT(p->snap != NULL);
+        *p->snap = r->model;
     }
     if (s->blocked[p->from][to] ||
         (s->faults_on && sim_range(s, 0, 999) < s->drop_pm)) {
@@ -557,6 +585,11 @@ static void send_msg(struct sim *s, struct sim_replica *r,
         q->buf = malloc(p->len);
         ZK_ASSERT(q->buf != NULL);
         memcpy(q->buf, p->buf, p->len);
+        if (p->snap) {
+            q->snap = malloc(sizeof(*q->snap));
+            ZK_ASSERT(q->snap != NULL);
+            *q->snap = *p->snap;
+        }
         sim_push(s, net_time(s, q->from, q->to, 0), SIM_EV_MSG,
                  SIM_REPLICAS_MAX, q);
     }
@@ -598,13 +631,13 @@ void sim_deliver(struct sim *s, struct sim_pkt *p)
         sim_pkt_free(p);
         return;
     }
-    if (p->has_snap) {
+    if (p->snap) {
         if (r->nsnap == SIM_SNAPS_MAX) {
             memmove(r->snaps, r->snaps + 1,
                     (SIM_SNAPS_MAX - 1) * sizeof(r->snaps[0]));
             r->nsnap--;
         }
-        r->snaps[r->nsnap++] = p->snap;
+        r->snaps[r->nsnap++] = *p->snap;
     }
     uint32_t to = p->to;
     if (s->o.verbose > 1)
@@ -638,6 +671,17 @@ void sim_on_disk(struct sim *s, uint32_t i)
     }
     r->busy = 0;
     int rc = zk_driver_write(r->drv);
+    if (rc == 0) {
+        /* The marker follows the store once the batch is durable, except
+         * while the core abstains (a store behind it stays behind it
+         * until the core synced in a fresh epoch). */
+        struct zk_zab_status st;
+        zk_zab_status(sim_core(r), &st);
+        if (!st.abstaining) {
+            r->mark_hard = r->hard;
+            r->mark_last = sim_disk_last(r);
+        }
+    }
     if (r->crash_after_write) {
         /* Durable, but nothing of the Ready was sent, delivered or
          * answered: the process died between fsync and the rest. */
@@ -682,19 +726,25 @@ static void client_done(void *arg, int err,
     free(w);
 }
 
+void sim_client_header(struct sim_replica *r, uint8_t *buf)
+{
+    r->wseq++;
+    zk_put_be32(buf, r->id);
+    zk_put_be64(buf + 4, r->wseq);
+    zk_put_be32(buf + 12, r->incarnation);
+}
+
 int sim_write(struct sim *s, uint32_t id)
 {
     struct sim_replica *r = &s->rep[id - 1];
     if (!r->alive)
         return ZK_ENOTREADY;
+    s->dirty |= 1u << (id - 1);
     uint32_t len = (uint32_t)sim_range(s, 16, 96);
     uint8_t *buf = malloc(len);
     struct sim_wreq *w = malloc(sizeof(*w));
     ZK_ASSERT(buf != NULL && w != NULL);
-    r->wseq++;
-    zk_put_be32(buf, r->id);
-    zk_put_be64(buf + 4, r->wseq);
-    zk_put_be32(buf + 12, r->incarnation);
+    sim_client_header(r, buf);
     for (uint32_t k = 16; k < len; k++)
         buf[k] = (uint8_t)sim_rand(s);
     if (len > 16)

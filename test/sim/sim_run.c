@@ -57,21 +57,35 @@ static int voters_up(const struct sim *s)
     return up > s->o.voters / 2;
 }
 
-/* A leader a quorum of voters follows, established in its epoch. */
-static int leader_followed(const struct sim *s)
+/* sim_leader() on the views the checks read. */
+static uint32_t view_leader(struct sim *s)
 {
-    uint32_t l = sim_leader(s), n = 0;
-    struct zk_zab_status ls;
+    uint32_t best = 0;
+    uint64_t best_epoch = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct zk_zab_status *st = &sim_view(s, i)->st;
+        if (st->role == ZK_ZAB_LEADING && st->established &&
+            st->epoch > best_epoch) {
+            best = i + 1;
+            best_epoch = st->epoch;
+        }
+    }
+    return best;
+}
+
+/* A leader a quorum of voters follows, established in its epoch. */
+static uint32_t leader_followed(struct sim *s)
+{
+    uint32_t l = view_leader(s), n = 0;
     if (!l)
         return 0;
-    sim_status(s, l, &ls);
+    uint64_t epoch = sim_view(s, l - 1)->st.epoch;
     for (uint32_t i = 0; i < s->n; i++) {
-        struct zk_zab_status st;
-        sim_status(s, i + 1, &st);
-        n += !s->rep[i].observer && st.established && st.leader == l &&
-             st.epoch == ls.epoch;
+        const struct zk_zab_status *st = &sim_view(s, i)->st;
+        n += !s->rep[i].observer && st->established && st->leader == l &&
+             st->epoch == epoch;
     }
-    return n > s->o.voters / 2;
+    return n > s->o.voters / 2 ? l : 0;
 }
 
 /* Checked every step while a heal is being watched (no fault since). */
@@ -83,17 +97,33 @@ void sim_heal_check(struct sim *s)
         s->heal_at = s->now;
         return;
     }
-    if (leader_followed(s)) {
+    uint32_t l = leader_followed(s);
+    if (l) {
         uint64_t took = s->now - s->heal_at;
         if (took > s->heal_max_us)
             s->heal_max_us = took;
-        sim_log(s, sim_leader(s), "leader followed %llu us after the heal",
+        sim_log(s, l, "leader followed %llu us after the heal",
                 (unsigned long long)took);
         s->heal_at = 0;
     } else if (s->now - s->heal_at > SIM_HEAL_LEADER_US) {
         sim_fail(s, 0, "no leader followed by a quorum %llu ms after the "
                  "last heal", SIM_HEAL_LEADER_US / 1000);
     }
+}
+
+/* Whether a quorum of the voters other than i remember their promises:
+ * they have synced at least once (as their disks say), lost no writes
+ * that they have not made good yet, and have no such loss pending. A
+ * voter's disk is wiped, or loses its last writes, only then: with
+ * fewer, the ensemble must stall (docs/ensemble.md). */
+static int others_remember(const struct sim *s, uint32_t i)
+{
+    uint32_t remember = 0;
+    for (uint32_t j = 0; j < s->n; j++)
+        remember += j != i && !s->rep[j].observer &&
+                    s->rep[j].hard.current_epoch > 0 &&
+                    !sim_store_behind(&s->rep[j]) && !s->rep[j].ckpt;
+    return remember > s->o.voters / 2;
 }
 
 /* --wipe: the replica's disk is lost while the others run (a new disk,
@@ -106,14 +136,13 @@ void sim_heal_check(struct sim *s)
 static void fault_wipe(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
-    uint32_t remember = 0;
-    for (uint32_t j = 0; j < s->n; j++)
-        remember += j != i && !s->rep[j].observer &&
-                    s->rep[j].hard.current_epoch > 0;
-    if (!r->observer && remember <= s->o.voters / 2)
+    if (!r->observer && !others_remember(s, i))
         return;
     sim_log(s, r->id, "disk wiped");
     sim_crash(s, r->id);
+    sim_ckpt_free(r);
+    memset(&r->mark_hard, 0, sizeof(r->mark_hard));   /* in the data dir */
+    r->mark_last = 0;
     free(r->ghost);
     r->ghost = malloc((r->nlog ? r->nlog : 1) * sizeof(*r->ghost));
     ZK_ASSERT(r->ghost != NULL);
@@ -136,6 +165,92 @@ static void fault_wipe(struct sim *s, uint32_t i)
     r->incarnation = 0;
     sim_push(s, s->now + sim_range(s, 200000, 1000000), SIM_EV_RESTART, i,
              NULL);
+}
+
+/* --lose-tail: the replica's disk loses its last writes (a disk that
+ * acknowledged fsync without writing, a store put back from an older
+ * copy): its durable state now is kept aside, and 20-300 ms later the
+ * replica dies and restarts from it, having lost every batch made
+ * durable since (entries it acknowledged, epochs it accepted). Its
+ * marker (sim_node.c) is not lost, so its start sees the store behind
+ * it and the core abstains until it has synced in a fresh epoch
+ * (protocol.md 4.2); --lose-undetected starts it without telling, to
+ * show what that gate prevents. As for a wipe, at most one voter at a
+ * time has forgotten: only while a quorum of the others remember. */
+static void fault_lose_tail(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    if (r->ckpt || (!r->observer && !others_remember(s, i)))
+        return;
+    struct sim_ckpt *c = calloc(1, sizeof(*c));
+    ZK_ASSERT(c != NULL);
+    c->hard = r->hard;
+    c->incarnation = r->incarnation;
+    c->model = r->model;
+    c->nlog = r->nlog;
+    c->log = malloc((r->nlog ? r->nlog : 1) * sizeof(*c->log));
+    ZK_ASSERT(c->log != NULL);
+    for (size_t k = 0; k < r->nlog; k++) {
+        c->log[k] = r->log[k];
+        c->log[k].data = malloc(r->log[k].len ? r->log[k].len : 1);
+        ZK_ASSERT(c->log[k].data != NULL);
+        memcpy(c->log[k].data, r->log[k].data, r->log[k].len);
+    }
+    r->ckpt = c;
+    sim_log(s, r->id, "disk will lose the writes made from now on "
+            "(applied %016llx, accepted epoch %llu)",
+            (unsigned long long)r->model.applied,
+            (unsigned long long)r->hard.accepted_epoch);
+    sim_push(s, s->now + sim_range(s, 20000, 300000), SIM_EV_LOSE, i, NULL);
+}
+
+/* The entries and the epoch r forgets (for the checks, as a wipe's). */
+static void lose_ghosts(struct sim *s, struct sim_replica *r, uint32_t i)
+{
+    const struct sim_ckpt *c = r->ckpt;
+    r->ghost = realloc(r->ghost, (r->nghost + r->nlog + 1) *
+                       sizeof(*r->ghost));
+    ZK_ASSERT(r->ghost != NULL);
+    for (size_t k = 0; k < r->nlog; k++)
+        r->ghost[r->nghost++] = r->log[k].zxid;
+    if (r->hard.accepted_epoch <= c->hard.accepted_epoch)
+        return;
+    for (uint32_t j = 0; j < s->n; j++)
+        if (j != i && !s->rep[j].observer &&
+            s->rep[j].hard.accepted_epoch >= r->hard.accepted_epoch &&
+            r->hard.accepted_epoch > r->ghost_acc)
+            r->ghost_acc = r->hard.accepted_epoch;
+}
+
+void sim_on_lose(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    struct sim_ckpt *c = r->ckpt;
+    if (!c)
+        return;
+    int was_alive = r->alive;
+    sim_crash(s, r->id);
+    sim_log(s, r->id, "disk lost its last writes: back to applied %016llx "
+            "(from %016llx), accepted epoch %llu (from %llu)",
+            (unsigned long long)c->model.applied,
+            (unsigned long long)r->model.applied,
+            (unsigned long long)c->hard.accepted_epoch,
+            (unsigned long long)r->hard.accepted_epoch);
+    lose_ghosts(s, r, i);
+    for (size_t k = 0; k < r->nlog; k++)
+        free(r->log[k].data);
+    free(r->log);
+    r->log = c->log;
+    r->nlog = r->caplog = c->nlog;
+    c->log = NULL;
+    c->nlog = 0;
+    r->hard = c->hard;
+    r->incarnation = c->incarnation;
+    r->model = c->model;
+    sim_ckpt_free(r);
+    if (was_alive)
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART,
+                 i, NULL);
 }
 
 /* The process stops (SIGSTOP, a VM migration, or a disk whose write
@@ -264,8 +379,11 @@ void sim_on_fault(struct sim *s)
     } else if (pick < 92) {
         fault_pause(s, i, 1);
         next = settle(s, next);
-    } else if (pick < 98 && s->o.wipe) {
-        fault_wipe(s, i);
+    } else if (pick < 98 && (s->o.wipe || s->o.lose_tail)) {
+        if (s->o.lose_tail && (!s->o.wipe || sim_range(s, 0, 1)))
+            fault_lose_tail(s, i);
+        else
+            fault_wipe(s, i);
     } else if (pick < 96) {
         if (s->rep[i].alive) {
             sim_log(s, i + 1, "dies once its next write is durable");
@@ -287,6 +405,8 @@ static void start_clients(struct sim *s)
                  NULL);
         sim_push(s, s->now + sim_range(s, 1000, 50000), SIM_EV_LOCK, i,
                  NULL);
+        sim_push(s, s->now + sim_range(s, 1000, 30000), SIM_EV_REG, i,
+                 NULL);
     }
 }
 
@@ -300,6 +420,7 @@ static void quiet(struct sim *s)
         s->rep[i].fail_next = 0;
         s->rep[i].crash_after_write = 0;
         s->rep[i].paused_until = 0;
+        sim_ckpt_free(&s->rep[i]);          /* no more lost writes */
         sim_restart(s, i + 1);
     }
     s->tail_start = s->now;
@@ -392,7 +513,9 @@ int sim_random_run(struct sim *s, uint64_t steps)
     s->clients_on = 0;
     if (sim_run_until(s, s->tail_start + SIM_TAIL_US))
         return -1;
-    return check_tail(s);
+    if (check_tail(s))
+        return -1;
+    return sim_lin_check(s);
 }
 
 /* ====================================================================== */

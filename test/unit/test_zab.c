@@ -507,6 +507,18 @@ END_TEST
 
 /* Drains z's Readies; returns how many messages of type went to `to`, and
  * the link of the last FOLLOWERINFO in *link (if not NULL). */
+/* Member 1 of three voters, short limits. */
+static void cfg_three(struct zk_zab_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->id = 1;
+    cfg->n_members = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        cfg->members[i].id = i + 1;
+    cfg->init_limit_ticks = cfg->sync_limit_ticks = 5;
+    cfg->session_timeout_ticks = 10;
+}
+
 static int drain(struct zk_zab *z, unsigned type, uint32_t to,
                  uint64_t *link)
 {
@@ -531,13 +543,7 @@ static int drain(struct zk_zab *z, unsigned type, uint32_t to,
 START_TEST(learner_refuses_older_epoch)
 {
     struct zk_zab_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.id = 1;
-    cfg.n_members = 3;
-    for (uint32_t i = 0; i < 3; i++)
-        cfg.members[i].id = i + 1;
-    cfg.init_limit_ticks = cfg.sync_limit_ticks = 5;
-    cfg.session_timeout_ticks = 10;
+    cfg_three(&cfg);
     struct zk_zab_restore st;
     memset(&st, 0, sizeof(st));
     st.hard.accepted_epoch = st.hard.current_epoch = 5;
@@ -582,22 +588,34 @@ END_TEST
 
 /* Takes z's Readies; returns the flags of the last message of type to
  * `to` (-1 if none), and the link of the last FOLLOWERINFO in *link. */
-static int last_flags(struct zk_zab *z, unsigned type, uint32_t to,
-                      uint64_t *link)
+/* Takes every Ready; *out (if set) is the last message of type to `to`.
+ * Returns whether there was one. */
+static int last_msg(struct zk_zab *z, unsigned type, uint32_t to,
+                    uint64_t *link, struct zk_zab_msg *out)
 {
-    int flags = -1;
+    int found = 0;
     while (zk_zab_has_ready(z)) {
         struct zk_zab_ready rd;
         zk_zab_ready(z, &rd);
         for (size_t i = 0; i < rd.n_msgs; i++) {
-            if (rd.msgs[i].type == type && rd.msgs[i].to == to)
-                flags = rd.msgs[i].flags;
+            if (rd.msgs[i].type == type && rd.msgs[i].to == to) {
+                found = 1;
+                if (out)
+                    *out = rd.msgs[i];
+            }
             if (link && rd.msgs[i].type == ZK_ZAB_MSG_FOLLOWERINFO)
                 *link = rd.msgs[i].link;
         }
         zk_zab_advance(z);
     }
-    return flags;
+    return found;
+}
+
+static int last_flags(struct zk_zab *z, unsigned type, uint32_t to,
+                      uint64_t *link)
+{
+    struct zk_zab_msg m;
+    return last_msg(z, type, to, link, &m) ? (int)m.flags : -1;
 }
 
 static void step_msg(struct zk_zab *z, uint8_t type, uint64_t epoch,
@@ -615,6 +633,47 @@ static void step_msg(struct zk_zab *z, uint8_t type, uint64_t epoch,
     ck_assert_int_eq(zk_zab_step(z, &m), 0);
 }
 
+/* Replica 3 reports that it leads epoch 5; z (abstaining) follows it
+ * with an ABSTAIN FOLLOWERINFO, its ACKEPOCH for `epoch` is not counted
+ * and its accepted epoch stays acc; then a DIFF, NEWLEADER and a PING.
+ * Returns the flags of z's last ACK. */
+static int sync_abstaining(struct zk_zab *z, uint64_t epoch, uint64_t acc)
+{
+    struct zk_zab_msg m;
+    struct zk_zab_status st;
+    memset(&m, 0, sizeof(m));
+    m.type = ZK_ZAB_MSG_VOTE;           /* 3 leads epoch 5 */
+    m.from = 3;
+    m.to = 1;
+    m.state = ZK_ZAB_LEADING;
+    m.leader = 3;
+    m.zxid2 = m.link = m.seq = m.aux = 5;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    uint64_t link = 0;
+    ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link),
+                     ZK_ZAB_MF_ABSTAIN);
+    step_msg(z, ZK_ZAB_MSG_LEADERINFO, epoch, 77, 0, link);
+    ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_ACKEPOCH, 3, NULL), 0);
+    zk_zab_status(z, &st);
+    ck_assert_uint_eq(st.hard.accepted_epoch, acc);
+    step_msg(z, ZK_ZAB_MSG_DIFF, epoch, 77, 1, 0);
+    step_msg(z, ZK_ZAB_MSG_NEWLEADER, epoch, 77, 2, 0);
+    last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
+    step_msg(z, ZK_ZAB_MSG_PING, epoch, 77, 3, 0);
+    return last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
+}
+
+/* After sync_abstaining(): in a fresh epoch (6) a member again, SYNCED
+ * ACKs and current epoch 6; in a stale one still abstaining, ACKs
+ * without SYNCED and the current epoch it had (cur). */
+static void check_synced(const struct zk_zab_status *st, int ack,
+                         int fresh, uint64_t cur)
+{
+    ck_assert_int_eq(st->abstaining, !fresh);
+    ck_assert_uint_eq(st->hard.current_epoch, fresh ? 6 : cur);
+    ck_assert_int_eq(ack, fresh ? ZK_ZAB_MF_SYNCED : 0);
+}
+
 /* A voter with an empty store (its disk was wiped) that hears a peer
  * with history abstains: no vote, an uncounted FOLLOWERINFO and
  * ACKEPOCH, no epoch persisted; synced by a leader of epoch 5 while
@@ -625,13 +684,7 @@ static void step_msg(struct zk_zab *z, uint8_t type, uint64_t epoch,
 START_TEST(empty_store_abstains)
 {
     struct zk_zab_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.id = 1;
-    cfg.n_members = 3;
-    for (uint32_t i = 0; i < 3; i++)
-        cfg.members[i].id = i + 1;
-    cfg.init_limit_ticks = cfg.sync_limit_ticks = 5;
-    cfg.session_timeout_ticks = 10;
+    cfg_three(&cfg);
     for (uint64_t epoch = 4; epoch <= 6; epoch++) {
         struct zk_zab *z = NULL;
         struct zk_zab_status st;
@@ -658,38 +711,59 @@ START_TEST(empty_store_abstains)
         ck_assert_int_eq(zk_zab_step(z, &m), 0);
         zk_zab_status(z, &st);
         ck_assert_int_eq(st.abstaining, 1);
-        memset(&m, 0, sizeof(m));
-        m.type = ZK_ZAB_MSG_VOTE;           /* 3 leads epoch 5 */
-        m.from = 3;
-        m.to = 1;
-        m.state = ZK_ZAB_LEADING;
-        m.leader = 3;
-        m.zxid2 = m.link = m.seq = m.aux = 5;
-        ck_assert_int_eq(zk_zab_step(z, &m), 0);
-        uint64_t link = 0;
-        ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link),
-                         ZK_ZAB_MF_ABSTAIN);
-        step_msg(z, ZK_ZAB_MSG_LEADERINFO, epoch, 77, 0, link);
-        ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_ACKEPOCH, 3, NULL), 0);
-        zk_zab_status(z, &st);
-        ck_assert_uint_eq(st.hard.accepted_epoch, 0);
-        step_msg(z, ZK_ZAB_MSG_DIFF, epoch, 77, 1, 0);
-        step_msg(z, ZK_ZAB_MSG_NEWLEADER, epoch, 77, 2, 0);
-        last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
-        step_msg(z, ZK_ZAB_MSG_PING, epoch, 77, 3, 0);
-        int ack = last_flags(z, ZK_ZAB_MSG_ACK, 3, NULL);
+        int ack = sync_abstaining(z, epoch, 0);
         zk_zab_status(z, &st);
         ck_assert_uint_eq(st.role, ZK_ZAB_FOLLOWING);
         ck_assert_int_eq(st.established, 1);            /* it serves */
-        if (epoch == 5) {
-            ck_assert_int_eq(st.abstaining, 1);
-            ck_assert_uint_eq(st.hard.current_epoch, 0);
-            ck_assert_int_eq(ack, 0);
-        } else {
-            ck_assert_int_eq(st.abstaining, 0);
-            ck_assert_uint_eq(st.hard.current_epoch, 6);
-            ck_assert_int_eq(ack, ZK_ZAB_MF_SYNCED);
+        check_synced(&st, ack, epoch == 6, 0);
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
+/* A voter whose store lost its last writes (restore's lost_writes: the
+ * embedder's marker is ahead of the store) abstains from its start as an
+ * empty store does, although its store holds epochs: it votes for
+ * nobody, its FOLLOWERINFO says ABSTAIN, its ACKEPOCH is not counted and
+ * nothing is persisted; synced in epoch 5 while peer 2 reports it
+ * accepted 6 it only learns; in epoch 6 it is a member again once
+ * NEWLEADER is durable. The same store without lost_writes votes. */
+START_TEST(lost_writes_abstain)
+{
+    struct zk_zab_config cfg;
+    cfg_three(&cfg);
+    struct zk_zab_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    for (uint64_t epoch = 4; epoch <= 6; epoch++) {
+        struct zk_zab *z = NULL;
+        struct zk_zab_status st;
+        rs.lost_writes = epoch > 4;
+        ck_assert_int_eq(zk_zab_create(&cfg, &rs, &z), 0);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.abstaining, rs.lost_writes);
+        struct zk_zab_msg v;
+        ck_assert(last_msg(z, ZK_ZAB_MSG_VOTE, 2, NULL, &v));
+        ck_assert_uint_eq(v.leader, rs.lost_writes ? 0 : 1);
+        if (epoch == 4) {
+            zk_zab_destroy(z);
+            continue;
         }
+        struct zk_zab_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_VOTE;           /* 2 accepted 6 */
+        m.from = 2;
+        m.to = 1;
+        m.epoch = 1;
+        m.leader = 2;
+        m.seq = m.aux = 4;
+        m.link = 6;
+        m.zxid = ZK_ZAB_ZXID(4, 9);
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        int ack = sync_abstaining(z, epoch, 4);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.established, 1);            /* it serves */
+        check_synced(&st, ack, epoch == 6, 4);
         zk_zab_destroy(z);
     }
 }
@@ -719,6 +793,7 @@ Suite *zab_suite(void)
     tcase_add_test(api, api_errors);
     tcase_add_test(api, learner_refuses_older_epoch);
     tcase_add_test(api, empty_store_abstains);
+    tcase_add_test(api, lost_writes_abstain);
     suite_add_tcase(su, api);
     return su;
 }
