@@ -266,6 +266,13 @@ ens_wait_exists() {
     wait_for -t "${3:-20}" test -e "$(ens_mnt "$1")/$2" ||
         fail "replica $1: $2 did not appear"
 }
+# ens_mkdir_seen REL: mkdir REL through mount 1, then waits until mounts 2
+# and 3 show it.
+ens_mkdir_seen() {
+    mkdir "$(ens_mnt 1)/$1" || fail "mkdir $1 on mount 1"
+    ens_wait_exists 2 "$1"
+    ens_wait_exists 3 "$1"
+}
 ens_wait_gone() {
     wait_for -t "${3:-20}" not test -e "$(ens_mnt "$1")/$2" ||
         fail "replica $1: $2 did not go away"

@@ -17,9 +17,7 @@
 ens_setup 3
 ens_start_all
 m1=$(ens_mnt 1) m2=$(ens_mnt 2) m3=$(ens_mnt 3)
-mkdir "$m1/q"
-ens_wait_exists 2 q
-ens_wait_exists 3 q
+ens_mkdir_seen q
 
 
 log "a reader woken by IN_CREATE on mount 2 reads complete files"

@@ -72,9 +72,7 @@ log "ensemble: changes made on another mount"
 ens_setup 3
 ens_start_all
 m1=$(ens_mnt 1) m2=$(ens_mnt 2) m3=$(ens_mnt 3)
-mkdir "$m1/q"
-ens_wait_exists 2 q
-ens_wait_exists 3 q
+ens_mkdir_seen q
 expect "$m2/q" "" "empty on mount 2"
 ev=$ZK_TMP/events
 zk_bg inotifywait -m -t 120 -e create,delete,moved_to --format '%e %f' \
