@@ -254,6 +254,8 @@ static void resubmit_lost(struct zk_driver *d)
 {
     struct zk_zab_status st;
 
+    if (d->head == NULL)
+        return;
     zk_zab_status(d->z, &st);
     /* Not merely synced: a learner can process NEWLEADER of a leader that
      * never gets a quorum, and a later leader may still hold (and commit)
@@ -283,6 +285,8 @@ static void submit_props(struct zk_driver *d)
 {
     struct zk_zab_status st;
 
+    if (d->head == NULL)
+        return;
     resubmit_lost(d);
     zk_zab_status(d->z, &st);
     for (struct prop *p = d->head; p; p = p->next) {
