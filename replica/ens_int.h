@@ -287,8 +287,8 @@ void *zk__ens_worker_main(void *arg);
 void zk__ens_on_async(uv_async_t *h);
 /* The tick timer's callback: the driver's tick, the handshake sweep. */
 void zk__ens_on_tick(uv_timer_t *t);
-/* CLOCK_MONOTONIC in ns: the driver's clock. */
-uint64_t zk__ens_mono_ns(void);
+/* CLOCK_BOOTTIME in ns: the driver's clock (it runs through a suspend). */
+uint64_t zk__ens_clock_ns(void);
 
 /* ---- ens_net.c ------------------------------------------------------- */
 

@@ -143,12 +143,12 @@ void zk__ens_elect_watch(struct zk__ens *e)
     zk_zab_status(zk_driver_core(e->d), &st);
     if (st.role == ZK_ZAB_LOOKING) {
         if (!e->elect_t0_ns)
-            e->elect_t0_ns = zk__ens_mono_ns();
+            e->elect_t0_ns = zk__ens_clock_ns();
         return;
     }
     if (!e->elect_t0_ns || !st.established)
         return;
-    uint64_t ns = zk__ens_mono_ns() - e->elect_t0_ns;
+    uint64_t ns = zk__ens_clock_ns() - e->elect_t0_ns;
     size_t b = 0;
     while (b < ZK_ARRAY_LEN(zk_replica_election_le_ns) &&
            ns > zk_replica_election_le_ns[b])
