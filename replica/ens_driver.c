@@ -422,6 +422,7 @@ void zk__ens_on_tick(uv_timer_t *t)
     zk_driver_tick(e->d);
     zk__ens_elect_watch(e);
     zk__ens_handshake_sweep(e);
+    zk__ens_recover_tick(e);
 }
 
 int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,
