@@ -20,12 +20,18 @@ export ZKFS_MAP_SIZE_BYTES=$((256 * 1024 * 1024))
 ens_start_all
 
 declare -A SUMS=()
+# put I N WHEN: a new 200 kB file fN through replica I's mount, which must
+# succeed (WHEN says when, for the failure); its sum in SUMS.
+put() {
+    head -c 204800 /dev/urandom >"$ZK_TMP/blob"
+    cp "$ZK_TMP/blob" "$(ens_mnt "$1")/f$2" || fail "write $2 through replica $1 failed $3"
+    SUMS[f$2]=$(sha256sum <"$ZK_TMP/blob")
+}
+
 log "writing 200 kB files through replica 1 until replica 3's disk is full"
 full=
 for i in $(seq 1 150); do
-    head -c 204800 /dev/urandom >"$ZK_TMP/blob"
-    cp "$ZK_TMP/blob" "$(ens_mnt 1)/f$i" || fail "write $i through replica 1 failed (replicas 1 and 2 have room)"
-    SUMS[f$i]=$(sha256sum <"$ZK_TMP/blob")
+    put 1 "$i" "(replicas 1 and 2 have room)"
     if grep -q "writing to the store failed" "$ZK_TMP/zkfs.r3.log"; then
         full=$i
         break
@@ -36,9 +42,7 @@ log "replica 3's store failed after write $full: $(grep -m1 'writing to the stor
 
 log "replicas 1 and 2 go on committing"
 for i in $(seq $((full + 1)) $((full + 5))); do
-    head -c 204800 /dev/urandom >"$ZK_TMP/blob"
-    cp "$ZK_TMP/blob" "$(ens_mnt 2)/f$i" || fail "write $i through replica 2 failed while replica 3 is full"
-    SUMS[f$i]=$(sha256sum <"$ZK_TMP/blob")
+    put 2 "$i" "while replica 3 is full"
 done
 
 log "replica 3's mount serves reads and fails writes with an error"
@@ -62,9 +66,7 @@ if echo x >"$(ens_mnt 3)/on3" 2>/dev/null; then
     fail "a write through replica 3 succeeded while its disk is full"
 fi
 for i in $(seq $((full + 6)) $((full + 8))); do
-    head -c 204800 /dev/urandom >"$ZK_TMP/blob"
-    cp "$ZK_TMP/blob" "$(ens_mnt 1)/f$i" || fail "write $i through replica 1 failed while replica 3 retries"
-    SUMS[f$i]=$(sha256sum <"$ZK_TMP/blob")
+    put 1 "$i" "while replica 3 retries"
 done
 grep -q "^zkfs_store_failures_total [1-9]" "$(ens_mnt 3)/.zkfs.prom" ||
     fail "zkfs_store_failures_total is not counted: $(grep store_ "$(ens_mnt 3)/.zkfs.prom")"
