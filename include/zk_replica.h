@@ -183,6 +183,8 @@ struct zk_replica_status {
                                      stopped: a full disk, an I/O error) */
     uint64_t store_recoveries;    /* new cores made from the store after
                                      such a failure, keeping the mount */
+    int store_error;              /* the store's last batch failed with
+                                     this (0: it writes) */
     uint64_t syncs_diff, syncs_trunc, syncs_snap; /* as leader, by mode */
     /* Snapshot bytes sent to learners (counted as each chunk goes out,
      * so an abandoned transfer counts what it sent) and installed here;

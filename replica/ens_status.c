@@ -114,6 +114,7 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->snapshots_held = e->snaps_held;
     out->store_failures = e->recoveries + (ds.failed ? 1 : 0);
     out->store_recoveries = e->recoveries;
+    out->store_error = ds.failed;
     out->elections = st.n_elections;
     out->syncs_diff = st.n_diff;
     out->syncs_trunc = st.n_trunc;

@@ -71,6 +71,10 @@ fi
 for i in $(seq $((full + 6)) $((full + 8))); do
     put 1 "$i" "while replica 3 retries"
 done
+# (between a retried core's start and its failing batch it says ok: wait)
+status_says() { "$ZKFS" status "$(ens_mnt 3)" | grep -qE "$1"; }
+wait_for -t 15 status_says "^store +failed: No space left on device" ||
+    fail "zkfs status does not say why replica 3 is out: $("$ZKFS" status "$(ens_mnt 3)" | grep store)"
 grep -q "^zkfs_store_failures_total [1-9]" "$(ens_mnt 3)/.zkfs.prom" ||
     fail "zkfs_store_failures_total is not counted: $(grep store_ "$(ens_mnt 3)/.zkfs.prom")"
 
@@ -87,6 +91,7 @@ for f in "${!SUMS[@]}"; do
     assert_eq "${SUMS[$f]}" "$(sha256sum <"$(ens_mnt 3)/$f")" "$f on replica 3"
 done
 ens_trees_identical
+status_says "^store +ok" || fail "zkfs status once replica 3 is back: $("$ZKFS" status "$(ens_mnt 3)" | grep store)"
 grep -q "^zkfs_store_recoveries_total [1-9]" "$(ens_mnt 3)/.zkfs.prom" ||
     fail "zkfs_store_recoveries_total is not counted"
 for i in 1 2 3; do ens_stop "$i"; done
