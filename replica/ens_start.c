@@ -270,6 +270,7 @@ void zk__ens_recover_tick(struct zk__ens *e)
     /* Counters go on from where the failed driver left them. */
     e->carry_batches += ds.batches;
     e->carry_fsyncs += ds.fsyncs;
+    zk_driver_fail_all(e->d, -EIO);     /* none should wait still */
     zk_driver_destroy(e->d);
     e->d = nd;
     e->recover_at_ms = 0;
