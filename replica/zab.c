@@ -512,6 +512,15 @@ static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
                   "%llu, last zxid %016llx)",
                   (unsigned long long)z->hard.accepted_epoch,
                   (unsigned long long)zk__last_zxid(z));
+    } else if (st->restored && !z->cfg.members[z->self].observer) {
+        z->abstain = z->restored = 1;
+        z->restored_acc = z->hard.accepted_epoch;
+        z->restored_cur = z->hard.current_epoch;
+        zk__trace(z, "store was restored from a backup or a copy: waiting "
+                  "to sync before voting, unless every voter's store was "
+                  "restored (accepted epoch %llu, last zxid %016llx)",
+                  (unsigned long long)z->hard.accepted_epoch,
+                  (unsigned long long)zk__last_zxid(z));
     }
     return 0;
 }
