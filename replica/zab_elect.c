@@ -54,7 +54,9 @@
  * restored or an empty store (no current or accepted epoch): then no
  * voter remembers a promise made after the backup. A voter that
  * remembers, or one not heard from yet, keeps it abstaining until it has
- * synced in a fresh epoch.
+ * synced in a fresh epoch. An empty store that abstains because it
+ * heard a restored one lifts its abstention by the same rule, so that a
+ * new ensemble restored on one server (the others empty) elects.
  */
 #include "zab_int.h"
 
@@ -282,7 +284,7 @@ int zk__epoch_fresh(const struct zk_zab *z, uint64_t e)
 /* An empty store hears a peer with history: from now on it abstains. */
 static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
 {
-    if (z->abstain || !zk__store_empty(z) ||
+    if (z->abstain || z->lifted || !zk__store_empty(z) ||
         !(m->seq || m->aux || m->zxid))
         return;
     z->abstain = 1;
@@ -296,12 +298,14 @@ static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
     }
 }
 
-/* A restored store that still abstains votes once every other voter's
- * last VOTE reported a restored or empty store: nobody remembers a
- * promise newer than the backups (zab_elect.c, "restored stores"). */
+/* A restored or empty store that abstains votes once every other
+ * voter's last VOTE reported a restored or empty store: nobody remembers
+ * a promise newer than the backups ("restored stores"; a new ensemble
+ * restored on one server, the others empty, elects so). */
 static void restored_lift(struct zk_zab *z)
 {
-    if (!z->abstain || !zk__store_restored(z) || z->role != ZK_ZAB_LOOKING)
+    if (!z->abstain || z->lost_writes || z->role != ZK_ZAB_LOOKING ||
+        (!zk__store_restored(z) && !zk__store_empty(z)))
         return;
     for (uint32_t i = 0; i < z->cfg.n_members; i++) {
         const struct zk__peer *p = &z->peers[i];
@@ -309,6 +313,7 @@ static void restored_lift(struct zk_zab *z)
             return;
     }
     z->abstain = 0;
+    z->lifted = 1;
     zk__trace(z, "every voter's store was restored or is empty: voting "
               "(accepted epoch %llu, last zxid %016llx)",
               (unsigned long long)z->hard.accepted_epoch,

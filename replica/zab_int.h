@@ -151,6 +151,7 @@ struct zk_zab {
      * while its epochs are still restored_acc and restored_cur. */
     int abstain, lost_writes, restored;
     uint64_t restored_acc, restored_cur;
+    int lifted;                /* voted after all: every voter forgetful */
 
     /* election */
     uint64_t round;

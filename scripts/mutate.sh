@@ -12,7 +12,9 @@
 #
 # Mutants named wipe-* are simulated with --wipe (disks wiped while the
 # others run), losttail-* with --lose-tail on 3 voters (a disk that lost
-# its last writes), the faults they are about.
+# its last writes), putback-* with --put-back on 3 voters (the same, told
+# to the core as a data directory restored or copied back), the faults
+# they are about.
 #
 # Usage: scripts/mutate.sh [NAME...]   (default: every mutation)
 # Environment: ZK_MUTATE_SEEDS (default 40) simulator seeds per mutant,
@@ -50,6 +52,8 @@ wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fre
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
 sync-no-wait @@ replica/driver.c @@ s{(int zk_driver_propose\(.*?\{\n)}{$1    if (is_sync) { free(payload); cb(arg, 0, NULL); return 0; }\n}s @@ a read barrier (zkfs sync) answered at once, without waiting for the leader's commit point: a read after it is only sequentially consistent (caught by the register history's linearizability check, sim_lin.c)
 losttail-gate-off @@ replica/zab.c @@ s{if \(st->lost_writes && }{if (0 && st->lost_writes && } @@ a replica whose store lost its last writes (its marker is ahead of it) votes and counts with the promises it forgot (simulated with --lose-tail, 3 voters, as every losttail-* mutant)
+putback-gate-off @@ replica/zab.c @@ s{z->abstain = z->restored = 1;}{z->restored = 1;} @@ a replica whose data directory was put back from a backup or a copy (the store's restored mark) votes with the promises it forgot (simulated with --put-back, 3 voters, as every putback-* mutant)
+putback-lift-any @@ replica/zab_elect.c @@ s{p->forgetful = \(m->flags & ZK_ZAB_MF_RESTORED\) \|\| \(!m->seq && !m->link\);}{p->forgetful = 1;} @@ a put-back replica votes once it heard every voter, whether they remember or not (not only when every store was restored or is empty)
 EOF
 )
 
@@ -85,6 +89,7 @@ while IFS= read -r line; do
     case $name in
     wipe-*) simargs=(--wipe) ;;
     losttail-*) simargs=(--lose-tail --replicas 3 --observers 0) ;;
+    putback-*) simargs=(--put-back --replicas 3 --observers 0) ;;
     esac
     if ! make -s -C "$tmp" -j"$jobs" build/zkfs-sim build/zkfs-unit >"$tmp/.build.log" 2>&1; then
         # A mutant that does not compile tests nothing: fix its line.

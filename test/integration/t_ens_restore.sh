@@ -4,7 +4,9 @@
 # into the data directories of servers 1 and 2 of a new 3-server ensemble
 # (server 3 starts empty and catches up from the leader), and every
 # server then serves the saved tree without the ephemeral; new writes get
-# zxids above the snapshot's, and the sequence counter goes on.
+# zxids above the snapshot's, and the sequence counter goes on. Then the
+# same backup restored on server 1 alone (2 and 3 empty) seeds another
+# new ensemble: every server serves the saved tree.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -52,3 +54,18 @@ for i in 1 2 3; do ens_stop "$i"; done
 for i in 1 2 3; do
     "$ZKFS" check "$(ens_data "$i")" || fail "check of server $i"
 done
+
+log "restored on server 1 only; servers 2 and 3 empty"
+for i in 1 2 3; do rm -rf "$(ens_data "$i")"; done
+assert_rc 0 "$ZKFS" snapshot restore "$ZK_TMP/b.zks" --data "$(ens_data 1)"
+ens_start_all
+ens_wait_synced
+for i in 1 2 3; do
+    got=$(cd "$(ens_mnt "$i")" && find . -mindepth 1 -printf '%y %m %s %p\n' | sort)
+    assert_eq "$(cat "$ZK_TMP/want")" "$got" "tree of server $i (restored on 1 only)"
+done
+grep -q "every voter's store was restored or is empty: voting" "$ZK_TMP/zkfs.r1.log" ||
+    fail "server 1 did not log that it votes among restored and empty stores"
+echo again >"$(ens_mnt 2)/app/again" || fail "write after the restore on one failed"
+for i in 1 2 3; do ens_wait_cat "$i" app/again again; done
+for i in 1 2 3; do ens_stop "$i"; done
