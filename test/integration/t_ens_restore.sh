@@ -10,6 +10,15 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
+# trees_are_saved WHAT: every server's tree is the saved one ($ZK_TMP/want).
+trees_are_saved() {
+    local i got
+    for i in 1 2 3; do
+        got=$(cd "$(ens_mnt "$i")" && find . -mindepth 1 -printf '%y %m %s %p\n' | sort)
+        assert_eq "$(cat "$ZK_TMP/want")" "$got" "tree of server $i ($1)"
+    done
+}
+
 log "a standalone replica's tree, saved"
 S=$ZK_TMP/s
 zk_start "$ZK_TMP/sd" "$S"
@@ -32,10 +41,7 @@ assert_rc 0 "$ZKFS" snapshot restore "$ZK_TMP/b.zks" --data "$(ens_data 1)"
 assert_rc 0 "$ZKFS" snapshot restore "$ZK_TMP/b.zks" --data "$(ens_data 2)"
 ens_start_all
 ens_wait_synced
-for i in 1 2 3; do
-    got=$(cd "$(ens_mnt "$i")" && find . -mindepth 1 -printf '%y %m %s %p\n' | sort)
-    assert_eq "$(cat "$ZK_TMP/want")" "$got" "tree of server $i"
-done
+trees_are_saved "restored on 1 and 2"
 ens_trees_identical
 assert_eq "value 7" "$(cat "$(ens_mnt 3)/app/k7")" "data on the server that started empty"
 assert_eq 0 "$(xattr "$(ens_mnt 3)/svc" user.zk.numChildren)" "svc numChildren"
@@ -60,10 +66,7 @@ for i in 1 2 3; do rm -rf "$(ens_data "$i")"; done
 assert_rc 0 "$ZKFS" snapshot restore "$ZK_TMP/b.zks" --data "$(ens_data 1)"
 ens_start_all
 ens_wait_synced
-for i in 1 2 3; do
-    got=$(cd "$(ens_mnt "$i")" && find . -mindepth 1 -printf '%y %m %s %p\n' | sort)
-    assert_eq "$(cat "$ZK_TMP/want")" "$got" "tree of server $i (restored on 1 only)"
-done
+trees_are_saved "restored on 1 only"
 grep -q "every voter's store was restored or is empty: voting" "$ZK_TMP/zkfs.r1.log" ||
     fail "server 1 did not log that it votes among restored and empty stores"
 echo again >"$(ens_mnt 2)/app/again" || fail "write after the restore on one failed"
