@@ -521,6 +521,8 @@ static int req_status(struct ctl *c)
                    rs.commit_zxid, rs.lag, rs.syncing ? "true" : "false",
                    rs.snapshots_sent, rs.snapshots_installed,
                    rs.snapshots_rejected, rs.snapshots_held);
+    pos = json_add(body, pos, sizeof(body), ",\"abstaining\":%s",
+                   rs.abstaining ? "true" : "false");
     pos = json_add(body, pos, sizeof(body), ",\"locked_files\":%" PRIu64
                    ",\"lock_waits_here\":%u", zk__fs_lock_counts(c->fs),
                    zk__fs_lock_waits(c->fs));

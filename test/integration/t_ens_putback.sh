@@ -11,7 +11,9 @@
 #    the gate 2 and 3 elect one of them and W is lost for good: 1's copy
 #    of it is truncated when it rejoins);
 #  - 1 is started: a leader is elected, W is on all three mounts, 3 says
-#    it votes again, and the trees are identical.
+#    it votes again (status: abstaining false), and the trees are
+#    identical; 3 restarted is an ordinary replica (its mark went with
+#    its sync).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -60,6 +62,8 @@ for how in restore copy; do
         fail "$how: 2 and 3 elected a leader without W ($(ens_field 3 role)/$(ens_field 2 role))"
     fi
     assert_eq true "$(ens_field 3 stale)" "server 3 stale ($how)"
+    assert_eq true "$(ens_field 3 abstaining)" "server 3 abstaining ($how)"
+    assert_eq false "$(ens_field 2 abstaining)" "server 2 abstaining ($how)"
     log "$how: no leader among 2 and 3; starting 1"
     ens_start 1
     ens_wait_leader 30
@@ -70,7 +74,15 @@ for how in restore copy; do
     for i in 1 2 3; do ens_wait_cat "$i" "after-$how" "after-$how"; done
     ens_wait_synced
     ens_trees_identical
+    assert_eq false "$(ens_field 3 abstaining)" "server 3 abstaining after its sync ($how)"
     log "$how: W kept, 3 votes again ($(ens_tree_size 1) znodes)"
+    # The mark went with the sync: a restart is an ordinary one.
+    ens_stop 3
+    : >"$ZK_TMP/zkfs.r3.log"
+    ens_start 3
+    ens_wait_leader 30
+    ! log_has 3 "store was restored" || fail "server 3 restored again at a restart ($how)"
+    assert_eq false "$(ens_field 3 abstaining)" "server 3 abstaining after a restart ($how)"
 done
 for i in 1 2 3; do ens_stop "$i"; done
 for i in 1 2 3; do
