@@ -202,6 +202,12 @@ struct zk_zab_hard_state {
                                    embedder's persisted incarnation must
                                    not be below it (the next start takes a
                                    higher one). Not restored.            */
+    int member_again;           /* Ready only: this Ready holds the sync
+                                   that ends an abstention (an empty,
+                                   restored or lost-writes store); once it
+                                   is durable the replica votes again, so
+                                   an embedder's mark of such a store
+                                   goes in the same batch. Not restored. */
 };
 
 /* What the embedder read from disk at start. All zeros for a new replica. */

@@ -188,20 +188,6 @@ START_TEST(create_open_reopen)
 }
 END_TEST
 
-/* Copies file src to dst (a test helper: cp, not rename). */
-static void copy_file(const char *src, const char *dst)
-{
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    char buf[65536];
-    size_t n;
-    ck_assert_ptr_nonnull(in);
-    ck_assert_ptr_nonnull(out);
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    ck_assert_int_eq(fclose(out), 0);
-}
-
 /* The file id stays across a reopen; the same store copied into a new
  * file (a directory put back from a copy) has another one, though the
  * contents and the meta values are the same; with the file moved back
@@ -221,7 +207,7 @@ START_TEST(file_id_names_the_file)
     f.s = NULL;
     snprintf(src, sizeof(src), "%s/zkfs.mdb", f.dir);
     snprintf(dst, sizeof(dst), "%s/zkfs.mdb.copy", f.dir);
-    copy_file(src, dst);
+    zk_test_copy_file(src, dst);
     ck_assert_int_eq(rename(dst, src), 0);
     ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);
     ck_assert_uint_eq(ino_of(&f, "/a"), ZK_INO_FIRST_NODE);
