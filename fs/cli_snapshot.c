@@ -380,6 +380,10 @@ static int install(int fd, uint64_t size, const struct zk__snapfile_hdr *h,
         rc = zk_store_batch_meta_set(b, "accepted_epoch", zxid >> 32);
     if (rc == 0)
         rc = zk_store_batch_meta_set(b, "current_epoch", zxid >> 32);
+    /* It forgot whatever this server promised after the backup: as a
+     * member it waits to sync first (ens_start.c, restored_mark). */
+    if (rc == 0)
+        rc = zk_store_batch_meta_set(b, "restored", 1);
     zk_store_install_abort(in);
     if (rc == 0)
         rc = zk_store_batch_commit(b);

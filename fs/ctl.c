@@ -530,6 +530,8 @@ static int req_status(struct ctl *c)
     } else {
         pos = json_add(body, pos, sizeof(body), ",\"store\":\"ok\"");
     }
+    pos = json_add(body, pos, sizeof(body), ",\"abstaining\":%s",
+                   rs.abstaining ? "true" : "false");
     pos = json_add(body, pos, sizeof(body), ",\"locked_files\":%" PRIu64
                    ",\"lock_waits_here\":%u", zk__fs_lock_counts(c->fs),
                    zk__fs_lock_waits(c->fs));

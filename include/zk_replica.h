@@ -168,6 +168,10 @@ struct zk_replica_status {
     uint32_t my_id, leader_id;
     uint64_t epoch, last_zxid;
     int stale;                    /* cut off from the quorum */
+    int abstaining;               /* votes for nobody, counts toward no
+                                     quorum until synced: its data
+                                     directory was empty, restored or
+                                     copied back (ensemble.md) */
     uint64_t pending;             /* proposals not yet answered */
     uint64_t batches, fsyncs;     /* group commit counters */
     uint64_t commit_zxid;         /* highest zxid known committed */

@@ -196,6 +196,16 @@ void zk_store_fsync_stats(struct zk_store *s,
 /* Reads metadata value key (a short ASCII name) into *val; -ENOENT if unset. */
 int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val);
 
+/* Stores in *id a number naming the data file itself, not its contents:
+ * its inode number and, where the filesystem keeps one, its birth time.
+ * A copy of the directory put back in its place (cp -a, rsync, a
+ * filesystem backup restored) holds another file, so another id; the
+ * same file keeps its id across restarts and snapshot installs. Without
+ * a birth time (some filesystems, or no statx(2): then fstat's inode) a
+ * copy that gets the freed inode number of the file it replaces has the
+ * same id. Any thread. Errors: -errno from statx(2) or fstat(2). */
+int zk_store_file_id(struct zk_store *s, uint64_t *id);
+
 /* Log entry at zxid into a new malloc'd buffer; -ENOENT if absent. */
 int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
                      size_t *len);

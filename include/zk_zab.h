@@ -123,6 +123,10 @@ enum zk_zab_msg_type {
 #define ZK_ZAB_MF_ESTABLISHED 0x10 /* COMMIT, PING: the sender leads an
                                     established epoch (a quorum acked its
                                     NEWLEADER); ZooKeeper's UPTODATE   */
+#define ZK_ZAB_MF_RESTORED 0x20  /* VOTE: the sender's store was put back
+                                    (a backup restored, a copy put back)
+                                    and has accepted no epoch since
+                                    (zab_elect.c, "restored stores")   */
 
 struct zk_zab_msg {
     uint8_t type;          /* enum zk_zab_msg_type                      */
@@ -198,6 +202,12 @@ struct zk_zab_hard_state {
                                    embedder's persisted incarnation must
                                    not be below it (the next start takes a
                                    higher one). Not restored.            */
+    int member_again;           /* Ready only: this Ready holds the sync
+                                   that ends an abstention (an empty,
+                                   restored or lost-writes store); once it
+                                   is durable the replica votes again, so
+                                   an embedder's mark of such a store
+                                   goes in the same batch. Not restored. */
 };
 
 /* What the embedder read from disk at start. All zeros for a new replica. */
@@ -215,6 +225,16 @@ struct zk_zab_restore {
                                    last writes): a voter abstains, as an
                                    empty store does, until it has synced
                                    in a fresh epoch (zab_elect.c)       */
+    int restored;               /* the store was put back from a backup
+                                   or a copy and has accepted no epoch
+                                   since (its embedder's mark says so):
+                                   it may have forgotten promises made
+                                   after that copy. A voter abstains as
+                                   with lost_writes, unless every other
+                                   voter reports a restored or empty
+                                   store too (a new ensemble restored
+                                   from one backup): then it votes
+                                   (zab_elect.c, "restored stores")    */
 };
 
 /* --- the core ---------------------------------------------------------- */

@@ -182,6 +182,16 @@ static int st_hard_state(void *arg, void *batch,
                                      hs->current_epoch);
     if (rc == 0 && hs->incarnation)    /* learnt after a wiped disk */
         rc = zk_store_batch_meta_set(batch, "incarnation", hs->incarnation);
+    /* A restored store that accepts an epoch, or is synced as a member
+     * again, remembers its promises from now on (ens_start.c,
+     * restored_mark): the mark goes in this batch. */
+    if (rc == 0 && e->restored_mark && (hs->member_again ||
+        hs->accepted_epoch != e->restored_acc ||
+        hs->current_epoch != e->restored_cur)) {
+        rc = zk_store_batch_meta_set(batch, "restored", 0);
+        if (rc == 0)
+            e->restored_mark = 0;
+    }
     return rc;
 }
 

@@ -228,6 +228,11 @@ struct zk__ens {
     struct zk_driver *d;          /* the core's driver (driver.h)          */
     uint32_t my_id, tick_ms, sync_limit, session_timeout_ms;
     uint64_t prop_wait_ms;
+    /* The store's "restored" mark was set at start (ens_start.c): the
+     * first persisted hard state that moves its epochs from these clears
+     * it (worker thread only, after start). */
+    int restored_mark;
+    uint64_t restored_acc, restored_cur;
     size_t secret_len;
     uint8_t secret[ZK_CONFIG_SECRET_MAX];
     uint32_t n_members;

@@ -17,13 +17,15 @@
 #include <sys/random.h>
 
 /* The core's trace is debug output, except the lines an operator must
- * see: an empty data directory in an ensemble with history (the replica
- * abstains until it has synced, zab_elect.c), and its end. */
+ * see: an empty or restored data directory in an ensemble with history
+ * (the replica abstains until it has synced, zab_elect.c), and its end. */
 static void trace_fn(void *arg, uint32_t id, uint64_t tick, const char *line)
 {
     (void)arg;
     int loud = !strncmp(line, "data directory is empty", 23) ||
-               !strncmp(line, "synced from an empty", 20);
+               !strncmp(line, "store was restored", 18) ||
+               !strncmp(line, "every voter's store", 19) ||
+               !strncmp(line, "synced from a", 13);
     zk_log(loud ? ZK_LOG_WARN : ZK_LOG_DEBUG, "zab %u t%llu: %s", id,
            (unsigned long long)tick, line);
 }
@@ -144,6 +146,47 @@ static int bump_incarnation(struct zk__ens *e, uint32_t *inc)
     return rc;
 }
 
+/* The store's mark that it was put back from a backup or a copy, and
+ * may have forgotten promises made after it (zab_elect.c, "restored
+ * stores"): `zkfs snapshot restore` sets "restored"; so does this start
+ * when the data file is not the one this store last ran in (its
+ * "file_id", zk_store_file_id) and the store holds epochs (an empty one
+ * is the empty-store gate's). st_hard_state (ens_driver.c) clears it in
+ * the batch of the first hard state that moves the epochs, so while it
+ * is set the store's epochs are the restored ones. */
+static int restored_mark(struct zk__ens *e, const struct zk_store_info *in,
+                         int *restored)
+{
+    uint64_t id = 0, was = 0, mark = 0;
+    struct zk_store_batch *b = NULL;
+    int rc = zk_store_file_id(e->store, &id);
+    int had = rc == 0 && zk_store_meta_get(e->store, "file_id", &was) == 0;
+    int moved = had && was != id &&
+                (in->accepted_epoch || in->current_epoch);
+
+    if (rc == 0 && (!had || was != id)) {
+        rc = zk_store_batch_begin(e->store, &b);
+        if (rc == 0)
+            rc = zk_store_batch_meta_set(b, "file_id", id);
+        if (rc == 0 && moved)
+            rc = zk_store_batch_meta_set(b, "restored", 1);
+        if (rc == 0)
+            rc = zk_store_batch_commit(b);
+        else if (b)
+            zk_store_batch_abort(b);
+    }
+    if (rc == 0 && moved)
+        zk_log(ZK_LOG_WARN, "ensemble: the data file is not the one this "
+               "store last ran in (a copy put back?): treated as restored");
+    if (rc == 0 && zk_store_meta_get(e->store, "restored", &mark) == 0 &&
+        mark) {
+        e->restored_mark = *restored = 1;
+        e->restored_acc = in->accepted_epoch;
+        e->restored_cur = in->current_epoch;
+    }
+    return rc;
+}
+
 /* Builds a core and its driver from e->zc and what the store holds (a
  * new incarnation persisted first: a store that cannot be written fails
  * here). */
@@ -162,6 +205,8 @@ static int driver_build(struct zk__ens *e, struct zk_driver **out)
         rc = -errno;
     if (rc == 0)
         rc = bump_incarnation(e, &zc.incarnation);
+    if (rc == 0)
+        rc = restored_mark(e, &info, &st.restored);
     if (rc == 0)
         rc = zk_store_sessions(e->store, collect_session, &tab);
     if (rc == 0) {

@@ -100,6 +100,7 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
                                                        : "?";
     out->leader_id = st.leader;
     out->epoch = st.epoch;
+    out->abstaining = st.abstaining;
     out->stale = ds.failed || !st.established ||
                  st.role == ZK_ZAB_LOOKING ||
                  st.tick - st.contact_tick > e->sync_limit;

@@ -522,6 +522,7 @@ static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
 {
     z->hard = z->durable = st->hard;
     z->hard.incarnation = z->durable.incarnation = 0;
+    z->hard.member_again = z->durable.member_again = 0;
     z->log.base = z->applied = z->commit = st->applied_zxid;
     memcpy(z->sessions, st->sessions, sizeof(z->sessions));
     for (size_t i = 0; i < st->n_entries; i++) {
@@ -544,6 +545,15 @@ static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
         zk__trace(z, "store is behind what this replica made durable (lost "
                   "writes): waiting to sync before voting (accepted epoch "
                   "%llu, last zxid %016llx)",
+                  (unsigned long long)z->hard.accepted_epoch,
+                  (unsigned long long)zk__last_zxid(z));
+    } else if (st->restored && !z->cfg.members[z->self].observer) {
+        z->abstain = z->restored = 1;
+        z->restored_acc = z->hard.accepted_epoch;
+        z->restored_cur = z->hard.current_epoch;
+        zk__trace(z, "store was restored from a backup or a copy: waiting "
+                  "to sync before voting, unless every voter's store was "
+                  "restored (accepted epoch %llu, last zxid %016llx)",
                   (unsigned long long)z->hard.accepted_epoch,
                   (unsigned long long)zk__last_zxid(z));
     }
@@ -667,8 +677,12 @@ void zk_zab_ready(struct zk_zab *z, struct zk_zab_ready *rd)
     z->cur_hard = z->hard;
     z->outstanding = 1;
     memset(rd, 0, sizeof(*rd));
-    rd->has_hard_state = z->cur.has_hard;
+    /* The Ready that ends an abstention carries the hard state even if
+     * its epochs did not change (a restored store may hold that epoch),
+     * so that the embedder's mark of the store goes with it. */
+    rd->has_hard_state = z->cur.has_hard || z->cur.member_epoch;
     rd->hard_state = z->hard;
+    rd->hard_state.member_again = z->cur.member_epoch != 0;
     rd->ops = z->cur.ops;         rd->n_ops = z->cur.n_ops;
     rd->commits = z->cur.commits; rd->n_commits = z->cur.n_commits;
     rd->msgs = z->cur.msgs;       rd->n_msgs = z->cur.n_msgs;

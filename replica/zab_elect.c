@@ -42,6 +42,21 @@
  * from its start. Every
  * VOTE carries the sender's current epoch in `seq` and its accepted epoch
  * in `link` for this (0 from older versions).
+ *
+ * Restored stores: a store put back from a backup (`zkfs snapshot
+ * restore`) or from a copy of the data directory (the embedder's mark,
+ * restore's restored) may have forgotten promises made after that copy,
+ * but it may also be one of a new ensemble restored everywhere from one
+ * backup, where nobody remembers anything newer. It abstains from its
+ * start as a store that lost writes does, and says so in its VOTEs (flag
+ * RESTORED) while its epochs are still the restored ones. It votes after
+ * all only once every other voter has reported, in its last VOTE, a
+ * restored or an empty store (no current or accepted epoch): then no
+ * voter remembers a promise made after the backup. A voter that
+ * remembers, or one not heard from yet, keeps it abstaining until it has
+ * synced in a fresh epoch. An empty store that abstains because it
+ * heard a restored one lifts its abstention by the same rule, so that a
+ * new ensemble restored on one server (the others empty) elects.
  */
 #include "zab_int.h"
 
@@ -88,6 +103,8 @@ void zk__elect_announce(struct zk_zab *z, uint32_t to)
     m->epoch = z->abstain ? 0 : z->round;    /* moves nobody's round */
     m->seq = z->hard.current_epoch;
     m->link = z->hard.accepted_epoch;
+    if (zk__store_restored(z))
+        m->flags |= ZK_ZAB_MF_RESTORED;
     if (z->role == ZK_ZAB_LOOKING) {
         m->leader = z->vote_leader;
         m->aux = z->vote_epoch;
@@ -235,6 +252,14 @@ int zk__store_empty(const struct zk_zab *z)
            z->hard.current_epoch == 0;
 }
 
+/* Non-zero while this voter's store is a restored one (restore's
+ * restored) whose epochs have not moved since it started. */
+int zk__store_restored(const struct zk_zab *z)
+{
+    return z->restored && z->hard.accepted_epoch == z->restored_acc &&
+           z->hard.current_epoch == z->restored_cur;
+}
+
 /* Non-zero if e is at least every epoch accepted by the voters that
  * reported to us since we started, and those are a quorum without us.
  * Equal is enough: two leaders never both gather a counted quorum in
@@ -259,7 +284,7 @@ int zk__epoch_fresh(const struct zk_zab *z, uint64_t e)
 /* An empty store hears a peer with history: from now on it abstains. */
 static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
 {
-    if (z->abstain || !zk__store_empty(z) ||
+    if (z->abstain || z->lifted || !zk__store_empty(z) ||
         !(m->seq || m->aux || m->zxid))
         return;
     z->abstain = 1;
@@ -273,6 +298,31 @@ static void heard_history(struct zk_zab *z, const struct zk_zab_msg *m)
     }
 }
 
+/* A restored or empty store that abstains votes once every other
+ * voter's last VOTE reported a restored or empty store: nobody remembers
+ * a promise newer than the backups ("restored stores"; a new ensemble
+ * restored on one server, the others empty, elects so). */
+static void restored_lift(struct zk_zab *z)
+{
+    if (!z->abstain || z->lost_writes || z->role != ZK_ZAB_LOOKING ||
+        (!zk__store_restored(z) && !zk__store_empty(z)))
+        return;
+    for (uint32_t i = 0; i < z->cfg.n_members; i++) {
+        const struct zk__peer *p = &z->peers[i];
+        if (i != z->self && !p->observer && (!p->acc_heard || !p->forgetful))
+            return;
+    }
+    z->abstain = 0;
+    z->lifted = 1;
+    zk__trace(z, "every voter's store was restored or is empty: voting "
+              "(accepted epoch %llu, last zxid %016llx)",
+              (unsigned long long)z->hard.accepted_epoch,
+              (unsigned long long)zk__last_zxid(z));
+    struct vote mine = own_vote(z);
+    set_vote(z, &mine);
+    zk__elect_broadcast(z);
+}
+
 /* Called once a Ready is durable: an abstaining replica is a member
  * again once the Ready holding its sync in a fresh epoch (NEWLEADER's
  * log and hard state) is (a store that lost writes may already hold
@@ -283,10 +333,10 @@ void zk__abstain_check(struct zk_zab *z)
         return;
     z->abstain = 0;
     zk__trace(z, "synced from %s: voting again (epoch %llu)",
-              z->lost_writes ? "a store that lost writes"
-                             : "an empty data directory",
+              z->lost_writes ? "a store that lost writes" :
+              z->restored ? "a restored store" : "an empty data directory",
               (unsigned long long)z->cur.member_epoch);
-    z->lost_writes = 0;
+    z->lost_writes = z->restored = 0;
 }
 
 void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
@@ -295,7 +345,9 @@ void zk__elect_recv(struct zk_zab *z, const struct zk_zab_msg *m)
     p->acc_heard = 1;
     if (m->link > p->rep_acc)
         p->rep_acc = m->link;
+    p->forgetful = (m->flags & ZK_ZAB_MF_RESTORED) || (!m->seq && !m->link);
     heard_history(z, m);
+    restored_lift(z);
     if (z->role != ZK_ZAB_LOOKING) {
         if (m->state == ZK_ZAB_LOOKING)
             zk__elect_announce(z, m->from);

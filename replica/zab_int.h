@@ -56,6 +56,8 @@ struct zk__peer {
     uint32_t rep_state, rep_leader;     /* last non-LOOKING report      */
     int acc_heard;                      /* a VOTE since we started      */
     uint64_t rep_acc;                   /* highest accepted epoch in it */
+    int forgetful;                      /* its last VOTE: a restored or
+                                           empty store                  */
     uint64_t rep_epoch, rep_tick;
     int down;                           /* connection lost, nothing since */
     /* leader side */
@@ -146,8 +148,14 @@ struct zk_zab {
      * history, or a store that lost writes it had made durable
      * (restore's lost_writes): a learner that does not vote or count
      * until the Ready holding its sync in a fresh epoch is durable
-     * (zab_elect.c, "empty stores"; zk__outbox.member_epoch). */
-    int abstain, lost_writes;
+     * (zab_elect.c, "empty stores"; zk__outbox.member_epoch). A store
+     * put back from a backup or a copy (restore's restored) abstains the
+     * same way unless every other voter reports a restored or empty
+     * store (zab_elect.c, "restored stores"); it says so in its VOTEs
+     * while its epochs are still restored_acc and restored_cur. */
+    int abstain, lost_writes, restored;
+    uint64_t restored_acc, restored_cur;
+    int lifted;                /* voted after all: every voter forgetful */
 
     /* election */
     uint64_t round;
@@ -224,6 +232,7 @@ void zk__elect_announce(struct zk_zab *z, uint32_t to);
 void zk__elect_broadcast(struct zk_zab *z);
 void zk__elect_peer_down(struct zk_zab *z);
 int zk__store_empty(const struct zk_zab *z);
+int zk__store_restored(const struct zk_zab *z);
 int zk__epoch_fresh(const struct zk_zab *z, uint64_t e);
 void zk__abstain_check(struct zk_zab *z);
 

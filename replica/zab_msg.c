@@ -121,7 +121,8 @@ static int decode_header(const uint8_t *buf, size_t len, struct zk_zab_msg *m)
     if (buf[1] == 0 || buf[1] > ZK_ZAB_MSG_TYPE_MAX)
         return ZK_ECORRUPT;
     if (buf[2] & ~(ZK_ZAB_MF_OBSERVER | ZK_ZAB_MF_COUNTED | ZK_ZAB_MF_SYNCED |
-                   ZK_ZAB_MF_ABSTAIN | ZK_ZAB_MF_ESTABLISHED))
+                   ZK_ZAB_MF_ABSTAIN | ZK_ZAB_MF_ESTABLISHED |
+                   ZK_ZAB_MF_RESTORED))
         return ZK_ECORRUPT;
     m->type = buf[1];
     m->flags = buf[2];

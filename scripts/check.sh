@@ -66,9 +66,11 @@ run_unit build/zkfs-unit
 
 note "simulator: ${ZK_SIM_SEEDS:-300} seeds"
 run_one "zkfs-sim" build/zkfs-sim --seed 1 --seeds "${ZK_SIM_SEEDS:-300}"
-note "simulator with wiped disks and lost writes: ${ZK_SIM_DISK_SEEDS:-60} seeds"
+note "simulator with wiped disks, lost writes, directories put back: ${ZK_SIM_DISK_SEEDS:-60} seeds each"
 run_one "zkfs-sim (--wipe --lose-tail)" build/zkfs-sim --seed 5001 \
     --seeds "${ZK_SIM_DISK_SEEDS:-60}" --wipe --lose-tail
+run_one "zkfs-sim (--wipe --put-back)" build/zkfs-sim --seed 6001 \
+    --seeds "${ZK_SIM_DISK_SEEDS:-60}" --wipe --put-back
 
 if [ "${ZK_SKIP_ASAN:-0}" != 1 ]; then
     note "unit tests and simulator under ASan+UBSan"

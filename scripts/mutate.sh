@@ -12,7 +12,9 @@
 #
 # Mutants named wipe-* are simulated with --wipe (disks wiped while the
 # others run), losttail-* with --lose-tail on 3 voters (a disk that lost
-# its last writes), the faults they are about.
+# its last writes), putback-* with --put-back on 3 voters (the same, told
+# to the core as a data directory restored or copied back), the faults
+# they are about.
 #
 # Usage: scripts/mutate.sh [NAME...]   (default: every mutation)
 # Environment: ZK_MUTATE_SEEDS (default 40) simulator seeds per mutant,
@@ -45,12 +47,14 @@ lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return (a > b ?
 lease-fifth-margin @@ replica/lease.c @@ s{\(session_timeout_ms - slack\) \* ZK__LEASE_RATE_RATIO_NUM /\s*ZK__LEASE_RATE_RATIO_DEN;}{session_timeout_ms - (session_timeout_ms / 5 > slack ? session_timeout_ms / 5 : slack);} @@ the lease of before the drift bound (sessionTimeout less a fifth): unsafe when clock rates differ by 1.5x
 lock-fifo-broken @@ store/lock_tab.c @@ s{if \(!\(e->flags & ZK_LOCK_QUEUED\) \|\| i < qi\)}{if (!(e->flags & ZK_LOCK_QUEUED))} @@ a lock request overtakes the earlier waiters it conflicts with (readers starve a queued writer)
 lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == session\)\n\s*tab_remove\(t, i--\);}{(void)session;} @@ a closed session's locks and waits stay in the table
-wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| !zk__store_empty\(z\) \|\|}{if (1 || z->abstain || !zk__store_empty(z) ||} @@ a replica whose disk was wiped votes and counts with the promises it forgot
+wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| z->lifted \|\| !zk__store_empty\(z\) \|\|}{if (1 || z->abstain || z->lifted || !zk__store_empty(z) ||} @@ a replica whose disk was wiped votes and counts with the promises it forgot
 wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0 && z->abstain) \{} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
 sync-no-wait @@ replica/driver.c @@ s{(int zk_driver_propose\(.*?\{\n)}{$1    if (is_sync) { free(payload); cb(arg, 0, NULL); return 0; }\n}s @@ a read barrier (zkfs sync) answered at once, without waiting for the leader's commit point: a read after it is only sequentially consistent (caught by the register history's linearizability check, sim_lin.c)
 stale-open-accepted @@ replica/zab_leader.c @@ s{zk__sess_stale_open\(z, mi, zk_get_be64\(e->data\)\)\)}{0)} @@ the leader proposes a SESSION_OPEN request overtaken by a newer one of the same member (a delayed duplicate): it closes the member's current session while its lease still runs
 losttail-gate-off @@ replica/zab.c @@ s{if \(st->lost_writes && }{if (0 && st->lost_writes && } @@ a replica whose store lost its last writes (its marker is ahead of it) votes and counts with the promises it forgot (simulated with --lose-tail, 3 voters, as every losttail-* mutant)
+putback-gate-off @@ replica/zab.c @@ s{z->abstain = z->restored = 1;}{z->restored = 1;} @@ a replica whose data directory was put back from a backup or a copy (the store's restored mark) votes with the promises it forgot (simulated with --put-back, 3 voters, as every putback-* mutant)
+putback-lift-any @@ replica/zab_elect.c @@ s{p->forgetful = \(m->flags & ZK_ZAB_MF_RESTORED\) \|\| \(!m->seq && !m->link\);}{p->forgetful = 1;} @@ a put-back replica votes once it heard every voter, whether they remember or not (not only when every store was restored or is empty)
 EOF
 )
 
@@ -86,6 +90,7 @@ while IFS= read -r line; do
     case $name in
     wipe-*) simargs=(--wipe) ;;
     losttail-*) simargs=(--lose-tail --replicas 3 --observers 0) ;;
+    putback-*) simargs=(--put-back --replicas 3 --observers 0) ;;
     esac
     if ! make -s -C "$tmp" -j"$jobs" build/zkfs-sim build/zkfs-unit >"$tmp/.build.log" 2>&1; then
         # A mutant that does not compile tests nothing: fix its line.

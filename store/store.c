@@ -754,6 +754,28 @@ int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val)
     return rc;
 }
 
+int zk_store_file_id(struct zk_store *s, uint64_t *id)
+{
+    struct statx sx;
+    int fd;
+    if (mdb_env_get_fd(s->env, &fd) != 0)
+        return -EIO;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) != 0) {
+        /* No statx (an old kernel, a seccomp filter): the inode alone. */
+        struct stat sb;
+        if ((errno != ENOSYS && errno != EPERM) || fstat(fd, &sb) != 0)
+            return -errno;
+        memset(&sx, 0, sizeof(sx));
+        sx.stx_ino = sb.st_ino;
+    }
+    uint64_t v = sx.stx_ino * 0x9e3779b97f4a7c15ull;
+    if (sx.stx_mask & STATX_BTIME)
+        v ^= (uint64_t)sx.stx_btime.tv_sec * 1000000000u +
+             sx.stx_btime.tv_nsec;
+    *id = v;
+    return 0;
+}
+
 int zk__meta_reserved(const char *key)
 {
     for (size_t i = 0; i < ZK_ARRAY_LEN(reserved_meta); i++)

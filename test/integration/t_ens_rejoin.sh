@@ -3,9 +3,12 @@
 # never committed rejoins, rebuilt from the leader's snapshot (issue 11
 # item 3), instead of refusing the leader's sync at every retry.
 #
-# How the situation is made: two replicas "lose their last writes" (their
-# data directories are put back to copies taken while all three were
-# stopped), so the third has applied transactions the two never saw. The
+# How the situation is made: two replicas "lose their last writes" (the
+# contents of their data files are put back, in place, to copies taken
+# while all three were stopped: the same file, so the daemon cannot tell,
+# as with a disk that lied about fsync; a copy put back as another file
+# is noticed and waits for the third, t_ens_putback), so the third has
+# applied transactions the two never saw. The
 # two elect a leader in the same epoch the lost writes had (it follows
 # their accepted epoch), commit fewer transactions than the third
 # applied, and then the third comes back: its applied zxid is not in the
@@ -35,8 +38,10 @@ ens_wait_synced
 za=$(ens_field "$A" zxid)
 for i in 1 2 3; do ens_stop "$i"; done
 for i in "$B" "$C"; do
-    rm -rf "$(ens_data "$i")"
-    mv "$ZK_TMP/old$i" "$(ens_data "$i")"
+    # cp onto the existing file writes into it: same inode, same birth time.
+    ino=$(stat -c %i "$(ens_data "$i")/zkfs.mdb")
+    cp "$ZK_TMP/old$i/zkfs.mdb" "$(ens_data "$i")/zkfs.mdb"
+    assert_eq "$ino" "$(stat -c %i "$(ens_data "$i")/zkfs.mdb")" "inode of $i's data file"
 done
 ens_start "$B"
 ens_start "$C"

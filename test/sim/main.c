@@ -4,7 +4,7 @@
  *
  *   zkfs-sim [--seed S] [--seeds N] [--steps K] [--replicas R]
  *            [--observers O] [--counter-max C] [--wipe]
- *            [--lose-tail | --lose-undetected] [-v]
+ *            [--lose-tail | --lose-undetected | --put-back] [-v]
  *   zkfs-sim --bench [--replicas R] [--txns N]
  *
  * A run of seeds S..S+N-1 stops at the first broken invariant, printing
@@ -32,7 +32,7 @@ struct args {
     uint64_t seed, seeds, steps, txns;
     long voters, observers;
     uint32_t counter_max;
-    int verbose, bench, wipe, lose_tail, lose_undetected;
+    int verbose, bench, wipe, lose_tail, lose_undetected, put_back;
 };
 
 static volatile sig_atomic_t cur_seed_lo, cur_seed_hi;
@@ -54,7 +54,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: zkfs-sim [--seed S] [--seeds N] [--steps K] "
             "[--replicas R] [--observers O] [--counter-max C] [--wipe]\n"
-            "                [--lose-tail | --lose-undetected] [-v]\n"
+            "                [--lose-tail | --lose-undetected | --put-back] [-v]\n"
             "       zkfs-sim --bench [--replicas R] [--txns N]\n");
     return 2;
 }
@@ -62,7 +62,7 @@ static int usage(void)
 static int parse(int argc, char **argv, struct args *a)
 {
     *a = (struct args){ 1, 1, SIM_DEFAULT_STEPS, 200000, -1, -1, 0, 0, 0, 0,
-                        0, 0 };
+                        0, 0, 0 };
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-v")) { a->verbose = 1; continue; }
@@ -70,6 +70,10 @@ static int parse(int argc, char **argv, struct args *a)
         if (!strcmp(k, "--bench")) { a->bench = 1; continue; }
         if (!strcmp(k, "--wipe")) { a->wipe = 1; continue; }
         if (!strcmp(k, "--lose-tail")) { a->lose_tail = 1; continue; }
+        if (!strcmp(k, "--put-back")) {
+            a->lose_tail = a->put_back = 1;
+            continue;
+        }
         if (!strcmp(k, "--lose-undetected")) {
             a->lose_tail = a->lose_undetected = 1;
             continue;
@@ -100,6 +104,7 @@ static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist,
     struct sim_opts o = { .seed = seed, .verbose = a->verbose, .faults = 1,
                           .wipe = a->wipe, .lose_tail = a->lose_tail,
                           .lose_undetected = a->lose_undetected,
+                          .put_back = a->put_back,
                           .clients = 1, .counter_max = a->counter_max };
     o.voters = a->voters > 0 ? (uint32_t)a->voters : (seed % 2 ? 3 : 5);
     o.observers = a->observers >= 0 ? (uint32_t)a->observers
@@ -122,7 +127,8 @@ static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist,
                (unsigned long long)seed, (unsigned long long)a->steps,
                o.voters, o.observers, o.counter_max,
                a->wipe ? " --wipe" : "", a->lose_undetected ?
-               " --lose-undetected" : a->lose_tail ? " --lose-tail" : "");
+               " --lose-undetected" : a->put_back ? " --put-back" :
+               a->lose_tail ? " --lose-tail" : "");
     }
     *hist += sim_history_len(s);
     *lin += sim_lin_ops(s);

@@ -242,8 +242,13 @@ void sim_replica_start(struct sim *s, uint32_t i)
     st.hard = r->hard;
     st.applied_zxid = r->model.applied;
     /* What the daemon's start does when its store is behind the marker
-     * it keeps apart (ens_start.c): the core is told. */
-    st.lost_writes = sim_store_behind(r) && !s->o.lose_undetected;
+     * it keeps apart: the core is told; with --put-back as the daemon
+     * tells it of a data directory restored or copied back (ens_start.c,
+     * restored_mark): restored, which votes if every voter is restored or
+     * empty. */
+    int behind = sim_store_behind(r) && !s->o.lose_undetected;
+    st.lost_writes = behind && !s->o.put_back;
+    st.restored = behind && s->o.put_back;
     memcpy(st.sessions, r->model.sessions, sizeof(st.sessions));
     struct zk_zab_entry *ents = calloc(r->nlog + 1, sizeof(*ents));
     ZK_ASSERT(ents != NULL);
@@ -271,7 +276,8 @@ void sim_replica_start(struct sim *s, uint32_t i)
     sim_log(s, r->id, "start, incarnation %u, applied %016llx, %zu logged%s",
             r->incarnation, (unsigned long long)r->model.applied,
             (size_t)st.n_entries, st.lost_writes ? ", store behind its "
-            "marker (lost writes)" : "");
+            "marker (lost writes)" : st.restored ? ", store put back "
+            "(restored)" : "");
     sim_push(s, s->now + sim_range(s, 1, SIM_TICK_US), SIM_EV_TICK, i, NULL);
 }
 

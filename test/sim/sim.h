@@ -34,6 +34,9 @@ struct sim_opts {
     int wipe;                 /* also wipe a replica's disk as a fault   */
     int lose_tail;            /* also lose a replica's last writes       */
     int lose_undetected;      /* ... without telling its core (no marker) */
+    int put_back;             /* ... telling it the store was put back
+                                 (restored), as a restored or copied data
+                                 directory's mark does, not lost_writes */
     uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
     FILE *out;                /* trace destination (default stdout)      */
 };

@@ -14,6 +14,9 @@
 /* Removes dir and everything under it (errors ignored: a test's tidy-up). */
 void zk_test_rmtree(const char *dir);
 
+/* Copies file src into a new file dst (asserted): a `cp`, not a rename. */
+void zk_test_copy_file(const char *src, const char *dst);
+
 /* Encodes ops[0..n) as one transaction stamped time_ms, then logs,
  * applies and commits it at zxid in one batch of s (every step asserted).
  * Returns the apply result; the caller frees it. */

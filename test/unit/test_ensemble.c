@@ -21,6 +21,7 @@
 #include "zk_config.h"
 #include "zk_replica.h"
 #include "zk_store.h"
+#include "store_fx.h"
 #include "../../replica/ensemble_int.h"   /* zk__ens_test_snap_fault */
 
 #define N_NODES         3
@@ -393,6 +394,65 @@ START_TEST(failover_and_restart)
     create_committed(&e, old, "/again");
     ra.path = "/again";
     ck_assert_msg(run_until(&e, resolved_on_all, &ra), "not everywhere");
+    env_stop(&e);
+}
+END_TEST
+
+static int abstaining(struct env *e, int i)
+{
+    struct zk_replica_status st;
+    zk_replica_status(e->n[i].r, &st);
+    return st.abstaining;
+}
+
+/* Node *arg votes again (no longer abstaining) and all three agree. */
+static int member_again(struct env *e, void *arg)
+{
+    unsigned all = 7;
+    return !abstaining(e, *(int *)arg) && settled(e, &all);
+}
+
+/* The store's "restored" mark of node i: 0 or 1, -1 if unset. */
+static int restored_mark(struct env *e, int i)
+{
+    uint64_t v = 0;
+    int rc = zk_store_meta_get(e->n[i].store, "restored", &v);
+    ck_assert(rc == 0 || rc == -ENOENT);
+    return rc ? -1 : (int)v;
+}
+
+/* A follower's data file copied and put back in its place (cp, then a
+ * rename over it) is noticed at its next start: the store is marked
+ * restored and the replica abstains (status) until it has synced from
+ * the leader, in the leader's epoch, which its copy already held (the
+ * mark goes with that sync all the same); then a plain restart is an
+ * ordinary one. */
+START_TEST(put_back_copy_is_marked)
+{
+    struct env e;
+    unsigned all = 7;
+    char src[96], dst[96];
+
+    env_start(&e, good);
+    ck_assert_msg(run_until(&e, settled, &all), "no leader elected");
+    create_committed(&e, 0, "/before");
+    int f = leader_of(&e) == 1 ? 1 : 0;
+    ck_assert_int_eq(abstaining(&e, f), 0);
+    ck_assert_int_eq(restored_mark(&e, f), -1);
+    node_stop(&e, f);
+    snprintf(src, sizeof(src), "%s/zkfs.mdb", e.n[f].dir);
+    snprintf(dst, sizeof(dst), "%s/zkfs.mdb.copy", e.n[f].dir);
+    zk_test_copy_file(src, dst);
+    ck_assert_int_eq(rename(dst, src), 0);
+    node_start(&e, f, good[f]);
+    ck_assert_int_eq(abstaining(&e, f), 1);
+    ck_assert_int_eq(restored_mark(&e, f), 1);
+    ck_assert_msg(run_until(&e, member_again, &f), "copy never votes again");
+    ck_assert_int_eq(restored_mark(&e, f), 0);
+    node_stop(&e, f);
+    node_start(&e, f, good[f]);
+    ck_assert_int_eq(abstaining(&e, f), 0);
+    ck_assert_msg(run_until(&e, settled, &all), "restarted node not back");
     env_stop(&e);
 }
 END_TEST
@@ -829,6 +889,7 @@ Suite *ensemble_suite(void)
     tcase_add_test(tc, elects_and_replicates);
     tcase_add_test(tc, wrong_secret_is_refused);
     tcase_add_test(tc, failover_and_restart);
+    tcase_add_test(tc, put_back_copy_is_marked);
 #ifndef __SANITIZE_THREAD__
     /* Megabytes through TSan's instrumentation on a loaded host can stall
      * a leader past syncLimit: fine for the code, bad for a timed test. */

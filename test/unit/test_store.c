@@ -188,6 +188,35 @@ START_TEST(create_open_reopen)
 }
 END_TEST
 
+/* The file id stays across a reopen; the same store copied into a new
+ * file (a directory put back from a copy) has another one, though the
+ * contents and the meta values are the same; with the file moved back
+ * over the original the id is still the copy's. */
+START_TEST(file_id_names_the_file)
+{
+    struct fx f;
+    uint64_t a = 0, b = 0, c = 0;
+    char src[128], dst[128];
+    fx_open(&f);
+    ck_assert_int_eq(mkdir_op(&f, "/a"), 0);
+    ck_assert_int_eq(zk_store_file_id(f.s, &a), 0);
+    fx_reopen(&f);
+    ck_assert_int_eq(zk_store_file_id(f.s, &b), 0);
+    ck_assert_uint_eq(a, b);
+    zk_store_close(f.s);
+    f.s = NULL;
+    snprintf(src, sizeof(src), "%s/zkfs.mdb", f.dir);
+    snprintf(dst, sizeof(dst), "%s/zkfs.mdb.copy", f.dir);
+    zk_test_copy_file(src, dst);
+    ck_assert_int_eq(rename(dst, src), 0);
+    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);
+    ck_assert_uint_eq(ino_of(&f, "/a"), ZK_INO_FIRST_NODE);
+    ck_assert_int_eq(zk_store_file_id(f.s, &c), 0);
+    ck_assert_uint_ne(a, c);
+    fx_close(&f);
+}
+END_TEST
+
 START_TEST(open_missing_and_busy)
 {
     struct fx f;
@@ -1855,6 +1884,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, log_trim_keeps_recent);
     tcase_add_test(tc, abort_leaves_nothing);
     tcase_add_test(tc, meta_values);
+    tcase_add_test(tc, file_id_names_the_file);
     tcase_add_test(tc, bad_format_refused);
     tcase_add_test(tc, corrupt_meta_refused);
     tcase_add_test(tc, foreign_lmdb_refused);

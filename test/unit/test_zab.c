@@ -769,6 +769,81 @@ START_TEST(lost_writes_abstain)
 }
 END_TEST
 
+/* A VOTE to 1 from `from`, LOOKING in round 1 for itself, with its
+ * current and accepted epochs and flags. */
+static void step_vote(struct zk_zab *z, uint32_t from, uint64_t cur,
+                      uint64_t acc, uint64_t zxid, uint8_t flags)
+{
+    struct zk_zab_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = ZK_ZAB_MSG_VOTE;
+    m.from = from;
+    m.to = 1;
+    m.epoch = 1;
+    m.leader = from;
+    m.seq = m.aux = cur;
+    m.link = acc;
+    m.zxid = zxid;
+    m.flags = flags;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+}
+
+/* A voter whose store was put back (restore's restored) abstains from
+ * its start and says RESTORED in its VOTEs. Every other voter reporting
+ * a restored store (2) or an empty one (3): it votes, for itself. One
+ * that reports history without RESTORED (2, and 3 heard RESTORED first
+ * but then with history): it keeps abstaining, and is a member again
+ * only once synced in a fresh epoch, its VOTEs no longer RESTORED. */
+START_TEST(restored_store_abstains_unless_all_restored)
+{
+    struct zk_zab_config cfg;
+    cfg_three(&cfg);
+    struct zk_zab_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    rs.restored = 1;      /* no entries: sync_abstaining's DIFF is empty */
+    for (int all = 0; all <= 1; all++) {
+        struct zk_zab *z = NULL;
+        struct zk_zab_status st;
+        struct zk_zab_msg v;
+        ck_assert_int_eq(zk_zab_create(&cfg, &rs, &z), 0);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.abstaining, 1);
+        ck_assert(last_msg(z, ZK_ZAB_MSG_VOTE, 2, NULL, &v));
+        ck_assert_uint_eq(v.leader, 0);
+        ck_assert_int_eq(v.flags, ZK_ZAB_MF_RESTORED);
+        step_vote(z, 2, 4, 4, rs.applied_zxid,
+                  all ? ZK_ZAB_MF_RESTORED : 0);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.abstaining, 1);       /* 3 not heard yet */
+        if (all) {
+            step_vote(z, 3, 0, 0, 0, 0);          /* 3 is empty */
+            zk_zab_status(z, &st);
+            ck_assert_int_eq(st.abstaining, 0);
+            ck_assert(last_msg(z, ZK_ZAB_MSG_VOTE, 2, NULL, &v));
+            ck_assert_uint_eq(v.leader, 1);
+            ck_assert_uint_eq(v.aux, 4);
+            ck_assert_int_eq(v.flags, ZK_ZAB_MF_RESTORED);
+            zk_zab_destroy(z);
+            continue;
+        }
+        step_vote(z, 3, 4, 4, rs.applied_zxid, ZK_ZAB_MF_RESTORED);
+        step_vote(z, 3, 5, 6, ZK_ZAB_ZXID(5, 2), 0);
+        step_vote(z, 2, 4, 6, rs.applied_zxid, 0);
+        zk_zab_status(z, &st);
+        ck_assert_int_eq(st.abstaining, 1);
+        int ack = sync_abstaining(z, 6, 4);
+        zk_zab_status(z, &st);
+        check_synced(&st, ack, 1, 4);
+        step_vote(z, 2, 4, 6, rs.applied_zxid, 0);  /* answered at once */
+        ck_assert(last_msg(z, ZK_ZAB_MSG_VOTE, 2, NULL, &v));
+        ck_assert_uint_eq(v.leader, 3);
+        ck_assert_int_eq(v.flags & ZK_ZAB_MF_RESTORED, 0);
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
 Suite *zab_suite(void);
 Suite *zab_suite(void)
 {
@@ -794,6 +869,7 @@ Suite *zab_suite(void)
     tcase_add_test(api, learner_refuses_older_epoch);
     tcase_add_test(api, empty_store_abstains);
     tcase_add_test(api, lost_writes_abstain);
+    tcase_add_test(api, restored_store_abstains_unless_all_restored);
     suite_add_tcase(su, api);
     return su;
 }
