@@ -396,8 +396,14 @@ static int batch_commit(struct zk_store_batch *b, int durable)
     if (rc == 0 && durable)
         rc = mdb_env_sync(s->env, 1);
     uint64_t applied = b->last_applied;
+    uint64_t undo = !b->install && b->nrecs > 0 ? b->recs[0].zxid - 1 : 0;
     batch_free(b);
     if (rc != 0) {
+        /* Nothing of a failed batch is kept: its records leave the log
+         * again (a truncation it made stays; Zab repeats it anyway). */
+        if (undo != 0 && zk__wal_truncate(s->wal, undo) != 0)
+            zk_log(ZK_LOG_ERROR, "store: the log keeps the records of a "
+                   "batch whose tree commit failed");
         zk__wal_destroy(nw);
         return rc < 0 ? rc : commit_err(s, rc);
     }

@@ -460,11 +460,17 @@ static int apply_cut(struct zk__wal *w, const uint64_t *seqs, size_t cnt,
         if (rc == 0 && fdatasync(sg->fd) != 0)
             rc = -errno;
     }
-    if (w->cut.cut)
+    if (w->cut.cut && w->cut.dropped_records == 0)
         zk_log(ZK_LOG_WARN, "store: write-ahead log %s: cut at segment %"
-               PRIu64 " offset %" PRIu64 " (a batch that was being written; "
-               "%" PRIu64 " whole records after it)", w->dir, w->cut.seq,
-               w->cut.off, w->cut.dropped_records);
+               PRIu64 " offset %" PRIu64 ": the end of a batch that was "
+               "being written (never acknowledged)", w->dir, w->cut.seq,
+               w->cut.off);
+    else if (w->cut.cut)
+        zk_log(ZK_LOG_ERROR, "store: write-ahead log %s: damaged at segment "
+               "%" PRIu64 " offset %" PRIu64 ", cut there: %" PRIu64 " whole "
+               "records after it are dropped (this replica syncs them again "
+               "from the ensemble's leader)", w->dir, w->cut.seq, w->cut.off,
+               w->cut.dropped_records);
     return rc;
 }
 

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define ZK__WAL_DIR        "zkfs-wal"
-#define ZK__WAL_SEG_BYTES  (16u << 20)  /* default segment size          */
+#define ZK__WAL_SEG_BYTES  (4u << 20)   /* default segment size          */
 #define ZK__WAL_SEG_MIN    4096u        /* smallest ZKFS_WAL_SEGMENT_BYTES */
 #define ZK__WAL_SEG_HDR    32u          /* "zkfswal1" gen seq crc pad    */
 #define ZK__WAL_REC_HDR    16u          /* zxid len crc                  */
