@@ -334,6 +334,16 @@ static int log_commit(struct zk_store_batch *b)
     return rc;
 }
 
+/* Nothing of a failed batch is kept: its records leave the log again (a
+ * truncation it made stays; Zab repeats it anyway). If even that fails,
+ * the log refuses every later write (wal.c) and a restart cuts it. */
+static void log_undo(struct zk_store *s, uint64_t after)
+{
+    if (zk__wal_truncate(s->wal, after) != 0)
+        zk_log(ZK_LOG_ERROR, "store: the log may keep the records of a "
+               "failed batch above %#llx", (unsigned long long)after);
+}
+
 /* An install's log: a new generation holding the records logged after
  * the install, durable before the LMDB transaction that names it (and
  * holds the installed tree) commits. Until then the store still opens
@@ -379,6 +389,9 @@ static int batch_commit(struct zk_store_batch *b, int durable)
     struct zk__wal *nw = NULL;
     uint64_t t0 = now_ns();
     int rc = b->install ? install_log(b, &nw) : log_commit(b);
+    uint64_t undo = !b->install && b->nrecs > 0 ? b->recs[0].zxid - 1 : 0;
+    if (rc != 0 && undo != 0)     /* a first segment may have taken some */
+        log_undo(s, undo);
     if (rc != 0 || !b->tree) {
         mdb_txn_abort(b->txn);
         batch_free(b);
@@ -396,14 +409,10 @@ static int batch_commit(struct zk_store_batch *b, int durable)
     if (rc == 0 && durable)
         rc = mdb_env_sync(s->env, 1);
     uint64_t applied = b->last_applied;
-    uint64_t undo = !b->install && b->nrecs > 0 ? b->recs[0].zxid - 1 : 0;
     batch_free(b);
     if (rc != 0) {
-        /* Nothing of a failed batch is kept: its records leave the log
-         * again (a truncation it made stays; Zab repeats it anyway). */
-        if (undo != 0 && zk__wal_truncate(s->wal, undo) != 0)
-            zk_log(ZK_LOG_ERROR, "store: the log keeps the records of a "
-                   "batch whose tree commit failed");
+        if (undo != 0)
+            log_undo(s, undo);
         zk__wal_destroy(nw);
         return rc < 0 ? rc : commit_err(s, rc);
     }
