@@ -86,11 +86,14 @@ static void rec_encode(uint8_t *p, const struct zk__wal_rec *r)
     zk_put_be32(p + 12, rec_crc(p, p + ZK__WAL_REC_HDR, r->len));
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+/* pwrite (writing) or pread of all len bytes at off; a short transfer
+ * goes on, end of file is -EIO. */
+static int io_all(int fd, void *buf, size_t len, uint64_t off, int writing)
 {
-    const uint8_t *p = buf;
+    uint8_t *p = buf;
     while (len > 0) {
-        ssize_t k = pwrite(fd, p, len, (off_t)off);
+        ssize_t k = writing ? pwrite(fd, p, len, (off_t)off)
+                            : pread(fd, p, len, (off_t)off);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
@@ -102,20 +105,14 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    return io_all(fd, (void *)buf, len, off, 1);
+}
+
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t k = pread(fd, p, len, (off_t)off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : -EIO;
-        p += k;
-        len -= (size_t)k;
-        off += (uint64_t)k;
-    }
-    return 0;
+    return io_all(fd, buf, len, off, 0);
 }
 
 static int zero_range(int fd, uint64_t from, uint64_t to)
