@@ -206,7 +206,9 @@ int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val);
 int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
                      size_t *len);
 /* Calls cb for each log entry with zxid > after, in zxid order; stops when
- * cb returns non-zero (returned). buf is valid only during the call. */
+ * cb returns non-zero (returned). buf is valid only during the call. The
+ * log's lock is held meanwhile: cb must not call zk_store_log_get,
+ * _log_scan or zk_store_info (a batch's functions are fine). */
 typedef int (*zk_store_log_cb)(void *arg, uint64_t zxid, const uint8_t *buf,
                                size_t len);
 int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
