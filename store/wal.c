@@ -389,7 +389,8 @@ static int list_segs(struct zk__wal *w, int prune, uint64_t **out, size_t *n)
         free(seqs);
         return rc;
     }
-    qsort(seqs, cnt, sizeof(*seqs), seq_cmp);
+    if (cnt > 1)
+        qsort(seqs, cnt, sizeof(*seqs), seq_cmp);
     *out = seqs;
     *n = cnt;
     return 0;
