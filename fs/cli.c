@@ -1047,7 +1047,7 @@ static void print_status(const char *json)
     static const char *const rows[][2] = {
         {"role", "role"}, {"id", "my_id"}, {"leader", "leader_id"},
         {"epoch", "epoch"}, {"zxid", "zxid"}, {"commit lag", "commit_lag"},
-        {"stale", "stale"}, {"syncing", "syncing"},
+        {"stale", "stale"}, {"syncing", "syncing"}, {"store", "store"},
         {"znodes", "znodes"}, {"sessions", "sessions"},
         {"data size", "data_bytes"}, {"pending", "pending"},
         {"batches", "batches"}, {"fsyncs", "fsyncs"},

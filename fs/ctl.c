@@ -521,6 +521,15 @@ static int req_status(struct ctl *c)
                    rs.commit_zxid, rs.lag, rs.syncing ? "true" : "false",
                    rs.snapshots_sent, rs.snapshots_installed,
                    rs.snapshots_rejected, rs.snapshots_held);
+    if (rs.store_error) {
+        char why[160];
+        snprintf(why, sizeof(why), "failed: %s (a new core tries it again)",
+                 zk_strerror(rs.store_error));
+        pos = json_add(body, pos, sizeof(body), ",\"store\":");
+        pos = json_str(body, pos, sizeof(body), why);
+    } else {
+        pos = json_add(body, pos, sizeof(body), ",\"store\":\"ok\"");
+    }
     pos = json_add(body, pos, sizeof(body), ",\"locked_files\":%" PRIu64
                    ",\"lock_waits_here\":%u", zk__fs_lock_counts(c->fs),
                    zk__fs_lock_waits(c->fs));

@@ -1025,13 +1025,11 @@ static int setattr_ops(fuse_req_t req, uint64_t ino, const struct stat *a,
                                 .uid = a->st_uid, .gid = a->st_gid};
         if ((to_set & FUSE_SET_ATTR_MTIME) &&
             !(to_set & FUSE_SET_ATTR_MTIME_NOW)) {
-            /* Before the epoch counts as the epoch: times are unsigned. */
-            int64_t ms = (int64_t)a->st_mtim.tv_sec * 1000 +
-                         a->st_mtim.tv_nsec / 1000000;
-            zk_put_be64(tbuf, ms < 0 ? 0 : (uint64_t)ms);
+            uint64_t ms = zk__fs_time_ms(&a->st_mtim);
+            zk_put_be64(tbuf, ms);
             ops[n].data = tbuf;
             ops[n].data_len = ZK_ATTR_TIME_LEN;
-            keep_mtime(fs, ino, ms < 0 ? 0 : (uint64_t)ms);
+            keep_mtime(fs, ino, ms);
         }
         n++;
     }

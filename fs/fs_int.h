@@ -413,6 +413,10 @@ void zk__fs_prov_commit_again(struct zk_fs *fs, fuse_req_t req,
 
 void zk__fs_fill_attr(const struct zk_fs *fs, const struct zk_stat *st,
                       struct stat *out);
+/* A time as stored (ms since the epoch, two's complement; clamped to the
+ * range) and back (util.c). */
+uint64_t zk__fs_time_ms(const struct timespec *ts);
+struct timespec zk__fs_ms_time(uint64_t stored);
 /* The attributes of a file the daemon serves itself (the control file,
  * the metrics file): a regular file of mode, owned by the daemon's user,
  * all three times set to when. */

@@ -2,8 +2,8 @@
  * lease.c — what this mount does when its replica gives its session up.
  *
  * An ensemble member whose lease ran out (replica/lease.c: no quorum
- * acknowledged what it sent within 4/5 of the session timeout, measured
- * on the monotonic clock) gives its session up before the
+ * acknowledged what it sent within 2/3 of the session timeout, less two
+ * ticks, measured on CLOCK_BOOTTIME, which runs through a suspend) gives its session up before the
  * leader can expire it: its ephemerals, and whatever they stand for (a
  * lock, a leadership), must be lost HERE first, so that no two holders
  * ever exist at once. The store cannot delete them (it only changes by
@@ -18,7 +18,7 @@
  *  - descriptors on them fail reads, writes, fsync, close, getxattr and
  *    fstat (when it reaches the daemon) with ENOLINK.
  *
- * The lease is checked on the monotonic clock whenever a request about an
+ * The lease is checked on that clock whenever a request about an
  * ephemeral of our own session is answered (zk__fs_hidden), not only by
  * the replica's tick timer: requests that queued up while the process
  * was stopped are answered after the check.

@@ -220,6 +220,13 @@ static void render_replica(struct out *o, const struct zk_replica_status *rs)
         "Snapshots received and installed.", rs->snapshots_installed);
     one(o, "zkfs_snapshots_rejected_total", "counter",
         "Snapshots received corrupt or truncated.", rs->snapshots_rejected);
+    one(o, "zkfs_store_failures_total", "counter",
+        "Store batches that failed (a full disk, an I/O error): the "
+        "replica stopped taking part until a new core could write.",
+        rs->store_failures);
+    one(o, "zkfs_store_recoveries_total", "counter",
+        "New cores made from the store after a failed batch, the mount "
+        "kept.", rs->store_recoveries);
     one(o, "zkfs_snapshots_held_total", "counter",
         "Snapshots a learner asked for again too soon, held back (the "
         "connection dropped) rather than streamed.", rs->snapshots_held);

@@ -32,11 +32,37 @@ void zk__fs_fill_attr(const struct zk_fs *fs, const struct zk_stat *st,
     out->st_size = st->data_length;
     out->st_blksize = 4096;
     out->st_blocks = ((blkcnt_t)st->data_length + 511) / 512;
-    out->st_mtim.tv_sec = (time_t)(st->cmtime_ms / 1000);
-    out->st_mtim.tv_nsec = (long)(st->cmtime_ms % 1000) * 1000000L;
-    out->st_ctim.tv_sec = (time_t)(st->chtime_ms / 1000);
-    out->st_ctim.tv_nsec = (long)(st->chtime_ms % 1000) * 1000000L;
+    out->st_mtim = zk__fs_ms_time(st->cmtime_ms);
+    out->st_ctim = zk__fs_ms_time(st->chtime_ms);
     out->st_atim = out->st_mtim;
+}
+
+/* Times are stored as 64-bit milliseconds since the epoch, two's
+ * complement: a time set before 1970 (`touch -d 1960-01-01`, tar) is kept.
+ * Seconds beyond what milliseconds can hold are clamped to the range, as
+ * the kernel clamps times to a local file system's range. */
+uint64_t zk__fs_time_ms(const struct timespec *ts)
+{
+    const int64_t max_s = INT64_MAX / 1000 - 1;
+    int64_t sec = ts->tv_sec, ms;
+    if (sec > max_s)
+        ms = max_s * 1000 + 999;
+    else if (sec < -max_s)
+        ms = -max_s * 1000;
+    else
+        ms = sec * 1000 + ts->tv_nsec / 1000000;
+    return (uint64_t)ms;
+}
+
+struct timespec zk__fs_ms_time(uint64_t stored)
+{
+    int64_t ms = (int64_t)stored, sec = ms / 1000, rem = ms % 1000;
+    if (rem < 0) {              /* floor: -1 ms is 1969-12-31 23:59:59.999 */
+        rem += 1000;
+        sec--;
+    }
+    return (struct timespec){.tv_sec = (time_t)sec,
+                             .tv_nsec = (long)rem * 1000000L};
 }
 
 /* The control file's attributes: a 0666 regular file of size 0 owned by

@@ -179,6 +179,12 @@ struct zk_replica_status {
     uint64_t snapshots_held;      /* leader: not streamed, asked for again
                                      too soon (ens_snapsend.c) */
     uint64_t elections;           /* times this replica went looking */
+    uint64_t store_failures;      /* store batches that failed (the core
+                                     stopped: a full disk, an I/O error) */
+    uint64_t store_recoveries;    /* new cores made from the store after
+                                     such a failure, keeping the mount */
+    int store_error;              /* the store's last batch failed with
+                                     this (0: it writes) */
     uint64_t syncs_diff, syncs_trunc, syncs_snap; /* as leader, by mode */
     /* Snapshot bytes sent to learners (counted as each chunk goes out,
      * so an abandoned transfer counts what it sent) and installed here;

@@ -254,6 +254,8 @@ static void resubmit_lost(struct zk_driver *d)
 {
     struct zk_zab_status st;
 
+    if (d->head == NULL)
+        return;
     zk_zab_status(d->z, &st);
     /* Not merely synced: a learner can process NEWLEADER of a leader that
      * never gets a quorum, and a later leader may still hold (and commit)
@@ -283,6 +285,8 @@ static void submit_props(struct zk_driver *d)
 {
     struct zk_zab_status st;
 
+    if (d->head == NULL)
+        return;
     resubmit_lost(d);
     zk_zab_status(d->z, &st);
     for (struct prop *p = d->head; p; p = p->next) {
@@ -356,8 +360,12 @@ int zk_driver_propose(struct zk_driver *d, uint8_t *payload, size_t len,
         d->head = p;
     d->tail = p;
     d->n_props++;
+    /* Answered at the next tick. Never sent anywhere, so known not to
+     * be applied: a full disk says so (ENOSPC, EDQUOT); anything else
+     * wrong with the store is EIO. */
     if (d->failed)
-        p->err = -EIO;            /* answered at the next tick */
+        p->err = d->failed == -ENOSPC || d->failed == -EDQUOT ? d->failed
+                                                              : -EIO;
     zk_driver_pump(d);
     return 0;
 }
@@ -464,10 +472,15 @@ static void finish_ready(struct zk_driver *d)
 static void fail_stop(struct zk_driver *d, int err)
 {
     dlog(d, ZK_LOG_ERROR, "ensemble: writing to the store failed (%s); "
-         "this replica stops taking part until it is restarted",
-         zk_strerror(err));
+         "this replica stops taking part until a new core can write it "
+         "(tried again every few seconds)", zk_strerror(err));
     d->failed = err;
     expire_props(d, -EIO);
+    /* A snapshot that failed to install left the old tree (the batch
+     * commits whole or not at all): the reset begun in zk_driver_pump
+     * ends, finding nothing changed. */
+    if (ready_installs(&d->rd) && d->cfg.reset)
+        d->cfg.reset(d->cfg.cb_arg, 1);
 }
 
 void zk_driver_written(struct zk_driver *d, int err)
@@ -593,7 +606,7 @@ void zk_driver_give_up(struct zk_driver *d)
 void zk_driver_tick(struct zk_driver *d)
 {
     if (d->failed) {
-        expire_props(d, -EIO);
+        expire_props(d, 0);     /* each with its error (propose) */
         return;
     }
     zk__lease_ticked(&d->lease, ++d->tick_no, now_ns(d));

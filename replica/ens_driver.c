@@ -368,20 +368,23 @@ void zk__ens_on_async(uv_async_t *h)
     zk__ens_elect_watch(e);
 }
 
-/* CLOCK_MONOTONIC in ns: the lease's clock (a stopped process's clock
- * keeps running, unlike its ticks). */
-uint64_t zk__ens_mono_ns(void)
+/* CLOCK_BOOTTIME in ns: the lease's clock. A stopped process's clock
+ * keeps running, unlike its ticks; and unlike CLOCK_MONOTONIC it also runs
+ * while the machine is suspended, so a replica whose host slept past its
+ * lease (a laptop, a suspended VM) gives its session up when it wakes,
+ * before answering anything about its ephemerals or locks. */
+uint64_t zk__ens_clock_ns(void)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_BOOTTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static uint64_t clock_ns(void *arg)
 {
     (void)arg;
-    return zk__ens_mono_ns();
+    return zk__ens_clock_ns();
 }
 
 static void send_fn(void *arg, const struct zk_zab_msg *m)
@@ -424,6 +427,7 @@ void zk__ens_on_tick(uv_timer_t *t)
     zk_driver_tick(e->d);
     zk__ens_elect_watch(e);
     zk__ens_handshake_sweep(e);
+    zk__ens_recover_tick(e);
 }
 
 int zk__ens_propose(struct zk__ens *e, uint8_t *buf, size_t len,

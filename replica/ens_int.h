@@ -120,6 +120,11 @@
 #define ENS_ENV_HDR           18          /* magic ver type origin req_id   */
 #define ENS_OWNER_MAX         32          /* "server.N" session owner       */
 #define ENS_TEST_DELAY_MAX_US 10000000    /* ZKFS_TEST_FSYNC_DELAY_US bound  */
+#define ENS_RECOVER_MIN_MS    1000        /* after a failed store batch:
+                                             first try of a new core       */
+#define ENS_RECOVER_MAX_MS    30000       /* ... doubling up to this       */
+#define ENS_RECOVER_CALM_MS   60000       /* no failure for this long: the
+                                             spacing starts over           */
 
 /* A Zab message encoded and held while a snapshot streams on its
  * connection (it must arrive after the snapshot's end). */
@@ -263,7 +268,21 @@ struct zk__ens {
     uint64_t elect_le[ZK_REPLICA_ELECTION_BUCKETS];
     uint64_t elect_count, elect_sum_ns;
     struct zk__snap_rx *job_snap; /* the Ready's INSTALL reads it (worker) */
+    struct zk_zab_config zc;      /* the core's config (new cores: seed and
+                                     incarnation drawn again)             */
+    /* Loop: after a failed store batch (ens_start.c, recover_tick). */
+    uint64_t recover_at_ms;       /* next try of a new core (0: none due)  */
+    uint32_t recover_gap_ms;      /* the spacing now (0: calm)             */
+    uint64_t recovered_ms;        /* when the last new core took over      */
+    uint64_t recoveries;          /* new cores made after a failure        */
+    uint64_t carry_batches, carry_fsyncs; /* failed drivers' counters      */
 };
+
+/* ---- ens_start.c ----------------------------------------------------- */
+
+/* Every tick: after a failed store batch, tries a new core from the store
+ * (with backoff), as a restart of the process would, keeping the mount. */
+void zk__ens_recover_tick(struct zk__ens *e);
 
 /* ---- ens_driver.c ---------------------------------------------------- */
 
@@ -287,8 +306,8 @@ void *zk__ens_worker_main(void *arg);
 void zk__ens_on_async(uv_async_t *h);
 /* The tick timer's callback: the driver's tick, the handshake sweep. */
 void zk__ens_on_tick(uv_timer_t *t);
-/* CLOCK_MONOTONIC in ns: the driver's clock. */
-uint64_t zk__ens_mono_ns(void);
+/* CLOCK_BOOTTIME in ns: the driver's clock (it runs through a suspend). */
+uint64_t zk__ens_clock_ns(void);
 
 /* ---- ens_net.c ------------------------------------------------------- */
 

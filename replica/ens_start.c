@@ -144,10 +144,12 @@ static int bump_incarnation(struct zk__ens *e, uint32_t *inc)
     return rc;
 }
 
-/* Builds the core from cfg and what the store holds. */
-static int core_create(struct zk__ens *e, const struct zk_config *cfg)
+/* Builds a core and its driver from e->zc and what the store holds (a
+ * new incarnation persisted first: a store that cannot be written fails
+ * here). */
+static int driver_build(struct zk__ens *e, struct zk_driver **out)
 {
-    struct zk_zab_config zc = {0};
+    struct zk_zab_config zc = e->zc;
     struct zk_zab_restore st = {0};
     struct zk_store_info info;
     struct restore_buf rb = {0};
@@ -155,17 +157,6 @@ static int core_create(struct zk__ens *e, const struct zk_config *cfg)
     struct zk_driver_config dc = {0};
     int rc = zk_store_info(e->store, &info);
 
-    zc.id = cfg->my_id;
-    zc.n_members = cfg->n_servers;
-    for (uint32_t i = 0; i < cfg->n_servers; i++) {
-        zc.members[i].id = cfg->servers[i].id;
-        zc.members[i].observer = cfg->servers[i].observer;
-    }
-    zc.init_limit_ticks = cfg->init_limit_ticks;
-    zc.sync_limit_ticks = cfg->sync_limit_ticks;
-    zc.session_timeout_ticks = (cfg->session_timeout_ms + cfg->tick_time_ms
-                                - 1) / cfg->tick_time_ms;
-    zc.trace = trace_fn;
     if (rc == 0 && getrandom(&zc.seed, sizeof(zc.seed), 0) !=
                        (ssize_t)sizeof(zc.seed))
         rc = -errno;
@@ -190,12 +181,106 @@ static int core_create(struct zk__ens *e, const struct zk_config *cfg)
         dc.session_timeout_ms = e->session_timeout_ms;
         dc.prop_wait_ms = e->prop_wait_ms;
         zk__ens_driver_wire(e, &dc);
-        rc = zk_driver_create(&dc, &e->d);
+        rc = zk_driver_create(&dc, out);
     }
-    if (rc == 0)
-        zk__ens_elect_watch(e);     /* the first election starts now */
     restore_buf_free(&rb);
     return rc;
+}
+
+/* Builds the core from cfg and what the store holds. */
+static int core_create(struct zk__ens *e, const struct zk_config *cfg)
+{
+    struct zk_zab_config *zc = &e->zc;
+
+    zc->id = cfg->my_id;
+    zc->n_members = cfg->n_servers;
+    for (uint32_t i = 0; i < cfg->n_servers; i++) {
+        zc->members[i].id = cfg->servers[i].id;
+        zc->members[i].observer = cfg->servers[i].observer;
+    }
+    zc->init_limit_ticks = cfg->init_limit_ticks;
+    zc->sync_limit_ticks = cfg->sync_limit_ticks;
+    zc->session_timeout_ticks = (cfg->session_timeout_ms + cfg->tick_time_ms
+                                 - 1) / cfg->tick_time_ms;
+    zc->trace = trace_fn;
+    int rc = driver_build(e, &e->d);
+    if (rc == 0)
+        zk__ens_elect_watch(e);     /* the first election starts now */
+    return rc;
+}
+
+/* After a failed store batch (a full disk, an I/O error) the driver stops
+ * for good (driver.c, fail_stop). After ENS_RECOVER_MIN_MS, doubling up to
+ * ENS_RECOVER_MAX_MS while failures follow each other (a new core that
+ * fails again within ENS_RECOVER_CALM_MS counts as one), this tries what a
+ * restart of the process would do, without taking the mount down: a new
+ * core restored from the store (whose failed batch left nothing: it
+ * commits whole or not at all), every connection closed so the peers see
+ * a restarted server, the session given up first (the mount hides its
+ * ephemerals, as when the lease runs out). If the store still cannot be
+ * written, the new incarnation's batch fails and the failed driver stays
+ * for the next try. */
+void zk__ens_recover_tick(struct zk__ens *e)
+{
+    struct zk_driver_stats ds;
+    struct zk_driver *nd = NULL;
+    uint64_t now = uv_now(e->loop);
+    int busy, rc;
+
+    zk_driver_stats(e->d, &ds);
+    if (e->stopping)
+        return;
+    if (!ds.failed) {
+        if (e->recover_gap_ms && now - e->recovered_ms > ENS_RECOVER_CALM_MS)
+            e->recover_gap_ms = 0;          /* calm again: start over */
+        return;
+    }
+    if (e->recover_at_ms == 0) {            /* it just failed */
+        e->recover_gap_ms = e->recover_gap_ms == 0 ? ENS_RECOVER_MIN_MS :
+                            e->recover_gap_ms * 2 > ENS_RECOVER_MAX_MS ?
+                            ENS_RECOVER_MAX_MS : e->recover_gap_ms * 2;
+        e->recover_at_ms = now + e->recover_gap_ms;
+        zk_log(ZK_LOG_WARN, "ensemble replica %u: a new core will try the "
+               "store in %u ms", e->my_id, e->recover_gap_ms);
+        return;
+    }
+    pthread_mutex_lock(&e->mu);
+    busy = e->job || e->job_done;
+    pthread_mutex_unlock(&e->mu);
+    if (now < e->recover_at_ms || busy)
+        return;
+    rc = driver_build(e, &nd);
+    if (rc) {
+        e->recover_gap_ms = e->recover_gap_ms * 2 > ENS_RECOVER_MAX_MS
+                                ? ENS_RECOVER_MAX_MS : e->recover_gap_ms * 2;
+        e->recover_at_ms = now + e->recover_gap_ms;
+        zk_log(ZK_LOG_WARN, "ensemble replica %u: the store still cannot be "
+               "written (%s); trying again in %u ms", e->my_id,
+               zk_strerror(rc), e->recover_gap_ms);
+        return;
+    }
+    zk_driver_give_up(e->d);
+    for (struct snap_tx *t = e->stxs; t; t = t->next)
+        zk__ens_stx_cancel(t);
+    for (struct conn *c = e->conns; c; c = c->next)
+        zk__ens_conn_close(c, "this server's core restarts");
+    zk__snap_rx_free(e->job_snap);
+    zk__snap_rx_free(e->snap_pending);
+    e->job_snap = e->snap_pending = NULL;
+    /* Counters go on from where the failed driver left them. */
+    e->carry_batches += ds.batches;
+    e->carry_fsyncs += ds.fsyncs;
+    zk_driver_fail_all(e->d, -EIO);     /* none should wait still */
+    zk_driver_destroy(e->d);
+    e->d = nd;
+    e->recover_at_ms = 0;
+    e->recovered_ms = now;
+    e->recoveries++;
+    zk_driver_stats(e->d, &ds);
+    zk_log(ZK_LOG_WARN, "ensemble replica %u: a new core restored from "
+           "the store takes part again from applied 0x%llx (as after a "
+           "restart)", e->my_id, (unsigned long long)ds.applied_zxid);
+    zk__ens_elect_watch(e);
 }
 
 /* Listener, tick timer, async, peers' timers; first dials. */

@@ -93,8 +93,8 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     zk_driver_stats(e->d, &ds);
     out->last_zxid = ds.applied_zxid;
     out->pending = ds.pending;
-    out->batches = ds.batches;
-    out->fsyncs = ds.fsyncs;
+    out->batches = e->carry_batches + ds.batches;
+    out->fsyncs = e->carry_fsyncs + ds.fsyncs;
     zk_zab_status(zk_driver_core(e->d), &st);
     out->role = (unsigned)st.role < ZK_ARRAY_LEN(names) ? names[st.role]
                                                        : "?";
@@ -112,6 +112,9 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->snapshots_installed = e->snaps_installed;
     out->snapshots_rejected = e->snaps_rejected;
     out->snapshots_held = e->snaps_held;
+    out->store_failures = e->recoveries + (ds.failed ? 1 : 0);
+    out->store_recoveries = e->recoveries;
+    out->store_error = ds.failed;
     out->elections = st.n_elections;
     out->syncs_diff = st.n_diff;
     out->syncs_trunc = st.n_trunc;
@@ -143,12 +146,12 @@ void zk__ens_elect_watch(struct zk__ens *e)
     zk_zab_status(zk_driver_core(e->d), &st);
     if (st.role == ZK_ZAB_LOOKING) {
         if (!e->elect_t0_ns)
-            e->elect_t0_ns = zk__ens_mono_ns();
+            e->elect_t0_ns = zk__ens_clock_ns();
         return;
     }
     if (!e->elect_t0_ns || !st.established)
         return;
-    uint64_t ns = zk__ens_mono_ns() - e->elect_t0_ns;
+    uint64_t ns = zk__ens_clock_ns() - e->elect_t0_ns;
     size_t b = 0;
     while (b < ZK_ARRAY_LEN(zk_replica_election_le_ns) &&
            ns > zk_replica_election_le_ns[b])

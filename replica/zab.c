@@ -132,6 +132,36 @@ static void push_op(struct zk_zab *z, uint32_t kind, uint64_t zxid,
     }
 }
 
+/* Session ids only grow per member within one incarnation (make_sid);
+ * a wiped replica starts again from incarnation 1, so ids of different
+ * incarnations are not compared. */
+static int same_incarnation(uint64_t a, uint64_t b)
+{
+    return a >> 32 == b >> 32;
+}
+
+void zk__sess_note(struct zk_zab *z, const struct zk_zab_entry *e)
+{
+    if (e == NULL) {
+        for (uint32_t i = 0; i < z->cfg.n_members; i++)
+            if (z->sessions[i] > z->open_max[i])
+                z->open_max[i] = z->sessions[i];
+        return;
+    }
+    if (e->type != ZK_ZAB_ENTRY_SESSION_OPEN || e->len != 8)
+        return;
+    uint64_t sid = zk_get_be64(e->data);
+    int i = zk__member_index(z, e->origin);
+    if (i >= 0 && sid > z->open_max[i])
+        z->open_max[i] = sid;
+}
+
+int zk__sess_stale_open(const struct zk_zab *z, int i, uint64_t sid)
+{
+    uint64_t o = z->open_max[i];
+    return o && same_incarnation(sid, o) && sid < o;
+}
+
 /* Appends x (the log takes over the caller's reference) and asks the
  * embedder to persist it. */
 void zk__log_append(struct zk_zab *z, struct zk__ent *x)
@@ -140,6 +170,7 @@ void zk__log_append(struct zk_zab *z, struct zk__ent *x)
     ZK_ASSERT(x->e.zxid > zk__last_zxid(z));
     l->v = grow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
     l->v[l->n++] = x;
+    zk__sess_note(z, &x->e);
     push_op(z, ZK_ZAB_OP_APPEND, x->e.zxid, 0, x);
     z->out.last_append = x->e.zxid;
 }
@@ -269,6 +300,7 @@ void zk__apply_session(struct zk_zab *z, const struct zk_zab_entry *e)
     if (e->type == ZK_ZAB_ENTRY_WRITE || e->len != 8)
         return;
     uint64_t sid = zk_get_be64(e->data);
+    zk__sess_note(z, e);
     if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN) {
         int i = zk__member_index(z, e->origin);
         if (i >= 0)
@@ -501,7 +533,9 @@ static int restore(struct zk_zab *z, const struct zk_zab_restore *st)
         struct zk__log *l = &z->log;
         l->v = grow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
         l->v[l->n++] = zk__ent_new(e);
+        zk__sess_note(z, e);
     }
+    zk__sess_note(z, NULL);
     z->persisted = zk__last_zxid(z);
     /* A store that lost its last writes forgot promises, as an empty one
      * did: the same gate (zab_elect.c, "empty stores"). */

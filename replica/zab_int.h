@@ -131,6 +131,10 @@ struct zk_zab {
     uint64_t ping_seen;        /* learner: leader's last PING tick     */
 
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
+    /* Per member, the highest session id seen opened in the log or the
+     * applied state (zk__sess_note): the leader refuses an OPEN request
+     * it makes stale (zab_leader.c, recv_request). */
+    uint64_t open_max[ZK_ZAB_MEMBERS_MAX];
     uint64_t my_sid;
     uint32_t sid_ctr;
     int sid_seen_open;
@@ -188,6 +192,14 @@ struct zk__ent *zk__ent_new(const struct zk_zab_entry *e);
 void zk__ent_unref(struct zk__ent *x);
 /* Index of the entry with zxid, or -1; *pos = first index with > zxid. */
 long zk__log_find(const struct zk__log *l, uint64_t zxid, size_t *pos);
+/* Notes a SESSION_OPEN entry logged or applied (and, with e NULL, the
+ * session table just set) in open_max. */
+void zk__sess_note(struct zk_zab *z, const struct zk_zab_entry *e);
+/* An OPEN of sid from member index i is stale: a newer id of the same
+ * incarnation was opened after it (a closed id may be opened again: a
+ * replica that never saw its OPEN applied, e.g. synced by snapshot after
+ * the leader closed it, asks for it again). */
+int zk__sess_stale_open(const struct zk_zab *z, int i, uint64_t sid);
 void zk__log_append(struct zk_zab *z, struct zk__ent *x); /* takes ref */
 void zk__log_truncate(struct zk_zab *z, uint64_t zxid);
 void zk__log_reset(struct zk_zab *z, uint64_t base, uint32_t from);

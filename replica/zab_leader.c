@@ -547,8 +547,17 @@ static void recv_request(struct zk_zab *z, struct zk__peer *p,
             continue;
         if (e->type == ZK_ZAB_ENTRY_WRITE && e->req_id <= p->last_req)
             continue;                      /* duplicate or overtaken */
-        if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN)
+        if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN) {
+            /* A request overtaken by a newer OPEN of the same member (a
+             * resend, delayed or duplicated): proposing it would close the
+             * member's current session while its owner's lease still runs
+             * (simulator, seed 1020089). */
+            int mi = zk__member_index(z, p->id);
+            if (e->len != 8 || mi < 0 ||
+                zk__sess_stale_open(z, mi, zk_get_be64(e->data)))
+                continue;
             p->sess_heard_tick = z->tick;  /* opening is hearing (lease) */
+        }
         zk__lead_propose(z, e);
     }
 }

@@ -184,6 +184,7 @@ static void recv_sync(struct zk_zab *z, const struct zk_zab_msg *m)
                       (unsigned long long)z->applied);
         zk__log_reset(z, m->zxid, m->from);
         memcpy(z->sessions, m->sessions, sizeof(z->sessions));
+        zk__sess_note(z, NULL);
         zk__learn_ids(z, NULL, z->sessions[z->self]);
         break;
     case ZK_ZAB_MSG_PROPOSE:

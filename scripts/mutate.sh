@@ -49,6 +49,7 @@ wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| !zk__store_empty\
 wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0 && z->abstain) \{} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too
 sync-no-wait @@ replica/driver.c @@ s{(int zk_driver_propose\(.*?\{\n)}{$1    if (is_sync) { free(payload); cb(arg, 0, NULL); return 0; }\n}s @@ a read barrier (zkfs sync) answered at once, without waiting for the leader's commit point: a read after it is only sequentially consistent (caught by the register history's linearizability check, sim_lin.c)
+stale-open-accepted @@ replica/zab_leader.c @@ s{zk__sess_stale_open\(z, mi, zk_get_be64\(e->data\)\)\)}{0)} @@ the leader proposes a SESSION_OPEN request overtaken by a newer one of the same member (a delayed duplicate): it closes the member's current session while its lease still runs
 losttail-gate-off @@ replica/zab.c @@ s{if \(st->lost_writes && }{if (0 && st->lost_writes && } @@ a replica whose store lost its last writes (its marker is ahead of it) votes and counts with the promises it forgot (simulated with --lose-tail, 3 voters, as every losttail-* mutant)
 EOF
 )

@@ -231,6 +231,12 @@ static int env_open(struct zk_store *s, const char *dir)
                "version; refusing to start", path);
         return ZK_EFOREIGN;
     }
+    if (rc == ENODEV) {     /* mmap refused: FUSE direct I/O, some NFS */
+        zk_log(ZK_LOG_ERROR, "store: %s: its file system cannot map files "
+               "into memory (a FUSE mount such as zkfs itself?); put the "
+               "data directory on a local disk", path);
+        return -ENODEV;
+    }
     return zk__mdb_err(rc, path);
 }
 

@@ -1760,7 +1760,15 @@ static void worker(const struct op *ops, int n, const char *work)
         int root = open(opt_root[s], O_RDONLY | O_DIRECTORY);
         if (root >= 0 && !R.solo)
             rm_tree_at(root, work);     /* left by an earlier failed run */
-        if (root < 0 || (mkdirat(root, work, 0777) != 0 && errno != EEXIST)) {
+        int mk = root < 0 ? -1 : mkdirat(root, work, 0777);
+        /* In solo mode a replica may be without a quorum for a while (the
+         * fault tests): ETIMEDOUT is its documented answer, so try again,
+         * at most 20 times 0.5 s. */
+        for (int t = 0; mk != 0 && errno == ETIMEDOUT && R.solo && t < 20; t++) {
+            usleep(500000);
+            mk = mkdirat(root, work, 0777);
+        }
+        if (root < 0 || (mk != 0 && errno != EEXIST)) {
             snprintf(shm->msg, MSG_MAX, "cannot make %s/%s: %s", opt_root[s],
                      work, strerror(errno));
             shm->failed = 2;

@@ -44,6 +44,11 @@ ZK_MOUNTS+=("$ZK_TMP/m2")
 assert_rc 1 timeout 60 "$ZKFS" mount --data "$D" "$ZK_TMP/m2"
 zk_is_mounted "$ZK_TMP/m2" && fail "second daemon mounted on a busy data dir"
 
+log "a data directory inside a zkfs mount is refused with the reason"
+assert_rc 1 timeout 60 "$ZKFS" mount -f --data "$M/inside" "$ZK_TMP/m2"
+assert_match "cannot map files into memory" "$ZK_ERR" "message"
+zk_is_mounted "$ZK_TMP/m2" && fail "mounted with its data directory on a zkfs mount"
+
 log "zkfs umount stops the daemon"
 "$ZKFS" umount "$M"
 zk_is_mounted "$M" && fail "still mounted"

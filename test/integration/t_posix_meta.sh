@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # POSIX details tools depend on: utimensat/touch -d/touch -r/cp -p store
-# st_mtime (make and rsync compare it), a write or truncation by another
+# st_mtime (make and rsync compare it; before 1970 too, the far ends
+# clamped), a write or truncation by another
 # user clears setuid/setgid, lseek(SEEK_END) on a writer's descriptor sees
 # what it wrote, paths of PATH_MAX - 1 bytes from the mount root, one errno for
 # hard links, symlinks, FIFOs, sockets and devices, and the nosuid,nodev
@@ -32,6 +33,14 @@ touch "$M/f"
 mkdir "$M/dir"
 touch -d '2010-01-01 00:00:00' "$M/dir"
 assert_eq 1262304000 "$(TZ=UTC stat -c %Y "$M/dir")" "mtime of a directory"
+touch -d '1960-01-01 12:00:00.25' "$M/old"
+assert_eq "1960-01-01 12:00:00.250000000" "$(TZ=UTC date -r "$M/old" '+%F %T.%N')" "a time before 1970 is kept"
+touch -d '1969-12-31 23:59:59.999' "$M/old1"
+assert_eq "1969-12-31 23:59:59.999000000" "$(TZ=UTC date -r "$M/old1" '+%F %T.%N')" "1 ms before the epoch"
+touch -d @9223372036854775807 "$M/far"
+assert_eq 9223372036854774 "$(stat -c %Y "$M/far")" "a time beyond 64-bit milliseconds is clamped to the range"
+touch -d @-9223372036854775807 "$M/far"
+assert_eq -9223372036854774 "$(stat -c %Y "$M/far")" "and the same far before 1970"
 assert_fail as_user touch -d '2000-01-01' "$M/f"
 assert_match "not permitted|Permission denied" "$ZK_ERR" "another user cannot set a time"
 
@@ -107,5 +116,6 @@ if grep -qE 'nosuid|nodev' <<<"$opts"; then
 fi
 assert_eq "$(stat -c %Y "$ZK_TMP/ref")" "$(stat -c %Y "$M/copy")" "cp -p time after remount"
 assert_eq 1262304000 "$(TZ=UTC stat -c %Y "$M/dir")" "directory time after remount"
+assert_eq "1960-01-01 12:00:00.250000000" "$(TZ=UTC date -r "$M/old" '+%F %T.%N')" "a time before 1970 after remount"
 assert_eq 6777 "$(stat -c %a "$M/su")" "mode after remount"
 zk_stop "$M"

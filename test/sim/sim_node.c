@@ -239,10 +239,15 @@ static void apply(struct sim *s, struct sim_replica *r,
                  (unsigned long long)e->zxid);
     uint64_t ph = payload_hash(e);
     uint64_t chain = sim_mix(r->model.chain, sim_mix(e->zxid, ph));
-    sim_log(s, r->id, "apply %016llx type %u origin %u req %llu hash "
-            "%016llx data %016llx", (unsigned long long)e->zxid, e->type,
-            e->origin, (unsigned long long)e->req_id, (unsigned long long)ph,
-            (unsigned long long)data_hash(e));
+    if (e->type != ZK_ZAB_ENTRY_WRITE && e->len == 8)
+        sim_log(s, r->id, "apply %016llx type %u origin %u session %016llx",
+                (unsigned long long)e->zxid, e->type, e->origin,
+                (unsigned long long)zk_get_be64(e->data));
+    else
+        sim_log(s, r->id, "apply %016llx type %u origin %u req %llu hash "
+                "%016llx data %016llx", (unsigned long long)e->zxid, e->type,
+                e->origin, (unsigned long long)e->req_id,
+                (unsigned long long)ph, (unsigned long long)data_hash(e));
     hist_apply(s, r, e, ph, chain);
     r->model.chain = chain;
     r->model.applied = e->zxid;

@@ -149,6 +149,33 @@ START_TEST(inomap_aliases)
 }
 END_TEST
 
+/* Stored times: ms since the epoch, two's complement, floor division on
+ * the way back; the far ends clamped, never wrapped. */
+START_TEST(times_round_trip)
+{
+    struct timespec t = {.tv_sec = -315576000 + 43200, .tv_nsec = 250000000};
+    uint64_t ms = zk__fs_time_ms(&t);
+    ck_assert_int_eq((int64_t)ms, (int64_t)(-315576000 + 43200) * 1000 + 250);
+    struct timespec back = zk__fs_ms_time(ms);
+    ck_assert_int_eq(back.tv_sec, t.tv_sec);
+    ck_assert_int_eq(back.tv_nsec, t.tv_nsec);
+    back = zk__fs_ms_time((uint64_t)(int64_t)-1);    /* 1 ms before 1970 */
+    ck_assert_int_eq(back.tv_sec, -1);
+    ck_assert_int_eq(back.tv_nsec, 999000000);
+    back = zk__fs_ms_time(981173106789ull);
+    ck_assert_int_eq(back.tv_sec, 981173106);
+    ck_assert_int_eq(back.tv_nsec, 789000000);
+    t = (struct timespec){.tv_sec = INT64_MAX, .tv_nsec = 999999999};
+    ms = zk__fs_time_ms(&t);
+    ck_assert_int_gt((int64_t)ms, 0);
+    ck_assert_int_eq(zk__fs_ms_time(ms).tv_sec, INT64_MAX / 1000 - 1);
+    t = (struct timespec){.tv_sec = INT64_MIN, .tv_nsec = 0};
+    ms = zk__fs_time_ms(&t);
+    ck_assert_int_lt((int64_t)ms, 0);
+    ck_assert_int_eq(zk__fs_ms_time(ms).tv_sec, -(INT64_MAX / 1000 - 1));
+}
+END_TEST
+
 Suite *fs_suite(void);
 Suite *fs_suite(void)
 {
@@ -159,6 +186,7 @@ Suite *fs_suite(void)
     tcase_add_test(tc, inomap_aliases);
     tcase_add_test(tc, permissions_like_the_kernel);
     tcase_add_test(tc, zk_stat_values);
+    tcase_add_test(tc, times_round_trip);
     tcase_add_test(tc, new_names);
     suite_add_tcase(s, tc);
     return s;

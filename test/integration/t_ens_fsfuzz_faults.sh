@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# t_ens_fsfuzz_faults.sh — the syscall fuzzer (test/fuzz/fsfuzz.c, solo
+# mode: no model) on two mounts of a 3-replica ensemble at once, in one
+# shared directory, while the replicas are paused (SIGSTOP), killed with
+# -9 and restarted underneath it. What must hold: no operation hangs past
+# its bound, no mount dies, no EIO (the fuzzer fails on any of them), every
+# replica that runs again converges to one identical tree, and writes made
+# after the faults reach all three mounts.
+#
+# Faults, one at a time, chosen by the round number (deterministic), each
+# followed by a quiet gap so a new leader can be established:
+#   - the leader paused 0.3-2.5 s (with sessionTimeout 2 s: sometimes
+#     longer than a session; a paused leader's own mount stalls, bounded);
+#   - a follower paused the same way;
+#   - replica 3 (whose mount the fuzzers do not use) killed with -9 and
+#     started again while the fuzzers run (it catches up by DIFF or
+#     snapshot);
+#   - one replica cut from the network (each replica runs in a network
+#     namespace of its own behind a bridge, ens_net_setup) for as long.
+# Knobs: ZK_FAULTFUZZ_ROUNDS (fault rounds, default 12), ZK_FAULTFUZZ_OPS
+# (ops per seed, default 250), ZK_FAULTFUZZ_CHUNK (seeds per fuzzer run,
+# default 2), ZK_FAULTFUZZ_SEED (first seed, default 1; mount 2 starts
+# 100000 above), ZK_FAULTFUZZ_ASAN_ROUNDS (default 6: the same again with
+# the ASan+UBSan daemon; 0 or ZK_SKIP_ASAN=1 skips it). A failure prints
+# the seed and its shortest sequence.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+# shellcheck source=ens_lib.sh
+. "$here/ens_lib.sh"
+
+ROOT=$(cd "$here/../.." && pwd)
+FUZZ=${ZK_FSFUZZ:-$ROOT/build/test/fsfuzz}
+[ -x "$FUZZ" ] || fail "no fuzzer at $FUZZ (make build/test/fsfuzz)"
+SEED=${ZK_FAULTFUZZ_SEED:-1}
+ROUNDS=${ZK_FAULTFUZZ_ROUNDS:-12}
+OPS=${ZK_FAULTFUZZ_OPS:-250}
+CHUNK=${ZK_FAULTFUZZ_CHUNK:-2}
+ASAN_ROUNDS=${ZK_FAULTFUZZ_ASAN_ROUNDS:-6}
+[ "${ZK_SKIP_ASAN:-0}" = 1 ] && ASAN_ROUNDS=0   # as scripts/check.sh
+
+trap 'rc=$?; ens_net_cleanup; (exit $rc); zk__cleanup' EXIT
+ens_net_setup 3 sessionTimeout=2000 tickTime=100
+
+zk_tmpfs "$ZK_TMP/solo1" 256m
+zk_tmpfs "$ZK_TMP/solo2" 256m
+
+# fuzz_loop I FIRST-SEED: seeds on replica I's mount, one fsfuzz run of
+# CHUNK seeds after another, until $ZK_TMP/stop exists (at most 200
+# runs); the first failing run ends the loop with its exit status.
+fuzz_loop() {
+    local i=$1 s=$(($2 + (i - 1) * 100000)) n=0 rc=0 c=
+    # Stopped by the test's cleanup: the running fuzzer stops too.
+    trap '[ -n "$c" ] && kill "$c" 2>/dev/null; exit 143' TERM
+    while [ ! -e "$ZK_TMP/stop" ] && [ "$n" -lt 200 ]; do
+        "$FUZZ" --solo --zk "$(ens_mnt "$i")" --model "$ZK_TMP/solo$i" \
+            --work shared --salt "$i" --seed "$s" --seeds "$CHUNK" \
+            --ops "$OPS" --op-timeout-ms 30000 >>"$ZK_TMP/fuzz.$i.log" 2>&1 &
+        c=$!
+        wait "$c" || {
+            rc=$?
+            break
+        }
+        c=
+        s=$((s + CHUNK))
+        n=$((n + 1))
+    done
+    echo "$n" >"$ZK_TMP/runs.$i"
+    return "$rc"
+}
+# pause I SECONDS: SIGSTOP of replica I for SECONDS, then SIGCONT.
+pause() {
+    local p
+    p=$(ens_pid "$1")
+    kill -STOP "$p" || fail "SIGSTOP of replica $1 (pid $p)"
+    sleep "$2"
+    kill -CONT "$p" || fail "SIGCONT of replica $1 (pid $p)"
+}
+
+# faulted_run LABEL ROUNDS FIRST-SEED: the three replicas started (with
+# $ZKFS), the fuzzers on mounts 1 and 2 from FIRST-SEED, ROUNDS faults
+# under them, then the checks; the replicas stopped.
+faulted_run() {
+    local label=$1 rounds=$2 first=$3 round secs c l f p rc1 rc2 i
+    local pauses=0 kills=0 cuts=0 pids=()
+    rm -f "$ZK_TMP/stop" "$ZK_TMP"/fuzz.*.log "$ZK_TMP"/runs.*
+    ens_net_start_all
+    [ -d "$(ens_mnt 1)/shared" ] || ens_mkdir_seen shared
+    log "$label: $rounds fault rounds, fuzzer seeds from $first"
+    pids=()
+    for i in 1 2; do
+        zk_bg fuzz_loop "$i" "$first"
+        pids+=("$ZK_BG")
+    done
+    log "fuzzers: pids ${pids[*]}, runs of $CHUNK seeds x $OPS ops"
+
+    # ROUNDS faults while the fuzzers run; each round is bounded (a pause of
+    # at most 2.5 s, a restart waits at most 30 s for the mount, the leader
+    # wait at most 30 s). A fuzzer that fails ends the rounds early.
+    for round in $(seq 1 "$rounds"); do
+        zk_pid_gone "${pids[0]}" || zk_pid_gone "${pids[1]}" && break
+        secs=$(printf '0.%d' $(( (round * 7) % 10 )))
+        [ $((round % 5)) = 0 ] && secs=2.5
+        case $((round % 4)) in
+        3)
+            c=$(( (round / 4) % 3 + 1 ))
+            log "round $round: replica $c cut from the network for ${secs}s"
+            ens_net_cut "$c"
+            sleep "$secs"
+            ens_net_heal "$c"
+            cuts=$((cuts + 1))
+            ;;
+        0)
+            l=$(ens_leader) || l=1
+            log "round $round: the leader (replica $l) paused ${secs}s"
+            pause "$l" "$secs"
+            pauses=$((pauses + 1))
+            ;;
+        1)
+            f=$(ens_follower) || f=2
+            log "round $round: a follower (replica $f) paused ${secs}s"
+            pause "$f" "$secs"
+            pauses=$((pauses + 1))
+            ;;
+        2)
+            p=$(ens_pid 3)
+            log "round $round: replica 3 (pid $p) killed with -9 and restarted"
+            kill -9 "$p"
+            ens_reap_killed 3 "$p"
+            ens_start 3
+            kills=$((kills + 1))
+            ;;
+        esac
+        ens_wait_leader 30
+        sleep 0.5
+    done
+    touch "$ZK_TMP/stop"
+
+    rc1=0 rc2=0
+    wait "${pids[0]}" || rc1=$?
+    wait "${pids[1]}" || rc2=$?
+    # The fuzzers' own lines beyond their one-line summaries (a failure's
+    # seed and sequence); none on a clean run.
+    for i in 1 2; do
+        grep -v '^fsfuzz: .* seeds from' "$ZK_TMP/fuzz.$i.log" | sed "s/^/  mount $i: /" || true
+    done
+    [ "$rc1" -eq 0 ] || fail "the fuzzer on replica 1's mount failed (exit $rc1)"
+    [ "$rc2" -eq 0 ] || fail "the fuzzer on replica 2's mount failed (exit $rc2)"
+    log "$label: $pauses pauses, $cuts partitions and $kills kill -9 + restart under $(cat "$ZK_TMP/runs.1") + $(cat "$ZK_TMP/runs.2") fuzzer runs of $CHUNK seeds x $OPS ops"
+    [ "$(cat "$ZK_TMP/runs.1")" -ge "$rounds" ] && [ "$(cat "$ZK_TMP/runs.2")" -ge "$rounds" ] ||
+        log "(fewer fuzzer runs than fault rounds: the mounts stalled during faults)"
+
+    ens_wait_leader 30
+    echo "$label" >"$(ens_mnt 1)/shared/after-faults" || fail "a write after the faults failed"
+    for i in 2 3; do
+        ens_wait_cat "$i" shared/after-faults "$label"
+    done
+    ens_wait_synced 60
+    ens_trees_identical
+    log "$label: every replica has the same tree: $(ens_tree_size 1) znodes"
+    for i in 1 2 3; do ens_stop "$i"; done   # exit 0: no leak report either
+}
+
+faulted_run plain "$ROUNDS" "$SEED"
+
+# The same with the ASan+UBSan daemon (detect_leaks=1) on the stores the
+# plain run left: a sanitizer report in a replica's log, or a non-zero exit
+# at umount, fails.
+if [ "$ASAN_ROUNDS" -gt 0 ]; then
+    make -s -C "$ROOT" SAN=asan build-asan/zkfs >"$ZK_TMP/asan-build.log" 2>&1 ||
+        { tail -n 20 "$ZK_TMP/asan-build.log"; fail "make SAN=asan build-asan/zkfs failed"; }
+    ZKFS=$ROOT/build-asan/zkfs
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    faulted_run asan "$ASAN_ROUNDS" $((SEED + 50000))
+    if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$ZK_TMP"/zkfs.r*.log; then
+        grep -hE -A20 'Sanitizer|runtime error:' "$ZK_TMP"/zkfs.r*.log | head -60
+        fail "sanitizer report in a replica's log"
+    fi
+fi
