@@ -1,7 +1,8 @@
 /*
- * zk_store.h — the durable state of one replica, in LMDB: the znode tree,
- * the transaction log and persistent metadata (format, epochs, last applied
- * zxid, next inode number, this replica's session), plus sessions.
+ * zk_store.h — the durable state of one replica: in LMDB the znode tree
+ * and persistent metadata (format, epochs, last applied zxid, next inode
+ * number, this replica's session), plus sessions; the transaction log in a
+ * write-ahead log of its own beside it (store/wal.c).
  *
  * Threads: any number of readers (zk_store_getattr and friends) on any
  * threads, concurrently with one writer thread that owns the single open
@@ -123,7 +124,9 @@ void zk_apply_result_free(struct zk_apply_result *res);
  * process has it open. *out is written only on success. */
 /*
  * Files in dir: zkfs.mdb (the LMDB environment, MDB_NOSUBDIR), zkfs.mdb-lock
- * (LMDB's reader table) and LOCK (the flock). A directory without zkfs.mdb
+ * (LMDB's reader table), zkfs-wal/ (the log's segments) and LOCK (the
+ * flock). A store whose log is still in LMDB (written before the
+ * write-ahead log) has it moved at open, crash-safely. A directory without zkfs.mdb
  * may hold only "myid", "LOCK", "lost+found" and names starting with "zkfs"
  * to be initialized; anything else is ZK_EFOREIGN. With create == 0 and no
  * zkfs.mdb: -ENOENT. See docs/formats.md for the layout.
@@ -133,7 +136,9 @@ void zk_apply_result_free(struct zk_apply_result *res);
  *                        32-bit; sparse, so it costs no disk). A full map
  *                        makes writes fail with -ENOSPC.
  *   ZKFS_LOG_KEEP        log entries kept behind the last applied zxid
- *                        (default ZK_LOG_KEEP). */
+ *                        (default ZK_LOG_KEEP).
+ *   ZKFS_WAL_SEGMENT_BYTES  size of the log's segment files (default
+ *                        4 MiB, at least 4096). */
 int zk_store_open(const char *dir, int create, struct zk_store **out);
 
 /* Closes the store. No batch may be open and no reader may be inside a
@@ -178,8 +183,9 @@ struct zk_store_info {
 };
 int zk_store_info(struct zk_store *s, struct zk_store_info *out);
 
-/* How long this store's batch commits took (mdb_txn_commit: writing the
- * pages and the two fsyncs of data and meta page), since it was opened:
+/* How long this store's batch commits took (the log's write and
+ * fdatasync, then mdb_txn_commit: the pages and their sync, and for a
+ * durable commit the meta page's), since it was opened:
  * a histogram, bucket i counting commits of at most
  * zk_store_fsync_le_ns[i] ns (not cumulative; the last bucket is the
  * rest). Failed commits are not counted. Any thread (the counters are
@@ -210,7 +216,9 @@ int zk_store_file_id(struct zk_store *s, uint64_t *id);
 int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
                      size_t *len);
 /* Calls cb for each log entry with zxid > after, in zxid order; stops when
- * cb returns non-zero (returned). buf is valid only during the call. */
+ * cb returns non-zero (returned). buf is valid only during the call. The
+ * log's lock is held meanwhile: cb must not call zk_store_log_get,
+ * _log_scan or zk_store_info (a batch's functions are fine). */
 typedef int (*zk_store_log_cb)(void *arg, uint64_t zxid, const uint8_t *buf,
                                size_t len);
 int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
@@ -273,7 +281,8 @@ int zk_store_batch_log_truncate(struct zk_store_batch *b, uint64_t after);
  * node), -EBUSY (delete or rename of "/", rename onto "/"), -ENAMETOOLONG
  * (a path or sequential name too long). A non-zero return
  * (-ENOSPC, -EIO, ZK_ECORRUPT payload) means the batch must be aborted.
- * Trims the log to ZK_LOG_KEEP entries behind zxid. */
+ * The commit trims the log to ZK_LOG_KEEP entries behind the last applied
+ * zxid that LMDB holds durably. */
 int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
                          const uint8_t *payload, size_t len,
                          struct zk_apply_result **res);
@@ -283,18 +292,23 @@ int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
  * "sessions", "data_bytes", "commit_txn") are refused with -EINVAL. */
 int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
                             uint64_t val);
-/* Makes the batch durable (fsync) and visible to readers, and frees b
- * whatever the outcome. -ENOSPC when the disk is full: nothing of the batch
- * is kept. */
+/* Makes the batch durable and visible to readers, and frees b whatever
+ * the outcome: first its log truncation and records (the write-ahead
+ * log's fdatasync), then its LMDB transaction if it changed anything
+ * there (pages synced, then the meta page). A batch that only logs costs
+ * one fdatasync. -ENOSPC when the disk is full: nothing of the batch is
+ * kept. */
 int zk_store_batch_commit(struct zk_store_batch *b);
-/* The same, with one sync instead of two: the batch's pages are synced,
- * LMDB's meta page that makes them current is written but not; a later
- * zk_store_batch_commit (or the system) makes it durable. A power cut
- * before that may undo the batch whole, never tear it (the pages are on
- * disk before the meta page points at them). Only for a batch whose every
- * change can be made again from what is already durable: applying
- * entries that an earlier, durable batch logged (an ensemble replays
- * them at restart). */
+/* The same, but LMDB's transaction with one sync instead of two: its
+ * pages are synced, the meta page that makes them current is written but
+ * not; a later commit (or the system) makes it durable. The log part is
+ * as durable as with zk_store_batch_commit. A power cut before that may
+ * undo the tree's changes whole, never tear them (the pages are on disk
+ * before the meta page points at them). For batches whose tree changes
+ * can be made again from the log: applies of logged entries (an ensemble
+ * replays them at restart once it learns they committed; a standalone
+ * replica at start). A batch that sets meta keys or installs is synced
+ * whole anyway. */
 int zk_store_batch_commit_lazy(struct zk_store_batch *b);
 void zk_store_batch_abort(struct zk_store_batch *b);
 

@@ -88,21 +88,18 @@ static int st_begin(void *arg, void **batch)
 
 static int st_append(void *arg, void *batch, const struct zk_zab_entry *en)
 {
-    struct zk__ens *e = arg;
     size_t len;
     uint8_t *buf = zk__ens_env_encode(en, &len);
     int rc = buf ? zk_store_batch_log(batch, en->zxid, buf, len) : -ENOMEM;
 
-    e->w_logged = 1;
+    (void)arg;
     free(buf);
     return rc;
 }
 
 static int st_truncate(void *arg, void *batch, uint64_t zxid)
 {
-    struct zk__ens *e = arg;
-
-    e->w_logged = 1;
+    (void)arg;
     return zk_store_batch_log_truncate(batch, zxid);
 }
 
@@ -249,19 +246,27 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
     return zk_store_batch_apply(batch, en->zxid, en->data, en->len, res);
 }
 
-/* A batch that only applies commits needs no sync of LMDB's meta page:
- * every entry it applies is in the log of an earlier, durable batch, and
- * a restart that finds the batch undone (a power cut) applies them again
- * once it learns they committed. So a write's path on each replica is one
- * full commit (log) and one lazy one (apply).
+/* Log entries and truncations are durable when either commit returns:
+ * the store writes them to its write-ahead log with one fdatasync before
+ * anything else. What decides between the two is the tree: a batch that
+ * only logs and applies needs no sync of LMDB's meta page (every entry it
+ * applies is in the durable log, and a restart that finds the apply
+ * undone by a power cut applies it again once it learns it committed).
+ * The hard state (epochs) and an install are kept only in LMDB, so a
+ * batch holding them (w_logged) is committed whole; the store would sync
+ * it whole anyway. So a write's path on each replica is one log fdatasync
+ * and one lazy LMDB commit (the store skips LMDB when the batch only
+ * logs).
  *
  * An observer's every batch is lazy: it never votes, acknowledges no
  * proposal and counts for no quorum, so nothing anyone relies on rests on
  * its disk. A power cut may take it back to an older, consistent state
  * (lazy batches are undone whole, never torn), from which it syncs again
  * like any learner that was away; what it forwarded and saw committed is
- * on a quorum of voters. One sync per batch instead of two: ten observers
- * on one disk made every voter wait (docs/performance.md). */
+ * on a quorum of voters. One LMDB sync per batch instead of two: ten
+ * observers on one disk made every voter wait (docs/performance.md). Its
+ * log records still get their fdatasync (the store does not know it
+ * observes): two flushes for a batch that logs and applies. */
 static int st_commit(void *arg, void *batch)
 {
     struct zk__ens *e = arg;

@@ -258,8 +258,8 @@ struct zk__ens {
     uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
     uint64_t test_commit_delay_us; /* ZKFS_TEST_FSYNC_DELAY_US (tests only) */
     int observer;                 /* this replica observes: never counted  */
-    int w_logged;                 /* worker: this batch logs, truncates,
-                                     installs or sets the hard state       */
+    int w_logged;                 /* worker: this batch installs or sets
+                                     the hard state (LMDB synced whole)    */
     struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */
     struct snap_tx *stxs;         /* loop: snapshot senders                */
     char snap_dir[ZK_CONFIG_PATH_MAX]; /* received snapshots' temp files  */

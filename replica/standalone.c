@@ -4,12 +4,12 @@
  *
  * Proposals arrive on the libuv loop thread already encoded (zk_txn_encode)
  * and wait in a bounded queue. One commit thread takes everything waiting
- * (at most ZK_BATCH_MAX), gives each a zxid, and in ONE LMDB write
- * transaction appends each to the log and applies it; the LMDB commit is
- * the batch's single fsync. A one-replica quorum is "persisted locally", so
- * a logged entry is committed at once, and logging and applying can share
- * that transaction: a crash leaves either the whole batch (log and tree) or
- * none of it. Answers go back to the loop through a uv_async_t, in zxid
+ * (at most ZK_BATCH_MAX), gives each a zxid, and in ONE store batch
+ * appends each to the log and applies it. A one-replica quorum is
+ * "persisted locally", so a logged entry is committed at once: the batch is
+ * acknowledged once its log records are durable (the write-ahead log's
+ * fdatasync, then a lazy commit of the tree). A crash may leave the log
+ * ahead of the tree, never behind; start applies what the tree lacks. Answers go back to the loop through a uv_async_t, in zxid
  * order: the `applied` callback for every transaction, then its proposer's
  * done callback.
  *
@@ -175,7 +175,9 @@ static void commit_batch(struct standalone *r, struct prop *list)
         if (p->payload)
             rc = batch_one(r, b, p);
     if (rc == 0) {
-        rc = zk_store_batch_commit(b);
+        /* The log is durable when it returns; the tree may lag behind it
+         * after a power cut and is caught up at start (replay_log). */
+        rc = zk_store_batch_commit_lazy(b);
         __atomic_add_fetch(&r->fsyncs, 1, __ATOMIC_RELAXED);
     } else if (b) {
         zk_store_batch_abort(b);
@@ -400,14 +402,61 @@ static int session_txn(struct standalone *r, uint8_t type, uint64_t session,
     return rc;
 }
 
+/* Log entries above the tree's last applied zxid: a batch whose log
+ * reached the disk and whose tree did not (a crash between the two, or a
+ * power cut after a lazy commit). Every entry a standalone replica logs
+ * is committed (a failed batch takes its entries out of the log again),
+ * so they are applied now, in order, before anything else. */
+struct replay {
+    struct zk_store_batch *b;
+    uint64_t n;
+};
+
+static int replay_one(void *arg, uint64_t zxid, const uint8_t *buf,
+                      size_t len)
+{
+    struct replay *rp = arg;
+    struct zk_apply_result *res = NULL;
+    int rc = zk_store_batch_apply(rp->b, zxid, buf, len, &res);
+
+    zk_apply_result_free(res);
+    rp->n++;
+    return rc;
+}
+
+static int replay_log(struct standalone *r)
+{
+    struct zk_store_info info;
+    struct replay rp = {0};
+    int rc = zk_store_info(r->store, &info);
+
+    if (rc || info.log_last_zxid <= info.last_applied_zxid)
+        return rc;
+    rc = zk_store_batch_begin(r->store, &rp.b);
+    if (rc)
+        return rc;
+    rc = zk_store_log_scan(r->store, info.last_applied_zxid, replay_one, &rp);
+    if (rc) {
+        zk_store_batch_abort(rp.b);
+        return rc;
+    }
+    rc = zk_store_batch_commit(rp.b);
+    if (rc == 0)
+        zk_log(ZK_LOG_INFO, "applied %llu logged transactions the tree did "
+               "not have yet", (unsigned long long)rp.n);
+    return rc;
+}
+
 /* Takes a new epoch, closes earlier runs' sessions, opens this one's. */
 static int start_sessions(struct standalone *r, const char *owner,
                           uint32_t timeout_ms)
 {
     struct zk_store_info info;
     struct old_sessions old;
-    int rc = zk_store_info(r->store, &info);
+    int rc = replay_log(r);
 
+    if (rc == 0)
+        rc = zk_store_info(r->store, &info);
     if (rc)
         return rc;
     r->last_zxid = info.last_applied_zxid;

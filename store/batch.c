@@ -25,63 +25,20 @@
 int zk_store_log_get(struct zk_store *s, uint64_t zxid, uint8_t **buf,
                      size_t *len)
 {
-    MDB_txn *t;
-    uint8_t kb[8];
-    int rc = zk__rd_begin(s, &t);
-    if (rc != 0)
-        return rc;
-    zk_put_be64(kb, zxid);
-    MDB_val k = {8, kb}, v;
-    rc = mdb_get(t, s->log, &k, &v);
-    if (rc == 0) {
-        uint8_t *copy = malloc(v.mv_size ? v.mv_size : 1);
-        if (copy == NULL) {
-            rc = -ENOMEM;
-        } else {
-            memcpy(copy, v.mv_data, v.mv_size);
-            *buf = copy;
-            *len = v.mv_size;
-        }
-    } else {
-        rc = rc == MDB_NOTFOUND ? -ENOENT : zk__mdb_err(rc, "log get");
-    }
-    zk__rd_end(s, t);
+    pthread_mutex_lock(&s->wal_mu);
+    int rc = zk__wal_get(s->wal, zxid, buf, len);
+    pthread_mutex_unlock(&s->wal_mu);
     return rc;
 }
 
 int zk_store_log_scan(struct zk_store *s, uint64_t after, zk_store_log_cb cb,
                       void *arg)
 {
-    MDB_txn *t;
-    MDB_cursor *c;
-    int rc = zk__rd_begin(s, &t);
-    if (rc != 0)
-        return rc;
-    rc = mdb_cursor_open(t, s->log, &c);
-    if (rc != 0) {
-        zk__rd_end(s, t);
-        return zk__mdb_err(rc, "cursor open");
-    }
     if (after == UINT64_MAX)
-        goto done;
-    uint8_t kb[8];
-    zk_put_be64(kb, after + 1);
-    MDB_val k = {8, kb}, v;
-    int op = MDB_SET_RANGE;
-    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        if (k.mv_size != 8) {
-            rc = ZK_ECORRUPT;
-            goto done;
-        }
-        rc = cb(arg, zk_get_be64(k.mv_data), v.mv_data, v.mv_size);
-        if (rc != 0)
-            goto done;   /* the callback's value, returned as is */
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log scan");
-done:
-    mdb_cursor_close(c);
-    zk__rd_end(s, t);
+        return 0;
+    pthread_mutex_lock(&s->wal_mu);
+    int rc = zk__wal_scan(s->wal, after, cb, arg);
+    pthread_mutex_unlock(&s->wal_mu);
     return rc;
 }
 
@@ -177,6 +134,7 @@ int zk_store_batch_begin(struct zk_store *s, struct zk_store_batch **out)
         zk_store_batch_abort(b);
         return rc == -ENOENT ? ZK_ECORRUPT : rc;
     }
+    b->log_last = zk__wal_last_upto(s->wal, UINT64_MAX);
     *out = b;
     return 0;
 }
@@ -184,63 +142,66 @@ int zk_store_batch_begin(struct zk_store *s, struct zk_store_batch **out)
 int zk_store_batch_log(struct zk_store_batch *b, uint64_t zxid,
                        const uint8_t *payload, size_t len)
 {
-    uint8_t kb[8];
-    zk_put_be64(kb, zxid);
-    MDB_val k = {8, kb}, v = {len, (void *)payload};
-    int rc = mdb_put(b->txn, b->s->log, &k, &v, MDB_APPEND);
-    if (rc == MDB_KEYEXIST)
+    if (zxid <= b->log_last)
         return -EINVAL;   /* not above every logged zxid */
-    return zk__mdb_err(rc, "log put");
+    if (len > UINT32_MAX)
+        return -EFBIG;
+    if (b->nrecs == b->caprecs) {
+        size_t cap = b->caprecs ? b->caprecs * 2 : 16;
+        struct zk__wal_rec *p = realloc(b->recs, cap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        b->recs = p;
+        b->caprecs = cap;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        return -ENOMEM;
+    memcpy(copy, payload, len);
+    b->recs[b->nrecs++] = (struct zk__wal_rec){zxid, copy, (uint32_t)len};
+    b->log_last = zxid;
+    return 0;
+}
+
+static void recs_free(struct zk_store_batch *b, size_t from)
+{
+    for (size_t i = from; i < b->nrecs; i++)
+        free((void *)b->recs[i].payload);
+    b->nrecs = from;
 }
 
 int zk_store_batch_log_truncate(struct zk_store_batch *b, uint64_t after)
 {
-    MDB_cursor *c;
-    MDB_val k, v;
     if (after < b->last_applied)
         return -EINVAL;
-    int rc = mdb_cursor_open(b->txn, b->s->log, &c);
-    if (rc != 0)
-        return zk__mdb_err(rc, "cursor open");
-    while ((rc = mdb_cursor_get(c, &k, &v, MDB_LAST)) == 0) {
-        if (k.mv_size != 8 || zk_get_be64(k.mv_data) <= after)
-            break;
-        rc = mdb_cursor_del(c, 0);
-        if (rc != 0)
-            break;
+    size_t keep = 0;
+    while (keep < b->nrecs && b->recs[keep].zxid <= after)
+        keep++;
+    recs_free(b, keep);
+    if (!b->install) {
+        b->trunc_after = b->truncate && b->trunc_after < after
+                             ? b->trunc_after : after;
+        b->truncate = 1;
     }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log truncate");
+    if (b->nrecs > 0)
+        b->log_last = b->recs[b->nrecs - 1].zxid;
+    else
+        b->log_last = b->install ? 0
+                                 : zk__wal_last_upto(b->s->wal,
+                                                     b->trunc_after);
+    return 0;
 }
 
-/* Deletes the oldest log entries while more than log_keep are kept, never
- * one at or above zxid, at most ZK__LOG_TRIM_MAX of them. */
-static int log_trim(struct zk_store_batch *b, uint64_t zxid)
+/* zk_store_batch_install_begin: the log of the batch starts empty, in a
+ * new generation written at commit (batch_commit). */
+void zk__batch_log_reset(struct zk_store_batch *b)
 {
-    MDB_stat st;
-    MDB_cursor *c;
-    MDB_val k, v;
-    int rc = mdb_stat(b->txn, b->s->log, &st);
-    if (rc != 0)
-        return zk__mdb_err(rc, "log stat");
-    if (st.ms_entries <= b->s->log_keep)
-        return 0;
-    size_t n = st.ms_entries - b->s->log_keep;
-    if (n > ZK__LOG_TRIM_MAX)
-        n = ZK__LOG_TRIM_MAX;
-    rc = mdb_cursor_open(b->txn, b->s->log, &c);
-    if (rc != 0)
-        return zk__mdb_err(rc, "cursor open");
-    for (size_t i = 0; i < n; i++) {
-        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-        if (rc != 0 || k.mv_size != 8 || zk_get_be64(k.mv_data) >= zxid)
-            break;
-        rc = mdb_cursor_del(c, 0);
-        if (rc != 0)
-            break;
-    }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log trim");
+    recs_free(b, 0);
+    b->install = 1;
+    b->truncate = 0;
+    b->log_last = 0;
+    b->tree = 1;
+    b->durable = 1;
 }
 
 static struct zk_apply_result *result_new(uint64_t zxid, uint32_t nops)
@@ -288,11 +249,10 @@ int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
         goto fail;
     }
     res->bytes = (uint32_t)len;
+    b->tree = 1;
     rc = zk__apply_txn(s, b->txn, zxid, txn, res);
     if (rc == 0)
         rc = zk__meta_put(s, b->txn, ZK__META_LAST_APPLIED, zxid);
-    if (rc == 0)
-        rc = log_trim(b, zxid);
     if (rc != 0)
         goto fail;
     b->last_applied = zxid;
@@ -311,6 +271,8 @@ int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
     if (key == NULL || *key == '\0' || strlen(key) > 64 ||
         zk__meta_reserved(key))
         return -EINVAL;
+    b->tree = 1;
+    b->durable = 1;
     return zk__meta_put(b->s, b->txn, key, val);
 }
 
@@ -352,27 +314,115 @@ static void fsync_count(struct zk_store *s, uint64_t ns)
     atomic_fetch_add_explicit(&s->fsync_sum_ns, ns, memory_order_relaxed);
 }
 
-/* The store's environment runs with MDB_NOMETASYNC (env_open): LMDB syncs
- * a commit's pages, then writes its meta page without a sync. durable
- * syncs that too, which is what a commit without the flag does. */
+static void batch_free(struct zk_store_batch *b)
+{
+    recs_free(b, 0);
+    free(b->recs);
+    free(b);
+}
+
+/* The log side of a batch: made durable before the LMDB transaction is
+ * committed, so that last_applied never passes the durable log. */
+static int log_commit(struct zk_store_batch *b)
+{
+    struct zk_store *s = b->s;
+    int rc = 0;
+    if (b->truncate)
+        rc = zk__wal_truncate(s->wal, b->trunc_after);
+    if (rc == 0 && b->nrecs > 0)
+        rc = zk__wal_append(s->wal, b->recs, b->nrecs);
+    return rc;
+}
+
+/* Nothing of a failed batch is kept: its records leave the log again (a
+ * truncation it made stays; Zab repeats it anyway). If even that fails,
+ * the log refuses every later write (wal.c) and a restart cuts it. */
+static void log_undo(struct zk_store *s, uint64_t after)
+{
+    if (zk__wal_truncate(s->wal, after) != 0)
+        zk_log(ZK_LOG_ERROR, "store: the log may keep the records of a "
+               "failed batch above %#llx", (unsigned long long)after);
+}
+
+/* An install's log: a new generation holding the records logged after
+ * the install, durable before the LMDB transaction that names it (and
+ * holds the installed tree) commits. Until then the store still opens
+ * with the old generation, and the new one's files are deleted. */
+static int install_log(struct zk_store_batch *b, struct zk__wal **nw)
+{
+    struct zk_store *s = b->s;
+    int rc = zk__wal_open(s->dir, s->wal_gen + 1, s->wal_seg_bytes, 0, nw);
+    if (rc == 0 && b->nrecs > 0)
+        rc = zk__wal_append(*nw, b->recs, b->nrecs);
+    if (rc == 0)
+        rc = zk__meta_put(s, b->txn, ZK__META_WAL_GEN, s->wal_gen + 1);
+    if (rc != 0) {
+        zk__wal_destroy(*nw);
+        *nw = NULL;
+    }
+    return rc;
+}
+
+/* After a commit: the new log generation replaces the old one. */
+static void install_swap(struct zk_store *s, struct zk__wal *nw)
+{
+    pthread_mutex_lock(&s->wal_mu);
+    struct zk__wal *old = s->wal;
+    s->wal = nw;
+    s->wal_gen++;
+    pthread_mutex_unlock(&s->wal_mu);
+    zk__wal_destroy(old);
+}
+
+/* The log side first (durable), then the LMDB transaction, if the batch
+ * changed anything in it: synced whole (pages, then meta page) when
+ * durable or when it holds what the log cannot give back (meta keys, an
+ * install); otherwise lazily (MDB_NOMETASYNC, see env_open: the pages
+ * synced, the meta page written but not), as its applies can be made
+ * again from the log. Then the log is trimmed, never past what LMDB has
+ * durably applied: after a lazy commit that is the previous commit's
+ * last_applied (this commit's page sync made that one's meta page
+ * durable). */
 static int batch_commit(struct zk_store_batch *b, int durable)
 {
-    /* Readers check this against their txn id (zk__rd_begin). */
-    int rc = zk__meta_put(b->s, b->txn, ZK__META_COMMIT_TXN,
-                          mdb_txn_id(b->txn));
-    if (rc != 0) {
-        zk_store_batch_abort(b);
+    struct zk_store *s = b->s;
+    struct zk__wal *nw = NULL;
+    uint64_t t0 = now_ns();
+    int rc = b->install ? install_log(b, &nw) : log_commit(b);
+    uint64_t undo = !b->install && b->nrecs > 0 ? b->recs[0].zxid - 1 : 0;
+    if (rc != 0 && undo != 0)     /* a first segment may have taken some */
+        log_undo(s, undo);
+    if (rc != 0 || !b->tree) {
+        mdb_txn_abort(b->txn);
+        batch_free(b);
+        if (rc == 0)
+            fsync_count(s, now_ns() - t0);
         return rc;
     }
-    struct zk_store *s = b->s;
-    uint64_t t0 = now_ns();
-    rc = mdb_txn_commit(b->txn);
-    free(b);
+    durable |= b->durable;
+    /* Readers check this against their txn id (zk__rd_begin). */
+    rc = zk__meta_put(s, b->txn, ZK__META_COMMIT_TXN, mdb_txn_id(b->txn));
+    if (rc == 0)
+        rc = mdb_txn_commit(b->txn);
+    else
+        mdb_txn_abort(b->txn);
     if (rc == 0 && durable)
         rc = mdb_env_sync(s->env, 1);
-    if (rc == 0)
-        fsync_count(s, now_ns() - t0);
-    return commit_err(s, rc);
+    uint64_t applied = b->last_applied;
+    batch_free(b);
+    if (rc != 0) {
+        if (undo != 0)
+            log_undo(s, undo);
+        zk__wal_destroy(nw);
+        return rc < 0 ? rc : commit_err(s, rc);
+    }
+    if (nw != NULL)
+        install_swap(s, nw);
+    fsync_count(s, now_ns() - t0);
+    uint64_t safe = durable ? applied : s->applied_committed;
+    s->applied_committed = applied;
+    zk__wal_trim(s->wal, safe, s->log_keep);
+    return 0;
 }
 
 int zk_store_batch_commit(struct zk_store_batch *b)
@@ -400,5 +450,5 @@ void zk_store_batch_abort(struct zk_store_batch *b)
     if (b == NULL)
         return;
     mdb_txn_abort(b->txn);
-    free(b);
+    batch_free(b);
 }

@@ -43,6 +43,7 @@ struct chk {
     struct zk__counters cn;
     int have_counters;
     uint64_t max_ino;
+    uint64_t log_prev;        /* check_log: the previous entry's zxid */
 };
 
 static void problem(struct chk *c, const char *what, const char *fmt, ...)
@@ -304,22 +305,22 @@ static int on_lock(struct chk *c, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
-static int on_log(struct chk *c, const MDB_val *k, const MDB_val *v)
+/* One log entry: its envelope (ensemble) or transaction (standalone)
+ * decodes, and within an epoch zxids follow each other without a gap. */
+static int on_log(void *arg, uint64_t zxid, const uint8_t *p, size_t len)
 {
+    struct chk *c = arg;
     struct zk_txn *txn;
-    c->st->log_entries++;
-    if (k->mv_size != 8) {
-        problem(c, "log", "key of %zu bytes", k->mv_size);
-        return 0;
-    }
-    const uint8_t *p = v->mv_data;
-    size_t len = v->mv_size;
+    if (c->st->log_entries++ > 0 && zxid >> 32 == c->log_prev >> 32 &&
+        zxid != c->log_prev + 1)
+        problem(c, "log", "entries %#" PRIx64 "..%#" PRIx64 " are missing",
+                c->log_prev + 1, zxid - 1);
+    c->log_prev = zxid;
     if (len >= 2 && p[0] == ENV_MAGIC) {
         uint32_t type = len >= ENV_HDR ? zk_get_be32(p + 2) : 0;
         if (len < ENV_HDR || p[1] != ENV_VERSION ||
             type < ZK_ZAB_ENTRY_WRITE || type > ZK_ZAB_ENTRY_SESSION_CLOSE) {
-            problem(c, "log", "entry %#" PRIx64 ": bad envelope",
-                    zk_get_be64(k->mv_data));
+            problem(c, "log", "entry %#" PRIx64 ": bad envelope", zxid);
             return 0;
         }
         if (type != ZK_ZAB_ENTRY_WRITE)
@@ -331,11 +332,42 @@ static int on_log(struct chk *c, const MDB_val *k, const MDB_val *v)
     if (rc == -ENOMEM)
         return rc;
     if (rc != 0)
-        problem(c, "log", "entry %#" PRIx64 ": %s", zk_get_be64(k->mv_data),
-                zk_strerror(rc));
+        problem(c, "log", "entry %#" PRIx64 ": %s", zxid, zk_strerror(rc));
     else
         zk_txn_free(txn);
     return 0;
+}
+
+static void wal_problem(void *arg, const char *text)
+{
+    problem(arg, "log", "%s", text);
+}
+
+/* The write-ahead log (wal.c): every record on disk whole, zxids
+ * increasing, the index found on disk, what opening cut, each entry's
+ * transaction, and the log continuing the tree: no entry of
+ * last_applied's epoch missing between last_applied and the log. */
+static int check_log(struct chk *c)
+{
+    struct zk__wal_cut cut;
+    uint64_t on_disk, first, last;
+    struct zk__wal *w = c->s->wal;
+    zk__wal_cut_info(w, &cut);
+    if (cut.cut && cut.dropped_records > 0)
+        problem(c, "log", "opening cut the log at segment %" PRIu64
+                " offset %" PRIu64 " before %" PRIu64 " whole records: "
+                "damaged inside, not a torn tail", cut.seq, cut.off,
+                cut.dropped_records);
+    int rc = zk__wal_verify(w, wal_problem, c, &on_disk);
+    if (rc != 0)
+        return rc;
+    zk__wal_bounds(w, &first, &last);
+    uint64_t la = c->st->last_applied;
+    if (first != 0 && la != 0 && first > la + 1 && first >> 32 == la >> 32)
+        problem(c, "log", "the log starts at %#" PRIx64 ", entries from "
+                "last_applied + 1 (%#" PRIx64 ") are missing", first,
+                la + 1);
+    return zk__wal_scan(w, 0, on_log, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -426,8 +458,7 @@ static int walk(struct chk *c)
         (rc = each(c, c->s->data, on_data)) != 0 ||
         (rc = each(c, c->s->sessions, on_session)) != 0 ||
         (rc = each(c, c->s->ephem, on_ephem)) != 0 ||
-        (rc = each(c, c->s->locks, on_lock)) != 0 ||
-        (rc = each(c, c->s->log, on_log)) != 0)
+        (rc = each(c, c->s->locks, on_lock)) != 0)
         return rc;
     counters(c);
     return reach(c);
@@ -484,6 +515,8 @@ int zk_store_check(struct zk_store *s, zk_store_check_cb cb, void *arg,
         return rc;
     rc = walk(&c);
     zk__rd_end(s, c.t);
+    if (rc == 0)
+        rc = check_log(&c);
     if (rc == 0)
         *out = st;
     return rc;

@@ -296,7 +296,7 @@ static int install_clear(struct zk_store_batch *b)
 {
     struct zk_store *s = b->s;
     MDB_dbi dbis[] = {s->nodes, s->data, s->dirents, s->sessions, s->ephem,
-                      s->locks, s->log};
+                      s->locks};
     for (size_t i = 0; i < ZK_ARRAY_LEN(dbis); i++) {
         int rc = mdb_drop(b->txn, dbis[i], 0);
         if (rc != 0)
@@ -323,6 +323,7 @@ int zk_store_batch_install_begin(struct zk_store_batch *b,
         free(in);
         return rc;
     }
+    zk__batch_log_reset(b);
     *out = in;
     return 0;
 }

@@ -31,7 +31,7 @@
 static const char *const reserved_meta[] = {
     ZK__META_FORMAT, ZK__META_LAST_APPLIED, ZK__META_NEXT_INO,
     ZK__META_ZNODES, ZK__META_SESSIONS, ZK__META_DATA_BYTES,
-    ZK__META_COMMIT_TXN,
+    ZK__META_COMMIT_TXN, ZK__META_WAL_GEN,
 };
 
 /* ------------------------------------------------------------------ */
@@ -263,10 +263,10 @@ static int env_check_size(struct zk_store *s, const char *dir)
 
 static int dbis_open(struct zk_store *s, MDB_txn *txn, unsigned flags)
 {
-    static const char *const names[] = {"nodes", "data", "dirents", "log",
+    static const char *const names[] = {"nodes", "data", "dirents",
                                         "sessions", "ephemerals"};
-    MDB_dbi *dbis[] = {&s->nodes, &s->data, &s->dirents, &s->log,
-                       &s->sessions, &s->ephem};
+    MDB_dbi *dbis[] = {&s->nodes, &s->data, &s->dirents, &s->sessions,
+                       &s->ephem};
     for (size_t i = 0; i < ZK_ARRAY_LEN(names); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
         if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
@@ -405,6 +405,80 @@ static int format_open(struct zk_store *s, const char *dir, int create)
     return zk__mdb_err(rc, "open commit");
 }
 
+/* A format-1 store keeps its log in LMDB's "log" table. It is moved into
+ * the write-ahead log as an install is (batch.c, install_log): a new
+ * generation of the log holding every entry, durable, then one durable
+ * LMDB transaction that names that generation and drops the table. A
+ * crash before that commit leaves the table in place (the new
+ * generation's files are deleted at the next open, which migrates
+ * again); after it, the table is gone. A zkfs older than this one then
+ * refuses the store ("table 'log' is missing") rather than opening it
+ * with an empty log. */
+static int log_migrate(struct zk_store *s)
+{
+    struct zk_store_batch *b = NULL;
+    MDB_dbi log;
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    uint64_t n = 0;
+    int rc = zk_store_batch_begin(s, &b);
+    if (rc != 0)
+        return rc;
+    rc = mdb_dbi_open(b->txn, "log", 0, &log);
+    if (rc == MDB_NOTFOUND) {
+        zk_store_batch_abort(b);
+        return 0;
+    }
+    zk__batch_log_reset(b);
+    if (rc == 0)
+        rc = mdb_cursor_open(b->txn, log, &c);
+    int op = MDB_FIRST;
+    while (rc == 0 && (rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        rc = k.mv_size != 8 ? ZK_ECORRUPT
+                            : zk_store_batch_log(b, zk_get_be64(k.mv_data),
+                                                 v.mv_data, v.mv_size);
+        n++;
+    }
+    if (c != NULL)
+        mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_drop(b->txn, log, 1);
+    if (rc != 0) {
+        zk_store_batch_abort(b);
+        return rc < 0 ? rc : zk__mdb_err(rc, "log migration");
+    }
+    rc = zk_store_batch_commit(b);
+    if (rc == 0)
+        zk_log(ZK_LOG_INFO, "store: %s: moved %llu log entries from LMDB "
+               "into the write-ahead log %s/%s", s->dir,
+               (unsigned long long)n, s->dir, ZK__WAL_DIR);
+    return rc;
+}
+
+/* Opens the write-ahead log of the store's generation, migrates a
+ * format-1 log into it, trims it as a commit would. */
+static int wal_open(struct zk_store *s)
+{
+    uint64_t last = 0;
+    int rc = zk_store_meta_get(s, ZK__META_WAL_GEN, &s->wal_gen);
+    if (rc == -ENOENT) {
+        s->wal_gen = 0;
+        rc = 0;
+    }
+    if (rc == 0)
+        rc = zk_store_meta_get(s, ZK__META_LAST_APPLIED, &last);
+    if (rc == 0)
+        rc = zk__wal_open(s->dir, s->wal_gen, s->wal_seg_bytes, 1, &s->wal);
+    if (rc == 0)
+        rc = log_migrate(s);
+    if (rc == 0) {
+        s->applied_committed = last;
+        zk__wal_trim(s->wal, last, s->log_keep);
+    }
+    return rc;
+}
+
 int zk_store_open(const char *dir, int create, struct zk_store **out)
 {
     int exists, rc = check_dir(dir, create, &exists);
@@ -415,7 +489,13 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
         return -ENOMEM;
     s->lock_fd = -1;
     s->log_keep = env_u64("ZKFS_LOG_KEEP", ZK_LOG_KEEP);
+    s->wal_seg_bytes = env_u64("ZKFS_WAL_SEGMENT_BYTES", ZK__WAL_SEG_BYTES);
     pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_mutex_init(&s->wal_mu, NULL);
+    if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
+        rc = -ENAMETOOLONG;
+        goto fail;
+    }
     rc = lock_dir(dir, &s->lock_fd);
     if (rc != 0)
         goto fail;
@@ -425,6 +505,8 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
     if (rc != 0)
         goto fail;
     rc = format_open(s, dir, create);
+    if (rc == 0)
+        rc = wal_open(s);
     if (rc != 0)
         goto fail;
     *out = s;
@@ -444,9 +526,11 @@ void zk_store_close(struct zk_store *s)
         mdb_env_sync(s->env, 1);  /* a lazy commit's meta page (batch.c) */
         mdb_env_close(s->env);
     }
+    zk__wal_close(s->wal);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     pthread_mutex_destroy(&s->pool_mu);
+    pthread_mutex_destroy(&s->wal_mu);
     free(s);
 }
 
@@ -669,26 +753,6 @@ int zk_store_list(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
     return rc;
 }
 
-static int log_bounds(struct zk_store *s, MDB_txn *t, uint64_t *first,
-                      uint64_t *last)
-{
-    MDB_cursor *c;
-    MDB_val k, v;
-    *first = *last = 0;
-    int rc = mdb_cursor_open(t, s->log, &c);
-    if (rc != 0)
-        return zk__mdb_err(rc, "cursor open");
-    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    if (rc == 0 && k.mv_size == 8)
-        *first = zk_get_be64(k.mv_data);
-    if (rc == 0)
-        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8)
-        *last = zk_get_be64(k.mv_data);
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "log bounds");
-}
-
 static int info_txn(struct zk_store *s, MDB_txn *t, struct zk_store_info *o)
 {
     struct zk__counters c;
@@ -708,8 +772,11 @@ static int info_txn(struct zk_store *s, MDB_txn *t, struct zk_store_info *o)
         rc = zk__meta_get(s, t, "current_epoch", &o->current_epoch);
     if (rc == -ENOENT)
         rc = 0;
-    if (rc == 0)
-        rc = log_bounds(s, t, &o->log_first_zxid, &o->log_last_zxid);
+    if (rc == 0) {
+        pthread_mutex_lock(&s->wal_mu);
+        zk__wal_bounds(s->wal, &o->log_first_zxid, &o->log_last_zxid);
+        pthread_mutex_unlock(&s->wal_mu);
+    }
     MDB_stat st;
     if (rc == 0 && (rc = mdb_stat(t, s->ephem, &st)) != 0)
         rc = zk__mdb_err(rc, "ephemerals stat");

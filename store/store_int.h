@@ -7,7 +7,8 @@
  *   nodes    key u64 ino -> node record (zk__node_encode), name at the end
  *   data     key u64 ino -> raw bytes (absent when the data is empty)
  *   dirents  key u64 parent | name bytes -> u64 child ino
- *   log      key u64 zxid -> encoded transaction, as logged
+ *   log      key u64 zxid -> encoded transaction (format 1 stores only:
+ *            moved into the write-ahead log at open, store.c, and dropped)
  *   sessions key u64 session -> u32 timeout_ms | owner bytes
  *   ephem    key u64 session | u64 ino -> owner bytes ("host:pid")
  *   meta     key ASCII name -> u64 (the format record: "zkfs" | u32 format)
@@ -16,6 +17,7 @@
 #ifndef ZK_STORE_INT_H
 #define ZK_STORE_INT_H
 
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,10 +26,10 @@
 #include "zk_common.h"
 #include "zk_store.h"
 #include "lock_tab.h"
+#include "wal.h"
 
 #define ZK__READER_POOL_MAX  64        /* idle read txns kept for reuse */
 #define ZK__MAXREADERS       510       /* LMDB reader slots             */
-#define ZK__LOG_TRIM_MAX     16        /* log entries deleted per apply */
 #define ZK__DEPTH_MAX        (ZK_PATH_MAX / 2) /* deepest possible tree */
 #define ZK__NODE_FIXED_SIZE  114       /* node record without its name  */
 
@@ -38,16 +40,26 @@
 #define ZK__META_SESSIONS     "sessions"
 #define ZK__META_DATA_BYTES   "data_bytes"
 #define ZK__META_COMMIT_TXN   "commit_txn"  /* LMDB txn id of the last commit */
+#define ZK__META_WAL_GEN      "wal_gen"     /* generation of the WAL (wal.c) */
 #define ZK__READ_RETRY_MAX    64            /* read txn restarts (see rd_begin) */
 /* A commit failing with EIO while less than this is free is a full disk. */
 #define ZK__ENOSPC_SLACK_BYTES (4u * 1024 * 1024)
 
 struct zk_store {
     MDB_env *env;
-    MDB_dbi meta, nodes, data, dirents, log, sessions, ephem;
+    MDB_dbi meta, nodes, data, dirents, sessions, ephem;
     MDB_dbi locks;                   /* created when missing (lock.c) */
     int lock_fd;
     uint64_t log_keep;               /* ZK_LOG_KEEP or ZKFS_LOG_KEEP */
+    /* The proposal log (wal.c). wal_mu guards the pointer for readers;
+     * only the writer replaces it (installs), holding wal_mu. */
+    pthread_mutex_t wal_mu;
+    struct zk__wal *wal;
+    uint64_t wal_gen, wal_seg_bytes;
+    char dir[PATH_MAX];
+    /* last_applied of the last LMDB commit; what a lazy commit left
+     * durable is the one before it (batch.c, trimming the log) */
+    uint64_t applied_committed;
     pthread_mutex_t pool_mu;
     int npool;
     MDB_txn *pool[ZK__READER_POOL_MAX];
@@ -60,6 +72,17 @@ struct zk_store_batch {
     struct zk_store *s;
     MDB_txn *txn;
     uint64_t last_applied;
+    /* The log side, written at commit before the LMDB transaction:
+     * an install (a new log generation), then a truncation, then the
+     * records logged (copies). */
+    struct zk__wal_rec *recs;
+    size_t nrecs, caprecs;
+    uint64_t log_last;        /* the log's last zxid as the batch sees it */
+    uint64_t trunc_after;     /* with truncate: records above it removed */
+    unsigned truncate : 1;
+    unsigned install : 1;     /* zk_store_batch_install_begin was called */
+    unsigned tree : 1;        /* the LMDB transaction has changes */
+    unsigned durable : 1;     /* ... that cannot be remade from the log */
 };
 
 /* A znode as stored: its stat (ino from the key) and its name. */
@@ -147,6 +170,10 @@ int zk__snap_filter(struct zk__snap_filter *f, int table, const MDB_val *k,
 void zk__snap_filter_info(const struct zk__snap_filter *f,
                           struct zk_store_backup_info *info);
 void zk__snap_filter_free(struct zk__snap_filter *f);
+
+/* batch.c: the batch's log starts empty in a new generation of the
+ * write-ahead log, written at commit (installs, the format-1 migration). */
+void zk__batch_log_reset(struct zk_store_batch *b);
 
 /* Applies every op of txn inside the (nested) write transaction wtxn. */
 int zk__apply_txn(struct zk_store *s, MDB_txn *wtxn, uint64_t zxid,
