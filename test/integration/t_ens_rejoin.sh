@@ -39,9 +39,15 @@ za=$(ens_field "$A" zxid)
 for i in 1 2 3; do ens_stop "$i"; done
 for i in "$B" "$C"; do
     # cp onto the existing file writes into it: same inode, same birth time.
+    # The tree and the write-ahead log's segments (zkfs-wal/) both: a disk
+    # that lost its last writes loses them in every file.
     ino=$(stat -c %i "$(ens_data "$i")/zkfs.mdb")
     cp "$ZK_TMP/old$i/zkfs.mdb" "$(ens_data "$i")/zkfs.mdb"
     assert_eq "$ino" "$(stat -c %i "$(ens_data "$i")/zkfs.mdb")" "inode of $i's data file"
+    for f in "$(ens_data "$i")"/zkfs-wal/*; do
+        old=$ZK_TMP/old$i/zkfs-wal/${f##*/}
+        if [ -e "$old" ]; then cp "$old" "$f"; else rm -f "$f"; fi
+    done
 done
 ens_start "$B"
 ens_start "$C"
