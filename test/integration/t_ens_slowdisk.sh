@@ -40,6 +40,8 @@ writer() {
 # elections on every replica must not move.
 phase() {
     local i stop=$ZK_TMP/stop.$1 pids=() before=() after n ok=0 bad=0
+    # (two phases may have the same name: the first one's stop must go)
+    rm -f "$stop"
     for i in 1 2 3; do before[$i]=$(elections "$i"); done
     for i in 1 2 3; do
         : >"$ZK_TMP/ok.$i"
