@@ -569,6 +569,8 @@ int zk__fs_hidden(struct zk_fs *fs, const struct zk_stat *st);
 void zk__fs_session_lost(void *arg, uint64_t session);
 /* lock.c: cluster-wide flock (see the top of lock.c). zk__fs_applied is
  * the replica's applied callback (grants, then zk__fs_echo_applied);
+ * zk__fs_lock_posix_used says whether an fcntl owner locked ino through
+ * this mount and still has it open (then opens keep FLUSH);
  * zk__fs_lock_session_lost answers the session's parked waits ENOLINK
  * (session 0: all of them, at shutdown); zk__fs_lock_check is
  * ZK_ESESSION when a lock on ino belongs to a session given up or the
@@ -588,6 +590,7 @@ void zk__fs_flush_commit(struct zk_fs *fs, fuse_req_t req,
                          struct zk__fs_fh *fh);
 void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
                          const struct fuse_file_info *fi);
+int zk__fs_lock_posix_used(const struct zk_fs *fs, uint64_t ino);
 void zk__fs_applied(void *arg, const struct zk_apply_result *res);
 void zk__fs_reset(void *arg, int done);
 void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session);
