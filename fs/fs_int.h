@@ -285,7 +285,7 @@ struct zk__fs_fh {
 /* An open directory: the child list as it was at its first readdir (the
  * kernel's readdir cache answers most listings without one). */
 struct zk__fs_dirent {
-    char *name;
+    size_t name_off;           /* in the handle's names */
     struct zk_stat st;
 };
 struct zk__fs_dh {
@@ -295,6 +295,8 @@ struct zk__fs_dh {
     int loaded;                /* ents read (at the first READDIR) */
     size_t n, cap;
     struct zk__fs_dirent *ents;
+    char *names;               /* the children's names, NUL-terminated */
+    size_t names_len, names_cap;
 };
 
 /* --- fs.c ---------------------------------------------------------------- */
