@@ -258,8 +258,13 @@ static long count_entries(const char *dir)
     return count_entries_at(dir, 0);
 }
 
-/* Drops the kernel's dentry and inode caches (all file systems); 0 or an
- * errno (EACCES when not root). */
+#define DROP_SETTLE_MS 50    /* after a drop, for the FORGETs to drain */
+
+/* Drops the kernel's dentry and inode caches (all file systems), then
+ * waits DROP_SETTLE_MS: the drop makes every FUSE daemon on the machine
+ * (this target's, and the one measured just before) answer a FORGET per
+ * inode it held, which would otherwise run during the measurement. 0 or
+ * an errno (EACCES when not root). */
 static int drop_caches(void)
 {
     int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
@@ -267,6 +272,8 @@ static int drop_caches(void)
         return errno;
     int err = write(fd, "2", 1) == 1 ? 0 : errno;
     close(fd);
+    if (err == 0)
+        poll(NULL, 0, DROP_SETTLE_MS);
     return err;
 }
 
