@@ -18,6 +18,13 @@
  *   stat       stat() of an existing file, already looked up (cached)
  *   list       opendir + readdir to the end + closedir of a directory of E
  *              (default 10,000) entries; also reported as ms per listing
+ *   firstlist  the same listing, each one after the kernel's dentry and
+ *              inode caches were dropped (untimed), so nothing of the
+ *              directory is cached: the daemon builds every listing
+ *   firststat  stat() of a file the kernel has not looked up (an uncached
+ *              LOOKUP): the entries of the list fixture, each stat'ed
+ *              once, after the caches were dropped at the barrier
+ *              (ops per process at most E / P)
  *   delete     unlink() of an existing file
  *   ephemeral  open(O_CREAT|O_EXCL) + close in a directory whose xattr
  *              user.zkfs.children is "ephemeral" (zkfs deletes the file at
@@ -48,6 +55,11 @@
  *   p99_us=... errors=K [ms_per_list=...] [note=...]
  * ops_per_s is the total of completed ops over the wall time from the
  * barrier to the last process's end.
+ *
+ * firstlist and firststat drop the caches with "2" in
+ * /proc/sys/vm/drop_caches (root; dentries and inodes of every file
+ * system on the machine, not page contents): other programs on the
+ * machine then look their names up again once.
  *
  * Everything is bounded: N ops per process, and an overall time cap (default
  * 60 s) after which processes stop early (the figures then cover the ops
@@ -88,12 +100,18 @@
 #define FUSE_SUPER_MAGIC 0x65735546   /* statfs f_type of FUSE mounts  */
 
 enum workload { W_CREATE, W_SET, W_GET, W_STAT, W_LIST, W_DELETE,
-                W_EPHEMERAL, W_LOCK, W_CREAT };
+                W_EPHEMERAL, W_LOCK, W_CREAT, W_FIRSTSTAT, W_FIRSTLIST };
 
 static const char *const workload_names[] = {
     "create", "set", "get", "stat", "list", "delete", "ephemeral", "lock",
-    "creat"
+    "creat", "firststat", "firstlist"
 };
+
+/* Workloads that read the list fixture. */
+static int uses_list(enum workload w)
+{
+    return w == W_LIST || w == W_FIRSTSTAT || w == W_FIRSTLIST;
+}
 
 struct opts {
     const char *dir;
@@ -238,6 +256,25 @@ static long count_entries_at(const char *dir, int deep)
 static long count_entries(const char *dir)
 {
     return count_entries_at(dir, 0);
+}
+
+#define DROP_SETTLE_MS 50    /* after a drop, for the FORGETs to drain */
+
+/* Drops the kernel's dentry and inode caches (all file systems), then
+ * waits DROP_SETTLE_MS: the drop makes every FUSE daemon on the machine
+ * (this target's, and the one measured just before) answer a FORGET per
+ * inode it held, which would otherwise run during the measurement. 0 or
+ * an errno (EACCES when not root). */
+static int drop_caches(void)
+{
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int err = write(fd, "2", 1) == 1 ? 0 : errno;
+    close(fd);
+    if (err == 0)
+        poll(NULL, 0, DROP_SETTLE_MS);
+    return err;
 }
 
 /* ------------------------------------------------------------------------
@@ -416,6 +453,16 @@ static int do_op(const struct run *r, int proc, long i, int lockfd,
     case W_LIST:
         fmt_path(path, pathsize, "%s", r->listdir);
         return op_list(r, step);
+    case W_FIRSTLIST:       /* the caches were dropped before this op */
+        fmt_path(path, pathsize, "%s", r->listdir);
+        return op_list(r, step);
+    case W_FIRSTSTAT: {
+        /* Process p stats entries p, p + P, p + 2P, ...: each once. */
+        struct stat st;
+        fmt_path(path, pathsize, "%s/entry-%06ld", r->listdir,
+                 (long)proc + i * o->procs);
+        return stat(path, &st) < 0 ? (*step = "stat", errno) : 0;
+    }
     case W_DELETE:
         file_name(path, pathsize, r->base, proc, i);
         return unlink(path) < 0 ? (*step = "unlink", errno) : 0;
@@ -459,7 +506,7 @@ static int use_spread_dir(struct run *r, int proc)
     for (;;) {
         struct stat st;
         int ok = stat(r->base, &st) == 0;
-        if (ok && o->w == W_LIST)
+        if (ok && uses_list(o->w))
             ok = count_entries(r->listdir) >= o->entries;
         if (ok && o->w == W_EPHEMERAL)
             ok = stat(r->ephdir, &st) == 0;
@@ -533,6 +580,14 @@ static void worker(struct run *r, struct shared *sh, int proc, int ready_fd,
     uint64_t t = bench_now_ns();
     uint64_t deadline = t + r->cap_ns;
     for (long i = 0; i < o->ops; i++) {
+        if (o->w == W_FIRSTLIST) {      /* untimed */
+            int e = drop_caches();
+            if (e != 0) {
+                record_error(pr, e, "drop_caches", "/proc/sys/vm");
+                break;
+            }
+            t = bench_now_ns();
+        }
         int err = do_op(r, proc, i, lockfd, buf, bufsize, &step, path,
                         sizeof path);
         uint64_t t2 = bench_now_ns();
@@ -609,7 +664,7 @@ static int setup_shared(struct run *r)
              (long)getpid());
     if (mkdir(r->base, 0755) < 0)
         return errno;
-    if (o->w == W_LIST)
+    if (uses_list(o->w))
         return setup_list(r);
     if (o->w == W_EPHEMERAL)
         return setup_ephemeral(r);
@@ -715,7 +770,7 @@ static void report(const struct run *r, struct shared *sh)
         printf(" dirs=private");
     if (o->nspread > 0)
         printf(" mounts=%d", o->nspread + 1);
-    if (o->w == W_LIST)
+    if (o->w == W_LIST || o->w == W_FIRSTLIST)
         printf(" ms_per_list=%.2f entries=%ld", p50 / 1e3, o->entries);
     if (o->w == W_EPHEMERAL && !r->eph_native)
         printf(" note=not-zkfs:ephemeral-degenerates-to-create+unlink");
@@ -752,6 +807,14 @@ static int run_bench(struct run *r)
     if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(start, O_CLOEXEC) < 0)
         die("pipe");
     pid_t pids[PROCS_MAX];
+    /* Nothing a firststat worker does before the barrier looks a name
+     * up, so the caches can be dropped before the fork. */
+    int e = o->w == W_FIRSTSTAT ? drop_caches() : 0;
+    if (e != 0) {
+        fprintf(stderr, "fsbench: writing /proc/sys/vm/drop_caches: %s\n",
+                strerror(e));
+        return 1;
+    }
     fflush(NULL);
     for (int p = 0; p < o->procs; p++) {
         pids[p] = fork();
@@ -796,7 +859,8 @@ static void usage(FILE *f)
         "               [--size BYTES] [--files F] [--entries E]\n"
         "               [--time-cap SECONDS] [--keep-list] [--private-dirs]\n"
         "               [--spread DIR2,DIR3,...]\n"
-        "workloads: create set get stat list delete ephemeral lock\n"
+        "workloads: create creat set get stat firststat list firstlist\n"
+        "           delete ephemeral lock\n"
         "defaults: --procs 1 --ops 2000 --workload create --size 16\n"
         "          --files 1000 --entries 10000 --time-cap 60\n");
 }
@@ -884,6 +948,9 @@ int main(int argc, char **argv)
         .files = 1000, .entries = 10000, .time_cap_s = 60, .keep_list = 0,
     };
     parse_args(argc, argv, &o);
+    /* firststat looks each entry up once: at most E / P per process. */
+    if (o.w == W_FIRSTSTAT && o.ops > o.entries / o.procs)
+        o.ops = o.entries / o.procs > 0 ? o.entries / o.procs : 1;
 
     struct run r = { .o = &o };
     r.payload = malloc(o.size_bytes + 1);
@@ -912,7 +979,7 @@ int main(int argc, char **argv)
     r.setup_deadline_ns = bench_now_ns() + r.cap_ns;
     int rc = run_bench(&r);
     remove_tree(r.base);
-    if (o.w == W_LIST && !o.keep_list)
+    if (uses_list(o.w) && !o.keep_list)
         remove_tree(r.listdir);
     free(r.payload);
     return rc;

@@ -15,6 +15,7 @@
 # Usage (as root: FUSE and tmpfs mounts):
 #   bench/run.sh [--runs R] [--targets "zkfs floor tmpfs"] [--procs "1 8"]
 #                [--workloads "create set get stat list delete ephemeral lock watch"]
+#                (also: creat, firststat, firstlist — see bench/fsbench.c)
 #                [--quick] [--raw FILE] [--no-build] [--private-dirs]
 # Targets: zkfs, floor, floor-noxattr (floorfs --no-xattr: the configuration
 # of FUSE-FACTS.md's table), tmpfs. --quick divides the op counts by 4.
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
         --raw) RAW=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --private-dirs) PRIVATE=(--private-dirs); shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -172,7 +173,8 @@ ops_for() {
         get) n=5000 ;;
         stat) n=200000 ;;
         lock) n=20000 ;;
-        list) n=20 ;;
+        list|firstlist) n=20 ;;
+        firststat) n=10000 ;;   # fsbench: at most 10,000 / procs each
         watch) n=1000 ;;
         *) n=1000 ;;
     esac
@@ -269,7 +271,7 @@ END {
         printf "| %s | %s |", W[a], P[b]
         for (i = 1; i <= nt; i++) {
             k = W[a] SUBSEP P[b] SUBSEP T[i]
-            if (W[a] == "list" && (k in ml))
+            if (W[a] ~ /list$/ && (k in ml))
                 s = sprintf("%.2f ms", median(ml[k]))
             else
                 s = fmt_rate(median(rate[k]))
@@ -279,7 +281,7 @@ END {
         printf "\n"
     }
     print ""
-    print "list: median ms per full listing of 10,000 entries instead of ops/s."
+    print "list, firstlist: median ms per full listing of 10,000 entries instead of ops/s."
     print "watch: change (open O_TRUNC+write+close) to IN_CLOSE_WRITE at a watcher on the same mount; (!) = events lost."
     for (k in err) { print "(!): some run had errors (fsbench stopped that process at its first error; see stderr)."; break }
 }' "$RESULTS"

@@ -282,15 +282,6 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
         zk__fs_metrics_open(req, fi);
         return;
     }
-    int rc = zk__fs_stale(zk_store_getattr(fs->store, ino, &st));
-    if (rc == 0 && zk__fs_hidden(fs, &st) && !zk__fs_is_echo(fs, req))
-        rc = -ENOENT;           /* its session was given up (lease.c) */
-    if (rc == 0 && st.kind == ZK_KIND_DIR)
-        rc = -EISDIR;
-    if (rc) {
-        zk__fs_reply_errno(req, rc);
-        return;
-    }
     int echo = zk__fs_is_echo(fs, req);
     struct zk__fs_fh *fh = zk__fs_fh_new(ino, echo ? O_RDONLY : fi->flags);
     if (!fh) {
@@ -298,19 +289,32 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     fh->echo = echo;            /* a replay's open: never commits */
-    fh->kill_priv = (fi->flags & O_TRUNC) && !fh->append &&
-                    (fi->flags & O_ACCMODE) != O_RDONLY &&
-                    fuse_req_ctx(req)->uid != 0;
-    fh->st = st;
-    /* The version this open file reads (and overwrites parts of): taken
-     * now, so a read still works after the node is replaced or deleted. */
-    rc = echo ? 0 : zk__fs_stale(fh->append ? view_load(fs, fh)
-                                            : fh_load(fs, fh));
+    /* The version this open file reads (and overwrites parts of), taken
+     * now so that a read still works after the node is replaced or
+     * deleted: with its stat, from one read transaction. */
+    int rc = echo || fh->loaded || fh->append
+                 ? zk_store_getattr(fs->store, ino, &st)
+                 : zk_store_read(fs->store, ino, &fh->data, &fh->len, &st);
+    rc = zk__fs_stale(rc);
+    if (rc == 0 && !fh->loaded && !echo && !fh->append) {
+        fh->cap = fh->len;
+        fh->loaded = 1;
+    }
+    if (rc == 0 && zk__fs_hidden(fs, &st) && !echo)
+        rc = -ENOENT;           /* its session was given up (lease.c) */
+    if (rc == 0 && st.kind == ZK_KIND_DIR)
+        rc = -EISDIR;
+    if (rc == 0 && fh->append && !echo)
+        rc = zk__fs_stale(view_load(fs, fh));
     if (rc) {
         fh_free(fh);
         zk__fs_reply_errno(req, rc);
         return;
     }
+    fh->kill_priv = (fi->flags & O_TRUNC) && !fh->append &&
+                    (fi->flags & O_ACCMODE) != O_RDONLY &&
+                    fuse_req_ctx(req)->uid != 0;
+    fh->st = st;
     fi->fh = (uintptr_t)fh;
     /* Direct I/O: every read is answered from this snapshot, never from a
      * page cache shared with other descriptors (which would mix versions
@@ -318,9 +322,15 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
      * MAP_PRIVATE mapping cached from an older version are dropped. */
     fi->keep_cache = 0;
     fi->direct_io = !echo;
-    /* A replay's close needs no FLUSH: it holds no lock and commits
-     * nothing; one request less per change replayed (echo.c). */
-    fi->noflush = echo;
+    /* A close that commits nothing and unlocks nothing needs no FLUSH:
+     * a replay's (echo.c), and a read-only open's while no fcntl owner
+     * holds a lock on the file through this mount — one round trip less
+     * per open+read+close. An fcntl lock taken later through such a
+     * descriptor goes at its RELEASE (lock.c tracks the open file), and
+     * closing it does not drop the process's locks taken through other
+     * descriptors (docs/filesystem.md, Locks). */
+    fi->noflush = echo || ((fi->flags & O_ACCMODE) == O_RDONLY &&
+                           !fh->trunc && !zk__fs_lock_posix_used(fs, ino));
     if (fuse_reply_open(req, fi) != 0) {
         fh_free(fh);
         return;

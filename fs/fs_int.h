@@ -285,7 +285,7 @@ struct zk__fs_fh {
 /* An open directory: the child list as it was at its first readdir (the
  * kernel's readdir cache answers most listings without one). */
 struct zk__fs_dirent {
-    char *name;
+    size_t name_off;           /* in the handle's names */
     struct zk_stat st;
 };
 struct zk__fs_dh {
@@ -295,6 +295,8 @@ struct zk__fs_dh {
     int loaded;                /* ents read (at the first READDIR) */
     size_t n, cap;
     struct zk__fs_dirent *ents;
+    char *names;               /* the children's names, NUL-terminated */
+    size_t names_len, names_cap;
 };
 
 /* --- fs.c ---------------------------------------------------------------- */
@@ -573,6 +575,8 @@ int zk__fs_hidden(struct zk_fs *fs, const struct zk_stat *st);
 void zk__fs_session_lost(void *arg, uint64_t session);
 /* lock.c: cluster-wide flock (see the top of lock.c). zk__fs_applied is
  * the replica's applied callback (grants, then zk__fs_echo_applied);
+ * zk__fs_lock_posix_used says whether an fcntl owner locked ino through
+ * this mount and still has it open (then opens keep FLUSH);
  * zk__fs_lock_session_lost answers the session's parked waits ENOLINK
  * (session 0: all of them, at shutdown); zk__fs_lock_check is
  * ZK_ESESSION when a lock on ino belongs to a session given up or the
@@ -592,6 +596,7 @@ void zk__fs_flush_commit(struct zk_fs *fs, fuse_req_t req,
                          struct zk__fs_fh *fh);
 void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,
                          const struct fuse_file_info *fi);
+int zk__fs_lock_posix_used(const struct zk_fs *fs, uint64_t ino);
 void zk__fs_applied(void *arg, const struct zk_apply_result *res);
 void zk__fs_reset(void *arg, int done);
 void zk__fs_lock_session_lost(struct zk_fs *fs, uint64_t session);

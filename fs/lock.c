@@ -548,6 +548,17 @@ int zk__fs_lock_flush(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
     return 0;
 }
 
+/* Whether an fcntl owner took a lock on ino through this mount and has
+ * not closed the file since: an open of ino must then keep FLUSH (its
+ * close drops that owner's locks; zk__fs_open). */
+int zk__fs_lock_posix_used(const struct zk_fs *fs, uint64_t ino)
+{
+    for (const struct zk__fs_lk *l = fs->posix; l; l = l->next)
+        if (l->ino == ino)
+            return 1;
+    return 0;
+}
+
 /* RELEASE: the last close of an open file drops its flock lock and the
  * fcntl (OFD) locks owned through it. */
 void zk__fs_lock_release(struct zk_fs *fs, uint64_t ino,

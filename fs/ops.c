@@ -199,8 +199,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void dh_free(struct zk__fs_dh *dh)
 {
     zk__fs_handle_del(&dh->hd);
-    for (size_t i = 0; i < dh->n; i++)
-        free(dh->ents[i].name);
+    free(dh->names);
     free(dh->ents);
     free(dh);
 }
@@ -210,9 +209,12 @@ static void dh_destroy(struct zk__fs_handle *h)
     dh_free((struct zk__fs_dh *)h);
 }
 
+/* Adds a child; its name goes to the handle's one block of names (no
+ * allocation per child: a listing of 10,000 made 10,000 of them). */
 static int dh_add(void *arg, const char *name, const struct zk_stat *st)
 {
     struct zk__fs_dh *dh = arg;
+    size_t len = strlen(name) + 1;
     if (dh->n == dh->cap) {
         size_t cap = dh->cap ? dh->cap * 2 : 64;
         void *p = realloc(dh->ents, cap * sizeof(*dh->ents));
@@ -221,11 +223,20 @@ static int dh_add(void *arg, const char *name, const struct zk_stat *st)
         dh->ents = p;
         dh->cap = cap;
     }
-    char *copy = strdup(name);
-    if (!copy)
-        return -ENOMEM;
-    dh->ents[dh->n].name = copy;
+    if (dh->names_cap - dh->names_len < len) {
+        size_t cap = dh->names_cap ? dh->names_cap * 2 : 4096;
+        while (cap - dh->names_len < len)
+            cap *= 2;
+        char *p = realloc(dh->names, cap);
+        if (!p)
+            return -ENOMEM;
+        dh->names = p;
+        dh->names_cap = cap;
+    }
+    memcpy(dh->names + dh->names_len, name, len);
+    dh->ents[dh->n].name_off = dh->names_len;
     dh->ents[dh->n].st = *st;
+    dh->names_len += len;
     dh->n++;
     return 0;
 }
@@ -234,13 +245,9 @@ static int dh_add(void *arg, const char *name, const struct zk_stat *st)
 static void dh_drop_hidden(struct zk_fs *fs, struct zk__fs_dh *dh)
 {
     size_t j = 0;
-    for (size_t i = 0; i < dh->n; i++) {
-        if (zk__fs_hidden(fs, &dh->ents[i].st)) {
-            free(dh->ents[i].name);
-            continue;
-        }
-        dh->ents[j++] = dh->ents[i];
-    }
+    for (size_t i = 0; i < dh->n; i++)
+        if (!zk__fs_hidden(fs, &dh->ents[i].st))
+            dh->ents[j++] = dh->ents[i];
     dh->n = j;
 }
 
@@ -301,7 +308,9 @@ static int dh_load(struct zk_fs *fs, struct zk__fs_dh *dh)
 }
 
 /* Adds entry i (0 ".", 1 "..", then the children) to buf; returns the
- * size it needs (more than left: it did not fit). */
+ * size it needs (more than left: it did not fit). A plain READDIR entry
+ * carries only the inode and the type, so only READDIRPLUS builds the
+ * attributes (and looks the inode up in the lookup-count map). */
 static size_t dir_entry(struct zk_fs *fs, fuse_req_t req, struct zk__fs_dh *dh,
                         size_t i, int plus, char *buf, size_t left)
 {
@@ -312,9 +321,14 @@ static size_t dir_entry(struct zk_fs *fs, fuse_req_t req, struct zk__fs_dh *dh,
         name = i == 0 ? "." : "..";
         e.attr.st_ino = i == 0 ? dh->self.ino : dh->parent_ino;
         e.attr.st_mode = S_IFDIR;
+    } else if (!plus) {
+        const struct zk__fs_dirent *d = &dh->ents[i - 2];
+        name = dh->names + d->name_off;
+        e.attr.st_ino = d->st.ino;
+        e.attr.st_mode = d->st.kind == ZK_KIND_DIR ? S_IFDIR : S_IFREG;
     } else {
         const struct zk__fs_dirent *d = &dh->ents[i - 2];
-        name = d->name;
+        name = dh->names + d->name_off;
         zk__fs_entry_param(fs, &d->st, ZK__FS_TIMEOUT_S, ZK__FS_TIMEOUT_S,
                            &e);
     }

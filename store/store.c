@@ -700,6 +700,26 @@ int zk_store_owner(struct zk_store *s, uint64_t ino, char *buf, size_t size)
     return rc;
 }
 
+/* The node record of ino through cursor c on the nodes table: LMDB
+ * searches only the cursor's leaf page when ino is on it, and children
+ * made one after another have neighbouring inode numbers, so a listing
+ * mostly skips the descent from the root that mdb_get makes each time. */
+static int node_at(MDB_cursor *c, uint64_t ino, struct zk__node *out)
+{
+    uint8_t kb[8];
+    zk_put_be64(kb, ino);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? -ENOENT : zk__mdb_err(rc, "node get");
+    if (zk__node_decode(v.mv_data, v.mv_size, ino, out) != 0) {
+        zk_log(ZK_LOG_ERROR, "store: node record of inode %llu is malformed",
+               (unsigned long long)ino);
+        return ZK_ECORRUPT;
+    }
+    return 0;
+}
+
 static int list_txn(struct zk_store *s, MDB_txn *t, uint64_t dir,
                     zk_store_list_cb cb, void *arg)
 {
@@ -709,10 +729,15 @@ static int list_txn(struct zk_store *s, MDB_txn *t, uint64_t dir,
         return rc;
     if (n.st.kind != ZK_KIND_DIR)
         return -ENOTDIR;
-    MDB_cursor *c;
+    MDB_cursor *c, *nc;
     rc = mdb_cursor_open(t, s->dirents, &c);
     if (rc != 0)
         return zk__mdb_err(rc, "cursor open");
+    rc = mdb_cursor_open(t, s->nodes, &nc);
+    if (rc != 0) {
+        mdb_cursor_close(c);
+        return zk__mdb_err(rc, "cursor open");
+    }
     uint8_t kb[8];
     zk_put_be64(kb, dir);
     MDB_val k = {8, kb}, v;
@@ -729,7 +754,7 @@ static int list_txn(struct zk_store *s, MDB_txn *t, uint64_t dir,
         char name[ZK_NAME_MAX + 1];
         memcpy(name, (const uint8_t *)k.mv_data + 8, k.mv_size - 8);
         name[k.mv_size - 8] = '\0';
-        rc = zk__node_get(s, t, zk_get_be64(v.mv_data), &n);
+        rc = node_at(nc, zk_get_be64(v.mv_data), &n);
         if (rc == 0)
             rc = cb(arg, name, &n.st);
         if (rc != 0)
@@ -737,6 +762,7 @@ static int list_txn(struct zk_store *s, MDB_txn *t, uint64_t dir,
     }
     rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "list");
 done:
+    mdb_cursor_close(nc);
     mdb_cursor_close(c);
     return rc;
 }

@@ -7,7 +7,8 @@
 # (zkfs create/rm/txn), sequential and ephemeral children, a released
 # ephemeral, and on a 3-replica ensemble changes made on another mount,
 # including a listing taken right after the inotify event of the change
-# (the pattern of queue consumers).
+# (the pattern of queue consumers), and moves between two directories
+# whose listings another mount has cached.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -96,6 +97,20 @@ mv "$m3/q/item1" "$m3/q/renamed"
 wait_for -t 20 grep -qx "MOVED_TO renamed" "$ev" || fail "no event for the rename"
 ls "$m2/q" | grep -qx renamed || fail "rename not listed on mount 2"
 ls "$m2/q" | grep -qx item1 && fail "old name still listed on mount 2"
+# A move to another directory on another mount, without a watcher there:
+# both cached listings on mount 2 change (bounded wait: no event to wait
+# for in q2).
+ens_mkdir_seen q2
+ls "$m2/q" >/dev/null; ls "$m2/q2" >/dev/null     # both cached
+mv "$m3/q/item2" "$m3/q2/moved"
+wait_for -t 20 eval "ls '$m2/q2' | grep -qx moved" ||
+    fail "moved name not listed in q2 on mount 2: $(ls "$m2/q2")"
+ls "$m2/q" | grep -qx item2 && fail "moved name still listed in q on mount 2"
+ens_wait_exists 1 q2/moved
+mv "$m1/q2/moved" "$m1/q/item2"
+wait_for -t 20 eval "ls '$m2/q' | grep -qx item2" ||
+    fail "name moved back not listed in q on mount 2"
+ls "$m2/q2" | grep -qx moved && fail "name moved back still listed in q2 on mount 2"
 ens_wait_synced
 for i in 1 2 3; do
     n=$(ls "$(ens_mnt "$i")/q" | wc -l)

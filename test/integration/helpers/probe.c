@@ -41,7 +41,12 @@
  *                              (F_SETLK; R W: F_SETLKW; g: F_GETLK for a
  *                              write lock), o for the OFD variant; logs
  *                              "SPEC ok|ERRNO", for g "SPEC unlck" or
- *                              "SPEC rd|wr START LEN PID".
+ *                              "SPEC rd|wr START LEN PID". SPEC c: open
+ *                              PATH again read-only and close that
+ *                              descriptor (POSIX: the process's fcntl
+ *                              locks on the file go); logs "c ok".
+ *   probe lkro PATH LOG STOP SPEC...
+ *                              the same through a read-only descriptor.
  * Times are ns of CLOCK_MONOTONIC; T0 before the call, T1 after it.
  */
 #ifndef _GNU_SOURCE
@@ -216,9 +221,16 @@ static int flockwait2(const char *path, FILE *log, const char *stop)
     return 0;
 }
 
-static void lk_one(int fd, const char *spec, FILE *log)
+static void lk_one(const char *path, int fd, const char *spec, FILE *log)
 {
     const char *p = spec;
+    if (strcmp(spec, "c") == 0) {
+        int fd2 = open(path, O_RDONLY);
+        int rc = fd2 < 0 ? -1 : close(fd2);
+        fprintf(log, "c %s\n", rc == 0 ? "ok" : strerrorname_np(errno));
+        fflush(log);
+        return;
+    }
     int ofd = *p == 'o';
     p += ofd;
     char t = *p;
@@ -251,16 +263,16 @@ static void lk_one(int fd, const char *spec, FILE *log)
     fflush(log);
 }
 
-static int lk(const char *path, FILE *log, const char *stop, int n,
-              char **specs)
+static int lk(const char *path, int flags, FILE *log, const char *stop,
+              int n, char **specs)
 {
-    int fd = open(path, O_RDWR);
+    int fd = open(path, flags);
     if (fd < 0) {
         fprintf(log, "open %s\n", strerrorname_np(errno));
         return 1;
     }
     for (int i = 0; i < n; i++)
-        lk_one(fd, specs[i], log);
+        lk_one(path, fd, specs[i], log);
     fprintf(log, "done\n");
     fflush(log);
     uint64_t start = mono();
@@ -272,9 +284,11 @@ static int lk(const char *path, FILE *log, const char *stop, int n,
 
 int main(int argc, char **argv)
 {
-    if (argc >= 6 && strcmp(argv[1], "lk") == 0) {
+    if (argc >= 6 && (strcmp(argv[1], "lk") == 0 ||
+                      strcmp(argv[1], "lkro") == 0)) {
         FILE *f = fopen(argv[3], "a");
-        return f ? lk(argv[2], f, argv[4], argc - 5, argv + 5) : 2;
+        int flags = strcmp(argv[1], "lk") == 0 ? O_RDWR : O_RDONLY;
+        return f ? lk(argv[2], flags, f, argv[4], argc - 5, argv + 5) : 2;
     }
     if (argc != 5) {
         fprintf(stderr, "usage: probe hold|grab|flockwait|flockwait2 PATH LOG "
