@@ -109,10 +109,15 @@ int zk__node_get(struct zk_store *s, MDB_txn *txn, uint64_t ino,
     uint8_t kb[8];
     zk_put_be64(kb, ino);
     MDB_val k = {8, kb}, v;
-    int rc = mdb_get(txn, s->nodes, &k, &v);
+    return zk__node_found(mdb_get(txn, s->nodes, &k, &v), &v, ino, out);
+}
+
+int zk__node_found(int rc, const MDB_val *v, uint64_t ino,
+                   struct zk__node *out)
+{
     if (rc != 0)
         return rc == MDB_NOTFOUND ? -ENOENT : zk__mdb_err(rc, "node get");
-    if (zk__node_decode(v.mv_data, v.mv_size, ino, out) != 0) {
+    if (zk__node_decode(v->mv_data, v->mv_size, ino, out) != 0) {
         zk_log(ZK_LOG_ERROR, "store: node record of inode %llu is malformed",
                (unsigned long long)ino);
         return ZK_ECORRUPT;

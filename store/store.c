@@ -709,15 +709,8 @@ static int node_at(MDB_cursor *c, uint64_t ino, struct zk__node *out)
     uint8_t kb[8];
     zk_put_be64(kb, ino);
     MDB_val k = {8, kb}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-    if (rc != 0)
-        return rc == MDB_NOTFOUND ? -ENOENT : zk__mdb_err(rc, "node get");
-    if (zk__node_decode(v.mv_data, v.mv_size, ino, out) != 0) {
-        zk_log(ZK_LOG_ERROR, "store: node record of inode %llu is malformed",
-               (unsigned long long)ino);
-        return ZK_ECORRUPT;
-    }
-    return 0;
+    return zk__node_found(mdb_cursor_get(c, &k, &v, MDB_SET_KEY), &v, ino,
+                          out);
 }
 
 static int list_txn(struct zk_store *s, MDB_txn *t, uint64_t dir,

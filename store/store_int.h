@@ -117,6 +117,10 @@ int zk__mdb_err(int rc, const char *what);
 int zk__is_fatal(int err);
 
 size_t zk__node_encode(const struct zk__node *n, uint8_t *buf);
+/* The node a lookup of ino found: rc is that lookup's LMDB result (-ENOENT
+ * when absent), v its value, decoded into *out (ZK_ECORRUPT if malformed). */
+int zk__node_found(int rc, const MDB_val *v, uint64_t ino,
+                   struct zk__node *out);
 int zk__node_get(struct zk_store *s, MDB_txn *txn, uint64_t ino,
                  struct zk__node *out);
 int zk__node_put(struct zk_store *s, MDB_txn *txn, const struct zk__node *n);
