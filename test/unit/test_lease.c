@@ -172,11 +172,14 @@ END_TEST
  * such stale OPENs: zab_leader.c, recv_request). 1020178: how far that
  * refusal may go: a replica synced by snapshot after its session was
  * closed never saw the close and asks to open the same id again; refusing
- * a closed id left it without a session. */
+ * a closed id left it without a session. 1079759: an observer restarted
+ * and followed a stale leader of an epoch older than its applied zxid's,
+ * whose snapshot took it back in time (a learner now refuses such a
+ * leader: zab_learner.c, recv_leaderinfo). */
 START_TEST(long_run_regressions)
 {
     static const struct { uint64_t seed; uint32_t voters, observers; }
-    runs[] = {{1020089, 3, 2}, {1020178, 5, 2}};
+    runs[] = {{1020089, 3, 2}, {1020178, 5, 2}, {1079759, 3, 2}};
     for (size_t i = 0; i < ZK_ARRAY_LEN(runs); i++) {
         struct sim_opts o = { .seed = runs[i].seed, .voters = runs[i].voters,
                               .observers = runs[i].observers, .faults = 1,
