@@ -118,11 +118,13 @@ static void recv_leaderinfo(struct zk_zab *z, const struct zk_zab_msg *m)
         send_ackepoch(z, 0);
         return;
     }
-    /* Nor older than what we applied: applied entries are committed, and
-     * a leader of an older epoch cannot hold them (an observer's hard
-     * state may lag its applied zxid: it promises nothing; seed
-     * 1,079,759 had one follow a stale leader and go back in time). */
-    if (e < z->hard.current_epoch || e < (z->applied >> 32) ||
+    /* An observer, nor older than what it applied: its hard state may lag
+     * its applied zxid (it promises nothing), and seed 1,079,759 had one
+     * follow a stale leader and go back in time. A voter's accepted epoch
+     * covers this, except after a quorum lost writes, when rejoining an
+     * older-epoch leader by snapshot is how it recovers (t_ens_rejoin). */
+    if (e < z->hard.current_epoch ||
+        (z->observer && e < (z->applied >> 32)) ||
         (!z->observer && e < z->hard.accepted_epoch)) {
         lost(z, "leader's epoch is older than one accepted");
         return;
