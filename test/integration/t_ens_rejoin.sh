@@ -33,9 +33,17 @@ cp -a "$(ens_data "$C")" "$ZK_TMP/old$C"
 
 log "all three commit more; then $B and $C lose it"
 ens_start_all
+# One more election in this run (the leader restarted), so A's epoch is
+# at least two above what B and C keep, and the restarts below are
+# always exercised.
+L=$(ens_leader)
+ens_stop "$L"
+ens_wait_leader
+ens_start "$L"
 for i in 1 2 3 4 5 6; do echo "g$i" >"$(ens_mnt "$A")/g$i"; done
 ens_wait_synced
 za=$(ens_field "$A" zxid)
+ea=$(ens_field "$A" epoch)
 for i in 1 2 3; do ens_stop "$i"; done
 for i in "$B" "$C"; do
     # cp onto the existing file writes into it: same inode, same birth time.
@@ -49,9 +57,23 @@ for i in "$B" "$C"; do
         if [ -e "$old" ]; then cp "$old" "$f"; else rm -f "$f"; fi
     done
 done
-ens_start "$B"
-ens_start "$C"
-ens_wait_leader
+# B and C elect one epoch above the newest they accepted, which may be
+# older than A's if the second run took more than one election (A then
+# rightly refuses their leader: a voter never follows an epoch older than
+# one it accepted). Each restart of both elects one epoch more: restart
+# them until they reach A's epoch, so that A's last transactions and the
+# quorum's new ones share an epoch and A's zxid is above the quorum's.
+for try in 1 2 3 4 5 6; do
+    ens_start "$B"
+    ens_start "$C"
+    ens_wait_leader
+    eb=$(ens_field "$B" epoch)
+    [ $((eb)) -lt $((ea)) ] || break
+    log "$B and $C elected epoch $eb, older than $A's $ea: again"
+    ens_stop "$B"
+    ens_stop "$C"
+done
+[ $((eb)) -eq $((ea)) ] || fail "$B and $C elected epoch $eb, not $A's $ea"
 echo h1 >"$(ens_mnt "$B")/h1"
 ens_wait_synced
 zb=$(ens_field "$B" zxid)
