@@ -294,9 +294,9 @@ int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
                             uint64_t val);
 /* Makes the batch durable and visible to readers, and frees b whatever
  * the outcome: first its log truncation and records (the write-ahead
- * log's fdatasync), then its LMDB transaction if it changed anything
- * there (pages synced, then the meta page). A batch that only logs costs
- * one fdatasync. -ENOSPC when the disk is full: nothing of the batch is
+ * log's fdatasync, none for a log without sync: zk_store_log_sync), then
+ * its LMDB transaction if it changed anything there (pages synced, then
+ * the meta page). A batch that only logs costs one fdatasync. -ENOSPC when the disk is full: nothing of the batch is
  * kept. */
 int zk_store_batch_commit(struct zk_store_batch *b);
 /* The same, but LMDB's transaction with one sync instead of two: its
@@ -311,6 +311,19 @@ int zk_store_batch_commit(struct zk_store_batch *b);
  * whole anyway. */
 int zk_store_batch_commit_lazy(struct zk_store_batch *b);
 void zk_store_batch_abort(struct zk_store_batch *b);
+/* sync 0: from now on the log's records (zk_store_batch_log) are written
+ * at commit but not synced (truncations, installs and a full segment
+ * still are). For a replica whose log promises nothing to anyone (an
+ * observer: it acknowledges no proposal), it saves a flush per batch. A
+ * power cut may then take the last records of the log, also records at
+ * or below last_applied: opening accepts a log that ends anywhere from
+ * the last durable segment on, without a hole (store/wal.c), and
+ * zk_store_log_scan gives only what is left; what the replica lost it
+ * must fetch again (an observer syncs from its leader). A kill -9 loses
+ * nothing (the records are in the page cache). sync 1 (the default after
+ * zk_store_open): every record durable at commit. Writer thread, no
+ * batch open. */
+void zk_store_log_sync(struct zk_store *s, int sync);
 
 /* --- snapshots (Zab SNAP); added after the first interface ------------ */
 

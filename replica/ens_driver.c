@@ -265,8 +265,11 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
  * like any learner that was away; what it forwarded and saw committed is
  * on a quorum of voters. One LMDB sync per batch instead of two: ten
  * observers on one disk made every voter wait (docs/performance.md). Its
- * log records still get their fdatasync (the store does not know it
- * observes): two flushes for a batch that logs and applies. */
+ * log is written without sync (zk_store_log_sync, set in ens_start.c), so
+ * a batch that logs and applies costs one flush, and one that only logs
+ * none. A power cut may then also take log records at or below what it
+ * applied; the store opens with the shorter log, and the observer syncs
+ * from the leader what it lost, like any learner that was away. */
 static int st_commit(void *arg, void *batch)
 {
     struct zk__ens *e = arg;

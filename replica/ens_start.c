@@ -541,6 +541,9 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     rc = ens_configure(e, cfg);
+    /* An observer's log promises nothing (ens_driver.c, st_commit). */
+    if (rc == 0 && e->observer)
+        zk_store_log_sync(e->store, 0);
     if (rc == 0)
         rc = core_create(e, cfg);
     if (rc == 0)

@@ -5,7 +5,9 @@
  *
  * What it keeps true: a batch either commits whole (fsync'd, pages then
  * meta page, before zk_store_batch_commit returns; a lazy commit syncs the
- * pages only, so a power cut may undo it whole) or leaves nothing;
+ * pages only, so a power cut may undo it whole; a log without sync may
+ * lose its last records to a power cut, even below last_applied) or
+ * leaves nothing;
  * last_applied only grows; log entries at or below last_applied are never
  * truncated, and the log is trimmed from the front by at most
  * ZK__LOG_TRIM_MAX entries per apply.
@@ -363,9 +365,11 @@ static int install_log(struct zk_store_batch *b, struct zk__wal **nw)
     return rc;
 }
 
-/* After a commit: the new log generation replaces the old one. */
+/* After a commit: the new log generation replaces the old one (written
+ * with sync, then as the store's log is: zk_store_log_sync). */
 static void install_swap(struct zk_store *s, struct zk__wal *nw)
 {
+    zk__wal_set_sync(nw, !s->log_nosync);
     pthread_mutex_lock(&s->wal_mu);
     struct zk__wal *old = s->wal;
     s->wal = nw;
@@ -423,6 +427,12 @@ static int batch_commit(struct zk_store_batch *b, int durable)
     s->applied_committed = applied;
     zk__wal_trim(s->wal, safe, s->log_keep);
     return 0;
+}
+
+void zk_store_log_sync(struct zk_store *s, int sync)
+{
+    s->log_nosync = !sync;
+    zk__wal_set_sync(s->wal, sync);
 }
 
 int zk_store_batch_commit(struct zk_store_batch *b)

@@ -456,6 +456,27 @@ static int log_migrate(struct zk_store *s)
     return rc;
 }
 
+/* A log that ends below last_applied lost its tail to a power cut (a
+ * log without sync, zk_store_log_sync) or to damage: what is left of it
+ * is all applied, and the entries after it are gone. It is emptied,
+ * durably, so that the next entries do not follow it with a hole
+ * (nothing reads the log at or below last_applied but zkfs check and
+ * status; an ensemble's restart reads the entries above it, and a
+ * learner fetches what it lacks from its leader). */
+static int wal_behind(struct zk_store *s, uint64_t last_applied)
+{
+    uint64_t first, last;
+    zk__wal_bounds(s->wal, &first, &last);
+    if (last == 0 || last >= last_applied)
+        return 0;
+    zk_log(ZK_LOG_WARN, "store: %s: the log ends at %#llx, below the last "
+           "applied transaction %#llx (a power cut took records that were "
+           "not synced): its %#llx..%#llx dropped", s->dir,
+           (unsigned long long)last, (unsigned long long)last_applied,
+           (unsigned long long)first, (unsigned long long)last);
+    return zk__wal_truncate(s->wal, 0);
+}
+
 /* Opens the write-ahead log of the store's generation, migrates a
  * format-1 log into it, trims it as a commit would. */
 static int wal_open(struct zk_store *s)
@@ -470,6 +491,8 @@ static int wal_open(struct zk_store *s)
         rc = zk_store_meta_get(s, ZK__META_LAST_APPLIED, &last);
     if (rc == 0)
         rc = zk__wal_open(s->dir, s->wal_gen, s->wal_seg_bytes, 1, &s->wal);
+    if (rc == 0)
+        rc = wal_behind(s, last);
     if (rc == 0)
         rc = log_migrate(s);
     if (rc == 0) {

@@ -56,6 +56,7 @@ struct zk_store {
     pthread_mutex_t wal_mu;
     struct zk__wal *wal;
     uint64_t wal_gen, wal_seg_bytes;
+    int log_nosync;                  /* zk_store_log_sync(s, 0)        */
     char dir[PATH_MAX];
     /* last_applied of the last LMDB commit; what a lazy commit left
      * durable is the one before it (batch.c, trimming the log) */

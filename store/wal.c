@@ -10,12 +10,16 @@
  * blocks never change after it is made, so there is no metadata to write.
  *
  * What it keeps true: a record is in the index (and so visible to readers
- * and counted as logged) only once it is durable; zxids increase along
- * the log; at open the log ends at the first record that is not whole
- * (its checksum fails, it runs past the segment, or its zxid does not
- * increase), and everything after it is zeroed or deleted, durably, before
- * anything new is written, so a record that was never acknowledged cannot
- * come back after a later crash. Segments of another generation than the
+ * and counted as logged) only once it is durable (written, in a log
+ * without sync); zxids increase along the log; at open the log ends at
+ * the first record that is not whole (its checksum fails, it runs past
+ * the segment, or its zxid does not increase) or that is missing (zeros
+ * where bytes follow: the page cache wrote a later page of the batch and
+ * not this one), and everything after it is zeroed or deleted, durably,
+ * before anything new is written, so a record that was never acknowledged
+ * cannot come back after a later crash. Without sync every segment but
+ * the last is durable whole (it is synced when it is full), so the log
+ * that opening finds never has a hole: it may only end earlier. Segments of another generation than the
  * store's belong to a replaced log (a snapshot install or a migration
  * that did not finish, or did) and are deleted at open.
  */
@@ -57,6 +61,7 @@ struct zk__wal {
     int dirfd;
     uint64_t gen, seg_bytes;
     int err;                   /* a failed write: every later one fails */
+    int nosync;                /* appends not synced (zk__wal_set_sync) */
     struct seg *segs;
     size_t nsegs, capsegs;
     struct ent *ents;          /* ents[head .. head + n)              */
@@ -303,15 +308,28 @@ static int seg_load(struct seg *sg, uint64_t gen, uint8_t **data)
     return 0;
 }
 
+static int all_zero(const uint8_t *p, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
 /* Indexes sg's records after *prev; returns 1 if the segment ends in a
- * bad record (cut there: w->cut), 0 if it ends in zeros. */
+ * bad record (cut there: w->cut), 0 if it ends in zeros. A zero zxid
+ * with bytes after it is a missing record (a batch torn by a crash, or
+ * an unsynced page lost): cut there too, so that those bytes are zeroed
+ * before a later append could end next to them and make them look like
+ * its successors. */
 static int seg_index(struct zk__wal *w, struct seg *sg, const uint8_t *p,
                      uint64_t *prev, int *err)
 {
     uint64_t off = ZK__WAL_SEG_HDR;
     *err = 0;
     for (;;) {
-        if (off + 8 > sg->size || zk_get_be64(p + off) == 0) {
+        if (off + 8 > sg->size ||
+            (zk_get_be64(p + off) == 0 && all_zero(p + off, sg->size - off))) {
             sg->end = off;
             return 0;
         }
@@ -461,8 +479,8 @@ static int apply_cut(struct zk__wal *w, const uint64_t *seqs, size_t cnt,
     if (w->cut.cut && w->cut.dropped_records == 0)
         zk_log(ZK_LOG_WARN, "store: write-ahead log %s: cut at segment %"
                PRIu64 " offset %" PRIu64 ": the end of a batch that was "
-               "being written (never acknowledged)", w->dir, w->cut.seq,
-               w->cut.off);
+               "being written or not synced (never acknowledged)", w->dir,
+               w->cut.seq, w->cut.off);
     else if (w->cut.cut)
         zk_log(ZK_LOG_ERROR, "store: write-ahead log %s: damaged at segment "
                "%" PRIu64 " offset %" PRIu64 ", cut there: %" PRIu64 " whole "
@@ -571,11 +589,16 @@ static int buf_reserve(struct zk__wal *w, size_t len)
     return 0;
 }
 
-/* Opens a new last segment big enough for a record of len bytes. */
+/* Opens a new last segment big enough for a record of len bytes. The
+ * full one is durable first (already, unless the log has no sync): a
+ * power cut may then only shorten the last segment, never leave a hole
+ * in front of a later one. */
 static int roll(struct zk__wal *w, uint32_t len)
 {
     uint64_t need = ZK__WAL_SEG_HDR + ZK__WAL_REC_HDR + (uint64_t)len;
     struct seg sg;
+    if (w->nosync && fdatasync(w->segs[w->nsegs - 1].fd) != 0)
+        return wal_fail(w, -errno, "fdatasync");
     int rc = seg_create(w, w->segs[w->nsegs - 1].seq + 1,
                         need > w->seg_bytes ? need : w->seg_bytes, &sg);
     if (rc != 0)
@@ -609,7 +632,7 @@ static int append_seg(struct zk__wal *w, const struct zk__wal_rec *recs,
     rc = pwrite_all(sg->fd, w->buf, (size_t)bytes, sg->end);
     if (rc != 0)
         return wal_fail(w, rc, "append");
-    if (fdatasync(sg->fd) != 0)
+    if (!w->nosync && fdatasync(sg->fd) != 0)
         return wal_fail(w, -errno, "fdatasync");
     pthread_mutex_lock(&w->mu);
     for (size_t i = 0; i < k && rc == 0; i++) {
@@ -637,6 +660,11 @@ int zk__wal_append(struct zk__wal *w, const struct zk__wal_rec *recs,
         n -= done;
     }
     return 0;
+}
+
+void zk__wal_set_sync(struct zk__wal *w, int sync)
+{
+    w->nosync = !sync;
 }
 
 int zk__wal_truncate(struct zk__wal *w, uint64_t after)

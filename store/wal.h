@@ -5,7 +5,8 @@
  * Threads: one writer (the store's batch thread) calls the writing
  * functions; readers (zk__wal_get, _scan, _bounds, _verify) may run on any
  * thread at the same time: the index is behind the log's mutex, and a
- * record is in the index only once it is durable.
+ * record is in the index only once it is durable (once written, for a
+ * log without sync: zk__wal_set_sync).
  *
  * Errors: 0, a negative errno (-EIO, -ENOSPC, -ENOMEM) or ZK_ECORRUPT.
  * After a failed write or sync the log refuses every later write with
@@ -58,9 +59,17 @@ void zk__wal_destroy(struct zk__wal *w);
 /* Appends n records (zxids increasing, above every indexed one) with
  * one pwrite per segment touched and one fdatasync each, then indexes
  * them. Segments are preallocated (written with zeros and synced when
- * made), so the fdatasync writes no file metadata. */
+ * made), so the fdatasync writes no file metadata. Without sync
+ * (zk__wal_set_sync) the fdatasync is left out, except for a segment
+ * that is full: it is synced before the next one is made. */
 int zk__wal_append(struct zk__wal *w, const struct zk__wal_rec *recs,
                    size_t n);
+/* sync 0: later appends are written but not made durable (an observer's
+ * log, which promises nothing to anyone): a power cut may then take any
+ * of the records of the last segment, and opening cuts the log before
+ * the first one missing (seg_index). A record is then indexed once
+ * written. sync 1 (the default) is the durable log. Writer thread. */
+void zk__wal_set_sync(struct zk__wal *w, int sync);
 /* Removes every record with zxid > after, durably: later segments are
  * deleted (directory synced), then the rest of the segment holding the
  * first removed record is zeroed and synced. */

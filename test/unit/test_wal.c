@@ -3,8 +3,10 @@
  * store: append and reopen across segments, a torn tail of every length
  * cut (and zeroed, so a later append is not followed by stale bytes),
  * damage inside the log found by zkfs check, truncation, trimming the
- * front, the index after a reopen, and the migration of a format-1
- * store's LMDB log table (also after a migration that crashed half way).
+ * front, the index after a reopen, the migration of a format-1 store's
+ * LMDB log table (also after a migration that crashed half way), and a
+ * log without sync (an observer's) that lost records to a power cut: a
+ * record missing before others, a log ending below last_applied.
  *
  * Each test works in its own mkdtemp directory under /tmp and removes it.
  */
@@ -504,6 +506,131 @@ START_TEST(wal_store_batches)
 }
 END_TEST
 
+/* Offset of record z in the single segment at path (asserted there). */
+static uint64_t rec_off(const char *path, uint64_t z)
+{
+    uint8_t buf[SEG];
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, buf, SEG, 0), SEG);
+    close(fd);
+    uint64_t off = ZK__WAL_SEG_HDR;
+    while (zk_get_be64(buf + off) != z) {
+        ck_assert_uint_ne(zk_get_be64(buf + off), 0);
+        off += 16 + zk_get_be32(buf + off + 8);
+    }
+    return off;
+}
+
+static void zero_file_range(const char *path, uint64_t from, uint64_t to)
+{
+    static const uint8_t zeros[SEG];
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_uint_le(to - from, sizeof(zeros));
+    ck_assert_int_eq(pwrite(fd, zeros, to - from, (off_t)from),
+                     (ssize_t)(to - from));
+    close(fd);
+}
+
+/* A log without sync: a power cut may write a later page of the page
+ * cache and not an earlier one. Record 3 missing (zeros) with 4 and 5
+ * still on disk: opening ends the log at 2 and zeroes 4 and 5, so that
+ * records appended later are never followed by them. (Before, a zero
+ * zxid ended the segment silently and left the bytes after it.) */
+START_TEST(wal_nosync_missing_record)
+{
+    char dir[64], path[128];
+    struct zk__wal *w;
+    struct zk__wal_cut cut;
+    mkdir_tmp(dir, sizeof(dir));
+    ck_assert_int_eq(zk__wal_open(dir, 0, SEG, 1, &w), 0);
+    zk__wal_set_sync(w, 0);
+    append_range(w, 1, 5, 0);
+    expect_range(w, 1, 5, 0);      /* indexed once written */
+    zk__wal_close(w);
+    seg_path(path, sizeof(path), dir, 0, 0);
+    uint64_t at3 = rec_off(path, 3), at4 = rec_off(path, 4);
+    zero_file_range(path, at3, at4);
+    ck_assert(!all_zero_from(path, at3));
+    ck_assert_int_eq(zk__wal_open(dir, 0, SEG, 1, &w), 0);
+    expect_range(w, 1, 2, 0);
+    zk__wal_cut_info(w, &cut);
+    ck_assert_int_eq(cut.cut, 1);
+    ck_assert_uint_eq(cut.off, at3);
+    ck_assert(all_zero_from(path, at3));
+    /* new records at 3.. follow 2, and only they are found again */
+    append_range(w, 3, 4, 1);
+    zk__wal_close(w);
+    ck_assert_int_eq(zk__wal_open(dir, 0, SEG, 1, &w), 0);
+    zk__wal_cut_info(w, &cut);
+    ck_assert_int_eq(cut.cut, 0);
+    expect_get(w, 2, 0);
+    expect_get(w, 3, 1);
+    expect_get(w, 4, 1);
+    uint64_t first, last;
+    zk__wal_bounds(w, &first, &last);
+    ck_assert_uint_eq(last, 4);
+    zk__wal_close(w);
+    zk_test_rmtree(dir);
+}
+END_TEST
+
+/* A store whose log has no sync (an observer's) and lost records to a
+ * power cut, also below last_applied: it opens, keeps its tree and
+ * last_applied, drops the rest of its log (all applied: a hole would
+ * follow it), logs and applies on from there, and zkfs check finds
+ * nothing wrong with it. */
+START_TEST(wal_nosync_store_log_behind_applied)
+{
+    char dir[64], path[128];
+    struct zk_store *s;
+    struct zk_store_info info;
+    struct zk_store_check_stats st;
+    struct zk_stat nst;
+    struct zk_op op = {.type = ZK_OP_CREATE, .version = -1, .mode = 0644,
+                       .path = "/a", .path_len = 2};
+    mkdir_tmp(dir, sizeof(dir));
+    ck_assert_int_eq(zk_store_open(dir, 1, &s), 0);
+    zk_store_log_sync(s, 0);
+    static const char *paths[] = {"/a", "/b", "/c", "/d", "/e"};
+    for (uint64_t z = 1; z <= 5; z++) {
+        op.path = paths[z - 1];
+        zk_apply_result_free(zk_test_commit(s, z, 1000, &op, 1));
+    }
+    zk_store_close(s);
+    seg_path(path, sizeof(path), dir, 0, 0);
+    zero_file_range(path, rec_off(path, 3), SEG);  /* 3..5 lost */
+    ck_assert_int_eq(zk_store_open(dir, 0, &s), 0);
+    ck_assert_int_eq(zk_store_info(s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, 5);
+    ck_assert_uint_eq(info.log_last_zxid, 0);   /* 1..2 dropped: no hole */
+    ck_assert(all_zero_from(path, ZK__WAL_SEG_HDR));
+    ck_assert_int_eq(zk_store_resolve(s, "/e", &nst), 0);
+    uint64_t acc[3] = {0, 5, 1000};
+    ck_assert_int_eq(zk_store_log_scan(s, 5, scan_count, acc), 0);
+    ck_assert_uint_eq(acc[0], 0);
+    int n = 0;
+    ck_assert_int_eq(zk_store_check(s, check_problem, &n, &st), 0);
+    ck_assert_int_eq(n, 0);
+    zk_store_log_sync(s, 0);
+    op.path = "/f";
+    op.path_len = 2;
+    zk_apply_result_free(zk_test_commit(s, 6, 1000, &op, 1));
+    zk_store_close(s);
+    ck_assert_int_eq(zk_store_open(dir, 0, &s), 0);
+    ck_assert_int_eq(zk_store_info(s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, 6);
+    ck_assert_uint_eq(info.log_first_zxid, 6);
+    ck_assert_uint_eq(info.log_last_zxid, 6);
+    n = 0;
+    ck_assert_int_eq(zk_store_check(s, check_problem, &n, &st), 0);
+    ck_assert_int_eq(n, 0);
+    zk_store_close(s);
+    zk_test_rmtree(dir);
+}
+END_TEST
+
 Suite *wal_suite(void);
 Suite *wal_suite(void)
 {
@@ -516,6 +643,8 @@ Suite *wal_suite(void)
     tcase_add_test(tc, wal_damage_found_by_check);
     tcase_add_test(tc, wal_migrates_format1);
     tcase_add_test(tc, wal_store_batches);
+    tcase_add_test(tc, wal_nosync_missing_record);
+    tcase_add_test(tc, wal_nosync_store_log_behind_applied);
     suite_add_tcase(s, tc);
     return s;
 }
