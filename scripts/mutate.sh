@@ -35,7 +35,7 @@ elect-ignore-zxid @@ replica/zab_elect.c @@ s{if \(a->zxid != b->zxid\)\n\s*retu
 elect-ignore-epoch @@ replica/zab_elect.c @@ s{if \(a->epoch != b->epoch\)\n\s*return a->epoch > b->epoch;}{} @@ leader election ignores the epoch
 commit-before-quorum @@ replica/zab_leader.c @@ s{uint64_t c = acks\[z->quorum - 1\];}{uint64_t c = acks[0];} @@ the leader commits what one replica acknowledged
 commit-no-quorum-check @@ replica/zab_leader.c @@ s{(static void update_commit.*?)if \(n < z->quorum\)\n\s*return;}{$1}s @@ update_commit without its quorum check
-apply-before-durable @@ replica/zab.c @@ s{uint64_t upto = z->commit < z->persisted \? z->commit : z->persisted;}{uint64_t upto = z->commit;} @@ entries applied once committed, before they are durable here
+apply-before-durable @@ replica/zab.c @@ s{uint64_t have = z->observer \? zk__last_zxid\(z\) : z->persisted;}{uint64_t have = zk__last_zxid(z);} @@ a voter applies entries once committed, before they are durable here (an observer may)
 skip-trunc @@ replica/zab_learner.c @@ s{else\n\s*zk__log_truncate\(z, m->zxid\);}{else\n            (void)0;} @@ a learner ignores TRUNC (keeps entries the quorum never committed)
 ack-before-durable @@ replica/zab_learner.c @@ s{(static void send_ack.*?)m->zxid = zxid;}{$1m->zxid = zxid ? zk__last_zxid(z) : 0;}s @@ a learner acknowledges entries before they are durable (every ACK carries its last zxid)
 driver-ack-early @@ replica/driver.c @@ s{type == ZK_ZAB_MSG_INFORM \|\|}{type == ZK_ZAB_MSG_INFORM || type == ZK_ZAB_MSG_ACK ||} @@ the driver sends a learner's ACK while the batch it acknowledges is still being written (pipelining one message type too far)

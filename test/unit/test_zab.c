@@ -633,6 +633,104 @@ static void step_msg(struct zk_zab *z, uint8_t type, uint64_t epoch,
     ck_assert_int_eq(zk_zab_step(z, &m), 0);
 }
 
+/* Syncs z (server 1) with leader 3 in epoch 5 by DIFF from an empty
+ * log, then hands it two committed entries: as an INFORM (observer) or
+ * as a PROPOSE and a COMMIT (follower). Returns the first Ready's commit
+ * count after that, and its status before advancing in *st. */
+static size_t learn_two(struct zk_zab *z, int observer,
+                        struct zk_zab_status *st)
+{
+    static const uint8_t data[4] = "abc";
+    struct zk_zab_entry en[2];
+    struct zk_zab_msg m;
+    struct zk_zab_ready rd;
+    uint64_t link = 0;
+    memset(&m, 0, sizeof(m));
+    m.type = ZK_ZAB_MSG_VOTE;           /* 3 leads epoch 5 */
+    m.from = 3;
+    m.to = 1;
+    m.state = ZK_ZAB_LEADING;
+    m.leader = 3;
+    m.zxid2 = m.link = m.seq = m.aux = 5;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    ck_assert(last_msg(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link, NULL));
+    step_msg(z, ZK_ZAB_MSG_LEADERINFO, 5, 77, 0, link);
+    step_msg(z, ZK_ZAB_MSG_DIFF, 5, 77, 1, 0);
+    step_msg(z, ZK_ZAB_MSG_NEWLEADER, 5, 77, 2, 0);
+    ck_assert(last_msg(z, ZK_ZAB_MSG_ACK, 3, NULL, NULL));
+    for (int i = 0; i < 2; i++)
+        en[i] = (struct zk_zab_entry){.zxid = ZK_ZAB_ZXID(5, i + 1),
+                                      .type = ZK_ZAB_ENTRY_WRITE,
+                                      .origin = 2, .req_id = i + 1,
+                                      .len = 4, .data = data};
+    memset(&m, 0, sizeof(m));
+    m.type = observer ? ZK_ZAB_MSG_INFORM : ZK_ZAB_MSG_PROPOSE;
+    m.from = 3;
+    m.to = 1;
+    m.epoch = 5;
+    m.link = 77;
+    m.seq = 3;
+    m.entries = en;
+    m.n_entries = 2;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    if (!observer) {
+        memset(&m, 0, sizeof(m));
+        m.type = ZK_ZAB_MSG_COMMIT;
+        m.from = 3;
+        m.to = 1;
+        m.epoch = 5;
+        m.link = 77;
+        m.seq = 4;
+        m.zxid = ZK_ZAB_ZXID(5, 2);
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    }
+    ck_assert(zk_zab_has_ready(z));
+    zk_zab_ready(z, &rd);
+    ck_assert_uint_eq(rd.n_ops, 2);
+    ck_assert_uint_eq(rd.ops[0].kind, ZK_ZAB_OP_APPEND);
+    zk_zab_status(z, st);
+    return rd.n_commits;
+}
+
+/* An observer applies an INFORM's entries in the Ready that logs them
+ * (one store batch per INFORM: it promises nothing, so its apply need not
+ * wait for its log to be durable); a follower applies entries only after
+ * the Ready that logs them is durable (applied <= persisted). */
+START_TEST(observer_applies_in_the_logging_ready)
+{
+    for (int observer = 0; observer <= 1; observer++) {
+        struct zk_zab_config cfg;
+        struct zk_zab_status st;
+        struct zk_zab *z = NULL;
+        cfg_three(&cfg);
+        cfg.members[0].observer = observer;
+        ck_assert_int_eq(zk_zab_create(&cfg, NULL, &z), 0);
+        drain(z, 0, 0, NULL);
+        size_t n = learn_two(z, observer, &st);
+        ck_assert_uint_eq(st.persisted_zxid, 0);
+        if (observer) {
+            ck_assert_uint_eq(n, 2);
+            ck_assert_uint_eq(st.applied_zxid, ZK_ZAB_ZXID(5, 2));
+            zk_zab_advance(z);
+            zk_zab_status(z, &st);
+            ck_assert_uint_eq(st.persisted_zxid, ZK_ZAB_ZXID(5, 2));
+            ck_assert_uint_eq(st.applied_zxid, ZK_ZAB_ZXID(5, 2));
+        } else {
+            ck_assert_uint_eq(n, 0);
+            ck_assert_uint_eq(st.applied_zxid, 0);
+            zk_zab_advance(z);
+            struct zk_zab_ready rd;
+            ck_assert(zk_zab_has_ready(z));
+            zk_zab_ready(z, &rd);
+            ck_assert_uint_eq(rd.n_commits, 2);
+            ck_assert_uint_eq(rd.n_ops, 0);
+            zk_zab_advance(z);
+        }
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
 /* Replica 3 reports that it leads epoch 5; z (abstaining) follows it
  * with an ABSTAIN FOLLOWERINFO, its ACKEPOCH for `epoch` is not counted
  * and its accepted epoch stays acc; then a DIFF, NEWLEADER and a PING.
@@ -866,6 +964,7 @@ Suite *zab_suite(void)
     suite_add_tcase(su, tc);
     TCase *api = tcase_create("api");
     tcase_add_test(api, api_errors);
+    tcase_add_test(api, observer_applies_in_the_logging_ready);
     tcase_add_test(api, learner_refuses_older_epoch);
     tcase_add_test(api, empty_store_abstains);
     tcase_add_test(api, lost_writes_abstain);
