@@ -345,9 +345,9 @@ static void compact(struct sim_replica *r, uint64_t upto)
 static struct sim_res sim_result;
 
 /* Whether the batch being written syncs LMDB whole: it holds the hard
- * state or an install, on a voter (an observer's every batch is lazy;
- * its installs are modelled as synced: what a power cut after a lazy
- * install leaves is not modelled). */
+ * state or an install (store/batch.c syncs a batch with meta keys or an
+ * install whole even when asked for a lazy commit, as an observer's
+ * every batch is). */
 static int lmdb_synced(const struct sim_replica *r)
 {
     return r->b_durable;
