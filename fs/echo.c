@@ -138,26 +138,32 @@ void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
     stage(fs, it);
 }
 
-static int replay_touches(const struct zk__fs_echo_item *it, uint64_t ino)
+/* Whether the kernel may take the inode lock of a file (not only of
+ * directories) to carry it out. Which inode is not known here: a path
+ * names whatever inode the kernel has under it now (a notify_delete locks
+ * the child its dentry points to, which after a local rename over the
+ * name is not the deleted one), so every such item counts. */
+static int locks_file(const struct zk__fs_echo_item *it)
 {
-    return it && it->kind >= ZK__ECHO_R_CREATE && it->kind != ZK__ECHO_BARRIER &&
-           (it->ino == ino || it->replaced == ino);
+    return it && it->kind != ZK__ECHO_BARRIER &&
+           it->kind != ZK__ECHO_INVAL_INODE &&
+           it->kind != ZK__ECHO_INVAL_ENTRY && it->kind != ZK__ECHO_R_CREATE;
 }
 
-int zk__fs_echo_replay_pending(struct zk_fs *fs, uint64_t ino)
+int zk__fs_echo_file_lock_pending(struct zk_fs *fs)
 {
     struct zk__fs_echo *e = &fs->echo;
     int found = 0;
     for (struct zk__fs_echo_item *it = e->stage_head; it && !found; it = it->next)
-        found = replay_touches(it, ino);
+        found = locks_file(it);
     if (!e->started || found)
         return found;
     /* Under the mutex: the thread sets cur before it lets go of it. (Items
      * are freed by the loop only, so cur stays readable here.) */
     pthread_mutex_lock(&e->mu);
-    found = replay_touches(atomic_load(&e->cur), ino);
+    found = locks_file(atomic_load(&e->cur));
     for (struct zk__fs_echo_item *it = e->head; it && !found; it = it->next)
-        found = replay_touches(it, ino);
+        found = locks_file(it);
     pthread_mutex_unlock(&e->mu);
     return found;
 }
@@ -659,7 +665,7 @@ static void *echo_main(void *arg)
         if (!e->head)
             e->tail = NULL;
         e->len--;
-        atomic_store(&e->cur, it);  /* seen by zk__fs_echo_replay_pending */
+        atomic_store(&e->cur, it);  /* seen by zk__fs_echo_file_lock_pending */
         pthread_mutex_unlock(&e->mu);
         do_item(fs, it);
         pthread_mutex_lock(&e->mu);

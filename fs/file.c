@@ -470,10 +470,19 @@ static void late_reply(void *arg)
 /* Answers a commit once the echo thread has invalidated the file: an
  * append lands where the leader puts it, not where this kernel's page
  * cache wrote it, and the times are the transaction's; whoever reads
- * after the close() returns must not get the cached version. */
-static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc)
+ * after the close() returns must not get the cached version.
+ * A request that holds the file's inode lock while it waits (FSYNC:
+ * fuse_fsync) is answered at once when the echo thread has work that
+ * may need a file's inode lock (the replay of a remote change to a file,
+ * a notify_delete of a name): which inode that locks is the kernel's
+ * business, and if it is this one both would wait for good (BUGS.md 5).
+ * Its attributes may then lag for a moment. */
+static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc,
+                         int holds_lock)
 {
-    struct late_reply *l = rc == 0 ? malloc(sizeof(*l)) : NULL;
+    struct late_reply *l = NULL;
+    if (rc == 0 && !(holds_lock && zk__fs_echo_file_lock_pending(fs)))
+        l = malloc(sizeof(*l));
     if (!l) {
         zk__fs_reply_errno(req, rc);
         return;
@@ -644,15 +653,8 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     }
     if (rc)   /* the kernel's size may count what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
-    /* An fsync holds the file's inode lock while it waits (fuse_fsync),
-     * and the echo thread's replay of a remote change to the same file
-     * (open, ftruncate; unlink, rename) needs that lock: an fsync waiting
-     * for the echo barrier behind such a replay deadlocks both. Then it
-     * is answered at once (its attributes may lag for a moment). */
-    if (c->req && c->fsync && zk__fs_echo_replay_pending(c->fs, fh->ino))
-        zk__fs_reply_errno(c->req, rc);
-    else if (c->req)
-        reply_commit(c->fs, c->req, rc);
+    if (c->req)
+        reply_commit(c->fs, c->req, rc, c->fsync);
     if (pv)
         prov_end(c->fs, pv, fh, ino, rc);
     if (c->paused)
@@ -793,7 +795,7 @@ void zk__fs_prov_commit_again(struct zk_fs *fs, fuse_req_t req,
     } else if (!fh->poisoned && !fh->dirty && !(all && fh->trunc) &&
                !fh->prov) {
         if (req)
-            reply_commit(fs, req, 0);   /* the create committed it all */
+            reply_commit(fs, req, 0, all); /* the create committed it all */
     } else {
         commit_fh(fs, req, fh, all);
     }

@@ -15,6 +15,7 @@
  * Also here: the map of inode lookup counts, which tells which inodes the
  * kernel knows and so which invalidations are worth sending.
  */
+#include "cli.h"
 #include "fs_int.h"
 #include "metrics.h"
 #include "notify.h"
@@ -325,6 +326,29 @@ static void handles_free(struct zk_fs *fs)
  * serving requests until the echo thread has left, because the thread may
  * be inside a syscall on the mount that only the loop can answer. Loop
  * thread. */
+/* The echo thread did not leave: it waits, inside a syscall or a
+ * notification on the mount, for something no request answer will give.
+ * Aborting the connection fails every pending request and notification,
+ * so it returns and leaves (on_back then ends the loop). */
+static void on_stop_timeout(uv_timer_t *t)
+{
+    struct zk_fs *fs = t->data;
+    unsigned minor = 0;
+    char dev[32];
+    int err = zk__mount_dev(fs->opts->mountpoint, &minor);
+    if (err == 0) {
+        snprintf(dev, sizeof(dev), "%u", minor);
+        err = zk__fs_abort_connection(dev);
+    }
+    zk_log(ZK_LOG_ERROR, "stopping: the echo thread is still on the mount "
+           "after %d ms; %s%s", ZK__FS_STOP_WAIT_MS,
+           err ? "aborting the FUSE connection failed: "
+               : "FUSE connection aborted (its pending requests fail)",
+           err ? zk_strerror(err) : "");
+    if (err)
+        uv_stop(&fs->loop);
+}
+
 void zk__fs_stop(struct zk_fs *fs)
 {
     if (fs->stopping)
@@ -332,8 +356,18 @@ void zk__fs_stop(struct zk_fs *fs)
     fs->stopping = 1;
     zk_log(ZK_LOG_INFO, "stopping: unmounting %s", fs->opts->mountpoint);
     zk__notify("STOPPING=1\n");        /* systemd, notify.c */
-    if (!zk__fs_echo_stop(fs))
+    if (!zk__fs_echo_stop(fs)) {
         uv_stop(&fs->loop);
+        return;
+    }
+    /* A safety net: should the thread wait for something no request
+     * answer will ever give (BUGS.md 5 was such a deadlock), the stop
+     * still ends; closing /dev/fuse at take-down frees the thread. */
+    if (uv_timer_init(&fs->loop, &fs->stop_timer) == 0) {
+        fs->stop_timer_init = 1;
+        fs->stop_timer.data = fs;
+        uv_timer_start(&fs->stop_timer, on_stop_timeout, ZK__FS_STOP_WAIT_MS, 0);
+    }
 }
 
 /* The kernel ended the connection (unmounted or aborted): leave as
@@ -608,6 +642,8 @@ static void teardown(struct zk_fs *fs)
     zk__fs_lock_session_lost(fs, 0);    /* waits still parked */
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
+    if (fs->stop_timer_init)
+        uv_close((uv_handle_t *)&fs->stop_timer, close_cb);
     if (fs->signals_init) {
         uv_close((uv_handle_t *)&fs->sigint, close_cb);
         uv_close((uv_handle_t *)&fs->sigterm, close_cb);

@@ -36,6 +36,7 @@
 /* FUSE requests processed per wake-up of the loop before other handles
  * (replica answers, signals) get their turn. */
 #define ZK__FS_RECV_BATCH       64
+#define ZK__FS_STOP_WAIT_MS     10000   /* a stop waits this long for the echo thread */
 /* Invalidations and holder deletions waiting for the echo thread. Past it
  * invalidations are dropped (and counted, logged): the only unbounded
  * alternative would be to block the loop, which can deadlock the kernel. */
@@ -186,6 +187,8 @@ struct zk_fs {
     int poll_init;
     uv_signal_t sigint, sigterm;
     int signals_init;
+    uv_timer_t stop_timer;     /* bounds the wait for the echo thread */
+    int stop_timer_init;
     struct fuse_session *se;
     int mounted;
     struct fuse_buf fbuf;
@@ -610,13 +613,18 @@ int zk__fs_lock_list(struct zk_fs *fs, uint64_t ino, uint8_t **out,
                      size_t *len);
 /* watchdog.c: starts `zkfs __watchdog` for this daemon and its mount. */
 void zk__fs_watchdog_start(struct zk_fs *fs);
+/* Aborts FUSE connection dev (its number under /sys/fs/fuse/connections);
+ * 0 or -errno. */
+int zk__fs_abort_connection(const char *dev);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
-/* Whether a replay that touches ino (and so needs its inode lock) is
- * staged, queued or being acted out. Loop thread. */
-int zk__fs_echo_replay_pending(struct zk_fs *fs, uint64_t ino);
+/* Whether an item that may make the kernel take a file's inode lock (a
+ * replay of a change to a file, a notify_delete, an unlink) is staged,
+ * queued or being acted out: a request that holds a file's inode lock
+ * (FSYNC) must then not wait for the echo thread. Loop thread. */
+int zk__fs_echo_file_lock_pending(struct zk_fs *fs);
 int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
                        const char *name);
 

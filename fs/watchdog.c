@@ -138,12 +138,20 @@ static int write_abort(const char *dev)
     return err;
 }
 
-static void abort_connection(long pid, const char *dev)
+/* Aborts FUSE connection dev (its number in fusectl), mounting fusectl
+ * if needed: every pending request fails and no new one is served. */
+int zk__fs_abort_connection(const char *dev)
 {
     int err = write_abort(dev);
     if (err == -ENOENT && mount("fusectl", FUSECTL_DIR, "fusectl", 0,
                                 NULL) == 0)
         err = write_abort(dev);
+    return err;
+}
+
+static void abort_connection(long pid, const char *dev)
+{
+    int err = zk__fs_abort_connection(dev);
     if (err)
         zk_log(ZK_LOG_ERROR, "watchdog: zkfs pid %ld died with a thread "
                "stuck on its mount; aborting FUSE connection %s failed: "

@@ -45,6 +45,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zk_envelope.h"
+
 /* --- limits ---------------------------------------------------------- */
 
 #define ZK_ZAB_MEMBERS_MAX      16        /* voters + observers           */
@@ -79,9 +81,9 @@ enum zk_zab_role {
  * the id (implicitly closing m's previous session, if any); CLOSE of id s
  * clears the owner's slot if it still holds s (otherwise it is a no-op). */
 enum zk_zab_entry_type {
-    ZK_ZAB_ENTRY_WRITE = 1,
-    ZK_ZAB_ENTRY_SESSION_OPEN = 2,
-    ZK_ZAB_ENTRY_SESSION_CLOSE = 3,
+    ZK_ZAB_ENTRY_WRITE = ZK_ENTRY_WRITE,
+    ZK_ZAB_ENTRY_SESSION_OPEN = ZK_ENTRY_SESSION_OPEN,
+    ZK_ZAB_ENTRY_SESSION_CLOSE = ZK_ENTRY_SESSION_CLOSE,
 };
 
 /* A transaction. `data` is borrowed: in a Ready it stays valid until

@@ -34,25 +34,25 @@ int zk__ens_member_index(const struct zk__ens *e, uint32_t id)
  * req_id u64 (big-endian), then the payload. Returns a malloc'd buffer. */
 uint8_t *zk__ens_env_encode(const struct zk_zab_entry *en, size_t *len_out)
 {
-    uint8_t *b = malloc(ENS_ENV_HDR + (size_t)en->len);
+    uint8_t *b = malloc(ZK_ENV_HDR + (size_t)en->len);
     if (!b)
         return NULL;
-    b[0] = ENS_ENV_MAGIC;
-    b[1] = ENS_ENV_VERSION;
+    b[0] = ZK_ENV_MAGIC;
+    b[1] = ZK_ENV_VERSION;
     zk_put_be32(b + 2, en->type);
     zk_put_be32(b + 6, en->origin);
     zk_put_be64(b + 10, en->req_id);
     if (en->len)
-        memcpy(b + ENS_ENV_HDR, en->data, en->len);
-    *len_out = ENS_ENV_HDR + (size_t)en->len;
+        memcpy(b + ZK_ENV_HDR, en->data, en->len);
+    *len_out = ZK_ENV_HDR + (size_t)en->len;
     return b;
 }
 
 int zk__ens_env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
                        struct zk_zab_entry *en)
 {
-    if (len < ENS_ENV_HDR || buf[0] != ENS_ENV_MAGIC ||
-        buf[1] != ENS_ENV_VERSION || len - ENS_ENV_HDR > ZK_ZAB_PAYLOAD_MAX)
+    if (len < ZK_ENV_HDR || buf[0] != ZK_ENV_MAGIC ||
+        buf[1] != ZK_ENV_VERSION || len - ZK_ENV_HDR > ZK_ZAB_PAYLOAD_MAX)
         return ZK_ECORRUPT;
     /* An unknown type would be applied as a session close here and, sent
      * in a DIFF, refused by every follower's decoder again and again. */
@@ -63,8 +63,8 @@ int zk__ens_env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
     en->type = type;
     en->origin = zk_get_be32(buf + 6);
     en->req_id = zk_get_be64(buf + 10);
-    en->len = (uint32_t)(len - ENS_ENV_HDR);
-    en->data = buf + ENS_ENV_HDR;
+    en->len = (uint32_t)(len - ZK_ENV_HDR);
+    en->data = buf + ZK_ENV_HDR;
     return 0;
 }
 

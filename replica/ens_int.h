@@ -115,9 +115,6 @@
                                              the spacing starts over      */
 #define ENS_MSG_BYTES_MAX     (ZK_ZAB_MSG_BATCH_BYTES + \
                                2 * ZK_ZAB_PAYLOAD_MAX) /* one encoded msg */
-#define ENS_ENV_MAGIC         0xE5        /* log envelope: first byte       */
-#define ENS_ENV_VERSION       1
-#define ENS_ENV_HDR           18          /* magic ver type origin req_id   */
 #define ENS_OWNER_MAX         32          /* "server.N" session owner       */
 #define ENS_TEST_DELAY_MAX_US 10000000    /* ZKFS_TEST_FSYNC_DELAY_US bound  */
 #define ENS_RECOVER_MIN_MS    1000        /* after a failed store batch:

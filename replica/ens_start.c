@@ -254,6 +254,17 @@ static int core_create(struct zk__ens *e, const struct zk_config *cfg)
     return rc;
 }
 
+/* Drops the snapshots on their way in and cancels those on their way
+ * out: the core that asked for them or serves them is going. */
+static void snapshots_drop(struct zk__ens *e)
+{
+    zk__snap_rx_free(e->job_snap);
+    zk__snap_rx_free(e->snap_pending);
+    e->job_snap = e->snap_pending = NULL;
+    for (struct snap_tx *t = e->stxs; t; t = t->next)
+        zk__ens_stx_cancel(t);
+}
+
 /* After a failed store batch (a full disk, an I/O error) the driver stops
  * for good (driver.c, fail_stop). After ENS_RECOVER_MIN_MS, doubling up to
  * ENS_RECOVER_MAX_MS while failures follow each other (a new core that
@@ -305,13 +316,9 @@ void zk__ens_recover_tick(struct zk__ens *e)
         return;
     }
     zk_driver_give_up(e->d);
-    for (struct snap_tx *t = e->stxs; t; t = t->next)
-        zk__ens_stx_cancel(t);
+    snapshots_drop(e);
     for (struct conn *c = e->conns; c; c = c->next)
         zk__ens_conn_close(c, "this server's core restarts");
-    zk__snap_rx_free(e->job_snap);
-    zk__snap_rx_free(e->snap_pending);
-    e->job_snap = e->snap_pending = NULL;
     /* Counters go on from where the failed driver left them. */
     e->carry_batches += ds.batches;
     e->carry_fsyncs += ds.fsyncs;
@@ -585,11 +592,7 @@ static void ens_stop(struct zk_replica *base, int close_session)
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
     zk_driver_stopping(e->d);
-    zk__snap_rx_free(e->job_snap);
-    zk__snap_rx_free(e->snap_pending);
-    e->job_snap = e->snap_pending = NULL;
-    for (struct snap_tx *t = e->stxs; t; t = t->next)
-        zk__ens_stx_cancel(t);
+    snapshots_drop(e);
     while (e->stxs) {
         struct snap_tx *t = e->stxs;
         e->stxs = t->next;

@@ -24,15 +24,7 @@
 #include <string.h>
 
 #include "zk_txn.h"
-#include "zk_zab.h"
-
-/* An ensemble keeps each entry in an envelope (replica/ensemble.c,
- * docs/formats.md): u8 0xE5 | u8 version 1 | u32 type | u32 origin |
- * u64 req_id | payload; a write's payload is an encoded transaction. A
- * standalone replica logs the transaction itself. */
-#define ENV_MAGIC   0xE5
-#define ENV_VERSION 1
-#define ENV_HDR     18
+#include "zk_envelope.h"
 
 struct chk {
     struct zk_store *s;
@@ -316,17 +308,17 @@ static int on_log(void *arg, uint64_t zxid, const uint8_t *p, size_t len)
         problem(c, "log", "entries %#" PRIx64 "..%#" PRIx64 " are missing",
                 c->log_prev + 1, zxid - 1);
     c->log_prev = zxid;
-    if (len >= 2 && p[0] == ENV_MAGIC) {
-        uint32_t type = len >= ENV_HDR ? zk_get_be32(p + 2) : 0;
-        if (len < ENV_HDR || p[1] != ENV_VERSION ||
-            type < ZK_ZAB_ENTRY_WRITE || type > ZK_ZAB_ENTRY_SESSION_CLOSE) {
+    if (len >= 2 && p[0] == ZK_ENV_MAGIC) {
+        uint32_t type = len >= ZK_ENV_HDR ? zk_get_be32(p + 2) : 0;
+        if (len < ZK_ENV_HDR || p[1] != ZK_ENV_VERSION ||
+            type < ZK_ENTRY_WRITE || type > ZK_ENTRY_SESSION_CLOSE) {
             problem(c, "log", "entry %#" PRIx64 ": bad envelope", zxid);
             return 0;
         }
-        if (type != ZK_ZAB_ENTRY_WRITE)
+        if (type != ZK_ENTRY_WRITE)
             return 0;
-        p += ENV_HDR;
-        len -= ENV_HDR;
+        p += ZK_ENV_HDR;
+        len -= ZK_ENV_HDR;
     }
     int rc = zk_txn_decode(p, len, &txn);
     if (rc == -ENOMEM)

@@ -23,7 +23,6 @@ export ZKFS
 
 # Known gaps: test name -> why it is not in the default run (BUGS.md).
 declare -A SKIP=(
-    [t_ens_fsfuzz_faults]="a replica's daemon can hang (echo thread in fuse_reverse_inval_entry) under fault fuzzing: BUGS.md 5"
 )
 
 passed=0

@@ -37,6 +37,9 @@ struct sim_opts {
     int put_back;             /* ... telling it the store was put back
                                  (restored), as a restored or copied data
                                  directory's mark does, not lost_writes */
+    int no_power_cuts;        /* host crashes lose no part of a durable
+                                 batch (the runs before power cuts were
+                                 modelled: regression seeds replay them) */
     uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
     FILE *out;                /* trace destination (default stdout)      */
 };

@@ -154,7 +154,26 @@ struct sim_replica {
     struct sim_model snaps[SIM_SNAPS_MAX];
     uint32_t nsnap;
     int fail_next;
-    int crash_after_write;      /* dies once its next batch is durable  */
+    int crash_after_write;      /* 1: dies once its next batch is
+                                   durable; 2: a power cut while it is
+                                   written (its log part only)          */
+    /* Power cuts (the daemon's store, docs/ensemble.md): a batch's log
+     * records are durable (the write-ahead log's fdatasync) before LMDB
+     * is touched, and LMDB's part is committed lazily (meta page not
+     * synced) unless it holds the hard state or an install, so a power
+     * cut may undo the last lazy commit whole (the next commit's sync
+     * makes it durable). `undo`: LMDB's state before that commit while
+     * it may still be undone; `pre`: before the batch being written. */
+    struct sim_undo {
+        struct zk_zab_hard_state hard;
+        uint32_t incarnation;
+        struct sim_model model;
+        int valid;
+    } undo, pre;
+    int b_lmdb, b_durable;      /* the batch touches LMDB / syncs it    */
+    int log_only;               /* 1: only the log part of the batch
+                                   reaches the disk; 2: not even that
+                                   (it installs: a new log generation) */
     uint64_t slow_until;
     /* client */
     struct sim_pend *pend;
@@ -264,6 +283,9 @@ void sim_deliver(struct sim *s, struct sim_pkt *p);
 void sim_send_reset(struct sim *s, uint32_t from, uint32_t to);
 void sim_on_tick(struct sim *s, uint32_t i);
 void sim_on_disk(struct sim *s, uint32_t i);
+/* A power cut of replica r's host, before it is crashed: what a batch on
+ * its way to disk and the last lazy LMDB commit leave (see undo). */
+void sim_power_cut(struct sim *s, struct sim_replica *r);
 void sim_on_client(struct sim *s, uint32_t i);
 /* Writes the 16 bytes every client payload leads with (replica id, a new
  * write number, incarnation), which make each one unique. */

@@ -323,13 +323,13 @@ static void append(struct sim *s, struct sim_replica *r,
     memcpy(x->data, e->data, e->len);
 }
 
-static void compact(struct sim_replica *r)
+static void compact(struct sim_replica *r, uint64_t upto)
 {
     if (r->nlog < 2 * SIM_DISK_LOG_KEEP)
         return;
     size_t drop = 0;
     while (drop < r->nlog - SIM_DISK_LOG_KEEP &&
-           r->log[drop].zxid <= r->model.applied)
+           r->log[drop].zxid <= upto)
         free(r->log[drop++].data);
     memmove(r->log, r->log + drop, (r->nlog - drop) * sizeof(*r->log));
     r->nlog -= drop;
@@ -344,9 +344,21 @@ static void compact(struct sim_replica *r)
  * committed); a register op's is its own (sim_lin.c). */
 static struct sim_res sim_result;
 
+/* Whether the batch being written syncs LMDB whole: it holds the hard
+ * state or an install (store/batch.c syncs a batch with meta keys or an
+ * install whole even when asked for a lazy commit, as an observer's
+ * every batch is). */
+static int lmdb_synced(const struct sim_replica *r)
+{
+    return r->b_durable;
+}
+
 static int st_begin(void *arg, void **batch)
 {
+    struct sim_replica *r = arg;
     *batch = arg;
+    r->b_lmdb = r->b_durable = 0;
+    r->pre = (struct sim_undo){r->hard, r->incarnation, r->model, 1};
     return 0;
 }
 
@@ -354,6 +366,8 @@ static int st_append(void *arg, void *batch, const struct zk_zab_entry *en)
 {
     struct sim_replica *r = arg;
     (void)batch;
+    if (r->log_only == 2)
+        return 0;
     sim_log(r->s, r->id, "disk op %u %016llx", ZK_ZAB_OP_APPEND,
             (unsigned long long)en->zxid);
     append(r->s, r, en);
@@ -364,6 +378,8 @@ static int st_truncate(void *arg, void *batch, uint64_t zxid)
 {
     struct sim_replica *r = arg;
     (void)batch;
+    if (r->log_only == 2)
+        return 0;
     sim_log(r->s, r->id, "disk op %u %016llx", ZK_ZAB_OP_TRUNCATE,
             (unsigned long long)zxid);
     truncate_log(r->s, r, zxid);
@@ -375,6 +391,12 @@ static int st_install(void *arg, void *batch, const struct zk_zab_op *op,
 {
     struct sim_replica *r = arg;
     (void)batch;
+    r->b_lmdb = r->b_durable = 1;
+    if (r->log_only) {           /* its log is a new generation, lost too */
+        r->log_only = 2;
+        memcpy(sessions, r->model.sessions, sizeof(r->model.sessions));
+        return 0;
+    }
     sim_log(r->s, r->id, "disk op %u %016llx", op->kind,
             (unsigned long long)op->zxid);
     install(r->s, r, op->zxid);
@@ -387,6 +409,9 @@ static int st_hard_state(void *arg, void *batch,
 {
     struct sim_replica *r = arg;
     (void)batch;
+    r->b_lmdb = r->b_durable = 1;
+    if (r->log_only)
+        return 0;
     if (hs->accepted_epoch < r->hard.accepted_epoch ||
         hs->current_epoch < r->hard.current_epoch ||
         hs->current_epoch > hs->accepted_epoch)
@@ -414,6 +439,11 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
 {
     struct sim_replica *r = arg;
     (void)batch;
+    r->b_lmdb = 1;
+    if (r->log_only) {
+        *res = (struct zk_apply_result *)&sim_result;
+        return 0;
+    }
     if (close_prev != model_replaced(&r->model, en))
         sim_fail(r->s, r->id, "driver: close_prev %016llx, the model "
                  "replaces %016llx", (unsigned long long)close_prev,
@@ -428,10 +458,18 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
     return 0;
 }
 
+/* The log keeps every entry above what LMDB holds durably: the store
+ * trims it only up to the last commit that cannot be undone. */
 static int st_commit(void *arg, void *batch)
 {
+    struct sim_replica *r = arg;
     (void)batch;
-    compact(arg);
+    uint64_t keep_above = r->model.applied;
+    if (r->b_lmdb && !lmdb_synced(r))
+        keep_above = r->pre.model.applied;
+    else if (!r->b_lmdb && r->undo.valid)
+        keep_above = r->undo.model.applied;
+    compact(r, keep_above);
     return 0;
 }
 
@@ -660,6 +698,48 @@ void sim_deliver(struct sim *s, struct sim_pkt *p)
 /* the disk event and the tick                                            */
 /* ====================================================================== */
 
+/* A deep copy of r's log (to put it back when a batch cut by the power
+ * turns out to hold an install). */
+static struct sim_ent *log_copy(const struct sim_replica *r)
+{
+    struct sim_ent *c = malloc((r->nlog ? r->nlog : 1) * sizeof(*c));
+    ZK_ASSERT(c != NULL);
+    for (size_t k = 0; k < r->nlog; k++) {
+        c[k] = r->log[k];
+        c[k].data = malloc(c[k].len ? c[k].len : 1);
+        ZK_ASSERT(c[k].data != NULL);
+        memcpy(c[k].data, r->log[k].data, c[k].len);
+    }
+    return c;
+}
+
+/* The batch on its way to disk reaches it only in part: its log records
+ * were durable, its LMDB part not (an install's log is a new generation
+ * that only the LMDB commit makes current: nothing then). */
+static void cut_batch(struct sim *s, struct sim_replica *r)
+{
+    size_t n = r->nlog;
+    struct sim_ent *copy = log_copy(r);
+    r->log_only = 1;
+    r->busy = 0;
+    (void)zk_driver_write(r->drv);
+    int voided = r->log_only == 2;
+    r->log_only = 0;
+    if (voided) {
+        for (size_t k = 0; k < r->nlog; k++)
+            free(r->log[k].data);
+        free(r->log);
+        r->log = copy;
+        r->nlog = r->caplog = n;
+    } else {
+        for (size_t k = 0; k < n; k++)
+            free(copy[k].data);
+        free(copy);
+    }
+    sim_log(s, r->id, "power cut: the batch's log part was durable, "
+            "its LMDB part lost%s", voided ? " (an install: nothing)" : "");
+}
+
 /* The scheduled Ready's batch: a failing disk is fail-stop (the process
  * dies and restarts from what its disk holds). */
 void sim_on_disk(struct sim *s, uint32_t i)
@@ -674,8 +754,18 @@ void sim_on_disk(struct sim *s, uint32_t i)
                  NULL);
         return;
     }
+    if (r->crash_after_write == 2) {
+        /* A power cut while the batch is on its way to disk. */
+        cut_batch(s, r);
+        sim_crash(s, r->id);
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
+                 NULL);
+        return;
+    }
     r->busy = 0;
     int rc = zk_driver_write(r->drv);
+    if (rc == 0 && r->b_lmdb)    /* this commit makes the last one durable */
+        r->undo = lmdb_synced(r) ? (struct sim_undo){.valid = 0} : r->pre;
     if (rc == 0) {
         /* The marker follows the store once the batch is durable, except
          * while the core abstains (a store behind it stays behind it
@@ -697,6 +787,24 @@ void sim_on_disk(struct sim *s, uint32_t i)
         return;
     }
     zk_driver_written(r->drv, rc);
+}
+
+void sim_power_cut(struct sim *s, struct sim_replica *r)
+{
+    if (!r->alive)
+        return;
+    if (r->busy && sim_range(s, 0, 1))
+        cut_batch(s, r);
+    if (r->undo.valid && sim_range(s, 0, 1)) {
+        sim_log(s, r->id, "power cut: the last lazy LMDB commit undone: "
+                "applied %016llx (from %016llx)",
+                (unsigned long long)r->undo.model.applied,
+                (unsigned long long)r->model.applied);
+        r->hard = r->undo.hard;
+        r->incarnation = r->undo.incarnation;
+        r->model = r->undo.model;
+    }
+    r->undo.valid = 0;
 }
 
 void sim_on_tick(struct sim *s, uint32_t i)

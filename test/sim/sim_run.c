@@ -292,10 +292,13 @@ static void fault_crash(struct sim *s)
     uint32_t i = (uint32_t)sim_range(s, 0, s->n - 1);
     if (!s->rep[i].alive)
         return;
-    if (sim_range(s, 0, 2))
+    if (sim_range(s, 0, 2)) {
         sim_kill(s, i + 1);
-    else
+    } else {
+        if (!s->o.no_power_cuts)
+            sim_power_cut(s, &s->rep[i]);
         sim_crash(s, i + 1);
+    }
     sim_push(s, s->now + sim_range(s, 200000, 1000000), SIM_EV_RESTART, i,
              NULL);
 }
@@ -385,9 +388,12 @@ void sim_on_fault(struct sim *s)
         else
             fault_wipe(s, i);
     } else if (pick < 96) {
-        if (s->rep[i].alive) {
+        if (s->rep[i].alive && (s->o.no_power_cuts || sim_range(s, 0, 1))) {
             sim_log(s, i + 1, "dies once its next write is durable");
             s->rep[i].crash_after_write = 1;
+        } else if (s->rep[i].alive) {
+            sim_log(s, i + 1, "power cut during its next write");
+            s->rep[i].crash_after_write = 2;
         }
     } else if (pick >= 98) {
         /* A connection dropped between live replicas (the runtime drops
