@@ -55,7 +55,9 @@ writer() {
 }
 zk_bg writer
 wpid=$ZK_BG
-wait_for test -e "$M/busy/f3"
+# f4 seen: f3's close returned (a new file shows on its own mount while
+# its create is still pending, prov.c, so f3 alone proves nothing).
+wait_for test -e "$M/busy/f4"
 assert_rc 0 "$ZKFS" snapshot save "$M" "$ZK_TMP/a.zks"
 assert_match '^zkfs snapshot: saved zxid 0x[0-9a-f]{16}, [0-9]+ znodes to ' "$ZK_ERR"
 kill "$wpid"
