@@ -193,8 +193,10 @@ static struct zk__fs_listing *ls_copy(const struct zk__fs_listing *ls)
         ls_free(c);
         return NULL;
     }
-    memcpy(c->ents, ls->ents, ls->n * sizeof(*ls->ents));
-    memcpy(c->names, ls->names, ls->names_len);
+    if (ls->n)                  /* an empty one may have no arrays */
+        memcpy(c->ents, ls->ents, ls->n * sizeof(*ls->ents));
+    if (ls->names_len)
+        memcpy(c->names, ls->names, ls->names_len);
     c->n = ls->n;
     c->cap = ls->cap;
     c->names_len = ls->names_len;

@@ -281,6 +281,18 @@ START_TEST(held_listing_stays_and_cache_moves_on)
     ck_assert_uint_eq(f.fs->listings.bytes, 0);
     ck_assert_str_eq(old->names + old->ents[0].name_off, "x");
     zk__fs_listing_put(old);
+    /* An empty listing held open, then changed (copied without arrays). */
+    o = op_at(ZK_OP_CREATE, "/e", NULL);
+    o.flags = ZK_CREATE_DIR;
+    ck_assert_int_eq(apply(&f, &o, 1), 0);
+    ck_assert_int_eq(zk__fs_listing_open(f.fs, ino_of(&f, "/e"), &old), 0);
+    ck_assert_uint_eq(old->n, 0);
+    o = op_at(ZK_OP_CREATE, "/e/x", NULL);
+    ck_assert_int_eq(apply(&f, &o, 1), 0);
+    ck_assert_uint_eq(old->n, 0);
+    check_dir(&f, ino_of(&f, "/e"));
+    zk__fs_listing_put(old);
+    zk__fs_listing_reset(f.fs);
     /* Deleting a directory forgets its listing. */
     check_dir(&f, a);
     ck_assert_uint_eq(f.fs->listings.count, 1);
