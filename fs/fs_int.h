@@ -211,8 +211,10 @@ struct zk__fs_listing {
     unsigned refs;
     int cached;                /* kept, so current: every applied change
                                   of dir is in it */
-    unsigned reads, fills;     /* listings answered from it without / with
-                                  the kernel's readdir cache on */
+    unsigned reads;            /* listings answered without the kernel's
+                                  readdir cache on */
+    unsigned skip;             /* opens to go without it (it was lost) */
+    int filled;                /* an open with it read to the end */
     size_t n, cap;
     struct zk__fs_lent *ents;
     char *names;               /* NUL-terminated, some of removed children */
@@ -620,7 +622,8 @@ void zk__fs_echo_replay_at(struct zk_fs *fs, enum zk__fs_echo_kind kind,
  * -ENOTDIR), -ENOMEM. */
 int zk__fs_listing_open(struct zk_fs *fs, uint64_t dir,
                         struct zk__fs_listing **out);
-/* Whether an OPENDIR of dir lets the kernel cache its listing. */
+/* Whether an OPENDIR of dir lets the kernel cache its listing (call once
+ * per OPENDIR: it counts them). */
 int zk__fs_listing_kcache(struct zk_fs *fs, uint64_t dir);
 /* Drops a reference (NULL: nothing). */
 void zk__fs_listing_put(struct zk__fs_listing *ls);

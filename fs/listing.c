@@ -457,12 +457,14 @@ int zk__fs_listing_open(struct zk_fs *fs, uint64_t dir,
  * twice the floor's time: the kernel copies every entry into it. It pays
  * only when the same version is listed again while the kernel keeps it.
  * So an open directory gets it once the daemon has answered one listing
- * of the version it keeps now. When the kernel has lost it again for that
- * version (its directory inode was evicted: memory pressure, a
- * drop_caches), it is tried again only after LISTING_REFILL_EVERY
- * listings per loss answered without it, so a kernel that keeps losing it
- * does not make every listing pay for filling it. */
-#define LISTING_REFILL_EVERY 8
+ * of the version it keeps now. A loss is an open with it whose READDIR
+ * starts again at offset 0 after one such open read the version to its
+ * end (the kernel had it whole, then evicted the directory's inode:
+ * memory pressure, a drop_caches; opens that overlap a fill are not
+ * losses). After a loss the next LISTING_SKIP_OPENS opens go without it
+ * (answered by the daemon, at the floor's cost), so a kernel that keeps
+ * losing it does not make every listing pay for filling it. */
+#define LISTING_SKIP_OPENS 4
 
 int zk__fs_listing_kcache(struct zk_fs *fs, uint64_t dir)
 {
@@ -470,8 +472,13 @@ int zk__fs_listing_kcache(struct zk_fs *fs, uint64_t dir)
     if (zk__fs_prov_in(fs, dir))
         return 0;
     struct zk__fs_listing *ls = lc_find(lc, dir);
-    return ls && !ls_hides(fs, ls) && ls->reads >= 1 &&
-           (ls->fills < 2 || ls->reads >= LISTING_REFILL_EVERY * ls->fills);
+    if (!ls || ls_hides(fs, ls) || ls->reads < 1)
+        return 0;
+    if (ls->skip) {
+        ls->skip--;
+        return 0;
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -500,7 +507,8 @@ static struct zk__fs_listing *to_patch(struct zk__fs_lcache *lc, uint64_t dir,
     free(ls->dbuf);             /* laid out again at the next READDIR */
     ls->dbuf = NULL;
     ls->dbuf_len = 0;
-    ls->reads = ls->fills = 0;  /* a new version */
+    ls->reads = ls->skip = 0;   /* a new version */
+    ls->filled = 0;
     return ls;
 }
 
@@ -766,10 +774,14 @@ void zk__fs_listing_reply(struct zk_fs *fs, fuse_req_t req,
                           off_t off, int plus)
 {
     size_t i = off < 0 ? 0 : (size_t)off;
-    if (i == 0 && d->kcache)
-        ls->fills++;
-    else if (i == 0)
+    if (i == 0 && d->kcache && ls->filled) {
+        ls->skip = LISTING_SKIP_OPENS;  /* it had it whole, asks again */
+        ls->filled = 0;
+    } else if (i == 0 && !d->kcache) {
         ls->reads++;
+    }
+    if (d->kcache && i >= ls->n + 2)
+        ls->filled = 1;         /* read to the end: the kernel has it */
     if (plus)
         reply_plus(fs, req, ls, d, size, i);
     else

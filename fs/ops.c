@@ -239,7 +239,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     fi->fh = (uintptr_t)dh;
     dh->kcache = zk__fs_listing_kcache(fs, ino);
     fi->cache_readdir = dh->kcache;
-    fi->keep_cache = dh->kcache;
+    /* Always: an open without it makes the kernel drop the cached
+     * listing (fuse_dir_open), which a later open may still use. */
+    fi->keep_cache = 1;
     if (fuse_reply_open(req, fi) != 0) {
         dh_free(dh);
         return;
