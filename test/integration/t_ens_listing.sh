@@ -5,7 +5,8 @@
 #     not) by `ls` on another mount right after `zkfs sync` there — no
 #     waiting — while that mount keeps the directory's listing (listed
 #     before each change, so the change is patched in, not read again:
-#     the metrics say so);
+#     the metrics say so); `ls -l` of a directory of 20 made elsewhere
+#     asks no LOOKUP of its children (READDIRPLUS gave their attributes);
 #  2. a follower held back past the leader's DIFF window catches up by
 #     snapshot: the listings it kept from the old tree are dropped, and
 #     `ls` there shows the new tree's children at once.
@@ -79,6 +80,23 @@ p1=$(metric "$mf" zkfs_listing_patches_total)
 for i in 1 2 3; do
     assert_eq "$want" "$(names "$(ens_mnt "$i")/q")" "listing of q on replica $i"
 done
+
+log "ls -l of a small directory needs no LOOKUP of its children"
+# One transaction: the follower's kernel knows none of it (its echo
+# thread replays only the directory's create, into the root it holds).
+{ echo "create -d /small"
+  for i in $(seq 1 20); do echo "create /small/f$i $i"; done; } |
+    "$ZKFS" txn "$ml" >/dev/null || fail "zkfs txn of /small"
+"$ZKFS" sync "$mf" || fail "zkfs sync $mf"
+lookups() { awk '$1 == "zkfs_fuse_requests_total{op=\"lookup\"}" { print $2 }' "$mf/.zkfs.prom"; }
+l0=$(lookups)
+n=$(ls -l "$mf/small" | grep -c '^-')
+l1=$(lookups)
+assert_eq 20 "$n" "files listed by ls -l"
+# The directory itself may be looked up once; its children come with
+# their attributes in the READDIRPLUS reply.
+[ "$((l1 - l0))" -le 1 ] ||
+    fail "ls -l of 20 files made $((l1 - l0)) lookups on the follower"
 
 log "2. a snapshot install drops the kept listings"
 installs() { grep -c "installed a snapshot" "$FLOG" || true; }
