@@ -17,8 +17,10 @@
 #                [--workloads "create set get stat list delete ephemeral lock watch"]
 #                (also: creat, firststat, firstlist — see bench/fsbench.c)
 #                [--quick] [--raw FILE] [--no-build] [--private-dirs]
+#                [--base ZKFS_BINARY]
 # Targets: zkfs, floor, floor-noxattr (floorfs --no-xattr: the configuration
-# of FUSE-FACTS.md's table), tmpfs. --quick divides the op counts by 4.
+# of FUSE-FACTS.md's table), tmpfs, and base: another zkfs binary given with
+# --base (e.g. main's, copied aside), for a before/after in one run. --quick divides the op counts by 4.
 # --private-dirs gives each fsbench process its own directory (by default
 # they share one, and the kernel serializes creates/unlinks in it).
 #
@@ -40,6 +42,7 @@ PRIVATE=()          # --private-dirs: each fsbench process in its own directory
 CAP_S=60            # fsbench's own time cap per run
 MOUNT_WAIT_S=20     # how long a mount may take to appear
 FILES=250           # files per process that set/get/stat cycle over
+BASE=""             # --base: the zkfs binary of target "base"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,7 +54,8 @@ while [ $# -gt 0 ]; do
         --raw) RAW=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --private-dirs) PRIVATE=(--private-dirs); shift ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        --base) BASE=$2; shift 2 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -92,7 +96,7 @@ stop_target() {
     [ -n "$m" ] || return 0
     if is_mounted "$m"; then
         case "$t" in
-            zkfs) timeout 15 "$ZKFS" umount "$m" >/dev/null 2>&1 || true ;;
+            zkfs|base) timeout 15 "$ZKFS" umount "$m" >/dev/null 2>&1 || true ;;
             tmpfs) umount "$m" 2>/dev/null || umount -l "$m" || true ;;
         esac
         is_mounted "$m" && { timeout 10 fusermount3 -u "$m" 2>/dev/null ||
@@ -135,6 +139,11 @@ start_target() {
             mkdir -p "$WORK/zkdata"
             "$ZKFS" mount -f --data "$WORK/zkdata" "$m" >"$WORK/zkfs.log" 2>&1 &
             PID[$t]=$! ;;
+        base)
+            [ -x "$BASE" ] || { echo "run.sh: base: give an executable with --base; skipping it" >&2; return 1; }
+            mkdir -p "$WORK/basedata"
+            "$BASE" mount -f --data "$WORK/basedata" "$m" >"$WORK/base.log" 2>&1 &
+            PID[$t]=$! ;;
         floor)
             "$FLOORFS" "$m" >"$WORK/floor.log" 2>&1 &
             PID[$t]=$! ;;
@@ -169,7 +178,7 @@ ops_for() {
     local n
     case "$1" in
         create|set|delete|ephemeral)
-            if [ "${2:-}" = zkfs ]; then n=500; else n=2000; fi ;;
+            case "${2:-}" in zkfs|base) n=500 ;; *) n=2000 ;; esac ;;
         get) n=5000 ;;
         stat) n=200000 ;;
         lock) n=20000 ;;

@@ -669,6 +669,7 @@ static void teardown(struct zk_fs *fs)
     zk__fs_snapdiff_free(fs->snapdiff);
     fs->snapdiff = NULL;
     zk__fs_inomap_free(&fs->inomap);
+    zk__fs_listing_free_all(fs);
 }
 
 int zk_fs_run(const struct zk_fs_opts *opts)

@@ -177,6 +177,65 @@ struct zk__fs_handle {
     void (*destroy)(struct zk__fs_handle *h);
 };
 
+/* --- listings (listing.c) ------------------------------------------------ */
+
+/* Bytes of directory listings the daemon keeps (children, names, READDIR
+ * entries: about 100 bytes per child), least recently listed out first. A
+ * directory bigger than that is read from the store at each uncached
+ * listing. */
+#define ZK__FS_LISTING_BYTES_MAX  (64u << 20)
+/* Children a READDIRPLUS from offset 0 gives attributes for (the kernel
+ * asks one at the start of every listing, READDIRPLUS_AUTO): all of a
+ * small directory's, so `ls -l` of it needs no LOOKUP; for a big one the
+ * rest come as plain READDIR, as on the floor, instead of the kernel
+ * making an inode for each of the hundreds that fit in one reply (which
+ * made a first listing of 10,000 cost 1.4x the floor's time). */
+#define ZK__FS_PLUS_FIRST_MAX     32
+
+/* One child in a listing. */
+struct zk__fs_lent {
+    uint64_t ino;
+    size_t name_off;           /* in the listing's names */
+    size_t doff;               /* its READDIR entry in dbuf (once laid out) */
+    uint64_t owner;            /* its session, if ephemeral (lease.c) */
+    uint32_t kind;             /* enum zk_kind */
+};
+
+/* One directory's children in name order, as of the store version whose
+ * last applied zxid is zxid plus the changes patched in since. Shared
+ * between the cache and the open directories that read it (refs); never
+ * changed while an open directory holds it. */
+struct zk__fs_listing {
+    struct zk__fs_listing *hnext;          /* cache's hash chain */
+    struct zk__fs_listing *prev, *next;    /* cache's LRU list */
+    uint64_t dir, zxid;
+    unsigned refs;
+    int cached;                /* kept, so current: every applied change
+                                  of dir is in it */
+    unsigned reads;            /* listings answered without the kernel's
+                                  readdir cache on */
+    unsigned skip;             /* opens to go without it (it was lost) */
+    int filled;                /* an open with it read to the end */
+    size_t n, cap;
+    struct zk__fs_lent *ents;
+    char *names;               /* NUL-terminated, some of removed children */
+    size_t names_len, names_cap, names_dead;
+    char *dbuf;                /* the children's READDIR entries, or NULL */
+    size_t dbuf_len;
+    size_t bytes;              /* as counted in the cache */
+};
+
+struct zk__fs_lcache {
+    struct zk__fs_listing **tab;           /* by directory inode */
+    size_t nbuckets;                       /* power of two */
+    size_t count, bytes, bytes_max;
+    struct zk__fs_listing lru;             /* sentinel; next: newest */
+    /* metrics.c: listings answered from the cache, read from the store
+     * into it, read for one open directory only, changes patched in,
+     * listings dropped for a patch that did not fit, evicted */
+    uint64_t hits, misses, private_reads, patched, dropped, evicted;
+};
+
 /* --- the daemon --------------------------------------------------------- */
 
 struct zk_fs {
@@ -239,6 +298,7 @@ struct zk_fs {
     uint64_t prov_seq;             /* the last provisional nodeid's number */
     uint64_t prov_created, prov_forced; /* metrics.c: provisional creates, of which committed early */
     struct zk__fs_echo echo;
+    struct zk__fs_lcache listings; /* listing.c */
     struct zk__fs_handle handles;  /* list head */
 };
 
@@ -285,21 +345,21 @@ struct zk__fs_fh {
                                   open file to that session (0: none) */
 };
 
-/* An open directory: the child list as it was at its first readdir (the
- * kernel's readdir cache answers most listings without one). */
-struct zk__fs_dirent {
-    size_t name_off;           /* in the handle's names */
-    struct zk_stat st;
+/* What "." and ".." name for an open directory, and whether its open
+ * let the kernel cache the listing. */
+struct zk__fs_dirpos {
+    uint64_t self, parent;
+    int kcache;
 };
+
+/* An open directory: the listing it read at its first readdir (the
+ * kernel's readdir cache answers most listings without one). */
 struct zk__fs_dh {
     struct zk__fs_handle hd;
     struct zk_stat self;
     uint64_t parent_ino;
-    int loaded;                /* ents read (at the first READDIR) */
-    size_t n, cap;
-    struct zk__fs_dirent *ents;
-    char *names;               /* the children's names, NUL-terminated */
-    size_t names_len, names_cap;
+    int kcache;                /* opened with cache_readdir */
+    struct zk__fs_listing *ls; /* NULL until the first READDIR */
 };
 
 /* --- fs.c ---------------------------------------------------------------- */
@@ -555,6 +615,35 @@ void zk__fs_echo_inval(struct zk_fs *fs, uint64_t ino);
 void zk__fs_echo_replay_at(struct zk_fs *fs, enum zk__fs_echo_kind kind,
                            const struct zk_change *c, const char *path,
                            const char *path2);
+
+/* --- listing.c ----------------------------------------------------------- */
+
+/* A reference to dir's listing for an open directory (*out, on success):
+ * the kept one, or one read from the store and kept; for a directory with
+ * a pending provisional create here, or with children of a session this
+ * replica gave up, one of its own. Errors: the store's (-ENOENT,
+ * -ENOTDIR), -ENOMEM. */
+int zk__fs_listing_open(struct zk_fs *fs, uint64_t dir,
+                        struct zk__fs_listing **out);
+/* Whether an OPENDIR of dir lets the kernel cache its listing (call once
+ * per OPENDIR: it counts them). */
+int zk__fs_listing_kcache(struct zk_fs *fs, uint64_t dir);
+/* Drops a reference (NULL: nothing). */
+void zk__fs_listing_put(struct zk__fs_listing *ls);
+/* Answers a READDIR (plus 0) or READDIRPLUS of size bytes from entry off
+ * (0 ".", 1 "..", then the children) out of ls. */
+void zk__fs_listing_reply(struct zk_fs *fs, fuse_req_t req,
+                          struct zk__fs_listing *ls,
+                          const struct zk__fs_dirpos *d, size_t size,
+                          off_t off, int plus);
+/* The applied callback's part: patches the kept listings with res's
+ * creates, deletes and renames. */
+void zk__fs_listing_applied(struct zk_fs *fs,
+                            const struct zk_apply_result *res);
+/* Forgets every kept listing (a snapshot install); _free_all also the
+ * table (take-down). */
+void zk__fs_listing_reset(struct zk_fs *fs);
+void zk__fs_listing_free_all(struct zk_fs *fs);
 
 /* --- snapdiff.c ---------------------------------------------------------- */
 

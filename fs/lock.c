@@ -617,6 +617,7 @@ void zk__fs_applied(void *arg, const struct zk_apply_result *res)
     struct zk_fs *fs = arg;
     if (fs->parked)
         lock_applied(fs, res);
+    zk__fs_listing_applied(fs, res);
     zk__fs_echo_applied(arg, res);
 }
 
@@ -647,6 +648,7 @@ static int own_cb(void *arg, const struct zk_lock_ent *e)
 void zk__fs_reset(void *arg, int done)
 {
     struct zk_fs *fs = arg;
+    zk__fs_listing_reset(fs);   /* before and after: the tree is replaced */
     zk__fs_echo_reset(arg, done);
     struct zk__fs_park **pp = &fs->parked;
     while (done && *pp) {

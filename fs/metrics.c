@@ -342,6 +342,32 @@ static void render_latency(struct out *o, const struct zk_fs *fs,
               rs->election_le, rs->election_count, rs->election_sum_ns);
 }
 
+/* fs/listing.c's kept directory listings. */
+static void render_listings(struct out *o, const struct zk__fs_lcache *lc)
+{
+    one(o, "zkfs_listings_kept", "gauge",
+        "Directory listings the daemon keeps (fs/listing.c).", lc->count);
+    one(o, "zkfs_listing_bytes", "gauge",
+        "Bytes of the listings kept (bounded: least recently listed "
+        "out first).", lc->bytes);
+    family(o, "zkfs_listings_total", "counter",
+           "Listings an open directory read: from a kept one (hit), read "
+           "from the store and kept (miss), read for that open directory "
+           "only (private: pending creates or hidden ephemerals in it).");
+    put(o, "zkfs_listings_total{source=\"hit\"} %" PRIu64 "\n"
+        "zkfs_listings_total{source=\"miss\"} %" PRIu64 "\n"
+        "zkfs_listings_total{source=\"private\"} %" PRIu64 "\n",
+        lc->hits, lc->misses, lc->private_reads);
+    one(o, "zkfs_listing_patches_total", "counter",
+        "Creates, deletes and renames patched into kept listings.",
+        lc->patched);
+    one(o, "zkfs_listing_evictions_total", "counter",
+        "Kept listings dropped to stay within the bound.", lc->evicted);
+    one(o, "zkfs_listing_mismatches_total", "counter",
+        "Kept listings dropped because a change did not fit them (a bug: "
+        "logged).", lc->dropped);
+}
+
 static void render_fs(struct out *o, struct zk_fs *fs)
 {
     struct timespec now;
@@ -397,6 +423,7 @@ static void render_fs(struct out *o, struct zk_fs *fs)
     one(o, "zkfs_ephemerals_given_up_total", "counter",
         "Own ephemerals hidden after the session was given up.",
         fs->lost_nodes);
+    render_listings(o, &fs->listings);
     clock_gettime(CLOCK_REALTIME, &now);
     family(o, "zkfs_start_time_seconds", "gauge",
            "When the daemon started, seconds since the epoch.");

@@ -199,8 +199,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void dh_free(struct zk__fs_dh *dh)
 {
     zk__fs_handle_del(&dh->hd);
-    free(dh->names);
-    free(dh->ents);
+    zk__fs_listing_put(dh->ls);
     free(dh);
 }
 
@@ -209,57 +208,16 @@ static void dh_destroy(struct zk__fs_handle *h)
     dh_free((struct zk__fs_dh *)h);
 }
 
-/* Adds a child; its name goes to the handle's one block of names (no
- * allocation per child: a listing of 10,000 made 10,000 of them). */
-static int dh_add(void *arg, const char *name, const struct zk_stat *st)
-{
-    struct zk__fs_dh *dh = arg;
-    size_t len = strlen(name) + 1;
-    if (dh->n == dh->cap) {
-        size_t cap = dh->cap ? dh->cap * 2 : 64;
-        void *p = realloc(dh->ents, cap * sizeof(*dh->ents));
-        if (!p)
-            return -ENOMEM;
-        dh->ents = p;
-        dh->cap = cap;
-    }
-    if (dh->names_cap - dh->names_len < len) {
-        size_t cap = dh->names_cap ? dh->names_cap * 2 : 4096;
-        while (cap - dh->names_len < len)
-            cap *= 2;
-        char *p = realloc(dh->names, cap);
-        if (!p)
-            return -ENOMEM;
-        dh->names = p;
-        dh->names_cap = cap;
-    }
-    memcpy(dh->names + dh->names_len, name, len);
-    dh->ents[dh->n].name_off = dh->names_len;
-    dh->ents[dh->n].st = *st;
-    dh->names_len += len;
-    dh->n++;
-    return 0;
-}
-
-/* Leaves out the children of sessions given up (lease.c). */
-static void dh_drop_hidden(struct zk_fs *fs, struct zk__fs_dh *dh)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < dh->n; i++)
-        if (!zk__fs_hidden(fs, &dh->ents[i].st))
-            dh->ents[j++] = dh->ents[i];
-    dh->n = j;
-}
-
-/* Snapshots the child list: offsets are indexes into it, so a listing is
- * one consistent version however the directory changes meanwhile. */
 /* OPENDIR checks the directory and returns a handle; the children are
- * read at the first READDIR. The kernel keeps the listing it got in its
- * readdir cache (cache_readdir, kept across opens) until the directory
- * changes: a local create/unlink/rename, and the echo thread's replays of
- * remote ones, bump the directory's version; a snapshot install
- * invalidates its pages. So listing an unchanged directory again costs
- * one OPENDIR and one RELEASEDIR. */
+ * read at the first READDIR, from the listing the daemon keeps (listing.c:
+ * read from the store once, then patched by every applied change). Once a
+ * version was listed, the next opens let the kernel keep the listing in
+ * its readdir cache (cache_readdir, kept across opens; see
+ * zk__fs_listing_kcache for when not) until the directory changes: a
+ * local create/unlink/rename, and the echo thread's replays of remote
+ * ones, bump the directory's version; a snapshot install invalidates its
+ * pages. So listing an unchanged directory again costs one OPENDIR and
+ * one RELEASEDIR. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
@@ -279,7 +237,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     }
     dh->parent_ino = ino == ZK_INO_ROOT ? ZK_INO_ROOT : dh->self.parent;
     fi->fh = (uintptr_t)dh;
-    fi->cache_readdir = 1;
+    dh->kcache = zk__fs_listing_kcache(fs, ino);
+    fi->cache_readdir = dh->kcache;
+    /* Always: an open without it makes the kernel drop the cached
+     * listing (fuse_dir_open), which a later open may still use. */
     fi->keep_cache = 1;
     if (fuse_reply_open(req, fi) != 0) {
         dh_free(dh);
@@ -291,77 +252,23 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     zk__fs_inomap_open(&fs->inomap, &dh->self);
 }
 
-/* Reads dh's children (once). */
-static int dh_load(struct zk_fs *fs, struct zk__fs_dh *dh)
-{
-    if (dh->loaded)
-        return 0;
-    int rc = zk__fs_stale(zk_store_list(fs->store, dh->self.ino, dh_add, dh));
-    if (rc == 0)                /* and the files created here, pending */
-        rc = zk__fs_prov_list(fs, dh->self.ino, dh_add, dh);
-    if (rc)
-        return rc;
-    if (fs->n_lost)
-        dh_drop_hidden(fs, dh);
-    dh->loaded = 1;
-    return 0;
-}
-
-/* Adds entry i (0 ".", 1 "..", then the children) to buf; returns the
- * size it needs (more than left: it did not fit). A plain READDIR entry
- * carries only the inode and the type, so only READDIRPLUS builds the
- * attributes (and looks the inode up in the lookup-count map). */
-static size_t dir_entry(struct zk_fs *fs, fuse_req_t req, struct zk__fs_dh *dh,
-                        size_t i, int plus, char *buf, size_t left)
-{
-    struct fuse_entry_param e;
-    const char *name;
-    memset(&e, 0, sizeof(e));
-    if (i < 2) {
-        name = i == 0 ? "." : "..";
-        e.attr.st_ino = i == 0 ? dh->self.ino : dh->parent_ino;
-        e.attr.st_mode = S_IFDIR;
-    } else if (!plus) {
-        const struct zk__fs_dirent *d = &dh->ents[i - 2];
-        name = dh->names + d->name_off;
-        e.attr.st_ino = d->st.ino;
-        e.attr.st_mode = d->st.kind == ZK_KIND_DIR ? S_IFDIR : S_IFREG;
-    } else {
-        const struct zk__fs_dirent *d = &dh->ents[i - 2];
-        name = dh->names + d->name_off;
-        zk__fs_entry_param(fs, &d->st, ZK__FS_TIMEOUT_S, ZK__FS_TIMEOUT_S,
-                           &e);
-    }
-    if (!plus)
-        return fuse_add_direntry(req, buf, left, name, &e.attr,
-                                 (off_t)i + 1);
-    return fuse_add_direntry_plus(req, buf, left, name, &e, (off_t)i + 1);
-}
-
+/* A listing is one consistent version: the one read at the first READDIR
+ * (offsets are indexes into it), however the directory changes meanwhile. */
 static void do_readdir(fuse_req_t req, size_t size, off_t off,
                        struct fuse_file_info *fi, int plus)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
     struct zk__fs_dh *dh = (struct zk__fs_dh *)(uintptr_t)fi->fh;
-    char *buf = malloc(size ? size : 1);
-    size_t pos = 0, i = off < 0 ? 0 : (size_t)off;
-
-    int rc = buf ? dh_load(fs, dh) : -ENOMEM;
-    if (rc) {
-        free(buf);
-        zk__fs_reply_errno(req, rc);
-        return;
+    if (!dh->ls) {
+        int rc = zk__fs_stale(zk__fs_listing_open(fs, dh->self.ino, &dh->ls));
+        if (rc) {
+            zk__fs_reply_errno(req, rc);
+            return;
+        }
     }
-    for (; i < dh->n + 2; i++) {
-        size_t need = dir_entry(fs, req, dh, i, plus, buf + pos, size - pos);
-        if (need > size - pos)
-            break;
-        pos += need;
-        if (plus && i >= 2)
-            zk__fs_inomap_add(&fs->inomap, dh->ents[i - 2].st.ino, 1);
-    }
-    fuse_reply_buf(req, buf, pos);
-    free(buf);
+    struct zk__fs_dirpos d = {.self = dh->self.ino, .parent = dh->parent_ino,
+                              .kcache = dh->kcache};
+    zk__fs_listing_reply(fs, req, dh->ls, &d, size, off, plus);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,

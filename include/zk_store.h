@@ -169,6 +169,12 @@ typedef int (*zk_store_list_cb)(void *arg, const char *name,
                                 const struct zk_stat *st);
 int zk_store_list(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
                   void *arg);
+/* zk_store_list, and the last applied zxid of the version it listed
+ * (*zxid, written on success): every transaction up to it is in the
+ * listing, none after it. fs/listing.c patches its kept listings with
+ * the changes of later transactions only. */
+int zk_store_list_at(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
+                     void *arg, uint64_t *zxid);
 
 struct zk_store_info {
     uint64_t last_applied_zxid;

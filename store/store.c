@@ -786,12 +786,26 @@ done:
 int zk_store_list(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
                   void *arg)
 {
+    return zk_store_list_at(s, dir, cb, arg, NULL);
+}
+
+int zk_store_list_at(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
+                     void *arg, uint64_t *zxid)
+{
     MDB_txn *t;
+    uint64_t z = 0;
     int rc = zk__rd_begin(s, &t);
     if (rc != 0)
         return rc;
-    rc = list_txn(s, t, dir, cb, arg);
+    if (zxid)
+        rc = zk__meta_get(s, t, ZK__META_LAST_APPLIED, &z);
+    if (rc == -ENOENT)
+        rc = 0;                 /* a new store: nothing applied yet */
+    if (rc == 0)
+        rc = list_txn(s, t, dir, cb, arg);
     zk__rd_end(s, t);
+    if (rc == 0 && zxid)
+        *zxid = z;
     return rc;
 }
 
