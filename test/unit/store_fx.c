@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 static int rm_entry(const char *path, const struct stat *sb, int flag,
@@ -50,4 +51,18 @@ struct zk_apply_result *zk_test_commit(struct zk_store *s, uint64_t zxid,
     ck_assert_int_eq(zk_store_batch_commit(b), 0);
     free(buf);
     return res;
+}
+
+struct zk_op zk_test_op(uint8_t type, const char *path, const char *path2)
+{
+    struct zk_op o;
+    memset(&o, 0, sizeof(o));
+    o.type = type;
+    o.version = -1;
+    o.mode = 0644;
+    o.path = path;
+    o.path_len = path ? (uint32_t)strlen(path) : 0;
+    o.path2 = path2;
+    o.path2_len = path2 ? (uint32_t)strlen(path2) : 0;
+    return o;
 }

@@ -17,6 +17,10 @@ void zk_test_rmtree(const char *dir);
 /* Copies file src into a new file dst (asserted): a `cp`, not a rename. */
 void zk_test_copy_file(const char *src, const char *dst);
 
+/* An op of type on path (and path2, a rename's target; either may be
+ * NULL): any version (-1), mode 0644, the rest zero. */
+struct zk_op zk_test_op(uint8_t type, const char *path, const char *path2);
+
 /* Encodes ops[0..n) as one transaction stamped time_ms, then logs,
  * applies and commits it at zxid in one batch of s (every step asserted).
  * Returns the apply result; the caller frees it. */

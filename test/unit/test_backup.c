@@ -45,13 +45,7 @@ static void op1(struct bfx *f, struct zk_op o)
 
 static struct zk_op op(uint8_t type, const char *path, const char *data)
 {
-    struct zk_op o;
-    memset(&o, 0, sizeof(o));
-    o.type = type;
-    o.version = -1;
-    o.mode = 0644;
-    o.path = path;
-    o.path_len = path ? (uint32_t)strlen(path) : 0;
+    struct zk_op o = zk_test_op(type, path, NULL);
     o.data = (const uint8_t *)data;
     o.data_len = data ? (uint32_t)strlen(data) : 0;
     o.owner = "h:1";

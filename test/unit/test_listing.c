@@ -47,22 +47,6 @@ static void lfx_close(struct lfx *f)
     zk_test_rmtree(f->dir);
 }
 
-static struct zk_op op_at(uint8_t type, const char *path, const char *path2)
-{
-    struct zk_op o;
-    memset(&o, 0, sizeof(o));
-    o.type = type;
-    o.version = -1;
-    o.mode = 0644;
-    o.path = path;
-    o.path_len = (uint32_t)strlen(path);
-    if (path2) {
-        o.path2 = path2;
-        o.path2_len = (uint32_t)strlen(path2);
-    }
-    return o;
-}
-
 /* Commits ops to the store; the caller reports (and frees) the result. */
 static struct zk_apply_result *commit(struct lfx *f, struct zk_op *ops,
                                       uint32_t n)
@@ -178,22 +162,22 @@ static void random_step(struct lfx *f, uint64_t *seed, struct held *held,
     struct held *h = &held[rnd(seed) % HELD];
     switch (rnd(seed) % 8) {
     case 0: case 1:
-        ops[0] = op_at(ZK_OP_CREATE, p, NULL);
+        ops[0] = zk_test_op(ZK_OP_CREATE, p, NULL);
         if (rnd(seed) % 4 == 0)
             ops[0].flags = ZK_CREATE_DIR;
         apply(f, ops, 1);
         break;
     case 2:
-        ops[0] = op_at(ZK_OP_DELETE, p, NULL);
+        ops[0] = zk_test_op(ZK_OP_DELETE, p, NULL);
         apply(f, ops, 1);
         break;
     case 3: case 4:
-        ops[0] = op_at(ZK_OP_RENAME, p, p2);
+        ops[0] = zk_test_op(ZK_OP_RENAME, p, p2);
         apply(f, ops, 1);
         break;
     case 5:                     /* two changes, one transaction */
-        ops[0] = op_at(ZK_OP_CREATE, p3, NULL);
-        ops[1] = op_at(ZK_OP_RENAME, p, p2);
+        ops[0] = zk_test_op(ZK_OP_CREATE, p3, NULL);
+        ops[1] = zk_test_op(ZK_OP_RENAME, p, p2);
         apply(f, ops, 2);
         break;
     case 6:                     /* an open directory comes or goes */
@@ -203,7 +187,7 @@ static void random_step(struct lfx *f, uint64_t *seed, struct held *held,
             hold(f, h, dirs[rnd(seed) % DIRS]);
         break;
     default:                    /* read before the change is reported */
-        ops[0] = op_at(ZK_OP_CREATE, p3, NULL);
+        ops[0] = zk_test_op(ZK_OP_CREATE, p3, NULL);
         {
             struct zk_apply_result *res = commit(f, ops, 1);
             char parent[8];
@@ -230,7 +214,7 @@ START_TEST(listings_follow_the_store)
     for (int d = 0; d < DIRS; d++) {
         char p[16];
         snprintf(p, sizeof(p), "/d%d", d);
-        struct zk_op o = op_at(ZK_OP_CREATE, p, NULL);
+        struct zk_op o = zk_test_op(ZK_OP_CREATE, p, NULL);
         o.flags = ZK_CREATE_DIR;
         ck_assert_int_eq(apply(&f, &o, 1), 0);
         dirs[d] = ino_of(&f, p);
@@ -258,15 +242,15 @@ START_TEST(held_listing_stays_and_cache_moves_on)
     struct lfx f;
     struct zk__fs_listing *old, *cur;
     lfx_open(&f);
-    struct zk_op o = op_at(ZK_OP_CREATE, "/a", NULL);
+    struct zk_op o = zk_test_op(ZK_OP_CREATE, "/a", NULL);
     o.flags = ZK_CREATE_DIR;
     ck_assert_int_eq(apply(&f, &o, 1), 0);
-    o = op_at(ZK_OP_CREATE, "/a/x", NULL);
+    o = zk_test_op(ZK_OP_CREATE, "/a/x", NULL);
     ck_assert_int_eq(apply(&f, &o, 1), 0);
     uint64_t a = ino_of(&f, "/a");
     ck_assert_int_eq(zk__fs_listing_open(f.fs, a, &old), 0);
     ck_assert_uint_eq(old->n, 1);
-    o = op_at(ZK_OP_CREATE, "/a/y", NULL);
+    o = zk_test_op(ZK_OP_CREATE, "/a/y", NULL);
     ck_assert_int_eq(apply(&f, &o, 1), 0);
     ck_assert_uint_eq(old->n, 1);           /* the open directory's */
     ck_assert_int_eq(old->cached, 0);
@@ -282,12 +266,12 @@ START_TEST(held_listing_stays_and_cache_moves_on)
     ck_assert_str_eq(old->names + old->ents[0].name_off, "x");
     zk__fs_listing_put(old);
     /* An empty listing held open, then changed (copied without arrays). */
-    o = op_at(ZK_OP_CREATE, "/e", NULL);
+    o = zk_test_op(ZK_OP_CREATE, "/e", NULL);
     o.flags = ZK_CREATE_DIR;
     ck_assert_int_eq(apply(&f, &o, 1), 0);
     ck_assert_int_eq(zk__fs_listing_open(f.fs, ino_of(&f, "/e"), &old), 0);
     ck_assert_uint_eq(old->n, 0);
-    o = op_at(ZK_OP_CREATE, "/e/x", NULL);
+    o = zk_test_op(ZK_OP_CREATE, "/e/x", NULL);
     ck_assert_int_eq(apply(&f, &o, 1), 0);
     ck_assert_uint_eq(old->n, 0);
     check_dir(&f, ino_of(&f, "/e"));
@@ -298,7 +282,7 @@ START_TEST(held_listing_stays_and_cache_moves_on)
     ck_assert_uint_eq(f.fs->listings.count, 1);
     const char *rm[] = {"/a/x", "/a/y", "/a"};
     for (int i = 0; i < 3; i++) {
-        o = op_at(ZK_OP_DELETE, rm[i], NULL);
+        o = zk_test_op(ZK_OP_DELETE, rm[i], NULL);
         ck_assert_int_eq(apply(&f, &o, 1), 0);
     }
     ck_assert_uint_eq(f.fs->listings.count, 0);
@@ -311,12 +295,12 @@ START_TEST(change_already_read_is_not_applied_twice)
     struct lfx f;
     struct zk__fs_listing *ls;
     lfx_open(&f);
-    struct zk_op o = op_at(ZK_OP_CREATE, "/q", NULL);
+    struct zk_op o = zk_test_op(ZK_OP_CREATE, "/q", NULL);
     o.flags = ZK_CREATE_DIR;
     ck_assert_int_eq(apply(&f, &o, 1), 0);
     uint64_t q = ino_of(&f, "/q");
     check_dir(&f, q);                       /* kept, empty */
-    o = op_at(ZK_OP_CREATE, "/q/a", NULL);
+    o = zk_test_op(ZK_OP_CREATE, "/q/a", NULL);
     struct zk_apply_result *late = commit(&f, &o, 1);
     zk__fs_listing_reset(f.fs);             /* read again, with /q/a */
     ck_assert_int_eq(zk__fs_listing_open(f.fs, q, &ls), 0);
@@ -340,13 +324,13 @@ START_TEST(bytes_kept_are_bounded_lru)
     lfx_open(&f);
     for (int d = 0; d < 20; d++) {
         snprintf(p, sizeof(p), "/d%02d", d);
-        struct zk_op o = op_at(ZK_OP_CREATE, p, NULL);
+        struct zk_op o = zk_test_op(ZK_OP_CREATE, p, NULL);
         o.flags = ZK_CREATE_DIR;
         ck_assert_int_eq(apply(&f, &o, 1), 0);
         dirs[d] = ino_of(&f, p);
         for (int i = 0; i < 50; i++) {
             snprintf(p, sizeof(p), "/d%02d/child-%03d", d, i);
-            o = op_at(ZK_OP_CREATE, p, NULL);
+            o = zk_test_op(ZK_OP_CREATE, p, NULL);
             ck_assert_int_eq(apply(&f, &o, 1), 0);
         }
     }
@@ -389,7 +373,7 @@ START_TEST(errors_of_the_store)
     struct lfx f;
     struct zk__fs_listing *ls = NULL;
     lfx_open(&f);
-    struct zk_op o = op_at(ZK_OP_CREATE, "/file", NULL);
+    struct zk_op o = zk_test_op(ZK_OP_CREATE, "/file", NULL);
     ck_assert_int_eq(apply(&f, &o, 1), 0);
     ck_assert_int_eq(zk__fs_listing_open(f.fs, ino_of(&f, "/file"), &ls),
                      -ENOTDIR);

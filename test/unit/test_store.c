@@ -60,14 +60,7 @@ static void fx_close(struct fx *f)
 
 static struct zk_op mk(uint8_t type, const char *path)
 {
-    struct zk_op o;
-    memset(&o, 0, sizeof(o));
-    o.type = type;
-    o.version = -1;
-    o.mode = 0644;
-    o.path = path;
-    o.path_len = path ? (uint32_t)strlen(path) : 0;
-    return o;
+    return zk_test_op(type, path, NULL);
 }
 
 static struct zk_op mk_data(uint8_t type, const char *path, const char *d)

@@ -174,13 +174,18 @@ static size_t encode(uint64_t z, unsigned salt, uint8_t *p)
 }
 
 /* The offset after the last record of the single segment of dir. */
-static uint64_t seg_end(const char *path)
+static void seg_read(const char *path, uint8_t buf[SEG])
 {
-    uint8_t buf[SEG];
     int fd = open(path, O_RDONLY);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(pread(fd, buf, SEG, 0), SEG);
     close(fd);
+}
+
+static uint64_t seg_end(const char *path)
+{
+    uint8_t buf[SEG];
+    seg_read(path, buf);
     uint64_t off = ZK__WAL_SEG_HDR;
     while (zk_get_be64(buf + off) != 0)
         off += 16 + zk_get_be32(buf + off + 8);
@@ -190,9 +195,7 @@ static uint64_t seg_end(const char *path)
 static int all_zero_from(const char *path, uint64_t off)
 {
     uint8_t buf[SEG];
-    int fd = open(path, O_RDONLY);
-    ck_assert_int_eq(pread(fd, buf, SEG, 0), SEG);
-    close(fd);
+    seg_read(path, buf);
     for (uint64_t i = off; i < SEG; i++)
         if (buf[i] != 0)
             return 0;
@@ -510,10 +513,7 @@ END_TEST
 static uint64_t rec_off(const char *path, uint64_t z)
 {
     uint8_t buf[SEG];
-    int fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(pread(fd, buf, SEG, 0), SEG);
-    close(fd);
+    seg_read(path, buf);
     uint64_t off = ZK__WAL_SEG_HDR;
     while (zk_get_be64(buf + off) != z) {
         ck_assert_uint_ne(zk_get_be64(buf + off), 0);

@@ -633,6 +633,20 @@ static void step_msg(struct zk_zab *z, uint8_t type, uint64_t epoch,
     ck_assert_int_eq(zk_zab_step(z, &m), 0);
 }
 
+/* z (replica 1) hears replica 3's VOTE: it leads epoch 5. */
+static void hear_leader3(struct zk_zab *z)
+{
+    struct zk_zab_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = ZK_ZAB_MSG_VOTE;
+    m.from = 3;
+    m.to = 1;
+    m.state = ZK_ZAB_LEADING;
+    m.leader = 3;
+    m.zxid2 = m.link = m.seq = m.aux = 5;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+}
+
 /* Syncs z (server 1) with leader 3 in epoch 5 by DIFF from an empty
  * log, then hands it two committed entries: as an INFORM (observer) or
  * as a PROPOSE and a COMMIT (follower). Returns the first Ready's commit
@@ -645,14 +659,7 @@ static size_t learn_two(struct zk_zab *z, int observer,
     struct zk_zab_msg m;
     struct zk_zab_ready rd;
     uint64_t link = 0;
-    memset(&m, 0, sizeof(m));
-    m.type = ZK_ZAB_MSG_VOTE;           /* 3 leads epoch 5 */
-    m.from = 3;
-    m.to = 1;
-    m.state = ZK_ZAB_LEADING;
-    m.leader = 3;
-    m.zxid2 = m.link = m.seq = m.aux = 5;
-    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    hear_leader3(z);
     ck_assert(last_msg(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link, NULL));
     step_msg(z, ZK_ZAB_MSG_LEADERINFO, 5, 77, 0, link);
     step_msg(z, ZK_ZAB_MSG_DIFF, 5, 77, 1, 0);
@@ -737,16 +744,8 @@ END_TEST
  * Returns the flags of z's last ACK. */
 static int sync_abstaining(struct zk_zab *z, uint64_t epoch, uint64_t acc)
 {
-    struct zk_zab_msg m;
     struct zk_zab_status st;
-    memset(&m, 0, sizeof(m));
-    m.type = ZK_ZAB_MSG_VOTE;           /* 3 leads epoch 5 */
-    m.from = 3;
-    m.to = 1;
-    m.state = ZK_ZAB_LEADING;
-    m.leader = 3;
-    m.zxid2 = m.link = m.seq = m.aux = 5;
-    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    hear_leader3(z);
     uint64_t link = 0;
     ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link),
                      ZK_ZAB_MF_ABSTAIN);
