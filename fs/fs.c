@@ -322,10 +322,6 @@ static void handles_free(struct zk_fs *fs)
 /* the loop                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Ends the loop; zk_fs_run then takes everything down. The loop goes on
- * serving requests until the echo thread has left, because the thread may
- * be inside a syscall on the mount that only the loop can answer. Loop
- * thread. */
 /* The echo thread did not leave: it waits, inside a syscall or a
  * notification on the mount, for something no request answer will give.
  * Aborting the connection fails every pending request and notification,
@@ -349,6 +345,10 @@ static void on_stop_timeout(uv_timer_t *t)
         uv_stop(&fs->loop);
 }
 
+/* Ends the loop; zk_fs_run then takes everything down. The loop goes on
+ * serving requests until the echo thread has left, because the thread may
+ * be inside a syscall on the mount that only the loop can answer. Loop
+ * thread. */
 void zk__fs_stop(struct zk_fs *fs)
 {
     if (fs->stopping)
