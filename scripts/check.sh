@@ -73,8 +73,11 @@ run_one "zkfs-sim (--wipe --put-back)" build/zkfs-sim --seed 6001 \
     --seeds "${ZK_SIM_DISK_SEEDS:-60}" --wipe --put-back
 
 if [ "${ZK_SKIP_ASAN:-0}" != 1 ]; then
+    # build-asan/zkfs too: t_fsfuzz part 2 runs it, and building it inside
+    # that test (under its timeout, on a loaded machine) took minutes.
     note "unit tests and simulator under ASan+UBSan"
-    if make -s -j"$jobs" SAN=asan build-asan/zkfs-unit build-asan/zkfs-sim; then
+    if make -s -j"$jobs" SAN=asan build-asan/zkfs-unit build-asan/zkfs-sim \
+            build-asan/zkfs; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             run_unit build-asan/zkfs-unit
