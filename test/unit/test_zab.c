@@ -941,6 +941,240 @@ START_TEST(restored_store_abstains_unless_all_restored)
 }
 END_TEST
 
+/* A message to 1 from voter 2. */
+static struct zk_zab_msg msg_from2(uint8_t type, uint64_t epoch,
+                                   uint64_t link)
+{
+    struct zk_zab_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    m.from = 2;
+    m.to = 1;
+    m.epoch = epoch;
+    m.link = link;
+    return m;
+}
+
+/* Takes the leader z's Readies (every one durable) until one is empty
+ * (a leader marks itself dirty at every advance, so it always has one),
+ * at most 32. With a link, answers each PROPOSE to 2 with 2's ACK of its
+ * last entry on that link. *out (if set) is the last message of type to
+ * 2 (type 0 if none). Returns how many entries z appended (proposed). */
+static int lead_serve(struct zk_zab *z, uint64_t link, uint8_t type,
+                      struct zk_zab_msg *out)
+{
+    int appended = 0, n = 0, empty = 0;
+    if (out)
+        memset(out, 0, sizeof(*out));
+    while (!empty) {
+        struct zk_zab_ready rd;
+        uint64_t ack = 0;
+        ck_assert_int_lt(n++, 32);
+        ck_assert(zk_zab_has_ready(z));
+        zk_zab_ready(z, &rd);
+        empty = !rd.n_ops && !rd.n_msgs && !rd.n_commits &&
+                !rd.has_hard_state;
+        for (size_t i = 0; i < rd.n_ops; i++)
+            appended += rd.ops[i].kind == ZK_ZAB_OP_APPEND;
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            const struct zk_zab_msg *m = &rd.msgs[i];
+            if (m->to != 2)
+                continue;
+            if (m->type == ZK_ZAB_MSG_PROPOSE && m->n_entries && link)
+                ack = m->entries[m->n_entries - 1].zxid;
+            if (out && m->type == type) {
+                *out = *m;
+                out->entries = NULL;    /* valid until advance only */
+            }
+        }
+        zk_zab_advance(z);
+        if (ack) {
+            struct zk_zab_msg m = msg_from2(ZK_ZAB_MSG_ACK, 5, link);
+            m.zxid = ack;
+            m.flags = ZK_ZAB_MF_SYNCED;
+            ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        }
+    }
+    return appended;
+}
+
+/* z (member 1 of cfg_three, restored in epoch 4 with an empty log: the
+ * best candidate) is elected with 2's vote, proposes epoch 5 and is
+ * established with 2 following (FOLLOWERINFO, ACKEPOCH, the ACK of
+ * NEWLEADER), message by message. Returns the link it gave 2. */
+static uint64_t lead_with_2(struct zk_zab *z)
+{
+    struct zk_zab_status st;
+    struct zk_zab_msg m = msg_from2(ZK_ZAB_MSG_VOTE, 1, 4), li, nl;
+    m.leader = 1;                       /* LOOKING, round 1, for 1 */
+    m.seq = m.aux = 4;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    zk_zab_tick(z);                     /* FLE's finalize wait */
+    zk_zab_status(z, &st);
+    ck_assert_uint_eq(st.role, ZK_ZAB_LEADING);
+    m = msg_from2(ZK_ZAB_MSG_FOLLOWERINFO, 0, 41);
+    m.aux = 4;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    lead_serve(z, 0, ZK_ZAB_MSG_LEADERINFO, &li);
+    ck_assert_uint_eq(li.type, ZK_ZAB_MSG_LEADERINFO);
+    ck_assert_uint_eq(li.epoch, 5);
+    ck_assert_uint_eq(li.zxid2, 41);
+    m = msg_from2(ZK_ZAB_MSG_ACKEPOCH, 5, li.link);
+    m.aux = 4;
+    m.flags = ZK_ZAB_MF_COUNTED;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    lead_serve(z, 0, ZK_ZAB_MSG_NEWLEADER, &nl);
+    ck_assert_uint_eq(nl.type, ZK_ZAB_MSG_NEWLEADER);
+    m = msg_from2(ZK_ZAB_MSG_ACK, 5, li.link);
+    m.flags = ZK_ZAB_MF_SYNCED;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    lead_serve(z, 0, 0, NULL);
+    zk_zab_status(z, &st);
+    ck_assert_int_eq(st.established, 1);
+    ck_assert_uint_eq(st.epoch, 5);
+    return li.link;
+}
+
+/* Member 2's session id number ctr (incarnation 1). */
+#define SID2(ctr) ((2ull << 56) | (1ull << 32) | (ctr))
+
+/* 2 forwards (REQUEST, epoch 5) a SESSION_OPEN of sid. */
+static void request_open(struct zk_zab *z, uint64_t sid)
+{
+    uint8_t b[8];
+    zk_put_be64(b, sid);
+    struct zk_zab_entry e = { .type = ZK_ZAB_ENTRY_SESSION_OPEN,
+                              .origin = 2, .len = 8, .data = b };
+    struct zk_zab_msg m = msg_from2(ZK_ZAB_MSG_REQUEST, 5, 0);
+    m.entries = &e;
+    m.n_entries = 1;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+}
+
+static uint64_t session_at(const struct zk_zab *z, uint32_t i)
+{
+    uint32_t n;
+    const uint64_t *s = zk_zab_sessions(z, &n);
+    ck_assert_uint_lt(i, n);
+    return s[i];
+}
+
+/* A delayed duplicate of a member's SESSION_OPEN request (a resend of
+ * its session 1, which the member gave up for session 2) reaches the
+ * leader after the OPEN of session 2 was proposed — or committed: the
+ * leader must not propose it, which would close session 2 everywhere
+ * while its owner's lease still runs (seed 1,020,089 of the long run;
+ * mutant stale-open-accepted). Nothing is appended, committed or applied,
+ * and 2's session stays 2; a newer id (3) is still proposed. */
+START_TEST(leader_refuses_overtaken_session_open)
+{
+    struct zk_zab_config cfg;
+    cfg_three(&cfg);
+    struct zk_zab_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    for (int committed = 0; committed <= 1; committed++) {
+        struct zk_zab *z = NULL;
+        struct zk_zab_status st0, st;
+        ck_assert_int_eq(zk_zab_create(&cfg, &rs, &z), 0);
+        uint64_t link = lead_with_2(z);
+        request_open(z, SID2(2));
+        if (committed)
+            ck_assert_int_eq(lead_serve(z, link, 0, NULL), 1);
+        zk_zab_status(z, &st0);
+        request_open(z, SID2(1));         /* the delayed duplicate */
+        ck_assert_int_eq(lead_serve(z, link, 0, NULL), !committed);
+        zk_zab_status(z, &st);
+        ck_assert_uint_eq(st.last_zxid, ZK_ZAB_ZXID(5, 1));
+        ck_assert_uint_eq(st.commit_zxid, ZK_ZAB_ZXID(5, 1));
+        ck_assert_uint_eq(st.applied_zxid, ZK_ZAB_ZXID(5, 1));
+        if (committed)
+            ck_assert_uint_eq(st0.applied_zxid, ZK_ZAB_ZXID(5, 1));
+        ck_assert_uint_eq(session_at(z, 1), SID2(2));
+        request_open(z, SID2(3));         /* a newer one is proposed */
+        ck_assert_int_eq(lead_serve(z, link, 0, NULL), 1);
+        ck_assert_uint_eq(session_at(z, 1), SID2(3));
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
+/* Takes z's Readies; returns how many ops of kind they held. */
+static int count_ops(struct zk_zab *z, uint32_t kind)
+{
+    int n = 0;
+    while (zk_zab_has_ready(z)) {
+        struct zk_zab_ready rd;
+        zk_zab_ready(z, &rd);
+        for (size_t i = 0; i < rd.n_ops; i++)
+            n += rd.ops[i].kind == kind;
+        zk_zab_advance(z);
+    }
+    return n;
+}
+
+/* An observer restarts with its hard state (epochs 5) lagging what it
+ * applied (epoch 6: it promises nothing and applies an INFORM in the
+ * Ready that logs it). A stale leader of epoch 5 — older than its applied
+ * zxid's epoch, not than its hard state — offers it a sync by SNAP at
+ * 5:9: it must refuse to follow (no ACKEPOCH, back to LOOKING) and never
+ * install that snapshot, which would take its applied state back in time
+ * (seed 1,079,759 of the long run; mutant learner-follows-older). A
+ * leader of epoch 6 it follows, synced by DIFF from what it applied. */
+START_TEST(observer_refuses_leader_older_than_applied)
+{
+    struct zk_zab_config cfg;
+    cfg_three(&cfg);
+    cfg.members[0].observer = 1;
+    struct zk_zab_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard.accepted_epoch = rs.hard.current_epoch = 5;
+    rs.applied_zxid = ZK_ZAB_ZXID(6, 3);
+    rs.sessions[0] = (1ull << 56) | (1ull << 32) | 1;
+    for (uint64_t epoch = 5; epoch <= 6; epoch++) {
+        struct zk_zab *z = NULL;
+        struct zk_zab_status st;
+        struct zk_zab_msg m;
+        uint64_t link = 0;
+        ck_assert_int_eq(zk_zab_create(&cfg, &rs, &z), 0);
+        drain(z, 0, 0, NULL);
+        hear_leader3(z);
+        ck_assert_int_eq(last_flags(z, ZK_ZAB_MSG_FOLLOWERINFO, 3, &link),
+                         ZK_ZAB_MF_OBSERVER);
+        step_msg(z, ZK_ZAB_MSG_LEADERINFO, epoch, 77, 0, link);
+        ck_assert_int_eq(drain(z, ZK_ZAB_MSG_ACKEPOCH, 3, NULL),
+                         epoch == 6);
+        memset(&m, 0, sizeof(m));         /* the leader's sync */
+        m.type = epoch == 6 ? ZK_ZAB_MSG_DIFF : ZK_ZAB_MSG_SNAP;
+        m.from = 3;
+        m.to = 1;
+        m.epoch = epoch;
+        m.link = 77;
+        m.seq = 1;
+        m.zxid = epoch == 6 ? rs.applied_zxid : ZK_ZAB_ZXID(5, 9);
+        m.n_sessions = cfg.n_members;
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        m.type = ZK_ZAB_MSG_NEWLEADER;    /* at the same zxid */
+        m.seq = 2;
+        m.n_sessions = 0;
+        ck_assert_int_eq(zk_zab_step(z, &m), 0);
+        ck_assert_int_eq(count_ops(z, ZK_ZAB_OP_INSTALL), 0);
+        zk_zab_status(z, &st);
+        ck_assert_uint_eq(st.applied_zxid, rs.applied_zxid);
+        ck_assert_uint_eq(session_at(z, 0), rs.sessions[0]);
+        if (epoch == 5) {
+            ck_assert_uint_eq(st.role, ZK_ZAB_LOOKING);
+            ck_assert_uint_eq(st.hard.current_epoch, 5);
+        } else {
+            ck_assert_uint_eq(st.role, ZK_ZAB_OBSERVING);
+            ck_assert_int_eq(st.established, 1);
+            ck_assert_uint_eq(st.hard.current_epoch, 6);
+        }
+        zk_zab_destroy(z);
+    }
+}
+END_TEST
+
 Suite *zab_suite(void);
 Suite *zab_suite(void)
 {
@@ -965,6 +1199,8 @@ Suite *zab_suite(void)
     tcase_add_test(api, api_errors);
     tcase_add_test(api, observer_applies_in_the_logging_ready);
     tcase_add_test(api, learner_refuses_older_epoch);
+    tcase_add_test(api, leader_refuses_overtaken_session_open);
+    tcase_add_test(api, observer_refuses_leader_older_than_applied);
     tcase_add_test(api, empty_store_abstains);
     tcase_add_test(api, lost_writes_abstain);
     tcase_add_test(api, restored_store_abstains_unless_all_restored);
