@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # mutate.sh — mutation testing of the consensus core, its driver, the
-# lease and the lock table's rules (`make mutate`). Each mutation below is one dangerous change (a quorum of
+# lease, the lock table's rules and the simulator's model of ephemerals
+# (`make mutate`). Each mutation below is one dangerous change (a quorum of
 # n/2, an election that ignores zxids, sessions expired early, ...). For
 # each, a copy of the tree gets that one change, is rebuilt, and must be
 # caught ("killed"): by the simulator within SEEDS seeds, or by the unit
@@ -48,6 +49,8 @@ lease-never-ends @@ replica/lease.c @@ s{return a > b \? a : b;}{return (a > b ?
 lease-fifth-margin @@ replica/lease.c @@ s{\(session_timeout_ms - slack\) \* ZK__LEASE_RATE_RATIO_NUM /\s*ZK__LEASE_RATE_RATIO_DEN;}{session_timeout_ms - (session_timeout_ms / 5 > slack ? session_timeout_ms / 5 : slack);} @@ the lease of before the drift bound (sessionTimeout less a fifth): unsafe when clock rates differ by 1.5x
 lock-fifo-broken @@ store/lock_tab.c @@ s{if \(!\(e->flags & ZK_LOCK_QUEUED\) \|\| i < qi\)}{if (!(e->flags & ZK_LOCK_QUEUED))} @@ a lock request overtakes the earlier waiters it conflicts with (readers starve a queued writer)
 lock-close-keeps-locks @@ store/lock_tab.c @@ s{if \(t->e\[i\].session == session\)\n\s*tab_remove\(t, i--\);}{(void)session;} @@ a closed session's locks and waits stay in the table
+eph-close-keeps @@ test/sim/sim_eph.c @@ s{if \(n->session == session\) \{}{if (0 && n->session == session) \{} @@ the close of a session leaves its ephemerals in the tree (the simulator's model of store/apply.c op_session_close: the rules are written again there, see sim_eph.c)
+eph-create-no-session @@ test/sim/sim_eph.c @@ s{!open_in\(s, &r->model, op.session\) \? ZK_ESESSION : 0;}{0;} @@ an ephemeral created without an open session (the model of store/apply.c op_create): a create that commits after its session's close leaves an ephemeral nobody will delete
 wipe-gate-off @@ replica/zab_elect.c @@ s{if \(z->abstain \|\| z->lifted \|\| !zk__store_empty\(z\) \|\|}{if (1 || z->abstain || z->lifted || !zk__store_empty(z) ||} @@ a replica whose disk was wiped votes and counts with the promises it forgot
 wipe-stale-epoch @@ replica/zab_learner.c @@ s{if \(z->abstain && !zk__epoch_fresh\(z, z->fepoch\)\) \{}{if (0 && z->abstain) \{} @@ a wiped replica counts again in the epoch it found running (one it may have promised not to help)
 lock-unlock-any-owner @@ store/lock_tab.c @@ s{\(e->flags & ZK_LOCK_QUEUED\) \|\| !same_owner\(e, o\) \|\|}{(e->flags & ZK_LOCK_QUEUED) || (e->flags & ZK_LOCK_FLOCK) != (o->flags & ZK_LOCK_FLOCK) ||} @@ an unlock releases the other owners' locks in its range too

@@ -4,7 +4,8 @@
  *
  *   zkfs-sim [--seed S] [--seeds N] [--steps K] [--replicas R]
  *            [--observers O] [--counter-max C] [--wipe]
- *            [--lose-tail | --lose-undetected | --put-back] [-v]
+ *            [--lose-tail | --lose-undetected | --put-back]
+ *            [--no-ephemerals] [-v]
  *   zkfs-sim --bench [--replicas R] [--txns N]
  *
  * A run of seeds S..S+N-1 stops at the first broken invariant, printing
@@ -33,6 +34,7 @@ struct args {
     long voters, observers;
     uint32_t counter_max;
     int verbose, bench, wipe, lose_tail, lose_undetected, put_back;
+    int no_eph;                 /* the runs before the ephemeral clients */
 };
 
 static volatile sig_atomic_t cur_seed_lo, cur_seed_hi;
@@ -54,7 +56,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: zkfs-sim [--seed S] [--seeds N] [--steps K] "
             "[--replicas R] [--observers O] [--counter-max C] [--wipe]\n"
-            "                [--lose-tail | --lose-undetected | --put-back] [-v]\n"
+            "                [--lose-tail | --lose-undetected | --put-back]\n"
+            "                [--no-ephemerals] [-v]\n"
             "       zkfs-sim --bench [--replicas R] [--txns N]\n");
     return 2;
 }
@@ -62,7 +65,7 @@ static int usage(void)
 static int parse(int argc, char **argv, struct args *a)
 {
     *a = (struct args){ 1, 1, SIM_DEFAULT_STEPS, 200000, -1, -1, 0, 0, 0, 0,
-                        0, 0, 0 };
+                        0, 0, 0, 0 };
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-v")) { a->verbose = 1; continue; }
@@ -70,6 +73,7 @@ static int parse(int argc, char **argv, struct args *a)
         if (!strcmp(k, "--bench")) { a->bench = 1; continue; }
         if (!strcmp(k, "--wipe")) { a->wipe = 1; continue; }
         if (!strcmp(k, "--lose-tail")) { a->lose_tail = 1; continue; }
+        if (!strcmp(k, "--no-ephemerals")) { a->no_eph = 1; continue; }
         if (!strcmp(k, "--put-back")) {
             a->lose_tail = a->put_back = 1;
             continue;
@@ -105,7 +109,8 @@ static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist,
                           .wipe = a->wipe, .lose_tail = a->lose_tail,
                           .lose_undetected = a->lose_undetected,
                           .put_back = a->put_back,
-                          .clients = 1, .counter_max = a->counter_max };
+                          .clients = 1, .counter_max = a->counter_max,
+                          .no_ephemerals = a->no_eph };
     o.voters = a->voters > 0 ? (uint32_t)a->voters : (seed % 2 ? 3 : 5);
     o.observers = a->observers >= 0 ? (uint32_t)a->observers
                                     : (uint32_t)((seed / 2) % 3);
@@ -123,12 +128,13 @@ static int run_seed(const struct args *a, uint64_t seed, uint64_t *hist,
         printf("FAIL seed %llu: %s\n", (unsigned long long)seed,
                sim_failure(s));
         printf("replay: build/zkfs-sim --seed %llu --steps %llu "
-               "--replicas %u --observers %u --counter-max %u%s%s -v\n",
+               "--replicas %u --observers %u --counter-max %u%s%s%s -v\n",
                (unsigned long long)seed, (unsigned long long)a->steps,
                o.voters, o.observers, o.counter_max,
                a->wipe ? " --wipe" : "", a->lose_undetected ?
                " --lose-undetected" : a->put_back ? " --put-back" :
-               a->lose_tail ? " --lose-tail" : "");
+               a->lose_tail ? " --lose-tail" : "",
+               a->no_eph ? " --no-ephemerals" : "");
     }
     *hist += sim_history_len(s);
     *lin += sim_lin_ops(s);

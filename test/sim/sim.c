@@ -315,6 +315,7 @@ void sim_crash(struct sim *s, uint32_t id)
     r->crash_after_write = 0;
     r->paused_until = 0;
     sim_lock_crashed(r);
+    sim_eph_crashed(r);
 }
 
 void sim_kill(struct sim *s, uint32_t id)
@@ -477,6 +478,46 @@ uint64_t sim_view_lease(struct sim *s, uint32_t i)
     return r->view.lease_until;
 }
 
+/* ====================================================================== */
+/* the clients' owners (sim_lock.c, sim_eph.c)                            */
+/* ====================================================================== */
+
+/* A lock or ephemeral owner: replica, generation, owner index. Every
+ * request is made by a new owner (as flock(1) opens the file each time,
+ * and a process does not reuse a POSIX owner before its unlock was
+ * answered), so a late unlock of an earlier request cannot release a
+ * later one. */
+uint64_t sim_owner_id(uint32_t rid, uint32_t gen, uint32_t o)
+{
+    return (uint64_t)rid << 40 | (uint64_t)gen << 8 | o;
+}
+
+int sim_owner_of(const struct sim *s, uint64_t session, uint64_t owner,
+                 uint32_t owners, uint32_t *rid, uint32_t *o)
+{
+    *rid = (uint32_t)(owner >> 40);
+    *o = (uint32_t)(owner & 0xff);
+    return *rid >= 1 && *rid <= s->n && *o < owners &&
+           ZK_ZAB_SESSION_OWNER(session) == *rid;
+}
+
+int sim_relies(const struct sim *s, const struct sim_replica *r,
+               uint64_t session)
+{
+    if (!r->alive || !r->drv || zk_driver_session(r->drv) != session)
+        return 0;
+    return sim_local_ns(s, r) < zk_driver_lease_until(r->drv);
+}
+
+int sim_view_relies(struct sim *s, uint32_t i, uint64_t session)
+{
+    const struct sim_replica *r = &s->rep[i];
+    const struct sim_view *v = sim_view(s, i);
+    if (!r->alive || !r->drv || v->session != session)
+        return 0;
+    return sim_local_ns(s, r) < sim_view_lease(s, i);
+}
+
 /* Checks replica i's core and driver (only a replica touched by the
  * step can have changed; the epochs seen only grow, so a leader that
  * passed before passes again). */
@@ -551,6 +592,7 @@ void sim_check(struct sim *s)
             check_sessions(s, i);
         }
     sim_lock_check(s, touched);
+    sim_eph_check(s, touched);
     sim_heal_check(s);
 }
 
@@ -592,6 +634,7 @@ static void step(struct sim *s)
     }
     if (e.r < s->n && e.kind != SIM_EV_RESTART && e.kind != SIM_EV_CLIENT &&
         e.kind != SIM_EV_LOCK && e.kind != SIM_EV_REG &&
+        e.kind != SIM_EV_EPH &&
         e.kind != SIM_EV_LOSE && e.life != s->rep[e.r].life)
         return;                                /* the replica restarted */
     switch (e.kind) {
@@ -600,6 +643,7 @@ static void step(struct sim *s)
     case SIM_EV_CLIENT: sim_on_client(s, e.r); break;
     case SIM_EV_LOCK: sim_on_lock(s, e.r); break;
     case SIM_EV_REG: sim_on_reg(s, e.r); break;
+    case SIM_EV_EPH: sim_on_eph(s, e.r); break;
     case SIM_EV_LOSE: sim_on_lose(s, e.r); break;
     case SIM_EV_RESTART: sim_restart(s, e.r + 1); break;
     case SIM_EV_FAULT: sim_on_fault(s); break;

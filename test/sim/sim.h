@@ -40,6 +40,8 @@ struct sim_opts {
     int no_power_cuts;        /* host crashes lose no part of a durable
                                  batch (the runs before power cuts were
                                  modelled: regression seeds replay them) */
+    int no_ephemerals;        /* no ephemeral clients (the runs before
+                                 they were added: regression seeds)      */
     uint32_t counter_max;     /* core's zxid counter limit (0: default)  */
     FILE *out;                /* trace destination (default stdout)      */
 };

@@ -30,10 +30,12 @@
 #define SIM_REG_CLIENTS      2      /* register clients per replica (sim_lin.c) */
 #define SIM_REG_GEN_US       250000 /* clients move to a new key this often */
 #define SIM_REG_SLOTS        128    /* keys a model keeps (32 s of keys)   */
+#define SIM_EPH_NAMES        2      /* names the ephemeral clients take    */
+#define SIM_EPH_OWNERS       2      /* ephemeral clients per replica       */
 
 enum {
     SIM_EV_TICK = 1, SIM_EV_MSG, SIM_EV_DISK, SIM_EV_CLIENT, SIM_EV_RESTART,
-    SIM_EV_FAULT, SIM_EV_LOCK, SIM_EV_REG, SIM_EV_LOSE,
+    SIM_EV_FAULT, SIM_EV_LOCK, SIM_EV_REG, SIM_EV_LOSE, SIM_EV_EPH,
 };
 
 /* A versioned register of the model (sim_lin.c); gen is its key + 1. */
@@ -76,6 +78,23 @@ struct sim_lclient {
     uint32_t gen;               /* a new owner for every request         */
 };
 
+/* An ephemeral znode of the model's tree (sim_eph.c): the name's slot. */
+struct sim_eph {
+    uint64_t session;           /* ephemeralOwner; 0: no node of the name */
+    uint64_t owner;             /* the client that created it            */
+    uint64_t ino;               /* its inode: the create's zxid          */
+};
+
+/* What an ephemeral client (a process taking a name) believes. */
+enum { SIM_EP_IDLE, SIM_EP_ASKING, SIM_EP_HOLD };
+struct sim_eclient {
+    int state;
+    uint64_t session;           /* the session it created in            */
+    uint64_t owner;             /* a new owner for every request        */
+    uint64_t ino;               /* the node it holds (SIM_EP_HOLD)      */
+    uint32_t gen;
+};
+
 struct sim_model {
     uint64_t applied;
     uint64_t chain;
@@ -84,6 +103,7 @@ struct sim_model {
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];
     struct sim_ltab locks[SIM_LOCK_FILES];      /* the lock tables       */
     struct sim_reg regs[SIM_REG_SLOTS];         /* the registers         */
+    struct sim_eph eph[SIM_EPH_NAMES];          /* the ephemeral znodes  */
 };
 
 struct sim_ent {
@@ -183,6 +203,8 @@ struct sim_replica {
     struct sim_lclient lk[SIM_LOCK_OWNERS][SIM_LOCK_FILES];
     /* register clients */
     struct sim_rclient rg[SIM_REG_CLIENTS];
+    /* ephemeral clients */
+    struct sim_eclient ep[SIM_EPH_OWNERS][SIM_EPH_NAMES];
     /* its clock runs at rate_ppm millionths of simulated time */
     uint64_t rate_ppm;
     /* stopped (SIGSTOP, a stalled loop): events wait until then */
@@ -200,6 +222,8 @@ struct sim_replica {
 
 struct sim_hist {
     uint64_t zxid, ph, chain;
+    uint64_t tree;              /* the ephemerals after it (sim_eph_digest;
+                                   0: not applied yet)                   */
 };
 
 struct sim_set {                /* open addressing set of uint64 (!= 0) */
@@ -253,6 +277,20 @@ const struct sim_view *sim_view(struct sim *s, uint32_t i);
 /* The lease end of replica i's view, taken when first asked for (only
  * the lock check needs it, for owners that hold). */
 uint64_t sim_view_lease(struct sim *s, uint32_t i);
+
+/* The owner id of a lock or ephemeral client: replica rid, its request
+ * number gen, its index o. */
+uint64_t sim_owner_id(uint32_t rid, uint32_t gen, uint32_t o);
+/* The replica and index of owner (of session) if it is one of the
+ * simulator's clients (index below owners); 0 if not. */
+int sim_owner_of(const struct sim *s, uint64_t session, uint64_t owner,
+                 uint32_t owners, uint32_t *rid, uint32_t *o);
+/* Whether replica r still relies on session (alive, session open and
+ * its own, lease running on its clock). */
+int sim_relies(const struct sim *s, const struct sim_replica *r,
+               uint64_t session);
+/* sim_relies() on the view taken after the step (sim_view). */
+int sim_view_relies(struct sim *s, uint32_t i, uint64_t session);
 
 uint64_t sim_rand(struct sim *s);
 uint64_t sim_range(struct sim *s, uint64_t lo, uint64_t hi);
@@ -310,6 +348,18 @@ void sim_lock_close(struct sim *s, struct sim_replica *r, uint64_t session,
 void sim_lock_crashed(struct sim_replica *r);
 void sim_on_lock(struct sim *s, uint32_t i);
 void sim_lock_check(struct sim *s, uint32_t touched);
+
+/* sim_eph.c: ephemeral clients, the model's ephemeral znodes and their
+ * invariants. */
+int sim_eph_payload(const struct zk_zab_entry *e);
+void sim_eph_apply(struct sim *s, struct sim_replica *r,
+                   const struct zk_zab_entry *e);
+void sim_eph_close(struct sim *s, struct sim_replica *r, uint64_t session);
+void sim_eph_crashed(struct sim_replica *r);
+void sim_on_eph(struct sim *s, uint32_t i);
+void sim_eph_check(struct sim *s, uint32_t touched);
+/* A digest of m's ephemeral znodes (never 0). */
+uint64_t sim_eph_digest(const struct sim_model *m);
 
 /* sim_lin.c: register clients and the linearizability check. */
 int sim_reg_payload(const struct zk_zab_entry *e);

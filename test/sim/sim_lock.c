@@ -63,15 +63,6 @@ static void lk_decode(const uint8_t *p, struct lk_op *o)
     o->end = zk_get_be64(p + 37);
 }
 
-/* A lock owner: replica, generation, owner index. Every request is made
- * by a new owner (as flock(1) opens the file each time, and a process
- * does not reuse a POSIX owner before its unlock was answered), so a
- * late unlock of an earlier request cannot release a later one. */
-static uint64_t owner_id(uint32_t rid, uint32_t gen, uint32_t o)
-{
-    return (uint64_t)rid << 40 | (uint64_t)gen << 8 | o;
-}
-
 /* ====================================================================== */
 /* the model's tables and the store's rules                               */
 /* ====================================================================== */
@@ -147,32 +138,11 @@ static int on_grant(void *arg, uint64_t ino, const struct zk_lock_ent *e)
 /* what owners believe                                                    */
 /* ====================================================================== */
 
-/* The replica and owner index of a lock owner of session (0: not one of
- * the simulator's owners). */
-static int client_of(const struct sim *s, uint64_t session, uint64_t owner,
-                     uint32_t *rid, uint32_t *o)
-{
-    *rid = (uint32_t)(owner >> 40);
-    *o = (uint32_t)(owner & 0xff);
-    return *rid >= 1 && *rid <= s->n && *o < SIM_LOCK_OWNERS &&
-           ZK_ZAB_SESSION_OWNER(session) == *rid;
-}
-
-/* Whether replica r still relies on session (alive, session open and
- * its own, lease running on its clock). */
-static int relies(const struct sim *s, const struct sim_replica *r,
-                  uint64_t session)
-{
-    if (!r->alive || !r->drv || zk_driver_session(r->drv) != session)
-        return 0;
-    return sim_local_ns(s, r) < zk_driver_lease_until(r->drv);
-}
-
 static int believes(const struct sim *s, const struct sim_replica *r,
                     uint32_t o, uint32_t f)
 {
     const struct sim_lclient *c = &r->lk[o][f];
-    return c->state == SIM_LK_HOLD && relies(s, r, c->session);
+    return c->state == SIM_LK_HOLD && sim_relies(s, r, c->session);
 }
 
 /* Whether the owner of entry h (on replica hr) believes it holds it. */
@@ -180,7 +150,7 @@ static int holder_believes(const struct sim *s, const struct sim_lent *h,
                            uint32_t f, uint32_t *rid)
 {
     uint32_t o;
-    if (!client_of(s, h->session, h->owner, rid, &o))
+    if (!sim_owner_of(s, h->session, h->owner, SIM_LOCK_OWNERS, rid, &o))
         return 0;
     const struct sim_replica *hr = &s->rep[*rid - 1];
     return hr->lk[o][f].session == h->session &&
@@ -262,7 +232,7 @@ static void ask(struct sim *s, struct sim_replica *r, uint32_t o,
     struct sim_lclient *c = &r->lk[o][f];
     c->gen++;
     struct lk_op op = { ZK_OP_LOCK, 0, f + 1, session,
-                        owner_id(r->id, c->gen, o), 0, UINT64_MAX };
+                        sim_owner_id(r->id, c->gen, o), 0, UINT64_MAX };
     if (sim_range(s, 0, 1))
         op.flags |= ZK_LOCK_FLOCK;
     else {
@@ -334,7 +304,8 @@ static void answer(struct sim *s, struct sim_replica *r, uint64_t session,
                    uint64_t owner, uint32_t f, int state)
 {
     uint32_t rid, o;
-    if (!client_of(s, session, owner, &rid, &o) || rid != r->id)
+    if (!sim_owner_of(s, session, owner, SIM_LOCK_OWNERS, &rid,
+                      &o) || rid != r->id)
         return;
     struct sim_lclient *c = &r->lk[o][f];
     uint64_t mine = r->drv ? zk_driver_session(r->drv) : 0;
@@ -558,16 +529,6 @@ struct belief {
     const struct sim_lent *e;
 };
 
-/* relies() on the view taken after the step (sim_view). */
-static int view_relies(struct sim *s, uint32_t i, uint64_t session)
-{
-    const struct sim_replica *r = &s->rep[i];
-    const struct sim_view *v = sim_view(s, i);
-    if (!r->alive || !r->drv || v->session != session)
-        return 0;
-    return sim_local_ns(s, r) < sim_view_lease(s, i);
-}
-
 /* After every step: no two owners believe they hold conflicting locks.
  * A belief appears only at a step of its own replica (a grant applied,
  * a session or lease taken); time only ends beliefs. So a pair of
@@ -583,7 +544,7 @@ void sim_lock_check(struct sim *s, uint32_t touched)
             for (uint32_t f = 0; f < SIM_LOCK_FILES; f++) {
                 const struct sim_lclient *c = &r->lk[o][f];
                 if (c->state != SIM_LK_HOLD ||
-                    !view_relies(s, i, c->session))
+                    !sim_view_relies(s, i, c->session))
                     continue;
                 const struct sim_ltab *t = &r->model.locks[f];
                 for (uint32_t k = 0; k < t->n; k++) {

@@ -138,7 +138,7 @@ static void hist_apply(struct sim *s, struct sim_replica *r,
         s->hist = realloc(s->hist, s->caphist * sizeof(*s->hist));
         ZK_ASSERT(s->hist != NULL);
     }
-    s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain };
+    s->hist[s->nhist++] = (struct sim_hist){ e->zxid, ph, chain, 0 };
     check_quorum_durable(s, r, e);
     if (e->type == ZK_ZAB_ENTRY_WRITE && !set_add(&s->writes, data_hash(e)))
         sim_fail(s, r->id, "write committed twice (again at %016llx)",
@@ -165,8 +165,10 @@ static void model_sessions(struct sim *s, struct sim_replica *r,
     uint64_t sid = zk_get_be64(e->data);
     if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN) {
         uint64_t prev = model_replaced(m, e);
-        if (prev)
+        if (prev) {
             sim_lock_close(s, r, prev, e->zxid);
+            sim_eph_close(s, r, prev);
+        }
         if (e->origin >= 1 && e->origin <= ZK_ZAB_MEMBERS_MAX)
             m->sessions[e->origin - 1] = sid;
         return;
@@ -177,6 +179,7 @@ static void model_sessions(struct sim *s, struct sim_replica *r,
         m->sessions[owner - 1] == sid)
         m->sessions[owner - 1] = 0;
     sim_lock_close(s, r, sid, e->zxid);
+    sim_eph_close(s, r, sid);
 }
 
 uint64_t sim_disk_last(const struct sim_replica *r)
@@ -225,6 +228,23 @@ static void client_ack(struct sim *s, struct sim_replica *r, uint64_t wseq)
         r->headpend++;
 }
 
+/* The ephemerals of r after it applied or installed zxid must be the
+ * committed history's there: the first replica to apply it records
+ * them (sim_eph.c). */
+static void hist_tree(struct sim *s, struct sim_replica *r, uint64_t zxid,
+                      const char *how)
+{
+    long k = hist_find(s, zxid);
+    if (k < 0)
+        return;
+    uint64_t t = sim_eph_digest(&r->model);
+    if (!s->hist[k].tree)
+        s->hist[k].tree = t;
+    else if (s->hist[k].tree != t)
+        sim_fail(s, r->id, "%s %016llx: its ephemerals are not those of the "
+                 "committed history there", how, (unsigned long long)zxid);
+}
+
 static void apply(struct sim *s, struct sim_replica *r,
                   const struct zk_zab_entry *e, struct sim_res *out)
 {
@@ -259,6 +279,9 @@ static void apply(struct sim *s, struct sim_replica *r,
         sim_lock_apply(s, r, e);
     if (out && sim_reg_payload(e))
         sim_reg_apply(s, r, e, out);
+    if (sim_eph_payload(e))
+        sim_eph_apply(s, r, e);
+    hist_tree(s, r, e->zxid, "applying");
 }
 
 /* ====================================================================== */
@@ -288,6 +311,7 @@ static void install(struct sim *s, struct sim_replica *r, uint64_t zxid)
         sim_fail(s, r->id, "snapshot %016llx is not the committed state",
                  (unsigned long long)zxid);
     r->model = *m;
+    hist_tree(s, r, zxid, "installing");
     for (size_t i = 0; i < r->nlog; i++)
         free(r->log[i].data);
     r->nlog = 0;
@@ -861,7 +885,7 @@ int sim_write(struct sim *s, uint32_t id)
     for (uint32_t k = 16; k < len; k++)
         buf[k] = (uint8_t)sim_rand(s);
     if (len > 16)
-        buf[16] = 0;                      /* not a lock op (sim_lock.c) */
+        buf[16] = 0;          /* not a lock or ephemeral op (sim_lock.c) */
     *w = (struct sim_wreq){ s, id - 1, r->wseq };
     int rc = zk_driver_propose(r->drv, buf, len, 0, client_done, w);
     if (rc) {

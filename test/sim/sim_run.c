@@ -413,6 +413,9 @@ static void start_clients(struct sim *s)
                  NULL);
         sim_push(s, s->now + sim_range(s, 1000, 30000), SIM_EV_REG, i,
                  NULL);
+        if (!s->o.no_ephemerals)
+            sim_push(s, s->now + sim_range(s, 1000, 50000), SIM_EV_EPH, i,
+                     NULL);
     }
 }
 

@@ -186,10 +186,12 @@ START_TEST(long_run_regressions)
     static const struct { uint64_t seed; uint32_t voters, observers; }
     runs[] = {{1020089, 3, 2}, {1020178, 5, 2}, {1079759, 3, 2}};
     for (size_t i = 0; i < ZK_ARRAY_LEN(runs); i++) {
-        /* The runs as they were found: before power cuts were modelled. */
+        /* The runs as they were found: before power cuts and ephemeral
+         * clients were modelled. */
         struct sim_opts o = { .seed = runs[i].seed, .voters = runs[i].voters,
                               .observers = runs[i].observers, .faults = 1,
-                              .clients = 1, .no_power_cuts = 1 };
+                              .clients = 1, .no_power_cuts = 1,
+                              .no_ephemerals = 1 };
         struct sim *s = sim_create(&o);
         ck_assert_ptr_nonnull(s);
         int rc = sim_random_run(s, 100000);
