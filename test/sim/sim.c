@@ -501,6 +501,24 @@ int sim_owner_of(const struct sim *s, uint64_t session, uint64_t owner,
            ZK_ZAB_SESSION_OWNER(session) == *rid;
 }
 
+uint64_t sim_client_turn(struct sim *s, uint32_t i, uint32_t kind,
+                         uint32_t owners, uint32_t objs, uint32_t *o,
+                         uint32_t *obj)
+{
+    struct sim_replica *r = &s->rep[i];
+    struct zk_driver_stats ds;
+    if (!s->clients_on)
+        return 0;
+    sim_push(s, s->now + sim_range(s, 5000, 50000), kind, i, NULL);
+    *o = (uint32_t)sim_range(s, 0, owners - 1);
+    *obj = (uint32_t)sim_range(s, 0, objs - 1);
+    uint64_t session = r->alive && r->drv ? zk_driver_session(r->drv) : 0;
+    if (!session)
+        return 0;
+    zk_driver_stats(r->drv, &ds);
+    return ds.pending >= 2 * SIM_CLIENT_INFLIGHT ? 0 : session;
+}
+
 int sim_relies(const struct sim *s, const struct sim_replica *r,
                uint64_t session)
 {

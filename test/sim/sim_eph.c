@@ -158,19 +158,12 @@ static void delete_node(struct sim *s, struct sim_replica *r, uint32_t o,
 void sim_on_eph(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
-    if (!s->clients_on)
-        return;
-    sim_push(s, s->now + sim_range(s, 5000, 50000), SIM_EV_EPH, i, NULL);
-    uint32_t o = (uint32_t)sim_range(s, 0, SIM_EPH_OWNERS - 1);
-    uint32_t name = (uint32_t)sim_range(s, 0, SIM_EPH_NAMES - 1);
-    uint64_t session = r->alive && r->drv ? zk_driver_session(r->drv) : 0;
-    struct sim_eclient *c = &r->ep[o][name];
-    struct zk_driver_stats ds;
+    uint32_t o, name;
+    uint64_t session = sim_client_turn(s, i, SIM_EV_EPH, SIM_EPH_OWNERS,
+                                       SIM_EPH_NAMES, &o, &name);
     if (!session)
         return;
-    zk_driver_stats(r->drv, &ds);
-    if (ds.pending >= 2 * SIM_CLIENT_INFLIGHT)
-        return;
+    struct sim_eclient *c = &r->ep[o][name];
     if (c->session != session && c->state != SIM_EP_IDLE)
         c->state = SIM_EP_IDLE;       /* its session was given up */
     if (c->state == SIM_EP_IDLE) {

@@ -285,6 +285,14 @@ uint64_t sim_owner_id(uint32_t rid, uint32_t gen, uint32_t o);
  * simulator's clients (index below owners); 0 if not. */
 int sim_owner_of(const struct sim *s, uint64_t session, uint64_t owner,
                  uint32_t owners, uint32_t *rid, uint32_t *o);
+/* The start of a lock or ephemeral client's turn on replica i: schedules
+ * the next turn (an event of kind in 5-50 ms), picks an owner (*o, below
+ * owners) and an object (*obj, below objs). Returns the replica's
+ * session, or 0 if the client does nothing this turn (clients stopped,
+ * no session, the driver has 2 x SIM_CLIENT_INFLIGHT proposals). */
+uint64_t sim_client_turn(struct sim *s, uint32_t i, uint32_t kind,
+                         uint32_t owners, uint32_t objs, uint32_t *o,
+                         uint32_t *obj);
 /* Whether replica r still relies on session (alive, session open and
  * its own, lease running on its clock). */
 int sim_relies(const struct sim *s, const struct sim_replica *r,

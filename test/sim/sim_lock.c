@@ -269,19 +269,12 @@ static void release(struct sim *s, struct sim_replica *r, uint32_t o,
 void sim_on_lock(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
-    if (!s->clients_on)
-        return;
-    sim_push(s, s->now + sim_range(s, 5000, 50000), SIM_EV_LOCK, i, NULL);
-    uint32_t o = (uint32_t)sim_range(s, 0, SIM_LOCK_OWNERS - 1);
-    uint32_t f = (uint32_t)sim_range(s, 0, SIM_LOCK_FILES - 1);
-    uint64_t session = r->alive && r->drv ? zk_driver_session(r->drv) : 0;
-    struct sim_lclient *c = &r->lk[o][f];
-    struct zk_driver_stats ds;
+    uint32_t o, f;
+    uint64_t session = sim_client_turn(s, i, SIM_EV_LOCK, SIM_LOCK_OWNERS,
+                                       SIM_LOCK_FILES, &o, &f);
     if (!session)
         return;
-    zk_driver_stats(r->drv, &ds);
-    if (ds.pending >= 2 * SIM_CLIENT_INFLIGHT)
-        return;
+    struct sim_lclient *c = &r->lk[o][f];
     if (c->session != session && c->state != SIM_LK_IDLE)
         c->state = SIM_LK_IDLE;          /* its session was given up */
     if (c->state == SIM_LK_IDLE)
