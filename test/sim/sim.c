@@ -24,7 +24,10 @@
  * commit at or below what its store applied; the core's session table is
  * the model's between Readies; the lock invariants (sim_lock.c: no two
  * owners believe they hold conflicting locks, FIFO, no grant over a
- * holder that relies on its lease, no lock of a closed session); a
+ * holder that relies on its lease, no lock of a closed session); the
+ * ephemeral invariants (sim_eph.c: no two clients believe they hold the
+ * same name, no ephemeral of a session not open, every replica's
+ * ephemerals those of the history at what it applied or installed); a
  * leader followed by a quorum within a bound of every heal (sim_run.c).
  *
  * The replicas run the daemon's driver (replica/driver.c) with the

@@ -6,7 +6,7 @@
  * a seeded network (delay, loss, duplication, reordering, partitions),
  * crashes that lose whatever was not persisted, slow and failing disks,
  * process pauses, clocks running at different rates, and clients that
- * keep writing and locking. Invariants are checked after every step;
+ * keep writing, locking and taking ephemeral names. Invariants are checked after every step;
  * the first broken one is kept in sim_failure().
  *
  * Used by build/zkfs-sim (test/sim/main.c) for seeded random runs and the
