@@ -133,6 +133,26 @@ static int others_remember(const struct sim *s, uint32_t i)
  * only while a quorum of the other voters remember (have synced at least
  * once, as their disks say): with fewer, the ensemble stalls, as it must
  * (docs/ensemble.md). */
+/* Replica i's disk forgets the epoch it accepted: the promise must be
+ * kept by what it accepts next (sim_node.c, ghost_acc) while another
+ * voter shares it (the leader it accepted the epoch from); one only it
+ * accepted (its own proposal) dies with its disk. An observer promises
+ * nothing (protocol.md 4.5): a wiped one may follow a leader of an older
+ * epoch that is still established (seed 5 of --wipe, once ephemeral
+ * clients changed the runs); it cannot apply what was not committed
+ * (the history checks), and it had nothing to go back from. */
+static void forget_epoch(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    if (r->observer)
+        return;
+    for (uint32_t j = 0; j < s->n; j++)
+        if (j != i && !s->rep[j].observer &&
+            s->rep[j].hard.accepted_epoch >= r->hard.accepted_epoch &&
+            r->hard.accepted_epoch > r->ghost_acc)
+            r->ghost_acc = r->hard.accepted_epoch;
+}
+
 static void fault_wipe(struct sim *s, uint32_t i)
 {
     struct sim_replica *r = &s->rep[i];
@@ -147,14 +167,7 @@ static void fault_wipe(struct sim *s, uint32_t i)
     r->ghost = malloc((r->nlog ? r->nlog : 1) * sizeof(*r->ghost));
     ZK_ASSERT(r->ghost != NULL);
     r->nghost = r->nlog;
-    /* Its promise matters while another replica shares it (the leader it
-     * accepted the epoch from); one only it accepted (its own proposal)
-     * dies with its disk. */
-    for (uint32_t j = 0; j < s->n; j++)
-        if (j != i && !s->rep[j].observer &&
-            s->rep[j].hard.accepted_epoch >= r->hard.accepted_epoch &&
-            r->hard.accepted_epoch > r->ghost_acc)
-            r->ghost_acc = r->hard.accepted_epoch;
+    forget_epoch(s, i);
     for (size_t k = 0; k < r->nlog; k++)
         r->ghost[k] = r->log[k].zxid;
     for (size_t k = 0; k < r->nlog; k++)
@@ -213,13 +226,8 @@ static void lose_ghosts(struct sim *s, struct sim_replica *r, uint32_t i)
     ZK_ASSERT(r->ghost != NULL);
     for (size_t k = 0; k < r->nlog; k++)
         r->ghost[r->nghost++] = r->log[k].zxid;
-    if (r->hard.accepted_epoch <= c->hard.accepted_epoch)
-        return;
-    for (uint32_t j = 0; j < s->n; j++)
-        if (j != i && !s->rep[j].observer &&
-            s->rep[j].hard.accepted_epoch >= r->hard.accepted_epoch &&
-            r->hard.accepted_epoch > r->ghost_acc)
-            r->ghost_acc = r->hard.accepted_epoch;
+    if (r->hard.accepted_epoch > c->hard.accepted_epoch)
+        forget_epoch(s, i);
 }
 
 void sim_on_lose(struct sim *s, uint32_t i)
