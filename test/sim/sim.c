@@ -321,6 +321,15 @@ void sim_crash(struct sim *s, uint32_t id)
     sim_eph_crashed(r);
 }
 
+void sim_pause(struct sim *s, uint32_t id, uint64_t us)
+{
+    struct sim_replica *r = &s->rep[id - 1];
+    s->dirty |= 1u << (id - 1);
+    r->paused_until = s->now + us;
+    sim_log(s, id, "paused (scripted) until %llu us",
+            (unsigned long long)r->paused_until);
+}
+
 void sim_kill(struct sim *s, uint32_t id)
 {
     if (!s->rep[id - 1].alive)

@@ -94,6 +94,21 @@ void sim_isolate(struct sim *s, uint32_t id);   /* both directions       */
 void sim_heal(struct sim *s);
 void sim_disk_fail_next(struct sim *s, uint32_t id);
 
+/* Stops replica id for us (SIGSTOP): its events wait, its clock runs. */
+void sim_pause(struct sim *s, uint32_t id, uint64_t us);
+
+/* The ephemeral lock recipe, scripted (test/sim/sim_eph.c): client 0 of
+ * replica id asks for name (an exclusive create of an ephemeral in the
+ * replica's session). Returns 0, -EBUSY if that client is not idle
+ * (asking or holding), -EINVAL if the replica has no session or name is
+ * not one of the model's. The outcome is known when the replica applies
+ * the create: see sim_eph_holds. */
+int sim_eph_take(struct sim *s, uint32_t id, uint32_t name);
+/* Whether client 0 of replica id believes now that it holds name (as
+ * the random clients' beliefs: its replica applied its create, the node
+ * is in its tree, its session is open and its lease runs). */
+int sim_eph_holds(struct sim *s, uint32_t id, uint32_t name);
+
 /* Submits a write on replica id; returns the core's result. */
 int sim_write(struct sim *s, uint32_t id);
 /* Writes submitted on id that were acknowledged (committed + applied). */

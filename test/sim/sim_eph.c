@@ -153,6 +153,20 @@ static void delete_node(struct sim *s, struct sim_replica *r, uint32_t o,
     propose(s, r, o, &op);
 }
 
+/* Client o asks for name: an exclusive create of an ephemeral, as a new
+ * owner, in the replica's session. */
+static void take(struct sim *s, struct sim_replica *r, uint32_t o,
+                 uint32_t name, uint64_t session)
+{
+    struct sim_eclient *c = &r->ep[o][name];
+    c->gen++;
+    c->state = SIM_EP_ASKING;
+    c->session = session;
+    c->owner = sim_owner_id(r->id, c->gen, o);
+    struct ep_op op = { EP_CREATE, (uint8_t)name, session, c->owner, 0 };
+    propose(s, r, o, &op);
+}
+
 /* A client acts every 5-50 ms: takes a name when idle, gives a held one
  * up now and then. */
 void sim_on_eph(struct sim *s, uint32_t i)
@@ -166,16 +180,34 @@ void sim_on_eph(struct sim *s, uint32_t i)
     struct sim_eclient *c = &r->ep[o][name];
     if (c->session != session && c->state != SIM_EP_IDLE)
         c->state = SIM_EP_IDLE;       /* its session was given up */
-    if (c->state == SIM_EP_IDLE) {
-        c->gen++;
-        c->state = SIM_EP_ASKING;
-        c->session = session;
-        c->owner = sim_owner_id(r->id, c->gen, o);
-        struct ep_op op = { EP_CREATE, (uint8_t)name, session, c->owner, 0 };
-        propose(s, r, o, &op);
-    } else if (c->state == SIM_EP_HOLD && sim_range(s, 0, 99) < 60) {
+    if (c->state == SIM_EP_IDLE)
+        take(s, r, o, name, session);
+    else if (c->state == SIM_EP_HOLD && sim_range(s, 0, 99) < 60)
         delete_node(s, r, o, name, session, c->owner, c->ino);
-    }
+}
+
+int sim_eph_take(struct sim *s, uint32_t id, uint32_t name)
+{
+    struct sim_replica *r = &s->rep[id - 1];
+    uint64_t session = r->alive && r->drv ? zk_driver_session(r->drv) : 0;
+    if (name >= SIM_EPH_NAMES || !session)
+        return -EINVAL;
+    if (r->ep[0][name].state != SIM_EP_IDLE)
+        return -EBUSY;
+    s->dirty |= 1u << (id - 1);
+    take(s, r, 0, name, session);
+    return 0;
+}
+
+int sim_eph_holds(struct sim *s, uint32_t id, uint32_t name)
+{
+    if (name >= SIM_EPH_NAMES)
+        return 0;
+    const struct sim_replica *r = &s->rep[id - 1];
+    const struct sim_eclient *c = &r->ep[0][name];
+    const struct sim_eph *n = &r->model.eph[name];
+    return c->state == SIM_EP_HOLD && n->owner == c->owner &&
+           n->ino == c->ino && sim_relies(s, r, c->session);
 }
 
 void sim_eph_crashed(struct sim_replica *r)

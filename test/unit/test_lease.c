@@ -149,6 +149,63 @@ START_TEST(cut_off_leader_gives_up_first)
 }
 END_TEST
 
+/* The ephemeral lock recipe across a pause (issue 11 item 2: the recipe
+ * once lost mutual exclusion when the holder's replica stopped for longer
+ * than sessionTimeout). Replica h takes name 0 and is stopped for 3 x
+ * sessionTimeout (400 ms); the others expire its session, whose close
+ * deletes the ephemeral, and replica t takes the name while h is still
+ * stopped. The simulator's checks after every step (sim_eph.c) fail the
+ * run if h still relied on its lease when the close was applied, or if
+ * h and t ever both believe they hold the name. */
+static void run_for(struct sim *s, uint64_t us)
+{
+    ck_assert_msg(sim_run_until(s, sim_now(s) + us) == 0, "%s",
+                  sim_failure(s));
+}
+
+static void eph_handover(struct sim *s, uint32_t h, uint32_t t)
+{
+    ck_assert_int_eq(sim_eph_take(s, h, 0), 0);
+    uint64_t t0 = sim_now(s);
+    while (!sim_eph_holds(s, h, 0)) {
+        run_for(s, 10 * MS);
+        ck_assert_uint_lt(sim_now(s) - t0, SEC);
+    }
+    ck_assert_int_eq(sim_eph_take(s, t, 0), 0);      /* refused: taken */
+    run_for(s, 100 * MS);
+    ck_assert(!sim_eph_holds(s, t, 0));
+    sim_pause(s, h, 1200 * MS);
+    t0 = sim_now(s);
+    while (!sim_eph_holds(s, t, 0)) {
+        (void)sim_eph_take(s, t, 0);                 /* -EBUSY: asking */
+        run_for(s, 20 * MS);
+        ck_assert_uint_lt(sim_now(s) - t0, 1200 * MS);  /* h still stopped */
+    }
+    run_for(s, t0 + 2000 * MS - sim_now(s));
+    ck_assert(!sim_eph_holds(s, h, 0));
+    ck_assert(sim_eph_holds(s, t, 0));
+    ok(s);
+}
+
+START_TEST(ephemeral_handover_after_follower_pause)
+{
+    struct sim *s = mk(3, 24);
+    uint32_t l = sim_leader(s);
+    uint32_t h = l == 1 ? 2 : 1;
+    eph_handover(s, h, 6 - l - h);
+    sim_destroy(s);
+}
+END_TEST
+
+START_TEST(ephemeral_handover_after_leader_pause)
+{
+    struct sim *s = mk(3, 25);
+    uint32_t l = sim_leader(s);
+    eph_handover(s, l, l == 1 ? 2 : 1);
+    sim_destroy(s);
+}
+END_TEST
+
 START_TEST(random_runs_keep_the_invariant)
 {
     for (uint64_t seed = 1; seed <= 8; seed++) {
@@ -214,6 +271,8 @@ Suite *lease_suite(void)
     tcase_add_test(tc, steady_state_keeps_every_lease);
     tcase_add_test(tc, cut_off_follower_gives_up_first);
     tcase_add_test(tc, cut_off_leader_gives_up_first);
+    tcase_add_test(tc, ephemeral_handover_after_follower_pause);
+    tcase_add_test(tc, ephemeral_handover_after_leader_pause);
     tcase_add_test(tc, random_runs_keep_the_invariant);
     tcase_add_test(tc, long_run_regressions);
     suite_add_tcase(su, tc);
