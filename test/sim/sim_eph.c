@@ -7,9 +7,11 @@
  * the way the ephemeral lock recipe does through a mount: an exclusive
  * create of an ephemeral file (O_CREAT|O_EXCL in an "ephemeral"
  * directory: ZK_OP_CREATE with ZK_CREATE_EPHEMERAL) in the replica's own
- * session, and later its unlink (ZK_OP_DELETE of that inode: a delete
- * that commits after the name was taken again finds another inode and
- * fails, as store/apply.c's target() does with op->ino).
+ * session, and later its unlink (ZK_OP_DELETE of that inode: fs/ops.c
+ * do_remove deletes the inode the name has in the replica's tree, the
+ * holder's own node while it holds; a delete that commits after the name
+ * was taken again finds another inode and fails, as store/apply.c's
+ * target() does with op->ino).
  *
  * The model is small and apart from the store's code: the tree is one
  * slot per name (no paths, data or stat), and the rules are

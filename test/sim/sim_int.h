@@ -1,7 +1,8 @@
 /*
  * sim_int.h — the simulator's private structures, shared by sim.c (engine
- * and invariants), sim_node.c (disks, state machines, network, clients)
- * and sim_run.c (fault schedule, random runs, benchmark).
+ * and invariants), sim_node.c (disks, state machines, network, clients),
+ * sim_run.c (fault schedule, random runs, benchmark) and the clients with
+ * their invariants (sim_lock.c, sim_eph.c, sim_lin.c, sim_lease.c).
  */
 #ifndef ZK_SIM_INT_H
 #define ZK_SIM_INT_H
