@@ -385,6 +385,10 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
         if (zk__fs_inomap_appenders(&fs->inomap, c->ino))
             zk__fs_append_views(fs, c->ino);
         inval_inode(fs, c->ino);
+        if (fs->echo.stage_tail &&
+            fs->echo.stage_tail->kind == ZK__ECHO_INVAL_INODE &&
+            fs->echo.stage_tail->ino == c->ino)
+            fs->echo.stage_tail->fold = 1;  /* only a data change's */
         replay(fs, zxid, c->node_kind == ZK_KIND_DIR ? ZK__ECHO_R_ATTR
                                                      : ZK__ECHO_R_DATA, c);
         break;
@@ -681,8 +685,9 @@ static void *echo_main(void *arg)
         if (!e->head)
             e->tail = NULL;
         e->len--;
-        /* A remote data change queues inval_inode(ino), then its replay's
-         * open + write + close. Invalidated first, the kernel asks for
+        /* A remote data change stages inval_inode(ino), marked fold
+         * (change_work), then its replay's open + write + close.
+         * Invalidated first, the kernel asks for
          * the attributes again at the replay's open (its permission
          * check, default_permissions): one GETATTR per replay, and
          * another at the next replay of the file if it were sent after
@@ -692,8 +697,8 @@ static void *echo_main(void *arg)
          * data change changes nothing else. It sends the invalidation
          * itself only when its write failed or could have set a cached
          * size of 0 to 1 (do_replay). */
-        int skip = it->kind == ZK__ECHO_INVAL_INODE && e->head &&
-                   e->head->kind == ZK__ECHO_R_DATA &&
+        int skip = it->kind == ZK__ECHO_INVAL_INODE && it->fold &&
+                   e->head && e->head->kind == ZK__ECHO_R_DATA &&
                    e->head->ino == it->ino;
         if (skip)
             e->head->inval_after = 1;
