@@ -255,8 +255,10 @@ static void on_check(uv_check_t *h)
         e->head = list;
     e->tail = tail;
     e->len += n;
-    pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+    /* After the unlock: a thread woken while the mutex is still held
+     * blocks on it at once (a futex wait and wake more per hand-off). */
+    pthread_cond_signal(&e->cv);
 }
 
 /* ------------------------------------------------------------------------ */
