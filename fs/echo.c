@@ -594,14 +594,16 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
         fd = open(p, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         /* The kernel's cached size (AT_STATX_DONT_SYNC: no request): a
          * write past a cached size of 0 sets it to 1, which only a full
-         * invalidation corrects. */
+         * invalidation corrects. And the path may name another inode
+         * by now (a later rename here): the write then marked that one
+         * stale, not the changed one. */
         struct statx stx;
-        int empty = fd < 0 ||
+        int inval = fd < 0 ||
                     statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-                          STATX_SIZE, &stx) != 0 ||
-                    stx.stx_size == 0;
+                          STATX_SIZE | STATX_INO, &stx) != 0 ||
+                    stx.stx_size == 0 || stx.stx_ino != it->ino;
         rc = fd < 0 ? -1 : pwrite(fd, "", 1, 0) == 1 ? 0 : -1;
-        if (it->inval_after && (rc || empty))
+        if (it->inval_after && (rc || inval))
             fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
         if (fd >= 0)
             close(fd);
