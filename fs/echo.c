@@ -255,8 +255,10 @@ static void on_check(uv_check_t *h)
         e->head = list;
     e->tail = tail;
     e->len += n;
-    pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+    /* After the unlock: a thread woken while the mutex is still held
+     * blocks on it at once (a futex wait and wake more per hand-off). */
+    pthread_cond_signal(&e->cv);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -385,6 +387,10 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
         if (zk__fs_inomap_appenders(&fs->inomap, c->ino))
             zk__fs_append_views(fs, c->ino);
         inval_inode(fs, c->ino);
+        if (fs->echo.stage_tail &&
+            fs->echo.stage_tail->kind == ZK__ECHO_INVAL_INODE &&
+            fs->echo.stage_tail->ino == c->ino)
+            fs->echo.stage_tail->fold = 1;  /* only a data change's */
         replay(fs, zxid, c->node_kind == ZK_KIND_DIR ? ZK__ECHO_R_ATTR
                                                      : ZK__ECHO_R_DATA, c);
         break;
@@ -582,13 +588,25 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
                                              strlen(it->name));
         break;
     case ZK__ECHO_R_DATA:
+        /* A write, not an ftruncate: the same IN_MODIFY, one WRITE
+         * (answered at once, file.c) where an ftruncate costs the
+         * kernel's GETXATTR of security.capability and a SETATTR. */
         fd = open(p, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd >= 0) {
-            struct stat st;
-            if (fstat(fd, &st) == 0)
-                rc = ftruncate(fd, st.st_size);
+        /* The kernel's cached size (AT_STATX_DONT_SYNC: no request): a
+         * write past a cached size of 0 sets it to 1, which only a full
+         * invalidation corrects. And the path may name another inode
+         * by now (a later rename here): the write then marked that one
+         * stale, not the changed one. */
+        struct statx stx;
+        int inval = fd < 0 ||
+                    statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+                          STATX_SIZE | STATX_INO, &stx) != 0 ||
+                    stx.stx_size == 0 || stx.stx_ino != it->ino;
+        rc = fd < 0 ? -1 : pwrite(fd, "", 1, 0) == 1 ? 0 : -1;
+        if (it->inval_after && (rc || inval))
+            fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
+        if (fd >= 0)
             close(fd);
-        }
         break;
     case ZK__ECHO_R_ATTR:
         rc = utimensat(AT_FDCWD, p, NULL, AT_SYMLINK_NOFOLLOW);
@@ -606,6 +624,16 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
     }
     atomic_fetch_add(rc == 0 ? &fs->echo.replays : &fs->echo.replays_failed,
                      1);        /* metrics.c */
+}
+
+/* Hands an acted-out item to the loop, which frees it. */
+static void done(struct zk_fs *fs, struct zk__fs_echo_item *it)
+{
+    atomic_store(&fs->echo.cur, NULL);
+    pthread_mutex_lock(&fs->echo.mu);
+    it->next = fs->echo.done;
+    fs->echo.done = it;
+    pthread_mutex_unlock(&fs->echo.mu);
 }
 
 static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
@@ -638,14 +666,10 @@ static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
         do_replay(fs, it);
         break;
     }
-    atomic_store(&fs->echo.cur, NULL);
     if (rc && rc != -ENOENT && rc != -ENOTDIR)
         zk_log(ZK_LOG_DEBUG, "echo notify %d ino %llu: %s", it->kind,
                (unsigned long long)it->ino, strerror(-rc));
-    pthread_mutex_lock(&fs->echo.mu);
-    it->next = fs->echo.done;
-    fs->echo.done = it;
-    pthread_mutex_unlock(&fs->echo.mu);
+    done(fs, it);
 }
 
 static void *echo_main(void *arg)
@@ -665,9 +689,29 @@ static void *echo_main(void *arg)
         if (!e->head)
             e->tail = NULL;
         e->len--;
+        /* A remote data change stages inval_inode(ino), marked fold
+         * (change_work), then its replay's open + write + close.
+         * Invalidated first, the kernel asks for
+         * the attributes again at the replay's open (its permission
+         * check, default_permissions): one GETATTR per replay, and
+         * another at the next replay of the file if it were sent after
+         * the write. The replay does its work instead: its open drops
+         * the file's pages (no keep_cache), its direct write marks size
+         * and times stale (fuse_write_update_attr) before IN_MODIFY; a
+         * data change changes nothing else. It sends the invalidation
+         * itself only when its write failed or could have set a cached
+         * size of 0 to 1 (do_replay). */
+        int skip = it->kind == ZK__ECHO_INVAL_INODE && it->fold &&
+                   e->head && e->head->kind == ZK__ECHO_R_DATA &&
+                   e->head->ino == it->ino;
+        if (skip)
+            e->head->inval_after = 1;
         atomic_store(&e->cur, it);  /* seen by zk__fs_echo_file_lock_pending */
         pthread_mutex_unlock(&e->mu);
-        do_item(fs, it);
+        if (skip)
+            done(fs, it);
+        else
+            do_item(fs, it);
         pthread_mutex_lock(&e->mu);
     }
     pthread_mutex_unlock(&e->mu);

@@ -83,7 +83,7 @@ enum zk__fs_echo_kind {
      * replicas, session expiry), so that inotify reports them: */
     ZK__ECHO_R_CREATE,         /* mknod/mkdir(path)                        */
     ZK__ECHO_R_DELETE,         /* unlink/rmdir(path) of ino                */
-    ZK__ECHO_R_DATA,           /* open(path), ftruncate to its size, close */
+    ZK__ECHO_R_DATA,           /* open(path), write 1 byte (ignored), close */
     ZK__ECHO_R_ATTR,           /* utimensat(path)                          */
     ZK__ECHO_R_RENAME,         /* rename(path, path2) of ino               */
     ZK__ECHO_BARRIER           /* back to the loop: cb(cb_arg)             */
@@ -92,6 +92,9 @@ enum zk__fs_echo_kind {
 struct zk__fs_echo_item {
     struct zk__fs_echo_item *next;
     uint8_t kind;
+    /* INVAL_INODE staged for a data change right before its replay: the
+     * replay may do it instead (echo.c, echo_main). R_DATA: it does. */
+    uint8_t fold, inval_after;
     uint32_t node_kind;        /* enum zk_kind of ino (replays)            */
     uint64_t zxid;             /* replays: their transaction; else 0       */
     uint64_t ino, parent, parent2, replaced;

@@ -310,8 +310,10 @@ static void st_schedule(void *arg)
 
     pthread_mutex_lock(&e->mu);
     e->job = 1;
-    pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+    /* After the unlock, so that the woken worker does not block on the
+     * mutex at once (fs/echo.c does the same). */
+    pthread_cond_signal(&e->cv);
 }
 
 /* Loop: the snapshot received for an INSTALL is handed to the batch. */

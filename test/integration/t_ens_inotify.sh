@@ -108,6 +108,26 @@ wait_for -t 20 more_c1 || { cat "$ev" >&2; fail "no MODIFY/CLOSE_WRITE for zkfs 
 "$ZKFS" rm "$m3/w/c1" || fail "zkfs rm failed"
 wait_ev "DELETE $W/c1"
 
+log "after a remote change's CLOSE_WRITE, stat on the watching mount shows its size"
+# The replay of a data change leaves the attributes' invalidation to its
+# own write (fs/echo.c): a stat right after the event must not be served
+# the cached size. Sizes 6 -> 0 -> 0 -> 3 -> 0 -> 1, the file's attributes
+# cached on mount 2 before each change.
+printf 'hello\n' >"$m1/w/sz"
+ens_wait_cat 2 w/sz hello
+for content in "" "" "ab" "" "x"; do
+    stat -c %s "$m2/w/sz" >/dev/null
+    rm -f "$ZK_TMP/sz.err"
+    zk_bg inotifywait -t 30 -e close_write "$m2/w/sz" 2>"$ZK_TMP/sz.err" >/dev/null
+    cw=$ZK_BG
+    wait_for grep -q "Watches established" "$ZK_TMP/sz.err" ||
+        fail "inotifywait on sz did not start"
+    if [ -n "$content" ]; then echo "$content" >"$m3/w/sz"; else : >"$m3/w/sz"; fi
+    wait "$cw" || fail "no CLOSE_WRITE for sz on mount 2 ($(cat "$ZK_TMP/sz.err"))"
+    want=$(stat -c %s "$m3/w/sz")
+    assert_eq "$want" "$(stat -c %s "$m2/w/sz")" "size on mount 2 right after CLOSE_WRITE"
+    assert_eq "$content" "$(cat "$m2/w/sz")" "content on mount 2 right after CLOSE_WRITE"
+done
 log "$(wc -l <"$ev") events seen on mount 2"
 ens_wait_synced
 ens_trees_identical
