@@ -38,6 +38,8 @@ static const char *const reserved_meta[] = {
 /* Read transactions                                                   */
 /* ------------------------------------------------------------------ */
 
+static void rc_free(struct zk_store *s);     /* the kept txn's nodes */
+
 /* Takes an idle read txn from the pool (or makes one) and renews it. */
 static int rd_get(struct zk_store *s, MDB_txn **out)
 {
@@ -558,6 +560,7 @@ void zk_store_close(struct zk_store *s)
         mdb_txn_abort(s->pool[i]);
     if (s->kept != NULL)
         mdb_txn_abort(s->kept);
+    rc_free(s);
     if (s->env != NULL) {
         mdb_env_sync(s->env, 1);  /* a lazy commit's meta page (batch.c) */
         mdb_env_close(s->env);
@@ -589,6 +592,74 @@ static int on_keeper(const struct zk_store *s)
     return s->keep_on && pthread_equal(pthread_self(), s->keep_owner);
 }
 
+/* A node as the kept txn showed it, valid while that txn is current and
+ * was renewed at commit count gen: reading the same node again from the
+ * same version gives the same answer, without LMDB's page walks (which
+ * cost a get more than all of zkfs's own work). Data only up to
+ * ZK__RC_DATA_MAX bytes. One direct-mapped slot per inode hash. */
+struct zk__rc_slot {
+    uint64_t ino, gen;
+    struct zk_stat st;
+    uint8_t *data;          /* has_data: len bytes (NULL when 0)  */
+    uint32_t len;
+    int has_data;
+};
+
+static void rc_free(struct zk_store *s)
+{
+    if (s->rc == NULL)
+        return;
+    for (size_t i = 0; i < ZK__RC_SLOTS; i++)
+        free(s->rc[i].data);
+    free(s->rc);
+    s->rc = NULL;
+}
+
+/* ino's slot, on the keeping thread; NULL elsewhere (or without memory). */
+static struct zk__rc_slot *rc_slot(struct zk_store *s, uint64_t ino)
+{
+    if (!on_keeper(s))
+        return NULL;
+    if (s->rc == NULL && !(s->rc = calloc(ZK__RC_SLOTS, sizeof(*s->rc))))
+        return NULL;
+    return &s->rc[(ino * 0x9E3779B97F4A7C15ull) >> 54];  /* 10 bits */
+}
+
+/* Whether sl holds ino as the newest version shows it. */
+static int rc_hit(struct zk_store *s, const struct zk__rc_slot *sl,
+                  uint64_t ino)
+{
+    return sl != NULL && sl->ino == ino && s->kept_live &&
+           sl->gen == s->kept_commits && kept_current(s);
+}
+
+/* Remembers st (and data, when data_too and small enough) as read from
+ * txn t, if t is the kept txn. */
+static void rc_fill(struct zk_store *s, MDB_txn *t, struct zk__rc_slot *sl,
+                    const struct zk_stat *st, const uint8_t *data,
+                    size_t len, int data_too)
+{
+    if (sl == NULL || t != s->kept)
+        return;
+    if (!data_too && sl->ino == st->ino && sl->gen == s->kept_commits)
+        return;             /* (keeps its data) */
+    sl->ino = st->ino;
+    sl->gen = s->kept_commits;
+    sl->st = *st;
+    sl->has_data = 0;
+    if (!data_too || len > ZK__RC_DATA_MAX)
+        return;
+    if (len > 0) {
+        uint8_t *p = realloc(sl->data, len);
+        if (p == NULL)
+            return;
+        sl->data = p;
+        memcpy(p, data, len);
+    }
+    sl->len = (uint32_t)len;
+    sl->has_data = 1;
+}
+
 void zk_store_reader_keep(struct zk_store *s, int on)
 {
     if (!on || !on_keeper(s)) {
@@ -599,6 +670,8 @@ void zk_store_reader_keep(struct zk_store *s, int on)
             s->kept_live = 0;
         }
     }
+    if (!on)
+        rc_free(s);
     s->keep_owner = pthread_self();
     s->keep_on = on;
 }
@@ -661,10 +734,17 @@ int zk_store_getattr(struct zk_store *s, uint64_t ino, struct zk_stat *out)
 {
     MDB_txn *t;
     struct zk__node n;
+    struct zk__rc_slot *sl = rc_slot(s, ino);
+    if (rc_hit(s, sl, ino)) {
+        *out = sl->st;
+        return 0;
+    }
     int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__node_get(s, t, ino, &n);
+    if (rc == 0)
+        rc_fill(s, t, sl, &n.st, NULL, 0, 0);
     zk__rd_short_end(s, t);
     if (rc == 0)
         *out = n.st;
@@ -770,10 +850,25 @@ int zk_store_read(struct zk_store *s, uint64_t ino, uint8_t **data,
 {
     MDB_txn *t;
     struct zk__node n;
+    struct zk__rc_slot *sl = rc_slot(s, ino);
+    if (rc_hit(s, sl, ino) && sl->has_data) {
+        uint8_t *copy = NULL;
+        if (sl->len > 0 && !(copy = malloc(sl->len)))
+            return -ENOMEM;
+        if (sl->len > 0)
+            memcpy(copy, sl->data, sl->len);
+        *data = copy;
+        *len = sl->len;
+        if (stat_out != NULL)
+            *stat_out = sl->st;
+        return 0;
+    }
     int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = read_txn(s, t, ino, data, len, &n);
+    if (rc == 0)
+        rc_fill(s, t, sl, &n.st, *data, *len, 1);
     zk__rd_short_end(s, t);
     if (rc == 0 && stat_out != NULL)
         *stat_out = n.st;

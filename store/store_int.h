@@ -29,6 +29,8 @@
 #include "wal.h"
 
 #define ZK__READER_POOL_MAX  64        /* idle read txns kept for reuse */
+#define ZK__RC_SLOTS         1024      /* nodes remembered from the kept txn */
+#define ZK__RC_DATA_MAX      1024      /* data bytes remembered per node */
 #define ZK__MAXREADERS       510       /* LMDB reader slots             */
 #define ZK__DEPTH_MAX        (ZK_PATH_MAX / 2) /* deepest possible tree */
 #define ZK__NODE_FIXED_SIZE  114       /* node record without its name  */
@@ -74,6 +76,9 @@ struct zk_store {
     pthread_t keep_owner;
     MDB_txn *kept;
     uint64_t kept_commits;
+    /* What the kept txn showed of recently read nodes (store.c, "The
+     * kept read transaction"); that thread only; NULL until first used. */
+    struct zk__rc_slot *rc;
     /* batch.c: commit durations (zk_store_fsync_stats) */
     _Atomic uint64_t fsync_le[ZK_STORE_FSYNC_BUCKETS];
     _Atomic uint64_t fsync_count, fsync_sum_ns;

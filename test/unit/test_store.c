@@ -1509,6 +1509,42 @@ START_TEST(kept_reader_follows_commits)
 }
 END_TEST
 
+/* What the kept transaction remembers of a node (its stat, its data)
+ * is never answered once a commit came, whichever call reads it. */
+START_TEST(kept_reader_remembers_only_the_newest)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "v0"), 0);
+    ck_assert_int_eq(mkfile(&f, "/g", "w0"), 0);
+    uint64_t ino = ino_of(&f, "/f");
+    zk_store_reader_keep(f.s, 1);
+    struct zk_stat st;
+    for (int v = 1; v <= 3; v++) {
+        assert_data(&f, "/f", v == 1 ? "v0" : v == 2 ? "v1" : "v2");
+        assert_data(&f, "/f", v == 1 ? "v0" : v == 2 ? "v1" : "v2");
+        ck_assert_int_eq(zk_store_getattr(f.s, ino, &st), 0);
+        ck_assert_int_eq(st.version, v - 1);
+        char d[8];
+        snprintf(d, sizeof(d), "v%d", v);
+        ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/f", d)), 0);
+        ck_assert_int_eq(zk_store_getattr(f.s, ino, &st), 0);
+        ck_assert_int_eq(st.version, v);
+        ck_assert_uint_eq(st.data_length, strlen(d));
+    }
+    /* A commit of another node, then a delete. */
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/g", "w1")), 0);
+    assert_data(&f, "/f", "v3");
+    ck_assert_int_eq(apply1(&f, mk(ZK_OP_DELETE, "/f")), 0);
+    uint8_t *d;
+    size_t len;
+    ck_assert_int_eq(zk_store_read(f.s, ino, &d, &len, &st), -ENOENT);
+    ck_assert_int_eq(zk_store_getattr(f.s, ino, &st), -ENOENT);
+    zk_store_reader_keep(f.s, 0);
+    fx_close(&f);
+}
+END_TEST
+
 /* zk_store_reader_idle lets go of a version a commit replaced, so the
  * kept transaction does not hold LMDB's pages; a current one it keeps. */
 struct slots {
@@ -2027,6 +2063,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, key_order_is_lmdb_default);
     tcase_add_test(tc, kept_reader_follows_commits);
     tcase_add_test(tc, kept_reader_lets_go_when_idle);
+    tcase_add_test(tc, kept_reader_remembers_only_the_newest);
     tcase_add_test(tc, random_ops_keep_invariants);
     tcase_add_test(tc, snapshot_install_roundtrip);
     tcase_add_test(tc, snapshot_bad_stream_rejected);
