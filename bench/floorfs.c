@@ -5,7 +5,8 @@
  * measures zkfs side by side with it; zkfs's reads and stats aim to come
  * within 80% of it.
  *
- *   floorfs [--cache-readdir] [--no-xattr] [--epoll] [-o FUSEOPTS] MOUNTPOINT
+ *   floorfs [--cache-readdir] [--no-xattr] [--epoll] [--direct-io]
+ *           [-o FUSEOPTS] MOUNTPOINT
  *
  * Runs in the foreground until unmounted (fusermount3 -u, umount) or sent
  * SIGINT/SIGTERM. Always mounted with default_permissions (as zkfs is, so
@@ -17,6 +18,9 @@
  * descriptor non-blocking, waited for with epoll, requests read until
  * EAGAIN; without it, libfuse's loop blocks in read(). What the difference
  * costs a request is what an event loop costs any FUSE daemon.
+ * --direct-io opens files as zkfs opens them for reading (direct I/O, no
+ * page cache, and no FLUSH for a read-only open): every read() is a READ
+ * sent here, as zkfs needs for reads that never mix versions.
  *
  * Why xattrs matter to the floor: with protocol 7.31 (what libfuse 3.14
  * negotiates) every write() first makes the kernel ask GETXATTR
@@ -80,6 +84,7 @@ struct floorfs {
     struct node **hash;
     size_t nbuckets, nentries;
     int cache_readdir;
+    int direct_io;              /* --direct-io */
 };
 
 /* A listing built at opendir and served in slices by readdir. */
@@ -459,6 +464,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fi->fh = ino;
     fi->keep_cache = 1;
+    if (fs_of(req)->direct_io) {
+        /* As zkfs answers a read-only open (fs/file.c). */
+        fi->keep_cache = 0;
+        fi->direct_io = 1;
+        fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
+    }
     n->nopen++;
     if (fuse_reply_open(req, fi) != 0)
         n->nopen--;
@@ -797,7 +808,7 @@ static int fs_init(struct floorfs *fs)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: floorfs [--cache-readdir] [--no-xattr] [--epoll] "
-               "[-o FUSEOPTS] MOUNTPOINT\n"
+               "[--direct-io] [-o FUSEOPTS] MOUNTPOINT\n"
                "  an in-memory FUSE filesystem, the benchmark floor; stays in\n"
                "  the foreground until unmounted or SIGINT/SIGTERM\n");
 }
@@ -842,13 +853,15 @@ int main(int argc, char **argv)
 {
     const char *mnt = NULL, *extra = NULL;
     struct floorfs fs;
-    int cache_readdir = 0, use_epoll = 0;
+    int cache_readdir = 0, use_epoll = 0, direct_io = 0;
     struct fuse_lowlevel_ops ops = floor_ops;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--cache-readdir") == 0)
             cache_readdir = 1;
         else if (strcmp(argv[i], "--epoll") == 0)
             use_epoll = 1;
+        else if (strcmp(argv[i], "--direct-io") == 0)
+            direct_io = 1;
         else if (strcmp(argv[i], "--no-xattr") == 0)
             ops.getxattr = NULL, ops.listxattr = NULL, ops.setxattr = NULL;
         else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
@@ -867,6 +880,7 @@ int main(int argc, char **argv)
         return 1;
     }
     fs.cache_readdir = cache_readdir;
+    fs.direct_io = direct_io;
 
     char optbuf[1024];
     snprintf(optbuf, sizeof optbuf, "default_permissions,fsname=floorfs,"
