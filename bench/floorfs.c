@@ -5,7 +5,8 @@
  * measures zkfs side by side with it; zkfs's reads and stats aim to come
  * within 80% of it.
  *
- *   floorfs [--cache-readdir] [--no-xattr] [-o FUSEOPTS] MOUNTPOINT
+ *   floorfs [--cache-readdir] [--no-xattr] [--epoll] [--direct-io]
+ *           [-o FUSEOPTS] MOUNTPOINT
  *
  * Runs in the foreground until unmounted (fusermount3 -u, umount) or sent
  * SIGINT/SIGTERM. Always mounted with default_permissions (as zkfs is, so
@@ -13,6 +14,13 @@
  * timeouts are 60 s, and files are opened with keep_cache: the kernel caches
  * everything, and nothing else ever changes the tree behind its back.
  * --cache-readdir also lets the kernel cache directory listings.
+ * --epoll serves the way zkfs's event loop does (fs/fs.c): the /dev/fuse
+ * descriptor non-blocking, waited for with epoll, requests read until
+ * EAGAIN; without it, libfuse's loop blocks in read(). What the difference
+ * costs a request is what an event loop costs any FUSE daemon.
+ * --direct-io opens files as zkfs opens them for reading (direct I/O, no
+ * page cache, and no FLUSH for a read-only open): every read() is a READ
+ * sent here, as zkfs needs for reads that never mix versions.
  *
  * Why xattrs matter to the floor: with protocol 7.31 (what libfuse 3.14
  * negotiates) every write() first makes the kernel ask GETXATTR
@@ -30,7 +38,8 @@
  * setxattr ENOTSUP. No hard links, symlinks or special files (mknod makes
  * regular files only).
  *
- * Single-threaded (fuse_session_loop), so no locking anywhere.
+ * Single-threaded (fuse_session_loop, or the --epoll loop), so no locking
+ * anywhere.
  */
 #define FUSE_USE_VERSION 34
 
@@ -41,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +84,7 @@ struct floorfs {
     struct node **hash;
     size_t nbuckets, nentries;
     int cache_readdir;
+    int direct_io;              /* --direct-io */
 };
 
 /* A listing built at opendir and served in slices by readdir. */
@@ -453,6 +464,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fi->fh = ino;
     fi->keep_cache = 1;
+    if (fs_of(req)->direct_io) {
+        /* As zkfs answers a read-only open (fs/file.c). */
+        fi->keep_cache = 0;
+        fi->direct_io = 1;
+        fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
+    }
     n->nopen++;
     if (fuse_reply_open(req, fi) != 0)
         n->nopen--;
@@ -790,21 +807,61 @@ static int fs_init(struct floorfs *fs)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: floorfs [--cache-readdir] [--no-xattr] [-o FUSEOPTS] "
-               "MOUNTPOINT\n"
+    fprintf(f, "usage: floorfs [--cache-readdir] [--no-xattr] [--epoll] "
+               "[--direct-io] [-o FUSEOPTS] MOUNTPOINT\n"
                "  an in-memory FUSE filesystem, the benchmark floor; stays in\n"
                "  the foreground until unmounted or SIGINT/SIGTERM\n");
+}
+
+/* --epoll: zkfs's way of waiting for requests (see the top). Returns
+ * like fuse_session_loop. */
+static int epoll_loop(struct fuse_session *se)
+{
+    int fd = fuse_session_fd(se), rc = 0;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    struct fuse_buf buf = {0};
+    if (ep < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        perror("floorfs: epoll");
+        rc = -1;
+    }
+    while (rc == 0 && !fuse_session_exited(se)) {
+        if (epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+        for (;;) {
+            int n = fuse_session_receive_buf(se, &buf);
+            if (n == -EAGAIN || n == -EINTR)
+                break;
+            if (n <= 0) {           /* 0 or -ENODEV: unmounted */
+                rc = n == -ENODEV ? 0 : n;
+                fuse_session_exit(se);
+                break;
+            }
+            fuse_session_process_buf(se, &buf);
+        }
+    }
+    free(buf.mem);
+    if (ep >= 0)
+        close(ep);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     const char *mnt = NULL, *extra = NULL;
     struct floorfs fs;
-    int cache_readdir = 0;
+    int cache_readdir = 0, use_epoll = 0, direct_io = 0;
     struct fuse_lowlevel_ops ops = floor_ops;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--cache-readdir") == 0)
             cache_readdir = 1;
+        else if (strcmp(argv[i], "--epoll") == 0)
+            use_epoll = 1;
+        else if (strcmp(argv[i], "--direct-io") == 0)
+            direct_io = 1;
         else if (strcmp(argv[i], "--no-xattr") == 0)
             ops.getxattr = NULL, ops.listxattr = NULL, ops.setxattr = NULL;
         else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
@@ -823,6 +880,7 @@ int main(int argc, char **argv)
         return 1;
     }
     fs.cache_readdir = cache_readdir;
+    fs.direct_io = direct_io;
 
     char optbuf[1024];
     snprintf(optbuf, sizeof optbuf, "default_permissions,fsname=floorfs,"
@@ -837,7 +895,7 @@ int main(int argc, char **argv)
         goto fail_session;
     if (fuse_session_mount(se, mnt) != 0)
         goto fail_signals;
-    rc = fuse_session_loop(se) < 0 ? 1 : 0;
+    rc = (use_epoll ? epoll_loop(se) : fuse_session_loop(se)) < 0 ? 1 : 0;
     fuse_session_unmount(se);
 fail_signals:
     fuse_remove_signal_handlers(se);

@@ -19,7 +19,9 @@
 #                [--quick] [--raw FILE] [--no-build] [--private-dirs]
 #                [--base ZKFS_BINARY]
 # Targets: zkfs, floor, floor-noxattr (floorfs --no-xattr: the configuration
-# of FUSE-FACTS.md's table), tmpfs, and base: another zkfs binary given with
+# of FUSE-FACTS.md's table), floor-epoll (floorfs --epoll: waiting for
+# requests as zkfs's event loop does), floor-dio (floorfs --direct-io:
+# files opened as zkfs opens them for reading), tmpfs, and base: another zkfs binary given with
 # --base (e.g. main's, copied aside), for a before/after in one run. --quick divides the op counts by 4.
 # --private-dirs gives each fsbench process its own directory (by default
 # they share one, and the kernel serializes creates/unlinks in it).
@@ -149,6 +151,12 @@ start_target() {
             PID[$t]=$! ;;
         floor-noxattr)
             "$FLOORFS" --no-xattr "$m" >"$WORK/floor-noxattr.log" 2>&1 &
+            PID[$t]=$! ;;
+        floor-epoll)
+            "$FLOORFS" --epoll "$m" >"$WORK/floor-epoll.log" 2>&1 &
+            PID[$t]=$! ;;
+        floor-dio)
+            "$FLOORFS" --direct-io "$m" >"$WORK/floor-dio.log" 2>&1 &
             PID[$t]=$! ;;
         tmpfs)
             mount -t tmpfs -o size=2g,mode=0755 zkfs-bench "$m" ||

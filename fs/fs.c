@@ -98,7 +98,7 @@ int zk__fs_inomap_add(struct zk__fs_inomap *m, uint64_t ino, uint64_t n)
 /* Frees slot i (backward-shift deletion of linear probing). */
 static void slot_del(struct zk__fs_inomap *m, size_t i)
 {
-    free(m->slots[i].st);           /* (only if still open: a bug) */
+    free(m->slots[i].st);
     free(m->slots[i].gone);
     size_t mask = m->cap - 1, j = i;
     for (;;) {
@@ -180,7 +180,9 @@ uint64_t zk__fs_inomap_alias(const struct zk__fs_inomap *m, uint64_t ino)
 /* An open file of st->ino: its stat is kept, so that fstat still works
  * after the node was deleted or replaced (the kernel's GETATTR carries no
  * file handle). The kernel holds a lookup of every open inode, so its
- * slot exists. */
+ * slot exists. The stat's memory stays with the slot once no file is
+ * open (a get opens the same inode again and again), valid only while
+ * nopen > 0. */
 void zk__fs_inomap_open(struct zk__fs_inomap *m, const struct zk_stat *st)
 {
     if (m->cap == 0)
@@ -202,11 +204,8 @@ void zk__fs_inomap_close(struct zk__fs_inomap *m, uint64_t ino)
     struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
     if (sl->ino != ino || sl->nopen == 0)
         return;
-    if (--sl->nopen == 0) {
-        free(sl->st);
-        sl->st = NULL;
+    if (--sl->nopen == 0)
         slot_gc(m, ino);
-    }
 }
 
 /* ino's slot, or NULL if the kernel does not hold ino. */
@@ -269,7 +268,7 @@ const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
     const struct zk__fs_ino_slot *sl = slot_of(m, ino);
     if (!sl)
         return NULL;
-    return sl->st ? sl->st : sl->gone;
+    return sl->nopen ? sl->st : sl->gone;
 }
 
 void zk__fs_inomap_free(struct zk__fs_inomap *m)
@@ -521,9 +520,28 @@ static int session_open(struct zk_fs *fs)
     return 0;
 }
 
+/* Before the loop waits: the store's kept read transaction (this
+ * thread's, zk_store_reader_keep) lets go of a replaced version. */
+static void on_idle(uv_prepare_t *h)
+{
+    struct zk_fs *fs = h->data;
+    zk_store_reader_idle(fs->store);
+}
+
 static int loop_handles(struct zk_fs *fs)
 {
-    int rc = uv_poll_init(&fs->loop, &fs->poll, fuse_session_fd(fs->se));
+    /* Every FUSE read is answered on this thread: one read transaction
+     * for all of them while nothing is committed (zk_store.h). */
+    zk_store_reader_keep(fs->store, 1);
+    int rc = uv_prepare_init(&fs->loop, &fs->idle);
+    if (rc)
+        return rc;
+    fs->idle_init = 1;
+    fs->idle.data = fs;
+    rc = uv_prepare_start(&fs->idle, on_idle);
+    if (rc)
+        return rc;
+    rc = uv_poll_init(&fs->loop, &fs->poll, fuse_session_fd(fs->se));
     if (rc)
         return rc;
     fs->poll_init = 1;
@@ -642,6 +660,8 @@ static void teardown(struct zk_fs *fs)
     zk__fs_lock_session_lost(fs, 0);    /* waits still parked */
     if (fs->poll_init)
         uv_close((uv_handle_t *)&fs->poll, close_cb);
+    if (fs->idle_init)
+        uv_close((uv_handle_t *)&fs->idle, close_cb);
     if (fs->stop_timer_init)
         uv_close((uv_handle_t *)&fs->stop_timer, close_cb);
     if (fs->signals_init) {
@@ -662,8 +682,10 @@ static void teardown(struct zk_fs *fs)
         if (uv_loop_close(&fs->loop) != 0)
             zk_log(ZK_LOG_WARN, "libuv loop still had handles at exit");
     }
-    if (fs->store)
+    if (fs->store) {
+        zk_store_reader_keep(fs->store, 0);
         zk_store_close(fs->store);
+    }
     fs->store = NULL;
     free(fs->fbuf.mem);
     zk__fs_snapdiff_free(fs->snapdiff);

@@ -56,7 +56,8 @@ struct zk__fs_ino_slot {
                               its attributes are not cached meanwhile */
     uint32_t nappend;      /* of which O_APPEND writers (their read view
                               follows every data change: file.c) */
-    struct zk_stat *st;    /* its stat at the latest open (nopen > 0) */
+    struct zk_stat *st;    /* its stat at the latest open (valid while
+                              nopen > 0; freed with the slot) */
     struct zk_stat *gone;  /* deleted while the kernel held it: its stat
                               then, for fstat (also of O_PATH descriptors,
                               which reach no FUSE open) until FORGET */
@@ -247,6 +248,8 @@ struct zk_fs {
     int loop_init;
     uv_poll_t poll;
     int poll_init;
+    uv_prepare_t idle;         /* before each wait: zk_store_reader_idle */
+    int idle_init;
     uv_signal_t sigint, sigterm;
     int signals_init;
     uv_timer_t stop_timer;     /* bounds the wait for the echo thread */

@@ -147,6 +147,19 @@ void zk_store_close(struct zk_store *s);
 
 /* --- reads: any thread, never blocked by the writer -------------------- */
 
+/* on: the calling thread's reads below reuse one LMDB read transaction
+ * for as long as no commit has been published since it began (checked at
+ * every read, so a read still sees every commit published before it
+ * started), instead of taking one from the pool and renewing it each
+ * time (fs.c: the loop thread, which answers every FUSE read). One thread
+ * per store; off (0) from the same thread gives the transaction up.
+ * zk_store_reader_idle, on that thread, lets go of a version that a
+ * commit has replaced, so that a thread which stops reading does not
+ * keep LMDB from reusing the pages of later commits (the loop calls it
+ * before it waits). Both are no-ops on other threads. */
+void zk_store_reader_keep(struct zk_store *s, int on);
+void zk_store_reader_idle(struct zk_store *s);
+
 int zk_store_getattr(struct zk_store *s, uint64_t ino, struct zk_stat *out);
 /* -ENOENT if parent has no child name; -ENOTDIR if parent is a file. */
 int zk_store_lookup(struct zk_store *s, uint64_t parent, const char *name,

@@ -406,10 +406,13 @@ static int batch_commit(struct zk_store_batch *b, int durable)
     durable |= b->durable;
     /* Readers check this against their txn id (zk__rd_begin). */
     rc = zk__meta_put(s, b->txn, ZK__META_COMMIT_TXN, mdb_txn_id(b->txn));
-    if (rc == 0)
+    if (rc == 0) {
         rc = mdb_txn_commit(b->txn);
-    else
+        /* (also when it failed: a kept reader renews for nothing) */
+        atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
+    } else {
         mdb_txn_abort(b->txn);
+    }
     if (rc == 0 && durable)
         rc = mdb_env_sync(s->env, 1);
     uint64_t applied = b->last_applied;

@@ -8,6 +8,7 @@
  */
 #include "store_int.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,37 @@ int zk__is_fatal(int err)
 {
     return err == -EIO || err == -ENOSPC || err == -ENOMEM ||
            err == ZK_ECORRUPT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Key order                                                           */
+/* ------------------------------------------------------------------ */
+
+/* LMDB's default order: memcmp over the common length, then the shorter
+ * key first. */
+static int key_cmp_memn(const uint8_t *a, size_t na, const uint8_t *b,
+                        size_t nb)
+{
+    int d = memcmp(a, b, na < nb ? na : nb);
+    if (d != 0)
+        return d;
+    return na < nb ? -1 : na > nb;
+}
+
+int zk__key_cmp(const MDB_val *a, const MDB_val *b)
+{
+    const uint8_t *x = a->mv_data, *y = b->mv_data;
+    if (a->mv_size >= 8 && b->mv_size >= 8) {
+        uint64_t u, v;
+        memcpy(&u, x, 8);
+        memcpy(&v, y, 8);
+        if (u != v)
+            return be64toh(u) < be64toh(v) ? -1 : 1;
+        if (a->mv_size == 8 && b->mv_size == 8)
+            return 0;
+        return key_cmp_memn(x + 8, a->mv_size - 8, y + 8, b->mv_size - 8);
+    }
+    return key_cmp_memn(x, a->mv_size, y, b->mv_size);
 }
 
 /* ------------------------------------------------------------------ */

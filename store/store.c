@@ -38,6 +38,8 @@ static const char *const reserved_meta[] = {
 /* Read transactions                                                   */
 /* ------------------------------------------------------------------ */
 
+static void rc_free(struct zk_store *s);     /* the kept txn's nodes */
+
 /* Takes an idle read txn from the pool (or makes one) and renews it. */
 static int rd_get(struct zk_store *s, MDB_txn **out)
 {
@@ -74,22 +76,31 @@ static int rd_consistent(struct zk_store *s, MDB_txn *t)
     return zk_get_be64(v.mv_data) == (uint64_t)mdb_txn_id(t);
 }
 
-int zk__rd_begin(struct zk_store *s, MDB_txn **out)
+/* Makes t, just renewed, show a whole published version (see
+ * rd_consistent); on failure t is aborted. */
+static int rd_settle(struct zk_store *s, MDB_txn *t)
 {
-    MDB_txn *t = NULL;
-    int rc = rd_get(s, &t);
     /* A retry reads the published txn id again: its meta page is whole. */
-    for (int i = 0; rc == 0 && i < ZK__READ_RETRY_MAX; i++) {
+    for (int i = 0; i < ZK__READ_RETRY_MAX; i++) {
         if (rd_consistent(s, t))
             break;
         mdb_txn_reset(t);
         sched_yield();
-        rc = mdb_txn_renew(t);
+        int rc = mdb_txn_renew(t);
         if (rc != 0) {
             mdb_txn_abort(t);
             return zk__mdb_err(rc, "read txn renew");
         }
     }
+    return 0;
+}
+
+int zk__rd_begin(struct zk_store *s, MDB_txn **out)
+{
+    MDB_txn *t = NULL;
+    int rc = rd_get(s, &t);
+    if (rc == 0)
+        rc = rd_settle(s, t);
     if (rc == 0)
         *out = t;
     return rc;
@@ -274,6 +285,8 @@ static int dbis_open(struct zk_store *s, MDB_txn *txn, unsigned flags)
                    "to start", names[i]);
             return ZK_ECORRUPT;
         }
+        if (rc == 0)
+            rc = mdb_set_compare(txn, *dbis[i], zk__key_cmp);
         if (rc != 0)
             return zk__mdb_err(rc, "dbi open");
     }
@@ -545,6 +558,9 @@ void zk_store_close(struct zk_store *s)
         return;
     for (int i = 0; i < s->npool; i++)
         mdb_txn_abort(s->pool[i]);
+    if (s->kept != NULL)
+        mdb_txn_abort(s->kept);
+    rc_free(s);
     if (s->env != NULL) {
         mdb_env_sync(s->env, 1);  /* a lazy commit's meta page (batch.c) */
         mdb_env_close(s->env);
@@ -558,6 +574,159 @@ void zk_store_close(struct zk_store *s)
 }
 
 /* ------------------------------------------------------------------ */
+/* The kept read transaction                                           */
+/* ------------------------------------------------------------------ */
+
+/* Whether the kept txn still shows the newest commit: none was counted
+ * since it was renewed. (One published but not counted yet is as if the
+ * read came just before it: its committer has not gone on, so nobody was
+ * told it is done.) */
+static int kept_current(struct zk_store *s)
+{
+    return atomic_load_explicit(&s->commits, memory_order_acquire) ==
+           s->kept_commits;
+}
+
+static int on_keeper(const struct zk_store *s)
+{
+    return s->keep_on && pthread_equal(pthread_self(), s->keep_owner);
+}
+
+/* A node as the kept txn showed it, valid while that txn is current and
+ * was renewed at commit count gen: reading the same node again from the
+ * same version gives the same answer, without LMDB's page walks (which
+ * cost a get more than all of zkfs's own work). Data only up to
+ * ZK__RC_DATA_MAX bytes. One direct-mapped slot per inode hash. */
+struct zk__rc_slot {
+    uint64_t ino, gen;
+    struct zk_stat st;
+    uint8_t *data;          /* has_data: len bytes (NULL when 0)  */
+    uint32_t len;
+    int has_data;
+};
+
+static void rc_free(struct zk_store *s)
+{
+    if (s->rc == NULL)
+        return;
+    for (size_t i = 0; i < ZK__RC_SLOTS; i++)
+        free(s->rc[i].data);
+    free(s->rc);
+    s->rc = NULL;
+}
+
+/* ino's slot, on the keeping thread; NULL elsewhere (or without memory). */
+static struct zk__rc_slot *rc_slot(struct zk_store *s, uint64_t ino)
+{
+    if (!on_keeper(s))
+        return NULL;
+    if (s->rc == NULL && !(s->rc = calloc(ZK__RC_SLOTS, sizeof(*s->rc))))
+        return NULL;
+    return &s->rc[(ino * 0x9E3779B97F4A7C15ull) >> 54];  /* 10 bits */
+}
+
+/* Whether sl holds ino as the newest version shows it. */
+static int rc_hit(struct zk_store *s, const struct zk__rc_slot *sl,
+                  uint64_t ino)
+{
+    return sl != NULL && sl->ino == ino && s->kept_live &&
+           sl->gen == s->kept_commits && kept_current(s);
+}
+
+/* Remembers st (and data, when data_too and small enough) as read from
+ * txn t, if t is the kept txn. */
+static void rc_fill(struct zk_store *s, MDB_txn *t, struct zk__rc_slot *sl,
+                    const struct zk_stat *st, const uint8_t *data,
+                    size_t len, int data_too)
+{
+    if (sl == NULL || t != s->kept)
+        return;
+    if (!data_too && sl->ino == st->ino && sl->gen == s->kept_commits)
+        return;             /* (keeps its data) */
+    sl->ino = st->ino;
+    sl->gen = s->kept_commits;
+    sl->st = *st;
+    sl->has_data = 0;
+    if (!data_too || len > ZK__RC_DATA_MAX)
+        return;
+    if (len > 0) {
+        uint8_t *p = realloc(sl->data, len);
+        if (p == NULL)
+            return;
+        sl->data = p;
+        memcpy(p, data, len);
+    }
+    sl->len = (uint32_t)len;
+    sl->has_data = 1;
+}
+
+void zk_store_reader_keep(struct zk_store *s, int on)
+{
+    if (!on || !on_keeper(s)) {
+        zk_store_reader_idle(s);
+        if (s->kept != NULL && !s->kept_busy) {
+            mdb_txn_abort(s->kept);
+            s->kept = NULL;
+            s->kept_live = 0;
+        }
+    }
+    if (!on)
+        rc_free(s);
+    s->keep_owner = pthread_self();
+    s->keep_on = on;
+}
+
+void zk_store_reader_idle(struct zk_store *s)
+{
+    if (!on_keeper(s) || !s->kept_live || s->kept_busy || kept_current(s))
+        return;
+    mdb_txn_reset(s->kept);
+    s->kept_live = 0;
+}
+
+int zk__rd_short(struct zk_store *s, MDB_txn **out)
+{
+    if (!on_keeper(s) || s->kept_busy)
+        return zk__rd_begin(s, out);
+    if (s->kept_live && !kept_current(s)) {
+        mdb_txn_reset(s->kept);
+        s->kept_live = 0;
+    }
+    if (!s->kept_live) {
+        /* Counted before the renew: a commit counted later is seen as
+         * newer, even if the renewed txn already shows it. */
+        s->kept_commits = atomic_load_explicit(&s->commits,
+                                               memory_order_acquire);
+        int rc = s->kept != NULL
+                     ? mdb_txn_renew(s->kept)
+                     : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->kept);
+        if (rc != 0) {
+            if (s->kept != NULL)
+                mdb_txn_abort(s->kept);
+            s->kept = NULL;
+            return zk__mdb_err(rc, "read txn begin");
+        }
+        rc = rd_settle(s, s->kept);
+        if (rc != 0) {
+            s->kept = NULL;
+            return rc;
+        }
+        s->kept_live = 1;
+    }
+    s->kept_busy = 1;
+    *out = s->kept;
+    return 0;
+}
+
+void zk__rd_short_end(struct zk_store *s, MDB_txn *t)
+{
+    if (t == s->kept && s->kept_busy)
+        s->kept_busy = 0;       /* stays renewed for the next read */
+    else
+        zk__rd_end(s, t);
+}
+
+/* ------------------------------------------------------------------ */
 /* Reads                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -565,11 +734,18 @@ int zk_store_getattr(struct zk_store *s, uint64_t ino, struct zk_stat *out)
 {
     MDB_txn *t;
     struct zk__node n;
-    int rc = zk__rd_begin(s, &t);
+    struct zk__rc_slot *sl = rc_slot(s, ino);
+    if (rc_hit(s, sl, ino)) {
+        *out = sl->st;
+        return 0;
+    }
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__node_get(s, t, ino, &n);
-    zk__rd_end(s, t);
+    if (rc == 0)
+        rc_fill(s, t, sl, &n.st, NULL, 0, 0);
+    zk__rd_short_end(s, t);
     if (rc == 0)
         *out = n.st;
     return rc;
@@ -599,11 +775,11 @@ int zk_store_lookup(struct zk_store *s, uint64_t parent, const char *name,
 {
     MDB_txn *t;
     struct zk__node n;
-    int rc = zk__rd_begin(s, &t);
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = lookup_txn(s, t, parent, name, &n);
-    zk__rd_end(s, t);
+    zk__rd_short_end(s, t);
     if (rc == 0)
         *out = n.st;
     return rc;
@@ -618,11 +794,11 @@ int zk_store_resolve(struct zk_store *s, const char *path,
     int rc = zk_path_check(path, len);
     if (rc != 0)
         return rc;
-    rc = zk__rd_begin(s, &t);
+    rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__resolve(s, t, path, len, &n);
-    zk__rd_end(s, t);
+    zk__rd_short_end(s, t);
     if (rc == 0)
         *out = n.st;
     return rc;
@@ -631,11 +807,11 @@ int zk_store_resolve(struct zk_store *s, const char *path,
 int zk_store_path(struct zk_store *s, uint64_t ino, char *buf, size_t size)
 {
     MDB_txn *t;
-    int rc = zk__rd_begin(s, &t);
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__path(s, t, ino, buf, size);
-    zk__rd_end(s, t);
+    zk__rd_short_end(s, t);
     return rc;
 }
 
@@ -674,11 +850,26 @@ int zk_store_read(struct zk_store *s, uint64_t ino, uint8_t **data,
 {
     MDB_txn *t;
     struct zk__node n;
-    int rc = zk__rd_begin(s, &t);
+    struct zk__rc_slot *sl = rc_slot(s, ino);
+    if (rc_hit(s, sl, ino) && sl->has_data) {
+        uint8_t *copy = NULL;
+        if (sl->len > 0 && !(copy = malloc(sl->len)))
+            return -ENOMEM;
+        if (sl->len > 0)
+            memcpy(copy, sl->data, sl->len);
+        *data = copy;
+        *len = sl->len;
+        if (stat_out != NULL)
+            *stat_out = sl->st;
+        return 0;
+    }
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = read_txn(s, t, ino, data, len, &n);
-    zk__rd_end(s, t);
+    if (rc == 0)
+        rc_fill(s, t, sl, &n.st, *data, *len, 1);
+    zk__rd_short_end(s, t);
     if (rc == 0 && stat_out != NULL)
         *stat_out = n.st;
     return rc;
@@ -715,11 +906,11 @@ static int owner_txn(struct zk_store *s, MDB_txn *t, uint64_t ino, char *buf,
 int zk_store_owner(struct zk_store *s, uint64_t ino, char *buf, size_t size)
 {
     MDB_txn *t;
-    int rc = zk__rd_begin(s, &t);
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = owner_txn(s, t, ino, buf, size);
-    zk__rd_end(s, t);
+    zk__rd_short_end(s, t);
     return rc;
 }
 
@@ -794,7 +985,7 @@ int zk_store_list_at(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
 {
     MDB_txn *t;
     uint64_t z = 0;
-    int rc = zk__rd_begin(s, &t);
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     if (zxid)
@@ -803,7 +994,7 @@ int zk_store_list_at(struct zk_store *s, uint64_t dir, zk_store_list_cb cb,
         rc = 0;                 /* a new store: nothing applied yet */
     if (rc == 0)
         rc = list_txn(s, t, dir, cb, arg);
-    zk__rd_end(s, t);
+    zk__rd_short_end(s, t);
     if (rc == 0 && zxid)
         *zxid = z;
     return rc;
@@ -846,11 +1037,11 @@ int zk_store_info(struct zk_store *s, struct zk_store_info *out)
     struct zk_store_info o;
     MDB_txn *t;
     memset(&o, 0, sizeof(o));
-    int rc = zk__rd_begin(s, &t);
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = info_txn(s, t, &o);
-    zk__rd_end(s, t);
+    zk__rd_short_end(s, t);
     if (rc != 0)
         return rc;
     int fd;
@@ -867,11 +1058,11 @@ int zk_store_meta_get(struct zk_store *s, const char *key, uint64_t *val)
     uint64_t v;
     if (key == NULL || *key == '\0' || strlen(key) > 64)
         return -EINVAL;
-    int rc = zk__rd_begin(s, &t);
+    int rc = zk__rd_short(s, &t);
     if (rc != 0)
         return rc;
     rc = zk__meta_get(s, t, key, &v);
-    zk__rd_end(s, t);
+    zk__rd_short_end(s, t);
     if (rc == 0)
         *val = v;
     return rc;

@@ -29,6 +29,8 @@
 #include "wal.h"
 
 #define ZK__READER_POOL_MAX  64        /* idle read txns kept for reuse */
+#define ZK__RC_SLOTS         1024      /* nodes remembered from the kept txn */
+#define ZK__RC_DATA_MAX      1024      /* data bytes remembered per node */
 #define ZK__MAXREADERS       510       /* LMDB reader slots             */
 #define ZK__DEPTH_MAX        (ZK_PATH_MAX / 2) /* deepest possible tree */
 #define ZK__NODE_FIXED_SIZE  114       /* node record without its name  */
@@ -64,6 +66,19 @@ struct zk_store {
     pthread_mutex_t pool_mu;
     int npool;
     MDB_txn *pool[ZK__READER_POOL_MAX];
+    /* LMDB commits published so far (batch.c counts each one after
+     * mdb_txn_commit returned). */
+    _Atomic uint64_t commits;
+    /* The kept read txn of one thread (zk_store_reader_keep): touched by
+     * that thread only. live: renewed after `commits` was kept_commits;
+     * busy: handed out to a read that has not ended. */
+    int keep_on, kept_live, kept_busy;
+    pthread_t keep_owner;
+    MDB_txn *kept;
+    uint64_t kept_commits;
+    /* What the kept txn showed of recently read nodes (store.c, "The
+     * kept read transaction"); that thread only; NULL until first used. */
+    struct zk__rc_slot *rc;
     /* batch.c: commit durations (zk_store_fsync_stats) */
     _Atomic uint64_t fsync_le[ZK_STORE_FSYNC_BUCKETS];
     _Atomic uint64_t fsync_count, fsync_sum_ns;
@@ -148,10 +163,23 @@ int zk__counters_put(struct zk_store *s, MDB_txn *txn,
 int zk__check_tree(struct zk_store *s, MDB_txn *t);
 int zk__rd_begin(struct zk_store *s, MDB_txn **out);
 void zk__rd_end(struct zk_store *s, MDB_txn *t);
+/* The same for a read that ends before its call returns (store.c's
+ * getters): on the thread of zk_store_reader_keep it reuses the kept txn
+ * while no commit has been published since it began. Never for a txn
+ * held across calls (snapshots, checks). */
+int zk__rd_short(struct zk_store *s, MDB_txn **out);
+void zk__rd_short_end(struct zk_store *s, MDB_txn *t);
 
 /* True for the meta keys the store maintains itself (batch_meta_set
  * refuses them). */
 int zk__meta_reserved(const char *key);
+
+/* node.c: the tables' key order, exactly LMDB's default (memcmp, then
+ * the shorter key first: stores stay readable by anything that opens
+ * them without it), with the leading 8 bytes (an inode or session
+ * number, big-endian) compared as one number: most of a read's time in
+ * LMDB went to its memcmp calls. Set on every table (store.c). */
+int zk__key_cmp(const MDB_val *a, const MDB_val *b);
 
 /* node.c: decodes a node record (value of key ino); ZK_ECORRUPT. */
 int zk__node_decode(const uint8_t *buf, size_t len, uint64_t ino,

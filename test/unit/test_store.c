@@ -20,6 +20,7 @@
 #include "zk_store.h"
 #include "zk_txn.h"
 #include "store_fx.h"
+#include "../../store/store_int.h"
 
 struct fx {
     char dir[64];
@@ -1418,6 +1419,181 @@ START_TEST(readers_see_whole_commits)
 }
 END_TEST
 
+/* zk__key_cmp orders keys exactly as LMDB's default (memcmp, then the
+ * shorter first), which stores written without it rely on. */
+static int memn_sign(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+    size_t n = na < nb ? na : nb;
+    int d = n ? memcmp(a, b, n) : 0;
+    if (d == 0)
+        d = na < nb ? -1 : na > nb;
+    return (d > 0) - (d < 0);
+}
+
+START_TEST(key_order_is_lmdb_default)
+{
+    uint8_t a[20], b[20];
+    unsigned seed = 12345;
+    for (int i = 0; i < 200000; i++) {
+        size_t na = (size_t)rand_r(&seed) % sizeof(a);
+        size_t nb = (size_t)rand_r(&seed) % sizeof(b);
+        /* Few byte values, and b a copy of a with 0-3 bytes changed:
+         * many ties and common prefixes, in the first 8 bytes and
+         * after them. */
+        for (size_t j = 0; j < sizeof(a); j++)
+            a[j] = (uint8_t)(rand_r(&seed) % 3 == 0 ? 0xff : rand_r(&seed) % 3);
+        memcpy(b, a, sizeof(b));
+        for (int k = rand_r(&seed) % 4; k > 0; k--)
+            b[rand_r(&seed) % sizeof(b)] ^= (uint8_t)(1 + rand_r(&seed) % 255);
+        MDB_val x = {na, a}, y = {nb, b};
+        int got = zk__key_cmp(&x, &y);
+        ck_assert_int_eq((got > 0) - (got < 0), memn_sign(a, na, b, nb));
+    }
+}
+END_TEST
+
+/* The kept read transaction (zk_store_reader_keep) of a thread that reads
+ * while another commits: every read shows one whole commit, never an
+ * older one than the read before, and the last write once it is done. */
+struct kept_writer {
+    struct fx *f;
+    int done;
+};
+
+static void *kept_write(void *arg)
+{
+    struct kept_writer *w = arg;
+    for (int v = 1; v <= RACE_WRITES; v++) {
+        char data[32];
+        snprintf(data, sizeof(data), "v%d", v);
+        ck_assert_int_eq(apply1(w->f, mk_data(ZK_OP_SET_DATA, "/f", data)), 0);
+    }
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+START_TEST(kept_reader_follows_commits)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "v0"), 0);
+    uint64_t ino = ino_of(&f, "/f");
+    zk_store_reader_keep(f.s, 1);
+    struct kept_writer w = {&f, 0};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, kept_write, &w), 0);
+    int last = -1, reads = 0, done = 0;
+    while (!done) {
+        done = __atomic_load_n(&w.done, __ATOMIC_ACQUIRE);
+        uint8_t *d;
+        size_t len;
+        struct zk_stat st;
+        ck_assert_int_eq(zk_store_read(f.s, ino, &d, &len, &st), 0);
+        char buf[32];
+        ck_assert_uint_lt(len, sizeof(buf));
+        memcpy(buf, d, len);
+        buf[len] = '\0';
+        free(d);
+        int v = atoi(buf + 1);
+        ck_assert_int_eq(st.version, v);    /* data and stat of one commit */
+        ck_assert_int_ge(v, last);
+        last = v;
+        reads++;
+        if (reads % 16 == 0)
+            zk_store_reader_idle(f.s);
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(last, RACE_WRITES);    /* read after the last commit */
+    zk_store_reader_keep(f.s, 0);
+    fx_close(&f);
+}
+END_TEST
+
+/* What the kept transaction remembers of a node (its stat, its data)
+ * is never answered once a commit came, whichever call reads it. */
+START_TEST(kept_reader_remembers_only_the_newest)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "v0"), 0);
+    ck_assert_int_eq(mkfile(&f, "/g", "w0"), 0);
+    uint64_t ino = ino_of(&f, "/f");
+    zk_store_reader_keep(f.s, 1);
+    struct zk_stat st;
+    for (int v = 1; v <= 3; v++) {
+        assert_data(&f, "/f", v == 1 ? "v0" : v == 2 ? "v1" : "v2");
+        assert_data(&f, "/f", v == 1 ? "v0" : v == 2 ? "v1" : "v2");
+        ck_assert_int_eq(zk_store_getattr(f.s, ino, &st), 0);
+        ck_assert_int_eq(st.version, v - 1);
+        char d[8];
+        snprintf(d, sizeof(d), "v%d", v);
+        ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/f", d)), 0);
+        ck_assert_int_eq(zk_store_getattr(f.s, ino, &st), 0);
+        ck_assert_int_eq(st.version, v);
+        ck_assert_uint_eq(st.data_length, strlen(d));
+    }
+    /* A commit of another node, then a delete. */
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/g", "w1")), 0);
+    assert_data(&f, "/f", "v3");
+    ck_assert_int_eq(apply1(&f, mk(ZK_OP_DELETE, "/f")), 0);
+    uint8_t *d;
+    size_t len;
+    ck_assert_int_eq(zk_store_read(f.s, ino, &d, &len, &st), -ENOENT);
+    ck_assert_int_eq(zk_store_getattr(f.s, ino, &st), -ENOENT);
+    zk_store_reader_keep(f.s, 0);
+    fx_close(&f);
+}
+END_TEST
+
+/* zk_store_reader_idle lets go of a version a commit replaced, so the
+ * kept transaction does not hold LMDB's pages; a current one it keeps. */
+struct slots {
+    int active;             /* reader slots with a txn id */
+    uint64_t oldest;
+};
+
+static int slot_line(const char *msg, void *arg)
+{
+    struct slots *sl = arg;
+    unsigned long long pid, txn;
+    char thread[64];
+    if (sscanf(msg, "%llu %63s %llu", &pid, thread, &txn) == 3) {
+        if (sl->active++ == 0 || txn < sl->oldest)
+            sl->oldest = txn;
+    }
+    return 0;
+}
+
+static struct slots reader_slots(struct fx *f)
+{
+    struct slots sl = {0, 0};
+    ck_assert_int_eq(mdb_reader_list(f->s->env, slot_line, &sl), 0);
+    return sl;
+}
+
+START_TEST(kept_reader_lets_go_when_idle)
+{
+    struct fx f;
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/f", "v0"), 0);
+    zk_store_reader_keep(f.s, 1);
+    assert_data(&f, "/f", "v0");
+    struct slots sl = reader_slots(&f);
+    ck_assert_int_eq(sl.active, 1);         /* kept, at the newest commit */
+    zk_store_reader_idle(f.s);
+    ck_assert_int_eq(reader_slots(&f).active, 1);
+    ck_assert_int_eq(apply1(&f, mk_data(ZK_OP_SET_DATA, "/f", "v1")), 0);
+    ck_assert_int_eq(reader_slots(&f).oldest, sl.oldest);   /* pinned */
+    zk_store_reader_idle(f.s);
+    ck_assert_int_eq(reader_slots(&f).active, 0);           /* let go */
+    assert_data(&f, "/f", "v1");
+    ck_assert_uint_gt(reader_slots(&f).oldest, sl.oldest);
+    zk_store_reader_keep(f.s, 0);
+    ck_assert_int_eq(reader_slots(&f).active, 0);
+    fx_close(&f);
+}
+END_TEST
+
 struct membuf {
     uint8_t *p;
     size_t len, cap;
@@ -1884,6 +2060,10 @@ Suite *store_suite(void)
     tcase_add_test(tc, damaged_file_refused);
     tcase_add_test(tc, map_full_is_enospc);
     tcase_add_test(tc, readers_see_whole_commits);
+    tcase_add_test(tc, key_order_is_lmdb_default);
+    tcase_add_test(tc, kept_reader_follows_commits);
+    tcase_add_test(tc, kept_reader_lets_go_when_idle);
+    tcase_add_test(tc, kept_reader_remembers_only_the_newest);
     tcase_add_test(tc, random_ops_keep_invariants);
     tcase_add_test(tc, snapshot_install_roundtrip);
     tcase_add_test(tc, snapshot_bad_stream_rejected);
