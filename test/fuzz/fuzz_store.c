@@ -22,12 +22,20 @@
  *      each gets a valid header and is applied at the next zxid in one
  *      batch, which is then aborted.
  * An installed snapshot is committed and the whole tree is read back
- * through the public read functions (bounded walk), then the baseline is
- * installed again, so that every input sees the same store.
+ * through the public read functions (bounded walk); the transactions that
+ * follow it are committed and the tree read back again; then the baseline
+ * is installed again (and read back), so that every input sees the same
+ * store.
+ *
+ * The fuzzing thread keeps a read transaction as the daemon's loop does
+ * (zk_store_reader_keep), so the reads that remember nodes (getattr, read)
+ * answer from that memory when they can: each answer must equal what a
+ * path lookup (which never uses it) gives from the newest version, also
+ * right after a commit or an install replaced the nodes.
  *
  * Checks: no crash, hang, leak or sanitizer report; errors are the
  * documented ones (ZK_ECORRUPT for a bad stream or record, never a
- * wrong answer that crashes a reader).
+ * wrong answer that crashes a reader); remembered nodes are never stale.
  */
 #include "fuzz.h"
 #include "zk_common.h"
@@ -232,6 +240,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * segment is written whole: keep it one page, not 4 MiB per input. */
     setenv("ZKFS_WAL_SEGMENT_BYTES", "4096", 0);
     FZ_CHECK(zk_store_open(fz_tmpdir("store"), 1, &store) == 0);
+    zk_store_reader_keep(store, 1);     /* as the daemon's loop thread */
     make_tree();
     FZ_CHECK(zk_store_snapshot(store, snap_cb, &b, &zxid) == 0);
     baseline = b.p;
@@ -287,21 +296,46 @@ static int log_cb(void *arg, uint64_t zxid, const uint8_t *p, size_t len)
     return 0;
 }
 
+static int stat_eq(const struct zk_stat *a, const struct zk_stat *b)
+{
+    return a->ino == b->ino && a->parent == b->parent &&
+           a->kind == b->kind && a->mode == b->mode && a->uid == b->uid &&
+           a->gid == b->gid && a->czxid == b->czxid &&
+           a->mzxid == b->mzxid && a->pzxid == b->pzxid &&
+           a->ctime_ms == b->ctime_ms && a->mtime_ms == b->mtime_ms &&
+           a->chtime_ms == b->chtime_ms && a->cmtime_ms == b->cmtime_ms &&
+           a->version == b->version && a->cversion == b->cversion &&
+           a->aversion == b->aversion &&
+           a->ephemeral_owner == b->ephemeral_owner &&
+           a->data_length == b->data_length &&
+           a->num_children == b->num_children &&
+           a->children_flags == b->children_flags;
+}
+
 static void read_node(uint64_t ino)
 {
     static char path[ZK_PATH_MAX + 1];
-    struct zk_stat st, st2;
-    uint8_t *data = NULL;
-    size_t len = 0;
+    struct zk_stat st, st2, ga;
+    uint8_t *data = NULL, *again = NULL;
+    size_t len = 0, len2 = 0;
     char owner[ZK_OWNER_MAX + 1];
 
-    if (zk_store_read(store, ino, &data, &len, &st) == 0) {
+    int rc = zk_store_read(store, ino, &data, &len, &st);
+    if (rc == 0) {
         FZ_CHECK(len == 0 || data != NULL);
+        FZ_CHECK(len == st.data_length);
+        /* the second read may come from the kept txn's memory */
+        FZ_CHECK(zk_store_read(store, ino, &again, &len2, &st2) == 0);
+        FZ_CHECK(len2 == len && stat_eq(&st, &st2));
+        FZ_CHECK(len == 0 || memcmp(data, again, len) == 0);
+        FZ_CHECK(zk_store_getattr(store, ino, &ga) == 0 && stat_eq(&st, &ga));
+        free(again);
         free(data);
     }
     (void)zk_store_owner(store, ino, owner, sizeof(owner));
-    if (zk_store_path(store, ino, path, sizeof(path)) == 0)
-        (void)zk_store_resolve(store, path, &st2);
+    if (zk_store_path(store, ino, path, sizeof(path)) == 0 &&
+        zk_store_resolve(store, path, &st2) == 0 && rc == 0)
+        FZ_CHECK(stat_eq(&st, &st2));   /* not a remembered, older one */
 }
 
 static void walk_tree(void)
@@ -395,7 +429,7 @@ static size_t fixed_stream(const uint8_t *p, size_t len, struct buf *out)
     return off < len ? off + 1 : len;
 }
 
-static void run_txns(struct fz *f);
+static void run_txns(struct fz *f, int commit);
 
 static void run_install(const uint8_t *p, size_t len, int fix)
 {
@@ -411,15 +445,19 @@ static void run_install(const uint8_t *p, size_t len, int fix)
     }
     if (install(p, len, 1) == 0) {
         walk_tree();
-        run_txns(&txns);
+        run_txns(&txns, 1);
+        walk_tree();                    /* what the commit changed */
         FZ_CHECK(install(baseline, baseline_len, 1) == 0);
+        walk_tree();                    /* nothing of the replaced tree */
     }
     free(s.p);
 }
 
 /* ---- transactions on the baseline tree ----------------------------------- */
 
-static void run_txns(struct fz *f)
+/* Applies f's transactions in one batch: committed when commit (on an
+ * installed tree), else aborted (the baseline stays). */
+static void run_txns(struct fz *f, int commit)
 {
     struct zk_store_batch *b;
     struct zk_store_info info;
@@ -451,7 +489,10 @@ static void run_txns(struct fz *f)
             break;
         }
     }
-    zk_store_batch_abort(b);
+    if (commit)
+        FZ_CHECK(zk_store_batch_commit(b) == 0);
+    else
+        zk_store_batch_abort(b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -462,6 +503,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mode % 4 < 2)
         run_install(f.p, f.left, mode % 4 == 1);
     else
-        run_txns(&f);
+        run_txns(&f, 0);
     return 0;
 }
