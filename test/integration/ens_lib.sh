@@ -13,6 +13,8 @@
 #   ens_wait_synced             every live replica at the same zxid
 #   ens_tree I                  a canonical dump of replica I's tree
 #   ens_past_diff DIR           commits more than the DIFF window in DIR
+#   ens_wait_unsynced MNT ID    waits until the leader (mounted at MNT) no
+#                               longer counts replica ID as synced
 #   ens_net_setup N [CFG-LINE...] / ens_net_start_all / ens_net_cut I /
 #   ens_net_heal I / ens_net_cleanup   replicas in network namespaces
 #
@@ -428,6 +430,22 @@ ens_reap_killed() {
 # for DIFF (ZK_ZAB_LOG_KEEP = 1024; some reach a stopped follower's socket
 # before the leader gives up on it) in DIR (made here, on a leader's
 # mount), so a follower that misses them catches up by snapshot.
+# ens_wait_unsynced MNT ID: waits (20 s at most) until the leader mounted
+# at MNT no longer counts replica ID, held back by the caller (SIGSTOP or
+# a cut network), as synced. Entries sent to it before that wait in its
+# socket and reach it when it is let back, so a test that needs it to
+# catch up by snapshot writes past the DIFF window only after this (with
+# fast writes, most of ens_past_diff's otherwise went out before and it
+# caught up by DIFF).
+ens_wait_unsynced() {
+    local prom=$1/.zkfs.prom id=$2
+    ens__unsynced() {
+        ! grep -q "^zkfs_member_connected{id=\"$id\",.*state=\"synced\"}" "$prom"
+    }
+    wait_for -t 20 ens__unsynced ||
+        fail "the leader still counts replica $id as synced"
+}
+
 ens_past_diff() {
     local bench=${ZKFS%/zkfs}/bench/fsbench
     [ -x "$bench" ] || fail "no $bench (make all)"

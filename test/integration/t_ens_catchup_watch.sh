@@ -99,14 +99,7 @@ grep -q "CREATE,ISDIR $mf/q/d1" "$INO" || fail "d1 not reported as a directory"
 log "2. by snapshot"
 before=$(wc -l <"$INO")
 hold_back
-# Only what is committed after the leader gave up on the follower
-# (syncLimit ticks of silence) is left for its sync: entries sent to it
-# before wait in its socket and reach it when it is let back. So the
-# bulk writes start once the leader no longer counts it as synced (with
-# fast writes, most of them otherwise went out before, and it caught up
-# by DIFF).
-lost() { ! grep -q "^zkfs_member_connected{id=\"$F\",.*state=\"synced\"}" "$ml/.zkfs.prom"; }
-wait_for -t 20 lost || fail "the leader still counts replica $F as synced"
+ens_wait_unsynced "$ml" "$F"
 # Well more than the leader's DIFF window first (in a directory nobody
 # watches), then the changes the watcher must hear about.
 ens_past_diff "$ml/bulk"

@@ -106,6 +106,7 @@ kept=$(metric "$mf" zkfs_listings_kept)
 [ "$kept" -ge 1 ] || fail "the follower keeps no listing"
 pid=$(ens_pid "$F")
 kill -STOP "$pid"
+ens_wait_unsynced "$ml" "$F"
 ens_past_diff "$ml/bulk"
 for i in 1 2 3; do echo "s$i" >"$ml/q/s$i"; done
 rm "$ml/q/n1" "$ml/q/t1"

@@ -37,6 +37,7 @@ wait_for grep -q "Watches established" "$ZK_TMP/ino.log"
 pid=${ZK_PID_OF[$mf]}
 kill -STOP "$pid"
 log "replica $F stopped"
+ens_wait_unsynced "$ml" "$F"
 # Well more than the leader's DIFF window (1024: some reach the stopped
 # follower's socket before the leader gives up on it) first, then the changes the
 # follower's kernel must hear about: they can only come by snapshot.

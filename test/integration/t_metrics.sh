@@ -157,6 +157,7 @@ i0=$(cat "$(ens_mnt "$F")/.zkfs.prom")
 well_formed "$s0"
 fpid=$(ens_pid "$F")
 kill -STOP "$fpid"
+ens_wait_unsynced "$(ens_mnt "$L")" "$F"
 ens_past_diff "$(ens_mnt "$L")/bulk"
 kill -CONT "$fpid"
 ens_wait_synced 60
