@@ -191,6 +191,34 @@ void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res)
     e->stage_tail = prev;
 }
 
+/* Takes back the invalidation of ino's attributes (and of the provisional
+ * nodeid standing for it) that transaction res staged, when the caller
+ * knows the kernel holds nothing of ino it would use without asking
+ * (file.c: a truncation committed at its release). Loop thread, like
+ * zk__fs_echo_local. */
+void zk__fs_echo_local_attrs(struct zk_fs *fs, const struct zk_apply_result *res,
+                             uint64_t ino)
+{
+    struct zk__fs_echo *e = &fs->echo;
+    struct zk__fs_echo_item **pp = &e->stage_head, *prev = NULL;
+    uint64_t alias = zk__fs_inomap_alias(&fs->inomap, ino);
+    if (!res || !res->zxid)
+        return;
+    while (*pp) {
+        struct zk__fs_echo_item *it = *pp;
+        if (it->zxid == res->zxid && it->kind == ZK__ECHO_INVAL_INODE &&
+            (it->ino == ino || (alias && it->ino == alias))) {
+            *pp = it->next;
+            e->stage_len--;
+            free(it);
+            continue;
+        }
+        prev = it;
+        pp = &it->next;
+    }
+    e->stage_tail = prev;
+}
+
 /* Drops invalidations that only stand in for a replay that stayed (the
  * replay does them itself if its syscall fails). An "alt" item follows the
  * replay of its transaction. */
@@ -273,15 +301,25 @@ static int known(struct zk_fs *fs, uint64_t ino)
            zk__fs_inomap_alias(&fs->inomap, ino) != 0;
 }
 
-static void inval_inode(struct zk_fs *fs, uint64_t ino)
+/* Stages the invalidation of ino's attributes as transaction zxid's (0:
+ * none), so that zk__fs_echo_local_attrs can take it back. */
+static void push_inval(struct zk_fs *fs, uint64_t ino, uint64_t zxid)
+{
+    struct zk__fs_echo_item *tail = fs->echo.stage_tail;
+    zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, ino, 0, NULL);
+    if (fs->echo.stage_tail != tail)
+        fs->echo.stage_tail->zxid = zxid;
+}
+
+static void inval_inode(struct zk_fs *fs, uint64_t ino, uint64_t zxid)
 {
     if (!ino || !known(fs, ino))
         return;
     uint64_t alias = zk__fs_inomap_alias(&fs->inomap, ino);
     if (zk__fs_inomap_get(&fs->inomap, ino) > 0 || ino == ZK_INO_ROOT)
-        zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, ino, 0, NULL);
+        push_inval(fs, ino, zxid);
     if (alias)
-        zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, alias, 0, NULL);
+        push_inval(fs, alias, zxid);
 }
 
 /* A name that went away (or now names another inode); zxid marks it as
@@ -367,7 +405,7 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
     case ZK_CHANGE_CREATE:
         /* No negative dentries are cached (ENOENT lookups carry no
          * timeout), so only the parent's attributes and listing change. */
-        inval_inode(fs, c->parent);
+        inval_inode(fs, c->parent, zxid);
         replay(fs, zxid, ZK__ECHO_R_CREATE, c);
         /* A file created with its data (a new file's close elsewhere,
          * zkfs create PATH DATA) is also written: IN_MODIFY and
@@ -377,7 +415,7 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
         break;
     case ZK_CHANGE_DELETE:
         zk__fs_inomap_gone(&fs->inomap, &c->gone);
-        inval_inode(fs, c->parent);
+        inval_inode(fs, c->parent, zxid);
         replay(fs, zxid, ZK__ECHO_R_DELETE, c);
         inval_name(fs, c->parent, c->name, c->ino, zxid);
         break;
@@ -386,7 +424,7 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
          * writing: its change shows as IN_ATTRIB. */
         if (zk__fs_inomap_appenders(&fs->inomap, c->ino))
             zk__fs_append_views(fs, c->ino);
-        inval_inode(fs, c->ino);
+        inval_inode(fs, c->ino, zxid);
         if (fs->echo.stage_tail &&
             fs->echo.stage_tail->kind == ZK__ECHO_INVAL_INODE &&
             fs->echo.stage_tail->ino == c->ino)
@@ -395,16 +433,16 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
                                                      : ZK__ECHO_R_DATA, c);
         break;
     case ZK_CHANGE_ATTR:
-        inval_inode(fs, c->ino);
+        inval_inode(fs, c->ino, zxid);
         replay(fs, zxid, ZK__ECHO_R_ATTR, c);
         break;
     case ZK_CHANGE_RENAME:
         if (c->replaced_ino)
             zk__fs_inomap_gone(&fs->inomap, &c->gone);
-        inval_inode(fs, c->parent);
+        inval_inode(fs, c->parent, zxid);
         if (c->parent2 != c->parent)
-            inval_inode(fs, c->parent2);
-        inval_inode(fs, c->ino);
+            inval_inode(fs, c->parent2, zxid);
+        inval_inode(fs, c->ino, zxid);
         replay(fs, zxid, ZK__ECHO_R_RENAME, c);
         inval_name(fs, c->parent, c->name, 0, zxid);
         inval_name(fs, c->parent2, c->name2, c->replaced_ino, zxid);
@@ -431,7 +469,7 @@ void zk__fs_echo_reset(void *arg, int done)
 
 void zk__fs_echo_inval(struct zk_fs *fs, uint64_t ino)
 {
-    inval_inode(fs, ino);
+    inval_inode(fs, ino, 0);
 }
 
 /* Stages a replay of c with the paths given (snapdiff.c: some are paths

@@ -451,6 +451,7 @@ struct commit {
     int empty;                 /* the create alone, without the buffer (for
                                   another request: what was written is not
                                   visible before the creator's close) */
+    int keep_attrs;            /* see quiet_release */
 };
 
 static void fh_unref(struct zk__fs_fh *fh)
@@ -629,6 +630,8 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     uint64_t ino = 0;
 
     zk__fs_echo_local(c->fs, res);
+    if (rc == 0 && c->keep_attrs)
+        zk__fs_echo_local_attrs(c->fs, res, fh->ino);
     if (pv && rc == -EEXIST && c->empty) {
         /* Created elsewhere meanwhile: this open file now writes that
          * file (its close overwrites it), as an open that found it. */
@@ -724,6 +727,28 @@ static int propose_data(struct zk_fs *fs, struct commit *c)
     return fs->stopping ? -ESHUTDOWN : zk__fs_propose(fs, &txn, commit_done, c);
 }
 
+/* Whether the commit of fh's truncation at its release (nothing written:
+ * O_TRUNC, then close) may leave the kernel's attributes of the inode as
+ * they are. close() has returned by then, and a caller may already ask
+ * for the size through another descriptor: lseek(SEEK_END) sends a
+ * GETATTR and then uses the inode's size, and the kernel drops the
+ * answer to a GETATTR sent before an invalidation that arrives while it
+ * is under way (its attr_version check), so an invalidation now would
+ * leave the size of before the truncation in place. None is needed:
+ * while fh was open for writing, every attribute answer for the inode
+ * carried timeout 0 (zk__fs_writer_attr, zk__fs_entry_param), and the
+ * kernel marked size and times stale itself at the O_TRUNC open (atomic
+ * O_TRUNC), so it asks again for what the commit changes. What is not
+ * done without the invalidation: dropping the pages of a MAP_PRIVATE
+ * mapping made through another descriptor meanwhile (it keeps showing
+ * what it mapped; docs/filesystem.md). Not when a write cleared set-id
+ * bits (kill_priv: the mode changes as well). */
+static int quiet_release(const struct zk__fs_fh *fh)
+{
+    return fh->writer && !fh->dirty && fh->trunc && !fh->prov &&
+           !fh->kill_priv;
+}
+
 /* Proposes fh's buffer if dirty (or, with all != 0, if only truncated, or
  * not created yet) and answers req with the outcome. pause: new requests
  * are not read until the commit is applied (a release: nobody waits for
@@ -760,7 +785,8 @@ static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
     *c = (struct commit){.fs = fs, .req = req, .fh = fh, .wgen = fh->wgen,
                          .len = fh->len, .paused = pause,
                          .fsync = req != NULL && all, .create = pv != NULL,
-                         .empty = pv != NULL && empty};
+                         .empty = pv != NULL && empty,
+                         .keep_attrs = req == NULL && quiet_release(fh)};
     fh->inflight++;
     rc = pv ? prov_propose(fs, c) : propose_data(fs, c);
     if (rc == 0) {

@@ -712,6 +712,8 @@ void zk__fs_watchdog_start(struct zk_fs *fs);
  * 0 or -errno. */
 int zk__fs_abort_connection(const char *dev);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
+void zk__fs_echo_local_attrs(struct zk_fs *fs,
+                             const struct zk_apply_result *res, uint64_t ino);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
