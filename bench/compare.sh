@@ -76,7 +76,7 @@ for r in $(seq 1 "$RUNS"); do
     "$PEERS/bench.sh" -r 1 -t 3 -m "$ZK_MODES" -n "$N" -o "$OUT/zk-$r" >&2
     echo "=== run $r of $RUNS: zkfs ($(date -u +%T) UTC)" >&2
     bench/ensemble.sh --runs 1 --leader --no-standalone --no-failover \
-        --workloads "$ZKFS_WL" --raw "$OUT/zkfs-$r.raw" \
+        --rotate $((r - 1)) --workloads "$ZKFS_WL" --raw "$OUT/zkfs-$r.raw" \
         --no-build "${quick[@]}" >&2
 done
 fi

@@ -36,7 +36,7 @@
 #   bench/ensemble.sh [--runs R] [--rounds K] [--quick] [--raw FILE]
 #                     [--workloads "create set get stat list ephemeral watch"]
 #                     [--no-standalone] [--no-failover] [--no-build] [--leader]
-#                     [--logs DIR] [--debug] [--observers K]
+#                     [--logs DIR] [--debug] [--observers K] [--rotate N]
 # --leader adds a target "ensL": the same workloads through the LEADER's
 # mount (8 processes spread over the leader's and the followers' mounts),
 # beside "ens", which works through a follower's mount.
@@ -51,6 +51,13 @@
 # applied on the leader) — each observer's commit lag, p50 and p99.
 # OBS_DATA_DIR=DIR (environment) puts the observers' data directories
 # under DIR (a tmpfs shows what their fsyncs cost the voters).
+# The targets take turns in going first: run r measures them in the order
+# of the target list rotated by N + r - 1 (--rotate N, default 0; compare.sh
+# passes its own run number), so that no target is always the one measured
+# right after another target's write workload. On this shared 2-CPU machine
+# that position, like any other, is sometimes hit by other engineers' jobs;
+# with a fixed order one role took every such hit in a row (docs/performance.md,
+# "The follower's slow gets").
 # --logs DIR keeps every daemon's log (DIR/log.N) after the run; --debug
 # starts the daemons with -d (the core's trace: one line per election,
 # discovery and sync step, with times), to see where a failover's time goes.
@@ -76,6 +83,7 @@ LEADER=0
 LOGS=""
 DEBUG=""
 OBS=0
+ROTATE=0
 WORKLOADS="create creat set get stat list ephemeral watch"
 CAP_S=60
 MOUNT_WAIT_S=30
@@ -95,12 +103,14 @@ while [ $# -gt 0 ]; do
         --logs) LOGS=$2; shift 2 ;;
         --debug) DEBUG=-d; shift ;;
         --observers) OBS=$2; shift 2 ;;
-        -h|--help) sed -n '2,58p' "$0"; exit 0 ;;
+        --rotate) ROTATE=$2; shift 2 ;;
+        -h|--help) sed -n '2,70p' "$0"; exit 0 ;;
         *) echo "ensemble.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
 if [ "$QUICK" = 1 ]; then RUNS=1; ROUNDS=2; fi
 case $OBS in ''|*[!0-9]*) echo "ensemble.sh: --observers wants a number" >&2; exit 2 ;; esac
+case $ROTATE in ''|*[!0-9]*) echo "ensemble.sh: --rotate wants a number" >&2; exit 2 ;; esac
 [ "$OBS" -le 13 ] || { echo "ensemble.sh: --observers: at most 13 (16 servers)" >&2; exit 2; }
 
 if [ "$BUILD" = 1 ]; then
@@ -369,10 +379,13 @@ OBSLAG=$WORK/obslag
 RESULTS=$WORK/results
 : >"$RESULTS"
 for r in $(seq 1 "$RUNS"); do
+    # This run's order: the target list rotated (see --rotate).
+    nt=${#TARGETS[@]} ORDER=()
+    for ((i = 0; i < nt; i++)); do ORDER+=("${TARGETS[$(( (ROTATE + r - 1 + i) % nt ))]}"); done
     for w in $WORKLOADS; do
         for p in 1 8; do
             case "$w" in watch|lock|flock1|handoff) [ "$p" = 8 ] && continue ;; esac
-            for t in "${TARGETS[@]}"; do
+            for t in "${ORDER[@]}"; do
                 if [ "$t" = ens ]; then
                     d=${MNT[$F1]} spread=(--spread "${MNT[$F2]},${MNT[$L]}")
                     wd=${MNT[$F2]}
