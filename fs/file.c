@@ -53,16 +53,17 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
 
 /* fh was answered to the kernel: counts it as a writer of its inode
  * (see zk__fs_writer_attr), or as an appender (zk__fs_append_views). An
- * O_RDONLY|O_TRUNC open is a writer too: its truncation is committed at
- * its release, which nobody waits for, so the kernel must not hold the
- * attributes it got meanwhile (or a stat right after the close() would
- * show the old size). */
+ * O_RDONLY|O_TRUNC open is a writer too, and so is an O_APPEND|O_TRUNC
+ * one: the truncation may be committed at the release, which nobody
+ * waits for, so the kernel must not hold the attributes it got meanwhile
+ * (or a stat right after the close() would show the old size; see also
+ * quiet_release). */
 static void fh_opened(struct zk_fs *fs, struct zk__fs_fh *fh)
 {
     if (fh->append)
         zk__fs_inomap_appender(&fs->inomap, fh->ino, 1);
     if (((fh->oflags & O_ACCMODE) == O_RDONLY && !fh->trunc) ||
-        fh->append || fh->echo)
+        (fh->append && !fh->trunc) || fh->echo)
         return;
     fh->writer = 1;
     zk__fs_inomap_writer(&fs->inomap, fh->ino, 1);

@@ -3,14 +3,15 @@
  * descriptor must be what every later call sees, also one that asks
  * the kernel for the size through another open file.
  *
- *   truncseek PATH ROUNDS
+ *   truncseek PATH ROUNDS [append]
  *
  * Each round, on PATH: a descriptor W stays open for writing (O_WRONLY,
  * like the holder of a log file); another descriptor sets the file to
  * 100 bytes and closes; a third opens it with O_TRUNC (nothing written)
  * while a stat() reads the committed size (100: the truncation is not
  * committed yet), then closes. From then on the file is empty: lseek(W,
- * 0, SEEK_END) must say 0 and stat() must say 0.
+ * 0, SEEK_END) must say 0 and stat() must say 0. With "append", the
+ * third descriptor is opened O_APPEND as well.
  *
  * Prints "truncseek: ROUNDS rounds, N stale" and exits 0 when no round
  * saw a stale size, 1 when one did, 2 on a usage or system call error.
@@ -34,10 +35,12 @@ static int fail(const char *what)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || atoi(argv[2]) <= 0) {
-        fprintf(stderr, "usage: truncseek PATH ROUNDS\n");
+    if (argc < 3 || argc > 4 || atoi(argv[2]) <= 0 ||
+        (argc == 4 && strcmp(argv[3], "append") != 0)) {
+        fprintf(stderr, "usage: truncseek PATH ROUNDS [append]\n");
         return 2;
     }
+    int append = argc == 4 ? O_APPEND : 0;
     const char *path = argv[1];
     int rounds = atoi(argv[2]), stale = 0;
     struct stat st;
@@ -48,7 +51,7 @@ int main(int argc, char **argv)
         int fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd < 0 || ftruncate(fd, 100) != 0 || close(fd) != 0)
             return fail("set 100 bytes");
-        fd = open(path, O_RDWR | O_TRUNC | O_CLOEXEC);
+        fd = open(path, O_RDWR | O_TRUNC | O_CLOEXEC | append);
         if (fd < 0 || stat(path, &st) != 0)
             return fail("open O_TRUNC");
         if (close(fd) != 0)
