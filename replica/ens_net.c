@@ -87,34 +87,32 @@ static void conn_send_handshake(struct conn *c, int auth)
  * queued behind the connection's earlier writes. */
 static void conn_flush(struct conn *c)
 {
-    size_t off = 0;
+    size_t len = c->olen, off = 0;
 
-    if (!c->olen)
+    if (!len)
         return;
-    c->queued_bytes -= c->olen;
+    c->olen = 0;            /* first: a close from in here finds nothing */
+    c->queued_bytes -= len;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-        uv_buf_t buf = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+        uv_buf_t buf = uv_buf_init((char *)c->obuf, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
         if (n < 0 && n != UV_EAGAIN) {
-            c->olen = 0;
             zk__ens_conn_close(c, uv_strerror(n));
             return;
         }
         off = n > 0 ? (size_t)n : 0;
     }
-    if (off < c->olen && !c->closing) {
-        struct wreq *w = malloc(sizeof(*w) + (c->olen - off));
+    if (off < len && !c->closing) {
+        struct wreq *w = malloc(sizeof(*w) + (len - off));
         if (!w) {
-            c->olen = 0;
             zk__ens_conn_close(c, "out of memory");
             return;
         }
-        memcpy(w->buf, c->obuf + off, c->olen - off);
-        w->len = c->olen - off;
+        memcpy(w->buf, c->obuf + off, len - off);
+        w->len = len - off;
         conn_write(c, w);
     }
-    c->olen = 0;
-    if (c->ocap > ZK_FRAME_BUF_KEEP) {     /* after a large batch */
+    if (c->ocap > ZK_FRAME_BUF_KEEP && !c->olen) {  /* after a large batch */
         free(c->obuf);
         c->obuf = NULL;
         c->ocap = 0;
