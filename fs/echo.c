@@ -194,16 +194,18 @@ void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res)
 /* Takes back the invalidation of ino's attributes (and of the provisional
  * nodeid standing for it) that transaction res staged, when the caller
  * knows the kernel holds nothing of ino it would use without asking
- * (file.c: a truncation committed at its release). Loop thread, like
- * zk__fs_echo_local. */
-void zk__fs_echo_local_attrs(struct zk_fs *fs, const struct zk_apply_result *res,
-                             uint64_t ino)
+ * (file.c: a truncation committed at its release, a writer's own data
+ * commit). Returns 1 if it took some back and nothing else of res is
+ * staged. Loop thread, like zk__fs_echo_local. */
+int zk__fs_echo_local_attrs(struct zk_fs *fs, const struct zk_apply_result *res,
+                            uint64_t ino)
 {
     struct zk__fs_echo *e = &fs->echo;
     struct zk__fs_echo_item **pp = &e->stage_head, *prev = NULL;
     uint64_t alias = zk__fs_inomap_alias(&fs->inomap, ino);
+    int found = 0, other = 0;
     if (!res || !res->zxid)
-        return;
+        return 0;
     while (*pp) {
         struct zk__fs_echo_item *it = *pp;
         if (it->zxid == res->zxid && it->kind == ZK__ECHO_INVAL_INODE &&
@@ -211,12 +213,16 @@ void zk__fs_echo_local_attrs(struct zk_fs *fs, const struct zk_apply_result *res
             *pp = it->next;
             e->stage_len--;
             free(it);
+            found = 1;
             continue;
         }
+        if (it->zxid == res->zxid)
+            other = 1;
         prev = it;
         pp = &it->next;
     }
     e->stage_tail = prev;
+    return found && !other;
 }
 
 /* Drops invalidations that only stand in for a replay that stayed (the

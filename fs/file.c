@@ -499,6 +499,40 @@ static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc,
     zk__fs_echo_barrier(fs, late_reply, l);
 }
 
+/* Whether the data commit res of fh, made by a writer here and about to
+ * be answered, needs the echo thread's invalidation of the file (and so a
+ * barrier before its answer). It does not when all of this holds:
+ * - res changed the file's data and nothing else (a cleared setuid bit or
+ *   a kept mtime is a SET_ATTR: ZK_CHANGE_ATTR);
+ * - fh is a counted writer, not released, not O_APPEND, and the file has
+ *   no O_APPEND open here (an append lands where the leader puts it);
+ * - not a provisional create (prov.c: the kernel holds another nodeid).
+ * Then the kernel cannot hold the old size or times past the answer:
+ * every WRITE through fh, and an O_TRUNC open, marked them stale in the
+ * kernel (fuse_write_update_attr, fuse_truncate_update_attr: FUSE's
+ * STATX_MODSIZE, refetched by the next stat or lseek SEEK_END), and
+ * every attribute this daemon gave for the file while it has a writer
+ * here had no cache time (zk__fs_writer_attr, zk__fs_entry_param), so
+ * nothing refreshed them meanwhile; a data change changes no other
+ * attribute, and files are read with direct I/O (each open drops the
+ * file's pages: no keep_cache). The same argument as quiet_release's,
+ * with the same exception: a MAP_PRIVATE mapping made through another
+ * descriptor meanwhile keeps the pages it mapped. The invalidation cost
+ * an echo thread wake-up and a hand-back before the answer, and the
+ * GETATTR of the file's next open (a full invalidation drops the mode its
+ * permission check needs). Whatever keeps pages of a file in the kernel
+ * across opens, or caches attributes during a write, must make this
+ * return 1 for it. */
+static int local_inval_needed(struct zk_fs *fs, const struct zk__fs_fh *fh,
+                              const struct zk_apply_result *res)
+{
+    return !res || res->nchanges != 1 ||
+           res->changes[0].kind != ZK_CHANGE_DATA ||
+           res->changes[0].ino != fh->ino || !fh->writer || fh->released ||
+           fh->append || fh->echo || fh->prov ||
+           zk__fs_inomap_appenders(&fs->inomap, fh->ino) != 0;
+}
+
 static void commit_done(void *arg, int err, const struct zk_apply_result *res);
 
 /* Proposes the create of fh's provisional file with the first c->len
@@ -662,8 +696,14 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     }
     if (rc)   /* the kernel's size may count what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
-    if (c->req)
+    if (c->req && rc == 0 && !pv && !c->empty &&
+        !local_inval_needed(c->fs, fh, res) &&
+        zk__fs_echo_local_attrs(c->fs, res, fh->ino)) {
+        c->fs->echo.local_skipped++;
+        zk__fs_reply_errno(c->req, 0);
+    } else if (c->req) {
         reply_commit(c->fs, c->req, rc, c->fsync);
+    }
     if (pv)
         prov_end(c->fs, pv, fh, ino, rc);
     if (c->paused)

@@ -121,6 +121,8 @@ struct zk__fs_echo {
     /* Replays acted out (inotify events for changes made elsewhere), and
      * those whose syscall failed; echo thread writes, metrics reads. */
     _Atomic uint64_t replays, replays_failed;
+    uint64_t local_skipped;    /* loop: writers' data commits answered
+                                  without an invalidation (file.c) */
     /* The echo thread's id (what fuse_req_ctx()->pid says for its
      * syscalls) and the item its current syscall acts out (read by the
      * handlers of that syscall's requests; valid while it runs). */
@@ -712,7 +714,7 @@ void zk__fs_watchdog_start(struct zk_fs *fs);
  * 0 or -errno. */
 int zk__fs_abort_connection(const char *dev);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
-void zk__fs_echo_local_attrs(struct zk_fs *fs,
+int zk__fs_echo_local_attrs(struct zk_fs *fs,
                              const struct zk_apply_result *res, uint64_t ino);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);

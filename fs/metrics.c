@@ -410,6 +410,10 @@ static void render_fs(struct out *o, struct zk_fs *fs)
         "zkfs_watch_replays_total{result=\"failed\"} %" PRIu64 "\n",
         (uint64_t)atomic_load(&fs->echo.replays),
         (uint64_t)atomic_load(&fs->echo.replays_failed));
+    one(o, "zkfs_echo_local_skipped_total", "counter",
+        "Data commits of a writer on this mount answered without a kernel "
+        "invalidation: its own writes had marked size and times stale "
+        "(fs/file.c, local_inval_needed).", fs->echo.local_skipped);
     one(o, "zkfs_echo_dropped_total", "counter",
         "Kernel invalidations dropped (echo queue full).", fs->echo.dropped);
     one(o, "zkfs_provisional_creates_total", "counter",

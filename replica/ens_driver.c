@@ -357,7 +357,12 @@ void *zk__ens_worker_main(void *arg)
         e->job = 0;
         e->job_done = 1;
         e->job_err = rc;
+        pthread_mutex_unlock(&e->mu);
+        /* After the unlock: the woken loop takes mu at once
+         * (zk__ens_on_async), and would wait for us on it. job stays 0
+         * until the loop has seen job_done (st_schedule comes after). */
         uv_async_send(&e->async);
+        pthread_mutex_lock(&e->mu);
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;

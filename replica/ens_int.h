@@ -204,6 +204,11 @@ struct conn {
     struct held *held, *held_tail; /* messages waiting for its end        */
     size_t held_bytes;
     size_t frag_len, frag_cap;
+    /* Frames sealed since the last flush (zk__ens_flush): one write per
+     * connection per loop iteration, not one per message. Counted in
+     * queued_bytes. */
+    uint8_t *obuf;
+    size_t olen, ocap;
     uint8_t rbuf[ENS_READ_BYTES];
 };
 
@@ -240,6 +245,8 @@ struct zk__ens {
     uv_tcp_t listener;
     uv_timer_t tick;
     uv_async_t async;
+    uv_prepare_t flush;           /* writes what the iteration sealed      */
+    int flush_armed;              /* loop: flush started                   */
     int n_handles;                /* open handles; e freed at 0 if stopping */
     int stopping;
     struct conn *conns;
@@ -321,6 +328,9 @@ void zk__ens_conn_close(struct conn *c, const char *why);
  * zk_frame_conn_seal. */
 int zk__ens_send_frame(struct conn *c, uint16_t flags, const uint8_t *buf,
                        size_t len);
+/* Writes every connection's sealed frames (the flush handle, before the
+ * loop polls; also before a connection closes). */
+void zk__ens_flush(uv_prepare_t *h);
 /* Encodes m (len bytes, zk_zab_msg_encoded_size) and sends it, in
  * fragments if it is larger than a frame. */
 int zk__ens_send_encoded(struct conn *c, const struct zk_zab_msg *m,

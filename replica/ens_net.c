@@ -82,23 +82,112 @@ static void conn_send_handshake(struct conn *c, int auth)
     conn_write(c, w);
 }
 
-/* Queues buf[0..len) as one DATA frame with flags. */
+/* Writes c's sealed frames: at once where the socket takes them (no
+ * request, no completion callback, no change of the poll set), the rest
+ * queued behind the connection's earlier writes. */
+static void conn_flush(struct conn *c)
+{
+    size_t len = c->olen, off = 0;
+
+    if (!len)
+        return;
+    c->olen = 0;            /* first: a close from in here finds nothing */
+    c->queued_bytes -= len;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        uv_buf_t buf = uv_buf_init((char *)c->obuf, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            zk__ens_conn_close(c, uv_strerror(n));
+            return;
+        }
+        off = n > 0 ? (size_t)n : 0;
+    }
+    if (off < len && !c->closing) {
+        struct wreq *w = malloc(sizeof(*w) + (len - off));
+        if (!w) {
+            zk__ens_conn_close(c, "out of memory");
+            return;
+        }
+        memcpy(w->buf, c->obuf + off, len - off);
+        w->len = len - off;
+        conn_write(c, w);
+    }
+    if (c->ocap > ZK_FRAME_BUF_KEEP && !c->olen) {  /* after a large batch */
+        free(c->obuf);
+        c->obuf = NULL;
+        c->ocap = 0;
+    }
+}
+
+void zk__ens_flush(uv_prepare_t *h)
+{
+    struct zk__ens *e = h->data;
+
+    uv_prepare_stop(h);
+    e->flush_armed = 0;
+    for (struct conn *c = e->conns; c; c = c->next)
+        if (!c->closing)
+            conn_flush(c);
+}
+
+/* Room for n more bytes in c's frames to send. */
+static int obuf_reserve(struct conn *c, size_t n)
+{
+    if (c->olen + n <= c->ocap)
+        return 0;
+    size_t cap = c->ocap ? c->ocap : 4096;
+    while (cap < c->olen + n)
+        cap *= 2;
+    uint8_t *p = realloc(c->obuf, cap);
+    if (!p)
+        return -ENOMEM;
+    c->obuf = p;
+    c->ocap = cap;
+    return 0;
+}
+
+/* Seals buf[0..len) as one DATA frame with flags into c's frames to send,
+ * written before the loop next polls (zk__ens_flush). A snapshot's stream
+ * is written frame by frame as before: its pump runs on the completion of
+ * each write. */
 int zk__ens_send_frame(struct conn *c, uint16_t flags, const uint8_t *buf,
                       size_t len)
 {
-    struct wreq *w = malloc(sizeof(*w) + zk_frame_size((uint32_t)len));
-    if (!w)
-        return -ENOMEM;
-    uint8_t *payload = w->buf + ZK_FRAME_HEADER_SIZE;
-    memcpy(payload, buf, len);
-    int rc = zk_frame_conn_seal(c->fc, flags, payload, (uint32_t)len,
+    size_t size = zk_frame_size((uint32_t)len);
+    struct zk__ens *e = c->e;
+    int rc;
+
+    if (c->stx) {
+        conn_flush(c);
+        struct wreq *w = malloc(sizeof(*w) + size);
+        if (!w)
+            return -ENOMEM;
+        uint8_t *payload = w->buf + ZK_FRAME_HEADER_SIZE;
+        memcpy(payload, buf, len);
+        rc = zk_frame_conn_seal(c->fc, flags, payload, (uint32_t)len,
                                 w->buf, payload + len);
-    if (rc) {
-        free(w);
-        return rc;
+        if (rc) {
+            free(w);
+            return rc;
+        }
+        w->len = size;
+        conn_write(c, w);
+        return 0;
     }
-    w->len = zk_frame_size((uint32_t)len);
-    conn_write(c, w);
+    if ((rc = obuf_reserve(c, size)))
+        return rc;
+    uint8_t *frame = c->obuf + c->olen;
+    uint8_t *payload = frame + ZK_FRAME_HEADER_SIZE;
+    memcpy(payload, buf, len);
+    rc = zk_frame_conn_seal(c->fc, flags, payload, (uint32_t)len, frame,
+                            payload + len);
+    if (rc)
+        return rc;
+    c->olen += size;
+    c->queued_bytes += size;
+    if (!e->flush_armed && !e->stopping &&
+        uv_prepare_start(&e->flush, zk__ens_flush) == 0)
+        e->flush_armed = 1;
     return 0;
 }
 
@@ -285,6 +374,7 @@ static void on_conn_closed(uv_handle_t *h)
     zk__snap_rx_free(c->snap);
     held_free(c);
     free(c->frag);
+    free(c->obuf);
     free(c);
     zk__ens_handle_closed(e);
 }
@@ -293,6 +383,9 @@ void zk__ens_conn_close(struct conn *c, const char *why)
 {
     struct peer *p = c->peer;
 
+    if (c->closing)
+        return;
+    conn_flush(c);            /* what was sealed before, as it would have */
     if (c->closing)
         return;
     c->closing = 1;

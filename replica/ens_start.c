@@ -335,7 +335,7 @@ void zk__ens_recover_tick(struct zk__ens *e)
     zk__ens_elect_watch(e);
 }
 
-/* Listener, tick timer, async, peers' timers; first dials. */
+/* Listener, tick timer, async, flush, peers' timers; first dials. */
 static int handles_start(struct zk__ens *e)
 {
     int rc = uv_tcp_init(e->loop, &e->listener);
@@ -358,6 +358,11 @@ static int handles_start(struct zk__ens *e)
         return rc;
     e->n_handles++;
     e->async.data = e;
+    rc = uv_prepare_init(e->loop, &e->flush);
+    if (rc)
+        return rc;
+    e->n_handles++;
+    e->flush.data = e;
     for (uint32_t i = 0; i < e->n_peers; i++) {
         struct peer *p = &e->peers[i];
         uv_timer_init(e->loop, &p->timer);
@@ -443,7 +448,8 @@ static int ens_configure(struct zk__ens *e, const struct zk_config *cfg)
 static void handles_close(struct zk__ens *e)
 {
     uv_handle_t *hs[] = {(uv_handle_t *)&e->listener,
-                         (uv_handle_t *)&e->tick, (uv_handle_t *)&e->async};
+                         (uv_handle_t *)&e->tick, (uv_handle_t *)&e->async,
+                         (uv_handle_t *)&e->flush};
 
     for (size_t i = 0; i < ZK_ARRAY_LEN(hs); i++)
         if (hs[i]->loop && !uv_is_closing(hs[i])) {
