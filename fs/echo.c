@@ -191,25 +191,30 @@ void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res)
     e->stage_tail = prev;
 }
 
-/* Takes back the invalidation of ino's attributes (and of the provisional
- * nodeid standing for it) that transaction res staged, when the caller
- * knows the kernel holds nothing of ino it would use without asking
- * (file.c: a truncation committed at its release, a writer's own data
- * commit). Returns 1 if it took some back and nothing else of res is
- * staged. Loop thread, like zk__fs_echo_local. */
+/* Takes back the invalidation of the kernel inode knode's attributes that
+ * transaction res staged, when the caller knows the kernel holds nothing
+ * of that inode it would use without asking (file.c: a truncation
+ * committed at its release, a writer's own data commit; knode is the
+ * nodeid its descriptor was opened on). Only that one: the kernel may
+ * hold the same file as another inode too — the provisional nodeid it was
+ * created under and the committed one a later lookup gave (prov.c) —
+ * whose attributes (size 0, as created) may be cached for long (fsfuzz
+ * seed 70329: a read-only O_CREAT descriptor kept seeing size 0 after a
+ * descriptor opened through the renamed name wrote and fsynced). Returns
+ * 1 if it took some back and nothing else of res is staged. Loop thread,
+ * like zk__fs_echo_local. */
 int zk__fs_echo_local_attrs(struct zk_fs *fs, const struct zk_apply_result *res,
-                            uint64_t ino)
+                            uint64_t knode)
 {
     struct zk__fs_echo *e = &fs->echo;
     struct zk__fs_echo_item **pp = &e->stage_head, *prev = NULL;
-    uint64_t alias = zk__fs_inomap_alias(&fs->inomap, ino);
     int found = 0, other = 0;
     if (!res || !res->zxid)
         return 0;
     while (*pp) {
         struct zk__fs_echo_item *it = *pp;
         if (it->zxid == res->zxid && it->kind == ZK__ECHO_INVAL_INODE &&
-            (it->ino == ino || (alias && it->ino == alias))) {
+            it->ino == knode) {
             *pp = it->next;
             e->stage_len--;
             free(it);

@@ -34,6 +34,7 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags)
     if (!fh)
         return NULL;
     fh->ino = ino;
+    fh->knode = ino;
     fh->oflags = oflags;
     int acc = oflags & O_ACCMODE;
     if (acc != O_RDONLY && (oflags & O_APPEND)) {
@@ -207,13 +208,13 @@ struct zk__fs_fh *zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
     return NULL;
 }
 
-static void open_now(fuse_req_t req, fuse_ino_t ino,
+static void open_now(fuse_req_t req, fuse_ino_t ino, fuse_ino_t knode,
                      struct fuse_file_info *fi);
 
 /* An open for writing waiting for a quorum (see zk__fs_open). */
 struct open_wait {
     fuse_req_t req;
-    fuse_ino_t ino;
+    fuse_ino_t ino, knode;
     struct fuse_file_info fi;
 };
 
@@ -225,7 +226,7 @@ static void open_wait_done(void *arg, int err,
     if (err)
         zk__fs_reply_errno(w->req, err);
     else
-        open_now(w->req, w->ino, &w->fi);
+        open_now(w->req, w->ino, w->knode, &w->fi);
     free(w);
 }
 
@@ -246,6 +247,7 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             .fi = *fi});
         return;
     }
+    fuse_ino_t knode = ino;
     ino = zk__fs_ino(fs, ino);
 
     if (ino != ZK_CTL_INO && fs->opts->config &&
@@ -256,7 +258,7 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             struct open_wait *w = malloc(sizeof(*w));
             int rc = w ? 0 : -ENOMEM;
             if (w) {
-                *w = (struct open_wait){req, ino, *fi};
+                *w = (struct open_wait){req, ino, knode, *fi};
                 rc = zk_replica_sync(fs->replica, open_wait_done, w);
             }
             if (rc) {
@@ -266,10 +268,10 @@ void zk__fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             return;
         }
     }
-    open_now(req, ino, fi);
+    open_now(req, ino, knode, fi);
 }
 
-static void open_now(fuse_req_t req, fuse_ino_t ino,
+static void open_now(fuse_req_t req, fuse_ino_t ino, fuse_ino_t knode,
                      struct fuse_file_info *fi)
 {
     struct zk_fs *fs = fuse_req_userdata(req);
@@ -289,6 +291,7 @@ static void open_now(fuse_req_t req, fuse_ino_t ino,
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    fh->knode = knode;
     fh->echo = echo;            /* a replay's open: never commits */
     /* The version this open file reads (and overwrites parts of), taken
      * now so that a read still works after the node is replaced or
@@ -666,7 +669,7 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
 
     zk__fs_echo_local(c->fs, res);
     if (rc == 0 && c->keep_attrs)
-        zk__fs_echo_local_attrs(c->fs, res, fh->ino);
+        zk__fs_echo_local_attrs(c->fs, res, fh->knode);
     if (pv && rc == -EEXIST && c->empty) {
         /* Created elsewhere meanwhile: this open file now writes that
          * file (its close overwrites it), as an open that found it. */
@@ -698,7 +701,7 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
     if (c->req && rc == 0 && !pv && !c->empty &&
         !local_inval_needed(c->fs, fh, res) &&
-        zk__fs_echo_local_attrs(c->fs, res, fh->ino)) {
+        zk__fs_echo_local_attrs(c->fs, res, fh->knode)) {
         c->fs->echo.local_skipped++;
         zk__fs_reply_errno(c->req, 0);
     } else if (c->req) {

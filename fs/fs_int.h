@@ -325,6 +325,9 @@ struct zk__fs_cred {
 struct zk__fs_fh {
     struct zk__fs_handle hd;
     uint64_t ino;
+    uint64_t knode;            /* the nodeid the kernel opened it on (a
+                                  provisional one stays so after its
+                                  create committed as ino) */
     struct zk_stat st;         /* at open: fstat after a delete uses it */
     int oflags;
     uint8_t *data;
@@ -715,7 +718,7 @@ void zk__fs_watchdog_start(struct zk_fs *fs);
 int zk__fs_abort_connection(const char *dev);
 void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 int zk__fs_echo_local_attrs(struct zk_fs *fs,
-                             const struct zk_apply_result *res, uint64_t ino);
+                             const struct zk_apply_result *res, uint64_t knode);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
