@@ -2059,6 +2059,15 @@ int main(int argc, char **argv)
     }
     if (!opt_root[Z] || !opt_root[M] || opt_ops <= 0 || opt_ops > 100000)
         usage();
+    /* A --zk directory whose mount is gone (or never came up: a
+     * mountpoint left non-empty) is a plain directory, and every
+     * divergence found there is the local file system's. */
+    struct statfs zsf;
+    if (statfs(opt_root[Z], &zsf) != 0 || zsf.f_type != 0x65735546) {
+        fprintf(stderr, "fsfuzz: %s is not on a FUSE mount (is zkfs "
+                "mounted there?)\n", opt_root[Z]);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     paths_init();
     shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE,
