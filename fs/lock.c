@@ -81,6 +81,7 @@ struct unl {
     uint64_t ino, owner, session, start, end;
     uint32_t flags;
     unsigned tries;
+    int paused;                 /* no req: requests are paused until done */
 };
 
 static int unlock_propose(struct unl *u);
@@ -96,6 +97,10 @@ static void unlock_done(void *arg, int err, const struct zk_apply_result *res)
         u->session == zk_replica_session(u->fs->replica)) {
         zk_log(ZK_LOG_WARN, "unlocking inode %llu: %s",
                (unsigned long long)u->ino, zk_strerror(rc));
+        if (u->paused) {        /* one attempt's wait at most */
+            u->paused = 0;
+            zk__fs_resume(u->fs);
+        }
         if (u->tries < ZK__FS_UNLOCK_TRIES && unlock_propose(u) == 0)
             return;
         zk_log(ZK_LOG_WARN, "unlock of inode %llu failed %u times: giving "
@@ -107,6 +112,8 @@ static void unlock_done(void *arg, int err, const struct zk_apply_result *res)
         zk__fs_flush_commit(u->fs, u->req, u->flush);
     else if (u->req)
         fuse_reply_err(u->req, 0);
+    if (u->paused)
+        zk__fs_resume(u->fs);
     free(u);
 }
 
@@ -134,8 +141,19 @@ static void unlock(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
         *u = (struct unl){ .fs = fs, .req = req, .ino = ino, .owner = owner,
                            .session = session, .flags = flags,
                            .start = start, .end = end };
-        if (unlock_propose(u) == 0)
+        if (unlock_propose(u) == 0) {
+            /* Nobody waits for an unlock made at RELEASE (the last close
+             * of an OFD or flock holder; close() has returned): like a
+             * commit made there (file.c), it is applied before any later
+             * request is served, or an F_GETLK or a lock request right
+             * after the close() would still meet the lock (fsfuzz seed
+             * 70675). */
+            if (!req) {
+                u->paused = 1;
+                zk__fs_pause(fs);
+            }
             return;
+        }
         free(u);
     }
     zk_log(ZK_LOG_WARN, "cannot propose the unlock of inode %llu: giving "

@@ -56,8 +56,11 @@ fuzz standalone "$ZK_TMP/zkfs.$ZK_NLOG.log" --zk "$ZK_TMP/mnt" --model "$ZK_TMP/
 # GETATTR was under way, and the kernel kept the old size (fs/file.c,
 # quiet_release; also t_truncate). 70329 x 113: a writer's own data
 # commit took back the invalidation of the provisional nodeid the kernel
-# also held the file as (fs/echo.c, zk__fs_echo_local_attrs).
-for s in 7003:600 60166:650 70056:780 70329:113; do
+# also held the file as (fs/echo.c, zk__fs_echo_local_attrs). 70675 x
+# 574: an OFD lock released at the RELEASE (after close() returned) was
+# still seen by the F_OFD_GETLK that followed (fs/lock.c: such an unlock
+# now pauses requests until it is applied).
+for s in 7003:600 60166:650 70056:780 70329:113 70675:574; do
     fuzz "regression seed ${s%%:*}" "$ZK_TMP/zkfs.$ZK_NLOG.log" --zk "$ZK_TMP/mnt" \
         --model "$ZK_TMP/model" --seed "${s%%:*}" --seeds 1 --ops "${s##*:}"
 done
