@@ -668,8 +668,6 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     uint64_t ino = 0;
 
     zk__fs_echo_local(c->fs, res);
-    if (rc == 0 && c->keep_attrs)
-        zk__fs_echo_local_attrs(c->fs, res, fh->knode);
     if (pv && rc == -EEXIST && c->empty) {
         /* Created elsewhere meanwhile: this open file now writes that
          * file (its close overwrites it), as an open that found it. */
@@ -699,9 +697,15 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
     }
     if (rc)   /* the kernel's size may count what was not committed */
         zk__fs_echo_push(c->fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
-    if (c->req && rc == 0 && !pv && !c->empty &&
-        !local_inval_needed(c->fs, fh, res) &&
-        zk__fs_echo_local_attrs(c->fs, res, fh->knode)) {
+    /* The kernel holds nothing of the file it would use without asking
+     * (quiet_release for a truncation at the release, local_inval_needed
+     * for a writer's FLUSH or fsync): its invalidation is taken back, and
+     * a request is answered without waiting for the echo thread when
+     * nothing else of the transaction is staged. */
+    int quiet = rc == 0 &&
+                (c->keep_attrs || (c->req && !pv && !c->empty &&
+                                   !local_inval_needed(c->fs, fh, res)));
+    if (quiet && zk__fs_echo_local_attrs(c->fs, res, fh->knode) && c->req) {
         c->fs->echo.local_skipped++;
         zk__fs_reply_errno(c->req, 0);
     } else if (c->req) {
