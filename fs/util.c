@@ -100,7 +100,14 @@ void zk__fs_entry_param(const struct zk_fs *fs, const struct zk_stat *st,
                         struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof(*e));
-    e->ino = st->ino;
+    /* A file created here provisionally (prov.c) and committed since may
+     * still be held by the kernel under its provisional nodeid: every
+     * entry names that one then, so that the kernel keeps ONE inode per
+     * file (two would make rename(a, a) a rename between two inodes, which
+     * the kernel refuses with EACCES in a directory the caller cannot
+     * write; seed 70714). Requests on it reach st->ino (zk__fs_ino). */
+    uint64_t alias = zk__fs_inomap_alias(&fs->inomap, st->ino);
+    e->ino = alias && ZK__FS_IS_PROV(alias) ? alias : st->ino;
     e->generation = 1;
     e->entry_timeout = entry_timeout;
     /* While st->ino is open for writing here, its attributes are never
@@ -121,7 +128,7 @@ int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,
     zk__fs_entry_param(fs, st, entry_timeout, attr_timeout, &e);
     int rc = fuse_reply_entry(req, &e);
     if (rc == 0)
-        zk__fs_inomap_add(&fs->inomap, st->ino, 1);
+        zk__fs_inomap_add(&fs->inomap, e.ino, 1);
     return rc;
 }
 

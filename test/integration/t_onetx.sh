@@ -5,7 +5,8 @@
 # close), renamed, unlinked, fsynced, locked, given xattrs, and mkdir of
 # its name fails, each committing the create first; `: > new`
 # and touch create; names over the limits still fail at open; a new file
-# whose writes pass 1 MiB is created empty; 8 shells writing new files
+# whose writes pass 1 MiB is created empty; once committed, the kernel
+# keeps one inode for it (rename onto itself works); 8 shells writing new files
 # into one directory all land complete.
 . "$(dirname "$0")/lib.sh"
 
@@ -88,6 +89,23 @@ setfattr -n user.zkfs.data -v x "$M/e" 2>/dev/null &&
 fds_end
 assert_eq 0 "$FDS_RC" "close ($(cat "$ZK_TMP/e.err"))"
 assert_eq abc "$(cat "$M/e")" "content"
+
+log "after the commit, one inode: rename onto itself by another user (seed 70714)"
+# The kernel keeps the new file under its provisional nodeid; entries
+# name that one until it is forgotten. Were the name's LOOKUP to give the
+# committed inode, rename(f, f) would be a rename between two inodes,
+# refused by the kernel (EACCES: uid 1000 may not write to ro/).
+chmod 755 "$ZK_TMP" "$M"
+mkdir -m 0755 "$M/ro"
+echo x >"$M/ro/f"
+setpriv --reuid=1000 --regid=1000 --clear-groups cat "$M/ro/f" >/dev/null ||
+    fail "uid 1000 cannot reach the file"
+i0=$(stat -c %i "$M/ro/f")
+setpriv --reuid=1000 --regid=1000 --clear-groups \
+    perl -e 'rename($ARGV[0], $ARGV[0]) or die "rename: $!\n"' "$M/ro/f" \
+    2>"$ZK_TMP/ren.err" || fail "rename onto itself: $(cat "$ZK_TMP/ren.err")"
+assert_eq "$i0" "$(stat -c %i "$M/ro/f")" "inode number after the rename"
+assert_eq x "$(cat "$M/ro/f")" "content after the rename"
 
 log "files created without writing: : > f, touch, creat() + close()"
 : >"$M/empty"
