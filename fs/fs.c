@@ -263,12 +263,15 @@ void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st)
 }
 
 const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
-                                              uint64_t ino)
+                                              uint64_t ino,
+                                              const struct zk_stat *open_st)
 {
     const struct zk__fs_ino_slot *sl = slot_of(m, ino);
-    if (!sl)
-        return NULL;
-    return sl->nopen ? sl->st : sl->gone;
+    if (sl && sl->gone)
+        return sl->gone;
+    if (open_st)
+        return open_st;
+    return sl && sl->nopen ? sl->st : NULL;
 }
 
 void zk__fs_inomap_free(struct zk__fs_inomap *m)

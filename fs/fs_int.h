@@ -398,10 +398,14 @@ uint32_t zk__fs_inomap_appenders(const struct zk__fs_inomap *m, uint64_t ino);
  * GETATTR until the kernel forgets the inode. No-op for inodes the kernel
  * does not hold, or without memory. */
 void zk__fs_inomap_gone(struct zk__fs_inomap *m, const struct zk_stat *st);
-/* The stat kept for ino by zk__fs_inomap_open, else by
- * zk__fs_inomap_gone, else NULL. */
+/* For a GETATTR of deleted ino: the stat kept by zk__fs_inomap_gone (the
+ * last committed one, which later commits made through a descriptor
+ * opened before may have changed since its open: seed 71611), else
+ * open_st (the descriptor's, if the GETATTR came with one), else the one
+ * kept by zk__fs_inomap_open, else NULL. */
 const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
-                                              uint64_t ino);
+                                              uint64_t ino,
+                                              const struct zk_stat *open_st);
 
 /* Links a provisional nodeid to the inode its create was committed as
  * (both slots then carry the other as alias). -ENOMEM: not linked. */

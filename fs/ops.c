@@ -154,13 +154,12 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
         zk__fs_lock_lost(fs, fh->lock_session))
         rc = ZK_ESESSION;                 /* a lost lock's holder (lock.c) */
     /* fstat of an open file (or of an O_PATH descriptor, which reaches no
-     * open) whose node was deleted: the stat kept at its open, or at the
-     * delete, with nlink 0. */
-    const struct zk_stat *kept = rc == -ENOENT
-                                     ? zk__fs_inomap_kept_stat(&fs->inomap, ino)
-                                     : NULL;
-    if (rc == -ENOENT && fh)
-        kept = &fh->st;
+     * open) whose node was deleted: the stat kept at the delete, else the
+     * one kept at its open, with nlink 0. */
+    const struct zk_stat *kept =
+        rc == -ENOENT ? zk__fs_inomap_kept_stat(&fs->inomap, ino,
+                                                fh ? &fh->st : NULL)
+                      : NULL;
     int gone = kept != NULL;
     if (gone) {
         st = *kept;

@@ -111,8 +111,7 @@ static struct dev {
     [DEV_TIMES] = {"times", "Times are transaction times unless `utimensat` set them (millisecond resolution); there is no atime."},
     [DEV_APPEND_READ] = {"append read", "A writable descriptor reads its own unsaved buffer, except an `O_APPEND` one, which reads the committed content"},
     [DEV_SUID_AT_COMMIT] = {"suid at commit", "A write ... by any user but root ... clears `S_ISUID` ... in the same transaction as the data (so at the commit, not at the write)"},
-    /* Known bugs, not fixed yet: tolerated and counted (docs/testing.md). */
-    [DEV_FSTAT_GONE] = {"fstat gone", "`fstat` on a descriptor whose file was deleted or replaced meanwhile returns the stat as of its open with `st_nlink` 0"},
+    [DEV_FSTAT_GONE] = {"fstat gone", "`fstat` on a descriptor whose file was deleted or replaced meanwhile returns the node's last committed stat"},
 };
 
 /* ------------------------------------------------------------------------ */
@@ -964,7 +963,7 @@ static void op_lseek(struct run *R, const struct op *o)
     struct stat mst;
     if (z != m && whence >= SEEK_END && fstat(S->fd[M], &mst) == 0 &&
         mst.st_nlink == 0) {
-        dev_hit(DEV_FSTAT_GONE);    /* zkfs's size is the one at open */
+        dev_hit(DEV_FSTAT_GONE);    /* zkfs's size is the one at the delete */
         if (z >= 0)
             D->pos = z;
         return;
@@ -1059,7 +1058,7 @@ static void op_mmap(struct run *R, const struct op *o)
     struct stat mst;
     if (z == 0 && m == 0 && R->desc[S->desc].kind == 0 &&
         fstat(S->fd[M], &mst) == 0 && mst.st_nlink == 0) {
-        dev_hit(DEV_FSTAT_GONE);    /* zkfs's size is the one at open */
+        dev_hit(DEV_FSTAT_GONE);    /* zkfs's size is the one at the delete */
     } else if (z == 0 && m == 0 && R->desc[S->desc].kind == 0) {
         /* Only bytes inside the committed size (pages past it fault). */
         size_t vlen, n = committed_size(S->fd[M]);
@@ -1170,7 +1169,7 @@ static void op_fstat(struct run *R, const struct op *o)
     if (z == 0 && st[M].st_nlink == 0 && st[Z].st_nlink == 0 &&
         (st[Z].st_size != st[M].st_size || st[Z].st_mode != st[M].st_mode ||
          st[Z].st_uid != st[M].st_uid || st[Z].st_gid != st[M].st_gid)) {
-        dev_hit(DEV_FSTAT_GONE);    /* zkfs: the stat as of the open */
+        dev_hit(DEV_FSTAT_GONE);    /* zkfs: the stat as of the delete */
         if ((st[Z].st_mode & S_IFMT) == (st[M].st_mode & S_IFMT))
             st[Z] = st[M];
     }

@@ -107,6 +107,23 @@ setpriv --reuid=1000 --regid=1000 --clear-groups \
 assert_eq "$i0" "$(stat -c %i "$M/ro/f")" "inode number after the rename"
 assert_eq x "$(cat "$M/ro/f")" "content after the rename"
 
+log "fstat of a deleted new file: the size committed before the delete (seed 71611)"
+# Create (provisional), write, a second open commits the create alone, a
+# forked child's exit (a FLUSH) commits the data, then the file is
+# deleted: fstat through the first descriptor must give the committed
+# size (3), not the one as of its open (0).
+out=$(perl -MPOSIX -MFcntl -e '
+    my $p = $ARGV[0];
+    sysopen(my $f, $p, O_RDWR | O_CREAT, 0644) or die "open: $!";
+    syswrite($f, "abc") == 3 or die "write: $!";
+    open(my $g, "<", $p) or die "second open: $!"; close($g);
+    my $pid = fork(); POSIX::_exit(0) if $pid == 0; waitpid($pid, 0);
+    unlink($p) or die "unlink: $!";
+    my @s = stat($f);
+    sysseek($f, 0, 0); sysread($f, my $b, 8);
+    print "$s[7] $s[3] $b\n";' "$M/gone") || fail "perl: $out"
+assert_eq "3 0 abc" "$out" "size, nlink and content of the deleted file"
+
 log "files created without writing: : > f, touch, creat() + close()"
 : >"$M/empty"
 [ -f "$M/empty" ] || fail ": > empty did not create it"

@@ -142,8 +142,33 @@ START_TEST(inomap_aliases)
     ck_assert_uint_eq(zk__fs_inomap_alias(&m, r2), p);
     zk__fs_inomap_sub(&m, p, 1);
     ck_assert_uint_eq(zk__fs_inomap_alias(&m, r2), 0);
-    ck_assert_ptr_nonnull(zk__fs_inomap_kept_stat(&m, r2));   /* open */
+    ck_assert_ptr_nonnull(zk__fs_inomap_kept_stat(&m, r2, NULL));   /* open */
     zk__fs_inomap_close(&m, r2);
+    ck_assert_uint_eq(m.len, 0);
+    zk__fs_inomap_free(&m);
+}
+END_TEST
+
+/* The stat a GETATTR of a deleted node answers with: the one kept at the
+ * delete (the last committed) before a descriptor's, before the one kept
+ * at the latest open (seed 71611: a commit through a descriptor opened
+ * before had grown the file since). */
+START_TEST(inomap_kept_stat_order)
+{
+    struct zk__fs_inomap m = {0};
+    struct zk_stat at_open = {.ino = 42, .data_length = 0};
+    struct zk_stat fh_st = {.ino = 42, .data_length = 1};
+    struct zk_stat at_delete = {.ino = 42, .data_length = 3};
+    ck_assert_int_eq(zk__fs_inomap_add(&m, 42, 1), 0);
+    zk__fs_inomap_open(&m, &at_open);
+    ck_assert_uint_eq(zk__fs_inomap_kept_stat(&m, 42, NULL)->data_length, 0);
+    ck_assert_uint_eq(zk__fs_inomap_kept_stat(&m, 42, &fh_st)->data_length, 1);
+    zk__fs_inomap_gone(&m, &at_delete);
+    ck_assert_uint_eq(zk__fs_inomap_kept_stat(&m, 42, NULL)->data_length, 3);
+    ck_assert_uint_eq(zk__fs_inomap_kept_stat(&m, 42, &fh_st)->data_length, 3);
+    ck_assert_ptr_null(zk__fs_inomap_kept_stat(&m, 43, NULL));
+    zk__fs_inomap_close(&m, 42);
+    zk__fs_inomap_sub(&m, 42, 1);
     ck_assert_uint_eq(m.len, 0);
     zk__fs_inomap_free(&m);
 }
@@ -184,6 +209,7 @@ Suite *fs_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, inomap_matches_reference);
     tcase_add_test(tc, inomap_aliases);
+    tcase_add_test(tc, inomap_kept_stat_order);
     tcase_add_test(tc, permissions_like_the_kernel);
     tcase_add_test(tc, zk_stat_values);
     tcase_add_test(tc, times_round_trip);
