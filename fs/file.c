@@ -1176,10 +1176,15 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                                : setattr_ops(req, ino, attr, to_set, fh, ops,
                                             &buf, tbuf);
     if (n == 0 && buffer_only) {
+        /* As a GETATTR through fh answers (ops.c): the deleted node's
+         * kept stat, and the size of the buffer, not cached (seed 71701:
+         * with the stat as of the open cached for a day, an lseek(SEEK_END)
+         * through a dup of fh used size 0). */
         struct stat a;
-        zk__fs_fill_attr(fs, &fh->st, &a);
+        zk__fs_fill_attr(fs, zk__fs_inomap_kept_stat(&fs->inomap, ino,
+                                                     &fh->st), &a);
         a.st_nlink = 0;
-        fuse_reply_attr(req, &a, ZK__FS_TIMEOUT_S);
+        fuse_reply_attr(req, &a, zk__fs_writer_attr(fs, fh, ino, &a));
         return;
     }
     if (n <= 0) {

@@ -66,8 +66,10 @@ fuzz standalone "$ZK_TMP/zkfs.$ZK_NLOG.log" --zk "$ZK_TMP/mnt" --model "$ZK_TMP/
 # zk__fs_entry_param names the provisional nodeid while it is held).
 # 71611 x 398: fstat (and so lseek, read) of a deleted file gave the size
 # as of its open, older than a commit made through a fork of it (fs/fs.c,
-# zk__fs_inomap_kept_stat: the stat at the delete comes first).
-for s in 7003:600 60166:650 70056:780 70329:113 70675:574 70714:30 71611:398; do
+# zk__fs_inomap_kept_stat: the stat at the delete comes first). 71701 x
+# 763: an ftruncate of a deleted file answered with the size as of its
+# open, cached for a day; an lseek(SEEK_END) through a dup used it.
+for s in 7003:600 60166:650 70056:780 70329:113 70675:574 70714:30 71611:398 71701:763; do
     fuzz "regression seed ${s%%:*}" "$ZK_TMP/zkfs.$ZK_NLOG.log" --zk "$ZK_TMP/mnt" \
         --model "$ZK_TMP/model" --seed "${s%%:*}" --seeds 1 --ops "${s##*:}"
 done

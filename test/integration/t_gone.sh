@@ -5,7 +5,8 @@
 # failed with ENOENT), and fstat of an O_PATH descriptor returns the
 # node's last attributes with st_nlink 0 (it failed with ESTALE) — after a
 # local unlink/rmdir and after a delete this mount did not make (zkfs rm
-# through the control file, replayed by the echo thread).
+# through the control file, replayed by the echo thread); and an
+# ftruncate of a deleted file sets the size a dup of it seeks in.
 . "$(dirname "$0")/lib.sh"
 
 M=$ZK_TMP/mnt
@@ -34,5 +35,18 @@ printf '12345678' >"$M/f3"
 printf 'new' >"$M/f4"
 out=$("$GONE" opath "$M/f3" "mv '$M/f4' '$M/f3.x' && mv '$M/f3.x' '$M/f3' && rm '$M/f3'") ||
     fail "rename over: $out"
+
+log "ftruncate of a deleted file, then lseek(SEEK_END) through a dup (seed 71701)"
+# The truncation changes the descriptor's buffer only (the node is gone);
+# a dup of it seeks in that buffer, as it would before the delete. The
+# SETATTR's answer carried the size as of the open, cached for a day.
+out=$(perl -MFcntl -e '
+    sysopen(my $f, $ARGV[0], O_RDWR | O_CREAT | O_EXCL, 0644) or die "open: $!";
+    unlink($ARGV[0]) or die "unlink: $!";
+    open(my $d, "+<&", $f) or die "dup: $!";
+    truncate($f, 65537) or die "ftruncate: $!";
+    my $r = sysseek($d, -4095, 2);
+    print defined $r ? "$r\n" : "lseek: $!\n";' "$M/t71701") || fail "perl: $out"
+assert_eq 61442 "$out" "lseek(SEEK_END) after ftruncate of a deleted file"
 
 zk_stop "$M"
