@@ -114,6 +114,11 @@ assert_eq "truncseek: 100 rounds, 0 stale" "$out" "lseek after an O_TRUNC close"
 out=$("$(zk_helper truncseek)" "$M/l" 100 append 2>&1) ||
     fail "truncseek append: $out"
 assert_eq "truncseek: 100 rounds, 0 stale" "$out" "lseek after an O_APPEND|O_TRUNC close"
+
+log "truncate(2) beside a descriptor with a longer buffer: lseek sees the buffer (seed 72317)"
+out=$("$(zk_helper truncseek)" "$M/p" 100 path 2>&1) ||
+    fail "truncseek path: $out"
+assert_eq "truncseek: 100 rounds, 0 stale" "$out" "lseek(SEEK_HOLE) after a path truncate"
 alive "O_TRUNC, lseek"
 
 log "the values survive a remount"

@@ -13,6 +13,17 @@
  * 0, SEEK_END) must say 0 and stat() must say 0. With "append", the
  * third descriptor is opened O_APPEND as well.
  *
+ *   truncseek PATH ROUNDS path
+ *
+ * Each round: PATH is rewritten with 10 bytes; a descriptor D opens it
+ * O_RDWR and ftruncates it to 131071 (its buffer: nothing committed);
+ * truncate(2) of the path commits 5 bytes. Then stat() must say 5 (the
+ * committed size) and lseek(D, 1, SEEK_HOLE) 131071 (a descriptor with
+ * unsaved writes seeks in its own buffer, docs/filesystem.md): the
+ * truncate's commit must not invalidate the attributes after its answer,
+ * or the kernel drops the answer of the GETATTR the lseek sends (fsfuzz
+ * seed 72317).
+ *
  * Prints "truncseek: ROUNDS rounds, N stale" and exits 0 when no round
  * saw a stale size, 1 when one did, 2 on a usage or system call error.
  */
@@ -33,13 +44,46 @@ static int fail(const char *what)
     return 2;
 }
 
+/* The "path" mode (see the top). */
+static int path_rounds(const char *path, int rounds)
+{
+    int stale = 0;
+    struct stat st;
+    for (int i = 0; i < rounds; i++) {
+        int w = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (w < 0 || write(w, "0123456789", 10) != 10 || close(w) != 0)
+            return fail("rewrite");
+        int d = open(path, O_RDWR | O_CLOEXEC);
+        if (d < 0 || ftruncate(d, 131071) != 0)
+            return fail("ftruncate D");
+        if (truncate(path, 5) != 0)
+            return fail("truncate");
+        off_t hole = lseek(d, 1, SEEK_HOLE);
+        if (hole < 0 || stat(path, &st) != 0)
+            return fail("lseek");
+        if (hole != 131071 || st.st_size != 5) {
+            if (stale++ < 5)
+                fprintf(stderr, "truncseek: round %d: lseek(SEEK_HOLE) %lld "
+                        "(want 131071), stat %lld (want 5)\n", i,
+                        (long long)hole, (long long)st.st_size);
+        }
+        if (close(d) != 0)
+            return fail("close D");
+    }
+    printf("truncseek: %d rounds, %d stale\n", rounds, stale);
+    return stale ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc > 4 || atoi(argv[2]) <= 0 ||
-        (argc == 4 && strcmp(argv[3], "append") != 0)) {
-        fprintf(stderr, "usage: truncseek PATH ROUNDS [append]\n");
+        (argc == 4 && strcmp(argv[3], "append") != 0 &&
+         strcmp(argv[3], "path") != 0)) {
+        fprintf(stderr, "usage: truncseek PATH ROUNDS [append|path]\n");
         return 2;
     }
+    if (argc == 4 && strcmp(argv[3], "path") == 0)
+        return path_rounds(argv[1], atoi(argv[2]));
     int append = argc == 4 ? O_APPEND : 0;
     const char *path = argv[1];
     int rounds = atoi(argv[2]), stale = 0;
