@@ -12,6 +12,18 @@
  *                          which deletes it, then fstat on the descriptor
  *                          must succeed with st_nlink 0 and PATH's mode,
  *                          owner and size as they were before.
+ *   gone alias DIR ROUNDS [rename]
+ *                          each round: DIR/f is created by an open
+ *                          without O_EXCL (a provisional create), opened
+ *                          again read-only (which commits it: the kernel
+ *                          holds it as the provisional nodeid), the first
+ *                          descriptor closed, DIR listed (the kernel now
+ *                          gets the committed inode for the name), then
+ *                          DIR/f unlinked — or, with "rename", replaced
+ *                          by a rename of a new DIR/g over it; right
+ *                          after, fstat of the read-only descriptor must
+ *                          say st_nlink 0 (fsfuzz seed 70612). Prints
+ *                          "gone alias: ROUNDS rounds, N stale".
  *
  * Prints what differs and exits 1; exits 0 when all is as expected, 2 on
  * a usage or set-up error.
@@ -19,6 +31,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -125,12 +138,73 @@ static int do_opath(const char *path, const char *cmd)
     return fails ? 1 : 0;
 }
 
+/* Lists dir (READDIRPLUS: entries with their inodes). */
+static int list(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    while (readdir(d))
+        ;
+    return closedir(d);
+}
+
+/* One round of do_alias: 1 if the descriptor saw st_nlink other than 0
+ * after its file was deleted or replaced, 0 if not, 2 on an error. */
+static int alias_round(const char *dir, const char *f, const char *g,
+                       int rename_over)
+{
+    struct stat st;
+    int a = open(f, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (a < 0)
+        return bad("create f");
+    int b = open(f, O_RDONLY | O_CLOEXEC);
+    if (b < 0 || close(a) != 0)
+        return bad("open f again, close the first");
+    usleep(1000);               /* the commit's invalidations go by */
+    if (fstat(b, &st) != 0 || st.st_nlink != 1 || list(dir) != 0)
+        return bad("fstat before, list");
+    if (rename_over) {
+        if (put(g, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, "g") ||
+            rename(g, f) != 0)
+            return bad("rename g over f");
+    } else if (unlink(f) != 0) {
+        return bad("unlink f");
+    }
+    if (fstat(b, &st) != 0)
+        return bad("fstat after");
+    close(b);
+    if (rename_over && unlink(f) != 0)
+        return bad("unlink the new f");
+    return st.st_nlink != 0;
+}
+
+static int do_alias(const char *dir, int rounds, int rename_over)
+{
+    char f[4096], g[4096];
+    snprintf(f, sizeof(f), "%s/f", dir);
+    snprintf(g, sizeof(g), "%s/g", dir);
+    int stale = 0;
+    for (int i = 0; i < rounds; i++) {
+        int rc = alias_round(dir, f, g, rename_over);
+        if (rc == 2)
+            return 2;
+        stale += rc;
+    }
+    printf("gone alias: %d rounds, %d stale\n", rounds, stale);
+    return stale ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "alias") == 0 &&
+        atoi(argv[3]) > 0 && (argc == 4 || strcmp(argv[4], "rename") == 0))
+        return do_alias(argv[2], atoi(argv[3]), argc == 5);
     if (argc == 3 && strcmp(argv[1], "append") == 0)
         return do_append(argv[2]);
     if (argc == 4 && strcmp(argv[1], "opath") == 0)
         return do_opath(argv[2], argv[3]);
-    fprintf(stderr, "usage: gone append DIR | gone opath PATH CMD\n");
+    fprintf(stderr, "usage: gone append DIR | gone opath PATH CMD | "
+                    "gone alias DIR ROUNDS [rename]\n");
     return 2;
 }
