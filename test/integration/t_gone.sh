@@ -55,7 +55,7 @@ assert_eq 61442 "$out" "lseek(SEEK_END) after ftruncate of a deleted file"
 # the directory: it gave the committed inode for the name, so the kernel
 # held the file as two inodes; the unlink (or rename over it) went through
 # the committed one and the descriptor's inode kept st_nlink 1 (fsfuzz
-# seed 70612; with the daemon of afea634 61-71 of 100 rounds stale after
+# seed 70612; with the daemon of afea634 55-71 of 100 rounds stale after
 # an unlink, 83-97 after a rename over it). Entries now name the
 # provisional nodeid while the kernel holds it (fs/util.c,
 # zk__fs_entry_param): one inode, which the unlink itself updates.
