@@ -634,6 +634,12 @@ static void prov_bind(struct zk_fs *fs, struct zk__fs_fh *fh, uint64_t ino,
     fh->ino = ino;
     fh->st = st;
     fh->prov = NULL;
+    /* An O_APPEND descriptor reads the committed content: now this
+     * create's (the applied change named the provisional nodeid's file
+     * before this bind, so zk__fs_append_views did not reach it; a
+     * replace of the name later left it reading nothing: seed 90291). */
+    if (fh->append)
+        view_load(fs, fh);
     fh->holder = created && st.ephemeral_owner != 0;
     if (fh->holder && fh->released)
         zk__fs_release_holder(fs, ino);

@@ -6,7 +6,8 @@
 # node's last attributes with st_nlink 0 (it failed with ESTALE) — after a
 # local unlink/rmdir and after a delete this mount did not make (zkfs rm
 # through the control file, replayed by the echo thread); an ftruncate
-# of a deleted file sets the size a dup of it seeks in; and fstat of a
+# of a deleted file sets the size a dup of it seeks in; an O_APPEND
+# descriptor of a new file reads it after a replace; and fstat of a
 # descriptor opened on a provisional create's nodeid says st_nlink 0 as
 # soon as unlink() or rename() over its name returned.
 . "$(dirname "$0")/lib.sh"
@@ -66,5 +67,21 @@ assert_eq "gone alias: 200 rounds, 0 stale" "$out" "alias unlink"
 log "fstat after a rename over a provisionally created file, 200 rounds"
 out=$("$GONE" alias "$M/al" 200 rename 2>&1) || fail "alias rename: $out"
 assert_eq "gone alias: 200 rounds, 0 stale" "$out" "alias rename"
+
+log "O_APPEND descriptor of a new file, committed by a fork's exit, then replaced (seed 90291)"
+# It reads the content committed when its file was replaced. Its read view
+# was never loaded: the create's commit (provisional, prov.c) named the
+# provisional nodeid, so the applied change did not reach the view.
+out=$(perl -MPOSIX -MFcntl -e '
+    my ($p, $q) = @ARGV;
+    sysopen(my $f, $p, O_RDWR | O_CREAT | O_APPEND, 0644) or die "open: $!";
+    syswrite($f, "abcd") == 4 or die "write: $!";
+    my $pid = fork(); POSIX::_exit(0) if $pid == 0; waitpid($pid, 0);
+    open(my $g, ">", $q) or die "other: $!"; print $g "zz"; close($g) or die;
+    rename($q, $p) or die "rename: $!";
+    sysseek($f, 0, 0); my $n = sysread($f, my $b, 100);
+    print defined $n ? "$n $b\n" : "read: $!\n";' "$M/ap" "$M/ap.new") ||
+    fail "perl: $out"
+assert_eq "4 abcd" "$out" "read through the O_APPEND descriptor after the replace"
 
 zk_stop "$M"
