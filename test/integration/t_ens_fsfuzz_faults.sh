@@ -66,6 +66,10 @@ fuzz_loop() {
         n=$((n + 1))
     done
     echo "$n" >"$ZK_TMP/runs.$i"
+    # The status, for the test to read: a loop that ended long before the
+    # test waits for it (its 200 runs done) may be one whose status bash
+    # no longer keeps ("wait: pid N is not a child of this shell", 127).
+    echo "$rc" >"$ZK_TMP/rc.$i"
     return "$rc"
 }
 # pause I SECONDS: SIGSTOP of replica I for SECONDS, then SIGCONT.
@@ -83,7 +87,7 @@ pause() {
 faulted_run() {
     local label=$1 rounds=$2 first=$3 round secs c l f p rc1 rc2 i
     local pauses=0 kills=0 cuts=0 pids=()
-    rm -f "$ZK_TMP/stop" "$ZK_TMP"/fuzz.*.log "$ZK_TMP"/runs.*
+    rm -f "$ZK_TMP/stop" "$ZK_TMP"/fuzz.*.log "$ZK_TMP"/runs.* "$ZK_TMP"/rc.*
     ens_net_start_all
     [ -d "$(ens_mnt 1)/shared" ] || ens_mkdir_seen shared
     log "$label: $rounds fault rounds, fuzzer seeds from $first"
@@ -136,16 +140,17 @@ faulted_run() {
     done
     touch "$ZK_TMP/stop"
 
-    rc1=0 rc2=0
-    wait "${pids[0]}" || rc1=$?
-    wait "${pids[1]}" || rc2=$?
+    wait "${pids[0]}" 2>/dev/null || true
+    wait "${pids[1]}" 2>/dev/null || true
+    rc1=$(cat "$ZK_TMP/rc.1" 2>/dev/null || echo "none: the loop did not end")
+    rc2=$(cat "$ZK_TMP/rc.2" 2>/dev/null || echo "none: the loop did not end")
     # The fuzzers' own lines beyond their one-line summaries (a failure's
     # seed and sequence); none on a clean run.
     for i in 1 2; do
         grep -v '^fsfuzz: .* seeds from' "$ZK_TMP/fuzz.$i.log" | sed "s/^/  mount $i: /" || true
     done
-    [ "$rc1" -eq 0 ] || fail "the fuzzer on replica 1's mount failed (exit $rc1)"
-    [ "$rc2" -eq 0 ] || fail "the fuzzer on replica 2's mount failed (exit $rc2)"
+    [ "$rc1" = 0 ] || fail "the fuzzer on replica 1's mount failed (exit $rc1)"
+    [ "$rc2" = 0 ] || fail "the fuzzer on replica 2's mount failed (exit $rc2)"
     log "$label: $pauses pauses, $cuts partitions and $kills kill -9 + restart under $(cat "$ZK_TMP/runs.1") + $(cat "$ZK_TMP/runs.2") fuzzer runs of $CHUNK seeds x $OPS ops"
     [ "$(cat "$ZK_TMP/runs.1")" -ge "$rounds" ] && [ "$(cat "$ZK_TMP/runs.2")" -ge "$rounds" ] ||
         log "(fewer fuzzer runs than fault rounds: the mounts stalled during faults)"
