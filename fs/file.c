@@ -1013,6 +1013,16 @@ double zk__fs_writer_attr(struct zk_fs *fs, const struct zk__fs_fh *fh,
     return 0;
 }
 
+void zk__fs_reply_gone_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                            const struct zk__fs_fh *fh,
+                            const struct zk_stat *kept)
+{
+    struct stat a;
+    zk__fs_fill_attr(fs, kept, &a);
+    a.st_nlink = 0;
+    fuse_reply_attr(req, &a, zk__fs_writer_attr(fs, fh, ino, &a));
+}
+
 /* Answers a SETATTR with ino's attributes (through fh, if not NULL: see
  * zk__fs_writer_attr). */
 static void reply_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
@@ -1198,11 +1208,9 @@ void zk__fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
          * kept stat, and the size of the buffer, not cached (seed 71701:
          * with the stat as of the open cached for a day, an lseek(SEEK_END)
          * through a dup of fh used size 0). */
-        struct stat a;
-        zk__fs_fill_attr(fs, zk__fs_inomap_kept_stat(&fs->inomap, ino,
-                                                     &fh->st), &a);
-        a.st_nlink = 0;
-        fuse_reply_attr(req, &a, zk__fs_writer_attr(fs, fh, ino, &a));
+        zk__fs_reply_gone_attr(fs, req, ino, fh,
+                               zk__fs_inomap_kept_stat(&fs->inomap, ino,
+                                                       &fh->st));
         return;
     }
     if (n <= 0) {

@@ -568,6 +568,12 @@ struct zk__fs_fh *zk__fs_fh_new(uint64_t ino, int oflags);
  * descriptor when it has one), else the usual long one. */
 double zk__fs_writer_attr(struct zk_fs *fs, const struct zk__fs_fh *fh,
                           uint64_t ino, struct stat *attr);
+/* Answers a GETATTR (or an ftruncate's SETATTR) of deleted ino with kept,
+ * the stat zk__fs_inomap_kept_stat gave, st_nlink 0, seen through fh as
+ * zk__fs_writer_attr says. */
+void zk__fs_reply_gone_attr(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
+                            const struct zk__fs_fh *fh,
+                            const struct zk_stat *kept);
 /* prov: the request is a provisional create (see prov.c); the open file
  * is its creator. Returns the open file, or NULL (already answered with
  * an error, or the creator is gone). */

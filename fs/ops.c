@@ -160,18 +160,15 @@ void zk__fs_getattr(fuse_req_t req, fuse_ino_t ino,
         rc == -ENOENT ? zk__fs_inomap_kept_stat(&fs->inomap, ino,
                                                 fh ? &fh->st : NULL)
                       : NULL;
-    int gone = kept != NULL;
-    if (gone) {
-        st = *kept;
-        rc = 0;
+    if (kept) {
+        zk__fs_reply_gone_attr(fs, req, ino, fh, kept);
+        return;
     }
     if (rc) {
         zk__fs_reply_errno(req, zk__fs_stale(rc));
         return;
     }
     zk__fs_fill_attr(fs, &st, &attr);
-    if (gone)
-        attr.st_nlink = 0;
     fuse_reply_attr(req, &attr, zk__fs_writer_attr(fs, fh, ino, &attr));
 }
 

@@ -17,8 +17,10 @@
  *                          without O_EXCL (a provisional create), opened
  *                          again read-only (which commits it: the kernel
  *                          holds it as the provisional nodeid), the first
- *                          descriptor closed, DIR listed (the kernel now
- *                          gets the committed inode for the name), then
+ *                          descriptor closed, DIR listed (which gave the
+ *                          kernel the committed inode for the name
+ *                          until entries named the provisional nodeid
+ *                          while it is held: fs/util.c), then
  *                          DIR/f unlinked — or, with "rename", replaced
  *                          by a rename of a new DIR/g over it; right
  *                          after, fstat of the read-only descriptor must
@@ -156,8 +158,8 @@ static int alias_round(const char *dir, const char *f, const char *g,
 {
     struct stat st;
     /* The previous round's echo work (the notify_delete of its unlink,
-     * which waits for DIR's lock) goes by first: while it is queued the
-     * daemon answers without waiting (docs/filesystem.md). */
+     * which waits for DIR's lock) goes by first, so that each round
+     * starts from a quiet mount. */
     usleep(5000);
     int a = open(f, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (a < 0)
