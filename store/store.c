@@ -225,6 +225,14 @@ static int env_open(struct zk_store *s, const char *dir)
     mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
     mdb_env_set_maxreaders(s->env, ZK__MAXREADERS);
     rc = mdb_env_set_mapsize(s->env, (size_t)map);
+    if (rc == 0) {
+        int r = zk__ckpt_restore(dir, path);   /* before LMDB reads it */
+        if (r != 0) {
+            mdb_env_close(s->env);
+            s->env = NULL;
+            return r;
+        }
+    }
     if (rc == 0)
         rc = mdb_env_open(s->env, path,
                           MDB_NOSUBDIR | MDB_NOTLS | MDB_NOMETASYNC, 0600);
@@ -535,12 +543,17 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
     rc = lock_dir(dir, &s->lock_fd);
     if (rc != 0)
         goto fail;
+    if (!exists)        /* a checkpoint of a store deleted since */
+        zk__ckpt_forget(dir);
     rc = env_open(s, dir);
     if (rc == 0)
         rc = env_check_size(s, dir);
     if (rc != 0)
         goto fail;
     rc = format_open(s, dir, create);
+    if (rc == 0)
+        rc = zk__ckpt_start(s, env_u64("ZKFS_CHECKPOINT_MS",
+                                       ZK__CHECKPOINT_MS));
     if (rc == 0)
         rc = wal_open(s);
     if (rc != 0)
@@ -562,7 +575,11 @@ void zk_store_close(struct zk_store *s)
         mdb_txn_abort(s->kept);
     rc_free(s);
     if (s->env != NULL) {
-        mdb_env_sync(s->env, 1);  /* a lazy commit's meta page (batch.c) */
+        /* The last commits synced and checkpointed (ckpt.c), or without
+         * checkpoints a lazy commit's meta page (batch.c). */
+        zk__ckpt_stop(s);
+        if (!s->ck.on)
+            mdb_env_sync(s->env, 1);
         mdb_env_close(s->env);
     }
     zk__wal_close(s->wal);
