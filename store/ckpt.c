@@ -389,6 +389,11 @@ fail:
     return rc;
 }
 
+int zk_store_checkpoint(struct zk_store *s)
+{
+    return zk__ckpt_run(s);
+}
+
 static void *ckpt_main(void *arg)
 {
     struct zk_store *s = arg;
