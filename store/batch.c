@@ -413,22 +413,13 @@ static int batch_commit(struct zk_store_batch *b, int durable)
         return rc;
     }
     durable |= b->durable;
-    uint64_t txnid = mdb_txn_id(b->txn), applied = b->last_applied;
+    uint64_t applied = b->last_applied;
     /* Readers check this against their txn id (zk__rd_begin). */
-    rc = zk__meta_put(s, b->txn, ZK__META_COMMIT_TXN, txnid);
-    if (s->ck.inited)
-        pthread_mutex_lock(&s->ck.mu);
-    if (rc == 0) {
-        rc = mdb_txn_commit(b->txn);
-        /* (also when it failed: a kept reader renews for nothing) */
-        atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
-        if (rc == 0)
-            rc = zk__ckpt_capture(s, txnid, applied);
-    } else {
+    rc = zk__meta_put(s, b->txn, ZK__META_COMMIT_TXN, mdb_txn_id(b->txn));
+    if (rc == 0)
+        rc = zk__ckpt_commit(s, b->txn, applied);
+    else
         mdb_txn_abort(b->txn);
-    }
-    if (s->ck.inited)
-        pthread_mutex_unlock(&s->ck.mu);
     batch_free(b);
     if (rc == 0 && durable) {
         rc = s->ck.on ? zk__ckpt_run(s) : mdb_env_sync(s->env, 1);

@@ -16,7 +16,7 @@
  *    the two meta pages of the file as they are now (the commit's and the
  *    one before): the capture;
  *  - a checkpoint (the background thread, ZKFS_CHECKPOINT_MS after a
- *    commit, or a durable commit, or close) takes the capture and, before
+ *    commit, or a durable commit, open or close) takes the capture and, before
  *    any later commit, renews a read transaction on that version: LMDB
  *    reuses no page that version (or the one before it) uses for as long
  *    as the reader is held. Then it syncs the file (every page of that
@@ -31,6 +31,13 @@
  *    last applied). In the same boot the page cache kept every write, and
  *    LMDB is whole after a crash of the process alone: nothing is put
  *    back.
+ *
+ * Meanwhile the thread starts the writeback of the commits' pages every
+ * ZKFS_CHECKPOINT_TRICKLE_US (sync_file_range, without waiting for it),
+ * so that a checkpoint's sync finds few pages left: a burst of them
+ * would hold up the writers' log syncs on the same disk (p99 of a write
+ * 2.5-6.7 ms with a 100 ms interval and no trickle, 1.0-2.2 ms with it;
+ * docs/performance.md).
  *
  * Copying the meta pages as bytes needs nothing of LMDB's format but
  * where they are (pages 0 and 1) and, to check them, where a meta page
@@ -328,6 +335,21 @@ int zk__ckpt_capture(struct zk_store *s, uint64_t txnid, uint64_t applied)
     return 0;
 }
 
+int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied)
+{
+    uint64_t txnid = (uint64_t)mdb_txn_id(t);
+    if (s->ck.inited)
+        pthread_mutex_lock(&s->ck.mu);
+    int rc = mdb_txn_commit(t);
+    /* (also when it failed: a kept reader renews for nothing) */
+    atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
+    if (rc == 0)
+        rc = zk__ckpt_capture(s, txnid, applied);
+    if (s->ck.inited)
+        pthread_mutex_unlock(&s->ck.mu);
+    return rc;
+}
+
 /* One checkpoint of the newest commit (any thread; one at a time). */
 int zk__ckpt_run(struct zk_store *s)
 {
@@ -410,6 +432,18 @@ static void *ckpt_main(void *arg)
                                             memory_order_relaxed) +
                        c->interval_ns;
         uint64_t now = mono_ns();
+        if (now < due && c->trickle_ns != 0 &&
+            c->cap_txnid != c->trickled) {
+            /* Meanwhile the commits' pages start on their way to the
+             * disk, so that the checkpoint's sync finds few left: a
+             * writer's log sync then does not wait behind a burst. */
+            c->trickled = c->cap_txnid;
+            pthread_mutex_unlock(&c->mu);
+            sync_file_range(c->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+            pthread_mutex_lock(&c->mu);
+            if (due - now > c->trickle_ns)
+                due = now + c->trickle_ns;
+        }
         if (now < due) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -439,11 +473,14 @@ void zk__ckpt_poke(struct zk_store *s)
         pthread_cond_signal(&c->cond);
 }
 
-/* After LMDB is open and its open commit made (synced): checks that the
- * meta pages are where this file expects them, opens zkfs.ckpt, takes
- * the first checkpoint (so that the file is this boot's) and starts the
+/* Right after LMDB is open, before any commit: checks that the meta
+ * pages are where this file expects them, opens zkfs.ckpt, takes the
+ * first checkpoint of the file as it is (after a crash of the process
+ * alone, the page cache's version: from now on on the disk too, and its
+ * pages kept from reuse), turns LMDB's syncs off and starts the
  * background thread. */
-int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms)
+int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
+                   uint64_t trickle_us)
 {
     struct zk__ckpt *c = &s->ck;
     MDB_envinfo info;
@@ -459,6 +496,7 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms)
     c->fd = -1;
     c->psize = (size_t)sysconf(_SC_PAGESIZE);
     c->interval_ns = interval_ms * 1000000u;
+    c->trickle_ns = trickle_us * 1000u;
     boot_id(c->boot);
     if (mdb_env_get_fd(s->env, &c->env_fd) != 0 ||
         mdb_env_info(s->env, &info) != 0)
@@ -469,12 +507,8 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms)
     if (c->cap == NULL || c->snap == NULL || c->wbuf == NULL)
         return -ENOMEM;
     c->on = 1;
-    uint64_t applied = 0;
-    int rc = zk_store_meta_get(s, ZK__META_LAST_APPLIED, &applied);
-    if (rc == -ENOENT)
-        rc = 0;
-    if (rc == 0)
-        rc = zk__ckpt_capture(s, (uint64_t)info.me_last_txnid, applied);
+    /* (last_applied 0: the log is not trimmed before a commit's own.) */
+    int rc = zk__ckpt_capture(s, (uint64_t)info.me_last_txnid, 0);
     if (rc != 0) {
         c->on = 0;
         zk_log(ZK_LOG_WARN, "store: %s: LMDB's meta pages are not where "

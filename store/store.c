@@ -210,6 +210,13 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
     return x;
 }
 
+/* The same, where 0 is a value (off). */
+static uint64_t env_u64z(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    return v != NULL && strcmp(v, "0") == 0 ? 0 : env_u64(name, dflt);
+}
+
 static int env_open(struct zk_store *s, const char *dir)
 {
     char path[PATH_MAX];
@@ -420,10 +427,10 @@ static int format_open(struct zk_store *s, const char *dir, int create)
         mdb_txn_abort(txn);
         return rc;
     }
-    rc = mdb_txn_commit(txn);
-    if (rc == 0)        /* MDB_NOMETASYNC: the meta page too (batch.c) */
-        rc = mdb_env_sync(s->env, 1);
-    return zk__mdb_err(rc, "open commit");
+    rc = zk__ckpt_commit(s, txn, 0);
+    if (rc == 0)        /* durable: a checkpoint of it (ckpt.c) */
+        rc = zk__ckpt_run(s);
+    return rc < 0 ? rc : zk__mdb_err(rc, "open commit");
 }
 
 /* A format-1 store keeps its log in LMDB's "log" table. It is moved into
@@ -550,10 +557,11 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
         rc = env_check_size(s, dir);
     if (rc != 0)
         goto fail;
-    rc = format_open(s, dir, create);
+    rc = zk__ckpt_start(s, env_u64("ZKFS_CHECKPOINT_MS", ZK__CHECKPOINT_MS),
+                        env_u64z("ZKFS_CHECKPOINT_TRICKLE_US",
+                                 ZK__CKPT_TRICKLE_US));
     if (rc == 0)
-        rc = zk__ckpt_start(s, env_u64("ZKFS_CHECKPOINT_MS",
-                                       ZK__CHECKPOINT_MS));
+        rc = format_open(s, dir, create);
     if (rc == 0)
         rc = wal_open(s);
     if (rc != 0)

@@ -33,6 +33,7 @@
 #define ZK__RC_DATA_MAX      1024      /* data bytes remembered per node */
 #define ZK__MAXREADERS       510       /* LMDB reader slots             */
 #define ZK__CHECKPOINT_MS    100       /* ckpt.c: after a commit, at most */
+#define ZK__CKPT_TRICKLE_US  5000      /* ckpt.c: writeback started every  */
 #define ZK__DEPTH_MAX        (ZK_PATH_MAX / 2) /* deepest possible tree */
 #define ZK__NODE_FIXED_SIZE  114       /* node record without its name  */
 
@@ -61,6 +62,7 @@ struct zk__ckpt {
     uint8_t *cap, *snap, *wbuf;      /* meta pages: captured, taken; slot */
     uint64_t cap_txnid, cap_applied; /* under mu                          */
     uint64_t seen;                   /* the thread's: capture it last saw */
+    uint64_t trickled, trickle_ns;   /* the thread's: last writeback kick  */
     MDB_txn *rd[2];                  /* rd[cur]: holds the checkpoint    */
     int cur;
     uint64_t seq, txnid;             /* of the last checkpoint           */
@@ -240,14 +242,18 @@ int zk__apply_txn(struct zk_store *s, MDB_txn *wtxn, uint64_t zxid,
 
 /* ckpt.c: checkpoints of the LMDB file. restore: before mdb_env_open,
  * puts the last checkpoint's meta pages back when it was taken in another
- * boot; forget: a new store drops a stale one; start: after the open
- * commit (takes the first, then commits go unsynced); capture: writer,
+ * boot; forget: a new store drops a stale one; start: right after LMDB
+ * opened (takes the first, then commits go unsynced); capture: writer,
  * under ck.mu, right after each commit; run: one checkpoint now; poke:
  * wakes the thread after a commit; stop: at close (a last one). */
 int zk__ckpt_restore(const char *dir, const char *store_path);
 void zk__ckpt_forget(const char *dir);
-int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms);
+int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
+                   uint64_t trickle_us);
 int zk__ckpt_capture(struct zk_store *s, uint64_t txnid, uint64_t applied);
+/* Commits t (a write txn of s), counts it for the kept readers and
+ * captures it (under ck.mu); LMDB's error, or ckpt's negative one. */
+int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied);
 int zk__ckpt_run(struct zk_store *s);
 void zk__ckpt_poke(struct zk_store *s);
 int zk__ckpt_stop(struct zk_store *s);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "zk_common.h"
@@ -2199,6 +2200,67 @@ START_TEST(power_cut_goes_back_to_the_checkpoint)
 }
 END_TEST
 
+/* A crash of the process alone (here: a child that _exits without closing
+ * the store, as kill -9 would) keeps every commit in the page cache; a
+ * restart in the same boot opens the newest version, and its first
+ * checkpoint is of that version, taken before any commit of its own. So a
+ * power cut after the restart goes back to what the restart found, not to
+ * the checkpoint before the crash (whose pages the restart's commits may
+ * reuse). */
+static void crash_child(struct fx *f, int ops)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char name[64];
+        struct fx g = *f;
+        if (zk_store_open(g.dir, 0, &g.s) != 0)
+            _exit(2);
+        for (int i = 0; i < ops; i++) {
+            snprintf(name, sizeof(name), "/c%02d", i);
+            struct zk_op op = mk_data(ZK_OP_CREATE, name, "x");
+            struct zk_apply_result *r = zk_test_commit_lazy(
+                g.s, ++g.zxid, ++g.time_ms, &op, 1);
+            if (r->err != 0)
+                _exit(3);
+            zk_apply_result_free(r);
+            if (i == ops / 2 && zk_store_checkpoint(g.s) != 0)
+                _exit(4);
+        }
+        _exit(0);           /* no close: the process "crashes" */
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    f->zxid += (uint64_t)ops;
+    f->time_ms += (uint64_t)ops;
+}
+
+START_TEST(power_cut_after_a_crash_and_restart)
+{
+    struct fx f;
+    struct zk_store_info info;
+    struct zk_store_check_stats cst;
+    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+    fx_open(&f);
+    zk_store_close(f.s);
+    f.s = NULL;
+    crash_child(&f, 40);        /* a checkpoint after 21, then 19 more */
+    crash_child(&f, 0);         /* restarted in the same boot, crashed */
+    setenv("ZKFS_TEST_BOOT_ID", "boot-b", 1);     /* then the power cut */
+    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, f.zxid);
+    ck_assert(exists(&f, "/c39"));
+    ck_assert_int_eq(zk_store_check(f.s, ck_no_problem, NULL, &cst), 0);
+    ck_assert_uint_eq(cst.problems, 0);
+    fx_close(&f);
+    unsetenv("ZKFS_CHECKPOINT_MS");
+    unsetenv("ZKFS_TEST_BOOT_ID");
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -2231,6 +2293,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, log_append_scan_truncate);
     tcase_add_test(tc, lazy_commit_applies);
     tcase_add_test(tc, power_cut_goes_back_to_the_checkpoint);
+    tcase_add_test(tc, power_cut_after_a_crash_and_restart);
     tcase_add_test(tc, log_trim_keeps_recent);
     tcase_add_test(tc, abort_leaves_nothing);
     tcase_add_test(tc, meta_values);
