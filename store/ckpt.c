@@ -63,13 +63,16 @@
 #define CK_HDR          96          /* slot header, then the two pages  */
 #define LMDB_MAGIC      0xBEEFC0DEu
 #define LMDB_OFF_MAGIC  16          /* after the page header            */
+#define LMDB_OFF_ROOT   128         /* MDB_meta.mm_dbs[MAIN_DBI].md_root */
 #define LMDB_OFF_TXNID  144         /* MDB_meta.mm_txnid (64-bit build) */
 
 /* Slot layout (formats.md, "Checkpoints"): magic[8] | u32 version |
  * u32 page size | u64 seq | u64 LMDB txn id | u64 last applied zxid |
- * boot id[40] | u32 crc32 of the rest of the slot | u32 0 | pages. */
+ * boot id[40] | u32 crc32 of the rest of the slot | u32 crc32 of the
+ * version's root page | 8 zero bytes | pages. */
 struct ck_slot {
     uint64_t seq, txnid, applied;
+    uint32_t root_crc;
     char boot[40];
     const uint8_t *pages;
 };
@@ -107,6 +110,24 @@ static uint64_t metas_newest(const uint8_t *pages, size_t psize)
 {
     uint64_t a = meta_txnid(pages), b = meta_txnid(pages + psize);
     return a > b ? a : b;
+}
+
+/* CRC-32 of the root page of the newest version the meta pages name (0
+ * when it cannot be read): the file's identity at a checkpoint, as that
+ * page is never written again while the checkpoint holds. */
+static uint32_t root_crc(int fd, const uint8_t *pages, size_t psize)
+{
+    const uint8_t *m = meta_txnid(pages) >= meta_txnid(pages + psize)
+                           ? pages : pages + psize;
+    uint64_t root;
+    memcpy(&root, m + LMDB_OFF_ROOT, 8);
+    uint8_t *pg = malloc(psize);
+    uint32_t crc = 0;
+    if (pg != NULL && root != UINT64_MAX && root < (UINT64_C(1) << 40) &&
+        pread(fd, pg, psize, (off_t)(root * psize)) == (ssize_t)psize)
+        crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), pg, (uInt)psize);
+    free(pg);
+    return crc;
 }
 
 /* This boot of the system (or ZKFS_TEST_BOOT_ID: tests make a "power
@@ -171,9 +192,11 @@ static void slot_encode(uint8_t *b, size_t psize, const struct ck_slot *sl)
     zk_put_be64(b + 24, sl->txnid);
     zk_put_be64(b + 32, sl->applied);
     memcpy(b + 40, sl->boot, 40);
+    zk_put_be32(b + 84, sl->root_crc);
     memcpy(b + CK_HDR, sl->pages, 2 * psize);
     uLong crc = crc32(0L, Z_NULL, 0);
     crc = crc32(crc, b, 80);
+    crc = crc32(crc, b + 84, CK_HDR - 84);
     crc = crc32(crc, b + CK_HDR, (uInt)(2 * psize));
     zk_put_be32(b + 80, (uint32_t)crc);
 }
@@ -186,6 +209,7 @@ static int slot_decode(const uint8_t *b, size_t psize, struct ck_slot *sl)
         return -1;
     uLong crc = crc32(0L, Z_NULL, 0);
     crc = crc32(crc, b, 80);
+    crc = crc32(crc, b + 84, CK_HDR - 84);
     crc = crc32(crc, b + CK_HDR, (uInt)(2 * psize));
     if (zk_get_be32(b + 80) != (uint32_t)crc)
         return -1;
@@ -194,6 +218,7 @@ static int slot_decode(const uint8_t *b, size_t psize, struct ck_slot *sl)
     sl->applied = zk_get_be64(b + 32);
     memcpy(sl->boot, b + 40, 40);
     sl->boot[39] = '\0';
+    sl->root_crc = zk_get_be32(b + 84);
     sl->pages = b + CK_HDR;
     if (!meta_ok(sl->pages) || !meta_ok(sl->pages + psize) ||
         metas_newest(sl->pages, psize) != sl->txnid)
@@ -282,16 +307,17 @@ int zk__ckpt_restore(const char *dir, const char *store_path)
         goto out;
     if (memcmp(cur, sl.pages, 2 * psize) == 0)
         goto out;       /* nothing was committed after it */
-    /* The file was synced at the checkpoint, and its meta pages only go
-     * forward since: one older than the checkpoint is another file. */
+    /* The file was synced at the checkpoint, its meta pages only go
+     * forward since, and the checkpoint's root page stays as it was: a
+     * file older than the checkpoint, or with another page there, is not
+     * the file it was taken of (a zkfs.mdb copied in by hand): left as
+     * it is. */
     uint64_t newest = metas_newest(cur, psize);
-    if (meta_ok(cur) && meta_ok(cur + psize) && newest < sl.txnid) {
-        zk_log(ZK_LOG_ERROR, "store: %s (version %llu) is older than its "
-               "checkpoint %s/%s (version %llu): not the file it was taken "
-               "of; refusing to start", store_path,
-               (unsigned long long)newest, dir, CK_FILE,
-               (unsigned long long)sl.txnid);
-        rc = ZK_ECORRUPT;
+    if ((meta_ok(cur) && meta_ok(cur + psize) && newest < sl.txnid) ||
+        root_crc(fd, sl.pages, psize) != sl.root_crc) {
+        zk_log(ZK_LOG_WARN, "store: %s is not the file its checkpoint %s/%s "
+               "was taken of (copied in?): opened as it is", store_path,
+               dir, CK_FILE);
         goto out;
     }
     zk_log(ZK_LOG_WARN, "store: %s: the system restarted since the last "
@@ -381,6 +407,7 @@ int zk__ckpt_run(struct zk_store *s)
         goto fail;
     }
     memcpy(sl.boot, c->boot, 40);
+    sl.root_crc = root_crc(c->env_fd, sl.pages, c->psize);
     slot_encode(c->wbuf, c->psize, &sl);
     size_t sz = slot_size(c->psize);
     rc = mdb_env_sync(s->env, 1) == 0 ? 0 : -EIO;
