@@ -2083,6 +2083,16 @@ static uint8_t *ck_read_file(const char *dir, size_t *len)
     return buf;
 }
 
+static void ck_write_file(const char *dir, const uint8_t *buf, size_t len)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/zkfs.mdb", dir);
+    FILE *fp = fopen(p, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(buf, 1, len, fp), len);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
 static void ck_lazy(struct fx *f, struct zk_op op)
 {
     struct zk_apply_result *r =
@@ -2146,12 +2156,7 @@ START_TEST(power_cut_goes_back_to_the_checkpoint)
             else
                 memset(mix + off, 0, psize);
         }
-        char p[256];
-        snprintf(p, sizeof(p), "%s/zkfs.mdb", g.dir);
-        FILE *fp = fopen(p, "wb");
-        ck_assert_ptr_nonnull(fp);
-        ck_assert_uint_eq(fwrite(mix, 1, nlen, fp), nlen);
-        ck_assert_int_eq(fclose(fp), 0);
+        ck_write_file(g.dir, mix, nlen);
         free(mix);
         setenv("ZKFS_TEST_BOOT_ID", "boot-b", 1);
         ck_assert_int_eq(zk_store_open(g.dir, 0, &g.s), 0);
@@ -2177,12 +2182,7 @@ START_TEST(power_cut_goes_back_to_the_checkpoint)
         struct fx g;
         fx_mkdir(&g);
         ck_copy_dir(f.dir, g.dir);
-        char p[256];
-        snprintf(p, sizeof(p), "%s/zkfs.mdb", g.dir);
-        FILE *fp = fopen(p, "wb");
-        ck_assert_ptr_nonnull(fp);
-        ck_assert_uint_eq(fwrite(cur, 1, nlen, fp), nlen);
-        ck_assert_int_eq(fclose(fp), 0);
+        ck_write_file(g.dir, cur, nlen);
         setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
         ck_assert_int_eq(zk_store_open(g.dir, 0, &g.s), 0);
         struct zk_store_info info;
