@@ -59,6 +59,9 @@
 #include <zlib.h>
 
 #define CK_FILE         "zkfs.ckpt"
+#define CK_TMP          "zkfs.ckpt.tmp"
+#define CK_CLEAN        1u          /* slot flag: taken at a clean close */
+#define CK_BOOT_FAILED  "checkpoint-failed" /* never a boot id: restore */
 #define CK_MAGIC        "ZKFSCKP1"
 #define CK_HDR          96          /* slot header, then the two pages  */
 #define LMDB_MAGIC      0xBEEFC0DEu
@@ -69,10 +72,10 @@
 /* Slot layout (formats.md, "Checkpoints"): magic[8] | u32 version |
  * u32 page size | u64 seq | u64 LMDB txn id | u64 last applied zxid |
  * boot id[40] | u32 crc32 of the rest of the slot | u32 crc32 of the
- * version's root page | 8 zero bytes | pages. */
+ * version's root page | u32 flags | 4 zero bytes | pages. */
 struct ck_slot {
     uint64_t seq, txnid, applied;
-    uint32_t root_crc;
+    uint32_t root_crc, flags;
     char boot[40];
     const uint8_t *pages;
 };
@@ -112,23 +115,6 @@ static uint64_t metas_newest(const uint8_t *pages, size_t psize)
     return a > b ? a : b;
 }
 
-/* CRC-32 of the root page of the newest version the meta pages name (0
- * when it cannot be read): the file's identity at a checkpoint, as that
- * page is never written again while the checkpoint holds. */
-static uint32_t root_crc(int fd, const uint8_t *pages, size_t psize)
-{
-    const uint8_t *m = meta_txnid(pages) >= meta_txnid(pages + psize)
-                           ? pages : pages + psize;
-    uint64_t root;
-    memcpy(&root, m + LMDB_OFF_ROOT, 8);
-    uint8_t *pg = malloc(psize);
-    uint32_t crc = 0;
-    if (pg != NULL && root != UINT64_MAX && root < (UINT64_C(1) << 40) &&
-        pread(fd, pg, psize, (off_t)(root * psize)) == (ssize_t)psize)
-        crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), pg, (uInt)psize);
-    free(pg);
-    return crc;
-}
 
 /* This boot of the system (or ZKFS_TEST_BOOT_ID: tests make a "power
  * cut" by opening as another boot). */
@@ -181,6 +167,31 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+/* *crc: CRC-32 of the root page of the newest version the meta pages
+ * name (0 for an empty main table): the file's identity at a checkpoint,
+ * as that page is never written again while the checkpoint holds.
+ * -EIO when it cannot be read. */
+static int root_crc(int fd, const uint8_t *pages, size_t psize,
+                    uint32_t *crc)
+{
+    const uint8_t *m = meta_txnid(pages) >= meta_txnid(pages + psize)
+                           ? pages : pages + psize;
+    uint64_t root;
+    memcpy(&root, m + LMDB_OFF_ROOT, 8);
+    *crc = 0;
+    if (root == UINT64_MAX)         /* P_INVALID: no root */
+        return 0;
+    uint8_t *pg = malloc(psize);
+    if (pg == NULL)
+        return -ENOMEM;
+    int rc = root < (UINT64_C(1) << 40)
+                 ? pread_all(fd, pg, psize, (off_t)(root * psize)) : -EIO;
+    if (rc == 0)
+        *crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), pg, (uInt)psize);
+    free(pg);
+    return rc == 0 ? 0 : -EIO;
+}
+
 static void slot_encode(uint8_t *b, size_t psize, const struct ck_slot *sl)
 {
     size_t sz = slot_size(psize);
@@ -193,6 +204,7 @@ static void slot_encode(uint8_t *b, size_t psize, const struct ck_slot *sl)
     zk_put_be64(b + 32, sl->applied);
     memcpy(b + 40, sl->boot, 40);
     zk_put_be32(b + 84, sl->root_crc);
+    zk_put_be32(b + 88, sl->flags);
     memcpy(b + CK_HDR, sl->pages, 2 * psize);
     uLong crc = crc32(0L, Z_NULL, 0);
     crc = crc32(crc, b, 80);
@@ -219,6 +231,7 @@ static int slot_decode(const uint8_t *b, size_t psize, struct ck_slot *sl)
     memcpy(sl->boot, b + 40, 40);
     sl->boot[39] = '\0';
     sl->root_crc = zk_get_be32(b + 84);
+    sl->flags = zk_get_be32(b + 88);
     sl->pages = b + CK_HDR;
     if (!meta_ok(sl->pages) || !meta_ok(sl->pages + psize) ||
         metas_newest(sl->pages, psize) != sl->txnid)
@@ -288,8 +301,11 @@ int zk__ckpt_restore(const char *dir, const char *store_path)
     if (rc != 0)
         return rc;
     boot_id(boot);
-    if (strcmp(boot, sl.boot) == 0) {
-        free(buf);      /* same boot: the page cache kept every write */
+    if (strcmp(boot, sl.boot) == 0 || (sl.flags & CK_CLEAN)) {
+        /* Same boot: the page cache kept every write. A clean close: the
+         * file was synced whole then (and a zkfs without checkpoints
+         * that ran on it since synced every commit). */
+        free(buf);
         return 0;
     }
     int fd = open(store_path, O_RDWR | O_CLOEXEC);
@@ -310,20 +326,24 @@ int zk__ckpt_restore(const char *dir, const char *store_path)
     /* The file was synced at the checkpoint, its meta pages only go
      * forward since, and the checkpoint's root page stays as it was: a
      * file older than the checkpoint, or with another page there, is not
-     * the file it was taken of (a zkfs.mdb copied in by hand): left as
-     * it is. */
+     * the file it was taken of (a zkfs.mdb copied in by hand). */
     uint64_t newest = metas_newest(cur, psize);
+    uint32_t crc;
     if ((meta_ok(cur) && meta_ok(cur + psize) && newest < sl.txnid) ||
-        root_crc(fd, sl.pages, psize) != sl.root_crc) {
-        zk_log(ZK_LOG_WARN, "store: %s is not the file its checkpoint %s/%s "
-               "was taken of (copied in?): opened as it is", store_path,
-               dir, CK_FILE);
+        root_crc(fd, sl.pages, psize, &crc) != 0 || crc != sl.root_crc) {
+        zk_log(ZK_LOG_ERROR, "store: %s is not the file its checkpoint %s/%s "
+               "was taken of (copied in by hand?); refusing to start. If "
+               "that zkfs.mdb is whole (copied from a zkfs that was stopped "
+               "with zkfs umount), delete %s/%s and start again", store_path,
+               dir, CK_FILE, dir, CK_FILE);
+        rc = ZK_ECORRUPT;
         goto out;
     }
-    zk_log(ZK_LOG_WARN, "store: %s: the system restarted since the last "
-           "checkpoint: the tree goes back to version %llu (applied %#llx) "
-           "from %llu; the log holds what came after",
-           store_path, (unsigned long long)sl.txnid,
+    zk_log(ZK_LOG_WARN, "store: %s: %s: the tree goes back to version %llu "
+           "(applied %#llx) from %llu; the log holds what came after",
+           store_path, strcmp(sl.boot, CK_BOOT_FAILED) == 0
+               ? "a checkpoint failed" : "the system restarted since the "
+               "last checkpoint", (unsigned long long)sl.txnid,
            (unsigned long long)sl.applied, (unsigned long long)newest);
     rc = pwrite_all(fd, sl.pages, 2 * psize, 0);
     if (rc == 0 && fdatasync(fd) != 0)
@@ -376,15 +396,41 @@ int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied)
     return rc;
 }
 
-/* One checkpoint of the newest commit (any thread; one at a time). */
-int zk__ckpt_run(struct zk_store *s)
+/* After a failed checkpoint: the last good slot is written again with a
+ * boot id that is never this boot's, so that the next open puts it back
+ * whatever the boot (the system may have dropped pages it could not
+ * write, and the page cache is then not to be trusted either). Best
+ * effort: the disk is failing. Under io_mu. */
+static void mark_failed(struct zk__ckpt *c)
+{
+    struct ck_slot sl;
+    size_t sz = slot_size(c->psize);
+    if (c->seq == 0 || slot_decode(c->gbuf, c->psize, &sl) != 0)
+        return;
+    memset(sl.boot, 0, sizeof(sl.boot));
+    snprintf(sl.boot, sizeof(sl.boot), "%s", CK_BOOT_FAILED);
+    slot_encode(c->wbuf, c->psize, &sl);
+    if (pwrite_all(c->fd, c->wbuf, sz, (off_t)(sl.seq % 2 * sz)) == 0)
+        (void)fdatasync(c->fd);
+}
+
+/* One checkpoint of the newest commit (any thread; one at a time), with
+ * slot flags (CK_CLEAN at close). After one failed, every later one
+ * fails too: a sync that failed once may not say so again (Linux reports
+ * a writeback error once per open file). */
+static int ckpt_run(struct zk_store *s, uint32_t flags)
 {
     struct zk__ckpt *c = &s->ck;
     if (!c->on)
         return mdb_env_sync(s->env, 1) == 0 ? 0 : -EIO;
     pthread_mutex_lock(&c->io_mu);
+    int rc = -atomic_load_explicit(&c->err, memory_order_acquire);
+    if (rc != 0) {
+        pthread_mutex_unlock(&c->io_mu);
+        return rc;
+    }
     pthread_mutex_lock(&c->mu);
-    if (c->cap_txnid == c->txnid) {
+    if (c->cap_txnid == c->txnid && flags == c->flags) {
         pthread_mutex_unlock(&c->mu);
         pthread_mutex_unlock(&c->io_mu);
         return 0;
@@ -392,12 +438,13 @@ int zk__ckpt_run(struct zk_store *s)
     /* No commit can come before this reader: it shows the capture's
      * version, and from now on LMDB keeps that version's pages. */
     MDB_txn *rd = c->rd[c->cur ^ 1];
-    int rc = rd == NULL ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rd)
-                        : mdb_txn_renew(rd);
+    rc = rd == NULL ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rd)
+                    : mdb_txn_renew(rd);
     if (rc == 0 && (uint64_t)mdb_txn_id(rd) != c->cap_txnid)
         rc = EIO;
     struct ck_slot sl = {.seq = c->seq + 1, .txnid = c->cap_txnid,
-                         .applied = c->cap_applied, .pages = c->snap};
+                         .applied = c->cap_applied, .flags = flags,
+                         .pages = c->snap};
     memcpy(c->snap, c->cap, 2 * c->psize);
     pthread_mutex_unlock(&c->mu);
     if (rd != NULL)
@@ -407,7 +454,9 @@ int zk__ckpt_run(struct zk_store *s)
         goto fail;
     }
     memcpy(sl.boot, c->boot, 40);
-    sl.root_crc = root_crc(c->env_fd, sl.pages, c->psize);
+    rc = root_crc(c->env_fd, sl.pages, c->psize, &sl.root_crc);
+    if (rc != 0)
+        goto fail;
     slot_encode(c->wbuf, c->psize, &sl);
     size_t sz = slot_size(c->psize);
     rc = mdb_env_sync(s->env, 1) == 0 ? 0 : -EIO;
@@ -417,11 +466,13 @@ int zk__ckpt_run(struct zk_store *s)
         rc = -errno;
     if (rc != 0)
         goto fail;
+    memcpy(c->gbuf, c->wbuf, sz);
     if (c->rd[c->cur] != NULL)
         mdb_txn_reset(c->rd[c->cur]);
     c->cur ^= 1;
     c->seq = sl.seq;
     c->txnid = sl.txnid;
+    c->flags = flags;
     atomic_store_explicit(&c->last_ns, mono_ns(), memory_order_relaxed);
     atomic_store_explicit(&c->applied, sl.applied, memory_order_release);
     atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
@@ -430,12 +481,18 @@ int zk__ckpt_run(struct zk_store *s)
 fail:
     if (c->rd[c->cur ^ 1] != NULL)
         mdb_txn_reset(c->rd[c->cur ^ 1]);
+    atomic_store_explicit(&c->err, rc < 0 ? -rc : EIO, memory_order_release);
+    mark_failed(c);
     pthread_mutex_unlock(&c->io_mu);
     zk_log(ZK_LOG_ERROR, "store: %s: checkpoint failed: %s; no commit "
-           "succeeds after it", s->dir, strerror(rc < 0 ? -rc : EIO));
-    int zero = 0;
-    atomic_compare_exchange_strong(&c->err, &zero, rc < 0 ? -rc : EIO);
+           "succeeds after it, and the next start goes back to the last "
+           "checkpoint", s->dir, strerror(rc < 0 ? -rc : EIO));
     return rc;
+}
+
+int zk__ckpt_run(struct zk_store *s)
+{
+    return ckpt_run(s, 0);
 }
 
 int zk_store_checkpoint(struct zk_store *s)
@@ -531,7 +588,9 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
     c->cap = malloc(2 * c->psize);
     c->snap = malloc(2 * c->psize);
     c->wbuf = malloc(slot_size(c->psize));
-    if (c->cap == NULL || c->snap == NULL || c->wbuf == NULL)
+    c->gbuf = malloc(slot_size(c->psize));
+    if (c->cap == NULL || c->snap == NULL || c->wbuf == NULL ||
+        c->gbuf == NULL)
         return -ENOMEM;
     c->on = 1;
     /* (last_applied 0: the log is not trimmed before a commit's own.) */
@@ -543,31 +602,50 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
                s->dir);
         return 0;
     }
+    /* zkfs.ckpt exists whole (restore read it), or is made as
+     * zkfs.ckpt.tmp with its first slot and renamed into place, the
+     * directory synced: never a zkfs.ckpt without a whole slot. */
+    char tmp[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s/%s", s->dir, CK_FILE) >=
-        (int)sizeof(path))
+            (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s/%s", s->dir, CK_TMP) >=
+            (int)sizeof(tmp))
         return -ENAMETOOLONG;
-    c->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    unlink(tmp);
+    int fresh = 0;
+    c->fd = open(path, O_RDWR | O_CLOEXEC);
+    if (c->fd < 0 && errno == ENOENT) {
+        fresh = 1;
+        c->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (c->fd >= 0) {
+            rc = posix_fallocate(c->fd, 0, (off_t)(2 * slot_size(c->psize)));
+            if (rc != 0)
+                return -rc;
+        }
+    }
     if (c->fd < 0)
         return -errno;
-    /* A new file's slots: zeros, never read as whole. */
-    struct stat sb;
-    if (fstat(c->fd, &sb) != 0)
-        return -errno;
-    if ((size_t)sb.st_size < 2 * slot_size(c->psize)) {
-        rc = posix_fallocate(c->fd, 0, (off_t)(2 * slot_size(c->psize)));
-        if (rc != 0)
-            return -rc;
-    }
     uint8_t *old = NULL;
     struct ck_slot sl;
-    if (ckpt_read(s->dir, c->psize, &old, &sl, 1) == 0) {
+    if (!fresh && ckpt_read(s->dir, c->psize, &old, &sl, 1) == 0) {
         c->seq = sl.seq;
         free(old);
     }
-    c->txnid = 0;
+    c->txnid = UINT64_MAX;      /* (the first run always writes) */
     rc = zk__ckpt_run(s);
     if (rc != 0)
         return rc;
+    if (fresh) {
+        if (rename(tmp, path) != 0)
+            return -errno;
+        int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            return -errno;
+        rc = fsync(dfd) == 0 ? 0 : -errno;
+        close(dfd);
+        if (rc != 0)
+            return rc;
+    }
     /* From here on a commit is not synced: its pages and meta page are
      * written, and the next checkpoint syncs them. */
     if (mdb_env_set_flags(s->env, MDB_NOSYNC, 1) != 0)
@@ -594,8 +672,11 @@ int zk__ckpt_stop(struct zk_store *s)
         pthread_join(c->thread, NULL);
         c->thread_on = 0;
     }
+    /* Marked clean: the next open puts nothing back, whatever the boot
+     * (nothing is written after it; a zkfs without checkpoints that
+     * runs on the store syncs every commit). Not after a failed one. */
     if (c->on && c->fd >= 0)
-        rc = zk__ckpt_run(s);
+        rc = ckpt_run(s, CK_CLEAN);
     else if (s->env != NULL)
         mdb_env_sync(s->env, 1);
     for (int i = 0; i < 2; i++)
@@ -606,6 +687,7 @@ int zk__ckpt_stop(struct zk_store *s)
     free(c->cap);
     free(c->snap);
     free(c->wbuf);
+    free(c->gbuf);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->io_mu);

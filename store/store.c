@@ -586,8 +586,6 @@ void zk_store_close(struct zk_store *s)
         /* The last commits synced and checkpointed (ckpt.c), or without
          * checkpoints a lazy commit's meta page (batch.c). */
         zk__ckpt_stop(s);
-        if (!s->ck.on)
-            mdb_env_sync(s->env, 1);
         mdb_env_close(s->env);
     }
     zk__wal_close(s->wal);

@@ -60,6 +60,8 @@ struct zk__ckpt {
     int fd, env_fd;                  /* zkfs.ckpt, LMDB's file            */
     size_t psize;
     uint8_t *cap, *snap, *wbuf;      /* meta pages: captured, taken; slot */
+    uint8_t *gbuf;                   /* the last slot written whole       */
+    uint32_t flags;                  /* ... and its flags                 */
     uint64_t cap_txnid, cap_applied; /* under mu                          */
     uint64_t seen;                   /* the thread's: capture it last saw */
     uint64_t trickled, trickle_ns;   /* the thread's: last writeback kick  */

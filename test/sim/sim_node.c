@@ -783,8 +783,10 @@ void sim_on_disk(struct sim *s, uint32_t i)
         return;
     }
     if (r->crash_after_write == 2) {
-        /* A power cut while the batch is on its way to disk. */
+        /* A power cut while the batch is on its way to disk: and the
+         * tree back to the last checkpoint, as any power cut. */
         cut_batch(s, r);
+        sim_power_cut(s, r);
         sim_crash(s, r->id);
         sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
                  NULL);
