@@ -396,7 +396,8 @@ static int install(int fd, uint64_t size, const struct zk__snapfile_hdr *h,
 /* Removes what a failed restore created in dir. */
 static void undo(const char *dir, int created)
 {
-    static const char *const names[] = {"zkfs.mdb", "zkfs.mdb-lock", "LOCK"};
+    static const char *const names[] = {"zkfs.mdb", "zkfs.mdb-lock", "LOCK",
+                                        "zkfs.ckpt", "zkfs.ckpt.tmp"};
     char p[PATH_MAX];
     for (size_t i = 0; i < ZK_ARRAY_LEN(names); i++)
         if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, names[i]) <

@@ -314,21 +314,30 @@ int zk_store_batch_meta_set(struct zk_store_batch *b, const char *key,
 /* Makes the batch durable and visible to readers, and frees b whatever
  * the outcome: first its log truncation and records (the write-ahead
  * log's fdatasync, none for a log without sync: zk_store_log_sync), then
- * its LMDB transaction if it changed anything there (pages synced, then
- * the meta page). A batch that only logs costs one fdatasync. -ENOSPC when the disk is full: nothing of the batch is
- * kept. */
+ * its LMDB transaction if it changed anything there, then a checkpoint of
+ * it (LMDB's file synced, and its version recorded: store/ckpt.c). A
+ * batch that only logs costs one fdatasync. -ENOSPC when the disk is
+ * full: nothing of the batch is kept. */
 int zk_store_batch_commit(struct zk_store_batch *b);
-/* The same, but LMDB's transaction with one sync instead of two: its
- * pages are synced, the meta page that makes them current is written but
- * not; a later commit (or the system) makes it durable. The log part is
- * as durable as with zk_store_batch_commit. A power cut before that may
- * undo the tree's changes whole, never tear them (the pages are on disk
- * before the meta page points at them). For batches whose tree changes
- * can be made again from the log: applies of logged entries (an ensemble
- * replays them at restart once it learns they committed; a standalone
- * replica at start). A batch that sets meta keys or installs is synced
- * whole anyway. */
+/* The same, but LMDB's transaction is written without any sync: it is
+ * visible at once, and the next checkpoint (in the background, or at the
+ * next durable commit or close) makes it durable. The log part is as
+ * durable as with zk_store_batch_commit. A power cut before that takes
+ * the tree back to the last checkpoint, whole (store/ckpt.c), and the log
+ * keeps every entry after it. For batches whose tree changes can be made
+ * again from the log: applies of logged entries (an ensemble replays them
+ * at restart once it learns they committed; a standalone replica at
+ * start). A batch that sets meta keys or installs is made durable anyway.
+ * (Where LMDB's meta pages are not where ckpt.c expects them, there are
+ * no checkpoints: the pages are synced, the meta page written but not, as
+ * before checkpoints.) */
 int zk_store_batch_commit_lazy(struct zk_store_batch *b);
+/* A checkpoint of the newest commit now (store/ckpt.c; otherwise one is
+ * taken in the background ZKFS_CHECKPOINT_MS, default 100, after a lazy
+ * commit): LMDB's file synced and its version recorded in zkfs.ckpt, the
+ * version a power cut goes back to; the log is trimmed up to it from the
+ * next commit on. Any thread. */
+int zk_store_checkpoint(struct zk_store *s);
 void zk_store_batch_abort(struct zk_store_batch *b);
 /* sync 0: from now on the log's records (zk_store_batch_log) are written
  * at commit but not synced (truncations, installs and a full segment

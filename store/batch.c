@@ -392,7 +392,16 @@ static int batch_commit(struct zk_store_batch *b, int durable)
     struct zk_store *s = b->s;
     struct zk__wal *nw = NULL;
     uint64_t t0 = now_ns();
-    int rc = b->install ? install_log(b, &nw) : log_commit(b);
+    /* A checkpoint that failed (its sync: the system may have dropped
+     * pages it could not write) fails every commit after it: the driver
+     * stops, and a restart starts again from the last checkpoint. */
+    int rc = -(int)atomic_load_explicit(&s->ck.err, memory_order_acquire);
+    if (rc != 0) {
+        mdb_txn_abort(b->txn);
+        batch_free(b);
+        return rc == -EIO || rc == -ENOSPC ? commit_err(s, -rc) : rc;
+    }
+    rc = b->install ? install_log(b, &nw) : log_commit(b);
     uint64_t undo = !b->install && b->nrecs > 0 ? b->recs[0].zxid - 1 : 0;
     if (rc != 0 && undo != 0)     /* a first segment may have taken some */
         log_undo(s, undo);
@@ -404,19 +413,21 @@ static int batch_commit(struct zk_store_batch *b, int durable)
         return rc;
     }
     durable |= b->durable;
+    uint64_t applied = b->last_applied;
     /* Readers check this against their txn id (zk__rd_begin). */
     rc = zk__meta_put(s, b->txn, ZK__META_COMMIT_TXN, mdb_txn_id(b->txn));
-    if (rc == 0) {
-        rc = mdb_txn_commit(b->txn);
-        /* (also when it failed: a kept reader renews for nothing) */
-        atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
-    } else {
+    if (rc == 0)
+        rc = zk__ckpt_commit(s, b->txn, applied);
+    else
         mdb_txn_abort(b->txn);
-    }
-    if (rc == 0 && durable)
-        rc = mdb_env_sync(s->env, 1);
-    uint64_t applied = b->last_applied;
     batch_free(b);
+    if (rc == 0 && durable) {
+        rc = s->ck.on ? zk__ckpt_run(s) : mdb_env_sync(s->env, 1);
+        if (rc == -EIO || rc == -ENOSPC)
+            rc = -rc;                   /* as LMDB's: commit_err */
+    } else if (rc == 0) {
+        zk__ckpt_poke(s);
+    }
     if (rc != 0) {
         if (undo != 0)
             log_undo(s, undo);
@@ -426,7 +437,13 @@ static int batch_commit(struct zk_store_batch *b, int durable)
     if (nw != NULL)
         install_swap(s, nw);
     fsync_count(s, now_ns() - t0);
-    uint64_t safe = durable ? applied : s->applied_committed;
+    /* The log keeps what a power cut could take from the tree: with
+     * checkpoints, everything after the last one; without, what the last
+     * lazy commit applied (this commit's page sync made the one before
+     * it durable). */
+    uint64_t safe = s->ck.on ? atomic_load_explicit(&s->ck.applied,
+                                                    memory_order_acquire)
+                    : durable ? applied : s->applied_committed;
     s->applied_committed = applied;
     zk__wal_trim(s->wal, safe, s->log_keep);
     return 0;

@@ -210,6 +210,13 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
     return x;
 }
 
+/* The same, where 0 is a value (off). */
+static uint64_t env_u64z(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    return v != NULL && strcmp(v, "0") == 0 ? 0 : env_u64(name, dflt);
+}
+
 static int env_open(struct zk_store *s, const char *dir)
 {
     char path[PATH_MAX];
@@ -225,6 +232,14 @@ static int env_open(struct zk_store *s, const char *dir)
     mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
     mdb_env_set_maxreaders(s->env, ZK__MAXREADERS);
     rc = mdb_env_set_mapsize(s->env, (size_t)map);
+    if (rc == 0) {
+        int r = zk__ckpt_restore(dir, path);   /* before LMDB reads it */
+        if (r != 0) {
+            mdb_env_close(s->env);
+            s->env = NULL;
+            return r;
+        }
+    }
     if (rc == 0)
         rc = mdb_env_open(s->env, path,
                           MDB_NOSUBDIR | MDB_NOTLS | MDB_NOMETASYNC, 0600);
@@ -412,10 +427,10 @@ static int format_open(struct zk_store *s, const char *dir, int create)
         mdb_txn_abort(txn);
         return rc;
     }
-    rc = mdb_txn_commit(txn);
-    if (rc == 0)        /* MDB_NOMETASYNC: the meta page too (batch.c) */
-        rc = mdb_env_sync(s->env, 1);
-    return zk__mdb_err(rc, "open commit");
+    rc = zk__ckpt_commit(s, txn, 0);
+    if (rc == 0)        /* durable: a checkpoint of it (ckpt.c) */
+        rc = zk__ckpt_run(s);
+    return rc < 0 ? rc : zk__mdb_err(rc, "open commit");
 }
 
 /* A format-1 store keeps its log in LMDB's "log" table. It is moved into
@@ -535,12 +550,18 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
     rc = lock_dir(dir, &s->lock_fd);
     if (rc != 0)
         goto fail;
+    if (!exists)        /* a checkpoint of a store deleted since */
+        zk__ckpt_forget(dir);
     rc = env_open(s, dir);
     if (rc == 0)
         rc = env_check_size(s, dir);
     if (rc != 0)
         goto fail;
-    rc = format_open(s, dir, create);
+    rc = zk__ckpt_start(s, env_u64("ZKFS_CHECKPOINT_MS", ZK__CHECKPOINT_MS),
+                        env_u64z("ZKFS_CHECKPOINT_TRICKLE_US",
+                                 ZK__CKPT_TRICKLE_US));
+    if (rc == 0)
+        rc = format_open(s, dir, create);
     if (rc == 0)
         rc = wal_open(s);
     if (rc != 0)
@@ -562,7 +583,9 @@ void zk_store_close(struct zk_store *s)
         mdb_txn_abort(s->kept);
     rc_free(s);
     if (s->env != NULL) {
-        mdb_env_sync(s->env, 1);  /* a lazy commit's meta page (batch.c) */
+        /* The last commits synced and checkpointed (ckpt.c), or without
+         * checkpoints a lazy commit's meta page (batch.c). */
+        zk__ckpt_stop(s);
         mdb_env_close(s->env);
     }
     zk__wal_close(s->wal);

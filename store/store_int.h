@@ -32,6 +32,8 @@
 #define ZK__RC_SLOTS         1024      /* nodes remembered from the kept txn */
 #define ZK__RC_DATA_MAX      1024      /* data bytes remembered per node */
 #define ZK__MAXREADERS       510       /* LMDB reader slots             */
+#define ZK__CHECKPOINT_MS    100       /* ckpt.c: after a commit, at most */
+#define ZK__CKPT_TRICKLE_US  5000      /* ckpt.c: writeback started every  */
 #define ZK__DEPTH_MAX        (ZK_PATH_MAX / 2) /* deepest possible tree */
 #define ZK__NODE_FIXED_SIZE  114       /* node record without its name  */
 
@@ -46,6 +48,33 @@
 #define ZK__READ_RETRY_MAX    64            /* read txn restarts (see rd_begin) */
 /* A commit failing with EIO while less than this is free is a full disk. */
 #define ZK__ENOSPC_SLACK_BYTES (4u * 1024 * 1024)
+
+/* Checkpoints of the LMDB file (ckpt.c). mu: the capture (the writer
+ * holds it from mdb_txn_commit to the capture); io_mu: one checkpoint at
+ * a time, and what it keeps (rd, cur, seq, txnid). */
+struct zk__ckpt {
+    int inited, on, thread_on, stop;
+    pthread_mutex_t mu, io_mu;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int fd, env_fd;                  /* zkfs.ckpt, LMDB's file            */
+    size_t psize;
+    uint8_t *cap, *snap, *wbuf;      /* meta pages: captured, taken; slot */
+    uint8_t *gbuf;                   /* the last slot written whole       */
+    uint32_t flags;                  /* ... and its flags                 */
+    uint64_t cap_txnid, cap_applied; /* under mu                          */
+    uint64_t seen;                   /* the thread's: capture it last saw */
+    uint64_t trickled, trickle_ns;   /* the thread's: last writeback kick  */
+    MDB_txn *rd[2];                  /* rd[cur]: holds the checkpoint    */
+    int cur;
+    uint64_t seq, txnid;             /* of the last checkpoint           */
+    uint64_t interval_ns;
+    _Atomic uint64_t last_ns;        /* CLOCK_MONOTONIC of the last one  */
+    _Atomic uint64_t applied;        /* last applied at the last one     */
+    _Atomic uint64_t count;          /* checkpoints taken                */
+    _Atomic int err;                 /* errno of a failed one (sticky)    */
+    char boot[40];
+};
 
 struct zk_store {
     MDB_env *env;
@@ -82,6 +111,7 @@ struct zk_store {
     /* batch.c: commit durations (zk_store_fsync_stats) */
     _Atomic uint64_t fsync_le[ZK_STORE_FSYNC_BUCKETS];
     _Atomic uint64_t fsync_count, fsync_sum_ns;
+    struct zk__ckpt ck;
 };
 
 struct zk_store_batch {
@@ -211,5 +241,23 @@ void zk__batch_log_reset(struct zk_store_batch *b);
 /* Applies every op of txn inside the (nested) write transaction wtxn. */
 int zk__apply_txn(struct zk_store *s, MDB_txn *wtxn, uint64_t zxid,
                   const struct zk_txn *txn, struct zk_apply_result *res);
+
+/* ckpt.c: checkpoints of the LMDB file. restore: before mdb_env_open,
+ * puts the last checkpoint's meta pages back when it was taken in another
+ * boot; forget: a new store drops a stale one; start: right after LMDB
+ * opened (takes the first, then commits go unsynced); capture: writer,
+ * under ck.mu, right after each commit; run: one checkpoint now; poke:
+ * wakes the thread after a commit; stop: at close (a last one). */
+int zk__ckpt_restore(const char *dir, const char *store_path);
+void zk__ckpt_forget(const char *dir);
+int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
+                   uint64_t trickle_us);
+int zk__ckpt_capture(struct zk_store *s, uint64_t txnid, uint64_t applied);
+/* Commits t (a write txn of s), counts it for the kept readers and
+ * captures it (under ck.mu); LMDB's error, or ckpt's negative one. */
+int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied);
+int zk__ckpt_run(struct zk_store *s);
+void zk__ckpt_poke(struct zk_store *s);
+int zk__ckpt_stop(struct zk_store *s);
 
 #endif /* ZK_STORE_INT_H */

@@ -234,6 +234,8 @@ void sim_replica_start(struct sim *s, uint32_t i)
     cfg.init_limit_ticks = SIM_INIT_LIMIT;
     cfg.sync_limit_ticks = SIM_SYNC_LIMIT;
     cfg.session_timeout_ticks = SIM_SESSION_TIMEOUT;
+    /* The store's open takes a checkpoint of what it finds. */
+    r->undo.valid = 0;
     cfg.incarnation = ++r->incarnation;
     cfg.counter_max = s->o.counter_max;
     cfg.seed = sim_mix(s->o.seed, (uint64_t)r->id << 32 | r->incarnation);

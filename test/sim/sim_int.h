@@ -180,11 +180,13 @@ struct sim_replica {
                                    written (its log part only)          */
     /* Power cuts (the daemon's store, docs/ensemble.md): a batch's log
      * records are durable (the write-ahead log's fdatasync) before LMDB
-     * is touched, and LMDB's part is committed lazily (meta page not
-     * synced) unless it holds the hard state or an install, so a power
-     * cut may undo the last lazy commit whole (the next commit's sync
-     * makes it durable). `undo`: LMDB's state before that commit while
-     * it may still be undone; `pre`: before the batch being written. */
+     * is touched, and LMDB's part is committed without a sync unless it
+     * holds the hard state or an install; the store's checkpoints
+     * (store/ckpt.c: every synced commit, and now and then in the
+     * background) are what a power cut goes back to, whole. `undo`:
+     * LMDB's state at the last checkpoint while later commits may still
+     * be undone (valid 0: the state now is one); `pre`: before the batch
+     * being written. */
     struct sim_undo {
         struct zk_zab_hard_state hard;
         uint32_t incarnation;
@@ -331,7 +333,7 @@ void sim_send_reset(struct sim *s, uint32_t from, uint32_t to);
 void sim_on_tick(struct sim *s, uint32_t i);
 void sim_on_disk(struct sim *s, uint32_t i);
 /* A power cut of replica r's host, before it is crashed: what a batch on
- * its way to disk and the last lazy LMDB commit leave (see undo). */
+ * its way to disk and the store's last checkpoint leave (see undo). */
 void sim_power_cut(struct sim *s, struct sim_replica *r);
 void sim_on_client(struct sim *s, uint32_t i);
 /* Writes the 16 bytes every client payload leads with (replica id, a new

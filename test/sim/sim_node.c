@@ -483,16 +483,20 @@ static int st_apply(void *arg, void *batch, const struct zk_zab_entry *en,
 }
 
 /* The log keeps every entry above what LMDB holds durably: the store
- * trims it only up to the last commit that cannot be undone. */
+ * trims it only up to its last checkpoint (store/ckpt.c). After a lazy
+ * commit that is the checkpoint before it (r->undo) or, when the state
+ * before the batch was one, that state; after a synced one, this. */
 static int st_commit(void *arg, void *batch)
 {
     struct sim_replica *r = arg;
     (void)batch;
     uint64_t keep_above = r->model.applied;
-    if (r->b_lmdb && !lmdb_synced(r))
-        keep_above = r->pre.model.applied;
-    else if (!r->b_lmdb && r->undo.valid)
+    if (r->undo.valid)
         keep_above = r->undo.model.applied;
+    else if (r->b_lmdb && !lmdb_synced(r))
+        keep_above = r->pre.model.applied;
+    if (r->b_lmdb && lmdb_synced(r))
+        keep_above = r->model.applied;
     compact(r, keep_above);
     return 0;
 }
@@ -779,8 +783,10 @@ void sim_on_disk(struct sim *s, uint32_t i)
         return;
     }
     if (r->crash_after_write == 2) {
-        /* A power cut while the batch is on its way to disk. */
+        /* A power cut while the batch is on its way to disk: and the
+         * tree back to the last checkpoint, as any power cut. */
         cut_batch(s, r);
+        sim_power_cut(s, r);
         sim_crash(s, r->id);
         sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
                  NULL);
@@ -788,8 +794,17 @@ void sim_on_disk(struct sim *s, uint32_t i)
     }
     r->busy = 0;
     int rc = zk_driver_write(r->drv);
-    if (rc == 0 && r->b_lmdb)    /* this commit makes the last one durable */
-        r->undo = lmdb_synced(r) ? (struct sim_undo){.valid = 0} : r->pre;
+    /* The store's checkpoints (store/ckpt.c): a synced commit is one; a
+     * lazy commit leaves the last one where it was (the state before
+     * it, when that was one); the background thread takes one now and
+     * then (here: at a quarter of the disk events). A power cut goes
+     * back to the last one (sim_power_cut). */
+    if (rc == 0 && r->b_lmdb && lmdb_synced(r))
+        r->undo.valid = 0;
+    else if (rc == 0 && r->b_lmdb && !r->undo.valid)
+        r->undo = r->pre;
+    if (rc == 0 && sim_range(s, 0, 3) == 0)
+        r->undo.valid = 0;
     if (rc == 0) {
         /* The marker follows the store once the batch is durable, except
          * while the core abstains (a store behind it stays behind it
@@ -820,8 +835,8 @@ void sim_power_cut(struct sim *s, struct sim_replica *r)
     if (r->busy && sim_range(s, 0, 1))
         cut_batch(s, r);
     if (r->undo.valid && sim_range(s, 0, 1)) {
-        sim_log(s, r->id, "power cut: the last lazy LMDB commit undone: "
-                "applied %016llx (from %016llx)",
+        sim_log(s, r->id, "power cut: the tree back to its last "
+                "checkpoint: applied %016llx (from %016llx)",
                 (unsigned long long)r->undo.model.applied,
                 (unsigned long long)r->model.applied);
         r->hard = r->undo.hard;

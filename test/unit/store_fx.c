@@ -35,9 +35,9 @@ void zk_test_copy_file(const char *src, const char *dst)
     ck_assert_int_eq(fclose(out), 0);
 }
 
-struct zk_apply_result *zk_test_commit(struct zk_store *s, uint64_t zxid,
-                                       uint64_t time_ms,
-                                       struct zk_op *ops, uint32_t n)
+static struct zk_apply_result *commit(struct zk_store *s, uint64_t zxid,
+                                      uint64_t time_ms, struct zk_op *ops,
+                                      uint32_t n, int lazy)
 {
     struct zk_txn txn = {time_ms, n, ops};
     uint8_t *buf;
@@ -48,9 +48,24 @@ struct zk_apply_result *zk_test_commit(struct zk_store *s, uint64_t zxid,
     ck_assert_int_eq(zk_store_batch_begin(s, &b), 0);
     ck_assert_int_eq(zk_store_batch_log(b, zxid, buf, len), 0);
     ck_assert_int_eq(zk_store_batch_apply(b, zxid, buf, len, &res), 0);
-    ck_assert_int_eq(zk_store_batch_commit(b), 0);
+    ck_assert_int_eq(lazy ? zk_store_batch_commit_lazy(b)
+                          : zk_store_batch_commit(b), 0);
     free(buf);
     return res;
+}
+
+struct zk_apply_result *zk_test_commit(struct zk_store *s, uint64_t zxid,
+                                       uint64_t time_ms,
+                                       struct zk_op *ops, uint32_t n)
+{
+    return commit(s, zxid, time_ms, ops, n, 0);
+}
+
+struct zk_apply_result *zk_test_commit_lazy(struct zk_store *s,
+                                            uint64_t zxid, uint64_t time_ms,
+                                            struct zk_op *ops, uint32_t n)
+{
+    return commit(s, zxid, time_ms, ops, n, 1);
 }
 
 struct zk_op zk_test_op(uint8_t type, const char *path, const char *path2)

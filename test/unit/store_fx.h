@@ -27,5 +27,9 @@ struct zk_op zk_test_op(uint8_t type, const char *path, const char *path2);
 struct zk_apply_result *zk_test_commit(struct zk_store *s, uint64_t zxid,
                                        uint64_t time_ms,
                                        struct zk_op *ops, uint32_t n);
+/* The same, committed lazily (zk_store_batch_commit_lazy). */
+struct zk_apply_result *zk_test_commit_lazy(struct zk_store *s,
+                                            uint64_t zxid, uint64_t time_ms,
+                                            struct zk_op *ops, uint32_t n);
 
 #endif /* ZK_TEST_STORE_FX_H */

@@ -7,6 +7,7 @@
  * Each test works in its own mkdtemp directory under /tmp and removes it.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "zk_common.h"
@@ -1546,10 +1549,13 @@ START_TEST(kept_reader_remembers_only_the_newest)
 END_TEST
 
 /* zk_store_reader_idle lets go of a version a commit replaced, so the
- * kept transaction does not hold LMDB's pages; a current one it keeps. */
+ * kept transaction does not hold LMDB's pages; a current one it keeps.
+ * (The checkpoint's reader, store/ckpt.c, is not counted: the test sets
+ * ZKFS_CHECKPOINT_MS so that only a commit's own checkpoint moves it.) */
 struct slots {
     int active;             /* reader slots with a txn id */
     uint64_t oldest;
+    uint64_t txn[16];
 };
 
 static int slot_line(const char *msg, void *arg)
@@ -1557,24 +1563,35 @@ static int slot_line(const char *msg, void *arg)
     struct slots *sl = arg;
     unsigned long long pid, txn;
     char thread[64];
-    if (sscanf(msg, "%llu %63s %llu", &pid, thread, &txn) == 3) {
-        if (sl->active++ == 0 || txn < sl->oldest)
-            sl->oldest = txn;
-    }
+    if (sscanf(msg, "%llu %63s %llu", &pid, thread, &txn) == 3 &&
+        sl->active < 16)
+        sl->txn[sl->active++] = txn;
     return 0;
 }
 
 static struct slots reader_slots(struct fx *f)
 {
-    struct slots sl = {0, 0};
+    struct slots sl = {0, 0, {0}}, out = {0, 0, {0}};
+    int skipped = 0;
     ck_assert_int_eq(mdb_reader_list(f->s->env, slot_line, &sl), 0);
-    return sl;
+    for (int i = 0; i < sl.active; i++) {
+        if (!skipped && sl.txn[i] == f->s->ck.txnid) {
+            skipped = 1;
+            continue;
+        }
+        if (out.active++ == 0 || sl.txn[i] < out.oldest)
+            out.oldest = sl.txn[i];
+    }
+    ck_assert_int_eq(skipped, 1);           /* the checkpoint's reader */
+    return out;
 }
 
 START_TEST(kept_reader_lets_go_when_idle)
 {
     struct fx f;
+    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
     fx_open(&f);
+    unsetenv("ZKFS_CHECKPOINT_MS");
     ck_assert_int_eq(mkfile(&f, "/f", "v0"), 0);
     zk_store_reader_keep(f.s, 1);
     assert_data(&f, "/f", "v0");
@@ -2019,6 +2036,283 @@ START_TEST(random_ops_keep_invariants)
 }
 END_TEST
 
+/* A power cut after a checkpoint (store/ckpt.c): the disk holds, of each
+ * page written since, either the old or the new version (any mix; pages
+ * past the old end of the file new or zeros), and both meta pages may be
+ * new. Opened in another boot, the store is the checkpoint's version,
+ * whole (zk_store_check finds nothing), and the log still holds every
+ * entry after it. The writes after the checkpoint rewrite, delete and
+ * create files so that LMDB reuses freed pages: without the checkpoint's
+ * reader, the version it names would be overwritten. */
+static void ck_copy_dir(const char *from, const char *to)
+{
+    char a[256], b[256];
+    snprintf(a, sizeof(a), "%s/zkfs-wal", from);
+    snprintf(b, sizeof(b), "%s/zkfs-wal", to);
+    ck_assert_int_eq(mkdir(b, 0700), 0);
+    DIR *d = opendir(a);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char x[512], y[512];
+        snprintf(x, sizeof(x), "%s/%s", a, e->d_name);
+        snprintf(y, sizeof(y), "%s/%s", b, e->d_name);
+        zk_test_copy_file(x, y);
+    }
+    closedir(d);
+    snprintf(a, sizeof(a), "%s/zkfs.ckpt", from);
+    snprintf(b, sizeof(b), "%s/zkfs.ckpt", to);
+    zk_test_copy_file(a, b);
+}
+
+static uint8_t *ck_read_file(const char *dir, size_t *len)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/zkfs.mdb", dir);
+    FILE *fp = fopen(p, "rb");
+    ck_assert_ptr_nonnull(fp);
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, *len, fp), *len);
+    fclose(fp);
+    return buf;
+}
+
+static void ck_write_file(const char *dir, const uint8_t *buf, size_t len)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/zkfs.mdb", dir);
+    FILE *fp = fopen(p, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(buf, 1, len, fp), len);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+static void ck_lazy(struct fx *f, struct zk_op op)
+{
+    struct zk_apply_result *r =
+        zk_test_commit_lazy(f->s, ++f->zxid, ++f->time_ms, &op, 1);
+    ck_assert_int_eq(r->err, 0);
+    zk_apply_result_free(r);
+}
+
+static void ck_no_problem(void *arg, const char *what, const char *text)
+{
+    (void)arg;
+    ck_abort_msg("check: %s: %s", what, text);
+}
+
+START_TEST(power_cut_goes_back_to_the_checkpoint)
+{
+    struct fx f;
+    char name[64], data[160];
+    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);  /* only ours */
+    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+    fx_open(&f);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "/f%02d", i);
+        snprintf(data, sizeof(data), "old %d %0100d", i, i);
+        ck_lazy(&f, mk_data(ZK_OP_CREATE, name, data));
+    }
+    ck_assert_int_eq(zk_store_checkpoint(f.s), 0);
+    uint64_t at = f.zxid;
+    size_t olen;
+    uint8_t *old = ck_read_file(f.dir, &olen);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "/f%02d", i);
+        snprintf(data, sizeof(data), "new %d", i);
+        ck_lazy(&f, i % 3 == 0 ? mk(ZK_OP_DELETE, name)
+                               : mk_data(ZK_OP_SET_DATA, name, data));
+        snprintf(name, sizeof(name), "/g%02d", i);
+        ck_lazy(&f, mk_data(ZK_OP_CREATE, name, data));
+    }
+    uint64_t last = f.zxid;
+    size_t nlen;
+    uint8_t *cur = ck_read_file(f.dir, &nlen);
+    ck_assert_uint_ge(nlen, olen);
+    size_t psize = (size_t)sysconf(_SC_PAGESIZE), changed = 0;
+    for (size_t off = 0; off < olen; off += psize)
+        changed += memcmp(old + off, cur + off, psize) != 0;
+    ck_assert_uint_gt(changed, 2);      /* more than the meta pages */
+    rnd_state = 0x9e3779b97f4a7c15ull;
+    for (int img = 0; img < 24; img++) {
+        struct fx g;
+        fx_mkdir(&g);
+        ck_copy_dir(f.dir, g.dir);
+        uint8_t *mix = malloc(nlen);
+        ck_assert_ptr_nonnull(mix);
+        /* Image 0: every new page, image 1: none; the rest a mix. */
+        for (size_t off = 0; off < nlen; off += psize) {
+            int take_new = img == 0 ? 1 : img == 1 ? 0 : (int)rnd(2);
+            if (take_new)
+                memcpy(mix + off, cur + off, psize);
+            else if (off < olen)
+                memcpy(mix + off, old + off, psize);
+            else
+                memset(mix + off, 0, psize);
+        }
+        ck_write_file(g.dir, mix, nlen);
+        free(mix);
+        setenv("ZKFS_TEST_BOOT_ID", "boot-b", 1);
+        ck_assert_int_eq(zk_store_open(g.dir, 0, &g.s), 0);
+        struct zk_store_info info;
+        struct zk_store_check_stats cst;
+        ck_assert_int_eq(zk_store_info(g.s, &info), 0);
+        ck_assert_uint_eq(info.last_applied_zxid, at);
+        ck_assert_uint_le(info.log_first_zxid, at + 1);
+        ck_assert_uint_eq(info.log_last_zxid, last);
+        ck_assert_int_eq(zk_store_check(g.s, ck_no_problem, NULL, &cst), 0);
+        ck_assert_uint_eq(cst.problems, 0);
+        for (int i = 0; i < 40; i++) {
+            snprintf(name, sizeof(name), "/f%02d", i);
+            snprintf(data, sizeof(data), "old %d %0100d", i, i);
+            assert_data(&g, name, data);
+            snprintf(name, sizeof(name), "/g%02d", i);
+            ck_assert(!exists(&g, name));
+        }
+        fx_close(&g);
+    }
+    /* In the same boot nothing is put back: the page cache had it all. */
+    {
+        struct fx g;
+        fx_mkdir(&g);
+        ck_copy_dir(f.dir, g.dir);
+        ck_write_file(g.dir, cur, nlen);
+        setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+        ck_assert_int_eq(zk_store_open(g.dir, 0, &g.s), 0);
+        struct zk_store_info info;
+        ck_assert_int_eq(zk_store_info(g.s, &info), 0);
+        ck_assert_uint_eq(info.last_applied_zxid, last);
+        assert_data(&g, "/g39", "new 39");
+        ck_assert(!exists(&g, "/f39"));
+        fx_close(&g);
+    }
+    free(old);
+    free(cur);
+    fx_close(&f);
+    unsetenv("ZKFS_CHECKPOINT_MS");
+    unsetenv("ZKFS_TEST_BOOT_ID");
+}
+END_TEST
+
+/* A crash of the process alone (here: a child that _exits without closing
+ * the store, as kill -9 would) keeps every commit in the page cache; a
+ * restart in the same boot opens the newest version, and its first
+ * checkpoint is of that version, taken before any commit of its own. So a
+ * power cut after the restart goes back to what the restart found, not to
+ * the checkpoint before the crash (whose pages the restart's commits may
+ * reuse). */
+static void crash_child(struct fx *f, int ops)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char name[64];
+        struct fx g = *f;
+        if (zk_store_open(g.dir, 0, &g.s) != 0)
+            _exit(2);
+        for (int i = 0; i < ops; i++) {
+            snprintf(name, sizeof(name), "/c%02d", i);
+            struct zk_op op = mk_data(ZK_OP_CREATE, name, "x");
+            struct zk_apply_result *r = zk_test_commit_lazy(
+                g.s, ++g.zxid, ++g.time_ms, &op, 1);
+            if (r->err != 0)
+                _exit(3);
+            zk_apply_result_free(r);
+            if (i == ops / 2 && zk_store_checkpoint(g.s) != 0)
+                _exit(4);
+        }
+        _exit(0);           /* no close: the process "crashes" */
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    f->zxid += (uint64_t)ops;
+    f->time_ms += (uint64_t)ops;
+}
+
+START_TEST(power_cut_after_a_crash_and_restart)
+{
+    struct fx f;
+    struct zk_store_info info;
+    struct zk_store_check_stats cst;
+    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+    fx_open(&f);
+    zk_store_close(f.s);
+    f.s = NULL;
+    crash_child(&f, 40);        /* a checkpoint after 21, then 19 more */
+    crash_child(&f, 0);         /* restarted in the same boot, crashed */
+    setenv("ZKFS_TEST_BOOT_ID", "boot-b", 1);     /* then the power cut */
+    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, f.zxid);
+    ck_assert(exists(&f, "/c39"));
+    ck_assert_int_eq(zk_store_check(f.s, ck_no_problem, NULL, &cst), 0);
+    ck_assert_uint_eq(cst.problems, 0);
+    fx_close(&f);
+    unsetenv("ZKFS_CHECKPOINT_MS");
+    unsetenv("ZKFS_TEST_BOOT_ID");
+}
+END_TEST
+
+/* A zkfs.mdb copied in by hand (another store's, with more commits)
+ * beside the checkpoint of the file it replaced, which was not closed
+ * cleanly: opened in another boot, the checkpoint is not put back into it
+ * (its root page differs): the open refuses (ZK_ECORRUPT, the log says
+ * to delete zkfs.ckpt if the copy is whole); without zkfs.ckpt the copy
+ * opens, whole. After a clean close nothing is put back in any boot. */
+START_TEST(checkpoint_of_another_file_left_alone)
+{
+    struct fx x, y;
+    char name[64], from[128], to[128];
+    struct zk_store_check_stats cst;
+    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+    fx_open(&x);
+    fx_open(&y);
+    for (int i = 0; i < 30; i++) {
+        snprintf(name, sizeof(name), "/y%d", i);
+        ck_assert_int_eq(mkfile(&y, name, "y"), 0);
+    }
+    zk_store_close(x.s);
+    x.s = NULL;
+    zk_store_close(y.s);
+    y.s = NULL;
+    crash_child(&x, 10);
+    snprintf(from, sizeof(from), "%s/zkfs.mdb", y.dir);
+    snprintf(to, sizeof(to), "%s/zkfs.mdb", x.dir);
+    zk_test_copy_file(from, to);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-b", 1);
+    ck_assert_int_eq(reopen_rc(&x), ZK_ECORRUPT);
+    snprintf(to, sizeof(to), "%s/zkfs.ckpt", x.dir);
+    ck_assert_int_eq(unlink(to), 0);
+    ck_assert_int_eq(zk_store_open(x.dir, 0, &x.s), 0);
+    ck_assert(exists(&x, "/y29"));
+    ck_assert(!exists(&x, "/c00"));
+    ck_assert_int_eq(zk_store_check(x.s, ck_no_problem, NULL, &cst), 0);
+    ck_assert_uint_eq(cst.problems, 0);
+    /* Closed cleanly: another boot puts nothing back. */
+    zk_store_close(x.s);
+    x.s = NULL;
+    snprintf(from, sizeof(from), "%s/zkfs.mdb", y.dir);
+    snprintf(to, sizeof(to), "%s/zkfs.mdb", x.dir);
+    zk_test_copy_file(from, to);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-c", 1);
+    ck_assert_int_eq(zk_store_open(x.dir, 0, &x.s), 0);
+    ck_assert(exists(&x, "/y29"));
+    fx_close(&x);
+    fx_close(&y);
+    unsetenv("ZKFS_CHECKPOINT_MS");
+    unsetenv("ZKFS_TEST_BOOT_ID");
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -2050,6 +2344,9 @@ Suite *store_suite(void)
     tcase_add_test(tc, long_names);
     tcase_add_test(tc, log_append_scan_truncate);
     tcase_add_test(tc, lazy_commit_applies);
+    tcase_add_test(tc, power_cut_goes_back_to_the_checkpoint);
+    tcase_add_test(tc, power_cut_after_a_crash_and_restart);
+    tcase_add_test(tc, checkpoint_of_another_file_left_alone);
     tcase_add_test(tc, log_trim_keeps_recent);
     tcase_add_test(tc, abort_leaves_nothing);
     tcase_add_test(tc, meta_values);
