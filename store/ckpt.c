@@ -460,6 +460,10 @@ static int ckpt_run(struct zk_store *s, uint32_t flags)
     slot_encode(c->wbuf, c->psize, &sl);
     size_t sz = slot_size(c->psize);
     rc = mdb_env_sync(s->env, 1) == 0 ? 0 : -EIO;
+    if (c->fail_at != 0 &&
+        atomic_load_explicit(&c->count, memory_order_relaxed) + 1 ==
+            c->fail_at)
+        rc = -EIO;
     if (rc == 0)
         rc = pwrite_all(c->fd, c->wbuf, sz, (off_t)(sl.seq % 2 * sz));
     if (rc == 0 && fdatasync(c->fd) != 0)
@@ -581,6 +585,10 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
     c->psize = (size_t)sysconf(_SC_PAGESIZE);
     c->interval_ns = interval_ms * 1000000u;
     c->trickle_ns = trickle_us * 1000u;
+    /* Tests: the sync of the Nth checkpoint (counted from this open)
+     * fails with EIO, as a failing disk's would. */
+    const char *f = getenv("ZKFS_TEST_CHECKPOINT_FAIL");
+    c->fail_at = f != NULL ? strtoull(f, NULL, 10) : 0;
     boot_id(c->boot);
     if (mdb_env_get_fd(s->env, &c->env_fd) != 0 ||
         mdb_env_info(s->env, &info) != 0)

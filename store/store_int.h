@@ -73,6 +73,7 @@ struct zk__ckpt {
     _Atomic uint64_t applied;        /* last applied at the last one     */
     _Atomic uint64_t count;          /* checkpoints taken                */
     _Atomic int err;                 /* errno of a failed one (sticky)    */
+    uint64_t fail_at;                /* ZKFS_TEST_CHECKPOINT_FAIL         */
     char boot[40];
 };
 
