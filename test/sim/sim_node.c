@@ -274,6 +274,9 @@ static void apply(struct sim *s, struct sim_replica *r,
     r->model.count++;
     if (e->type == ZK_ZAB_ENTRY_SESSION_CLOSE)
         sim_lease_check_close(s, r, e);
+    if (e->type == ZK_ZAB_ENTRY_SESSION_OPEN && e->len == 8 &&
+        ZK_ZAB_SESSION_OWNER(zk_get_be64(e->data)) == r->id)
+        r->own_open_zxid = e->zxid;
     model_sessions(s, r, e);
     if (sim_lock_payload(e))
         sim_lock_apply(s, r, e);
