@@ -460,6 +460,10 @@ static int ckpt_run(struct zk_store *s, uint32_t flags)
     slot_encode(c->wbuf, c->psize, &sl);
     size_t sz = slot_size(c->psize);
     rc = mdb_env_sync(s->env, 1) == 0 ? 0 : -EIO;
+    if (c->fail_at != 0 &&
+        atomic_load_explicit(&c->count, memory_order_relaxed) + 1 ==
+            c->fail_at)
+        rc = -EIO;
     if (rc == 0)
         rc = pwrite_all(c->fd, c->wbuf, sz, (off_t)(sl.seq % 2 * sz));
     if (rc == 0 && fdatasync(c->fd) != 0)
@@ -504,10 +508,14 @@ static void *ckpt_main(void *arg)
 {
     struct zk_store *s = arg;
     struct zk__ckpt *c = &s->ck;
+    struct timespec ts;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->stop && c->cap_txnid == c->seen)
+        while (!c->stop && c->cap_txnid == c->seen) {
+            c->idle = 1;        /* only then does a commit wake it */
             pthread_cond_wait(&c->cond, &c->mu);
+        }
+        c->idle = 0;
         if (c->stop)
             break;
         /* Wait out the interval since the last checkpoint: the commits
@@ -516,35 +524,41 @@ static void *ckpt_main(void *arg)
                                             memory_order_relaxed) +
                        c->interval_ns;
         uint64_t now = mono_ns();
-        if (now < due && c->trickle_ns != 0 &&
-            c->cap_txnid != c->trickled) {
+        if (now >= due) {
+            c->seen = c->cap_txnid;
+            pthread_mutex_unlock(&c->mu);
+            if (zk__ckpt_run(s) != 0)
+                /* Not tried again: the next commit fails (c->err). */
+                atomic_store_explicit(&c->last_ns, mono_ns(),
+                                      memory_order_relaxed);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        if (c->trickle_ns != 0 && c->cap_txnid != c->trickled &&
+            now >= c->trickled_ns + c->trickle_ns) {
             /* Meanwhile the commits' pages start on their way to the
              * disk, so that the checkpoint's sync finds few left: a
              * writer's log sync then does not wait behind a burst. */
             c->trickled = c->cap_txnid;
+            c->trickled_ns = now;
             pthread_mutex_unlock(&c->mu);
             sync_file_range(c->env_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
             pthread_mutex_lock(&c->mu);
-            if (due - now > c->trickle_ns)
-                due = now + c->trickle_ns;
         }
-        if (now < due) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t t = (uint64_t)ts.tv_sec * 1000000000u +
-                         (uint64_t)ts.tv_nsec + (due - now);
-            ts.tv_sec = (time_t)(t / 1000000000u);
-            ts.tv_nsec = (long)(t % 1000000000u);
-            pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        /* A look every trickle_ns while a checkpoint is due (commits
+         * do not wake the thread then). */
+        now = mono_ns();
+        uint64_t wake = due;
+        if (c->trickle_ns != 0 && now + c->trickle_ns < wake)
+            wake = now + c->trickle_ns;
+        if (wake <= now)
             continue;
-        }
-        c->seen = c->cap_txnid;
-        pthread_mutex_unlock(&c->mu);
-        if (zk__ckpt_run(s) != 0)
-            /* Not tried again: the next commit fails (c->err). */
-            atomic_store_explicit(&c->last_ns, mono_ns(),
-                                  memory_order_relaxed);
-        pthread_mutex_lock(&c->mu);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t t = (uint64_t)ts.tv_sec * 1000000000u +
+                     (uint64_t)ts.tv_nsec + (wake - now);
+        ts.tv_sec = (time_t)(t / 1000000000u);
+        ts.tv_nsec = (long)(t % 1000000000u);
+        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -553,8 +567,12 @@ static void *ckpt_main(void *arg)
 void zk__ckpt_poke(struct zk_store *s)
 {
     struct zk__ckpt *c = &s->ck;
-    if (c->on && c->thread_on)
+    if (!c->on || !c->thread_on)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->idle)            /* (waiting for a commit: not for a time) */
         pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Right after LMDB is open, before any commit: checks that the meta
@@ -581,6 +599,10 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
     c->psize = (size_t)sysconf(_SC_PAGESIZE);
     c->interval_ns = interval_ms * 1000000u;
     c->trickle_ns = trickle_us * 1000u;
+    /* Tests: the sync of the Nth checkpoint (counted from this open)
+     * fails with EIO, as a failing disk's would. */
+    const char *f = getenv("ZKFS_TEST_CHECKPOINT_FAIL");
+    c->fail_at = f != NULL ? strtoull(f, NULL, 10) : 0;
     boot_id(c->boot);
     if (mdb_env_get_fd(s->env, &c->env_fd) != 0 ||
         mdb_env_info(s->env, &info) != 0)

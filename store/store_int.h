@@ -65,6 +65,8 @@ struct zk__ckpt {
     uint64_t cap_txnid, cap_applied; /* under mu                          */
     uint64_t seen;                   /* the thread's: capture it last saw */
     uint64_t trickled, trickle_ns;   /* the thread's: last writeback kick  */
+    uint64_t trickled_ns;            /* ... and when                      */
+    int idle;                        /* under mu: waiting for a commit    */
     MDB_txn *rd[2];                  /* rd[cur]: holds the checkpoint    */
     int cur;
     uint64_t seq, txnid;             /* of the last checkpoint           */
@@ -73,6 +75,7 @@ struct zk__ckpt {
     _Atomic uint64_t applied;        /* last applied at the last one     */
     _Atomic uint64_t count;          /* checkpoints taken                */
     _Atomic int err;                 /* errno of a failed one (sticky)    */
+    uint64_t fail_at;                /* ZKFS_TEST_CHECKPOINT_FAIL         */
     char boot[40];
 };
 

@@ -14,7 +14,8 @@
 #   - a follower paused the same way;
 #   - replica 3 (whose mount the fuzzers do not use) killed with -9 and
 #     started again while the fuzzers run (it catches up by DIFF or
-#     snapshot);
+#     snapshot); every other time as another boot (ZKFS_TEST_BOOT_ID), so
+#     that its tree goes back to its last checkpoint, as after a power cut;
 #   - one replica cut from the network (each replica runs in a network
 #     namespace of its own behind a bridge, ens_net_setup) for as long.
 # Knobs: ZK_FAULTFUZZ_ROUNDS (fault rounds, default 12), ZK_FAULTFUZZ_OPS
@@ -131,7 +132,13 @@ faulted_run() {
             log "round $round: replica 3 (pid $p) killed with -9 and restarted"
             kill -9 "$p"
             ens_reap_killed 3 "$p"
-            ens_start 3
+            if [ $((kills % 2)) = 1 ]; then
+                # As after a power cut: its tree back to its last checkpoint.
+                log "round $round: replica 3 restarted as another boot"
+                ZKFS_TEST_BOOT_ID=zkfs-test-reboot-$round ens_start 3
+            else
+                ens_start 3
+            fi
             kills=$((kills + 1))
             ;;
         esac

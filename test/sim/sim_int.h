@@ -194,6 +194,8 @@ struct sim_replica {
         int valid;
     } undo, pre;
     int b_lmdb, b_durable;      /* the batch touches LMDB / syncs it    */
+    uint64_t own_open_zxid;     /* the last OPEN of its own session it
+                                   applied (sim_lease.c)                */
     int log_only;               /* 1: only the log part of the batch
                                    reaches the disk; 2: not even that
                                    (it installs: a new log generation) */

@@ -35,6 +35,15 @@ void sim_lease_check_close(struct sim *s, const struct sim_replica *by,
             "gave it up");
     if (!st.session_open || st.session != sid)
         return;                 /* given up (or never its own) */
+    if (e->zxid < o->own_open_zxid) {
+        /* The close of an earlier opening of that id: the owner opened
+         * it again after it (a retried OPEN whose first one committed
+         * and expired meanwhile), and this replica is only behind. Its
+         * lease is on the later opening, which this close precedes. */
+        sim_log(s, by->id, "(a close from before r%u's open %016llx)",
+                owner, (unsigned long long)o->own_open_zxid);
+        return;
+    }
     uint64_t until = zk_driver_lease_until(o->drv), now = sim_local_ns(s, o);
     if (now < until)
         sim_fail(s, by->id, "applied the close of session %016llx while "

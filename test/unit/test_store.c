@@ -2313,6 +2313,63 @@ START_TEST(checkpoint_of_another_file_left_alone)
 }
 END_TEST
 
+/* A checkpoint whose sync fails (ZKFS_TEST_CHECKPOINT_FAIL=4: the
+ * open's 2 and one here succeed, the next fails, as a failing disk's
+ * would): every commit and checkpoint after it fails too (a failed sync
+ * is reported once), close writes no slot, and the next open, in the
+ * same boot, goes back to the last good checkpoint (its slot was
+ * marked): what came after is in the log. */
+START_TEST(failed_checkpoint_goes_back_at_the_next_open)
+{
+    struct fx f;
+    struct zk_store_info info;
+    struct zk_store_check_stats cst;
+    char name[64];
+    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+    fx_open(&f);
+    zk_store_close(f.s);
+    setenv("ZKFS_TEST_CHECKPOINT_FAIL", "4", 1);
+    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);
+    unsetenv("ZKFS_TEST_CHECKPOINT_FAIL");
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "/a%d", i);
+        ck_lazy(&f, mk_data(ZK_OP_CREATE, name, "a"));
+    }
+    uint64_t good = f.zxid;
+    ck_assert_int_eq(zk_store_checkpoint(f.s), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "/b%d", i);
+        ck_lazy(&f, mk_data(ZK_OP_CREATE, name, "b"));
+    }
+    ck_assert_int_eq(zk_store_checkpoint(f.s), -EIO);
+    ck_assert_int_eq(zk_store_checkpoint(f.s), -EIO);
+    struct zk_store_batch *b;
+    uint8_t *buf;
+    size_t len;
+    struct zk_apply_result *res;
+    enc_create("/c", &buf, &len);
+    ck_assert_int_eq(zk_store_batch_begin(f.s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, f.zxid + 1, buf, len), 0);
+    ck_assert_int_eq(zk_store_batch_apply(b, f.zxid + 1, buf, len, &res), 0);
+    zk_apply_result_free(res);
+    ck_assert_int_lt(zk_store_batch_commit_lazy(b), 0);
+    free(buf);
+    zk_store_close(f.s);
+    f.s = NULL;
+    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);     /* same boot */
+    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, good);
+    ck_assert_uint_eq(info.log_last_zxid, f.zxid);
+    ck_assert(exists(&f, "/a9"));
+    ck_assert(!exists(&f, "/b0"));
+    ck_assert_int_eq(zk_store_check(f.s, ck_no_problem, NULL, &cst), 0);
+    fx_close(&f);
+    unsetenv("ZKFS_CHECKPOINT_MS");
+    unsetenv("ZKFS_TEST_BOOT_ID");
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -2347,6 +2404,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, power_cut_goes_back_to_the_checkpoint);
     tcase_add_test(tc, power_cut_after_a_crash_and_restart);
     tcase_add_test(tc, checkpoint_of_another_file_left_alone);
+    tcase_add_test(tc, failed_checkpoint_goes_back_at_the_next_open);
     tcase_add_test(tc, log_trim_keeps_recent);
     tcase_add_test(tc, abort_leaves_nothing);
     tcase_add_test(tc, meta_values);
