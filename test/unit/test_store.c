@@ -2370,6 +2370,31 @@ START_TEST(failed_checkpoint_goes_back_at_the_next_open)
 }
 END_TEST
 
+/* A store from before the checkpoints (no zkfs.ckpt: it synced every
+ * commit) opens as it is in any boot, and gets its first checkpoint. */
+START_TEST(store_without_checkpoint_file_opens)
+{
+    struct fx f;
+    char p[128];
+    struct stat sb;
+    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+    fx_open(&f);
+    ck_assert_int_eq(mkfile(&f, "/old", "x"), 0);
+    zk_store_close(f.s);
+    f.s = NULL;
+    snprintf(p, sizeof(p), "%s/zkfs.ckpt", f.dir);
+    ck_assert_int_eq(unlink(p), 0);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-b", 1);
+    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);
+    assert_data(&f, "/old", "x");
+    ck_assert_int_eq(stat(p, &sb), 0);
+    snprintf(p, sizeof(p), "%s/zkfs.ckpt.tmp", f.dir);
+    ck_assert_int_eq(stat(p, &sb), -1);     /* renamed into place */
+    fx_close(&f);
+    unsetenv("ZKFS_TEST_BOOT_ID");
+}
+END_TEST
+
 Suite *store_suite(void);
 Suite *store_suite(void)
 {
@@ -2405,6 +2430,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, power_cut_after_a_crash_and_restart);
     tcase_add_test(tc, checkpoint_of_another_file_left_alone);
     tcase_add_test(tc, failed_checkpoint_goes_back_at_the_next_open);
+    tcase_add_test(tc, store_without_checkpoint_file_opens);
     tcase_add_test(tc, log_trim_keeps_recent);
     tcase_add_test(tc, abort_leaves_nothing);
     tcase_add_test(tc, meta_values);
