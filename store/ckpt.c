@@ -135,38 +135,6 @@ static void boot_id(char out[40])
     }
 }
 
-static int pread_all(int fd, void *buf, size_t len, off_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (uint8_t *)buf + done, len - done,
-                          off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -ENODATA;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
-                           off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 /* *crc: CRC-32 of the root page of the newest version the meta pages
  * name (0 for an empty main table): the file's identity at a checkpoint,
  * as that page is never written again while the checkpoint holds.
@@ -185,7 +153,7 @@ static int root_crc(int fd, const uint8_t *pages, size_t psize,
     if (pg == NULL)
         return -ENOMEM;
     int rc = root < (UINT64_C(1) << 40)
-                 ? pread_all(fd, pg, psize, (off_t)(root * psize)) : -EIO;
+                 ? zk__pread_all(fd, pg, psize, root * psize) : -EIO;
     if (rc == 0)
         *crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), pg, (uInt)psize);
     free(pg);
@@ -271,8 +239,8 @@ static int ckpt_read(const char *dir, size_t psize, uint8_t **buf,
         return -ENOMEM;
     }
     struct ck_slot s0, s1;
-    int ok0 = pread_all(fd, b, sz, 0) == 0 && slot_decode(b, psize, &s0) == 0;
-    int ok1 = pread_all(fd, b + sz, sz, (off_t)sz) == 0 &&
+    int ok0 = zk__pread_all(fd, b, sz, 0) == 0 && slot_decode(b, psize, &s0) == 0;
+    int ok1 = zk__pread_all(fd, b + sz, sz, sz) == 0 &&
               slot_decode(b + sz, psize, &s1) == 0;
     close(fd);
     if (!ok0 && !ok1) {
@@ -318,7 +286,7 @@ int zk__ckpt_restore(const char *dir, const char *store_path)
         rc = -ENOMEM;
         goto out;
     }
-    rc = pread_all(fd, cur, 2 * psize, 0);
+    rc = zk__pread_all(fd, cur, 2 * psize, 0);
     if (rc != 0)
         goto out;
     if (memcmp(cur, sl.pages, 2 * psize) == 0)
@@ -345,7 +313,7 @@ int zk__ckpt_restore(const char *dir, const char *store_path)
                ? "a checkpoint failed" : "the system restarted since the "
                "last checkpoint", (unsigned long long)sl.txnid,
            (unsigned long long)sl.applied, (unsigned long long)newest);
-    rc = pwrite_all(fd, sl.pages, 2 * psize, 0);
+    rc = zk__pwrite_all(fd, sl.pages, 2 * psize, 0);
     if (rc == 0 && fdatasync(fd) != 0)
         rc = -errno;
 out:
@@ -367,7 +335,7 @@ int zk__ckpt_capture(struct zk_store *s, uint64_t txnid, uint64_t applied)
     struct zk__ckpt *c = &s->ck;
     if (!c->on)
         return 0;
-    int rc = pread_all(c->env_fd, c->cap, 2 * c->psize, 0);
+    int rc = zk__pread_all(c->env_fd, c->cap, 2 * c->psize, 0);
     if (rc != 0)
         return rc;
     if (metas_newest(c->cap, c->psize) != txnid) {
@@ -410,7 +378,7 @@ static void mark_failed(struct zk__ckpt *c)
     memset(sl.boot, 0, sizeof(sl.boot));
     snprintf(sl.boot, sizeof(sl.boot), "%s", CK_BOOT_FAILED);
     slot_encode(c->wbuf, c->psize, &sl);
-    if (pwrite_all(c->fd, c->wbuf, sz, (off_t)(sl.seq % 2 * sz)) == 0)
+    if (zk__pwrite_all(c->fd, c->wbuf, sz, sl.seq % 2 * sz) == 0)
         (void)fdatasync(c->fd);
 }
 
@@ -465,7 +433,7 @@ static int ckpt_run(struct zk_store *s, uint32_t flags)
             c->fail_at)
         rc = -EIO;
     if (rc == 0)
-        rc = pwrite_all(c->fd, c->wbuf, sz, (off_t)(sl.seq % 2 * sz));
+        rc = zk__pwrite_all(c->fd, c->wbuf, sz, sl.seq % 2 * sz);
     if (rc == 0 && fdatasync(c->fd) != 0)
         rc = -errno;
     if (rc != 0)

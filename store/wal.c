@@ -110,12 +110,12 @@ static int io_all(int fd, void *buf, size_t len, uint64_t off, int writing)
     return 0;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+int zk__pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     return io_all(fd, (void *)buf, len, off, 1);
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+int zk__pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
     return io_all(fd, buf, len, off, 0);
 }
@@ -127,7 +127,7 @@ static int zero_range(int fd, uint64_t from, uint64_t to)
     while (rc == 0 && from < to) {
         size_t k = to - from < sizeof(zeros) ? (size_t)(to - from)
                                              : sizeof(zeros);
-        rc = pwrite_all(fd, zeros, k, from);
+        rc = zk__pwrite_all(fd, zeros, k, from);
         from += k;
     }
     return rc;
@@ -249,7 +249,7 @@ static int seg_create(struct zk__wal *w, uint64_t seq, uint64_t size,
     zk_put_be64(h + 8, w->gen);
     zk_put_be64(h + 16, seq);
     zk_put_be32(h + 24, (uint32_t)crc32(0L, h, 24));
-    int rc = pwrite_all(fd, h, sizeof(h), 0);
+    int rc = zk__pwrite_all(fd, h, sizeof(h), 0);
     if (rc == 0)
         rc = zero_range(fd, sizeof(h), size);
     if (rc == 0 && fsync(fd) != 0)
@@ -294,7 +294,7 @@ static int seg_load(struct seg *sg, uint64_t gen, uint8_t **data)
     uint8_t *p = malloc(sg->size);
     if (p == NULL)
         return -ENOMEM;
-    int rc = pread_all(sg->fd, p, sg->size, 0);
+    int rc = zk__pread_all(sg->fd, p, sg->size, 0);
     if (rc == 0 && (memcmp(p, WAL_MAGIC, 8) != 0 ||
                     zk_get_be64(p + 8) != gen ||
                     zk_get_be64(p + 16) != sg->seq ||
@@ -629,7 +629,7 @@ static int append_seg(struct zk__wal *w, const struct zk__wal_rec *recs,
         return rc;
     for (size_t i = 0, o = 0; i < k; o += ZK__WAL_REC_HDR + recs[i++].len)
         rec_encode(w->buf + o, &recs[i]);
-    rc = pwrite_all(sg->fd, w->buf, (size_t)bytes, sg->end);
+    rc = zk__pwrite_all(sg->fd, w->buf, (size_t)bytes, sg->end);
     if (rc != 0)
         return wal_fail(w, rc, "append");
     if (!w->nosync && fdatasync(sg->fd) != 0)
@@ -748,7 +748,7 @@ static int ent_read(struct zk__wal *w, const struct ent *e, uint8_t *p)
     struct seg *sg = seg_find(w, e->seq);
     if (sg == NULL)
         return ZK_ECORRUPT;
-    int rc = pread_all(sg->fd, p, ZK__WAL_REC_HDR + e->len, e->off);
+    int rc = zk__pread_all(sg->fd, p, ZK__WAL_REC_HDR + e->len, e->off);
     if (rc != 0)
         return rc;
     if (rec_check(p, ZK__WAL_REC_HDR + e->len, 0) != e->len ||
