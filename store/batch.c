@@ -245,14 +245,23 @@ int zk_store_batch_apply(struct zk_store_batch *b, uint64_t zxid,
                "decode: %s", (unsigned long long)zxid, zk_strerror(rc));
         return rc == -ENOMEM ? rc : ZK_ECORRUPT;
     }
-    res = result_new(zxid, txn->nops);
-    if (res == NULL) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    res->bytes = (uint32_t)len;
     b->tree = 1;
-    rc = zk__apply_txn(s, b->txn, zxid, txn, res);
+    for (int tries = 0;; tries++) {
+        res = result_new(zxid, txn->nops);
+        if (res == NULL) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        res->bytes = (uint32_t)len;
+        rc = zk__apply_txn(s, b->txn, zxid, txn, res);
+        /* The map is full (nothing reaches the disk before the commit):
+         * pages freed since the last checkpoint are kept by its reader;
+         * a checkpoint now lets them go, once. */
+        if (rc != -ENOSPC || tries > 0 || !zk__ckpt_unpin(s))
+            break;
+        zk_apply_result_free(res);
+        res = NULL;
+    }
     if (rc == 0)
         rc = zk__meta_put(s, b->txn, ZK__META_LAST_APPLIED, zxid);
     if (rc != 0)

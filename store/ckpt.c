@@ -462,6 +462,23 @@ fail:
     return rc;
 }
 
+int zk__ckpt_unpin(struct zk_store *s)
+{
+    struct zk__ckpt *c = &s->ck;
+    if (!c->on)
+        return 0;
+    pthread_mutex_lock(&c->io_mu);
+    pthread_mutex_lock(&c->mu);
+    int behind = c->txnid != c->cap_txnid;
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->io_mu);
+    if (!behind)
+        return 0;
+    zk_log(ZK_LOG_INFO, "store: %s: map full; a checkpoint lets the pages "
+           "freed since the last one go", s->dir);
+    return ckpt_run(s, 0) == 0;
+}
+
 int zk__ckpt_run(struct zk_store *s)
 {
     return ckpt_run(s, 0);

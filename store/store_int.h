@@ -260,6 +260,10 @@ int zk__ckpt_capture(struct zk_store *s, uint64_t txnid, uint64_t applied);
  * captures it (under ck.mu); LMDB's error, or ckpt's negative one. */
 int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied);
 int zk__ckpt_run(struct zk_store *s);
+/* Writer, when a write found the map full: if the last checkpoint is
+ * behind the newest commit, takes one (its reader kept the pages freed
+ * since from reuse). 1 if it did: the write is worth trying again. */
+int zk__ckpt_unpin(struct zk_store *s);
 void zk__ckpt_poke(struct zk_store *s);
 int zk__ckpt_stop(struct zk_store *s);
 
