@@ -135,6 +135,7 @@ void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
     }
     it->cb = cb;
     it->cb_arg = arg;
+    it->t0_ns = uv_hrtime();
     stage(fs, it);
 }
 
@@ -788,10 +789,12 @@ static void on_back(uv_async_t *h)
     while (list) {
         struct zk__fs_echo_item *it = list;
         list = it->next;
-        if (it->kind == ZK__ECHO_BARRIER)
+        if (it->kind == ZK__ECHO_BARRIER) {
+            zk__fs_barrier_waited(fs, it->t0_ns);
             it->cb(it->cb_arg);
-        else
+        } else {
             zk__fs_delete_ino(fs, it->ino);
+        }
         free(it);
     }
     discard(left);

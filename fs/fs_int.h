@@ -100,6 +100,7 @@ struct zk__fs_echo_item {
     uint64_t zxid;             /* replays: their transaction; else 0       */
     uint64_t ino, parent, parent2, replaced;
     void (*cb)(void *);        /* BARRIER                                  */
+    uint64_t t0_ns;            /* BARRIER: when staged (uv_hrtime)         */
     void *cb_arg;
     const char *name, *name2;  /* point into buf                           */
     const char *path, *path2;  /* znode paths (mountpoint prepended later) */
@@ -296,6 +297,9 @@ struct zk_fs {
     /* metrics.c: proposal-to-answer latency of this mount's proposals */
     uint64_t commit_le[ZK__FS_LAT_BUCKETS]; /* not cumulative */
     uint64_t commit_count, commit_sum_ns;
+    /* ... and how long answers waited for an echo barrier (echo.c) */
+    uint64_t barrier_le[ZK__FS_LAT_BUCKETS];
+    uint64_t barrier_count, barrier_sum_ns;
     /* ctl_snapshot.c: backups written, failed (or abandoned), bytes */
     uint64_t backups, backups_failed, backup_bytes;
     struct zk__fs_http *http;  /* metrics_http.c: NULL when off */
@@ -524,6 +528,8 @@ int zk__fs_propose1(struct zk_fs *fs, const struct zk_op *op,
  * the commit latency histogram. Same contract and errors (-ENOMEM too). */
 int zk__fs_propose(struct zk_fs *fs, const struct zk_txn *txn,
                    zk_replica_done_cb cb, void *arg);
+/* metrics.c: an echo barrier staged at t0_ns (uv_hrtime) is answered. */
+void zk__fs_barrier_waited(struct zk_fs *fs, uint64_t t0_ns);
 int zk__fs_result_err(int err, const struct zk_apply_result *res);
 void zk__fs_reply_errno(fuse_req_t req, int err);
 int zk__fs_stale(int err);

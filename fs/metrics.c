@@ -122,19 +122,33 @@ struct timed {
     uint64_t t0_ns;
 };
 
+/* Counts ns in a latency histogram of ZK__FS_LAT_BUCKETS buckets. */
+static void lat_observe(uint64_t *le, uint64_t *count, uint64_t *sum_ns,
+                        uint64_t ns)
+{
+    size_t b = 0;
+
+    while (b < ZK_ARRAY_LEN(lat_le_ns) && ns > lat_le_ns[b])
+        b++;
+    le[b]++;
+    (*count)++;
+    *sum_ns += ns;
+}
+
 static void timed_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct timed t = *(struct timed *)arg;
-    uint64_t ns = uv_hrtime() - t.t0_ns;
-    size_t b = 0;
 
     free(arg);
-    while (b < ZK_ARRAY_LEN(lat_le_ns) && ns > lat_le_ns[b])
-        b++;
-    t.fs->commit_le[b]++;
-    t.fs->commit_count++;
-    t.fs->commit_sum_ns += ns;
+    lat_observe(t.fs->commit_le, &t.fs->commit_count, &t.fs->commit_sum_ns,
+                uv_hrtime() - t.t0_ns);
     t.cb(t.arg, err, res);
+}
+
+void zk__fs_barrier_waited(struct zk_fs *fs, uint64_t t0_ns)
+{
+    lat_observe(fs->barrier_le, &fs->barrier_count, &fs->barrier_sum_ns,
+                uv_hrtime() - t0_ns);
 }
 
 int zk__fs_propose(struct zk_fs *fs, const struct zk_txn *txn,
@@ -329,6 +343,12 @@ static void render_latency(struct out *o, const struct zk_fs *fs,
               "here, or failed), for this mount's writes.", lat_le_ns,
               ZK__FS_LAT_BUCKETS, fs->commit_le, fs->commit_count,
               fs->commit_sum_ns);
+    histogram(o, "zkfs_echo_barrier_wait_seconds",
+              "How long answers waited for the echo thread to finish what "
+              "was queued before them (a new file's close(), control file "
+              "answers, appends): the kernel's caches invalidated first.",
+              lat_le_ns, ZK__FS_LAT_BUCKETS, fs->barrier_le,
+              fs->barrier_count, fs->barrier_sum_ns);
     zk_store_fsync_stats(fs->store, &fst);
     histogram(o, "zkfs_fsync_duration_seconds",
               "Durations of the store's commits (pages written, data and "

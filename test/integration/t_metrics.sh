@@ -84,6 +84,8 @@ histogram_moved() {
     awk -v s="$1_sum" '$1 == s { exit !($2 > 0) }' <<<"$b" || fail "$1 sum is 0"
 }
 histogram_moved zkfs_commit_latency_seconds 21
+# Each new file's close() waited for an echo barrier (docs/filesystem.md).
+histogram_moved zkfs_echo_barrier_wait_seconds 20
 for op in create write flush mkdir read; do
     before=$(value "$a" "zkfs_fuse_requests_total{op=\"$op\"}")
     after=$(value "$b" "zkfs_fuse_requests_total{op=\"$op\"}")
