@@ -239,7 +239,9 @@ ens_trees_identical() {
         fi
         printf '%s\n' "$t" >"$ZK_TMP/tree.$i"
         if ! cmp -s "$ZK_TMP/tree.$first" "$ZK_TMP/tree.$i"; then
-            diff "$ZK_TMP/tree.$first" "$ZK_TMP/tree.$i" | head -20 >&2
+            # (|| true: under pipefail the diff's status would end the
+            # test here, before fail says what differed)
+            diff "$ZK_TMP/tree.$first" "$ZK_TMP/tree.$i" | head -20 >&2 || true
             fail "tree of replica $i differs from replica $first"
         fi
     done
