@@ -124,24 +124,33 @@ static void discard(struct zk__fs_echo_item *it)
  * no syscall of the caller made itself (control file requests, appends)
  * goes through here, so that the caller's next read finds the kernel's
  * caches already invalidated. Loop thread. */
+static struct zk__fs_echo_item *barrier_new(void (*cb)(void *), void *arg)
+{
+    struct zk__fs_echo_item *it = item_new(ZK__ECHO_BARRIER, NULL, NULL,
+                                           NULL, NULL);
+    if (it) {
+        it->cb = cb;
+        it->cb_arg = arg;
+        it->t0_ns = uv_hrtime();
+    }
+    return it;
+}
+
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
 {
     struct zk__fs_echo_item *it = NULL;
     if (fs->echo.started && !fs->stopping)
-        it = item_new(ZK__ECHO_BARRIER, NULL, NULL, NULL, NULL);
+        it = barrier_new(cb, arg);
     if (!it) {
         cb(arg);
         return;
     }
-    it->cb = cb;
-    it->cb_arg = arg;
-    it->t0_ns = uv_hrtime();
     stage(fs, it);
 }
 
-/* A barrier for the answer to a local commit (zxid) whose own staged
+/* A barrier for the answer to a local commit (zxid). When its own staged
  * work is only attribute invalidations (INVAL_INODE: a new file's parent,
- * an appended file): those and the barrier go to the FRONT of the
+ * an appended file), those and the barrier go to the FRONT of the
  * thread's queue, so that the answer does not wait behind the replays of
  * other mounts' changes queued before it (8 writers of new files in one
  * directory waited there for milliseconds: docs/performance.md). Out of
@@ -149,32 +158,31 @@ void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
  * cached, and whatever the kernel then asks is answered from the store,
  * which has applied every transaction up to zxid; the replays left in
  * the queue behind it are made as before, and make the kernel drop what
- * they change again. Returns 0 if queued so (cb comes later, or came
- * now when the thread is gone), -1 if the caller must use
- * zk__fs_echo_barrier: nothing of zxid staged, or something other than
- * INVAL_INODE. Loop thread. */
-int zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
-                            void (*cb)(void *), void *arg)
+ * they change again. Otherwise (nothing of zxid staged, or something
+ * other than INVAL_INODE, or zxid 0) it is zk__fs_echo_barrier. Loop
+ * thread. */
+void zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
+                             void (*cb)(void *), void *arg)
 {
     struct zk__fs_echo *e = &fs->echo;
+    struct zk__fs_echo_item *bar = NULL;
     int own = 0;
-    if (!zxid || !e->started || fs->stopping)
-        return -1;
-    for (struct zk__fs_echo_item *it = e->stage_head; it; it = it->next) {
+    for (struct zk__fs_echo_item *it = e->stage_head; it && zxid;
+         it = it->next) {
         if (it->zxid != zxid)
             continue;
-        if (it->kind != ZK__ECHO_INVAL_INODE)
-            return -1;
+        if (it->kind != ZK__ECHO_INVAL_INODE) {
+            own = 0;
+            break;
+        }
         own++;
     }
-    struct zk__fs_echo_item *bar = own ? item_new(ZK__ECHO_BARRIER, NULL,
-                                                  NULL, NULL, NULL)
-                                       : NULL;
-    if (!bar)
-        return -1;
-    bar->cb = cb;
-    bar->cb_arg = arg;
-    bar->t0_ns = uv_hrtime();
+    if (own && e->started && !fs->stopping)
+        bar = barrier_new(cb, arg);
+    if (!bar) {
+        zk__fs_echo_barrier(fs, cb, arg);
+        return;
+    }
     /* Out of the stage, in order, then the barrier. */
     struct zk__fs_echo_item *list = NULL, **lt = &list;
     struct zk__fs_echo_item **pp = &e->stage_head, *prev = NULL;
@@ -198,7 +206,7 @@ int zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
     if (e->quit) {
         pthread_mutex_unlock(&e->mu);
         discard(list);
-        return 0;
+        return;
     }
     bar->next = e->head;
     e->head = list;
@@ -207,7 +215,6 @@ int zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
     e->len += (size_t)own + 1;
     pthread_mutex_unlock(&e->mu);
     pthread_cond_signal(&e->cv);
-    return 0;
 }
 
 /* Whether the kernel may take the inode lock of a file (not only of

@@ -502,8 +502,7 @@ static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc,
     l->err = rc;
     /* Its own invalidations only, ahead of other mounts' replays, when
      * that is all it staged (echo.c). */
-    if (zk__fs_echo_barrier_own(fs, zxid, late_reply, l) != 0)
-        zk__fs_echo_barrier(fs, late_reply, l);
+    zk__fs_echo_barrier_own(fs, zxid, late_reply, l);
 }
 
 /* Whether the data commit res of fh, made by a writer here and about to

@@ -738,8 +738,10 @@ int zk__fs_echo_local_attrs(struct zk_fs *fs,
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
-int zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
-                            void (*cb)(void *), void *arg);
+/* zk__fs_echo_barrier for the answer to local commit zxid: ahead of the
+ * queue when all it staged is attribute invalidations (echo.c). */
+void zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
+                             void (*cb)(void *), void *arg);
 /* Whether an item that may make the kernel take a file's inode lock (a
  * replay of a change to a file, a notify_delete, an unlink) is staged,
  * queued or being acted out: a request that holds a file's inode lock
