@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -636,14 +637,18 @@ int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
     case ZK__ECHO_R_DELETE:
         if (!old)
             return 0;
+        atomic_fetch_or(&it->answered, 1);
         reply_ghost(fs, req, it->ino, it->node_kind);
         return 1;
     case ZK__ECHO_R_RENAME:
         if (old) {
+            atomic_fetch_or(&it->answered, 1);
             reply_ghost(fs, req, it->ino, it->node_kind);
         } else if (new && it->replaced) {
+            atomic_fetch_or(&it->answered, 2);
             reply_ghost(fs, req, it->replaced, it->node_kind);
         } else if (new) {
+            atomic_fetch_or(&it->answered, 2);
             fuse_reply_err(req, ENOENT);
         } else {
             return 0;
@@ -652,6 +657,31 @@ int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
     default:
         return 0;
     }
+}
+
+/* Whether the UNLINK, RMDIR or RENAME the kernel sent for replay it acts
+ * on the replayed node: the kernel names the item's parent(s) and
+ * name(s), and it asked zk__fs_echo_lookup for each name during this
+ * syscall (do_replay drops the kernel's entries first), so its entry is
+ * the node the item removes, moves or replaces. The handler only answers
+ * "done" then. An entry the kernel had cached may name another node:
+ * one that a later lookup found under that name in the store, which is
+ * ahead of the echo thread. The kernel would take that one for removed —
+ * a directory is then marked dead for as long as the kernel keeps its
+ * inode: its listing empty, its children ENOENT (BUGS.md 7). Otherwise
+ * the handler answers ESTALE: the kernel retries the syscall once with
+ * every name looked up again, and if that fails too, do_replay falls back
+ * to the invalidations. (name2 NULL: an unlink or rmdir.) */
+int zk__fs_echo_entry_ours(const struct zk__fs_echo_item *it, uint64_t parent,
+                           const char *name, uint64_t parent2,
+                           const char *name2)
+{
+    unsigned want = name2 ? 3 : 1;
+    if (parent != it->parent || strcmp(name, it->name) != 0)
+        return 0;
+    if (name2 && (parent2 != it->parent2 || strcmp(name2, it->name2) != 0))
+        return 0;
+    return (atomic_load(&it->answered) & want) == want;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -710,6 +740,11 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
         rc = is_dir ? mkdir(p, 0) : mknod(p, S_IFREG, 0);
         break;
     case ZK__ECHO_R_DELETE:
+        /* Dropped first, so that the kernel asks for the name
+         * (zk__fs_echo_entry_ours). */
+        atomic_store(&it->answered, 0);
+        fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
+                                         strlen(it->name));
         rc = is_dir ? rmdir(p) : unlink(p);
         if (rc)
             fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
@@ -740,6 +775,9 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
         rc = utimensat(AT_FDCWD, p, NULL, AT_SYMLINK_NOFOLLOW);
         break;
     case ZK__ECHO_R_RENAME:
+        atomic_store(&it->answered, 0);
+        fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
+                                         strlen(it->name));
         fuse_lowlevel_notify_inval_entry(fs->se, it->parent2, it->name2,
                                          strlen(it->name2));
         rc = rename(p, p2);
@@ -764,9 +802,21 @@ static void done(struct zk_fs *fs, struct zk__fs_echo_item *it)
     pthread_mutex_unlock(&fs->echo.mu);
 }
 
+/* The test knob's wait before a replay (t_echo_behind). */
+static void test_delay(const struct zk__fs_echo *e)
+{
+    if (e->test_delay_ms) {
+        struct timespec ts = {e->test_delay_ms / 1000,
+                              (long)(e->test_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
     int rc = 0;
+    if (it->kind >= ZK__ECHO_R_CREATE && it->kind != ZK__ECHO_BARRIER)
+        test_delay(&fs->echo);
     atomic_store(&fs->echo.cur, it);
     switch (it->kind) {
     case ZK__ECHO_INVAL_INODE:
@@ -901,6 +951,8 @@ int zk__fs_echo_start(struct zk_fs *fs)
         return rc;
     atomic_store(&e->tid, 0);
     atomic_store(&e->cur, NULL);
+    const char *v = getenv("ZKFS_TEST_ECHO_DELAY_MS");
+    e->test_delay_ms = v ? (unsigned)strtoul(v, NULL, 10) % 60000 : 0;
     rc = pthread_create(&e->thread, NULL, echo_main, fs);
     if (rc)
         return -rc;

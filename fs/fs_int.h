@@ -96,6 +96,12 @@ struct zk__fs_echo_item {
     /* INVAL_INODE staged for a data change right before its replay: the
      * replay may do it instead (echo.c, echo_main). R_DATA: it does. */
     uint8_t fold, inval_after;
+    /* R_DELETE, R_RENAME: which of its names (1 the old, 2 the new) the
+     * echo thread's syscall has had answered by zk__fs_echo_lookup in
+     * this attempt, i.e. the kernel's entry for it is the item's node
+     * (zk__fs_echo_entry_ours). Reset by the thread before the syscall,
+     * set on the loop while the syscall waits for its LOOKUP. */
+    _Atomic uint8_t answered;
     uint32_t node_kind;        /* enum zk_kind of ino (replays)            */
     uint64_t zxid;             /* replays: their transaction; else 0       */
     uint64_t ino, parent, parent2, replaced;
@@ -110,6 +116,10 @@ struct zk__fs_echo_item {
 struct zk__fs_echo {
     pthread_t thread;
     int started;
+    /* ZKFS_TEST_ECHO_DELAY_MS (tests only): the thread waits this long
+     * before each replay, so that a test can act while the kernel is
+     * behind the store (t_echo_behind). */
+    unsigned test_delay_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct zk__fs_echo_item *head, *tail;
@@ -749,5 +759,8 @@ void zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
 int zk__fs_echo_file_lock_pending(struct zk_fs *fs);
 int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
                        const char *name);
+int zk__fs_echo_entry_ours(const struct zk__fs_echo_item *it, uint64_t parent,
+                           const char *name, uint64_t parent2,
+                           const char *name2);
 
 #endif /* ZK_FS_INT_H */

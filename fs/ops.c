@@ -393,6 +393,10 @@ static int echo_create(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
     struct zk_stat st;
     if (!ec || ec->kind != ZK__ECHO_R_CREATE)
         return 0;
+    if (parent != ec->parent || strcmp(name, ec->name) != 0) {
+        fuse_reply_err(req, ESTALE);    /* the path led elsewhere */
+        return 1;
+    }
     if (zk_store_lookup(fs->store, parent, name, &st) == 0) {
         zk__fs_reply_entry(fs, req, &st, ZK__FS_TIMEOUT_S);
         return 1;
@@ -514,7 +518,10 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
     int rc = 0;
 
     if (ec && ec->kind == ZK__ECHO_R_DELETE) {
-        fuse_reply_err(req, 0);     /* a replay: the node is gone already */
+        /* A replay: the node is gone already (if the kernel's entry is
+         * that node; else ESTALE, and the kernel looks the name up again). */
+        fuse_reply_err(req, zk__fs_echo_entry_ours(ec, parent, name, 0, NULL)
+                                ? 0 : ESTALE);
         return;
     }
     if (!ec && zk__fs_prov_defer_names(fs, &(struct zk__fs_defer){
@@ -576,7 +583,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     int rc = 0;
 
     if (ec && ec->kind == ZK__ECHO_R_RENAME) {
-        fuse_reply_err(req, 0);     /* a replay: the move is done already */
+        /* A replay: the move is done already (if the kernel's entries
+         * are the item's nodes, as for an unlink above). */
+        fuse_reply_err(req, zk__fs_echo_entry_ours(ec, parent, name, newparent,
+                                                   newname) ? 0 : ESTALE);
         return;
     }
     if (!ec && zk__fs_prov_defer_names(fs, &(struct zk__fs_defer){

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The echo thread's replays act on the node they replay, not on whatever
+# the kernel has under that name by the time they run (BUGS.md 7).
+#
+# The echo thread replays changes made elsewhere (here: the control file,
+# `zkfs rm` and `zkfs create`) some time after the store applied them;
+# ZKFS_TEST_ECHO_DELAY_MS makes that time 1.5 s. Meanwhile a local
+# syscall acts on the store's state and changes the kernel's entries: the
+# name the replay will remove may by then name another node. Before the
+# fix the replayed rmdir was answered "done" whatever the kernel's entry
+# was, so the kernel took the other node for removed: a live directory
+# marked dead, listing nothing and giving ENOENT for its children until
+# the kernel dropped its inode.
+#
+# 1. `zkfs rm b` (an empty directory), then during the replay's delay a
+#    local rename of a to b (the store has no b any more: a plain move; the kernel
+#    thinks it replaced its b). After the replay, b must still be a's
+#    directory with its file.
+# 2. The same with files: `zkfs rm g`, then rename f to g: g keeps f's data.
+# 3. After a cache drop the mount still agrees with the store.
+. "$(dirname "$0")/lib.sh"
+
+D=$ZK_TMP/data
+M=$ZK_TMP/mnt
+export ZKFS_TEST_ECHO_DELAY_MS=1500
+zk_start "$D" "$M"
+unset ZKFS_TEST_ECHO_DELAY_MS
+
+# 1. A directory.
+mkdir "$M/a" "$M/b"
+echo kept >"$M/a/file"
+stat "$M/a" "$M/b" >/dev/null          # the kernel holds both names
+# An open file in a keeps a's entry referenced: a directory the kernel
+# wrongly takes for removed then stays marked dead (not evicted).
+exec 3<"$M/a/file"
+"$ZKFS" rm "$M/b" &
+rmpid=$!
+ZK_PIDS+=("$rmpid")
+# The store has no b once the rm is applied (the replay waits 1.5 s).
+wait_for -t 10 sh -c "! \"$ZKFS\" stat \"$M/b\" >/dev/null 2>&1" ||
+    fail "zkfs rm b was not applied"
+# rename(2) itself: mv would ask for RENAME_NOREPLACE, which makes the
+# kernel look b up again first.
+perl -e 'rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"' "$M/a" "$M/b" ||
+    fail "rename a b during the replay's delay"
+wait "$rmpid" || fail "zkfs rm b failed"
+assert_eq "file" "$(ls "$M/b" 2>&1)" "b lists a's file after the replay of rm b"
+assert_eq "kept" "$(cat "$M/b/file" 2>&1)" "b/file readable after the replay of rm b"
+exec 3<&-
+assert_eq "file" "$(ls "$M/b" 2>&1)" "b lists a's file after the file is closed"
+"$ZKFS" stat "$M/b" >/dev/null || fail "the store lost b"
+echo more >"$M/b/new" || fail "a new file in b after the replay"
+assert_eq "file new" "$(ls "$M/b" | tr '\n' ' ' | sed 's/ $//')" \
+    "b lists both files"
+
+# 2. A file.
+echo data-f >"$M/f"
+echo data-g >"$M/g"
+stat "$M/f" "$M/g" >/dev/null
+"$ZKFS" rm "$M/g" &
+rmpid=$!
+ZK_PIDS+=("$rmpid")
+wait_for -t 10 sh -c "! \"$ZKFS\" stat \"$M/g\" >/dev/null 2>&1" ||
+    fail "zkfs rm g was not applied"
+perl -e 'rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"' "$M/f" "$M/g" ||
+    fail "rename f g during the replay's delay"
+wait "$rmpid" || fail "zkfs rm g failed"
+assert_eq "data-f" "$(cat "$M/g" 2>&1)" "g holds f's data after the replay of rm g"
+[ ! -e "$M/f" ] || fail "f still there after mv f g"
+
+# 3. The same, then caches dropped: the mount and the store agree.
+echo 2 >/proc/sys/vm/drop_caches
+assert_eq "file new" "$(ls "$M/b" | tr '\n' ' ' | sed 's/ $//')" \
+    "b lists both files after a cache drop"
+assert_eq "data-f" "$(cat "$M/g")" "g after a cache drop"
+
+zk_stop "$M"
