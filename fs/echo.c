@@ -218,6 +218,20 @@ void zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
     pthread_cond_signal(&e->cv);
 }
 
+/* How many items the thread has not done yet: staged, queued, and the
+ * one it is acting out (metrics.c). Loop thread. */
+size_t zk__fs_echo_backlog(struct zk_fs *fs)
+{
+    struct zk__fs_echo *e = &fs->echo;
+    size_t n = e->stage_len;
+    if (e->started) {
+        pthread_mutex_lock(&e->mu);
+        n += e->len + (atomic_load(&e->cur) != NULL);
+        pthread_mutex_unlock(&e->mu);
+    }
+    return n;
+}
+
 /* Whether the kernel may take the inode lock of a file (not only of
  * directories) to carry it out. Which inode is not known here: a path
  * names whatever inode the kernel has under it now (a notify_delete locks

@@ -757,6 +757,7 @@ void zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
  * queued or being acted out: a request that holds a file's inode lock
  * (FSYNC) must then not wait for the echo thread. Loop thread. */
 int zk__fs_echo_file_lock_pending(struct zk_fs *fs);
+size_t zk__fs_echo_backlog(struct zk_fs *fs);
 int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
                        const char *name);
 int zk__fs_echo_entry_ours(const struct zk__fs_echo_item *it, uint64_t parent,

@@ -436,6 +436,11 @@ static void render_fs(struct out *o, struct zk_fs *fs)
         "(fs/file.c, local_inval_needed).", fs->echo.local_skipped);
     one(o, "zkfs_echo_dropped_total", "counter",
         "Kernel invalidations dropped (echo queue full).", fs->echo.dropped);
+    one(o, "zkfs_echo_queue_items", "gauge",
+        "Kernel invalidations, replays and barriers the echo thread has "
+        "not done yet, the one in progress included (a backlog: its "
+        "replays lag the store by that much).",
+        (uint64_t)zk__fs_echo_backlog(fs));
     one(o, "zkfs_provisional_creates_total", "counter",
         "Files created without O_EXCL, answered at once and committed "
         "with their data as one transaction (fs/prov.c).",

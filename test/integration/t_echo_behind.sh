@@ -26,6 +26,21 @@ export ZKFS_TEST_ECHO_DELAY_MS=1500
 zk_start "$D" "$M"
 unset ZKFS_TEST_ECHO_DELAY_MS
 
+# queued: how many items the echo thread has not done (the metrics file
+# is read without waiting for it; a `zkfs` command's answer would wait).
+queued() { awk '$1 == "zkfs_echo_queue_items" { print $2 }' "$M/.zkfs.prom"; }
+# rm_behind PATH: `zkfs rm PATH` in the background ($rmpid), returning
+# once the store applied it and its replay waits (the only work queued).
+queue_is() { [ "$(queued)" "$1" "$2" ]; }
+rm_behind() {
+    wait_for -t 10 queue_is = 0 || fail "the echo thread did not catch up: $(queued) items"
+    "$ZKFS" rm "$1" &
+    rmpid=$!
+    ZK_PIDS+=("$rmpid")
+    wait_for -t 10 queue_is -ge 1 ||
+        fail "zkfs rm $1 was not applied (no replay waits; $(queued) items)"
+}
+
 # 1. A directory.
 mkdir "$M/a" "$M/b"
 echo kept >"$M/a/file"
@@ -33,12 +48,7 @@ stat "$M/a" "$M/b" >/dev/null          # the kernel holds both names
 # An open file in a keeps a's entry referenced: a directory the kernel
 # wrongly takes for removed then stays marked dead (not evicted).
 exec 3<"$M/a/file"
-"$ZKFS" rm "$M/b" &
-rmpid=$!
-ZK_PIDS+=("$rmpid")
-# The store has no b once the rm is applied (the replay waits 1.5 s).
-wait_for -t 10 sh -c "! \"$ZKFS\" stat \"$M/b\" >/dev/null 2>&1" ||
-    fail "zkfs rm b was not applied"
+rm_behind "$M/b"
 # rename(2) itself: mv would ask for RENAME_NOREPLACE, which makes the
 # kernel look b up again first.
 perl -e 'rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"' "$M/a" "$M/b" ||
@@ -48,6 +58,7 @@ assert_eq "file" "$(ls "$M/b" 2>&1)" "b lists a's file after the replay of rm b"
 assert_eq "kept" "$(cat "$M/b/file" 2>&1)" "b/file readable after the replay of rm b"
 exec 3<&-
 assert_eq "file" "$(ls "$M/b" 2>&1)" "b lists a's file after the file is closed"
+"$ZKFS" stat "$M/a" >/dev/null 2>&1 && fail "a still in the store"
 "$ZKFS" stat "$M/b" >/dev/null || fail "the store lost b"
 echo more >"$M/b/new" || fail "a new file in b after the replay"
 assert_eq "file new" "$(ls "$M/b" | tr '\n' ' ' | sed 's/ $//')" \
@@ -57,11 +68,7 @@ assert_eq "file new" "$(ls "$M/b" | tr '\n' ' ' | sed 's/ $//')" \
 echo data-f >"$M/f"
 echo data-g >"$M/g"
 stat "$M/f" "$M/g" >/dev/null
-"$ZKFS" rm "$M/g" &
-rmpid=$!
-ZK_PIDS+=("$rmpid")
-wait_for -t 10 sh -c "! \"$ZKFS\" stat \"$M/g\" >/dev/null 2>&1" ||
-    fail "zkfs rm g was not applied"
+rm_behind "$M/g"
 perl -e 'rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"' "$M/f" "$M/g" ||
     fail "rename f g during the replay's delay"
 wait "$rmpid" || fail "zkfs rm g failed"
