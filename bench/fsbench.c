@@ -48,7 +48,11 @@
  * whose write end the parent closes). Every op's latency is taken with
  * CLOCK_MONOTONIC into an array preallocated before the barrier (shared
  * memory, so the parent can merge them). Set-up (creating the files a
- * workload needs) and clean-up are not timed.
+ * workload needs) and clean-up are not timed. On zkfs, the barrier also
+ * waits (bounded by the set-up cap) until every mount used has no echo
+ * backlog left (zkfs_echo_queue_items 0 in its .zkfs.prom), so that the
+ * other mounts' inotify replays of the set-up's files are not timed with
+ * the workload (--no-settle: start at once; settle_ms= says how long).
  *
  * Output: one line per run, key=value pairs:
  *   workload=W procs=P ops=TOTAL elapsed_s=... ops_per_s=... p50_us=...
@@ -124,6 +128,7 @@ struct opts {
     double time_cap_s;
     int keep_list;           /* keep the list fixture for the next run   */
     int private_dirs;        /* each process works in its own directory  */
+    int no_settle;           /* do not wait for zkfs's echo threads      */
     const char *spread[8];   /* --spread: other mounts of the same tree  */
     int nspread;
 };
@@ -152,6 +157,7 @@ struct run {
     char *payload;
     char **names;             /* this process's set/get/stat files      */
     uint64_t t0_ns;
+    double settle_ms;         /* < 0: no zkfs metrics file found          */
     uint64_t setup_deadline_ns;
     uint64_t cap_ns;
 };
@@ -521,6 +527,63 @@ static int use_spread_dir(struct run *r, int proc)
     }
 }
 
+/* The echo backlog of the zkfs mount holding dir: zkfs_echo_queue_items
+ * from the metrics file at the mount's root (found by walking up from
+ * dir); -1 if there is none (not zkfs). */
+static long echo_backlog(const char *dir)
+{
+    char p[4096 + 32];
+    fmt_path(p, sizeof p, "%s", dir);
+    for (;;) {
+        size_t n = strlen(p);
+        char f[sizeof p + 16];
+        fmt_path(f, sizeof f, "%s/.zkfs.prom", n ? p : "");
+        FILE *fp = fopen(f, "r");
+        if (fp) {
+            char line[512];
+            long v = -1;
+            while (fgets(line, sizeof line, fp))
+                if (sscanf(line, "zkfs_echo_queue_items %ld", &v) == 1)
+                    break;
+            fclose(fp);
+            return v;
+        }
+        char *slash = strrchr(p, '/');
+        if (slash == NULL || n == 0)
+            return -1;
+        *slash = '\0';
+    }
+}
+
+/* Before the barrier: waits (until the set-up deadline) for every zkfs
+ * mount the run uses to have replayed what the set-up made, so that the
+ * timed ops do not share the CPUs with the other mounts' replays of the
+ * set-up's files (thousands of creates for set/get/stat: their inotify
+ * replays lag by seconds on two CPUs, docs/performance.md). Sets
+ * r->settle_ms (-1: no zkfs mount). */
+static void settle(struct run *r)
+{
+    const struct opts *o = r->o;
+    uint64_t t0 = bench_now_ns();
+    r->settle_ms = -1;
+    if (o->no_settle)
+        return;
+    for (;;) {
+        int busy = 0, found = 0;
+        for (int k = 0; k <= o->nspread; k++) {
+            long v = echo_backlog(k == 0 ? o->dir : o->spread[k - 1]);
+            found |= v >= 0;
+            busy |= v > 0;
+        }
+        if (!found)
+            return;
+        r->settle_ms = (double)(bench_now_ns() - t0) / 1e6;
+        if (!busy || bench_now_ns() > r->setup_deadline_ns)
+            return;
+        poll(NULL, 0, 10);
+    }
+}
+
 /* Runs in the child: set-up, report ready, wait for the barrier, run. */
 static void worker(struct run *r, struct shared *sh, int proc, int ready_fd,
                    int start_fd)
@@ -770,6 +833,8 @@ static void report(const struct run *r, struct shared *sh)
         printf(" dirs=private");
     if (o->nspread > 0)
         printf(" mounts=%d", o->nspread + 1);
+    if (r->settle_ms >= 0)
+        printf(" settle_ms=%.0f", r->settle_ms);
     if (o->w == W_LIST || o->w == W_FIRSTLIST)
         printf(" ms_per_list=%.2f entries=%ld", p50 / 1e3, o->entries);
     if (o->w == W_EPHEMERAL && !r->eph_native)
@@ -834,6 +899,8 @@ static int run_bench(struct run *r)
      * has the cap again, counted from the barrier. */
     int got = await_ready(ready[0], o->procs, r->setup_deadline_ns +
                           (uint64_t)GRACE_S * 1000000000u);
+    if (got == o->procs)
+        settle(r);
     r->t0_ns = bench_now_ns();
     close(start[1]);
     close(ready[0]);
@@ -858,6 +925,7 @@ static void usage(FILE *f)
         "usage: fsbench --dir D [--procs P] [--ops N] [--workload W]\n"
         "               [--size BYTES] [--files F] [--entries E]\n"
         "               [--time-cap SECONDS] [--keep-list] [--private-dirs]\n"
+        "               [--no-settle]\n"
         "               [--spread DIR2,DIR3,...]\n"
         "workloads: create creat set get stat firststat list firstlist\n"
         "           delete ephemeral lock\n"
@@ -891,6 +959,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         { "time-cap", required_argument, NULL, 't' },
         { "keep-list", no_argument, NULL, 'k' },
         { "private-dirs", no_argument, NULL, 'P' },
+        { "no-settle", no_argument, NULL, 'N' },
         { "spread", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -908,6 +977,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case 't': o->time_cap_s = (double)parse_long(optarg, 1, 86400, "time-cap"); break;
         case 'k': o->keep_list = 1; break;
         case 'P': o->private_dirs = 1; break;
+        case 'N': o->no_settle = 1; break;
         case 'S':
             for (tok = strtok_r(optarg, ",", &save); tok != NULL;
                  tok = strtok_r(NULL, ",", &save)) {
