@@ -158,6 +158,7 @@ struct run {
     char **names;             /* this process's set/get/stat files      */
     uint64_t t0_ns;
     double settle_ms;         /* < 0: no zkfs metrics file found          */
+    int settle_left;          /* the deadline came first: a backlog left  */
     uint64_t setup_deadline_ns;
     uint64_t cap_ns;
 };
@@ -532,12 +533,13 @@ static int use_spread_dir(struct run *r, int proc)
  * dir); -1 if there is none (not zkfs). */
 static long echo_backlog(const char *dir)
 {
-    char p[4096 + 32];
-    fmt_path(p, sizeof p, "%s", dir);
+    char p[PATH_MAX];
+    if (realpath(dir, p) == NULL)
+        return -1;
     for (;;) {
         size_t n = strlen(p);
-        char f[sizeof p + 16];
-        fmt_path(f, sizeof f, "%s/.zkfs.prom", n ? p : "");
+        char f[PATH_MAX + 16];
+        fmt_path(f, sizeof f, "%s/.zkfs.prom", n > 1 ? p : "");
         FILE *fp = fopen(f, "r");
         if (fp) {
             char line[512];
@@ -546,12 +548,16 @@ static long echo_backlog(const char *dir)
                 if (sscanf(line, "zkfs_echo_queue_items %ld", &v) == 1)
                     break;
             fclose(fp);
-            return v;
+            if (v >= 0)
+                return v;       /* else a file of that name, not ours */
         }
         char *slash = strrchr(p, '/');
-        if (slash == NULL || n == 0)
+        if (slash == NULL || n <= 1)
             return -1;
-        *slash = '\0';
+        if (slash == p)
+            slash[1] = '\0';   /* up to "/" */
+        else
+            *slash = '\0';
     }
 }
 
@@ -566,7 +572,10 @@ static void settle(struct run *r)
     const struct opts *o = r->o;
     uint64_t t0 = bench_now_ns();
     r->settle_ms = -1;
-    if (o->no_settle)
+    r->settle_left = 0;
+    /* firststat/firstlist: nothing may look a name up between the cache
+     * drop and the barrier. */
+    if (o->no_settle || o->w == W_FIRSTSTAT || o->w == W_FIRSTLIST)
         return;
     for (;;) {
         int busy = 0, found = 0;
@@ -578,7 +587,8 @@ static void settle(struct run *r)
         if (!found)
             return;
         r->settle_ms = (double)(bench_now_ns() - t0) / 1e6;
-        if (!busy || bench_now_ns() > r->setup_deadline_ns)
+        r->settle_left = busy;
+        if (!busy || stop_requested || bench_now_ns() > r->setup_deadline_ns)
             return;
         poll(NULL, 0, 10);
     }
@@ -834,7 +844,8 @@ static void report(const struct run *r, struct shared *sh)
     if (o->nspread > 0)
         printf(" mounts=%d", o->nspread + 1);
     if (r->settle_ms >= 0)
-        printf(" settle_ms=%.0f", r->settle_ms);
+        printf(" settle_ms=%.0f%s", r->settle_ms,
+               r->settle_left ? " note=settle-timeout" : "");
     if (o->w == W_LIST || o->w == W_FIRSTLIST)
         printf(" ms_per_list=%.2f entries=%ld", p50 / 1e3, o->entries);
     if (o->w == W_EPHEMERAL && !r->eph_native)

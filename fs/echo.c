@@ -965,8 +965,14 @@ int zk__fs_echo_start(struct zk_fs *fs)
         return rc;
     atomic_store(&e->tid, 0);
     atomic_store(&e->cur, NULL);
+    /* Digits only, at most 10 s (a longer wait would outlast a test's
+     * bound for the daemon to stop); anything else: off. */
     const char *v = getenv("ZKFS_TEST_ECHO_DELAY_MS");
-    e->test_delay_ms = v ? (unsigned)strtoul(v, NULL, 10) % 60000 : 0;
+    e->test_delay_ms = 0;
+    if (v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 5) {
+        unsigned long ms = strtoul(v, NULL, 10);
+        e->test_delay_ms = ms > 10000 ? 10000 : (unsigned)ms;
+    }
     rc = pthread_create(&e->thread, NULL, echo_main, fs);
     if (rc)
         return -rc;

@@ -3,7 +3,7 @@
 # the kernel has under that name by the time they run (BUGS.md 7).
 #
 # The echo thread replays changes made elsewhere (here: the control file,
-# `zkfs rm` and `zkfs create`) some time after the store applied them;
+# `zkfs rm`) some time after the store applied them;
 # ZKFS_TEST_ECHO_DELAY_MS makes that time 1.5 s. Meanwhile a local
 # syscall acts on the store's state and changes the kernel's entries: the
 # name the replay will remove may by then name another node. Before the
@@ -13,11 +13,14 @@
 # the kernel dropped its inode.
 #
 # 1. `zkfs rm b` (an empty directory), then during the replay's delay a
-#    local rename of a to b (the store has no b any more: a plain move; the kernel
-#    thinks it replaced its b). After the replay, b must still be a's
-#    directory with its file.
-# 2. The same with files: `zkfs rm g`, then rename f to g: g keeps f's data.
-# 3. After a cache drop the mount still agrees with the store.
+#    local rename of a to b (the store has no b any more: a plain move;
+#    the kernel thinks it replaced its b). After the replay, b must still
+#    be a's directory with its file. (Files have nothing like a dead
+#    directory: a file wrongly taken for removed is looked up again at
+#    its next use, so only directories show the bug.) Either half of the
+#    fix (the entries dropped before the replay, the handler's check)
+#    makes this pass; the test guards against losing both.
+# 2. After a cache drop the mount still agrees with the store.
 . "$(dirname "$0")/lib.sh"
 
 D=$ZK_TMP/data
@@ -53,6 +56,7 @@ rm_behind "$M/b"
 # kernel look b up again first.
 perl -e 'rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"' "$M/a" "$M/b" ||
     fail "rename a b during the replay's delay"
+queue_is -ge 1 || fail "the rename finished after the replay: nothing was tested"
 wait "$rmpid" || fail "zkfs rm b failed"
 assert_eq "file" "$(ls "$M/b" 2>&1)" "b lists a's file after the replay of rm b"
 assert_eq "kept" "$(cat "$M/b/file" 2>&1)" "b/file readable after the replay of rm b"
@@ -64,21 +68,13 @@ echo more >"$M/b/new" || fail "a new file in b after the replay"
 assert_eq "file new" "$(ls "$M/b" | tr '\n' ' ' | sed 's/ $//')" \
     "b lists both files"
 
-# 2. A file.
-echo data-f >"$M/f"
-echo data-g >"$M/g"
-stat "$M/f" "$M/g" >/dev/null
-rm_behind "$M/g"
-perl -e 'rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"' "$M/f" "$M/g" ||
-    fail "rename f g during the replay's delay"
-wait "$rmpid" || fail "zkfs rm g failed"
-assert_eq "data-f" "$(cat "$M/g" 2>&1)" "g holds f's data after the replay of rm g"
-[ ! -e "$M/f" ] || fail "f still there after mv f g"
-
-# 3. The same, then caches dropped: the mount and the store agree.
-echo 2 >/proc/sys/vm/drop_caches
-assert_eq "file new" "$(ls "$M/b" | tr '\n' ' ' | sed 's/ $//')" \
-    "b lists both files after a cache drop"
-assert_eq "data-f" "$(cat "$M/g")" "g after a cache drop"
+# 2. After a cache drop the mount and the store still agree.
+if [ -w /proc/sys/vm/drop_caches ]; then
+    echo 2 >/proc/sys/vm/drop_caches
+    assert_eq "file new" "$(ls "$M/b" | tr '\n' ' ' | sed 's/ $//')" \
+        "b lists both files after a cache drop"
+else
+    log "/proc/sys/vm/drop_caches not writable: step 2 skipped"
+fi
 
 zk_stop "$M"
