@@ -107,6 +107,14 @@ static void free_list(struct zk__fs_echo_item *it)
     }
 }
 
+/* Whether it goes to the slow queue: a syscall through the mount (a
+ * replay, or the deletion of a released ephemeral), not a notification. */
+static int slow(const struct zk__fs_echo_item *it)
+{
+    return it->kind == ZK__ECHO_UNLINK ||
+           (it->kind >= ZK__ECHO_R_CREATE && it->kind != ZK__ECHO_BARRIER);
+}
+
 /* Frees work that will not be done; barriers still call back (a reply
  * waits on each). Loop thread, while the session exists. */
 static void discard(struct zk__fs_echo_item *it)
@@ -149,84 +157,15 @@ void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
     stage(fs, it);
 }
 
-/* A barrier for the answer to a local commit (zxid). When its own staged
- * work is only attribute invalidations (INVAL_INODE: a new file's parent,
- * an appended file), those and the barrier go to the FRONT of the
- * thread's queue, so that the answer does not wait behind the replays of
- * other mounts' changes queued before it (8 writers of new files in one
- * directory waited there for milliseconds: docs/performance.md). Out of
- * turn is safe for an invalidation: it only drops what the kernel
- * cached, and whatever the kernel then asks is answered from the store,
- * which has applied every transaction up to zxid; the replays left in
- * the queue behind it are made as before, and make the kernel drop what
- * they change again. Otherwise (nothing of zxid staged, or something
- * other than INVAL_INODE, or zxid 0) it is zk__fs_echo_barrier. Loop
- * thread. */
-void zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
-                             void (*cb)(void *), void *arg)
-{
-    struct zk__fs_echo *e = &fs->echo;
-    struct zk__fs_echo_item *bar = NULL;
-    int own = 0;
-    for (struct zk__fs_echo_item *it = e->stage_head; it && zxid;
-         it = it->next) {
-        if (it->zxid != zxid)
-            continue;
-        if (it->kind != ZK__ECHO_INVAL_INODE) {
-            own = 0;
-            break;
-        }
-        own++;
-    }
-    if (own && e->started && !fs->stopping)
-        bar = barrier_new(cb, arg);
-    if (!bar) {
-        zk__fs_echo_barrier(fs, cb, arg);
-        return;
-    }
-    /* Out of the stage, in order, then the barrier. */
-    struct zk__fs_echo_item *list = NULL, **lt = &list;
-    struct zk__fs_echo_item **pp = &e->stage_head, *prev = NULL;
-    while (*pp) {
-        struct zk__fs_echo_item *it = *pp;
-        if (it->zxid == zxid) {
-            *pp = it->next;
-            e->stage_len--;
-            it->next = NULL;
-            it->fold = 0;
-            *lt = it;
-            lt = &it->next;
-            continue;
-        }
-        prev = it;
-        pp = &it->next;
-    }
-    e->stage_tail = prev;
-    *lt = bar;
-    pthread_mutex_lock(&e->mu);
-    if (e->quit) {
-        pthread_mutex_unlock(&e->mu);
-        discard(list);
-        return;
-    }
-    bar->next = e->head;
-    e->head = list;
-    if (!e->tail)
-        e->tail = bar;
-    e->len += (size_t)own + 1;
-    pthread_mutex_unlock(&e->mu);
-    pthread_cond_signal(&e->cv);
-}
-
-/* How many items the thread has not done yet: staged, queued, and the
- * one it is acting out (metrics.c). Loop thread. */
+/* How many items the thread has not done yet: staged, queued (both
+ * queues), and the one it is acting out (metrics.c). Loop thread. */
 size_t zk__fs_echo_backlog(struct zk_fs *fs)
 {
     struct zk__fs_echo *e = &fs->echo;
     size_t n = e->stage_len;
     if (e->started) {
         pthread_mutex_lock(&e->mu);
-        n += e->len + (atomic_load(&e->cur) != NULL);
+        n += e->len + e->rlen + (atomic_load(&e->cur) != NULL);
         pthread_mutex_unlock(&e->mu);
     }
     return n;
@@ -257,6 +196,8 @@ int zk__fs_echo_file_lock_pending(struct zk_fs *fs)
     pthread_mutex_lock(&e->mu);
     found = locks_file(atomic_load(&e->cur));
     for (struct zk__fs_echo_item *it = e->head; it && !found; it = it->next)
+        found = locks_file(it);
+    for (struct zk__fs_echo_item *it = e->rhead; it && !found; it = it->next)
         found = locks_file(it);
     pthread_mutex_unlock(&e->mu);
     return found;
@@ -324,25 +265,21 @@ int zk__fs_echo_local_attrs(struct zk_fs *fs, const struct zk_apply_result *res,
     return found && !other;
 }
 
-/* Drops invalidations that only stand in for a replay that stayed (the
- * replay does them itself if its syscall fails). An "alt" item follows the
- * replay of its transaction. */
-static void drop_alts(struct zk__fs_echo_item **head, size_t *len)
+/* The name invalidations of a transaction whose replay stayed (an "alt"
+ * item follows the replay of its transaction): they go ahead of the
+ * replay (the fast queue) so that lookups on this mount stop finding the
+ * removed or moved name at once, but as a plain inval_entry, never as a
+ * notify_delete: that would mark the node removed before the replay's
+ * own unlink/rmdir/rename, which makes the inotify events (it looks the
+ * name up again itself: do_replay). */
+static void soften_alts(struct zk__fs_echo_item *list)
 {
     uint64_t replayed = 0;
-    struct zk__fs_echo_item **pp = head;
-    while (*pp) {
-        struct zk__fs_echo_item *it = *pp;
-        if (it->kind >= ZK__ECHO_R_CREATE)
+    for (struct zk__fs_echo_item *it = list; it; it = it->next) {
+        if (slow(it))
             replayed = it->zxid;
-        if (it->zxid && it->zxid == replayed && it->kind < ZK__ECHO_R_CREATE &&
-            it->kind != ZK__ECHO_INVAL_INODE) {
-            *pp = it->next;
-            (*len)--;
-            free(it);
-            continue;
-        }
-        pp = &it->next;
+        if (it->zxid && it->zxid == replayed && it->kind == ZK__ECHO_DELETE)
+            it->kind = ZK__ECHO_INVAL_ENTRY;
     }
 }
 
@@ -353,7 +290,7 @@ static void on_check(uv_check_t *h)
 {
     struct zk_fs *fs = h->data;
     struct zk__fs_echo *e = &fs->echo;
-    struct zk__fs_echo_item *list = e->stage_head, *tail = NULL;
+    struct zk__fs_echo_item *list = e->stage_head;
     size_t n = e->stage_len;
     pthread_mutex_lock(&e->mu);
     struct zk__fs_echo_item *done = e->done;
@@ -364,11 +301,9 @@ static void on_check(uv_check_t *h)
         return;
     e->stage_head = e->stage_tail = NULL;
     e->stage_len = 0;
-    drop_alts(&list, &n);
-    for (tail = list; tail && tail->next; tail = tail->next)
-        ;
+    soften_alts(list);
     pthread_mutex_lock(&e->mu);
-    if (e->quit || e->len + n > ZK__FS_ECHO_QUEUE_MAX) {
+    if (e->quit || e->len + e->rlen + n > ZK__FS_ECHO_QUEUE_MAX) {
         uint64_t before = e->dropped;
         e->dropped += e->quit ? 0 : n;
         if (!e->quit && (before >> 10) != (e->dropped >> 10))
@@ -378,16 +313,26 @@ static void on_check(uv_check_t *h)
         discard(list);
         return;
     }
-    if (!tail) {
-        pthread_mutex_unlock(&e->mu);
-        return;
+    while (list) {              /* in order, each to its queue */
+        struct zk__fs_echo_item *it = list;
+        list = it->next;
+        it->next = NULL;
+        if (slow(it)) {
+            if (e->rtail)
+                e->rtail->next = it;
+            else
+                e->rhead = it;
+            e->rtail = it;
+            e->rlen++;
+        } else {
+            if (e->tail)
+                e->tail->next = it;
+            else
+                e->head = it;
+            e->tail = it;
+            e->len++;
+        }
     }
-    if (e->tail)
-        e->tail->next = list;
-    else
-        e->head = list;
-    e->tail = tail;
-    e->len += n;
     pthread_mutex_unlock(&e->mu);
     /* After the unlock: a thread woken while the mutex is still held
      * blocks on it at once (a futex wait and wake more per hand-off). */
@@ -530,10 +475,6 @@ static void change_work(struct zk_fs *fs, uint64_t zxid,
         if (zk__fs_inomap_appenders(&fs->inomap, c->ino))
             zk__fs_append_views(fs, c->ino);
         inval_inode(fs, c->ino, zxid);
-        if (fs->echo.stage_tail &&
-            fs->echo.stage_tail->kind == ZK__ECHO_INVAL_INODE &&
-            fs->echo.stage_tail->ino == c->ino)
-            fs->echo.stage_tail->fold = 1;  /* only a data change's */
         replay(fs, zxid, c->node_kind == ZK_KIND_DIR ? ZK__ECHO_R_ATTR
                                                      : ZK__ECHO_R_DATA, c);
         break;
@@ -780,7 +721,7 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
                           STATX_SIZE | STATX_INO, &stx) != 0 ||
                     stx.stx_size == 0 || stx.stx_ino != it->ino;
         rc = fd < 0 ? -1 : pwrite(fd, "", 1, 0) == 1 ? 0 : -1;
-        if (it->inval_after && (rc || inval))
+        if (rc || inval)
             fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
         if (fd >= 0)
             close(fd);
@@ -872,38 +813,25 @@ static void *echo_main(void *arg)
     atomic_store(&e->tid, (int)gettid());
     pthread_mutex_lock(&e->mu);
     while (!e->quit) {
+        /* Every invalidation and barrier first, then one replay. */
         struct zk__fs_echo_item *it = e->head;
-        if (!it) {
+        if (it) {
+            e->head = it->next;
+            if (!e->head)
+                e->tail = NULL;
+            e->len--;
+        } else if ((it = e->rhead) != NULL) {
+            e->rhead = it->next;
+            if (!e->rhead)
+                e->rtail = NULL;
+            e->rlen--;
+        } else {
             pthread_cond_wait(&e->cv, &e->mu);
             continue;
         }
-        e->head = it->next;
-        if (!e->head)
-            e->tail = NULL;
-        e->len--;
-        /* A remote data change stages inval_inode(ino), marked fold
-         * (change_work), then its replay's open + write + close.
-         * Invalidated first, the kernel asks for
-         * the attributes again at the replay's open (its permission
-         * check, default_permissions): one GETATTR per replay, and
-         * another at the next replay of the file if it were sent after
-         * the write. The replay does its work instead: its open drops
-         * the file's pages (no keep_cache), its direct write marks size
-         * and times stale (fuse_write_update_attr) before IN_MODIFY; a
-         * data change changes nothing else. It sends the invalidation
-         * itself only when its write failed or could have set a cached
-         * size of 0 to 1 (do_replay). */
-        int skip = it->kind == ZK__ECHO_INVAL_INODE && it->fold &&
-                   e->head && e->head->kind == ZK__ECHO_R_DATA &&
-                   e->head->ino == it->ino;
-        if (skip)
-            e->head->inval_after = 1;
         atomic_store(&e->cur, it);  /* seen by zk__fs_echo_file_lock_pending */
         pthread_mutex_unlock(&e->mu);
-        if (skip)
-            done(fs, it);
-        else
-            do_item(fs, it);
+        do_item(fs, it);
         pthread_mutex_lock(&e->mu);
     }
     pthread_mutex_unlock(&e->mu);
@@ -924,8 +852,12 @@ static void on_back(uv_async_t *h)
     e->back_head = e->back_tail = NULL;
     if (gone) {                 /* what the thread left undone */
         left = e->head;
-        e->head = e->tail = NULL;
-        e->len = 0;
+        if (e->tail)
+            e->tail->next = e->rhead;
+        else
+            left = e->rhead;
+        e->head = e->tail = e->rhead = e->rtail = NULL;
+        e->len = e->rlen = 0;
     }
     pthread_mutex_unlock(&e->mu);
     while (list) {
@@ -1004,9 +936,11 @@ void zk__fs_echo_join(struct zk_fs *fs)
         pthread_join(e->thread, NULL);
         e->started = 0;
         free_list(e->head);
+        free_list(e->rhead);
         free_list(e->back_head);
         free_list(e->done);
         e->head = e->tail = e->back_head = e->back_tail = e->done = NULL;
+        e->rhead = e->rtail = NULL;
         pthread_cond_destroy(&e->cv);
         pthread_mutex_destroy(&e->mu);
     }

@@ -489,7 +489,7 @@ static void late_reply(void *arg)
  * business, and if it is this one both would wait for good (BUGS.md 5).
  * Its attributes may then lag for a moment. */
 static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc,
-                         int holds_lock, uint64_t zxid)
+                         int holds_lock)
 {
     struct late_reply *l = NULL;
     if (rc == 0 && !(holds_lock && zk__fs_echo_file_lock_pending(fs)))
@@ -500,9 +500,7 @@ static void reply_commit(struct zk_fs *fs, fuse_req_t req, int rc,
     }
     l->req = req;
     l->err = rc;
-    /* Its own invalidations only, ahead of other mounts' replays, when
-     * that is all it staged (echo.c). */
-    zk__fs_echo_barrier_own(fs, zxid, late_reply, l);
+    zk__fs_echo_barrier(fs, late_reply, l);
 }
 
 /* Whether the data commit res of fh, made by a writer here and about to
@@ -718,7 +716,7 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
         c->fs->echo.local_skipped++;
         zk__fs_reply_errno(c->req, 0);
     } else if (c->req) {
-        reply_commit(c->fs, c->req, rc, c->fsync, res ? res->zxid : 0);
+        reply_commit(c->fs, c->req, rc, c->fsync);
     }
     if (pv)
         prov_end(c->fs, pv, fh, ino, rc);
@@ -883,7 +881,7 @@ void zk__fs_prov_commit_again(struct zk_fs *fs, fuse_req_t req,
     } else if (!fh->poisoned && !fh->dirty && !(all && fh->trunc) &&
                !fh->prov) {
         if (req)
-            reply_commit(fs, req, 0, all, 0); /* the create committed it all */
+            reply_commit(fs, req, 0, all); /* the create committed it all */
     } else {
         commit_fh(fs, req, fh, all);
     }

@@ -93,9 +93,6 @@ enum zk__fs_echo_kind {
 struct zk__fs_echo_item {
     struct zk__fs_echo_item *next;
     uint8_t kind;
-    /* INVAL_INODE staged for a data change right before its replay: the
-     * replay may do it instead (echo.c, echo_main). R_DATA: it does. */
-    uint8_t fold, inval_after;
     /* R_DELETE, R_RENAME: which of its names (1 the old, 2 the new) the
      * echo thread's syscall has had answered by zk__fs_echo_lookup in
      * this attempt, i.e. the kernel's entry for it is the item's node
@@ -122,8 +119,16 @@ struct zk__fs_echo {
     unsigned test_delay_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* Two queues: invalidations and barriers (head), acted out first,
+     * and replays and holder deletions (rhead), one at a time when the
+     * first is empty. An invalidation is one write to /dev/fuse; a
+     * replay is a syscall costing several FUSE round trips; so the
+     * kernel's caches follow the store within microseconds even while
+     * the replays (the inotify events) lag behind (BUGS.md 8). */
     struct zk__fs_echo_item *head, *tail;
     size_t len;
+    struct zk__fs_echo_item *rhead, *rtail;
+    size_t rlen;
     /* Items the thread has acted out, freed by the loop (whose handlers
      * may have read them while answering the thread's syscalls). */
     struct zk__fs_echo_item *done;
@@ -750,8 +755,6 @@ int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
 /* zk__fs_echo_barrier for the answer to local commit zxid: ahead of the
  * queue when all it staged is attribute invalidations (echo.c). */
-void zk__fs_echo_barrier_own(struct zk_fs *fs, uint64_t zxid,
-                             void (*cb)(void *), void *arg);
 /* Whether an item that may make the kernel take a file's inode lock (a
  * replay of a change to a file, a notify_delete, an unlink) is staged,
  * queued or being acted out: a request that holds a file's inode lock

@@ -58,6 +58,8 @@ perl -e 'rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"' "$M/a" "$M/b" ||
     fail "rename a b during the replay's delay"
 queue_is -ge 1 || fail "the rename finished after the replay: nothing was tested"
 wait "$rmpid" || fail "zkfs rm b failed"
+# (its answer waits for the invalidations, not for the replay)
+wait_for -t 10 queue_is = 0 || fail "the replay of rm b did not finish: $(queued) items"
 assert_eq "file" "$(ls "$M/b" 2>&1)" "b lists a's file after the replay of rm b"
 assert_eq "kept" "$(cat "$M/b/file" 2>&1)" "b/file readable after the replay of rm b"
 exec 3<&-
