@@ -65,6 +65,19 @@ static struct zk__fs_echo_item *item_new(uint8_t kind, const char *name,
     return it;
 }
 
+/* Appends it to a list kept with its tail and length. */
+static void append(struct zk__fs_echo_item **head,
+                   struct zk__fs_echo_item **tail, size_t *len,
+                   struct zk__fs_echo_item *it)
+{
+    if (*tail)
+        (*tail)->next = it;
+    else
+        *head = it;
+    *tail = it;
+    (*len)++;
+}
+
 static void stage(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
     struct zk__fs_echo *e = &fs->echo;
@@ -74,12 +87,7 @@ static void stage(struct zk_fs *fs, struct zk__fs_echo_item *it)
         free(it);
         return;
     }
-    if (e->stage_tail)
-        e->stage_tail->next = it;
-    else
-        e->stage_head = it;
-    e->stage_tail = it;
-    e->stage_len++;
+    append(&e->stage_head, &e->stage_tail, &e->stage_len, it);
 }
 
 /* Queues one invalidation or holder deletion for the echo thread (after
@@ -317,21 +325,10 @@ static void on_check(uv_check_t *h)
         struct zk__fs_echo_item *it = list;
         list = it->next;
         it->next = NULL;
-        if (slow(it)) {
-            if (e->rtail)
-                e->rtail->next = it;
-            else
-                e->rhead = it;
-            e->rtail = it;
-            e->rlen++;
-        } else {
-            if (e->tail)
-                e->tail->next = it;
-            else
-                e->head = it;
-            e->tail = it;
-            e->len++;
-        }
+        if (slow(it))
+            append(&e->rhead, &e->rtail, &e->rlen, it);
+        else
+            append(&e->head, &e->tail, &e->len, it);
     }
     pthread_mutex_unlock(&e->mu);
     /* After the unlock: a thread woken while the mutex is still held
