@@ -7,14 +7,18 @@
  * invalidations its changes call for — only for inodes the kernel holds
  * (lookup count > 0) — and, for changes no local syscall made (control
  * file requests, other replicas, session expiry), a replay: the echo
- * thread makes the matching syscall through the mountpoint (mknod, unlink,
- * rename, ftruncate, utimensat), which is the only way to make inotify
- * report a change (FUSE-FACTS.md). The handlers of those syscalls know the
+ * thread makes the matching syscall through the mountpoint (mknod/mkdir,
+ * unlink/rmdir, rename, open + write + close, utimensat), which is the
+ * only way to make inotify report a change (FUSE-FACTS.md). The handlers
+ * of those syscalls know the
  * echo thread by its thread id and answer from the item it acts out
  * (zk__fs_echo_cur) without proposing anything. The done callback of every
  * proposal a syscall made takes its transaction's replays back
  * (zk__fs_echo_local); what is left is handed to the thread once per loop
- * iteration (a uv_check handle).
+ * iteration (a uv_check handle), into two queues: invalidations and
+ * barriers, which the thread acts out first, and replays, one at a time
+ * when the first queue is empty; so the kernel's caches follow the store
+ * while the inotify events may lag (docs/filesystem.md, "Two queues").
  *
  * The thread also deletes released ephemerals with a real unlink() through
  * the mountpoint, so local watchers see IN_DELETE; the UNLINK handler then
@@ -195,8 +199,12 @@ int zk__fs_echo_file_lock_pending(struct zk_fs *fs)
 {
     struct zk__fs_echo *e = &fs->echo;
     int found = 0;
+    /* What the barrier waits for: the invalidations staged and queued
+     * before it, the replay in progress, and the next replay (the thread
+     * may start it before this loop iteration hands the barrier over);
+     * not the later replays, which go behind it. */
     for (struct zk__fs_echo_item *it = e->stage_head; it && !found; it = it->next)
-        found = locks_file(it);
+        found = !slow(it) && locks_file(it);
     if (!e->started || found)
         return found;
     /* Under the mutex: the thread sets cur before it lets go of it. (Items
@@ -205,8 +213,9 @@ int zk__fs_echo_file_lock_pending(struct zk_fs *fs)
     found = locks_file(atomic_load(&e->cur));
     for (struct zk__fs_echo_item *it = e->head; it && !found; it = it->next)
         found = locks_file(it);
-    for (struct zk__fs_echo_item *it = e->rhead; it && !found; it = it->next)
-        found = locks_file(it);
+    /* Of the replays only the next: the thread acts out every queued
+     * invalidation and barrier before the one after it. */
+    found = found || locks_file(e->rhead);
     pthread_mutex_unlock(&e->mu);
     return found;
 }
@@ -273,21 +282,31 @@ int zk__fs_echo_local_attrs(struct zk_fs *fs, const struct zk_apply_result *res,
     return found && !other;
 }
 
-/* The name invalidations of a transaction whose replay stayed (an "alt"
- * item follows the replay of its transaction): they go ahead of the
- * replay (the fast queue) so that lookups on this mount stop finding the
- * removed or moved name at once, but as a plain inval_entry, never as a
- * notify_delete: that would mark the node removed before the replay's
- * own unlink/rmdir/rename, which makes the inotify events (it looks the
- * name up again itself: do_replay). */
-static void soften_alts(struct zk__fs_echo_item *list)
+/* Drops the name invalidations (notify_delete, inval_entry) that only
+ * stand in for a replay that stayed: an "alt" item follows the replay of
+ * its transaction. The replay makes the kernel's entries follow itself
+ * (and does them when its syscall fails). Sent ahead of the replay queue
+ * they would be too early: d_invalidate drops every entry under the
+ * name, and a replay of an earlier transaction whose path goes through
+ * it would then find nothing there (the store has moved on) and fail,
+ * losing its inotify event. So names of removed or moved nodes follow
+ * the store only when the replay is made (BUGS.md 8). Loop thread. */
+static void drop_alts(struct zk__fs_echo_item **head, size_t *len)
 {
     uint64_t replayed = 0;
-    for (struct zk__fs_echo_item *it = list; it; it = it->next) {
+    struct zk__fs_echo_item **pp = head;
+    while (*pp) {
+        struct zk__fs_echo_item *it = *pp;
         if (slow(it))
             replayed = it->zxid;
-        if (it->zxid && it->zxid == replayed && it->kind == ZK__ECHO_DELETE)
-            it->kind = ZK__ECHO_INVAL_ENTRY;
+        if (it->zxid && it->zxid == replayed &&
+            (it->kind == ZK__ECHO_DELETE || it->kind == ZK__ECHO_INVAL_ENTRY)) {
+            *pp = it->next;
+            (*len)--;
+            free(it);
+            continue;
+        }
+        pp = &it->next;
     }
 }
 
@@ -309,27 +328,32 @@ static void on_check(uv_check_t *h)
         return;
     e->stage_head = e->stage_tail = NULL;
     e->stage_len = 0;
-    soften_alts(list);
+    drop_alts(&list, &n);
     pthread_mutex_lock(&e->mu);
-    if (e->quit || e->len + e->rlen + n > ZK__FS_ECHO_QUEUE_MAX) {
-        uint64_t before = e->dropped;
-        e->dropped += e->quit ? 0 : n;
-        if (!e->quit && (before >> 10) != (e->dropped >> 10))
-            zk_log(ZK_LOG_WARN, "echo queue full: %llu items dropped",
-                   (unsigned long long)e->dropped);
+    if (e->quit) {
         pthread_mutex_unlock(&e->mu);
         discard(list);
         return;
     }
+    /* Only replays are bounded: an invalidation or a barrier is always
+     * queued (a dropped invalidation would never be sent again). */
+    uint64_t before = e->dropped;
     while (list) {              /* in order, each to its queue */
         struct zk__fs_echo_item *it = list;
         list = it->next;
         it->next = NULL;
-        if (slow(it))
-            append(&e->rhead, &e->rtail, &e->rlen, it);
-        else
+        if (!slow(it))
             append(&e->head, &e->tail, &e->len, it);
+        else if (e->rlen < ZK__FS_ECHO_QUEUE_MAX)
+            append(&e->rhead, &e->rtail, &e->rlen, it);
+        else {
+            e->dropped++;
+            free(it);
+        }
     }
+    if ((before >> 10) != (e->dropped >> 10))
+        zk_log(ZK_LOG_WARN, "echo replay queue full: %llu replays dropped",
+               (unsigned long long)e->dropped);
     pthread_mutex_unlock(&e->mu);
     /* After the unlock: a thread woken while the mutex is still held
      * blocks on it at once (a futex wait and wake more per hand-off). */

@@ -753,8 +753,6 @@ int zk__fs_echo_local_attrs(struct zk_fs *fs,
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
-/* zk__fs_echo_barrier for the answer to local commit zxid: ahead of the
- * queue when all it staged is attribute invalidations (echo.c). */
 /* Whether an item that may make the kernel take a file's inode lock (a
  * replay of a change to a file, a notify_delete, an unlink) is staged,
  * queued or being acted out: a request that holds a file's inode lock

@@ -9,7 +9,8 @@
 # few seconds, while replays are still queued: the invalidations do not
 # wait behind them. (Before, they were acted out in one queue with the
 # replays: `stat` showed the old size for the whole backlog, while `cat`
-# already showed the new content.)
+# already showed the new content.) Then: the events for changes whose
+# paths a later change has moved or removed in the store still come.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -48,4 +49,30 @@ queue_is -ge 1 ||
 log "fresh with $(queued) items still queued on mount 2"
 wait_for -t 30 queue_is = 0 || fail "mount 2's replays did not finish: $(queued) items"
 assert_eq 9 "$(stat -c %s "$m2/y/b")" "b's size after the replays"
+
+# The inotify events still come, in order, for changes whose paths a
+# later change on mount 1 has already moved or removed in the store: a
+# rewrite of k/g then k renamed to k2; r/s/h then `rm -r r`.
+mkdir "$m1/y/k" "$m1/y/r" "$m1/y/r/s"
+echo 1 >"$m1/y/k/g"
+echo h >"$m1/y/r/s/h"
+ens_wait_cat 2 y/r/s/h h 30
+wait_for -t 30 queue_is = 0 || fail "mount 2 did not catch up: $(queued) items"
+ev=$ZK_TMP/events
+zk_bg inotifywait -m -r -t 120 -e close_write,moved_from,moved_to,delete \
+    --format '%e %w%f' -o "$ev" "$m2/y" 2>"$ZK_TMP/inotify.err"
+wait_for grep -q "Watches established" "$ZK_TMP/inotify.err" ||
+    fail "inotifywait did not start"
+echo 2 >"$m1/y/k/g"
+mv "$m1/y/k" "$m1/y/k2"
+rm -r "$m1/y/r"
+wait_for -t 60 queue_is = 0 || fail "mount 2's replays did not finish: $(queued) items"
+for want in "CLOSE_WRITE,CLOSE $m2/y/k/g" "MOVED_FROM,ISDIR $m2/y/k" \
+    "MOVED_TO,ISDIR $m2/y/k2" "DELETE $m2/y/r/s/h" \
+    "DELETE,ISDIR $m2/y/r/s" "DELETE,ISDIR $m2/y/r"; do
+    wait_for -t 10 grep -qxF -- "$want" "$ev" || {
+        sed 's/^/    /' "$ev" >&2
+        fail "mount 2 did not report '$want' while its replays lagged"
+    }
+done
 for i in 1 2 3; do ens_stop "$i"; done
