@@ -82,6 +82,21 @@ static void append(struct zk__fs_echo_item **head,
     (*len)++;
 }
 
+/* Takes the first item off such a list (NULL: empty). */
+static struct zk__fs_echo_item *pop(struct zk__fs_echo_item **head,
+                                    struct zk__fs_echo_item **tail,
+                                    size_t *len)
+{
+    struct zk__fs_echo_item *it = *head;
+    if (it) {
+        *head = it->next;
+        if (!*head)
+            *tail = NULL;
+        (*len)--;
+    }
+    return it;
+}
+
 static void stage(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
     struct zk__fs_echo *e = &fs->echo;
@@ -701,6 +716,16 @@ static int do_unlink(struct zk_fs *fs, struct zk__fs_echo_item *it)
     return 1;
 }
 
+/* The test knob's wait before a replay (t_echo_behind). */
+static void test_delay(const struct zk__fs_echo *e)
+{
+    if (e->test_delay_ms) {
+        struct timespec ts = {e->test_delay_ms / 1000,
+                              (long)(e->test_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Acts out a replay; when its syscall fails, falls back to the plain
  * invalidations it stood in for. */
 static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
@@ -709,6 +734,7 @@ static void do_replay(struct zk_fs *fs, struct zk__fs_echo_item *it)
     int is_dir = it->node_kind == ZK_KIND_DIR, rc = 0, fd;
     mnt_path(fs, it->path, p, sizeof(p));
     mnt_path(fs, it->path2, p2, sizeof(p2));
+    test_delay(&fs->echo);
     switch (it->kind) {
     case ZK__ECHO_R_CREATE:
         fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
@@ -778,21 +804,9 @@ static void done(struct zk_fs *fs, struct zk__fs_echo_item *it)
     pthread_mutex_unlock(&fs->echo.mu);
 }
 
-/* The test knob's wait before a replay (t_echo_behind). */
-static void test_delay(const struct zk__fs_echo *e)
-{
-    if (e->test_delay_ms) {
-        struct timespec ts = {e->test_delay_ms / 1000,
-                              (long)(e->test_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static void do_item(struct zk_fs *fs, struct zk__fs_echo_item *it)
 {
     int rc = 0;
-    if (it->kind >= ZK__ECHO_R_CREATE && it->kind != ZK__ECHO_BARRIER)
-        test_delay(&fs->echo);
     atomic_store(&fs->echo.cur, it);
     switch (it->kind) {
     case ZK__ECHO_INVAL_INODE:
@@ -835,18 +849,10 @@ static void *echo_main(void *arg)
     pthread_mutex_lock(&e->mu);
     while (!e->quit) {
         /* Every invalidation and barrier first, then one replay. */
-        struct zk__fs_echo_item *it = e->head;
-        if (it) {
-            e->head = it->next;
-            if (!e->head)
-                e->tail = NULL;
-            e->len--;
-        } else if ((it = e->rhead) != NULL) {
-            e->rhead = it->next;
-            if (!e->rhead)
-                e->rtail = NULL;
-            e->rlen--;
-        } else {
+        struct zk__fs_echo_item *it = pop(&e->head, &e->tail, &e->len);
+        if (!it)
+            it = pop(&e->rhead, &e->rtail, &e->rlen);
+        if (!it) {
             pthread_cond_wait(&e->cv, &e->mu);
             continue;
         }
