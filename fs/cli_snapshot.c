@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,7 +394,20 @@ static int install(int fd, uint64_t size, const struct zk__snapfile_hdr *h,
     return rc;
 }
 
-/* Removes what a failed restore created in dir. */
+static int remove_one(const char *path, const struct stat *st, int type,
+                      struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* Removes what a failed restore created in dir: the store's files and
+ * the write-ahead log's directory (zk_store_open makes it first). */
 static void undo(const char *dir, int created)
 {
     static const char *const names[] = {"zkfs.mdb", "zkfs.mdb-lock", "LOCK",
@@ -403,6 +417,8 @@ static void undo(const char *dir, int created)
         if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, names[i]) <
             sizeof(p))
             unlink(p);
+    if ((size_t)snprintf(p, sizeof(p), "%s/zkfs-wal", dir) < sizeof(p))
+        nftw(p, remove_one, 4, FTW_DEPTH | FTW_PHYS);
     if (created)
         rmdir(dir);
 }
@@ -429,9 +445,11 @@ static int restore(const char *file, const char *dir)
     rc = install(fd, size, &h, dir);
     close(fd);
     if (rc != 0) {
+        char why2[160];
         undo(dir, created);
-        return zk__cli_fail("snapshot", file, rc, "cannot be installed: "
-                            "nothing was written");
+        snprintf(why2, sizeof(why2), "cannot be installed into %s (%s): "
+                 "nothing was kept", dir, zk_strerror(rc));
+        return zk__cli_fail("snapshot", file, rc, why2);
     }
     fprintf(stderr, "zkfs snapshot: restored zxid 0x%016llx, %llu znodes "
             "into %s\n", (unsigned long long)h.zxid,

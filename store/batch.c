@@ -438,10 +438,12 @@ static int batch_commit(struct zk_store_batch *b, int durable)
         zk__ckpt_poke(s);
     }
     if (rc != 0) {
+        /* Before the undo: it may free a new segment's space. */
+        rc = rc < 0 ? rc : commit_err(s, rc);
         if (undo != 0)
             log_undo(s, undo);
         zk__wal_destroy(nw);
-        return rc < 0 ? rc : commit_err(s, rc);
+        return rc;
     }
     if (nw != NULL)
         install_swap(s, nw);

@@ -187,6 +187,16 @@ assert_rc 1 "$ZKFS" snapshot restore "$ZK_TMP/a.zks" --data "$ZK_TMP/full"
 assert_match 'not empty: restore makes a new data directory' "$ZK_ERR"
 assert_eq keep "$(ls "$ZK_TMP/full")" "the non-empty directory is untouched"
 assert_rc 1 "$ZKFS" snapshot restore "$ZK_TMP/a.zks" --data "$ZK_TMP/no/such/dir"
+# A full disk: the write-ahead log's first segment does not fit (1 MiB),
+# or it does and the tree's pages do not (8600 KiB: two 4 MiB segments
+# during the install); either way ENOSPC and nothing left behind.
+for sz in 1m 8600k; do
+    zk_tmpfs "$ZK_TMP/small-$sz" "$sz"
+    mkdir "$ZK_TMP/small-$sz/kept"
+    bad "$ZK_TMP/a.zks" "$ZK_TMP/small-$sz/new" 'No space left on device'
+    bad "$ZK_TMP/a.zks" "$ZK_TMP/small-$sz/kept" 'No space left on device'
+    assert_eq kept "$(ls -A "$ZK_TMP/small-$sz")" "a $sz disk after failed restores"
+done
 assert_rc 2 "$ZKFS" snapshot restore "$ZK_TMP/a.zks"
 assert_rc 2 "$ZKFS" snapshot save "$M"
 assert_rc 2 "$ZKFS" snapshot backup "$M" x
