@@ -10,6 +10,12 @@
 #      (bench/ensemble.sh --runs 1 --leader --no-standalone --no-failover):
 #      one process on a follower's mount (ens), on the leader's (ensL),
 #      eight processes spread over the three mounts.
+#   3. (not with --locks) the durable floor: bench/run.sh's target
+#      floor-sync (bench/floorfs --sync: an in-memory FUSE filesystem that
+#      makes one fdatasync to a log on the same disk before every answer
+#      zkfs gives only once committed; one server, no replication), for
+#      create, creat and set with 1 and 8 processes: what one flush per
+#      durable answer costs through FUSE on this machine in this run.
 # Then prints, per workload, the medians of ops/s and p50/p99 of both and
 # the ratio zkfs / ZooKeeper (> 1: zkfs is faster; for the 10,000-entry
 # listing, the ratio of listings per second, all clients together on both
@@ -55,7 +61,7 @@ while [ $# -gt 0 ]; do
         --locks) LOCKS=1; shift ;;
         --out) OUT=$2; shift 2 ;;
         --summarize) OUT=$2; SUMMARIZE=1; shift 2 ;;
-        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -80,6 +86,11 @@ for r in $(seq 1 "$RUNS"); do
     bench/ensemble.sh --runs 1 --leader --no-standalone --no-failover \
         --rotate $((r - 1)) --workloads "$ZKFS_WL" --raw "$OUT/zkfs-$r.raw" \
         --no-build "${quick[@]}" >&2
+    if [ "$LOCKS" = 0 ]; then
+        echo "=== run $r of $RUNS: durable floor ($(date -u +%T) UTC)" >&2
+        bench/run.sh --runs 1 --targets floor-sync --workloads "create creat set" \
+            --procs "1 8" --raw "$OUT/floor-$r.raw" --no-build "${quick[@]}" >&2
+    fi
 done
 fi
 
@@ -109,6 +120,15 @@ fi
         printf "sys=zkfs where=%s procs=%d workload=%s ops_per_s=%s p50_us=%s p99_us=%s\n",
             where, v["procs"], v["workload"], rate, v["p50_us"], v["p99_us"]
     }'
+    # The durable floor is one server: the same figure on both rows.
+    cat "$OUT"/floor-*.raw 2>/dev/null | awk '$1 ~ /^run=/ && $0 !~ /failed=/ {
+        delete v
+        for (i = 1; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
+        n = v["procs"] == 8 ? 1 : 2
+        for (j = 1; j <= n; j++)
+            printf "sys=floor where=%s procs=%d workload=%s ops_per_s=%s p50_us=%s p99_us=%s\n",
+                j == 1 ? "follower" : "leader", v["procs"], v["workload"], v["ops_per_s"], v["p50_us"], v["p99_us"]
+    }'
 } >"$OUT/all.txt"
 
 echo
@@ -127,9 +147,14 @@ function cell(k) {
     if (!(k in p50)) return "- | - | -"
     return fmt_rate(median(rate[k])) " | " fmt_us(median(p50[k])) " | " fmt_us(median(p99[k]))
 }
+function fcell(k) {
+    if (!(k in p50)) return "- | -"
+    return fmt_rate(median(rate[k])) " | " fmt_us(median(p50[k]))
+}
 END {
-    print "| workload | clients | mount / server | zkfs ops/s | p50 µs | p99 µs | ZooKeeper ops/s | p50 µs | p99 µs | zkfs / ZK |"
-    print "|---|---|---|---|---|---|---|---|---|---|"
+    fl = workloads !~ /lock/
+    printf "| workload | clients | mount / server | zkfs ops/s | p50 µs | p99 µs | ZooKeeper ops/s | p50 µs | p99 µs | zkfs / ZK |%s\n", fl ? " durable floor ops/s | p50 µs |" : ""
+    printf "|---|---|---|---|---|---|---|---|---|---|%s\n", fl ? "---|---|" : ""
     nw = split(workloads, W, " ")
     for (w = 1; w <= nw; w++) for (p = 1; p <= 8; p += 7) for (wh = 1; wh <= 2; wh++) {
         where = wh == 1 ? "leader" : "follower"
@@ -142,7 +167,9 @@ END {
         ratio = "-"
         if ((kf in rate) && (kz in rate) && median(rate[kz]) > 0)
             ratio = sprintf("%.2fx", median(rate[kf]) / median(rate[kz]))
-        printf "| %s | %d | %s | %s | %s | %s |\n", W[w], p, p == 8 ? "spread" : where, cell(kf), cell(kz), ratio
+        printf "| %s | %d | %s | %s | %s | %s |", W[w], p, p == 8 ? "spread" : where, cell(kf), cell(kz), ratio
+        if (fl) printf " %s |", fcell(W[w] SUBSEP p SUBSEP where SUBSEP "floor")
+        printf "\n"
     }
     print ""
     print "Medians over the runs. list: listings of 10,000 entries per second, all clients together (p50/p99: one listing)."
@@ -150,6 +177,10 @@ END {
     print "create: open(O_CREAT|O_EXCL) + write + close; creat: the same without O_EXCL (echo x > newfile: one"
     print "transaction at close); both beside the ZooKeeper create (with data)."
     print "ZooKeeper seq/seqL: one synchronous client on a follower/the leader; c8: 8 clients over 3 servers."
+    if (fl) {
+        print "durable floor: bench/floorfs --sync on the same disk (one fdatasync per answer zkfs gives only once"
+        print "committed; one server, one thread: no replication, no group commit), same workloads and processes."
+    }
     if (workloads ~ /lock/) {
         print "lock: flock(LOCK_EX)+flock(LOCK_UN) pairs in a C loop; flock1: `flock FILE true` runs; handoff: one"
         print "holder'"'"'s LOCK_UN to the waiter'"'"'s grant on another mount (follower: follower -> follower; leader:"

@@ -21,6 +21,19 @@
  * --direct-io opens files as zkfs opens them for reading (direct I/O, no
  * page cache, and no FLUSH for a read-only open): every read() is a READ
  * sent here, as zkfs needs for reads that never mix versions.
+ * --sync DIR is the floor of a durable filesystem (target floor-sync of
+ * bench/run.sh): before answering a request that zkfs answers only once
+ * its transaction is committed, it appends a 64-byte record to a log in
+ * DIR (DIR/floorfs-sync.log, 16 MiB written with zeros at start, reused
+ * from its start when full) and fdatasyncs it — the least a one-server
+ * filesystem with zkfs's guarantees must wait for: no replication, no
+ * second replica's flush, no network, no apply. Those requests: CREATE
+ * with O_EXCL (the winner is decided at open), MKNOD, MKDIR, UNLINK,
+ * RMDIR, RENAME, SETATTR by path, and the FLUSH or FSYNC of a file
+ * written, truncated or created without O_EXCL since it was last made
+ * durable (zkfs commits a file's data, and a new file without O_EXCL,
+ * at close: one transaction). One thread, so no group commit: with many
+ * writers this is a floor for one writer's latency, not for throughput.
  *
  * Why xattrs matter to the floor: with protocol 7.31 (what libfuse 3.14
  * negotiates) every write() first makes the kernel ask GETXATTR
@@ -72,6 +85,7 @@ struct node {
     size_t size, cap;
     uint64_t nlookup;           /* kernel references                     */
     uint64_t nopen;             /* open file handles                     */
+    int dirty;                  /* --sync: changed since made durable    */
     struct node *hnext;         /* hash chain                            */
     struct node *cprev, *cnext; /* siblings in the parent's child list   */
     struct node *children;      /* directories: first child              */
@@ -85,7 +99,13 @@ struct floorfs {
     size_t nbuckets, nentries;
     int cache_readdir;
     int direct_io;              /* --direct-io */
+    int sync_fd;                /* --sync: the log, or -1                */
+    off_t sync_off;             /* where the next record goes            */
+    uint64_t sync_seq;          /* records written                       */
 };
+
+#define SYNC_LOG_BYTES   (16u * 1024 * 1024)
+#define SYNC_REC_BYTES   64u
 
 /* A listing built at opendir and served in slices by readdir. */
 struct dirbuf {
@@ -105,6 +125,37 @@ static struct floorfs *fs_of(fuse_req_t req)
 static struct node *node_get(struct floorfs *fs, fuse_ino_t ino)
 {
     return ino < fs->nnodes ? fs->nodes[ino] : NULL;
+}
+
+/* --sync: makes one change durable before its answer (see the top).
+ * Returns 0 or an errno; 0 at once without --sync. */
+static int durable(struct floorfs *fs, fuse_ino_t ino)
+{
+    if (fs->sync_fd < 0)
+        return 0;
+    uint8_t rec[SYNC_REC_BYTES] = {0};
+    uint64_t seq = ++fs->sync_seq;
+    memcpy(rec, &seq, sizeof seq);
+    memcpy(rec + sizeof seq, &ino, sizeof ino);
+    if (fs->sync_off + SYNC_REC_BYTES > SYNC_LOG_BYTES)
+        fs->sync_off = 0;
+    if (pwrite(fs->sync_fd, rec, sizeof rec, fs->sync_off) != sizeof rec ||
+        fdatasync(fs->sync_fd) != 0)
+        return errno ? errno : EIO;
+    fs->sync_off += SYNC_REC_BYTES;
+    return 0;
+}
+
+/* --sync: a FLUSH or FSYNC makes what changed since the last one durable. */
+static int durable_if_dirty(struct floorfs *fs, fuse_ino_t ino)
+{
+    struct node *n = node_get(fs, ino);
+    if (n == NULL || !n->dirty)
+        return 0;
+    int err = durable(fs, ino);
+    if (err == 0)
+        n->dirty = 0;
+    return err;
 }
 
 static size_t hash_of(fuse_ino_t parent, const char *name, size_t nbuckets)
@@ -287,6 +338,17 @@ static struct node *make_node(fuse_req_t req, fuse_ino_t parent,
     return n;
 }
 
+/* Answers a new node's entry once it is durable (--sync). A failed sync
+ * answers its errno; the node stays in memory (a bench tool). */
+static void reply_durable_entry(fuse_req_t req, struct node *n)
+{
+    int err = durable(fs_of(req), n->ino);
+    if (err != 0)
+        fuse_reply_err(req, err);
+    else
+        reply_entry(req, n);
+}
+
 /* ------------------------------------------------------------------------
  * Operations
  * --------------------------------------------------------------------- */
@@ -375,7 +437,6 @@ static void set_time(struct timespec *t, int now_flag, const struct timespec *v)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
-    (void)fi;
     struct node *n = node_get(fs_of(req), ino);
     if (n == NULL) {
         fuse_reply_err(req, ENOENT);
@@ -400,7 +461,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (to_set & FUSE_SET_ATTR_MTIME)
         set_time(&n->mtime, to_set & FUSE_SET_ATTR_MTIME_NOW, &attr->st_mtim);
     clock_gettime(CLOCK_REALTIME, &n->ctime);
-    op_getattr(req, ino, NULL);
+    int err = 0;
+    if (fi != NULL)
+        n->dirty = 1;         /* ftruncate: committed at close, as zkfs */
+    else
+        err = durable(fs_of(req), ino);
+    if (err != 0)
+        fuse_reply_err(req, err);
+    else
+        op_getattr(req, ino, NULL);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -413,7 +482,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
     struct node *n = make_node(req, parent, name, S_IFREG | (mode & 07777));
     if (n != NULL)
-        reply_entry(req, n);
+        reply_durable_entry(req, n);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -421,7 +490,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
     struct node *n = make_node(req, parent, name, S_IFDIR | (mode & 07777));
     if (n != NULL)
-        reply_entry(req, n);
+        reply_durable_entry(req, n);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -430,6 +499,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct node *n = make_node(req, parent, name, S_IFREG | (mode & 07777));
     if (n == NULL)
         return;
+    /* --sync: O_EXCL decides the winner now; without it zkfs commits the
+     * new file with its data at close. */
+    int err = fi->flags & O_EXCL ? durable(fs_of(req), n->ino) : 0;
+    if (err != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    n->dirty = !(fi->flags & O_EXCL);
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
     e.ino = n->ino;
@@ -458,6 +535,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if (fi->flags & O_TRUNC) {
+        n->dirty = 1;
         n->size = 0;
         clock_gettime(CLOCK_REALTIME, &n->mtime);
         n->ctime = n->mtime;
@@ -510,6 +588,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         return;
     }
     memcpy(n->data + off, buf, size);
+    n->dirty = 1;
     clock_gettime(CLOCK_REALTIME, &n->mtime);
     n->ctime = n->mtime;
     fuse_reply_write(req, size);
@@ -517,9 +596,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
     (void)fi;
-    fuse_reply_err(req, 0);
+    fuse_reply_err(req, durable_if_dirty(fs_of(req), ino));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -537,10 +615,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
-    (void)ino;
     (void)datasync;
     (void)fi;
-    fuse_reply_err(req, 0);
+    fuse_reply_err(req, durable_if_dirty(fs_of(req), ino));
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -561,6 +638,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
         touch_dir(node_get(fs, parent));
         unlink_node(fs, n);
         clock_gettime(CLOCK_REALTIME, &n->ctime);
+        err = durable(fs, n->ino);
         free_if_unused(fs, n);
     }
     fuse_reply_err(req, err);
@@ -628,7 +706,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     link_node(fs, newdir, n);
     touch_dir(newdir);
     clock_gettime(CLOCK_REALTIME, &n->ctime);
-    fuse_reply_err(req, 0);
+    fuse_reply_err(req, durable(fs, n->ino));
 }
 
 static int dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name,
@@ -808,9 +886,31 @@ static int fs_init(struct floorfs *fs)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: floorfs [--cache-readdir] [--no-xattr] [--epoll] "
-               "[--direct-io] [-o FUSEOPTS] MOUNTPOINT\n"
+               "[--direct-io] [--sync DIR] [-o FUSEOPTS] MOUNTPOINT\n"
                "  an in-memory FUSE filesystem, the benchmark floor; stays in\n"
                "  the foreground until unmounted or SIGINT/SIGTERM\n");
+}
+
+/* --sync DIR: the log, written with zeros once so that an fdatasync has
+ * no block allocation to make durable (as zkfs's log segments). */
+static int sync_log_open(const char *dir)
+{
+    char path[4096];
+    static const char zeros[1 << 16];
+    snprintf(path, sizeof path, "%s/floorfs-sync.log", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    for (size_t off = 0; fd >= 0 && off < SYNC_LOG_BYTES; off += sizeof zeros)
+        if (pwrite(fd, zeros, sizeof zeros, (off_t)off) != sizeof zeros) {
+            close(fd);
+            fd = -1;
+        }
+    if (fd < 0 || fsync(fd) != 0) {
+        fprintf(stderr, "floorfs: --sync %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /* --epoll: zkfs's way of waiting for requests (see the top). Returns
@@ -854,6 +954,7 @@ int main(int argc, char **argv)
     const char *mnt = NULL, *extra = NULL;
     struct floorfs fs;
     int cache_readdir = 0, use_epoll = 0, direct_io = 0;
+    const char *sync_dir = NULL;
     struct fuse_lowlevel_ops ops = floor_ops;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--cache-readdir") == 0)
@@ -864,6 +965,8 @@ int main(int argc, char **argv)
             direct_io = 1;
         else if (strcmp(argv[i], "--no-xattr") == 0)
             ops.getxattr = NULL, ops.listxattr = NULL, ops.setxattr = NULL;
+        else if (strcmp(argv[i], "--sync") == 0 && i + 1 < argc)
+            sync_dir = argv[++i];
         else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
             extra = argv[++i];
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
@@ -881,6 +984,9 @@ int main(int argc, char **argv)
     }
     fs.cache_readdir = cache_readdir;
     fs.direct_io = direct_io;
+    fs.sync_fd = sync_dir != NULL ? sync_log_open(sync_dir) : -1;
+    if (sync_dir != NULL && fs.sync_fd < 0)
+        return 1;
 
     char optbuf[1024];
     snprintf(optbuf, sizeof optbuf, "default_permissions,fsname=floorfs,"

@@ -21,7 +21,10 @@
 # Targets: zkfs, floor, floor-noxattr (floorfs --no-xattr: the configuration
 # of FUSE-FACTS.md's table), floor-epoll (floorfs --epoll: waiting for
 # requests as zkfs's event loop does), floor-dio (floorfs --direct-io:
-# files opened as zkfs opens them for reading), tmpfs, and base: another zkfs binary given with
+# files opened as zkfs opens them for reading), floor-sync (floorfs --sync:
+# one fdatasync to a log on the data disk before every answer zkfs gives
+# only once committed — a durable one-server floor, see bench/floorfs.c),
+# tmpfs, and base: another zkfs binary given with
 # --base (e.g. main's, copied aside), for a before/after in one run. --quick divides the op counts by 4.
 # --private-dirs gives each fsbench process its own directory (by default
 # they share one, and the kernel serializes creates/unlinks in it).
@@ -57,7 +60,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --private-dirs) PRIVATE=(--private-dirs); shift ;;
         --base) BASE=$2; shift 2 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -157,6 +160,9 @@ start_target() {
             PID[$t]=$! ;;
         floor-dio)
             "$FLOORFS" --direct-io "$m" >"$WORK/floor-dio.log" 2>&1 &
+            PID[$t]=$! ;;
+        floor-sync)
+            "$FLOORFS" --sync "$WORK" "$m" >"$WORK/floor-sync.log" 2>&1 &
             PID[$t]=$! ;;
         tmpfs)
             mount -t tmpfs -o size=2g,mode=0755 zkfs-bench "$m" ||
