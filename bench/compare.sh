@@ -16,6 +16,11 @@
 #      zkfs gives only once committed; one server, no replication), for
 #      create, creat and set with 1 and 8 processes: what one flush per
 #      durable answer costs through FUSE on this machine in this run.
+# Before and after the runs, bench/flushlat measures what the machine
+# charges any replicated commit: one small append + fdatasync alone and
+# with three processes flushing at once on the same disk (three replicas
+# do), and a TCP round trip between two processes on loopback; printed
+# above the table.
 # Then prints, per workload, the medians of ops/s and p50/p99 of both and
 # the ratio zkfs / ZooKeeper (> 1: zkfs is faster; for the 10,000-entry
 # listing, the ratio of listings per second, all clients together on both
@@ -61,7 +66,7 @@ while [ $# -gt 0 ]; do
         --locks) LOCKS=1; shift ;;
         --out) OUT=$2; shift 2 ;;
         --summarize) OUT=$2; SUMMARIZE=1; shift 2 ;;
-        -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -79,6 +84,16 @@ make -s all >/dev/null
 
 quick=()
 [ "$QUICK" = 1 ] && quick=(--quick)
+machine() {             # machine WHEN: bench/flushlat's figures
+    local f=build/bench/flushlat
+    {
+        echo "# machine, $1 ($(date -u +%T) UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+        for k in 1 3; do "$f" --dir "$OUT" --writers "$k" --ops 1000 | sed 's/^/#   /'; done
+        "$f" --rtt --ops 5000 | sed 's/^/#   /'
+    } >>"$OUT/machine.txt" 2>&1 || true
+}
+: >"$OUT/machine.txt"
+machine before
 for r in $(seq 1 "$RUNS"); do
     echo "=== run $r of $RUNS: ZooKeeper ($(date -u +%T) UTC)" >&2
     "$PEERS/bench.sh" -r 1 -t 3 -m "$ZK_MODES" -n "$N" -o "$OUT/zk-$r" >&2
@@ -92,6 +107,7 @@ for r in $(seq 1 "$RUNS"); do
             --procs "1 8" --raw "$OUT/floor-$r.raw" --no-build "${quick[@]}" >&2
     fi
 done
+machine after
 fi
 
 # One line per measurement: "sys=zk|zkfs where=... procs=P workload=W
@@ -134,6 +150,7 @@ fi
 echo
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
      "zkfs $(git rev-parse --short HEAD 2>/dev/null || echo '?'), runs $(ls -d "$OUT"/zk-* 2>/dev/null | wc -l); raw in $OUT"
+cat "$OUT/machine.txt" 2>/dev/null || true
 echo
 awk -v workloads="$ZKFS_WL" "$(cat bench/stats.awk)"'
 {
