@@ -47,13 +47,13 @@ zk_tmpfs "$ZK_TMP/solo1" 256m
 zk_tmpfs "$ZK_TMP/solo2" 256m
 
 # fuzz_loop I FIRST-SEED: seeds on replica I's mount, one fsfuzz run of
-# CHUNK seeds after another, until $ZK_TMP/stop exists (at most 200
-# runs); the first failing run ends the loop with its exit status.
+# CHUNK seeds after another, until $ZK_TMP/stop exists (at most
+# MAXRUNS runs, set by faulted_run: enough for its rounds); the first failing run ends the loop with its exit status.
 fuzz_loop() {
     local i=$1 s=$(($2 + (i - 1) * 100000)) n=0 rc=0 c=
     # Stopped by the test's cleanup: the running fuzzer stops too.
     trap '[ -n "$c" ] && kill "$c" 2>/dev/null; exit 143' TERM
-    while [ ! -e "$ZK_TMP/stop" ] && [ "$n" -lt 200 ]; do
+    while [ ! -e "$ZK_TMP/stop" ] && [ "$n" -lt "$MAXRUNS" ]; do
         "$FUZZ" --solo --zk "$(ens_mnt "$i")" --model "$ZK_TMP/solo$i" \
             --work shared --salt "$i" --seed "$s" --seeds "$CHUNK" \
             --ops "$OPS" --op-timeout-ms 30000 >>"$ZK_TMP/fuzz.$i.log" 2>&1 &
@@ -68,7 +68,7 @@ fuzz_loop() {
     done
     echo "$n" >"$ZK_TMP/runs.$i"
     # The status, for the test to read: a loop that ended long before the
-    # test waits for it (its 200 runs done) may be one whose status bash
+    # test waits for it (its MAXRUNS runs done) may be one whose status bash
     # no longer keeps ("wait: pid N is not a child of this shell", 127).
     echo "$rc" >"$ZK_TMP/rc.$i"
     return "$rc"
@@ -87,7 +87,10 @@ pause() {
 # under them, then the checks; the replicas stopped.
 faulted_run() {
     local label=$1 rounds=$2 first=$3 round secs c l f p rc1 rc2 i
-    local pauses=0 kills=0 cuts=0 pids=()
+    local pauses=0 kills=0 cuts=0 ran=0 pids=()
+    # A fuzzer run takes 0.1-1 s, a round 1-4 s: the loops must outlast
+    # the rounds (a loop that ends stops the rounds, below).
+    MAXRUNS=$((rounds * 25 > 200 ? rounds * 25 : 200))
     rm -f "$ZK_TMP/stop" "$ZK_TMP"/fuzz.*.log "$ZK_TMP"/runs.* "$ZK_TMP"/rc.*
     ens_net_start_all
     [ -d "$(ens_mnt 1)/shared" ] || ens_mkdir_seen shared
@@ -144,8 +147,10 @@ faulted_run() {
         esac
         ens_wait_leader 30
         sleep 0.5
+        ran=$((ran + 1))
     done
     touch "$ZK_TMP/stop"
+    log "$label: $ran of $rounds fault rounds ran"
 
     wait "${pids[0]}" 2>/dev/null || true
     wait "${pids[1]}" 2>/dev/null || true
