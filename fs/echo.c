@@ -455,16 +455,29 @@ static void replay_item(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
     stage(fs, it);
 }
 
+/* Whether a process on this mount may watch ino: the root, or a node the
+ * kernel was given for another process than the echo thread (a watch
+ * needs a path walk to it, and a directory entry given only to the echo
+ * thread expires at once: util.c). */
+static int watched(struct zk_fs *fs, uint64_t ino)
+{
+    return ino == ZK_INO_ROOT || zk__fs_inomap_user(&fs->inomap, ino) ||
+           zk__fs_inomap_user(&fs->inomap,
+                              zk__fs_inomap_alias(&fs->inomap, ino));
+}
+
 /* Stages the replay of change c (taken back if a local syscall made it).
- * Only where the kernel holds the parent or the node (a node created by
- * an earlier replay is held by then): nobody can watch anything else. */
+ * Only where a process here may watch the parent or the node: a watch
+ * on a directory reports its children's events, one on a node its own.
+ * Under a directory no process here has walked into (an idle mount, a
+ * subtree nobody looks at) nothing is replayed. */
 static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
                    const struct zk_change *c)
 {
     char path[ZK_PATH_MAX], path2[ZK_PATH_MAX];
     int by_ino = kind == ZK__ECHO_R_DATA || kind == ZK__ECHO_R_ATTR;
-    if (!known(fs, c->parent) && !(by_ino && known(fs, c->ino)) &&
-        !(kind == ZK__ECHO_R_RENAME && known(fs, c->parent2)))
+    if (!watched(fs, c->parent) && !(by_ino && watched(fs, c->ino)) &&
+        !(kind == ZK__ECHO_R_RENAME && watched(fs, c->parent2)))
         return;
     int rc = by_ino ? zk_store_path(fs->store, c->ino, path, sizeof(path))
                     : zk__fs_child_path(fs, c->parent, c->name, path,

@@ -177,6 +177,30 @@ uint64_t zk__fs_inomap_alias(const struct zk__fs_inomap *m, uint64_t ino)
     return sl->ino == ino ? sl->alias : 0;
 }
 
+void zk__fs_inomap_mark_user(struct zk__fs_inomap *m, uint64_t ino)
+{
+    if (m->cap == 0)
+        return;
+    struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    if (sl->ino == ino)
+        sl->user = 1;
+}
+
+int zk__fs_inomap_user(const struct zk__fs_inomap *m, uint64_t ino)
+{
+    if (m->cap == 0)
+        return 0;
+    const struct zk__fs_ino_slot *sl = &m->slots[ino_find(m, ino)];
+    if (sl->ino != ino)
+        return 0;
+    if (sl->user)
+        return 1;
+    if (!sl->alias)
+        return 0;
+    const struct zk__fs_ino_slot *al = &m->slots[ino_find(m, sl->alias)];
+    return al->ino == sl->alias && al->user;
+}
+
 /* An open file of st->ino: its stat is kept, so that fstat still works
  * after the node was deleted or replaced (the kernel's GETATTR carries no
  * file handle). The kernel holds a lookup of every open inode, so its

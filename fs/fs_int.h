@@ -52,6 +52,10 @@ struct zk__fs_ino_slot {
     uint64_t ino;          /* 0: free slot */
     uint64_t nlookup;
     uint32_t nopen;        /* open files of it                       */
+    uint8_t user;          /* an entry of it was given to the kernel
+                              for a request not of the echo thread:
+                              somebody on this mount may watch it
+                              (echo.c, watched()); until FORGET */
     uint32_t nwriters;     /* of which open for writing (not O_APPEND):
                               its attributes are not cached meanwhile */
     uint32_t nappend;      /* of which O_APPEND writers (their read view
@@ -431,6 +435,15 @@ const struct zk_stat *zk__fs_inomap_kept_stat(const struct zk__fs_inomap *m,
 int zk__fs_inomap_link(struct zk__fs_inomap *m, uint64_t pino, uint64_t ino);
 /* The alias of ino (see struct zk__fs_ino_slot), 0 if none. */
 uint64_t zk__fs_inomap_alias(const struct zk__fs_inomap *m, uint64_t ino);
+/* Marks ino's slot as given to the kernel for another process than the
+ * echo thread (no-op without a slot); whether it is, or its alias is. */
+void zk__fs_inomap_mark_user(struct zk__fs_inomap *m, uint64_t ino);
+int zk__fs_inomap_user(const struct zk__fs_inomap *m, uint64_t ino);
+/* The kernel now holds one more lookup of the nodeid ino, given to it in
+ * an entry: counted, and marked as the user's if the request was not the
+ * echo thread's (user: !zk__fs_is_echo(), taken before the reply, which
+ * frees the request). */
+void zk__fs_kernel_entry(struct zk_fs *fs, int user, uint64_t ino);
 
 /* --- prov.c -------------------------------------------------------------- */
 

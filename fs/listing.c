@@ -735,6 +735,7 @@ static void reply_plus(struct zk_fs *fs, fuse_req_t req,
                        const struct zk__fs_listing *ls,
                        const struct zk__fs_dirpos *d, size_t size, size_t i)
 {
+    int user = !zk__fs_is_echo(fs, req);
     char *buf = malloc(size ? size : 1);
     if (!buf) {
         zk__fs_reply_errno(req, -ENOMEM);
@@ -762,7 +763,7 @@ static void reply_plus(struct zk_fs *fs, fuse_req_t req,
             break;
         pos += need;
         if (e.ino)
-            zk__fs_inomap_add(&fs->inomap, e.ino, 1);
+            zk__fs_kernel_entry(fs, user, e.ino);
     }
     fuse_reply_buf(req, buf, pos);
     free(buf);

@@ -120,15 +120,32 @@ void zk__fs_entry_param(const struct zk_fs *fs, const struct zk_stat *st,
     zk__fs_fill_attr(fs, st, &e->attr);
 }
 
+void zk__fs_kernel_entry(struct zk_fs *fs, int user, uint64_t ino)
+{
+    zk__fs_inomap_add(&fs->inomap, ino, 1);
+    if (user)
+        zk__fs_inomap_mark_user(&fs->inomap, ino);
+}
+
 int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,
                          const struct zk_stat *st, double entry_timeout,
                          double attr_timeout)
 {
     struct fuse_entry_param e;
+    int user = !zk__fs_is_echo(fs, req);
+    /* A directory that only the echo thread's replays have walked into
+     * is not kept by the kernel (entry timeout 0: dropped when the
+     * replay's syscall is done, then forgotten), so that changes under
+     * it are not replayed on a mount where nobody looks (echo.c,
+     * watched()); the first walk of another process into it asks again
+     * and marks it. */
+    if (st->kind == ZK_KIND_DIR && !user &&
+        !zk__fs_inomap_user(&fs->inomap, st->ino))
+        entry_timeout = 0.0;
     zk__fs_entry_param(fs, st, entry_timeout, attr_timeout, &e);
     int rc = fuse_reply_entry(req, &e);
     if (rc == 0)
-        zk__fs_inomap_add(&fs->inomap, e.ino, 1);
+        zk__fs_kernel_entry(fs, user, e.ino);
     return rc;
 }
 

@@ -90,13 +90,16 @@ log "ls -l of a small directory needs no LOOKUP of its children"
 "$ZKFS" sync "$mf" || fail "zkfs sync $mf"
 lookups() { awk '$1 == "zkfs_fuse_requests_total{op=\"lookup\"}" { print $2 }' "$mf/.zkfs.prom"; }
 l0=$(lookups)
+lb=$(lookups)           # reading the metrics file looks it up, too
 n=$(ls -l "$mf/small" | grep -c '^-')
 l1=$(lookups)
 assert_eq 20 "$n" "files listed by ls -l"
-# The directory itself may be looked up once; its children come with
-# their attributes in the READDIRPLUS reply.
-[ "$((l1 - l0))" -le 1 ] ||
-    fail "ls -l of 20 files made $((l1 - l0)) lookups on the follower"
+# The directory itself is looked up once (the echo thread's replay of its
+# create leaves no entry the kernel keeps: docs/filesystem.md, "Where
+# changes are replayed"); its children come with their attributes in the
+# READDIRPLUS reply.
+[ "$((l1 - lb - (lb - l0)))" -le 1 ] ||
+    fail "ls -l of 20 files made $((l1 - lb - (lb - l0))) lookups on the follower"
 
 log "2. a snapshot install drops the kept listings"
 installs() { grep -c "installed a snapshot" "$FLOG" || true; }
