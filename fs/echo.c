@@ -440,7 +440,7 @@ static void inval_name(struct zk_fs *fs, uint64_t parent, const char *name,
 /* Stages the replay of change c at path (and path2) as transaction zxid's. */
 static void replay_item(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
                         const struct zk_change *c, const char *path,
-                        const char *path2)
+                        const char *path2, int mark_walk)
 {
     struct zk__fs_echo_item *it = item_new(kind, c->name, c->name2, path,
                                            path2);
@@ -451,32 +451,33 @@ static void replay_item(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
         it->parent = c->parent;
         it->parent2 = c->parent2;
         it->replaced = c->replaced_ino;
+        it->mark_walk = (uint8_t)mark_walk;
     }
     stage(fs, it);
 }
 
-/* Whether a process on this mount may watch ino: the root, or a node the
- * kernel was given for another process than the echo thread (a watch
- * needs a path walk to it, and a directory entry given only to the echo
- * thread expires at once: util.c). */
+/* Whether a process on this mount may watch ino: the root, or a node (or
+ * its provisional nodeid) the kernel was given for another process than
+ * the echo thread (a watch needs a path walk to it, and an entry given
+ * only to the echo thread expires at once: util.c). */
 static int watched(struct zk_fs *fs, uint64_t ino)
 {
-    return ino == ZK_INO_ROOT || zk__fs_inomap_user(&fs->inomap, ino) ||
-           zk__fs_inomap_user(&fs->inomap,
-                              zk__fs_inomap_alias(&fs->inomap, ino));
+    return ino == ZK_INO_ROOT || zk__fs_inomap_user(&fs->inomap, ino);
 }
 
 /* Stages the replay of change c (taken back if a local syscall made it).
  * Only where a process here may watch the parent or the node: a watch
- * on a directory reports its children's events, one on a node its own.
- * Under a directory no process here has walked into (an idle mount, a
- * subtree nobody looks at) nothing is replayed. */
+ * on a directory reports its children's events, one on a node its own
+ * (also its deletion and its moves). Under a directory no process here
+ * has walked into (an idle mount, a subtree nobody looks at) nothing is
+ * replayed. */
 static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
                    const struct zk_change *c)
 {
     char path[ZK_PATH_MAX], path2[ZK_PATH_MAX];
     int by_ino = kind == ZK__ECHO_R_DATA || kind == ZK__ECHO_R_ATTR;
-    if (!watched(fs, c->parent) && !(by_ino && watched(fs, c->ino)) &&
+    int self = kind != ZK__ECHO_R_CREATE && watched(fs, c->ino);
+    if (!watched(fs, c->parent) && !self &&
         !(kind == ZK__ECHO_R_RENAME && watched(fs, c->parent2)))
         return;
     int rc = by_ino ? zk_store_path(fs->store, c->ino, path, sizeof(path))
@@ -488,7 +489,10 @@ static void replay(struct zk_fs *fs, uint64_t zxid, uint8_t kind,
     if (kind == ZK__ECHO_R_RENAME &&
         zk__fs_child_path(fs, c->parent2, c->name2, path2, sizeof(path2)))
         return;
-    replay_item(fs, zxid, kind, c, path, path2);
+    /* A watched node moved: a process that holds it (a cwd, a watch)
+     * reaches its new ancestors with "..", without a LOOKUP. */
+    replay_item(fs, zxid, kind, c, path, path2,
+                kind == ZK__ECHO_R_RENAME && self);
 }
 
 static int created_with_data(struct zk_fs *fs, uint64_t ino)
@@ -574,7 +578,8 @@ void zk__fs_echo_replay_at(struct zk_fs *fs, enum zk__fs_echo_kind kind,
                            const struct zk_change *c, const char *path,
                            const char *path2)
 {
-    replay_item(fs, 0, (uint8_t)kind, c, path, path2);
+    replay_item(fs, 0, (uint8_t)kind, c, path, path2,
+                kind == ZK__ECHO_R_RENAME && watched(fs, c->ino));
 }
 
 /* zk_replica's applied callback: stages the work every change of res
@@ -597,6 +602,15 @@ struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req)
     if (tid <= 0 || fuse_req_ctx(req)->pid != (pid_t)tid)
         return NULL;
     return atomic_load(&fs->echo.cur);
+}
+
+int zk__fs_echo_marks(struct zk_fs *fs, fuse_req_t req)
+{
+    int tid = atomic_load(&fs->echo.tid);
+    if (tid <= 0 || fuse_req_ctx(req)->pid != (pid_t)tid)
+        return 1;
+    struct zk__fs_echo_item *it = atomic_load(&fs->echo.cur);
+    return it && it->kind == ZK__ECHO_R_RENAME && it->mark_walk;
 }
 
 /* Whether req was made by the echo thread. */

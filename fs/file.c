@@ -195,7 +195,7 @@ struct zk__fs_fh *zk__fs_reply_create(struct zk_fs *fs, fuse_req_t req,
     fi->keep_cache = 0;
     fi->direct_io = 1;          /* see zk__fs_open */
     fh->knode = e.ino;          /* (the provisional nodeid it may be held as) */
-    int user = !zk__fs_is_echo(fs, req);
+    int user = zk__fs_echo_marks(fs, req);
     if (fuse_reply_create(req, &e, fi) == 0) {
         zk__fs_kernel_entry(fs, user, e.ino);
         zk__fs_inomap_open(&fs->inomap, st);

@@ -104,6 +104,9 @@ struct zk__fs_echo_item {
      * set on the loop while the syscall waits for its LOOKUP. */
     _Atomic uint8_t answered;
     uint32_t node_kind;        /* enum zk_kind of ino (replays)            */
+    /* R_RENAME of a node a process here may watch: every entry its walk
+     * is given counts as that process's (echo.c, zk__fs_echo_marks). */
+    uint8_t mark_walk;
     uint64_t zxid;             /* replays: their transaction; else 0       */
     uint64_t ino, parent, parent2, replaced;
     void (*cb)(void *);        /* BARRIER                                  */
@@ -764,6 +767,11 @@ void zk__fs_echo_local(struct zk_fs *fs, const struct zk_apply_result *res);
 int zk__fs_echo_local_attrs(struct zk_fs *fs,
                              const struct zk_apply_result *res, uint64_t knode);
 struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req);
+/* Whether an entry given for req counts as given to a process that may
+ * watch: any request but the echo thread's, and the echo thread's walk
+ * of a rename that moves a watched node (its new ancestors can be
+ * reached with "..", which the kernel never asks about). */
+int zk__fs_echo_marks(struct zk_fs *fs, fuse_req_t req);
 int zk__fs_is_echo(struct zk_fs *fs, fuse_req_t req);
 void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
 /* Whether an item that may make the kernel take a file's inode lock (a

@@ -735,7 +735,7 @@ static void reply_plus(struct zk_fs *fs, fuse_req_t req,
                        const struct zk__fs_listing *ls,
                        const struct zk__fs_dirpos *d, size_t size, size_t i)
 {
-    int user = !zk__fs_is_echo(fs, req);
+    int user = zk__fs_echo_marks(fs, req);
     char *buf = malloc(size ? size : 1);
     if (!buf) {
         zk__fs_reply_errno(req, -ENOMEM);

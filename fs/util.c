@@ -132,15 +132,15 @@ int zk__fs_reply_entry_t(struct zk_fs *fs, fuse_req_t req,
                          double attr_timeout)
 {
     struct fuse_entry_param e;
-    int user = !zk__fs_is_echo(fs, req);
-    /* A directory that only the echo thread's replays have walked into
-     * is not kept by the kernel (entry timeout 0: dropped when the
-     * replay's syscall is done, then forgotten), so that changes under
-     * it are not replayed on a mount where nobody looks (echo.c,
-     * watched()); the first walk of another process into it asks again
-     * and marks it. */
-    if (st->kind == ZK_KIND_DIR && !user &&
-        !zk__fs_inomap_user(&fs->inomap, st->ino))
+    int user = zk__fs_echo_marks(fs, req);
+    /* An entry given only to the echo thread's replays expires at once
+     * (entry timeout 0): the kernel keeps the dentry, but the next walk
+     * through it by any process asks again with a LOOKUP (revalidation),
+     * which marks the node as that process's. So changes under a
+     * directory nobody on this mount walked into are not replayed
+     * (echo.c, watched()), and a process that does walk to a node is
+     * seen doing it, also to a file a replay made. */
+    if (!user && !zk__fs_inomap_user(&fs->inomap, st->ino))
         entry_timeout = 0.0;
     zk__fs_entry_param(fs, st, entry_timeout, attr_timeout, &e);
     int rc = fuse_reply_entry(req, &e);

@@ -2,9 +2,10 @@
 # Where the echo thread replays changes made elsewhere: only where a
 # process on the mount may watch (docs/filesystem.md, "Where changes are
 # replayed"). A mount nobody uses replays nothing under a directory made
-# elsewhere (the replay of the directory's create leaves no entry the
-# kernel keeps); once a process walks into the directory (a watch, a
-# cd, a stat), changes there are replayed and reported again.
+# elsewhere (the entry the replay of the directory's create leaves
+# expires at once); once a process walks into the directory (a watch, a
+# cd, a stat: a LOOKUP of its own), changes there are replayed and
+# reported again.
 #   1. 100 files written twice under w/ through mount 1: mount 2, which
 #      has not looked at w, answers (almost) no request for them;
 #   2. inotifywait on mount 2's w: it sees a create, a rewrite, a mkdir
@@ -13,7 +14,16 @@
 #      mount 1 into it: a file created there afterwards is reported;
 #   4. a process holding a directory open (its cwd) that it reached
 #      through a path walk is a watcher too: a change under it is
-#      replayed (counted by the FUSE writes of mount 3).
+#      replayed (counted by the FUSE writes of mount 3);
+#   5. a file a replay made, watched on mount 2 afterwards, then moved
+#      into a directory nobody on mount 2 walked into and written: its
+#      watch reports the write;
+#   6. a watched file moved under such a directory and removed there: the
+#      removal is replayed (IN_ATTRIB of its unlink, not only the
+#      DELETE_SELF of the invalidation);
+#   7. a process whose cwd was moved (elsewhere) under such a directory
+#      watches "..": the kernel never asks about "..", so the rename's
+#      replay marks the new ancestors; a file made there is reported.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
@@ -97,7 +107,8 @@ log "4. a process whose cwd is a directory reached on mount 3 counts as a watche
 kill "$w3"                # its watches would count (it would watch c)
 wait_for zk_pid_gone "$w3" || fail "inotifywait -r did not stop"
 mkdir "$m1/c"
-ens_wait_exists 3 c
+# (Not ens_wait_exists 3: its test -e on mount 3 would be the walk.)
+"$ZKFS" sync "$m3" || fail "zkfs sync $m3"
 zk_bg bash -c "cd '$m3/c' && sleep 30"
 sleep 0.3
 o0=$(req "$m3" write)
@@ -108,4 +119,59 @@ wait_for -t 20 awk '$1 == "zkfs_echo_queue_items" && $2 == 0 { ok = 1 } END { ex
 o1=$(req "$m3" write)
 [ "$((o1 - o0))" -ge 1 ] ||
     fail "a write under a directory a process on mount 3 sits in was not replayed there"
+
+# watch_on NAME PATH: inotifywait -m on PATH (mount 2 or 3), events in
+# $ZK_TMP/NAME; ev_has NAME REGEX waits (bounded) for a matching line.
+watch_on() {
+    zk_bg inotifywait -m -t 60 --format '%e %w%f' -o "$ZK_TMP/$1" "$2" \
+        2>"$ZK_TMP/$1.err"
+    wait_for grep -q "Watches established" "$ZK_TMP/$1.err" ||
+        fail "inotifywait on $2 did not start"
+}
+ev_has() {
+    wait_for -t 20 grep -qE -- "$2" "$ZK_TMP/$1" || {
+        sed 's/^/    /' "$ZK_TMP/$1" >&2
+        fail "$1: no event matching '$2'"
+    }
+}
+
+log "5. a file a replay made, watched later, moved under a directory mount 2 never walked"
+echo 1 >"$m1/w/g"              # replayed on mount 2 (its w is watched)
+wait_ev "CLOSE_WRITE,CLOSE $m2/w/g"
+mkdir "$m1/v"
+"$ZKFS" sync "$m2" || fail "zkfs sync $m2"
+watch_on ev5 "$m2/w/g"
+mv "$m1/w/g" "$m1/v/g"
+ev_has ev5 '^MOVE_SELF '
+echo 2 >"$m1/v/g"
+ev_has ev5 '^CLOSE_WRITE,CLOSE '
+
+log "6. a watched file moved under such a directory and removed there"
+mkdir "$m1/a" "$m1/u"
+echo 1 >"$m1/a/f"
+"$ZKFS" sync "$m2" || fail "zkfs sync $m2"
+watch_on ev6 "$m2/a/f"
+mv "$m1/a/f" "$m1/u/f"
+ev_has ev6 '^MOVE_SELF '
+rm "$m1/u/f"
+ev_has ev6 '^ATTRIB '
+ev_has ev6 '^DELETE_SELF '
+
+log "7. a process whose cwd moved under such a directory watches .."
+mkdir -p "$m1/p/q"
+"$ZKFS" sync "$m2" || fail "zkfs sync $m2"
+: >"$ZK_TMP/go7"
+zk_bg bash -c "cd '$m2/p/q' && while [ ! -s '$ZK_TMP/go7' ]; do sleep 0.05; done &&
+    exec inotifywait -m -t 60 -e create --format '%e %f' -o '$ZK_TMP/ev7' .. 2>'$ZK_TMP/ev7.err'"
+sleep 0.3
+mkdir "$m1/r"
+mv "$m1/p/q" "$m1/r/q"
+"$ZKFS" sync "$m2" || fail "zkfs sync $m2"
+wait_for -t 20 awk '$1 == "zkfs_echo_queue_items" && $2 == 0 { ok = 1 } END { exit !ok }' \
+    "$m2/.zkfs.prom" || fail "mount 2's echo queue did not drain"
+echo go >"$ZK_TMP/go7"
+wait_for grep -q "Watches established" "$ZK_TMP/ev7.err" ||
+    fail "inotifywait on .. did not start"
+echo 1 >"$m1/r/z"
+ev_has ev7 '^CREATE z$'
 log "ok"

@@ -95,7 +95,7 @@ n=$(ls -l "$mf/small" | grep -c '^-')
 l1=$(lookups)
 assert_eq 20 "$n" "files listed by ls -l"
 # The directory itself is looked up once (the echo thread's replay of its
-# create leaves no entry the kernel keeps: docs/filesystem.md, "Where
+# create leaves an entry that expires at once: docs/filesystem.md, "Where
 # changes are replayed"); its children come with their attributes in the
 # READDIRPLUS reply.
 [ "$((l1 - lb - (lb - l0)))" -le 1 ] ||
