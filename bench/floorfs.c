@@ -56,6 +56,8 @@
  */
 #define FUSE_USE_VERSION 34
 
+#include "bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -896,15 +898,9 @@ static void usage(FILE *f)
 static int sync_log_open(const char *dir)
 {
     char path[4096];
-    static const char zeros[1 << 16];
     snprintf(path, sizeof path, "%s/floorfs-sync.log", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    for (size_t off = 0; fd >= 0 && off < SYNC_LOG_BYTES; off += sizeof zeros)
-        if (pwrite(fd, zeros, sizeof zeros, (off_t)off) != sizeof zeros) {
-            close(fd);
-            fd = -1;
-        }
-    if (fd < 0 || fsync(fd) != 0) {
+    if (fd < 0 || bench_prewrite(fd, SYNC_LOG_BYTES) != 0) {
         fprintf(stderr, "floorfs: --sync %s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -59,7 +59,6 @@ static void report(const char *what, uint64_t *lat, size_t n)
 static int flush_writer(const char *dir, int id, int ops, size_t bytes,
                         volatile int *go, uint64_t *lat)
 {
-    static const char zeros[1 << 16];
     char path[4096], rec[BYTES_MAX];
     snprintf(path, sizeof path, "%s/flushlat.%d.%d", dir, (int)getpid(), id);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -67,12 +66,7 @@ static int flush_writer(const char *dir, int id, int ops, size_t bytes,
         fprintf(stderr, "flushlat: %s: %s\n", path, strerror(errno));
         return 1;
     }
-    int rc = 0;
-    for (size_t off = 0; rc == 0 && off < LOG_BYTES; off += sizeof zeros)
-        if (pwrite(fd, zeros, sizeof zeros, (off_t)off) != sizeof zeros)
-            rc = 1;
-    if (rc == 0 && fsync(fd) != 0)
-        rc = 1;
+    int rc = bench_prewrite(fd, LOG_BYTES) != 0;
     __atomic_add_fetch(go, 1, __ATOMIC_SEQ_CST);      /* ready */
     while (rc == 0 && __atomic_load_n(go, __ATOMIC_SEQ_CST) > 0)
         usleep(100);                                 /* wait for the start */

@@ -606,8 +606,7 @@ struct zk__fs_echo_item *zk__fs_echo_cur(struct zk_fs *fs, fuse_req_t req)
 
 int zk__fs_echo_marks(struct zk_fs *fs, fuse_req_t req)
 {
-    int tid = atomic_load(&fs->echo.tid);
-    if (tid <= 0 || fuse_req_ctx(req)->pid != (pid_t)tid)
+    if (!zk__fs_is_echo(fs, req))
         return 1;
     struct zk__fs_echo_item *it = atomic_load(&fs->echo.cur);
     return it && it->kind == ZK__ECHO_R_RENAME && it->mark_walk;

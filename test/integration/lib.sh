@@ -207,6 +207,21 @@ fds_end() {
     exec 8>&-
 }
 
+# zk_metric MOUNT NAME: the value of metric NAME (with its labels, as in
+# the file) in MOUNT/.zkfs.prom. Reading the file is itself a LOOKUP and
+# an OPEN of it on that mount.
+zk_metric() {
+    awk -v k="$2" '$1 == k { print $2 }' "$1/.zkfs.prom"
+}
+
+# zk_echo_drained MOUNT: waits (bounded) until the mount's echo thread
+# has nothing queued; fails the test otherwise.
+zk__echo_empty() { [ "$(zk_metric "$1" zkfs_echo_queue_items)" = 0 ]; }
+zk_echo_drained() {
+    wait_for -t 20 zk__echo_empty "$1" ||
+        fail "the echo queue of $1 did not drain"
+}
+
 # zk_tmpfs DIR SIZE: mounts a tmpfs for this test (unmounted by the trap).
 zk_tmpfs() {
     mkdir -p "$1"

@@ -34,10 +34,7 @@ m2=$(ens_mnt 2)
 m3=$(ens_mnt 3)
 
 # req MOUNT OP: FUSE requests of kind OP the mount's daemon answered.
-req() {
-    awk -v k="zkfs_fuse_requests_total{op=\"$2\"}" '$1 == k { print $2 }' \
-        "$1/.zkfs.prom"
-}
+req() { zk_metric "$1" "zkfs_fuse_requests_total{op=\"$2\"}"; }
 
 log "1. 100 files written twice under w/ through mount 1; mount 2 idle"
 mkdir "$m1/w"
@@ -52,8 +49,7 @@ for r in 1 2; do
 done
 "$ZKFS" sync "$m2" || fail "zkfs sync $m2"
 # Let the echo thread drain what it was given (bounded).
-wait_for -t 20 awk '$1 == "zkfs_echo_queue_items" && $2 == 0 { ok = 1 } END { exit !ok }' \
-    "$m2/.zkfs.prom" || fail "mount 2's echo queue did not drain"
+zk_echo_drained "$m2"
 o1=$(req "$m2" write)
 k1=$(req "$m2" mknod)
 log "mount 2: $((o1 - o0)) writes, $((k1 - k0)) mknods for 200 writes of 100 new files"
@@ -114,8 +110,7 @@ sleep 0.3
 o0=$(req "$m3" write)
 echo 1 >"$m1/c/z"
 "$ZKFS" sync "$m3" || fail "zkfs sync $m3"
-wait_for -t 20 awk '$1 == "zkfs_echo_queue_items" && $2 == 0 { ok = 1 } END { exit !ok }' \
-    "$m3/.zkfs.prom" || fail "mount 3's echo queue did not drain"
+zk_echo_drained "$m3"
 o1=$(req "$m3" write)
 [ "$((o1 - o0))" -ge 1 ] ||
     fail "a write under a directory a process on mount 3 sits in was not replayed there"
@@ -167,8 +162,7 @@ sleep 0.3
 mkdir "$m1/r"
 mv "$m1/p/q" "$m1/r/q"
 "$ZKFS" sync "$m2" || fail "zkfs sync $m2"
-wait_for -t 20 awk '$1 == "zkfs_echo_queue_items" && $2 == 0 { ok = 1 } END { exit !ok }' \
-    "$m2/.zkfs.prom" || fail "mount 2's echo queue did not drain"
+zk_echo_drained "$m2"
 echo go >"$ZK_TMP/go7"
 wait_for grep -q "Watches established" "$ZK_TMP/ev7.err" ||
     fail "inotifywait on .. did not start"
