@@ -228,6 +228,9 @@ static void render_replica(struct out *o, const struct zk_replica_status *rs)
         "Group-commit batches made durable.", rs->batches);
     one(o, "zkfs_fsyncs_total", "counter", "fsyncs of the store.",
         rs->fsyncs);
+    one(o, "zkfs_commit_batches_here_total", "counter",
+        "Of the batches, those written on the loop thread without a "
+        "hand-off to the worker (an observer's).", rs->batches_here);
     one(o, "zkfs_snapshots_sent_total", "counter",
         "Snapshot streams completed to learners.", rs->snapshots_sent);
     one(o, "zkfs_snapshots_installed_total", "counter",

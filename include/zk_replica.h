@@ -174,6 +174,8 @@ struct zk_replica_status {
                                      copied back (ensemble.md) */
     uint64_t pending;             /* proposals not yet answered */
     uint64_t batches, fsyncs;     /* group commit counters */
+    uint64_t batches_here;        /* of the batches, written on the loop
+                                     thread (an observer's) */
     uint64_t commit_zxid;         /* highest zxid known committed */
     uint64_t lag;                 /* transactions applied here behind it */
     int syncing;                  /* a snapshot streams to or from here */

@@ -352,6 +352,10 @@ void zk_store_batch_abort(struct zk_store_batch *b);
  * zk_store_open): every record durable at commit. Writer thread, no
  * batch open. */
 void zk_store_log_sync(struct zk_store *s, int sync);
+/* 1 if n more log records of bytes payload bytes in all fit in the log's
+ * current segment (appending them starts no new one: no 4 MiB of zeros
+ * and flushes). Writer thread, or while no batch is open. */
+int zk_store_log_fits(struct zk_store *s, uint64_t n, uint64_t bytes);
 
 /* --- snapshots (Zab SNAP); added after the first interface ------------ */
 

@@ -47,6 +47,7 @@ struct zk_driver {
     uint64_t w_applied;           /* the store's last applied zxid         */
     uint64_t sessions[ZK_ZAB_MEMBERS_MAX];     /* like the core's table   */
     uint64_t batches, fsyncs;     /* atomics                               */
+    uint64_t here;                /* batches written by write_here         */
     uint64_t skipped;
     /* The lease: when each tick was taken. */
     struct zk__lease lease;
@@ -495,6 +496,27 @@ void zk_driver_written(struct zk_driver *d, int err)
     zk_driver_pump(d);
 }
 
+/* The taken Ready written on this thread, if the store wants it so
+ * (write_here): only one that appends to the log and applies, never one
+ * that truncates the log or installs a snapshot (synced, or long) or
+ * holds hard state (an epoch or a vote, which the runtime's election
+ * watch looks for after zk_driver_written()). */
+static int write_here(struct zk_driver *d, int *err)
+{
+    const struct zk_driver_store *st = &d->cfg.store;
+    uint64_t bytes = 0;
+
+    if (!st->write_here || d->rd.has_hard_state)
+        return 0;
+    for (size_t i = 0; i < d->rd.n_ops; i++) {
+        if (d->rd.ops[i].kind != ZK_ZAB_OP_APPEND)
+            return 0;
+        bytes += d->rd.ops[i].entry->len;
+    }
+    return st->write_here(st->arg, d->rd.n_ops, bytes, d->rd.n_commits,
+                          err);
+}
+
 /* Takes Readies from the core: message-only ones are sent at once (there
  * is nothing to make durable), others go to the store's schedule(). An
  * empty Ready ends the round: a leader's core has one after every
@@ -517,12 +539,21 @@ void zk_driver_pump(struct zk_driver *d)
                 if (d->cfg.reset)  /* while the old tree is still there */
                     d->cfg.reset(d->cfg.cb_arg, 0);
             }
-        if (d->rd.n_ops || d->rd.n_commits || d->rd.has_hard_state) {
-            d->cfg.store.schedule(d->cfg.store.arg);
-            send_early(d);    /* while the batch is written */
-            return;
-        }
         int empty = d->rd.n_msgs == 0;
+        if (d->rd.n_ops || d->rd.n_commits || d->rd.has_hard_state) {
+            int err = 0;
+            if (!write_here(d, &err)) {
+                d->cfg.store.schedule(d->cfg.store.arg);
+                send_early(d);    /* while the batch is written */
+                return;
+            }
+            d->here++;
+            if (err) {
+                fail_stop(d, err);
+                return;
+            }
+            empty = 0;      /* as zk_driver_written(): take the next one */
+        }
         finish_ready(d);
         if (empty)
             return;
@@ -631,6 +662,7 @@ void zk_driver_stats(const struct zk_driver *d, struct zk_driver_stats *out)
     out->pending = d->n_props;
     out->batches = __atomic_load_n(&d->batches, __ATOMIC_RELAXED);
     out->fsyncs = __atomic_load_n(&d->fsyncs, __ATOMIC_RELAXED);
+    out->batches_here = d->here;
     out->installed = d->installed;
     out->resubmitted = d->resubmitted;
     out->leases_lost = d->leases_lost;

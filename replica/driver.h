@@ -27,7 +27,9 @@
  *    failed batch is fail-stop: the core is never advanced or stepped
  *    again and every write fails (-EIO, outcome unknown: a PROPOSE may
  *    have left, and the others may commit it). A Ready with nothing to
- *    persist is sent at once.
+ *    persist is sent at once. A store may also write a Ready on the
+ *    driver's thread when it is asked (write_here); then none of its
+ *    messages leaves before the batch is written.
  *  - The session table follows the core's exactly (an OPEN from member m
  *    also closes m's previous session, which the store is told), is
  *    replaced by a snapshot's, and is rolled back with a failed batch.
@@ -96,6 +98,17 @@ struct zk_driver_store {
     /* Driver's thread: run zk_driver_write() somewhere, then call
      * zk_driver_written() with its result on the driver's thread. */
     void (*schedule)(void *arg);
+    /* Optional (NULL: always schedule). Driver's thread, instead of
+     * schedule(), for a Ready whose ops are only log appends (n_appends
+     * entries of bytes payload bytes in all) and n_commits commits,
+     * without hard state: the store may run zk_driver_write() right here
+     * and return 1 with its result in *err (the driver then finishes the
+     * Ready at once, as zk_driver_written() would), or return 0 to have
+     * it scheduled. For a replica whose batches make nothing durable
+     * that anyone waits for (an observer's), a hand-off to another thread
+     * and back costs more than the write. */
+    int (*write_here)(void *arg, size_t n_appends, uint64_t bytes,
+                      size_t n_commits, int *err);
     /* Driver's thread: a Ready with an INSTALL of zxid was taken (the
      * snapshot received for it must be set aside for install); and that
      * Ready is done with (durable or not). NULL: nothing to do. */
@@ -194,6 +207,7 @@ struct zk_driver_stats {
     uint64_t applied_zxid;            /* last commit delivered            */
     uint64_t pending;                 /* proposals not yet answered       */
     uint64_t batches, fsyncs;         /* store batches run, committed     */
+    uint64_t batches_here;            /* of them, written by write_here   */
     uint64_t installed;               /* snapshots installed              */
     uint64_t resubmitted, leases_lost;
     uint64_t skipped;                 /* commits at or below the store's

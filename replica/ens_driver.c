@@ -316,6 +316,34 @@ static void st_schedule(void *arg)
     pthread_cond_signal(&e->cv);
 }
 
+/* Loop: an observer writes its batches here (driver.h, write_here).
+ * They are lazy (st_commit: no flush, nobody waits for its disk), a log
+ * append and an apply of a few tens of µs, and the worker's hand-off and
+ * report back were two thread switches per batch, the larger part of an
+ * observer's CPU on a busy machine (docs/performance.md, "Observers
+ * write on the loop"). A voter's batches flush, and on the worker they
+ * overlap with the loop's next requests (an apply on the loop was tried
+ * for voters and lost, performance.md "Applying on the loop"). */
+static int st_write_here(void *arg, size_t n_appends, uint64_t bytes,
+                         size_t n_commits, int *err)
+{
+    struct zk__ens *e = arg;
+
+    /* Not a long batch (an observer catching up after a pause or a
+     * partition: the mount's requests would wait for all of it), nor one
+     * that moves the log to a new segment (4 MiB of zeros and three
+     * flushes): those go to the worker, as a voter's. */
+    if (!e->observer || e->test_commit_delay_us ||
+        n_appends > ENS_HERE_ENTRIES_MAX ||
+        n_commits > ENS_HERE_ENTRIES_MAX ||
+        bytes > ENS_HERE_BYTES_MAX ||
+        !zk_store_log_fits(e->store, n_appends,
+                           bytes + n_appends * ZK_ENV_HDR))
+        return 0;
+    *err = zk_driver_write(e->d);
+    return 1;
+}
+
 /* Loop: the snapshot received for an INSTALL is handed to the batch. */
 static void st_install_prepare(void *arg, uint64_t zxid)
 {
@@ -427,7 +455,7 @@ void zk__ens_driver_wire(struct zk__ens *e, struct zk_driver_config *dc)
         .hard_state = st_hard_state, .apply = st_apply,
         .commit = st_commit, .abort = st_abort,
         .result_free = st_result_free, .schedule = st_schedule,
-        .install_prepare = st_install_prepare,
+        .write_here = st_write_here, .install_prepare = st_install_prepare,
         .install_done = st_install_done,
     };
     dc->send = send_fn;

@@ -91,6 +91,8 @@
 #define ENS_HANDSHAKE_MS      3000        /* to prove the secret, at most   */
 #define ENS_READ_BYTES        65536       /* one read's buffer              */
 #define ENS_PROP_WAIT_MIN_MS  1000        /* least wait for a proposal      */
+#define ENS_HERE_ENTRIES_MAX  64          /* an observer's batch on the loop */
+#define ENS_HERE_BYTES_MAX    (256u << 10) /* ... at most (st_write_here)  */
 #define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg,
                                              or its last fragment          */
 #define ENS_FRAME_ZAB_MORE    2           /* a fragment; more follow       */
@@ -285,6 +287,7 @@ struct zk__ens {
     uint64_t recovered_ms;        /* when the last new core took over      */
     uint64_t recoveries;          /* new cores made after a failure        */
     uint64_t carry_batches, carry_fsyncs; /* failed drivers' counters      */
+    uint64_t carry_here;
 };
 
 /* ---- ens_start.c ----------------------------------------------------- */

@@ -322,6 +322,7 @@ void zk__ens_recover_tick(struct zk__ens *e)
     /* Counters go on from where the failed driver left them. */
     e->carry_batches += ds.batches;
     e->carry_fsyncs += ds.fsyncs;
+    e->carry_here += ds.batches_here;
     zk_driver_fail_all(e->d, -EIO);     /* none should wait still */
     zk_driver_destroy(e->d);
     e->d = nd;

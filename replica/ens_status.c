@@ -95,6 +95,7 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->pending = ds.pending;
     out->batches = e->carry_batches + ds.batches;
     out->fsyncs = e->carry_fsyncs + ds.fsyncs;
+    out->batches_here = e->carry_here + ds.batches_here;
     zk_zab_status(zk_driver_core(e->d), &st);
     out->role = (unsigned)st.role < ZK_ARRAY_LEN(names) ? names[st.role]
                                                        : "?";

@@ -667,6 +667,17 @@ void zk__wal_set_sync(struct zk__wal *w, int sync)
     w->nosync = !sync;
 }
 
+uint64_t zk__wal_room(struct zk__wal *w)
+{
+    uint64_t room = 0;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->nsegs > 0)
+        room = w->segs[w->nsegs - 1].size - w->segs[w->nsegs - 1].end;
+    pthread_mutex_unlock(&w->mu);
+    return room;
+}
+
 int zk__wal_truncate(struct zk__wal *w, uint64_t after)
 {
     if (w->err != 0)

@@ -70,6 +70,8 @@ int zk__wal_append(struct zk__wal *w, const struct zk__wal_rec *recs,
  * the first one missing (seg_index). A record is then indexed once
  * written. sync 1 (the default) is the durable log. Writer thread. */
 void zk__wal_set_sync(struct zk__wal *w, int sync);
+/* Bytes left in the last segment for records (headers included). */
+uint64_t zk__wal_room(struct zk__wal *w);
 /* Removes every record with zxid > after, durably: later segments are
  * deleted (directory synced), then the rest of the segment holding the
  * first removed record is zeroed and synced. */

@@ -6,9 +6,14 @@
 # with ETIMEDOUT after a bounded wait — none half-applied (a file's data,
 # a mkdir, a two-op `zkfs txn`). Once the voters are back, writes work
 # again and every tree is the same.
+# Log segments of 16 KiB: the observer writes its small batches on its
+# loop thread and hands the ones that open a new segment to its worker
+# (replica/ens_driver.c, st_write_here); a burst of writes takes both
+# ways.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ens_lib.sh"
 
+export ZKFS_WAL_SEGMENT_BYTES=16384
 ens_setup 4 observer=4
 ens_start_all
 m4=$(ens_mnt 4)
@@ -42,6 +47,28 @@ for r in 1 2 3 4 5; do
     assert_eq "s$r" "$(cat "$m4/s")" "round $r: read on the observer right after zkfs sync"
 done
 ens_wait_synced
+
+log "a burst through the observer and a voter, across log segments"
+b0=$(zk_metric "$m4" zkfs_commit_batches_total)
+h0=$(zk_metric "$m4" zkfs_commit_batches_here_total)
+mkdir "$m4/burst"
+for k in $(seq 1 120); do
+    printf 'burst %s, a line long enough to fill segments\n' "$k" >"$m4/burst/o$((k % 7))"
+    printf 'voter %s\n' "$k" >"$(ens_mnt $(((k % 3) + 1)))/burst/v$((k % 5))"
+done
+ens_wait_synced
+ens_trees_identical
+b1=$(zk_metric "$m4" zkfs_commit_batches_total)
+h1=$(zk_metric "$m4" zkfs_commit_batches_here_total)
+log "observer: $((b1 - b0)) batches, $((h1 - h0)) of them on its loop"
+[ "$((h1 - h0))" -gt 0 ] || fail "the observer wrote no batch on its loop"
+[ "$((b1 - b0 - (h1 - h0)))" -gt 0 ] ||
+    fail "the observer handed no batch to its worker (a new segment)"
+for i in 1 2 3; do
+    [ "$(zk_metric "$(ens_mnt "$i")" zkfs_commit_batches_here_total)" = 0 ] ||
+        fail "voter $i wrote a batch on its loop"
+done
+assert_eq "burst 119, a line long enough to fill segments" "$(cat "$m4/burst/o0")" "the observer's last write, read there"
 
 # Kill the leader and one follower: the remaining voter R has no quorum.
 R=$(ens_follower) || fail "no follower"

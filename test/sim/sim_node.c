@@ -532,6 +532,8 @@ static void st_schedule(void *arg)
 
 static void send_msg(struct sim *s, struct sim_replica *r,
                      const struct zk_zab_msg *m);
+static int st_write_here(void *arg, size_t n_appends, uint64_t bytes,
+                         size_t n_commits, int *err);
 
 static void tp_send(void *arg, const struct zk_zab_msg *m)
 {
@@ -572,6 +574,7 @@ void sim_driver_wire(struct sim *s, struct sim_replica *r,
         .hard_state = st_hard_state, .apply = st_apply,
         .commit = st_commit, .abort = st_abort,
         .result_free = st_result_free, .schedule = st_schedule,
+        .write_here = st_write_here,
     };
     dc->send = tp_send;
     dc->send_arg = r;
@@ -771,31 +774,9 @@ static void cut_batch(struct sim *s, struct sim_replica *r)
             "its LMDB part lost%s", voided ? " (an install: nothing)" : "");
 }
 
-/* The scheduled Ready's batch: a failing disk is fail-stop (the process
- * dies and restarts from what its disk holds). */
-void sim_on_disk(struct sim *s, uint32_t i)
+/* Writes the taken Ready's batch and keeps the disk's bookkeeping. */
+static int disk_write(struct sim *s, struct sim_replica *r)
 {
-    struct sim_replica *r = &s->rep[i];
-    if (!r->alive || !r->busy)
-        return;
-    if (r->fail_next) {
-        sim_log(s, r->id, "disk write failed: fail-stop");
-        sim_kill(s, r->id);
-        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
-                 NULL);
-        return;
-    }
-    if (r->crash_after_write == 2) {
-        /* A power cut while the batch is on its way to disk: and the
-         * tree back to the last checkpoint, as any power cut. */
-        cut_batch(s, r);
-        sim_power_cut(s, r);
-        sim_crash(s, r->id);
-        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
-                 NULL);
-        return;
-    }
-    r->busy = 0;
     int rc = zk_driver_write(r->drv);
     /* The store's checkpoints (store/ckpt.c): a synced commit is one; a
      * lazy commit leaves the last one where it was (the state before
@@ -822,6 +803,57 @@ void sim_on_disk(struct sim *s, uint32_t i)
             r->mark_last = sim_disk_last(r);
         }
     }
+    return rc;
+}
+
+/* An observer's batch written on the driver's thread, as the daemon
+ * writes it (ens_driver.c, st_write_here): at once, with no disk event
+ * in between. Not when a fault is staged for its next write (those act
+ * at a disk event), and not for a quarter of its batches (a hash, as
+ * above), so that observers run both paths. */
+static int st_write_here(void *arg, size_t n_appends, uint64_t bytes,
+                         size_t n_commits, int *err)
+{
+    struct sim_replica *r = arg;
+    struct sim *s = r->s;
+
+    (void)n_appends;
+    (void)bytes;
+    (void)n_commits;
+    if (!r->observer || r->fail_next || r->crash_after_write ||
+        sim_mix(s->o.seed ^ ((uint64_t)r->id << 40) ^ 0x4865726555ull,
+                r->model.count) % 4 == 0)
+        return 0;
+    *err = disk_write(s, r);
+    return 1;
+}
+
+/* The scheduled Ready's batch: a failing disk is fail-stop (the process
+ * dies and restarts from what its disk holds). */
+void sim_on_disk(struct sim *s, uint32_t i)
+{
+    struct sim_replica *r = &s->rep[i];
+    if (!r->alive || !r->busy)
+        return;
+    if (r->fail_next) {
+        sim_log(s, r->id, "disk write failed: fail-stop");
+        sim_kill(s, r->id);
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
+                 NULL);
+        return;
+    }
+    if (r->crash_after_write == 2) {
+        /* A power cut while the batch is on its way to disk: and the
+         * tree back to the last checkpoint, as any power cut. */
+        cut_batch(s, r);
+        sim_power_cut(s, r);
+        sim_crash(s, r->id);
+        sim_push(s, s->now + sim_range(s, 50000, 300000), SIM_EV_RESTART, i,
+                 NULL);
+        return;
+    }
+    r->busy = 0;
+    int rc = disk_write(s, r);
     if (r->crash_after_write) {
         /* Durable, but nothing of the Ready was sent, delivered or
          * answered: the process died between fsync and the rest. */

@@ -509,6 +509,40 @@ START_TEST(wal_store_batches)
 }
 END_TEST
 
+/* zk_store_log_fits: what is left of a 4096-byte segment (32 bytes of
+ * header, 16 per record besides its payload), before and after a batch,
+ * and again in the new segment a record that did not fit opened. */
+START_TEST(wal_store_log_fits)
+{
+    char dir[64];
+    static const uint8_t pay[2100];
+    struct zk_store *s;
+    struct zk_store_batch *b;
+    mkdir_tmp(dir, sizeof(dir));
+    setenv("ZKFS_WAL_SEGMENT_BYTES", "4096", 1);
+    ck_assert_int_eq(zk_store_open(dir, 1, &s), 0);
+    ck_assert_int_eq(zk_store_log_fits(s, 1, 4096 - 32 - 16), 1);
+    ck_assert_int_eq(zk_store_log_fits(s, 1, 4096 - 32 - 15), 0);
+    ck_assert_int_eq(zk_store_log_fits(s, 2, 4096 - 32 - 32), 1);
+    ck_assert_int_eq(zk_store_log_fits(s, 2, 4096 - 32 - 31), 0);
+    ck_assert_int_eq(zk_store_batch_begin(s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, 1, pay, sizeof(pay)), 0);
+    ck_assert_int_eq(zk_store_batch_commit_lazy(b), 0);
+    uint64_t left = 4096 - 32 - 16 - sizeof(pay);
+    ck_assert_int_eq(zk_store_log_fits(s, 1, left - 16), 1);
+    ck_assert_int_eq(zk_store_log_fits(s, 1, left - 15), 0);
+    ck_assert_int_eq(zk_store_log_fits(s, 1, sizeof(pay)), 0);
+    ck_assert_int_eq(zk_store_batch_begin(s, &b), 0);
+    ck_assert_int_eq(zk_store_batch_log(b, 2, pay, sizeof(pay)), 0);
+    ck_assert_int_eq(zk_store_batch_commit_lazy(b), 0);
+    ck_assert_int_eq(zk_store_log_fits(s, 1, left - 16), 1);
+    ck_assert_int_eq(zk_store_log_fits(s, 1, left - 15), 0);
+    zk_store_close(s);
+    unsetenv("ZKFS_WAL_SEGMENT_BYTES");
+    zk_test_rmtree(dir);
+}
+END_TEST
+
 /* Offset of record z in the single segment at path (asserted there). */
 static uint64_t rec_off(const char *path, uint64_t z)
 {
@@ -643,6 +677,7 @@ Suite *wal_suite(void)
     tcase_add_test(tc, wal_damage_found_by_check);
     tcase_add_test(tc, wal_migrates_format1);
     tcase_add_test(tc, wal_store_batches);
+    tcase_add_test(tc, wal_store_log_fits);
     tcase_add_test(tc, wal_nosync_missing_record);
     tcase_add_test(tc, wal_nosync_store_log_behind_applied);
     suite_add_tcase(s, tc);
