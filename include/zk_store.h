@@ -5,8 +5,9 @@
  * write-ahead log of its own beside it (store/wal.c).
  *
  * Threads: any number of readers (zk_store_getattr and friends) on any
- * threads, concurrently with one writer thread that owns the single open
- * zk_store_batch. Readers never wait for the writer (LMDB MVCC) and see only
+ * threads, concurrently with one writer that owns the single open
+ * zk_store_batch (one batch at a time; batches may come from different
+ * threads, one after another, as an ensemble observer's do). Readers never wait for the writer (LMDB MVCC) and see only
  * committed batches.
  *
  * Only this module sees MDB_* codes: every function returns 0, a negative
@@ -356,6 +357,10 @@ void zk_store_log_sync(struct zk_store *s, int sync);
  * current segment (appending them starts no new one: no 4 MiB of zeros
  * and flushes). Writer thread, or while no batch is open. */
 int zk_store_log_fits(struct zk_store *s, uint64_t n, uint64_t bytes);
+/* 1 if a lazy commit (zk_store_batch_commit_lazy) makes no flush of its
+ * own (the checkpoints are on: store/ckpt.c); 0 if it syncs LMDB's pages
+ * (an LMDB whose file format the checkpoints do not know). Any thread. */
+int zk_store_lazy_is_free(struct zk_store *s);
 
 /* --- snapshots (Zab SNAP); added after the first interface ------------ */
 

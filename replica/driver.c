@@ -338,6 +338,8 @@ static struct prop *prop_find(struct zk_driver *d, uint64_t req_id)
     return NULL;
 }
 
+static void pump(struct zk_driver *d, int here);
+
 int zk_driver_propose(struct zk_driver *d, uint8_t *payload, size_t len,
                       int is_sync, zk_driver_done_cb cb, void *arg)
 {
@@ -367,7 +369,7 @@ int zk_driver_propose(struct zk_driver *d, uint8_t *payload, size_t len,
     if (d->failed)
         p->err = d->failed == -ENOSPC || d->failed == -EDQUOT ? d->failed
                                                               : -EIO;
-    zk_driver_pump(d);
+    pump(d, 0);     /* no callback from inside this call (driver.h) */
     return 0;
 }
 
@@ -504,24 +506,27 @@ void zk_driver_written(struct zk_driver *d, int err)
 static int write_here(struct zk_driver *d, int *err)
 {
     const struct zk_driver_store *st = &d->cfg.store;
-    uint64_t bytes = 0;
+    struct zk_driver_batch_size sz = {.appends = d->rd.n_ops,
+                                      .commits = d->rd.n_commits};
 
     if (!st->write_here || d->rd.has_hard_state)
         return 0;
     for (size_t i = 0; i < d->rd.n_ops; i++) {
         if (d->rd.ops[i].kind != ZK_ZAB_OP_APPEND)
             return 0;
-        bytes += d->rd.ops[i].entry->len;
+        sz.append_bytes += d->rd.ops[i].entry->len;
     }
-    return st->write_here(st->arg, d->rd.n_ops, bytes, d->rd.n_commits,
-                          err);
+    for (size_t i = 0; i < d->rd.n_commits; i++)
+        sz.commit_bytes += d->rd.commits[i].len;
+    return st->write_here(st->arg, &sz, err);
 }
 
 /* Takes Readies from the core: message-only ones are sent at once (there
- * is nothing to make durable), others go to the store's schedule(). An
+ * is nothing to make durable), others go to the store's schedule() or,
+ * if here and the store wants it (write_here), are written at once. An
  * empty Ready ends the round: a leader's core has one after every
  * advance, and nothing changed since. */
-void zk_driver_pump(struct zk_driver *d)
+static void pump(struct zk_driver *d, int here)
 {
     for (int round = 0; round < ZK_DRIVER_PUMP_ROUNDS; round++) {
         if (d->failed || d->stopping || d->rd_out)
@@ -542,7 +547,7 @@ void zk_driver_pump(struct zk_driver *d)
         int empty = d->rd.n_msgs == 0;
         if (d->rd.n_ops || d->rd.n_commits || d->rd.has_hard_state) {
             int err = 0;
-            if (!write_here(d, &err)) {
+            if (!here || !write_here(d, &err)) {
                 d->cfg.store.schedule(d->cfg.store.arg);
                 send_early(d);    /* while the batch is written */
                 return;
@@ -558,6 +563,11 @@ void zk_driver_pump(struct zk_driver *d)
         if (empty)
             return;
     }
+}
+
+void zk_driver_pump(struct zk_driver *d)
+{
+    pump(d, 1);
 }
 
 /* ------------------------------------------------------------------ */

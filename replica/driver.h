@@ -49,7 +49,8 @@
  * another thread while a Ready is outstanding: it touches only the store,
  * the outstanding Ready and the driver's write-side state (the session
  * table, the store's applied zxid, the results), none of which the
- * driver's thread touches until zk_driver_written().
+ * driver's thread touches until zk_driver_written() (or, when the store's
+ * write_here ran it on the driver's thread, until it returned).
  */
 #ifndef ZK_DRIVER_H
 #define ZK_DRIVER_H
@@ -73,8 +74,14 @@ typedef void (*zk_driver_applied_cb)(void *arg,
 typedef void (*zk_driver_done_cb)(void *arg, int err,
                                   const struct zk_apply_result *res);
 
-/* The store. Every op but schedule, install_prepare and install_done runs
- * inside zk_driver_write(); batch is what begin gave. Errors: 0 or a
+/* A Ready's batch, for the store's write_here. */
+struct zk_driver_batch_size {
+    size_t appends, commits;          /* log entries; commits applied    */
+    uint64_t append_bytes, commit_bytes;   /* their payloads' bytes      */
+};
+
+/* The store. Every op but schedule, write_here, install_prepare and
+ * install_done runs inside zk_driver_write(); batch is what begin gave. Errors: 0 or a
  * negative errno / ZK_E code; any error aborts the whole batch. */
 struct zk_driver_store {
     void *arg;
@@ -99,16 +106,17 @@ struct zk_driver_store {
      * zk_driver_written() with its result on the driver's thread. */
     void (*schedule)(void *arg);
     /* Optional (NULL: always schedule). Driver's thread, instead of
-     * schedule(), for a Ready whose ops are only log appends (n_appends
-     * entries of bytes payload bytes in all) and n_commits commits,
-     * without hard state: the store may run zk_driver_write() right here
-     * and return 1 with its result in *err (the driver then finishes the
-     * Ready at once, as zk_driver_written() would), or return 0 to have
-     * it scheduled. For a replica whose batches make nothing durable
-     * that anyone waits for (an observer's), a hand-off to another thread
-     * and back costs more than the write. */
-    int (*write_here)(void *arg, size_t n_appends, uint64_t bytes,
-                      size_t n_commits, int *err);
+     * schedule(), for a Ready whose ops are only log appends and commits
+     * (sz says how many and how big), without hard state: the store may
+     * run zk_driver_write() right here and return 1 with its result in
+     * *err (the driver then finishes the Ready at once, as
+     * zk_driver_written() would: inside zk_driver_pump, tick or
+     * peer_down, never inside zk_driver_propose), or return 0 to have it scheduled. For a
+     * replica whose batches make nothing durable that anyone waits for
+     * (an observer's), a hand-off to another thread and back costs more
+     * than the write. */
+    int (*write_here)(void *arg, const struct zk_driver_batch_size *sz,
+                      int *err);
     /* Driver's thread: a Ready with an INSTALL of zxid was taken (the
      * snapshot received for it must be set aside for install); and that
      * Ready is done with (durable or not). NULL: nothing to do. */
@@ -157,7 +165,8 @@ void zk_driver_fail_all(struct zk_driver *d, int err);
 
 /* Queues a proposal: payload (malloc'd; the driver owns it once this
  * returns 0) is the entry's bytes; is_sync: a read barrier (answered with
- * res NULL). cb exactly once, later. Errors: -ESHUTDOWN (stopping),
+ * res NULL). cb exactly once, later (never from inside this call, which
+ * takes Readies but writes none here: see write_here). Errors: -ESHUTDOWN (stopping),
  * -EAGAIN (ZK_DRIVER_PENDING_MAX waiting), -ENOMEM. */
 int zk_driver_propose(struct zk_driver *d, uint8_t *payload, size_t len,
                       int is_sync, zk_driver_done_cb cb, void *arg);
@@ -170,6 +179,8 @@ void zk_driver_heard(struct zk_driver *d, uint32_t id);
 
 /* The transport lost its connection to member id (zk_zab_peer_down: a
  * learner of that leader goes back to election at once); then pumps. */
+/* (Whatever pumps may, through the store's write_here, finish a Ready
+ * at once: applied and done callbacks, or a fail-stop, run inside it.) */
 void zk_driver_peer_down(struct zk_driver *d, uint32_t id);
 
 /* One tick: the lease's tick time, the core's tick, the lease check,

@@ -69,7 +69,8 @@ int zk__ens_env_decode(uint64_t zxid, const uint8_t *buf, size_t len,
 }
 
 /* ------------------------------------------------------------------ */
-/* the store interface (worker thread, inside zk_driver_write)           */
+/* the store interface (inside zk_driver_write: on the worker thread, or
+ * an observer's on the loop thread, st_write_here)                    */
 /* ------------------------------------------------------------------ */
 
 static int st_begin(void *arg, void **batch)
@@ -321,24 +322,27 @@ static void st_schedule(void *arg)
  * append and an apply of a few tens of µs, and the worker's hand-off and
  * report back were two thread switches per batch, the larger part of an
  * observer's CPU on a busy machine (docs/performance.md, "Observers
- * write on the loop"). A voter's batches flush, and on the worker they
+ * write their batches on the loop"). A voter's batches flush, and on the worker they
  * overlap with the loop's next requests (an apply on the loop was tried
  * for voters and lost, performance.md "Applying on the loop"). */
-static int st_write_here(void *arg, size_t n_appends, uint64_t bytes,
-                         size_t n_commits, int *err)
+static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
+                         int *err)
 {
     struct zk__ens *e = arg;
 
     /* Not a long batch (an observer catching up after a pause or a
      * partition: the mount's requests would wait for all of it), nor one
      * that moves the log to a new segment (4 MiB of zeros and three
-     * flushes): those go to the worker, as a voter's. */
+     * flushes), nor any while a lazy commit syncs LMDB's pages (the
+     * checkpoints off: store/ckpt.c): those go to the worker, as a
+     * voter's. */
     if (!e->observer || e->test_commit_delay_us ||
-        n_appends > ENS_HERE_ENTRIES_MAX ||
-        n_commits > ENS_HERE_ENTRIES_MAX ||
-        bytes > ENS_HERE_BYTES_MAX ||
-        !zk_store_log_fits(e->store, n_appends,
-                           bytes + n_appends * ZK_ENV_HDR))
+        sz->appends > ENS_HERE_ENTRIES_MAX ||
+        sz->commits > ENS_HERE_ENTRIES_MAX ||
+        sz->append_bytes + sz->commit_bytes > ENS_HERE_BYTES_MAX ||
+        !zk_store_lazy_is_free(e->store) ||
+        !zk_store_log_fits(e->store, sz->appends,
+                           sz->append_bytes + sz->appends * ZK_ENV_HDR))
         return 0;
     *err = zk_driver_write(e->d);
     return 1;

@@ -261,10 +261,10 @@ struct zk__ens {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int job, job_done, job_err, worker_stop;   /* mu */
-    uint64_t w_time_ms, w_time0;  /* worker: time of the last WRITE        */
+    uint64_t w_time_ms, w_time0;  /* writer: time of the last WRITE        */
     uint64_t test_commit_delay_us; /* ZKFS_TEST_FSYNC_DELAY_US (tests only) */
     int observer;                 /* this replica observes: never counted  */
-    int w_logged;                 /* worker: this batch installs or sets
+    int w_logged;                 /* writer: this batch installs or sets
                                      the hard state (LMDB synced whole)    */
     struct zk__snap_rx *snap_pending; /* loop: complete, SNAP stepped     */
     struct snap_tx *stxs;         /* loop: snapshot senders                */

@@ -471,6 +471,11 @@ int zk_store_log_fits(struct zk_store *s, uint64_t n, uint64_t bytes)
     return n * ZK__WAL_REC_HDR + bytes <= zk__wal_room(s->wal);
 }
 
+int zk_store_lazy_is_free(struct zk_store *s)
+{
+    return s->ck.on;
+}
+
 int zk_store_batch_commit(struct zk_store_batch *b)
 {
     return batch_commit(b, 1);

@@ -39,13 +39,39 @@ ens__port_free() {
 # redefines the role: pass "observer=4" to make server 4 an observer), the
 # given extra config lines (tickTime=..., sessionTimeout=...) in every
 # file. A shared 32-byte secret in $ZK_TMP/secret.
+# ens__observers ARGS...: the ids given as observer=J among ARGS, " 4 5 ".
+ens__observers() {
+    local o=" " line
+    for line in "$@"; do
+        case $line in observer=*) o+="${line#observer=} " ;; esac
+    done
+    echo "$o"
+}
+
+# ens__cfg_tail OBSERVERS ADDR-PREFIX PORT-FN N ARGS...: the config lines
+# after dataDir and secretFile: ARGS but observer=J, then server.1..N
+# (ADDR-PREFIX J, port from PORT-FN J; ":observer" for those in
+# OBSERVERS).
+ens__cfg_tail() {
+    local observers=$1 addr=$2 portfn=$3 n=$4 line j
+    shift 4
+    for line in "$@"; do
+        case $line in observer=*) ;; *) echo "$line" ;; esac
+    done
+    for j in $(seq 1 "$n"); do
+        if [[ $observers == *" $j "* ]]; then
+            echo "server.$j=$addr$j:$($portfn "$j"):observer"
+        else
+            echo "server.$j=$addr$j:$($portfn "$j")"
+        fi
+    done
+}
+
 ens_setup() {
-    local n=$1 i tries=0 observers=" " line
+    local n=$1 i tries=0 observers
     shift
     ENS_N=$n
-    for line in "$@"; do
-        case $line in observer=*) observers+="${line#observer=} " ;; esac
-    done
+    observers=$(ens__observers "$@")
     while :; do
         ENS_BASE=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
         local ok=1
@@ -63,17 +89,7 @@ ens_setup() {
             echo "# replica $i of a test ensemble"
             echo "dataDir=$(ens_data "$i")"
             echo "secretFile=$ZK_TMP/secret"
-            for line in "$@"; do
-                case $line in observer=*) ;; *) echo "$line" ;; esac
-            done
-            local j
-            for j in $(seq 1 "$n"); do
-                if [[ $observers == *" $j "* ]]; then
-                    echo "server.$j=127.0.0.1:$(ens_port "$j"):observer"
-                else
-                    echo "server.$j=127.0.0.1:$(ens_port "$j")"
-                fi
-            done
+            ens__cfg_tail "$observers" "127.0.0.1" ens_port "$n" "$@"
         } >"$(ens_cfg "$i")"
     done
     log "ensemble of $n on 127.0.0.1:$((ENS_BASE + 1))..$((ENS_BASE + n))"
@@ -482,10 +498,12 @@ ens_net_cleanup() {
 }
 
 # ens_net_setup N [CFG-LINE...]: the namespaces, the bridge, a secret and
-# one config per replica (servers at 10.200.0.I:2888, the given lines).
+# one config per replica (servers at 10.200.0.I:2888, the given lines;
+# observer=J makes server J an observer, as for ens_setup).
 ens_net_setup() {
-    local n=$1 i j line hub=${ENS_NSP}h
+    local n=$1 i hub=${ENS_NSP}h observers
     shift
+    observers=$(ens__observers "$@")
     command -v ip >/dev/null || fail "ip (iproute2) is needed (scripts/deps.sh --tests)"
     command -v nsenter >/dev/null || fail "nsenter (util-linux) is needed (scripts/deps.sh --tests)"
     ip netns add "$hub"
@@ -515,12 +533,12 @@ ens_net_setup() {
         {
             echo "dataDir=$(ens_data "$i")"
             echo "secretFile=$ZK_TMP/secret"
-            for line in "$@"; do echo "$line"; done
-            for j in $(seq 1 "$n"); do echo "server.$j=10.200.0.$j:2888"; done
+            ens__cfg_tail "$observers" "10.200.0." ens__net_port "$n" "$@"
         } >"$(ens_cfg "$i")"
     done
 }
 
+ens__net_port() { echo 2888; }
 ens_net_cut() { ip -n "${ENS_NSP}h" link set "v$1" down; }
 ens_net_heal() { ip -n "${ENS_NSP}h" link set "v$1" up; }
 

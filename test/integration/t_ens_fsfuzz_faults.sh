@@ -23,7 +23,10 @@
 # default 2), ZK_FAULTFUZZ_SEED (first seed, default 1; mount 2 starts
 # 100000 above), ZK_FAULTFUZZ_ASAN_ROUNDS (default 6: the same again with
 # the ASan+UBSan daemon; 0 or ZK_SKIP_ASAN=1 skips it). A failure prints
-# the seed and its shortest sequence.
+# the seed and its shortest sequence. ZK_FAULTFUZZ_OBSERVER=1 adds a
+# fourth server, an observer, and runs the second fuzzer on its mount
+# instead of replica 2's; the follower pauses take turns with pauses of
+# the observer, and the partitions cut it too (t_ens_fsfuzz_observer).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
@@ -39,22 +42,32 @@ OPS=${ZK_FAULTFUZZ_OPS:-250}
 CHUNK=${ZK_FAULTFUZZ_CHUNK:-2}
 ASAN_ROUNDS=${ZK_FAULTFUZZ_ASAN_ROUNDS:-6}
 [ "${ZK_SKIP_ASAN:-0}" = 1 ] && ASAN_ROUNDS=0   # as scripts/check.sh
+OBS=${ZK_FAULTFUZZ_OBSERVER:-0}
+N=3       # servers
+M2=2      # the second fuzzer's replica
+obs=()
+if [ "$OBS" = 1 ]; then
+    N=4
+    M2=4
+    obs=(observer=4)
+fi
 
 trap 'rc=$?; ens_net_cleanup; (exit $rc); zk__cleanup' EXIT
-ens_net_setup 3 sessionTimeout=2000 tickTime=100
+ens_net_setup "$N" sessionTimeout=2000 tickTime=100 "${obs[@]}"
 
 zk_tmpfs "$ZK_TMP/solo1" 256m
 zk_tmpfs "$ZK_TMP/solo2" 256m
 
-# fuzz_loop I FIRST-SEED: seeds on replica I's mount, one fsfuzz run of
-# CHUNK seeds after another, until $ZK_TMP/stop exists (at most
+# fuzz_loop I FIRST-SEED: fuzzer I's seeds on its replica's mount (1, or
+# M2 for the second), one fsfuzz run of CHUNK seeds after another, until $ZK_TMP/stop exists (at most
 # MAXRUNS runs, set by faulted_run: enough for its rounds); the first failing run ends the loop with its exit status.
 fuzz_loop() {
-    local i=$1 s=$(($2 + (i - 1) * 100000)) n=0 rc=0 c=
+    local i=$1 s=$(($2 + (i - 1) * 100000)) n=0 rc=0 c= r=1
+    [ "$i" = 2 ] && r=$M2
     # Stopped by the test's cleanup: the running fuzzer stops too.
     trap '[ -n "$c" ] && kill "$c" 2>/dev/null; exit 143' TERM
     while [ ! -e "$ZK_TMP/stop" ] && [ "$n" -lt "$MAXRUNS" ]; do
-        "$FUZZ" --solo --zk "$(ens_mnt "$i")" --model "$ZK_TMP/solo$i" \
+        "$FUZZ" --solo --zk "$(ens_mnt "$r")" --model "$ZK_TMP/solo$i" \
             --work shared --salt "$i" --seed "$s" --seeds "$CHUNK" \
             --ops "$OPS" --op-timeout-ms 30000 >>"$ZK_TMP/fuzz.$i.log" 2>&1 &
         c=$!
@@ -82,8 +95,8 @@ pause() {
     kill -CONT "$p" || fail "SIGCONT of replica $1 (pid $p)"
 }
 
-# faulted_run LABEL ROUNDS FIRST-SEED: the three replicas started (with
-# $ZKFS), the fuzzers on mounts 1 and 2 from FIRST-SEED, ROUNDS faults
+# faulted_run LABEL ROUNDS FIRST-SEED: the N replicas started (with
+# $ZKFS), the fuzzers on mounts 1 and M2 from FIRST-SEED, ROUNDS faults
 # under them, then the checks; the replicas stopped.
 faulted_run() {
     local label=$1 rounds=$2 first=$3 round secs c l f p rc1 rc2 i
@@ -111,7 +124,8 @@ faulted_run() {
         [ $((round % 5)) = 0 ] && secs=2.5
         case $((round % 4)) in
         3)
-            c=$(( (round / 4) % 3 + 1 ))
+            # (with the observer: it first, then 1, 2, 3)
+            c=$(( (round / 4 + OBS * 3) % N + 1 ))
             log "round $round: replica $c cut from the network for ${secs}s"
             ens_net_cut "$c"
             sleep "$secs"
@@ -125,8 +139,13 @@ faulted_run() {
             pauses=$((pauses + 1))
             ;;
         1)
-            f=$(ens_follower) || f=2
-            log "round $round: a follower (replica $f) paused ${secs}s"
+            if [ "$OBS" = 1 ] && [ $(( (round / 4) % 2 )) = 1 ]; then
+                f=4
+                log "round $round: the observer (replica 4) paused ${secs}s"
+            else
+                f=$(ens_follower) || f=2
+                log "round $round: a follower (replica $f) paused ${secs}s"
+            fi
             pause "$f" "$secs"
             pauses=$((pauses + 1))
             ;;
@@ -159,23 +178,23 @@ faulted_run() {
     # The fuzzers' own lines beyond their one-line summaries (a failure's
     # seed and sequence); none on a clean run.
     for i in 1 2; do
-        grep -v '^fsfuzz: .* seeds from' "$ZK_TMP/fuzz.$i.log" | sed "s/^/  mount $i: /" || true
+        grep -v '^fsfuzz: .* seeds from' "$ZK_TMP/fuzz.$i.log" | sed "s/^/  fuzzer $i: /" || true
     done
     [ "$rc1" = 0 ] || fail "the fuzzer on replica 1's mount failed (exit $rc1)"
-    [ "$rc2" = 0 ] || fail "the fuzzer on replica 2's mount failed (exit $rc2)"
+    [ "$rc2" = 0 ] || fail "the fuzzer on replica $M2's mount failed (exit $rc2)"
     log "$label: $pauses pauses, $cuts partitions and $kills kill -9 + restart under $(cat "$ZK_TMP/runs.1") + $(cat "$ZK_TMP/runs.2") fuzzer runs of $CHUNK seeds x $OPS ops"
     [ "$(cat "$ZK_TMP/runs.1")" -ge "$rounds" ] && [ "$(cat "$ZK_TMP/runs.2")" -ge "$rounds" ] ||
         log "(fewer fuzzer runs than fault rounds: the mounts stalled during faults)"
 
     ens_wait_leader 30
     echo "$label" >"$(ens_mnt 1)/shared/after-faults" || fail "a write after the faults failed"
-    for i in 2 3; do
+    for i in $(seq 2 "$N"); do
         ens_wait_cat "$i" shared/after-faults "$label"
     done
     ens_wait_synced 60
     ens_trees_identical
     log "$label: every replica has the same tree: $(ens_tree_size 1) znodes"
-    for i in 1 2 3; do ens_stop "$i"; done   # exit 0: no leak report either
+    for i in $(seq 1 "$N"); do ens_stop "$i"; done   # exit 0: no leak report either
 }
 
 faulted_run plain "$ROUNDS" "$SEED"

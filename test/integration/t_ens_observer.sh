@@ -52,6 +52,7 @@ log "a burst through the observer and a voter, across log segments"
 b0=$(zk_metric "$m4" zkfs_commit_batches_total)
 h0=$(zk_metric "$m4" zkfs_commit_batches_here_total)
 mkdir "$m4/burst"
+ens_wait_synced     # every voter has burst/ before one writes into it
 for k in $(seq 1 120); do
     printf 'burst %s, a line long enough to fill segments\n' "$k" >"$m4/burst/o$((k % 7))"
     printf 'voter %s\n' "$k" >"$(ens_mnt $(((k % 3) + 1)))/burst/v$((k % 5))"

@@ -532,8 +532,8 @@ static void st_schedule(void *arg)
 
 static void send_msg(struct sim *s, struct sim_replica *r,
                      const struct zk_zab_msg *m);
-static int st_write_here(void *arg, size_t n_appends, uint64_t bytes,
-                         size_t n_commits, int *err);
+static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
+                         int *err);
 
 static void tp_send(void *arg, const struct zk_zab_msg *m)
 {
@@ -811,15 +811,13 @@ static int disk_write(struct sim *s, struct sim_replica *r)
  * in between. Not when a fault is staged for its next write (those act
  * at a disk event), and not for a quarter of its batches (a hash, as
  * above), so that observers run both paths. */
-static int st_write_here(void *arg, size_t n_appends, uint64_t bytes,
-                         size_t n_commits, int *err)
+static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
+                         int *err)
 {
     struct sim_replica *r = arg;
     struct sim *s = r->s;
 
-    (void)n_appends;
-    (void)bytes;
-    (void)n_commits;
+    (void)sz;
     if (!r->observer || r->fail_next || r->crash_after_write ||
         sim_mix(s->o.seed ^ ((uint64_t)r->id << 40) ^ 0x4865726555ull,
                 r->model.count) % 4 == 0)
