@@ -7,8 +7,8 @@
  * Threads: any number of readers (zk_store_getattr and friends) on any
  * threads, concurrently with one writer that owns the single open
  * zk_store_batch (one batch at a time; batches may come from different
- * threads, one after another, as an ensemble observer's do). Readers never wait for the writer (LMDB MVCC) and see only
- * committed batches.
+ * threads, one after another, as an ensemble observer's do). Readers
+ * never wait for the writer (LMDB MVCC) and see only committed batches.
  *
  * Only this module sees MDB_* codes: every function returns 0, a negative
  * errno (-ENOSPC when the disk or map is full, -EIO) or a ZK_E* code

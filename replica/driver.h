@@ -81,8 +81,9 @@ struct zk_driver_batch_size {
 };
 
 /* The store. Every op but schedule, write_here, install_prepare and
- * install_done runs inside zk_driver_write(); batch is what begin gave. Errors: 0 or a
- * negative errno / ZK_E code; any error aborts the whole batch. */
+ * install_done runs inside zk_driver_write(); batch is what begin gave.
+ * Errors: 0 or a negative errno / ZK_E code; any error aborts the whole
+ * batch. */
 struct zk_driver_store {
     void *arg;
     int (*begin)(void *arg, void **batch);
@@ -111,10 +112,10 @@ struct zk_driver_store {
      * run zk_driver_write() right here and return 1 with its result in
      * *err (the driver then finishes the Ready at once, as
      * zk_driver_written() would: inside zk_driver_pump, tick or
-     * peer_down, never inside zk_driver_propose), or return 0 to have it scheduled. For a
-     * replica whose batches make nothing durable that anyone waits for
-     * (an observer's), a hand-off to another thread and back costs more
-     * than the write. */
+     * peer_down, never inside zk_driver_propose), or return 0 to have
+     * it scheduled. For a replica whose batches make nothing durable
+     * that anyone waits for (an observer's), a hand-off to another
+     * thread and back costs more than the write. */
     int (*write_here)(void *arg, const struct zk_driver_batch_size *sz,
                       int *err);
     /* Driver's thread: a Ready with an INSTALL of zxid was taken (the
@@ -166,8 +167,9 @@ void zk_driver_fail_all(struct zk_driver *d, int err);
 /* Queues a proposal: payload (malloc'd; the driver owns it once this
  * returns 0) is the entry's bytes; is_sync: a read barrier (answered with
  * res NULL). cb exactly once, later (never from inside this call, which
- * takes Readies but writes none here: see write_here). Errors: -ESHUTDOWN (stopping),
- * -EAGAIN (ZK_DRIVER_PENDING_MAX waiting), -ENOMEM. */
+ * takes Readies but writes none here: see write_here). Errors:
+ * -ESHUTDOWN (stopping), -EAGAIN (ZK_DRIVER_PENDING_MAX waiting),
+ * -ENOMEM. */
 int zk_driver_propose(struct zk_driver *d, uint8_t *payload, size_t len,
                       int is_sync, zk_driver_done_cb cb, void *arg);
 
@@ -179,8 +181,6 @@ void zk_driver_heard(struct zk_driver *d, uint32_t id);
 
 /* The transport lost its connection to member id (zk_zab_peer_down: a
  * learner of that leader goes back to election at once); then pumps. */
-/* (Whatever pumps may, through the store's write_here, finish a Ready
- * at once: applied and done callbacks, or a fail-stop, run inside it.) */
 void zk_driver_peer_down(struct zk_driver *d, uint32_t id);
 
 /* One tick: the lease's tick time, the core's tick, the lease check,
@@ -188,7 +188,10 @@ void zk_driver_peer_down(struct zk_driver *d, uint32_t id);
 void zk_driver_tick(struct zk_driver *d);
 
 /* Takes Readies while none is outstanding (after anything that may have
- * given the core work). */
+ * given the core work). Through the store's write_here it may finish a
+ * Ready at once: applied and done callbacks, or a fail-stop, then run
+ * inside it (and inside zk_driver_tick and zk_driver_peer_down, which
+ * pump). */
 void zk_driver_pump(struct zk_driver *d);
 
 /* Runs the outstanding Ready's store batch (any thread, see above).

@@ -322,9 +322,10 @@ static void st_schedule(void *arg)
  * append and an apply of a few tens of µs, and the worker's hand-off and
  * report back were two thread switches per batch, the larger part of an
  * observer's CPU on a busy machine (docs/performance.md, "Observers
- * write their batches on the loop"). A voter's batches flush, and on the worker they
- * overlap with the loop's next requests (an apply on the loop was tried
- * for voters and lost, performance.md "Applying on the loop"). */
+ * write their batches on the loop"). A voter's batches flush, and on the
+ * worker they overlap with the loop's next requests (an apply on the
+ * loop was tried for voters and lost, performance.md "Applying on the
+ * loop"). */
 static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
                          int *err)
 {
