@@ -48,24 +48,25 @@ ens__observers() {
     echo "$o"
 }
 
-# ens__cfg_tail OBSERVERS ADDR-PREFIX PORT-FN N ARGS...: the config lines
-# after dataDir and secretFile: ARGS but observer=J, then server.1..N
-# (ADDR-PREFIX J, port from PORT-FN J; ":observer" for those in
-# OBSERVERS).
+# ens__cfg_tail OBSERVERS ADDR-FN N ARGS...: the config lines after
+# dataDir and secretFile: ARGS but observer=J, then server.1..N at
+# $(ADDR-FN J) (host:port; ":observer" for those in OBSERVERS).
 ens__cfg_tail() {
-    local observers=$1 addr=$2 portfn=$3 n=$4 line j
-    shift 4
+    local observers=$1 addrfn=$2 n=$3 line j
+    shift 3
     for line in "$@"; do
         case $line in observer=*) ;; *) echo "$line" ;; esac
     done
     for j in $(seq 1 "$n"); do
         if [[ $observers == *" $j "* ]]; then
-            echo "server.$j=$addr$j:$($portfn "$j"):observer"
+            echo "server.$j=$($addrfn "$j"):observer"
         else
-            echo "server.$j=$addr$j:$($portfn "$j")"
+            echo "server.$j=$($addrfn "$j")"
         fi
     done
 }
+ens__addr_lo() { echo "127.0.0.1:$(ens_port "$1")"; }
+ens__addr_net() { echo "10.200.0.$1:2888"; }
 
 ens_setup() {
     local n=$1 i tries=0 observers
@@ -89,7 +90,7 @@ ens_setup() {
             echo "# replica $i of a test ensemble"
             echo "dataDir=$(ens_data "$i")"
             echo "secretFile=$ZK_TMP/secret"
-            ens__cfg_tail "$observers" "127.0.0.1" ens_port "$n" "$@"
+            ens__cfg_tail "$observers" ens__addr_lo "$n" "$@"
         } >"$(ens_cfg "$i")"
     done
     log "ensemble of $n on 127.0.0.1:$((ENS_BASE + 1))..$((ENS_BASE + n))"
@@ -533,12 +534,11 @@ ens_net_setup() {
         {
             echo "dataDir=$(ens_data "$i")"
             echo "secretFile=$ZK_TMP/secret"
-            ens__cfg_tail "$observers" "10.200.0." ens__net_port "$n" "$@"
+            ens__cfg_tail "$observers" ens__addr_net "$n" "$@"
         } >"$(ens_cfg "$i")"
     done
 }
 
-ens__net_port() { echo 2888; }
 ens_net_cut() { ip -n "${ENS_NSP}h" link set "v$1" down; }
 ens_net_heal() { ip -n "${ENS_NSP}h" link set "v$1" up; }
 
