@@ -22,7 +22,9 @@
 # (ops per seed, default 250), ZK_FAULTFUZZ_CHUNK (seeds per fuzzer run,
 # default 2), ZK_FAULTFUZZ_SEED (first seed, default 1; mount 2 starts
 # 100000 above), ZK_FAULTFUZZ_ASAN_ROUNDS (default 6: the same again with
-# the ASan+UBSan daemon; 0 or ZK_SKIP_ASAN=1 skips it). A failure prints
+# the ASan+UBSan daemon; 0 or ZK_SKIP_ASAN=1 skips it),
+# ZK_FAULTFUZZ_TSAN_ROUNDS (default 0: with the ThreadSanitizer daemon;
+# ZK_SKIP_ASAN=1 skips it too). A failure prints
 # the seed and its shortest sequence. ZK_FAULTFUZZ_OBSERVER=1 adds a
 # fourth server, an observer, and runs the second fuzzer on its mount
 # instead of replica 2's; the follower pauses take turns with pauses of
@@ -42,6 +44,8 @@ OPS=${ZK_FAULTFUZZ_OPS:-250}
 CHUNK=${ZK_FAULTFUZZ_CHUNK:-2}
 ASAN_ROUNDS=${ZK_FAULTFUZZ_ASAN_ROUNDS:-6}
 [ "${ZK_SKIP_ASAN:-0}" = 1 ] && ASAN_ROUNDS=0   # as scripts/check.sh
+TSAN_ROUNDS=${ZK_FAULTFUZZ_TSAN_ROUNDS:-0}
+[ "${ZK_SKIP_ASAN:-0}" = 1 ] && TSAN_ROUNDS=0
 OBS=${ZK_FAULTFUZZ_OBSERVER:-0}
 N=3       # servers
 M2=2      # the second fuzzer's replica
@@ -212,5 +216,22 @@ if [ "$ASAN_ROUNDS" -gt 0 ]; then
     if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$ZK_TMP"/zkfs.r*.log; then
         grep -hE -A20 'Sanitizer|runtime error:' "$ZK_TMP"/zkfs.r*.log | head -60
         fail "sanitizer report in a replica's log"
+    fi
+fi
+
+# The same with the ThreadSanitizer daemon (ZK_FAULTFUZZ_TSAN_ROUNDS,
+# default 0 here): a data race between the loop, the commit worker, the
+# echo and checkpoint threads (and an observer writing its batches on its
+# loop) is a report in a replica's log and exit status 66 at umount.
+# tsan.supp says why interceptors called from libuv are not watched.
+if [ "$TSAN_ROUNDS" -gt 0 ]; then
+    make -s -C "$ROOT" SAN=tsan build-tsan/zkfs >"$ZK_TMP/tsan-build.log" 2>&1 ||
+        { tail -n 20 "$ZK_TMP/tsan-build.log"; fail "make SAN=tsan build-tsan/zkfs failed"; }
+    ZKFS=$ROOT/build-tsan/zkfs
+    export TSAN_OPTIONS="halt_on_error=0:exitcode=66:suppressions=$here/tsan.supp"
+    faulted_run tsan "$TSAN_ROUNDS" $((SEED + 70000))
+    if grep -l 'WARNING: ThreadSanitizer' "$ZK_TMP"/zkfs.r*.log; then
+        grep -h -A30 'WARNING: ThreadSanitizer' "$ZK_TMP"/zkfs.r*.log | head -80
+        fail "ThreadSanitizer report in a replica's log"
     fi
 fi

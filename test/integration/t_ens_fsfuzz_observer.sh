@@ -8,8 +8,10 @@
 # is cut from the network, and replica 3 is killed with -9 and
 # restarted. The same checks: no hang past its bound, no dead mount, no
 # EIO, one tree everywhere, a later write on every mount. Knobs as
-# t_ens_fsfuzz_faults's (defaults here: 8 rounds, 4 with ASan).
+# t_ens_fsfuzz_faults's (defaults here: 8 rounds, 4 with ASan, 4 with
+# ThreadSanitizer).
 export ZK_FAULTFUZZ_OBSERVER=1
 export ZK_FAULTFUZZ_ROUNDS=${ZK_FAULTFUZZ_ROUNDS:-8}
 export ZK_FAULTFUZZ_ASAN_ROUNDS=${ZK_FAULTFUZZ_ASAN_ROUNDS:-4}
+export ZK_FAULTFUZZ_TSAN_ROUNDS=${ZK_FAULTFUZZ_TSAN_ROUNDS:-4}
 exec "$(dirname "$0")/t_ens_fsfuzz_faults.sh" "$@"
