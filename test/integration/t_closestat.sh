@@ -84,7 +84,7 @@ stat "$M/su" >/dev/null
 setpriv --reuid=1000 --regid=1000 --clear-groups perl -e 'open(my $f, ">>", $ARGV[0]) or die; print $f "x"; close($f) or die' "$M/su"
 assert_eq 777 "$(stat -c %a "$M/su")" "setuid cleared, seen right after close"
 
-skipped=$(awk '$1 == "zkfs_echo_local_skipped_total" { print $2 }' "$M/.zkfs.prom")
+skipped=$(zk_metric "$M" zkfs_echo_local_skipped_total)
 [ "${skipped:-0}" -gt 0 ] || fail "no data commit was answered without an invalidation (zkfs_echo_local_skipped_total ${skipped:-missing})"
 log "answered without an invalidation: $skipped commits"
 zk_stop "$M"

@@ -31,7 +31,7 @@ unset ZKFS_TEST_ECHO_DELAY_MS
 
 # queued: how many items the echo thread has not done (the metrics file
 # is read without waiting for it; a `zkfs` command's answer would wait).
-queued() { awk '$1 == "zkfs_echo_queue_items" { print $2 }' "$M/.zkfs.prom"; }
+queued() { zk_metric "$M" zkfs_echo_queue_items; }
 # rm_behind PATH: `zkfs rm PATH` in the background ($rmpid), returning
 # once the store applied it and its replay waits (the only work queued).
 queue_is() { [ "$(queued)" "$1" "$2" ]; }

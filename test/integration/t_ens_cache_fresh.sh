@@ -23,7 +23,7 @@ ens_wait_leader
 m1=$(ens_mnt 1)
 m2=$(ens_mnt 2)
 
-queued() { awk '$1 == "zkfs_echo_queue_items" { print $2 }' "$m2/.zkfs.prom"; }
+queued() { zk_metric "$m2" zkfs_echo_queue_items; }
 queue_is() { [ "$(queued)" "$1" "$2" ]; }
 size_is() { [ "$(stat -c %s "$m2/y/b" 2>/dev/null)" = "$1" ]; }
 lists_c() { ls "$m2/y" 2>/dev/null | grep -qx c; }

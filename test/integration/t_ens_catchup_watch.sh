@@ -61,10 +61,7 @@ expect() {
 }
 installs() { grep -c "installed a snapshot" "$FLOG" || true; }
 # The leader's count of syncs by mode (diff, snap).
-syncs() {
-    awk -v n="zkfs_syncs_total{mode=\"$1\"}" '$1 == n { print $2 }' \
-        "$ml/.zkfs.prom"
-}
+syncs() { zk_metric "$ml" "zkfs_syncs_total{mode=\"$1\"}"; }
 # The leader no longer counts the stopped follower as synced (so it
 # resynchronises it when it is back, rather than streaming on).
 f_dropped() {

@@ -34,14 +34,11 @@ listed_now() {
     got=$(names "$1/$2")
     [ "$got" = "$3" ] || fail "$4: listing of $2 on $1 is [$got], expected [$3]"
 }
-metric() {      # metric MNT NAME: its value in MNT's .zkfs.prom
-    awk -v n="$2" '$1 == n { print $2 }' "$1/.zkfs.prom"
-}
 
 log "1. changes through other mounts, listed after zkfs sync"
 ens_mkdir_seen q
 ens_mkdir_seen q2
-p0=$(metric "$mf" zkfs_listing_patches_total)
+p0=$(zk_metric "$mf" zkfs_listing_patches_total)
 want=""
 for i in $(seq 1 12); do
     src=$ml
@@ -72,10 +69,10 @@ printf 'create /q/t1\ncreate /q/t2\nrm /q/n7\n' | "$ZKFS" txn "$ml" >/dev/null |
     fail "zkfs txn"
 want=$(printf '%s\n' $want t1 t2 | grep -vx n7 | sort | tr '\n' ' ')
 listed_now "$mf" q "$want" "one transaction of three changes"
-p1=$(metric "$mf" zkfs_listing_patches_total)
+p1=$(zk_metric "$mf" zkfs_listing_patches_total)
 [ "$((p1 - p0))" -ge 20 ] ||
     fail "the follower patched $((p1 - p0)) changes into its listings (expected >= 20)"
-[ "$(metric "$mf" zkfs_listing_mismatches_total)" = 0 ] ||
+[ "$(zk_metric "$mf" zkfs_listing_mismatches_total)" = 0 ] ||
     fail "a change did not fit a kept listing: $(grep -i listing "$FLOG" | tail -3)"
 for i in 1 2 3; do
     assert_eq "$want" "$(names "$(ens_mnt "$i")/q")" "listing of q on replica $i"
@@ -88,7 +85,7 @@ log "ls -l of a small directory needs no LOOKUP of its children"
   for i in $(seq 1 20); do echo "create /small/f$i $i"; done; } |
     "$ZKFS" txn "$ml" >/dev/null || fail "zkfs txn of /small"
 "$ZKFS" sync "$mf" || fail "zkfs sync $mf"
-lookups() { awk '$1 == "zkfs_fuse_requests_total{op=\"lookup\"}" { print $2 }' "$mf/.zkfs.prom"; }
+lookups() { zk_metric "$mf" 'zkfs_fuse_requests_total{op="lookup"}'; }
 l0=$(lookups)
 lb=$(lookups)           # reading the metrics file looks it up, too
 n=$(ls -l "$mf/small" | grep -c '^-')
@@ -105,7 +102,7 @@ log "2. a snapshot install drops the kept listings"
 installs() { grep -c "installed a snapshot" "$FLOG" || true; }
 names "$mf/q" >/dev/null
 names "$mf/q" >/dev/null                # kept here and in the kernel
-kept=$(metric "$mf" zkfs_listings_kept)
+kept=$(zk_metric "$mf" zkfs_listings_kept)
 [ "$kept" -ge 1 ] || fail "the follower keeps no listing"
 pid=$(ens_pid "$F")
 kill -STOP "$pid"

@@ -15,9 +15,7 @@ SLOW=${SLOWDISK_US:-5000}
 PHASE_S=${SLOWDISK_PHASE_S:-15}
 
 # elections I: replica I's zkfs_elections_total.
-elections() {
-    awk '$1 == "zkfs_elections_total" { print $2 }' "$(ens_mnt "$1")/.zkfs.prom"
-}
+elections() { zk_metric "$(ens_mnt "$1")" zkfs_elections_total; }
 
 # writer I STOP: rewrites one file of its own through replica I's mount
 # until STOP exists; counts successes and failures in $ZK_TMP/ok.I and

@@ -36,7 +36,7 @@ write_lock_free() {
     grep -q '^w:0:0 ok' "$l"
 }
 
-reqs() { awk -v k="zkfs_fuse_requests_total{op=\"$1\"}" '$1 == k { print $2 }' "$M/.zkfs.prom"; }
+reqs() { zk_metric "$M" "zkfs_fuse_requests_total{op=\"$1\"}"; }
 
 log "a read-only open+read+close sends no FLUSH"
 f0=$(reqs flush)

@@ -14,7 +14,7 @@ M=$ZK_TMP/mnt
 zk_start "$ZK_TMP/data" "$M"
 
 # metric NAME: a counter of the mount's metrics file.
-metric() { awk -v n="$1" '$1 == n { print $2 }' "$M/.zkfs.prom"; }
+metric() { zk_metric "$M" "$1"; }
 
 
 log "echo x > new: one transaction"
