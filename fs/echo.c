@@ -950,14 +950,11 @@ int zk__fs_echo_start(struct zk_fs *fs)
         return rc;
     atomic_store(&e->tid, 0);
     atomic_store(&e->cur, NULL);
-    /* Digits only, at most 10 s (a longer wait would outlast a test's
-     * bound for the daemon to stop); anything else: off. */
-    const char *v = getenv("ZKFS_TEST_ECHO_DELAY_MS");
-    e->test_delay_ms = 0;
-    if (v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 5) {
-        unsigned long ms = strtoul(v, NULL, 10);
-        e->test_delay_ms = ms > 10000 ? 10000 : (unsigned)ms;
-    }
+    /* At most 10 s (a longer wait would outlast a test's bound for the
+     * daemon to stop); anything else: off, said in the log. */
+    uint64_t ms = 0;
+    (void)zk_env_u64("ZKFS_TEST_ECHO_DELAY_MS", 10000, &ms);
+    e->test_delay_ms = (unsigned)ms;
     rc = pthread_create(&e->thread, NULL, echo_main, fs);
     if (rc)
         return -rc;

@@ -58,6 +58,12 @@ void zk__log(enum zk_log_level level, const char *fmt, ...)
             zk__log(level, __VA_ARGS__);                                   \
     } while (0)
 
+/* A knob from the environment (not for the consensus core): NAME's value
+ * as a decimal number no larger than max in *out, returns 1; unset or
+ * empty: 0, *out untouched; anything else: logged as ignored (with what
+ * it should be), returns -1, *out untouched. */
+int zk_env_u64(const char *name, uint64_t max, uint64_t *out);
+
 #define ZK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Big-endian encoding helpers (wire and on-disk formats are big-endian so

@@ -8,6 +8,7 @@
 #include "ens_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stddef.h>
@@ -381,23 +382,15 @@ static int handles_start(struct zk__ens *e)
  * to check that a slow replica causes no election. 0 or unset: off. */
 static void test_knobs(struct zk__ens *e)
 {
-    const char *v = getenv("ZKFS_TEST_FSYNC_DELAY_US");
-    char *end;
-    unsigned long long us;
+    uint64_t us = 0;
 
-    if (!v || !*v)
+    if (zk_env_u64("ZKFS_TEST_FSYNC_DELAY_US", ENS_TEST_DELAY_MAX_US,
+                   &us) != 1)
         return;
-    errno = 0;
-    us = strtoull(v, &end, 10);
-    if (errno || *end || us > ENS_TEST_DELAY_MAX_US) {
-        zk_log(ZK_LOG_WARN, "ensemble: ignoring ZKFS_TEST_FSYNC_DELAY_US=%s "
-               "(not a number of µs up to %u)", v, ENS_TEST_DELAY_MAX_US);
-        return;
-    }
     e->test_commit_delay_us = us;
     if (us)
         zk_log(ZK_LOG_WARN, "ensemble: test knob ZKFS_TEST_FSYNC_DELAY_US: "
-               "every store commit is delayed by %llu µs", us);
+               "every store commit is delayed by %" PRIu64 " µs", us);
 }
 
 /* Copies cfg into e and resolves every server's address. */

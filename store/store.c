@@ -194,27 +194,25 @@ static int lock_dir(const char *dir, int *fd_out)
     return 0;
 }
 
+/* A positive number from the environment, else dflt. */
 static uint64_t env_u64(const char *name, uint64_t dflt)
 {
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return dflt;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno != 0 || *end != '\0' || x == 0) {
-        zk_log(ZK_LOG_WARN, "store: ignoring %s=%s (not a positive number)",
-               name, v);
-        return dflt;
-    }
-    return x;
+    uint64_t x = 0;
+    int rc = zk_env_u64(name, UINT64_MAX, &x);
+
+    if (rc == 1 && x == 0)
+        zk_log(ZK_LOG_WARN, "store: ignoring %s=0 (not a positive number)",
+               name);
+    return rc == 1 && x > 0 ? x : dflt;
 }
 
 /* The same, where 0 is a value (off). */
 static uint64_t env_u64z(const char *name, uint64_t dflt)
 {
-    const char *v = getenv(name);
-    return v != NULL && strcmp(v, "0") == 0 ? 0 : env_u64(name, dflt);
+    uint64_t x = dflt;
+
+    (void)zk_env_u64(name, UINT64_MAX, &x);
+    return x;
 }
 
 static int env_open(struct zk_store *s, const char *dir)

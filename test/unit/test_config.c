@@ -648,6 +648,39 @@ START_TEST(fuzz_mutations)
 }
 END_TEST
 
+/* zk_env_u64: the environment's numeric knobs (store, echo, ensemble). */
+START_TEST(env_u64_knobs)
+{
+    static const struct {
+        const char *v;
+        int rc;
+        uint64_t x;
+    } cases[] = {
+        {"", 0, 7}, {"0", 1, 0}, {"10", 1, 10}, {"100", 1, 100},
+        {"101", -1, 7}, {"-1", -1, 7}, {"+5", -1, 7}, {" 5", -1, 7},
+        {"5 ", -1, 7}, {"5x", -1, 7}, {"0x10", -1, 7}, {"abc", -1, 7},
+        {"99999999999999999999999", -1, 7},
+    };
+    uint64_t x = 7;
+
+    unsetenv("ZKFS_TEST_KNOB");
+    ck_assert_int_eq(zk_env_u64("ZKFS_TEST_KNOB", 100, &x), 0);
+    ck_assert_uint_eq(x, 7);
+    for (size_t i = 0; i < ZK_ARRAY_LEN(cases); i++) {
+        x = 7;
+        setenv("ZKFS_TEST_KNOB", cases[i].v, 1);
+        ck_assert_msg(zk_env_u64("ZKFS_TEST_KNOB", 100, &x) == cases[i].rc,
+                      "[%s]: return value", cases[i].v);
+        ck_assert_msg(x == cases[i].x, "[%s]: %llu", cases[i].v,
+                      (unsigned long long)x);
+    }
+    setenv("ZKFS_TEST_KNOB", "18446744073709551615", 1);
+    ck_assert_int_eq(zk_env_u64("ZKFS_TEST_KNOB", UINT64_MAX, &x), 1);
+    ck_assert_uint_eq(x, UINT64_MAX);
+    unsetenv("ZKFS_TEST_KNOB");
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -669,6 +702,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, nul_byte_and_err_buffers);
     tcase_add_test(tc, long_values);
     tcase_add_test(tc, fuzz_mutations);
+    tcase_add_test(tc, env_u64_knobs);
     suite_add_tcase(s, tc);
     return s;
 }
