@@ -900,7 +900,10 @@ static int sync_log_open(const char *dir)
     char path[4096];
     snprintf(path, sizeof path, "%s/floorfs-sync.log", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || bench_prewrite(fd, SYNC_LOG_BYTES) != 0) {
+    /* Unlinked once written: the open descriptor keeps it, and nothing
+     * is left in DIR when floorfs exits. */
+    if (fd < 0 || bench_prewrite(fd, SYNC_LOG_BYTES) != 0 ||
+        unlink(path) != 0) {
         fprintf(stderr, "floorfs: --sync %s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);
