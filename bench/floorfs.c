@@ -24,7 +24,8 @@
  * --sync DIR is the floor of a durable filesystem (target floor-sync of
  * bench/run.sh): before answering a request that zkfs answers only once
  * its transaction is committed, it appends a 64-byte record to a log in
- * DIR (DIR/floorfs-sync.log, 16 MiB written with zeros at start, reused
+ * DIR (DIR/floorfs-sync.log, 16 MiB written with zeros at start and then
+ * unlinked, reused
  * from its start when full) and fdatasyncs it — the least a one-server
  * filesystem with zkfs's guarantees must wait for: no replication, no
  * second replica's flush, no network, no apply. Those requests: CREATE
