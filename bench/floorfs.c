@@ -25,8 +25,7 @@
  * bench/run.sh): before answering a request that zkfs answers only once
  * its transaction is committed, it appends a 64-byte record to a log in
  * DIR (DIR/floorfs-sync.log, 16 MiB written with zeros at start and then
- * unlinked, reused
- * from its start when full) and fdatasyncs it — the least a one-server
+ * unlinked, reused from its start when full) and fdatasyncs it — the least a one-server
  * filesystem with zkfs's guarantees must wait for: no replication, no
  * second replica's flush, no network, no apply. Those requests: CREATE
  * with O_EXCL (the winner is decided at open), MKNOD, MKDIR, UNLINK,
