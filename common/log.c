@@ -6,14 +6,9 @@
  * device and inode, as under a unit with `zkfs mount -f`), each line
  * starts with the syslog priority as "<N>" (sd-daemon(3)) and carries no
  * time of its own: the journal keeps both.
- *
- * zk_env_u64 reads a numeric knob from the environment and says in the
- * log when one is ignored.
  */
 #include "zk_common.h"
 
-#include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,26 +72,4 @@ void zk__log(enum zk_log_level level, const char *fmt, ...)
     localtime_r(&ts.tv_sec, &tm);
     fprintf(stderr, "%02d:%02d:%02d.%03ld zkfs %s: %s\n", tm.tm_hour,
             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level], msg);
-}
-
-int zk_env_u64(const char *name, uint64_t max, uint64_t *out)
-{
-    const char *v = getenv(name);
-    char *end;
-    unsigned long long x;
-
-    if (v == NULL || *v == '\0')
-        return 0;
-    errno = 0;
-    x = strtoull(v, &end, 10);
-    if (errno != 0 || *end != '\0' || *v < '0' || *v > '9' || x > max) {
-        if (max == UINT64_MAX)
-            zk_log(ZK_LOG_WARN, "ignoring %s=%s (not a number)", name, v);
-        else
-            zk_log(ZK_LOG_WARN, "ignoring %s=%s (not a number up to %"
-                   PRIu64 ")", name, v, max);
-        return -1;
-    }
-    *out = x;
-    return 1;
 }
