@@ -203,35 +203,38 @@ faulted_run() {
 
 faulted_run plain "$ROUNDS" "$SEED"
 
-# The same with the ASan+UBSan daemon (detect_leaks=1) on the stores the
-# plain run left: a sanitizer report in a replica's log, or a non-zero exit
-# at umount, fails.
+# sanitized_run SAN ROUNDS SEED-OFFSET REPORT-PATTERN: the same faulted run
+# with the daemon built with SAN (build-SAN/zkfs, its options exported by
+# the caller) on the stores the runs before left; a line of
+# REPORT-PATTERN in a replica's log, or a non-zero exit at umount, fails.
+sanitized_run() {
+    local san=$1 rounds=$2 off=$3 pat=$4
+    make -s -C "$ROOT" SAN="$san" "build-$san/zkfs" >"$ZK_TMP/$san-build.log" 2>&1 ||
+        { tail -n 20 "$ZK_TMP/$san-build.log"; fail "make SAN=$san build-$san/zkfs failed"; }
+    ZKFS=$ROOT/build-$san/zkfs
+    faulted_run "$san" "$rounds" $((SEED + off))
+    if grep -lE "$pat" "$ZK_TMP"/zkfs.r*.log; then
+        # (|| true: head may end grep early, and pipefail would stop the
+        # test here, before fail says what happened)
+        grep -hE -A30 "$pat" "$ZK_TMP"/zkfs.r*.log | head -80 || true
+        fail "$san: sanitizer report in a replica's log"
+    fi
+}
+
+# The ASan+UBSan daemon (detect_leaks=1).
 if [ "$ASAN_ROUNDS" -gt 0 ]; then
-    make -s -C "$ROOT" SAN=asan build-asan/zkfs >"$ZK_TMP/asan-build.log" 2>&1 ||
-        { tail -n 20 "$ZK_TMP/asan-build.log"; fail "make SAN=asan build-asan/zkfs failed"; }
-    ZKFS=$ROOT/build-asan/zkfs
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    faulted_run asan "$ASAN_ROUNDS" $((SEED + 50000))
-    if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$ZK_TMP"/zkfs.r*.log; then
-        grep -hE -A20 'Sanitizer|runtime error:' "$ZK_TMP"/zkfs.r*.log | head -60
-        fail "sanitizer report in a replica's log"
-    fi
+    sanitized_run asan "$ASAN_ROUNDS" 50000 \
+        'ERROR: (Address|Leak)Sanitizer|runtime error:'
 fi
 
-# The same with the ThreadSanitizer daemon (ZK_FAULTFUZZ_TSAN_ROUNDS,
-# default 0 here): a data race between the loop, the commit worker, the
-# echo and checkpoint threads (and an observer writing its batches on its
-# loop) is a report in a replica's log and exit status 66 at umount.
+# The ThreadSanitizer daemon (ZK_FAULTFUZZ_TSAN_ROUNDS, default 0 here):
+# a data race between the loop, the commit worker, the echo and
+# checkpoint threads (and an observer writing its batches on its loop)
+# is a report in a replica's log and exit status 66 at umount.
 # tsan.supp says why interceptors called from libuv are not watched.
 if [ "$TSAN_ROUNDS" -gt 0 ]; then
-    make -s -C "$ROOT" SAN=tsan build-tsan/zkfs >"$ZK_TMP/tsan-build.log" 2>&1 ||
-        { tail -n 20 "$ZK_TMP/tsan-build.log"; fail "make SAN=tsan build-tsan/zkfs failed"; }
-    ZKFS=$ROOT/build-tsan/zkfs
     export TSAN_OPTIONS="halt_on_error=0:exitcode=66:suppressions=$here/tsan.supp"
-    faulted_run tsan "$TSAN_ROUNDS" $((SEED + 70000))
-    if grep -l 'WARNING: ThreadSanitizer' "$ZK_TMP"/zkfs.r*.log; then
-        grep -h -A30 'WARNING: ThreadSanitizer' "$ZK_TMP"/zkfs.r*.log | head -80
-        fail "ThreadSanitizer report in a replica's log"
-    fi
+    sanitized_run tsan "$TSAN_ROUNDS" 70000 'WARNING: ThreadSanitizer'
 fi
