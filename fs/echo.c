@@ -144,12 +144,14 @@ static int slow(const struct zk__fs_echo_item *it)
 
 /* Frees work that will not be done; barriers still call back (a reply
  * waits on each). Loop thread, while the session exists. */
-static void discard(struct zk__fs_echo_item *it)
+static void discard(struct zk__fs_echo *e, struct zk__fs_echo_item *it)
 {
     while (it) {
         struct zk__fs_echo_item *next = it->next;
-        if (it->kind == ZK__ECHO_BARRIER)
+        if (it->kind == ZK__ECHO_BARRIER) {
+            e->barriers_out--;
             it->cb(it->cb_arg);
+        }
         free(it);
         it = next;
     }
@@ -181,6 +183,7 @@ void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg)
         cb(arg);
         return;
     }
+    fs->echo.barriers_out++;
     stage(fs, it);
 }
 
@@ -196,6 +199,14 @@ size_t zk__fs_echo_backlog(struct zk_fs *fs)
         pthread_mutex_unlock(&e->mu);
     }
     return n;
+}
+
+/* Whether a reply waits for the echo thread (a barrier staged or
+ * queued): the loop then must not hold up the replays and requests that
+ * barrier waits for (fs.c, loop_busy). Loop thread. */
+int zk__fs_echo_waited_for(const struct zk_fs *fs)
+{
+    return fs->echo.barriers_out > 0;
 }
 
 /* Whether the kernel may take the inode lock of a file (not only of
@@ -347,7 +358,7 @@ static void on_check(uv_check_t *h)
     pthread_mutex_lock(&e->mu);
     if (e->quit) {
         pthread_mutex_unlock(&e->mu);
-        discard(list);
+        discard(e, list);
         return;
     }
     /* Only replays are bounded: an invalidation or a barrier is always
@@ -918,13 +929,14 @@ static void on_back(uv_async_t *h)
         list = it->next;
         if (it->kind == ZK__ECHO_BARRIER) {
             zk__fs_barrier_waited(fs, it->t0_ns);
+            e->barriers_out--;
             it->cb(it->cb_arg);
         } else {
             zk__fs_delete_ino(fs, it->ino);
         }
         free(it);
     }
-    discard(left);
+    discard(e, left);
     if (fs->stopping && gone)
         uv_stop(&fs->loop);
 }

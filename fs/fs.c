@@ -22,6 +22,7 @@
 #include "zk_config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -586,6 +587,22 @@ static int loop_handles(struct zk_fs *fs)
     return rc;
 }
 
+/* The replica's busy(): requests the kernel has queued for this loop, or
+ * a reply waiting for the echo thread (whose replays are requests to this
+ * loop). Replays nobody waits for do not count: inotify watchers see them
+ * a batch later. */
+static int loop_busy(void *arg)
+{
+    struct zk_fs *fs = arg;
+
+    if (!fs->se)            /* not mounted yet: nobody waits */
+        return 0;
+    if (zk__fs_echo_waited_for(fs))
+        return 1;
+    struct pollfd p = {.fd = fuse_session_fd(fs->se), .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
 static int start_replica(struct zk_fs *fs)
 {
     struct zk_replica_opts ro = {
@@ -595,6 +612,7 @@ static int start_replica(struct zk_fs *fs)
         .applied_arg = fs,
         .reset = zk__fs_reset,      /* lock.c: echo.c's, then waits */
         .session_lost = zk__fs_session_lost,
+        .busy = loop_busy,
         .owner = fs->owner,
         .session_timeout_ms = fs->opts->session_timeout_ms,
     };

@@ -156,6 +156,7 @@ struct zk__fs_echo {
      * replay of its own change first). */
     struct zk__fs_echo_item *stage_head, *stage_tail;
     size_t stage_len;
+    size_t barriers_out;        /* barriers not yet called back (loop)     */
     uv_check_t check;
     int check_init;
     /* Deletions the echo thread could not do through the mount, handed
@@ -780,6 +781,7 @@ void zk__fs_echo_barrier(struct zk_fs *fs, void (*cb)(void *), void *arg);
  * (FSYNC) must then not wait for the echo thread. Loop thread. */
 int zk__fs_echo_file_lock_pending(struct zk_fs *fs);
 size_t zk__fs_echo_backlog(struct zk_fs *fs);
+int zk__fs_echo_waited_for(const struct zk_fs *fs);
 int zk__fs_echo_lookup(struct zk_fs *fs, fuse_req_t req, uint64_t parent,
                        const char *name);
 int zk__fs_echo_entry_ours(const struct zk__fs_echo_item *it, uint64_t parent,

@@ -230,7 +230,8 @@ static void render_replica(struct out *o, const struct zk_replica_status *rs)
         rs->fsyncs);
     one(o, "zkfs_commit_batches_here_total", "counter",
         "Of the batches, those written on the loop thread without a "
-        "hand-off to the worker (an observer's).", rs->batches_here);
+        "hand-off to the worker (an observer's; a follower's while its "
+        "loop has nothing else to do).", rs->batches_here);
     one(o, "zkfs_snapshots_sent_total", "counter",
         "Snapshot streams completed to learners.", rs->snapshots_sent);
     one(o, "zkfs_snapshots_installed_total", "counter",

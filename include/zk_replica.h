@@ -60,6 +60,11 @@ struct zk_replica_opts {
     void *applied_arg;            /* also reset's */
     zk_replica_reset_cb reset;    /* NULL: not told */
     zk_replica_session_lost_cb session_lost; /* NULL: not told */
+    /* Whether the loop has other work waiting (requests from the kernel,
+     * the echo thread's backlog): an ensemble voter then leaves its next
+     * batch to the worker instead of writing it on the loop (ensemble.md,
+     * "One loop, one worker thread"). applied_arg; NULL: never busy. */
+    int (*busy)(void *arg);
     const char *owner;            /* "host:pid" recorded with the session */
     uint32_t session_timeout_ms;
 };
@@ -175,7 +180,8 @@ struct zk_replica_status {
     uint64_t pending;             /* proposals not yet answered */
     uint64_t batches, fsyncs;     /* group commit counters */
     uint64_t batches_here;        /* of the batches, written on the loop
-                                     thread (an observer's) */
+                                     thread (an observer's, a follower's
+                                     while its loop is idle) */
     uint64_t commit_zxid;         /* highest zxid known committed */
     uint64_t lag;                 /* transactions applied here behind it */
     int syncing;                  /* a snapshot streams to or from here */

@@ -78,6 +78,10 @@ typedef void (*zk_driver_done_cb)(void *arg, int err,
 struct zk_driver_batch_size {
     size_t appends, commits;          /* log entries; commits applied    */
     uint64_t append_bytes, commit_bytes;   /* their payloads' bytes      */
+    size_t early;                     /* messages that would leave before
+                                         the batch is written (PROPOSE,
+                                         COMMIT, INFORM, REQUEST: see
+                                         driver.c, msg_early)            */
 };
 
 /* The store. Every op but schedule, write_here, install_prepare and
@@ -113,9 +117,11 @@ struct zk_driver_store {
      * *err (the driver then finishes the Ready at once, as
      * zk_driver_written() would: inside zk_driver_pump, tick or
      * peer_down, never inside zk_driver_propose), or return 0 to have
-     * it scheduled. For a replica whose batches make nothing durable
-     * that anyone waits for (an observer's), a hand-off to another
-     * thread and back costs more than the write. */
+     * it scheduled. A hand-off to another thread and back can cost
+     * more than the write: an observer's batches make nothing durable
+     * that anyone waits for, and a batch with no message that would
+     * leave before it is written (sz->early 0: a follower's append and
+     * its ACK, an apply) overlaps with nothing on the worker. */
     int (*write_here)(void *arg, const struct zk_driver_batch_size *sz,
                       int *err);
     /* Driver's thread: a Ready with an INSTALL of zxid was taken (the

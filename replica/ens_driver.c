@@ -317,27 +317,61 @@ static void st_schedule(void *arg)
     pthread_cond_signal(&e->cv);
 }
 
-/* Loop: an observer writes its batches here (driver.h, write_here).
- * They are lazy (st_commit: no flush, nobody waits for its disk), a log
- * append and an apply of a few tens of µs, and the worker's hand-off and
- * report back were two thread switches per batch, the larger part of an
- * observer's CPU on a busy machine (docs/performance.md, "Observers
- * write their batches on the loop"). A voter's batches flush, and on the
- * worker they overlap with the loop's next requests (an apply on the
- * loop was tried for voters and lost, performance.md "Applying on the
- * loop"). */
+/* Writes the outstanding Ready (worker, or the loop in st_write_here)
+ * and folds the time it took into the running average that
+ * st_write_here consults (1/8 weight: a single slow flush does not
+ * move a voter's batches to the worker, a slow disk does; a batch
+ * counts as at most ENS_WRITE_AVG_CAP_US, so that after a long one, a
+ * snapshot's install, a few fast ones bring the loop back). */
+static int timed_write(struct zk__ens *e)
+{
+    uint64_t t0 = uv_hrtime();
+    int rc = zk_driver_write(e->d);
+    uint64_t dt = uv_hrtime() - t0;
+    uint64_t avg = __atomic_load_n(&e->write_avg_ns, __ATOMIC_RELAXED);
+
+    if (dt > ENS_WRITE_AVG_CAP_US * 1000u)    /* an install, a segment */
+        dt = ENS_WRITE_AVG_CAP_US * 1000u;
+
+    avg = avg - avg / 8 + dt / 8;
+    __atomic_store_n(&e->write_avg_ns, avg, __ATOMIC_RELAXED);
+    return rc;
+}
+
+/* Loop: a batch written here (driver.h, write_here) instead of by the
+ * worker, whose hand-off and report back are two thread switches — on
+ * this kind of machine (idle vCPUs halt) each a wake-up of some 40 µs,
+ * the larger part of an observer's CPU and a fifth of a replicated
+ * write's latency (docs/performance.md, "Followers write their log on
+ * the loop"). Which batches:
+ *  - an observer's small ones: lazy (st_commit: no flush, nobody waits
+ *    for its disk), a log append and an apply of a few tens of µs;
+ *  - a voter's with no message that would leave while the worker writes
+ *    (sz->early: a leader's batches go with PROPOSE or COMMIT, and its
+ *    own flush overlaps the followers'), that is a follower's log append
+ *    with its ACK, or an apply: the ACK leaves right after the flush,
+ *    without waking anyone; but only while nothing else waits for the
+ *    loop (busy: requests from the kernel queued, a reply waiting for
+ *    the echo thread — 8 creators in one directory wait for replays that
+ *    a loop blocked in a flush holds up).
+ * Either only while batches take less than ENS_HERE_SLOW_US to write on
+ * average (a slow or shared disk, or ZKFS_TEST_FSYNC_DELAY_US: the
+ * mount's reads would wait for every flush, and the worker lets the
+ * loop go on meanwhile). */
 static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
                          int *err)
 {
     struct zk__ens *e = arg;
 
-    /* Not a long batch (an observer catching up after a pause or a
+    /* Not a long batch (a learner catching up after a pause or a
      * partition: the mount's requests would wait for all of it), nor one
      * that moves the log to a new segment (4 MiB of zeros and three
      * flushes), nor any while a lazy commit syncs LMDB's pages (the
-     * checkpoints off: store/ckpt.c): those go to the worker, as a
-     * voter's. */
-    if (!e->observer || e->test_commit_delay_us ||
+     * checkpoints off: store/ckpt.c). */
+    if ((!e->observer &&
+         (sz->early || (e->busy && e->busy(e->applied_arg)))) ||
+        __atomic_load_n(&e->write_avg_ns, __ATOMIC_RELAXED) >
+            ENS_HERE_SLOW_US * 1000u ||
         sz->appends > ENS_HERE_ENTRIES_MAX ||
         sz->commits > ENS_HERE_ENTRIES_MAX ||
         sz->append_bytes + sz->commit_bytes > ENS_HERE_BYTES_MAX ||
@@ -345,7 +379,7 @@ static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
         !zk_store_log_fits(e->store, sz->appends,
                            sz->append_bytes + sz->appends * ZK_ENV_HDR))
         return 0;
-    *err = zk_driver_write(e->d);
+    *err = timed_write(e);
     return 1;
 }
 
@@ -385,7 +419,7 @@ void *zk__ens_worker_main(void *arg)
         if (!e->job)
             break;
         pthread_mutex_unlock(&e->mu);
-        int rc = zk_driver_write(e->d);
+        int rc = timed_write(e);
         pthread_mutex_lock(&e->mu);
         e->job = 0;
         e->job_done = 1;

@@ -91,8 +91,11 @@
 #define ENS_HANDSHAKE_MS      3000        /* to prove the secret, at most   */
 #define ENS_READ_BYTES        65536       /* one read's buffer              */
 #define ENS_PROP_WAIT_MIN_MS  1000        /* least wait for a proposal      */
-#define ENS_HERE_ENTRIES_MAX  64          /* an observer's batch on the loop */
+#define ENS_HERE_ENTRIES_MAX  64          /* a batch on the loop          */
 #define ENS_HERE_BYTES_MAX    (256u << 10) /* ... at most (st_write_here)  */
+#define ENS_HERE_SLOW_US      1000        /* on the loop only while batches
+                                             take less on average          */
+#define ENS_WRITE_AVG_CAP_US  16000       /* one batch counts at most this */
 #define ENS_FRAME_ZAB         1           /* DATA frame flags: a zab msg,
                                              or its last fragment          */
 #define ENS_FRAME_ZAB_MORE    2           /* a fragment; more follow       */
@@ -228,6 +231,7 @@ struct zk__ens {
     zk_replica_applied_cb applied;
     zk_replica_reset_cb reset;
     zk_replica_session_lost_cb session_lost;
+    int (*busy)(void *arg);                /* applied_arg's; NULL: never  */
     void *applied_arg;
     struct zk_driver *d;          /* the core's driver (driver.h)          */
     uint32_t my_id, tick_ms, sync_limit, session_timeout_ms;
@@ -263,6 +267,8 @@ struct zk__ens {
     int job, job_done, job_err, worker_stop;   /* mu */
     uint64_t w_time_ms, w_time0;  /* writer: time of the last WRITE        */
     uint64_t test_commit_delay_us; /* ZKFS_TEST_FSYNC_DELAY_US (tests only) */
+    uint64_t write_avg_ns;         /* a batch's write, running average
+                                      (atomic: worker and loop)            */
     int observer;                 /* this replica observes: never counted  */
     int w_logged;                 /* writer: this batch installs or sets
                                      the hard state (LMDB synced whole)    */

@@ -544,6 +544,7 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     e->applied = opts->applied;
     e->reset = opts->reset;
     e->session_lost = opts->session_lost;
+    e->busy = opts->busy;
     e->applied_arg = opts->applied_arg;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);

@@ -806,21 +806,25 @@ static int disk_write(struct sim *s, struct sim_replica *r)
     return rc;
 }
 
-/* An observer's batch written on the driver's thread, as the daemon
- * writes it (ens_driver.c, st_write_here): at once, with no disk event
- * in between. Not when a fault is staged for its next write (those act
- * at a disk event), and not for a quarter of its batches (a hash, as
- * above), so that observers run both paths. */
+/* A batch written on the driver's thread, as the daemon writes them
+ * (ens_driver.c, st_write_here): at once, with no disk event in between.
+ * An observer's, or a voter's that has no message to send while it is
+ * written (a follower's log append with its ACK, an apply): the daemon
+ * does that only while its loop is idle and its flushes are fast, which
+ * the simulator stands in for with a hash, so that both paths run (a
+ * quarter of an observer's batches and three quarters of a voter's go to
+ * the disk event). Not when a fault is staged for its next write (those
+ * act at a disk event). */
 static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
                          int *err)
 {
     struct sim_replica *r = arg;
     struct sim *s = r->s;
+    uint64_t h = sim_mix(s->o.seed ^ ((uint64_t)r->id << 40) ^ 0x4865726555ull,
+                         r->model.count);
 
-    (void)sz;
-    if (!r->observer || r->fail_next || r->crash_after_write ||
-        sim_mix(s->o.seed ^ ((uint64_t)r->id << 40) ^ 0x4865726555ull,
-                r->model.count) % 4 == 0)
+    if ((!r->observer && (sz->early || h % 2 == 0)) || r->fail_next ||
+        r->crash_after_write || h % 4 == 1)
         return 0;
     *err = disk_write(s, r);
     return 1;
