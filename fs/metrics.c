@@ -232,6 +232,11 @@ static void render_replica(struct out *o, const struct zk_replica_status *rs)
         "Of the batches, those written on the loop thread without a "
         "hand-off to the worker (an observer's; a follower's while its "
         "loop has nothing else to do).", rs->batches_here);
+    family(o, "zkfs_commit_write_avg_seconds", "gauge",
+           "A batch's write, running average (1/8 weight; batches are "
+           "written on the loop thread only while it is under 1 ms).");
+    put(o, "zkfs_commit_write_avg_seconds %.6f\n",
+        (double)rs->write_avg_ns / 1e9);
     one(o, "zkfs_snapshots_sent_total", "counter",
         "Snapshot streams completed to learners.", rs->snapshots_sent);
     one(o, "zkfs_snapshots_installed_total", "counter",

@@ -182,6 +182,9 @@ struct zk_replica_status {
     uint64_t batches_here;        /* of the batches, written on the loop
                                      thread (an observer's, a follower's
                                      while its loop is idle) */
+    uint64_t write_avg_ns;        /* a batch's write, running average
+                                     (ensemble; batches go on the loop
+                                     only while it is under 1 ms) */
     uint64_t commit_zxid;         /* highest zxid known committed */
     uint64_t lag;                 /* transactions applied here behind it */
     int syncing;                  /* a snapshot streams to or from here */

@@ -435,28 +435,17 @@ static int msg_early(uint8_t type)
            type == ZK_ZAB_MSG_INFORM || type == ZK_ZAB_MSG_REQUEST;
 }
 
-/* How many of the taken Ready's messages may leave before its batch is
- * durable (send_early sends them). */
-static size_t early_count(const struct zk_driver *d)
-{
-    size_t k = 0;
-
-    if (d->rd.has_hard_state)
-        return 0;
-    while (k < d->rd.n_msgs && msg_early(d->rd.msgs[k].type))
-        k++;
-    return k;
-}
-
 /* Sends the longest prefix of the taken Ready's messages that may leave
  * before its batch is durable (a prefix, so the Ready's order is kept);
  * finish_ready() sends the rest. */
 static void send_early(struct zk_driver *d)
 {
-    size_t k = early_count(d);
+    size_t k = 0;
 
-    for (size_t i = 0; i < k; i++)
-        d->cfg.send(d->cfg.send_arg, &d->rd.msgs[i]);
+    if (d->rd.has_hard_state)
+        return;
+    while (k < d->rd.n_msgs && msg_early(d->rd.msgs[k].type))
+        d->cfg.send(d->cfg.send_arg, &d->rd.msgs[k++]);
     d->rd_sent = k;
 }
 
@@ -518,11 +507,12 @@ static int write_here(struct zk_driver *d, int *err)
 {
     const struct zk_driver_store *st = &d->cfg.store;
     struct zk_driver_batch_size sz = {.appends = d->rd.n_ops,
-                                      .commits = d->rd.n_commits,
-                                      .early = early_count(d)};
+                                      .commits = d->rd.n_commits};
 
     if (!st->write_here || d->rd.has_hard_state)
         return 0;
+    for (size_t i = 0; i < d->rd.n_msgs; i++)
+        sz.early += msg_early(d->rd.msgs[i].type);
     for (size_t i = 0; i < d->rd.n_ops; i++) {
         if (d->rd.ops[i].kind != ZK_ZAB_OP_APPEND)
             return 0;

@@ -78,10 +78,11 @@ typedef void (*zk_driver_done_cb)(void *arg, int err,
 struct zk_driver_batch_size {
     size_t appends, commits;          /* log entries; commits applied    */
     uint64_t append_bytes, commit_bytes;   /* their payloads' bytes      */
-    size_t early;                     /* messages that would leave before
-                                         the batch is written (PROPOSE,
-                                         COMMIT, INFORM, REQUEST: see
-                                         driver.c, msg_early)            */
+    size_t early;                     /* messages of a kind that may
+                                         leave before the batch is
+                                         written (PROPOSE, COMMIT, INFORM,
+                                         REQUEST: driver.c, msg_early),
+                                         wherever they are in the Ready */
 };
 
 /* The store. Every op but schedule, write_here, install_prepare and
@@ -119,9 +120,10 @@ struct zk_driver_store {
      * peer_down, never inside zk_driver_propose), or return 0 to have
      * it scheduled. A hand-off to another thread and back can cost
      * more than the write: an observer's batches make nothing durable
-     * that anyone waits for, and a batch with no message that would
-     * leave before it is written (sz->early 0: a follower's append and
-     * its ACK, an apply) overlaps with nothing on the worker. */
+     * that anyone waits for, and a batch with no message of a kind
+     * that may leave before it is written (sz->early 0: a follower's
+     * append and its ACK, an apply) overlaps with nothing on the
+     * worker. */
     int (*write_here)(void *arg, const struct zk_driver_batch_size *sz,
                       int *err);
     /* Driver's thread: a Ready with an INSTALL of zxid was taken (the

@@ -355,9 +355,11 @@ static int timed_write(struct zk__ens *e)
  *    the echo thread — 8 creators in one directory wait for replays that
  *    a loop blocked in a flush holds up).
  * Either only while batches take less than ENS_HERE_SLOW_US to write on
- * average (a slow or shared disk, or ZKFS_TEST_FSYNC_DELAY_US: the
- * mount's reads would wait for every flush, and the worker lets the
- * loop go on meanwhile). */
+ * average (timed_write; it starts above that, so the loop writes only
+ * once a few batches were seen to be fast): on a slow or shared disk,
+ * or with ZKFS_TEST_FSYNC_DELAY_US, the mount's requests would wait for
+ * every flush, and the worker lets the loop go on meanwhile. A disk that
+ * turns slow holds the loop for one batch. */
 static int st_write_here(void *arg, const struct zk_driver_batch_size *sz,
                          int *err)
 {

@@ -546,6 +546,9 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     e->session_lost = opts->session_lost;
     e->busy = opts->busy;
     e->applied_arg = opts->applied_arg;
+    /* Above ENS_HERE_SLOW_US: the loop writes batches only once a few
+     * were seen to be fast (ens_driver.c, st_write_here). */
+    e->write_avg_ns = 2u * ENS_HERE_SLOW_US * 1000u;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     rc = ens_configure(e, cfg);

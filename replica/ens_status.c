@@ -96,6 +96,7 @@ void zk__ens_status(const struct zk__ens *e, struct zk_replica_status *out)
     out->batches = e->carry_batches + ds.batches;
     out->fsyncs = e->carry_fsyncs + ds.fsyncs;
     out->batches_here = e->carry_here + ds.batches_here;
+    out->write_avg_ns = __atomic_load_n(&e->write_avg_ns, __ATOMIC_RELAXED);
     zk_zab_status(zk_driver_core(e->d), &st);
     out->role = (unsigned)st.role < ZK_ARRAY_LEN(names) ? names[st.role]
                                                        : "?";

@@ -117,6 +117,24 @@ static int more_recent(uint64_t e1, uint64_t z1, uint64_t e2, uint64_t z2)
     return e1 > e2 || (e1 == e2 && z1 > z2);
 }
 
+/* Each member's highest request id in our log, which is final once
+ * a quorum acknowledged our epoch: requests already in it are not
+ * proposed twice (recv_request), and a learner synced from now on is
+ * told its own highest (send_sync's aux: one whose disk was wiped moves
+ * its ids above it). Taken before the first learner is synced, not once
+ * established: a wiped learner synced in between was told an older
+ * life's id, restarted its ids below its last life's, and had every
+ * request dropped as a duplicate (simulator, seed 110065 with
+ * --observers 2 --wipe). */
+static void learn_last_reqs(struct zk_zab *z)
+{
+    for (size_t k = 0; k < z->log.n; k++) {
+        struct zk__peer *p = peer_of(z, z->log.v[k]->e.origin);
+        if (p && z->log.v[k]->e.req_id > p->last_req)
+            p->last_req = z->log.v[k]->e.req_id;
+    }
+}
+
 /* Phase 1 end: a quorum acknowledged e'; our history must be the most
  * recent among them, since it becomes the initial history of e'. */
 static void check_ackepoch(struct zk_zab *z)
@@ -139,6 +157,7 @@ static void check_ackepoch(struct zk_zab *z)
     if (n < z->quorum)
         return;
     zk__set_hard(z, z->hard.accepted_epoch, z->lepoch);
+    learn_last_reqs(z);
     z->lphase = ZK__L_SYNC;
     z->phase_tick = z->tick;
     z->dirty = 1;
@@ -379,15 +398,11 @@ static void check_established(struct zk_zab *z)
     z->dirty = 1;                 /* COMMITs flagged ESTABLISHED (pump) */
     zk__trace(z, "established as leader of epoch %llu",
               (unsigned long long)z->lepoch);
-    /* ZooKeeper renews every session when a leader takes over; requests
-     * already in our log are not proposed twice. */
+    /* ZooKeeper renews every session when a leader takes over (requests
+     * already in our log are not proposed twice: learn_last_reqs, when
+     * the syncing began). */
     for (uint32_t i = 0; i < z->cfg.n_members; i++)
         z->peers[i].sess_heard_tick = z->tick;
-    for (size_t k = 0; k < z->log.n; k++) {
-        struct zk__peer *p = peer_of(z, z->log.v[k]->e.origin);
-        if (p && z->log.v[k]->e.req_id > p->last_req)
-            p->last_req = z->log.v[k]->e.req_id;
-    }
     update_commit(z);
 }
 

@@ -63,6 +63,7 @@ stale-open-accepted @@ replica/zab_leader.c @@ s{zk__sess_stale_open\(z, mi, zk_
 learner-follows-older @@ replica/zab_learner.c @@ s{\(z->observer && e < \(z->applied >> 32\)\) \|\|}{} @@ a learner (an observer: its hard state may lag) follows a leader whose epoch is older than its applied zxid's, and a snapshot takes it back in time
 losttail-gate-off @@ replica/zab.c @@ s{if \(st->lost_writes && }{if (0 && st->lost_writes && } @@ a replica whose store lost its last writes (its marker is ahead of it) votes and counts with the promises it forgot (simulated with --lose-tail, 3 voters, as every losttail-* mutant)
 putback-gate-off @@ replica/zab.c @@ s{z->abstain = z->restored = 1;}{z->restored = 1;} @@ a replica whose data directory was put back from a backup or a copy (the store's restored mark) votes with the promises it forgot (simulated with --put-back, 3 voters, as every putback-* mutant)
+ids-after-establish @@ replica/zab_leader.c @@ s{    learn_last_reqs\(z\);\n    z->lphase = ZK__L_SYNC;}{    z->lphase = ZK__L_SYNC;} @@ the leader takes each member's highest request id from its log only once established: a wiped learner synced before that is told an older life's id and has its requests dropped as duplicates
 putback-lift-any @@ replica/zab_elect.c @@ s{p->forgetful = \(m->flags & ZK_ZAB_MF_RESTORED\) \|\| \(!m->seq && !m->link\);}{p->forgetful = 1;} @@ a put-back replica votes once it heard every voter, whether they remember or not (not only when every store was restored or is empty)
 EOF
 )

@@ -77,7 +77,20 @@ for i in 1 2 3; do
     fh=$((fh + $(zk_metric "$(ens_mnt "$i")" zkfs_commit_batches_here_total) - vh0[i]))
 done
 log "the followers wrote $fh batches on their loops"
-[ "$fh" -gt 0 ] || fail "no follower wrote a batch on its loop"
+# ... unless their disk is slow: batches that take 1 ms or more on
+# average go to the worker (zkfs_commit_write_avg_seconds).
+fast=0
+for i in 1 2 3; do
+    [ "$i" = "$L" ] && continue
+    avg=$(zk_metric "$(ens_mnt "$i")" zkfs_commit_write_avg_seconds)
+    log "follower $i: a batch's write takes ${avg} s on average"
+    if awk -v a="$avg" 'BEGIN { exit !(a < 0.0005) }'; then fast=1; fi
+done
+if [ "$fast" = 1 ]; then
+    [ "$fh" -gt 0 ] || fail "no follower wrote a batch on its loop"
+else
+    log "SKIP the followers' loop check: both followers' disks are slow"
+fi
 assert_eq "burst 119, a line long enough to fill segments" "$(cat "$m4/burst/o0")" "the observer's last write, read there"
 
 # Kill the leader and one follower: the remaining voter R has no quorum.

@@ -1099,6 +1099,69 @@ START_TEST(leader_refuses_overtaken_session_open)
 }
 END_TEST
 
+/* A learner synced while the leader is still syncing (before a quorum
+ * is synced and it is established) is told, in its DIFF/SNAP/TRUNC's
+ * aux, the highest request id of its own that the leader's log holds:
+ * one whose disk was wiped moves its ids above it (zab.c, learn_inc).
+ * The leader took those ids from its log only once established, so such
+ * a learner was told an older life's id, restarted its ids below those
+ * of its last life, and the leader dropped every request of it as a
+ * duplicate (simulator, seed 110065 with --observers 2 --wipe). */
+START_TEST(leader_tells_learner_its_ids_while_syncing)
+{
+    struct zk_zab_config cfg;
+    cfg_three(&cfg);
+    struct zk_zab_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    uint8_t one = 1;
+    struct zk_zab_entry logged = {
+        .zxid = ZK_ZAB_ZXID(4, 1), .type = ZK_ZAB_ENTRY_WRITE, .origin = 2,
+        .req_id = 0x300000024ull, .len = 1, .data = &one};
+    rs.entries = &logged;
+    rs.n_entries = 1;
+    struct zk_zab *z = NULL;
+    struct zk_zab_status st;
+    ck_assert_int_eq(zk_zab_create(&cfg, &rs, &z), 0);
+    struct zk_zab_msg m = msg_from2(ZK_ZAB_MSG_VOTE, 1, 4), li;
+    m.leader = 1;                       /* for 1, with 1's history */
+    m.seq = m.aux = 4;
+    m.zxid = logged.zxid;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    zk_zab_tick(z);
+    zk_zab_status(z, &st);
+    ck_assert_uint_eq(st.role, ZK_ZAB_LEADING);
+    m = msg_from2(ZK_ZAB_MSG_FOLLOWERINFO, 0, 41);
+    m.aux = 4;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    lead_serve(z, 0, ZK_ZAB_MSG_LEADERINFO, &li);
+    ck_assert_uint_eq(li.type, ZK_ZAB_MSG_LEADERINFO);
+    m = msg_from2(ZK_ZAB_MSG_ACKEPOCH, 5, li.link);
+    m.aux = 4;                          /* 2's log is empty: zxid 0 */
+    m.flags = ZK_ZAB_MF_COUNTED;
+    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    int synced = 0;
+    while (zk_zab_has_ready(z) && !synced) {
+        struct zk_zab_ready rd;
+        zk_zab_ready(z, &rd);
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            const struct zk_zab_msg *x = &rd.msgs[i];
+            if (x->to != 2 || (x->type != ZK_ZAB_MSG_DIFF &&
+                               x->type != ZK_ZAB_MSG_SNAP &&
+                               x->type != ZK_ZAB_MSG_TRUNC))
+                continue;
+            ck_assert_uint_eq(x->aux, 0x300000024ull);
+            synced = 1;
+        }
+        zk_zab_advance(z);
+    }
+    ck_assert_int_eq(synced, 1);
+    zk_zab_status(z, &st);
+    ck_assert_int_eq(st.established, 0);  /* told before it was */
+    zk_zab_destroy(z);
+}
+END_TEST
+
 /* Takes z's Readies; returns how many ops of kind they held. */
 static int count_ops(struct zk_zab *z, uint32_t kind)
 {
@@ -1200,6 +1263,7 @@ Suite *zab_suite(void)
     tcase_add_test(api, observer_applies_in_the_logging_ready);
     tcase_add_test(api, learner_refuses_older_epoch);
     tcase_add_test(api, leader_refuses_overtaken_session_open);
+    tcase_add_test(api, leader_tells_learner_its_ids_while_syncing);
     tcase_add_test(api, observer_refuses_leader_older_than_applied);
     tcase_add_test(api, empty_store_abstains);
     tcase_add_test(api, lost_writes_abstain);
