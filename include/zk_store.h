@@ -339,6 +339,11 @@ int zk_store_batch_commit_lazy(struct zk_store_batch *b);
  * version a power cut goes back to; the log is trimmed up to it from the
  * next commit on. Any thread. */
 int zk_store_checkpoint(struct zk_store *s);
+/* After a commit failed with -ENOSPC on a full map: if the last
+ * checkpoint is behind the newest commit, takes one (pages freed since
+ * are held by its reader until then) and returns 1: the batch may be
+ * tried again, once. 0: nothing to gain. Writer thread, no batch open. */
+int zk_store_map_unpin(struct zk_store *s);
 void zk_store_batch_abort(struct zk_store_batch *b);
 /* sync 0: from now on the log's records (zk_store_batch_log) are written
  * at commit but not synced (truncations, installs and a full segment

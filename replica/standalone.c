@@ -157,20 +157,15 @@ static int batch_one(struct standalone *r, struct zk_store_batch *b,
     return rc;
 }
 
-/* Commits a list of proposals with one fsync. On failure every proposal in
- * the list gets the error and the replica's zxid/epoch go back to where the
- * batch started (nothing of it is in the store). */
-static void commit_batch(struct standalone *r, struct prop *list)
+/* One attempt at committing a list of proposals with one fsync: 0, or the
+ * error with nothing of the batch in the store, the replica's zxid/epoch
+ * back where they were and the results freed. */
+static int batch_try(struct standalone *r, struct prop *list)
 {
     uint64_t zxid0 = r->last_zxid, epoch0 = r->epoch;
     struct zk_store_batch *b = NULL;
-    int writes = 0, rc;
+    int rc = zk_store_batch_begin(r->store, &b);
 
-    for (struct prop *p = list; p; p = p->next)
-        writes += p->payload != NULL;
-    if (writes == 0)
-        return;                   /* only read barriers */
-    rc = zk_store_batch_begin(r->store, &b);
     for (struct prop *p = list; p && rc == 0; p = p->next)
         if (p->payload)
             rc = batch_one(r, b, p);
@@ -184,18 +179,43 @@ static void commit_batch(struct standalone *r, struct prop *list)
     }
     __atomic_add_fetch(&r->batches, 1, __ATOMIC_RELAXED);
     if (rc == 0)
-        return;
-    zk_log(ZK_LOG_WARN, "commit of %d transactions failed: %s", writes,
-           zk_strerror(rc));
+        return 0;
     __atomic_store_n(&r->last_zxid, zxid0, __ATOMIC_RELEASE);
     r->epoch = epoch0;
     for (struct prop *p = list; p; p = p->next) {
         if (!p->payload)
             continue;
-        p->err = rc;
         zk_apply_result_free(p->res);
         p->res = NULL;
     }
+    return rc;
+}
+
+/* Commits a list of proposals with one fsync. On failure every proposal in
+ * the list gets the error (nothing of it is in the store). A full map at
+ * the commit itself (LMDB needs pages to save its free list, also for a
+ * delete) is tried again once after a checkpoint lets the pages freed
+ * since the last one go, as a full map inside the batch is
+ * (zk_store_batch_apply): otherwise an `rm` on a full map could fail with
+ * ENOSPC until the next checkpoint (t_map_full). */
+static void commit_batch(struct standalone *r, struct prop *list)
+{
+    int writes = 0, rc;
+
+    for (struct prop *p = list; p; p = p->next)
+        writes += p->payload != NULL;
+    if (writes == 0)
+        return;                   /* only read barriers */
+    rc = batch_try(r, list);
+    if (rc == -ENOSPC && zk_store_map_unpin(r->store))
+        rc = batch_try(r, list);
+    if (rc == 0)
+        return;
+    zk_log(ZK_LOG_WARN, "commit of %d transactions failed: %s", writes,
+           zk_strerror(rc));
+    for (struct prop *p = list; p; p = p->next)
+        if (p->payload)
+            p->err = rc;
 }
 
 static void *commit_main(void *arg)

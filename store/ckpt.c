@@ -355,6 +355,13 @@ int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied)
     if (s->ck.inited)
         pthread_mutex_lock(&s->ck.mu);
     int rc = mdb_txn_commit(t);
+    /* LMDB's own codes are negative like our -errno, and its commit may
+     * return one (MDB_MAP_FULL: saving the freelist needs pages too): a
+     * caller would take it for ours and hand it on (a FUSE reply of
+     * -30792, which libfuse turns into ERANGE). A system errno (EIO,
+     * ENOSPC: positive) is left to the caller (batch.c, commit_err). */
+    if (rc < 0)
+        rc = zk__mdb_err(rc, "commit");
     /* (also when it failed: a kept reader renews for nothing) */
     atomic_fetch_add_explicit(&s->commits, 1, memory_order_release);
     if (rc == 0)
@@ -477,6 +484,11 @@ int zk__ckpt_unpin(struct zk_store *s)
     zk_log(ZK_LOG_INFO, "store: %s: map full; a checkpoint lets the pages "
            "freed since the last one go", s->dir);
     return ckpt_run(s, 0) == 0;
+}
+
+int zk_store_map_unpin(struct zk_store *s)
+{
+    return zk__ckpt_unpin(s);
 }
 
 int zk__ckpt_run(struct zk_store *s)
