@@ -341,9 +341,9 @@ static int timed_write(struct zk__ens *e)
 /* Loop: a batch written here (driver.h, write_here) instead of by the
  * worker, whose hand-off and report back are two thread switches — on
  * this kind of machine (idle vCPUs halt) each a wake-up of some 40 µs,
- * the larger part of an observer's CPU and a fifth of a replicated
- * write's latency (docs/performance.md, "Followers write their log on
- * the loop"). Which batches:
+ * the larger part of an observer's CPU and up to a fifth of a
+ * replicated write's latency (docs/performance.md, "Followers write
+ * their log on the loop"). Which batches:
  *  - an observer's small ones: lazy (st_commit: no flush, nobody waits
  *    for its disk), a log append and an apply of a few tens of µs;
  *  - a voter's with no message that would leave while the worker writes
@@ -354,7 +354,7 @@ static int timed_write(struct zk__ens *e)
  *    loop (busy: requests from the kernel queued, a reply waiting for
  *    the echo thread — 8 creators in one directory wait for replays that
  *    a loop blocked in a flush holds up).
- * Either only while batches take less than ENS_HERE_SLOW_US to write on
+ * Both only while batches take less than ENS_HERE_SLOW_US to write on
  * average (timed_write; it starts above that, so the loop writes only
  * once a few batches were seen to be fast): on a slow or shared disk,
  * or with ZKFS_TEST_FSYNC_DELAY_US, the mount's requests would wait for
