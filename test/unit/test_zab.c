@@ -998,16 +998,18 @@ static int lead_serve(struct zk_zab *z, uint64_t link, uint8_t type,
     return appended;
 }
 
-/* z (member 1 of cfg_three, restored in epoch 4 with an empty log: the
- * best candidate) is elected with 2's vote, proposes epoch 5 and is
- * established with 2 following (FOLLOWERINFO, ACKEPOCH, the ACK of
- * NEWLEADER), message by message. Returns the link it gave 2. */
-static uint64_t lead_with_2(struct zk_zab *z)
+/* z (member 1 of cfg_three, restored in epoch 4, its log ending at last:
+ * the best candidate, as 2's log is empty) is elected with 2's vote,
+ * proposes epoch 5 and gets 2's FOLLOWERINFO and ACKEPOCH, message by
+ * message; the Readies that sync 2 are left to the caller. Returns the
+ * link it gave 2. */
+static uint64_t lead_to_sync_2(struct zk_zab *z, uint64_t last)
 {
     struct zk_zab_status st;
-    struct zk_zab_msg m = msg_from2(ZK_ZAB_MSG_VOTE, 1, 4), li, nl;
+    struct zk_zab_msg m = msg_from2(ZK_ZAB_MSG_VOTE, 1, 4), li;
     m.leader = 1;                       /* LOOKING, round 1, for 1 */
     m.seq = m.aux = 4;
+    m.zxid = last;                      /* 1's history */
     ck_assert_int_eq(zk_zab_step(z, &m), 0);
     zk_zab_tick(z);                     /* FLE's finalize wait */
     zk_zab_status(z, &st);
@@ -1020,19 +1022,29 @@ static uint64_t lead_with_2(struct zk_zab *z)
     ck_assert_uint_eq(li.epoch, 5);
     ck_assert_uint_eq(li.zxid2, 41);
     m = msg_from2(ZK_ZAB_MSG_ACKEPOCH, 5, li.link);
-    m.aux = 4;
+    m.aux = 4;                          /* 2's log is empty: zxid 0 */
     m.flags = ZK_ZAB_MF_COUNTED;
     ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    return li.link;
+}
+
+/* z (as for lead_to_sync_2, with an empty log) is also established with
+ * 2 following (the ACK of NEWLEADER). Returns the link it gave 2. */
+static uint64_t lead_with_2(struct zk_zab *z)
+{
+    struct zk_zab_status st;
+    struct zk_zab_msg m, nl;
+    uint64_t link = lead_to_sync_2(z, 0);
     lead_serve(z, 0, ZK_ZAB_MSG_NEWLEADER, &nl);
     ck_assert_uint_eq(nl.type, ZK_ZAB_MSG_NEWLEADER);
-    m = msg_from2(ZK_ZAB_MSG_ACK, 5, li.link);
+    m = msg_from2(ZK_ZAB_MSG_ACK, 5, link);
     m.flags = ZK_ZAB_MF_SYNCED;
     ck_assert_int_eq(zk_zab_step(z, &m), 0);
     lead_serve(z, 0, 0, NULL);
     zk_zab_status(z, &st);
     ck_assert_int_eq(st.established, 1);
     ck_assert_uint_eq(st.epoch, 5);
-    return li.link;
+    return link;
 }
 
 /* Member 2's session id number ctr (incarnation 1). */
@@ -1123,23 +1135,7 @@ START_TEST(leader_tells_learner_its_ids_while_syncing)
     struct zk_zab *z = NULL;
     struct zk_zab_status st;
     ck_assert_int_eq(zk_zab_create(&cfg, &rs, &z), 0);
-    struct zk_zab_msg m = msg_from2(ZK_ZAB_MSG_VOTE, 1, 4), li;
-    m.leader = 1;                       /* for 1, with 1's history */
-    m.seq = m.aux = 4;
-    m.zxid = logged.zxid;
-    ck_assert_int_eq(zk_zab_step(z, &m), 0);
-    zk_zab_tick(z);
-    zk_zab_status(z, &st);
-    ck_assert_uint_eq(st.role, ZK_ZAB_LEADING);
-    m = msg_from2(ZK_ZAB_MSG_FOLLOWERINFO, 0, 41);
-    m.aux = 4;
-    ck_assert_int_eq(zk_zab_step(z, &m), 0);
-    lead_serve(z, 0, ZK_ZAB_MSG_LEADERINFO, &li);
-    ck_assert_uint_eq(li.type, ZK_ZAB_MSG_LEADERINFO);
-    m = msg_from2(ZK_ZAB_MSG_ACKEPOCH, 5, li.link);
-    m.aux = 4;                          /* 2's log is empty: zxid 0 */
-    m.flags = ZK_ZAB_MF_COUNTED;
-    ck_assert_int_eq(zk_zab_step(z, &m), 0);
+    lead_to_sync_2(z, logged.zxid);
     int synced = 0;
     while (zk_zab_has_ready(z) && !synced) {
         struct zk_zab_ready rd;
