@@ -142,16 +142,23 @@ static int slow(const struct zk__fs_echo_item *it)
            (it->kind >= ZK__ECHO_R_CREATE && it->kind != ZK__ECHO_BARRIER);
 }
 
+/* A barrier's reply may go: called back, and no longer counted as
+ * waited for (zk__fs_echo_waited_for). Loop thread. */
+static void barrier_done(struct zk__fs_echo *e,
+                         const struct zk__fs_echo_item *it)
+{
+    e->barriers_out--;
+    it->cb(it->cb_arg);
+}
+
 /* Frees work that will not be done; barriers still call back (a reply
  * waits on each). Loop thread, while the session exists. */
 static void discard(struct zk__fs_echo *e, struct zk__fs_echo_item *it)
 {
     while (it) {
         struct zk__fs_echo_item *next = it->next;
-        if (it->kind == ZK__ECHO_BARRIER) {
-            e->barriers_out--;
-            it->cb(it->cb_arg);
-        }
+        if (it->kind == ZK__ECHO_BARRIER)
+            barrier_done(e, it);
         free(it);
         it = next;
     }
@@ -929,8 +936,7 @@ static void on_back(uv_async_t *h)
         list = it->next;
         if (it->kind == ZK__ECHO_BARRIER) {
             zk__fs_barrier_waited(fs, it->t0_ns);
-            e->barriers_out--;
-            it->cb(it->cb_arg);
+            barrier_done(e, it);
         } else {
             zk__fs_delete_ino(fs, it->ino);
         }
