@@ -97,19 +97,20 @@ static int collect(struct zk_store *s, MDB_txn *t, struct zk__snap_filter *f)
         const uint8_t *p = v.mv_data;
         if (k.mv_size != 8 || v.mv_size < ZK__NODE_FIXED_SIZE) {
             rc = ZK_ECORRUPT;
-            break;
+            goto done;
         }
         if (zk_get_be64(p + NODE_OFF_EPHEMERAL) == 0)
             continue;
         f->ephem_bytes += zk_get_be32(p + NODE_OFF_DATALEN);
         rc = add(f, zk_get_be64(k.mv_data), zk_get_be64(p));
         if (rc != 0)
-            break;
+            goto done;
     }
+    /* LMDB's code, never passed on as is: its own are negative too. */
+    rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "backup read");
+done:
     mdb_cursor_close(c);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    return rc < 0 ? rc : zk__mdb_err(rc, "backup read");
+    return rc;
 }
 
 int zk__snap_filter_new(struct zk_store *s, MDB_txn *t,

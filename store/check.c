@@ -64,12 +64,14 @@ static int each(struct chk *c, MDB_dbi dbi,
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
         if ((rc = fn(c, &k, &v)) != 0)
-            break;
+            goto done;
     }
+    /* LMDB's code, never passed on as is: its own are negative too (a
+     * damaged page, which is what a check is run for). */
+    rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "check read");
+done:
     mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    return rc < 0 ? rc : zk__mdb_err(rc, "check read");
+    return rc;
 }
 
 /* Entries under dir: how many (stops counting past limit + 1). */
@@ -382,8 +384,10 @@ static int reach(struct chk *c)
         uint8_t kb[8];
         zk_put_be64(kb, dir);
         MDB_val k = {8, kb}, v;
-        if ((rc = mdb_cursor_open(c->t, c->s->dirents, &cur)) != 0)
+        if ((rc = mdb_cursor_open(c->t, c->s->dirents, &cur)) != 0) {
+            rc = zk__mdb_err(rc, "check cursor");
             break;
+        }
         int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         for (; r == 0 && k.mv_size >= 8 && zk_get_be64(k.mv_data) == dir &&
                v.mv_size == 8; r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -408,8 +412,6 @@ static int reach(struct chk *c)
         mdb_cursor_close(cur);
     }
     free(stack);
-    if (rc > 0)
-        rc = zk__mdb_err(rc, "check cursor");
     if (rc == 0 && reached != c->st->znodes)
         problem(c, "tree", "%" PRIu64 " znodes, %" PRIu64 " reached from the "
                 "root (%s)", c->st->znodes, reached, reached > c->st->znodes

@@ -200,16 +200,21 @@ static int session_inos(struct zk_store *s, MDB_txn *txn, uint64_t session,
             uint64_t *m = realloc(inos, cap * sizeof(*m));
             if (m == NULL) {
                 rc = -ENOMEM;
-                break;
+                goto done;
             }
             inos = m;
         }
         inos[n++] = zk_get_be64(k.mv_data);
     }
+    /* LMDB's codes are negative like ours (a damaged page:
+     * MDB_PAGE_NOTFOUND); passed on as is, zk__apply_txn would take one
+     * for the op's deterministic failure instead of a fatal error. */
+    rc = rc == MDB_NOTFOUND ? 0 : zk__mdb_err(rc, "lock scan");
+done:
     mdb_cursor_close(c);
-    if (rc != MDB_NOTFOUND) {
+    if (rc != 0) {
         free(inos);
-        return rc < 0 ? rc : zk__mdb_err(rc, "lock scan");
+        return rc;
     }
     *out = inos;
     *n_out = n;

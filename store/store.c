@@ -447,6 +447,7 @@ static int log_migrate(struct zk_store *s)
     MDB_cursor *c = NULL;
     MDB_val k, v;
     uint64_t n = 0;
+    int err = 0;        /* ours; rc holds only LMDB's (negative too) */
     int rc = zk_store_batch_begin(s, &b);
     if (rc != 0)
         return rc;
@@ -459,20 +460,21 @@ static int log_migrate(struct zk_store *s)
     if (rc == 0)
         rc = mdb_cursor_open(b->txn, log, &c);
     int op = MDB_FIRST;
-    while (rc == 0 && (rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+    while (rc == 0 && err == 0 &&
+           (rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
         op = MDB_NEXT;
-        rc = k.mv_size != 8 ? ZK_ECORRUPT
-                            : zk_store_batch_log(b, zk_get_be64(k.mv_data),
-                                                 v.mv_data, v.mv_size);
+        err = k.mv_size != 8 ? ZK_ECORRUPT
+                             : zk_store_batch_log(b, zk_get_be64(k.mv_data),
+                                                  v.mv_data, v.mv_size);
         n++;
     }
     if (c != NULL)
         mdb_cursor_close(c);
     if (rc == MDB_NOTFOUND)
         rc = mdb_drop(b->txn, log, 1);
-    if (rc != 0) {
+    if (rc != 0 || err != 0) {
         zk_store_batch_abort(b);
-        return rc < 0 ? rc : zk__mdb_err(rc, "log migration");
+        return err != 0 ? err : zk__mdb_err(rc, "log migration");
     }
     rc = zk_store_batch_commit(b);
     if (rc == 0)

@@ -257,7 +257,8 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
                    uint64_t trickle_us);
 int zk__ckpt_capture(struct zk_store *s, uint64_t txnid, uint64_t applied);
 /* Commits t (a write txn of s), counts it for the kept readers and
- * captures it (under ck.mu); LMDB's error, or ckpt's negative one. */
+ * captures it (under ck.mu); a system errno from LMDB as it is (positive:
+ * batch.c, commit_err), or a negative one (LMDB's own codes mapped). */
 int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied);
 int zk__ckpt_run(struct zk_store *s);
 /* Writer, when a write found the map full: if the last checkpoint is
