@@ -139,8 +139,20 @@ void zk_apply_result_free(struct zk_apply_result *res);
  *   ZKFS_LOG_KEEP        log entries kept behind the last applied zxid
  *                        (default ZK_LOG_KEEP).
  *   ZKFS_WAL_SEGMENT_BYTES  size of the log's segment files (default
- *                        4 MiB, at least 4096). */
+ *                        4 MiB, at least 4096).
+ *   ZKFS_DISK_RESERVE_BYTES  zk_store_room's reserve (default 16 MiB;
+ *                        0: none). */
 int zk_store_open(const char *dir, int create, struct zk_store **out);
+
+/* Whether a write of about need bytes should be taken: -ENOSPC when it
+ * would leave less than the reserve (ZKFS_DISK_RESERVE_BYTES) free on the
+ * data directory's file system, else 0. Asked before a proposal that adds
+ * data (replica.c), so that a disk fills up with the writer told ENOSPC
+ * and room left for the deletes that free it, instead of every replica
+ * of an ensemble (they hold the same data) failing to store a committed
+ * batch at about the same time. Logs when its answer changes. Any
+ * thread. */
+int zk_store_room(struct zk_store *s, uint64_t need);
 
 /* Closes the store. No batch may be open and no reader may be inside a
  * call. s must not be used again. */

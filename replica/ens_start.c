@@ -536,6 +536,7 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
     if (!e)
         return -ENOMEM;
     e->base.ops = &ens_ops;
+    e->base.store = opts->store;
     /* A write to a peer that just closed must be an EPIPE error on that
      * connection, not the death of the process (fs/ does the same). */
     signal(SIGPIPE, SIG_IGN);

@@ -6,6 +6,8 @@
  */
 #include "replica_int.h"
 
+#include "zk_store.h"
+
 #include <stdlib.h>
 #include <time.h>
 
@@ -26,6 +28,22 @@ int zk__replica_encode(const struct zk_txn *txn, uint8_t **out,
     return zk_txn_encode(&stamped, out, out_len);
 }
 
+/* Whether txn adds a znode or data: one that only removes, renames,
+ * changes attributes, opens or closes a session, locks or checks takes
+ * a few bytes of log and is let through even when the disk is low
+ * (zk_store_room): it is how room is made again, and a mount needs its
+ * session and read barriers to work at all. */
+static int txn_adds(const struct zk_txn *txn)
+{
+    for (size_t i = 0; i < txn->nops; i++) {
+        const struct zk_op *op = &txn->ops[i];
+        if (op->type == ZK_OP_CREATE || op->type == ZK_OP_APPEND ||
+            (op->type == ZK_OP_SET_DATA && op->data_len > 0))
+            return 1;
+    }
+    return 0;
+}
+
 int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
                        zk_replica_done_cb cb, void *arg)
 {
@@ -35,6 +53,15 @@ int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
 
     if (rc)
         return rc;
+    /* Refused here, before anything is sent: known not to be applied, so
+     * ENOSPC is the writer's answer (a batch that fails on a full disk
+     * once proposed gets EIO: it may be committed elsewhere). Each
+     * replica asks its own disk; those of an ensemble hold the same
+     * data, so the one a write comes through stands for all. */
+    if (r->store && txn_adds(txn) && (rc = zk_store_room(r->store, len))) {
+        free(buf);
+        return rc;
+    }
     rc = r->ops->propose(r, buf, len, cb, arg);
     if (rc)
         free(buf);

@@ -33,6 +33,7 @@ struct zk__replica_ops {
 
 struct zk_replica {
     const struct zk__replica_ops *ops;
+    struct zk_store *store;          /* opts->store: zk_store_room */
 };
 
 /* Stamps txn (time_ms 0 means "now", wall clock) and encodes it into a

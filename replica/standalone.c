@@ -520,6 +520,7 @@ int zk_replica_start(const struct zk_replica_opts *opts,
     if (!r)
         return -ENOMEM;
     r->base.ops = &sa_ops;
+    r->base.store = opts->store;
     r->loop = opts->loop;
     r->store = opts->store;
     r->applied = opts->applied;

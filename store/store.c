@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -541,6 +542,8 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
     s->lock_fd = -1;
     s->log_keep = env_u64("ZKFS_LOG_KEEP", ZK_LOG_KEEP);
     s->wal_seg_bytes = env_u64("ZKFS_WAL_SEGMENT_BYTES", ZK__WAL_SEG_BYTES);
+    s->reserve_bytes = env_u64z("ZKFS_DISK_RESERVE_BYTES",
+                                ZK__DISK_RESERVE_BYTES);
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_mutex_init(&s->wal_mu, NULL);
     if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
@@ -571,6 +574,55 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
 fail:
     zk_store_close(s);
     return rc;
+}
+
+/* Bytes in LMDB's free pages (its freelist: what later commits reuse
+ * before the file grows), as mdb_stat -f counts them; 0 if unknown. */
+static uint64_t free_page_bytes(struct zk_store *s)
+{
+    MDB_txn *t;
+    MDB_cursor *c;
+    MDB_val k, v;
+    MDB_envinfo ei;
+    MDB_stat st;
+    uint64_t pages = 0;
+
+    if (mdb_env_info(s->env, &ei) != 0 || mdb_env_stat(s->env, &st) != 0 ||
+        zk__rd_begin(s, &t) != 0)
+        return 0;
+    if (mdb_cursor_open(t, 0, &c) == 0) {        /* FREE_DBI */
+        while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+            if (v.mv_size >= sizeof(size_t))
+                pages += *(const size_t *)v.mv_data;   /* an IDL's count */
+        mdb_cursor_close(c);
+    }
+    zk__rd_end(s, t);
+    return pages * st.ms_psize;
+}
+
+int zk_store_room(struct zk_store *s, uint64_t need)
+{
+    struct statvfs sv;
+
+    if (s->reserve_bytes == 0 || fstatvfs(s->lock_fd, &sv) != 0)
+        return 0;   /* (a file system that cannot say: the write decides) */
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t want = s->reserve_bytes > UINT64_MAX - need
+                        ? UINT64_MAX : s->reserve_bytes + need;
+    /* LMDB's file never shrinks: after deletes the room is in its free
+     * pages, which the next writes take before they grow the file. */
+    uint64_t spare = avail < want ? free_page_bytes(s) : 0;
+    int low = avail + spare < want;
+    if (atomic_exchange(&s->room_low, low) != low)
+        zk_log(low ? ZK_LOG_WARN : ZK_LOG_INFO,
+               "store: %s: %llu bytes free on its file system and %llu in "
+               "its free pages, %s the reserve of %llu "
+               "(ZKFS_DISK_RESERVE_BYTES): %s", s->dir,
+               (unsigned long long)avail, (unsigned long long)spare,
+               low ? "under" : "above", (unsigned long long)s->reserve_bytes,
+               low ? "writes that add data fail with ENOSPC, deletes go on"
+                   : "writes go on");
+    return low ? -ENOSPC : 0;
 }
 
 void zk_store_close(struct zk_store *s)

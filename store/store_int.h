@@ -48,6 +48,9 @@
 #define ZK__READ_RETRY_MAX    64            /* read txn restarts (see rd_begin) */
 /* A commit failing with EIO while less than this is free is a full disk. */
 #define ZK__ENOSPC_SLACK_BYTES (4u * 1024 * 1024)
+/* zk_store_room's default reserve: a new log segment (ZK__WAL_SEG_BYTES)
+ * and LMDB's copy-on-write pages for a few batches, with room to spare. */
+#define ZK__DISK_RESERVE_BYTES (16u * 1024 * 1024)
 
 /* Checkpoints of the LMDB file (ckpt.c). mu: the capture (the writer
  * holds it from mdb_txn_commit to the capture); io_mu: one checkpoint at
@@ -90,6 +93,8 @@ struct zk_store {
     pthread_mutex_t wal_mu;
     struct zk__wal *wal;
     uint64_t wal_gen, wal_seg_bytes;
+    uint64_t reserve_bytes;          /* zk_store_room                  */
+    atomic_int room_low;             /* its last answer was -ENOSPC    */
     int log_nosync;                  /* zk_store_log_sync(s, 0)        */
     char dir[PATH_MAX];
     /* last_applied of the last LMDB commit; what a lazy commit left

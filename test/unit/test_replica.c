@@ -1,8 +1,9 @@
 /*
  * test_replica.c — the standalone replica's write path: proposals are
  * committed and applied in order, answers arrive on the loop, the read
- * barrier waits for earlier writes, every start takes a new epoch, and the
- * sessions of an earlier run (and their ephemerals) are closed.
+ * barrier waits for earlier writes, every start takes a new epoch, the
+ * sessions of an earlier run (and their ephemerals) are closed, and a
+ * disk under its reserve refuses what adds data.
  */
 #include <check.h>
 #include <errno.h>
@@ -221,6 +222,49 @@ START_TEST(stop_closes_session)
 }
 END_TEST
 
+/* A disk under its reserve (ZKFS_DISK_RESERVE_BYTES, read at the store's
+ * open; here more than any disk has): what adds a znode or data is
+ * refused at once with -ENOSPC, proposed nowhere and never answered; what
+ * removes (a delete, a truncation to empty) and the read barrier go on.
+ * 0 turns the reserve off. */
+START_TEST(disk_reserve_refuses_what_adds)
+{
+    struct answer a[4];
+    struct env e;
+    static const uint8_t data[] = "x";
+
+    memset(a, 0, sizeof(a));
+    setenv("ZKFS_DISK_RESERVE_BYTES", "1125899906842624", 1);  /* 1 PiB */
+    env_init(&e);
+    ck_assert_int_eq(propose_create(&e, "/new", 0, &a[0]), -ENOSPC);
+    struct zk_op set = {.type = ZK_OP_SET_DATA, .version = -1, .path = "/",
+                        .path_len = 1, .data = data, .data_len = 1};
+    struct zk_txn txn = {.nops = 1, .ops = &set};
+    ck_assert_int_eq(zk_replica_propose(e.r, &txn, on_done, &a[0]), -ENOSPC);
+    set.data_len = 0;                      /* a truncation: goes on */
+    ck_assert_int_eq(zk_replica_propose(e.r, &txn, on_done, &a[1]), 0);
+    struct zk_op del = {.type = ZK_OP_DELETE, .version = -1, .path = "/gone",
+                        .path_len = 5};
+    txn.ops = &del;
+    ck_assert_int_eq(zk_replica_propose(e.r, &txn, on_done, &a[2]), 0);
+    ck_assert_int_eq(zk_replica_sync(e.r, on_done, &a[3]), 0);
+    wait_all(&e, a + 1, 3);
+    ck_assert_int_eq(a[0].done, 0);        /* the refused: no answer */
+    ck_assert_int_eq(a[2].err, 0);
+    ck_assert_int_eq(a[2].txn_err, -ENOENT);
+    env_stop(&e, 1);
+
+    setenv("ZKFS_DISK_RESERVE_BYTES", "0", 1);
+    env_start(&e);
+    ck_assert_int_eq(propose_create(&e, "/new", 0, &a[0]), 0);
+    wait_all(&e, a, 1);
+    ck_assert_int_eq(a[0].txn_err, 0);
+    unsetenv("ZKFS_DISK_RESERVE_BYTES");
+    env_stop(&e, 1);
+    env_fini(&e);
+}
+END_TEST
+
 Suite *replica_suite(void);
 Suite *replica_suite(void)
 {
@@ -231,6 +275,7 @@ Suite *replica_suite(void)
     tcase_add_test(tc, failed_txn_is_answered);
     tcase_add_test(tc, restart_new_epoch_closes_old_session);
     tcase_add_test(tc, stop_closes_session);
+    tcase_add_test(tc, disk_reserve_refuses_what_adds);
     suite_add_tcase(s, tc);
     return s;
 }

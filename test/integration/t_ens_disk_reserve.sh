@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# t_ens_disk_reserve.sh — every replica's disk fills up at once, as it does
+# when they hold the same data on disks of one size (SPEC 5: "a full disk:
+# ENOSPC to the writer, the ensemble stays consistent"). Each replica's
+# data directory is on a 12 MiB tmpfs and keeps a 6 MiB reserve
+# (ZKFS_DISK_RESERVE_BYTES; replica.c asks zk_store_room before a write
+# that adds data). What must hold: writes through any mount go on until
+# one fails with ENOSPC (not EIO, not a hang), no replica's store fails (a
+# store that fails stops its replica: with all three, the ensemble), what
+# was acknowledged is on every mount, deletes go on while the disks are
+# low, and the room they free (LMDB's free pages: its file never shrinks)
+# takes new writes again. Without the reserve all three stores failed on
+# one batch and the writer got EIO (t_ens_full_disk tests that path, one
+# replica).
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+# shellcheck source=ens_lib.sh
+. "$here/ens_lib.sh"
+
+ens_setup 3
+for i in 1 2 3; do zk_tmpfs "$(ens_data "$i")" 12m; done
+export ZKFS_MAP_SIZE_BYTES=$((256 * 1024 * 1024))
+export ZKFS_DISK_RESERVE_BYTES=$((6 * 1024 * 1024))
+ens_start_all
+
+declare -A SUMS=()
+# fill FROM: 200 kB files fFROM, fFROM+1, ... through mounts 1, 2, 3 in
+# turn until one fails (at most 60); the failure must be ENOSPC. Sets
+# LAST to the number of the write that failed.
+fill() {
+    local i err
+    LAST=
+    for i in $(seq "$1" $(($1 + 59))); do
+        head -c 204800 /dev/urandom >"$ZK_TMP/blob"
+        # dd, not bash's >: a new file's commit is its close, and dd
+        # reports close()'s error
+        if ! err=$(dd if="$ZK_TMP/blob" of="$(ens_mnt $((i % 3 + 1)))/f$i" \
+                   bs=64k status=none 2>&1); then
+            LAST=$i
+            log "write $i (mount $((i % 3 + 1))) failed: $err"
+            assert_match "No space left on device" "$err" "the writer's error"
+            return 0
+        fi
+        SUMS[f$i]=$(sha256sum <"$ZK_TMP/blob")
+    done
+}
+
+log "writing until the disks are down to their reserve"
+fill 1
+[ -n "$LAST" ] || fail "60 x 200 kB fitted on 12 MiB disks"
+[ "$LAST" -gt 5 ] || fail "only $((LAST - 1)) writes before ENOSPC"
+for i in 1 2 3; do
+    if grep -m1 "writing to the store failed" "$ZK_TMP/zkfs.r$i.log"; then
+        fail "replica $i's store failed: the reserve did not keep it"
+    fi
+done
+grep -q "under the reserve" "$ZK_TMP/zkfs.r$((LAST % 3 + 1)).log" ||
+    fail "the refusing replica did not log why"
+# a retry fails the same way, at once (refused before it is proposed)
+t0=$SECONDS
+err=$(head -c 204800 /dev/urandom | dd of="$(ens_mnt 2)/again" bs=64k \
+      status=none 2>&1) && fail "a write succeeded on a disk at its reserve"
+assert_match "No space left on device" "$err" "the retry's error"
+[ $((SECONDS - t0)) -le 5 ] || fail "the refused write took $((SECONDS - t0)) s"
+[ -e "$(ens_mnt 2)/again" ] && fail "the refused write left its file"
+
+log "what was acknowledged is on every mount"
+ens_wait_synced
+for m in 1 2 3; do
+    for f in "${!SUMS[@]}"; do
+        assert_eq "${SUMS[$f]}" "$(sha256sum <"$(ens_mnt "$m")/$f")" "$f on mount $m"
+    done
+done
+
+log "deletes go on while the disks are low, and make room"
+n=0
+for f in "${!SUMS[@]}"; do
+    rm "$(ens_mnt $((n % 3 + 1)))/$f" || fail "rm $f while the disks are low"
+    unset "SUMS[$f]"
+    n=$((n + 1))
+    [ $n -lt $(((LAST - 1) * 2 / 3)) ] || break
+done
+log "deleted $n of $((LAST - 1)) files"
+first=$LAST
+fill "$LAST"
+[ -n "$LAST" ] || fail "the disks never filled again"
+[ $((LAST - first)) -ge 2 ] ||
+    fail "only $((LAST - first)) writes fitted in the room $n deletes freed"
+log "$((LAST - first)) new writes fitted, then ENOSPC again"
+for i in 1 2 3; do
+    if grep -m1 "writing to the store failed" "$ZK_TMP/zkfs.r$i.log"; then
+        fail "replica $i's store failed after the deletes"
+    fi
+done
+
+ens_wait_synced
+for f in "${!SUMS[@]}"; do
+    assert_eq "${SUMS[$f]}" "$(sha256sum <"$(ens_mnt 3)/$f")" "$f on mount 3"
+done
+ens_trees_identical
+for i in 1 2 3; do ens_stop "$i"; done
