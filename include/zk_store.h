@@ -146,7 +146,8 @@ int zk_store_open(const char *dir, int create, struct zk_store **out);
 
 /* Whether a write of about need bytes should be taken: -ENOSPC when it
  * would leave less than the reserve (ZKFS_DISK_RESERVE_BYTES) free on the
- * data directory's file system, else 0. Asked before a proposal that adds
+ * data directory's file system or in LMDB's map (free pages counted),
+ * else 0. Asked before a proposal that adds
  * data (replica.c), so that a disk fills up with the writer told ENOSPC
  * and room left for the deletes that free it, instead of every replica
  * of an ensemble (they hold the same data) failing to store a committed

@@ -576,19 +576,16 @@ fail:
     return rc;
 }
 
-/* Bytes in LMDB's free pages (its freelist: what later commits reuse
- * before the file grows), as mdb_stat -f counts them; 0 if unknown. */
-static uint64_t free_page_bytes(struct zk_store *s)
+/* Pages on LMDB's freelist (what later commits reuse before the file
+ * grows), as mdb_stat -f counts them; 0 if unknown. */
+static uint64_t free_pages(struct zk_store *s)
 {
     MDB_txn *t;
     MDB_cursor *c;
     MDB_val k, v;
-    MDB_envinfo ei;
-    MDB_stat st;
     uint64_t pages = 0;
 
-    if (mdb_env_info(s->env, &ei) != 0 || mdb_env_stat(s->env, &st) != 0 ||
-        zk__rd_begin(s, &t) != 0)
+    if (zk__rd_begin(s, &t) != 0)
         return 0;
     if (mdb_cursor_open(t, 0, &c) == 0) {        /* FREE_DBI */
         while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
@@ -597,29 +594,39 @@ static uint64_t free_page_bytes(struct zk_store *s)
         mdb_cursor_close(c);
     }
     zk__rd_end(s, t);
-    return pages * st.ms_psize;
+    return pages;
 }
 
 int zk_store_room(struct zk_store *s, uint64_t need)
 {
     struct statvfs sv;
+    MDB_envinfo ei;
+    MDB_stat st;
 
-    if (s->reserve_bytes == 0 || fstatvfs(s->lock_fd, &sv) != 0)
-        return 0;   /* (a file system that cannot say: the write decides) */
-    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (s->reserve_bytes == 0 || fstatvfs(s->lock_fd, &sv) != 0 ||
+        mdb_env_info(s->env, &ei) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;   /* (cannot say: the write decides) */
     uint64_t want = s->reserve_bytes > UINT64_MAX - need
                         ? UINT64_MAX : s->reserve_bytes + need;
+    /* Two limits: the file system, and LMDB's map (ZKFS_MAP_SIZE_BYTES),
+     * which a full one wedges for good: every replica fails the same
+     * batch again at each new core, and no delete gets through. */
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t used = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
+    uint64_t map_left = ei.me_mapsize > used ? ei.me_mapsize - used : 0;
     /* LMDB's file never shrinks: after deletes the room is in its free
-     * pages, which the next writes take before they grow the file. */
-    uint64_t spare = avail < want ? free_page_bytes(s) : 0;
-    int low = avail + spare < want;
+     * pages, which the next writes take first. */
+    uint64_t spare = avail < want || map_left < want
+                         ? free_pages(s) * st.ms_psize : 0;
+    int low = avail + spare < want || map_left + spare < want;
     if (atomic_exchange(&s->room_low, low) != low)
         zk_log(low ? ZK_LOG_WARN : ZK_LOG_INFO,
-               "store: %s: %llu bytes free on its file system and %llu in "
-               "its free pages, %s the reserve of %llu "
+               "store: %s: %llu bytes free on its file system, %llu in its "
+               "map and %llu in its free pages: %s the reserve of %llu "
                "(ZKFS_DISK_RESERVE_BYTES): %s", s->dir,
-               (unsigned long long)avail, (unsigned long long)spare,
-               low ? "under" : "above", (unsigned long long)s->reserve_bytes,
+               (unsigned long long)avail, (unsigned long long)map_left,
+               (unsigned long long)spare, low ? "under" : "above",
+               (unsigned long long)s->reserve_bytes,
                low ? "writes that add data fail with ENOSPC, deletes go on"
                    : "writes go on");
     return low ? -ENOSPC : 0;

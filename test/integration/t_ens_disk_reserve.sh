@@ -11,7 +11,10 @@
 # low, and the room they free (LMDB's free pages: its file never shrinks)
 # takes new writes again. Without the reserve all three stores failed on
 # one batch and the writer got EIO (t_ens_full_disk tests that path, one
-# replica).
+# replica). Then the same with LMDB's map as the limit (4 MiB,
+# ZKFS_MAP_SIZE_BYTES, on a large disk; a 1 MiB reserve): without the
+# reserve a full map wedged the ensemble for good (each new core failed
+# the same batch again, and no delete got through).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
@@ -20,11 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 ens_setup 3
 for i in 1 2 3; do zk_tmpfs "$(ens_data "$i")" 12m; done
-export ZKFS_MAP_SIZE_BYTES=$((256 * 1024 * 1024))
-export ZKFS_DISK_RESERVE_BYTES=$((6 * 1024 * 1024))
-ens_start_all
 
-declare -A SUMS=()
 # fill FROM: 200 kB files fFROM, fFROM+1, ... through mounts 1, 2, 3 in
 # turn until one fails (at most 60); the failure must be ENOSPC. Sets
 # LAST to the number of the write that failed.
@@ -46,57 +45,78 @@ fill() {
     done
 }
 
-log "writing until the disks are down to their reserve"
-fill 1
-[ -n "$LAST" ] || fail "60 x 200 kB fitted on 12 MiB disks"
-[ "$LAST" -gt 5 ] || fail "only $((LAST - 1)) writes before ENOSPC"
-for i in 1 2 3; do
-    if grep -m1 "writing to the store failed" "$ZK_TMP/zkfs.r$i.log"; then
-        fail "replica $i's store failed: the reserve did not keep it"
-    fi
-done
-grep -q "under the reserve" "$ZK_TMP/zkfs.r$((LAST % 3 + 1)).log" ||
-    fail "the refusing replica did not log why"
-# a retry fails the same way, at once (refused before it is proposed)
-t0=$SECONDS
-err=$(head -c 204800 /dev/urandom | dd of="$(ens_mnt 2)/again" bs=64k \
-      status=none 2>&1) && fail "a write succeeded on a disk at its reserve"
-assert_match "No space left on device" "$err" "the retry's error"
-[ $((SECONDS - t0)) -le 5 ] || fail "the refused write took $((SECONDS - t0)) s"
-[ -e "$(ens_mnt 2)/again" ] && fail "the refused write left its file"
-
-log "what was acknowledged is on every mount"
-ens_wait_synced
-for m in 1 2 3; do
-    for f in "${!SUMS[@]}"; do
-        assert_eq "${SUMS[$f]}" "$(sha256sum <"$(ens_mnt "$m")/$f")" "$f on mount $m"
+# run_case WHAT: the three replicas started on empty data directories (with
+# the environment the caller set), filled, emptied in part, filled again.
+run_case() {
+    declare -gA SUMS=()
+    ens_start_all
+    log "$1: writing until the room is down to the reserve"
+    fill 1
+    [ -n "$LAST" ] || fail "$1: 60 x 200 kB fitted"
+    [ "$LAST" -gt 5 ] || fail "only $((LAST - 1)) writes before ENOSPC"
+    for i in 1 2 3; do
+        if grep -m1 "writing to the store failed" "$ZK_TMP/zkfs.r$i.log"; then
+            fail "replica $i's store failed: the reserve did not keep it"
+        fi
     done
-done
+    grep -q "under the reserve" "$ZK_TMP/zkfs.r$((LAST % 3 + 1)).log" ||
+        fail "the refusing replica did not log why"
+    # a retry fails the same way, at once (refused before it is proposed)
+    t0=$SECONDS
+    err=$(head -c 204800 /dev/urandom | dd of="$(ens_mnt 2)/again" bs=64k \
+          status=none 2>&1) && fail "a write succeeded on a disk at its reserve"
+    assert_match "No space left on device" "$err" "the retry's error"
+    [ $((SECONDS - t0)) -le 5 ] || fail "the refused write took $((SECONDS - t0)) s"
+    [ -e "$(ens_mnt 2)/again" ] && fail "the refused write left its file"
 
-log "deletes go on while the disks are low, and make room"
-n=0
-for f in "${!SUMS[@]}"; do
-    rm "$(ens_mnt $((n % 3 + 1)))/$f" || fail "rm $f while the disks are low"
-    unset "SUMS[$f]"
-    n=$((n + 1))
-    [ $n -lt $(((LAST - 1) * 2 / 3)) ] || break
-done
-log "deleted $n of $((LAST - 1)) files"
-first=$LAST
-fill "$LAST"
-[ -n "$LAST" ] || fail "the disks never filled again"
-[ $((LAST - first)) -ge 2 ] ||
-    fail "only $((LAST - first)) writes fitted in the room $n deletes freed"
-log "$((LAST - first)) new writes fitted, then ENOSPC again"
+    log "what was acknowledged is on every mount"
+    ens_wait_synced
+    for m in 1 2 3; do
+        for f in "${!SUMS[@]}"; do
+            assert_eq "${SUMS[$f]}" "$(sha256sum <"$(ens_mnt "$m")/$f")" "$f on mount $m"
+        done
+    done
+
+    log "deletes go on while the disks are low, and make room"
+    n=0
+    for f in "${!SUMS[@]}"; do
+        rm "$(ens_mnt $((n % 3 + 1)))/$f" || fail "rm $f while the disks are low"
+        unset "SUMS[$f]"
+        n=$((n + 1))
+        [ $n -lt $(((LAST - 1) * 2 / 3)) ] || break
+    done
+    log "deleted $n of $((LAST - 1)) files"
+    first=$LAST
+    fill "$LAST"
+    [ -n "$LAST" ] || fail "the disks never filled again"
+    [ $((LAST - first)) -ge 2 ] ||
+        fail "only $((LAST - first)) writes fitted in the room $n deletes freed"
+    log "$((LAST - first)) new writes fitted, then ENOSPC again"
+    for i in 1 2 3; do
+        if grep -m1 "writing to the store failed" "$ZK_TMP/zkfs.r$i.log"; then
+            fail "replica $i's store failed after the deletes"
+        fi
+    done
+
+    ens_wait_synced
+    for f in "${!SUMS[@]}"; do
+        assert_eq "${SUMS[$f]}" "$(sha256sum <"$(ens_mnt 3)/$f")" "$f on mount 3"
+    done
+    ens_trees_identical
+    for i in 1 2 3; do ens_stop "$i"; done
+}
+
+log "the disks are the limit: 12 MiB each, a 6 MiB reserve"
+export ZKFS_MAP_SIZE_BYTES=$((256 * 1024 * 1024))
+export ZKFS_DISK_RESERVE_BYTES=$((6 * 1024 * 1024))
+run_case disks
+
+log "LMDB's map is the limit: 4 MiB, on 64 MiB disks, a 1 MiB reserve"
 for i in 1 2 3; do
-    if grep -m1 "writing to the store failed" "$ZK_TMP/zkfs.r$i.log"; then
-        fail "replica $i's store failed after the deletes"
-    fi
+    rm -rf "$(ens_data "$i")"/*
+    : >"$ZK_TMP/zkfs.r$i.log"      # (what the greps above look for)
+    mount -o remount,size=64m "$(ens_data "$i")"
 done
-
-ens_wait_synced
-for f in "${!SUMS[@]}"; do
-    assert_eq "${SUMS[$f]}" "$(sha256sum <"$(ens_mnt 3)/$f")" "$f on mount 3"
-done
-ens_trees_identical
-for i in 1 2 3; do ens_stop "$i"; done
+export ZKFS_MAP_SIZE_BYTES=$((4 * 1024 * 1024))
+export ZKFS_DISK_RESERVE_BYTES=$((1024 * 1024))
+run_case maps

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The store's map is full (ZKFS_MAP_SIZE_BYTES small): the writer gets
-# ENOSPC, earlier data is intact, deleting makes room again.
+# ENOSPC, earlier data is intact, deleting makes room again. The reserve
+# is off (ZKFS_DISK_RESERVE_BYTES=0), so that the store itself meets the
+# full map; t_ens_disk_reserve has the reserve before a full map.
 . "$(dirname "$0")/lib.sh"
 
 M=$ZK_TMP/mnt
 export ZKFS_MAP_SIZE_BYTES=$((4 * 1024 * 1024))
+export ZKFS_DISK_RESERVE_BYTES=0
 zk_start "$ZK_TMP/data" "$M"
 
 zk_fill_until_full "$M" 100
