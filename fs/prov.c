@@ -109,10 +109,13 @@ static void prov_unlist(struct zk__fs_prov *pv)
 /* Whether this replica can answer a create without asking the leader: an
  * ensemble member without a quorum makes the create wait for one (and
  * fail after the bounded wait), as before, so that `echo x > f` reports
- * it; a shell's redirection never sees the error of its close(). */
+ * it; a shell's redirection never sees the error of its close(). Nor
+ * when the disk is at its reserve. */
 static int may_answer_now(struct zk_fs *fs)
 {
-    if (fs->stopping)
+    /* (a store at its disk reserve refuses the create: at open, where
+     * the shell sees it, not at a close nobody checks) */
+    if (fs->stopping || zk_store_room(fs->store, 0) != 0)
         return 0;
     if (!fs->opts->config)
         return 1;

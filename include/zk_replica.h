@@ -104,7 +104,8 @@ int zk_replica_start_ensemble(const struct zk_replica_opts *opts,
  * txn and its strings may be freed as soon as this returns. cb is called
  * exactly once, later, never from inside this call. Returns 0, or -EINVAL
  * (zk_txn_encode refused it), -EAGAIN (ZK_PENDING_MAX waiting),
- * -ESHUTDOWN; then cb is not called. */
+ * -ESHUTDOWN, -ENOSPC (it adds a znode or data and the store is at its
+ * disk reserve: zk_store_room), -ENOMEM; then cb is not called. */
 int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
                        zk_replica_done_cb cb, void *arg);
 

@@ -8,6 +8,8 @@
 
 #include "zk_store.h"
 
+#include <errno.h>
+
 #include <stdlib.h>
 #include <time.h>
 
@@ -44,11 +46,29 @@ static int txn_adds(const struct zk_txn *txn)
     return 0;
 }
 
+/* A proposal that adds data, counted in r->adding until answered. */
+struct adding {
+    struct zk_replica *r;
+    size_t len;
+    zk_replica_done_cb cb;
+    void *arg;
+};
+
+static void adding_done(void *arg, int err, const struct zk_apply_result *res)
+{
+    struct adding *a = arg;
+
+    a->r->adding -= a->len;
+    a->cb(a->arg, err, res);
+    free(a);
+}
+
 int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
                        zk_replica_done_cb cb, void *arg)
 {
     uint8_t *buf;
     size_t len;
+    struct adding *a = NULL;
     int rc = zk__replica_encode(txn, &buf, &len);
 
     if (rc)
@@ -56,15 +76,32 @@ int zk_replica_propose(struct zk_replica *r, const struct zk_txn *txn,
     /* Refused here, before anything is sent: known not to be applied, so
      * ENOSPC is the writer's answer (a batch that fails on a full disk
      * once proposed gets EIO: it may be committed elsewhere). Each
-     * replica asks its own disk; those of an ensemble hold the same
-     * data, so the one a write comes through stands for all. */
-    if (r->store && txn_adds(txn) && (rc = zk_store_room(r->store, len))) {
-        free(buf);
-        return rc;
+     * replica asks its own disk, counting what its mount has on the way
+     * (many writers at once would each see the same free room); those of
+     * an ensemble hold the same data, so the one a write comes through
+     * stands for all (what the other mounts have on the way is not
+     * seen: the reserve must cover it). */
+    if (r->store && txn_adds(txn)) {
+        rc = zk_store_room(r->store, r->adding + len);
+        if (rc == 0 && !(a = malloc(sizeof(*a))))
+            rc = -ENOMEM;
+        if (rc) {
+            free(buf);
+            return rc;
+        }
+        *a = (struct adding){.r = r, .len = len, .cb = cb, .arg = arg};
+        cb = adding_done;
+        arg = a;
+        r->adding += len;
     }
     rc = r->ops->propose(r, buf, len, cb, arg);
-    if (rc)
+    if (rc) {
         free(buf);
+        if (a) {
+            r->adding -= len;
+            free(a);
+        }
+    }
     return rc;
 }
 

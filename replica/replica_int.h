@@ -34,6 +34,8 @@ struct zk__replica_ops {
 struct zk_replica {
     const struct zk__replica_ops *ops;
     struct zk_store *store;          /* opts->store: zk_store_room */
+    uint64_t adding;                 /* bytes of proposals that add data,
+                                        taken and not yet answered      */
 };
 
 /* Stamps txn (time_ms 0 means "now", wall clock) and encodes it into a

@@ -597,6 +597,21 @@ static uint64_t free_pages(struct zk_store *s)
     return pages;
 }
 
+/* Whether reserve bytes are left after a write of need bytes: one copy
+ * in the write-ahead log, always new room on the file system (deletes
+ * free none of the log: it keeps ZKFS_LOG_KEEP entries), and one in
+ * LMDB, from its free pages first (spare) — the map holds only that
+ * one. */
+static int room_short(uint64_t avail, uint64_t map_left, uint64_t spare,
+                      uint64_t reserve, uint64_t need)
+{
+    uint64_t lmdb_new = need > spare ? need - spare : 0;
+    uint64_t map_room = map_left + spare;
+
+    return avail < reserve || avail - reserve < need + lmdb_new ||
+           map_room < reserve || map_room - reserve < need;
+}
+
 int zk_store_room(struct zk_store *s, uint64_t need)
 {
     struct statvfs sv;
@@ -606,26 +621,35 @@ int zk_store_room(struct zk_store *s, uint64_t need)
     if (s->reserve_bytes == 0 || fstatvfs(s->lock_fd, &sv) != 0 ||
         mdb_env_info(s->env, &ei) != 0 || mdb_env_stat(s->env, &st) != 0)
         return 0;   /* (cannot say: the write decides) */
-    uint64_t want = s->reserve_bytes > UINT64_MAX - need
-                        ? UINT64_MAX : s->reserve_bytes + need;
+    if (need > UINT64_MAX / 4)
+        return -ENOSPC;
     /* Two limits: the file system, and LMDB's map (ZKFS_MAP_SIZE_BYTES),
-     * which a full one wedges for good: every replica fails the same
-     * batch again at each new core, and no delete gets through. */
+     * which a full one wedged for good: every replica failed the same
+     * batch again at each new core, and no delete got through. */
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     uint64_t used = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
     uint64_t map_left = ei.me_mapsize > used ? ei.me_mapsize - used : 0;
     /* LMDB's file never shrinks: after deletes the room is in its free
-     * pages, which the next writes take first. */
-    uint64_t spare = avail < want || map_left < want
-                         ? free_pages(s) * st.ms_psize : 0;
-    int low = avail + spare < want || map_left + spare < want;
-    if (atomic_exchange(&s->room_low, low) != low)
+     * pages, which the next writes take first. (Those freed since the
+     * last checkpoint wait for the next one, ZKFS_CHECKPOINT_MS.) */
+    uint64_t spare = 0;
+    if (room_short(avail, map_left, 0, s->reserve_bytes, need))
+        spare = free_pages(s) * st.ms_psize;
+    int low = room_short(avail, map_left, spare, s->reserve_bytes, need);
+    /* Logged: the first refusal, and the room back with a margin (so
+     * that writes of mixed sizes near the reserve log nothing more). */
+    if (low ? !atomic_exchange(&s->room_low, 1)
+            : atomic_load(&s->room_low) &&
+                  !room_short(avail, map_left,
+                              spare ? spare : free_pages(s) * st.ms_psize,
+                              s->reserve_bytes, ZK__ROOM_LOG_MARGIN) &&
+                  atomic_exchange(&s->room_low, 0))
         zk_log(low ? ZK_LOG_WARN : ZK_LOG_INFO,
                "store: %s: %llu bytes free on its file system, %llu in its "
                "map and %llu in its free pages: %s the reserve of %llu "
                "(ZKFS_DISK_RESERVE_BYTES): %s", s->dir,
                (unsigned long long)avail, (unsigned long long)map_left,
-               (unsigned long long)spare, low ? "under" : "above",
+               (unsigned long long)spare, low ? "at" : "above",
                (unsigned long long)s->reserve_bytes,
                low ? "writes that add data fail with ENOSPC, deletes go on"
                    : "writes go on");

@@ -51,6 +51,8 @@
 /* zk_store_room's default reserve: a new log segment (ZK__WAL_SEG_BYTES)
  * and LMDB's copy-on-write pages for a few batches, with room to spare. */
 #define ZK__DISK_RESERVE_BYTES (16u * 1024 * 1024)
+/* ... and how far above it the room must be again before that is logged */
+#define ZK__ROOM_LOG_MARGIN (1u * 1024 * 1024)
 
 /* Checkpoints of the LMDB file (ckpt.c). mu: the capture (the writer
  * holds it from mdb_txn_commit to the capture); io_mu: one checkpoint at
@@ -94,7 +96,7 @@ struct zk_store {
     struct zk__wal *wal;
     uint64_t wal_gen, wal_seg_bytes;
     uint64_t reserve_bytes;          /* zk_store_room                  */
-    atomic_int room_low;             /* its last answer was -ENOSPC    */
+    atomic_int room_low;             /* refusing (logged)              */
     int log_nosync;                  /* zk_store_log_sync(s, 0)        */
     char dir[PATH_MAX];
     /* last_applied of the last LMDB commit; what a lazy commit left
