@@ -855,6 +855,9 @@ static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
     fh->inflight--;
     free(c);
 fail:
+    /* as when the commit fails later (commit_done): the kernel's size may
+     * count what was not committed (a write refused at the disk reserve) */
+    zk__fs_echo_push(fs, ZK__ECHO_INVAL_INODE, fh->ino, 0, NULL);
     if (pv)      /* requests waiting for the create learn it failed */
         zk__fs_prov_settled(fs, pv, 0, rc);
 reply:

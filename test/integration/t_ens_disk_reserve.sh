@@ -71,6 +71,14 @@ run_case() {
     assert_match "No space left on device" "$err" "the retry's error"
     [ $((SECONDS - t0)) -le 5 ] || fail "the refused write took $((SECONDS - t0)) s"
     [ -e "$(ens_mnt 2)/again" ] && fail "the refused write left its file"
+    # a longer rewrite of a file, refused at its close: the old content,
+    # and the old size (the kernel's is invalidated)
+    size=$(stat -c %s "$(ens_mnt 1)/f1")
+    head -c 300000 /dev/urandom >"$ZK_TMP/long"
+    dd if="$ZK_TMP/long" of="$(ens_mnt 1)/f1" bs=64k status=none 2>/dev/null &&
+        fail "a rewrite succeeded at the reserve"
+    assert_eq "$size" "$(stat -c %s "$(ens_mnt 1)/f1")" "f1's size after a refused rewrite"
+    assert_eq "${SUMS[f1]}" "$(sha256sum <"$(ens_mnt 1)/f1")" "f1 after a refused rewrite"
 
     log "what was acknowledged is on every mount"
     ens_wait_synced
