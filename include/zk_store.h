@@ -32,6 +32,7 @@
 #define ZK_INO_FIRST_NODE    16   /* first inode a created znode gets; 2..15 reserved */
 #define ZK_STORE_FORMAT      1    /* on-disk format version */
 #define ZK_LOG_KEEP          100000 /* log entries kept behind the last applied */
+#define ZK_LOG_KEEP_BYTES    (64u << 20) /* ... in segments of at most this */
 
 struct zk_store;
 struct zk_store_batch;
@@ -138,6 +139,9 @@ void zk_apply_result_free(struct zk_apply_result *res);
  *                        makes writes fail with -ENOSPC.
  *   ZKFS_LOG_KEEP        log entries kept behind the last applied zxid
  *                        (default ZK_LOG_KEEP).
+ *   ZKFS_LOG_KEEP_BYTES  ... and at most this many bytes of log segments
+ *                        from the oldest kept on (default
+ *                        ZK_LOG_KEEP_BYTES, 64 MiB).
  *   ZKFS_WAL_SEGMENT_BYTES  size of the log's segment files (default
  *                        4 MiB, at least 4096).
  *   ZKFS_DISK_RESERVE_BYTES  zk_store_room's reserve (default 16 MiB;

@@ -456,7 +456,7 @@ static int batch_commit(struct zk_store_batch *b, int durable)
                                                     memory_order_acquire)
                     : durable ? applied : s->applied_committed;
     s->applied_committed = applied;
-    zk__wal_trim(s->wal, safe, s->log_keep);
+    zk__wal_trim(s->wal, safe, s->log_keep, s->log_keep_bytes);
     return 0;
 }
 

@@ -526,7 +526,7 @@ static int wal_open(struct zk_store *s)
         rc = log_migrate(s);
     if (rc == 0) {
         s->applied_committed = last;
-        zk__wal_trim(s->wal, last, s->log_keep);
+        zk__wal_trim(s->wal, last, s->log_keep, s->log_keep_bytes);
     }
     return rc;
 }
@@ -541,6 +541,7 @@ int zk_store_open(const char *dir, int create, struct zk_store **out)
         return -ENOMEM;
     s->lock_fd = -1;
     s->log_keep = env_u64("ZKFS_LOG_KEEP", ZK_LOG_KEEP);
+    s->log_keep_bytes = env_u64("ZKFS_LOG_KEEP_BYTES", ZK_LOG_KEEP_BYTES);
     s->wal_seg_bytes = env_u64("ZKFS_WAL_SEGMENT_BYTES", ZK__WAL_SEG_BYTES);
     s->reserve_bytes = env_u64z("ZKFS_DISK_RESERVE_BYTES",
                                 ZK__DISK_RESERVE_BYTES);

@@ -90,6 +90,7 @@ struct zk_store {
     MDB_dbi locks;                   /* created when missing (lock.c) */
     int lock_fd;
     uint64_t log_keep;               /* ZK_LOG_KEEP or ZKFS_LOG_KEEP */
+    uint64_t log_keep_bytes;         /* ZK_LOG_KEEP_BYTES or ZKFS_...  */
     /* The proposal log (wal.c). wal_mu guards the pointer for readers;
      * only the writer replaces it (installs), holding wal_mu. */
     pthread_mutex_t wal_mu;

@@ -705,7 +705,18 @@ int zk__wal_truncate(struct zk__wal *w, uint64_t after)
     return rc == 0 ? 0 : wal_fail(w, rc, "truncate");
 }
 
-void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep)
+/* Bytes of the segments from the one of the oldest record on. */
+static uint64_t live_bytes(const struct zk__wal *w)
+{
+    uint64_t b = 0;
+    for (size_t i = 0; i < w->nsegs; i++)
+        if (w->n == 0 || w->segs[i].seq >= w->ents[w->head].seq)
+            b += w->segs[i].size;
+    return b;
+}
+
+void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep,
+                  uint64_t keep_bytes)
 {
     char name[64];
     pthread_mutex_lock(&w->mu);
@@ -713,6 +724,18 @@ void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep)
     if (k > keep) {
         w->head += k - keep;
         w->n -= k - keep;
+        k = keep;
+    }
+    /* Large records: whole segments of them go while what is kept spans
+     * more than keep_bytes (a follower further behind gets a snapshot
+     * instead of the log). Only records at or below upto. */
+    while (k > 0 && live_bytes(w) > keep_bytes) {
+        uint64_t seq = w->ents[w->head].seq;
+        while (k > 0 && w->ents[w->head].seq == seq) {
+            w->head++;
+            w->n--;
+            k--;
+        }
     }
     size_t drop = 0;            /* whole segments before the first entry */
     while (drop + 1 < w->nsegs &&

@@ -77,13 +77,16 @@ uint64_t zk__wal_room(struct zk__wal *w);
  * first removed record is zeroed and synced. */
 int zk__wal_truncate(struct zk__wal *w, uint64_t after);
 /* Forgets the oldest records while more than keep records are at or
- * below upto, and deletes the segments only they used. Not synced: a
+ * below upto, then (whole segments of them) while the segments from the
+ * oldest record on are more than keep_bytes, and deletes the segments
+ * only they used. Not synced: a
  * segment whose deletion a crash undoes only makes the log longer. */
 /* pwrite / pread of all len bytes at off (a short transfer goes on; end
  * of file is -EIO); -errno. Also ckpt.c's. */
 int zk__pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int zk__pread_all(int fd, void *buf, size_t len, uint64_t off);
-void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep);
+void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep,
+                  uint64_t keep_bytes);
 
 /* The largest indexed zxid at or below at (0: none). */
 uint64_t zk__wal_last_upto(struct zk__wal *w, uint64_t at);

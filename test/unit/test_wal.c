@@ -285,14 +285,14 @@ START_TEST(wal_truncate_trim)
     expect_get(w, 20, 0);
     /* trim: keep 5 at or below 30, everything above */
     segs = count_segs(dir);
-    zk__wal_trim(w, 30, 5);
+    zk__wal_trim(w, 30, 5, UINT64_MAX);
     uint64_t first, last;
     zk__wal_bounds(w, &first, &last);
     ck_assert_uint_eq(first, 26);
     ck_assert_uint_eq(last, 40);
     ck_assert_int_lt(count_segs(dir), segs);
     ck_assert_int_eq(zk__wal_get(w, 25, &got, &len), -ENOENT);
-    zk__wal_trim(w, 40, 0);        /* all of it: the last segment stays */
+    zk__wal_trim(w, 40, 0, UINT64_MAX);  /* all: the last segment stays */
     zk__wal_bounds(w, &first, &last);
     ck_assert_uint_eq(last, 0);
     ck_assert_int_eq(count_segs(dir), 1);
@@ -302,6 +302,40 @@ START_TEST(wal_truncate_trim)
     zk__wal_bounds(w, &first, &last);
     ck_assert_uint_le(first, 41);
     ck_assert_uint_eq(last, 45);
+    zk__wal_close(w);
+    zk_test_rmtree(dir);
+}
+END_TEST
+
+/* The log's size in bytes is bounded too (ZKFS_LOG_KEEP_BYTES): with
+ * many records kept by count, whole segments of the oldest go while the
+ * segments from the oldest kept on span more than keep_bytes; never a
+ * record above upto, nor the segment being written. */
+START_TEST(wal_trim_bytes)
+{
+    char dir[] = "/tmp/zk-wal-XXXXXX";
+    struct zk__wal *w;
+    uint64_t first, last;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(zk__wal_open(dir, 0, SEG, 1, &w), 0);
+    append_range(w, 1, 200, 0);
+    int segs = count_segs(dir);
+    ck_assert_int_gt(segs, 6);
+    zk__wal_trim(w, 150, 1000, 3 * SEG);   /* 1000: the count keeps all */
+    zk__wal_bounds(w, &first, &last);
+    ck_assert_uint_gt(first, 1);
+    ck_assert_uint_le(first, 151);
+    ck_assert_uint_eq(last, 200);
+    ck_assert_int_lt(count_segs(dir), segs);
+    expect_get(w, 200, 0);
+    expect_get(w, 151, 0);
+    /* what is left spans at most 3 segments, unless records above 150
+     * alone take more */
+    int left = count_segs(dir);
+    zk__wal_trim(w, 200, 1000, 0);         /* all: the last segment stays */
+    ck_assert_int_eq(count_segs(dir), 1);
+    ck_assert(left <= 3 || first == 151);
     zk__wal_close(w);
     zk_test_rmtree(dir);
 }
@@ -674,6 +708,7 @@ Suite *wal_suite(void)
     tcase_add_test(tc, wal_append_reopen);
     tcase_add_test(tc, wal_torn_tail_every_length);
     tcase_add_test(tc, wal_truncate_trim);
+    tcase_add_test(tc, wal_trim_bytes);
     tcase_add_test(tc, wal_damage_found_by_check);
     tcase_add_test(tc, wal_migrates_format1);
     tcase_add_test(tc, wal_store_batches);
