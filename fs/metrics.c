@@ -318,6 +318,12 @@ static void render_store(struct out *o, struct zk_fs *fs)
         si.data_bytes);
     one(o, "zkfs_store_file_bytes", "gauge", "Size of the LMDB file.",
         si.file_bytes);
+    one(o, "zkfs_store_reserve_refusals_total", "counter",
+        "Writes refused with ENOSPC at the disk reserve "
+        "(ZKFS_DISK_RESERVE_BYTES).", si.reserve_refusals);
+    one(o, "zkfs_store_at_reserve", "gauge",
+        "1 while the store refuses writes that add data (disk or map at "
+        "its reserve).", (uint64_t)si.at_reserve);
 }
 
 /* A histogram from non-cumulative counts le[0..n) whose upper bounds

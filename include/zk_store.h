@@ -217,6 +217,8 @@ struct zk_store_info {
     uint64_t log_first_zxid, log_last_zxid; /* 0,0 when the log is empty */
     uint64_t file_bytes;    /* size of the LMDB file */
     uint64_t ephemerals;    /* ephemeral znodes (rows of that table) */
+    uint64_t reserve_refusals; /* zk_store_room's -ENOSPC answers       */
+    int at_reserve;         /* refusing now (zk_store_room)           */
 };
 int zk_store_info(struct zk_store *s, struct zk_store_info *out);
 

@@ -637,6 +637,9 @@ int zk_store_room(struct zk_store *s, uint64_t need)
     if (room_short(avail, map_left, 0, s->reserve_bytes, need))
         spare = free_pages(s) * st.ms_psize;
     int low = room_short(avail, map_left, spare, s->reserve_bytes, need);
+    if (low)
+        atomic_fetch_add_explicit(&s->room_refusals, 1,
+                                  memory_order_relaxed);
     /* Logged: the first refusal, and the room back with a margin (so
      * that writes of mixed sizes near the reserve log nothing more). */
     if (low ? !atomic_exchange(&s->room_low, 1)
@@ -1155,6 +1158,9 @@ int zk_store_info(struct zk_store *s, struct zk_store_info *out)
     struct stat sb;
     if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &sb) == 0)
         o.file_bytes = (uint64_t)sb.st_size;
+    o.reserve_refusals = atomic_load_explicit(&s->room_refusals,
+                                              memory_order_relaxed);
+    o.at_reserve = atomic_load(&s->room_low);
     *out = o;
     return 0;
 }

@@ -98,6 +98,7 @@ struct zk_store {
     uint64_t wal_gen, wal_seg_bytes;
     uint64_t reserve_bytes;          /* zk_store_room                  */
     atomic_int room_low;             /* refusing (logged)              */
+    atomic_uint_fast64_t room_refusals;  /* zk_store_room's -ENOSPC    */
     int log_nosync;                  /* zk_store_log_sync(s, 0)        */
     char dir[PATH_MAX];
     /* last_applied of the last LMDB commit; what a lazy commit left

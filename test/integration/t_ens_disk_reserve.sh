@@ -71,6 +71,10 @@ run_case() {
     assert_match "No space left on device" "$err" "the retry's error"
     [ $((SECONDS - t0)) -le 5 ] || fail "the refused write took $((SECONDS - t0)) s"
     [ -e "$(ens_mnt 2)/again" ] && fail "the refused write left its file"
+    grep -q "^zkfs_store_at_reserve 1" "$(ens_mnt 2)/.zkfs.prom" ||
+        fail "zkfs_store_at_reserve: $(grep at_reserve "$(ens_mnt 2)/.zkfs.prom")"
+    grep -q "^zkfs_store_reserve_refusals_total [1-9]" "$(ens_mnt 2)/.zkfs.prom" ||
+        fail "zkfs_store_reserve_refusals_total is not counted"
     # a longer rewrite of a file, refused at its close: the old content,
     # and the old size (the kernel's is invalidated)
     size=$(stat -c %s "$(ens_mnt 1)/f1")
