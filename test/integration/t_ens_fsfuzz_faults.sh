@@ -25,7 +25,9 @@
 # the ASan+UBSan daemon; 0 or ZK_SKIP_ASAN=1 skips it),
 # ZK_FAULTFUZZ_TSAN_ROUNDS (default 0: with the ThreadSanitizer daemon;
 # ZK_SKIP_ASAN=1 skips it too). A failure prints
-# the seed and its shortest sequence. ZK_FAULTFUZZ_OBSERVER=1 adds a
+# the seed and its shortest sequence. ZK_FAULTFUZZ_DISK and
+# ZK_FAULTFUZZ_RESERVE run it at the disk reserve (below).
+# ZK_FAULTFUZZ_OBSERVER=1 adds a
 # fourth server, an observer, and runs the second fuzzer on its mount
 # instead of replica 2's; the follower pauses take turns with pauses of
 # the observer, and the partitions cut it too (t_ens_fsfuzz_observer).
@@ -61,6 +63,24 @@ ens_net_setup "$N" sessionTimeout=2000 tickTime=100 "${obs[@]}"
 
 zk_tmpfs "$ZK_TMP/solo1" 256m
 zk_tmpfs "$ZK_TMP/solo2" 256m
+# ZK_FAULTFUZZ_DISK=SIZE (a tmpfs size, e.g. 48m) puts each replica's data
+# directory on a disk of its own of that size, and ZK_FAULTFUZZ_RESERVE
+# (bytes) sets their disk reserve: with the reserve near the disk's size
+# the fuzzers' writes keep the stores at it, so writes get ENOSPC (never
+# EIO) while deletes go on, through the faults (each fuzzer removes its
+# seeds' directories, --rm-work, and skips a seed whose directory is
+# refused).
+# The log is bounded to 8 MiB there (ZKFS_LOG_KEEP_BYTES; 64 MiB by
+# default, more than such a disk), so that what the removals free in the
+# store is not taken by the log.
+rmwork=()
+if [ -n "${ZK_FAULTFUZZ_DISK:-}" ]; then
+    rmwork=(--rm-work)
+    export ZKFS_LOG_KEEP_BYTES=$((8 * 1024 * 1024))
+    for i in $(seq 1 "$N"); do zk_tmpfs "$(ens_data "$i")" "$ZK_FAULTFUZZ_DISK"; done
+fi
+[ -n "${ZK_FAULTFUZZ_RESERVE:-}" ] &&
+    export ZKFS_DISK_RESERVE_BYTES=$ZK_FAULTFUZZ_RESERVE
 
 # fuzz_loop I FIRST-SEED: fuzzer I's seeds on its replica's mount (1, or
 # M2 for the second), one fsfuzz run of CHUNK seeds after another, until $ZK_TMP/stop exists (at most
@@ -73,7 +93,8 @@ fuzz_loop() {
     while [ ! -e "$ZK_TMP/stop" ] && [ "$n" -lt "$MAXRUNS" ]; do
         "$FUZZ" --solo --zk "$(ens_mnt "$r")" --model "$ZK_TMP/solo$i" \
             --work shared --salt "$i" --seed "$s" --seeds "$CHUNK" \
-            --ops "$OPS" --op-timeout-ms 30000 >>"$ZK_TMP/fuzz.$i.log" 2>&1 &
+            --ops "$OPS" --op-timeout-ms 30000 "${rmwork[@]}" \
+            >>"$ZK_TMP/fuzz.$i.log" 2>&1 &
         c=$!
         wait "$c" || {
             rc=$?
