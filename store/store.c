@@ -590,8 +590,11 @@ static uint64_t free_pages(struct zk_store *s)
         return 0;
     if (mdb_cursor_open(t, 0, &c) == 0) {        /* FREE_DBI */
         while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
-            if (v.mv_size >= sizeof(size_t))
-                pages += *(const size_t *)v.mv_data;   /* an IDL's count */
+            if (v.mv_size >= sizeof(size_t)) {   /* an IDL: its count first */
+                size_t n;
+                memcpy(&n, v.mv_data, sizeof(n));
+                pages += n;
+            }
         mdb_cursor_close(c);
     }
     zk__rd_end(s, t);
@@ -600,7 +603,8 @@ static uint64_t free_pages(struct zk_store *s)
 
 /* Whether reserve bytes are left after a write of need bytes: one copy
  * in the write-ahead log, always new room on the file system (deletes
- * free none of the log: it keeps ZKFS_LOG_KEEP entries), and one in
+ * free none of the log, which keeps the last entries up to
+ * ZKFS_LOG_KEEP / ZKFS_LOG_KEEP_BYTES), and one in
  * LMDB, from its free pages first (spare) — the map holds only that
  * one. */
 static int room_short(uint64_t avail, uint64_t map_left, uint64_t spare,
