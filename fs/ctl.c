@@ -527,6 +527,9 @@ static int req_status(struct ctl *c)
                  zk_strerror(rs.store_error));
         pos = json_add(body, pos, sizeof(body), ",\"store\":");
         pos = json_str(body, pos, sizeof(body), why);
+    } else if (si.at_reserve) {
+        pos = json_add(body, pos, sizeof(body), ",\"store\":\"at its disk "
+                       "reserve: writes that add data get ENOSPC\"");
     } else {
         pos = json_add(body, pos, sizeof(body), ",\"store\":\"ok\"");
     }

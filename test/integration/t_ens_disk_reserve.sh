@@ -75,6 +75,8 @@ run_case() {
         fail "zkfs_store_at_reserve: $(grep at_reserve "$(ens_mnt 2)/.zkfs.prom")"
     grep -q "^zkfs_store_reserve_refusals_total [1-9]" "$(ens_mnt 2)/.zkfs.prom" ||
         fail "zkfs_store_reserve_refusals_total is not counted"
+    "$ZKFS" status "$(ens_mnt 2)" | grep -qE "^store +at its disk reserve" ||
+        fail "zkfs status: $("$ZKFS" status "$(ens_mnt 2)" | grep store)"
     # a longer rewrite of a file, refused at its close: the old content,
     # and the old size (the kernel's is invalidated)
     size=$(stat -c %s "$(ens_mnt 1)/f1")
