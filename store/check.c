@@ -410,6 +410,9 @@ static int reach(struct chk *c)
             stack[n++] = ino;
         }
         mdb_cursor_close(cur);
+        /* a read that failed is the store's error, not a cut-off tree */
+        if (rc == 0 && r != 0 && r != MDB_NOTFOUND)
+            rc = zk__mdb_err(r, "check cursor");
     }
     free(stack);
     if (rc == 0 && reached != c->st->znodes)

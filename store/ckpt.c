@@ -465,7 +465,7 @@ fail:
     pthread_mutex_unlock(&c->io_mu);
     zk_log(ZK_LOG_ERROR, "store: %s: checkpoint failed: %s; no commit "
            "succeeds after it, and the next start goes back to the last "
-           "checkpoint", s->dir, strerror(rc < 0 ? -rc : EIO));
+           "checkpoint", s->dir, zk_strerror(rc < 0 ? rc : -EIO));
     return rc;
 }
 
