@@ -519,6 +519,13 @@ static void cfg_three(struct zk_zab_config *cfg)
     cfg->session_timeout_ticks = 10;
 }
 
+/* A store that accepted and is in epoch, with nothing else in it. */
+static void restore_at(struct zk_zab_restore *rs, uint64_t epoch)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->hard.accepted_epoch = rs->hard.current_epoch = epoch;
+}
+
 static int drain(struct zk_zab *z, unsigned type, uint32_t to,
                  uint64_t *link)
 {
@@ -545,8 +552,7 @@ START_TEST(learner_refuses_older_epoch)
     struct zk_zab_config cfg;
     cfg_three(&cfg);
     struct zk_zab_restore st;
-    memset(&st, 0, sizeof(st));
-    st.hard.accepted_epoch = st.hard.current_epoch = 5;
+    restore_at(&st, 5);
     for (uint64_t epoch = 3; epoch <= 6; epoch += 3) {
         struct zk_zab *z = NULL;
         ck_assert_int_eq(zk_zab_create(&cfg, &st, &z), 0);
@@ -830,8 +836,7 @@ START_TEST(lost_writes_abstain)
     struct zk_zab_config cfg;
     cfg_three(&cfg);
     struct zk_zab_restore rs;
-    memset(&rs, 0, sizeof(rs));
-    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    restore_at(&rs, 4);
     for (uint64_t epoch = 4; epoch <= 6; epoch++) {
         struct zk_zab *z = NULL;
         struct zk_zab_status st;
@@ -896,8 +901,7 @@ START_TEST(restored_store_abstains_unless_all_restored)
     struct zk_zab_config cfg;
     cfg_three(&cfg);
     struct zk_zab_restore rs;
-    memset(&rs, 0, sizeof(rs));
-    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    restore_at(&rs, 4);
     rs.restored = 1;      /* no entries: sync_abstaining's DIFF is empty */
     for (int all = 0; all <= 1; all++) {
         struct zk_zab *z = NULL;
@@ -1083,8 +1087,7 @@ START_TEST(leader_refuses_overtaken_session_open)
     struct zk_zab_config cfg;
     cfg_three(&cfg);
     struct zk_zab_restore rs;
-    memset(&rs, 0, sizeof(rs));
-    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    restore_at(&rs, 4);
     for (int committed = 0; committed <= 1; committed++) {
         struct zk_zab *z = NULL;
         struct zk_zab_status st0, st;
@@ -1124,8 +1127,7 @@ START_TEST(leader_tells_learner_its_ids_while_syncing)
     struct zk_zab_config cfg;
     cfg_three(&cfg);
     struct zk_zab_restore rs;
-    memset(&rs, 0, sizeof(rs));
-    rs.hard.accepted_epoch = rs.hard.current_epoch = 4;
+    restore_at(&rs, 4);
     uint8_t one = 1;
     struct zk_zab_entry logged = {
         .zxid = ZK_ZAB_ZXID(4, 1), .type = ZK_ZAB_ENTRY_WRITE, .origin = 2,
@@ -1186,8 +1188,7 @@ START_TEST(observer_refuses_leader_older_than_applied)
     cfg_three(&cfg);
     cfg.members[0].observer = 1;
     struct zk_zab_restore rs;
-    memset(&rs, 0, sizeof(rs));
-    rs.hard.accepted_epoch = rs.hard.current_epoch = 5;
+    restore_at(&rs, 5);
     rs.applied_zxid = ZK_ZAB_ZXID(6, 3);
     rs.sessions[0] = (1ull << 56) | (1ull << 32) | 1;
     for (uint64_t epoch = 5; epoch <= 6; epoch++) {
