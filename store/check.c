@@ -157,17 +157,21 @@ static void node_ephemeral(struct chk *c, const struct zk_stat *st)
                 st->ino, st->num_children);
 }
 
-static void node_children(struct chk *c, const struct zk_stat *st)
+/* A failed read of the entries is the store's error, not a problem of
+ * the tree: it stops the check (as in reach()). */
+static int node_children(struct chk *c, const struct zk_stat *st)
 {
     uint64_t n = 0;
-    if (count_entries(c, st->ino, &n) != 0)
-        return;
+    int rc = count_entries(c, st->ino, &n);
+    if (rc != 0)
+        return rc;
     if (st->kind == ZK_KIND_FILE && n)
         problem(c, "dirents", "ino %" PRIu64 ": a file with %" PRIu64
                 " entries under it", st->ino, n);
     else if (n != st->num_children)
         problem(c, "nodes", "ino %" PRIu64 ": numChildren %u, %" PRIu64
                 " entries", st->ino, st->num_children, n);
+    return 0;
 }
 
 static int on_node(struct chk *c, const MDB_val *k, const MDB_val *v)
@@ -200,8 +204,7 @@ static int on_node(struct chk *c, const MDB_val *k, const MDB_val *v)
     node_data(c, &n.st);
     if (n.st.ephemeral_owner)
         node_ephemeral(c, &n.st);
-    node_children(c, &n.st);
-    return 0;
+    return node_children(c, &n.st);
 }
 
 /* ------------------------------------------------------------------ */
