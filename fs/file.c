@@ -458,6 +458,15 @@ struct commit {
                                   another request: what was written is not
                                   visible before the creator's close) */
     int keep_attrs;            /* see quiet_release */
+    int serial;                /* fh's O_APPEND commit (fh->acommit) */
+};
+
+/* A flush or fsync of an O_APPEND file waiting for the commit under way
+ * (fh->acommit). */
+struct zk__fs_fh_wait {
+    struct zk__fs_fh_wait *next;
+    fuse_req_t req;
+    int all, pause;
 };
 
 static void fh_unref(struct zk__fs_fh *fh)
@@ -539,6 +548,8 @@ static int local_inval_needed(struct zk_fs *fs, const struct zk__fs_fh *fh,
 }
 
 static void commit_done(void *arg, int err, const struct zk_apply_result *res);
+static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
+                         struct zk__fs_fh *fh, int all, int pause, int empty);
 
 /* Proposes the create of fh's provisional file with the first c->len
  * bytes of its buffer (c->create 1), or the overwrite of the file that
@@ -667,6 +678,28 @@ static void prov_end(struct zk_fs *fs, struct zk__fs_prov *pv,
     }
 }
 
+/* fh's O_APPEND commit is done: the flushes and fsyncs that waited for
+ * it go on in order, until one starts the next commit (the rest wait for
+ * that one). One that finds nothing left to commit had all its data in
+ * the commits before it: answered as they were, once the echo thread has
+ * invalidated the file. A commit that failed left its bytes in the
+ * buffer, and the next one commits them. */
+static void run_waits(struct zk_fs *fs, struct zk__fs_fh *fh)
+{
+    while (fh->waits && !fh->acommit) {
+        struct zk__fs_fh_wait *w = fh->waits;
+        fh->waits = w->next;
+        if (!fh->poisoned && !fh->dirty && !(w->all && fh->trunc)) {
+            if (w->req)
+                reply_commit(fs, w->req, 0, w->all);
+        } else {
+            commit_fh_ex(fs, w->req, fh, w->all, w->pause, 0);
+        }
+        fh_unref(fh);           /* the waiter's; commit_fh_ex took its own */
+        free(w);
+    }
+}
+
 static void commit_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct commit *c = arg;
@@ -723,6 +756,10 @@ static void commit_done(void *arg, int err, const struct zk_apply_result *res)
         prov_end(c->fs, pv, fh, ino, rc);
     if (c->paused)
         zk__fs_resume(c->fs);
+    if (c->serial) {
+        fh->acommit = 0;
+        run_waits(c->fs, fh);   /* (c's reference keeps fh meanwhile) */
+    }
     fh_unref(fh);
     free(c);
 }
@@ -827,6 +864,19 @@ static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
             .req = req, .op = ZK__DEFER_COMMIT, .fh = fh, .all = all});
         return;
     }
+    if (fh->acommit && !pv) {   /* behind the O_APPEND commit under way */
+        struct zk__fs_fh_wait *w = malloc(sizeof(*w)), **pp = &fh->waits;
+        if (!w) {
+            rc = -ENOMEM;
+            goto reply;
+        }
+        *w = (struct zk__fs_fh_wait){.req = req, .all = all, .pause = pause};
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = w;
+        fh->inflight++;
+        return;
+    }
     if (fh->poisoned && pv && !req)
         empty = 1;      /* the file is created (empty), as at its open */
     else if (fh->poisoned)
@@ -842,12 +892,15 @@ static void commit_fh_ex(struct zk_fs *fs, fuse_req_t req,
                          .len = fh->len, .paused = pause,
                          .fsync = req != NULL && all, .create = pv != NULL,
                          .empty = pv != NULL && empty,
-                         .keep_attrs = req == NULL && quiet_release(fh)};
+                         .keep_attrs = req == NULL && quiet_release(fh),
+                         .serial = !pv && fh->append};
     fh->inflight++;
     rc = pv ? prov_propose(fs, c) : propose_data(fs, c);
     if (rc == 0) {
         if (pv)
             pv->committing = 1;
+        if (c->serial)
+            fh->acommit = 1;
         if (c->paused)
             zk__fs_pause(fs);
         return;

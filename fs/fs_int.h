@@ -377,6 +377,13 @@ struct zk__fs_fh {
         writer : 1;            /* counted in its inode's nwriters */
     uint64_t mtime_ms;
     int inflight;              /* commits not yet answered */
+    /* O_APPEND: a data commit is under way (file.c, commit_fh_ex): each
+     * commit appends the buffer as it was when proposed and cuts that
+     * much off its front when applied, so a second one must not start
+     * before (it would append the same bytes again). Flushes and fsyncs
+     * that come meanwhile wait in waits, in order. */
+    unsigned acommit : 1;
+    struct zk__fs_fh_wait *waits;
     struct zk__fs_prov *prov;  /* prov.c: its create is not committed yet */
     unsigned empty_flushes;    /* prov: flushes with nothing written */
     uint64_t lock_session;     /* lock.c: a lock was granted through this
