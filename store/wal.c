@@ -214,18 +214,29 @@ static int seg_push(struct zk__wal *w, const struct seg *sg)
     return 0;
 }
 
-/* Closes and deletes segments [from, nsegs). */
-static void segs_drop_tail(struct zk__wal *w, size_t from)
+/* Closes and deletes segments [from, nsegs), the last one first. With
+ * durable, the directory is synced after each deletion: a crash in the
+ * middle then leaves the log's segments from the first on without a gap
+ * (a truncation that removed a middle segment durably but not a later
+ * one would leave records after a hole, which open would take as the
+ * log; without a journal, or between two journal commits, deletions
+ * reach the disk in any order). Returns the first error of a sync. */
+static int segs_drop_tail(struct zk__wal *w, size_t from, int durable)
 {
     char name[64];
-    for (size_t i = from; i < w->nsegs; i++) {
-        close(w->segs[i].fd);
-        seg_name(name, sizeof(name), w->gen, w->segs[i].seq, "wal");
+    int rc = 0;
+    while (w->nsegs > from) {
+        struct seg *sg = &w->segs[w->nsegs - 1];
+        close(sg->fd);
+        seg_name(name, sizeof(name), w->gen, sg->seq, "wal");
         if (unlinkat(w->dirfd, name, 0) != 0)
             zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s", w->dir,
                    name, strerror(errno));
+        else if (durable && rc == 0)
+            rc = sync_dir(w);
+        w->nsegs--;
     }
-    w->nsegs = from;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -462,13 +473,13 @@ static int apply_cut(struct zk__wal *w, const uint64_t *seqs, size_t cnt,
 {
     char name[64];
     int rc = 0;
-    for (size_t i = cut_at; i < cnt; i++) {
-        seg_name(name, sizeof(name), w->gen, seqs[i], "wal");
+    for (size_t i = cnt; i > cut_at; i--) {  /* the last first: no gap */
+        seg_name(name, sizeof(name), w->gen, seqs[i - 1], "wal");
         if (unlinkat(w->dirfd, name, 0) != 0 && errno != ENOENT)
             return -errno;
+        if ((rc = sync_dir(w)) != 0)
+            return rc;
     }
-    if (cut_at < cnt && (rc = sync_dir(w)) != 0)
-        return rc;
     if (w->cut.cut && w->nsegs > 0 &&
         w->segs[w->nsegs - 1].seq == w->cut.seq) {
         struct seg *sg = &w->segs[w->nsegs - 1];
@@ -530,6 +541,13 @@ int zk__wal_open(const char *dir, uint64_t gen, uint64_t seg_bytes,
         rc = load_segs(w, seqs, cnt, &cut_at);
     if (rc == 0)
         rc = apply_cut(w, seqs, cnt, cut_at);
+    /* What was read back may be in the page cache only: a process killed
+     * in its fdatasync left records that pass their checksums but were
+     * never made durable (nor acknowledged). They count as logged from
+     * now on, so they are made durable first. */
+    for (size_t i = 0; rc == 0 && i < w->nsegs; i++)
+        if (fdatasync(w->segs[i].fd) != 0)
+            rc = -errno;
     if (rc == 0 && w->nsegs == 0) {
         struct seg sg;
         rc = seg_create(w, cnt ? seqs[cnt - 1] + 1 : 0, w->seg_bytes, &sg);
@@ -566,7 +584,7 @@ void zk__wal_destroy(struct zk__wal *w)
 {
     if (w == NULL)
         return;
-    segs_drop_tail(w, 0);
+    segs_drop_tail(w, 0, 0);
     zk__wal_close(w);
 }
 
@@ -690,10 +708,8 @@ int zk__wal_truncate(struct zk__wal *w, uint64_t after)
         struct seg *sg = seg_find(w, e.seq);
         ZK_ASSERT(sg != NULL);
         size_t i = (size_t)(sg - w->segs);
-        if (i + 1 < w->nsegs) {
-            segs_drop_tail(w, i + 1);
-            rc = sync_dir(w);
-        }
+        if (i + 1 < w->nsegs)
+            rc = segs_drop_tail(w, i + 1, 1);
         if (rc == 0)
             rc = zero_range(sg->fd, e.off, sg->end);
         if (rc == 0 && fdatasync(sg->fd) != 0)
@@ -741,12 +757,22 @@ void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep,
     while (drop + 1 < w->nsegs &&
            (w->n == 0 || w->segs[drop].seq < w->ents[w->head].seq))
         drop++;
+    /* The oldest first, each deletion synced before the next: a crash in
+     * the middle must not leave an older segment without the one after it
+     * (its records and the next segment's would read as one log with a
+     * hole; deletions reach the disk in any order otherwise). */
     for (size_t i = 0; i < drop; i++) {
         close(w->segs[i].fd);
         seg_name(name, sizeof(name), w->gen, w->segs[i].seq, "wal");
         if (unlinkat(w->dirfd, name, 0) != 0)
             zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s", w->dir,
                    name, strerror(errno));
+        else if (sync_dir(w) != 0) {
+            zk_log(ZK_LOG_WARN, "store: cannot sync %s: %s (the older "
+                   "segments stay until the next trim)", w->dir,
+                   strerror(errno));
+            drop = i + 1;
+        }
     }
     if (drop > 0) {
         memmove(w->segs, w->segs + drop, (w->nsegs - drop) * sizeof(*w->segs));
