@@ -374,14 +374,19 @@ int zk__ckpt_commit(struct zk_store *s, MDB_txn *t, uint64_t applied)
 /* After a failed checkpoint: the last good slot is written again with a
  * boot id that is never this boot's, so that the next open puts it back
  * whatever the boot (the system may have dropped pages it could not
- * write, and the page cache is then not to be trusted either). Best
- * effort: the disk is failing. Under io_mu. */
+ * write, and the page cache is then not to be trusted either). It goes
+ * as the next seq into the other slot, the one the failed checkpoint
+ * wrote or was to write: that slot may hold the failed version, whole
+ * on the disk, whose pages are not (it would be the newest slot at the
+ * next open), and a torn write of the marker leaves the good slot
+ * itself as it was. Best effort: the disk is failing. Under io_mu. */
 static void mark_failed(struct zk__ckpt *c)
 {
     struct ck_slot sl;
     size_t sz = slot_size(c->psize);
     if (c->seq == 0 || slot_decode(c->gbuf, c->psize, &sl) != 0)
         return;
+    sl.seq = c->seq + 1;
     memset(sl.boot, 0, sizeof(sl.boot));
     snprintf(sl.boot, sizeof(sl.boot), "%s", CK_BOOT_FAILED);
     slot_encode(c->wbuf, c->psize, &sl);
@@ -648,6 +653,7 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
     struct ck_slot sl;
     if (!fresh && ckpt_read(s->dir, c->psize, &old, &sl, 1) == 0) {
         c->seq = sl.seq;
+        slot_encode(c->gbuf, c->psize, &sl);  /* (mark_failed's) */
         free(old);
     }
     c->txnid = UINT64_MAX;      /* (the first run always writes) */
