@@ -660,17 +660,20 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
     rc = zk__ckpt_run(s);
     if (rc != 0)
         return rc;
-    if (fresh) {
-        if (rename(tmp, path) != 0)
-            return -errno;
-        int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-            return -errno;
-        rc = fsync(dfd) == 0 ? 0 : -errno;
-        close(dfd);
-        if (rc != 0)
-            return rc;
-    }
+    if (fresh && rename(tmp, path) != 0)
+        return -errno;
+    /* The directory is synced at every open, not only after the rename:
+     * a process killed between its rename and its sync left a zkfs.ckpt
+     * that a power cut could still take away, and the next open, finding
+     * it, would not sync again (then a later open would take the LMDB
+     * file, written without syncs, for whole). */
+    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    rc = fsync(dfd) == 0 ? 0 : -errno;
+    close(dfd);
+    if (rc != 0)
+        return rc;
     /* From here on a commit is not synced: its pages and meta page are
      * written, and the next checkpoint syncs them. */
     if (mdb_env_set_flags(s->env, MDB_NOSYNC, 1) != 0)

@@ -506,20 +506,25 @@ static int wal_dir_open(struct zk__wal *w, const char *dir)
     if (snprintf(w->dir, sizeof(w->dir), "%s/%s", dir, ZK__WAL_DIR) >=
         (int)sizeof(w->dir))
         return -ENAMETOOLONG;
-    if (mkdir(w->dir, 0700) == 0) {
-        int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (pfd < 0 || fsync(pfd) != 0) {
-            int err = -errno;
-            if (pfd >= 0)
-                close(pfd);
-            return err;
-        }
-        close(pfd);
-    } else if (errno != EEXIST) {
+    if (mkdir(w->dir, 0700) != 0 && errno != EEXIST)
         return -errno;
+    /* Both directories are synced at every open, not only after the
+     * mkdir or a segment's rename: a process killed between one of those
+     * and its sync left entries a power cut could still take away (a
+     * segment whose records were synced and acknowledged among them),
+     * and the next open, finding them, would not sync them again. */
+    int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd < 0 || fsync(pfd) != 0) {
+        int err = -errno;
+        if (pfd >= 0)
+            close(pfd);
+        return err;
     }
+    close(pfd);
     w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return w->dirfd < 0 ? -errno : 0;
+    if (w->dirfd < 0)
+        return -errno;
+    return sync_dir(w);
 }
 
 int zk__wal_open(const char *dir, uint64_t gen, uint64_t seg_bytes,
