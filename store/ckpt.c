@@ -387,6 +387,7 @@ static void mark_failed(struct zk__ckpt *c)
     if (c->seq == 0 || slot_decode(c->gbuf, c->psize, &sl) != 0)
         return;
     sl.seq = c->seq + 1;
+    sl.flags &= ~CK_CLEAN;      /* (a clean slot is never put back) */
     memset(sl.boot, 0, sizeof(sl.boot));
     snprintf(sl.boot, sizeof(sl.boot), "%s", CK_BOOT_FAILED);
     slot_encode(c->wbuf, c->psize, &sl);

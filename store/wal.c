@@ -215,28 +215,34 @@ static int seg_push(struct zk__wal *w, const struct seg *sg)
 }
 
 /* Closes and deletes segments [from, nsegs), the last one first. With
- * durable, the directory is synced after each deletion: a crash in the
- * middle then leaves the log's segments from the first on without a gap
- * (a truncation that removed a middle segment durably but not a later
- * one would leave records after a hole, which open would take as the
- * log; without a journal, or between two journal commits, deletions
- * reach the disk in any order). Returns the first error of a sync. */
+ * durable, the directory is synced after each deletion, and the first
+ * deletion or sync that fails stops it (the segments not deleted stay,
+ * and the error is returned): the log's segments from the first on then
+ * never have a gap (a truncation that removed a middle segment durably
+ * but not a later one would leave records after a hole, which open would
+ * take as the log; without a journal, or between two journal commits,
+ * deletions reach the disk in any order). Without durable (a whole
+ * generation thrown away), every one is tried. */
 static int segs_drop_tail(struct zk__wal *w, size_t from, int durable)
 {
     char name[64];
-    int rc = 0;
     while (w->nsegs > from) {
         struct seg *sg = &w->segs[w->nsegs - 1];
-        close(sg->fd);
         seg_name(name, sizeof(name), w->gen, sg->seq, "wal");
-        if (unlinkat(w->dirfd, name, 0) != 0)
+        if (unlinkat(w->dirfd, name, 0) != 0) {
+            int err = -errno;
             zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s", w->dir,
-                   name, strerror(errno));
-        else if (durable && rc == 0)
-            rc = sync_dir(w);
+                   name, strerror(-err));
+            if (durable)
+                return err;
+        }
+        close(sg->fd);
         w->nsegs--;
+        int rc = durable ? sync_dir(w) : 0;
+        if (rc != 0)
+            return rc;
     }
-    return rc;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -767,15 +773,19 @@ void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep,
      * (its records and the next segment's would read as one log with a
      * hole; deletions reach the disk in any order otherwise). */
     for (size_t i = 0; i < drop; i++) {
-        close(w->segs[i].fd);
         seg_name(name, sizeof(name), w->gen, w->segs[i].seq, "wal");
-        if (unlinkat(w->dirfd, name, 0) != 0)
-            zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s", w->dir,
-                   name, strerror(errno));
-        else if (sync_dir(w) != 0) {
-            zk_log(ZK_LOG_WARN, "store: cannot sync %s: %s (the older "
-                   "segments stay until the next trim)", w->dir,
-                   strerror(errno));
+        if (unlinkat(w->dirfd, name, 0) != 0) {
+            zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s (it and "
+                   "the segments after it stay until the next trim)",
+                   w->dir, name, strerror(errno));
+            drop = i;
+            break;
+        }
+        close(w->segs[i].fd);
+        if (sync_dir(w) != 0) {
+            zk_log(ZK_LOG_WARN, "store: cannot sync %s: %s (the segments "
+                   "after %s stay until the next trim)", w->dir,
+                   strerror(errno), name);
             drop = i + 1;
         }
     }
