@@ -2274,28 +2274,41 @@ static void crash_child(struct fx *f, int ops)
     f->time_ms += (uint64_t)ops;
 }
 
+/* A store in boot-a whose process crashed (crash_child) after 40 creates,
+ * with a checkpoint after the 21st; checkpoints otherwise only at open. */
+static void crashed_store(struct fx *f)
+{
+    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
+    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
+    fx_open(f);
+    zk_store_close(f->s);
+    f->s = NULL;
+    crash_child(f, 40);
+}
+
+/* The end of a crashed_store test: the store, open again, checks whole. */
+static void crashed_store_end(struct fx *f)
+{
+    struct zk_store_check_stats cst;
+    ck_assert_int_eq(zk_store_check(f->s, ck_no_problem, NULL, &cst), 0);
+    ck_assert_uint_eq(cst.problems, 0);
+    fx_close(f);
+    unsetenv("ZKFS_CHECKPOINT_MS");
+    unsetenv("ZKFS_TEST_BOOT_ID");
+}
+
 START_TEST(power_cut_after_a_crash_and_restart)
 {
     struct fx f;
     struct zk_store_info info;
-    struct zk_store_check_stats cst;
-    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
-    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
-    fx_open(&f);
-    zk_store_close(f.s);
-    f.s = NULL;
-    crash_child(&f, 40);        /* a checkpoint after 21, then 19 more */
+    crashed_store(&f);
     crash_child(&f, 0);         /* restarted in the same boot, crashed */
     setenv("ZKFS_TEST_BOOT_ID", "boot-b", 1);     /* then the power cut */
     ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);
     ck_assert_int_eq(zk_store_info(f.s, &info), 0);
     ck_assert_uint_eq(info.last_applied_zxid, f.zxid);
     ck_assert(exists(&f, "/c39"));
-    ck_assert_int_eq(zk_store_check(f.s, ck_no_problem, NULL, &cst), 0);
-    ck_assert_uint_eq(cst.problems, 0);
-    fx_close(&f);
-    unsetenv("ZKFS_CHECKPOINT_MS");
-    unsetenv("ZKFS_TEST_BOOT_ID");
+    crashed_store_end(&f);
 }
 END_TEST
 
@@ -2351,6 +2364,18 @@ START_TEST(checkpoint_of_another_file_left_alone)
 }
 END_TEST
 
+/* Opens f's store again, in the same boot: it must be back at the
+ * checkpoint of zxid good, with everything after it still in the log. */
+static void reopened_at(struct fx *f, uint64_t good)
+{
+    struct zk_store_info info;
+    f->s = NULL;
+    ck_assert_int_eq(zk_store_open(f->dir, 0, &f->s), 0);
+    ck_assert_int_eq(zk_store_info(f->s, &info), 0);
+    ck_assert_uint_eq(info.last_applied_zxid, good);
+    ck_assert_uint_eq(info.log_last_zxid, f->zxid);
+}
+
 /* A checkpoint whose sync fails (ZKFS_TEST_CHECKPOINT_FAIL=4: the
  * open's 2 and one here succeed, the next fails, as a failing disk's
  * would): every commit and checkpoint after it fails too (a failed sync
@@ -2360,7 +2385,6 @@ END_TEST
 START_TEST(failed_checkpoint_goes_back_at_the_next_open)
 {
     struct fx f;
-    struct zk_store_info info;
     struct zk_store_check_stats cst;
     char name[64];
     setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
@@ -2394,11 +2418,7 @@ START_TEST(failed_checkpoint_goes_back_at_the_next_open)
     ck_assert_int_lt(zk_store_batch_commit_lazy(b), 0);
     free(buf);
     zk_store_close(f.s);
-    f.s = NULL;
-    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);     /* same boot */
-    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
-    ck_assert_uint_eq(info.last_applied_zxid, good);
-    ck_assert_uint_eq(info.log_last_zxid, f.zxid);
+    reopened_at(&f, good);
     ck_assert(exists(&f, "/a9"));
     ck_assert(!exists(&f, "/b0"));
     ck_assert_int_eq(zk_store_check(f.s, ck_no_problem, NULL, &cst), 0);
@@ -2417,30 +2437,15 @@ END_TEST
 START_TEST(failed_checkpoint_at_open_goes_back_at_the_next_open)
 {
     struct fx f;
-    struct zk_store_info info;
-    struct zk_store_check_stats cst;
-    setenv("ZKFS_CHECKPOINT_MS", "100000000", 1);
-    setenv("ZKFS_TEST_BOOT_ID", "boot-a", 1);
-    fx_open(&f);
-    zk_store_close(f.s);
-    f.s = NULL;
-    crash_child(&f, 40);        /* a checkpoint after 21, then 19 more */
-    uint64_t good = f.zxid - 19;
+    crashed_store(&f);
+    uint64_t good = f.zxid - 19;    /* the checkpoint after the 21st */
     setenv("ZKFS_TEST_CHECKPOINT_FAIL", "1", 1);
     ck_assert_int_lt(zk_store_open(f.dir, 0, &f.s), 0);
     unsetenv("ZKFS_TEST_CHECKPOINT_FAIL");
-    f.s = NULL;
-    ck_assert_int_eq(zk_store_open(f.dir, 0, &f.s), 0);     /* same boot */
-    ck_assert_int_eq(zk_store_info(f.s, &info), 0);
-    ck_assert_uint_eq(info.last_applied_zxid, good);
-    ck_assert_uint_eq(info.log_last_zxid, f.zxid);
+    reopened_at(&f, good);
     ck_assert(exists(&f, "/c20"));
     ck_assert(!exists(&f, "/c21"));
-    ck_assert_int_eq(zk_store_check(f.s, ck_no_problem, NULL, &cst), 0);
-    ck_assert_uint_eq(cst.problems, 0);
-    fx_close(&f);
-    unsetenv("ZKFS_CHECKPOINT_MS");
-    unsetenv("ZKFS_TEST_BOOT_ID");
+    crashed_store_end(&f);
 }
 END_TEST
 
