@@ -78,7 +78,7 @@ POISON       := $(addprefix $(B)/poison/,$(POISON_HDRS))
 all: $(B)/zkfs $(B)/zkfs-sim $(B)/zkfs-unit $(BENCH_BINS) $(B)/test/fsfuzz \
      $(B)/test/probe $(B)/test/notify_listen $(B)/test/gone \
      $(B)/test/versions $(B)/test/linclient $(B)/test/lincheck \
-     $(B)/test/fdscript $(B)/test/truncseek
+     $(B)/test/fdscript $(B)/test/truncseek $(B)/test/lockrace
 
 deps:
 	@scripts/deps.sh

@@ -49,6 +49,7 @@ struct zk__fs_park {
     fuse_req_t req;             /* NULL once answered */
     uint64_t ino, owner, session, start, end;
     uint32_t flags;             /* ZK_LOCK_* of the request */
+    int wait;                   /* it blocks (F_SETLKW, flock without NB) */
     int parked;                 /* in fs->parked (queued, waiting) */
     struct zk__fs_park *next;
 };
@@ -275,6 +276,13 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
         free(p);
         return;
     }
+    /* A request that does not block, identical to the owner's own wait
+     * (another process sharing the open file parked in flock(LOCK_EX),
+     * then LOCK_EX|LOCK_NB through it): the table keeps the wait (it is
+     * the other request's) and reports it queued; this one cannot have
+     * the lock now. Until 2026-12-05 it was parked, unkillable. */
+    if (rc == 0 && token == 0 && !p->wait)
+        rc = -EAGAIN;
     if (rc == -EAGAIN)
         rc = -EWOULDBLOCK;
     if (rc == ZK_ESESSION)
@@ -320,13 +328,21 @@ static void lock_propose(struct zk__fs_park *p, int wait)
     };
     fuse_req_t req = p->req;
     p->fs->locks_used = 1;
+    p->wait = wait;
     int rc = zk__fs_propose1(p->fs, &lop, lock_done, p);
     if (rc) {
         free(p);
         zk__fs_reply_errno(req, rc);
         return;
     }
-    if (wait)
+    /* A request interrupted before this (while it waited for a new
+     * file's create, prov.c) is answered here: libfuse would call
+     * on_interrupt from inside fuse_req_interrupt_func, under the
+     * request's mutex, which the answer frees (a use after free, found
+     * by a review under valgrind). */
+    if (wait && fuse_req_interrupted(req))
+        on_interrupt(req, p);
+    else if (wait)
         fuse_req_interrupt_func(req, on_interrupt, p);
 }
 
@@ -335,15 +351,17 @@ static void lock_propose(struct zk__fs_park *p, int wait)
  * (two threads sharing a descriptor, or a process's threads blocking on
  * the same fcntl range) shares its wait: the grant answers both. Any
  * other request replaces the wait in the table, so the older request
- * (of another range or mode) would never be answered: it ends with EINTR
- * instead (its caller may retry). */
+ * (of another range or mode) would never be answered: it ends with
+ * ENOLCK instead (its caller may retry). Not EINTR: the kernel makes a
+ * lock request's EINTR ERESTARTSYS, which reaches a caller with no
+ * signal pending as errno 512 (found by a review). */
 static void end_older_wait(const struct zk__fs_park *n)
 {
     for (struct zk__fs_park *p = n->fs->parked; p; p = p->next) {
         if (!same_wait(p, n) || same_request(p, n))
             continue;
         unpark(p);
-        answer(p, -EINTR);
+        answer(p, -ENOLCK);
         free(p);
         return;
     }

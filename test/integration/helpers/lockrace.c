@@ -1,0 +1,212 @@
+/*
+ * lockrace.c — lock requests that race with their own owner's, for
+ * t_lock_races.sh (each case found by a review, 2026-12-05).
+ *
+ *   lockrace nb FILE        a process blocked in flock(LOCK_EX) through an
+ *                           open file, then another sharing that open file
+ *                           asks LOCK_EX|LOCK_NB: EWOULDBLOCK at once
+ *   lockrace replaced FILE  two threads of one process in F_SETLKW for
+ *                           different ranges: the older ends with a real
+ *                           errno (ENOLCK), not 512 (ERESTARTSYS)
+ *   lockrace intr DIR N     N new files (1 MiB written, not closed) each
+ *                           flock()ed by a child that gets SIGUSR1 every
+ *                           200 µs: the request is interrupted while it
+ *                           waits for the file's create
+ *
+ * Another process holds the lock in the first two (killed at the end).
+ * Prints what happened; exit status 0 when it is what Linux gives (killed
+ * by SIGALRM after 60 s when a request hangs).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void on_sig(int s)
+{
+    (void)s;
+}
+
+static void catch(int sig)
+{
+    struct sigaction sa = {.sa_handler = on_sig};
+    sigaction(sig, &sa, NULL);
+}
+
+static int setlk(int fd, int cmd, off_t start, off_t len)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                       .l_start = start, .l_len = len};
+    return fcntl(fd, cmd, &fl) == 0 ? 0 : errno;
+}
+
+/* A process that takes an exclusive lock on path (flock, or POSIX
+ * [0,100)) and holds it until killed. */
+static pid_t holder(const char *path, int posix)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        exit(2);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_RDWR);
+        int rc = fd < 0 ? errno
+                 : posix ? setlk(fd, F_SETLK, 0, 100)
+                         : (flock(fd, LOCK_EX) == 0 ? 0 : errno);
+        if (rc != 0)
+            _exit(3);
+        if (write(p[1], "x", 1) != 1)
+            _exit(3);
+        for (;;)
+            pause();
+    }
+    char c;
+    if (pid < 0 || read(p[0], &c, 1) != 1)
+        exit(2);
+    close(p[0]);
+    close(p[1]);
+    return pid;
+}
+
+static void stop(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static int case_nb(const char *path)
+{
+    pid_t h = holder(path, 0);
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return 2;
+    pid_t w = fork();
+    if (w == 0) {               /* blocks until the holder goes */
+        catch(SIGALRM);
+        alarm(20);
+        _exit(flock(fd, LOCK_EX) == 0 ? 0 : 4);
+    }
+    usleep(500000);
+    pid_t nb = fork();
+    if (nb == 0) {
+        catch(SIGALRM);
+        alarm(5);               /* a parked request: EINTR or 512 */
+        double t0 = now();
+        int rc = flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+        printf("nb: LOCK_EX|LOCK_NB through the waiter's open file: %s "
+               "after %.2f s\n", rc ? strerror(rc) : "granted", now() - t0);
+        _exit(rc == EWOULDBLOCK && now() - t0 < 2 ? 0 : 1);
+    }
+    int st_nb, st_w;
+    waitpid(nb, &st_nb, 0);
+    stop(h);
+    waitpid(w, &st_w, 0);
+    printf("nb: the blocked flock after the holder went: %s\n",
+           WIFEXITED(st_w) && WEXITSTATUS(st_w) == 0 ? "granted" : "failed");
+    close(fd);
+    return WIFEXITED(st_nb) && WEXITSTATUS(st_nb) == 0 &&
+           WIFEXITED(st_w) && WEXITSTATUS(st_w) == 0 ? 0 : 1;
+}
+
+struct req {
+    int fd;
+    off_t start, len;
+    int rc;
+};
+
+static void *setlkw(void *arg)
+{
+    struct req *r = arg;
+    r->rc = setlk(r->fd, F_SETLKW, r->start, r->len);
+    return NULL;
+}
+
+static int case_replaced(const char *path)
+{
+    pid_t h = holder(path, 1);
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return 2;
+    struct req a = {fd, 0, 10, -1}, b = {fd, 50, 10, -1};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, setlkw, &a);
+    usleep(300000);
+    pthread_create(&tb, NULL, setlkw, &b);
+    pthread_join(ta, NULL);     /* ended by the newer request */
+    printf("replaced: the older F_SETLKW [0,10) -> %d (%s)\n", a.rc,
+           a.rc > 0 && a.rc < 512 ? strerror(a.rc) : "not an errno");
+    stop(h);
+    pthread_join(tb, NULL);
+    printf("replaced: the newer F_SETLKW [50,60) after the holder went -> "
+           "%s\n", b.rc ? strerror(b.rc) : "granted");
+    close(fd);
+    return a.rc == ENOLCK && b.rc == 0 ? 0 : 1;
+}
+
+static int case_intr(const char *dir, int n)
+{
+    static char buf[1 << 20];
+    memset(buf, 'a', sizeof(buf));
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/p%d", dir, i);
+        int fd = open(path, O_CREAT | O_RDWR, 0644);
+        if (fd < 0 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+            return 2;
+        int p[2];
+        if (pipe(p) != 0)
+            return 2;
+        pid_t c = fork();
+        if (c == 0) {
+            catch(SIGUSR1);
+            if (write(p[1], "x", 1) != 1)
+                _exit(3);
+            int rc = flock(fd, LOCK_EX) == 0 ? 0 : errno;
+            _exit(rc == 0 || rc == EINTR ? 0 : 3);
+        }
+        char ch;
+        if (read(p[0], &ch, 1) != 1)
+            return 2;
+        for (int k = 0; k < 300 && kill(c, SIGUSR1) == 0; k++)
+            usleep(200);
+        int st;
+        waitpid(c, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("intr: file %d: the child's flock failed\n", i);
+            return 1;
+        }
+        close(fd);
+        close(p[0]);
+        close(p[1]);
+    }
+    printf("intr: %d new files flock()ed under signals\n", n);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    alarm(60);      /* a request that never comes back fails the case */
+    if (argc == 3 && strcmp(argv[1], "nb") == 0)
+        return case_nb(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "replaced") == 0)
+        return case_replaced(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "intr") == 0)
+        return case_intr(argv[2], atoi(argv[3]));
+    fprintf(stderr, "usage: lockrace nb FILE | replaced FILE | intr DIR N\n");
+    return 2;
+}
