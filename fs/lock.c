@@ -164,12 +164,28 @@ static void unlock(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
         fuse_reply_err(req, 0);
 }
 
-/* Drops (session, owner)'s whole lock and waits of p's kind. */
+static int owner_parked(const struct zk_fs *fs, uint64_t ino,
+                        uint64_t session, uint64_t owner, uint32_t kind);
+
+/* ZK_UNLOCK_WAITS, unless a request of (session, owner) of that kind is
+ * parked here: an unlock of the owner (another descriptor's close, a
+ * LOCK_UN through the open file another process waits on) drops what it
+ * holds and leaves that wait, as Linux does (until 2026-12-05 the wait
+ * went and the request stayed parked with nothing to answer it; found
+ * by a review). */
+static uint32_t waits_too(const struct zk_fs *fs, uint64_t ino,
+                          uint64_t session, uint64_t owner, uint32_t kind)
+{
+    return owner_parked(fs, ino, session, owner, kind) ? 0 : ZK_UNLOCK_WAITS;
+}
+
+/* Drops (session, owner)'s whole lock of that kind, and its wait unless
+ * a request parked here has it. */
 static void unlock_all(struct zk_fs *fs, uint64_t ino, uint64_t session,
                        uint64_t owner, uint32_t kind)
 {
-    unlock(fs, NULL, ino, session, owner, kind | ZK_UNLOCK_WAITS, 0,
-           UINT64_MAX);
+    unlock(fs, NULL, ino, session, owner,
+           kind | waits_too(fs, ino, session, owner, kind), 0, UINT64_MAX);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -198,6 +214,16 @@ static int wait_shared(const struct zk__fs_park *p)
 {
     for (const struct zk__fs_park *o = p->fs->parked; o; o = o->next)
         if (o != p && same_wait(o, p))
+            return 1;
+    return 0;
+}
+
+static int owner_parked(const struct zk_fs *fs, uint64_t ino,
+                        uint64_t session, uint64_t owner, uint32_t kind)
+{
+    for (const struct zk__fs_park *o = fs->parked; o; o = o->next)
+        if (o->ino == ino && o->owner == owner && o->session == session &&
+            (o->flags & ZK_LOCK_FLOCK) == kind)
             return 1;
     return 0;
 }
@@ -252,6 +278,37 @@ static void on_interrupt(fuse_req_t req, void *data)
     /* Not parked yet: lock_done sees req NULL and cleans up. */
 }
 
+/* One owner has one wait per file and kind in the table. A request
+ * asking for exactly what an older parked one of the same owner asks
+ * (two threads sharing a descriptor, or a process's threads blocking on
+ * the same fcntl range) shares its wait: the grant answers both. Any
+ * other request of the owner replaces the wait in the table once it is
+ * committed (granted or queued; one that fails, e.g. a conflicting
+ * F_SETLK, changes nothing), so the older requests (of another range or
+ * mode) would never be answered: they end with ENOLCK then (their callers
+ * may retry), every one of them. Not EINTR: the kernel makes a lock
+ * request's EINTR ERESTARTSYS, which reaches a caller with no signal
+ * pending as errno 512. (Until 2026-12-05 they ended when the newer
+ * request came, with EINTR, only the first of them, and also when the
+ * newer one failed: a review found the 512, a thread later answered 0
+ * for a range it did not hold, and a wait left in the table after its
+ * request was answered.) */
+static void end_older_waits(const struct zk__fs_park *n)
+{
+    struct zk__fs_park **pp = &n->fs->parked;
+    while (*pp) {
+        struct zk__fs_park *p = *pp;
+        if (p == n || !same_wait(p, n) || same_request(p, n)) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        p->parked = 0;
+        answer(p, -ENOLCK);
+        free(p);
+    }
+}
+
 static void lock_done(void *arg, int err, const struct zk_apply_result *res)
 {
     struct zk__fs_park *p = arg;
@@ -263,6 +320,17 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
         if (p->fh)
             p->fh->lock_session = 0;
     }
+    /* A request that does not block, identical to the owner's own wait
+     * (another process sharing the open file parked in flock(LOCK_EX),
+     * then LOCK_EX|LOCK_NB through it): the table keeps the wait (it is
+     * the other request's) and reports it queued; this one cannot have
+     * the lock now. Until 2026-12-05 it was parked, unkillable. */
+    if (rc == 0 && token == 0 && !p->wait)
+        rc = -EAGAIN;
+    /* Queued, or granted by this very commit: the table has this one's
+     * wait, not theirs (a grant the owner had before changed nothing). */
+    if (rc == 0 && (token == 0 || token == res->zxid))
+        end_older_waits(p);
     if (!p->req) {              /* interrupted meanwhile */
         /* Queued: the wait goes, unless a request parked here shares it.
          * A flock granted by this very commit crossed the interrupt: it
@@ -276,13 +344,6 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
         free(p);
         return;
     }
-    /* A request that does not block, identical to the owner's own wait
-     * (another process sharing the open file parked in flock(LOCK_EX),
-     * then LOCK_EX|LOCK_NB through it): the table keeps the wait (it is
-     * the other request's) and reports it queued; this one cannot have
-     * the lock now. Until 2026-12-05 it was parked, unkillable. */
-    if (rc == 0 && token == 0 && !p->wait)
-        rc = -EAGAIN;
     if (rc == -EAGAIN)
         rc = -EWOULDBLOCK;
     if (rc == ZK_ESESSION)
@@ -346,27 +407,6 @@ static void lock_propose(struct zk__fs_park *p, int wait)
         fuse_req_interrupt_func(req, on_interrupt, p);
 }
 
-/* One owner has one wait per file and kind in the table. A request
- * asking for exactly what an older parked one of the same owner asks
- * (two threads sharing a descriptor, or a process's threads blocking on
- * the same fcntl range) shares its wait: the grant answers both. Any
- * other request replaces the wait in the table, so the older request
- * (of another range or mode) would never be answered: it ends with
- * ENOLCK instead (its caller may retry). Not EINTR: the kernel makes a
- * lock request's EINTR ERESTARTSYS, which reaches a caller with no
- * signal pending as errno 512 (found by a review). */
-static void end_older_wait(const struct zk__fs_park *n)
-{
-    for (struct zk__fs_park *p = n->fs->parked; p; p = p->next) {
-        if (!same_wait(p, n) || same_request(p, n))
-            continue;
-        unpark(p);
-        answer(p, -ENOLCK);
-        free(p);
-        return;
-    }
-}
-
 static void lock_request(fuse_req_t req, struct fuse_file_info *fi,
                          uint64_t ino, uint64_t session,
                          uint64_t owner, uint32_t flags, uint64_t start,
@@ -381,7 +421,6 @@ static void lock_request(fuse_req_t req, struct fuse_file_info *fi,
                                .ino = ino, .owner = owner,
                                .session = session, .flags = flags,
                                .start = start, .end = end };
-    end_older_wait(p);
     p->fh = (struct zk__fs_fh *)(uintptr_t)fi->fh;
     lock_propose(p, wait);
 }
@@ -410,7 +449,8 @@ void zk__fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     if ((op & ~LOCK_NB) == LOCK_UN) {
         ((struct zk__fs_fh *)(uintptr_t)fi->fh)->lock_session = 0;
         unlock(fs, req, ino, session, fi->lock_owner,
-               ZK_LOCK_FLOCK | ZK_UNLOCK_WAITS, 0, UINT64_MAX);
+               ZK_LOCK_FLOCK | waits_too(fs, ino, session, fi->lock_owner,
+                                         ZK_LOCK_FLOCK), 0, UINT64_MAX);
         return;
     }
     uint32_t flags = ZK_LOCK_FLOCK;
@@ -572,7 +612,9 @@ int zk__fs_lock_flush(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
     }
     *u = (struct unl){ .fs = fs, .req = req, .ino = ino,
                        .owner = fi->lock_owner, .session = session,
-                       .flags = ZK_UNLOCK_WAITS, .start = 0,
+                       .flags = waits_too(fs, ino, session,
+                                          fi->lock_owner, 0),
+                       .start = 0,
                        .end = UINT64_MAX,
                        .flush = (struct zk__fs_fh *)(uintptr_t)fi->fh };
     if (unlock_propose(u) == 0)

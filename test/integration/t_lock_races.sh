@@ -8,14 +8,21 @@
 #  - of two threads blocked in F_SETLKW for different ranges, the older
 #    ends with ENOLCK (it got EINTR, which the kernel makes ERESTARTSYS:
 #    errno 512 in a caller with no signal pending);
+#  - two threads sharing a wait for one range and a third asking another:
+#    both older end with ENOLCK (one was answered 0 later, for a range it
+#    did not hold); a thread's F_SETLK that conflicts and fails leaves
+#    another thread's wait as it was (it was ended, its wait left in the
+#    table, granted to nobody's knowledge); a LOCK_UN through the open
+#    file another process waits in flock() on leaves that wait (it was
+#    stranded until a signal);
 #  - a flock() interrupted while it waits for a new file's create is
 #    answered without a use after free (libfuse called the interrupt
 #    handler under the request's mutex, which the answer freed). Run on
 #    the ASan+UBSan daemon, whose log must have no report; but that use
 #    (an unlock of the freed mutex, inside libc) is one ASan does not see:
 #    valgrind showed it (160 reports in 20 runs before the fix, none
-#    after). This case only runs the path; the first two fail on the code
-#    before the fix (a 60 s hang, errno 512).
+#    after). This case only runs the path; the others fail on the code
+#    before the fix (a 60 s hang, errno 512, ...).
 . "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,6 +48,12 @@ for r in 1 2 3; do
     "$RACE" nb "$M/nb.$r" || fail "nb round $r"
     echo x >"$M/rep.$r"
     "$RACE" replaced "$M/rep.$r" || fail "replaced round $r"
+    echo x >"$M/sh.$r"
+    "$RACE" shared3 "$M/sh.$r" || fail "shared3 round $r"
+    echo x >"$M/fl.$r"
+    "$RACE" failed "$M/fl.$r" || fail "failed round $r"
+    echo x >"$M/un.$r"
+    "$RACE" unlock "$M/un.$r" || fail "unlock round $r"
 done
 mkdir "$M/intr"
 "$RACE" intr "$M/intr" 20 || fail "intr"

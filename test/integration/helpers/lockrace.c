@@ -8,6 +8,12 @@
  *   lockrace replaced FILE  two threads of one process in F_SETLKW for
  *                           different ranges: the older ends with a real
  *                           errno (ENOLCK), not 512 (ERESTARTSYS)
+ *   lockrace shared3 FILE   two threads share a wait for one range, a
+ *                           third asks another: both older end (ENOLCK)
+ *   lockrace failed FILE    a thread's F_SETLK that conflicts and fails
+ *                           leaves another thread's wait as it was
+ *   lockrace unlock FILE    LOCK_UN through the open file another process
+ *                           waits in flock() on: that wait goes on
  *   lockrace intr DIR N     N new files (1 MiB written, not closed) each
  *                           flock()ed by a child that gets SIGUSR1 every
  *                           200 µs: the request is interrupted while it
@@ -157,6 +163,83 @@ static int case_replaced(const char *path)
     return a.rc == ENOLCK && b.rc == 0 ? 0 : 1;
 }
 
+/* Two threads share a wait for [0,10); a third asks [50,60): both older
+ * end (ENOLCK), the third is granted when the holder goes. */
+static int case_shared3(const char *path)
+{
+    pid_t h = holder(path, 1);
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return 2;
+    struct req a = {fd, 0, 10, -1}, b = {fd, 0, 10, -1}, c = {fd, 50, 10, -1};
+    pthread_t ta, tb, tc;
+    pthread_create(&ta, NULL, setlkw, &a);
+    usleep(200000);
+    pthread_create(&tb, NULL, setlkw, &b);
+    usleep(200000);
+    pthread_create(&tc, NULL, setlkw, &c);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    stop(h);
+    pthread_join(tc, NULL);
+    printf("shared3: [0,10) twice -> %s, %s; [50,60) -> %s\n",
+           a.rc ? strerror(a.rc) : "granted", b.rc ? strerror(b.rc) : "granted",
+           c.rc ? strerror(c.rc) : "granted");
+    close(fd);
+    return a.rc == ENOLCK && b.rc == ENOLCK && c.rc == 0 ? 0 : 1;
+}
+
+/* A thread waits for [0,10); another's F_SETLK of [20,30) conflicts and
+ * fails: the first still waits, and is granted when the holder goes. */
+static int case_failed(const char *path)
+{
+    pid_t h = holder(path, 1);
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return 2;
+    struct req a = {fd, 0, 10, -1};
+    pthread_t ta;
+    pthread_create(&ta, NULL, setlkw, &a);
+    usleep(300000);
+    int rc = setlk(fd, F_SETLK, 20, 10);
+    usleep(300000);
+    stop(h);
+    pthread_join(ta, NULL);
+    printf("failed: F_SETLK [20,30) -> %s; the waiting [0,10) -> %s\n",
+           rc ? strerror(rc) : "granted", a.rc ? strerror(a.rc) : "granted");
+    close(fd);
+    return rc == EAGAIN && a.rc == 0 ? 0 : 1;
+}
+
+/* A process waits in flock(LOCK_EX); another sharing its open file does
+ * LOCK_UN: the wait goes on, and is granted when the holder goes. */
+static int case_unlock(const char *path)
+{
+    pid_t h = holder(path, 0);
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return 2;
+    pid_t w = fork();
+    if (w == 0) {
+        catch(SIGALRM);
+        alarm(20);
+        _exit(flock(fd, LOCK_EX) == 0 ? 0 : 4);
+    }
+    usleep(500000);
+    int rc = flock(fd, LOCK_UN) == 0 ? 0 : errno;
+    usleep(300000);
+    double t0 = now();
+    stop(h);
+    int st;
+    waitpid(w, &st, 0);
+    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    printf("unlock: LOCK_UN through the open file -> %s; the waiting flock "
+           "-> %s %.2f s after the holder went\n", rc ? strerror(rc) : "ok",
+           ok ? "granted" : "failed", now() - t0);
+    close(fd);
+    return rc == 0 && ok && now() - t0 < 10 ? 0 : 1;
+}
+
 static int case_intr(const char *dir, int n)
 {
     static char buf[1 << 20];
@@ -205,8 +288,15 @@ int main(int argc, char **argv)
         return case_nb(argv[2]);
     if (argc == 3 && strcmp(argv[1], "replaced") == 0)
         return case_replaced(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "shared3") == 0)
+        return case_shared3(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "failed") == 0)
+        return case_failed(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "unlock") == 0)
+        return case_unlock(argv[2]);
     if (argc == 4 && strcmp(argv[1], "intr") == 0)
         return case_intr(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: lockrace nb FILE | replaced FILE | intr DIR N\n");
+    fprintf(stderr, "usage: lockrace nb|replaced|shared3|failed|unlock FILE | "
+                    "intr DIR N\n");
     return 2;
 }
