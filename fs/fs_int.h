@@ -572,6 +572,9 @@ void zk__fs_barrier_waited(struct zk_fs *fs, uint64_t t0_ns);
 int zk__fs_result_err(int err, const struct zk_apply_result *res);
 void zk__fs_reply_errno(fuse_req_t req, int err);
 int zk__fs_stale(int err);
+/* The process (thread group) of thread tid, from /proc; tid itself if
+ * that cannot be read. */
+pid_t zk__fs_tgid(pid_t tid);
 void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
                          size_t size);
 void zk__fs_cred_from_req(fuse_req_t req, struct zk__fs_cred *out);

@@ -378,9 +378,12 @@ static void lock_propose(struct zk__fs_park *p, int wait)
 {
     uint8_t d[ZK_LOCK_DATA_SIZE];
     char who[ZK_OWNER_MAX];
-    pid_t tid = fuse_req_ctx(p->req)->pid;
-    zk__fs_caller_owner(p->fs, tid, who, sizeof(who));
-    put_range(d, p->owner, p->start, p->end, (uint32_t)tid);
+    /* F_GETLK reports the process, as Linux does, not the thread that
+     * asked (FUSE gives the thread; until 2026-12-05 F_GETLK showed it,
+     * and 0 once that thread had exited: found by a review). */
+    pid_t pid = zk__fs_tgid(fuse_req_ctx(p->req)->pid);
+    zk__fs_caller_owner(p->fs, pid, who, sizeof(who));
+    put_range(d, p->owner, p->start, p->end, (uint32_t)pid);
     struct zk_op lop = {
         .type = ZK_OP_LOCK, .ino = p->ino, .session = p->session,
         .flags = p->flags | (wait ? ZK_LOCK_WAIT : 0),

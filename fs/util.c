@@ -217,8 +217,7 @@ void zk__fs_reply_errno(fuse_req_t req, int err)
 
 /* "host:pid" of the process a request came from: fuse_req_ctx()->pid is
  * the calling thread, /proc/TID/status names its thread group. */
-void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
-                         size_t size)
+pid_t zk__fs_tgid(pid_t tid)
 {
     long pid = tid;
     char path[64], line[128];
@@ -230,7 +229,13 @@ void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
                 break;
         fclose(f);
     }
-    snprintf(buf, size, "%s:%ld", fs->host, pid);
+    return (pid_t)pid;
+}
+
+void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
+                         size_t size)
+{
+    snprintf(buf, size, "%s:%ld", fs->host, (long)zk__fs_tgid(tid));
 }
 
 /* Copies the requester's identity, supplementary groups included. */

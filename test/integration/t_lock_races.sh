@@ -15,6 +15,8 @@
 #    table, granted to nobody's knowledge); a LOCK_UN through the open
 #    file another process waits in flock() on leaves that wait (it was
 #    stranded until a signal);
+#  - F_GETLK names the process of a lock a thread took (it named the
+#    thread, 0 once the thread had exited);
 #  - a flock() interrupted while it waits for a new file's create is
 #    answered without a use after free (libfuse called the interrupt
 #    handler under the request's mutex, which the answer freed). Run on
@@ -54,6 +56,8 @@ for r in 1 2 3; do
     "$RACE" failed "$M/fl.$r" || fail "failed round $r"
     echo x >"$M/un.$r"
     "$RACE" unlock "$M/un.$r" || fail "unlock round $r"
+    echo x >"$M/pid.$r"
+    "$RACE" getlkpid "$M/pid.$r" || fail "getlkpid round $r"
 done
 mkdir "$M/intr"
 "$RACE" intr "$M/intr" 20 || fail "intr"

@@ -14,6 +14,8 @@
  *                           leaves another thread's wait as it was
  *   lockrace unlock FILE    LOCK_UN through the open file another process
  *                           waits in flock() on: that wait goes on
+ *   lockrace getlkpid FILE  F_GETLK reports the process of a lock a
+ *                           thread took, not the thread
  *   lockrace intr DIR N     N new files (1 MiB written, not closed) each
  *                           flock()ed by a child that gets SIGUSR1 every
  *                           200 µs: the request is interrupted while it
@@ -240,6 +242,49 @@ static int case_unlock(const char *path)
     return rc == 0 && ok && now() - t0 < 10 ? 0 : 1;
 }
 
+static void *setlk_then_exit(void *arg)
+{
+    struct req *r = arg;
+    r->rc = setlk(r->fd, F_SETLK, r->start, r->len);
+    return NULL;
+}
+
+/* A thread other than the main one takes [0,10) and exits: another
+ * process's F_GETLK reports the locker's process id. */
+static int case_getlkpid(const char *path)
+{
+    int p[2], q[2];
+    if (pipe(p) != 0 || pipe(q) != 0)
+        return 2;
+    pid_t locker = fork();
+    if (locker == 0) {
+        int fd = open(path, O_RDWR);
+        struct req a = {fd, 0, 10, -1};
+        pthread_t t;
+        pthread_create(&t, NULL, setlk_then_exit, &a);
+        pthread_join(t, NULL);
+        char c = a.rc == 0 ? 'y' : 'n';
+        if (write(p[1], &c, 1) != 1 || read(q[0], &c, 1) != 1)
+            _exit(3);
+        _exit(0);
+    }
+    char c;
+    if (read(p[0], &c, 1) != 1 || c != 'y')
+        return 1;
+    int fd = open(path, O_RDWR);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                       .l_start = 0, .l_len = 10};
+    int rc = fcntl(fd, F_GETLK, &fl) == 0 ? 0 : errno;
+    printf("getlkpid: F_GETLK -> %s, l_pid %d (the locker is %d)\n",
+           rc ? strerror(rc) : fl.l_type == F_UNLCK ? "unlocked" : "locked",
+           (int)fl.l_pid, (int)locker);
+    if (write(q[1], "x", 1) != 1)
+        return 2;
+    waitpid(locker, NULL, 0);
+    close(fd);
+    return rc == 0 && fl.l_type == F_WRLCK && fl.l_pid == locker ? 0 : 1;
+}
+
 static int case_intr(const char *dir, int n)
 {
     static char buf[1 << 20];
@@ -288,6 +333,8 @@ int main(int argc, char **argv)
         return case_nb(argv[2]);
     if (argc == 3 && strcmp(argv[1], "replaced") == 0)
         return case_replaced(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "getlkpid") == 0)
+        return case_getlkpid(argv[2]);
     if (argc == 3 && strcmp(argv[1], "shared3") == 0)
         return case_shared3(argv[2]);
     if (argc == 3 && strcmp(argv[1], "failed") == 0)
@@ -296,7 +343,7 @@ int main(int argc, char **argv)
         return case_unlock(argv[2]);
     if (argc == 4 && strcmp(argv[1], "intr") == 0)
         return case_intr(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: lockrace nb|replaced|shared3|failed|unlock FILE | "
+    fprintf(stderr, "usage: lockrace nb|replaced|shared3|failed|unlock|getlkpid FILE | "
                     "intr DIR N\n");
     return 2;
 }
