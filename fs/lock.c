@@ -344,6 +344,12 @@ static void lock_done(void *arg, int err, const struct zk_apply_result *res)
         free(p);
         return;
     }
+    /* The session it was made in was given up meanwhile (its parked
+     * waits were answered ENOLINK then, zk__fs_lock_session_lost): what
+     * it got, a grant or a place in the queue, goes with that session's
+     * close; parked, nothing would ever answer it (found by a review). */
+    if (rc == 0 && p->session != zk_replica_session(p->fs->replica))
+        rc = ZK_ESESSION;
     if (rc == -EAGAIN)
         rc = -EWOULDBLOCK;
     if (rc == ZK_ESESSION)
