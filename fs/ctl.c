@@ -187,13 +187,21 @@ static void respond_stat(struct ctl *c, uint64_t ino)
     ctl_respond(c, 0, NULL, body, stat_body(&st, body, sizeof(body)));
 }
 
-/* Holds an ephemeral this description created; past the limit, or when
- * the description is already released, it is released at once. */
-static void hold(struct ctl *c, uint64_t ino)
+/* Holds an ephemeral this description created (in transaction zxid, so
+ * that a txn's CHECK or SET_DATA of somebody else's ephemeral does not
+ * make it ours: its release would delete it; until 2026-12-05 any user
+ * could delete any ephemeral that way, found by a review); past the
+ * limit, or when the description is already released, it is released at
+ * once. */
+static void hold(struct ctl *c, uint64_t ino, uint64_t zxid)
 {
     struct zk_stat st;
-    if (zk_store_getattr(c->fs->store, ino, &st) != 0 || !st.ephemeral_owner)
+    if (zk_store_getattr(c->fs->store, ino, &st) != 0 ||
+        !st.ephemeral_owner || st.czxid != zxid)
         return;
+    for (int i = 0; i < c->nheld; i++)
+        if (c->held_inos[i] == ino)
+            return;             /* created and set in one txn */
     if (!c->released && c->nheld < ZK__FS_CTL_HELD_MAX)
         c->held_inos[c->nheld++] = ino;
     else
@@ -251,6 +259,25 @@ static int may_write_node(struct ctl *c, const char *path, int must_exist)
     return rc ? rc : zk__fs_may(&c->cred, &st, 2);
 }
 
+/* Checks path and that c may look its last component up: search
+ * permission on an existing parent directory (a CHECK says whether the
+ * node exists and its version). */
+static int may_see_node(struct ctl *c, const char *path)
+{
+    char parent[ZK_PATH_MAX];
+    struct zk_stat pst;
+    int rc = zk_path_check(path, strlen(path));
+    if (rc || strcmp(path, "/") == 0)
+        return rc;
+    split_parent(path, parent, sizeof(parent));
+    rc = zk_store_resolve(c->fs->store, parent, &pst);
+    if (rc == -ENOENT)
+        return 0;               /* the store answers ENOENT */
+    if (rc == 0 && pst.kind != ZK_KIND_DIR)
+        rc = -ENOTDIR;
+    return rc ? rc : zk__fs_may(&c->cred, &pst, 1);
+}
+
 static void fill_create(struct ctl *c, struct zk_op *op, const char *owner)
 {
     op->mode = (op->flags & ZK_CREATE_DIR) ? 0755 : 0644;
@@ -273,7 +300,7 @@ static void create_done(void *arg, int err, const struct zk_apply_result *res)
         ctl_respond(c, rc, NULL, "", 0);
         return;
     }
-    hold(c, res->ops[0].ino);
+    hold(c, res->ops[0].ino, res->zxid);
     ctl_respondf(c, 0, "%s\n", res->ops[0].path);
 }
 
@@ -380,7 +407,7 @@ static void txn_done(void *arg, int err, const struct zk_apply_result *res)
         pos += (size_t)snprintf(body + pos, cap - pos, "%d\t%s\n", e,
                                 res->ops[i].path);
         if (res->err == 0)
-            hold(c, res->ops[i].ino);
+            hold(c, res->ops[i].ino, res->zxid);
     }
     ctl_respond(c, zk__fs_result_err(0, res), NULL, body, pos);
     free(body);
@@ -398,8 +425,8 @@ static int txn_op(struct ctl *c, struct zk_op *op, const char *owner)
         return may_change_entry(c, op->path, 0);
     case ZK_OP_SET_DATA:
         return may_write_node(c, op->path, 0);
-    case ZK_OP_CHECK:
-        return zk_path_check(op->path, strlen(op->path));
+    case ZK_OP_CHECK:           /* a stat: search on the parent */
+        return may_see_node(c, op->path);
     default:
         return -EINVAL;
     }
