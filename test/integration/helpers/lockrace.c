@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,16 @@ static void catch(int sig)
     sigaction(sig, &sa, NULL);
 }
 
+/* fork(), with the child killed when this process ends (also when a case
+ * fails by its alarm: no child is left behind). */
+static pid_t spawn(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+    return pid;
+}
+
 static int setlk(int fd, int cmd, off_t start, off_t len)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
@@ -69,7 +80,7 @@ static pid_t holder(const char *path, int posix)
     int p[2];
     if (pipe(p) != 0)
         exit(2);
-    pid_t pid = fork();
+    pid_t pid = spawn();
     if (pid == 0) {
         int fd = open(path, O_RDWR);
         int rc = fd < 0 ? errno
@@ -102,14 +113,14 @@ static int case_nb(const char *path)
     int fd = open(path, O_RDWR);
     if (fd < 0)
         return 2;
-    pid_t w = fork();
+    pid_t w = spawn();
     if (w == 0) {               /* blocks until the holder goes */
         catch(SIGALRM);
         alarm(20);
         _exit(flock(fd, LOCK_EX) == 0 ? 0 : 4);
     }
     usleep(500000);
-    pid_t nb = fork();
+    pid_t nb = spawn();
     if (nb == 0) {
         catch(SIGALRM);
         alarm(5);               /* a parked request: EINTR or 512 */
@@ -221,7 +232,7 @@ static int case_unlock(const char *path)
     int fd = open(path, O_RDWR);
     if (fd < 0)
         return 2;
-    pid_t w = fork();
+    pid_t w = spawn();
     if (w == 0) {
         catch(SIGALRM);
         alarm(20);
@@ -256,7 +267,7 @@ static int case_getlkpid(const char *path)
     int p[2], q[2];
     if (pipe(p) != 0 || pipe(q) != 0)
         return 2;
-    pid_t locker = fork();
+    pid_t locker = spawn();
     if (locker == 0) {
         int fd = open(path, O_RDWR);
         struct req a = {fd, 0, 10, -1};
@@ -298,7 +309,7 @@ static int case_intr(const char *dir, int n)
         int p[2];
         if (pipe(p) != 0)
             return 2;
-        pid_t c = fork();
+        pid_t c = spawn();
         if (c == 0) {
             catch(SIGUSR1);
             if (write(p[1], "x", 1) != 1)
