@@ -678,6 +678,21 @@ static void prov_end(struct zk_fs *fs, struct zk__fs_prov *pv,
     }
 }
 
+/* A flush, fsync or release that waited for another commit of fh (an
+ * O_APPEND one, or a provisional create's): it commits what is left, or,
+ * when nothing is, is answered as that commit was, once the echo thread
+ * has invalidated the file. */
+static void commit_rest(struct zk_fs *fs, fuse_req_t req,
+                        struct zk__fs_fh *fh, int all, int pause)
+{
+    if (!fh->poisoned && !fh->dirty && !(all && fh->trunc) && !fh->prov) {
+        if (req)
+            reply_commit(fs, req, 0, all);
+    } else {
+        commit_fh_ex(fs, req, fh, all, pause, 0);
+    }
+}
+
 /* fh's O_APPEND commit is done: the flushes and fsyncs that waited for
  * it go on in order, until one starts the next commit (the rest wait for
  * that one). One that finds nothing left to commit had all its data in
@@ -689,13 +704,8 @@ static void run_waits(struct zk_fs *fs, struct zk__fs_fh *fh)
     while (fh->waits && !fh->acommit) {
         struct zk__fs_fh_wait *w = fh->waits;
         fh->waits = w->next;
-        if (!fh->poisoned && !fh->dirty && !(w->all && fh->trunc)) {
-            if (w->req)
-                reply_commit(fs, w->req, 0, w->all);
-        } else {
-            commit_fh_ex(fs, w->req, fh, w->all, w->pause, 0);
-        }
-        fh_unref(fh);           /* the waiter's; commit_fh_ex took its own */
+        commit_rest(fs, w->req, fh, w->all, w->pause);
+        fh_unref(fh);           /* the waiter's; a commit takes its own */
         free(w);
     }
 }
@@ -935,12 +945,8 @@ void zk__fs_prov_commit_again(struct zk_fs *fs, fuse_req_t req,
     if (err) {
         if (req)
             zk__fs_reply_errno(req, err);
-    } else if (!fh->poisoned && !fh->dirty && !(all && fh->trunc) &&
-               !fh->prov) {
-        if (req)
-            reply_commit(fs, req, 0, all); /* the create committed it all */
     } else {
-        commit_fh(fs, req, fh, all);
+        commit_rest(fs, req, fh, all, req == NULL);
     }
     fh_unref(fh);
 }

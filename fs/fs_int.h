@@ -575,6 +575,8 @@ int zk__fs_stale(int err);
 /* The process (thread group) of thread tid, from /proc; tid itself if
  * that cannot be read. */
 pid_t zk__fs_tgid(pid_t tid);
+/* "host:pid", the owner of an ephemeral or a lock, for process pid. */
+void zk__fs_owner_of(struct zk_fs *fs, pid_t pid, char *buf, size_t size);
 void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
                          size_t size);
 void zk__fs_cred_from_req(fuse_req_t req, struct zk__fs_cred *out);

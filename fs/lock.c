@@ -164,30 +164,6 @@ static void unlock(struct zk_fs *fs, fuse_req_t req, uint64_t ino,
         fuse_reply_err(req, 0);
 }
 
-static int owner_parked(const struct zk_fs *fs, uint64_t ino,
-                        uint64_t session, uint64_t owner, uint32_t kind);
-
-/* ZK_UNLOCK_WAITS, unless a request of (session, owner) of that kind is
- * parked here: an unlock of the owner (another descriptor's close, a
- * LOCK_UN through the open file another process waits on) drops what it
- * holds and leaves that wait, as Linux does (until 2026-12-05 the wait
- * went and the request stayed parked with nothing to answer it; found
- * by a review). */
-static uint32_t waits_too(const struct zk_fs *fs, uint64_t ino,
-                          uint64_t session, uint64_t owner, uint32_t kind)
-{
-    return owner_parked(fs, ino, session, owner, kind) ? 0 : ZK_UNLOCK_WAITS;
-}
-
-/* Drops (session, owner)'s whole lock of that kind, and its wait unless
- * a request parked here has it. */
-static void unlock_all(struct zk_fs *fs, uint64_t ino, uint64_t session,
-                       uint64_t owner, uint32_t kind)
-{
-    unlock(fs, NULL, ino, session, owner,
-           kind | waits_too(fs, ino, session, owner, kind), 0, UINT64_MAX);
-}
-
 /* ------------------------------------------------------------------------ */
 /* parked requests                                                           */
 /* ------------------------------------------------------------------------ */
@@ -218,14 +194,36 @@ static int wait_shared(const struct zk__fs_park *p)
     return 0;
 }
 
-static int owner_parked(const struct zk_fs *fs, uint64_t ino,
-                        uint64_t session, uint64_t owner, uint32_t kind)
+
+
+/* Whether a request of (session, owner) of that kind waits here. */
+static int owner_parked(struct zk_fs *fs, uint64_t ino, uint64_t session,
+                        uint64_t owner, uint32_t kind)
 {
-    for (const struct zk__fs_park *o = fs->parked; o; o = o->next)
-        if (o->ino == ino && o->owner == owner && o->session == session &&
-            (o->flags & ZK_LOCK_FLOCK) == kind)
-            return 1;
-    return 0;
+    const struct zk__fs_park key = {.fs = fs, .ino = ino, .owner = owner,
+                                    .session = session, .flags = kind};
+    return wait_shared(&key);
+}
+
+/* ZK_UNLOCK_WAITS, unless a request of (session, owner) of that kind is
+ * parked here: an unlock of the owner (another descriptor's close, a
+ * LOCK_UN through the open file another process waits on) drops what it
+ * holds and leaves that wait, as Linux does (until 2026-12-05 the wait
+ * went and the request stayed parked with nothing to answer it; found
+ * by a review). */
+static uint32_t waits_too(struct zk_fs *fs, uint64_t ino,
+                          uint64_t session, uint64_t owner, uint32_t kind)
+{
+    return owner_parked(fs, ino, session, owner, kind) ? 0 : ZK_UNLOCK_WAITS;
+}
+
+/* Drops (session, owner)'s whole lock of that kind, and its wait unless
+ * a request parked here has it. */
+static void unlock_all(struct zk_fs *fs, uint64_t ino, uint64_t session,
+                       uint64_t owner, uint32_t kind)
+{
+    unlock(fs, NULL, ino, session, owner,
+           kind | waits_too(fs, ino, session, owner, kind), 0, UINT64_MAX);
 }
 
 static void unpark(struct zk__fs_park *p)
@@ -388,7 +386,7 @@ static void lock_propose(struct zk__fs_park *p, int wait)
      * asked (FUSE gives the thread; until 2026-12-05 F_GETLK showed it,
      * and 0 once that thread had exited: found by a review). */
     pid_t pid = zk__fs_tgid(fuse_req_ctx(p->req)->pid);
-    zk__fs_caller_owner(p->fs, pid, who, sizeof(who));
+    zk__fs_owner_of(p->fs, pid, who, sizeof(who));
     put_range(d, p->owner, p->start, p->end, (uint32_t)pid);
     struct zk_op lop = {
         .type = ZK_OP_LOCK, .ino = p->ino, .session = p->session,

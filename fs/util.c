@@ -232,10 +232,15 @@ pid_t zk__fs_tgid(pid_t tid)
     return (pid_t)pid;
 }
 
+void zk__fs_owner_of(struct zk_fs *fs, pid_t pid, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s:%ld", fs->host, (long)pid);
+}
+
 void zk__fs_caller_owner(struct zk_fs *fs, pid_t tid, char *buf,
                          size_t size)
 {
-    snprintf(buf, size, "%s:%ld", fs->host, (long)zk__fs_tgid(tid));
+    zk__fs_owner_of(fs, zk__fs_tgid(tid), buf, size);
 }
 
 /* Copies the requester's identity, supplementary groups included. */

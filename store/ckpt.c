@@ -668,11 +668,7 @@ int zk__ckpt_start(struct zk_store *s, uint64_t interval_ms,
      * that a power cut could still take away, and the next open, finding
      * it, would not sync again (then a later open would take the LMDB
      * file, written without syncs, for whole). */
-    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -errno;
-    rc = fsync(dfd) == 0 ? 0 : -errno;
-    close(dfd);
+    rc = zk__sync_dir_path(s->dir);
     if (rc != 0)
         return rc;
     /* From here on a commit is not synced: its pages and meta page are

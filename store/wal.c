@@ -110,6 +110,15 @@ static int io_all(int fd, void *buf, size_t len, uint64_t off, int writing)
     return 0;
 }
 
+int zk__sync_dir_path(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -errno;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int zk__pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     return io_all(fd, (void *)buf, len, off, 1);
@@ -214,6 +223,22 @@ static int seg_push(struct zk__wal *w, const struct seg *sg)
     return 0;
 }
 
+/* Deletes segment sg's file and closes it; -errno (logged) when the
+ * file cannot be deleted: then it stays open. */
+static int seg_unlink(struct zk__wal *w, struct seg *sg)
+{
+    char name[64];
+    seg_name(name, sizeof(name), w->gen, sg->seq, "wal");
+    if (unlinkat(w->dirfd, name, 0) != 0) {
+        int err = -errno;
+        zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s", w->dir, name,
+               strerror(-err));
+        return err;
+    }
+    close(sg->fd);
+    return 0;
+}
+
 /* Closes and deletes segments [from, nsegs), the last one first. With
  * durable, the directory is synced after each deletion, and the first
  * deletion or sync that fails stops it (the segments not deleted stay,
@@ -225,21 +250,15 @@ static int seg_push(struct zk__wal *w, const struct seg *sg)
  * generation thrown away), every one is tried. */
 static int segs_drop_tail(struct zk__wal *w, size_t from, int durable)
 {
-    char name[64];
     while (w->nsegs > from) {
         struct seg *sg = &w->segs[w->nsegs - 1];
-        seg_name(name, sizeof(name), w->gen, sg->seq, "wal");
-        if (unlinkat(w->dirfd, name, 0) != 0) {
-            int err = -errno;
-            zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s", w->dir,
-                   name, strerror(-err));
-            if (durable)
-                return err;
-        }
-        close(sg->fd);
-        w->nsegs--;
-        int rc = durable ? sync_dir(w) : 0;
+        int rc = seg_unlink(w, sg);
+        if (rc != 0 && durable)
+            return rc;
         if (rc != 0)
+            close(sg->fd);
+        w->nsegs--;
+        if (durable && (rc = sync_dir(w)) != 0)
             return rc;
     }
     return 0;
@@ -519,14 +538,9 @@ static int wal_dir_open(struct zk__wal *w, const char *dir)
      * and its sync left entries a power cut could still take away (a
      * segment whose records were synced and acknowledged among them),
      * and the next open, finding them, would not sync them again. */
-    int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (pfd < 0 || fsync(pfd) != 0) {
-        int err = -errno;
-        if (pfd >= 0)
-            close(pfd);
-        return err;
-    }
-    close(pfd);
+    int rc = zk__sync_dir_path(dir);
+    if (rc != 0)
+        return rc;
     w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dirfd < 0)
         return -errno;
@@ -745,7 +759,6 @@ static uint64_t live_bytes(const struct zk__wal *w)
 void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep,
                   uint64_t keep_bytes)
 {
-    char name[64];
     pthread_mutex_lock(&w->mu);
     size_t k = ent_upper(w, upto);
     if (k > keep) {
@@ -773,19 +786,14 @@ void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep,
      * (its records and the next segment's would read as one log with a
      * hole; deletions reach the disk in any order otherwise). */
     for (size_t i = 0; i < drop; i++) {
-        seg_name(name, sizeof(name), w->gen, w->segs[i].seq, "wal");
-        if (unlinkat(w->dirfd, name, 0) != 0) {
-            zk_log(ZK_LOG_WARN, "store: cannot delete %s/%s: %s (it and "
-                   "the segments after it stay until the next trim)",
-                   w->dir, name, strerror(errno));
-            drop = i;
+        if (seg_unlink(w, &w->segs[i]) != 0) {
+            drop = i;           /* it and the later ones: the next trim */
             break;
         }
-        close(w->segs[i].fd);
         if (sync_dir(w) != 0) {
-            zk_log(ZK_LOG_WARN, "store: cannot sync %s: %s (the segments "
-                   "after %s stay until the next trim)", w->dir,
-                   strerror(errno), name);
+            zk_log(ZK_LOG_WARN, "store: cannot sync %s: %s (the later "
+                   "segments stay until the next trim)", w->dir,
+                   strerror(errno));
             drop = i + 1;
         }
     }

@@ -84,6 +84,8 @@ int zk__wal_truncate(struct zk__wal *w, uint64_t after);
 /* pwrite / pread of all len bytes at off (a short transfer goes on; end
  * of file is -EIO); -errno. Also ckpt.c's. */
 int zk__pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* fsync of directory dir (its entries durable); -errno on failure. */
+int zk__sync_dir_path(const char *dir);
 int zk__pread_all(int fd, void *buf, size_t len, uint64_t off);
 void zk__wal_trim(struct zk__wal *w, uint64_t upto, uint64_t keep,
                   uint64_t keep_bytes);

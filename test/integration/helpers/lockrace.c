@@ -107,18 +107,26 @@ static void stop(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* A process blocked in flock(fd, LOCK_EX) (at most 20 s): exits 0 once
+ * granted. */
+static pid_t flock_waiter(int fd)
+{
+    pid_t w = spawn();
+    if (w == 0) {
+        catch(SIGALRM);
+        alarm(20);
+        _exit(flock(fd, LOCK_EX) == 0 ? 0 : 4);
+    }
+    return w;
+}
+
 static int case_nb(const char *path)
 {
     pid_t h = holder(path, 0);
     int fd = open(path, O_RDWR);
     if (fd < 0)
         return 2;
-    pid_t w = spawn();
-    if (w == 0) {               /* blocks until the holder goes */
-        catch(SIGALRM);
-        alarm(20);
-        _exit(flock(fd, LOCK_EX) == 0 ? 0 : 4);
-    }
+    pid_t w = flock_waiter(fd);     /* blocks until the holder goes */
     usleep(500000);
     pid_t nb = spawn();
     if (nb == 0) {
@@ -232,12 +240,7 @@ static int case_unlock(const char *path)
     int fd = open(path, O_RDWR);
     if (fd < 0)
         return 2;
-    pid_t w = spawn();
-    if (w == 0) {
-        catch(SIGALRM);
-        alarm(20);
-        _exit(flock(fd, LOCK_EX) == 0 ? 0 : 4);
-    }
+    pid_t w = flock_waiter(fd);
     usleep(500000);
     int rc = flock(fd, LOCK_UN) == 0 ? 0 : errno;
     usleep(300000);
